@@ -1,0 +1,118 @@
+"""``reconciler repo list|show|history|create|delete``."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.context import AppContext, echo_json, pass_app
+
+
+@click.group("repo")
+def repo_group() -> None:
+    """List, show and manage repositories."""
+
+
+@repo_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def list_cmd(app: AppContext, as_json: bool) -> None:
+    """List repositories with their latest version and publication."""
+    repos = app.store.repository_list()
+    if as_json:
+        echo_json([{"id": r.id, "latest_version": r.latest_version, "feed": r.feed,
+                    "upstream_name": r.upstream_name, "publish_name": r.publish_name,
+                    "published_version": r.published_version, "protected": r.protected} for r in repos])
+        return
+    if not repos:
+        click.echo("no repositories")
+        return
+    for r in repos:
+        pub = f"published as {r.publish_name}@{r.published_version}" if r.published_version is not None else "not published"
+        click.echo(f"{r.id}\tversion {r.latest_version}\t{pub}")
+
+
+@repo_group.command("show")
+@click.argument("repo_id")
+@click.option("--version", "number", type=int, default=None, help="Show this version instead of the latest.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def show_cmd(app: AppContext, repo_id: str, number: int | None, as_json: bool) -> None:
+    """Show a repository's tags and content counts.
+
+    \b
+    Example:
+      reconciler repo show synctest --json
+    """
+    repo = app.store.repository_get(repo_id)
+    version = app.store.version_get(repo_id, number)
+    tags = {name: str(e.digest) for name, e in sorted(version.tags.items())}
+    if as_json:
+        echo_json({
+            "id": repo.id, "version": version.number, "latest_version": repo.latest_version,
+            "feed": repo.feed, "upstream_name": repo.upstream_name,
+            "publish_name": repo.publish_name, "published_version": repo.published_version,
+            "protected": repo.protected,
+            "tags": tags,
+            "tag_origins": {name: e.origin.value for name, e in sorted(version.tags.items())},
+            "counts": {**version.content.counts(), "tags": len(tags)},
+        })
+        return
+    click.echo(f"repository {repo.id} (version {version.number} of {repo.latest_version})")
+    if repo.feed:
+        click.echo(f"  feed: {repo.feed} {repo.upstream_name or ''}")
+    if repo.publish_name:
+        state = f"version {repo.published_version}" if repo.published_version is not None else "unpublished"
+        click.echo(f"  publish name: {repo.publish_name} ({state}{', protected' if repo.protected else ''})")
+    counts = version.content.counts()
+    click.echo(f"  content: {counts['manifests']} manifests, {counts['indexes']} indexes, {counts['blobs']} blobs")
+    click.echo(f"  tags ({len(tags)}):")
+    for name, entry in sorted(version.tags.items()):
+        click.echo(f"    {name}\t{entry.digest}\t{entry.origin.value}")
+
+
+@repo_group.command("history")
+@click.argument("repo_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def history_cmd(app: AppContext, repo_id: str, as_json: bool) -> None:
+    """List a repository's versions: what each added and removed."""
+    versions = app.store.version_list(repo_id)
+    if as_json:
+        echo_json([{"number": v.number, "created": v.created, "operation": v.operation,
+                    **v.summary.to_json()} for v in versions])
+        return
+    for v in versions:
+        added = ", ".join(f"+{n} {k}" for k, n in v.summary.added.items() if n)
+        removed = ", ".join(f"-{n} {k}" for k, n in v.summary.removed.items() if n)
+        changes = "; ".join(x for x in (added, removed) if x) or "no content changes"
+        click.echo(f"{v.number}\t{v.created}\t{v.operation}\t{changes}")
+
+
+@repo_group.command("create")
+@click.argument("repo_id")
+@click.option("--feed", help="Upstream registry URL.")
+@click.option("--upstream-name", help="Repository name upstream.")
+@pass_app
+def create_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str | None) -> None:
+    """Create an empty repository."""
+    with app.store.lock():
+        repo = app.store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+    click.echo(f"created repository {repo.id}")
+
+
+@repo_group.command("delete")
+@click.argument("repo_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def delete_cmd(app: AppContext, repo_id: str, yes: bool) -> None:
+    """Delete a repository and all its versions (content stays until `store gc`)."""
+    app.store.repository_get(repo_id)
+    if not yes:
+        click.confirm(f"delete repository {repo_id} and all its versions?", abort=True)
+    with app.store.lock():
+        app.store.repository_delete(repo_id)
+    click.echo(f"deleted repository {repo_id}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(repo_group)

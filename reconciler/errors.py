@@ -1,0 +1,180 @@
+"""The project's error hierarchy: every error says what, where, and what next.
+
+::
+
+    ReconcilerError                 exit 1 unless stated; ``hint`` says what to do next
+    ├── InvalidInput                bad user input (names, digests, files, arguments)
+    │   ├── DigestInvalid           not an ``algorithm:hex`` digest we support
+    │   ├── NameInvalid             repository / publish name breaks Docker's rules
+    │   ├── TagInvalid              tag name breaks ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``
+    │   ├── ReferenceInvalid        ``host:port/name:tag@digest`` cannot be parsed
+    │   ├── ManifestInvalid         manifest / index bytes cannot be parsed
+    │   └── UploadInvalid           an upload file is malformed or hostile
+    ├── NotFound                    something named does not exist
+    │   ├── RepositoryNotFound
+    │   └── ContentNotFound         a digest or tag is not in the repository / store
+    ├── Conflict                    the request contradicts the current state
+    │   ├── RemovalRefused          removing it would corrupt an index
+    │   └── StalePlan               a saved plan no longer matches the store or the file
+    ├── DigestMismatch              bytes do not hash to the expected digest (never retried)
+    ├── ConfigError                 repos.yaml diagnostics (carries the full list)
+    ├── StoreError                  the store cannot do what was asked
+    │   ├── StoreCorrupt            ``store check`` found problems
+    │   └── LockTimeout             the apply lock is held by another process
+    └── RegistryError               an upstream registry answered with an error
+                                    (status, OCI codes, method, redacted URL, temporary)
+
+The CLI catches ``ReconcilerError`` only, prints ``error: <message>`` and the hint, and
+exits with ``exit_code``; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+
+class ReconcilerError(Exception):
+    """Base class: a message for the user plus an optional hint on what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ReconcilerError):
+    """The user gave us something malformed."""
+
+
+class DigestInvalid(InvalidInput):
+    """A string is not a supported ``algorithm:hex`` digest."""
+
+
+class NameInvalid(InvalidInput):
+    """A repository or publish name breaks Docker's name rules."""
+
+
+class TagInvalid(InvalidInput):
+    """A tag name breaks the OCI tag grammar."""
+
+
+class ReferenceInvalid(InvalidInput):
+    """An image reference cannot be parsed."""
+
+
+class ManifestInvalid(InvalidInput):
+    """Manifest or index bytes cannot be parsed or are inconsistent."""
+
+
+class UploadInvalid(InvalidInput):
+    """An upload file is malformed, incomplete or hostile."""
+
+
+class NotFound(ReconcilerError):
+    """Something that was named does not exist."""
+
+
+class RepositoryNotFound(NotFound):
+    """No repository with that id."""
+
+
+class ContentNotFound(NotFound):
+    """A digest or tag is not present where it was looked for."""
+
+
+class Conflict(ReconcilerError):
+    """The request contradicts the current state."""
+
+
+class RemovalRefused(Conflict):
+    """Removing the content would leave an index pointing at nothing."""
+
+
+class StalePlan(Conflict):
+    """A saved plan was made against a different store generation or desired file."""
+
+
+class DigestMismatch(ReconcilerError):
+    """Bytes did not hash to the digest they were announced with."""
+
+    def __init__(self, expected: str, actual: str, *, where: str = "", hint: str | None = None) -> None:
+        where_part = f"{where}: " if where else ""
+        super().__init__(
+            f"{where_part}digest mismatch: expected {expected}, got {actual}",
+            hint=hint or "the source sent corrupted or different content; nothing was stored",
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class ConfigError(ReconcilerError):
+    """The desired-state file has problems; ``diagnostics`` holds every one of them."""
+
+    def __init__(self, message: str, diagnostics: Sequence[object] = (), *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.diagnostics = list(diagnostics)
+
+
+class StoreError(ReconcilerError):
+    """The store cannot do what was asked."""
+
+
+class StoreCorrupt(StoreError):
+    """The store failed its consistency check."""
+
+
+class LockTimeout(StoreError):
+    """Another process holds the store's apply lock."""
+
+
+def redact_url(url: str) -> str:
+    """Drop user:password from a URL so it can be logged or shown."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class RegistryError(ReconcilerError):
+    """An upstream registry answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (0 for a connection failure), ``codes`` the OCI error
+    codes from the body, ``temporary`` whether a retry may help (connection errors, 408,
+    429, 5xx). ``retry_after`` carries a 429's ``Retry-After`` in seconds when given.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status: int,
+        *,
+        codes: Sequence[str] = (),
+        detail: str = "",
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.method = method
+        self.url = redact_url(url)
+        self.status = status
+        self.codes = tuple(codes)
+        self.detail = detail
+        self.retry_after = retry_after
+        what = ", ".join(self.codes) if self.codes else (f"HTTP {status}" if status else "connection failed")
+        text = f"{method} {self.url}: {what}"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text, hint=hint)
+
+    @property
+    def temporary(self) -> bool:
+        return self.status == 0 or self.status in (408, 429) or self.status >= 500

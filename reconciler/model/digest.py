@@ -1,0 +1,99 @@
+"""Content digests (``algorithm:hex``) as defined by the OCI image spec.
+
+A ``Digest`` is validated on construction: the algorithm must be one we can compute
+(sha256, sha512) and the hex part must have that algorithm's exact length in lowercase.
+``DigestHasher`` hashes a stream incrementally so blobs are never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from reconciler.errors import DigestInvalid, DigestMismatch
+
+#: hex length per supported algorithm
+ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+_HEX = re.compile(r"^[a-f0-9]+$")
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """A validated content digest; ``str(d)`` gives ``sha256:<hex>``."""
+
+    algorithm: str
+    hex: str
+
+    def __post_init__(self) -> None:
+        want = ALGORITHMS.get(self.algorithm)
+        if want is None:
+            raise DigestInvalid(
+                f"unsupported digest algorithm {self.algorithm!r}",
+                hint=f"use one of {', '.join(sorted(ALGORITHMS))}",
+            )
+        if len(self.hex) != want or not _HEX.match(self.hex):
+            raise DigestInvalid(
+                f"invalid {self.algorithm} digest {self.algorithm}:{self.hex!r}: "
+                f"expected {want} lowercase hex characters",
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parse ``algorithm:hex``; raises ``DigestInvalid`` with the offending text."""
+        if not isinstance(text, str) or ":" not in text:
+            raise DigestInvalid(
+                f"invalid digest {text!r}: expected 'sha256:<64 hex characters>'"
+            )
+        algorithm, _, hexpart = text.partition(":")
+        return cls(algorithm, hexpart)
+
+    @classmethod
+    def is_valid(cls, text: str) -> bool:
+        try:
+            cls.parse(text)
+        except DigestInvalid:
+            return False
+        return True
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        """Digest of in-memory bytes (manifests, configs: small things)."""
+        hasher = DigestHasher(algorithm)
+        hasher.update(data)
+        return hasher.digest()
+
+    def hasher(self) -> DigestHasher:
+        """A fresh streaming hasher of this digest's algorithm."""
+        return DigestHasher(self.algorithm)
+
+    def verify(self, data: bytes, *, where: str = "") -> None:
+        """Raise ``DigestMismatch`` unless ``data`` hashes to this digest."""
+        actual = Digest.of(data, self.algorithm)
+        if actual != self:
+            raise DigestMismatch(str(self), str(actual), where=where)
+
+    def short(self) -> str:
+        """Abbreviated form for humans: ``sha256:4c1a..e9``."""
+        return f"{self.algorithm}:{self.hex[:4]}..{self.hex[-2:]}"
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+
+class DigestHasher:
+    """Incremental hasher that also counts bytes."""
+
+    def __init__(self, algorithm: str = "sha256") -> None:
+        if algorithm not in ALGORITHMS:
+            raise DigestInvalid(f"unsupported digest algorithm {algorithm!r}")
+        self.algorithm = algorithm
+        self._h = hashlib.new(algorithm)
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._h.update(chunk)
+        self.size += len(chunk)
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._h.hexdigest())

@@ -1,0 +1,251 @@
+"""Image manifests and indexes parsed from raw bytes, raw bytes kept.
+
+``parse_manifest(raw, media_type)`` returns a ``Manifest`` (Docker schema1 signed or
+unsigned, Docker schema2, OCI image manifest) or an ``Index`` (Docker manifest list, OCI
+image index). The digest is of the raw bytes, except for signed schema1 manifests whose
+digest is over the payload without the JWS signature block (original-system.md 3.6).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.errors import ManifestInvalid
+from reconciler.model import mediatypes as mt
+from reconciler.model.descriptor import Descriptor, Platform
+from reconciler.model.digest import Digest
+
+#: manifests larger than this are refused (the distribution registry's own limit is 4 MiB)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An image manifest: a config (schema2 / OCI) and ordered layers."""
+
+    media_type: str
+    raw: bytes
+    digest: Digest
+    config: Descriptor | None
+    layers: tuple[Descriptor, ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+    artifact_type: str | None = None
+    #: schema1 only: the platform written in the manifest body
+    architecture: str | None = None
+
+    is_index = False
+
+    @property
+    def schema_version(self) -> int:
+        return mt.schema_version(self.media_type)
+
+    def blobs(self) -> tuple[Descriptor, ...]:
+        """Every blob the manifest needs stored: config first, then non-foreign layers,
+        de-duplicated (schema1 repeats empty layers)."""
+        seen: set[Digest] = set()
+        out: list[Descriptor] = []
+        for d in ((self.config,) if self.config else ()) + self.layers:
+            if d.foreign or d.digest in seen:
+                continue
+            seen.add(d.digest)
+            out.append(d)
+        return tuple(out)
+
+    def foreign_layers(self) -> tuple[Descriptor, ...]:
+        return tuple(d for d in self.layers if d.foreign)
+
+    def references(self) -> tuple[Digest, ...]:
+        return tuple(d.digest for d in self.blobs())
+
+
+@dataclass(frozen=True)
+class Index:
+    """A multi-platform index: Docker manifest list or OCI image index."""
+
+    media_type: str
+    raw: bytes
+    digest: Digest
+    manifests: tuple[Descriptor, ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    is_index = True
+    schema_version = 2
+
+    def children(self) -> tuple[Digest, ...]:
+        seen: list[Digest] = []
+        for d in self.manifests:
+            if d.digest not in seen:
+                seen.append(d.digest)
+        return tuple(seen)
+
+    def references(self) -> tuple[Digest, ...]:
+        return self.children()
+
+    def amd64_child(self) -> Descriptor | None:
+        """The first linux/amd64 entry (Crane's fallback for index-unaware clients)."""
+        for d in self.manifests:
+            if d.platform and d.platform.os == "linux" and d.platform.architecture == "amd64":
+                return d
+        return None
+
+    def child_for(self, platform: Platform) -> Descriptor | None:
+        for d in self.manifests:
+            p = d.platform
+            if p and p.os == platform.os and p.architecture == platform.architecture and (
+                platform.variant is None or p.variant == platform.variant
+            ):
+                return d
+        return None
+
+
+AnyManifest = Manifest | Index
+
+
+def _b64_padded(text: str, *, where: str) -> bytes:
+    """Decode JWS base64 (URL-safe or standard) after restoring the padding."""
+    cleaned = "".join(text.split())
+    if len(cleaned) % 4 == 1:
+        raise ManifestInvalid(f"{where}: invalid base64 length")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return base64.b64decode(cleaned.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ManifestInvalid(f"{where}: invalid base64: {exc}") from exc
+
+
+def schema1_signed_payload(raw: bytes, doc: dict[str, Any]) -> bytes:
+    """The bytes a signed schema1 manifest's digest is computed over."""
+    sigs = doc.get("signatures")
+    if not isinstance(sigs, list) or not sigs or not isinstance(sigs[0], dict):
+        raise ManifestInvalid("schema1 manifest: 'signatures' must be a non-empty list")
+    protected = sigs[0].get("protected")
+    if not isinstance(protected, str):
+        raise ManifestInvalid("schema1 manifest: signature lacks 'protected'")
+    try:
+        header = json.loads(_b64_padded(protected, where="schema1 protected header"))
+        length = int(header["formatLength"])
+        tail = _b64_padded(header["formatTail"], where="schema1 formatTail")
+    except ManifestInvalid:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestInvalid(f"schema1 manifest: bad protected header: {exc}") from exc
+    if not 0 < length <= len(raw):
+        raise ManifestInvalid("schema1 manifest: formatLength outside the manifest")
+    return raw[:length] + tail
+
+
+def detect_media_type(doc: dict[str, Any]) -> str:
+    """The media type a manifest document declares or implies."""
+    declared = doc.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    version = doc.get("schemaVersion")
+    if version == 1:
+        return mt.DOCKER_SCHEMA1_SIGNED if "signatures" in doc else mt.DOCKER_SCHEMA1
+    if "manifests" in doc:
+        return mt.OCI_INDEX
+    if "config" in doc or "layers" in doc:
+        return mt.OCI_MANIFEST
+    raise ManifestInvalid("cannot tell the manifest's media type: no 'mediaType' and no recognisable fields")
+
+
+def parse_manifest(raw: bytes, media_type: str | None = None) -> AnyManifest:
+    """Parse manifest bytes. ``media_type`` (e.g. a Content-Type) wins over the body's
+    own claim only where the body says nothing; a contradiction is an error."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestInvalid(f"manifest is {len(raw)} bytes, more than the {MAX_MANIFEST_BYTES} byte limit")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ManifestInvalid("manifest must be a JSON object")
+    body_type = detect_media_type(doc)
+    if media_type:
+        media_type = media_type.split(";")[0].strip()
+    if media_type in mt.SCHEMA1_TYPES and body_type in mt.SCHEMA1_TYPES:
+        # registries label signed schema1 as v1+json and vice versa; trust the body
+        media_type = body_type
+    if media_type and media_type in mt.MANIFEST_TYPES and "mediaType" in doc and media_type != body_type:
+        raise ManifestInvalid(f"manifest says mediaType {body_type!r} but was delivered as {media_type!r}")
+    if not media_type or media_type not in mt.MANIFEST_TYPES:
+        media_type = body_type
+    if media_type not in mt.MANIFEST_TYPES:
+        raise ManifestInvalid(f"unsupported manifest media type {media_type!r}")
+
+    if mt.is_index(media_type):
+        return _parse_index(raw, doc, media_type)
+    if mt.is_schema1(media_type):
+        return _parse_schema1(raw, doc, media_type)
+    return _parse_image(raw, doc, media_type)
+
+
+def _annotations(doc: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    ann = doc.get("annotations") or {}
+    if not isinstance(ann, dict):
+        raise ManifestInvalid("'annotations' must be an object")
+    return tuple(sorted((str(k), str(v)) for k, v in ann.items()))
+
+
+def _parse_index(raw: bytes, doc: dict[str, Any], media_type: str) -> Index:
+    if doc.get("schemaVersion") != 2:
+        raise ManifestInvalid("index: 'schemaVersion' must be 2")
+    entries = doc.get("manifests")
+    if not isinstance(entries, list):
+        raise ManifestInvalid("index: 'manifests' must be a list")
+    manifests = []
+    for i, entry in enumerate(entries):
+        d = Descriptor.from_json(entry, where=f"manifests[{i}]")
+        if media_type == mt.DOCKER_MANIFEST_LIST:
+            if d.media_type not in (mt.DOCKER_SCHEMA2, mt.DOCKER_SCHEMA1, mt.DOCKER_SCHEMA1_SIGNED):
+                raise ManifestInvalid(f"manifests[{i}]: invalid mediaType {d.media_type!r} in a Docker manifest list")
+            if d.platform is None:
+                raise ManifestInvalid(f"manifests[{i}]: 'platform' with 'os' and 'architecture' is required")
+        elif not mt.is_manifest(d.media_type):
+            raise ManifestInvalid(f"manifests[{i}]: mediaType {d.media_type!r} is not a manifest type")
+        manifests.append(d)
+    return Index(media_type, raw, Digest.of(raw), tuple(manifests), _annotations(doc))
+
+
+def _parse_image(raw: bytes, doc: dict[str, Any], media_type: str) -> Manifest:
+    if doc.get("schemaVersion") != 2:
+        raise ManifestInvalid("manifest: 'schemaVersion' must be 2")
+    config = Descriptor.from_json(doc.get("config"), where="config")
+    layers_doc = doc.get("layers")
+    if not isinstance(layers_doc, list):
+        raise ManifestInvalid("manifest: 'layers' must be a list")
+    layers = tuple(Descriptor.from_json(layer, where=f"layers[{i}]") for i, layer in enumerate(layers_doc))
+    for d in (config, *layers):
+        if d.size is None:
+            raise ManifestInvalid(f"manifest: descriptor {d.digest} lacks 'size'")
+    artifact = doc.get("artifactType")
+    return Manifest(
+        media_type, raw, Digest.of(raw), config, layers, _annotations(doc),
+        artifact if isinstance(artifact, str) else None,
+    )
+
+
+def _parse_schema1(raw: bytes, doc: dict[str, Any], media_type: str) -> Manifest:
+    fs_layers = doc.get("fsLayers")
+    if not isinstance(fs_layers, list) or not fs_layers:
+        raise ManifestInvalid("schema1 manifest: 'fsLayers' must be a non-empty list")
+    layers = []
+    for i, entry in enumerate(fs_layers):
+        if not isinstance(entry, dict) or not isinstance(entry.get("blobSum"), str):
+            raise ManifestInvalid(f"schema1 manifest: fsLayers[{i}].blobSum is required")
+        layers.append(Descriptor.from_json(
+            {"digest": entry["blobSum"], "mediaType": mt.DOCKER_LAYER}, where=f"fsLayers[{i}]"
+        ))
+    if media_type == mt.DOCKER_SCHEMA1_SIGNED or "signatures" in doc:
+        media_type = mt.DOCKER_SCHEMA1_SIGNED
+        digest = Digest.of(schema1_signed_payload(raw, doc))
+    else:
+        digest = Digest.of(raw)
+    arch = doc.get("architecture")
+    # schema1 lists layers top-most first; keep them in base-first order like schema2
+    return Manifest(media_type, raw, digest, None, tuple(reversed(layers)), (), None,
+                    arch if isinstance(arch, str) else None)

@@ -1,0 +1,100 @@
+"""Image references (``host:port/name:tag@digest``), repository names and tag names.
+
+Repository and publish names follow Docker's rules: lowercase path components
+``[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`` joined by ``/``, 255 characters at most.
+Tags follow the OCI grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from reconciler.errors import NameInvalid, ReferenceInvalid, TagInvalid
+from reconciler.model.digest import Digest
+
+NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+NAME_RE = re.compile(rf"^{NAME_COMPONENT}(?:/{NAME_COMPONENT})*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+MAX_NAME_LENGTH = 255
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+
+
+def validate_repository_name(name: str, *, what: str = "repository name") -> str:
+    """Return ``name`` if it obeys Docker's name rules, else raise ``NameInvalid``."""
+    if not isinstance(name, str) or not name:
+        raise NameInvalid(f"{what} must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise NameInvalid(f"{what} {name!r} is longer than {MAX_NAME_LENGTH} characters")
+    if not NAME_RE.match(name):
+        raise NameInvalid(
+            f"invalid {what} {name!r}",
+            hint="use lowercase letters and digits, separated by '.', '_', '__' or '-', in '/'-joined components, e.g. 'pulpdemo/synctest'",
+        )
+    return name
+
+
+def validate_tag(tag: str) -> str:
+    """Return ``tag`` if it obeys ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``."""
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
+        raise TagInvalid(
+            f"invalid tag {tag!r}",
+            hint="a tag starts with a letter, digit or '_' and has at most 128 characters from [A-Za-z0-9._-]",
+        )
+    return tag
+
+
+def is_valid_tag(tag: str) -> bool:
+    return isinstance(tag, str) and bool(TAG_RE.match(tag))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``[host[:port]/]name[:tag][@digest]``."""
+
+    name: str
+    host: str | None = None
+    tag: str | None = None
+    digest: Digest | None = None
+
+    def __str__(self) -> str:
+        out = f"{self.host}/{self.name}" if self.host else self.name
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse an image reference. The first component is a host when it contains a ``.``
+    or ``:`` or is ``localhost`` (Docker's rule)."""
+    if not isinstance(text, str) or not text:
+        raise ReferenceInvalid("empty image reference")
+    rest, digest = text, None
+    if "@" in rest:
+        rest, _, digest_text = rest.partition("@")
+        try:
+            digest = Digest.parse(digest_text)
+        except Exception as exc:
+            raise ReferenceInvalid(f"invalid reference {text!r}: {exc}") from exc
+    host = None
+    first, slash, remainder = rest.partition("/")
+    if slash and (("." in first or ":" in first) or first == "localhost"):
+        if not _HOST_RE.match(first):
+            raise ReferenceInvalid(f"invalid reference {text!r}: bad registry host {first!r}")
+        host, rest = first, remainder
+    tag = None
+    last_slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > last_slash:
+        rest, tag = rest[:colon], rest[colon + 1:]
+        try:
+            validate_tag(tag)
+        except TagInvalid as exc:
+            raise ReferenceInvalid(f"invalid reference {text!r}: {exc}") from exc
+    try:
+        validate_repository_name(rest)
+    except NameInvalid as exc:
+        raise ReferenceInvalid(f"invalid reference {text!r}: {exc}") from exc
+    return Reference(rest, host, tag, digest)

@@ -1,0 +1,219 @@
+"""The store protocol: what every store backend offers, in OCI words.
+
+Content is global and deduplicated: a blob or manifest is stored once however many
+repositories hold it. A repository is a sequence of immutable versions; version 0 is
+empty. Each version is a ``ContentSet`` (blobs, image manifests, indexes) plus a tag map
+``name -> TagEntry``. Writers give the *whole* new state to ``version_commit``; the store
+works out the difference, checks the invariants, and creates exactly one new version (or
+none when nothing changed). Every write bumps the store generation.
+
+Value types here are pure; backends translate their own exceptions at their boundary.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from reconciler.model import Digest, Index, Manifest
+
+
+class Origin(str, enum.Enum):
+    """Where a tag came from; pruning and mirror decisions depend on it."""
+
+    SYNC = "sync"
+    COPY = "copy"
+    UPLOAD = "upload"
+    PIN = "pin"
+    MANUAL = "manual"
+
+
+class Kind(str, enum.Enum):
+    """The three kinds of content a repository version holds."""
+
+    BLOB = "blob"
+    MANIFEST = "manifest"
+    INDEX = "index"
+
+
+@dataclass(frozen=True)
+class TagEntry:
+    digest: Digest
+    origin: Origin = Origin.MANUAL
+
+
+@dataclass(frozen=True)
+class ContentSet:
+    """Digests held by one repository version, by kind."""
+
+    blobs: frozenset[Digest] = frozenset()
+    manifests: frozenset[Digest] = frozenset()
+    indexes: frozenset[Digest] = frozenset()
+
+    def of(self, kind: Kind) -> frozenset[Digest]:
+        return {Kind.BLOB: self.blobs, Kind.MANIFEST: self.manifests, Kind.INDEX: self.indexes}[kind]
+
+    def items(self) -> Iterator[tuple[Digest, Kind]]:
+        for kind in Kind:
+            for d in self.of(kind):
+                yield d, kind
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.blobs or digest in self.manifests or digest in self.indexes
+
+    def __len__(self) -> int:
+        return len(self.blobs) + len(self.manifests) + len(self.indexes)
+
+    def union(self, other: ContentSet) -> ContentSet:
+        return ContentSet(self.blobs | other.blobs, self.manifests | other.manifests, self.indexes | other.indexes)
+
+    def difference(self, other: ContentSet) -> ContentSet:
+        return ContentSet(self.blobs - other.blobs, self.manifests - other.manifests, self.indexes - other.indexes)
+
+    def counts(self) -> dict[str, int]:
+        return {"blobs": len(self.blobs), "manifests": len(self.manifests), "indexes": len(self.indexes)}
+
+
+@dataclass(frozen=True)
+class ContentSummary:
+    """What a version added and removed, per kind (Pulp's ``content_summary``)."""
+
+    added: Mapping[str, int] = field(default_factory=dict)
+    removed: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {"added": dict(self.added), "removed": dict(self.removed)}
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.added.values()) and not any(self.removed.values())
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    repo_id: str
+    number: int
+    created: str
+    operation: str
+    summary: ContentSummary
+
+
+@dataclass(frozen=True)
+class RepositoryVersion:
+    repo_id: str
+    number: int
+    content: ContentSet
+    tags: Mapping[str, TagEntry]
+
+
+@dataclass(frozen=True)
+class Repository:
+    id: str
+    latest_version: int
+    feed: str | None = None
+    upstream_name: str | None = None
+    publish_name: str | None = None
+    protected: bool = False
+    published_version: int | None = None
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of ``store check``."""
+
+    kind: str  # "missing", "corrupt", "dangling", ...
+    subject: str  # a digest or "repo@version"
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "subject": self.subject, "message": self.message}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    problems: tuple[Problem, ...]
+    blobs_checked: int
+    manifests_checked: int
+    versions_checked: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class GcReport:
+    blobs_removed: int
+    manifests_removed: int
+    bytes_freed: int
+    temp_files_removed: int
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    started: str
+    finished: str | None
+    user: str
+    host: str
+    command: str
+    plan_digest: str | None
+    result: str
+    details: Mapping[str, object]
+
+
+class Store(Protocol):
+    """Interface of every store backend (embedded SQLite; PostgreSQL + S3 later)."""
+
+    location: str
+
+    # -- generation and locking -------------------------------------------------
+    def generation(self) -> int: ...
+    def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]: ...
+    def close(self) -> None: ...
+
+    # -- repositories -----------------------------------------------------------
+    def repository_list(self) -> list[Repository]: ...
+    def repository_find(self, repo_id: str) -> Repository | None: ...
+    def repository_get(self, repo_id: str) -> Repository: ...
+    def repository_by_publish_name(self, name: str) -> Repository | None: ...
+    def repository_create(self, repo_id: str, *, feed: str | None = None,
+                          upstream_name: str | None = None) -> Repository: ...
+    def repository_update(self, repo_id: str, **fields: object) -> Repository: ...
+    def repository_delete(self, repo_id: str) -> None: ...
+
+    # -- versions ---------------------------------------------------------------
+    def version_get(self, repo_id: str, number: int | None = None) -> RepositoryVersion: ...
+    def version_list(self, repo_id: str) -> list[VersionInfo]: ...
+    def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
+                       tags: Mapping[str, TagEntry], operation: str) -> VersionInfo | None: ...
+
+    # -- publication ------------------------------------------------------------
+    def publish(self, repo_id: str, *, name: str, version: int, protected: bool) -> Repository: ...
+    def unpublish(self, repo_id: str) -> Repository: ...
+
+    # -- content ----------------------------------------------------------------
+    def blob_has(self, digest: Digest) -> bool: ...
+    def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]: ...
+    def blob_size(self, digest: Digest) -> int: ...
+    def blob_open(self, digest: Digest) -> BinaryIO: ...
+    def blob_path(self, digest: Digest) -> Path | None: ...
+    def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
+                 size: int | None = None, where: str = "") -> int: ...
+    def manifest_has(self, digest: Digest) -> bool: ...
+    def manifest_get(self, digest: Digest) -> Manifest | Index: ...
+    def manifest_put(self, manifest: Manifest | Index) -> None: ...
+
+    # -- maintenance ------------------------------------------------------------
+    def check(self, *, verify_content: bool = True) -> CheckReport: ...
+    def gc(self) -> GcReport: ...
+
+    # -- journal ----------------------------------------------------------------
+    def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int: ...
+    def journal_finish(self, entry_id: int, *, result: str, details: Mapping[str, object]) -> None: ...
+    def journal_list(self, limit: int = 50) -> list[JournalEntry]: ...

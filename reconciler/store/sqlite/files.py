@@ -1,0 +1,133 @@
+"""Content-addressed files: ``<root>/<area>/<algorithm>/<2 hex>/<hex>``.
+
+Writes go to a temporary file in ``<root>/tmp`` while hashing, are verified against the
+expected digest, fsynced, then renamed into place (and the directory fsynced), so a
+reader never sees a partial file and a crash leaves at most a temp file that ``gc``
+removes. A digest mismatch leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from reconciler.errors import DigestMismatch, InvalidInput
+from reconciler.model import Digest, DigestHasher
+
+CHUNK = 1024 * 1024
+
+
+class ContentFiles:
+    def __init__(self, root: Path, area: str) -> None:
+        self.root = root
+        self.area = root / area
+        self.tmp = root / "tmp"
+        self.area.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: Digest) -> Path:
+        # Digest is validated (fixed-length lowercase hex), so this can never escape root
+        return self.area / digest.algorithm / digest.hex[:2] / digest.hex
+
+    def exists(self, digest: Digest) -> bool:
+        return self.path(digest).is_file()
+
+    def write(
+        self,
+        chunks: Iterable[bytes] | BinaryIO,
+        expected: Digest,
+        *,
+        size: int | None = None,
+        where: str = "",
+        hasher: DigestHasher | None = None,
+    ) -> int:
+        """Stream ``chunks`` into place under ``expected``; return the byte count.
+
+        ``hasher`` lets a caller verify with a different function than a plain hash of
+        the bytes (unused for blobs; signed schema1 manifests are verified by parsing).
+        """
+        if hasattr(chunks, "read"):
+            stream = chunks
+            chunks = iter(lambda: stream.read(CHUNK), b"")  # type: ignore[union-attr]
+        h = hasher or expected.hasher()
+        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:  # type: ignore[union-attr]
+                    h.update(chunk)
+                    out.write(chunk)
+                    if size is not None and h.size > size:
+                        raise InvalidInput(f"{where or expected}: more than the announced {size} bytes")
+                out.flush()
+                os.fsync(out.fileno())
+            if size is not None and h.size != size:
+                raise InvalidInput(
+                    f"{where or expected}: got {h.size} bytes, expected {size}",
+                    hint="the transfer was cut short or the source is corrupt; nothing was stored",
+                )
+            actual = h.digest()
+            if actual != expected:
+                raise DigestMismatch(str(expected), str(actual), where=where)
+            final = self.path(expected)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, final)
+            _fsync_dir(final.parent)
+            return h.size
+        except BaseException:
+            try:
+                os.unlink(tmp_name)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def write_bytes(self, data: bytes, digest: Digest) -> None:
+        """Store small content whose digest the caller already verified."""
+        final = self.path(digest)
+        if final.is_file():
+            return
+        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, final)
+            _fsync_dir(final.parent)
+        except BaseException:
+            try:
+                os.unlink(tmp_name)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def remove(self, digest: Digest) -> int:
+        p = self.path(digest)
+        try:
+            size = p.stat().st_size
+            p.unlink()
+            return size
+        except FileNotFoundError:
+            return 0
+
+    def all_digests(self) -> Iterable[tuple[Digest, Path]]:
+        if not self.area.is_dir():
+            return
+        for algo_dir in sorted(self.area.iterdir()):
+            for prefix in sorted(algo_dir.iterdir()) if algo_dir.is_dir() else ():
+                for f in sorted(prefix.iterdir()):
+                    try:
+                        yield Digest(algo_dir.name, f.name), f
+                    except InvalidInput:
+                        continue
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,215 @@
+"""Invariant checks, ``store check`` and ``store gc`` for the embedded store.
+
+``validate_new_state`` runs inside every version commit and costs O(changes): added
+manifests must find their references in the new content, removed content must not be
+referenced by what remains, every tag must point at a manifest or index that is there.
+``check`` re-verifies everything from scratch, including every file's bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from reconciler.errors import InvalidInput, StoreError
+from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
+from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
+
+if TYPE_CHECKING:
+    from reconciler.store.sqlite.store import SQLiteStore
+
+_CHUNK = 1024 * 1024
+#: temp files younger than this may belong to a running writer; gc leaves them
+TEMP_GRACE_SECONDS = 3600.0
+
+
+def manifest_refs(m: Manifest | Index) -> list[tuple[str, int, str, str, str | None, int | None, str | None]]:
+    """Rows for ``manifest_refs``: (parent, position, child, child_kind, media_type, size, platform)."""
+    rows = []
+    if isinstance(m, Index):
+        for i, d in enumerate(m.manifests):
+            rows.append((str(m.digest), i, str(d.digest), "manifest", d.media_type, d.size,
+                         str(d.platform) if d.platform else None))
+    else:
+        descs = ((m.config,) if m.config else ()) + m.layers
+        for i, d in enumerate(descs):
+            rows.append((str(m.digest), i, str(d.digest), "foreign" if d.foreign else "blob",
+                         d.media_type, d.size, None))
+    return rows
+
+
+def _chunks(items: list[str], n: int = 500) -> list[list[str]]:
+    return [items[i:i + n] for i in range(0, len(items), n)]
+
+
+def validate_new_state(conn: sqlite3.Connection, content: ContentSet, added: ContentSet,
+                       removed: ContentSet, tags: Mapping[str, TagEntry]) -> None:
+    problems: list[str] = []
+    # added content must be known to the store, with the right kind
+    for kind, table_kind in ((Kind.MANIFEST, "manifest"), (Kind.INDEX, "index")):
+        digests = [str(d) for d in added.of(kind)]
+        for chunk in _chunks(digests):
+            marks = ",".join("?" * len(chunk))
+            found = {r[0]: r[1] for r in conn.execute(
+                f"SELECT digest, kind FROM manifests WHERE digest IN ({marks})", chunk)}
+            for d in chunk:
+                if d not in found:
+                    problems.append(f"{kind.value} {d} is not in the store")
+                elif found[d] != table_kind:
+                    problems.append(f"{d} is an {found[d]}, not an {table_kind}")
+    blob_digests = [str(d) for d in added.blobs]
+    for chunk in _chunks(blob_digests):
+        marks = ",".join("?" * len(chunk))
+        found_blobs = {r[0] for r in conn.execute(f"SELECT digest FROM blobs WHERE digest IN ({marks})", chunk)}
+        problems += [f"blob {d} is not in the store" for d in chunk if d not in found_blobs]
+    # added manifests and indexes need their references in the new content
+    parents = [str(d) for d in added.manifests | added.indexes]
+    for chunk in _chunks(parents):
+        marks = ",".join("?" * len(chunk))
+        for parent, child, child_kind in conn.execute(
+            f"SELECT parent, child, child_kind FROM manifest_refs WHERE parent IN ({marks})", chunk
+        ):
+            if child_kind == "foreign":
+                continue
+            child_d = Digest.parse(child)
+            ok = child_d in content.blobs if child_kind == "blob" else (
+                child_d in content.manifests or child_d in content.indexes)
+            if not ok:
+                problems.append(f"{parent} needs {child_kind} {child}, which the new version lacks")
+    # removed content must not be referenced by what remains
+    gone = [str(d) for d, _ in removed.items()]
+    remaining = content.manifests | content.indexes
+    for chunk in _chunks(gone):
+        marks = ",".join("?" * len(chunk))
+        for parent, child in conn.execute(
+            f"SELECT parent, child FROM manifest_refs WHERE child IN ({marks}) AND child_kind != 'foreign'", chunk
+        ):
+            if Digest.parse(parent) in remaining:
+                problems.append(f"{child} is removed but {parent} still refers to it")
+    for name, entry in tags.items():
+        if entry.digest not in content.manifests and entry.digest not in content.indexes:
+            problems.append(f"tag {name!r} points at {entry.digest}, which the new version lacks")
+    if problems:
+        raise StoreError("refusing to commit an inconsistent repository version: " + "; ".join(sorted(problems)[:20]),
+                         hint="this is a bug in the operation that built the version; nothing was changed")
+
+
+def _hash_file(path: os.PathLike[str], algorithm: str) -> Digest:
+    h = DigestHasher(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
+    conn = store._conn()
+    problems: list[Problem] = []
+    blobs = {r[0]: r[1] for r in conn.execute("SELECT digest, size FROM blobs")}
+    manifests = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT digest, media_type, kind FROM manifests")}
+    refs: dict[str, list[tuple[str, str]]] = {}
+    for parent, child, child_kind in conn.execute("SELECT parent, child, child_kind FROM manifest_refs"):
+        refs.setdefault(parent, []).append((child, child_kind))
+
+    # 1. every recorded file exists and hashes to its digest
+    for digest, size in blobs.items():
+        d = Digest.parse(digest)
+        path = store.blob_files.path(d)
+        if not path.is_file():
+            problems.append(Problem("missing", digest, "blob file is missing"))
+            continue
+        if path.stat().st_size != size:
+            problems.append(Problem("corrupt", digest, f"blob file has {path.stat().st_size} bytes, expected {size}"))
+            continue
+        if verify_content and _hash_file(path, d.algorithm) != d:
+            problems.append(Problem("corrupt", digest, "blob bytes do not hash to the digest"))
+    for digest, (media_type, _kind) in manifests.items():
+        d = Digest.parse(digest)
+        path = store.manifest_files.path(d)
+        if not path.is_file():
+            problems.append(Problem("missing", digest, "manifest file is missing"))
+            continue
+        if verify_content:
+            try:
+                parsed = parse_manifest(path.read_bytes(), media_type)
+            except InvalidInput as exc:
+                problems.append(Problem("corrupt", digest, f"manifest no longer parses: {exc}"))
+                continue
+            if parsed.digest != d:
+                problems.append(Problem("corrupt", digest, "manifest bytes do not hash to the digest"))
+
+    # 2. every version of every repository is complete
+    versions = 0
+    for (repo_id, latest) in conn.execute("SELECT id, latest_version FROM repositories ORDER BY id").fetchall():
+        content_rows = conn.execute("SELECT digest, kind, added, removed FROM repo_content WHERE repo_id = ?",
+                                    (repo_id,)).fetchall()
+        tag_rows = conn.execute("SELECT name, digest, added, removed FROM repo_tags WHERE repo_id = ?",
+                                (repo_id,)).fetchall()
+        for n in range(latest + 1):
+            versions += 1
+            live = {(d, k) for d, k, a, r in content_rows if a <= n and (r is None or r > n)}
+            live_digests = {d for d, _ in live}
+            where = f"{repo_id}@{n}"
+            for d, k in live:
+                if k == "blob":
+                    if d not in blobs:
+                        problems.append(Problem("dangling", where, f"blob {d} is not in the store"))
+                    continue
+                if d not in manifests:
+                    problems.append(Problem("dangling", where, f"{k} {d} is not in the store"))
+                    continue
+                for child, child_kind in refs.get(d, ()):
+                    if child_kind != "foreign" and child not in live_digests:
+                        problems.append(Problem("incomplete", where, f"{d} refers to {child_kind} {child}, "
+                                                                     "which the version lacks"))
+            for name, d, a, r in tag_rows:
+                if a <= n and (r is None or r > n) and d not in live_digests:
+                    problems.append(Problem("dangling", where, f"tag {name!r} points at missing {d}"))
+    problems.sort(key=lambda p: (p.subject, p.kind, p.message))
+    return CheckReport(tuple(problems), len(blobs), len(manifests), versions)
+
+
+def gc(store: SQLiteStore) -> GcReport:
+    """Remove blobs and manifests no repository version references, and stale temp files.
+    The caller holds the apply lock, so no writer is between 'bytes stored' and 'version
+    committed'."""
+    blobs_removed = manifests_removed = freed = temps = 0
+    with store._write() as conn:
+        referenced = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM repo_content")}
+        dead_manifests = [r[0] for r in conn.execute("SELECT digest FROM manifests") if r[0] not in referenced]
+        dead_blobs = [r[0] for r in conn.execute("SELECT digest FROM blobs") if r[0] not in referenced]
+        for chunk in _chunks(dead_manifests):
+            conn.execute(f"DELETE FROM manifests WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
+        for chunk in _chunks(dead_blobs):
+            conn.execute(f"DELETE FROM blobs WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
+    # files after the rows: a crash in between leaves unreferenced files, which are harmless
+    for d in dead_manifests:
+        freed += store.manifest_files.remove(Digest.parse(d))
+        manifests_removed += 1
+    for d in dead_blobs:
+        freed += store.blob_files.remove(Digest.parse(d))
+        blobs_removed += 1
+    # files with no row at all (a writer killed between rename and insert)
+    known_blobs = {r[0] for r in store._conn().execute("SELECT digest FROM blobs")}
+    for d, path in list(store.blob_files.all_digests()):
+        if str(d) not in known_blobs:
+            freed += store.blob_files.remove(d)
+            blobs_removed += 1
+    known_manifests = {r[0] for r in store._conn().execute("SELECT digest FROM manifests")}
+    for d, path in list(store.manifest_files.all_digests()):
+        if str(d) not in known_manifests:
+            freed += store.manifest_files.remove(d)
+            manifests_removed += 1
+    now = time.time()
+    for f in store.blob_files.tmp.iterdir():
+        try:
+            if now - f.stat().st_mtime > TEMP_GRACE_SECONDS:
+                freed += f.stat().st_size
+                f.unlink()
+                temps += 1
+        except FileNotFoundError:
+            continue
+    return GcReport(blobs_removed, manifests_removed, freed, temps)

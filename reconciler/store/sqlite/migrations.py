@@ -1,0 +1,111 @@
+"""Named, ordered SQLite schema migrations.
+
+Each migration runs once, in order, inside a transaction, and is recorded by name in
+``migrations``. Never edit a released migration: add a new one.
+
+Repository content and tags use Pulp 3's range representation: a row is in version N
+when ``added <= N`` and (``removed`` is NULL or ``removed > N``), so a new version only
+writes what changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta (key, value) VALUES ('generation', 0);
+
+        CREATE TABLE blobs (
+            digest TEXT PRIMARY KEY,
+            size INTEGER NOT NULL
+        );
+        CREATE TABLE manifests (
+            digest TEXT PRIMARY KEY,
+            media_type TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('manifest', 'index')),
+            size INTEGER NOT NULL
+        );
+        -- parent manifest/index -> child blob/manifest, in document order
+        CREATE TABLE manifest_refs (
+            parent TEXT NOT NULL REFERENCES manifests(digest) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            child TEXT NOT NULL,
+            child_kind TEXT NOT NULL CHECK (child_kind IN ('blob', 'manifest', 'foreign')),
+            media_type TEXT,
+            size INTEGER,
+            platform TEXT,
+            PRIMARY KEY (parent, position)
+        );
+        CREATE INDEX manifest_refs_child ON manifest_refs (child);
+
+        CREATE TABLE repositories (
+            id TEXT PRIMARY KEY,
+            feed TEXT,
+            upstream_name TEXT,
+            publish_name TEXT UNIQUE,
+            protected INTEGER NOT NULL DEFAULT 0,
+            latest_version INTEGER NOT NULL DEFAULT 0,
+            published_version INTEGER,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE versions (
+            repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            created TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            PRIMARY KEY (repo_id, number)
+        );
+        CREATE TABLE repo_content (
+            repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('blob', 'manifest', 'index')),
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_content_live ON repo_content (repo_id, removed, digest);
+        CREATE INDEX repo_content_digest ON repo_content (digest);
+        CREATE TABLE repo_tags (
+            repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_tags_live ON repo_tags (repo_id, removed, name);
+        -- one live row per tag name: one tag name maps to one target per version
+        CREATE UNIQUE INDEX repo_tags_one_name ON repo_tags (repo_id, name) WHERE removed IS NULL;
+
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started TEXT NOT NULL,
+            finished TEXT,
+            user TEXT NOT NULL,
+            host TEXT NOT NULL,
+            command TEXT NOT NULL,
+            plan_digest TEXT,
+            result TEXT NOT NULL,
+            details TEXT NOT NULL
+        );
+        """,
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        # executescript commits first; wrap the script in our own transaction
+        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO migrations (name, applied) VALUES ('{name}', datetime('now'));\nCOMMIT;")
+        applied.append(name)
+    return applied

@@ -1,0 +1,424 @@
+"""The embedded store: SQLite (WAL) for metadata, content-addressed files for bytes.
+
+Layout of a store directory::
+
+    <root>/store.db            SQLite database (WAL mode)
+    <root>/blobs/sha256/ab/... blob bytes
+    <root>/manifests/sha256/.. manifest and index bytes, exactly as received
+    <root>/tmp/                files being written (removed by gc)
+    <root>/lock                the exclusive apply lock
+
+Bytes are made durable before the metadata that refers to them is committed, and every
+metadata change happens in one transaction that also bumps the store generation.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from reconciler.errors import (
+    Conflict,
+    ContentNotFound,
+    NotFound,
+    RepositoryNotFound,
+    StoreError,
+)
+from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
+from reconciler.model.mediatypes import is_index
+from reconciler.store.protocol import (
+    CheckReport,
+    ContentSet,
+    ContentSummary,
+    GcReport,
+    JournalEntry,
+    Kind,
+    Origin,
+    Repository,
+    RepositoryVersion,
+    TagEntry,
+    VersionInfo,
+)
+from reconciler.store.sqlite import maintenance
+from reconciler.store.sqlite.files import ContentFiles
+from reconciler.store.sqlite.lock import exclusive_lock
+from reconciler.store.sqlite.migrations import migrate
+
+_REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class SQLiteStore:
+    """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+        self.location = str(self.root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store directory {self.root}: {exc}",
+                             hint="choose another location with --store or RECONCILER_STORE") from exc
+        self.blob_files = ContentFiles(self.root, "blobs")
+        self.manifest_files = ContentFiles(self.root, "manifests")
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        with exclusive_lock(self.root / "migrate.lock", timeout=60):
+            migrate(self._conn())
+
+    # -- connections and transactions -------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.root / "store.db", isolation_level=None,
+                                       check_same_thread=False, timeout=60)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=60000")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the store database {self.root / 'store.db'}: {exc}") from exc
+            self._local.conn = conn
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction that bumps the store generation."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several SELECTs."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all_conns.clear()
+        self._local = threading.local()
+
+    def generation(self) -> int:
+        return int(self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        return exclusive_lock(self.root / "lock", timeout)
+
+    # -- repositories ---------------------------------------------------------------
+    @staticmethod
+    def _repo(row: sqlite3.Row | tuple) -> Repository:  # type: ignore[type-arg]
+        return Repository(id=row[0], feed=row[1], upstream_name=row[2], publish_name=row[3],
+                          protected=bool(row[4]), latest_version=row[5], published_version=row[6],
+                          created=row[7])
+
+    _REPO_SELECT = ("SELECT id, feed, upstream_name, publish_name, protected, latest_version, "
+                    "published_version, created FROM repositories")
+
+    def repository_list(self) -> list[Repository]:
+        return [self._repo(r) for r in self._conn().execute(self._REPO_SELECT + " ORDER BY id")]
+
+    def repository_find(self, repo_id: str) -> Repository | None:
+        row = self._conn().execute(self._REPO_SELECT + " WHERE id = ?", (repo_id,)).fetchone()
+        return self._repo(row) if row else None
+
+    def repository_get(self, repo_id: str) -> Repository:
+        repo = self.repository_find(repo_id)
+        if repo is None:
+            raise RepositoryNotFound(f"no repository {repo_id!r} in the store at {self.location}",
+                                     hint="see `reconciler repo list`")
+        return repo
+
+    def repository_by_publish_name(self, name: str) -> Repository | None:
+        row = self._conn().execute(self._REPO_SELECT + " WHERE publish_name = ?", (name,)).fetchone()
+        return self._repo(row) if row else None
+
+    def repository_create(self, repo_id: str, *, feed: str | None = None,
+                          upstream_name: str | None = None) -> Repository:
+        if not repo_id or "/" in repo_id or len(repo_id) > 255 or not repo_id.isprintable():
+            raise StoreError(f"invalid repository id {repo_id!r}",
+                             hint="use letters, digits, '.', '_' and '-' (no '/')")
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM repositories WHERE id = ?", (repo_id,)).fetchone():
+                raise Conflict(f"repository {repo_id!r} already exists")
+            now = _now()
+            conn.execute("INSERT INTO repositories (id, feed, upstream_name, created) VALUES (?, ?, ?, ?)",
+                         (repo_id, feed, upstream_name, now))
+            conn.execute("INSERT INTO versions (repo_id, number, created, operation, summary) VALUES (?, 0, ?, ?, ?)",
+                         (repo_id, now, "create", json.dumps(ContentSummary().to_json())))
+        return self.repository_get(repo_id)
+
+    def repository_update(self, repo_id: str, **fields: object) -> Repository:
+        unknown = set(fields) - _REPO_FIELDS
+        if unknown:
+            raise StoreError(f"cannot update repository fields {sorted(unknown)}")
+        if fields.get("publish_name") is not None:
+            validate_repository_name(str(fields["publish_name"]), what="publish name")
+        self.repository_get(repo_id)
+        if not fields:
+            return self.repository_get(repo_id)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._write() as conn:
+            self._check_publish_name_free(conn, repo_id, fields.get("publish_name"))
+            conn.execute(f"UPDATE repositories SET {sets} WHERE id = ?", (*fields.values(), repo_id))
+        return self.repository_get(repo_id)
+
+    def repository_delete(self, repo_id: str) -> None:
+        self.repository_get(repo_id)
+        with self._write() as conn:
+            conn.execute("DELETE FROM repo_tags WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM repo_content WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM versions WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))
+
+    # -- versions ---------------------------------------------------------------------
+    def _version_rows(self, conn: sqlite3.Connection, repo_id: str, number: int,
+                      latest: bool) -> tuple[ContentSet, dict[str, TagEntry]]:
+        if latest:
+            where, args = "repo_id = ? AND removed IS NULL", (repo_id,)
+        else:
+            where = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
+            args = (repo_id, number, number)  # type: ignore[assignment]
+        sets: dict[str, set[Digest]] = {"blob": set(), "manifest": set(), "index": set()}
+        for digest, kind in conn.execute(f"SELECT digest, kind FROM repo_content WHERE {where}", args):
+            sets[kind].add(Digest.parse(digest))
+        tags = {
+            name: TagEntry(Digest.parse(digest), Origin(origin))
+            for name, digest, origin in conn.execute(f"SELECT name, digest, origin FROM repo_tags WHERE {where}", args)
+        }
+        content = ContentSet(frozenset(sets["blob"]), frozenset(sets["manifest"]), frozenset(sets["index"]))
+        return content, tags
+
+    def version_get(self, repo_id: str, number: int | None = None) -> RepositoryVersion:
+        with self._read() as conn:
+            repo = self.repository_get(repo_id)
+            n = repo.latest_version if number is None else number
+            if n < 0 or n > repo.latest_version or not conn.execute(
+                "SELECT 1 FROM versions WHERE repo_id = ? AND number = ?", (repo_id, n)
+            ).fetchone():
+                raise NotFound(f"repository {repo_id!r} has no version {n}",
+                               hint=f"see `reconciler repo history {repo_id}`")
+            content, tags = self._version_rows(conn, repo_id, n, latest=n == repo.latest_version)
+        return RepositoryVersion(repo_id, n, content, tags)
+
+    def version_list(self, repo_id: str) -> list[VersionInfo]:
+        self.repository_get(repo_id)
+        rows = self._conn().execute(
+            "SELECT number, created, operation, summary FROM versions WHERE repo_id = ? ORDER BY number", (repo_id,))
+        out = []
+        for number, created, operation, summary in rows:
+            s = json.loads(summary)
+            out.append(VersionInfo(repo_id, number, created, operation, ContentSummary(s["added"], s["removed"])))
+        return out
+
+    def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
+                       tags: Mapping[str, TagEntry], operation: str) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version of ``repo_id``; None if nothing changed."""
+        try:
+            return self._commit(repo_id, base, content, tags, operation)
+        except _NoChange:
+            return None
+
+    def _commit(self, repo_id: str, base: int, content: ContentSet,
+                tags: Mapping[str, TagEntry], operation: str) -> VersionInfo:
+        """Make ``content`` + ``tags`` the next version of ``repo_id`` if anything changed.
+
+        Refuses (``Conflict``) when the repository moved past ``base`` meanwhile, and
+        (``StoreError``) when the new state breaks an invariant: unknown content, a
+        manifest without its blobs, an index without its children, a dangling tag.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT latest_version FROM repositories WHERE id = ?", (repo_id,)).fetchone()
+            if row is None:
+                raise RepositoryNotFound(f"no repository {repo_id!r}")
+            latest = row[0]
+            if latest != base:
+                raise Conflict(f"repository {repo_id!r} changed while this operation ran "
+                               f"(version {base} -> {latest})", hint="run the command again")
+            old_content, old_tags = self._version_rows(conn, repo_id, latest, latest=True)
+            added = content.difference(old_content)
+            removed = old_content.difference(content)
+            tag_removed = {n for n, e in old_tags.items() if tags.get(n) != e}
+            tag_added = {n for n, e in tags.items() if old_tags.get(n) != e}
+            if not len(added) and not len(removed) and not tag_removed and not tag_added:
+                raise _NoChange
+            maintenance.validate_new_state(conn, content, added, removed, tags)
+            new = latest + 1
+            for digest, kind in removed.items():
+                conn.execute("UPDATE repo_content SET removed = ? WHERE repo_id = ? AND digest = ? AND kind = ? "
+                             "AND removed IS NULL", (new, repo_id, str(digest), kind.value))
+            conn.executemany("INSERT INTO repo_content (repo_id, digest, kind, added) VALUES (?, ?, ?, ?)",
+                             [(repo_id, str(d), k.value, new) for d, k in added.items()])
+            for name in sorted(tag_removed):
+                conn.execute("UPDATE repo_tags SET removed = ? WHERE repo_id = ? AND name = ? AND removed IS NULL",
+                             (new, repo_id, name))
+            conn.executemany(
+                "INSERT INTO repo_tags (repo_id, name, digest, origin, added) VALUES (?, ?, ?, ?, ?)",
+                [(repo_id, n, str(tags[n].digest), Origin(tags[n].origin).value, new) for n in sorted(tag_added)])
+            summary = ContentSummary(
+                added={**added.counts(), "tags": len(tag_added)},
+                removed={**removed.counts(), "tags": len(tag_removed)},
+            )
+            created = _now()
+            conn.execute("INSERT INTO versions (repo_id, number, created, operation, summary) VALUES (?, ?, ?, ?, ?)",
+                         (repo_id, new, created, operation, json.dumps(summary.to_json())))
+            conn.execute("UPDATE repositories SET latest_version = ? WHERE id = ?", (new, repo_id))
+        return VersionInfo(repo_id, new, created, operation, summary)
+
+    # -- publication ------------------------------------------------------------------
+    def _check_publish_name_free(self, conn: sqlite3.Connection, repo_id: str, name: object) -> None:
+        if name is None:
+            return
+        other = conn.execute("SELECT id FROM repositories WHERE publish_name = ? AND id != ?",
+                             (name, repo_id)).fetchone()
+        if other:
+            raise Conflict(f"publish name {name!r} is already used by repository {other[0]!r}",
+                           hint="publish names are unique; pick another or unpublish the other repository")
+
+    def publish(self, repo_id: str, *, name: str, version: int, protected: bool) -> Repository:
+        validate_repository_name(name, what="publish name")
+        repo = self.repository_get(repo_id)
+        if version < 0 or version > repo.latest_version:
+            raise NotFound(f"repository {repo_id!r} has no version {version} (latest is {repo.latest_version})")
+        with self._write() as conn:
+            self._check_publish_name_free(conn, repo_id, name)
+            # one UPDATE: readers see the old publication or the new one, never a mix
+            conn.execute("UPDATE repositories SET publish_name = ?, published_version = ?, protected = ? WHERE id = ?",
+                         (name, version, int(protected), repo_id))
+        return self.repository_get(repo_id)
+
+    def unpublish(self, repo_id: str) -> Repository:
+        self.repository_get(repo_id)
+        with self._write() as conn:
+            conn.execute("UPDATE repositories SET published_version = NULL WHERE id = ?", (repo_id,))
+        return self.repository_get(repo_id)
+
+    # -- content ----------------------------------------------------------------------
+    def blob_has(self, digest: Digest) -> bool:
+        row = self._conn().execute("SELECT 1 FROM blobs WHERE digest = ?", (str(digest),)).fetchone()
+        return row is not None and self.blob_files.exists(digest)
+
+    def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
+        return {d for d in set(digests) if not self.blob_has(d)}
+
+    def blob_size(self, digest: Digest) -> int:
+        row = self._conn().execute("SELECT size FROM blobs WHERE digest = ?", (str(digest),)).fetchone()
+        if row is None:
+            raise ContentNotFound(f"blob {digest} is not in the store")
+        return int(row[0])
+
+    def blob_path(self, digest: Digest) -> Path | None:
+        p = self.blob_files.path(digest)
+        return p if p.is_file() else None
+
+    def blob_open(self, digest: Digest) -> BinaryIO:
+        try:
+            return open(self.blob_files.path(digest), "rb")
+        except FileNotFoundError:
+            raise ContentNotFound(f"blob {digest} is not in the store") from None
+
+    def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
+                 size: int | None = None, where: str = "") -> int:
+        written = self.blob_files.write(chunks, expected, size=size, where=where)
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)", (str(expected), written))
+        return written
+
+    def manifest_has(self, digest: Digest) -> bool:
+        return self._conn().execute("SELECT 1 FROM manifests WHERE digest = ?", (str(digest),)).fetchone() is not None
+
+    def manifest_get(self, digest: Digest) -> Manifest | Index:
+        row = self._conn().execute("SELECT media_type FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
+        if row is None:
+            raise ContentNotFound(f"manifest {digest} is not in the store")
+        try:
+            raw = self.manifest_files.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise ContentNotFound(f"manifest {digest} is recorded but its file is missing",
+                                  hint="run `reconciler store check`") from None
+        return parse_manifest(raw, row[0])
+
+    def manifest_put(self, manifest: Manifest | Index) -> None:
+        if self.manifest_has(manifest.digest) and self.manifest_files.exists(manifest.digest):
+            return
+        self.manifest_files.write_bytes(manifest.raw, manifest.digest)
+        refs = maintenance.manifest_refs(manifest)
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO manifests (digest, media_type, kind, size) VALUES (?, ?, ?, ?)",
+                         (str(manifest.digest), manifest.media_type,
+                          "index" if is_index(manifest.media_type) else "manifest", len(manifest.raw)))
+            conn.execute("DELETE FROM manifest_refs WHERE parent = ?", (str(manifest.digest),))
+            conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
+
+    def manifest_kind(self, digest: Digest) -> Kind | None:
+        row = self._conn().execute("SELECT kind FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
+        return Kind(row[0]) if row else None
+
+    # -- maintenance ------------------------------------------------------------------
+    def check(self, *, verify_content: bool = True) -> CheckReport:
+        return maintenance.check(self, verify_content=verify_content)
+
+    def gc(self) -> GcReport:
+        return maintenance.gc(self)
+
+    # -- journal ------------------------------------------------------------------------
+    def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int:
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no passwd entry in some containers
+            user = "unknown"
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO journal (started, user, host, command, plan_digest, result, details) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (_now(), user, socket.gethostname(), command, plan_digest, json.dumps(details, default=str)))
+            return int(cur.lastrowid or 0)
+
+    def journal_finish(self, entry_id: int, *, result: str, details: Mapping[str, object]) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE journal SET finished = ?, result = ?, details = ? WHERE id = ?",
+                         (_now(), result, json.dumps(details, default=str), entry_id))
+
+    def journal_list(self, limit: int = 50) -> list[JournalEntry]:
+        rows = self._conn().execute(
+            "SELECT id, started, finished, user, host, command, plan_digest, result, details FROM journal "
+            "ORDER BY id DESC LIMIT ?", (limit,))
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8])) for r in rows]
+
+
+class _NoChange(Exception):
+    """Raised inside the write transaction to roll it back when nothing changed."""

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Create ./.venv with reconciler installed. With --test, also install what the test
+# suite needs: Debian packages (the CNCF distribution registry, skopeo, htpasswd) and the
+# Python test dependencies. Idempotent; safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=""
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+need_apt=()
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [[ -n $want_test ]]; then
+  command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+  command -v skopeo >/dev/null || need_apt+=(skopeo)
+  command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+  command -v openssl >/dev/null || need_apt+=(openssl)
+fi
+if ((${#need_apt[@]})); then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if [[ -n $want_test ]]; then
+  .venv/bin/python -m pip install -q -e '.[test]'
+else
+  .venv/bin/python -m pip install -q -e .
+fi

@@ -1,0 +1,109 @@
+"""DESIGN.md's layering rule, enforced by reading imports:
+errors <- model <- store protocol <- ops <- plan <- apply <- cli; adapters (store
+backends, registry client, server) import only the protocol and the model; wiring
+happens in ``reconciler.api`` and the CLI."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
+
+BASE = {"errors", "model"}
+#: layer -> what it may import (besides itself); the longest matching prefix applies
+ALLOWED: dict[str, set[str] | None] = {
+    "errors": set(),
+    "model": {"errors"},
+    "store.protocol": BASE,
+    "store": BASE | {"store.protocol"},          # backends: store.sqlite, store.postgres, ...
+    "registry": BASE,
+    "desired": BASE,
+    "ops": BASE | {"store.protocol", "registry.protocol"},
+    "plan": BASE | {"store.protocol", "registry.protocol", "ops", "desired"},
+    "apply": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan"},
+    "server": BASE | {"store.protocol"},
+    "api": None,                                  # wiring: anything
+    "cli": None,
+    "__main__": None,
+    "__init__": set(),
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in ALLOWED:
+            return key
+    return parts[0]
+
+
+def imports_of(source: str) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return {m[len("reconciler."):] for m in out if m.startswith("reconciler.")}
+
+
+def violations(module: str, source: str) -> list[str]:
+    layer = layer_of(module)
+    allowed = ALLOWED.get(layer, set())
+    if allowed is None:
+        return []
+    bad = []
+    for imp in sorted(imports_of(source)):
+        target = layer_of(imp)
+        if target == layer or target in allowed or imp in allowed:
+            continue
+        if any(imp == a or imp.startswith(a + ".") for a in allowed):
+            continue
+        if target.startswith(layer + ".") or layer.startswith(target + "."):
+            # store.sqlite may import store.protocol (listed) but not another backend
+            if layer.startswith("store") and target.startswith("store") and target != "store.protocol":
+                if layer.split(".")[:2] == target.split(".")[:2]:
+                    continue
+            elif layer.split(".")[0] == target.split(".")[0]:
+                continue
+        bad.append(f"{module} imports reconciler.{imp} (layer {layer!r} may use {sorted(allowed)})")
+    return bad
+
+
+def package_modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"] or ["__init__"]
+        out.append((".".join(parts), path))
+    return out
+
+
+def test_package_obeys_layering() -> None:
+    problems = []
+    for module, path in package_modules():
+        problems += violations(module, path.read_text())
+    assert problems == []
+
+
+@pytest.mark.parametrize("module,source", [
+    ("model.manifest", "from reconciler.store.sqlite import SQLiteStore\n"),
+    ("model.digest", "import reconciler.store.protocol\n"),
+    ("store.sqlite.store", "from reconciler.ops import sync\n"),
+    ("registry.client", "from reconciler.store.sqlite import SQLiteStore\n"),
+    ("ops.sync", "from reconciler.registry.client import RegistryClient\n"),
+    ("server.app", "from reconciler.store.sqlite import SQLiteStore\n"),
+])
+def test_checker_catches_violations(module: str, source: str) -> None:
+    assert violations(module, source), f"{module} importing that must be a violation"
+
+
+def test_checker_allows_the_rule() -> None:
+    assert violations("ops.copy", "from reconciler.store.protocol import Store\nfrom reconciler.model import Digest\n") == []
+    assert violations("store.sqlite.store", "from reconciler.store.sqlite.files import X\n") == []
+    assert violations("cli.repo_cmds", "from reconciler.store.sqlite import SQLiteStore\n") == []

@@ -1,0 +1,168 @@
+"""Table-driven tests of the pure content model over real manifests of every media type."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from reconciler.errors import DigestInvalid, DigestMismatch, ManifestInvalid, NameInvalid, ReferenceInvalid, TagInvalid
+from reconciler.model import Digest, DigestHasher, Index, Manifest, Platform, parse_manifest, parse_reference
+from reconciler.model import mediatypes as mt
+from reconciler.model.reference import validate_repository_name, validate_tag
+from tests.support.imagegen import build_image, build_index, build_multiarch, build_schema1
+
+HEX = "a" * 64
+
+
+@pytest.mark.parametrize("text,ok", [
+    (f"sha256:{HEX}", True),
+    (f"sha512:{'b' * 128}", True),
+    (f"sha256:{'A' * 64}", False),          # uppercase
+    (f"sha256:{'a' * 63}", False),          # short
+    (f"sha512:{'b' * 64}", False),          # wrong length for algorithm
+    (f"md5:{'a' * 32}", False),             # unsupported algorithm
+    ("sha256", False),
+    ("", False),
+    (f"sha256:{'a' * 62}..", False),
+], ids=["sha256", "sha512", "upper", "short", "sha512-short", "md5", "no-colon", "empty", "dots"])
+def test_digest_parse(text: str, ok: bool) -> None:
+    if ok:
+        assert str(Digest.parse(text)) == text
+    else:
+        with pytest.raises(DigestInvalid):
+            Digest.parse(text)
+
+
+def test_digest_streaming_and_verify() -> None:
+    data = b"x" * 100000
+    h = DigestHasher()
+    for i in range(0, len(data), 4096):
+        h.update(data[i:i + 4096])
+    assert h.digest() == Digest.of(data)
+    assert h.size == len(data)
+    assert str(h.digest()) == "sha256:" + hashlib.sha256(data).hexdigest()
+    Digest.of(data).verify(data)
+    with pytest.raises(DigestMismatch):
+        Digest.of(data).verify(data + b"!")
+    assert Digest.of(b"x").short().startswith("sha256:") and ".." in Digest.of(b"x").short()
+
+
+def _cases():  # type: ignore[no-untyped-def]
+    docker = build_image("d")
+    oci = build_image("o", oci=True)
+    foreign = build_image("f", foreign=True)
+    dlist = build_multiarch("l")
+    oindex = build_multiarch("i", oci=True)
+    nested = build_index([oindex, build_image("n", oci=True)], oci=True)
+    return [
+        ("schema2", docker, mt.DOCKER_SCHEMA2, False, 3),
+        ("oci-manifest", oci, mt.OCI_MANIFEST, False, 3),
+        ("foreign", foreign, mt.DOCKER_SCHEMA2, False, 3),
+        ("manifest-list", dlist, mt.DOCKER_MANIFEST_LIST, True, 3),
+        ("oci-index", oindex, mt.OCI_INDEX, True, 3),
+        ("nested-index", nested, mt.OCI_INDEX, True, 2),
+        ("schema1-signed", build_schema1("s"), mt.DOCKER_SCHEMA1_SIGNED, False, 1),
+        ("schema1-unsigned", build_schema1("u", signed=False), mt.DOCKER_SCHEMA1, False, 1),
+    ]
+
+
+@pytest.mark.parametrize("name,image,media_type,is_index,refs", _cases(), ids=lambda x: x if isinstance(x, str) else "")
+def test_parse_every_media_type(name: str, image, media_type: str, is_index: bool, refs: int) -> None:  # type: ignore[no-untyped-def]
+    m = parse_manifest(image.manifest.raw)
+    assert m.media_type == media_type
+    assert m.raw == image.manifest.raw
+    assert isinstance(m, Index) is is_index
+    assert len(m.references()) == refs
+    if not mt.is_schema1(media_type):
+        assert m.digest == Digest.of(m.raw)
+    if name == "foreign":
+        assert isinstance(m, Manifest)
+        assert len(m.foreign_layers()) == 1
+        assert all(not d.foreign for d in m.blobs())
+    if name == "schema1-signed":
+        # the digest is over the payload without the signature block, not the raw bytes
+        assert m.digest != Digest.of(m.raw)
+        assert m.schema_version == 1
+
+
+def test_index_amd64_child_and_platforms() -> None:
+    idx = build_multiarch("p").manifest
+    assert isinstance(idx, Index)
+    amd = idx.amd64_child()
+    assert amd is not None and str(amd.platform) == "linux/amd64"
+    arm = idx.child_for(Platform.parse("linux/arm64/v8"))
+    assert arm is not None and arm.platform is not None and arm.platform.variant == "v8"
+    assert str(Platform.parse("linux/arm64/v8")) == "linux/arm64/v8"
+    with pytest.raises(ManifestInvalid):
+        Platform.parse("linux")
+
+
+@pytest.mark.parametrize("raw,ctype,message", [
+    (b"not json", None, "not valid JSON"),
+    (b"[]", None, "JSON object"),
+    (b'{"schemaVersion": 2}', None, "media type"),
+    (json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_SCHEMA2, "config": {"digest": "sha256:zz"},
+                 "layers": []}).encode(), None, "config"),
+    (json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_LIST,
+                 "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": f"sha256:{HEX}", "size": 1,
+                                "platform": {"os": "linux", "architecture": "amd64"}}]}).encode(), None,
+     "invalid mediaType"),
+    (json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_LIST,
+                 "manifests": [{"mediaType": mt.DOCKER_SCHEMA2, "digest": f"sha256:{HEX}", "size": 1}]}).encode(),
+     None, "platform"),
+    (json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}).encode(), mt.OCI_MANIFEST,
+     "delivered as"),
+    (json.dumps({"schemaVersion": 1, "fsLayers": []}).encode(), None, "fsLayers"),
+], ids=["garbage", "array", "unknown", "bad-config-digest", "list-with-oci-child", "list-no-platform",
+        "type-contradiction", "schema1-empty"])
+def test_parse_errors(raw: bytes, ctype: str | None, message: str) -> None:
+    with pytest.raises(ManifestInvalid, match=message):
+        parse_manifest(raw, ctype)
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("busybox", True), ("pulpdemo/synctest", True), ("a/b/c/d", True), ("a.b_c__d--e", True),
+    ("Busybox", False), ("-a", False), ("a-", False), ("a//b", False), ("/a", False), ("a/", False),
+    ("a..b", False), ("a" * 256, False), ("", False), ("a___b", False),
+])
+def test_repository_names(name: str, ok: bool) -> None:
+    if ok:
+        assert validate_repository_name(name) == name
+    else:
+        with pytest.raises(NameInvalid):
+            validate_repository_name(name)
+
+
+@pytest.mark.parametrize("tag,ok", [
+    ("latest", True), ("1.36.1-musl", True), ("_x", True), ("A" * 128, True),
+    ("A" * 129, False), (".x", False), ("-x", False), ("a/b", False), ("", False), ("a:b", False),
+])
+def test_tags(tag: str, ok: bool) -> None:
+    if ok:
+        assert validate_tag(tag) == tag
+    else:
+        with pytest.raises(TagInvalid):
+            validate_tag(tag)
+
+
+@pytest.mark.parametrize("text,host,name,tag,digest", [
+    ("busybox", None, "busybox", None, None),
+    ("busybox:1.36", None, "busybox", "1.36", None),
+    ("localhost:5000/a/b:t", "localhost:5000", "a/b", "t", None),
+    ("registry-1.docker.io/library/busybox", "registry-1.docker.io", "library/busybox", None, None),
+    (f"127.0.0.1:5000/x@sha256:{HEX}", "127.0.0.1:5000", "x", None, f"sha256:{HEX}"),
+    (f"h.io/x:t@sha256:{HEX}", "h.io", "x", "t", f"sha256:{HEX}"),
+    ("localhost/x", "localhost", "x", None, None),
+])
+def test_reference_parse(text: str, host: str | None, name: str, tag: str | None, digest: str | None) -> None:
+    ref = parse_reference(text)
+    assert (ref.host, ref.name, ref.tag, str(ref.digest) if ref.digest else None) == (host, name, tag, digest)
+    assert str(ref) == text
+
+
+@pytest.mark.parametrize("text", ["", "UPPER/x", "x:bad/tag", "x@sha256:short", "h.io/", "x::t"])
+def test_reference_errors(text: str) -> None:
+    with pytest.raises(ReferenceInvalid):
+        parse_reference(text)
