@@ -1,0 +1,1 @@
+"""Desired state: ``repos.yaml`` loaded, validated and frozen."""

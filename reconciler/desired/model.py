@@ -1,0 +1,96 @@
+"""The desired state as frozen values, produced by the loader once defaults are merged.
+
+Everything here is immutable and fully resolved: feeds are ``RegistrySpec`` objects
+(a ``registries:`` entry or an ad-hoc URL), upload paths are absolute, ``all`` selections
+are the ``ALL`` sentinel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from reconciler.model import Digest
+from reconciler.model.tagfilter import TagFilter
+
+ALL: Literal["all"] = "all"
+#: a list of names/digests, or every item of that kind
+Selection = tuple[str, ...] | Literal["all"]
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    name: str
+    url: str
+    username_env: str | None = None
+    password_env: str | None = None
+    auth_file: str | None = None
+    tls_verify: bool = True
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    max_concurrency: int = 6
+
+
+@dataclass(frozen=True)
+class Upload:
+    file: Path
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class CopySpec:
+    """Copy from another repository: tags (bring the tag and everything under it),
+    manifests (their blobs, no tags), indexes (their manifests and blobs, no tags)."""
+
+    from_repo: str
+    tags: Selection = ()
+    manifests: Selection = ()
+    indexes: Selection = ()
+
+
+@dataclass(frozen=True)
+class TagPin:
+    """``name: REPO:TAG`` (whatever that tag resolves to after this apply) or
+    ``name: sha256:...`` (a digest in this repository)."""
+
+    name: str
+    source_repo: str | None = None
+    source_tag: str | None = None
+    digest: Digest | None = None
+
+
+@dataclass(frozen=True)
+class Removal:
+    tags: tuple[str, ...] = ()
+    manifests: tuple[Digest, ...] = ()
+    indexes: tuple[Digest, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepositorySpec:
+    id: str
+    feed: RegistrySpec | None = None
+    upstream_name: str | None = None
+    tag_filter: TagFilter = field(default_factory=TagFilter)
+    mirror: bool = False
+    allow_empty: bool = False
+    uploads: tuple[Upload, ...] = ()
+    copies: tuple[CopySpec, ...] = ()
+    pins: tuple[TagPin, ...] = ()
+    remove: Removal = field(default_factory=Removal)
+    prune: bool = False
+    publish: str | None = None
+    protected: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    path: Path
+    #: sha256 of the file's bytes: a saved plan records it and apply refuses a changed file
+    digest: str
+    version: int
+    registries: Mapping[str, RegistrySpec]
+    repositories: Mapping[str, RepositorySpec]
