@@ -31,7 +31,9 @@ def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         cmd = [sys.executable, "-m", "reconciler"]
         if store is not None:
             cmd += ["--store", str(store)]
-        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        # the checkout under test, not whatever reconciler another venv has installed
+        pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        full_env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": pythonpath, **(env or {})}
         proc = subprocess.run(cmd + list(args), capture_output=True, text=True, input=input, env=full_env,
                               cwd=cwd or tmp_path, timeout=300)
         if check and proc.returncode != 0:
