@@ -43,7 +43,9 @@ def _check(raw: bytes, file: str, base_dir: Path) -> tuple[list[Diagnostic], Any
     diagnostics = list(doc.diagnostics)
     if doc.data is None and diagnostics:
         return sort_unique(diagnostics), None  # unreadable: nothing further to check
-    diagnostics += schema_diagnostics(doc.data, doc.positions, file)
+    # a value the YAML layer already refused (a forbidden tag) reads as null: say it once
+    refused = {d.path for d in diagnostics}
+    diagnostics += [d for d in schema_diagnostics(doc.data, doc.positions, file) if d.path not in refused]
     if isinstance(doc.data, dict):
         rep = Reporter(file, doc.positions)
         check_references(doc.data, rep, base_dir)
