@@ -41,6 +41,14 @@ def skopeo_dir_tar(path: Path, image: Image, *, version: str = "1.1", omit: Iter
     return write_tar(path, skopeo_dir_files(image, version=version, omit=omit), prefix=prefix)
 
 
+def _manifests(image: Image) -> list:  # type: ignore[type-arg]
+    """Every manifest and index under ``image``, nested indexes included."""
+    out = [image.manifest]
+    for child in image.children:
+        out += _manifests(child)
+    return out
+
+
 def oci_layout_files(entries: list[tuple[Image, str | None]]) -> dict[str, bytes]:
     """An OCI image layout holding ``entries`` (image, ref name annotation or None)."""
     files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
@@ -48,7 +56,7 @@ def oci_layout_files(entries: list[tuple[Image, str | None]]) -> dict[str, bytes
     for image, ref in entries:
         for digest, data in image.all_blobs().items():
             files[f"blobs/sha256/{digest.split(':', 1)[1]}"] = data
-        for m in image.all_manifests():
+        for m in _manifests(image):
             files[f"blobs/sha256/{m.digest.hex}"] = m.raw
         d = {"mediaType": image.manifest.media_type, "digest": str(image.digest), "size": len(image.manifest.raw)}
         if ref:
