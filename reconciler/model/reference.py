@@ -98,3 +98,20 @@ def parse_reference(text: str) -> Reference:
     except NameInvalid as exc:
         raise ReferenceInvalid(f"invalid reference {text!r}: {exc}") from exc
     return Reference(rest, host, tag, digest)
+
+
+#: hosts that serve Docker Hub, where a one-component name means ``library/<name>``
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+
+
+def normalize_upstream_name(feed: str | None, name: str) -> str:
+    """The repository name to ask ``feed`` for: Docker Hub's official images live under
+    ``library/``, so ``busybox`` there means ``library/busybox`` (as Pulp 2 did).
+    Other registries get the name unchanged."""
+    if not feed or "/" in name:
+        return name
+    rest = feed.split("://", 1)[-1]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1].lower()
+    if host.endswith(":443"):
+        host = host[: -len(":443")]
+    return f"library/{name}" if host in DOCKER_HUB_HOSTS else name
