@@ -1,2 +1,6 @@
-"""Content operations (sync, upload, tag, copy, remove): pure decisions over repository
-state plus the store calls that carry them out."""
+"""Content operations (sync, upload, tag, copy, remove) and the cascade rules they share.
+
+Each operation has a pure state transformer (``RepoState -> RepoState``) used by the
+plan to compose several operations into one version, and a committing wrapper that reads
+the latest version, transforms it and makes exactly one new version.
+"""
