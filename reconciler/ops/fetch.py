@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
 from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.ops.cascade import RefGraph
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
 from reconciler.registry.protocol import UpstreamSource
@@ -37,8 +38,8 @@ AnyManifest = Manifest | Index
 class FetchResult:
     """The content closure of the requested digests and what it took to complete it.
 
-    ``refs`` maps every manifest/index of the closure to the digests it references (an
-    index's children, a manifest's blobs), for cascade decisions. ``missing_roots`` are
+    ``graph`` is the reference graph of every manifest/index of the closure, for cascade
+    decisions. ``missing_roots`` are
     requested digests the upstream no longer has (only when ``skip_missing_roots``)."""
 
     closure: ContentSet
@@ -46,7 +47,7 @@ class FetchResult:
     blobs_added: int = 0
     bytes_downloaded: int = 0
     foreign_layers: frozenset[Digest] = frozenset()
-    refs: Mapping[Digest, tuple[Digest, ...]] = field(default_factory=dict)
+    graph: RefGraph = field(default_factory=lambda: RefGraph({}))
     missing_roots: frozenset[Digest] = frozenset()
 
 
@@ -177,6 +178,6 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
         blobs_added=len(downloaded),
         bytes_downloaded=manifest_bytes + sum(n for _, n in downloaded),
         foreign_layers=frozenset(foreign),
-        refs={d: m.references() for d, m in known.items()},
+        graph=RefGraph.from_manifests(known.values()),
         missing_roots=frozenset(missing_roots),
     )

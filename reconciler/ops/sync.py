@@ -8,19 +8,22 @@ leaves the repository exactly as it was.
 Tags set by sync get origin ``sync``. Additive by default (as Pulp 2); with ``mirror``,
 synced tags that vanished upstream (within the tag filter) are removed, and the content
 that only they (or the old targets of moved synced tags) needed is removed with the
-remove cascade: what a remaining tag or index still needs stays.
+remove cascade of ``reconciler.ops.cascade``: what a remaining tag or index still needs
+stays.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
+from reconciler.ops.cascade import RefGraph, cascade_remove
 from reconciler.ops.fetch import FetchResult, fetch_content
+from reconciler.ops.graph import load_manifests
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.refresh import UpstreamView, refresh_upstream
 from reconciler.ops.state import RepoState
@@ -29,56 +32,21 @@ from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
 
 __all__ = [
     "FetchResult", "Progress", "ProgressEvent", "RepoState", "SyncResult", "UpstreamView",
-    "fetch_content", "refresh_upstream", "remove_cascade", "sync", "sync_state", "tag_changes",
+    "fetch_content", "refresh_upstream", "sync", "sync_state", "tag_changes",
 ]
 
 log = logging.getLogger(__name__)
 
-Refs = Mapping[Digest, Iterable[Digest]]
-
-
-def _reach(roots: Iterable[Digest], refs: Refs) -> set[Digest]:
-    seen: set[Digest] = set()
-    stack = list(roots)
-    while stack:
-        d = stack.pop()
-        if d in seen:
-            continue
-        seen.add(d)
-        stack.extend(refs.get(d, ()))
-    return seen
-
-
-def remove_cascade(state: RepoState, *, tags: Iterable[str] = (), roots: Iterable[Digest] = (),
-                   refs: Refs) -> RepoState:
-    """Remove ``tags``, then ``roots`` and everything they reach that nothing remaining
-    needs: a remaining tag's target and everything under it, and every remaining
-    manifest/index with what it references, must remain (pulp_container's rule).
-
-    ``refs`` maps each manifest/index of the repository to what it references.
-    TODO(ops): swap for the ops cascade (reconciler/ops/cascade.py) once it lands."""
-    gone_tags = set(tags)
-    remaining_tags = {n: e for n, e in state.tags.items() if n not in gone_tags}
-    content = state.content
-    candidates = {d for d in _reach(roots, refs) if d in content}
-    keep_roots = {e.digest for e in remaining_tags.values()}
-    keep_roots |= (content.manifests | content.indexes) - candidates
-    keep = _reach(keep_roots, refs)
-    removed = candidates - keep
-    new_content = ContentSet(content.blobs - removed, content.manifests - removed, content.indexes - removed)
-    return RepoState(new_content, remaining_tags)
-
-
 def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, tag_filter: TagFilter = TagFilter(),
-               *, mirror: bool = False, refs: Refs | None = None) -> RepoState:
+               *, mirror: bool = False, graph: RefGraph | None = None) -> RepoState:
     """The repository state after a sync (pure).
 
     Every upstream tag is set to its digest with origin ``sync`` (a tag that already
     points there keeps its entry, so an unchanged upstream makes no new version) and the
     closure is added. With ``mirror``, synced tags that match the filter but are gone
     upstream are removed, and the cascade removes what only they, or the old targets of
-    moved synced tags, needed; ``refs`` (manifest/index -> referenced digests, for the
-    old content and the closure) is required then."""
+    moved synced tags, needed (the ops cascade, ``with_targets``); ``graph`` (the
+    reference graph of the old content and the closure) is required then."""
     tags: dict[str, TagEntry] = dict(state.tags)
     moved_from: set[Digest] = set()
     for name, digest in upstream.tags.items():
@@ -91,14 +59,20 @@ def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, ta
     new = RepoState(state.content.union(closure), tags)
     if not mirror:
         return new
-    if refs is None:
-        raise ValueError("sync_state(mirror=True) needs refs for the cascade")
+    if graph is None:
+        raise ValueError("sync_state(mirror=True) needs the reference graph for the cascade")
     vanished = {n for n, e in state.tags.items()
                 if e.origin == Origin.SYNC and n not in upstream.tags and tag_filter.matches(n)}
-    roots = moved_from | {state.tags[n].digest for n in vanished}
-    if not roots:
+    if not vanished and not moved_from:
         return new
-    return remove_cascade(new, tags=vanished, roots=roots, refs=refs)
+    # The old targets of moved tags are cascade roots too, but naming them as manifests
+    # would remove every tag on them (and be refused when an index lists them). So they
+    # get placeholder tags (not valid tag names, never committed) that are removed
+    # together with the vanished tags, with their targets.
+    placeholders = {f"\0moved-from:{d}": TagEntry(d, Origin.SYNC) for d in moved_from}
+    removal = cascade_remove(new.with_tags(placeholders), graph, tags=vanished | placeholders.keys(),
+                             with_targets=True)
+    return removal.state
 
 
 def tag_changes(old: RepoState, new: RepoState) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -173,12 +147,11 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
         upstream = dataclasses.replace(
             upstream, tags={t: d for t, d in upstream.tags.items() if d not in fetched.missing_roots},
             dropped=upstream.dropped + tuple(gone))
-    refs: dict[Digest, Iterable[Digest]] | None = None
+    graph: RefGraph | None = None
     if mirror:
-        refs = dict(fetched.refs)
-        for d in (state.content.manifests | state.content.indexes) - refs.keys():
-            refs[d] = store.manifest_get(d).references()
-    new_state = sync_state(state, upstream, fetched.closure, tag_filter, mirror=mirror, refs=refs)
+        old = [d for d in state.content.manifests | state.content.indexes if d not in fetched.graph]
+        graph = fetched.graph.merged(RefGraph.from_manifests(load_manifests(store, old)))
+    new_state = sync_state(state, upstream, fetched.closure, tag_filter, mirror=mirror, graph=graph)
     added, moved, removed = tag_changes(state, new_state)
     info = store.version_commit(repo_id, base=version.number, content=new_state.content, tags=new_state.tags,
                                 operation="sync")

@@ -9,8 +9,9 @@ from reconciler.model import Digest
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.state import RepoState
-from reconciler.ops.sync import UpstreamView, remove_cascade, sync_state, tag_changes
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
+from reconciler.ops.cascade import RefGraph
+from reconciler.ops.sync import UpstreamView, sync_state, tag_changes
+from reconciler.store.protocol import ContentSet, Kind, Origin, TagEntry
 
 
 def d(name: str) -> Digest:
@@ -26,6 +27,7 @@ REFS = {
     d("C"): (d("c1"), d("shared")),
     d("D"): (d("d1"),),
 }
+GRAPH = RefGraph({p: (Kind.INDEX if p == d("I") else Kind.MANIFEST, c) for p, c in REFS.items()})
 ALL = ContentSet(blobs=frozenset(d(x) for x in ("a1", "b1", "c1", "d1", "shared")),
                  manifests=frozenset(d(x) for x in "ABCD"), indexes=frozenset({d("I")}))
 
@@ -67,13 +69,17 @@ S = Origin.SYNC
                      {"amd": "A"}, "A", id="mirror-index-keeps-tagged-child"),
         pytest.param({"list": ("I", S), "c": ("C", S)}, {"c": "C"}, TagFilter(), True,
                      {"c": "C"}, "C", id="mirror-index-removes-untagged-children"),
+        pytest.param({"v1": ("A", S), "list": ("I", S)}, {"v1": "C", "list": "I"}, TagFilter(), True,
+                     {"v1": "C", "list": "I"}, "ABC", id="mirror-moved-from-still-listed-by-index"),
+        pytest.param({"v1": ("A", S), "pin": ("A", Origin.PIN)}, {"v1": "C"}, TagFilter(), True,
+                     {"v1": "C", "pin": "A"}, "AC", id="mirror-moved-from-still-pinned"),
     ],
 )
 def test_sync_state(before: dict[str, tuple[str, Origin]], upstream: dict[str, str], flt: TagFilter, mirror: bool,
                     want_tags: dict[str, str], want_manifests: str) -> None:
     old = state(before)
     view = UpstreamView("lib/x", {t: d(m) for t, m in upstream.items()})
-    new = sync_state(old, view, closure_of(*upstream.values()), flt, mirror=mirror, refs=REFS)
+    new = sync_state(old, view, closure_of(*upstream.values()), flt, mirror=mirror, graph=GRAPH)
     assert {n: e.digest for n, e in new.tags.items()} == {n: d(m) for n, m in want_tags.items()}
     assert new.content.manifests == frozenset(d(m) for m in want_manifests)
     # every remaining manifest keeps its blobs; nothing dangles
@@ -91,24 +97,9 @@ def test_unchanged_tag_keeps_its_origin_and_moved_tag_becomes_sync() -> None:
     assert tag_changes(old, new) == ((), ("v2",), ())
 
 
-def test_mirror_needs_refs() -> None:
+def test_mirror_needs_graph() -> None:
     with pytest.raises(ValueError):
         sync_state(state({"v1": ("C", S)}), UpstreamView("x", {}), ContentSet(), mirror=True)
-
-
-def test_remove_cascade_keeps_blobs_shared_with_remaining_manifests() -> None:
-    before = state({"a": ("A", S), "c": ("C", S)})
-    after = remove_cascade(before, tags=["a"], roots=[d("A")], refs=REFS)
-    assert after.tags.keys() == {"c"}
-    assert after.content.manifests == {d("C")}
-    assert after.content.blobs == {d("c1"), d("shared")}
-
-
-def test_remove_cascade_keeps_manifest_listed_by_remaining_index() -> None:
-    before = state({"list": ("I", S), "a": ("A", S)})
-    after = remove_cascade(before, tags=["a"], roots=[d("A")], refs=REFS)
-    assert d("A") in after.content.manifests
-    assert after.content == before.content
 
 
 @pytest.mark.parametrize(
