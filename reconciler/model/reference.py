@@ -100,18 +100,21 @@ def parse_reference(text: str) -> Reference:
     return Reference(rest, host, tag, digest)
 
 
-#: hosts that serve Docker Hub, where a one-component name means ``library/<name>``
-DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+#: Docker Hub's API hosts; the original matched ``registry[-,\w]*.docker.io``
+_DOCKER_HUB_HOST_RE = re.compile(r"^(?:registry[-\w]*\.docker\.io|docker\.io|index\.docker\.io)$", re.IGNORECASE)
 
 
-def normalize_upstream_name(feed: str | None, name: str) -> str:
-    """The repository name to ask ``feed`` for: Docker Hub's official images live under
-    ``library/``, so ``busybox`` there means ``library/busybox`` (as Pulp 2 did).
-    Other registries get the name unchanged."""
-    if not feed or "/" in name:
-        return name
-    rest = feed.split("://", 1)[-1]
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1].lower()
-    if host.endswith(":443"):
-        host = host[: -len(":443")]
-    return f"library/{name}" if host in DOCKER_HUB_HOSTS else name
+def is_docker_hub(url: str) -> bool:
+    """True when a feed URL (``https://registry-1.docker.io``, ``docker.io`` ...) is Docker Hub."""
+    rest = url.split("://", 1)[-1]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.split(":", 1)[0] if not host.startswith("[") else host
+    return bool(_DOCKER_HUB_HOST_RE.match(host))
+
+
+def normalize_upstream_name(url: str, name: str) -> str:
+    """The repository name to ask ``url`` for: on Docker Hub a one-component name such
+    as ``busybox`` means ``library/busybox`` (official images), as Pulp 2 did."""
+    if "/" not in name and is_docker_hub(url):
+        return f"library/{name}"
+    return name

@@ -111,8 +111,7 @@ def test_mirror_needs_graph() -> None:
         pytest.param("https://registry-1.docker.io", "bitnami/redis", "bitnami/redis", id="hub-user-repo"),
         pytest.param("https://quay.io", "busybox", "busybox", id="other-registry"),
         pytest.param("http://127.0.0.1:5000", "busybox", "busybox", id="loopback"),
-        pytest.param(None, "busybox", "busybox", id="no-feed"),
     ],
 )
-def test_normalize_upstream_name(feed: str | None, name: str, want: str) -> None:
+def test_normalize_upstream_name(feed: str, name: str, want: str) -> None:
     assert normalize_upstream_name(feed, name) == want
