@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from reconciler.ops.parallel import Progress
     from reconciler.ops.sync import SyncResult
 
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()
+
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
 
@@ -49,7 +52,7 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
-                    tag_filter: TagFilter = TagFilter(), mirror: bool = False, jobs: int = 6,
+                    tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, jobs: int = 6,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
                     progress: Progress | None = None, lock_timeout: float = 60.0,
