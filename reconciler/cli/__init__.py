@@ -40,9 +40,9 @@ def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> Non
 
 def _register() -> None:
     # one module per command group; each defines `register(cli)`
-    from reconciler.cli import content_cmds, repo_cmds, store_cmds, validate_cmd
+    from reconciler.cli import content_cmds, repo_cmds, store_cmds, sync_cmds, validate_cmd
 
-    for module in (store_cmds, repo_cmds, content_cmds, validate_cmd):
+    for module in (store_cmds, repo_cmds, content_cmds, sync_cmds, validate_cmd):
         module.register(cli)
 
 
