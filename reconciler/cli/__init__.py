@@ -40,9 +40,9 @@ def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> Non
 
 def _register() -> None:
     # one module per command group; each defines `register(cli)`
-    from reconciler.cli import repo_cmds, store_cmds
+    from reconciler.cli import content_cmds, repo_cmds, store_cmds
 
-    for module in (store_cmds, repo_cmds):
+    for module in (store_cmds, repo_cmds, content_cmds):
         module.register(cli)
 
 
