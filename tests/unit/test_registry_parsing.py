@@ -12,8 +12,9 @@ import pytest
 from reconciler.errors import ConfigError, RegistryError
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.registry.auth import Challenge, Credentials, TokenCache, parse_auth_json, parse_www_authenticate
+from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.retry import RetryPolicy
-from reconciler.registry.session import base_url, url_credentials
+from reconciler.registry.session import base_url, make_session, url_credentials
 from reconciler.registry.transport import parse_link_next, parse_retry_after, resolve_link
 
 HUB = 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"'
@@ -188,3 +189,24 @@ def test_token_cache_expiry_and_invalidation() -> None:
     assert cache.get("repository:a:pull") == "tok2"
     cache.invalidate("repository:a:pull", "tok2")
     assert cache.get("repository:a:pull") is None
+
+
+@pytest.mark.parametrize(("kw", "verify", "cert"), [
+    ({}, True, None),
+    ({"ca_file": "/etc/ca.pem"}, "/etc/ca.pem", None),
+    ({"tls_verify": False, "ca_file": "/etc/ca.pem"}, False, None),
+    ({"client_cert": "/c.pem", "client_key": "/k.pem"}, True, ("/c.pem", "/k.pem")),
+    ({"client_cert": "/both.pem"}, True, "/both.pem"),
+], ids=["verify-by-default", "ca-file", "verify-off", "cert-and-key", "combined-cert"])
+def test_session_tls_options(kw: dict[str, object], verify: object, cert: object) -> None:
+    session = make_session(RegistryConfig("https://reg.example", max_concurrency=9, **kw))  # type: ignore[arg-type]
+    try:
+        assert session.verify == verify and session.cert == cert
+        assert session.get_adapter("https://reg.example")._pool_maxsize == 9  # type: ignore[attr-defined]
+    finally:
+        session.close()
+
+
+def test_client_key_without_cert_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="client_key"):
+        make_session(RegistryConfig("https://reg.example", client_key="/k.pem"))
