@@ -1,0 +1,1 @@
+"""Operations over the store: sync, upload, tag, copy, remove, publish, export."""
