@@ -37,11 +37,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise _unsatisfiable(size)
         return max(size - n, 0), size - 1
     first = int(m[1])
-    last = int(m[2]) if m[2] else size - 1
-    if last < first:
+    if m[2] and int(m[2]) < first:
         return None  # syntactically invalid: ignore the header
     if first >= size:
         raise _unsatisfiable(size)
+    last = int(m[2]) if m[2] else size - 1
     return first, min(last, size - 1)
 
 

@@ -44,6 +44,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self._options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 24 opens a control socket in ~/.gunicorn by default: one path shared
+            # by every server on the machine; we manage the process with signals instead
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
         # called in each worker after fork (preload_app is off): a fresh store per worker

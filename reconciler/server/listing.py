@@ -36,6 +36,8 @@ def _json(obj: object, extra: dict[str, str] | None = None) -> Response:
 
 def _page(fetch: Callable[[str | None, int | None], list[str]], n: int | None,
           last: str | None, path: str) -> tuple[list[str], dict[str, str]]:
+    if n == 0:
+        return [], {}
     # ask for one more than n to learn whether a next page exists
     items = fetch(last, None if n is None else n + 1)
     if n is None or len(items) <= n:

@@ -55,7 +55,8 @@ def route(path: str) -> Route:
     if path == "/v2/_catalog":
         return Route("catalog")
     if _UPLOADS.match(path):
-        raise RegistryHTTPError("UNSUPPORTED", "this registry is read-only: uploads are not accepted")
+        raise RegistryHTTPError("UNSUPPORTED", "this registry is read-only: uploads are not accepted",
+                                headers={"Allow": ""})
     m = _ROUTE.match(path)
     if m is None:
         raise RegistryHTTPError("NOT_FOUND", f"no such endpoint: {path[:200]}")
