@@ -16,7 +16,7 @@ import requests
 
 from reconciler.model import mediatypes as mt
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.imagegen import build_image, build_multiarch
+from tests.support.imagegen import build_multiarch
 from tests.support.serving import commit_tags, fill_store, require_binary, run_server, stop
 
 pytestmark = pytest.mark.integration
