@@ -16,6 +16,7 @@ from reconciler.store.protocol import Store
 if TYPE_CHECKING:
     from reconciler.ops.parallel import Progress
     from reconciler.ops.sync import SyncResult
+    from reconciler.server import RegistryApp
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
 ALL_TAGS = TagFilter()
@@ -90,3 +91,30 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
         if repo is not None and (repo.feed, repo.upstream_name) != (feed, upstream_name):
             store.repository_update(repo_id, feed=feed, upstream_name=upstream_name)
     return result
+
+
+def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:
+    """The registry WSGI app over the store at ``location``; the store itself is opened
+    on the first request (in each worker process after the fork)."""
+    from reconciler.server import RegistryApp
+    from reconciler.server.auth import Htpasswd
+
+    loc = store_location(location)
+    users = Htpasswd(htpasswd) if htpasswd else None
+    return RegistryApp(lambda: open_store(loc), htpasswd=users)
+
+
+def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
+          threads: int = 4, htpasswd: str | None = None) -> None:
+    """Run the registry server under gunicorn until SIGTERM/SIGINT."""
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+
+    loc = store_location(location)
+    # fail before forking: a bad store path or htpasswd file is an error now, not per request
+    open_store(loc).close()
+    if htpasswd:
+        Htpasswd(htpasswd)
+    setup_access_log()
+    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
+                   workers=workers, threads=threads).run()
