@@ -1,0 +1,6 @@
+"""Content operations (upload, tag, copy, remove) and the cascade rules they share.
+
+Each operation has a pure state transformer (``RepoState -> RepoState``) used by the
+plan to compose several operations into one version, and a committing wrapper that reads
+the latest version, transforms it and makes exactly one new version.
+"""
