@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from reconciler.desired.model import ALL, RepositorySpec, Selection
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
-from reconciler.ops.cascade import RefGraph, cascade_remove, unreferenced
+from reconciler.ops.cascade import RefGraph, unreferenced
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
+from reconciler.plan import steps
 from reconciler.plan.model import Action, Change, Download, Op
 from reconciler.plan.observed import Observed, ObservedRepo
 from reconciler.store.protocol import ContentSet, Origin, TagEntry
@@ -116,27 +117,28 @@ class RepoDiff:
         return obs.state
 
     def _set_tag(self, op: Op, tag: str, digest: Digest, origin: Origin, reason: str, *,
-                 deps: Iterable[str] = (), **kw: object) -> None:
-        closure = self.graph.closure([digest])
+                 deps: Iterable[str] = (), cascade: bool = False, **kw: object) -> None:
         current = self.state.tags.get(tag)
-        if current is not None and current.digest == digest and closure.difference(self.state.content).__len__() == 0:
+        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade)
+        if step.state == self.state:
             return
-        new = closure.difference(self.state.content)
+        new = step.state.content.difference(self.state.content)
         change = Change.CREATE if current is None else Change.UPDATE
         before = self.state
         action = self._add(op, change, tag, reason, deps=deps, tag=tag, digest=digest,
                            old_digest=current.digest if current and current.digest != digest else None,
                            download=self.ledger.download_for(new) if op is Op.SYNC_TAG else Download(),
-                           adds=_counts(new), **kw)
-        self.state = self.state.with_content(closure).with_tags({tag: TagEntry(digest, origin)})
+                           adds=_counts(new), removes=_counts(step.removed), cascade=cascade and bool(len(step.removed)),
+                           **kw)
+        self.state = step.state
         self._bring(action, before)
 
-    def _remove_tag(self, tag: str, reason: str, *, with_targets: bool = False) -> None:
-        removal = cascade_remove(self.state, self.graph, tags=[tag], with_targets=with_targets)
+    def _remove_tag(self, tag: str, reason: str, *, cascade: bool = False) -> None:
+        step = steps.remove_tag(self.state, self.graph, tag, cascade=cascade)
         old = self.state.tags[tag].digest
-        self._add(Op.REMOVE_TAG, Change.DELETE, tag, reason, tag=tag, old_digest=old,
-                  removes=_counts(removal.content, tags=len(removal.tags)))
-        self.state = removal.state
+        self._add(Op.REMOVE_TAG, Change.DELETE, tag, reason, tag=tag, old_digest=old, cascade=cascade,
+                  removes=_counts(step.removed, tags=step.removed_tags))
+        self.state = step.state
 
     # -- steps, in apply order --------------------------------------------------------------
     def run(self) -> list[Action]:
@@ -186,7 +188,7 @@ class RepoDiff:
         for tag in sorted(selected):
             current = self.state.tags.get(tag)
             reason = pm.NEW_UPSTREAM_TAG if current is None else pm.TAG_MOVED_UPSTREAM
-            self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason)
+            self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror)
         if not spec.mirror:
             self.declared_tags |= synced_here  # additive sync: vanished tags stay and stay declared
             return
@@ -198,7 +200,7 @@ class RepoDiff:
                 f"removes nothing ({len(gone)} tags kept) unless allow_empty: true")
             return
         for tag in gone:
-            self._remove_tag(tag, pm.TAG_GONE_UPSTREAM, with_targets=True)
+            self._remove_tag(tag, pm.TAG_GONE_UPSTREAM, cascade=True)
 
     def _uploads(self) -> None:
         for upload in self.spec.uploads:
@@ -314,11 +316,10 @@ class RepoDiff:
             present = tuple(sorted(d for d in digests if d in pool))
             if not present:
                 continue
-            removal = cascade_remove(self.state, self.graph, **{f"{kind}es" if kind == "index" else "manifests":
-                                                                present})
+            step = steps.remove_content(self.state, self.graph, kind, present)
             self._add(Op.REMOVE_CONTENT, Change.DELETE, f"{kind}s", pm.DECLARED, kind=kind, digests=present,
-                      removes=_counts(removal.content, tags=len(removal.tags)))
-            self.state = removal.state
+                      removes=_counts(step.removed, tags=step.removed_tags))
+            self.state = step.state
 
     def _prune(self) -> None:
         undeclared = sorted(t for t in self.state.tags if t not in self.declared_tags)
@@ -336,13 +337,13 @@ class RepoDiff:
         for tag in undeclared:
             self._remove_tag(tag, pm.REMOVED_FROM_DESIRED)
         orphans = unreferenced(self.state, self.graph).difference(declared_content)
-        if not len(orphans):
+        roots = tuple(sorted(orphans.manifests | orphans.indexes))
+        step = steps.remove_content(self.state, self.graph, "untagged", roots)
+        if not len(step.removed):
             return
-        removal = cascade_remove(self.state, self.graph, manifests=orphans.manifests, indexes=orphans.indexes)
-        removed = removal.content.union(ContentSet(blobs=orphans.blobs & removal.state.content.blobs))
         self._add(Op.REMOVE_CONTENT, Change.DELETE, "untagged", pm.REMOVED_FROM_DESIRED, kind="untagged",
-                  digests=tuple(sorted(orphans.manifests | orphans.indexes)), removes=_counts(removed))
-        self.state = removal.state.without_content(removed)
+                  digests=roots, removes=_counts(step.removed))
+        self.state = step.state
 
     def _publish(self) -> None:
         spec, repo = self.spec, self.obs.repository if self.obs else None

@@ -104,6 +104,8 @@ class Action:
     protected: bool | None = None
     feed: str | None = None                    # CREATE/UPDATE_REPOSITORY
     upstream_name: str | None = None
+    #: remove tags / old tag targets together with the content only they needed (mirror)
+    cascade: bool = False
     download: Download = field(default_factory=Download)
     #: what the action removes from the repository, per kind (tags, indexes, manifests, blobs)
     removes: Mapping[str, int] = field(default_factory=dict)
@@ -119,6 +121,8 @@ class Action:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None or value == () or (isinstance(value, Mapping) and not value):
+                continue
+            if f.name == "cascade" and not value:
                 continue
             if isinstance(value, enum.Enum):
                 value = value.value

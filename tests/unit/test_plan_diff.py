@@ -236,3 +236,13 @@ def test_plan_json_round_trips_exactly() -> None:
     again = Plan.loads(plan.dumps())
     assert again == plan and again.digest() == plan.digest()
     assert plan.to_json()["format_version"] == 1
+
+
+def test_mirror_moved_tag_drops_old_content_only_when_nothing_else_needs_it() -> None:
+    st = state({"v1": ("a", S), "v2": ("b", S), "also": ("b", Origin.MANUAL)})
+    obs = observed({"web": repo("web", st, feed="http://127.0.0.1:5000", upstream="lib/web")},
+                   {"web": {"v1": "c", "v2": "c"}})
+    plan = diff(desired(synced("web", mirror=True, tag_filter=TagFilter(include=("v*",)))), obs)
+    v1, v2 = plan.action("web/sync_tag/v1"), plan.action("web/sync_tag/v2")
+    assert v1.cascade and v1.removes == {"manifests": 1, "blobs": len(content_of("a").blobs)}
+    assert not v2.cascade and v2.removes == {}  # "also" still needs b
