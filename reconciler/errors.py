@@ -149,7 +149,7 @@ class RegistryError(ReconcilerError):
 
     ``status`` is the HTTP status (0 for a connection failure), ``codes`` the OCI error
     codes from the body, ``temporary`` whether a retry may help (connection errors, 408,
-    429, 5xx). ``retry_after`` carries a 429's ``Retry-After`` in seconds when given.
+    429, 5xx; the raiser may override it). ``retry_after`` carries a 429's ``Retry-After`` in seconds when given.
     """
 
     def __init__(
@@ -162,8 +162,10 @@ class RegistryError(ReconcilerError):
         detail: str = "",
         retry_after: float | None = None,
         hint: str | None = None,
+        temporary: bool | None = None,
     ) -> None:
         self.method = method
+        self._temporary = temporary
         self.url = redact_url(url)
         self.status = status
         self.codes = tuple(codes)
@@ -177,4 +179,6 @@ class RegistryError(ReconcilerError):
 
     @property
     def temporary(self) -> bool:
+        if self._temporary is not None:  # the raiser knows better (e.g. a TLS failure)
+            return self._temporary
         return self.status == 0 or self.status in (408, 429) or self.status >= 500
