@@ -17,6 +17,8 @@
     │   ├── RemovalRefused          removing it would corrupt an index
     │   └── StalePlan               a saved plan no longer matches the store or the file
     ├── DigestMismatch              bytes do not hash to the expected digest (never retried)
+    ├── SyncFailed                  a sync could not finish (names tag, digest, URL; carries
+    │                               the cause); nothing was committed
     ├── ConfigError                 repos.yaml diagnostics (carries the full list)
     ├── StoreError                  the store cannot do what was asked
     │   ├── StoreCorrupt            ``store check`` found problems
@@ -111,6 +113,16 @@ class DigestMismatch(ReconcilerError):
         )
         self.expected = expected
         self.actual = actual
+
+
+class SyncFailed(ReconcilerError):
+    """A sync stopped before committing: ``cause`` is the error that stopped it (a
+    ``RegistryError``, ``DigestMismatch``, ...); the message names the tag, digest and URL."""
+
+    def __init__(self, message: str, *, cause: ReconcilerError | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or (cause.hint if cause else None)
+                         or "nothing was committed; fix the cause and run the sync again")
+        self.cause = cause
 
 
 class ConfigError(ReconcilerError):

@@ -1,4 +1,4 @@
-"""Content operations (upload, tag, copy, remove) and the cascade rules they share.
+"""Content operations (sync, upload, tag, copy, remove) and the cascade rules they share.
 
 Each operation has a pure state transformer (``RepoState -> RepoState``) used by the
 plan to compose several operations into one version, and a committing wrapper that reads
