@@ -30,7 +30,8 @@ from reconciler.ops.graph import load_graph
 from reconciler.ops.publish import publish as publish_op, unpublish as unpublish_op
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import Action, Op, Plan
-from reconciler.plan.steps import run_step, set_tag, ORIGIN
+from reconciler.plan.refresh import upstream_name
+from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.apply.hooks import CountingStore, KillSwitch
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
@@ -239,7 +240,7 @@ class Runner:
                                 raise ReconcilerError(f"{repo}: no upstream client to sync from")
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
-                        self.fetcher(store, source, spec.upstream_name, [a.digest], spec.feed.max_concurrency)
+                        self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency)
                     if a.op is Op.UPLOAD:
                         assert a.file is not None
                         content, tags = self.uploader(store, Path(a.file), state.content, a.tag)

@@ -53,7 +53,7 @@ def _find_cycle(deps: Mapping[str, set[str]]) -> list[str]:
     return path[path.index(node):] + [node]
 
 
-def _with_sources(repos: Mapping[str, RepositorySpec], targets: Iterable[str]) -> set[str]:
+def with_sources(repos: Mapping[str, RepositorySpec], targets: Iterable[str]) -> set[str]:
     wanted: set[str] = set()
     stack = list(targets)
     while stack:
@@ -72,7 +72,7 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
     if unknown:
         raise InvalidInput(f"--target {', '.join(unknown)}: not a repository in {desired.path}",
                            hint=f"repositories: {', '.join(sorted(desired.repositories)) or 'none'}")
-    selected = _with_sources(desired.repositories, targets) if targets else set(desired.repositories)
+    selected = with_sources(desired.repositories, targets) if targets else set(desired.repositories)
     ledger = Ledger(observed)
     actions: list[Action] = []
     summaries: list[RepoSummary] = []

@@ -217,9 +217,10 @@ class RepoDiff:
                               tag=upload.tag, file_digest=info.file_digest if info else None)
                 continue
             self.declared_roots |= set(info.roots)
-            target = info.tags.get(upload.tag) if upload.tag else None
-            if upload.tag and target is None and len(info.roots) == 1:
-                target = info.roots[0]
+            # as the import does: a tagged upload tags its one top-level image
+            target = None
+            if upload.tag:
+                target = info.roots[0] if len(info.roots) == 1 else info.tags.get(upload.tag)
             current = self.state.tags.get(upload.tag) if upload.tag else None
             new = info.content.difference(self.state.content)
             tag_ok = upload.tag is None or (current is not None and current.digest == target)

@@ -28,11 +28,13 @@ from pathlib import Path
 from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.reference import normalize_upstream_name
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.graph import load_graph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
+from reconciler.plan.uploads import inspect_upload
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentSet, Store
 
@@ -51,9 +53,15 @@ def default_resolver(source: UpstreamSource, spec: RepositorySpec, jobs: int) ->
         Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]:
     from reconciler.ops.refresh import refresh_upstream
 
-    assert spec.upstream_name is not None
-    view = refresh_upstream(source, spec.upstream_name, spec.tag_filter, jobs=jobs)
+    assert spec.upstream_name is not None and spec.feed is not None
+    view = refresh_upstream(source, upstream_name(spec), spec.tag_filter, jobs=jobs)
     return view.tags, view.listed, view.manifests
+
+
+def upstream_name(spec: RepositorySpec) -> str:
+    """The name to ask the feed for (``busybox`` means ``library/busybox`` on Docker Hub)."""
+    assert spec.feed is not None and spec.upstream_name is not None
+    return normalize_upstream_name(spec.feed.url, spec.upstream_name)
 
 
 @dataclass
@@ -100,11 +108,12 @@ def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, res
         before = source.stats.total
         tags, listed, prefetched = resolver(source, spec, jobs)
         known: dict[Digest, Manifest | Index] = {d: m for d, m in prefetched.items() if not store.manifest_has(d)}
-        _fetch_missing_manifests(store, source, spec.upstream_name, tags.values(), known, jobs)
+        name = upstream_name(spec)
+        _fetch_missing_manifests(store, source, name, tags.values(), known, jobs)
         for m in list(known.values()):
             if isinstance(m, Index):
-                _fetch_missing_manifests(store, source, spec.upstream_name, m.children(), known, jobs)
-        return _UpstreamResult(spec.id, UpstreamTags(spec.upstream_name, dict(tags), listed), known,
+                _fetch_missing_manifests(store, source, name, m.children(), known, jobs)
+        return _UpstreamResult(spec.id, UpstreamTags(name, dict(tags), listed), known,
                                source.stats.total - before)
     finally:
         source.close()
@@ -148,11 +157,17 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
                 sizes[d.digest] = d.size or 0
     missing_blobs = store.blobs_missing(sizes)
     uploads: dict[tuple[str, str], UploadInfo] = {}
+    upload_manifests: list[Manifest | Index] = []
     for repo_id, spec in sorted(desired.repositories.items()):
         if repo_id not in wanted:
             continue
         for upload in spec.uploads:
-            uploads[(repo_id, str(upload.file))] = UploadInfo(str(upload.file), file_sha256(Path(upload.file)))
+            path = Path(upload.file)
+            info, manifests = inspect_upload(path, file_sha256(path))
+            uploads[(repo_id, str(upload.file))] = info
+            upload_manifests += manifests
+    if upload_manifests:
+        graph = graph.merged(RefGraph.from_manifests(upload_manifests))
     info = RefreshInfo(refreshed=upstreams, upstreams=len(results),
                        tags=sum(len(r.tags.tags) for r in results), seconds=time.monotonic() - started,
                        requests=sum(r.requests for r in results))

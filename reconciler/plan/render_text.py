@@ -10,6 +10,7 @@ colour (a TTY and no ``NO_COLOR``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from reconciler.model import Digest
 from reconciler.plan.model import Action, Change, Op, Plan, RepoSummary
@@ -96,7 +97,10 @@ def action_line(a: Action, plan: Plan | None = None) -> str:
         head = f"{kind} {subject}" if len(a.digests) == 1 else subject
         return "   ".join(x for x in (head, _join(a.reason, _cascade_text(a))) if x)
     if a.op is Op.UPLOAD:
-        head = f"upload {a.file}" + (f" as tag {a.tag}" if a.tag else "")
+        shown = a.file or ""
+        if plan is not None and shown.startswith(str(Path(plan.desired_path).parent) + "/"):
+            shown = shown[len(str(Path(plan.desired_path).parent)) + 1:]  # as written in repos.yaml
+        head = f"upload {shown}" + (f" as tag {a.tag}" if a.tag else "")
         return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds)))) if x)
     if a.op is Op.PUBLISH:
         what = f"publish as {a.publish_name}" + (" (protected)" if a.protected else "")
