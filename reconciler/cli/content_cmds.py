@@ -6,6 +6,7 @@ new version's content summary (added/removed per kind), or JSON with ``--json``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -21,8 +22,7 @@ _KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "ta
 _PLURALS = {"blob": "blobs", "manifest": "manifests", "index": "indexes", "tag": "tags"}
 
 
-def _counts(counts: dict[str, int] | object) -> str:
-    items = dict(counts)  # type: ignore[call-overload]
+def _counts(items: Mapping[str, int]) -> str:
     parts = []
     for key in ("indexes", "manifests", "blobs", "tags"):
         n = int(items.get(key, 0))

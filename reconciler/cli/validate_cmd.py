@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.context import echo_json
-from reconciler.desired import load_desired
+from reconciler.desired import Diagnostic, load_desired
 from reconciler.errors import ConfigError
 
 
@@ -27,10 +27,11 @@ def validate_cmd(path: str, as_json: bool) -> None:
     try:
         state = load_desired(path)
     except ConfigError as exc:
+        diagnostics = [d for d in exc.diagnostics if isinstance(d, Diagnostic)]
         if as_json:
-            echo_json([d.to_json() for d in exc.diagnostics])
+            echo_json([d.to_json() for d in diagnostics])
         else:
-            for d in exc.diagnostics:
+            for d in diagnostics:
                 click.echo(d.render())
             click.echo(f"error: {path}: {len(exc.diagnostics)} problem{'s' if len(exc.diagnostics) != 1 else ''}",
                        err=True)

@@ -14,8 +14,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.desired.model import ALL, CopySpec, DesiredState, RegistrySpec, RepositorySpec, Removal, \
-    Selection, TagPin, Upload
+from reconciler.desired.model import (
+    ALL,
+    CopySpec,
+    DesiredState,
+    RegistrySpec,
+    Removal,
+    RepositorySpec,
+    Selection,
+    TagPin,
+    Upload,
+)
 from reconciler.desired.semantic import effective, effective_feed, parse_pin
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
@@ -29,10 +38,11 @@ def _resolve(path: str, base_dir: Path) -> str:
 
 
 def _registry(name: str, url: str, entry: dict[str, Any], defaults: dict[str, Any], base_dir: Path) -> RegistrySpec:
-    options = {k: entry.get(k, defaults.get(k)) for k in _REGISTRY_OPTIONS if k in entry or k in defaults}
+    options: dict[str, Any] = {k: entry.get(k, defaults.get(k)) for k in _REGISTRY_OPTIONS
+                               if k in entry or k in defaults}
     for k in _PATH_OPTIONS:
         if options.get(k):
-            options[k] = _resolve(options[k], base_dir)
+            options[k] = _resolve(str(options[k]), base_dir)
     return RegistrySpec(name=name, url=url.rstrip("/"), username_env=entry.get("username_env"),
                         password_env=entry.get("password_env"), **options)
 

@@ -11,6 +11,7 @@ temporary file while its uncompressed digest is checked against the config's
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -39,7 +40,7 @@ class _HashingWriter:
         self.target = target
         self.hasher = DigestHasher()
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: bytes) -> int:
         self.hasher.update(data)
         return self.target.write(data)
 
@@ -96,14 +97,14 @@ def _image(archive: Archive, entry: Any, parsed: Parsed, layers_done: dict[str, 
         diff_ids = [Digest.parse(d) for d in config["rootfs"]["diff_ids"]]
     except (ValueError, KeyError, TypeError, InvalidInput) as exc:
         raise UploadInvalid(f"{where}: config {config_name} lacks valid rootfs.diff_ids: {exc}") from exc
-    parsed.blobs[config_digest] = BlobSource(config_digest, len(config_raw), lambda raw=config_raw: _bytes_io(raw),
+    parsed.blobs[config_digest] = BlobSource(config_digest, len(config_raw), functools.partial(io.BytesIO, config_raw),
                                              f"{archive.where}: {config_name}")
     layer_names = entry.get("Layers")
     if not isinstance(layer_names, list) or len(layer_names) != len(diff_ids):
         raise UploadInvalid(f"{where}: Layers must list one file per rootfs.diff_ids entry "
                             f"({len(diff_ids)} in the config)")
     layers = []
-    for j, (name, diff_id) in enumerate(zip(layer_names, diff_ids)):
+    for j, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
         member = _member(name, where=f"{where}.Layers[{j}]")
         if member not in layers_done:
             layers_done[member] = _compress_layer(archive, member, diff_id, parsed)
@@ -118,10 +119,6 @@ def _image(archive: Archive, entry: Any, parsed: Parsed, layers_done: dict[str, 
     m = parse_manifest_bytes(json.dumps(doc, indent=3).encode(), where=where)
     assert isinstance(m, Manifest)
     return m
-
-
-def _bytes_io(raw: bytes) -> IO[bytes]:
-    return io.BytesIO(raw)
 
 
 def _compress_layer(archive: Archive, name: str, diff_id: Digest, parsed: Parsed) -> tuple[Digest, int]:
@@ -140,7 +137,7 @@ def _compress_layer(archive: Archive, name: str, diff_id: Digest, parsed: Parsed
                 uncompressed.update(inflate.decompress(chunk))
                 chunk = src.read(CHUNK)
         else:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=writer, mtime=0,  # type: ignore[arg-type]
+            with gzip.GzipFile(filename="", mode="wb", fileobj=writer, mtime=0,
                                compresslevel=COMPRESSLEVEL) as gz:
                 chunk = head
                 while chunk:

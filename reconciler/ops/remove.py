@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from reconciler.errors import ContentNotFound, InvalidInput
-from reconciler.ops.cascade import Removal, RefGraph, cascade_remove
+from reconciler.ops.cascade import RefGraph, Removal, cascade_remove
 from reconciler.ops.graph import load_graph
 from reconciler.ops.result import OpResult, commit_state, resolve_digests
 from reconciler.ops.state import RepoState

@@ -137,6 +137,7 @@ def test_index_json_needs_its_children_in_the_repository(store, tmp_path: Path) 
         upload(store, "r", ar.skopeo_dir_tar(tmp_path / f"c{i + 1}.tar", child))
     result = upload(store, "r", index_file, tag="latest")
     assert result.summary.added == {"blobs": 0, "manifests": 0, "indexes": 1, "tags": 1}
+    assert store.manifest_get(multi.digest).raw == multi.manifest.raw  # byte for byte
 
 
 def test_index_json_that_is_not_a_manifest_is_refused(store, tmp_path: Path) -> None:
