@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,10 +18,10 @@ from reconciler.store.protocol import Store
 if TYPE_CHECKING:
     from reconciler.apply.runner import ApplyResult
     from reconciler.desired.model import DesiredState, RegistrySpec
-    from reconciler.plan.model import Plan
-    from reconciler.server import RegistryApp
     from reconciler.ops.parallel import Progress
     from reconciler.ops.sync import SyncResult
+    from reconciler.plan.model import Plan
+    from reconciler.server import RegistryApp
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
@@ -133,15 +134,15 @@ def upstream_source(spec: RegistrySpec) -> UpstreamSource:
 
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
           prune_repositories: bool) -> Plan:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from reconciler.plan.diff import with_sources, diff
+    from reconciler.plan.diff import diff, with_sources
     from reconciler.plan.refresh import refresh as do_refresh
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
     observed = do_refresh(store, desired, upstream_source, upstreams=refresh, repo_ids=repo_ids)
     return diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
-                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                created=datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), refresh: bool = True,

@@ -22,17 +22,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.apply.hooks import CountingStore, KillSwitch
 from reconciler.desired.model import DesiredState
 from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.model import Digest, Index
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.graph import load_graph
-from reconciler.ops.publish import publish as publish_op, unpublish as unpublish_op
+from reconciler.ops.publish import publish as publish_op
+from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import Action, Op, Plan
 from reconciler.plan.refresh import upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
-from reconciler.apply.hooks import CountingStore, KillSwitch
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
 
@@ -132,7 +133,7 @@ class Runner:
                  command: str = "apply", kill: KillSwitch | None = None) -> None:
         self.plan, self.desired = plan, desired
         self.kill = kill if kill is not None else KillSwitch()
-        self.store: Store = CountingStore(store, self.kill) if self.kill else store  # type: ignore[assignment]
+        self.store: Store = CountingStore(store, self.kill) if self.kill else store
         self.raw_store = store
         self.sources, self.fetcher, self.uploader = sources, fetcher, uploader
         self.command = command

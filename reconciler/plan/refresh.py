@@ -163,8 +163,8 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
             continue
         for upload in spec.uploads:
             path = Path(upload.file)
-            info, manifests = inspect_upload(path, file_sha256(path))
-            uploads[(repo_id, str(upload.file))] = info
+            upload_info, manifests = inspect_upload(path, file_sha256(path))
+            uploads[(repo_id, str(upload.file))] = upload_info
             upload_manifests += manifests
     if upload_manifests:
         graph = graph.merged(RefGraph.from_manifests(upload_manifests))

@@ -34,7 +34,7 @@ def render_markdown(plan: Plan) -> str:
         lines.append("")
     destructive = [a for a in plan.actions if a.destructive]
     if destructive:
-        lines += [f"> [!WARNING]", f"> **{len(destructive)} destructive "
+        lines += ["> [!WARNING]", f"> **{len(destructive)} destructive "
                   f"{'action' if len(destructive) == 1 else 'actions'}:**"]
         for a in destructive:
             lines.append(f"> - `{a.repo}`: {a.change.value} {action_line(a, plan)}")

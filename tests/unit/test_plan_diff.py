@@ -8,10 +8,17 @@ from reconciler.desired.model import ALL, CopySpec, Removal, TagPin
 from reconciler.errors import ConfigError, ContentNotFound, InvalidInput, RemovalRefused
 from reconciler.model.tagfilter import TagFilter
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Change, Op, Plan
+from reconciler.plan.model import Change, Plan
 from reconciler.store.protocol import Origin
 from tests.support.planworld import (
-    RepositorySpec, content_of, desired, digest, observed, repo, state, synced,
+    RepositorySpec,
+    content_of,
+    desired,
+    digest,
+    observed,
+    repo,
+    state,
+    synced,
 )
 
 S, C, P, U = Origin.SYNC, Origin.COPY, Origin.PIN, Origin.UPLOAD
