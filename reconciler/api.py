@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from reconciler.plan.model import Plan
     from reconciler.server import RegistryApp
 
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()
+
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
 
@@ -47,33 +50,6 @@ def open_store(location: str | None = None) -> Store:
     return SQLiteStore(loc)
 
 
-def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:
-    """The registry WSGI app over the store at ``location``; the store itself is opened
-    on the first request (in each worker process after the fork)."""
-    from reconciler.server import RegistryApp
-    from reconciler.server.auth import Htpasswd
-
-    loc = store_location(location)
-    users = Htpasswd(htpasswd) if htpasswd else None
-    return RegistryApp(lambda: open_store(loc), htpasswd=users)
-
-
-def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-          threads: int = 4, htpasswd: str | None = None) -> None:
-    """Run the registry server under gunicorn until SIGTERM/SIGINT."""
-    from reconciler.server.auth import Htpasswd
-    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
-
-    loc = store_location(location)
-    # fail before forking: a bad store path or htpasswd file is an error now, not per request
-    open_store(loc).close()
-    if htpasswd:
-        Htpasswd(htpasswd)
-    setup_access_log()
-    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
-                   workers=workers, threads=threads).run()
-
-
 def registry_client(config: RegistryConfig) -> UpstreamSource:
     """The upstream source for one registry (the real HTTP client)."""
     from reconciler.registry.client import RegistryClient
@@ -82,7 +58,7 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
-                    tag_filter: TagFilter = TagFilter(), mirror: bool = False, jobs: int = 6,
+                    tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, jobs: int = 6,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
                     progress: Progress | None = None, lock_timeout: float = 60.0,
@@ -120,6 +96,33 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
         if repo is not None and (repo.feed, repo.upstream_name) != (feed, upstream_name):
             store.repository_update(repo_id, feed=feed, upstream_name=upstream_name)
     return result
+
+
+def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:
+    """The registry WSGI app over the store at ``location``; the store itself is opened
+    on the first request (in each worker process after the fork)."""
+    from reconciler.server import RegistryApp
+    from reconciler.server.auth import Htpasswd
+
+    loc = store_location(location)
+    users = Htpasswd(htpasswd) if htpasswd else None
+    return RegistryApp(lambda: open_store(loc), htpasswd=users)
+
+
+def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
+          threads: int = 4, htpasswd: str | None = None) -> None:
+    """Run the registry server under gunicorn until SIGTERM/SIGINT."""
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+
+    loc = store_location(location)
+    # fail before forking: a bad store path or htpasswd file is an error now, not per request
+    open_store(loc).close()
+    if htpasswd:
+        Htpasswd(htpasswd)
+    setup_access_log()
+    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
+                   workers=workers, threads=threads).run()
 
 
 # -- plan and apply -----------------------------------------------------------------------

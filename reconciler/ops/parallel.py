@@ -75,7 +75,7 @@ def run_bounded(fn: Callable[[T], R], items: Iterable[T], *, jobs: int) -> list[
         for item in work:
             try:
                 out.append((item, fn(item)))
-            except Exception as exc:  # noqa: BLE001 - re-raised with its item
+            except Exception as exc:
                 raise ItemFailed(item, exc) from exc
         return out
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="reconciler")
@@ -84,10 +84,10 @@ def run_bounded(fn: Callable[[T], R], items: Iterable[T], *, jobs: int) -> list[
         futures = {pool.submit(fn, item): item for item in work}
         done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
         for fut in done:
-            exc = fut.exception()
-            if exc is not None:
+            error = fut.exception()
+            if error is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-                raise ItemFailed(futures[fut], exc) from exc
+                raise ItemFailed(futures[fut], error) from error
         return [(item, fut.result()) for fut, item in futures.items()]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

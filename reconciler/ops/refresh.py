@@ -13,13 +13,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.errors import NotFound, RegistryError, ReconcilerError, SyncFailed
+from reconciler.errors import NotFound, ReconcilerError, RegistryError, SyncFailed
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.registry.protocol import UpstreamSource
 
 log = logging.getLogger(__name__)
+
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, NotFound) or (isinstance(exc, RegistryError) and exc.status == 404)
 
 
-def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: TagFilter = TagFilter(), *,
+def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: TagFilter = ALL_TAGS, *,
                      jobs: int = 6, progress: Progress | None = None) -> UpstreamView:
     """List, select and resolve the upstream's tags (see the module docstring)."""
     before = source.stats.total

@@ -37,7 +37,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, tag_filter: TagFilter = TagFilter(),
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()
+
+def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, tag_filter: TagFilter = ALL_TAGS,
                *, mirror: bool = False, graph: RefGraph | None = None) -> RepoState:
     """The repository state after a sync (pure).
 
@@ -121,7 +124,7 @@ class SyncResult:
 
 
 def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: str,
-         tag_filter: TagFilter = TagFilter(), mirror: bool = False, jobs: int = 6,
+         tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, jobs: int = 6,
          pinned: Mapping[str, Digest] | None = None, progress: Progress | None = None) -> SyncResult:
     """Sync ``repo_id`` from ``upstream_name`` on ``source``, committing one new version
     (or none when nothing changed). The caller holds the store lock.

@@ -39,6 +39,7 @@ EXPIRY_MARGIN = 5.0
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PARAM_RE = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*")
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_UNQUOTED_RE = re.compile(r"[^,\s]*")
 
 
 @dataclass(frozen=True)
@@ -86,20 +87,19 @@ def parse_www_authenticate(header: str | None) -> list[Challenge]:
         while pos < n:
             while pos < n and text[pos] in " \t,":
                 pos += 1
+            t68 = _TOKEN68_RE.match(text, pos)
+            if not params and t68 and (t68.end() == n or text[t68.end()] in " \t,") and t68.group(0).endswith("="):
+                params[""] = t68.group(0)  # a bare token68 right after the scheme (e.g. Negotiate)
+                pos = t68.end()
+                continue
             pm = _PARAM_RE.match(text, pos)
             if not pm:
-                t68 = _TOKEN68_RE.match(text, pos)
-                # a bare token68 right after the scheme; anything else starts the next challenge
-                if not params and t68 and (t68.end() == n or text[t68.end()] in " \t,") and "=" in t68.group(0):
-                    params[""] = t68.group(0)
-                    pos = t68.end()
-                    continue
-                break
+                break  # not name=value: the next challenge starts here
             name, pos = pm.group(1).lower(), pm.end()
             if pos < n and text[pos] == '"':
                 value, pos = _quoted(text, pos)
             else:
-                vm = _TOKEN_RE.match(text, pos) or re.compile(r"[^,\s]*").match(text, pos)
+                vm = _UNQUOTED_RE.match(text, pos)
                 assert vm is not None
                 value, pos = vm.group(0), vm.end()
             params[name] = value

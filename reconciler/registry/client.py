@@ -18,11 +18,12 @@ retried per ``RetryPolicy``; errors are ``RegistryError`` (or ``DigestMismatch``
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import requests
 import urllib3
@@ -35,7 +36,7 @@ from reconciler.model.reference import normalize_upstream_name
 from reconciler.registry.auth import load_credentials, parse_www_authenticate, repository_scope
 from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
 from reconciler.registry.retry import RetryPolicy, call_with_retry
-from reconciler.registry.session import AuthSession
+from reconciler.registry.session import AuthSession, url_credentials
 from reconciler.registry.transport import (
     connection_error,
     error_from_response,
@@ -71,10 +72,11 @@ class RegistryClient:
         self._ping_lock = threading.Lock()
         self._pinged = False
         self._session = AuthSession(config, None, self._count, timeout=timeout)
-        self._session.credentials = load_credentials(config, self._session.host, env)
+        # credentials: env vars / auth file from the config, else user:password in the URL
+        self._session.credentials = load_credentials(config, self._session.host, env) or url_credentials(config.url)
         self.base = self._session.base
 
-    def __enter__(self) -> RegistryClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,9 +147,8 @@ class RegistryClient:
                 raise RegistryError("GET", next_url, 200, detail="tag list pagination loops or never ends",
                                     temporary=False)
             seen.add(next_url)
-            page_url = next_url
-            doc, link = call_with_retry(self.retry, lambda: self._get_json(page_url, "tags", scope),
-                                        what=f"GET {page_url}")
+            doc, link = call_with_retry(self.retry, functools.partial(self._get_json, next_url, "tags", scope),
+                                        what=f"GET {next_url}")
             page = doc.get("tags") if isinstance(doc, dict) else None
             tags.extend(t for t in (page or []) if isinstance(t, str))
             target = parse_link_next(link)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,16 +31,25 @@ USER_AGENT = "reconciler-registry-client/0.1"
 
 def base_url(url: str) -> str:
     """``registry.example.com`` -> ``https://registry.example.com``; plain HTTP only when
-    the URL says ``http://``."""
+    the URL says ``http://``. ``user:password@`` is dropped (see ``url_credentials``)."""
     url = url.strip().rstrip("/")
     if "://" not in url:
         url = "https://" + url
-    scheme = urlsplit(url).scheme
+    parts = urlsplit(url)
+    url = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
+    scheme = parts.scheme
     if scheme not in ("http", "https"):
         raise ConfigError(f"registry URL {url!r}: scheme must be https:// (or http:// for a plain-HTTP registry)")
-    if url.endswith("/v2"):
-        url = url[: -len("/v2")]
+    url = url.removesuffix("/v2")
     return url
+
+
+def url_credentials(url: str) -> Credentials | None:
+    """``https://user:pw@host`` -> Credentials("user", "pw") (percent-decoded), else None."""
+    parts = urlsplit(url if "://" in url else "https://" + url)
+    if parts.username is None:
+        return None
+    return Credentials(unquote(parts.username), unquote(parts.password or ""))
 
 
 def _origin(url: str) -> tuple[str, str]:

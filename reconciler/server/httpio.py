@@ -104,6 +104,6 @@ def send(response: Response, environ: Mapping[str, Any], start_response: Callabl
     if isinstance(body, FileBody):
         body.on_close.append(on_done)
         wrapper = environ.get("wsgi.file_wrapper")
-        return wrapper(body, CHUNK) if wrapper else body  # type: ignore[no-any-return]
+        return wrapper(body, CHUNK) if wrapper else body
     on_done()
     return [body] if body else []

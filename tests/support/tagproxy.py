@@ -115,7 +115,7 @@ class TagPagingProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward  # noqa: N815
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

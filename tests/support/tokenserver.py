@@ -49,7 +49,7 @@ def make_signing_cert(directory: Path) -> tuple[rsa.RSAPrivateKey, Path]:
     """A fresh RSA key and a self-signed certificate written to ``directory/token.crt``."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reconciler-test-token")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
@@ -126,7 +126,7 @@ class TokenServer:
         good = "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = parse_qs(url.query)
                 scopes, service = query.get("scope", []), query.get("service", [None])[0]

@@ -18,8 +18,8 @@ from reconciler.model import mediatypes as mt
 from reconciler.server import RegistryApp
 from reconciler.server.auth import Htpasswd
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.serving import Fixture, commit_tags, fill_store, wsgi_call
 from tests.support.imagegen import build_image
+from tests.support.serving import commit_tags, fill_store, wsgi_call
 
 ALL = mt.ACCEPT_ALL
 

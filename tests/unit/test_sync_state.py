@@ -8,8 +8,8 @@ import pytest
 from reconciler.model import Digest
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
-from reconciler.ops.state import RepoState
 from reconciler.ops.cascade import RefGraph
+from reconciler.ops.state import RepoState
 from reconciler.ops.sync import UpstreamView, sync_state, tag_changes
 from reconciler.store.protocol import ContentSet, Kind, Origin, TagEntry
 
