@@ -16,11 +16,12 @@ from reconciler.registry.protocol import RegistryConfig, UpstreamSource
 from reconciler.store.protocol import Store
 
 if TYPE_CHECKING:
-    from reconciler.apply.runner import ApplyResult
+    from reconciler.apply.runner import ApplyResult, RepoProgress
     from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
     from reconciler.ops.sync import SyncResult
     from reconciler.plan.model import Plan
+    from reconciler.plan.observed import Observed
     from reconciler.server import RegistryApp
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
@@ -137,6 +138,11 @@ def upstream_source(spec: RegistrySpec) -> UpstreamSource:
 
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
           prune_repositories: bool) -> Plan:
+    return _plan_observed(store, desired, targets=targets, refresh=refresh, prune_repositories=prune_repositories)[0]
+
+
+def _plan_observed(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
+                   prune_repositories: bool) -> tuple[Plan, Observed]:
     from datetime import datetime
 
     from reconciler.plan.diff import diff, with_sources
@@ -144,8 +150,9 @@ def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refres
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
     observed = do_refresh(store, desired, upstream_source, upstreams=refresh, repo_ids=repo_ids)
-    return diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
+    plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
+    return plan, observed
 
 
 def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), refresh: bool = True,
@@ -157,7 +164,7 @@ def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), re
 
 
 def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), lock_timeout: float = 60.0,
-               prune_repositories: bool = False) -> tuple[Plan, ApplyResult]:
+               prune_repositories: bool = False, progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
     """``reconciler apply -f``: plan and apply under one hold of the store lock (so
     nothing can change in between)."""
     from reconciler.apply.runner import Runner
@@ -165,12 +172,15 @@ def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), l
 
     desired = load_desired(path)
     with store.lock(lock_timeout):
-        plan = _plan(store, desired, targets=targets, refresh=True, prune_repositories=prune_repositories)
-        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply -f {path}").run()
+        plan, observed = _plan_observed(store, desired, targets=targets, refresh=True,
+                                        prune_repositories=prune_repositories)
+        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply -f {path}",
+                        manifests=observed.manifests, progress=progress).run()
     return plan, result
 
 
-def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float = 60.0) -> tuple[Plan, ApplyResult]:
+def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float = 60.0,
+                     progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
     """``reconciler apply PLAN``: exactly the reviewed actions and digests; a plan made
     against another store generation or desired file is refused."""
     from reconciler.apply.runner import Runner, check_fresh
@@ -187,5 +197,6 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
     desired = load_desired(plan.desired_path)
     with store.lock(lock_timeout):
         check_fresh(plan, store, desired, file_sha256)
-        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply {plan_path}").run()
+        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply {plan_path}",
+                        progress=progress).run()
     return plan, result

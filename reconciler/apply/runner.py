@@ -2,6 +2,12 @@
 
 - Under the store's exclusive lock; a saved plan whose store generation, desired-file
   digest or upload files changed is refused (``StalePlan``) naming what changed.
+- Content first: every repository's sync actions are fetched in ONE ``fetch_content``
+  call per repository (manifests, then all missing blobs in one bounded pool), several
+  repositories at once (``parallel_repos``), sharing in-flight blob downloads. Fetched
+  content is invisible until a version references it, so this changes nothing a client
+  sees. A repository whose batch fails falls back to fetching tag by tag, so one bad tag
+  fails only its own action.
 - Repositories in the plan's order (sources before targets). For each: repository
   actions, then every content action transforms one ``RepoState`` (the same
   ``plan.steps`` the diff used; content is fetched or uploaded into the store first, where
@@ -19,15 +25,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from reconciler.apply.hooks import CountingStore, KillSwitch
 from reconciler.desired.model import DesiredState
 from reconciler.errors import ReconcilerError, StalePlan
-from reconciler.model import Digest, Index
+from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.cascade import RefGraph
+from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import load_graph
+from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
@@ -39,8 +49,20 @@ from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-#: fetch the closure of ``digests`` from an upstream into the store (ops.fetch.fetch_content)
-Fetcher = Callable[[Store, UpstreamSource, str, list[Digest], int], None]
+class Fetcher(Protocol):
+    """Fetch the closure of ``digests`` from an upstream into the store
+    (``ops.fetch.fetch_content``)."""
+
+    def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
+                 progress: Progress | None = None, inflight: InFlight | None = None,
+                 prefetched: Mapping[Digest, Manifest | Index] | None = None) -> None: ...
+
+
+#: (repository id, event) for every progress event of that repository's fetch
+RepoProgress = Callable[[str, ProgressEvent], None]
+
+#: at most this many repositories fetch their content at once (each with its feed's jobs)
+MAX_PARALLEL_REPOS = 4
 #: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)
 Uploader = Callable[[Store, Path, object, str | None], tuple[object, Mapping[str, Digest]]]
 SourceFactory = Callable[..., UpstreamSource]
@@ -48,10 +70,13 @@ SourceFactory = Callable[..., UpstreamSource]
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 
 
-def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int) -> None:
+def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
+                    progress: Progress | None = None, inflight: InFlight | None = None,
+                    prefetched: Mapping[Digest, Manifest | Index] | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
-    fetch_content(store, source, name, digests, jobs=jobs)
+    fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
+                  prefetched=prefetched)
 
 
 def default_uploader(store: Store, path: Path, existing: object, tag: str | None) -> tuple[object, Mapping[str, Digest]]:
@@ -130,7 +155,9 @@ def closure_graph(store: Store, roots: Iterable[Digest]) -> RefGraph:
 class Runner:
     def __init__(self, plan: Plan, store: Store, desired: DesiredState, *, sources: SourceFactory | None = None,
                  fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
-                 command: str = "apply", kill: KillSwitch | None = None) -> None:
+                 command: str = "apply", kill: KillSwitch | None = None, progress: RepoProgress | None = None,
+                 parallel_repos: int = MAX_PARALLEL_REPOS,
+                 manifests: Mapping[Digest, Manifest | Index] | None = None) -> None:
         self.plan, self.desired = plan, desired
         self.kill = kill if kill is not None else KillSwitch()
         self.store: Store = CountingStore(store, self.kill) if self.kill else store
@@ -139,6 +166,12 @@ class Runner:
         self.command = command
         self.result = ApplyResult(plan.digest())
         self.bad: set[str] = set()  # failed or skipped action ids
+        self.progress = progress
+        #: upstream manifests the plan's refresh already fetched (verified by digest)
+        self.manifests = dict(manifests or {})
+        self.parallel_repos = max(1, parallel_repos)
+        #: repositories whose sync content is all in the store already (fetched in one batch)
+        self.prefetched: set[str] = set()
 
     # -- bookkeeping -------------------------------------------------------------------
     def _blocked(self, a: Action) -> bool:
@@ -166,6 +199,7 @@ class Runner:
             command=self.command, plan_digest=self.result.plan_digest,
             details={"desired": self.plan.desired_path, "actions": len(self.plan.actions)})
         try:
+            self._prefetch()
             for repo in [r.id for r in self.plan.repositories]:
                 actions = self.plan.actions_for(repo)
                 if actions:
@@ -175,6 +209,46 @@ class Runner:
             outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
             store.journal_finish(self.result.journal_id, result=outcome, details=self.result.to_json())
         return self.result
+
+    # -- content, fetched before any repository changes ----------------------------------
+    def _prefetch(self) -> None:
+        """Fetch every repository's sync content, one batch per repository, several
+        repositories at once. A failed batch is only logged: the repository's sync
+        actions then fetch tag by tag and fail (or succeed) one by one."""
+        work: list[tuple[str, list[Digest]]] = []
+        for repo in [r.id for r in self.plan.repositories]:
+            digests = [a.digest for a in self.plan.actions_for(repo) if a.op is Op.SYNC_TAG and a.digest]
+            spec = self.desired.repositories.get(repo)
+            if digests and spec is not None and spec.feed is not None and spec.upstream_name and self.sources:
+                work.append((repo, sorted(set(digests), key=str)))
+        if not work:
+            return
+        inflight = InFlight()
+
+        def fetch(item: tuple[str, list[Digest]]) -> tuple[str, bool]:
+            repo, digests = item
+            spec = self.desired.repositories[repo]
+            assert spec.feed is not None and self.sources is not None
+            report = self.progress
+            progress: Progress | None = (lambda e: report(repo, e)) if report is not None else None
+            try:
+                source = self.sources(spec.feed)
+                try:
+                    self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
+                                 progress=progress, inflight=inflight, prefetched=self.manifests)
+                finally:
+                    source.close()
+            except ReconcilerError as exc:
+                log.warning("%s: fetching %d tags at once failed (%s); trying tag by tag", repo, len(digests),
+                            exc.message)
+                return repo, False
+            return repo, True
+
+        with ThreadPoolExecutor(max_workers=min(self.parallel_repos, len(work)),
+                                thread_name_prefix="apply-fetch") as pool:
+            for repo, ok in pool.map(fetch, work):
+                if ok:
+                    self.prefetched.add(repo)
 
     def _repository(self, repo: str, actions: list[Action]) -> None:
         store = self.store
@@ -234,7 +308,7 @@ class Runner:
                 if self._blocked(a):
                     continue
                 try:
-                    if a.op is Op.SYNC_TAG:
+                    if a.op is Op.SYNC_TAG and repo not in self.prefetched:
                         assert spec is not None and spec.feed is not None and spec.upstream_name and a.digest
                         if source is None:
                             if self.sources is None:

@@ -18,7 +18,8 @@ harmlessly unreferenced (``store gc`` removes it; the next sync reuses it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
@@ -51,6 +52,33 @@ class FetchResult:
     missing_roots: frozenset[Digest] = frozenset()
 
 
+class InFlight:
+    """Blob downloads under way, shared by fetches that run at the same time (apply
+    fetches several repositories at once, and repositories share base layers): the
+    first fetch that needs a blob downloads it, the others wait for it instead of
+    downloading it again. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Digest, threading.Event] = {}
+
+    def claim(self, digest: Digest) -> threading.Event | None:
+        """None: the caller downloads ``digest`` and must ``release`` it. Otherwise the
+        event another fetch sets when its download ends (successfully or not)."""
+        with self._lock:
+            event = self._running.get(digest)
+            if event is not None:
+                return event
+            self._running[digest] = threading.Event()
+            return None
+
+    def release(self, digest: Digest) -> None:
+        with self._lock:
+            event = self._running.pop(digest, None)
+        if event is not None:
+            event.set()
+
+
 def source_url(source: UpstreamSource, name: str, path: str) -> str:
     """The URL a request went to, for error messages (sources without a URL get a path)."""
     config = getattr(source, "config", None)
@@ -68,9 +96,10 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
                   jobs: int = 6, progress: Progress | None = None,
                   prefetched: Mapping[Digest, AnyManifest] | None = None,
                   tags_by_digest: Mapping[Digest, str] | None = None,
-                  skip_missing_roots: bool = False) -> FetchResult:
+                  skip_missing_roots: bool = False, inflight: InFlight | None = None) -> FetchResult:
     """See the module docstring. ``prefetched`` are manifests already fetched (by the
-    refresh); ``tags_by_digest`` names a tag for each root so errors can say which."""
+    refresh); ``tags_by_digest`` names a tag for each root so errors can say which;
+    ``inflight`` is shared with fetches running at the same time (no blob twice)."""
     prefetched = prefetched or {}
     owner: dict[Digest, str] = dict(tags_by_digest or {})
     roots = list(dict.fromkeys(digests))
@@ -146,12 +175,30 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
     missing = sorted(store.blobs_missing(needed), key=str)
     blob_counter = Counter("blobs", len(missing), progress)
 
-    def download(d: Digest) -> int:
+    def download(d: Digest) -> int | None:
+        """Bytes downloaded, None when another fetch downloaded it meanwhile."""
         where = f"GET {source_url(source, upstream_name, f'blobs/{d}')}"
 
         def sink(chunks: Iterator[bytes]) -> int:
             return store.blob_put(chunks, d, size=needed[d].size, where=where)
 
+        if inflight is not None:
+            other = inflight.claim(d)
+            if other is not None:  # another fetch is downloading it: wait, then check
+                other.wait()
+                if not store.blobs_missing([d]):
+                    blob_counter.step(str(d), 0)
+                    return None
+                return download_claimed(d, sink)
+        try:
+            n = source.blob_fetch(upstream_name, d, sink)
+        finally:
+            if inflight is not None:
+                inflight.release(d)
+        blob_counter.step(str(d), n)
+        return n
+
+    def download_claimed(d: Digest, sink: Callable[[Iterator[bytes]], int]) -> int:
         n = source.blob_fetch(upstream_name, d, sink)
         blob_counter.step(str(d), n)
         return n
@@ -162,10 +209,8 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
         d = failed.item  # type: ignore[assignment]
         raise _fail(f"fetching blob {d}{label(d)} from {upstream_name}", failed.error) from failed.error
 
-    # manifests last, deepest level first: a stored index never lacks its children
-    for fresh in reversed(new_levels):
-        for m in fresh:
-            store.manifest_put(m)
+    # manifests last, in one transaction (deepest level first): a stored index never lacks its children
+    store.manifests_put([m for fresh in reversed(new_levels) for m in fresh])
 
     closure = ContentSet(
         blobs=frozenset(needed),
@@ -175,8 +220,8 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
     return FetchResult(
         closure=closure,
         manifests_added=sum(len(f) for f in new_levels),
-        blobs_added=len(downloaded),
-        bytes_downloaded=manifest_bytes + sum(n for _, n in downloaded),
+        blobs_added=sum(1 for _, n in downloaded if n is not None),
+        bytes_downloaded=manifest_bytes + sum(n or 0 for _, n in downloaded),
         foreign_layers=frozenset(foreign),
         graph=RefGraph.from_manifests(known.values()),
         missing_roots=frozenset(missing_roots),

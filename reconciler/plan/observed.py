@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.model import Digest
+from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
@@ -58,6 +58,9 @@ class Observed:
     #: upstream content the store lacks, with blob sizes (from the manifests' descriptors)
     missing_blobs: Mapping[Digest, int] = field(default_factory=dict)
     missing_manifests: frozenset[Digest] = frozenset()
+    #: those upstream manifests themselves, as refresh fetched them (apply -f reuses them
+    #: instead of fetching them again; a saved plan does not carry them)
+    manifests: Mapping[Digest, Manifest | Index] = field(default_factory=dict)
     #: repository id -> upstream tags; absent when not refreshed (--no-refresh)
     upstreams: Mapping[str, UpstreamTags] = field(default_factory=dict)
     #: (repository id, file as written in the desired state) -> facts

@@ -176,7 +176,7 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     return Observed(
         generation=generation, repos=repos, graph=graph,
         missing_blobs={d: sizes[d] for d in missing_blobs},
-        missing_manifests=frozenset(fetched),
+        missing_manifests=frozenset(fetched), manifests=fetched,
         upstreams={r.repo_id: r.tags for r in results},
         uploads=uploads, refresh=info,
     )

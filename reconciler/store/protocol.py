@@ -13,7 +13,7 @@ Value types here are pure; backends translate their own exceptions at their boun
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +226,9 @@ class Store(Protocol):
     def manifest_has(self, digest: Digest) -> bool: ...
     def manifest_get(self, digest: Digest) -> Manifest | Index: ...
     def manifest_put(self, manifest: Manifest | Index) -> None: ...
+    def manifests_put(self, manifests: Sequence[Manifest | Index]) -> None:
+        """Several at once: children and their indexes become visible together."""
+        ...
     def manifest_raw(self, digest: Digest) -> tuple[str, bytes]: ...
 
     # -- maintenance ------------------------------------------------------------

@@ -30,7 +30,7 @@ class FakeSource:
 
 def fetcher(fail: set[Digest]):  # type: ignore[no-untyped-def]
     """Puts an image's content into the store, or fails like an upstream 500."""
-    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int) -> None:
+    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **_: object) -> None:
         for d in digests:
             if d in fail:
                 raise RegistryError("GET", f"http://up/v2/{name}/manifests/{d}", 500)
@@ -70,3 +70,38 @@ def test_stale_plan_names_what_changed(store: Store, tmp_path: Path) -> None:
     plan = diff(spec, observed({}, generation=store.generation()))
     with pytest.raises(StalePlan, match="repos.yaml changed"):
         check_fresh(plan, store, changed, lambda p: "")
+
+
+def test_one_fetch_per_repository_with_every_sync_digest(store: Store) -> None:
+    spec = desired(synced("src"), synced("other"))
+    plan = diff(spec, observed({}, {"src": {"v1": "a", "v2": "b"}, "other": {"v1": "c"}}))
+    plan = dataclasses.replace(plan, store_generation=store.generation())
+    calls: list[tuple[str, list[Digest]]] = []
+    inner = fetcher(set())
+
+    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
+        calls.append((name, sorted(digests, key=str)))
+        inner(store, source, name, digests, jobs)
+
+    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch).run()  # type: ignore[arg-type]
+    assert result.ok
+    # one batch per repository (not one call per tag), every planned digest in it
+    assert sorted(calls) == sorted([("lib/src", sorted([digest("a"), digest("b")], key=str)),
+                                    ("lib/other", [digest("c")])])
+
+
+def test_failed_batch_falls_back_to_tag_by_tag(store: Store) -> None:
+    spec = desired(synced("src"))
+    plan = diff(spec, observed({}, {"src": {"v1": "a", "v2": "b"}}))
+    plan = dataclasses.replace(plan, store_generation=store.generation())
+    calls: list[int] = []
+    inner = fetcher({digest("a")})
+
+    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
+        calls.append(len(digests))
+        inner(store, source, name, digests, jobs)
+
+    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch).run()  # type: ignore[arg-type]
+    status = {r.id: r.status for r in result.results}
+    assert status == {**status, "src/sync_tag/v1": FAILED, "src/sync_tag/v2": "done"}
+    assert calls[0] == 2 and calls[1:] == [1, 1]  # the batch, then one fetch per tag

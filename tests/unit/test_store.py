@@ -178,3 +178,32 @@ def test_journal(store) -> None:  # type: ignore[no-untyped-def]
     store.journal_finish(jid, result="ok", details={"n": 2})
     (entry,) = store.journal_list()
     assert entry.result == "ok" and entry.finished and entry.details == {"n": 2}
+
+
+def test_parallel_blob_puts_are_all_recorded(store) -> None:  # type: ignore[no-untyped-def]
+    """Parallel downloads record their blobs through shared (group) commits: every one
+    is recorded when its blob_put returns, and they count as store writes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    datas = [f"blob {i}".encode() * 100 for i in range(60)]
+    gen = store.generation()
+
+    def put(data: bytes) -> bool:
+        d = Digest.of(data)
+        store.blob_put(io.BytesIO(data), d, size=len(data))
+        return store.blob_has(d)  # visible as soon as blob_put returned
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(put, datas))
+    assert not store.blobs_missing([Digest.of(d) for d in datas])
+    assert gen < store.generation() <= gen + len(datas)
+
+
+def test_manifests_put_stores_an_index_with_its_children(store) -> None:  # type: ignore[no-untyped-def]
+    img = build_multiarch("m")
+    for d, data in img.all_blobs().items():
+        store.blob_put(io.BytesIO(data), Digest.parse(d))
+    manifests = img.all_manifests()
+    store.manifests_put(manifests)
+    assert all(store.manifest_has(m.digest) for m in manifests)
+    assert store.manifest_get(img.digest).digest == img.digest

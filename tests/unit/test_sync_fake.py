@@ -146,3 +146,34 @@ def test_refresh_returns_selected_tags_and_request_count(upstream: FakeUpstream)
     view = refresh_upstream(upstream, "lib/app", TagFilter(exclude=("*multi",)))
     assert set(view.tags) == {"v1", "v2", "latest", "stable"}
     assert view.requests == 3 + 4 and view.listed == 6
+
+
+def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignore[no-untyped-def]
+    """Apply fetches several repositories at once; a blob they share is downloaded once."""
+    import threading
+    import time
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reconciler.ops.fetch import InFlight, fetch_content
+
+    class SlowUpstream(FakeUpstream):
+        def blob_fetch(self, name, digest, sink):  # type: ignore[no-untyped-def]
+            time.sleep(0.05)  # keep both fetches' downloads in flight together
+            return super().blob_fetch(name, digest, sink)
+
+    up = SlowUpstream()
+    shared = build_image("shared")
+    roots = {name: up.push(name, shared, "v1") for name in ("lib/a", "lib/b")}
+    start = threading.Barrier(2)
+    inflight = InFlight()
+
+    def fetch(name: str) -> int:
+        start.wait()
+        return fetch_content(store, up, name, [roots[name]], inflight=inflight).blobs_added
+
+    with ThreadPoolExecutor(2) as pool:
+        added = list(pool.map(fetch, roots))
+    assert sum(added) == len(shared.all_blobs())
+    assert set(Counter(up.blob_log).values()) == {1}
+    assert not store.blobs_missing(Digest.parse(d) for d in shared.all_blobs())
