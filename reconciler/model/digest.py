@@ -7,6 +7,7 @@ A ``Digest`` is validated on construction: the algorithm must be one we can comp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ class Digest:
                 f"expected {want} lowercase hex characters",
             )
 
+    def __hash__(self) -> int:
+        # the hex alone: str caches its hash, so sets of digests (the plan builds many)
+        # do not build a tuple per lookup
+        return hash(self.hex)
+
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse ``algorithm:hex``; raises ``DigestInvalid`` with the offending text."""
@@ -45,6 +51,8 @@ class Digest:
             raise DigestInvalid(
                 f"invalid digest {text!r}: expected 'sha256:<64 hex characters>'"
             )
+        if cls is Digest:
+            return _parse_cached(text)
         algorithm, _, hexpart = text.partition(":")
         return cls(algorithm, hexpart)
 
@@ -97,3 +105,12 @@ class DigestHasher:
 
     def digest(self) -> Digest:
         return Digest(self.algorithm, self._h.hexdigest())
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _parse_cached(text: str) -> Digest:
+    """Valid digests parsed recently, shared: a big plan parses the same few hundred
+    thousand digests from the store many times (bounded, so a server cannot be made to
+    grow it; errors are not cached)."""
+    algorithm, _, hexpart = text.partition(":")
+    return Digest(algorithm, hexpart)

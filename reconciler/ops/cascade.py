@@ -26,7 +26,7 @@ from reconciler.errors import RemovalRefused
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.mediatypes import is_index
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import ContentSet, Kind
+from reconciler.store.protocol import ContentSet, Kind, ManifestRefs
 
 
 class RefGraph:
@@ -38,11 +38,32 @@ class RefGraph:
                  child_kinds: Mapping[Digest, Kind] | None = None) -> None:
         self._nodes = {d: (Kind(k), tuple(children)) for d, (k, children) in nodes.items()}
         self._child_kinds = dict(child_kinds or {})
-        parents: dict[Digest, set[Digest]] = {}
-        for d, (_, children) in self._nodes.items():
-            for c in children:
-                parents.setdefault(c, set()).add(d)
-        self._parents = {c: frozenset(p) for c, p in parents.items()}
+        self._parents_map: dict[Digest, frozenset[Digest]] | None = None  # built on first use
+
+    @property
+    def _parents(self) -> dict[Digest, frozenset[Digest]]:
+        if self._parents_map is None:
+            parents: dict[Digest, set[Digest]] = {}
+            for d, (_, children) in self._nodes.items():
+                for c in children:
+                    parents.setdefault(c, set()).add(d)
+            self._parents_map = {c: frozenset(p) for c, p in parents.items()}
+        return self._parents_map
+
+    @classmethod
+    def from_refs(cls, refs: Mapping[Digest, ManifestRefs]) -> RefGraph:
+        """Build from the store's recorded references (``Store.manifest_refs``): the same
+        graph ``from_manifests`` gives for those manifests, without parsing any."""
+        nodes: dict[Digest, tuple[Kind, tuple[Digest, ...]]] = {}
+        kinds: dict[Digest, Kind] = {}
+        for d, r in refs.items():
+            nodes[d] = (r.kind, r.children)
+            if r.kind is Kind.INDEX:
+                for child, kind in zip(r.children, r.child_kinds, strict=False):
+                    kinds.setdefault(child, kind)
+        graph = cls.__new__(cls)
+        graph._nodes, graph._child_kinds, graph._parents_map = nodes, kinds, None
+        return graph
 
     @classmethod
     def from_manifests(cls, manifests: Iterable[Manifest | Index]) -> RefGraph:
@@ -61,8 +82,11 @@ class RefGraph:
 
     def merged(self, other: RefGraph) -> RefGraph:
         """A graph with both graphs' nodes (for copies: source and target together)."""
-        nodes = {**other._nodes, **self._nodes}
-        return RefGraph(nodes, {**other._child_kinds, **self._child_kinds})
+        graph = RefGraph.__new__(RefGraph)
+        graph._nodes = {**other._nodes, **self._nodes}
+        graph._child_kinds = {**other._child_kinds, **self._child_kinds}
+        graph._parents_map = None
+        return graph
 
     # -- queries ----------------------------------------------------------------------
     def __contains__(self, digest: object) -> bool:

@@ -1,5 +1,5 @@
-"""``load_graph``: read the manifests and indexes of a content set from the store into a
-pure ``RefGraph`` (the only part of the cascade that does I/O)."""
+"""``load_graph``: read the references of a content set's manifests and indexes from the
+store into a pure ``RefGraph`` (the only part of the cascade that does I/O)."""
 
 from __future__ import annotations
 
@@ -15,5 +15,7 @@ def load_manifests(store: Store, digests: Iterable[Digest]) -> list[Manifest | I
 
 
 def load_graph(store: Store, content: ContentSet) -> RefGraph:
-    """The reference graph of every manifest and index in ``content``."""
-    return RefGraph.from_manifests(load_manifests(store, content.manifests | content.indexes))
+    """The reference graph of every manifest and index in ``content``, from the store's
+    recorded references (one query; no manifest file is read). A digest the store does
+    not hold is simply not a node (as a graph built from manifests would lack it)."""
+    return RefGraph.from_refs(store.manifest_refs(content.manifests | content.indexes))

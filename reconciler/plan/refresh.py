@@ -119,15 +119,14 @@ def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, res
         source.close()
 
 
-def observe_store(store: Store) -> tuple[int, dict[str, ObservedRepo], ContentSet]:
+def observe_store(store: Store) -> tuple[int, dict[str, ObservedRepo]]:
+    """The store generation (first: any later write makes the plan stale) and every
+    repository's latest state, read in bulk."""
     generation = store.generation()
-    repos: dict[str, ObservedRepo] = {}
-    everything = ContentSet()
-    for repo in store.repository_list():
-        state = RepoState.of(store.version_get(repo.id))
-        repos[repo.id] = ObservedRepo(repo, state)
-        everything = everything.union(state.content)
-    return generation, repos, everything
+    versions = store.versions_latest()
+    repos = {repo.id: ObservedRepo(repo, RepoState.of(versions[repo.id]))
+             for repo in store.repository_list() if repo.id in versions}
+    return generation, repos
 
 
 def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, *, upstreams: bool = True,
@@ -135,9 +134,12 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     """Observe the store and (unless ``upstreams`` is False) the upstreams of the
     repositories in ``repo_ids`` (default: all desired repositories)."""
     started = time.monotonic()
-    generation, repos, everything = observe_store(store)
-    graph = load_graph(store, everything)
+    generation, repos = observe_store(store)
     wanted = set(repo_ids) if repo_ids is not None else set(desired.repositories)
+    # the graph of what the planned repositories hold (the others are only listed/counted)
+    planned = [r.state.content for repo_id, r in repos.items() if repo_id in wanted]
+    graph = load_graph(store, ContentSet(manifests=frozenset().union(*(c.manifests for c in planned)),
+                                         indexes=frozenset().union(*(c.indexes for c in planned))))
     feeds = [s for r, s in sorted(desired.repositories.items()) if r in wanted and s.feed and s.upstream_name]
     results: list[_UpstreamResult] = []
     if upstreams and feeds:

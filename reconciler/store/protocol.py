@@ -79,6 +79,21 @@ class ContentSet:
 
 
 @dataclass(frozen=True)
+class ManifestRefs:
+    """What one stored manifest or index references, as the store recorded it when the
+    manifest was stored (so a caller needs no manifest file read or parsed).
+
+    ``children`` are in document order, de-duplicated: an image manifest's blobs (config
+    first; foreign layers are not stored, so not listed) or an index's entries.
+    ``child_kinds`` is parallel to ``children`` for an index (``MANIFEST`` or ``INDEX``,
+    from the entry's media type) and empty for an image manifest (all blobs)."""
+
+    kind: Kind
+    children: tuple[Digest, ...] = ()
+    child_kinds: tuple[Kind, ...] = ()
+
+
+@dataclass(frozen=True)
 class ContentSummary:
     """What a version added and removed, per kind (Pulp's ``content_summary``)."""
 
@@ -200,6 +215,9 @@ class Store(Protocol):
     # -- versions ---------------------------------------------------------------
     def version_get(self, repo_id: str, number: int | None = None) -> RepositoryVersion: ...
     def version_list(self, repo_id: str) -> list[VersionInfo]: ...
+    def versions_latest(self) -> dict[str, RepositoryVersion]:
+        """The latest version of every repository, read in bulk (what a plan observes)."""
+        ...
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
                        tags: Mapping[str, TagEntry], operation: str) -> VersionInfo | None: ...
 
@@ -230,6 +248,10 @@ class Store(Protocol):
         """Several at once: children and their indexes become visible together."""
         ...
     def manifest_raw(self, digest: Digest) -> tuple[str, bytes]: ...
+    def manifest_refs(self, digests: Iterable[Digest]) -> dict[Digest, ManifestRefs]:
+        """The references of every stored manifest/index among ``digests`` (others are
+        left out), in one query: the plan builds its reference graph from this."""
+        ...
 
     # -- maintenance ------------------------------------------------------------
     def check(self, *, verify_content: bool = True) -> CheckReport: ...

@@ -60,7 +60,7 @@ def test_failure_skips_dependents_and_finishes_independent_actions(store: Store)
 
 def test_stale_plan_names_what_changed(store: Store, tmp_path: Path) -> None:
     spec = desired(RepositorySpec("r"))
-    generation, _, _ = observe_store(store)
+    generation, _ = observe_store(store)
     plan = diff(spec, observed({}, generation=generation))
     check_fresh(plan, store, spec, lambda p: "")
     store.repository_create("someone-else")

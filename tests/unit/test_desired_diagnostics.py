@@ -164,3 +164,38 @@ def test_merge_keys_work_and_own_keys_win(tmp_path: Path) -> None:
 def test_keys_keep_their_source_text() -> None:
     # `1.10:` must stay the tag "1.10", not the float 1.1
     assert read_yaml("pins: {1.10: a:b, 2024-01-01: a:c}\n", "f").data == {"pins": {"1.10": "a:b", "2024-01-01": "a:c"}}
+
+
+_ANCHORS = """\
+version: 1
+defaults: &d {prune: false}
+repositories:
+  a: &repo
+    <<: *d
+    publish: x/a
+  b:
+    <<: [*repo, *d]
+    publish: x/b
+  c: {tags: {include: [&t "1.*", *t]}}
+"""
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parent / "data" / "desired").glob("*.yaml"))
+                         + ["anchors"])
+def test_libyaml_and_pure_readers_agree(name: str) -> None:
+    """The fast reader (libyaml) and the pure one give the same values, positions and
+    diagnostics (the fast one hands every error case to the pure one)."""
+    from reconciler.desired import yamlpos
+
+    if name == "anchors":
+        text = _ANCHORS
+    else:
+        text = (Path(__file__).parent / "data" / "desired" / name).read_text()
+    assert yamlpos._FAST, "PyYAML without libyaml: install python3-yaml / a PyYAML wheel with libyaml"
+    fast = yamlpos.read_yaml(text, "f.yaml")
+    pure = yamlpos._read_pure(text, "f.yaml")
+    assert fast.data == pure.data
+    assert fast.positions == pure.positions
+    assert [d.render() for d in fast.diagnostics] == [d.render() for d in pure.diagnostics]
+    if name == "anchors":
+        assert yamlpos._read_fast(text, "f.yaml") is not None  # the fast path was taken

@@ -207,3 +207,40 @@ def test_manifests_put_stores_an_index_with_its_children(store) -> None:  # type
     store.manifests_put(manifests)
     assert all(store.manifest_has(m.digest) for m in manifests)
     assert store.manifest_get(img.digest).digest == img.digest
+
+
+def test_manifest_refs_give_the_graph_parsing_gives(store) -> None:  # type: ignore[no-untyped-def]
+    """The plan builds its graph from the recorded references instead of parsing every
+    manifest: both must agree, for every kind (nested index kinds, schema1 included)."""
+    from reconciler.ops.cascade import RefGraph
+
+    images = [build_image("a"), build_image("b", oci=True), build_multiarch("c"),
+              build_multiarch("d", oci=True), build_schema1("e")]
+    manifests = []
+    for img in images:
+        store_image(store, img)
+        manifests += img.all_manifests()
+    absent = Digest.of(b"not stored")
+    refs = store.manifest_refs([m.digest for m in manifests] + [absent])
+    assert absent not in refs and set(refs) == {m.digest for m in manifests}
+    by_refs, by_parsing = RefGraph.from_refs(refs), RefGraph.from_manifests(manifests)
+    for m in manifests:
+        assert by_refs.children(m.digest) == by_parsing.children(m.digest)
+        assert by_refs.kind(m.digest) == by_parsing.kind(m.digest)
+        for child in by_parsing.children(m.digest):
+            assert by_refs.kind(child, parent_kind=by_parsing.kind(m.digest)) == \
+                by_parsing.kind(child, parent_kind=by_parsing.kind(m.digest))
+    assert store.manifest_refs([]) == {}
+
+
+def test_versions_latest_matches_version_get(store) -> None:  # type: ignore[no-untyped-def]
+    img = build_image("x")
+    store_image(store, img)
+    for repo in ("one", "two"):
+        store.repository_create(repo)
+    store.version_commit("one", base=0, content=content_of(img), tags={"t": TagEntry(img.digest, Origin.SYNC)},
+                         operation="test")
+    latest = store.versions_latest()
+    assert set(latest) == {"one", "two"}
+    for repo in ("one", "two"):
+        assert latest[repo] == store.version_get(repo)

@@ -21,8 +21,9 @@ CHUNK = 1024 * 1024
 
 
 class ContentFiles:
-    def __init__(self, root: Path, area: str) -> None:
+    def __init__(self, root: Path, area: str, *, durable: bool = True) -> None:
         self.root = root
+        self.durable = durable
         self.area = root / area
         self.tmp = root / "tmp"
         self.area.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,8 @@ class ContentFiles:
                     if size is not None and h.size > size:
                         raise InvalidInput(f"{where or expected}: more than the announced {size} bytes")
                 out.flush()
-                os.fsync(out.fileno())
+                if self.durable:
+                    os.fsync(out.fileno())
             if size is not None and h.size != size:
                 raise InvalidInput(
                     f"{where or expected}: got {h.size} bytes, expected {size}",
@@ -74,7 +76,8 @@ class ContentFiles:
             final = self.path(expected)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_name, final)
-            _fsync_dir(final.parent)
+            if self.durable:
+                _fsync_dir(final.parent)
             return h.size
         except BaseException:
             try:
@@ -93,10 +96,12 @@ class ContentFiles:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
-                os.fsync(out.fileno())
+                if self.durable:
+                    os.fsync(out.fileno())
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_name, final)
-            _fsync_dir(final.parent)
+            if self.durable:
+                _fsync_dir(final.parent)
         except BaseException:
             try:
                 os.unlink(tmp_name)

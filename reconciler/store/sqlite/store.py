@@ -62,9 +62,12 @@ def _now() -> str:
 
 
 class SQLiteStore(VersionLookups):
-    """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed."""
+    """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed.
 
-    def __init__(self, root: str | Path) -> None:
+    ``durable=False`` skips every fsync (files and SQLite): only for generating test and
+    benchmark fixtures quickly, never for a store anyone relies on."""
+
+    def __init__(self, root: str | Path, *, durable: bool = True) -> None:
         self.root = Path(root).absolute()
         self.location = str(self.root)
         try:
@@ -72,8 +75,9 @@ class SQLiteStore(VersionLookups):
         except OSError as exc:
             raise StoreError(f"cannot create the store directory {self.root}: {exc}",
                              hint="choose another location with --store or RECONCILER_STORE") from exc
-        self.blob_files = ContentFiles(self.root, "blobs")
-        self.manifest_files = ContentFiles(self.root, "manifests")
+        self.durable = durable
+        self.blob_files = ContentFiles(self.root, "blobs", durable=durable)
+        self.manifest_files = ContentFiles(self.root, "manifests", durable=durable)
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -93,7 +97,7 @@ class SQLiteStore(VersionLookups):
                 conn = sqlite3.connect(self.root / "store.db", isolation_level=None,
                                        check_same_thread=False, timeout=60)
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA synchronous=FULL" if self.durable else "PRAGMA synchronous=OFF")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA busy_timeout=60000")
             except sqlite3.Error as exc:
@@ -241,6 +245,25 @@ class SQLiteStore(VersionLookups):
                                hint=f"see `reconciler repo history {repo_id}`")
             content, tags = self._version_rows(conn, repo_id, n, latest=n == repo.latest_version)
         return RepositoryVersion(repo_id, n, content, tags)
+
+    def versions_latest(self) -> dict[str, RepositoryVersion]:
+        """Two scans of the live rows instead of two queries per repository."""
+        parse = Digest.parse
+        with self._read() as conn:
+            latest = dict(conn.execute("SELECT id, latest_version FROM repositories"))
+            content: dict[str, dict[str, set[Digest]]] = {
+                r: {"blob": set(), "manifest": set(), "index": set()} for r in latest}
+            for repo_id, digest, kind in conn.execute(
+                    "SELECT repo_id, digest, kind FROM repo_content WHERE removed IS NULL"):
+                content[repo_id][kind].add(parse(digest))
+            tags: dict[str, dict[str, TagEntry]] = {r: {} for r in latest}
+            origins = {o.value: o for o in Origin}
+            for repo_id, name, digest, origin in conn.execute(
+                    "SELECT repo_id, name, digest, origin FROM repo_tags WHERE removed IS NULL"):
+                tags[repo_id][name] = TagEntry(parse(digest), origins[origin])
+        return {r: RepositoryVersion(r, n, ContentSet(frozenset(content[r]["blob"]), frozenset(content[r]["manifest"]),
+                                                      frozenset(content[r]["index"])), tags[r])
+                for r, n in latest.items()}
 
     def version_list(self, repo_id: str) -> list[VersionInfo]:
         self.repository_get(repo_id)
