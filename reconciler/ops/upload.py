@@ -44,6 +44,41 @@ class UploadResult:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class UploadInspection:
+    """What an upload file holds, read without storing anything (``inspect_upload``).
+
+    ``content`` is everything its manifests need (blobs, manifests, indexes), ``blobs``
+    the blob descriptors they reference (digest -> size), ``roots`` the top-level
+    manifests/indexes, ``tags`` the tags the file names, ``missing`` what its manifests
+    need that the file itself lacks (an index JSON lists children expected to be in the
+    repository already)."""
+
+    format: str
+    manifests: tuple[Manifest | Index, ...]
+    roots: tuple[Digest, ...]
+    content: ContentSet
+    blobs: dict[Digest, int | None] = field(default_factory=dict)
+    tags: dict[str, Digest] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+
+def inspect_upload(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> UploadInspection:
+    """Read ``path`` with the same format detection and readers an upload uses (so the
+    same manifests and digests), store nothing, and say what importing it would add."""
+    fmt, archive, raw = detect(path, limits=limits)
+    try:
+        parsed = _parse(fmt, archive, raw, path)
+        with parsed.resources:
+            content, missing = _needed(parsed, ContentSet())
+            blobs = {d.digest: d.size for m in parsed.manifests if isinstance(m, Manifest) for d in m.blobs()}
+            return UploadInspection(fmt, tuple(parsed.manifests), tuple(parsed.roots), content, blobs,
+                                    dict(parsed.tags), tuple(missing))
+    finally:
+        if archive is not None:
+            archive.close()
+
+
 def detect(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> tuple[str, Archive | None, bytes | None]:
     """(format, archive, raw JSON) for ``path``; the caller closes the archive."""
     if not path.exists():

@@ -12,19 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.model import Index, Manifest
-from reconciler.ops import upload as upload_ops
+from reconciler.ops.upload import inspect_upload as inspect_file
 from reconciler.plan.observed import UploadInfo
-from reconciler.store.protocol import ContentSet
 
 
 def inspect_upload(path: Path, file_digest: str) -> tuple[UploadInfo, list[Manifest | Index]]:
-    fmt, archive, raw = upload_ops.detect(path)
-    try:
-        parsed = upload_ops._parse(fmt, archive, raw, path)  # noqa: SLF001 - the readers, without storing
-        with parsed.resources:
-            content, _missing = upload_ops._needed(parsed, ContentSet())  # noqa: SLF001
-            info = UploadInfo(str(path), file_digest, content, dict(parsed.tags), tuple(parsed.roots))
-            return info, list(parsed.manifests)
-    finally:
-        if archive is not None:
-            archive.close()
+    found = inspect_file(path)
+    info = UploadInfo(str(path), file_digest, found.content, dict(found.tags), found.roots)
+    return info, list(found.manifests)

@@ -214,3 +214,21 @@ def test_symlink_inside_the_archive_is_followed(store, tmp_path: Path) -> None:
         tf.addfile(info, io.BytesIO(b""))
     assert upload(store, "r", path).changed
     assert Digest.parse(f"sha256:{victim}") in store.version_get("r").content.blobs
+
+
+def test_inspect_upload_predicts_the_import_and_stores_nothing(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from reconciler.ops.upload import inspect_upload
+
+    a, b = ig.build_image("alpha"), ig.build_image("beta")
+    path = ar.docker_save_tar(tmp_path / "save.tar", [(a, ["lib/alpha:latest"]), (b, ["beta:v1"])])
+    gen = store.generation()
+    found = inspect_upload(path)
+    assert store.generation() == gen and not store.repository_list()  # nothing stored
+    assert found.format == "docker-save" and not found.missing
+    assert set(found.tags) == {"latest", "v1"} and set(found.blobs) == set(found.content.blobs)
+    upload(store, "saved", path)
+    v = store.version_get("saved")
+    assert found.content == v.content
+    assert found.tags == {n: e.digest for n, e in v.tags.items()}
+    assert set(found.roots) == {e.digest for e in v.tags.values()}
+    assert all(size for size in found.blobs.values())
