@@ -31,6 +31,17 @@ def copy_state(source: RepoState, target: RepoState, source_graph: RefGraph, kin
                source_id: str = "the source repository") -> RepoState:
     """``target`` plus the named content of ``source`` and everything it needs."""
     roots, tags = _roots(source, kind, names, source_id)
+    check_references(source, source_graph, roots, kind, source_id=source_id)
+    new = target.with_content(source_graph.closure(roots))
+    if tags:
+        new = new.with_tags({n: TagEntry(source.tags[n].digest, origin) for n in tags})
+    return new
+
+
+def check_references(source: RepoState, source_graph: RefGraph, roots: Sequence[Digest], kind: str, *,
+                     source_id: str = "the source repository") -> None:
+    """Raise ``ContentNotFound`` naming everything ``roots`` need that ``source`` lacks
+    (the plan runs this same check on each repository's predicted state)."""
     missing = missing_references(source, source_graph, roots)
     if len(missing):
         listed = ", ".join(f"{k.value} {d}" for d, k in sorted(missing.items(), key=lambda x: str(x[0])))
@@ -38,10 +49,6 @@ def copy_state(source: RepoState, target: RepoState, source_graph: RefGraph, kin
             f"cannot copy from {source_id}: it lacks content the copied {kind}s reference: {listed}",
             hint=f"sync or upload the missing content into {source_id} first (`reconciler store check` "
                  "reports incomplete repositories)")
-    new = target.with_content(source_graph.closure(roots))
-    if tags:
-        new = new.with_tags({n: TagEntry(source.tags[n].digest, origin) for n in tags})
-    return new
 
 
 def _roots(source: RepoState, kind: CopyKind, names: Sequence[str] | Literal["all"],

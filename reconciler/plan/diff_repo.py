@@ -16,6 +16,7 @@ from reconciler.desired.model import ALL, RepositorySpec, Selection
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
 from reconciler.ops.cascade import RefGraph, unreferenced
+from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
 from reconciler.plan import steps
@@ -253,6 +254,7 @@ class RepoDiff:
                         f"after this plan (it has {', '.join(sorted(src.tags)) or 'no tags'})",
                         hint="fix the tag name in repos.yaml or make the source repository provide it")
                 self.declared_tags.add(tag)
+                check_references(src, self.graph, [entry.digest], "tag", source_id=f"repository {source!r}")
                 closure = self.graph.closure([entry.digest])
                 deps = [*self._providers(source, closure)]
                 if (source, tag) in self.ledger.tag_setter:
@@ -268,6 +270,7 @@ class RepoDiff:
                 if absent:
                     raise ContentNotFound(f"repository {self.repo!r} copies {kind} {', '.join(absent)} from "
                                           f"{source!r}, which will not hold it after this plan")
+                check_references(src, self.graph, digests, kind, source_id=f"repository {source!r}")
                 self.declared_roots |= set(digests)
                 closure = self.graph.closure(digests)
                 new = closure.difference(self.state.content)

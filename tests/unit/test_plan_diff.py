@@ -253,3 +253,23 @@ def test_mirror_moved_tag_drops_old_content_only_when_nothing_else_needs_it() ->
     v1, v2 = plan.action("web/sync_tag/v1"), plan.action("web/sync_tag/v2")
     assert v1.cascade and v1.removes == {"manifests": 1, "blobs": len(content_of("a").blobs)}
     assert not v2.cascade and v2.removes == {}  # "also" still needs b
+
+
+@pytest.mark.parametrize("copy", [CopySpec("src", tags=("m",)), CopySpec("src", indexes=ALL)], ids=["tag", "index"])
+def test_copy_from_a_source_lacking_a_referenced_item_is_a_plan_error(copy: CopySpec) -> None:
+    """As the imperative copy: the source's index lists a manifest the source does not
+    hold (a platform subset), so the plan refuses, naming that manifest."""
+    from reconciler.ops.state import RepoState
+    from tests.support.planworld import IMAGES
+
+    full = state({"m": ("multi", S)})
+    child = IMAGES["multi"].children[0].digest
+    lacking = RepoState(full.content.difference(content_of_digest(child)), full.tags)
+    obs = observed({"src": repo("src", lacking)})
+    with pytest.raises(ContentNotFound, match=f"cannot copy from repository 'src'.*manifest {child}"):
+        diff(desired(RepositorySpec("src"), RepositorySpec("dst", copies=(copy,))), obs)
+
+
+def content_of_digest(d):  # type: ignore[no-untyped-def]
+    from reconciler.store.protocol import ContentSet
+    return ContentSet(manifests=frozenset([d]))
