@@ -10,6 +10,7 @@ import click
 
 from reconciler import api
 from reconciler.apply.runner import FAILED, SKIPPED, ApplyResult
+from reconciler.cli.apply_progress import ApplyProgress
 from reconciler.cli.context import AppContext, echo_json, pass_app
 from reconciler.plan.model import Plan
 from reconciler.plan.render_json import render_json
@@ -109,14 +110,19 @@ def apply_cmd(app: AppContext, plan_file: str | None, path: str | None, targets:
     """
     if (plan_file is None) == (path is None):
         raise click.UsageError("give either a saved PLAN or -f FILE")
-    if plan_file is not None:
-        if targets or prune_repositories:
-            raise click.UsageError("--target and --prune-repositories belong to the plan, not to `apply PLAN`")
-        plan, result = api.apply_saved_plan(app.store, plan_file, lock_timeout=lock_timeout)
-    else:
-        assert path is not None
-        plan, result = api.apply_file(app.store, path, targets=targets, lock_timeout=lock_timeout,
-                                      prune_repositories=prune_repositories)
+    progress = None if app.quiet else ApplyProgress(tty=sys.stderr.isatty())
+    try:
+        if plan_file is not None:
+            if targets or prune_repositories:
+                raise click.UsageError("--target and --prune-repositories belong to the plan, not to `apply PLAN`")
+            plan, result = api.apply_saved_plan(app.store, plan_file, lock_timeout=lock_timeout, progress=progress)
+        else:
+            assert path is not None
+            plan, result = api.apply_file(app.store, path, targets=targets, lock_timeout=lock_timeout,
+                                          prune_repositories=prune_repositories, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     _report(plan, result, as_json)
 
 

@@ -61,6 +61,8 @@ def test_apply_converges_and_plans_show_exactly_the_upstream_changes(
     first = run_cli("apply", "-f", str(yaml), store=store)
     assert first.returncode == 0, first.stderr
     assert "Apply complete" in first.stdout
+    # not a terminal: plain progress lines per repository on stderr
+    assert re.search(r"^web: downloaded \d+ blobs, [\d.]+ (KiB|MiB)$", first.stderr, re.M), first.stderr
     again = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.rstrip().endswith("No changes.")
@@ -87,8 +89,9 @@ def test_apply_converges_and_plans_show_exactly_the_upstream_changes(
     assert [int(m.group(1)) if m else 0 for m in downloads] == [
         3, len(IMAGES["multi"].all_blobs()), 0, 0, 0, 0]
     assert plan.stdout.rstrip().splitlines()[-1].startswith("Plan: 1 to add, 4 to change, 1 to remove.")
-    applied = run_cli("apply", "-f", str(yaml), store=store)
+    applied = run_cli("-q", "apply", "-f", str(yaml), store=store)
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert applied.stderr == ""  # -q: no progress, no log lines
     assert run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store).returncode == 0
     assert tags_of(run_cli, store, "web") == {"v2": str(IMAGES["c"].digest), "v3": str(IMAGES["multi"].digest),
                                               "latest": str(IMAGES["b"].digest)}
