@@ -4,7 +4,7 @@ parsed manifest so that digests are always of the bytes, never of a re-serialisa
 """
 
 from reconciler.model.descriptor import Descriptor, Platform
-from reconciler.model.digest import Digest, DigestHasher
+from reconciler.model.digest import Digest, DigestHasher, VerifiedStream
 from reconciler.model.manifest import Index, Manifest, parse_manifest
 from reconciler.model.reference import (
     Reference,
@@ -21,6 +21,7 @@ __all__ = [
     "Manifest",
     "Platform",
     "Reference",
+    "VerifiedStream",
     "parse_manifest",
     "parse_reference",
     "validate_repository_name",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reconciler.errors import DigestInvalid, DigestMismatch
@@ -105,6 +106,24 @@ class DigestHasher:
 
     def digest(self) -> Digest:
         return Digest(self.algorithm, self._h.hexdigest())
+
+
+class VerifiedStream:
+    """Byte chunks whose producer has promised to verify them: iterating to the end
+    raises (``DigestMismatch``, or an error for a cut-short body) unless the bytes hash
+    to ``digest``. The registry client hashes a blob as it arrives; a store that writes
+    such a stream to a temporary file and makes it visible only after the stream ended
+    cleanly need not hash every byte a second time."""
+
+    def __init__(self, chunks: Iterator[bytes], digest: Digest) -> None:
+        self._chunks = chunks
+        self.digest = digest
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
 
 
 @functools.lru_cache(maxsize=1 << 17)

@@ -29,7 +29,7 @@ import requests
 import urllib3
 
 from reconciler.errors import DigestInvalid, DigestMismatch, ManifestInvalid, RegistryError
-from reconciler.model import Digest, Index, Manifest, parse_manifest
+from reconciler.model import Digest, Index, Manifest, VerifiedStream, parse_manifest
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
 from reconciler.model.mediatypes import ACCEPT_ALL
 from reconciler.model.reference import normalize_upstream_name
@@ -242,7 +242,7 @@ class RegistryClient:
             with resp:
                 if resp.status_code != 200:
                     raise error_from_response("GET", url, resp)
-                return sink(self._verified_chunks(resp, url, digest))
+                return sink(VerifiedStream(self._verified_chunks(resp, url, digest), digest))
 
         return call_with_retry(self.retry, attempt, what=f"GET {url}")
 

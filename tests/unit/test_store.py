@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import pytest
 
@@ -244,3 +245,27 @@ def test_versions_latest_matches_version_get(store) -> None:  # type: ignore[no-
     assert set(latest) == {"one", "two"}
     for repo in ("one", "two"):
         assert latest[repo] == store.version_get(repo)
+
+
+def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    """The store skips re-hashing a stream the registry client verifies; the stream's own
+    failure at its end must still leave nothing behind."""
+    from reconciler.model import VerifiedStream
+
+    data = b"layer bytes" * 100
+    d = Digest.of(data)
+
+    def lying() -> Iterator[bytes]:
+        yield data[:50]
+        raise DigestMismatch(str(d), str(Digest.of(b"x")), where="GET http://up/v2/x/blobs")
+
+    with pytest.raises(DigestMismatch):
+        store.blob_put(VerifiedStream(lying(), d), d)
+    assert not store.blob_has(d) and list((store.root / "tmp").iterdir()) == []
+    assert store.blob_put(VerifiedStream(iter([data[:7], data[7:]]), d), d, size=len(data)) == len(data)
+    with store.blob_open(d) as f:
+        assert f.read() == data
+    # a stream verified for another digest is hashed as usual
+    other = Digest.of(b"other")
+    with pytest.raises(DigestMismatch):
+        store.blob_put(VerifiedStream(iter([data]), d), other)
