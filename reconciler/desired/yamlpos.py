@@ -196,11 +196,30 @@ def read_yaml(text: str, file: str) -> YamlDocument:
 
 _FAST = getattr(yaml, "__with_libyaml__", False)
 
+if _FAST:
+    class _CLoader(yaml.CSafeLoader):
+        """libyaml's safe loader with implicit-tag resolution memoised: a big desired
+        state repeats the same keys and values thousands of times, and PyYAML resolves
+        each scalar with regular expressions in Python."""
+
+        _resolved: dict[tuple[object, str, object], str] = {}
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is not ScalarNode or not isinstance(value, str):
+                return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+            key = (kind, value, tuple(implicit) if implicit is not None else None)
+            tag = self._resolved.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                if len(self._resolved) < 100_000:
+                    self._resolved[key] = tag
+            return tag
+
 
 def _read_fast(text: str, file: str) -> YamlDocument | None:
     """The document, or None when the pure reader must report a problem."""
     try:
-        node = yaml.compose(text, Loader=yaml.CSafeLoader)
+        node = yaml.compose(text, Loader=_CLoader)
     except yaml.YAMLError:
         return None
     if node is None:

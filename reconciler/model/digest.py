@@ -7,9 +7,9 @@ A ``Digest`` is validated on construction: the algorithm must be one we can comp
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -126,10 +126,21 @@ class VerifiedStream:
         return next(self._chunks)
 
 
-@functools.lru_cache(maxsize=1 << 17)
+def parse_recorded(text: str) -> Digest:
+    """``Digest.parse`` for text a store recorded after validating it: no re-checks of
+    the shape (it is still validated the first time it is seen)."""
+    return _parse_cached(text)
+
+
+#: every Digest alive, by text: a big plan meets the same digests many times (store rows,
+#: references, tags), and shares one object each instead of validating and holding
+#: copies. Weak values: the table never outlives the digests (a server cannot grow it).
+_INTERNED: weakref.WeakValueDictionary[str, Digest] = weakref.WeakValueDictionary()
+
+
 def _parse_cached(text: str) -> Digest:
-    """Valid digests parsed recently, shared: a big plan parses the same few hundred
-    thousand digests from the store many times (bounded, so a server cannot be made to
-    grow it; errors are not cached)."""
-    algorithm, _, hexpart = text.partition(":")
-    return Digest(algorithm, hexpart)
+    found = _INTERNED.get(text)
+    if found is None:
+        algorithm, _, hexpart = text.partition(":")
+        found = _INTERNED.setdefault(text, Digest(algorithm, hexpart))
+    return found

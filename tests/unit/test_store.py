@@ -269,3 +269,25 @@ def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store) -> None: 
     other = Digest.of(b"other")
     with pytest.raises(DigestMismatch):
         store.blob_put(VerifiedStream(iter([data]), d), other)
+
+
+def test_migration_backfills_the_compact_references_of_older_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from reconciler.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s")
+    images = [build_multiarch("old", oci=True), build_image("plain")]
+    for img in images:
+        store_image(store, img)
+    want = store.manifest_refs(m.digest for img in images for m in img.all_manifests())
+    store.close()
+    with sqlite3.connect(tmp_path / "s" / "store.db") as conn:  # as a store made before 0003 looked
+        conn.execute("ALTER TABLE manifests DROP COLUMN refs")
+        conn.execute("DELETE FROM migrations WHERE name = '0003_manifest_refs_text'")
+    conn.close()
+    store = SQLiteStore(tmp_path / "s")
+    try:
+        assert store.manifest_refs(want) == want
+    finally:
+        store.close()

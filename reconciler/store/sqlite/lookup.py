@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
-from reconciler.model.mediatypes import is_index
+from reconciler.model.digest import parse_recorded
 from reconciler.store.protocol import Kind, ManifestRefs, Publication
 
 if TYPE_CHECKING:
     from reconciler.store.sqlite.files import ContentFiles
+
+#: from this many wanted digests on, manifest_refs scans the table instead of joining
+_SCAN_ABOVE = 2000
 
 #: rows of repo_content / repo_tags that are in version ?3 of repository ?1
 _IN_VERSION = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
@@ -77,52 +80,41 @@ class VersionLookups:
         return Kind(row[0]) if row else None
 
     def manifest_refs(self, digests: Iterable[Digest]) -> dict[Digest, ManifestRefs]:
-        """See the protocol. The wanted digests go into a temporary table so that one
-        indexed join answers any number of them."""
-        wanted = sorted({str(d) for d in digests})
+        """See the protocol. One row per manifest (its ``refs`` column). A few digests
+        are looked up through a temporary table and an indexed join; many (a plan of
+        thousands of repositories) are cheaper as one scan filtered here."""
+        wanted = set(digests)
         out: dict[Digest, ManifestRefs] = {}
         if not wanted:
             return out
         conn = self._conn()
-        own_transaction = not conn.in_transaction
-        if own_transaction:
-            conn.execute("BEGIN")
-        try:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_refs (digest TEXT PRIMARY KEY)")
-            conn.execute("DELETE FROM temp.wanted_refs")
-            conn.executemany("INSERT OR IGNORE INTO temp.wanted_refs (digest) VALUES (?)", ((d,) for d in wanted))
-            # rows come in (parent, position) order from the primary-key scan; the media
-            # type is only needed to tell nested indexes from manifests
-            rows = conn.execute(
-                "SELECT m.digest, m.kind, r.child, r.child_kind, "
-                "CASE WHEN r.child_kind = 'manifest' THEN r.media_type END FROM temp.wanted_refs w "
-                "JOIN manifests m ON m.digest = w.digest LEFT JOIN manifest_refs r ON r.parent = m.digest "
-                "ORDER BY w.digest, r.position").fetchall()
-            conn.execute("DELETE FROM temp.wanted_refs")
-        finally:
+        if len(wanted) >= _SCAN_ABOVE:
+            rows = [r for r in conn.execute("SELECT digest, kind, refs FROM manifests")
+                    if parse_recorded(r[0]) in wanted]
+        else:
+            own_transaction = not conn.in_transaction
             if own_transaction:
-                conn.execute("COMMIT")
-        parse = Digest.parse
-        current: str | None = None
-        kind = Kind.MANIFEST
-        children: dict[Digest, Kind] = {}
-
-        def flush() -> None:
-            if current is not None:
-                kinds = tuple(children.values()) if kind is Kind.INDEX else ()
-                out[parse(current)] = ManifestRefs(kind, tuple(children), kinds)
-
-        for parent, parent_kind, child, child_kind, media_type in rows:
-            if parent != current:
-                flush()
-                current, kind, children = parent, Kind(parent_kind), {}
-            if child is None or child_kind == "foreign":
-                continue
-            child_d = parse(child)
-            if child_d not in children:
-                children[child_d] = (Kind.INDEX if media_type and is_index(media_type) else Kind.MANIFEST) \
-                    if child_kind == "manifest" else Kind.BLOB
-        flush()
+                conn.execute("BEGIN")
+            try:
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_refs (digest TEXT PRIMARY KEY)")
+                conn.execute("DELETE FROM temp.wanted_refs")
+                conn.executemany("INSERT OR IGNORE INTO temp.wanted_refs (digest) VALUES (?)",
+                                 ((str(d),) for d in wanted))
+                rows = conn.execute("SELECT m.digest, m.kind, m.refs FROM temp.wanted_refs w "
+                                    "JOIN manifests m ON m.digest = w.digest").fetchall()
+                conn.execute("DELETE FROM temp.wanted_refs")
+            finally:
+                if own_transaction:
+                    conn.execute("COMMIT")
+        parse = parse_recorded
+        kinds = {"b": Kind.BLOB, "m": Kind.MANIFEST, "i": Kind.INDEX}
+        for digest, kind, refs in rows:
+            tokens = refs.split() if refs else []
+            if kind == "index":
+                out[parse(digest)] = ManifestRefs(Kind.INDEX, tuple([parse(t[1:]) for t in tokens]),
+                                                  tuple([kinds[t[0]] for t in tokens]))
+            else:
+                out[parse(digest)] = ManifestRefs(Kind.MANIFEST, tuple([parse(t[1:]) for t in tokens]))
         return out
 
     def manifest_raw(self, digest: Digest) -> tuple[str, bytes]:

@@ -11,6 +11,9 @@ writes what changed.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterable
+
+from reconciler.model.mediatypes import is_index
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -102,7 +105,43 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX repo_content_by_digest ON repo_content (repo_id, digest, added);
         """,
     ),
+    (
+        # each manifest's references in one compact column (see refs_text), so a plan
+        # reads its graph as one row per manifest instead of one per reference
+        "0003_manifest_refs_text",
+        "ALTER TABLE manifests ADD COLUMN refs TEXT;",
+    ),
 ]
+
+#: migrations that also need Python: name -> function run in the same transaction
+BACKFILLS: dict[str, Callable[[sqlite3.Connection], None]] = {}
+
+
+def refs_text(rows: Iterable[tuple[str, str, str | None]]) -> str:
+    """``manifests.refs`` from (child, child_kind, media_type) rows in document order:
+    space-separated ``<k><digest>`` with k = ``b`` blob, ``m`` manifest, ``i`` index
+    (an index entry whose media type is an index); foreign layers and repeats left out."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for child, child_kind, media_type in rows:
+        if child_kind == "foreign" or child in seen:
+            continue
+        seen.add(child)
+        k = "b" if child_kind == "blob" else ("i" if media_type and is_index(media_type) else "m")
+        out.append(k + child)
+    return " ".join(out)
+
+
+def _backfill_refs(conn: sqlite3.Connection) -> None:
+    refs: dict[str, list[tuple[str, str, str | None]]] = {}
+    for parent, child, child_kind, media_type in conn.execute(
+            "SELECT parent, child, child_kind, media_type FROM manifest_refs ORDER BY parent, position"):
+        refs.setdefault(parent, []).append((child, child_kind, media_type))
+    conn.executemany("UPDATE manifests SET refs = ? WHERE digest = ?",
+                     ((refs_text(refs.get(d, [])), d) for (d,) in conn.execute("SELECT digest FROM manifests").fetchall()))
+
+
+BACKFILLS["0003_manifest_refs_text"] = _backfill_refs
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
@@ -114,6 +153,13 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         if name in done:
             continue
         # executescript commits first; wrap the script in our own transaction
-        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO migrations (name, applied) VALUES ('{name}', datetime('now'));\nCOMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO migrations (name, applied) VALUES ('{name}', datetime('now'));")
+        try:
+            if name in BACKFILLS:
+                BACKFILLS[name](conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         applied.append(name)
     return applied

@@ -52,7 +52,7 @@ from reconciler.store.sqlite.files import ContentFiles
 from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
 from reconciler.store.sqlite.lookup import VersionLookups
-from reconciler.store.sqlite.migrations import migrate
+from reconciler.store.sqlite.migrations import migrate, refs_text
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
 
@@ -419,13 +419,14 @@ class SQLiteStore(VersionLookups):
             return
         for m in todo:
             self.manifest_files.write_bytes(m.raw, m.digest)
-        rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw))
-                for m in todo]
-        refs = [r for m in todo for r in maintenance.manifest_refs(m)]
+        per_manifest = [maintenance.manifest_refs(m) for m in todo]
+        rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
+                 refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(todo, per_manifest, strict=True)]
+        refs = [r for mrefs in per_manifest for r in mrefs]
 
         def record(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR IGNORE INTO manifests (digest, media_type, kind, size) VALUES (?, ?, ?, ?)",
-                             rows)
+            conn.executemany("INSERT OR IGNORE INTO manifests (digest, media_type, kind, size, refs) "
+                             "VALUES (?, ?, ?, ?, ?)", rows)
             conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
             conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
                              " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
