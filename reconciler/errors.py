@@ -15,7 +15,8 @@
     │   └── ContentNotFound         a digest or tag is not in the repository / store
     ├── Conflict                    the request contradicts the current state
     │   ├── RemovalRefused          removing it would corrupt an index
-    │   └── StalePlan               a saved plan no longer matches the store or the file
+    │   ├── StalePlan               a saved plan no longer matches the store or the file
+    │   └── PlanIncomplete          a plan with errors (an upstream could not be refreshed)
     ├── DigestMismatch              bytes do not hash to the expected digest (never retried)
     ├── SyncFailed                  a sync could not finish (names tag, digest, URL; carries
     │                               the cause); nothing was committed
@@ -100,6 +101,10 @@ class RemovalRefused(Conflict):
 
 class StalePlan(Conflict):
     """A saved plan was made against a different store generation or desired file."""
+
+
+class PlanIncomplete(Conflict):
+    """A plan that could not plan every repository; apply refuses it."""
 
 
 class DigestMismatch(ReconcilerError):

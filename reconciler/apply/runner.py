@@ -32,7 +32,7 @@ from typing import Protocol
 
 from reconciler.apply.hooks import CountingStore, KillSwitch
 from reconciler.desired.model import DesiredState
-from reconciler.errors import ReconcilerError, StalePlan
+from reconciler.errors import PlanIncomplete, ReconcilerError, StalePlan
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
@@ -117,6 +117,15 @@ class ApplyResult:
                 "actions": [r.to_json() for r in self.results]}
 
 
+def check_complete(plan: Plan) -> None:
+    """Refuse a plan that could not plan some repository (its upstream refresh failed):
+    applying the rest would look like success while that repository silently lagged."""
+    if plan.errors:
+        raise PlanIncomplete("refusing a plan with errors: " + "; ".join(plan.errors),
+                             hint="fix the upstream (or use --target for the other repositories), "
+                                  "then plan again")
+
+
 def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Callable[[Path], str]) -> None:
     """Refuse a plan made against another store generation, desired file or upload file."""
     problems = []
@@ -191,6 +200,7 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> ApplyResult:
+        check_complete(self.plan)
         store = self.raw_store
         for entry in store.journal_list(limit=20):
             if entry.result == "running":  # we hold the lock: whoever wrote it is gone

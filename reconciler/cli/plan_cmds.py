@@ -39,7 +39,9 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
     """Show what apply would change: refresh the store and the upstreams, then diff.
 
     Writes nothing to the store. Exit codes: 0 success (with --detailed-exitcode: no
-    changes), 1 error, 2 changes pending (with --detailed-exitcode).
+    changes), 1 error (also when an upstream could not be refreshed: the other
+    repositories are still planned and shown), 2 changes pending (with
+    --detailed-exitcode).
 
     \b
     Examples:
@@ -61,6 +63,10 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
         click.echo(render_text(plan, color=use_color()), nl=False)
         if out:
             click.echo(f"\nSaved the plan to {out}. Apply exactly these actions with:\n  reconciler apply {out}")
+    if plan.errors:  # some repository could not be planned: shown above, and an error
+        for e in plan.errors:
+            click.echo(f"error: {e}", err=True)
+        raise click.exceptions.Exit(1)
     if detailed_exitcode and plan.has_changes:
         raise click.exceptions.Exit(2)
 

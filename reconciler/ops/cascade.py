@@ -110,7 +110,10 @@ class RefGraph:
     def closure(self, roots: Iterable[Digest]) -> ContentSet:
         """``roots`` and everything under them, by kind. Roots not in the graph count as
         manifests unless their kind is known (from an index entry)."""
+        # the hot loop of a big plan (every repository's tags, for prune): ``kind`` and
+        # ``children`` inlined
         out: dict[Kind, set[Digest]] = {Kind.BLOB: set(), Kind.MANIFEST: set(), Kind.INDEX: set()}
+        nodes, child_kinds = self._nodes, self._child_kinds
         stack = [(r, self.kind(r, parent_kind=Kind.INDEX)) for r in roots]
         seen: set[Digest] = set()
         while stack:
@@ -119,8 +122,14 @@ class RefGraph:
                 continue
             seen.add(digest)
             out[kind].add(digest)
-            for child in self.children(digest):
-                stack.append((child, self.kind(child, parent_kind=kind)))
+            node = nodes.get(digest)
+            if node is None:
+                continue
+            default = Kind.BLOB if kind is Kind.MANIFEST else Kind.MANIFEST
+            for child in node[1]:
+                if child not in seen:
+                    found = nodes.get(child)
+                    stack.append((child, found[0] if found is not None else child_kinds.get(child, default)))
         return ContentSet(frozenset(out[Kind.BLOB]), frozenset(out[Kind.MANIFEST]), frozenset(out[Kind.INDEX]))
 
 

@@ -88,7 +88,8 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
             unmanaged.append(rd.unmanaged)
         status = "+" if observed.repos.get(repo_id) is None else ("~" if repo_actions else "=")
         label = f"{spec.feed.name}: {spec.upstream_name}" if spec.feed and spec.upstream_name else None
-        summaries.append(RepoSummary(repo_id, status, label, spec.publish))
+        error = ledger.errors.get(repo_id)
+        summaries.append(RepoSummary(repo_id, "!" if error else status, label, spec.publish, error))
 
     extra = sorted(r for r in observed.repos if r not in desired.repositories)
     kept: list[str] = []
@@ -115,6 +116,7 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
         unmanaged=tuple(unmanaged),
         unknown_repositories=tuple(kept),
         warnings=tuple(ledger.warnings),
+        errors=tuple(f"{r}: {e}" for r, e in sorted(ledger.errors.items()) if r in selected),
         targets=targets,
         prune_repositories=prune_repositories,
         refresh=observed.refresh,

@@ -38,6 +38,8 @@ class Ledger:
     counted_blobs: set[Digest] = field(default_factory=set)
     counted_manifests: set[Digest] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    #: repository id -> why it could not be planned
+    errors: dict[str, str] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
 
     @property
@@ -181,8 +183,7 @@ class RepoDiff:
             # not refreshed (or the refresh failed): what was synced stays declared, nothing moves
             self.declared_tags |= synced_here
             if upstream is not None and upstream.error:
-                self.ledger.warnings.append(f"{self.repo}: upstream {upstream.name} not refreshed "
-                                            f"({upstream.error}); its tags are left as they are")
+                self.ledger.errors[self.repo] = f"refreshing upstream {upstream.name} failed: {upstream.error}"
             return
         selected = {t: d for t, d in upstream.tags.items() if spec.tag_filter.matches(t) and t not in excluded}
         self.declared_tags |= set(selected)

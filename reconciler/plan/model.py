@@ -167,10 +167,12 @@ class RepoSummary:
     status: str
     label: str | None = None
     publish_name: str | None = None
+    #: why this repository could not be planned (its upstream refresh failed)
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in (("id", self.id), ("status", self.status), ("label", self.label),
-                                  ("publish_name", self.publish_name)) if v is not None}
+                                  ("publish_name", self.publish_name), ("error", self.error)) if v is not None}
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,9 @@ class Plan:
     #: in the store, not in repos.yaml, kept (no --prune-repositories)
     unknown_repositories: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: repositories that could not be planned (an upstream refresh failed): the plan shows
+    #: the others, and apply refuses it (``errors`` appears in the JSON only when set)
+    errors: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     prune_repositories: bool = False
     refresh: RefreshInfo = field(default_factory=RefreshInfo)
@@ -263,6 +268,7 @@ class Plan:
             "unmanaged": [u.to_json() for u in self.unmanaged],
             "unknown_repositories": list(self.unknown_repositories),
             "warnings": list(self.warnings),
+            **({"errors": list(self.errors)} if self.errors else {}),
         }
 
     def dumps(self) -> str:
@@ -292,6 +298,7 @@ class Plan:
                                           u.get("untagged_indexes", 0)) for u in obj.get("unmanaged", ())),
                 unknown_repositories=tuple(obj.get("unknown_repositories", ())),
                 warnings=tuple(obj.get("warnings", ())),
+                errors=tuple(obj.get("errors", ())),
                 targets=tuple(obj.get("targets", ())),
                 prune_repositories=bool(obj.get("prune_repositories", False)),
                 refresh=RefreshInfo(**obj.get("refresh", {})),

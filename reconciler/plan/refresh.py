@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
-from reconciler.errors import InvalidInput
+from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.ops.cascade import RefGraph
@@ -101,6 +101,17 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
 
 
 def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver) -> _UpstreamResult:
+    """One repository's upstream; a failure is recorded on its result (the plan shows that
+    repository with the error and plans the others) instead of ending the whole plan."""
+    try:
+        return _refresh_upstream(store, spec, sources, resolver)
+    except ReconcilerError as exc:
+        log.error("%s: refreshing upstream %s failed: %s", spec.id, spec.upstream_name, exc.message)
+        return _UpstreamResult(spec.id, UpstreamTags(upstream_name(spec), {}, 0, error=exc.message))
+
+
+def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory,
+                      resolver: Resolver) -> _UpstreamResult:
     assert spec.feed is not None and spec.upstream_name is not None
     jobs = spec.feed.max_concurrency
     source = sources(spec.feed)

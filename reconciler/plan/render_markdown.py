@@ -39,6 +39,10 @@ def render_markdown(plan: Plan) -> str:
         for a in destructive:
             lines.append(f"> - `{a.repo}`: {a.change.value} {action_line(a, plan)}")
         lines.append("")
+    if plan.errors:
+        lines += ["> [!CAUTION]", "> **Not planned (apply refuses this plan):**"]
+        lines += [f"> - {e}" for e in plan.errors]
+        lines.append("")
     if plan.unmanaged or plan.unknown_repositories or plan.warnings:
         for u in plan.unmanaged:
             if u.tags:

@@ -140,7 +140,9 @@ def _header(r: RepoSummary) -> str:
         parts.append(f"({r.label})")
     if r.publish_name:
         parts.append(f"published as {r.publish_name}")
-    if r.status == "=":
+    if r.error:
+        parts.append(f"NOT PLANNED: {r.error}")
+    elif r.status == "=":
         parts.append("no changes")
     return "  ".join(parts)
 
@@ -182,7 +184,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
                      + ", ".join(plan.unknown_repositories))
     for w in plan.warnings:
         lines.append(paint("~", f"Warning: {w}"))
-    if unmanaged or plan.unknown_repositories or plan.warnings:
+    for e in plan.errors:
+        lines.append(paint("-", f"Error: {e}"))
+    if unmanaged or plan.unknown_repositories or plan.warnings or plan.errors:
         lines.append("")
     summary = summary_line(plan)
     lines.append(f"{_BOLD}{summary}{_RESET}" if color else summary)

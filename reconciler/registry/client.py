@@ -103,33 +103,35 @@ class RegistryClient:
     def ping(self) -> None:
         """GET ``/v2/``: learn whether and how the registry wants authentication.
         200 and 401 are both fine; the version header is optional."""
-        url = f"{self.base}/v2/"
-
-        def attempt() -> None:
-            try:
-                r = self._session.http.get(url, timeout=self._session.timeout, allow_redirects=True)
-            except requests.RequestException as exc:
-                raise connection_error("GET", url, exc) from exc
-            finally:
-                self._count("ping")
-            with r:
-                if r.status_code == 401:
-                    self._session.learn(parse_www_authenticate(r.headers.get("WWW-Authenticate")))
-                elif r.status_code != 200:
-                    raise error_from_response("GET", url, r, what="not a Docker Registry V2 / OCI distribution API")
-                version = r.headers.get("Docker-Distribution-API-Version")
-                if version and version != "registry/2.0":
-                    log.warning("%s says Docker-Distribution-API-Version %r", url, version)
-
-        call_with_retry(self.retry, attempt, what=f"GET {url}")
+        call_with_retry(self.retry, self._ping_attempt, what=f"GET {self.base}/v2/")
         self._pinged = True
 
+    def _ping_attempt(self) -> None:
+        url = f"{self.base}/v2/"
+        try:
+            r = self._session.http.get(url, timeout=self._session.timeout, allow_redirects=True)
+        except requests.RequestException as exc:
+            raise connection_error("GET", url, exc) from exc
+        finally:
+            self._count("ping")
+        with r:
+            if r.status_code == 401:
+                self._session.learn(parse_www_authenticate(r.headers.get("WWW-Authenticate")))
+            elif r.status_code != 200:
+                raise error_from_response("GET", url, r, what="not a Docker Registry V2 / OCI distribution API")
+            version = r.headers.get("Docker-Distribution-API-Version")
+            if version and version != "registry/2.0":
+                log.warning("%s says Docker-Distribution-API-Version %r", url, version)
+
     def _ensure_pinged(self) -> None:
+        # one attempt: every caller runs inside its own retry loop, and retrying here as
+        # well multiplied the waits (5 x 5 attempts against a dead upstream)
         if self._pinged:
             return
         with self._ping_lock:
             if not self._pinged:
-                self.ping()
+                self._ping_attempt()
+                self._pinged = True
 
     def _send(self, method: str, url: str, *, kind: str, scope: str, headers: dict[str, str] | None = None
               ) -> requests.Response:

@@ -143,3 +143,36 @@ def test_sigkill_then_rerun_converges(point: str, registry: RunningRegistry, rep
     assert [e["result"] for e in history] == ["ok", "interrupted"]
     assert tags_of(run_cli, store, "prod") == {"latest": str(IMAGES["multi"].digest),
                                                "stable": str(IMAGES["multi"].digest)}
+
+
+def test_an_unreachable_upstream_fails_its_repository_only_and_apply_refuses_the_plan(
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on (bound, then released)
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    push_image(registry.url, repo_name, IMAGES["a"], ["v1"])
+    yaml = tmp_path / "repos.yaml"
+    yaml.write_text(f"""version: 1
+registries:
+  up: {{url: "{registry.url}", tls_verify: false}}
+  gone: {{url: "http://127.0.0.1:{closed}", tls_verify: false}}
+repositories:
+  web: {{feed: up, upstream_name: {repo_name}}}
+  lost: {{feed: gone, upstream_name: lib/lost}}
+""")
+    store = tmp_path / "store"
+    saved = tmp_path / "plan.json"
+    plan = run_cli("plan", "-f", str(yaml), "--out", str(saved), store=store)
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    # the reachable repository is planned in full; the other is shown with its error
+    assert f"+ tag v1   {short(IMAGES['a'])}   new upstream tag" in plan.stdout
+    assert re.search(rf"! lost .*NOT PLANNED: refreshing upstream lib/lost failed: .*127\.0\.0\.1:{closed}",
+                     plan.stdout), plan.stdout
+    assert "error: lost: refreshing upstream lib/lost failed" in plan.stderr
+    assert json.loads(saved.read_text())["errors"][0].startswith("lost: ")
+    for args in (["apply", str(saved)], ["apply", "-f", str(yaml)]):
+        refused = run_cli(*args, store=store)
+        assert refused.returncode == 1 and "refusing a plan with errors: lost:" in refused.stderr, refused.stderr
+    assert json.loads(run_cli("repo", "list", "--json", store=store, check=True).stdout) == []  # nothing applied

@@ -105,3 +105,14 @@ def test_failed_batch_falls_back_to_tag_by_tag(store: Store) -> None:
     status = {r.id: r.status for r in result.results}
     assert status == {**status, "src/sync_tag/v1": FAILED, "src/sync_tag/v2": "done"}
     assert calls[0] == 2 and calls[1:] == [1, 1]  # the batch, then one fetch per tag
+
+
+def test_a_plan_with_errors_is_refused_before_anything_happens(store: Store) -> None:
+    from reconciler.errors import PlanIncomplete
+
+    spec = desired(synced("src"))
+    plan = diff(spec, observed({}, {"src": {"v1": "a"}}))
+    plan = dataclasses.replace(plan, store_generation=store.generation(), errors=("other: refresh failed",))
+    with pytest.raises(PlanIncomplete, match="refusing a plan with errors: other: refresh failed"):
+        Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetcher(set())).run()  # type: ignore[arg-type]
+    assert store.repository_list() == [] and store.journal_list() == []

@@ -273,3 +273,21 @@ def test_copy_from_a_source_lacking_a_referenced_item_is_a_plan_error(copy: Copy
 def content_of_digest(d):  # type: ignore[no-untyped-def]
     from reconciler.store.protocol import ContentSet
     return ContentSet(manifests=frozenset([d]))
+
+
+def test_a_failed_refresh_is_an_error_of_that_repository_only() -> None:
+    import dataclasses
+
+    from reconciler.plan.observed import UpstreamTags
+    from reconciler.plan.render_text import render_text
+
+    obs = observed({}, {"ok": {"v1": "a"}})
+    obs = dataclasses.replace(obs, upstreams={**obs.upstreams, "bad": UpstreamTags("lib/bad", error="GET x: refused")})
+    plan = diff(desired(synced("ok"), synced("bad")), obs)
+    assert plan.errors == ("bad: refreshing upstream lib/bad failed: GET x: refused",)
+    assert [a.id for a in plan.actions if a.repo == "ok"] == ["ok/create_repository/repository", "ok/sync_tag/v1"]
+    assert {r.id: r.status for r in plan.repositories} == {"ok": "+", "bad": "!"}
+    text = render_text(plan)
+    assert "! bad  (hub: lib/bad)  NOT PLANNED: refreshing upstream lib/bad failed: GET x: refused" in text
+    assert "Error: bad: refreshing upstream" in text
+    assert Plan.loads(plan.dumps()) == plan  # saved with its errors (apply refuses it)
