@@ -44,7 +44,7 @@ class Image:
 
     manifest: Manifest | Index
     blobs: dict[str, bytes] = field(default_factory=dict)
-    children: list["Image"] = field(default_factory=list)
+    children: list[Image] = field(default_factory=list)
 
     @property
     def digest(self) -> Digest:

@@ -6,7 +6,15 @@ import io
 
 import pytest
 
-from reconciler.errors import Conflict, DigestMismatch, InvalidInput, NameInvalid, NotFound, RepositoryNotFound, StoreError
+from reconciler.errors import (
+    Conflict,
+    DigestMismatch,
+    InvalidInput,
+    NameInvalid,
+    NotFound,
+    RepositoryNotFound,
+    StoreError,
+)
 from reconciler.model import Digest
 from reconciler.store.protocol import ContentSet, Origin, TagEntry
 from tests.support.imagegen import build_image, build_multiarch, build_schema1, store_image

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import os
 import signal
 import subprocess
 import sys
@@ -67,9 +65,8 @@ def test_apply_lock_excludes_other_processes(tmp_path: Path) -> None:
     store = SQLiteStore(root)
     with subprocess.Popen([sys.executable, "-c", HOLDER, str(root), "3"], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-        with pytest.raises(LockTimeout, match=r"locked by another process \(pid"):
-            with store.lock(0.3):
-                pass
+        with pytest.raises(LockTimeout, match=r"locked by another process \(pid"), store.lock(0.3):
+            pass
     with store.lock(1):  # free again after the holder exits
         pass
     store.close()

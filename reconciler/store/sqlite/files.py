@@ -51,12 +51,12 @@ class ContentFiles:
         """
         if hasattr(chunks, "read"):
             stream = chunks
-            chunks = iter(lambda: stream.read(CHUNK), b"")  # type: ignore[union-attr]
+            chunks = iter(lambda: stream.read(CHUNK), b"")
         h = hasher or expected.hasher()
         fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:  # type: ignore[union-attr]
+                for chunk in chunks:
                     h.update(chunk)
                     out.write(chunk)
                     if size is not None and h.size > size:

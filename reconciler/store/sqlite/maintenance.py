@@ -28,7 +28,7 @@ TEMP_GRACE_SECONDS = 3600.0
 
 def manifest_refs(m: Manifest | Index) -> list[tuple[str, int, str, str, str | None, int | None, str | None]]:
     """Rows for ``manifest_refs``: (parent, position, child, child_kind, media_type, size, platform)."""
-    rows = []
+    rows: list[tuple[str, int, str, str, str | None, int | None, str | None]] = []
     if isinstance(m, Index):
         for i, d in enumerate(m.manifests):
             rows.append((str(m.digest), i, str(d.digest), "manifest", d.media_type, d.size,
@@ -194,12 +194,12 @@ def gc(store: SQLiteStore) -> GcReport:
         blobs_removed += 1
     # files with no row at all (a writer killed between rename and insert)
     known_blobs = {r[0] for r in store._conn().execute("SELECT digest FROM blobs")}
-    for d, path in list(store.blob_files.all_digests()):
+    for d, _path in list(store.blob_files.all_digests()):
         if str(d) not in known_blobs:
             freed += store.blob_files.remove(d)
             blobs_removed += 1
     known_manifests = {r[0] for r in store._conn().execute("SELECT digest FROM manifests")}
-    for d, path in list(store.manifest_files.all_digests()):
+    for d, _path in list(store.manifest_files.all_digests()):
         if str(d) not in known_manifests:
             freed += store.manifest_files.remove(d)
             manifests_removed += 1
