@@ -16,6 +16,7 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from bench import harness, machine, report
 from bench.proc import REPO_ROOT
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = a.name or ("smoke" if a.smoke else "full")
     facts = machine.facts()
-    result = {"name": name, "machine": facts}
+    result: dict[str, Any] = {"name": name, "machine": facts}
     result.update(harness.run(params, [(s, ALL[s]) for s in wanted], keep=a.keep, work_root=a.work_root))
     facts["loadavg_end"] = machine.loadavg()
     result["targets"] = report.evaluate(result)

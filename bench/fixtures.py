@@ -21,6 +21,7 @@ import io
 import json
 import random
 import tarfile
+import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +171,7 @@ class Pusher:
         self.workers = workers
         self.session = requests.Session()
         self.first_repo: dict[str, str] = {}
+        self._lock = threading.Lock()
         self.stats = {"blobs_uploaded": 0, "bytes_uploaded": 0, "blobs_mounted": 0, "manifests_put": 0}
 
     def close(self) -> None:
@@ -213,7 +215,7 @@ class Pusher:
             # blobs never uploaded before go in parallel; mounts of earlier uploads are cheap
             fresh = [d for d in wanted if d not in self.first_repo]
             with ThreadPoolExecutor(self.workers) as pool:
-                list(pool.map(lambda d: self._fresh(repo, d, fs.blobs[d]), fresh))
+                list(pool.map(self._fresh, [repo] * len(fresh), fresh, [fs.blobs[d] for d in fresh]))
             for d in wanted:
                 if d not in fresh:
                     self.blob(repo, d, fs.blobs[d], len(fs.blobs[d]))
@@ -232,6 +234,7 @@ class Pusher:
                               headers={"Content-Type": "application/octet-stream"}), 201)
         finally:
             s.close()
-        self.first_repo.setdefault(digest, repo)
-        self.stats["blobs_uploaded"] += 1
-        self.stats["bytes_uploaded"] += len(data)
+        with self._lock:
+            self.first_repo.setdefault(digest, repo)
+            self.stats["blobs_uploaded"] += 1
+            self.stats["bytes_uploaded"] += len(data)

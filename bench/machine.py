@@ -6,7 +6,7 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bench import proc
@@ -45,7 +45,7 @@ def facts() -> dict[str, Any]:
     reconciler = subprocess.run([sys.executable, "-m", "reconciler", "--version"], env=proc.reconciler_env(),
                                 capture_output=True, text=True)
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
         "memory_mib": _mem_total_mib(),
