@@ -94,11 +94,17 @@ def reconciler(store: Path, *args: str, timeout: float = 1800) -> Run:
     return run(reconciler_cmd(store, *args), env=reconciler_env(), timeout=timeout)
 
 
+_HAS: dict[tuple[str, ...], bool] = {}
+
+
 def has_command(*words: str) -> bool:
     """True when ``reconciler WORDS --help`` works on this checkout."""
+    if words in _HAS:
+        return _HAS[words]
     r = subprocess.run([sys.executable, "-m", "reconciler", *words, "--help"], env=reconciler_env(),
                        capture_output=True, timeout=60)
-    return r.returncode == 0
+    _HAS[words] = r.returncode == 0
+    return _HAS[words]
 
 
 def tool_version(cmd: list[str]) -> str:
