@@ -4,9 +4,22 @@ chosen and put together. The CLI and tests call these functions."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from reconciler.errors import StoreError
+from reconciler.errors import InvalidInput, StoreError
+from reconciler.model.reference import normalize_upstream_name
+from reconciler.model.tagfilter import TagFilter
+from reconciler.registry.protocol import RegistryConfig, UpstreamSource
 from reconciler.store.protocol import Store
+
+if TYPE_CHECKING:
+    from reconciler.ops.parallel import Progress
+    from reconciler.ops.sync import SyncResult
+    from reconciler.server import RegistryApp
+
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
@@ -30,3 +43,78 @@ def open_store(location: str | None = None) -> Store:
     from reconciler.store.sqlite import SQLiteStore
 
     return SQLiteStore(loc)
+
+
+def registry_client(config: RegistryConfig) -> UpstreamSource:
+    """The upstream source for one registry (the real HTTP client)."""
+    from reconciler.registry.client import RegistryClient
+
+    return RegistryClient(config)
+
+
+def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
+                    tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, jobs: int = 6,
+                    username_env: str | None = None, password_env: str | None = None,
+                    auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+                    progress: Progress | None = None, lock_timeout: float = 60.0,
+                    source_factory: Callable[[RegistryConfig], UpstreamSource] | None = None) -> SyncResult:
+    """``reconciler sync``: take the store lock, create the repository when it does not
+    exist, sync it, and record ``feed``/``upstream_name`` on it after success. The feed
+    and upstream name default to those stored on the repository. A failed sync of a
+    repository this call created removes it again, so a failure changes nothing."""
+    from reconciler.ops.sync import sync
+
+    with store.lock(lock_timeout):
+        repo = store.repository_find(repo_id)
+        feed = feed or (repo.feed if repo else None)
+        upstream_name = upstream_name or (repo.upstream_name if repo else None)
+        if not feed or not upstream_name:
+            raise InvalidInput(
+                f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
+                hint=f"give them: reconciler sync {repo_id} --feed https://registry-1.docker.io "
+                     "--upstream-name library/busybox")
+        config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
+                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs)
+        created = repo is None
+        if created:
+            store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+        source = (source_factory or registry_client)(config)
+        try:
+            result = sync(store, source, repo_id, upstream_name=normalize_upstream_name(feed, upstream_name),
+                          tag_filter=tag_filter, mirror=mirror, jobs=jobs, progress=progress)
+        except BaseException:
+            if created:
+                store.repository_delete(repo_id)
+            raise
+        finally:
+            source.close()
+        if repo is not None and (repo.feed, repo.upstream_name) != (feed, upstream_name):
+            store.repository_update(repo_id, feed=feed, upstream_name=upstream_name)
+    return result
+
+
+def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:
+    """The registry WSGI app over the store at ``location``; the store itself is opened
+    on the first request (in each worker process after the fork)."""
+    from reconciler.server import RegistryApp
+    from reconciler.server.auth import Htpasswd
+
+    loc = store_location(location)
+    users = Htpasswd(htpasswd) if htpasswd else None
+    return RegistryApp(lambda: open_store(loc), htpasswd=users)
+
+
+def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
+          threads: int = 4, htpasswd: str | None = None) -> None:
+    """Run the registry server under gunicorn until SIGTERM/SIGINT."""
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+
+    loc = store_location(location)
+    # fail before forking: a bad store path or htpasswd file is an error now, not per request
+    open_store(loc).close()
+    if htpasswd:
+        Htpasswd(htpasswd)
+    setup_access_log()
+    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
+                   workers=workers, threads=threads).run()

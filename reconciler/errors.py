@@ -17,6 +17,8 @@
     │   ├── RemovalRefused          removing it would corrupt an index
     │   └── StalePlan               a saved plan no longer matches the store or the file
     ├── DigestMismatch              bytes do not hash to the expected digest (never retried)
+    ├── SyncFailed                  a sync could not finish (names tag, digest, URL; carries
+    │                               the cause); nothing was committed
     ├── ConfigError                 repos.yaml diagnostics (carries the full list)
     ├── StoreError                  the store cannot do what was asked
     │   ├── StoreCorrupt            ``store check`` found problems
@@ -113,6 +115,16 @@ class DigestMismatch(ReconcilerError):
         self.actual = actual
 
 
+class SyncFailed(ReconcilerError):
+    """A sync stopped before committing: ``cause`` is the error that stopped it (a
+    ``RegistryError``, ``DigestMismatch``, ...); the message names the tag, digest and URL."""
+
+    def __init__(self, message: str, *, cause: ReconcilerError | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or (cause.hint if cause else None)
+                         or "nothing was committed; fix the cause and run the sync again")
+        self.cause = cause
+
+
 class ConfigError(ReconcilerError):
     """The desired-state file has problems; ``diagnostics`` holds every one of them."""
 
@@ -149,7 +161,7 @@ class RegistryError(ReconcilerError):
 
     ``status`` is the HTTP status (0 for a connection failure), ``codes`` the OCI error
     codes from the body, ``temporary`` whether a retry may help (connection errors, 408,
-    429, 5xx). ``retry_after`` carries a 429's ``Retry-After`` in seconds when given.
+    429, 5xx; the raiser may override it). ``retry_after`` carries a 429's ``Retry-After`` in seconds when given.
     """
 
     def __init__(
@@ -162,8 +174,10 @@ class RegistryError(ReconcilerError):
         detail: str = "",
         retry_after: float | None = None,
         hint: str | None = None,
+        temporary: bool | None = None,
     ) -> None:
         self.method = method
+        self._temporary = temporary
         self.url = redact_url(url)
         self.status = status
         self.codes = tuple(codes)
@@ -177,4 +191,6 @@ class RegistryError(ReconcilerError):
 
     @property
     def temporary(self) -> bool:
+        if self._temporary is not None:  # the raiser knows better (e.g. a TLS failure)
+            return self._temporary
         return self.status == 0 or self.status in (408, 429) or self.status >= 500

@@ -40,9 +40,20 @@ def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> Non
 
 def _register() -> None:
     # one module per command group; each defines `register(cli)`
-    from reconciler.cli import repo_cmds, store_cmds
+    from reconciler.cli import (
+        content_cmds,
+        export_cmds,
+        publish_cmds,
+        repo_cmds,
+        serve_cmds,
+        store_cmds,
+        sync_cmds,
+        validate_cmd,
+    )
 
-    for module in (store_cmds, repo_cmds):
+    # publish_cmds adds `repo rollback`, so it comes after repo_cmds
+    for module in (store_cmds, repo_cmds, content_cmds, sync_cmds, validate_cmd, publish_cmds, serve_cmds,
+                   export_cmds):
         module.register(cli)
 
 

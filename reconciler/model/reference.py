@@ -98,3 +98,23 @@ def parse_reference(text: str) -> Reference:
     except NameInvalid as exc:
         raise ReferenceInvalid(f"invalid reference {text!r}: {exc}") from exc
     return Reference(rest, host, tag, digest)
+
+
+#: Docker Hub's API hosts; the original matched ``registry[-,\w]*.docker.io``
+_DOCKER_HUB_HOST_RE = re.compile(r"^(?:registry[-\w]*\.docker\.io|docker\.io|index\.docker\.io)$", re.IGNORECASE)
+
+
+def is_docker_hub(url: str) -> bool:
+    """True when a feed URL (``https://registry-1.docker.io``, ``docker.io`` ...) is Docker Hub."""
+    rest = url.split("://", 1)[-1]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host.split(":", 1)[0] if not host.startswith("[") else host
+    return bool(_DOCKER_HUB_HOST_RE.match(host))
+
+
+def normalize_upstream_name(url: str, name: str) -> str:
+    """The repository name to ask ``url`` for: on Docker Hub a one-component name such
+    as ``busybox`` means ``library/busybox`` (official images), as Pulp 2 did."""
+    if "/" not in name and is_docker_hub(url):
+        return f"library/{name}"
+    return name

@@ -94,6 +94,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # point lookups of one tag / one digest in one version (the registry server)
+        "0002_version_lookup_indexes",
+        """
+        CREATE INDEX repo_tags_by_name ON repo_tags (repo_id, name, added);
+        CREATE INDEX repo_content_by_digest ON repo_content (repo_id, digest, added);
+        """,
+    ),
 ]
 
 

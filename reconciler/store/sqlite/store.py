@@ -50,6 +50,7 @@ from reconciler.store.protocol import (
 from reconciler.store.sqlite import maintenance
 from reconciler.store.sqlite.files import ContentFiles
 from reconciler.store.sqlite.lock import exclusive_lock
+from reconciler.store.sqlite.lookup import VersionLookups
 from reconciler.store.sqlite.migrations import migrate
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
@@ -59,7 +60,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLiteStore:
+class SQLiteStore(VersionLookups):
     """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed."""
 
     def __init__(self, root: str | Path) -> None:

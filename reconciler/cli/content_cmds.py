@@ -1,0 +1,154 @@
+"""``reconciler upload|tag|copy|remove``: the imperative content operations.
+
+Each command takes the store lock, calls one ``reconciler.ops`` function, and prints the
+new version's content summary (added/removed per kind), or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+
+from reconciler.cli.context import AppContext, echo_json, pass_app
+from reconciler.ops import copy as copy_op
+from reconciler.ops import remove as remove_op
+from reconciler.ops import tag as tag_op
+from reconciler.ops import upload as upload_op
+from reconciler.ops.result import OpResult
+
+_KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag"}
+_PLURALS = {"blob": "blobs", "manifest": "manifests", "index": "indexes", "tag": "tags"}
+
+
+def _counts(items: Mapping[str, int]) -> str:
+    parts = []
+    for key in ("indexes", "manifests", "blobs", "tags"):
+        n = int(items.get(key, 0))
+        if n:
+            word = _KIND_WORDS[key]
+            parts.append(f"{n} {word if n == 1 else _PLURALS[word]}")
+    return ", ".join(parts)
+
+
+def render(result: OpResult, as_json: bool) -> None:
+    if as_json:
+        echo_json(result.to_json())
+        return
+    if result.version is None:
+        click.echo(f"{result.repo_id}: no changes (no new version)")
+        return
+    click.echo(f"{result.repo_id}: version {result.version.number}")
+    added, removed = _counts(result.summary.added), _counts(result.summary.removed)
+    click.echo(f"  added:   {added or 'nothing'}")
+    click.echo(f"  removed: {removed or 'nothing'}")
+
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_LOCK = click.option("--lock-timeout", type=float, default=60.0, show_default=True,
+                     help="Seconds to wait for the store lock.")
+
+
+@click.command("upload")
+@click.argument("repo_id")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--tag", "tag_name", metavar="NAME", help="Tag the uploaded manifest or index.")
+@_LOCK
+@_JSON
+@pass_app
+def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, lock_timeout: float,
+               as_json: bool) -> None:
+    """Upload an image file into REPO_ID (created if missing).
+
+    The format is detected by content: a skopeo dir: tarball (v2s2, v2s1), an OCI image
+    layout (directory or oci-archive tar), a docker save tarball, or a manifest list /
+    OCI index JSON file whose children are already in the repository.
+
+    \b
+    Example:
+      skopeo copy docker://busybox:latest dir:bb && tar -C bb -cf busybox.tar .
+      reconciler upload schema2 busybox.tar --tag latest
+    """
+    with app.store.lock(lock_timeout):
+        result = upload_op.upload(app.store, repo_id, path, tag=tag_name)
+    render(result, as_json)
+
+
+@click.command("tag")
+@click.argument("repo_id")
+@click.argument("tag_name", metavar="TAG")
+@click.argument("digest")
+@_LOCK
+@_JSON
+@pass_app
+def tag_cmd(app: AppContext, repo_id: str, tag_name: str, digest: str, lock_timeout: float, as_json: bool) -> None:
+    """Create or move TAG in REPO_ID to DIGEST (a manifest or index in the repository).
+
+    \b
+    Example:
+      reconciler tag schema2 latest sha256:d5483f2ed144c808d4b077f5ec6821d2b3c378ca6cd5a3a5ef9927b99ac28f99
+    """
+    with app.store.lock(lock_timeout):
+        result = tag_op.tag(app.store, repo_id, tag_name, digest)
+    render(result, as_json)
+
+
+@click.command("copy")
+@click.argument("kind", type=click.Choice(["tag", "manifest", "index"]))
+@click.argument("names", nargs=-1, metavar="[NAME_OR_DIGEST]...")
+@click.option("--from", "source", required=True, metavar="REPO", help="Source repository.")
+@click.option("--to", "target", required=True, metavar="REPO", help="Target repository (created if missing).")
+@click.option("--all", "copy_all", is_flag=True, help="Copy every tag / manifest / index of the source.")
+@_LOCK
+@_JSON
+@pass_app
+def copy_cmd(app: AppContext, kind: str, names: tuple[str, ...], source: str, target: str, copy_all: bool,
+             lock_timeout: float, as_json: bool) -> None:
+    """Copy tags, manifests or indexes from one repository to another.
+
+    A tag brings its manifest or index and everything under it; a manifest brings its
+    blobs and no tags; an index brings its manifests and their blobs and no tags.
+
+    \b
+    Examples:
+      reconciler copy manifest --from containers --to containers2 --all
+      reconciler copy tag --from synctest --to containers2 1.36.1 latest
+    """
+    if copy_all == bool(names):
+        raise click.UsageError("give NAME_OR_DIGEST arguments or --all (not both)")
+    with app.store.lock(lock_timeout):
+        result = copy_op.copy(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
+                              names="all" if copy_all else list(names))
+    render(result, as_json)
+
+
+@click.command("remove")
+@click.argument("kind", type=click.Choice(["tag", "manifest", "index"]))
+@click.argument("repo_id")
+@click.argument("names", nargs=-1, required=True, metavar="NAME_OR_DIGEST...")
+@_LOCK
+@_JSON
+@pass_app
+def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...], lock_timeout: float,
+               as_json: bool) -> None:
+    """Remove tags, manifests or indexes from REPO_ID.
+
+    A tag removes only the tag. A manifest removes its tags and the blobs no other
+    manifest uses. An index removes its tags, the manifests it lists that are untagged
+    and not listed by another index, and their orphaned blobs. Removing a manifest that
+    a remaining index lists is refused.
+
+    \b
+    Examples:
+      reconciler remove tag containers latest
+      reconciler remove index containers sha256:c152ddeda2b828fbb610cb9e4cb121e1879dd5301d336f0a6c070b2844a0f56d
+    """
+    with app.store.lock(lock_timeout):
+        result = remove_op.remove(app.store, repo_id, kind, list(names))  # type: ignore[arg-type]
+    render(result, as_json)
+
+
+def register(cli: click.Group) -> None:
+    for command in (upload_cmd, tag_cmd, copy_cmd, remove_cmd):
+        cli.add_command(command)

@@ -1,0 +1,40 @@
+"""``reconciler export``: a repository version as a Crane static tree or an OCI layout tar."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
+from reconciler.ops import export as export_ops
+
+
+@click.command("export")
+@click.argument("repo_id")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Tar file to write.")
+@click.option("--format", "fmt", type=click.Choice(export_ops.FORMATS), default="crane", show_default=True,
+              help="crane: app file v4 + static tree; oci: OCI image layout.")
+@click.option("--version", "version", type=int, default=None,
+              help="Version to export (default: the published one, else the latest).")
+@click.option("--url", default=None, help="Crane redirect base URL (default https://HOST/pulp/docker/v2/NAME/).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def export_cmd(app: AppContext, repo_id: str, output: str, fmt: str, version: int | None, url: str | None,
+               as_json: bool) -> None:
+    """Write a repository version to a tar for static hosting or air-gapped transfer.
+
+    \b
+    Examples:
+      reconciler export synctest -o synctest.tar --url https://cdn.example.com/v2/synctest/
+      reconciler export synctest -o synctest-oci.tar --format oci
+      skopeo copy oci-archive:synctest-oci.tar:latest dir:/tmp/busybox
+    """
+    result = export_ops.export(app.store, repo_id, output, format=fmt, version=version, url=url)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    click.echo(f"exported {result.repo_id} version {result.version} ({result.format}): {result.tags} tags, "
+               f"{result.manifests} manifests, {result.blobs} blobs, {human_bytes(result.bytes)} -> {result.path}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(export_cmd)

@@ -1,0 +1,136 @@
+"""``reconciler sync``: sync one repository from an upstream registry, with progress
+(a bar on a terminal, plain lines otherwise, on stderr) and a summary."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import click
+
+from reconciler import api
+from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
+from reconciler.model.tagfilter import TagFilter
+from reconciler.ops.parallel import ProgressEvent
+from reconciler.ops.sync import SyncResult
+
+_PHASES = {"tags": "resolving tags", "manifests": "fetching manifests", "blobs": "downloading blobs"}
+
+
+class ProgressRenderer:
+    """Turns progress events (from worker threads) into a bar per phase on a TTY, or
+    into at most ~10 plain lines per phase otherwise."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self._bar: Any = None
+        self._last_step = -1
+        self._lock = threading.Lock()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        with self._lock:
+            label = _PHASES.get(event.phase, event.phase)
+            if self.tty:
+                if event.done == 0:
+                    self.close()
+                    self._bar = click.progressbar(length=event.total, label=label, file=sys.stderr)
+                    self._bar.__enter__()
+                elif self._bar is not None:
+                    self._bar.update(1)
+                return
+            step = event.done * 10 // max(event.total, 1)
+            if event.done == 0:
+                self._last_step = -1
+            if step == self._last_step and event.done != event.total:
+                return
+            self._last_step = step
+            size = f" ({human_bytes(event.bytes)})" if event.bytes and event.phase == "blobs" else ""
+            click.echo(f"{label}: {event.done}/{event.total}{size}", err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _names(names: tuple[str, ...], limit: int = 8) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+    return f" ({shown})"
+
+
+def render_summary(result: SyncResult) -> None:
+    if result.version is None:
+        click.echo(f"{result.repo_id}: no changes (upstream {result.upstream_name}, {result.tags_selected} tags)")
+    else:
+        click.echo(f"{result.repo_id}: new version {result.version} (upstream {result.upstream_name})")
+    click.echo(f"  tags: {len(result.tags_added)} added{_names(result.tags_added)}, "
+               f"{len(result.tags_moved)} moved{_names(result.tags_moved)}, "
+               f"{len(result.tags_removed)} removed{_names(result.tags_removed)}")
+    if result.tags_dropped:
+        click.echo(f"  skipped (deleted upstream during the sync):{_names(result.tags_dropped)}")
+    click.echo(f"  downloaded: {result.manifests_added} manifests, {result.blobs_added} blobs, "
+               f"{human_bytes(result.bytes_downloaded)}")
+    if result.foreign_layers:
+        click.echo(f"  foreign layers recorded, not downloaded: {result.foreign_layers}")
+    if result.content_added or result.content_removed:
+        added = ", ".join(f"{n} {k}" for k, n in result.content_added.items() if n and k != "tags") or "nothing"
+        removed = ", ".join(f"{n} {k}" for k, n in result.content_removed.items() if n and k != "tags") or "nothing"
+        click.echo(f"  repository: added {added}; removed {removed}")
+    click.echo(f"  requests: {result.requests}")
+
+
+@click.command("sync")
+@click.argument("repo_id")
+@click.option("--feed", metavar="URL", help="Upstream registry URL (default: the repository's feed).")
+@click.option("--upstream-name", metavar="NAME", help="Repository name upstream (default: the repository's).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Sync only matching tags (repeatable; 're:' = regex).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching tags (repeatable; 're:' = regex).")
+@click.option("--mirror", is_flag=True, help="Also remove synced tags that vanished upstream (within the filter).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=6, show_default=True, help="Parallel downloads.")
+@click.option("--username-env", metavar="VAR", help="Environment variable holding the registry user name.")
+@click.option("--password-env", metavar="VAR", help="Environment variable holding the registry password/token.")
+@click.option("--auth-file", type=click.Path(dir_okay=False), help="A docker/podman auth.json with credentials.")
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True, help="Verify TLS certificates.")
+@click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for the registry's certificate.")
+@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the store lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str | None,
+             include: tuple[str, ...], exclude: tuple[str, ...], mirror: bool, jobs: int,
+             username_env: str | None, password_env: str | None, auth_file: str | None, tls_verify: bool,
+             ca_file: str | None, lock_timeout: float, as_json: bool) -> None:
+    """Sync REPO_ID from an upstream registry (creating the repository if needed).
+
+    Lists the upstream tags, selects them with --include/--exclude, resolves each with a
+    HEAD, downloads only the manifests and blobs the store does not already hold, verifies
+    every digest, and commits one new repository version (none when nothing changed).
+    Additive unless --mirror.
+
+    \b
+    Examples:
+      reconciler sync synctest --feed https://registry-1.docker.io --upstream-name busybox \\
+          --include 'latest' --include '1.36*' --exclude '*-uclibc'
+      reconciler sync synctest            # again, with the stored feed and upstream name
+      reconciler sync synctest --mirror --json
+    """
+    renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty())
+    try:
+        result = api.sync_repository(
+            app.store, repo_id, feed=feed, upstream_name=upstream_name,
+            tag_filter=TagFilter(include=include, exclude=exclude), mirror=mirror, jobs=jobs,
+            username_env=username_env, password_env=password_env, auth_file=auth_file,
+            tls_verify=tls_verify, ca_file=ca_file, progress=renderer, lock_timeout=lock_timeout)
+    finally:
+        if renderer is not None:
+            renderer.close()
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        render_summary(result)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(sync_cmd)

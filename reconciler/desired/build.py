@@ -1,0 +1,105 @@
+"""Turns a validated document into the frozen ``DesiredState``, merging defaults once.
+
+Only called when validation found nothing, so every value has its schema shape here.
+Merging is key by key: a repository's own value replaces the default whole (its ``tags``
+filter is not combined with the default filter). Sync-only settings (filter, mirror,
+allow_empty) are reset for repositories without a feed, so the frozen values never claim
+a behaviour that cannot happen.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from reconciler.desired.model import (
+    ALL,
+    CopySpec,
+    DesiredState,
+    RegistrySpec,
+    Removal,
+    RepositorySpec,
+    Selection,
+    TagPin,
+    Upload,
+)
+from reconciler.desired.semantic import effective, effective_feed, parse_pin
+from reconciler.model import Digest
+from reconciler.model.tagfilter import TagFilter
+
+_REGISTRY_OPTIONS = ("auth_file", "tls_verify", "ca_file", "client_cert", "client_key", "max_concurrency")
+_PATH_OPTIONS = ("auth_file", "ca_file", "client_cert", "client_key")
+
+
+def _resolve(path: str, base_dir: Path) -> str:
+    return str((base_dir / os.path.expanduser(path)).resolve())
+
+
+def _registry(name: str, url: str, entry: dict[str, Any], defaults: dict[str, Any], base_dir: Path) -> RegistrySpec:
+    options: dict[str, Any] = {k: entry.get(k, defaults.get(k)) for k in _REGISTRY_OPTIONS
+                               if k in entry or k in defaults}
+    for k in _PATH_OPTIONS:
+        if options.get(k):
+            options[k] = _resolve(str(options[k]), base_dir)
+    return RegistrySpec(name=name, url=url.rstrip("/"), username_env=entry.get("username_env"),
+                        password_env=entry.get("password_env"), **options)
+
+
+def _selection(value: Any) -> Selection:
+    return ALL if value == ALL else tuple(value or ())
+
+
+def _filter(value: dict[str, Any] | None) -> TagFilter:
+    value = value or {}
+    return TagFilter(tuple(value.get("include", ())), tuple(value.get("exclude", ())))
+
+
+def _pins(value: dict[str, str]) -> tuple[TagPin, ...]:
+    out = []
+    for name, text in value.items():
+        target = parse_pin(text)
+        if isinstance(target, Digest):
+            out.append(TagPin(name, digest=target))
+        else:
+            out.append(TagPin(name, source_repo=target[0], source_tag=target[1]))
+    return tuple(out)
+
+
+def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], registries: dict[str, RegistrySpec],
+                registry_defaults: dict[str, Any], base_dir: Path) -> RepositorySpec:
+    feed_text = effective_feed(repo, defaults)
+    feed: RegistrySpec | None = None
+    if feed_text is not None:
+        feed = registries.get(feed_text) or _registry(feed_text, feed_text, {}, registry_defaults, base_dir)
+    remove = repo.get("remove", {})
+    return RepositorySpec(
+        id=repo_id,
+        feed=feed,
+        upstream_name=repo.get("upstream_name"),
+        tag_filter=_filter(effective(repo, defaults, "tags")) if feed else TagFilter(),
+        mirror=bool(effective(repo, defaults, "mirror", False)) if feed else False,
+        allow_empty=bool(effective(repo, defaults, "allow_empty", False)) if feed else False,
+        uploads=tuple(Upload((base_dir / u["file"]).resolve(), u.get("tag")) for u in repo.get("uploads", ())),
+        copies=tuple(CopySpec(c["from"], _selection(c.get("tags", ())), _selection(c.get("manifests", ())),
+                              _selection(c.get("indexes", ()))) for c in repo.get("copy", ())),
+        pins=_pins(repo.get("pins", {})),
+        remove=Removal(tuple(remove.get("tags", ())), tuple(Digest.parse(d) for d in remove.get("manifests", ())),
+                       tuple(Digest.parse(d) for d in remove.get("indexes", ()))),
+        prune=bool(effective(repo, defaults, "prune", False)),
+        publish=repo.get("publish"),
+        protected=bool(effective(repo, defaults, "protected", False)),
+    )
+
+
+def build_state(data: dict[str, Any], path: Path, digest: str) -> DesiredState:
+    base_dir = path.parent
+    defaults = data.get("defaults", {})
+    registry_defaults = defaults.get("registry", {})
+    registries = {name: _registry(name, entry["url"], entry, registry_defaults, base_dir)
+                  for name, entry in data.get("registries", {}).items()}
+    repositories = {repo_id: _repository(repo_id, repo or {}, defaults, registries, registry_defaults, base_dir)
+                    for repo_id, repo in data["repositories"].items()}
+    return DesiredState(path=path, digest=digest, version=data["version"],
+                        registries=MappingProxyType(registries), repositories=MappingProxyType(repositories))

@@ -1,0 +1,74 @@
+"""Loads ``repos.yaml``: read safely, validate against the schema, check semantics, freeze.
+
+Every problem is collected before anything is reported: YAML problems (duplicate keys,
+forbidden tags), schema violations, then semantic checks (which skip values the schema
+already rejected). If there is any, ``ConfigError`` carries them all, sorted by position
+and rendered as ``FILE:LINE:COL: PATH: message``. Otherwise defaults are merged once into
+the frozen ``DesiredState``, whose ``digest`` is the sha256 of the file's bytes (a saved
+plan records it; apply refuses a plan made from a different file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from reconciler.desired.build import build_state
+from reconciler.desired.conflicts import check_conflicts
+from reconciler.desired.diagnostics import Diagnostic, sort_unique
+from reconciler.desired.model import DesiredState
+from reconciler.desired.reporter import Reporter
+from reconciler.desired.schema import schema_diagnostics
+from reconciler.desired.semantic import check_references
+from reconciler.desired.yamlpos import read_yaml
+from reconciler.errors import ConfigError, InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+def check_text(raw: bytes, file: str, base_dir: Path) -> list[Diagnostic]:
+    """Every problem in the document ``raw`` (named ``file``; uploads relative to ``base_dir``)."""
+    return _check(raw, file, base_dir)[0]
+
+
+def _check(raw: bytes, file: str, base_dir: Path) -> tuple[list[Diagnostic], Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        return [Diagnostic(line, 1, "(document)", f"not UTF-8 text: {exc.reason} at byte {exc.start}", file)], None
+    doc = read_yaml(text, file)
+    diagnostics = list(doc.diagnostics)
+    if doc.data is None and diagnostics:
+        return sort_unique(diagnostics), None  # unreadable: nothing further to check
+    # a value the YAML layer already refused (a forbidden tag) reads as null: say it once
+    refused = {d.path for d in diagnostics}
+    diagnostics += [d for d in schema_diagnostics(doc.data, doc.positions, file) if d.path not in refused]
+    if isinstance(doc.data, dict):
+        rep = Reporter(file, doc.positions)
+        check_references(doc.data, rep, base_dir)
+        check_conflicts(doc.data, rep)
+        diagnostics += rep.diagnostics
+    return sort_unique(diagnostics), doc.data
+
+
+def load_desired(path: str | Path) -> DesiredState:
+    """Load and validate ``path``; raises ``ConfigError`` listing every problem."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{file}: no such file", hint="pass the desired-state file with -f, e.g. -f repos.yaml") from exc
+    except OSError as exc:
+        raise InvalidInput(f"{file}: cannot read: {exc.strerror}") from exc
+    diagnostics, data = _check(raw, str(path), file.resolve().parent)
+    if diagnostics:
+        count = f"{len(diagnostics)} problem{'s' if len(diagnostics) != 1 else ''}"
+        lines = "\n".join(d.render() for d in diagnostics)
+        raise ConfigError(f"{path}: {count}:\n{lines}", diagnostics,
+                          hint=f"fix them, then check again with: reconciler validate -f {path}")
+    state = build_state(data, file.resolve(), "sha256:" + hashlib.sha256(raw).hexdigest())
+    log.debug("loaded %s: %d repositories", path, len(state.repositories))
+    return state

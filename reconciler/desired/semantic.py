@@ -1,0 +1,157 @@
+"""Semantic checks, part one: references, feeds, files, patterns and secrets.
+
+The schema says what shape each value has; these checks say whether the values make sense
+together: a ``feed`` names a registry that exists, a ``from`` names a repository in the
+file, an upload file exists, a tag pattern compiles, an ``*_env`` value is a variable
+name rather than a pasted token. They run on whatever the schema let through and skip
+values of the wrong type (the schema already reported those), so that one run reports
+every problem.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path as FsPath
+from typing import Any
+
+from reconciler.desired.diagnostics import Path
+from reconciler.desired.reporter import Reporter
+from reconciler.errors import InvalidInput
+from reconciler.model import Digest
+from reconciler.model.digest import ALGORITHMS
+from reconciler.model.reference import is_valid_tag
+from reconciler.model.tagfilter import compile_pattern
+
+_URL = re.compile(r"^https?://")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+#: prefixes of well-known token formats (GitHub, GitLab, Docker Hub, AWS, Slack)
+_TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat", "dckr_pat_", "AKIA", "xox")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def is_url(value: str) -> bool:
+    return bool(_URL.match(value))
+
+
+def looks_like_secret(value: str) -> bool:
+    """A value in an ``*_env`` field that is shaped like a token rather than a variable name."""
+    if value.startswith(_TOKEN_PREFIXES):
+        return True
+    return len(value) >= 20 and any(c.islower() for c in value) and any(c.isupper() for c in value) \
+        and any(c.isdigit() for c in value)
+
+
+def parse_pin(value: str) -> tuple[str, str] | Digest:
+    """``REPO:TAG`` -> (repo, tag); ``sha256:<hex>`` -> Digest; else ``InvalidInput``."""
+    head, sep, tail = value.partition(":")
+    if not sep:
+        raise InvalidInput(f"invalid pin {value!r}: expected REPO:TAG or sha256:<hex>")
+    if head in ALGORITHMS:
+        return Digest.parse(value)
+    if not is_valid_tag(tail):
+        raise InvalidInput(f"invalid pin {value!r}: {tail!r} is not a valid tag")
+    return head, tail
+
+
+def effective(repo: dict[str, Any], defaults: dict[str, Any], key: str, fallback: Any = None) -> Any:
+    """A repository's own value, else the default (merged once, key by key)."""
+    return repo[key] if key in repo else defaults.get(key, fallback)
+
+
+def effective_feed(repo: dict[str, Any], defaults: dict[str, Any]) -> Any:
+    """The default feed applies only to repositories that name an upstream."""
+    if "feed" in repo:
+        return repo["feed"]
+    return defaults.get("feed") if "upstream_name" in repo else None
+
+
+def check_references(data: dict[str, Any], rep: Reporter, base_dir: FsPath) -> None:
+    registries = as_dict(data.get("registries"))
+    repositories = as_dict(data.get("repositories"))
+    defaults = as_dict(data.get("defaults"))
+    _check_registries(registries, rep)
+    _check_filter(defaults.get("tags"), ("defaults", "tags"), rep)
+    if isinstance(defaults.get("feed"), str):
+        _check_feed(defaults["feed"], ("defaults", "feed"), registries, rep)
+    for repo_id, repo in repositories.items():
+        if isinstance(repo, dict):
+            _check_repository(repo_id, repo, defaults, registries, repositories, rep, base_dir)
+
+
+def _check_registries(registries: dict[str, Any], rep: Reporter) -> None:
+    for name, reg in registries.items():
+        for key in ("username_env", "password_env"):
+            value = as_dict(reg).get(key)
+            if isinstance(value, str) and looks_like_secret(value):
+                rep.value(("registries", name, key),
+                          f"{key} looks like a secret, not the name of an environment variable "
+                          "(the value is not shown): put the secret in an environment variable and write its name here")
+
+
+def _check_feed(feed: str, path: Path, registries: dict[str, Any], rep: Reporter) -> None:
+    if not is_url(feed) and feed not in registries:
+        known = ", ".join(sorted(registries)) or "none defined"
+        rep.value(path, f"unknown feed {feed!r}: not a registries entry (known: {known}) and not an https:// URL")
+
+
+def _check_filter(tag_filter: Any, path: Path, rep: Reporter) -> None:
+    for which in ("include", "exclude"):
+        for i, pattern in enumerate(as_list(as_dict(tag_filter).get(which))):
+            if isinstance(pattern, str) and pattern:
+                try:
+                    compile_pattern(pattern)
+                except InvalidInput as exc:
+                    rep.value(path + (which, i), exc.message)
+
+
+def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], registries: dict[str, Any],
+                      repositories: dict[str, Any], rep: Reporter, base_dir: FsPath) -> None:
+    here: Path = ("repositories", repo_id)
+    feed = effective_feed(repo, defaults)
+    if isinstance(repo.get("feed"), str):
+        _check_feed(repo["feed"], here + ("feed",), registries, rep)
+    if feed is not None and "upstream_name" not in repo:
+        rep.key(here + ("feed",) if "feed" in repo else here, "a feed needs upstream_name: the repository's name on the feed")
+    if "upstream_name" in repo and feed is None:
+        rep.key(here + ("upstream_name",), "upstream_name needs a feed (set feed here or in defaults)")
+    if feed is None:
+        for key in ("tags", "mirror", "allow_empty"):
+            if key in repo:
+                rep.key(here + (key,), f"{key!r} only applies to a repository with a feed (it filters or mirrors the sync)")
+    elif repo.get("allow_empty") is True and effective(repo, defaults, "mirror") is not True:
+        rep.key(here + ("allow_empty",), "allow_empty has no effect without mirror: true")
+    _check_filter(repo.get("tags"), here + ("tags",), rep)
+    for i, upload in enumerate(as_list(repo.get("uploads"))):
+        file = as_dict(upload).get("file")
+        if isinstance(file, str) and file and not (base_dir / file).exists():
+            rep.value(here + ("uploads", i, "file"),
+                      f"upload file {file!r} not found (looked for {base_dir / file}); paths are relative to the YAML file")
+    for i, copy in enumerate(as_list(repo.get("copy"))):
+        source = as_dict(copy).get("from")
+        if not isinstance(source, str):
+            continue
+        if source == repo_id:
+            rep.value(here + ("copy", i, "from"), "a repository cannot copy from itself")
+        elif source not in repositories and _ID.match(source):
+            rep.value(here + ("copy", i, "from"), _unknown_repo(source, repositories))
+    for name, value in as_dict(repo.get("pins")).items():
+        if not isinstance(value, str) or not value:
+            continue
+        try:
+            target = parse_pin(value)
+        except InvalidInput as exc:
+            rep.value(here + ("pins", name), exc.message)
+            continue
+        if isinstance(target, tuple) and target[0] not in repositories and _ID.match(target[0]):
+            rep.value(here + ("pins", name), _unknown_repo(target[0], repositories))
+
+
+def _unknown_repo(name: str, repositories: dict[str, Any]) -> str:
+    return f"unknown repository {name!r}: known repositories are {', '.join(sorted(repositories)) or 'none'}"

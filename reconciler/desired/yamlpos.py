@@ -1,0 +1,222 @@
+"""Safe YAML reading that remembers where every value came from.
+
+``read_yaml`` turns the text into plain Python values (dict, list, str, int, float, bool,
+None) plus a ``Positions`` table mapping each document path to the line and column of its
+key and of its value, so that every later check can point at the exact spot. On top of
+PyYAML's ``SafeLoader`` it:
+
+- reports duplicate mapping keys (PyYAML silently keeps the last one; a second ``feed:``
+  that wins unnoticed is exactly the kind of mistake a review misses),
+- refuses every explicit tag outside the plain JSON-like set (``!!python/...``, ``!!binary``,
+  ``!!set``, custom ``!tags``),
+- bounds aliases: the nodes that aliases expand to are counted before anything walks the
+  document, and a file whose aliases would expand past ``MAX_ALIAS_NODES`` is refused
+  (the "billion laughs" alias bomb), as is a recursive alias.
+
+Mapping keys are always the key's source text (``1.10:`` stays ``"1.10"``), and an
+unquoted date stays the string it was written as.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.desired.diagnostics import Diagnostic, Path, format_path
+
+#: how many nodes aliases may add to the document in total
+MAX_ALIAS_NODES = 100_000
+
+_Y = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_Y}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_MERGE_TAG = f"{_Y}merge"
+
+
+@dataclass
+class Positions:
+    """1-based (line, column) of each path's key and value."""
+
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: source text of scalars, for hints such as "quote it: '1.10'"
+    raw: dict[Path, str] = field(default_factory=dict)
+
+    def value(self, path: Path) -> tuple[int, int]:
+        """Where the value at ``path`` starts, or its nearest recorded ancestor."""
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.values:
+                return self.values[path[:n]]
+        return (1, 1)
+
+    def key(self, path: Path) -> tuple[int, int]:
+        """Where the key naming ``path`` starts (falls back to the value)."""
+        return self.keys.get(path) or self.value(path)
+
+
+class PositionLoader(yaml.SafeLoader):
+    """A ``SafeLoader`` that records every alias use so that expansions can be counted."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_uses: list[tuple[yaml.Mark, Node]] = []
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)  # type: ignore[attr-defined]
+            if target is not None:
+                self.alias_uses.append((event.start_mark, target))
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
+class _Recursive(Exception):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+
+def _expanded_size(node: Node, memo: dict[int, int], active: set[int]) -> int:
+    """Nodes in ``node``'s subtree with every alias expanded (memoised: linear time)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise _Recursive(node)
+    active.add(key)
+    size = 1
+    if isinstance(node, SequenceNode):
+        size += sum(_expanded_size(child, memo, active) for child in node.value)
+    elif isinstance(node, MappingNode):
+        size += sum(_expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value)
+    active.discard(key)
+    memo[key] = size
+    return size
+
+
+def _mark(mark: yaml.Mark) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    """Walks the composed node graph into plain values, recording positions and problems."""
+
+    def __init__(self, loader: PositionLoader) -> None:
+        self.loader = loader
+        self.positions = Positions()
+        self.problems: list[tuple[tuple[int, int], Path, str]] = []
+
+    def problem(self, where: tuple[int, int], path: Path, message: str) -> None:
+        self.problems.append((where, path, message))
+
+    def build(self, node: Node, path: Path) -> Any:
+        self.positions.values.setdefault(path, _mark(node.start_mark))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if isinstance(node, SequenceNode):
+            if node.tag != f"{_Y}seq":
+                return self._bad_tag(node, path)
+            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            if node.tag != f"{_Y}map":
+                return self._bad_tag(node, path)
+            return self._mapping(node, path)
+        return None  # pragma: no cover - PyYAML has no other node kinds
+
+    def _bad_tag(self, node: Node, path: Path) -> None:
+        shown = "!!" + node.tag[len(_Y):] if node.tag.startswith(_Y) else node.tag
+        self.problem(_mark(node.start_mark), path,
+                     f"YAML tag {shown!r} is not allowed: use plain strings, numbers, booleans, "
+                     "lists and mappings")
+        return None
+
+    def _scalar(self, node: ScalarNode, path: Path) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            return self._bad_tag(node, path)
+        self.positions.raw[path] = node.value
+        if node.tag == f"{_Y}timestamp":
+            return node.value  # an unquoted date is meant as text here (tags, names)
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.problem(_mark(key_node.start_mark), path, "mapping keys must be plain strings")
+                continue
+            key = key_node.value
+            child = path + (key,)
+            if key in out:
+                first_line = self.positions.keys[child][0]
+                self.problem(_mark(key_node.start_mark), child,
+                             f"duplicate key {key!r} (first defined at line {first_line}); "
+                             "YAML would silently keep only the last one")
+                continue
+            self.positions.keys[child] = _mark(key_node.start_mark)
+            out[key] = self.build(value_node, child)
+        # ``<<: *base`` (or a list of them): keys the mapping sets itself win; earlier merges win
+        for merge in merges:
+            sources = merge.value if isinstance(merge, SequenceNode) else [merge]
+            for source in sources:
+                if not isinstance(source, MappingNode):
+                    self.problem(_mark(source.start_mark), path, "'<<' must merge a mapping or a list of mappings")
+                    continue
+                for key, value in self._mapping(source, path).items():
+                    out.setdefault(key, value)
+        return out
+
+
+@dataclass
+class YamlDocument:
+    data: Any
+    positions: Positions
+    diagnostics: list[Diagnostic]
+
+
+def read_yaml(text: str, file: str) -> YamlDocument:
+    """Parse ``text``; problems come back as diagnostics, never as exceptions."""
+    loader = PositionLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = _mark(mark) if mark else (1, 1)
+            what = " ".join(filter(None, [exc.context, exc.problem]))
+            return YamlDocument(None, Positions(), [Diagnostic(*where, "(document)", f"YAML syntax error: {what}", file)])
+        except yaml.YAMLError as exc:
+            return YamlDocument(None, Positions(), [Diagnostic(1, 1, "(document)", f"YAML error: {exc}", file)])
+        if node is None:
+            return YamlDocument(None, Positions(values={(): (1, 1)}), [])
+        refused = _check_aliases(loader, node, file)
+        if refused:
+            return YamlDocument(None, Positions(), refused)
+        builder = _Builder(loader)
+        data = builder.build(node, ())
+    finally:
+        loader.dispose()
+    diags = [Diagnostic(line, col, format_path(path), msg, file) for (line, col), path, msg in builder.problems]
+    return YamlDocument(data, builder.positions, diags)
+
+
+def _check_aliases(loader: PositionLoader, root: Node, file: str) -> list[Diagnostic]:
+    memo: dict[int, int] = {}
+    try:
+        _expanded_size(root, memo, set())
+    except _Recursive as exc:
+        line, col = _mark(exc.node.start_mark)
+        return [Diagnostic(line, col, "(document)", "recursive alias: an anchor refers to itself; refused", file)]
+    added = 0
+    for mark, target in loader.alias_uses:
+        added += memo.get(id(target), 1)
+        if added > MAX_ALIAS_NODES:
+            line, col = _mark(mark)
+            return [Diagnostic(line, col, "(document)",
+                               f"aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?); "
+                               "refused: write the values out or use fewer nested aliases", file)]
+    return []

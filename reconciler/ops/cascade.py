@@ -1,0 +1,191 @@
+"""The cascade rules, as pure functions over a reference graph.
+
+The graph is ``tags -> indexes -> manifests -> blobs`` (an OCI index may also list
+another index). ``cascade_remove`` walks it the way Pulp 3's ``recursive_remove`` does:
+it works out what *must remain* (everything a remaining tag or a remaining index needs,
+and everything the caller did not name or cascade into) and removes the rest of the
+candidates. The rules it implements (DESIGN.md section 3, original-system.md section 9):
+
+- removing a tag removes only the tag (``with_targets=True`` also drops the tag's target
+  when nothing else needs it: the mirror rule);
+- removing a manifest removes its tags and the blobs no remaining manifest uses;
+- removing an index removes its tags, the manifests (and nested indexes) it lists that
+  no remaining tag points at and no remaining index lists, and their orphaned blobs;
+- removing a manifest or index that a remaining index lists is refused, naming the
+  indexes (the original allowed it and corrupted the list).
+
+Nothing here touches a store; ``reconciler.ops.graph.load_graph`` builds the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from reconciler.errors import RemovalRefused
+from reconciler.model import Digest, Index, Manifest
+from reconciler.model.mediatypes import is_index
+from reconciler.ops.state import RepoState
+from reconciler.store.protocol import ContentSet, Kind
+
+
+class RefGraph:
+    """Nodes are manifests and indexes: ``digest -> (kind, children)``. Blobs are leaves
+    and need no node. A child that is not a node is a blob when its parent is a manifest
+    and a manifest (unknown to this graph) when its parent is an index."""
+
+    def __init__(self, nodes: Mapping[Digest, tuple[Kind, Iterable[Digest]]],
+                 child_kinds: Mapping[Digest, Kind] | None = None) -> None:
+        self._nodes = {d: (Kind(k), tuple(children)) for d, (k, children) in nodes.items()}
+        self._child_kinds = dict(child_kinds or {})
+        parents: dict[Digest, set[Digest]] = {}
+        for d, (_, children) in self._nodes.items():
+            for c in children:
+                parents.setdefault(c, set()).add(d)
+        self._parents = {c: frozenset(p) for c, p in parents.items()}
+
+    @classmethod
+    def from_manifests(cls, manifests: Iterable[Manifest | Index]) -> RefGraph:
+        """Build from parsed manifests; index entries keep their declared kind (a nested
+        OCI index stays an index even when it is not itself in the graph)."""
+        nodes: dict[Digest, tuple[Kind, tuple[Digest, ...]]] = {}
+        kinds: dict[Digest, Kind] = {}
+        for m in manifests:
+            if isinstance(m, Index):
+                nodes[m.digest] = (Kind.INDEX, m.children())
+                for d in m.manifests:
+                    kinds.setdefault(d.digest, Kind.INDEX if is_index(d.media_type) else Kind.MANIFEST)
+            else:
+                nodes[m.digest] = (Kind.MANIFEST, m.references())
+        return cls(nodes, kinds)
+
+    def merged(self, other: RefGraph) -> RefGraph:
+        """A graph with both graphs' nodes (for copies: source and target together)."""
+        nodes = {**other._nodes, **self._nodes}
+        return RefGraph(nodes, {**other._child_kinds, **self._child_kinds})
+
+    # -- queries ----------------------------------------------------------------------
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._nodes
+
+    def kind(self, digest: Digest, *, parent_kind: Kind | None = None) -> Kind:
+        if digest in self._nodes:
+            return self._nodes[digest][0]
+        if digest in self._child_kinds:
+            return self._child_kinds[digest]
+        return Kind.BLOB if parent_kind in (Kind.MANIFEST, None) else Kind.MANIFEST
+
+    def children(self, digest: Digest) -> tuple[Digest, ...]:
+        node = self._nodes.get(digest)
+        return node[1] if node else ()
+
+    def parents(self, digest: Digest) -> frozenset[Digest]:
+        """Every graph node that references ``digest``."""
+        return self._parents.get(digest, frozenset())
+
+    def closure(self, roots: Iterable[Digest]) -> ContentSet:
+        """``roots`` and everything under them, by kind. Roots not in the graph count as
+        manifests unless their kind is known (from an index entry)."""
+        out: dict[Kind, set[Digest]] = {Kind.BLOB: set(), Kind.MANIFEST: set(), Kind.INDEX: set()}
+        stack = [(r, self.kind(r, parent_kind=Kind.INDEX)) for r in roots]
+        seen: set[Digest] = set()
+        while stack:
+            digest, kind = stack.pop()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            out[kind].add(digest)
+            for child in self.children(digest):
+                stack.append((child, self.kind(child, parent_kind=kind)))
+        return ContentSet(frozenset(out[Kind.BLOB]), frozenset(out[Kind.MANIFEST]), frozenset(out[Kind.INDEX]))
+
+
+@dataclass(frozen=True)
+class Removal:
+    """The state after a removal and exactly what it removed."""
+
+    state: RepoState
+    tags: frozenset[str]
+    content: ContentSet
+
+    @property
+    def manifests(self) -> frozenset[Digest]:
+        return self.content.manifests
+
+    @property
+    def indexes(self) -> frozenset[Digest]:
+        return self.content.indexes
+
+    @property
+    def blobs(self) -> frozenset[Digest]:
+        return self.content.blobs
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"tags": sorted(self.tags), "indexes": sorted(map(str, self.indexes)),
+                "manifests": sorted(map(str, self.manifests)), "blobs": sorted(map(str, self.blobs))}
+
+
+def cascade_remove(state: RepoState, graph: RefGraph, *, tags: Iterable[str] = (),
+                   manifests: Iterable[Digest] = (), indexes: Iterable[Digest] = (),
+                   with_targets: bool = False) -> Removal:
+    """Remove the named tags, manifests and indexes with the cascade rules above.
+
+    Names and digests must be in ``state`` (callers resolve and report unknown ones).
+    Raises ``RemovalRefused`` naming the remaining indexes that list an explicitly named
+    manifest or index.
+    """
+    content = state.content
+    explicit = frozenset(manifests) | frozenset(indexes)
+    removed_tags = set(tags) | set(state.tags_of(explicit))
+    remaining_tags = {n: e for n, e in state.tags.items() if n not in removed_tags}
+
+    # candidates: what was named, what the removed indexes list (recursively), and with
+    # with_targets what the removed tags pointed at
+    roots = set(explicit)
+    if with_targets:
+        roots |= {state.tags[n].digest for n in removed_tags if n in state.tags}
+    reach = graph.closure(roots)
+    candidates = (reach.manifests | reach.indexes) & (content.manifests | content.indexes)
+
+    # must remain: every manifest/index that is not a candidate, plus the targets of the
+    # remaining tags, plus whatever a remaining index lists (walked to a fixpoint)
+    keep = set((content.manifests | content.indexes) - candidates) | {e.digest for e in remaining_tags.values()}
+    keep &= content.manifests | content.indexes
+    stack = [d for d in keep if d in content.indexes]
+    while stack:
+        for child in graph.children(stack.pop()):
+            if child not in keep and (child in content.manifests or child in content.indexes):
+                keep.add(child)
+                if child in content.indexes:
+                    stack.append(child)
+
+    refused = {d: sorted(str(p) for p in graph.parents(d) if p in keep and p in content.indexes)
+               for d in explicit if d in keep}
+    if refused:
+        lines = "; ".join(f"{d} is listed by index {', '.join(ps)}" for d, ps in sorted(refused.items()))
+        raise RemovalRefused(
+            f"refusing to remove content that a remaining index lists: {lines}",
+            hint="remove the listing index(es) in the same call (remove index ...), or keep the manifest",
+        )
+
+    gone = candidates - keep
+    gone_m = frozenset(d for d in gone if d in content.manifests)
+    gone_i = frozenset(d for d in gone if d in content.indexes)
+    # blobs: those of removed manifests that no remaining manifest uses
+    used = {b for m in (content.manifests - gone_m) for b in graph.children(m)}
+    gone_b = frozenset(b for m in gone_m for b in graph.children(m) if b in content.blobs and b not in used)
+    removed = ContentSet(gone_b, gone_m, gone_i)
+    new_state = RepoState(content.difference(removed), remaining_tags)
+    return Removal(new_state, frozenset(n for n in removed_tags if n in state.tags), removed)
+
+
+def unreferenced(state: RepoState, graph: RefGraph) -> ContentSet:
+    """Content in ``state`` that no tag needs, directly or through an index or manifest
+    (what ``prune`` removes; mirror applies it to what vanished tags pointed at)."""
+    needed = graph.closure(e.digest for e in state.tags.values())
+    return state.content.difference(needed)
+
+
+def missing_references(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) -> ContentSet:
+    """What ``roots`` need (themselves included) that is not in ``state``."""
+    return graph.closure(roots).difference(state.content)

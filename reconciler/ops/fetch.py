@@ -1,0 +1,183 @@
+"""Fetch: bring the content behind some digests into the store, downloading only what
+the store lacks.
+
+1. Manifests and indexes, level by level (an index's children are the next level):
+   those the store already holds are read from it, the rest are fetched by digest in
+   parallel and verified.
+2. Blobs: every blob those manifests need that the store does not hold in *any*
+   repository, fetched in parallel and verified while streaming into the store.
+   Foreign (non-distributable) layers are recorded, never downloaded.
+3. The new manifests are stored last, children before their indexes.
+
+Content stored here is global and invisible: only a repository version that references
+it makes it visible, and the caller commits that version after this returns. A failure
+raises ``SyncFailed`` naming the tag, digest and URL; what was stored so far stays
+harmlessly unreferenced (``store gc`` removes it; the next sync reuses it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
+from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.ops.cascade import RefGraph
+from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
+from reconciler.ops.refresh import is_not_found
+from reconciler.registry.protocol import UpstreamSource
+from reconciler.store.protocol import ContentSet, Store
+
+log = logging.getLogger(__name__)
+
+AnyManifest = Manifest | Index
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The content closure of the requested digests and what it took to complete it.
+
+    ``graph`` is the reference graph of every manifest/index of the closure, for cascade
+    decisions. ``missing_roots`` are
+    requested digests the upstream no longer has (only when ``skip_missing_roots``)."""
+
+    closure: ContentSet
+    manifests_added: int = 0
+    blobs_added: int = 0
+    bytes_downloaded: int = 0
+    foreign_layers: frozenset[Digest] = frozenset()
+    graph: RefGraph = field(default_factory=lambda: RefGraph({}))
+    missing_roots: frozenset[Digest] = frozenset()
+
+
+def source_url(source: UpstreamSource, name: str, path: str) -> str:
+    """The URL a request went to, for error messages (sources without a URL get a path)."""
+    config = getattr(source, "config", None)
+    base = str(getattr(config, "url", "") or "").rstrip("/")
+    return f"{base}/v2/{name}/{path}"
+
+
+def _fail(what: str, cause: BaseException) -> BaseException:
+    if not isinstance(cause, ReconcilerError):
+        return cause
+    return SyncFailed(f"{what}: {cause.message}", cause=cause)
+
+
+def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, digests: Iterable[Digest], *,
+                  jobs: int = 6, progress: Progress | None = None,
+                  prefetched: Mapping[Digest, AnyManifest] | None = None,
+                  tags_by_digest: Mapping[Digest, str] | None = None,
+                  skip_missing_roots: bool = False) -> FetchResult:
+    """See the module docstring. ``prefetched`` are manifests already fetched (by the
+    refresh); ``tags_by_digest`` names a tag for each root so errors can say which."""
+    prefetched = prefetched or {}
+    owner: dict[Digest, str] = dict(tags_by_digest or {})
+    roots = list(dict.fromkeys(digests))
+    known: dict[Digest, AnyManifest] = {}
+    new_levels: list[list[AnyManifest]] = []
+    missing_roots: set[Digest] = set()
+    manifest_bytes = 0
+
+    def label(d: Digest) -> str:
+        return f" (tag {owner[d]!r})" if d in owner else ""
+
+    def get(d: Digest) -> AnyManifest | None:
+        try:
+            m = source.manifest_get(upstream_name, str(d))
+        except ReconcilerError as exc:
+            if skip_missing_roots and d in roots and is_not_found(exc):
+                return None
+            raise
+        if m.digest != d:
+            raise DigestMismatch(str(d), str(m.digest), where=f"GET {source_url(source, upstream_name, f'manifests/{d}')}")
+        counter.step(str(d), len(m.raw))
+        return m
+
+    level = roots
+    counter = Counter("manifests", 0, None)
+    while level:
+        to_fetch: list[Digest] = []
+        fresh: list[AnyManifest] = []
+        for d in level:
+            if d in known:
+                continue
+            if store.manifest_has(d):
+                known[d] = store.manifest_get(d)
+            elif d in prefetched:
+                known[d] = prefetched[d]
+                fresh.append(prefetched[d])
+            else:
+                to_fetch.append(d)
+        counter = Counter("manifests", len(to_fetch), progress)
+        try:
+            results = run_bounded(get, to_fetch, jobs=jobs)
+        except ItemFailed as failed:
+            d = failed.item  # type: ignore[assignment]
+            raise _fail(f"fetching manifest {d}{label(d)} from {upstream_name}", failed.error) from failed.error
+        for d, m in results:
+            if m is None:
+                log.warning("manifest %s%s is gone upstream; skipped", d, label(d))
+                missing_roots.add(d)
+                continue
+            known[d] = m
+            fresh.append(m)
+        manifest_bytes += sum(len(m.raw) for m in fresh)
+        new_levels.append(fresh)
+        next_level: list[Digest] = []
+        for d in level:
+            m = known.get(d)
+            if isinstance(m, Index):
+                for child in m.children():
+                    owner.setdefault(child, owner.get(d, ""))
+                    if child not in known:
+                        next_level.append(child)
+        level = list(dict.fromkeys(next_level))
+
+    # blobs: everything the image manifests need, downloading only what the store lacks
+    needed: dict[Digest, Descriptor] = {}
+    foreign: set[Digest] = set()
+    for d, m in known.items():
+        if isinstance(m, Manifest):
+            for desc in m.blobs():
+                needed.setdefault(desc.digest, desc)
+                owner.setdefault(desc.digest, owner.get(d, ""))
+            foreign |= {desc.digest for desc in m.foreign_layers()}
+    missing = sorted(store.blobs_missing(needed), key=str)
+    blob_counter = Counter("blobs", len(missing), progress)
+
+    def download(d: Digest) -> int:
+        where = f"GET {source_url(source, upstream_name, f'blobs/{d}')}"
+
+        def sink(chunks: Iterator[bytes]) -> int:
+            return store.blob_put(chunks, d, size=needed[d].size, where=where)
+
+        n = source.blob_fetch(upstream_name, d, sink)
+        blob_counter.step(str(d), n)
+        return n
+
+    try:
+        downloaded = run_bounded(download, missing, jobs=jobs)
+    except ItemFailed as failed:
+        d = failed.item  # type: ignore[assignment]
+        raise _fail(f"fetching blob {d}{label(d)} from {upstream_name}", failed.error) from failed.error
+
+    # manifests last, deepest level first: a stored index never lacks its children
+    for fresh in reversed(new_levels):
+        for m in fresh:
+            store.manifest_put(m)
+
+    closure = ContentSet(
+        blobs=frozenset(needed),
+        manifests=frozenset(d for d, m in known.items() if isinstance(m, Manifest)),
+        indexes=frozenset(d for d, m in known.items() if isinstance(m, Index)),
+    )
+    return FetchResult(
+        closure=closure,
+        manifests_added=sum(len(f) for f in new_levels),
+        blobs_added=len(downloaded),
+        bytes_downloaded=manifest_bytes + sum(n for _, n in downloaded),
+        foreign_layers=frozenset(foreign),
+        graph=RefGraph.from_manifests(known.values()),
+        missing_roots=frozenset(missing_roots),
+    )

@@ -1,0 +1,81 @@
+"""``OpResult`` and the one place where an operation's final state becomes a version.
+
+Every committing wrapper reads the latest version, transforms its ``RepoState`` and calls
+``commit_state`` once: one operation, one new repository version (none if nothing
+changed), with the same added/removed summary Pulp's ``content_summary`` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from reconciler.errors import ContentNotFound
+from reconciler.model import Digest
+from reconciler.ops.state import RepoState
+from reconciler.store.protocol import ContentSummary, RepositoryVersion, Store, VersionInfo
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What an operation did to one repository."""
+
+    repo_id: str
+    version: VersionInfo | None  # None: nothing changed, no version was made
+    summary: ContentSummary
+    details: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.version is not None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "repository": self.repo_id,
+            "version": self.version.number if self.version else None,
+            "changed": self.changed,
+            **self.summary.to_json(),
+            "details": dict(self.details),
+        }
+
+
+def commit_state(store: Store, before: RepositoryVersion, after: RepoState, *, operation: str,
+                 details: Mapping[str, object] | None = None) -> OpResult:
+    """Make ``after`` the next version of ``before.repo_id`` (one ``version_commit``)."""
+    info = store.version_commit(before.repo_id, base=before.number, content=after.content,
+                                tags=after.tags, operation=operation)
+    summary = info.summary if info else after.summary_against(RepoState.of(before))
+    return OpResult(before.repo_id, info, summary, dict(details or {}))
+
+
+def resolve_digests(state: RepoState, names: Iterable[str], *, kind: str, where: str) -> list[Digest]:
+    """Turn digests (or tag names, for convenience) into digests of ``kind``
+    (``manifest`` or ``index``) present in ``state``; every unknown one is reported at once."""
+    pool = state.content.manifests if kind == "manifest" else state.content.indexes
+    out: list[Digest] = []
+    missing: list[str] = []
+    wrong: list[str] = []
+    for name in names:
+        if Digest.is_valid(name):
+            digest = Digest.parse(name)
+        elif name in state.tags:
+            digest = state.tags[name].digest
+        else:
+            missing.append(name)
+            continue
+        if digest in pool:
+            if digest not in out:
+                out.append(digest)
+        elif digest in state.content:
+            wrong.append(f"{name} is a {state.kind_of(digest)}")
+        else:
+            missing.append(name)
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f"not in {where}: {', '.join(missing)}")
+        if wrong:
+            parts.append(f"not {'an index' if kind == 'index' else 'a manifest'}: {'; '.join(wrong)}")
+        raise ContentNotFound(f"{kind}s {'; '.join(parts)}",
+                              hint=f"see `reconciler repo show {where.split()[-1]}`; give full digests (sha256:...) or tag names")
+    return out

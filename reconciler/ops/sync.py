@@ -1,0 +1,173 @@
+"""Sync: make a repository hold what an upstream repository offers (DESIGN.md section 3).
+
+``sync`` = ``refresh_upstream`` (tag list, filter, HEAD per tag) + ``fetch_content``
+(only what the store lacks, verified) + ``sync_state`` (pure: new tag map and content) +
+one ``version_commit``. Nothing becomes visible before the commit, so a failure anywhere
+leaves the repository exactly as it was.
+
+Tags set by sync get origin ``sync``. Additive by default (as Pulp 2); with ``mirror``,
+synced tags that vanished upstream (within the tag filter) are removed, and the content
+that only they (or the old targets of moved synced tags) needed is removed with the
+remove cascade of ``reconciler.ops.cascade``: what a remaining tag or index still needs
+stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.model import Digest
+from reconciler.model.tagfilter import TagFilter
+from reconciler.ops.cascade import RefGraph, cascade_remove
+from reconciler.ops.fetch import FetchResult, fetch_content
+from reconciler.ops.graph import load_manifests
+from reconciler.ops.parallel import Progress, ProgressEvent
+from reconciler.ops.refresh import UpstreamView, refresh_upstream
+from reconciler.ops.state import RepoState
+from reconciler.registry.protocol import UpstreamSource
+from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
+
+__all__ = [
+    "FetchResult", "Progress", "ProgressEvent", "RepoState", "SyncResult", "UpstreamView",
+    "fetch_content", "refresh_upstream", "sync", "sync_state", "tag_changes",
+]
+
+log = logging.getLogger(__name__)
+
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()
+
+def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, tag_filter: TagFilter = ALL_TAGS,
+               *, mirror: bool = False, graph: RefGraph | None = None) -> RepoState:
+    """The repository state after a sync (pure).
+
+    Every upstream tag is set to its digest with origin ``sync`` (a tag that already
+    points there keeps its entry, so an unchanged upstream makes no new version) and the
+    closure is added. With ``mirror``, synced tags that match the filter but are gone
+    upstream are removed, and the cascade removes what only they, or the old targets of
+    moved synced tags, needed (the ops cascade, ``with_targets``); ``graph`` (the
+    reference graph of the old content and the closure) is required then."""
+    tags: dict[str, TagEntry] = dict(state.tags)
+    moved_from: set[Digest] = set()
+    for name, digest in upstream.tags.items():
+        old = tags.get(name)
+        if old is not None and old.digest == digest:
+            continue
+        if old is not None and old.origin == Origin.SYNC:
+            moved_from.add(old.digest)
+        tags[name] = TagEntry(digest, Origin.SYNC)
+    new = RepoState(state.content.union(closure), tags)
+    if not mirror:
+        return new
+    if graph is None:
+        raise ValueError("sync_state(mirror=True) needs the reference graph for the cascade")
+    vanished = {n for n, e in state.tags.items()
+                if e.origin == Origin.SYNC and n not in upstream.tags and tag_filter.matches(n)}
+    if not vanished and not moved_from:
+        return new
+    # The old targets of moved tags are cascade roots too, but naming them as manifests
+    # would remove every tag on them (and be refused when an index lists them). So they
+    # get placeholder tags (not valid tag names, never committed) that are removed
+    # together with the vanished tags, with their targets.
+    placeholders = {f"\0moved-from:{d}": TagEntry(d, Origin.SYNC) for d in moved_from}
+    removal = cascade_remove(new.with_tags(placeholders), graph, tags=vanished | placeholders.keys(),
+                             with_targets=True)
+    return removal.state
+
+
+def tag_changes(old: RepoState, new: RepoState) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(added, moved, removed) tag names between two states."""
+    added = sorted(n for n in new.tags if n not in old.tags)
+    moved = sorted(n for n, e in new.tags.items() if n in old.tags and old.tags[n].digest != e.digest)
+    removed = sorted(n for n in old.tags if n not in new.tags)
+    return tuple(added), tuple(moved), tuple(removed)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one sync did. ``version`` is the new version number, None when nothing
+    changed. ``manifests_added``/``blobs_added``/``bytes_downloaded`` count what was
+    downloaded into the store; ``content_added``/``content_removed`` what the new
+    version added to / removed from the repository, by kind."""
+
+    repo_id: str
+    upstream_name: str
+    version: int | None
+    tags_selected: int = 0
+    tags_added: tuple[str, ...] = ()
+    tags_moved: tuple[str, ...] = ()
+    tags_removed: tuple[str, ...] = ()
+    tags_dropped: tuple[str, ...] = ()
+    manifests_added: int = 0
+    blobs_added: int = 0
+    bytes_downloaded: int = 0
+    foreign_layers: int = 0
+    requests: int = 0
+    content_added: Mapping[str, int] = field(default_factory=dict)
+    content_removed: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.version is not None
+
+    def to_json(self) -> dict[str, object]:
+        out = dataclasses.asdict(self)
+        for key in ("tags_added", "tags_moved", "tags_removed", "tags_dropped"):
+            out[key] = list(out[key])
+        out["content_added"] = dict(self.content_added)
+        out["content_removed"] = dict(self.content_removed)
+        out["changed"] = self.changed
+        return out
+
+
+def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: str,
+         tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, jobs: int = 6,
+         pinned: Mapping[str, Digest] | None = None, progress: Progress | None = None) -> SyncResult:
+    """Sync ``repo_id`` from ``upstream_name`` on ``source``, committing one new version
+    (or none when nothing changed). The caller holds the store lock.
+
+    ``pinned`` (from a saved plan) is the complete selected upstream view ``tag ->
+    digest``: exactly these digests are fetched, nothing is re-resolved, and a digest
+    the upstream no longer has is an error rather than a skipped tag."""
+    before = source.stats.total
+    version = store.version_get(repo_id)
+    state = RepoState.of(version)
+    if pinned is not None:
+        upstream = UpstreamView(upstream_name, dict(pinned))
+    else:
+        upstream = refresh_upstream(source, upstream_name, tag_filter, jobs=jobs, progress=progress)
+    tags_by_digest: dict[Digest, str] = {}
+    for tag, digest in sorted(upstream.tags.items()):
+        tags_by_digest.setdefault(digest, tag)
+    fetched = fetch_content(store, source, upstream_name, sorted(set(upstream.tags.values()), key=str),
+                            jobs=jobs, progress=progress, prefetched=upstream.manifests,
+                            tags_by_digest=tags_by_digest, skip_missing_roots=pinned is None)
+    if fetched.missing_roots:
+        gone = sorted(t for t, d in upstream.tags.items() if d in fetched.missing_roots)
+        upstream = dataclasses.replace(
+            upstream, tags={t: d for t, d in upstream.tags.items() if d not in fetched.missing_roots},
+            dropped=upstream.dropped + tuple(gone))
+    graph: RefGraph | None = None
+    if mirror:
+        old = [d for d in state.content.manifests | state.content.indexes if d not in fetched.graph]
+        graph = fetched.graph.merged(RefGraph.from_manifests(load_manifests(store, old)))
+    new_state = sync_state(state, upstream, fetched.closure, tag_filter, mirror=mirror, graph=graph)
+    added, moved, removed = tag_changes(state, new_state)
+    info = store.version_commit(repo_id, base=version.number, content=new_state.content, tags=new_state.tags,
+                                operation="sync")
+    if info is None:
+        log.info("sync of %s from %s: no changes", repo_id, upstream_name)
+    else:
+        log.info("sync of %s from %s: version %d", repo_id, upstream_name, info.number)
+    return SyncResult(
+        repo_id=repo_id, upstream_name=upstream_name, version=info.number if info else None,
+        tags_selected=len(upstream.tags), tags_added=added, tags_moved=moved, tags_removed=removed,
+        tags_dropped=upstream.dropped, manifests_added=fetched.manifests_added, blobs_added=fetched.blobs_added,
+        bytes_downloaded=fetched.bytes_downloaded, foreign_layers=len(fetched.foreign_layers),
+        requests=source.stats.total - before,
+        content_added={k: v for k, v in info.summary.added.items()} if info else {},
+        content_removed={k: v for k, v in info.summary.removed.items()} if info else {},
+    )

@@ -1,0 +1,168 @@
+"""``upload``: put an image file into a repository, detecting the format by content
+(original-system.md 6, DESIGN.md 3).
+
+- a directory or tar with ``index.json``: an OCI image layout (``oci-archive:``);
+- a tar whose ``manifest.json`` is an object: a skopeo ``dir:`` tarball (v2s2, v2s1);
+- a tar whose ``manifest.json`` is a list: a ``docker save`` tarball;
+- a JSON file: a manifest list / OCI index whose children are already in the repository.
+
+Everything is checked before anything is stored: tar members (``tarsafe``), manifests,
+and that every blob and child the new manifests need is in the file or already in the
+repository (a blob already in the repository need not be in the file). Blobs are then
+streamed to the store and verified; a mismatch raises ``DigestMismatch`` and no version
+is made (blobs stored before it are unreferenced and invisible until ``store gc``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.errors import UploadInvalid
+from reconciler.model import Digest, Index, Manifest, validate_tag
+from reconciler.ops.archive import Archive, open_archive
+from reconciler.ops.dockersave import read_docker_save
+from reconciler.ops.result import OpResult, commit_state
+from reconciler.ops.state import RepoState
+from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
+from reconciler.ops.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
+from reconciler.store.protocol import ContentSet, Origin, RepositoryVersion, Store, TagEntry
+
+log = logging.getLogger(__name__)
+_JSON_SNIFF = 4096
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    format: str
+    content: ContentSet  # everything the uploaded manifests need (new or already there)
+    roots: tuple[Digest, ...]  # the top-level manifests / indexes of the file
+    tags: dict[str, Digest] = field(default_factory=dict)
+    blobs_stored: int = 0
+    blobs_reused: int = 0
+    notes: tuple[str, ...] = ()
+
+
+def detect(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> tuple[str, Archive | None, bytes | None]:
+    """(format, archive, raw JSON) for ``path``; the caller closes the archive."""
+    if not path.exists():
+        raise UploadInvalid(f"{path}: no such file or directory")
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(_JSON_SNIFF)
+        if head.lstrip()[:1] == b"{":
+            if path.stat().st_size > limits.json_bytes:
+                raise UploadInvalid(f"{path}: JSON file larger than {limits.json_bytes} bytes")
+            return "index-json", None, path.read_bytes()
+    archive = open_archive(path, limits=limits)
+    try:
+        if archive.has("index.json"):
+            return "oci-layout", archive, None
+        if archive.has("manifest.json"):
+            doc = archive.read_json("manifest.json")
+            if isinstance(doc, list):
+                return "docker-save", archive, None
+            if isinstance(doc, dict):
+                return "skopeo-dir", archive, None
+        raise UploadInvalid(
+            f"{path}: cannot tell the upload format: no index.json (OCI layout) and no manifest.json "
+            "(skopeo dir: or docker save)",
+            hint="upload a skopeo dir: tarball, an OCI layout or oci-archive, a docker save tarball, "
+                 "or a manifest list / OCI index JSON file")
+    except BaseException:
+        archive.close()
+        raise
+
+
+def _parse(fmt: str, archive: Archive | None, raw: bytes | None, path: Path) -> Parsed:
+    if fmt == "index-json":
+        assert raw is not None
+        return read_manifest_json(raw, where=str(path))
+    assert archive is not None
+    if fmt == "oci-layout":
+        return read_oci_layout(archive)
+    if fmt == "docker-save":
+        return read_docker_save(archive, archive.read_json("manifest.json"))
+    return read_skopeo_dir(archive)
+
+
+def _needed(parsed: Parsed, existing: ContentSet) -> tuple[ContentSet, list[str]]:
+    """Everything the file's manifests need, and what is neither in the file nor in the
+    repository (as readable problem strings)."""
+    in_file = {m.digest for m in parsed.manifests}
+    blobs: set[Digest] = set()
+    missing: list[str] = []
+    for m in parsed.manifests:
+        if isinstance(m, Index):
+            for child in m.children():
+                if child not in in_file and child not in existing.manifests and child not in existing.indexes:
+                    missing.append(f"manifest {child} (listed by {m.digest})")
+        else:
+            for d in m.blobs():
+                blobs.add(d.digest)
+                if d.digest not in parsed.blobs and d.digest not in existing.blobs:
+                    missing.append(f"blob {d.digest} (used by {m.digest})")
+    content = ContentSet(
+        frozenset(blobs),
+        frozenset(m.digest for m in parsed.manifests if isinstance(m, Manifest)),
+        frozenset(m.digest for m in parsed.manifests if isinstance(m, Index)),
+    )
+    return content, sorted(set(missing))
+
+
+def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str | None = None,
+                   limits: Limits = DEFAULT_LIMITS) -> UploadResult:
+    """Check ``path`` completely, then store its blobs and manifests (no version).
+    ``tag`` (validated first) needs a file with exactly one top-level image."""
+    if tag is not None:
+        validate_tag(tag)
+    fmt, archive, raw = detect(Path(path), limits=limits)
+    try:
+        parsed = _parse(fmt, archive, raw, Path(path))
+        with parsed.resources:
+            content, missing = _needed(parsed, existing)
+            if missing:
+                raise UploadInvalid(
+                    f"{path}: {len(missing)} referenced item(s) are neither in the file nor in the repository: "
+                    + "; ".join(missing),
+                    hint="upload the missing images first, or include their blobs in the file")
+            tags = dict(parsed.tags)
+            if tag is not None:
+                if len(parsed.roots) != 1:
+                    raise UploadInvalid(f"{path}: --tag needs a file with one image, this one has "
+                                        f"{len(parsed.roots)}", hint="tag afterwards with `reconciler tag`")
+                tags[tag] = parsed.roots[0]
+            stored = reused = 0
+            for digest in sorted(content.blobs):
+                source = parsed.blobs.get(digest)
+                if source is None:  # already in the repository
+                    reused += 1
+                    continue
+                with source.open() as stream:
+                    store.blob_put(stream, digest, size=source.size, where=source.where)
+                stored += 1
+            for m in parsed.manifests:  # children first, as the readers add them
+                store.manifest_put(m)
+            return UploadResult(fmt, content, tuple(parsed.roots), tags, stored, reused, tuple(parsed.notes))
+    finally:
+        if archive is not None:
+            archive.close()
+
+
+def upload(store: Store, repo_id: str, path: Path | str, *, tag: str | None = None,
+           limits: Limits = DEFAULT_LIMITS) -> OpResult:
+    """Upload ``path`` into ``repo_id`` (created if missing): one new version."""
+    existing_repo = store.repository_find(repo_id)
+    before = store.version_get(repo_id) if existing_repo else RepositoryVersion(repo_id, 0, ContentSet(), {})
+    result = upload_content(store, Path(path), existing=before.content, tag=tag, limits=limits)
+    if existing_repo is None:
+        store.repository_create(repo_id)
+        before = store.version_get(repo_id)
+    after = RepoState.of(before).with_content(result.content).with_tags(
+        {n: TagEntry(d, Origin.UPLOAD) for n, d in result.tags.items()})
+    details = {"format": result.format, "file": str(path), "roots": [str(d) for d in result.roots],
+               "tags": {n: str(d) for n, d in sorted(result.tags.items())},
+               "blobs_stored": result.blobs_stored, "blobs_reused": result.blobs_reused,
+               "notes": list(result.notes), "created_repository": existing_repo is None}
+    return commit_state(store, before, after, operation=f"upload {Path(path).name}", details=details)

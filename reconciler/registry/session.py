@@ -1,0 +1,202 @@
+"""One ``requests.Session`` per upstream registry: connection pool, TLS options, and the
+authenticated, redirect-safe sending of a single request.
+
+``AuthSession.send`` adds the right ``Authorization`` (Basic to the registry, or a cached
+Bearer token for the request's scope), answers one 401 challenge (fetching a token from the
+realm, where Basic credentials go, and only there), and follows redirects itself so that a
+redirect to another origin (blob storage) never carries our credentials or tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from reconciler.errors import ConfigError, RegistryError
+from reconciler.registry.auth import Challenge, Credentials, TokenCache, parse_www_authenticate, token_from_response
+from reconciler.registry.protocol import RegistryConfig
+from reconciler.registry.transport import HINT_UNAUTHORIZED, connection_error, error_from_response
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
+USER_AGENT = "reconciler-registry-client/0.1"
+
+
+def base_url(url: str) -> str:
+    """``registry.example.com`` -> ``https://registry.example.com``; plain HTTP only when
+    the URL says ``http://``. ``user:password@`` is dropped (see ``url_credentials``)."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    url = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
+    scheme = parts.scheme
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"registry URL {url!r}: scheme must be https:// (or http:// for a plain-HTTP registry)")
+    url = url.removesuffix("/v2")
+    return url
+
+
+def url_credentials(url: str) -> Credentials | None:
+    """``https://user:pw@host`` -> Credentials("user", "pw") (percent-decoded), else None."""
+    parts = urlsplit(url if "://" in url else "https://" + url)
+    if parts.username is None:
+        return None
+    return Credentials(unquote(parts.username), unquote(parts.password or ""))
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.rsplit("@", 1)[-1].lower()
+
+
+def make_session(config: RegistryConfig) -> requests.Session:
+    """A session with a pool as large as the client's concurrency and the TLS options."""
+    session = requests.Session()
+    size = max(1, config.max_concurrency)
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.verify = config.ca_file if (config.tls_verify and config.ca_file) else config.tls_verify
+    if config.client_cert:
+        session.cert = (config.client_cert, config.client_key) if config.client_key else config.client_cert
+    elif config.client_key:
+        raise ConfigError(f"registry {config.url}: client_key given without client_cert")
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+class AuthSession:
+    """Authenticated sending for one registry. ``count(kind)`` is called once per HTTP request."""
+
+    def __init__(self, config: RegistryConfig, credentials: Credentials | None, count: Callable[[str], None],
+                 *, timeout: tuple[float, float] = (10.0, 60.0)) -> None:
+        self.base = base_url(config.url)
+        self.http = make_session(config)
+        self.credentials = credentials
+        self.tokens = TokenCache()
+        self.timeout = timeout
+        self._count = count
+        self._challenge: Challenge | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base).netloc
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- what we know about the registry's auth -------------------------------------------
+
+    def learn(self, challenges: list[Challenge]) -> Challenge | None:
+        """Remember the scheme the registry asks for: Bearer (with a realm) over Basic."""
+        bearer = next((c for c in challenges if c.scheme == "bearer" and c.params.get("realm")), None)
+        chosen = bearer or next((c for c in challenges if c.scheme == "basic"), None)
+        if chosen is not None:
+            with self._lock:
+                self._challenge = chosen
+        return chosen
+
+    def _authorization(self, scope: str | None) -> str | None:
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            return self.credentials.basic_header() if self.credentials else None
+        if scope is None:
+            return None
+        token = self.tokens.get(scope) or self.fetch_token(challenge, scope, scope)
+        return f"Bearer {token}"
+
+    def fetch_token(self, challenge: Challenge, scope: str, cache_key: str) -> str:
+        """GET a token from the challenge's realm (credentials go here and only here)."""
+        realm = challenge.params.get("realm", "")
+        params = {k: v for k, v in (("service", challenge.params.get("service")), ("scope", scope)) if v}
+        headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
+        try:
+            resp = self.http.get(realm, params=params, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise connection_error("GET", realm, exc) from exc
+        finally:
+            self._count("token")
+        with resp:
+            if resp.status_code != 200:
+                err = error_from_response("GET", realm, resp)
+                if resp.status_code in (401, 403):
+                    err.hint = (f"the token service rejected the credentials for {self.host}; check "
+                                "username_env/password_env or auth_file")
+                raise err
+            try:
+                found = token_from_response(resp.json())
+            except ValueError:
+                found = None
+        if found is None:
+            raise RegistryError("GET", realm, 200, detail="token response has neither 'token' nor 'access_token'",
+                                temporary=False, hint="the registry's token service is not Docker-compatible")
+        token, expires_in = found
+        self.tokens.put(cache_key, token, expires_in)
+        return token
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send(self, method: str, url: str, *, kind: str, scope: str | None, headers: dict[str, str] | None = None,
+             stream: bool = True) -> requests.Response:
+        """Send one logical request; returns the final response whatever its status, except
+        that a 401 the credentials cannot answer raises ``RegistryError``."""
+        sent_auth = self._authorization(scope)
+        resp = self._send_following(method, url, headers or {}, sent_auth, kind, stream)
+        if resp.status_code != 401:
+            return resp
+        challenges = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
+        if not challenges:
+            raise RegistryError(method, url, 401, codes=(), detail="unauthorized or not found, and the registry "
+                                "sent no WWW-Authenticate challenge", hint=HINT_UNAUTHORIZED.format(host=self.host))
+        chosen = self.learn(challenges)
+        retry_auth: str | None = None
+        if chosen is not None and chosen.scheme == "bearer" and scope is not None:
+            if sent_auth and sent_auth.startswith("Bearer "):
+                self.tokens.invalidate(scope, sent_auth[len("Bearer "):])
+            token = self.fetch_token(chosen, chosen.params.get("scope") or scope, scope)
+            retry_auth = f"Bearer {token}"
+        elif chosen is not None and chosen.scheme == "basic" and self.credentials is not None:
+            retry_auth = self.credentials.basic_header()
+        if retry_auth is None or retry_auth == sent_auth:
+            raise error_from_response(method, url, resp)
+        resp.close()
+        resp = self._send_following(method, url, headers or {}, retry_auth, kind, stream)
+        if resp.status_code == 401:
+            raise error_from_response(method, url, resp)
+        return resp
+
+    def _send_following(self, method: str, url: str, headers: dict[str, str], authorization: str | None,
+                        kind: str, stream: bool) -> requests.Response:
+        current, auth = url, authorization
+        for hop in range(MAX_REDIRECTS + 1):
+            h = dict(headers)
+            if auth:
+                h["Authorization"] = auth
+            try:
+                resp = self.http.request(method, current, headers=h, stream=stream, allow_redirects=False,
+                                         timeout=self.timeout)
+            except requests.RequestException as exc:
+                raise connection_error(method, current, exc) from exc
+            finally:
+                self._count(kind if hop == 0 else "redirect")
+            location = resp.headers.get("Location")
+            if resp.status_code not in _REDIRECTS or not location:
+                return resp
+            resp.close()
+            nxt = urljoin(current, location)
+            if _origin(nxt) != _origin(self.base):
+                auth = None  # storage backends get no registry credentials, ever
+            log.debug("%s %s redirected to another location", method, kind)
+            current = nxt
+        raise RegistryError(method, url, 0, detail=f"more than {MAX_REDIRECTS} redirects", temporary=False)

@@ -1,0 +1,160 @@
+"""HTTP helpers for the registry client: turning responses and ``requests`` exceptions
+into ``RegistryError``, and parsing the headers the distribution API relies on
+(``Link`` for tag-list pages, ``Retry-After`` for 429/503, ``Content-Type``).
+
+Everything here is pure or works on a finished response; no request is sent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from reconciler.errors import RegistryError, redact_url
+
+#: how much of an error body we read and show (registries send small JSON documents)
+MAX_ERROR_BODY = 64 * 1024
+_LINK_PART_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+_REL_RE = re.compile(r"""rel\s*=\s*"?([^";]+)"?""", re.IGNORECASE)
+
+HINT_UNAUTHORIZED = (
+    "check the credentials for {host} (username_env/password_env or auth_file in the registry "
+    "config); registries such as Docker Hub also answer 401 for repositories that do not exist, "
+    "so check the upstream name too"
+)
+
+
+def parse_link_next(header: str | None) -> str | None:
+    """The target of the ``rel="next"`` entry of a ``Link`` header, or None.
+
+    ``Link: </v2/x/tags/list?n=2&last=b>; rel="next"`` gives ``/v2/x/tags/list?n=2&last=b``.
+    Several comma-separated links are allowed; the target may be relative or absolute.
+    """
+    if not header:
+        return None
+    for m in _LINK_PART_RE.finditer(header):
+        target, params = m.group(1).strip(), m.group(2)
+        rel = _REL_RE.search(params)
+        if rel and "next" in rel.group(1).lower().split():
+            return target or None
+    return None
+
+
+def resolve_link(base_url: str, target: str) -> str:
+    """Resolve a ``Link`` target against the registry: only its path and query are used,
+    so a Link can never send us (and our credentials) to another host."""
+    base = urlsplit(base_url)
+    link = urlsplit(target)
+    path = link.path if link.path.startswith("/") else "/" + link.path
+    return urlunsplit((base.scheme, base.netloc, path, link.query, ""))
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date.
+    Returns None for a missing or unparsable value; never negative."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def media_type_of(resp: requests.Response) -> str | None:
+    """The Content-Type without parameters, or None."""
+    ctype = resp.headers.get("Content-Type")
+    if not ctype:
+        return None
+    return ctype.split(";", 1)[0].strip() or None
+
+
+def _error_codes(body: bytes) -> tuple[list[str], str]:
+    """OCI error codes and the first message from an error body (``{"errors": [...]}``)."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return [], ""
+    if not isinstance(doc, dict) or not isinstance(doc.get("errors"), list):
+        return [], ""
+    codes, message = [], ""
+    for err in doc["errors"]:
+        if isinstance(err, dict):
+            if isinstance(err.get("code"), str):
+                codes.append(err["code"])
+            if not message and isinstance(err.get("message"), str):
+                message = err["message"]
+    return codes, message
+
+
+def read_error_body(resp: requests.Response) -> bytes:
+    """At most ``MAX_ERROR_BODY`` bytes of an error response (it may be streamed)."""
+    if resp.request is not None and resp.request.method == "HEAD":
+        return b""
+    try:
+        data = b""
+        for chunk in resp.iter_content(8192):
+            data += chunk
+            if len(data) >= MAX_ERROR_BODY:
+                break
+        return data[:MAX_ERROR_BODY]
+    except requests.RequestException:
+        return b""
+
+
+def error_from_response(method: str, url: str, resp: requests.Response, *, what: str = "") -> RegistryError:
+    """A ``RegistryError`` for a non-success response: status, OCI codes, message, hint."""
+    body = read_error_body(resp)
+    resp.close()
+    codes, message = _error_codes(body)
+    status = resp.status_code
+    retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None
+    host = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    hint = None
+    if status == 401:
+        detail = "unauthorized or not found"
+        if message and message.lower() not in ("authentication required", "unauthorized"):
+            detail += f" ({message})"
+        hint = HINT_UNAUTHORIZED.format(host=host)
+    elif status == 403:
+        detail = message or "access denied"
+        hint = f"the credentials for {host} are valid but may not pull this repository"
+    else:
+        detail = message or what
+        if status == 404 and not detail:
+            detail = "not found"
+        if status == 429:
+            hint = "the registry is rate limiting; wait, authenticate, or lower the number of parallel jobs"
+        elif status >= 500:
+            hint = "the registry failed; it may be temporary, try again later"
+    return RegistryError(method, url, status, codes=codes, detail=detail, retry_after=retry_after, hint=hint)
+
+
+def connection_error(method: str, url: str, exc: BaseException) -> RegistryError:
+    """A ``RegistryError`` (status 0, temporary) for a failure below HTTP."""
+    text = redact_url(str(exc)) if "://" in str(exc) else str(exc)
+    # requests repeats the URL (with credentials if any) inside its messages; strip userinfo anywhere
+    text = re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
+    if len(text) > 300:
+        text = text[:300] + "..."
+    kind = type(exc).__name__
+    host = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    if isinstance(exc, requests.exceptions.SSLError):
+        # a certificate problem does not go away by retrying
+        hint = f"TLS to {host} failed: check ca_file / client_cert / client_key, or the feed URL's scheme"
+        return RegistryError(method, url, 0, detail=f"{kind}: {text}", hint=hint, temporary=False)
+    hint = f"check that {host} is reachable (network, proxy, DNS)"
+    return RegistryError(method, url, 0, detail=f"{kind}: {text}", hint=hint)

@@ -1,0 +1,132 @@
+"""The WSGI application: method check, routing, authentication, dispatch, errors.
+
+Every request reads the publication (name -> repository, version) once and then asks
+only about that immutable version, so a publish that lands mid-request cannot mix two
+versions. The store is opened lazily on the first request, i.e. in each gunicorn worker
+after the fork, never shared across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from reconciler.server import accesslog
+from reconciler.server.auth import REALM, Htpasswd, parse_basic
+from reconciler.server.blobs import get_blob
+from reconciler.server.errors import RegistryHTTPError
+from reconciler.server.httpio import FileBody, Request, Response, send
+from reconciler.server.listing import catalog, tags_list
+from reconciler.server.manifests import get_manifest
+from reconciler.server.routing import Route, route
+from reconciler.store.protocol import Publication, Store
+
+log = logging.getLogger(__name__)
+
+API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+_READ_METHODS = ("GET", "HEAD")
+
+
+class RegistryApp:
+    """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable."""
+
+    def __init__(self, open_store: Callable[[], Store], *, htpasswd: Htpasswd | None = None,
+                 realm: str = REALM) -> None:
+        self._open_store = open_store
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self.htpasswd = htpasswd
+        self.realm = realm
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = self._open_store()
+        return self._store
+
+    def close(self) -> None:
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    # -- WSGI -------------------------------------------------------------------------
+    def __call__(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.monotonic()
+        req = Request.from_environ(environ)
+        try:
+            resp = self.handle(req)
+        except RegistryHTTPError as exc:
+            resp = error_response(exc)
+        except Exception:  # noqa: BLE001 - a bug must not kill the worker; log it whole
+            log.exception("internal error serving %s %s", req.method, req.path)
+            resp = error_response(RegistryHTTPError("UNKNOWN", "internal server error"))
+        resp.headers[API_VERSION[0]] = API_VERSION[1]
+        if req.method == "HEAD" and resp.body:
+            if isinstance(resp.body, FileBody):
+                resp.body.close()
+            resp.body = b""  # Content-Length keeps the size a GET would send
+        length = resp.length
+
+        def done() -> None:
+            accesslog.write(environ, req.user, resp.status, length, started)
+
+        return send(resp, environ, start_response, done)
+
+    # -- dispatch -----------------------------------------------------------------------
+    def handle(self, req: Request) -> Response:
+        if req.method not in _READ_METHODS:
+            raise RegistryHTTPError("UNSUPPORTED", f"this registry is read-only: {req.method[:20]} is not supported",
+                                    headers={"Allow": "GET, HEAD"})
+        r = route(req.path)
+        req.user = self._authenticate(req)
+        if r.kind == "base":
+            if self.htpasswd is not None and req.user is None:
+                # a Basic challenge here is how clients learn to send credentials at all
+                raise self._challenge("authentication required (anonymous pulls of public names work)")
+            return Response(200, {"Content-Type": "application/json", "Content-Length": "2"}, b"{}")
+        if r.kind == "catalog":
+            return catalog(self.store, req, lambda p: not p.protected or req.user is not None)
+        pub = self._publication(r, req)
+        if r.kind == "manifest":
+            return get_manifest(self.store, pub, r, req.header("Accept"))
+        if r.kind == "blob":
+            return get_blob(self.store, pub, r, req.header("Range"))
+        return tags_list(self.store, pub, req)
+
+    def _authenticate(self, req: Request) -> str | None:
+        """The user name for valid credentials, None for anonymous; 401 for wrong ones."""
+        creds = parse_basic(req.header("Authorization"))
+        if creds is None or self.htpasswd is None:
+            return None  # without a user list, credentials mean nothing: anonymous
+        user, password = creds
+        if not self.htpasswd.check(user, password):
+            raise self._challenge("invalid username or password")
+        return user
+
+    def _challenge(self, message: str) -> RegistryHTTPError:
+        return RegistryHTTPError("UNAUTHORIZED", message,
+                                 headers={"WWW-Authenticate": f'Basic realm="{self.realm}"'})
+
+    def _publication(self, r: Route, req: Request) -> Publication:
+        pub = self.store.publication_get(r.name)
+        if pub is None:
+            raise RegistryHTTPError("NAME_UNKNOWN", detail={"name": r.name})
+        if pub.protected and req.user is None:
+            if self.htpasswd is None:
+                raise RegistryHTTPError("DENIED", f"{r.name} is protected and this server has no user list",
+                                        detail={"name": r.name})
+            raise self._challenge(f"{r.name} is protected: credentials required")
+        return pub
+
+
+def error_response(exc: RegistryHTTPError) -> Response:
+    body = exc.body()
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), **exc.headers}
+    return Response(exc.status, headers, body)
+

@@ -1,0 +1,75 @@
+"""Run a WSGI application under gunicorn in this process tree (``reconciler serve``).
+
+A ``BaseApplication`` with our settings instead of gunicorn's command line: ``gthread``
+workers (keep-alive, a few threads each; blob bodies go out with ``sendfile``), the app
+built by ``load()`` in every worker after the fork (so each worker opens its own store),
+closed by the ``worker_exit`` hook. SIGTERM and SIGINT make the master stop accepting,
+let workers finish in-flight requests (``graceful_timeout``), and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+AppFactory = Callable[[], Any]
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, factory: AppFactory, *, host: str, port: int, workers: int, threads: int = 4,
+                 graceful_timeout: int = 10) -> None:
+        self._factory = factory
+        self._app: Any = None
+        self._options = {
+            "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "graceful_timeout": graceful_timeout,
+            "keepalive": 30,
+            "accesslog": None,  # our own access log (reconciler.server.accesslog) goes to stderr
+            "errorlog": "-",
+            "loglevel": "info",
+            "preload_app": False,
+            "proc_name": "reconciler-serve",
+            "worker_exit": self._worker_exit,
+            "post_fork": self._post_fork,
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 24 opens a control socket in ~/.gunicorn by default: one path shared
+            # by every server on the machine; we manage the process with signals instead
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self) -> Any:
+        # called in each worker after fork (preload_app is off): a fresh store per worker
+        self._app = self._factory()
+        return self._app
+
+    @staticmethod
+    def _post_fork(server: Any, worker: Any) -> None:
+        setup_access_log()
+
+    def _worker_exit(self, server: Any, worker: Any) -> None:
+        close = getattr(self._app, "close", None)
+        if close is not None:
+            close()
+
+
+def setup_access_log() -> None:
+    """Access lines on stderr, whatever level the CLI's -v/-q set for other loggers."""
+    access = logging.getLogger("reconciler.server.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False

@@ -1,0 +1,94 @@
+"""Manifest GET/HEAD with Accept negotiation.
+
+The stored bytes are served unchanged whenever the client accepts their media type
+(no ``Accept`` header, or ``*/*``, counts as accepting everything; Docker schema1 signed
+and unsigned count as one type because registries label them interchangeably). When a
+client that does not accept index types asks for a *tag* pointing at an index, it gets
+the index's first linux/amd64 child if it accepts that child's type: Crane's fallback for
+index-unaware clients (original-system.md 11.4 step 3). Anything else is 404
+``MANIFEST_UNKNOWN``: a digest reference is never answered with other bytes than the
+digest names, and we never convert between formats.
+"""
+
+from __future__ import annotations
+
+from reconciler.errors import ManifestInvalid, NotFound
+from reconciler.model import Digest, Index, parse_manifest
+from reconciler.model import mediatypes as mt
+from reconciler.server.errors import RegistryHTTPError
+from reconciler.server.httpio import Response
+from reconciler.server.routing import Route
+from reconciler.store.protocol import Kind, Publication, Store
+
+_WILDCARDS = frozenset({"*/*", "application/*"})
+
+
+def accepted_types(header: str | None) -> frozenset[str] | None:
+    """Media types named in ``Accept`` (parameters such as ``q`` dropped); None means
+    "anything" (header absent, empty, or with a wildcard)."""
+    if not header or not header.strip():
+        return None
+    types = frozenset(part.split(";")[0].strip().lower() for part in header.split(",") if part.strip())
+    if not types or types & _WILDCARDS:
+        return None
+    if types & mt.SCHEMA1_TYPES:
+        types = types | mt.SCHEMA1_TYPES
+    return types
+
+
+def _acceptable(media_type: str, accepted: frozenset[str] | None) -> bool:
+    return accepted is None or media_type in accepted
+
+
+def manifest_response(digest: Digest, media_type: str, raw: bytes) -> Response:
+    quoted = f'"{digest}"'
+    return Response(200, {
+        "Content-Type": media_type,
+        "Content-Length": str(len(raw)),
+        "Docker-Content-Digest": str(digest),
+        "ETag": quoted,
+    }, raw)
+
+
+def _unknown(route: Route, why: str) -> RegistryHTTPError:
+    return RegistryHTTPError("MANIFEST_UNKNOWN", why, detail={"name": route.name, "reference": route.reference})
+
+
+def get_manifest(store: Store, pub: Publication, route: Route, accept: str | None) -> Response:
+    if route.digest is not None:
+        digest = route.digest
+        if store.version_holds(pub.repo_id, pub.version, digest) not in (Kind.MANIFEST, Kind.INDEX):
+            raise _unknown(route, "manifest unknown")
+    else:
+        found = store.version_tag(pub.repo_id, pub.version, route.reference)
+        if found is None:
+            raise _unknown(route, "manifest unknown: no such tag")
+        digest = found
+    try:
+        media_type, raw = store.manifest_raw(digest)
+    except NotFound as exc:
+        raise _unknown(route, "manifest unknown") from exc
+    accepted = accepted_types(accept)
+    if _acceptable(media_type, accepted):
+        return manifest_response(digest, media_type, raw)
+    if mt.is_index(media_type) and route.digest is None:
+        child = _amd64_fallback(store, pub, media_type, raw, accepted)
+        if child is not None:
+            return child
+    raise _unknown(route, f"manifest unknown: it is a {media_type}, which the request's Accept header "
+                          "does not include")
+
+
+def _amd64_fallback(store: Store, pub: Publication, media_type: str, raw: bytes,
+                    accepted: frozenset[str] | None) -> Response | None:
+    try:
+        index = parse_manifest(raw, media_type)
+    except ManifestInvalid:
+        return None
+    child = index.amd64_child() if isinstance(index, Index) else None
+    if child is None or not _acceptable(child.media_type, accepted):
+        return None
+    if store.version_holds(pub.repo_id, pub.version, child.digest) != Kind.MANIFEST:
+        return None
+    child_type, child_raw = store.manifest_raw(child.digest)
+    return manifest_response(child.digest, child_type, child_raw)

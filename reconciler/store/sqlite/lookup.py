@@ -1,0 +1,86 @@
+"""Point lookups into one repository version, for the registry server and exports.
+
+``version_get`` loads a whole version (every digest and tag); a server answering one
+manifest GET needs one tag, one membership test and one manifest file, each an indexed
+query. These methods do exactly that. Versions are immutable, so a caller that first
+reads a publication (name -> repository, version) and then asks about that version sees a
+consistent repository even while a new version is being published.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from reconciler.errors import ContentNotFound
+from reconciler.model import Digest
+from reconciler.store.protocol import Kind, Publication
+
+if TYPE_CHECKING:
+    from reconciler.store.sqlite.files import ContentFiles
+
+#: rows of repo_content / repo_tags that are in version ?3 of repository ?1
+_IN_VERSION = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
+
+
+class VersionLookups:
+    """Mixed into ``SQLiteStore``; relies on its ``_conn()`` and ``manifest_files``."""
+
+    manifest_files: ContentFiles
+
+    def _conn(self) -> sqlite3.Connection:  # provided by SQLiteStore
+        raise NotImplementedError
+
+    def publication_get(self, name: str) -> Publication | None:
+        """The publication under ``name``, or None when nothing is published there."""
+        row = self._conn().execute(
+            "SELECT id, publish_name, published_version, protected FROM repositories "
+            "WHERE publish_name = ? AND published_version IS NOT NULL", (name,)).fetchone()
+        return Publication(row[0], row[1], row[2], bool(row[3])) if row else None
+
+    def publication_list(self) -> list[Publication]:
+        """Every publication, sorted by name."""
+        rows = self._conn().execute(
+            "SELECT id, publish_name, published_version, protected FROM repositories "
+            "WHERE publish_name IS NOT NULL AND published_version IS NOT NULL ORDER BY publish_name")
+        return [Publication(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    def version_tag(self, repo_id: str, version: int, name: str) -> Digest | None:
+        """What tag ``name`` points at in that version, or None."""
+        row = self._conn().execute(
+            f"SELECT digest FROM repo_tags WHERE name = ? AND {_IN_VERSION}",
+            (name, repo_id, version, version)).fetchone()
+        return Digest.parse(row[0]) if row else None
+
+    def version_tag_names(self, repo_id: str, version: int, *, after: str | None = None,
+                          limit: int | None = None) -> list[str]:
+        """Tag names of that version in lexical (byte) order, those after ``after`` only,
+        at most ``limit`` of them (the paging the tags/list endpoint needs)."""
+        sql = f"SELECT name FROM repo_tags WHERE {_IN_VERSION}"
+        args: list[object] = [repo_id, version, version]
+        if after is not None:
+            sql += " AND name > ?"
+            args.append(after)
+        sql += " ORDER BY name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [r[0] for r in self._conn().execute(sql, args)]
+
+    def version_holds(self, repo_id: str, version: int, digest: Digest) -> Kind | None:
+        """The kind of ``digest`` if that version holds it, else None."""
+        row = self._conn().execute(
+            f"SELECT kind FROM repo_content WHERE digest = ? AND {_IN_VERSION}",
+            (str(digest), repo_id, version, version)).fetchone()
+        return Kind(row[0]) if row else None
+
+    def manifest_raw(self, digest: Digest) -> tuple[str, bytes]:
+        """(media type, exact bytes) of a stored manifest or index, without parsing."""
+        row = self._conn().execute("SELECT media_type FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
+        if row is None:
+            raise ContentNotFound(f"manifest {digest} is not in the store")
+        try:
+            return row[0], self.manifest_files.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise ContentNotFound(f"manifest {digest} is recorded but its file is missing",
+                                  hint="run `reconciler store check`") from None

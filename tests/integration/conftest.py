@@ -1,0 +1,67 @@
+"""Fixtures for integration tests: real distribution registries on loopback.
+
+Session-scoped (starting one costs ~0.3 s): ``registry`` (anonymous), ``basic_registry``
+(htpasswd), ``token_registry`` (Bearer tokens from our own token server), and
+``paging_registry`` (a proxy in front of ``registry`` that paginates tag lists, which
+distribution 2.8 itself does not). Each test gets a unique repository name from
+``repo_name`` so tests sharing a registry never see each other's tags.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.registry import RunningRegistry, start_registry
+from tests.support.tagproxy import TagPagingProxy
+
+_counter = itertools.count()
+
+
+def _started(tmp_path_factory: pytest.TempPathFactory, auth: str) -> Iterator[RunningRegistry]:
+    reg = start_registry(Path(tmp_path_factory.mktemp(f"registry-{auth}")), auth=auth)
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """An anonymous registry (push and pull without credentials)."""
+    yield from _started(tmp_path_factory, "none")
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A registry behind htpasswd Basic auth; ``.credentials`` is (user, password)."""
+    yield from _started(tmp_path_factory, "basic")
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A registry with Bearer token auth; ``.token_server`` counts token requests.
+    Anonymous clients get pull tokens; ``.credentials`` get push and delete too."""
+    yield from _started(tmp_path_factory, "token")
+
+
+@pytest.fixture(scope="session")
+def paging_registry(registry: RunningRegistry) -> Iterator[TagPagingProxy]:
+    """``registry`` behind a proxy that pages tag lists (honours ``n``; 3 per page when the
+    client sends no ``n``). Push through ``registry.url``, pull through ``.url``."""
+    proxy = TagPagingProxy(registry.url, default_page=3).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def repo_name(request: pytest.FixtureRequest) -> str:
+    """A repository name unique to this test, e.g. ``t/test-tag-list-pages-7``."""
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60].strip("-")
+    return f"t/{stem}-{next(_counter)}"

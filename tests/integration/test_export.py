@@ -1,0 +1,152 @@
+"""``reconciler export``: the Crane tree and app file (original-system.md 10.1/10.3), and an
+OCI layout tar that skopeo accepts with the store's digests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from reconciler.model import mediatypes as mt
+from reconciler.ops.export import export
+from reconciler.store.sqlite import SQLiteStore
+from tests.support.imagegen import build_image, build_multiarch, build_schema1
+from tests.support.serving import commit_tags, require_binary
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("export")
+    store = SQLiteStore(root / "store")
+    imgs = {
+        "s2": build_image("exp-s2"),
+        "oci": build_image("exp-oci", oci=True),
+        "latest": build_multiarch("exp-list"),                 # Docker list with an amd64 child
+        "idx": build_multiarch("exp-idx", oci=True),           # OCI index
+        "old": build_schema1("exp-s1"),
+    }
+    untagged = build_image("exp-untagged")
+    commit_tags(store, "synctest", imgs, extra=(untagged,))
+    store.publish("synctest", name="pulpdemo/synctest", version=1, protected=True)
+    yield store, imgs, untagged, root
+    store.close()
+
+
+def members(path: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def read(path: Path, name: str) -> bytes:
+    with tarfile.open(path) as tar:
+        f = tar.extractfile(name)
+        assert f is not None
+        with f:
+            return f.read()
+
+
+def test_crane_export_layout_and_app_file(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, imgs, untagged, _ = repo
+    out = tmp_path / "synctest.tar"
+    result = export(store, "synctest", out, format="crane", url="https://pulp.example.com/pulp/docker/v2/synctest/")
+    assert (result.version, result.tags) == (1, 5)
+    got = members(out)
+    manifests = {m.digest: m for img in (*imgs.values(), untagged) for m in img.all_manifests()}
+    blobs = {d: b for img in (*imgs.values(), untagged) for d, b in img.all_blobs().items()}
+    where = {mt.DOCKER_SCHEMA2: "2", mt.OCI_MANIFEST: "2", mt.DOCKER_MANIFEST_LIST: "list", mt.OCI_INDEX: "list",
+             mt.DOCKER_SCHEMA1_SIGNED: "1"}
+    expected = {"synctest.json", "tags/list"}
+    expected |= {f"blobs/{d}" for d in blobs}
+    expected |= {f"manifests/{where[m.media_type]}/{d}" for d, m in manifests.items()}
+    expected |= {f"manifests/{where[img.manifest.media_type]}/{tag}" for tag, img in imgs.items()}
+    assert set(got) == expected
+    for tag, img in imgs.items():
+        link = got[f"manifests/{where[img.manifest.media_type]}/{tag}"]
+        assert link.issym() and link.linkname == str(img.digest)
+    for d, m in manifests.items():
+        assert read(out, f"manifests/{where[m.media_type]}/{d}") == m.raw
+    for d, data in blobs.items():
+        assert read(out, f"blobs/{d}") == data
+    assert json.loads(read(out, "tags/list")) == {"name": "pulpdemo/synctest", "tags": sorted(imgs)}
+
+    app = json.loads(read(out, "synctest.json"))
+    s2_digests = sorted(str(d) for d, m in manifests.items() if where[m.media_type] == "2")
+    list_digests = sorted(str(d) for d, m in manifests.items() if where[m.media_type] == "list")
+    amd64 = imgs["latest"].children[0].manifest
+    assert app == {
+        "type": "pulp-docker-redirect", "version": 4, "repository": "synctest",
+        "repo-registry-id": "pulpdemo/synctest", "url": "https://pulp.example.com/pulp/docker/v2/synctest/",
+        "protected": True,
+        "schema2_data": s2_digests + ["oci", "s2"],
+        "manifest_list_data": list_digests + ["idx", "latest"],
+        "manifest_list_amd64_tags": {"idx": [str(imgs["idx"].children[0].digest), 2],
+                                     "latest": [str(amd64.digest), 2]},
+    }
+    # schema1 is served from manifests/1: listed in neither array (10.3)
+    assert "old" not in app["schema2_data"] + app["manifest_list_data"]
+
+
+def test_crane_export_extracts_safely(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, imgs, _, _ = repo
+    out = tmp_path / "t.tar"
+    export(store, "synctest", out)
+    with tarfile.open(out) as tar:
+        tar.extractall(tmp_path / "x", filter="data")  # the strict filter: links stay inside
+    assert (tmp_path / "x/manifests/list/latest").read_bytes() == imgs["latest"].manifest.raw
+
+
+@pytest.mark.parametrize("tag", ["s2", "oci", "latest", "idx"])
+def test_oci_export_accepted_by_skopeo(repo, tmp_path: Path, tag: str) -> None:  # type: ignore[no-untyped-def]
+    """OCI tags come out byte-exact; Docker tags in OCI form with every layer unchanged."""
+    require_binary("skopeo", "skopeo")
+    store, imgs, _, root = repo
+    archive = root / "oci.tar"
+    if not archive.exists():
+        export(store, "synctest", archive, format="oci")
+    img = imgs[tag]
+    dest = tmp_path / "dir"
+    proc = subprocess.run(["skopeo", "copy", "--all", "--preserve-digests", f"oci-archive:{archive}:{tag}",
+                           f"dir:{dest}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    copied = (dest / "manifest.json").read_bytes()
+    if img.manifest.media_type.startswith("application/vnd.oci."):
+        assert copied == img.manifest.raw
+        for child in img.children:
+            assert (dest / f"{child.digest.hex}.manifest.json").read_bytes() == child.manifest.raw
+    else:
+        assert json.loads(copied)["mediaType"] in (mt.OCI_MANIFEST, mt.OCI_INDEX)
+    for d, data in img.all_blobs().items():
+        assert (dest / d.split(":")[1]).read_bytes() == data
+
+
+def test_oci_layout_index(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, imgs, _, _ = repo
+    out = tmp_path / "o.tar"
+    export(store, "synctest", out, format="oci")
+    assert json.loads(read(out, "oci-layout")) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads(read(out, "index.json"))
+    refs = {d["annotations"]["org.opencontainers.image.ref.name"]: d for d in index["manifests"]}
+    assert set(refs) == set(imgs) - {"old"}  # schema1 has no OCI form
+    for tag in ("oci", "idx"):
+        assert refs[tag]["digest"] == str(imgs[tag].digest)
+        assert read(out, f"blobs/sha256/{imgs[tag].digest.hex}") == imgs[tag].manifest.raw
+    assert {d["mediaType"] for d in refs.values()} == {mt.OCI_MANIFEST, mt.OCI_INDEX}
+    names = set(members(out))
+    for d in refs.values():  # everything index.json points at is in the tar
+        assert f"blobs/sha256/{d['digest'].split(':')[1]}" in names
+
+
+def test_failed_export_leaves_no_file(repo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    store, _, _, root = repo
+    out = tmp_path / "keep.tar"
+    out.write_bytes(b"old")
+    bad = run_cli("export", "synctest", "-o", str(out), "--version", "9", store=root / "store")
+    assert bad.returncode == 1 and "no version 9" in bad.stderr
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["keep.tar"]
+    ok = run_cli("export", "synctest", "-o", str(out), "--json", store=root / "store", check=True)
+    assert json.loads(ok.stdout)["tags"] == 5 and tarfile.is_tarfile(out)

@@ -1,0 +1,169 @@
+"""Helpers for server tests: fill a store with published repositories of every kind,
+start ``reconciler serve`` as a real subprocess on a free loopback port, call the WSGI
+app in-process."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from reconciler.model import Digest
+from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
+from tests.support.imagegen import Image, build_image, build_multiarch, store_image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def content_of(*images: Image) -> ContentSet:
+    blobs: set[Digest] = set()
+    manifests: set[Digest] = set()
+    indexes: set[Digest] = set()
+    for img in images:
+        blobs |= {Digest.parse(d) for d in img.all_blobs()}
+        for m in img.all_manifests():
+            (indexes if m.is_index else manifests).add(m.digest)
+    return ContentSet(frozenset(blobs), frozenset(manifests), frozenset(indexes))
+
+
+def commit_tags(store: Store, repo_id: str, tags: Mapping[str, Image], *, extra: tuple[Image, ...] = (),
+                operation: str = "test") -> int:
+    """Make ``tags`` (plus untagged ``extra`` images) the next version of ``repo_id``."""
+    if store.repository_find(repo_id) is None:
+        store.repository_create(repo_id)
+    for img in (*tags.values(), *extra):
+        store_image(store, img)
+    base = store.repository_get(repo_id).latest_version
+    info = store.version_commit(repo_id, base=base, content=content_of(*tags.values(), *extra),
+                                tags={t: TagEntry(i.digest, Origin.MANUAL) for t, i in tags.items()},
+                                operation=operation)
+    return info.number if info else base
+
+
+@dataclass
+class Fixture:
+    """What ``fill_store`` put where: name -> tag -> Image."""
+
+    images: dict[str, dict[str, Image]] = field(default_factory=dict)
+
+
+def fill_store(store: Store) -> Fixture:
+    """Published repositories: Docker schema2 (``test/docker``), OCI (``test/oci``), a Docker
+    manifest list (``test/list``), an OCI index (``test/index``), a protected one
+    (``test/secret``), and an unpublished one (``hidden``)."""
+    fx = Fixture()
+    plan: dict[str, tuple[str, dict[str, Image], bool]] = {
+        "docker": ("test/docker", {"v1": build_image("docker-v1"), "latest": build_image("docker-v2")}, False),
+        "oci": ("test/oci", {"v1": build_image("oci-v1", oci=True)}, False),
+        "list": ("test/list", {"v1": build_multiarch("list-v1")}, False),
+        "index": ("test/index", {"v1": build_multiarch("index-v1", oci=True)}, False),
+        "secret": ("test/secret", {"v1": build_image("secret-v1")}, True),
+    }
+    for repo_id, (name, tags, protected) in plan.items():
+        version = commit_tags(store, repo_id, tags)
+        store.publish(repo_id, name=name, version=version, protected=protected)
+        fx.images[name] = tags
+    commit_tags(store, "hidden", {"v1": build_image("hidden-v1")})
+    return fx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(f"{name} is not installed: apt-get install {package} (scripts/setup.sh --test does it)")
+    return path
+
+
+@dataclass
+class Server:
+    url: str
+    host: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def run_server(store_path: Path, log_path: Path, *, htpasswd: Path | None = None, workers: int = 2) -> Iterator[Server]:
+    """``reconciler serve`` as a subprocess; stopped with SIGTERM (then SIGKILL) at exit."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "reconciler", "--store", str(store_path), "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers)]
+    if htpasswd is not None:
+        cmd += ["--htpasswd", str(htpasswd)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", proc, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"reconciler serve exited {proc.returncode}:\n{server.log()}")
+            try:
+                with requests.get(server.url + "/v2/", timeout=2):
+                    break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"reconciler serve did not answer in 30 s:\n{server.log()}") from None
+                time.sleep(0.1)
+        yield server
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[Any]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return int(proc.returncode)
+
+
+def wsgi_call(app: Any, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+              query: str = "") -> tuple[int, dict[str, str], bytes]:
+    """Call a WSGI app in-process: (status, headers, body). Streams bodies fully and
+    closes the response iterable as a WSGI server would."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "wsgi.input": io.BytesIO(b""), "SERVER_NAME": "test", "SERVER_PORT": "80",
+    }
+    for k, v in (headers or {}).items():
+        environ["HTTP_" + k.upper().replace("-", "_")] = v
+    got: dict[str, Any] = {}
+
+    def start_response(status: str, hdrs: list[tuple[str, str]]) -> None:
+        got["status"] = int(status.split()[0])
+        got["headers"] = dict(hdrs)
+
+    body_iter = app(environ, start_response)
+    try:
+        body = b"".join(body_iter)
+    finally:
+        close = getattr(body_iter, "close", None)
+        if close:
+            close()
+    return got["status"], got["headers"], body

@@ -1,0 +1,180 @@
+"""tag, copy and remove against a real store: the recipes of seed-recipes.txt that need
+no internet, the rules of original-system.md 7-9 as DESIGN.md 3 keeps them, and one new
+version per operation."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import ContentNotFound, RemovalRefused, TagInvalid
+from reconciler.model import Digest
+from reconciler.ops import copy as copy_op
+from reconciler.ops import remove as remove_op
+from reconciler.ops import tag as tag_op
+from reconciler.ops.cascade import RefGraph
+from reconciler.ops.copy import copy_state
+from reconciler.ops.state import RepoState
+from reconciler.store.protocol import ContentSet, Origin, TagEntry
+from tests.support import imagegen as ig
+
+
+@pytest.fixture
+def containers(store):  # type: ignore[no-untyped-def]
+    """Repository ``containers``: a multi-arch index tagged ``latest``, its amd64 child also
+    tagged ``amd64``, a standalone image tagged ``solo``, and an untagged image; the images
+    share a base layer."""
+    multi = ig.build_multiarch("multi")
+    solo = ig.build_image("solo", shared=(b"base",))
+    loose = ig.build_image("loose", shared=(b"base",))
+    for image in (multi, solo, loose):
+        ig.store_image(store, image)
+    content = ContentSet()
+    for image in (multi, solo, loose):
+        content = content.union(RefGraph.from_manifests(image.all_manifests()).closure([image.digest]))
+    tags = {"latest": TagEntry(multi.digest, Origin.SYNC), "amd64": TagEntry(multi.children[0].digest, Origin.SYNC),
+            "solo": TagEntry(solo.digest, Origin.SYNC)}
+    store.repository_create("containers")
+    store.version_commit("containers", base=0, content=content, tags=tags, operation="fixture")
+    return {"multi": multi, "solo": solo, "loose": loose}
+
+
+def versions(store, repo: str) -> int:  # type: ignore[no-untyped-def]
+    return store.repository_get(repo).latest_version
+
+
+# -- tag ------------------------------------------------------------------------------
+def test_tag_creates_then_moves_one_tag_per_name(store, containers) -> None:  # type: ignore[no-untyped-def]
+    solo, loose = containers["solo"], containers["loose"]
+    r = tag_op.tag(store, "containers", "1.2", str(solo.digest))
+    assert r.summary.added["tags"] == 1 and r.version and r.version.number == 2
+    r = tag_op.tag(store, "containers", "1.2", loose.digest)
+    assert r.details["previous"] == str(solo.digest)
+    v = store.version_get("containers")
+    assert v.tags["1.2"] == TagEntry(loose.digest, Origin.MANUAL)
+    # the same tag again changes nothing and makes no version
+    assert not tag_op.tag(store, "containers", "1.2", loose.digest).changed
+    assert versions(store, "containers") == 3
+
+
+def test_tag_an_index_and_errors(store, containers) -> None:  # type: ignore[no-untyped-def]
+    multi = containers["multi"]
+    assert tag_op.tag(store, "containers", "list", multi.digest).changed
+    blob = next(iter(multi.children[0].blobs))
+    with pytest.raises(ContentNotFound, match="is a blob"):
+        tag_op.tag(store, "containers", "x", blob)
+    with pytest.raises(ContentNotFound, match="not a manifest or index in"):
+        tag_op.tag(store, "containers", "x", Digest.of(b"elsewhere"))
+    with pytest.raises(TagInvalid):
+        tag_op.tag(store, "containers", "bad tag", multi.digest)
+
+
+# -- copy: the recipe --------------------------------------------------------------------
+def test_copy_all_manifests_copies_their_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
+    r = copy_op.copy(store, source="containers", target="containers2", kind="manifest", names="all")
+    src = store.version_get("containers")
+    dst = store.version_get("containers2")
+    assert dst.content.manifests == src.content.manifests
+    assert dst.content.blobs == src.content.blobs
+    assert not dst.content.indexes and not dst.tags
+    assert r.summary.added == {"blobs": len(src.content.blobs), "manifests": 5, "indexes": 0, "tags": 0}
+    assert versions(store, "containers2") == 1 and r.details["created_target"] is True
+
+
+def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
+    multi = containers["multi"]
+    copy_op.copy(store, source="containers", target="c2", kind="index", names=[str(multi.digest)])
+    dst = store.version_get("c2")
+    assert dst.content.indexes == {multi.digest}
+    assert dst.content.manifests == {c.digest for c in multi.children}
+    assert {str(b) for b in dst.content.blobs} == set(multi.all_blobs())
+    assert not dst.tags
+
+
+@pytest.mark.parametrize("tag,image", [("latest", "multi"), ("solo", "solo")])
+def test_copy_tag_brings_everything(store, containers, tag: str, image: str) -> None:  # type: ignore[no-untyped-def]
+    img = containers[image]
+    r = copy_op.copy(store, source="containers", target="c2", kind="tag", names=[tag])
+    dst = store.version_get("c2")
+    assert dst.tags == {tag: TagEntry(img.digest, Origin.COPY)}
+    assert {str(b) for b in dst.content.blobs} == set(img.all_blobs())
+    assert r.summary.added["tags"] == 1
+    assert store.check().ok
+
+
+def test_copy_tag_repoints_an_existing_target_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
+    copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
+    tag_op.tag(store, "containers", "solo", containers["loose"].digest)
+    copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
+    assert store.version_get("c2").tags["solo"].digest == containers["loose"].digest
+
+
+def test_copy_unknown_names_change_nothing(store, containers) -> None:  # type: ignore[no-untyped-def]
+    gen = store.generation()
+    with pytest.raises(ContentNotFound, match="nope"):
+        copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo", "nope"])
+    with pytest.raises(ContentNotFound, match="is a index|not a manifest"):
+        copy_op.copy(store, source="containers", target="c2", kind="manifest", names=[str(containers["multi"].digest)])
+    assert store.repository_find("c2") is None and store.generation() == gen
+
+
+def test_copy_resolves_in_the_source_and_fails_on_a_missing_reference() -> None:
+    """The original looked references up globally and silently copied incomplete images."""
+    img = ig.build_image("x")
+    graph = RefGraph.from_manifests([img.manifest])
+    full = graph.closure([img.digest])
+    layer = img.manifest.layers[0].digest
+    source = RepoState(ContentSet(full.blobs - {layer}, full.manifests), {"t": TagEntry(img.digest)})
+    with pytest.raises(ContentNotFound, match=str(layer)):
+        copy_state(source, RepoState(), graph, "tag", ["t"])
+    # the target already holding the blob does not matter: resolution is in the source
+    with pytest.raises(ContentNotFound):
+        copy_state(source, RepoState(ContentSet(blobs=frozenset({layer}))), graph, "manifest", "all")
+
+
+# -- remove: the recipe --------------------------------------------------------------------
+def test_remove_tag_removes_only_the_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
+    before = store.version_get("containers")
+    r = remove_op.remove(store, "containers", "tag", ["latest"])
+    after = store.version_get("containers")
+    assert after.content == before.content and set(after.tags) == {"amd64", "solo"}
+    assert r.summary.removed == {"blobs": 0, "manifests": 0, "indexes": 0, "tags": 1}
+
+
+def test_remove_index_keeps_tagged_child_and_removes_the_rest(store, containers) -> None:  # type: ignore[no-untyped-def]
+    multi = containers["multi"]
+    amd64, others = multi.children[0], multi.children[1:]
+    r = remove_op.remove(store, "containers", "index", ["latest"])  # a tag name resolves to its index
+    v = store.version_get("containers")
+    assert multi.digest not in v.content.indexes and "latest" not in v.tags
+    assert amd64.digest in v.content.manifests  # still tagged amd64
+    assert not {c.digest for c in others} & v.content.manifests
+    # the shared base layer stays: solo and loose use it
+    base = others[0].manifest.layers[0].digest
+    assert base == containers["solo"].manifest.layers[0].digest and base in v.content.blobs
+    assert r.summary.removed["manifests"] == 2 and r.summary.removed["tags"] == 1
+    assert store.check().ok
+
+
+def test_remove_manifest_listed_by_an_index_is_refused(store, containers) -> None:  # type: ignore[no-untyped-def]
+    multi = containers["multi"]
+    gen = store.generation()
+    with pytest.raises(RemovalRefused, match=str(multi.digest)):
+        remove_op.remove(store, "containers", "manifest", [str(multi.children[1].digest)])
+    assert store.generation() == gen
+
+
+def test_remove_manifest_removes_its_tags_and_unshared_blobs(store, containers) -> None:  # type: ignore[no-untyped-def]
+    solo = containers["solo"]
+    r = remove_op.remove(store, "containers", "manifest", [str(solo.digest)])
+    v = store.version_get("containers")
+    assert "solo" not in v.tags and solo.digest not in v.content.manifests
+    base = solo.manifest.layers[0].digest
+    assert base in v.content.blobs  # shared with loose
+    assert r.summary.removed["blobs"] == len(solo.blobs) - 1
+    assert versions(store, "containers") == 2
+
+
+def test_remove_unknown_names_are_all_listed(store, containers) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ContentNotFound, match="nope.*gone|gone.*nope"):
+        remove_op.remove(store, "containers", "tag", ["solo", "nope", "gone"])
+    assert versions(store, "containers") == 1

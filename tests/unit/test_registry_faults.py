@@ -1,0 +1,239 @@
+"""RegistryClient under faults a real registry cannot produce on demand (``responses``):
+429 with Retry-After, 503s, truncated and corrupted bodies, odd 401s, redirects to storage,
+credentials in URLs. Waits are checked through an injected sleep, never wall time."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+import responses
+
+from reconciler.errors import DigestMismatch, RegistryError
+from reconciler.model import Digest
+from reconciler.registry.client import RegistryClient
+from reconciler.registry.protocol import RegistryConfig
+from reconciler.registry.retry import RetryPolicy
+
+BASE = "https://reg.example"
+BLOB = b"layer bytes " * 1000
+BLOB_DIGEST = Digest.of(BLOB)
+TAGS_URL = f"{BASE}/v2/lib/app/tags/list"
+BLOB_URL = f"{BASE}/v2/lib/app/blobs/{BLOB_DIGEST}"
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as r:
+        r.add(responses.GET, f"{BASE}/v2/", status=200)
+        yield r
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def make_client(sleeps: list[float], url: str = BASE, **kw: object) -> RegistryClient:
+    return RegistryClient(RegistryConfig(url), retry=RetryPolicy(attempts=4, initial=0.5, maximum=4.0,
+                                                                  sleep=sleeps.append), **kw)  # type: ignore[arg-type]
+
+
+def calls(rsps: responses.RequestsMock, url_prefix: str) -> int:
+    return sum(1 for c in rsps.calls if c.request.url and c.request.url.startswith(url_prefix))
+
+
+def tags_body(*tags: str) -> dict[str, object]:
+    return {"name": "lib/app", "tags": list(tags)}
+
+
+def test_429_retry_after_seconds_is_honoured(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    rsps.add(responses.GET, TAGS_URL, status=429, headers={"Retry-After": "7"},
+             json={"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]})
+    rsps.add(responses.GET, TAGS_URL, json=tags_body("a"))
+    with make_client(sleeps) as c:
+        assert c.tag_list("lib/app") == ["a"]
+    assert sleeps == [7.0]
+    assert calls(rsps, TAGS_URL) == 2
+
+
+def test_429_retry_after_http_date_is_honoured(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    rsps.add(responses.GET, TAGS_URL, status=429, headers={"Retry-After": when})
+    rsps.add(responses.GET, TAGS_URL, json=tags_body("a"))
+    with make_client(sleeps) as c:
+        assert c.tag_list("lib/app") == ["a"]
+    assert len(sleeps) == 1 and 25.0 <= sleeps[0] <= 31.0
+
+
+def test_503_twice_then_success_backs_off(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    for _ in range(2):
+        rsps.add(responses.HEAD, f"{BASE}/v2/lib/app/manifests/v1", status=503)
+    rsps.add(responses.HEAD, f"{BASE}/v2/lib/app/manifests/v1", status=200,
+             headers={"Docker-Content-Digest": str(BLOB_DIGEST), "Content-Type": "application/json"})
+    with make_client(sleeps) as c:
+        head = c.manifest_head("lib/app", "v1")
+    assert head is not None and head.digest == BLOB_DIGEST
+    assert sleeps == [0.5, 1.0]  # exponential, bounded by RetryPolicy.maximum
+    assert calls(rsps, f"{BASE}/v2/lib/app/manifests/") == 3
+
+
+def test_5xx_forever_gives_up_with_temporary_error(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    rsps.add(responses.GET, TAGS_URL, status=502)
+    with make_client(sleeps) as c, pytest.raises(RegistryError) as err:
+        c.tag_list("lib/app")
+    assert err.value.status == 502 and err.value.temporary
+    assert calls(rsps, TAGS_URL) == 4 and sleeps == [0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 405], ids=["400", "403", "404", "405"])
+def test_other_4xx_are_not_retried(rsps: responses.RequestsMock, sleeps: list[float], status: int) -> None:
+    rsps.add(responses.GET, TAGS_URL, status=status, json={"errors": [{"code": "DENIED", "message": "no"}]})
+    with make_client(sleeps) as c, pytest.raises(RegistryError) as err:
+        c.tag_list("lib/app")
+    assert err.value.status == status and err.value.codes == ("DENIED",)
+    assert calls(rsps, TAGS_URL) == 1 and sleeps == []
+
+
+def test_manifest_head_404_is_none(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    rsps.add(responses.HEAD, f"{BASE}/v2/lib/app/manifests/gone", status=404)
+    with make_client(sleeps) as c:
+        assert c.manifest_head("lib/app", "gone") is None
+    assert calls(rsps, f"{BASE}/v2/lib/app/manifests/") == 1
+
+
+def _blob(rsps: responses.RequestsMock, body: bytes, length: int | None = None) -> None:
+    headers = {"Content-Length": str(length if length is not None else len(body))}
+    rsps.add(responses.Response(responses.GET, BLOB_URL, body=body, headers=headers, auto_calculate_content_length=False))
+
+
+class Sink:
+    """Stores a blob only once the whole stream was consumed without error."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.stored: list[bytes] = []
+
+    def __call__(self, chunks: Iterator[bytes]) -> int:
+        self.calls += 1
+        h, data = hashlib.sha256(), b""
+        for c in chunks:
+            h.update(c)
+            data += c
+        self.stored.append(data)
+        return len(data)
+
+
+def test_truncated_blob_is_retried_and_never_stored(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    _blob(rsps, BLOB[:1000], length=len(BLOB))
+    _blob(rsps, BLOB)
+    sink = Sink()
+    with make_client(sleeps) as c:
+        assert c.blob_fetch("lib/app", BLOB_DIGEST, sink) == len(BLOB)
+    assert sink.calls == 2 and sink.stored == [BLOB]
+    assert calls(rsps, BLOB_URL) == 2
+
+
+def test_truncated_blob_every_time_is_an_error(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    _blob(rsps, BLOB[:1000], length=len(BLOB))
+    sink = Sink()
+    with make_client(sleeps) as c, pytest.raises(RegistryError) as err:
+        c.blob_fetch("lib/app", BLOB_DIGEST, sink)
+    assert sink.stored == [] and sink.calls == 4
+    assert str(BLOB_DIGEST) in str(err.value)
+
+
+def test_blob_with_wrong_bytes_is_a_digest_mismatch_fetched_once(rsps: responses.RequestsMock,
+                                                                 sleeps: list[float]) -> None:
+    _blob(rsps, b"not the layer you asked for")
+    sink = Sink()
+    with make_client(sleeps) as c, pytest.raises(DigestMismatch) as err:
+        c.blob_fetch("lib/app", BLOB_DIGEST, sink)
+    assert sink.stored == [] and calls(rsps, BLOB_URL) == 1 and sleeps == []
+    assert err.value.expected == str(BLOB_DIGEST) and BLOB_URL in str(err.value)
+
+
+def test_manifest_by_digest_with_wrong_bytes_is_a_digest_mismatch(rsps: responses.RequestsMock,
+                                                                  sleeps: list[float]) -> None:
+    doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+                      "digest": str(Digest.of(b"{}"))}, "layers": []}
+    wanted = Digest.of(b"something else")
+    url = f"{BASE}/v2/lib/app/manifests/{wanted}"
+    rsps.add(responses.GET, url, body=json.dumps(doc), content_type="application/vnd.oci.image.manifest.v1+json")
+    with make_client(sleeps) as c, pytest.raises(DigestMismatch):
+        c.manifest_get("lib/app", str(wanted))
+    assert calls(rsps, url) == 1
+
+
+def test_401_without_challenge_is_a_clear_error(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    rsps.add(responses.GET, TAGS_URL, status=401)
+    with make_client(sleeps) as c, pytest.raises(RegistryError) as err:
+        c.tag_list("lib/app")
+    assert err.value.status == 401 and "no WWW-Authenticate" in str(err.value)
+    assert "credentials" in (err.value.hint or "") and calls(rsps, TAGS_URL) == 1
+
+
+def test_credentials_in_url_are_redacted_from_errors(sleeps: list[float]) -> None:
+    url = "https://bob:hunter2@reg.example"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.GET, f"{BASE}/v2/", status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        rsps.add(responses.GET, TAGS_URL, status=404, json={"errors": [{"code": "NAME_UNKNOWN", "message": "x"}]})
+        with make_client(sleeps, url=url) as c, pytest.raises(RegistryError) as err:
+            c.tag_list("lib/app")
+        assert rsps.calls[1].request.headers["Authorization"] == "Basic Ym9iOmh1bnRlcjI="  # bob:hunter2
+    assert "hunter2" not in str(err.value) and "hunter2" not in err.value.url
+    assert "reg.example/v2/lib/app/tags/list" in str(err.value)
+
+
+def test_connection_error_message_is_redacted(sleeps: list[float]) -> None:
+    url = "https://bob:hunter2@reg.example"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.GET, f"{BASE}/v2/",
+                 body=requests.ConnectionError(f"cannot connect to {url}/v2/ (bob:hunter2)"))
+        with make_client(sleeps, url=url) as c, pytest.raises(RegistryError) as err:
+            c.ping()
+    assert err.value.status == 0 and err.value.temporary and len(sleeps) == 3
+    assert "https://reg.example/v2/" in str(err.value) and "@reg.example" not in str(err.value)
+
+
+def test_blob_redirect_to_storage_carries_no_credentials(sleeps: list[float]) -> None:
+    storage = f"https://storage.example/blobs/{BLOB_DIGEST.hex}?sig=abc"
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{BASE}/v2/", status=401, headers={"WWW-Authenticate": 'Basic realm="reg"'})
+        rsps.add(responses.GET, BLOB_URL, status=307, headers={"Location": storage})
+        rsps.add(responses.GET, storage, body=BLOB)
+        cfg = RegistryConfig(BASE, username_env="U", password_env="P")
+        with RegistryClient(cfg, env={"U": "bob", "P": "hunter2"}, retry=RetryPolicy(sleep=sleeps.append)) as c:
+            data = c.blob_fetch("lib/app", BLOB_DIGEST, lambda chunks: b"".join(chunks))
+            assert c.stats.counts == {"ping": 1, "blob_get": 1, "redirect": 1}
+        registry_req, storage_req = rsps.calls[1].request, rsps.calls[2].request
+    assert data == BLOB
+    assert registry_req.headers["Authorization"].startswith("Basic ")
+    assert "Authorization" not in storage_req.headers
+
+
+def test_bearer_token_refreshed_on_401_and_access_token_accepted(sleeps: list[float]) -> None:
+    realm = "https://auth.example/token"
+    challenge = f'Bearer realm="{realm}",service="reg.example",scope="repository:lib/app:pull"'
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{BASE}/v2/", status=401, headers={"WWW-Authenticate": challenge})
+        rsps.add(responses.GET, realm, json={"access_token": "tok-1", "expires_in": 300})
+        rsps.add(responses.GET, TAGS_URL, json=tags_body("a"))
+        rsps.add(responses.GET, TAGS_URL, status=401, headers={"WWW-Authenticate": challenge})  # tok-1 revoked
+        rsps.add(responses.GET, realm, json={"token": "tok-2"})
+        rsps.add(responses.GET, TAGS_URL, json=tags_body("a", "b"))
+        with RegistryClient(RegistryConfig(BASE), retry=RetryPolicy(sleep=sleeps.append)) as c:
+            assert c.tag_list("lib/app") == ["a"]
+            assert c.tag_list("lib/app") == ["a", "b"]
+            assert c.stats.counts["token"] == 2
+        auths = [call.request.headers.get("Authorization") for call in rsps.calls
+                 if call.request.url and call.request.url.startswith(TAGS_URL)]
+        token_query = rsps.calls[1].request.url
+    assert auths == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]
+    assert token_query is not None and "service=reg.example" in token_query and "scope=repository" in token_query

@@ -1,0 +1,148 @@
+"""The sync operation over an in-memory upstream: what gets fetched, what is counted,
+what a failure leaves behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import SyncFailed
+from reconciler.model import Digest
+from reconciler.model.tagfilter import TagFilter
+from reconciler.ops.sync import ProgressEvent, refresh_upstream, sync
+from reconciler.store.protocol import Origin
+from tests.support.fakeupstream import FakeUpstream
+from tests.support.imagegen import build_image, build_multiarch
+
+
+@pytest.fixture
+def upstream() -> FakeUpstream:
+    up = FakeUpstream(page_size=2)
+    up.push("lib/app", build_image("app-v1"), "v1")
+    up.push("lib/app", build_image("app-v2", oci=True), "v2", "latest", "stable")
+    up.push("lib/app", build_multiarch("app-multi"), "multi")
+    up.push("lib/app", build_multiarch("app-ocimulti", oci=True), "oci-multi")
+    return up
+
+
+def tags_of(store, repo: str) -> dict[str, Digest]:  # type: ignore[no-untyped-def]
+    return {n: e.digest for n, e in store.version_get(repo).tags.items()}
+
+
+def test_first_sync_fetches_everything_once_and_commits_one_version(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    store.repository_create("app")
+    events: list[ProgressEvent] = []
+    result = sync(store, upstream, "app", upstream_name="lib/app", progress=events.append)
+    assert result.version == 1
+    assert tags_of(store, "app") == upstream.repos["lib/app"].tags
+    assert {e.origin for e in store.version_get("app").tags.values()} == {Origin.SYNC}
+    assert result.tags_added == ("latest", "multi", "oci-multi", "stable", "v1", "v2")
+    # 2 images + 2 indexes with 3 children each
+    assert result.manifests_added == 10
+    assert store.version_get("app").content.counts() == {"blobs": result.blobs_added, "manifests": 8, "indexes": 2}
+    # each blob downloaded once although platforms share a base layer
+    assert len(upstream.blob_log) == len(set(upstream.blob_log)) == result.blobs_added
+    assert upstream.stats.counts["tags"] == 3  # 6 tags, 2 per page
+    assert upstream.stats.counts["head"] == 6
+    assert {e.phase for e in events} == {"tags", "manifests", "blobs"}
+    assert store.check().ok
+
+
+def test_second_sync_without_change_costs_only_tag_list_and_heads(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    store.repository_create("app")
+    sync(store, upstream, "app", upstream_name="lib/app")
+    upstream.stats.counts.clear()
+    generation = store.generation()
+    result = sync(store, upstream, "app", upstream_name="lib/app")
+    assert result.version is None
+    assert upstream.stats.counts == {"tags": 3, "head": 6}
+    assert result.requests == 9
+    assert store.repository_get("app").latest_version == 1
+    assert store.generation() == generation
+
+
+def test_blobs_shared_between_repositories_are_downloaded_once(store) -> None:  # type: ignore[no-untyped-def]
+    up = FakeUpstream()
+    base = (b"common base layer",)
+    up.push("one", build_image("one", shared=base), "latest")
+    up.push("two", build_image("two", shared=base), "latest")
+    store.repository_create("one")
+    store.repository_create("two")
+    sync(store, up, "one", upstream_name="one")
+    sync(store, up, "two", upstream_name="two")
+    assert len(up.blob_log) == len(set(up.blob_log))
+    shared = set(store.version_get("one").content.blobs) & set(store.version_get("two").content.blobs)
+    assert len(shared) == 1
+
+
+def test_registry_without_digest_header_costs_one_get_per_tag(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    upstream.send_digest = False
+    store.repository_create("app")
+    sync(store, upstream, "app", upstream_name="lib/app", tag_filter=TagFilter(include=("v1",)))
+    # one GET by tag to learn the digest, none by digest afterwards
+    assert upstream.stats.counts["manifest_get"] == 1
+    assert tags_of(store, "app") == {"v1": upstream.repos["lib/app"].tags["v1"]}
+
+
+def test_filter_selects_tags(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    store.repository_create("app")
+    result = sync(store, upstream, "app", upstream_name="lib/app",
+                  tag_filter=TagFilter(include=("v*", "re:multi|latest"), exclude=("v2",)))
+    assert set(tags_of(store, "app")) == {"v1", "multi", "latest"}
+    assert result.tags_selected == 3
+    assert upstream.stats.counts["head"] == 3
+
+
+def test_corrupt_blob_fails_and_leaves_repository_unchanged(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    store.repository_create("app")
+    sync(store, upstream, "app", upstream_name="lib/app", tag_filter=TagFilter(include=("v1",)))
+    before = store.version_get("app")
+    img = build_image("bad")
+    upstream.push("lib/app", img, "v1")
+    bad = next(Digest.parse(d) for d in img.blobs if Digest.parse(d) not in before.content.blobs)
+    upstream.corrupt_blobs[bad] = b"x" * len(img.blobs[str(bad)])
+    with pytest.raises(SyncFailed) as info:
+        sync(store, upstream, "app", upstream_name="lib/app", tag_filter=TagFilter(include=("v1",)))
+    msg = str(info.value)
+    assert str(bad) in msg and "tag 'v1'" in msg and "digest mismatch" in msg
+    assert f"http://fake.invalid/v2/lib/app/blobs/{bad}" in msg
+    after = store.version_get("app")
+    assert (after.number, after.tags, after.content) == (before.number, before.tags, before.content)
+    assert not store.blob_has(bad)
+    assert not store.manifest_has(img.digest)
+    assert store.check().ok
+
+
+def test_tag_deleted_between_listing_and_head_is_skipped(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    upstream.after_list = lambda name: upstream.delete_tag(name, "v1")
+    store.repository_create("app")
+    result = sync(store, upstream, "app", upstream_name="lib/app")
+    assert "v1" not in tags_of(store, "app")
+    assert result.tags_dropped == ("v1",)
+    assert len(tags_of(store, "app")) == 5
+
+
+def test_foreign_layers_are_recorded_not_downloaded(store) -> None:  # type: ignore[no-untyped-def]
+    up = FakeUpstream()
+    img = build_image("win", foreign=True)
+    up.push("win", img, "latest")
+    store.repository_create("win")
+    result = sync(store, up, "win", upstream_name="win")
+    assert result.foreign_layers == 1
+    foreign = img.manifest.foreign_layers()[0].digest  # type: ignore[union-attr]
+    assert foreign not in up.blob_log and not store.blob_has(foreign)
+    assert store.check().ok
+
+
+def test_pinned_digests_are_fetched_without_resolving(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    store.repository_create("app")
+    pinned = {"v1": upstream.repos["lib/app"].tags["v1"]}
+    upstream.push("lib/app", build_image("moved"), "v1")  # moved after the plan was made
+    sync(store, upstream, "app", upstream_name="lib/app", pinned=pinned)
+    assert tags_of(store, "app") == pinned
+    assert "tags" not in upstream.stats.counts and "head" not in upstream.stats.counts
+
+
+def test_refresh_returns_selected_tags_and_request_count(upstream: FakeUpstream) -> None:
+    view = refresh_upstream(upstream, "lib/app", TagFilter(exclude=("*multi",)))
+    assert set(view.tags) == {"v1", "v2", "latest", "stable"}
+    assert view.requests == 3 + 4 and view.listed == 6
