@@ -4,7 +4,9 @@ chosen and put together. The CLI and tests call these functions."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.errors import InvalidInput, StoreError
@@ -14,8 +16,11 @@ from reconciler.registry.protocol import RegistryConfig, UpstreamSource
 from reconciler.store.protocol import Store
 
 if TYPE_CHECKING:
+    from reconciler.apply.runner import ApplyResult
+    from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
     from reconciler.ops.sync import SyncResult
+    from reconciler.plan.model import Plan
     from reconciler.server import RegistryApp
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
@@ -118,3 +123,69 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
     setup_access_log()
     GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
                    workers=workers, threads=threads).run()
+
+
+# -- plan and apply -----------------------------------------------------------------------
+
+def upstream_source(spec: RegistrySpec) -> UpstreamSource:
+    """The upstream client for a ``registries:`` entry (or ad-hoc feed URL) of repos.yaml."""
+    return registry_client(RegistryConfig(
+        url=spec.url, username_env=spec.username_env, password_env=spec.password_env, auth_file=spec.auth_file,
+        tls_verify=spec.tls_verify, ca_file=spec.ca_file, client_cert=spec.client_cert, client_key=spec.client_key,
+        max_concurrency=spec.max_concurrency))
+
+
+def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
+          prune_repositories: bool) -> Plan:
+    from datetime import datetime
+
+    from reconciler.plan.diff import diff, with_sources
+    from reconciler.plan.refresh import refresh as do_refresh
+
+    repo_ids = with_sources(desired.repositories, targets) if targets else None
+    observed = do_refresh(store, desired, upstream_source, upstreams=refresh, repo_ids=repo_ids)
+    return diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
+                created=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), refresh: bool = True,
+              prune_repositories: bool = False) -> Plan:
+    """``reconciler plan``: load repos.yaml, refresh, diff. Writes nothing."""
+    from reconciler.desired.loader import load_desired
+
+    return _plan(store, load_desired(path), targets=targets, refresh=refresh, prune_repositories=prune_repositories)
+
+
+def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), lock_timeout: float = 60.0,
+               prune_repositories: bool = False) -> tuple[Plan, ApplyResult]:
+    """``reconciler apply -f``: plan and apply under one hold of the store lock (so
+    nothing can change in between)."""
+    from reconciler.apply.runner import Runner
+    from reconciler.desired.loader import load_desired
+
+    desired = load_desired(path)
+    with store.lock(lock_timeout):
+        plan = _plan(store, desired, targets=targets, refresh=True, prune_repositories=prune_repositories)
+        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply -f {path}").run()
+    return plan, result
+
+
+def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float = 60.0) -> tuple[Plan, ApplyResult]:
+    """``reconciler apply PLAN``: exactly the reviewed actions and digests; a plan made
+    against another store generation or desired file is refused."""
+    from reconciler.apply.runner import Runner, check_fresh
+    from reconciler.desired.loader import load_desired
+    from reconciler.plan.model import Plan as PlanValue
+    from reconciler.plan.refresh import file_sha256
+
+    try:
+        text = Path(plan_path).read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the plan {plan_path}: {exc.strerror or exc}",
+                           hint="save one with `reconciler plan -f repos.yaml --out PLAN`") from exc
+    plan = PlanValue.loads(text, where=str(plan_path))
+    desired = load_desired(plan.desired_path)
+    with store.lock(lock_timeout):
+        check_fresh(plan, store, desired, file_sha256)
+        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply {plan_path}").run()
+    return plan, result

@@ -30,7 +30,7 @@ fi
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [[ -n $want_test ]]; then
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,dev]'
 else
   .venv/bin/python -m pip install -q -e .
 fi

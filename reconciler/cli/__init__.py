@@ -43,6 +43,7 @@ def _register() -> None:
     from reconciler.cli import (
         content_cmds,
         export_cmds,
+        plan_cmds,
         publish_cmds,
         repo_cmds,
         serve_cmds,
@@ -52,8 +53,7 @@ def _register() -> None:
     )
 
     # publish_cmds adds `repo rollback`, so it comes after repo_cmds
-    for module in (store_cmds, repo_cmds, content_cmds, sync_cmds, validate_cmd, publish_cmds, serve_cmds,
-                   export_cmds):
+    for module in (store_cmds, repo_cmds, publish_cmds, serve_cmds, content_cmds, validate_cmd, sync_cmds, plan_cmds, export_cmds):
         module.register(cli)
 
 

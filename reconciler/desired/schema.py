@@ -17,7 +17,6 @@ from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from reconciler.desired.diagnostics import Diagnostic, Path, format_path
 from reconciler.desired.yamlpos import Positions
@@ -87,7 +86,9 @@ _TYPE_WORDS = {"string": "a string", "boolean": "true or false", "integer": "a w
                "array": "a list", "object": "a mapping", "number": "a number"}
 
 
-def _translate(error: ValidationError, positions: Positions) -> Iterator[Found]:
+def _translate(error: Any, positions: Positions) -> Iterator[Found]:
+    # `Any`: jsonschema types these attributes as "value or Unset"; a ValidationError from
+    # iter_errors always has them set
     path: Path = tuple(error.absolute_path)
     kind = error.validator
     instance = error.instance
@@ -169,7 +170,7 @@ def _bad_pattern(pattern: str, value: str, path: Path) -> str:
     return f"{value!r} does not match {pattern}"
 
 
-def _any_of(error: ValidationError, positions: Positions) -> Iterator[Found]:
+def _any_of(error: Any, positions: Positions) -> Iterator[Found]:
     path: Path = tuple(error.absolute_path)
     context = list(error.context or ())
     if context and all(e.validator == "required" for e in context):

@@ -63,10 +63,10 @@ class PositionLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.alias_uses: list[tuple[yaml.Mark, Node]] = []
 
-    def compose_node(self, parent: Node | None, index: object) -> Node | None:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            target = self.anchors.get(event.anchor)  # type: ignore[attr-defined]
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            target = self.anchors.get(event.anchor)
             if target is not None:
                 self.alias_uses.append((event.start_mark, target))
         return super().compose_node(parent, index)  # type: ignore[arg-type]

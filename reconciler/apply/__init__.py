@@ -1,0 +1,1 @@
+"""Apply: execute a ``Plan`` against the store under its lock, journaled."""

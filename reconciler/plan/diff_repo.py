@@ -1,0 +1,369 @@
+"""The diff of one repository: desired spec + predicted state -> actions (pure).
+
+``RepoDiff`` walks a repository's declaration in the order apply executes it (sync,
+uploads, copies, tag pins, removals, prune, publish), transforming a ``RepoState`` the
+way each action will, so later steps see the state earlier ones leave behind. It records
+which action brings each digest and sets each tag: those are the dependencies (a copy
+depends on the source repository's action that set the tag it copies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reconciler.desired.model import ALL, RepositorySpec, Selection
+from reconciler.errors import ContentNotFound
+from reconciler.model import Digest
+from reconciler.ops.cascade import RefGraph, unreferenced
+from reconciler.ops.state import RepoState
+from reconciler.plan import model as pm
+from reconciler.plan import steps
+from reconciler.plan.model import Action, Change, Download, Op
+from reconciler.plan.observed import Observed, ObservedRepo
+from reconciler.store.protocol import ContentSet, Origin, TagEntry
+
+
+@dataclass
+class Ledger:
+    """Plan-wide bookkeeping shared by every repository's diff."""
+
+    observed: Observed
+    #: predicted state of every repository after this plan
+    after: dict[str, RepoState] = field(default_factory=dict)
+    #: (repo, tag) -> id of the action that sets it; (repo, digest) -> action bringing it
+    tag_setter: dict[tuple[str, str], str] = field(default_factory=dict)
+    provider: dict[tuple[str, Digest], str] = field(default_factory=dict)
+    counted_blobs: set[Digest] = field(default_factory=set)
+    counted_manifests: set[Digest] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+
+    @property
+    def graph(self) -> RefGraph:
+        return self.observed.graph
+
+    def download_for(self, content: ContentSet) -> pm.Download:
+        """Upstream content in ``content`` the store lacks and no earlier action fetches."""
+        missing = self.observed.missing_blobs
+        blobs = [b for b in content.blobs if b in missing and b not in self.counted_blobs]
+        manifests = [m for m in (content.manifests | content.indexes)
+                     if m in self.observed.missing_manifests and m not in self.counted_manifests]
+        self.counted_blobs.update(blobs)
+        self.counted_manifests.update(manifests)
+        return Download(len(blobs), sum(missing[b] for b in blobs), len(manifests))
+
+    def unique_id(self, base: str) -> str:
+        candidate, n = base, 2
+        while candidate in self.ids:
+            candidate, n = f"{base}#{n}", n + 1
+        self.ids.add(candidate)
+        return candidate
+
+
+def _counts(content: ContentSet, tags: int = 0) -> dict[str, int]:
+    out = {k: v for k, v in content.counts().items() if v}
+    if tags:
+        out["tags"] = tags
+    return out
+
+
+class RepoDiff:
+    def __init__(self, spec: RepositorySpec, observed: ObservedRepo | None, ledger: Ledger) -> None:
+        self.spec = spec
+        self.repo = spec.id
+        self.obs = observed
+        self.ledger = ledger
+        self.graph = ledger.graph
+        self.state = observed.state if observed else RepoState()
+        self.actions: list[Action] = []
+        self.base_deps: tuple[str, ...] = ()
+        self.declared_tags: set[str] = set()
+        self.declared_roots: set[Digest] = set()
+        self.prune_safe = True  # False when an upload's content is unknown (never prune blind)
+        self.unmanaged: pm.Unmanaged | None = None
+
+    # -- helpers --------------------------------------------------------------------------
+    def _add(self, op: Op, change: Change, subject: str, reason: str, *, deps: Iterable[str] = (),
+             **kw: object) -> Action:
+        action_id = self.ledger.unique_id(f"{self.repo}/{op.value}/{subject}")
+        all_deps = tuple(dict.fromkeys([*self.base_deps, *(d for d in deps if d != action_id)]))
+        action = Action(id=action_id, op=op, change=change, repo=self.repo, reason=reason,
+                        depends_on=all_deps, **kw)  # type: ignore[arg-type]
+        self.actions.append(action)
+        return action
+
+    def _bring(self, action: Action, before: RepoState) -> None:
+        """Record that ``action`` brings the content and tags it added."""
+        for digest, _ in self.state.content.difference(before.content).items():
+            self.ledger.provider.setdefault((self.repo, digest), action.id)
+        for name, entry in self.state.tags.items():
+            if before.tags.get(name) != entry:
+                self.ledger.tag_setter[(self.repo, name)] = action.id
+
+    def _providers(self, repo: str, content: ContentSet) -> list[str]:
+        return sorted({self.ledger.provider[(repo, d)] for d, _ in content.items()
+                       if (repo, d) in self.ledger.provider})
+
+    def _source_state(self, source: str) -> RepoState:
+        if source == self.repo:
+            return self.state
+        if source in self.ledger.after:
+            return self.ledger.after[source]
+        obs = self.ledger.observed.repos.get(source)
+        if obs is None:
+            raise ContentNotFound(f"repository {self.repo!r} copies from {source!r}, which is neither in "
+                                  "repos.yaml nor in the store", hint="declare the source repository")
+        return obs.state
+
+    def _set_tag(self, op: Op, tag: str, digest: Digest, origin: Origin, reason: str, *,
+                 deps: Iterable[str] = (), cascade: bool = False, **kw: object) -> None:
+        current = self.state.tags.get(tag)
+        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade)
+        if step.state == self.state:
+            return
+        new = step.state.content.difference(self.state.content)
+        change = Change.CREATE if current is None else Change.UPDATE
+        before = self.state
+        action = self._add(op, change, tag, reason, deps=deps, tag=tag, digest=digest,
+                           old_digest=current.digest if current and current.digest != digest else None,
+                           download=self.ledger.download_for(new) if op is Op.SYNC_TAG else Download(),
+                           adds=_counts(new), removes=_counts(step.removed), cascade=cascade and bool(len(step.removed)),
+                           **kw)
+        self.state = step.state
+        self._bring(action, before)
+
+    def _remove_tag(self, tag: str, reason: str, *, cascade: bool = False) -> None:
+        step = steps.remove_tag(self.state, self.graph, tag, cascade=cascade)
+        old = self.state.tags[tag].digest
+        self._add(Op.REMOVE_TAG, Change.DELETE, tag, reason, tag=tag, old_digest=old, cascade=cascade,
+                  removes=_counts(step.removed, tags=step.removed_tags))
+        self.state = step.state
+
+    # -- steps, in apply order --------------------------------------------------------------
+    def run(self) -> list[Action]:
+        self._repository()
+        self._sync()
+        self._uploads()
+        self._copies()
+        self._pins()
+        self._removals()
+        self._prune()
+        self._publish()
+        self.ledger.after[self.repo] = self.state
+        return self.actions
+
+    def _repository(self) -> None:
+        spec = self.spec
+        feed = spec.feed.url if spec.feed else None
+        if self.obs is None:
+            a = self._add(Op.CREATE_REPOSITORY, Change.CREATE, "repository", pm.DECLARED,
+                          feed=feed, upstream_name=spec.upstream_name)
+            self.base_deps = (a.id,)
+        elif (self.obs.repository.feed, self.obs.repository.upstream_name) != (feed, spec.upstream_name):
+            self._add(Op.UPDATE_REPOSITORY, Change.UPDATE, "repository", pm.DECLARED,
+                      feed=feed, upstream_name=spec.upstream_name)
+
+    def _excluded(self) -> set[str]:
+        """Tag names another declaration owns: a pin or a removal wins over the sync."""
+        return {p.name for p in self.spec.pins} | set(self.spec.remove.tags)
+
+    def _sync(self) -> None:
+        spec = self.spec
+        if spec.feed is None:
+            return
+        excluded = self._excluded()
+        upstream = self.ledger.observed.upstreams.get(self.repo)
+        synced_here = {t for t, e in self.state.tags.items() if e.origin is Origin.SYNC
+                       and spec.tag_filter.matches(t) and t not in excluded}
+        if upstream is None or upstream.error:
+            # not refreshed (or the refresh failed): what was synced stays declared, nothing moves
+            self.declared_tags |= synced_here
+            if upstream is not None and upstream.error:
+                self.ledger.warnings.append(f"{self.repo}: upstream {upstream.name} not refreshed "
+                                            f"({upstream.error}); its tags are left as they are")
+            return
+        selected = {t: d for t, d in upstream.tags.items() if spec.tag_filter.matches(t) and t not in excluded}
+        self.declared_tags |= set(selected)
+        for tag in sorted(selected):
+            current = self.state.tags.get(tag)
+            reason = pm.NEW_UPSTREAM_TAG if current is None else pm.TAG_MOVED_UPSTREAM
+            self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror)
+        if not spec.mirror:
+            self.declared_tags |= synced_here  # additive sync: vanished tags stay and stay declared
+            return
+        gone = sorted(synced_here - set(selected))
+        if gone and not selected and not spec.allow_empty:
+            self.declared_tags |= synced_here
+            self.ledger.warnings.append(
+                f"{self.repo}: upstream {upstream.name} returned no tags matching the filter; the mirror "
+                f"removes nothing ({len(gone)} tags kept) unless allow_empty: true")
+            return
+        for tag in gone:
+            self._remove_tag(tag, pm.TAG_GONE_UPSTREAM, cascade=True)
+
+    def _uploads(self) -> None:
+        for upload in self.spec.uploads:
+            key = (self.repo, str(upload.file))
+            info = self.ledger.observed.uploads.get(key)
+            if upload.tag:
+                self.declared_tags.add(upload.tag)
+            if info is None or info.content is None:
+                # cannot see inside the file without importing it: import when the tag is
+                # missing, and never prune this repository blind
+                self.prune_safe = False
+                if upload.tag is None or upload.tag not in self.state.tags:
+                    self._add(Op.UPLOAD, Change.CREATE, str(upload.file), pm.DECLARED, file=str(upload.file),
+                              tag=upload.tag, file_digest=info.file_digest if info else None)
+                continue
+            self.declared_roots |= set(info.roots)
+            # as the import does: a tagged upload tags its one top-level image
+            target = None
+            if upload.tag:
+                target = info.roots[0] if len(info.roots) == 1 else info.tags.get(upload.tag)
+            current = self.state.tags.get(upload.tag) if upload.tag else None
+            new = info.content.difference(self.state.content)
+            tag_ok = upload.tag is None or (current is not None and current.digest == target)
+            if not len(new) and tag_ok:
+                continue
+            before = self.state
+            change = Change.CREATE if current is None else Change.UPDATE
+            action = self._add(Op.UPLOAD, change, str(upload.file), pm.DECLARED, file=str(upload.file),
+                               tag=upload.tag, digest=target, file_digest=info.file_digest,
+                               old_digest=current.digest if current and current.digest != target else None,
+                               adds=_counts(new))
+            self.state = self.state.with_content(info.content)
+            if upload.tag and target is not None:
+                self.state = self.state.with_tags({upload.tag: TagEntry(target, Origin.UPLOAD)})
+            self._bring(action, before)
+
+    @staticmethod
+    def _names(selection: Selection, available: Iterable[str]) -> list[str]:
+        return sorted(available) if selection == ALL else list(selection)
+
+    def _copies(self) -> None:
+        for copy in self.spec.copies:
+            source = copy.from_repo
+            src = self._source_state(source)
+            for tag in self._names(copy.tags, src.tags):
+                entry = src.tags.get(tag)
+                if entry is None:
+                    raise ContentNotFound(
+                        f"repository {self.repo!r} copies tag {tag!r} from {source!r}, which will not have it "
+                        f"after this plan (it has {', '.join(sorted(src.tags)) or 'no tags'})",
+                        hint="fix the tag name in repos.yaml or make the source repository provide it")
+                self.declared_tags.add(tag)
+                closure = self.graph.closure([entry.digest])
+                deps = [*self._providers(source, closure)]
+                if (source, tag) in self.ledger.tag_setter:
+                    deps.append(self.ledger.tag_setter[(source, tag)])
+                self._set_tag(Op.COPY_TAG, tag, entry.digest, Origin.COPY, pm.DECLARED, deps=deps,
+                              source_repo=source, source_tag=tag)
+            for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
+                                          ("index", copy.indexes, src.content.indexes)):
+                if selection != ALL and not selection:
+                    continue
+                digests = sorted(pool) if selection == ALL else [Digest.parse(d) for d in selection]
+                absent = [str(d) for d in digests if d not in pool]
+                if absent:
+                    raise ContentNotFound(f"repository {self.repo!r} copies {kind} {', '.join(absent)} from "
+                                          f"{source!r}, which will not hold it after this plan")
+                self.declared_roots |= set(digests)
+                closure = self.graph.closure(digests)
+                new = closure.difference(self.state.content)
+                if not len(new):
+                    continue
+                before = self.state
+                action = self._add(Op.COPY_CONTENT, Change.CREATE, f"{kind}-from-{source}", pm.DECLARED,
+                                   deps=self._providers(source, closure), source_repo=source, kind=kind,
+                                   digests=tuple(d for d in digests if d in new), adds=_counts(new))
+                self.state = self.state.with_content(closure)
+                self._bring(action, before)
+
+    def _pins(self) -> None:
+        for pin in self.spec.pins:
+            self.declared_tags.add(pin.name)
+            if pin.source_repo and pin.source_tag:
+                src = self._source_state(pin.source_repo)
+                entry = src.tags.get(pin.source_tag)
+                if entry is None:
+                    raise ContentNotFound(f"repository {self.repo!r} pins tag {pin.name!r} to "
+                                          f"{pin.source_repo}:{pin.source_tag}, a tag that will not exist "
+                                          "after this plan", hint="fix the tag in repos.yaml")
+                digest = entry.digest
+                closure = self.graph.closure([digest])
+                deps = self._providers(pin.source_repo, closure)
+                setter = self.ledger.tag_setter.get((pin.source_repo, pin.source_tag))
+                if setter:
+                    deps.append(setter)
+                self._set_tag(Op.PIN_TAG, pin.name, digest, Origin.PIN, pm.DECLARED, deps=deps,
+                              source_repo=pin.source_repo, source_tag=pin.source_tag)
+            else:
+                assert pin.digest is not None
+                if pin.digest not in self.state.content.manifests | self.state.content.indexes:
+                    raise ContentNotFound(f"repository {self.repo!r} pins tag {pin.name!r} to {pin.digest}, "
+                                          "which the repository will not hold after this plan",
+                                          hint="copy or upload that manifest first, or fix the digest")
+                deps = self._providers(self.repo, self.graph.closure([pin.digest]))
+                self._set_tag(Op.PIN_TAG, pin.name, pin.digest, Origin.PIN, pm.DECLARED, deps=deps)
+
+    def _removals(self) -> None:
+        rm = self.spec.remove
+        for tag in rm.tags:
+            if tag in self.state.tags:
+                self._remove_tag(tag, pm.DECLARED)
+        for kind, digests in (("index", rm.indexes), ("manifest", rm.manifests)):
+            pool = self.state.content.indexes if kind == "index" else self.state.content.manifests
+            present = tuple(sorted(d for d in digests if d in pool))
+            if not present:
+                continue
+            step = steps.remove_content(self.state, self.graph, kind, present)
+            self._add(Op.REMOVE_CONTENT, Change.DELETE, f"{kind}s", pm.DECLARED, kind=kind, digests=present,
+                      removes=_counts(step.removed, tags=step.removed_tags))
+            self.state = step.state
+
+    def _prune(self) -> None:
+        undeclared = sorted(t for t in self.state.tags if t not in self.declared_tags)
+        declared_content = self.graph.closure(self.declared_roots)
+        if not self.spec.prune:
+            orphans = unreferenced(self.state, self.graph).difference(declared_content)
+            if undeclared or orphans.manifests or orphans.indexes:
+                self.unmanaged = pm.Unmanaged(self.repo, tuple(undeclared), len(orphans.manifests),
+                                              len(orphans.indexes))
+            return
+        if not self.prune_safe:
+            self.ledger.warnings.append(f"{self.repo}: prune skipped: an upload's content is not known "
+                                        "before import; run apply again to prune")
+            return
+        for tag in undeclared:
+            self._remove_tag(tag, pm.REMOVED_FROM_DESIRED)
+        orphans = unreferenced(self.state, self.graph).difference(declared_content)
+        roots = tuple(sorted(orphans.manifests | orphans.indexes))
+        step = steps.remove_content(self.state, self.graph, "untagged", roots)
+        if not len(step.removed):
+            return
+        self._add(Op.REMOVE_CONTENT, Change.DELETE, "untagged", pm.REMOVED_FROM_DESIRED, kind="untagged",
+                  digests=roots, removes=_counts(step.removed))
+        self.state = step.state
+
+    def _publish(self) -> None:
+        spec, repo = self.spec, self.obs.repository if self.obs else None
+        content_changed = any(a.op not in (Op.CREATE_REPOSITORY, Op.UPDATE_REPOSITORY) for a in self.actions)
+        deps = [a.id for a in self.actions]
+        if spec.publish:
+            if repo is None or repo.published_version is None:
+                reason, change = pm.DECLARED, Change.CREATE
+            elif repo.publish_name != spec.publish or repo.protected != spec.protected:
+                reason, change = pm.DECLARED, Change.UPDATE
+            elif content_changed:
+                reason, change = "new version", Change.UPDATE
+            elif repo.published_version != repo.latest_version:
+                reason = f"published version {repo.published_version} is behind the latest {repo.latest_version}"
+                change = Change.UPDATE
+            else:
+                return
+            self._add(Op.PUBLISH, change, spec.publish, reason, deps=deps, publish_name=spec.publish,
+                      protected=spec.protected)
+        elif repo is not None and repo.published_version is not None:
+            self._add(Op.UNPUBLISH, Change.DELETE, repo.publish_name or "", pm.REMOVED_FROM_DESIRED, deps=deps,
+                      publish_name=repo.publish_name)

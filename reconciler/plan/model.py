@@ -1,0 +1,313 @@
+"""The ``Plan`` value: what apply will do, made by the pure diff, saved as JSON.
+
+A plan is data, not behaviour (Terraform's ``plans.Plan``): ordered ``Action`` values with
+ids, dependencies and reasons, the resolved digest of every tag it sets, what it will
+download, and the store generation and desired-file digest it was made against so that
+apply can refuse a stale plan. Renderers (text, JSON, Markdown) and apply only read it.
+
+The ``Change`` enum is its own display symbol (``+`` create, ``~`` change, ``-`` remove).
+``to_json``/``from_json`` round-trip exactly; ``format_version`` is documented in
+docs/plan-json.md and bumped on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from reconciler.errors import InvalidInput
+from reconciler.model import Digest
+
+FORMAT_VERSION = 1
+
+
+class Change(str, enum.Enum):
+    """What an action does to the thing it names; the value is the display symbol."""
+
+    CREATE = "+"
+    UPDATE = "~"
+    DELETE = "-"
+
+
+class Op(str, enum.Enum):
+    """The kinds of action. Each one is one step of one repository's new version
+    (except the repository and publication actions, which act on the repository)."""
+
+    CREATE_REPOSITORY = "create_repository"
+    UPDATE_REPOSITORY = "update_repository"      # feed / upstream name recorded on the repository
+    DELETE_REPOSITORY = "delete_repository"
+    SYNC_TAG = "sync_tag"                        # set a tag to an upstream digest (fetch its content)
+    UPLOAD = "upload"                            # import a file's images
+    COPY_TAG = "copy_tag"                        # a tag and everything under it from another repository
+    COPY_CONTENT = "copy_content"                # manifests or indexes (no tags) from another repository
+    PIN_TAG = "pin_tag"                          # a tag declared in repos.yaml (REPO:TAG or a digest)
+    REMOVE_TAG = "remove_tag"                    # the tag, and with cascade the content only it held
+    REMOVE_CONTENT = "remove_content"            # manifests / indexes with the remove cascade
+    PUBLISH = "publish"                          # switch the publication to the new version
+    UNPUBLISH = "unpublish"
+
+
+#: reasons, as the user reads them (issue 7 names these)
+NEW_UPSTREAM_TAG = "new upstream tag"
+TAG_MOVED_UPSTREAM = "tag moved upstream"
+TAG_GONE_UPSTREAM = "tag gone upstream (mirror)"
+DECLARED = "declared in repos.yaml"
+REMOVED_FROM_DESIRED = "removed from repos.yaml"
+UNMANAGED = "unmanaged (prune is off)"
+
+
+def cascade_reason(what: str) -> str:
+    return f"cascade from {what}"
+
+
+@dataclass(frozen=True)
+class Download:
+    """Content an action fetches from upstream that the store does not hold yet
+    (deduplicated across the whole store and across the plan's earlier actions)."""
+
+    blobs: int = 0
+    bytes: int = 0
+    manifests: int = 0
+
+    def __add__(self, other: Download) -> Download:
+        return Download(self.blobs + other.blobs, self.bytes + other.bytes, self.manifests + other.manifests)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.blobs or self.manifests)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step. Optional fields are set where the op uses them (see docs/plan-json.md)."""
+
+    id: str
+    op: Op
+    change: Change
+    repo: str
+    reason: str
+    depends_on: tuple[str, ...] = ()
+    tag: str | None = None
+    digest: Digest | None = None               # the digest a tag will point at / the content
+    old_digest: Digest | None = None           # what the tag pointed at before
+    source_repo: str | None = None             # copy / pin from
+    source_tag: str | None = None
+    kind: str | None = None                    # "manifest" | "index" for *_content
+    digests: tuple[Digest, ...] = ()           # COPY_CONTENT / REMOVE_CONTENT subjects
+    file: str | None = None                    # UPLOAD: path of the file
+    file_digest: str | None = None             # UPLOAD: sha256 of the file when planned
+    publish_name: str | None = None            # PUBLISH / UNPUBLISH
+    protected: bool | None = None
+    feed: str | None = None                    # CREATE/UPDATE_REPOSITORY
+    upstream_name: str | None = None
+    #: remove tags / old tag targets together with the content only they needed (mirror)
+    cascade: bool = False
+    download: Download = field(default_factory=Download)
+    #: what the action removes from the repository, per kind (tags, indexes, manifests, blobs)
+    removes: Mapping[str, int] = field(default_factory=dict)
+    #: what the action adds to the repository, per kind
+    adds: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def destructive(self) -> bool:
+        return self.change is Change.DELETE or self.op is Op.UNPUBLISH or any(self.removes.values())
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == () or (isinstance(value, Mapping) and not value):
+                continue
+            if f.name == "cascade" and not value:
+                continue
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, Digest):
+                value = str(value)
+            elif f.name == "digests":
+                value = [str(d) for d in value]
+            elif f.name == "depends_on":
+                value = list(value)
+            elif isinstance(value, Download):
+                if value.empty:
+                    continue
+                value = {"blobs": value.blobs, "bytes": value.bytes, "manifests": value.manifests}
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Action:
+        try:
+            kw: dict[str, Any] = dict(obj)
+            kw["op"] = Op(kw["op"])
+            kw["change"] = Change(kw["change"])
+            for name in ("digest", "old_digest"):
+                if kw.get(name) is not None:
+                    kw[name] = Digest.parse(kw[name])
+            kw["digests"] = tuple(Digest.parse(d) for d in kw.get("digests", ()))
+            kw["depends_on"] = tuple(kw.get("depends_on", ()))
+            kw["download"] = Download(**kw.get("download", {}))
+            return cls(**kw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"invalid action in plan: {exc}: {dict(obj)!r}") from exc
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    """How a repository appears in the rendering: ``+`` new, ``~`` changed, ``-`` deleted,
+    ``=`` unchanged; ``label`` is ``hub: library/busybox`` for synced repositories."""
+
+    id: str
+    status: str
+    label: str | None = None
+    publish_name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in (("id", self.id), ("status", self.status), ("label", self.label),
+                                  ("publish_name", self.publish_name)) if v is not None}
+
+
+@dataclass(frozen=True)
+class Unmanaged:
+    """Content a repository holds that repos.yaml does not declare, kept because prune is off."""
+
+    repo: str
+    tags: tuple[str, ...] = ()
+    untagged_manifests: int = 0
+    untagged_indexes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repo": self.repo, "tags": list(self.tags), "untagged_manifests": self.untagged_manifests,
+                "untagged_indexes": self.untagged_indexes}
+
+
+@dataclass(frozen=True)
+class RefreshInfo:
+    refreshed: bool = True
+    upstreams: int = 0
+    tags: int = 0
+    seconds: float = 0.0
+    requests: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"refreshed": self.refreshed, "upstreams": self.upstreams, "tags": self.tags,
+                "seconds": round(self.seconds, 3), "requests": self.requests}
+
+
+@dataclass(frozen=True)
+class Plan:
+    desired_path: str
+    desired_digest: str
+    store_generation: int
+    actions: tuple[Action, ...] = ()
+    repositories: tuple[RepoSummary, ...] = ()
+    unmanaged: tuple[Unmanaged, ...] = ()
+    #: in the store, not in repos.yaml, kept (no --prune-repositories)
+    unknown_repositories: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    prune_repositories: bool = False
+    refresh: RefreshInfo = field(default_factory=RefreshInfo)
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+
+    # -- summaries ------------------------------------------------------------------
+    def count(self, change: Change) -> int:
+        return sum(1 for a in self.actions if a.change is change)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    @property
+    def download(self) -> Download:
+        total = Download()
+        for a in self.actions:
+            total = total + a.download
+        return total
+
+    def action(self, action_id: str) -> Action:
+        for a in self.actions:
+            if a.id == action_id:
+                return a
+        raise KeyError(action_id)
+
+    def actions_for(self, repo: str) -> list[Action]:
+        return [a for a in self.actions if a.repo == repo]
+
+    def summary_json(self) -> dict[str, Any]:
+        d = self.download
+        return {"add": self.count(Change.CREATE), "change": self.count(Change.UPDATE),
+                "remove": self.count(Change.DELETE), "download_blobs": d.blobs, "download_bytes": d.bytes,
+                "download_manifests": d.manifests}
+
+    # -- (de)serialisation ----------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "created": self.created,
+            "desired": {"path": self.desired_path, "digest": self.desired_digest},
+            "store_generation": self.store_generation,
+            "targets": list(self.targets),
+            "prune_repositories": self.prune_repositories,
+            "refresh": self.refresh.to_json(),
+            "summary": self.summary_json(),
+            "repositories": [r.to_json() for r in self.repositories],
+            "actions": [a.to_json() for a in self.actions],
+            "unmanaged": [u.to_json() for u in self.unmanaged],
+            "unknown_repositories": list(self.unknown_repositories),
+            "warnings": list(self.warnings),
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: what the journal records and apply names."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], *, where: str = "plan") -> Plan:
+        if not isinstance(obj, Mapping):
+            raise InvalidInput(f"{where}: not a saved plan (expected a JSON object)")
+        version = obj.get("format_version")
+        if version != FORMAT_VERSION:
+            raise InvalidInput(f"{where}: plan format_version {version!r} is not supported (this reconciler "
+                               f"reads version {FORMAT_VERSION})", hint="make the plan again with this version")
+        try:
+            return cls(
+                desired_path=obj["desired"]["path"],
+                desired_digest=obj["desired"]["digest"],
+                store_generation=int(obj["store_generation"]),
+                actions=tuple(Action.from_json(a) for a in obj.get("actions", ())),
+                repositories=tuple(RepoSummary(**r) for r in obj.get("repositories", ())),
+                unmanaged=tuple(Unmanaged(u["repo"], tuple(u.get("tags", ())), u.get("untagged_manifests", 0),
+                                          u.get("untagged_indexes", 0)) for u in obj.get("unmanaged", ())),
+                unknown_repositories=tuple(obj.get("unknown_repositories", ())),
+                warnings=tuple(obj.get("warnings", ())),
+                targets=tuple(obj.get("targets", ())),
+                prune_repositories=bool(obj.get("prune_repositories", False)),
+                refresh=RefreshInfo(**obj.get("refresh", {})),
+                created=str(obj.get("created", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"{where}: malformed saved plan: {exc}",
+                               hint="make the plan again with `reconciler plan --out`") from exc
+
+    @classmethod
+    def loads(cls, text: str, *, where: str = "plan") -> Plan:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{where}: not a saved plan: {exc}") from exc
+        return cls.from_json(obj, where=where)
+
+    def with_actions(self, actions: Iterable[Action]) -> Plan:
+        return replace(self, actions=tuple(actions))

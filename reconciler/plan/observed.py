@@ -1,0 +1,65 @@
+"""What refresh observed: the input of the pure diff, as frozen values.
+
+``Observed`` holds every repository's current state (from the store), the upstream tag
+digests of every repository with a feed, the facts about each upload file, and one
+``RefGraph`` that covers both the store's manifests and the upstream manifests refresh
+fetched (so the diff knows exactly which blobs a new tag needs and how big they are).
+Tests build these values directly; ``refresh.py`` builds them from a store and upstreams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.model import Digest
+from reconciler.ops.cascade import RefGraph
+from reconciler.ops.state import RepoState
+from reconciler.plan.model import RefreshInfo
+from reconciler.store.protocol import ContentSet, Repository
+
+
+@dataclass(frozen=True)
+class ObservedRepo:
+    repository: Repository
+    state: RepoState
+
+
+@dataclass(frozen=True)
+class UpstreamTags:
+    """An upstream repository's tags *selected by the tag filter*, resolved to digests.
+    ``listed`` counts every tag the upstream listed; ``error`` is set when the refresh
+    failed (the diff then changes nothing for that repository and says so)."""
+
+    name: str
+    tags: Mapping[str, Digest] = field(default_factory=dict)
+    listed: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """An upload file as refresh saw it. ``content`` and ``tags`` are what importing it
+    would add (None when the file format cannot be inspected without importing it)."""
+
+    file: str
+    file_digest: str
+    content: ContentSet | None = None
+    tags: Mapping[str, Digest] = field(default_factory=dict)
+    #: the manifests/indexes at the top of the file (what an untagged upload declares)
+    roots: tuple[Digest, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    repos: Mapping[str, ObservedRepo] = field(default_factory=dict)
+    graph: RefGraph = field(default_factory=lambda: RefGraph({}))
+    #: upstream content the store lacks, with blob sizes (from the manifests' descriptors)
+    missing_blobs: Mapping[Digest, int] = field(default_factory=dict)
+    missing_manifests: frozenset[Digest] = frozenset()
+    #: repository id -> upstream tags; absent when not refreshed (--no-refresh)
+    upstreams: Mapping[str, UpstreamTags] = field(default_factory=dict)
+    #: (repository id, file as written in the desired state) -> facts
+    uploads: Mapping[tuple[str, str], UploadInfo] = field(default_factory=dict)
+    refresh: RefreshInfo = field(default_factory=RefreshInfo)

@@ -1,0 +1,182 @@
+"""Refresh: read the store and the upstreams into an ``Observed`` (the diff's input).
+
+The only I/O of planning. It records the store generation first (so any write after it
+makes the plan stale), reads every repository's latest state and the manifests they hold,
+and for each repository with a feed lists the upstream tags, applies the filter and HEADs
+each selected tag (``ops.refresh.refresh_upstream``), in parallel across repositories
+with a bound.
+
+Decision (issue 7): to report exact blobs and bytes to download, refresh also GETs the
+manifests and indexes the store lacks (small; verified by digest) and keeps them *in
+memory*: nothing is written, so planning never bumps the store generation and never
+makes someone else's saved plan stale. Blob sizes come from those manifests'
+descriptors; blobs are never fetched here.
+
+Upload files are hashed (sha256 of the file) so a saved plan can refuse a changed file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
+from reconciler.errors import InvalidInput
+from reconciler.model import Digest, Index, Manifest
+from reconciler.model.reference import normalize_upstream_name
+from reconciler.ops.cascade import RefGraph
+from reconciler.ops.graph import load_graph
+from reconciler.ops.state import RepoState
+from reconciler.plan.model import RefreshInfo
+from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
+from reconciler.plan.uploads import inspect_upload
+from reconciler.registry.protocol import UpstreamSource
+from reconciler.store.protocol import ContentSet, Store
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[RegistrySpec], UpstreamSource]
+#: (source, upstream name, repository spec, jobs) -> tag -> digest, listed count, prefetched manifests
+Resolver = Callable[[UpstreamSource, RepositorySpec, int],
+                    tuple[Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]]
+
+#: at most this many upstream repositories are refreshed at once (each with its own jobs)
+MAX_PARALLEL_REPOS = 4
+
+
+def default_resolver(source: UpstreamSource, spec: RepositorySpec, jobs: int) -> tuple[
+        Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]:
+    from reconciler.ops.refresh import refresh_upstream
+
+    assert spec.upstream_name is not None and spec.feed is not None
+    view = refresh_upstream(source, upstream_name(spec), spec.tag_filter, jobs=jobs)
+    return view.tags, view.listed, view.manifests
+
+
+def upstream_name(spec: RepositorySpec) -> str:
+    """The name to ask the feed for (``busybox`` means ``library/busybox`` on Docker Hub)."""
+    assert spec.feed is not None and spec.upstream_name is not None
+    return normalize_upstream_name(spec.feed.url, spec.upstream_name)
+
+
+@dataclass
+class _UpstreamResult:
+    repo_id: str
+    tags: UpstreamTags
+    manifests: dict[Digest, Manifest | Index] = field(default_factory=dict)
+    requests: int = 0
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read upload file {path}: {exc.strerror or exc}",
+                           hint="fix the path in repos.yaml (relative paths start at the YAML file's directory)") from exc
+    return "sha256:" + h.hexdigest()
+
+
+def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, roots: Iterable[Digest],
+                             known: dict[Digest, Manifest | Index], jobs: int) -> None:
+    """GET, level by level, the manifests under ``roots`` that neither the store nor
+    ``known`` holds; adds them to ``known`` (in memory only)."""
+    level = [d for d in dict.fromkeys(roots) if d not in known and not store.manifest_has(d)]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while level:
+            fetched = list(pool.map(lambda d: source.manifest_get(name, str(d)), level))
+            nxt: list[Digest] = []
+            for m in fetched:
+                known[m.digest] = m
+                if isinstance(m, Index):
+                    nxt += [c for c in m.children() if c not in known and not store.manifest_has(c)]
+            level = list(dict.fromkeys(nxt))
+
+
+def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver) -> _UpstreamResult:
+    assert spec.feed is not None and spec.upstream_name is not None
+    jobs = spec.feed.max_concurrency
+    source = sources(spec.feed)
+    try:
+        before = source.stats.total
+        tags, listed, prefetched = resolver(source, spec, jobs)
+        known: dict[Digest, Manifest | Index] = {d: m for d, m in prefetched.items() if not store.manifest_has(d)}
+        name = upstream_name(spec)
+        _fetch_missing_manifests(store, source, name, tags.values(), known, jobs)
+        for m in list(known.values()):
+            if isinstance(m, Index):
+                _fetch_missing_manifests(store, source, name, m.children(), known, jobs)
+        return _UpstreamResult(spec.id, UpstreamTags(name, dict(tags), listed), known,
+                               source.stats.total - before)
+    finally:
+        source.close()
+
+
+def observe_store(store: Store) -> tuple[int, dict[str, ObservedRepo], ContentSet]:
+    generation = store.generation()
+    repos: dict[str, ObservedRepo] = {}
+    everything = ContentSet()
+    for repo in store.repository_list():
+        state = RepoState.of(store.version_get(repo.id))
+        repos[repo.id] = ObservedRepo(repo, state)
+        everything = everything.union(state.content)
+    return generation, repos, everything
+
+
+def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, *, upstreams: bool = True,
+            repo_ids: Iterable[str] | None = None, resolver: Resolver = default_resolver) -> Observed:
+    """Observe the store and (unless ``upstreams`` is False) the upstreams of the
+    repositories in ``repo_ids`` (default: all desired repositories)."""
+    started = time.monotonic()
+    generation, repos, everything = observe_store(store)
+    graph = load_graph(store, everything)
+    wanted = set(repo_ids) if repo_ids is not None else set(desired.repositories)
+    feeds = [s for r, s in sorted(desired.repositories.items()) if r in wanted and s.feed and s.upstream_name]
+    results: list[_UpstreamResult] = []
+    if upstreams and feeds:
+        if sources is None:
+            raise ValueError("refresh of upstreams needs a source factory")
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_REPOS, len(feeds))) as pool:
+            results = list(pool.map(lambda s: _refresh_one(store, s, sources, resolver), feeds))
+    fetched: dict[Digest, Manifest | Index] = {}
+    for res in results:
+        fetched.update(res.manifests)
+    if fetched:
+        graph = graph.merged(RefGraph.from_manifests(fetched.values()))
+    sizes: dict[Digest, int] = {}
+    for m in fetched.values():
+        if isinstance(m, Manifest):
+            for d in m.blobs():
+                sizes[d.digest] = d.size or 0
+    missing_blobs = store.blobs_missing(sizes)
+    uploads: dict[tuple[str, str], UploadInfo] = {}
+    upload_manifests: list[Manifest | Index] = []
+    for repo_id, spec in sorted(desired.repositories.items()):
+        if repo_id not in wanted:
+            continue
+        for upload in spec.uploads:
+            path = Path(upload.file)
+            upload_info, manifests = inspect_upload(path, file_sha256(path))
+            uploads[(repo_id, str(upload.file))] = upload_info
+            upload_manifests += manifests
+    if upload_manifests:
+        graph = graph.merged(RefGraph.from_manifests(upload_manifests))
+    info = RefreshInfo(refreshed=upstreams, upstreams=len(results),
+                       tags=sum(len(r.tags.tags) for r in results), seconds=time.monotonic() - started,
+                       requests=sum(r.requests for r in results))
+    log.info("refreshed %d upstream repositories (%d tags, %d requests, %d manifests fetched) in %.1f s",
+             info.upstreams, info.tags, info.requests, len(fetched), info.seconds)
+    return Observed(
+        generation=generation, repos=repos, graph=graph,
+        missing_blobs={d: sizes[d] for d in missing_blobs},
+        missing_manifests=frozenset(fetched),
+        upstreams={r.repo_id: r.tags for r in results},
+        uploads=uploads, refresh=info,
+    )

@@ -1,0 +1,189 @@
+"""Human rendering of a ``Plan`` in the Terraform style (DESIGN.md section 5).
+
+Pure: ``render_text(plan, color=False) -> str``. One block per repository (``+`` new,
+``~`` changed, ``-`` deleted, ``=`` unchanged), one line per action with shortened
+digests and human-readable sizes, then unmanaged content, warnings and the summary line
+``Plan: N to add, N to change, N to remove.`` or ``No changes.``. The CLI decides on
+colour (a TTY and no ``NO_COLOR``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from reconciler.model import Digest
+from reconciler.plan.model import Action, Change, Op, Plan, RepoSummary
+
+_COLORS = {"+": "\x1b[32m", "~": "\x1b[33m", "-": "\x1b[31m", "=": "\x1b[2m"}
+_RESET = "\x1b[0m"
+_BOLD = "\x1b[1m"
+
+
+def human_bytes(n: int | float) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover - loop always returns
+
+
+def _short(d: Digest | None) -> str:
+    return d.short() if d is not None else "?"
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word}es" if word.endswith("x") else f"{n} {word}s"
+
+
+def counts_text(counts: Mapping[str, int], order: tuple[str, ...] = ("tags", "indexes", "manifests", "blobs")) -> str:
+    """``{"indexes": 1, "blobs": 5}`` -> ``1 index, 5 blobs``."""
+    singular = {"tags": "tag", "indexes": "index", "manifests": "manifest", "blobs": "blob"}
+    return ", ".join(_plural(int(counts.get(k, 0)), singular[k]) for k in order if counts.get(k, 0))
+
+
+def _download_text(a: Action) -> str:
+    d = a.download
+    if d.empty:
+        return ""
+    if d.blobs:
+        return f"{_plural(d.blobs, 'blob')}, {human_bytes(d.bytes)} to download"
+    return f"{_plural(d.manifests, 'manifest')} to download"
+
+
+def _cascade_text(a: Action) -> str:
+    rest = {k: v for k, v in a.removes.items() if k != "tags"}
+    text = counts_text(rest)
+    return f"cascade: {text}" if text else ""
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def action_line(a: Action, plan: Plan | None = None) -> str:
+    """The words after the symbol, e.g. ``tag latest   sha256:9e1f..02 -> sha256:4c1a..e9   tag moved upstream``."""
+    after = ""
+    if a.source_repo and plan is not None and any(
+            plan_action_repo(plan, dep) == a.source_repo for dep in a.depends_on):
+        after = f"(after {a.source_repo})"
+    if a.op in (Op.SYNC_TAG, Op.COPY_TAG, Op.PIN_TAG, Op.REMOVE_TAG):
+        prefix = "copy tag" if a.op is Op.COPY_TAG else "tag"
+        head = f"{prefix} {a.tag}"
+        if a.op is Op.COPY_TAG:
+            head += f" from {a.source_repo}"
+        if a.op is Op.REMOVE_TAG:
+            digests = _short(a.old_digest)
+        elif a.old_digest is not None:
+            digests = f"{_short(a.old_digest)} -> {_short(a.digest)}"
+        elif a.op is Op.PIN_TAG and a.source_repo:
+            digests = f"-> {a.source_repo}:{a.source_tag} = {_short(a.digest)}"
+        elif a.op is Op.PIN_TAG:
+            digests = f"-> {_short(a.digest)}"
+        else:
+            digests = _short(a.digest)
+        if a.op is Op.PIN_TAG and a.source_repo and a.old_digest is not None:
+            digests += f" ({a.source_repo}:{a.source_tag})"
+        return "   ".join(x for x in (head, digests, _join(a.reason, _download_text(a), _cascade_text(a)), after) if x)
+    if a.op is Op.COPY_CONTENT:
+        head = f"copy {_plural(len(a.digests), a.kind or 'manifest')} from {a.source_repo}"
+        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds))), after) if x)
+    if a.op is Op.REMOVE_CONTENT:
+        kind = a.kind or "manifest"
+        subject = _short(a.digests[0]) if len(a.digests) == 1 else _plural(len(a.digests), kind)
+        head = f"{kind} {subject}" if len(a.digests) == 1 else subject
+        return "   ".join(x for x in (head, _join(a.reason, _cascade_text(a))) if x)
+    if a.op is Op.UPLOAD:
+        shown = a.file or ""
+        if plan is not None and shown.startswith(str(Path(plan.desired_path).parent) + "/"):
+            shown = shown[len(str(Path(plan.desired_path).parent)) + 1:]  # as written in repos.yaml
+        head = f"upload {shown}" + (f" as tag {a.tag}" if a.tag else "")
+        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds)))) if x)
+    if a.op is Op.PUBLISH:
+        what = f"publish as {a.publish_name}" + (" (protected)" if a.protected else "")
+        return "   ".join((what, a.reason))
+    if a.op is Op.UNPUBLISH:
+        return "   ".join((f"unpublish {a.publish_name}", a.reason))
+    if a.op is Op.CREATE_REPOSITORY:
+        return "   ".join(x for x in ("create repository", a.reason) if x)
+    if a.op is Op.UPDATE_REPOSITORY:
+        return "   ".join((f"feed {a.feed or '-'} {a.upstream_name or ''}".rstrip(), a.reason))
+    if a.op is Op.DELETE_REPOSITORY:
+        return "   ".join(x for x in ("delete repository", _join(a.reason, counts_text(dict(a.removes)))) if x)
+    return f"{a.op.value} {a.reason}"  # pragma: no cover - every op is handled above
+
+
+def plan_action_repo(plan: Plan, action_id: str) -> str | None:
+    for a in plan.actions:
+        if a.id == action_id:
+            return a.repo
+    return None
+
+
+def summary_line(plan: Plan) -> str:
+    if not plan.has_changes:
+        return "No changes."
+    text = (f"Plan: {plan.count(Change.CREATE)} to add, {plan.count(Change.UPDATE)} to change, "
+            f"{plan.count(Change.DELETE)} to remove.")
+    d = plan.download
+    if d.blobs:
+        text += f" {human_bytes(d.bytes)} to download."
+    return text
+
+
+def _header(r: RepoSummary) -> str:
+    parts = [f"{r.status} {r.id}"]
+    if r.label:
+        parts.append(f"({r.label})")
+    if r.publish_name:
+        parts.append(f"published as {r.publish_name}")
+    if r.status == "=":
+        parts.append("no changes")
+    return "  ".join(parts)
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    def paint(symbol: str, text: str) -> str:
+        return f"{_COLORS[symbol]}{text}{_RESET}" if color and symbol in _COLORS else text
+
+    lines: list[str] = []
+    r = plan.refresh
+    if r.refreshed:
+        noun = "repository" if r.upstreams == 1 else "repositories"
+        lines.append(f"Refreshed {r.upstreams} upstream {noun} ({_plural(r.tags, 'tag')}) in {r.seconds:.1f} s")
+    else:
+        lines.append("Upstreams not refreshed (--no-refresh): sync changes are not shown")
+    lines.append("")
+    for repo in plan.repositories:
+        lines.append("  " + paint(repo.status, _header(repo)))
+        for a in plan.actions_for(repo.id):
+            if a.op in (Op.CREATE_REPOSITORY, Op.DELETE_REPOSITORY) and repo.status in ("+", "-"):
+                continue  # the header already says it
+            lines.append("      " + paint(a.change.value, f"{a.change.value} {action_line(a, plan)}"))
+    if plan.repositories:
+        lines.append("")
+    unmanaged = [u for u in plan.unmanaged if u.tags or u.untagged_manifests or u.untagged_indexes]
+    if unmanaged:
+        parts = []
+        for u in unmanaged:
+            bits = []
+            if u.tags:
+                bits.append(f"{'tag' if len(u.tags) == 1 else 'tags'} {', '.join(u.tags)}")
+            untagged = counts_text({"indexes": u.untagged_indexes, "manifests": u.untagged_manifests})
+            if untagged:
+                bits.append(f"untagged {untagged}")
+            parts.append(f"{u.repo} has {' and '.join(bits)}")
+        lines.append("Unmanaged, kept because prune is off: " + "; ".join(parts))
+    if plan.unknown_repositories:
+        lines.append("Not in repos.yaml, kept (use --prune-repositories to remove): "
+                     + ", ".join(plan.unknown_repositories))
+    for w in plan.warnings:
+        lines.append(paint("~", f"Warning: {w}"))
+    if unmanaged or plan.unknown_repositories or plan.warnings:
+        lines.append("")
+    summary = summary_line(plan)
+    lines.append(f"{_BOLD}{summary}{_RESET}" if color else summary)
+    return "\n".join(lines) + "\n"

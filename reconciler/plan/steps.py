@@ -1,0 +1,101 @@
+"""The state transformation of each action, shared by the diff and by apply.
+
+The diff predicts a repository's next state by running these over the observed state;
+apply runs the very same functions over the real state once the content is in the store.
+So what the plan shows is, by construction, what apply commits. All pure: a
+``RepoState`` and a ``RefGraph`` in, a new ``RepoState`` out; the cascade rules are the
+ops ones (``cascade_remove``, ``unreferenced``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reconciler.model import Digest
+from reconciler.ops.cascade import RefGraph, cascade_remove, unreferenced
+from reconciler.ops.state import RepoState
+from reconciler.plan.model import Action, Op
+from reconciler.store.protocol import ContentSet, Origin, TagEntry
+
+ORIGIN = {Op.SYNC_TAG: Origin.SYNC, Op.COPY_TAG: Origin.COPY, Op.PIN_TAG: Origin.PIN, Op.UPLOAD: Origin.UPLOAD}
+
+
+@dataclass(frozen=True)
+class Step:
+    """A new state and what going there removed (for counts and renderings)."""
+
+    state: RepoState
+    removed: ContentSet = ContentSet()
+    removed_tags: int = 0
+
+
+def intersect(a: ContentSet, b: ContentSet) -> ContentSet:
+    return a.difference(a.difference(b))
+
+
+def drop_content(state: RepoState, graph: RefGraph, content: ContentSet) -> Step:
+    """Remove ``content`` (untagged manifests/indexes and stray blobs) with the cascade."""
+    if not len(content):
+        return Step(state)
+    removal = cascade_remove(state, graph, manifests=content.manifests, indexes=content.indexes)
+    stray = ContentSet(blobs=content.blobs & removal.state.content.blobs)
+    return Step(removal.state.without_content(stray), removal.content.union(stray), len(removal.tags))
+
+
+def orphans_under(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) -> ContentSet:
+    """Content below ``roots`` that no tag of ``state`` needs any more."""
+    return intersect(unreferenced(state, graph), graph.closure(roots))
+
+
+def set_tag(state: RepoState, graph: RefGraph, tag: str, digest: Digest, origin: Origin, *,
+            cascade: bool = False) -> Step:
+    """Point ``tag`` at ``digest`` and add its closure. With ``cascade`` (a mirror), the
+    old target's content that nothing else needs any more goes (as ops' sync does)."""
+    old = state.tags.get(tag)
+    new = state.with_content(graph.closure([digest])).with_tags({tag: TagEntry(digest, origin)})
+    if cascade and old is not None and old.digest != digest:
+        return drop_content(new, graph, orphans_under(new, graph, [old.digest]))
+    return Step(new)
+
+
+def remove_tag(state: RepoState, graph: RefGraph, tag: str, *, cascade: bool = False) -> Step:
+    removal = cascade_remove(state, graph, tags=[tag], with_targets=cascade)
+    return Step(removal.state, removal.content, len(removal.tags))
+
+
+def add_content(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) -> Step:
+    return Step(state.with_content(graph.closure(roots)))
+
+
+def remove_content(state: RepoState, graph: RefGraph, kind: str, digests: Iterable[Digest]) -> Step:
+    """``kind`` "manifest"/"index": declared removals (refused when an index lists one);
+    "untagged": prune of content no tag needs (the digests plus their orphaned blobs)."""
+    wanted = [d for d in digests if d in state.content]
+    if kind == "untagged":
+        roots = ContentSet(manifests=frozenset(d for d in wanted if d in state.content.manifests),
+                           indexes=frozenset(d for d in wanted if d in state.content.indexes))
+        step = drop_content(state, graph, roots)
+        # blobs that no remaining manifest uses (left behind by earlier changes)
+        used = {b for m in step.state.content.manifests for b in graph.children(m)}
+        stray = ContentSet(blobs=frozenset(step.state.content.blobs - used))
+        return Step(step.state.without_content(stray), step.removed.union(stray), step.removed_tags)
+    key = "indexes" if kind == "index" else "manifests"
+    removal = cascade_remove(state, graph, **{key: wanted})  # type: ignore[arg-type]
+    return Step(removal.state, removal.content, len(removal.tags))
+
+
+def run_step(action: Action, state: RepoState, graph: RefGraph) -> Step:
+    """The state transformation of a content action (not repository/publication ones)."""
+    op = action.op
+    if op in (Op.SYNC_TAG, Op.COPY_TAG, Op.PIN_TAG):
+        assert action.tag is not None and action.digest is not None
+        return set_tag(state, graph, action.tag, action.digest, ORIGIN[op], cascade=action.cascade)
+    if op is Op.REMOVE_TAG:
+        assert action.tag is not None
+        return remove_tag(state, graph, action.tag, cascade=action.cascade)
+    if op is Op.COPY_CONTENT:
+        return add_content(state, graph, action.digests)
+    if op is Op.REMOVE_CONTENT:
+        return remove_content(state, graph, action.kind or "manifest", action.digests)
+    raise ValueError(f"{op.value} is not a pure state step")
