@@ -14,11 +14,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-#: the sections whose reconciler commands exist on main (see bench/README.md); refresh and
-#: plan_scale need `reconciler plan`/`apply`
-SECTIONS = ("cold_sync", "serving", "memory")
-#: how our cold sync runs: "apply" (one apply of repos.yaml) once `reconciler apply` exists
-OURS = "sync"
+#: every section (their reconciler commands are all on main: apply, plan, serve, publish)
+SECTIONS = ("cold_sync", "refresh", "plan_scale", "serving", "memory")
 
 
 def _positive(d: dict[str, Any], *keys: str) -> None:
@@ -72,7 +69,7 @@ CHECKS = {"cold_sync": check_cold_sync, "refresh": check_refresh, "plan_scale": 
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--name", "smoke", "--sections", ",".join(SECTIONS), "--ours", OURS,
+        [sys.executable, "-m", "bench", "--smoke", "--name", "smoke", "--sections", ",".join(SECTIONS),
          "--out-dir", str(out), "--markdown", str(out / "BENCHMARKS.md"), "--work-root", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     return proc, out
