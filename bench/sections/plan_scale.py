@@ -9,10 +9,11 @@ The store is filled through the store API (bench/populate.py); no registry is co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bench import desired, proc
-from bench.harness import Context, require_commands
+from bench.harness import Context, SectionError, require_commands
 from bench.populate import populate
 from bench.registry import free_port
 
@@ -28,5 +29,9 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
         pop = populate(store, url, repos, tags)
         desired.write_scale(yaml, url, repos, tags)
         r = proc.reconciler(store, "plan", "-f", str(yaml), "--no-refresh", "--json").check()
+        plan = json.loads(r.stdout)
         out[key] = {"repos": repos, "tags": tags, "yaml_bytes": yaml.stat().st_size, **pop, **r.to_json(),
-                    "stdout_bytes": len(r.stdout)}
+                    "stdout_bytes": len(r.stdout), "actions": len(plan.get("actions", []))}
+        if out[key]["actions"]:
+            raise SectionError(f"plan {key} against its own populated store has {out[key]['actions']} actions, "
+                               "expected none: the store does not hold the desired state (bench/populate.py)")

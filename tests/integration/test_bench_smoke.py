@@ -43,6 +43,7 @@ def check_plan_scale(s: dict[str, Any]) -> None:
     assert scales
     for v in scales:
         _positive(v, "wall_s", "peak_rss_mb", "yaml_bytes")
+        assert v["actions"] == 0  # the no-change plan: the store holds exactly the desired state
         assert v["peak_rss_mb"] > 5  # a Python process, not the 1 MB of the time(1) wrapper
 
 
