@@ -99,8 +99,13 @@ def test_if_none_match_is_not_required_but_etag_is_stable(served) -> None:  # ty
     ("test/list", "", "self"),
     ("test/oci", "*/*", "self"),
     ("test/list", f"{mt.DOCKER_MANIFEST_LIST};q=0.5, {mt.DOCKER_SCHEMA2}", "self"),
+    # q=0 means "not acceptable" (RFC 9110 12.4.2): the list is refused, the child is fine
+    ("test/list", f"{mt.DOCKER_MANIFEST_LIST}; q=0, {mt.DOCKER_SCHEMA2}", "amd64-child"),
+    ("test/oci", f"{mt.OCI_INDEX}, {mt.OCI_MANIFEST};Q=0.0", 404),
+    ("test/oci", "*/*;q=0", 404),
+    ("test/oci", f"*/*;q=0, {mt.OCI_MANIFEST};q=0.1", "self"),
 ], ids=["list-s2-only", "index-oci-only", "index-s2-only", "oci-s2-only", "docker-oci-only", "no-accept",
-        "wildcard", "q-params"])
+        "wildcard", "q-params", "q0-list", "q0-manifest", "q0-wildcard", "q0-wildcard-but-named"])
 def test_negotiation(served, name: str, accept: str, want: object) -> None:  # type: ignore[no-untyped-def]
     app, fx, _ = served
     img = fx.images[name]["v1"]
