@@ -152,6 +152,23 @@ def test_failed_export_leaves_no_file(repo, tmp_path: Path, run_cli) -> None:  #
     assert json.loads(ok.stdout)["tags"] == 5 and tarfile.is_tarfile(out)
 
 
+def test_crane_default_url_is_under_the_repository_id(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Pulp's default redirect URL is https://HOST/pulp/docker/v2/<repo id>/ (the web
+    directory is named by repo id, 10.1/10.3), not by the registry name."""
+    store, _, _, _ = repo
+    export(store, "synctest", tmp_path / "d.tar")
+    url = json.loads(read(tmp_path / "d.tar", "synctest.json"))["url"]
+    assert url.startswith("https://") and url.endswith("/pulp/docker/v2/synctest/")
+
+
+def test_crane_url_gets_its_trailing_slash(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Crane appends 'manifests/...' to url as a string: without the slash every redirect
+    would point at .../synctestmanifests/..."""
+    store, _, _, _ = repo
+    export(store, "synctest", tmp_path / "s.tar", url="https://cdn.example.com/v2/synctest")
+    assert json.loads(read(tmp_path / "s.tar", "synctest.json"))["url"] == "https://cdn.example.com/v2/synctest/"
+
+
 def _reachable(out: Path, names: set[str]) -> set[str]:
     """Every blob path an OCI layout's index.json reaches (walking indexes and manifests
     that are present), so that the caller can see which of them are missing."""
