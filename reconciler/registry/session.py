@@ -9,6 +9,7 @@ redirect to another origin (blob storage) never carries our credentials or token
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -20,7 +21,13 @@ from requests.adapters import HTTPAdapter
 from reconciler.errors import ConfigError, RegistryError
 from reconciler.registry.auth import Challenge, Credentials, TokenCache, parse_www_authenticate, token_from_response
 from reconciler.registry.protocol import RegistryConfig
-from reconciler.registry.transport import HINT_UNAUTHORIZED, connection_error, error_from_response
+from reconciler.registry.transport import (
+    HINT_UNAUTHORIZED,
+    MAX_TOKEN_BODY,
+    connection_error,
+    error_from_response,
+    read_limited,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +129,7 @@ class AuthSession:
         params = {k: v for k, v in (("service", challenge.params.get("service")), ("scope", scope)) if v}
         headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
         try:
-            resp = self.http.get(realm, params=params, headers=headers, timeout=self.timeout)
+            resp = self.http.get(realm, params=params, headers=headers, timeout=self.timeout, stream=True)
         except requests.RequestException as exc:
             raise connection_error("GET", realm, exc) from exc
         finally:
@@ -134,8 +141,9 @@ class AuthSession:
                     err.hint = (f"the token service rejected the credentials for {self.host}; check "
                                 "username_env/password_env or auth_file")
                 raise err
+            body = read_limited(resp, "GET", realm, MAX_TOKEN_BODY)
             try:
-                found = token_from_response(resp.json())
+                found = token_from_response(json.loads(body))
             except ValueError:
                 found = None
         if found is None:
