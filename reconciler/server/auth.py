@@ -104,9 +104,9 @@ class Htpasswd:
                 return True
             # an unknown user still pays for one bcrypt check (against some user's hash,
             # whose result is ignored) so that timing does not reveal which names exist
-            decoy = next(iter(self._users.values()), None) if hashed is None else None
+            against = hashed if hashed is not None else next(iter(self._users.values()), None)
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed or decoy) if (hashed or decoy) else False
+            ok = bcrypt.checkpw(password.encode(), against) if against is not None else False
         except ValueError:
             ok = False
         if hashed is None:
