@@ -126,6 +126,14 @@ class AuthSession:
     def fetch_token(self, challenge: Challenge, scope: str, cache_key: str) -> str:
         """GET a token from the challenge's realm (credentials go here and only here)."""
         realm = challenge.params.get("realm", "")
+        if self.credentials is not None and urlsplit(self.base).scheme == "https" and \
+                urlsplit(realm).scheme.lower() != "https":
+            # the registry is reached over TLS; its token service must be too, or the
+            # password would cross the network in clear text
+            raise RegistryError("GET", realm, 0, temporary=False,
+                                detail="the registry's token realm is not https; credentials withheld",
+                                hint=f"{self.host} names a plain-HTTP token service; fix the registry's auth "
+                                     "config to use an https realm, or pull anonymously")
         params = {k: v for k, v in (("service", challenge.params.get("service")), ("scope", scope)) if v}
         headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
         try:

@@ -139,3 +139,27 @@ def test_every_request_has_a_timeout(sleeps: list[float]) -> None:
             c.manifest_head("lib/app", "a")
         timeouts = [call.request.req_kwargs.get("timeout") for call in rsps.calls]  # type: ignore[attr-defined]
     assert len(timeouts) == 4 and all(t == (3.0, 7.0) for t in timeouts)
+
+
+def test_credentials_never_go_to_a_plain_http_realm_of_an_https_registry(sleeps: list[float]) -> None:
+    """A registry reached over TLS that names an http:// token realm would have our
+    password sent in clear text; we refuse instead (anonymous tokens may still go)."""
+    realm = "http://auth.example/token"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.GET, f"{BASE}/v2/", status=401,
+                 headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="reg"'})
+        rsps.add(responses.GET, realm, json={"token": "t"})
+        rsps.add(responses.GET, TAGS_URL, json={"name": "lib/app", "tags": ["a"]})
+        cfg = RegistryConfig(BASE, username_env="U", password_env="P")
+        with RegistryClient(cfg, env={"U": "bob", "P": "hunter2"}, retry=RetryPolicy(sleep=sleeps.append)) as c, \
+                pytest.raises(RegistryError, match="http://auth.example") as err:
+            c.tag_list("lib/app")
+        assert not any(call.request.url and call.request.url.startswith(realm) for call in rsps.calls)
+    assert err.value.hint and "https" in err.value.hint
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:  # anonymous: fine
+        rsps.add(responses.GET, f"{BASE}/v2/", status=401,
+                 headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="reg"'})
+        rsps.add(responses.GET, realm, json={"token": "t"})
+        rsps.add(responses.GET, TAGS_URL, json={"name": "lib/app", "tags": ["a"]})
+        with client(sleeps) as c:
+            assert c.tag_list("lib/app") == ["a"]
