@@ -5,6 +5,7 @@ atomicity of publishing under a pulling client, and a clean SIGTERM shutdown."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -221,3 +222,35 @@ def test_sigterm_lets_an_inflight_blob_download_finish(tmp_path: Path) -> None:
                 time.sleep(0.002)  # a slow reader: the transfer is still going when SIGTERM lands
         assert bytes(received) == big
         assert srv.proc.wait(timeout=30) == 0
+
+
+def _raw_request(host: str, method: str, path: str, headers: list[tuple[str, str]]) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection(host, timeout=30)
+    conn.putrequest(method, path)
+    for name, value in headers:  # putheader twice sends the header twice
+        conn.putheader(name, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp
+
+
+def test_several_accept_headers_count_as_one_list(server) -> None:  # type: ignore[no-untyped-def]
+    """Docker sends one Accept header per media type; all of them count."""
+    srv, fx, _ = server
+    index = fx.images["test/list"]["v1"].manifest
+    resp = _raw_request(srv.host, "GET", "/v2/test/list/manifests/v1",
+                        [("Accept", mt.DOCKER_SCHEMA2), ("Accept", mt.DOCKER_MANIFEST_LIST)])
+    assert resp.status == 200 and resp.getheader("Docker-Content-Digest") == str(index.digest)
+
+
+@pytest.mark.parametrize("path", ["manifests/v1", "blobs/"], ids=["manifest", "blob"])
+def test_head_through_gunicorn_keeps_content_length(server, path: str) -> None:  # type: ignore[no-untyped-def]
+    srv, fx, _ = server
+    img = fx.images["test/docker"]["v1"]
+    blob_digest, blob = next(iter(img.blobs.items()))
+    full = f"/v2/test/docker/{path}{blob_digest if path == 'blobs/' else ''}"
+    size = len(blob) if path == "blobs/" else len(img.manifest.raw)
+    resp = _raw_request(srv.host, "HEAD", full, [("Accept", mt.ACCEPT_ALL)])
+    assert resp.status == 200 and resp.getheader("Content-Length") == str(size)
