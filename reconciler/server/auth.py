@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 REALM = "reconciler"
 _CACHE_MAX = 1024
+_BCRYPT_MAX_BYTES = 72
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -106,7 +107,10 @@ class Htpasswd:
             # whose result is ignored) so that timing does not reveal which names exist
             against = hashed if hashed is not None else next(iter(self._users.values()), None)
         try:
-            ok = bcrypt.checkpw(password.encode(), against) if against is not None else False
+            # bcrypt uses at most 72 bytes, and htpasswd -B hashes just those; the bcrypt
+            # module refuses longer input instead of truncating, so truncate as htpasswd did
+            secret = password.encode()[:_BCRYPT_MAX_BYTES]
+            ok = bcrypt.checkpw(secret, against) if against is not None else False
         except ValueError:
             ok = False
         if hashed is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import bcrypt
@@ -14,6 +15,7 @@ import pytest
 from reconciler.errors import InvalidInput
 from reconciler.server import auth
 from reconciler.server.auth import Htpasswd
+from tests.support.serving import require_binary
 
 
 def _bcrypt(password: str) -> str:
@@ -68,3 +70,16 @@ def test_unknown_user_costs_a_bcrypt_check(tmp_path: Path, monkeypatch: pytest.M
     assert not users.check("mallory", "whatever")
     assert len(checks) == 2  # the unknown user went through bcrypt too
     assert checks[1].startswith(b"$2")
+
+
+def test_password_longer_than_72_bytes_works_as_htpasswd_made_it(tmp_path: Path) -> None:
+    """htpasswd -B hashes only the first 72 bytes of a password (bcrypt's limit); the
+    bcrypt module refuses longer input outright, which locked such users out."""
+    binary = require_binary("htpasswd", "apache2-utils")
+    path = tmp_path / "htpasswd"
+    long_password = "correct-horse-battery-staple-" * 4  # 116 bytes: a generated token or passphrase
+    subprocess.run([binary, "-bcB", "-C", "4", str(path), "robot", long_password], check=True,
+                   capture_output=True, timeout=30)
+    users = Htpasswd(path)
+    assert users.check("robot", long_password)
+    assert not users.check("robot", long_password[:71])

@@ -336,3 +336,25 @@ def test_access_log_line(served, caplog: pytest.LogCaptureFixture) -> None:  # t
     size = len(fx.images["test/docker"]["v1"].blobs[digest])
     assert f'"GET /v2/test/docker/blobs/{digest} HTTP/1.1" 200 {size} "-" "ua/1"' in lines[0]
     assert lines[1].startswith("127.0.0.1 - alice [")
+
+
+@pytest.mark.parametrize("name", ["a/manifests/b", "x/blobs", "t/tags/list", "manifests", "m/blobs/manifests/tags"])
+def test_names_with_route_keywords_split_at_the_right_most(tmp_path: Path, name: str) -> None:
+    """A name may contain manifests, blobs or tags/list as components; the route keyword
+    is the right-most one (as Crane and the distribution registry split)."""
+    store = SQLiteStore(tmp_path / "s")
+    img = build_image("kw")
+    commit_tags(store, "kw", {"v1": img})
+    store.publish("kw", name=name, version=1, protected=False)
+    app = RegistryApp(lambda: SQLiteStore(tmp_path / "s"))
+    try:
+        status, _, body = call(app, "GET", f"/v2/{name}/manifests/v1", headers={"Accept": ALL})
+        assert status == 200 and body == img.manifest.raw
+        status, _, body = call(app, "GET", f"/v2/{name}/tags/list")
+        assert status == 200 and json.loads(body) == {"name": name, "tags": ["v1"]}
+        digest, data = next(iter(img.blobs.items()))
+        status, _, body = call(app, "GET", f"/v2/{name}/blobs/{digest}")
+        assert status == 200 and body == data
+    finally:
+        app.close()
+        store.close()
