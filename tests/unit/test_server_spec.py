@@ -146,7 +146,12 @@ def test_blob_whole(served, method: str) -> None:  # type: ignore[no-untyped-def
     ("bytes=100000000-", (416, None)),
     ("bytes=0-1,5-6", (200, slice(None))),
     ("items=0-5", (200, slice(None))),
-], ids=["first10", "from10", "suffix5", "past-end", "one-byte", "unsatisfiable", "multi-ignored", "unit-ignored"])
+    ("bytes=" + "9" * 5000 + "-", (416, None)),
+    ("bytes=0-" + "9" * 5000, (206, slice(0, None))),
+    ("bytes=-" + "9" * 5000, (206, slice(0, None))),
+    ("bytes=" + "0" * 5000 + "3-9", (206, slice(3, 10))),
+], ids=["first10", "from10", "suffix5", "past-end", "one-byte", "unsatisfiable", "multi-ignored", "unit-ignored",
+        "huge-first", "huge-last", "huge-suffix", "leading-zeros"])
 def test_blob_range(served, rng: str, expect) -> None:  # type: ignore[no-untyped-def]
     app, fx, _ = served
     digest, data = max(fx.images["test/docker"]["v1"].blobs.items(), key=lambda kv: len(kv[1]))
