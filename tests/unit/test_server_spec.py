@@ -298,6 +298,9 @@ def test_tags_pagination(tmp_path: Path, query: str, tags: list[str], link: str 
         assert headers.get("Link") == (f'<{link}>; rel="next"' if link else None)
         assert call(app, "GET", "/v2/pg/tags/list", query="n=-1")[0] == 400
         assert errors_of(call(app, "GET", "/v2/pg/tags/list", query="n=x")[2]) == ["PAGINATION_NUMBER_INVALID"]
+        # characters str.isdigit() accepts but int() does not (superscript two), and non-ASCII digits
+        for odd in ("n=%C2%B2", "n=%D9%A2"):
+            assert errors_of(call(app, "GET", "/v2/pg/tags/list", query=odd)[2]) == ["PAGINATION_NUMBER_INVALID"]
     finally:
         app.close()
         store.close()
