@@ -176,6 +176,12 @@ def _write_oci(w: _TarWriter, store: Store, version: RepositoryVersion) -> None:
         w.data(f"blobs/{d.algorithm}/{d.hex}", raw)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def export(store: Store, repo_id: str, output: str | Path, *, format: str = "crane", version: int | None = None,
            url: str | None = None) -> ExportResult:
     """Write ``repo_id`` at ``version`` (default: the published version, else the latest)
@@ -195,6 +201,9 @@ def export(store: Store, repo_id: str, output: str | Path, *, format: str = "cra
         raise InvalidInput(f"cannot write to {directory}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as raw_out:
+            # mkstemp makes the file 0600; the export is shared (a web server serves a
+            # Crane tree), so give it the mode a plainly created file would have
+            os.fchmod(raw_out.fileno(), 0o666 & ~_umask())
             with tarfile.open(fileobj=raw_out, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 writer = _TarWriter(tar)
                 if format == "crane":

@@ -4,6 +4,8 @@ OCI layout tar that skopeo accepts with the store's digests."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import tarfile
 from pathlib import Path
@@ -205,3 +207,17 @@ def test_oci_index_with_docker_children_is_complete(tmp_path: Path) -> None:
     proc = subprocess.run(["skopeo", "copy", "--all", f"oci-archive:{out}:multi", f"oci:{tmp_path / 'copy'}:multi"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_export_file_mode_follows_the_umask(repo, tmp_path: Path) -> None:
+    """The tar is written to a private temporary file and renamed; it must still end up
+    with the mode any other new file gets (a web server user has to read a Crane tree)."""
+    store, _, _, _ = repo
+    old = os.umask(0o022)
+    try:
+        export(store, "synctest", tmp_path / "m.tar")
+        export(store, "synctest", tmp_path / "m.oci.tar", format="oci")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.tar").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "m.oci.tar").stat().st_mode) == 0o644
