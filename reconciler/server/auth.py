@@ -8,7 +8,8 @@ the file changes while the server runs, such a line is logged as an error and sk
 purpose (tens of milliseconds a check), so a successful check is remembered per (user,
 password digest) until the file changes; a failed one is never cached. An unknown user
 costs one bcrypt check too, so response times do not tell which user names exist. The
-file is re-read when its mtime or size changes, so users can be added without a restart.
+file is re-read when its mtime or size changes, so users can be added without a restart;
+deleting it revokes every login until it exists again.
 """
 
 from __future__ import annotations
@@ -91,8 +92,15 @@ class Htpasswd:
     def _refresh(self) -> None:
         try:
             st = os.stat(self.path)
+        except FileNotFoundError:
+            # deleted (an atomic replace never leaves it missing): fail closed, so that
+            # removing the user list revokes access; a new file is read when it appears
+            if self._stamp is not None:
+                log.error("%s is gone: no user can log in until it exists again", self.path)
+            self._users, self._ok, self._stamp = {}, set(), None
+            return
         except OSError:
-            return  # keep the last good copy while the file is being replaced
+            return  # unreadable for a moment: keep the last good copy
         if (st.st_mtime, st.st_size) != self._stamp:
             self._load()
 

@@ -83,3 +83,16 @@ def test_password_longer_than_72_bytes_works_as_htpasswd_made_it(tmp_path: Path)
     users = Htpasswd(path)
     assert users.check("robot", long_password)
     assert not users.check("robot", long_password[:71])
+
+
+def test_deleting_the_htpasswd_file_revokes_access(tmp_path: Path) -> None:
+    """Removing the user list must not leave its last users logged in forever; when a
+    file appears again it applies."""
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{_bcrypt('secret')}\n")
+    users = Htpasswd(path)
+    assert users.check("alice", "secret")
+    path.unlink()
+    assert not users.check("alice", "secret")
+    path.write_text(f"alice:{_bcrypt('secret')}\n")
+    assert users.check("alice", "secret")
