@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create ./.venv with reconciler installed. With --test, also install what the test
-# suite needs: Debian packages (the CNCF distribution registry, skopeo, htpasswd) and the
+# suite needs: Debian packages (the CNCF distribution registry, skopeo, htpasswd/ab, wrk, curl) and the
 # Python test dependencies. Idempotent; safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,10 @@ if [[ -n $want_test ]]; then
   command -v skopeo >/dev/null || need_apt+=(skopeo)
   command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
   command -v openssl >/dev/null || need_apt+=(openssl)
+  # the benchmark harness (bench/, also smoke-tested by the suite): load generator and reference client
+  command -v wrk >/dev/null || need_apt+=(wrk)
+  command -v curl >/dev/null || need_apt+=(curl)
+  [[ -x /usr/bin/time ]] || need_apt+=(time)
 fi
 if ((${#need_apt[@]})); then
   sudo=""

@@ -5,8 +5,10 @@ keeps its traceback."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from typing import Any
 
 import click
 
@@ -14,8 +16,52 @@ from reconciler import __version__
 from reconciler.cli.context import AppContext
 from reconciler.errors import ReconcilerError
 
+#: command name -> the modules whose ``register(cli)`` adds it (in that order). Modules are
+#: imported only when their command runs, so ``reconciler plan`` does not pay for gunicorn
+#: and ``reconciler repo list`` does not pay for jsonschema.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "store": ("store_cmds",),
+    "repo": ("repo_cmds", "publish_cmds"),  # publish_cmds adds `repo rollback`
+    "publish": ("repo_cmds", "publish_cmds"),
+    "unpublish": ("repo_cmds", "publish_cmds"),
+    "serve": ("serve_cmds",),
+    "upload": ("content_cmds",),
+    "tag": ("content_cmds",),
+    "copy": ("content_cmds",),
+    "remove": ("content_cmds",),
+    "validate": ("validate_cmd",),
+    "sync": ("sync_cmds",),
+    "plan": ("plan_cmds",),
+    "apply": ("plan_cmds",),
+    "history": ("plan_cmds",),
+    "export": ("export_cmds",),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are registered on first use (see ``COMMAND_MODULES``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: set[str] = set()
+
+    def _load(self, module_name: str) -> None:
+        if module_name in self._loaded:
+            return
+        self._loaded.add(module_name)
+        module = importlib.import_module(f"reconciler.cli.{module_name}")
+        module.register(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module_name in COMMAND_MODULES.get(cmd_name, ()):
+            self._load(module_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--store", "store", metavar="PATH", envvar="RECONCILER_STORE",
               help="Store location (default ./.reconciler; env RECONCILER_STORE).")
@@ -36,28 +82,6 @@ def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> Non
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     ctx.obj = AppContext(store_location=store, quiet=quiet)
     ctx.call_on_close(ctx.obj.close)
-
-
-def _register() -> None:
-    # one module per command group; each defines `register(cli)`
-    from reconciler.cli import (
-        content_cmds,
-        export_cmds,
-        plan_cmds,
-        publish_cmds,
-        repo_cmds,
-        serve_cmds,
-        store_cmds,
-        sync_cmds,
-        validate_cmd,
-    )
-
-    # publish_cmds adds `repo rollback`, so it comes after repo_cmds
-    for module in (store_cmds, repo_cmds, publish_cmds, serve_cmds, content_cmds, validate_cmd, sync_cmds, plan_cmds, export_cmds):
-        module.register(cli)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from reconciler.ops import export as export_ops
               help="crane: app file v4 + static tree; oci: OCI image layout.")
 @click.option("--version", "version", type=int, default=None,
               help="Version to export (default: the published one, else the latest).")
-@click.option("--url", default=None, help="Crane redirect base URL (default https://HOST/pulp/docker/v2/NAME/).")
+@click.option("--url", default=None, help="Crane redirect base URL (default https://HOST/pulp/docker/v2/REPO_ID/).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def export_cmd(app: AppContext, repo_id: str, output: str, fmt: str, version: int | None, url: str | None,

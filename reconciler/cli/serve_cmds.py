@@ -20,7 +20,8 @@ from reconciler.cli.context import AppContext, pass_app
 def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int, htpasswd: str | None) -> None:
     """Serve published repositories over the registry pull API (read-only).
 
-    Runs until SIGTERM or Ctrl-C; one access log line per request on stderr.
+    Runs until SIGTERM (graceful: in-flight downloads get 10 s to finish) or Ctrl-C
+    (immediate); one access log line per request on stderr.
 
     \b
     Example:

@@ -70,8 +70,14 @@ def crane_dir(media_type: str) -> str:
     return "1" if mt.is_schema1(media_type) else "2"
 
 
-def default_url(registry_id: str) -> str:
-    return f"https://{socket.getfqdn()}/pulp/docker/v2/{registry_id}/"
+def default_url(repo_id: str) -> str:
+    """Pulp's default: the web directory is named by repository id (10.1), not registry name."""
+    return f"https://{socket.getfqdn()}/pulp/docker/v2/{repo_id}/"
+
+
+def redirect_base(url: str) -> str:
+    """``url`` ending in ``/``: Crane appends ``manifests/...`` to it as a plain string."""
+    return url if url.endswith("/") else url + "/"
 
 
 def app_file(store: Store, version: RepositoryVersion, *, registry_id: str, url: str,
@@ -170,6 +176,12 @@ def _write_oci(w: _TarWriter, store: Store, version: RepositoryVersion) -> None:
         w.data(f"blobs/{d.algorithm}/{d.hex}", raw)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def export(store: Store, repo_id: str, output: str | Path, *, format: str = "crane", version: int | None = None,
            url: str | None = None) -> ExportResult:
     """Write ``repo_id`` at ``version`` (default: the published version, else the latest)
@@ -189,10 +201,13 @@ def export(store: Store, repo_id: str, output: str | Path, *, format: str = "cra
         raise InvalidInput(f"cannot write to {directory}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as raw_out:
+            # mkstemp makes the file 0600; the export is shared (a web server serves a
+            # Crane tree), so give it the mode a plainly created file would have
+            os.fchmod(raw_out.fileno(), 0o666 & ~_umask())
             with tarfile.open(fileobj=raw_out, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 writer = _TarWriter(tar)
                 if format == "crane":
-                    app = app_file(store, content, registry_id=registry_id, url=url or default_url(registry_id),
+                    app = app_file(store, content, registry_id=registry_id, url=redirect_base(url or default_url(repo_id)),
                                    protected=repo.protected)
                     _write_crane(writer, store, content, app, registry_id)
                 else:

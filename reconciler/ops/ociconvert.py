@@ -5,7 +5,9 @@ containers/image are concerned (they skip other descriptors), so the OCI export 
 Docker content the way ``skopeo copy`` into an ``oci:`` layout would: media types mapped
 (manifest, config, layers, foreign -> non-distributable), blob bytes untouched, indexes
 rebuilt over the converted children. The converted manifests get new digests; OCI content
-is exported byte for byte. Schema1 has no OCI form and is left out.
+is exported byte for byte, except an OCI index with Docker children, which is rebuilt
+over their OCI forms (its old bytes would point at digests the layout does not hold).
+Schema1 has no OCI form and is left out.
 """
 
 from __future__ import annotations
@@ -34,10 +36,8 @@ def convert(media_type: str, raw: bytes, load: Callable[[Digest], tuple[str, byt
         return None
     if media_type == mt.OCI_MANIFEST:
         result = (media_type, raw)
-    elif media_type == mt.OCI_INDEX:
-        for entry in json.loads(raw)["manifests"]:  # children keep their bytes; just collect them
-            convert(*load(Digest.parse(entry["digest"])), load, out)
-        result = (media_type, raw)
+    elif media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST):
+        result = _index(media_type, raw, load, out)
     elif media_type == mt.DOCKER_SCHEMA2:
         doc = json.loads(raw)
         doc["mediaType"] = mt.OCI_MANIFEST
@@ -45,18 +45,24 @@ def convert(media_type: str, raw: bytes, load: Callable[[Digest], tuple[str, byt
         doc["layers"] = [{**layer, "mediaType": _LAYER_TYPES.get(layer.get("mediaType", ""), layer.get("mediaType"))}
                          for layer in doc["layers"]]
         result = (mt.OCI_MANIFEST, _dump(doc))
-    elif media_type == mt.DOCKER_MANIFEST_LIST:
-        doc = json.loads(raw)
-        entries = []
-        for entry in doc["manifests"]:
-            child = convert(*load(Digest.parse(entry["digest"])), load, out)
-            if child is None:
-                continue  # a schema1 child has no OCI form
-            entries.append({**entry, "mediaType": child[0], "digest": str(Digest.of(child[1])),
-                            "size": len(child[1])})
-        doc["mediaType"], doc["manifests"] = mt.OCI_INDEX, entries
-        result = (mt.OCI_INDEX, _dump(doc))
     else:
         return None
     out[Digest.of(result[1])] = result
     return result
+
+
+def _index(media_type: str, raw: bytes, load: Callable[[Digest], tuple[str, bytes]],
+           out: dict[Digest, tuple[str, bytes]]) -> tuple[str, bytes]:
+    """An index over the OCI forms of its children: the same bytes when it is an OCI
+    index whose children all kept theirs, else rebuilt (new digest)."""
+    doc = json.loads(raw)
+    entries = []
+    for entry in doc["manifests"]:
+        child = convert(*load(Digest.parse(entry["digest"])), load, out)
+        if child is None:
+            continue  # a schema1 child has no OCI form
+        entries.append({**entry, "mediaType": child[0], "digest": str(Digest.of(child[1])), "size": len(child[1])})
+    if media_type == mt.OCI_INDEX and entries == doc["manifests"]:
+        return media_type, raw
+    doc["mediaType"], doc["manifests"] = mt.OCI_INDEX, entries
+    return mt.OCI_INDEX, _dump(doc)

@@ -109,7 +109,8 @@ class RegistryClient:
     def _ping_attempt(self) -> None:
         url = f"{self.base}/v2/"
         try:
-            r = self._session.http.get(url, timeout=self._session.timeout, allow_redirects=True)
+            # stream: only the status and headers matter; a body (of any size) is never read
+            r = self._session.http.get(url, timeout=self._session.timeout, allow_redirects=True, stream=True)
         except requests.RequestException as exc:
             raise connection_error("GET", url, exc) from exc
         finally:

@@ -9,6 +9,7 @@ redirect to another origin (blob storage) never carries our credentials or token
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -20,7 +21,13 @@ from requests.adapters import HTTPAdapter
 from reconciler.errors import ConfigError, RegistryError
 from reconciler.registry.auth import Challenge, Credentials, TokenCache, parse_www_authenticate, token_from_response
 from reconciler.registry.protocol import RegistryConfig
-from reconciler.registry.transport import HINT_UNAUTHORIZED, connection_error, error_from_response
+from reconciler.registry.transport import (
+    HINT_UNAUTHORIZED,
+    MAX_TOKEN_BODY,
+    connection_error,
+    error_from_response,
+    read_limited,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +126,18 @@ class AuthSession:
     def fetch_token(self, challenge: Challenge, scope: str, cache_key: str) -> str:
         """GET a token from the challenge's realm (credentials go here and only here)."""
         realm = challenge.params.get("realm", "")
+        if self.credentials is not None and urlsplit(self.base).scheme == "https" and \
+                urlsplit(realm).scheme.lower() != "https":
+            # the registry is reached over TLS; its token service must be too, or the
+            # password would cross the network in clear text
+            raise RegistryError("GET", realm, 0, temporary=False,
+                                detail="the registry's token realm is not https; credentials withheld",
+                                hint=f"{self.host} names a plain-HTTP token service; fix the registry's auth "
+                                     "config to use an https realm, or pull anonymously")
         params = {k: v for k, v in (("service", challenge.params.get("service")), ("scope", scope)) if v}
         headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
         try:
-            resp = self.http.get(realm, params=params, headers=headers, timeout=self.timeout)
+            resp = self.http.get(realm, params=params, headers=headers, timeout=self.timeout, stream=True)
         except requests.RequestException as exc:
             raise connection_error("GET", realm, exc) from exc
         finally:
@@ -134,8 +149,9 @@ class AuthSession:
                     err.hint = (f"the token service rejected the credentials for {self.host}; check "
                                 "username_env/password_env or auth_file")
                 raise err
+            body = read_limited(resp, "GET", realm, MAX_TOKEN_BODY)
             try:
-                found = token_from_response(resp.json())
+                found = token_from_response(json.loads(body))
             except ValueError:
                 found = None
         if found is None:

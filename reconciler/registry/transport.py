@@ -19,6 +19,8 @@ from reconciler.errors import RegistryError, redact_url
 
 #: how much of an error body we read and show (registries send small JSON documents)
 MAX_ERROR_BODY = 64 * 1024
+#: a token endpoint's JSON beyond this is refused (real tokens are a few kilobytes)
+MAX_TOKEN_BODY = 1024 * 1024
 _LINK_PART_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
 _REL_RE = re.compile(r"""rel\s*=\s*"?([^";]+)"?""", re.IGNORECASE)
 
@@ -113,6 +115,21 @@ def read_error_body(resp: requests.Response) -> bytes:
         return data[:MAX_ERROR_BODY]
     except requests.RequestException:
         return b""
+
+
+def read_limited(resp: requests.Response, method: str, url: str, limit: int) -> bytes:
+    """A streamed response's body, refused (``RegistryError``, not temporary) once it
+    passes ``limit`` bytes: a broken or hostile server must not make us hold gigabytes."""
+    data = bytearray()
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            data += chunk
+            if len(data) > limit:
+                raise RegistryError(method, url, resp.status_code, temporary=False,
+                                    detail=f"response larger than {limit} bytes")
+    except requests.RequestException as exc:
+        raise connection_error(method, url, exc) from exc
+    return bytes(data)
 
 
 def error_from_response(method: str, url: str, resp: requests.Response, *, what: str = "") -> RegistryError:

@@ -1,10 +1,15 @@
 """HTTP Basic authentication against an htpasswd file with bcrypt hashes.
 
 Only bcrypt (``$2y$``, ``$2b$``, ``$2a$``) entries are accepted, as in the distribution
-registry; other hash kinds are ignored with a warning. bcrypt is slow on purpose (tens of
-milliseconds a check), so a successful check is remembered per (user, password digest)
-until the file changes; a failed one is never cached. The file is re-read when its
-mtime or size changes, so users can be added without a restart.
+registry. Any other line (MD5 ``$apr1$``, ``{SHA}``, crypt, plain text) is an error when
+the server starts, naming the file and line, because that user could never log in; when
+the file changes while the server runs, such a line is logged as an error and skipped
+(the other entries apply, so removing a user takes effect at once). bcrypt is slow on
+purpose (tens of milliseconds a check), so a successful check is remembered per (user,
+password digest) until the file changes; a failed one is never cached. An unknown user
+costs one bcrypt check too, so response times do not tell which user names exist. The
+file is re-read when its mtime or size changes, so users can be added without a restart;
+deleting it revokes every login until it exists again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 
 REALM = "reconciler"
 _CACHE_MAX = 1024
+_BCRYPT_MAX_BYTES = 72
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -55,9 +61,9 @@ class Htpasswd:
         self._stamp: tuple[float, int] | None = None
         self._users: dict[str, bytes] = {}
         self._ok: set[tuple[str, bytes]] = set()
-        self._load()
+        self._load(strict=True)
 
-    def _load(self) -> None:
+    def _load(self, *, strict: bool = False) -> None:
         try:
             st = os.stat(self.path)
             text = self.path.read_text(encoding="utf-8")
@@ -70,18 +76,31 @@ class Htpasswd:
             if not line or line.startswith("#"):
                 continue
             user, sep, hashed = line.partition(":")
-            if not sep or not hashed.startswith(("$2y$", "$2b$", "$2a$")):
-                log.warning("%s:%d: not a bcrypt entry; ignored (use htpasswd -B)", self.path, lineno)
+            if not sep or not user or not hashed.startswith(("$2y$", "$2b$", "$2a$")):
+                what = f"{self.path}:{lineno}: not a 'user:bcrypt-hash' entry; only bcrypt hashes are supported"
+                hint = "recreate the entry with `htpasswd -B FILE USER` (-B selects bcrypt)"
+                if strict:
+                    raise InvalidInput(what, hint=hint)
+                log.error("%s; entry skipped (%s)", what, hint)
                 continue
             users[user] = hashed.encode()
+        if not users:
+            log.warning("%s has no users: protected repositories cannot be pulled until one is added", self.path)
         self._users, self._ok = users, set()
         self._stamp = (st.st_mtime, st.st_size)
 
     def _refresh(self) -> None:
         try:
             st = os.stat(self.path)
+        except FileNotFoundError:
+            # deleted (an atomic replace never leaves it missing): fail closed, so that
+            # removing the user list revokes access; a new file is read when it appears
+            if self._stamp is not None:
+                log.error("%s is gone: no user can log in until it exists again", self.path)
+            self._users, self._ok, self._stamp = {}, set(), None
+            return
         except OSError:
-            return  # keep the last good copy while the file is being replaced
+            return  # unreadable for a moment: keep the last good copy
         if (st.st_mtime, st.st_size) != self._stamp:
             self._load()
 
@@ -90,14 +109,20 @@ class Htpasswd:
             self._refresh()
             hashed = self._users.get(user)
             key = (user, hashlib.sha256(password.encode()).digest())
-            if hashed is None:
-                return False
-            if key in self._ok:
+            if hashed is not None and key in self._ok:
                 return True
+            # an unknown user still pays for one bcrypt check (against some user's hash,
+            # whose result is ignored) so that timing does not reveal which names exist
+            against = hashed if hashed is not None else next(iter(self._users.values()), None)
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed)
+            # bcrypt uses at most 72 bytes, and htpasswd -B hashes just those; the bcrypt
+            # module refuses longer input instead of truncating, so truncate as htpasswd did
+            secret = password.encode()[:_BCRYPT_MAX_BYTES]
+            ok = bcrypt.checkpw(secret, against) if against is not None else False
         except ValueError:
             ok = False
+        if hashed is None:
+            return False
         if ok:
             with self._lock:
                 if len(self._ok) >= _CACHE_MAX:

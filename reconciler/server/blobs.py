@@ -21,6 +21,7 @@ from reconciler.store.protocol import Kind, Publication, Store
 log = logging.getLogger(__name__)
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_BEYOND_ANY_BLOB = 10**18
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -32,17 +33,24 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if m is None or (not m[1] and not m[2]):
         return None
     if not m[1]:  # suffix: the last N bytes
-        n = int(m[2])
+        n = _position(m[2])
         if n == 0 or size == 0:
             raise _unsatisfiable(size)
         return max(size - n, 0), size - 1
-    first = int(m[1])
-    if m[2] and int(m[2]) < first:
+    first = _position(m[1])
+    if m[2] and _position(m[2]) < first:
         return None  # syntactically invalid: ignore the header
     if first >= size:
         raise _unsatisfiable(size)
-    last = int(m[2]) if m[2] else size - 1
+    last = _position(m[2]) if m[2] else size - 1
     return first, min(last, size - 1)
+
+
+def _position(digits: str) -> int:
+    """A byte position; any number of digits (Python refuses to convert over 4300, and
+    anything past 18 digits is beyond every blob anyway)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else _BEYOND_ANY_BLOB
 
 
 def _unsatisfiable(size: int) -> RegistryHTTPError:
@@ -58,6 +66,7 @@ def get_blob(store: Store, pub: Publication, route: Route, range_header: str | N
         raise unknown
     try:
         size = store.blob_size(digest)
+        window = parse_range(range_header, size)  # before opening: a 416 has no file to close
         file = store.blob_open(digest)
     except NotFound as exc:
         log.error("published version %s@%d holds blob %s but the store cannot open it: %s",
@@ -70,11 +79,6 @@ def get_blob(store: Store, pub: Publication, route: Route, range_header: str | N
         "Accept-Ranges": "bytes",
         "Cache-Control": "max-age=31536000",
     }
-    try:
-        window = parse_range(range_header, size)
-    except RegistryHTTPError:
-        file.close()
-        raise
     if window is None:
         headers["Content-Length"] = str(size)
         return Response(200, headers, FileBody(file, 0, size))

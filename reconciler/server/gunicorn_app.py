@@ -3,8 +3,9 @@
 A ``BaseApplication`` with our settings instead of gunicorn's command line: ``gthread``
 workers (keep-alive, a few threads each; blob bodies go out with ``sendfile``), the app
 built by ``load()`` in every worker after the fork (so each worker opens its own store),
-closed by the ``worker_exit`` hook. SIGTERM and SIGINT make the master stop accepting,
-let workers finish in-flight requests (``graceful_timeout``), and exit 0.
+closed by the ``worker_exit`` hook. SIGTERM makes the master stop accepting, let workers
+finish in-flight requests (``graceful_timeout``), and exit 0; SIGINT (Ctrl-C) and SIGQUIT
+are gunicorn's quick shutdown, which cuts in-flight transfers.
 """
 
 from __future__ import annotations

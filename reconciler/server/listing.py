@@ -22,7 +22,8 @@ def page_params(req: Request) -> tuple[int | None, str | None]:
     n_text, last = req.param("n"), req.param("last")
     n = None
     if n_text is not None and n_text != "":
-        if not n_text.isdigit() or len(n_text) > 9:
+        # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses
+        if not (n_text.isascii() and n_text.isdigit()) or len(n_text) > 9:
             raise RegistryHTTPError("PAGINATION_NUMBER_INVALID", detail={"n": n_text[:50]})
         n = int(n_text)
     return n, (last or None)

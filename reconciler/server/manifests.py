@@ -1,8 +1,11 @@
 """Manifest GET/HEAD with Accept negotiation.
 
 The stored bytes are served unchanged whenever the client accepts their media type
-(no ``Accept`` header, or ``*/*``, counts as accepting everything; Docker schema1 signed
-and unsigned count as one type because registries label them interchangeably). When a
+(no ``Accept`` header, or ``*/*``, counts as accepting everything; a type listed with
+``q=0`` is refused, as RFC 9110 says; other q-values do not rank anything, since we
+hold one representation; Docker schema1 signed and unsigned count as one type because
+registries label them interchangeably). Several ``Accept`` headers arrive joined by
+commas (the WSGI server does that), which is the same list. When a
 client that does not accept index types asks for a *tag* pointing at an index, it gets
 the index's first linux/amd64 child if it accepts that child's type: Crane's fallback for
 index-unaware clients (original-system.md 11.4 step 3). Anything else is 404
@@ -23,13 +26,28 @@ from reconciler.store.protocol import Kind, Publication, Store
 _WILDCARDS = frozenset({"*/*", "application/*"})
 
 
+def _refused(params: list[str]) -> bool:
+    """Whether a media range's parameters include ``q=0`` (any spelling of zero)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value.strip()) == 0.0
+            except ValueError:
+                return False
+    return False
+
+
 def accepted_types(header: str | None) -> frozenset[str] | None:
-    """Media types named in ``Accept`` (parameters such as ``q`` dropped); None means
-    "anything" (header absent, empty, or with a wildcard)."""
+    """Media types named in ``Accept`` without ``q=0`` (other parameters dropped); None
+    means "anything" (header absent, empty, or with an acceptable wildcard)."""
     if not header or not header.strip():
         return None
-    types = frozenset(part.split(";")[0].strip().lower() for part in header.split(",") if part.strip())
-    if not types or types & _WILDCARDS:
+    named = [part.split(";") for part in header.split(",") if part.strip()]
+    if not named:
+        return None
+    types = frozenset(p[0].strip().lower() for p in named if not _refused(p[1:]))
+    if types & _WILDCARDS:
         return None
     if types & mt.SCHEMA1_TYPES:
         types = types | mt.SCHEMA1_TYPES

@@ -4,6 +4,8 @@ OCI layout tar that skopeo accepts with the store's digests."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import tarfile
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from reconciler.model import mediatypes as mt
 from reconciler.ops.export import export
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.imagegen import build_image, build_multiarch, build_schema1
+from tests.support.imagegen import build_image, build_index, build_multiarch, build_schema1
 from tests.support.serving import commit_tags, require_binary
 
 pytestmark = pytest.mark.integration
@@ -150,3 +152,72 @@ def test_failed_export_leaves_no_file(repo, tmp_path: Path, run_cli) -> None:  #
     assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["keep.tar"]
     ok = run_cli("export", "synctest", "-o", str(out), "--json", store=root / "store", check=True)
     assert json.loads(ok.stdout)["tags"] == 5 and tarfile.is_tarfile(out)
+
+
+def test_crane_default_url_is_under_the_repository_id(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Pulp's default redirect URL is https://HOST/pulp/docker/v2/<repo id>/ (the web
+    directory is named by repo id, 10.1/10.3), not by the registry name."""
+    store, _, _, _ = repo
+    export(store, "synctest", tmp_path / "d.tar")
+    url = json.loads(read(tmp_path / "d.tar", "synctest.json"))["url"]
+    assert url.startswith("https://") and url.endswith("/pulp/docker/v2/synctest/")
+
+
+def test_crane_url_gets_its_trailing_slash(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Crane appends 'manifests/...' to url as a string: without the slash every redirect
+    would point at .../synctestmanifests/..."""
+    store, _, _, _ = repo
+    export(store, "synctest", tmp_path / "s.tar", url="https://cdn.example.com/v2/synctest")
+    assert json.loads(read(tmp_path / "s.tar", "synctest.json"))["url"] == "https://cdn.example.com/v2/synctest/"
+
+
+def _reachable(out: Path, names: set[str]) -> set[str]:
+    """Every blob path an OCI layout's index.json reaches (walking indexes and manifests
+    that are present), so that the caller can see which of them are missing."""
+    todo = list(json.loads(read(out, "index.json"))["manifests"])
+    seen: set[str] = set()
+    while todo:
+        desc = todo.pop()
+        path = f"blobs/sha256/{desc['digest'].split(':')[1]}"
+        seen.add(path)
+        if path not in names:
+            continue
+        doc = json.loads(read(out, path)) if desc["mediaType"] in mt.INDEX_TYPES | mt.IMAGE_MANIFEST_TYPES else {}
+        todo += doc.get("manifests", [])
+        seen |= {f"blobs/sha256/{d['digest'].split(':')[1]}" for d in [*doc.get("layers", []), doc.get("config")] if d}
+    return seen
+
+
+def test_oci_index_with_docker_children_is_complete(tmp_path: Path) -> None:
+    """An OCI index may point at Docker schema2 manifests. The layout must hold exactly
+    what its index.json reaches, or skopeo and containerd refuse it."""
+    require_binary("skopeo", "skopeo")
+    store = SQLiteStore(tmp_path / "store")
+    try:
+        kids = [build_image("mixed-amd64", arch="amd64"), build_image("mixed-arm64", arch="arm64", variant="v8")]
+        mixed = build_index(kids, oci=True)
+        commit_tags(store, "mixed", {"multi": mixed})
+        out = tmp_path / "mixed.tar"
+        export(store, "mixed", out, format="oci")
+    finally:
+        store.close()
+    names = set(members(out))
+    missing = _reachable(out, names) - names
+    assert not missing
+    proc = subprocess.run(["skopeo", "copy", "--all", f"oci-archive:{out}:multi", f"oci:{tmp_path / 'copy'}:multi"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_export_file_mode_follows_the_umask(repo, tmp_path: Path) -> None:
+    """The tar is written to a private temporary file and renamed; it must still end up
+    with the mode any other new file gets (a web server user has to read a Crane tree)."""
+    store, _, _, _ = repo
+    old = os.umask(0o022)
+    try:
+        export(store, "synctest", tmp_path / "m.tar")
+        export(store, "synctest", tmp_path / "m.oci.tar", format="oci")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.tar").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "m.oci.tar").stat().st_mode) == 0o644

@@ -5,19 +5,24 @@ atomicity of publishing under a pulling client, and a clean SIGTERM shutdown."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import bcrypt
 import pytest
 import requests
 
+from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
+from reconciler.store.protocol import ContentSet, Origin, TagEntry
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.imagegen import build_multiarch
-from tests.support.serving import commit_tags, fill_store, require_binary, run_server, stop
+from tests.support.imagegen import build_image, build_multiarch
+from tests.support.serving import commit_tags, content_of, fill_store, require_binary, run_server, stop
 
 pytestmark = pytest.mark.integration
 
@@ -189,3 +194,63 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
         assert requests.get(srv.url + "/v2/", timeout=10).status_code == 200
         assert stop(srv.proc) == 0
     assert "Shutting down" in srv.log() or "Handling signal: term" in srv.log()
+
+
+def test_sigterm_lets_an_inflight_blob_download_finish(tmp_path: Path) -> None:
+    """A client in the middle of a large blob when the server is told to stop gets the
+    whole blob (gunicorn's graceful timeout covers it), and the server then exits 0."""
+    store = SQLiteStore(tmp_path / "store")
+    img = build_image("sigterm")
+    big = bytes(range(256)) * (128 * 1024)  # 32 MiB, far more than the socket buffers hold
+    digest = Digest.of(big)
+    store.blob_put([big], digest)
+    content = content_of(img)
+    commit_tags(store, "big", {"v1": img})
+    info = store.version_commit("big", base=1, content=ContentSet(content.blobs | {digest}, content.manifests,
+                                                                  content.indexes),
+                                tags={"v1": TagEntry(img.digest, Origin.MANUAL)}, operation="test")
+    assert info is not None
+    store.publish("big", name="big", version=info.number, protected=False)
+    store.close()
+    with run_server(tmp_path / "store", tmp_path / "server.log", workers=1) as srv:
+        with requests.get(f"{srv.url}/v2/big/blobs/{digest}", stream=True, timeout=30) as resp:
+            assert resp.status_code == 200
+            received = bytearray(resp.raw.read(64 * 1024))
+            srv.proc.send_signal(signal.SIGTERM)
+            for chunk in resp.iter_content(64 * 1024):
+                received += chunk
+                time.sleep(0.002)  # a slow reader: the transfer is still going when SIGTERM lands
+        assert bytes(received) == big
+        assert srv.proc.wait(timeout=30) == 0
+
+
+def _raw_request(host: str, method: str, path: str, headers: list[tuple[str, str]]) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection(host, timeout=30)
+    conn.putrequest(method, path)
+    for name, value in headers:  # putheader twice sends the header twice
+        conn.putheader(name, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp
+
+
+def test_several_accept_headers_count_as_one_list(server) -> None:  # type: ignore[no-untyped-def]
+    """Docker sends one Accept header per media type; all of them count."""
+    srv, fx, _ = server
+    index = fx.images["test/list"]["v1"].manifest
+    resp = _raw_request(srv.host, "GET", "/v2/test/list/manifests/v1",
+                        [("Accept", mt.DOCKER_SCHEMA2), ("Accept", mt.DOCKER_MANIFEST_LIST)])
+    assert resp.status == 200 and resp.getheader("Docker-Content-Digest") == str(index.digest)
+
+
+@pytest.mark.parametrize("path", ["manifests/v1", "blobs/"], ids=["manifest", "blob"])
+def test_head_through_gunicorn_keeps_content_length(server, path: str) -> None:  # type: ignore[no-untyped-def]
+    srv, fx, _ = server
+    img = fx.images["test/docker"]["v1"]
+    blob_digest, blob = next(iter(img.blobs.items()))
+    full = f"/v2/test/docker/{path}{blob_digest if path == 'blobs/' else ''}"
+    size = len(blob) if path == "blobs/" else len(img.manifest.raw)
+    resp = _raw_request(srv.host, "HEAD", full, [("Accept", mt.ACCEPT_ALL)])
+    assert resp.status == 200 and resp.getheader("Content-Length") == str(size)

@@ -99,8 +99,13 @@ def test_if_none_match_is_not_required_but_etag_is_stable(served) -> None:  # ty
     ("test/list", "", "self"),
     ("test/oci", "*/*", "self"),
     ("test/list", f"{mt.DOCKER_MANIFEST_LIST};q=0.5, {mt.DOCKER_SCHEMA2}", "self"),
+    # q=0 means "not acceptable" (RFC 9110 12.4.2): the list is refused, the child is fine
+    ("test/list", f"{mt.DOCKER_MANIFEST_LIST}; q=0, {mt.DOCKER_SCHEMA2}", "amd64-child"),
+    ("test/oci", f"{mt.OCI_INDEX}, {mt.OCI_MANIFEST};Q=0.0", 404),
+    ("test/oci", "*/*;q=0", 404),
+    ("test/oci", f"*/*;q=0, {mt.OCI_MANIFEST};q=0.1", "self"),
 ], ids=["list-s2-only", "index-oci-only", "index-s2-only", "oci-s2-only", "docker-oci-only", "no-accept",
-        "wildcard", "q-params"])
+        "wildcard", "q-params", "q0-list", "q0-manifest", "q0-wildcard", "q0-wildcard-but-named"])
 def test_negotiation(served, name: str, accept: str, want: object) -> None:  # type: ignore[no-untyped-def]
     app, fx, _ = served
     img = fx.images[name]["v1"]
@@ -141,7 +146,12 @@ def test_blob_whole(served, method: str) -> None:  # type: ignore[no-untyped-def
     ("bytes=100000000-", (416, None)),
     ("bytes=0-1,5-6", (200, slice(None))),
     ("items=0-5", (200, slice(None))),
-], ids=["first10", "from10", "suffix5", "past-end", "one-byte", "unsatisfiable", "multi-ignored", "unit-ignored"])
+    ("bytes=" + "9" * 5000 + "-", (416, None)),
+    ("bytes=0-" + "9" * 5000, (206, slice(0, None))),
+    ("bytes=-" + "9" * 5000, (206, slice(0, None))),
+    ("bytes=" + "0" * 5000 + "3-9", (206, slice(3, 10))),
+], ids=["first10", "from10", "suffix5", "past-end", "one-byte", "unsatisfiable", "multi-ignored", "unit-ignored",
+        "huge-first", "huge-last", "huge-suffix", "leading-zeros"])
 def test_blob_range(served, rng: str, expect) -> None:  # type: ignore[no-untyped-def]
     app, fx, _ = served
     digest, data = max(fx.images["test/docker"]["v1"].blobs.items(), key=lambda kv: len(kv[1]))
@@ -288,6 +298,9 @@ def test_tags_pagination(tmp_path: Path, query: str, tags: list[str], link: str 
         assert headers.get("Link") == (f'<{link}>; rel="next"' if link else None)
         assert call(app, "GET", "/v2/pg/tags/list", query="n=-1")[0] == 400
         assert errors_of(call(app, "GET", "/v2/pg/tags/list", query="n=x")[2]) == ["PAGINATION_NUMBER_INVALID"]
+        # characters str.isdigit() accepts but int() does not (superscript two), and non-ASCII digits
+        for odd in ("n=%C2%B2", "n=%D9%A2"):
+            assert errors_of(call(app, "GET", "/v2/pg/tags/list", query=odd)[2]) == ["PAGINATION_NUMBER_INVALID"]
     finally:
         app.close()
         store.close()
@@ -331,3 +344,25 @@ def test_access_log_line(served, caplog: pytest.LogCaptureFixture) -> None:  # t
     size = len(fx.images["test/docker"]["v1"].blobs[digest])
     assert f'"GET /v2/test/docker/blobs/{digest} HTTP/1.1" 200 {size} "-" "ua/1"' in lines[0]
     assert lines[1].startswith("127.0.0.1 - alice [")
+
+
+@pytest.mark.parametrize("name", ["a/manifests/b", "x/blobs", "t/tags/list", "manifests", "m/blobs/manifests/tags"])
+def test_names_with_route_keywords_split_at_the_right_most(tmp_path: Path, name: str) -> None:
+    """A name may contain manifests, blobs or tags/list as components; the route keyword
+    is the right-most one (as Crane and the distribution registry split)."""
+    store = SQLiteStore(tmp_path / "s")
+    img = build_image("kw")
+    commit_tags(store, "kw", {"v1": img})
+    store.publish("kw", name=name, version=1, protected=False)
+    app = RegistryApp(lambda: SQLiteStore(tmp_path / "s"))
+    try:
+        status, _, body = call(app, "GET", f"/v2/{name}/manifests/v1", headers={"Accept": ALL})
+        assert status == 200 and body == img.manifest.raw
+        status, _, body = call(app, "GET", f"/v2/{name}/tags/list")
+        assert status == 200 and json.loads(body) == {"name": name, "tags": ["v1"]}
+        digest, data = next(iter(img.blobs.items()))
+        status, _, body = call(app, "GET", f"/v2/{name}/blobs/{digest}")
+        assert status == 200 and body == data
+    finally:
+        app.close()
+        store.close()

@@ -1,0 +1,167 @@
+"""Targets (from issue 8) evaluated against a result, and the generated BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Target:
+    section: str
+    text: str
+    path: tuple[str, ...]  # into the section's result
+    op: str  # ">=", "<=", "<"
+    bound: float
+    unit: str = ""
+    #: the target only applies when this holds for the run's parameters
+    applies: Callable[[dict[str, Any]], bool] = lambda params: True
+    aim: str = ""
+
+
+TARGETS = (
+    Target("cold_sync", "Cold sync at least as fast as `skopeo sync --dest dir`", ("ratios", "skopeo_dir_wall_over_ours"),
+           ">=", 1.0, "x", aim="aim 2x"),
+    Target("cold_sync", "Cold sync at least 70% of the raw parallel HTTP transfer", ("ratios", "ours_of_raw_throughput"),
+           ">=", 0.7, "x"),
+    Target("refresh", "No-change refresh (`plan`) at least 20x faster than a skopeo sync re-run",
+           ("ratios", "skopeo_wall_over_ours_plan"), ">=", 20, "x"),
+    Target("refresh", "No-change refresh: at most one upstream manifest request per unchanged tag",
+           ("ours_plan", "manifest_requests_per_tag"), "<=", 1, "req/tag"),
+    Target("plan_scale", "Plan 1,000 x 50 (--no-refresh) under 2 s", ("1000x50", "wall_s"), "<", 2, "s",
+           applies=lambda p: [1000, 50] in [list(s) for s in p["plan_scales"]]),
+    Target("plan_scale", "Plan 1,000 x 50 (--no-refresh) under 300 MB", ("1000x50", "peak_rss_mb"), "<", 300, "MB",
+           applies=lambda p: [1000, 50] in [list(s) for s in p["plan_scales"]]),
+    Target("serving", "Serving: at least 50% of the registry's manifest GET requests/s",
+           ("ratios", "manifest_get_rps"), ">=", 0.5, "x"),
+    Target("serving", "Serving: at least 50% of the registry's manifest HEAD requests/s",
+           ("ratios", "manifest_head_rps"), ">=", 0.5, "x"),
+    Target("serving", "Serving: at least 80% of the registry's blob throughput", ("ratios", "blob_mb_per_s"),
+           ">=", 0.8, "x"),
+    Target("memory", "Sync peak RSS under 150 MB for a 1 GiB layer", ("sync", "peak_rss_mb"), "<", 150, "MB",
+           applies=lambda p: p["big_layer_size"] >= GiB),
+)
+
+_OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
+
+
+def _get(d: Any, path: tuple[str, ...]) -> Any:
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def evaluate(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for t in TARGETS:
+        sec = result["sections"].get(t.section)
+        value = _get(sec, t.path) if sec and sec.get("status") == "ok" else None
+        if sec is None:
+            status = "not run"
+        elif sec.get("status") != "ok":
+            status = "error"
+        elif not t.applies(result["params"]):
+            status = "n/a (scale)"
+        elif value is None:
+            status = "error"
+        else:
+            status = "pass" if _OPS[t.op](value, t.bound) else "MISS"
+        rows.append({"section": t.section, "target": t.text, "bound": f"{t.op} {t.bound:g} {t.unit}".strip(),
+                     "aim": t.aim, "measured": value, "status": status})
+    return rows
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def _detail(name: str, sec: dict[str, Any]) -> list[str]:
+    out = [f"### {name}", ""]
+    if sec.get("status") != "ok":
+        out += [f"**error**: {sec.get('error', '?')}", ""]
+    try:
+        out += _tables(name, sec)
+    except (KeyError, TypeError):  # a failed section has only what it measured before failing
+        pass
+    return out
+
+
+def _tables(name: str, sec: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    if name in ("cold_sync", "refresh"):
+        cols = ["wall_s", "cpu_s", "peak_rss_mb", "mb_per_s", "requests", "manifest_requests", "blob_requests",
+                "get_bytes", "requests_per_tag", "manifest_requests_per_tag"]
+        rows = [[k] + [v.get(c) for c in cols] for k, v in sec.items() if isinstance(v, dict) and "wall_s" in v]
+        out += _table(["client"] + cols, rows)
+    elif name == "plan_scale":
+        cols = ["repos", "tags", "wall_s", "cpu_s", "peak_rss_mb", "yaml_bytes", "populate_s"]
+        out += _table(["desired state"] + cols, [[k] + [v.get(c) for c in cols] for k, v in sec.items()
+                                                 if isinstance(v, dict) and "repos" in v])
+    elif name == "serving":
+        rows = []
+        for server in [s for s in ("registry", "ours") if s in sec]:
+            for what in ("manifest_get", "manifest_head", "blob_get"):
+                r = sec[server][what]
+                rows.append([server, what, r["requests_per_s"], r.get("mb_per_s"), r["requests"], r["errors"],
+                             r.get("latency_p50_ms"), r.get("latency_p99_ms")])
+        out += _table(["server", "load", "req/s", "MB/s", "requests", "errors", "p50 ms", "p99 ms"], rows)
+        out += [f"Load: {sec['load']}; server peak RSS (MB): "
+                + ", ".join(f"{s} {sec[s]['peak_rss_mb']}" for s in ("registry", "ours") if s in sec), ""]
+    elif name == "memory":
+        steps = (("registry_serve", "registry: serve to N clients"), ("sync", "ours: sync"),
+                 ("serve", "ours: serve to N clients"))
+        out += [f"Layer: {_fmt(sec['layer_bytes'])} bytes.", ""]
+        out += _table(["step", "wall s", "MB/s", "peak RSS MB"], [
+            [label.replace("N", str(sec[k].get("clients"))), sec[k]["wall_s"], sec[k]["mb_per_s"],
+             sec[k]["peak_rss_mb"]] for k, label in steps if k in sec])
+    if "ratios" in sec:
+        out += ["Ratios: " + ", ".join(f"{k} = {v}" for k, v in sec["ratios"].items()), ""]
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m, f, p = result["machine"], result.get("fixtures", {}), result["params"]
+    out = ["# Benchmarks", "",
+           f"Generated by `make bench` (`python -m bench`, run `{result['name']}`) from "
+           f"`bench/results/{result['name']}.json`; do not edit by hand. What each section measures: "
+           "`bench/README.md`.", "",
+           f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_mib']:,} MiB, Linux {m['kernel']}, "
+           f"Python {m['python']}; {m['skopeo']}; {m['registry']}; {m['reconciler']} at `{m['git_commit'][:12]}`"
+           f"{' (dirty)' if m['git_dirty'] else ''}; {m['date']}. Load average at start {m['loadavg_start']}, "
+           f"at end {m.get('loadavg_end')} (other work on the machine shares its cores; wall times are noisy).", "",
+           f"Fixtures: {f.get('repos')} repositories, {f.get('tags')} tags ({f.get('indexes')} multi-platform "
+           f"indexes), {f.get('manifests')} manifests, {f.get('blobs')} blobs, {_fmt(f.get('blob_bytes'))} unique "
+           f"blob bytes ({p['layers']} layers of {_fmt(p['layer_size'])} bytes per image).", "",
+           "## Targets (issue 8)", ""]
+    out += _table(["section", "target", "bound", "measured", "status"],
+                  [[r["section"], r["target"] + (f" ({r['aim']})" if r["aim"] else ""), r["bound"], r["measured"],
+                    r["status"]] for r in result["targets"]])
+    out += ["## Sections", ""]
+    for name, sec in result["sections"].items():
+        out += _detail(name, sec)
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,115 @@
+"""Section 1, cold sync: everything in the fixture set pulled from the upstream registry
+into an empty destination, by
+
+* ``raw``: a plain parallel HTTP client (curl ``--parallel``) fetching every unique blob
+  once: the physical limit of loopback plus the registry;
+* ``skopeo_dir``: ``skopeo sync --all --src yaml --dest dir`` into a fresh directory;
+* ``skopeo_docker``: ``skopeo sync --all --dest docker`` into a fresh second registry (also
+  the base of the no-change refresh section);
+* ``ours``: ``reconciler apply -f repos.yaml`` (or one ``reconciler sync`` per repository).
+
+Wall time and client CPU come from the child process, requests and GET body bytes from the
+upstream registry's access log; MB/s = upstream bytes / wall.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench import desired, proc
+from bench.harness import Context, SectionError, require_commands, require_tool
+from bench.registry import Registry
+
+
+def _measure(ctx: Context, fn: Any) -> dict[str, Any]:
+    """Run ``fn() -> proc.Run`` (or a list of them) and account its upstream traffic."""
+    subprocess.run(["sync"], check=False)  # flush dirty pages of the previous step
+    mark = ctx.upstream.mark()
+    runs = fn()
+    runs = runs if isinstance(runs, list) else [runs]
+    for r in runs:
+        r.check()
+    traffic = ctx.upstream.traffic_since(mark)
+    wall = sum(r.wall_s for r in runs)
+    return {"wall_s": round(wall, 3), "cpu_s": round(sum(r.cpu_s for r in runs), 2),
+            "peak_rss_mb": round(max(r.peak_rss_kib for r in runs) / 1024, 1),
+            "mb_per_s": round(traffic.get_bytes / wall / 1e6, 1), "processes": len(runs), **traffic.to_json()}
+
+
+def raw_fetch(ctx: Context) -> proc.Run:
+    """curl, every unique blob once, ``raw_parallel`` connections."""
+    fs = ctx.fixtures
+    cfg = ctx.work / "curl.cfg"
+    seen: set[str] = set()
+    with open(cfg, "w") as f:
+        for repo, tags in fs.repos.items():
+            for digest in tags.values():
+                for b in fs.blobs_of(digest):
+                    if b not in seen:
+                        seen.add(b)
+                        f.write(f'url = "{ctx.upstream.url}/v2/{repo}/blobs/{b}"\noutput = "/dev/null"\n')
+    return proc.run(["curl", "-sS", "--fail", "--parallel", "--parallel-max", str(ctx.params.raw_parallel),
+                     "-K", str(cfg)])
+
+
+def skopeo_yaml(ctx: Context) -> Path:
+    y = ctx.work / "skopeo-sync.yml"
+    lines = [f"{ctx.upstream.host}:", "  tls-verify: false", "  images:"]
+    lines += [f"    {repo}: []" for repo in ctx.fixtures.repos]
+    y.write_text("\n".join(lines) + "\n")
+    return y
+
+
+def skopeo_sync(src_yaml: Path, *dest: str) -> proc.Run:
+    return proc.run(["skopeo", "sync", "--all", "--src", "yaml", str(src_yaml), *dest])
+
+
+def ours_cold(ctx: Context, store: Path) -> list[proc.Run]:
+    names = list(ctx.fixtures.repos)
+    if ctx.params.ours == "apply":
+        desired.write_mirror(ctx.repos_yaml, ctx.upstream.url, names)
+        return [proc.reconciler(store, "apply", "-f", str(ctx.repos_yaml))]
+    return [proc.reconciler(store, "sync", desired.repo_id(n), "--feed", ctx.upstream.url, "--upstream-name", n)
+            for n in names]
+
+
+def run(ctx: Context, out: dict[str, Any]) -> None:
+    require_tool("curl", "curl")
+    require_tool("skopeo", "skopeo")
+    fs = ctx.fixtures
+    out.update({"tags": sum(len(t) for t in fs.repos.values()),
+                           "unique_blob_bytes": fs.summary()["blob_bytes"]})
+    out["raw"] = _measure(ctx, lambda: raw_fetch(ctx))
+    y = skopeo_yaml(ctx)
+    dir_dest = ctx.work / "skopeo-dir"
+    dir_dest.mkdir()
+    out["skopeo_dir"] = _measure(ctx, lambda: skopeo_sync(y, "--dest", "dir", str(dir_dest)))
+    shutil.rmtree(dir_dest, ignore_errors=True)
+    dst = Registry(ctx.work / "skopeo-dst")
+    dst.start()
+    ctx.cleanups.append(dst.stop)
+    out["skopeo_docker"] = _measure(ctx, lambda: skopeo_sync(
+        y, "--dest", "docker", "--dest-tls-verify=false", f"{dst.host}/mirror"))
+    ctx.shared["skopeo_yaml"] = y
+    ctx.shared["skopeo_dst"] = dst
+
+    if ctx.params.ours == "apply":
+        require_commands(("apply",))
+    else:
+        require_commands(("sync",))
+    out["ours_mode"] = ctx.params.ours
+    out["ours"] = _measure(ctx, lambda: ours_cold(ctx, ctx.store))
+    ctx.shared["store_synced"] = True
+    ours, raw, sk = out["ours"], out["raw"], out["skopeo_dir"]
+    if ours["get_bytes"] < out["unique_blob_bytes"]:
+        raise SectionError(f"our sync pulled {ours['get_bytes']} bytes, less than the "
+                           f"{out['unique_blob_bytes']} unique blob bytes: it did not sync everything")
+    out["ratios"] = {
+        "skopeo_dir_wall_over_ours": round(sk["wall_s"] / ours["wall_s"], 2),
+        "skopeo_docker_wall_over_ours": round(out["skopeo_docker"]["wall_s"] / ours["wall_s"], 2),
+        # throughput relative to the physical limit, on unique bytes (what each must move)
+        "ours_of_raw_throughput": round(raw["wall_s"] / ours["wall_s"], 3),
+    }

@@ -1,0 +1,118 @@
+"""Section 4, serving: the same content served by the distribution registry (the upstream,
+filled by the fixture push) and by ``reconciler serve`` (our store after the cold sync,
+each repository published under its upstream name), hit by the same load generators with
+the same concurrency and duration, one server at a time, loopback only:
+
+* manifest GET by tag, cycling over every tag, all four manifest types accepted (wrk);
+* manifest HEAD by tag (ab: wrk cannot do HEAD);
+* blob GET, cycling over every unique blob (wrk); throughput in MB/s.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench import desired, proc, wrk
+from bench.harness import Context, SectionError, require_commands, require_tool
+from bench.registry import free_port, proc_peak_rss_kib
+
+
+def start_server(ctx: Context, store: Path, name: str) -> tuple[str, Any]:
+    port = free_port()
+    server = proc.popen_server(proc.reconciler_cmd(store, "serve", "--port", str(port)),
+                               ctx.work / f"{name}.log", env=proc.reconciler_env())
+    ctx.cleanups.append(lambda: proc.stop_server(server))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SectionError(f"reconciler serve exited {server.returncode} at start: "
+                               f"{(ctx.work / f'{name}.log').read_text()[-1500:]}")
+        try:
+            with urllib.request.urlopen(url + "/v2/", timeout=2) as r:
+                if r.status == 200:
+                    return url, server
+        except OSError:
+            time.sleep(0.1)
+    raise SectionError(f"reconciler serve did not answer on {url}/v2/ within 30 s")
+
+
+def ensure_published(store: Path, names: list[str]) -> int:
+    """Publish each synced repository under its upstream name unless the apply already did."""
+    from reconciler.store.sqlite import SQLiteStore
+
+    s = SQLiteStore(store)
+    try:
+        published = {r.id: r.publish_name for r in s.repository_list() if r.published_version is not None}
+    finally:
+        s.close()
+    todo = [n for n in names if published.get(desired.repo_id(n)) != n]
+    if todo:
+        require_commands(("publish",))
+    for n in todo:
+        proc.reconciler(store, "publish", desired.repo_id(n), "--name", n).check()
+    return len(todo)
+
+
+def tree_peak_rss_kib(pid: int) -> int:
+    """VmHWM of a server and its worker processes (a pre-fork server has several)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += proc_peak_rss_kib(p)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+def hammer(ctx: Context, url: str, tag_paths: list[str], blob_paths: list[str]) -> dict[str, Any]:
+    p = ctx.params
+    kw = {"threads": p.wrk_threads, "connections": p.wrk_connections, "seconds": p.wrk_seconds}
+    out = {
+        "manifest_get": wrk.load(url, tag_paths, "GET", ctx.work / "manifests.lua", **kw),
+        "manifest_head": wrk.head_load(url, tag_paths[0], connections=p.wrk_connections, seconds=p.wrk_seconds),
+        "blob_get": wrk.load(url, blob_paths, "GET", ctx.work / "blobs.lua", **kw),
+    }
+    for what, res in out.items():
+        if res["errors"] > res["requests"] * 0.01 or not res["requests"]:
+            raise SectionError(f"{what} against {url}: {res['errors']} errors in {res['requests']} requests")
+    return out
+
+
+def run(ctx: Context, out: dict[str, Any]) -> None:
+    require_tool("wrk", "wrk")
+    require_tool("ab", "apache2-utils")
+    fs = ctx.fixtures
+    tag_paths = [f"/v2/{r}/manifests/{t}" for r, tags in fs.repos.items() for t in tags]
+    seen: dict[str, str] = {}
+    for r, tags in fs.repos.items():
+        for d in tags.values():
+            for b in fs.blobs_of(d):
+                seen.setdefault(b, f"/v2/{r}/blobs/{b}")
+    blob_paths = list(seen.values())
+    out.update({"tag_paths": len(tag_paths), "blob_paths": len(blob_paths),
+                "load": {"threads": ctx.params.wrk_threads, "connections": ctx.params.wrk_connections,
+                         "seconds": ctx.params.wrk_seconds}})
+    out["registry"] = hammer(ctx, ctx.upstream.url, tag_paths, blob_paths)
+    out["registry"]["peak_rss_mb"] = round(ctx.upstream.peak_rss_kib() / 1024, 1)
+
+    require_commands(("serve",))
+    ctx.need("store_synced", "serving needs the store of the cold sync")
+    out["published_by_bench"] = ensure_published(ctx.store, list(fs.repos))
+    url, server = start_server(ctx, ctx.store, "serve")
+    out["ours"] = hammer(ctx, url, tag_paths, blob_paths)
+    out["ours"]["peak_rss_mb"] = round(tree_peak_rss_kib(server.pid) / 1024, 1)
+    proc.stop_server(server)
+    reg, ours = out["registry"], out["ours"]
+    out["ratios"] = {
+        "manifest_get_rps": round(ours["manifest_get"]["requests_per_s"] / reg["manifest_get"]["requests_per_s"], 3),
+        "manifest_head_rps": round(ours["manifest_head"]["requests_per_s"]
+                                   / reg["manifest_head"]["requests_per_s"], 3),
+        "blob_mb_per_s": round(ours["blob_get"]["mb_per_s"] / reg["blob_get"]["mb_per_s"], 3),
+    }

@@ -1,0 +1,106 @@
+"""The benchmark harness runs end to end with tiny parameters (so it cannot rot) and
+writes a result with every section and sane numbers. Timings are not checked against
+targets here: only `make bench` measures speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+#: every section (their reconciler commands are all on main: apply, plan, serve, publish)
+SECTIONS = ("cold_sync", "refresh", "plan_scale", "serving", "memory")
+
+
+def _positive(d: dict[str, Any], *keys: str) -> None:
+    for k in keys:
+        assert isinstance(d[k], (int, float)) and d[k] > 0, f"{k} = {d[k]!r} in {d}"
+
+
+def check_cold_sync(s: dict[str, Any]) -> None:
+    for client in ("raw", "skopeo_dir", "skopeo_docker", "ours"):
+        _positive(s[client], "wall_s", "requests", "get_bytes", "mb_per_s")
+        assert s[client]["get_bytes"] >= s["unique_blob_bytes"], client
+    assert s["raw"]["blob_requests"] == s["raw"]["requests"]  # every unique blob once, nothing else
+    _positive(s["ratios"], "skopeo_dir_wall_over_ours", "ours_of_raw_throughput")
+
+
+def check_refresh(s: dict[str, Any]) -> None:
+    for client in ("skopeo", "ours_plan", "ours_apply"):
+        _positive(s[client], "wall_s", "requests")
+        assert s[client]["blob_requests"] == 0, f"{client} downloaded blobs although nothing changed"
+    _positive(s["ratios"], "skopeo_wall_over_ours_plan")
+
+
+def check_plan_scale(s: dict[str, Any]) -> None:
+    scales = [v for v in s.values() if isinstance(v, dict) and "repos" in v]
+    assert scales
+    for v in scales:
+        _positive(v, "wall_s", "peak_rss_mb", "yaml_bytes")
+        assert v["actions"] == 0  # the no-change plan: the store holds exactly the desired state
+        assert v["peak_rss_mb"] > 5  # a Python process, not the 1 MB of the time(1) wrapper
+
+
+def check_serving(s: dict[str, Any]) -> None:
+    for server in ("registry", "ours"):
+        for load in ("manifest_get", "manifest_head", "blob_get"):
+            _positive(s[server][load], "requests", "requests_per_s")
+            assert s[server][load]["errors"] == 0
+    _positive(s["ratios"], "manifest_get_rps", "manifest_head_rps", "blob_mb_per_s")
+
+
+def check_memory(s: dict[str, Any]) -> None:
+    _positive(s["sync"], "wall_s", "peak_rss_mb")
+    assert s["sync"]["get_bytes"] >= s["layer_bytes"]
+    _positive(s["serve"], "mb_per_s", "peak_rss_mb")
+    _positive(s["registry_serve"], "mb_per_s")
+
+
+CHECKS = {"cold_sync": check_cold_sync, "refresh": check_refresh, "plan_scale": check_plan_scale,
+          "serving": check_serving, "memory": check_memory}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--name", "smoke", "--sections", ",".join(SECTIONS),
+         "--out-dir", str(out), "--markdown", str(out / "BENCHMARKS.md"), "--work-root", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    return proc, out
+
+
+def test_smoke_run_succeeds_and_writes_every_section(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, out = smoke
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "smoke.json").read_text())
+    assert list(result["sections"]) == list(SECTIONS)
+    failed = {n: s["error"] for n, s in result["sections"].items() if s["status"] != "ok"}
+    assert not failed
+    for fact in ("cpu_model", "cores", "memory_mib", "python", "skopeo", "registry", "reconciler", "git_commit"):
+        assert result["machine"][fact], fact
+    assert result["fixtures"]["indexes"] == 2 and result["fixtures"]["blob_bytes"] > 0
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_smoke_section_numbers_are_sane(smoke: tuple[subprocess.CompletedProcess[str], Path], section: str) -> None:
+    result = json.loads((smoke[1] / "smoke.json").read_text())
+    CHECKS[section](result["sections"][section])
+
+
+def test_smoke_markdown_lists_every_target(smoke: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    from bench.report import TARGETS
+
+    md = (smoke[1] / "BENCHMARKS.md").read_text()
+    result = json.loads((smoke[1] / "smoke.json").read_text())
+    assert len(result["targets"]) == len(TARGETS)
+    for t in TARGETS:
+        assert t.text in md
+    statuses = {r["status"] for r in result["targets"] if r["section"] in SECTIONS}
+    assert statuses <= {"pass", "MISS", "n/a (scale)"}, statuses
