@@ -34,6 +34,8 @@ MAX_ALIAS_NODES = 100_000
 _Y = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_Y}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _MERGE_TAG = f"{_Y}merge"
+_STR = f"{_Y}str"
+_TIMESTAMP = f"{_Y}timestamp"
 
 
 @dataclass
@@ -136,8 +138,8 @@ class _Builder:
         if node.tag not in _SCALAR_TAGS:
             return self._bad_tag(node, path)
         self.positions.raw[path] = node.value
-        if node.tag == f"{_Y}timestamp":
-            return node.value  # an unquoted date is meant as text here (tags, names)
+        if node.tag == _STR or node.tag == _TIMESTAMP:
+            return node.value  # plain text (an unquoted date is meant as text here: tags, names)
         return self.loader.construct_object(node, deep=True)
 
     def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
