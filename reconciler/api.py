@@ -4,6 +4,7 @@ chosen and put together. The CLI and tests call these functions."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from reconciler.ops.sync import SyncResult
     from reconciler.plan.model import Plan
     from reconciler.plan.observed import Observed
+    from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
@@ -128,28 +130,65 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
 
 # -- plan and apply -----------------------------------------------------------------------
 
-def upstream_source(spec: RegistrySpec) -> UpstreamSource:
-    """The upstream client for a ``registries:`` entry (or ad-hoc feed URL) of repos.yaml."""
-    return registry_client(RegistryConfig(
+def registry_config(spec: RegistrySpec) -> RegistryConfig:
+    """The client configuration of a ``registries:`` entry (or ad-hoc feed URL) of repos.yaml."""
+    return RegistryConfig(
         url=spec.url, username_env=spec.username_env, password_env=spec.password_env, auth_file=spec.auth_file,
         tls_verify=spec.tls_verify, ca_file=spec.ca_file, client_cert=spec.client_cert, client_key=spec.client_key,
-        max_concurrency=spec.max_concurrency))
+        max_concurrency=spec.max_concurrency)
+
+
+def upstream_source(spec: RegistrySpec) -> UpstreamSource:
+    """A new upstream client of its own for a ``registries:`` entry (the caller closes it)."""
+    return registry_client(registry_config(spec))
+
+
+class UpstreamPool:
+    """The upstream clients of one plan or apply: one per registry, shared by every
+    repository (one ping, one connection pool, ``max_concurrency`` honoured across
+    repositories). Calling it is the refresh/apply source factory; what it returns is
+    borrowed (its ``close()`` does nothing); the pool closes the clients at the end."""
+
+    def __init__(self) -> None:
+        # made on first use: a --no-refresh plan never imports the HTTP client
+        self.shared: SharedClients | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, spec: RegistrySpec) -> UpstreamSource:
+        with self._lock:  # called from the refresh's and the apply's worker threads
+            if self.shared is None:
+                from reconciler.registry.shared import SharedClients
+
+                self.shared = SharedClients()
+        return self.shared.borrow(registry_config(spec))
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+
+    def __enter__(self) -> UpstreamPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
           prune_repositories: bool) -> Plan:
-    return _plan_observed(store, desired, targets=targets, refresh=refresh, prune_repositories=prune_repositories)[0]
+    with UpstreamPool() as sources:
+        return _plan_observed(store, desired, sources, targets=targets, refresh=refresh,
+                              prune_repositories=prune_repositories)[0]
 
 
-def _plan_observed(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
-                   prune_repositories: bool) -> tuple[Plan, Observed]:
+def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *, targets: Sequence[str],
+                   refresh: bool, prune_repositories: bool) -> tuple[Plan, Observed]:
     from datetime import datetime
 
     from reconciler.plan.diff import diff, with_sources
     from reconciler.plan.refresh import refresh as do_refresh
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
-    observed = do_refresh(store, desired, upstream_source, upstreams=refresh, repo_ids=repo_ids)
+    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed
@@ -171,10 +210,11 @@ def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), l
     from reconciler.desired.loader import load_desired
 
     desired = load_desired(path)
-    with store.lock(lock_timeout):
-        plan, observed = _plan_observed(store, desired, targets=targets, refresh=True,
+    # one pool for the plan and the apply: the apply reuses the refresh's connections and tokens
+    with store.lock(lock_timeout), UpstreamPool() as sources:
+        plan, observed = _plan_observed(store, desired, sources, targets=targets, refresh=True,
                                         prune_repositories=prune_repositories)
-        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply -f {path}",
+        result = Runner(plan, store, desired, sources=sources, command=f"apply -f {path}",
                         manifests=observed.manifests, progress=progress).run()
     return plan, result
 
@@ -195,8 +235,8 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
                            hint="save one with `reconciler plan -f repos.yaml --out PLAN`") from exc
     plan = PlanValue.loads(text, where=str(plan_path))
     desired = load_desired(plan.desired_path)
-    with store.lock(lock_timeout):
+    with store.lock(lock_timeout), UpstreamPool() as sources:
         check_fresh(plan, store, desired, file_sha256)
-        result = Runner(plan, store, desired, sources=upstream_source, command=f"apply {plan_path}",
+        result = Runner(plan, store, desired, sources=sources, command=f"apply {plan_path}",
                         progress=progress).run()
     return plan, result

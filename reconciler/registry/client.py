@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Self, TypeVar
 
 import requests
@@ -69,6 +70,10 @@ class RegistryClient:
         self.tag_page_size = tag_page_size
         self.chunk_size = chunk_size
         self._stats_lock = threading.Lock()
+        # per-thread extra counts (``counting``): a borrowed view's own stats
+        self._local = threading.local()
+        #: callers that share this client hold one slot per call (``registry.shared``)
+        self.slots = threading.BoundedSemaphore(max(1, config.max_concurrency))
         self._ping_lock = threading.Lock()
         self._pinged = False
         self._session = AuthSession(config, None, self._count, timeout=timeout)
@@ -85,13 +90,29 @@ class RegistryClient:
     def close(self) -> None:
         self._session.close()
 
+    @contextmanager
+    def counting(self, stats: RequestStats) -> Iterator[None]:
+        """Also count, in ``stats``, the requests this thread makes until the block ends."""
+        outer = getattr(self._local, "stats", None)
+        self._local.stats = stats
+        try:
+            yield
+        finally:
+            self._local.stats = outer
+
     def _count(self, kind: str) -> None:
+        extra: RequestStats | None = getattr(self._local, "stats", None)
         with self._stats_lock:
             self.stats.add(kind)
+            if extra is not None:
+                extra.add(kind)
 
     def _received(self, n: int) -> None:
+        extra: RequestStats | None = getattr(self._local, "stats", None)
         with self._stats_lock:
             self.stats.bytes_received += n
+            if extra is not None:
+                extra.bytes_received += n
 
     def _url(self, name: str, tail: str) -> tuple[str, str, str]:
         """(normalized name, URL, pull scope) for ``/v2/<name>/<tail>``."""

@@ -1,0 +1,101 @@
+"""One upstream client per registry for a whole plan or apply (``api.UpstreamPool``,
+``registry.shared``): seen from the real registry's access log, several repositories of
+one registry cost one ``/v2/`` ping, and the plan's request count stays exact."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from reconciler import api
+from reconciler.registry.client import RegistryClient
+from reconciler.registry.protocol import RegistryConfig
+from reconciler.registry.shared import SharedClients
+from tests.support.imagegen import build_image
+from tests.support.pusher import push_image
+from tests.support.registry import RunningRegistry
+
+IMAGES = [build_image(f"pool-{n}") for n in range(3)]
+
+
+def write_yaml(path: Path, registry: RunningRegistry, names: list[str]) -> Path:
+    repos = "".join(f"  r{i}:\n    feed: up\n    upstream_name: {name}\n" for i, name in enumerate(names))
+    path.write_text(f"version: 1\nregistries:\n  up:\n    url: {registry.url}\n    max_concurrency: 2\n"
+                    f"repositories:\n{repos}")
+    return path
+
+
+@pytest.fixture
+def three_repos(registry: RunningRegistry, repo_name: str) -> list[str]:
+    names = [f"{repo_name}-{i}" for i in range(3)]
+    for name, image in zip(names, IMAGES, strict=True):
+        push_image(registry.url, name, image, ["v1", "v2"])
+    return names
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_plan_and_apply_over_several_repositories_ping_the_registry_once(
+        command: str, registry: RunningRegistry, three_repos: list[str], tmp_path: Path) -> None:
+    yaml = write_yaml(tmp_path / "repos.yaml", registry, three_repos)
+    store = api.open_store(str(tmp_path / "store"))
+    try:
+        mark = registry.mark()
+        if command == "plan":
+            plan = api.make_plan(store, yaml)
+        else:
+            plan, result = api.apply_file(store, yaml)
+            assert result.ok
+            assert set(store.versions_latest()["r2"].tags) == {"v1", "v2"}
+        seen = [line for line in registry.requests_since(mark) if line.agent.startswith("reconciler")]
+    finally:
+        store.close()
+    assert [line.kind for line in seen].count("ping") == 1
+    # every repository listed its tags and HEADed both of them through the one client
+    assert [line.kind for line in seen].count("tags") == 3
+    # the per-repository counts (each repository's borrowed view) add up to what was sent
+    # during the refresh: one ping, three tag lists, six HEADs and the three GETs that size
+    # the download (the apply GETs the manifests it stores again: not counted by the plan)
+    assert plan.refresh.requests == 1 + 3 + 6 + 3
+
+
+def test_views_share_one_client_and_close_only_with_the_pool() -> None:
+    config = RegistryConfig("http://127.0.0.1:9", max_concurrency=2)
+    with SharedClients() as shared:
+        a, b = shared.borrow(config), shared.borrow(config)
+        other = shared.borrow(RegistryConfig("http://127.0.0.1:10"))
+        assert a.client is b.client and other.client is not a.client
+        a.close()
+        assert shared.borrow(config).client is a.client
+    assert shared.clients == {}
+
+
+def test_max_concurrency_holds_across_every_borrowed_view() -> None:
+    """Six repositories calling at once through their own views: never more than the
+    registry's ``max_concurrency`` (2) calls in flight."""
+    config = RegistryConfig("http://127.0.0.1:9", max_concurrency=2)
+    active, peak, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    class Slow(RegistryClient):
+        def tag_list(self, name: str) -> list[str]:
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            release.wait(0.2)  # long enough for the others to pile up if nothing stopped them
+            with lock:
+                active[0] -= 1
+            return [name]
+
+    with SharedClients(Slow) as shared:
+        views = [shared.borrow(config) for _ in range(6)]
+        results: list[list[str]] = []
+        threads = [threading.Thread(target=lambda v=v, i=i: results.append(v.tag_list(f"r{i}")))
+                   for i, v in enumerate(views)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert sorted(r[0] for r in results) == [f"r{i}" for i in range(6)]
+    assert peak[0] == 2
