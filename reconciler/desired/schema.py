@@ -5,18 +5,24 @@
 at the exact key (unknown keys, bad ids) or value (wrong types, bad patterns). Pattern
 errors reuse the model's own validators so that the wording matches the rest of the
 tool ("invalid tag ...").
+
+Speed (issue 8): importing ``jsonschema`` costs 0.15-0.3 s and walking a 1,000-repository
+document with it 0.5 s, on every plan. A valid file - the common case - is first checked
+by a validator that ``fastjsonschema`` compiles from the same schema (a few ms, its
+import 20 ms); only when that check fails is ``jsonschema`` imported and run for the
+full, located diagnostics. The fast check only decides *whether* to look closer: any
+disagreement in its favour of rejecting still ends in jsonschema's verdict, and the
+tests check that it rejects every invalid golden file.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
-
-from jsonschema import Draft202012Validator
 
 from reconciler.desired.diagnostics import Diagnostic, Path, format_path
 from reconciler.desired.yamlpos import Positions
@@ -54,8 +60,31 @@ def _pattern_kinds() -> dict[str, str]:
     }
 
 
+@cache
+def _fast_validator() -> Callable[[Any], Any]:
+    import fastjsonschema
+
+    # every keyword the schema uses means the same in draft 7 (no $ref with siblings)
+    return fastjsonschema.compile(load_schema(), use_default=False, use_formats=False)
+
+
+def fast_valid(data: Any) -> bool:
+    """True when ``data`` certainly conforms to the schema (the compiled check passed)."""
+    import fastjsonschema
+
+    try:
+        _fast_validator()(data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 def schema_diagnostics(data: Any, positions: Positions, file: str) -> list[Diagnostic]:
     """Every schema violation in ``data`` (not just the first)."""
+    if fast_valid(data):
+        return []
+    from jsonschema import Draft202012Validator
+
     validator = Draft202012Validator(load_schema())
     out: list[Diagnostic] = []
     for error in validator.iter_errors(data):
