@@ -89,6 +89,8 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
     """GET, level by level, the manifests under ``roots`` that neither the store nor
     ``known`` holds; adds them to ``known`` (in memory only)."""
     level = [d for d in dict.fromkeys(roots) if d not in known and not store.manifest_has(d)]
+    if not level:  # the no-change case: no thread pool to start and stop per repository
+        return
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while level:
             fetched = list(pool.map(lambda d: source.manifest_get(name, str(d)), level))
