@@ -61,7 +61,8 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
-                    tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, jobs: int = 6,
+                    tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, allow_empty: bool = False,
+                    jobs: int = 6,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
                     progress: Progress | None = None, lock_timeout: float = 60.0,
@@ -89,7 +90,8 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
         source = (source_factory or registry_client)(config)
         try:
             result = sync(store, source, repo_id, upstream_name=normalize_upstream_name(feed, upstream_name),
-                          tag_filter=tag_filter, mirror=mirror, jobs=jobs, progress=progress)
+                          tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty, jobs=jobs,
+                          progress=progress)
         except BaseException:
             if created:
                 store.repository_delete(repo_id)

@@ -80,6 +80,8 @@ def render_summary(result: SyncResult) -> None:
         removed = ", ".join(f"{n} {k}" for k, n in result.content_removed.items() if n and k != "tags") or "nothing"
         click.echo(f"  repository: added {added}; removed {removed}")
     click.echo(f"  requests: {result.requests}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command("sync")
@@ -89,6 +91,8 @@ def render_summary(result: SyncResult) -> None:
 @click.option("--include", multiple=True, metavar="GLOB", help="Sync only matching tags (repeatable; 're:' = regex).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching tags (repeatable; 're:' = regex).")
 @click.option("--mirror", is_flag=True, help="Also remove synced tags that vanished upstream (within the filter).")
+@click.option("--allow-empty", is_flag=True,
+              help="With --mirror: let an upstream that selects no tag remove every synced tag.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=6, show_default=True, help="Parallel downloads.")
 @click.option("--username-env", metavar="VAR", help="Environment variable holding the registry user name.")
 @click.option("--password-env", metavar="VAR", help="Environment variable holding the registry password/token.")
@@ -99,7 +103,7 @@ def render_summary(result: SyncResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str | None,
-             include: tuple[str, ...], exclude: tuple[str, ...], mirror: bool, jobs: int,
+             include: tuple[str, ...], exclude: tuple[str, ...], mirror: bool, allow_empty: bool, jobs: int,
              username_env: str | None, password_env: str | None, auth_file: str | None, tls_verify: bool,
              ca_file: str | None, lock_timeout: float, as_json: bool) -> None:
     """Sync REPO_ID from an upstream registry (creating the repository if needed).
@@ -107,7 +111,8 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
     Lists the upstream tags, selects them with --include/--exclude, resolves each with a
     HEAD, downloads only the manifests and blobs the store does not already hold, verifies
     every digest, and commits one new repository version (none when nothing changed).
-    Additive unless --mirror.
+    Additive unless --mirror; a mirror whose upstream selects no tag removes nothing
+    unless --allow-empty (an outage or lost credentials must not wipe a mirror).
 
     \b
     Examples:
@@ -120,7 +125,7 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
     try:
         result = api.sync_repository(
             app.store, repo_id, feed=feed, upstream_name=upstream_name,
-            tag_filter=TagFilter(include=include, exclude=exclude), mirror=mirror, jobs=jobs,
+            tag_filter=TagFilter(include=include, exclude=exclude), mirror=mirror, allow_empty=allow_empty, jobs=jobs,
             username_env=username_env, password_env=password_env, auth_file=auth_file,
             tls_verify=tls_verify, ca_file=ca_file, progress=renderer, lock_timeout=lock_timeout)
     finally:

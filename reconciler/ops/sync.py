@@ -108,6 +108,8 @@ class SyncResult:
     requests: int = 0
     content_added: Mapping[str, int] = field(default_factory=dict)
     content_removed: Mapping[str, int] = field(default_factory=dict)
+    #: things the user should know, e.g. a mirror removal held back by an empty upstream
+    warnings: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -115,7 +117,7 @@ class SyncResult:
 
     def to_json(self) -> dict[str, object]:
         out = dataclasses.asdict(self)
-        for key in ("tags_added", "tags_moved", "tags_removed", "tags_dropped"):
+        for key in ("tags_added", "tags_moved", "tags_removed", "tags_dropped", "warnings"):
             out[key] = list(out[key])
         out["content_added"] = dict(self.content_added)
         out["content_removed"] = dict(self.content_removed)
@@ -124,14 +126,17 @@ class SyncResult:
 
 
 def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: str,
-         tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, jobs: int = 6,
+         tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, allow_empty: bool = False, jobs: int = 6,
          pinned: Mapping[str, Digest] | None = None, progress: Progress | None = None) -> SyncResult:
     """Sync ``repo_id`` from ``upstream_name`` on ``source``, committing one new version
     (or none when nothing changed). The caller holds the store lock.
 
     ``pinned`` (from a saved plan) is the complete selected upstream view ``tag ->
     digest``: exactly these digests are fetched, nothing is re-resolved, and a digest
-    the upstream no longer has is an error rather than a skipped tag."""
+    the upstream no longer has is an error rather than a skipped tag.
+
+    A mirror whose upstream selects no tag at all removes nothing unless ``allow_empty``:
+    an outage, a wrong filter or lost credentials must not wipe a mirror."""
     before = source.stats.total
     version = store.version_get(repo_id)
     state = RepoState.of(version)
@@ -150,6 +155,14 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
         upstream = dataclasses.replace(
             upstream, tags={t: d for t, d in upstream.tags.items() if d not in fetched.missing_roots},
             dropped=upstream.dropped + tuple(gone))
+    warnings: list[str] = []
+    if mirror and not upstream.tags and not allow_empty:
+        synced = sorted(n for n, e in state.tags.items() if e.origin == Origin.SYNC and tag_filter.matches(n))
+        if synced:
+            warnings.append(f"upstream {upstream_name} selected no tags: mirror removes nothing "
+                            f"({len(synced)} synced tags kept); pass --allow-empty if it really is empty")
+            log.warning("%s", warnings[-1])
+        mirror = False
     graph: RefGraph | None = None
     if mirror:
         old = [d for d in state.content.manifests | state.content.indexes if d not in fetched.graph]
@@ -170,4 +183,5 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
         requests=source.stats.total - before,
         content_added={k: v for k, v in info.summary.added.items()} if info else {},
         content_removed={k: v for k, v in info.summary.removed.items()} if info else {},
+        warnings=tuple(warnings),
     )

@@ -177,3 +177,22 @@ def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignor
     assert sum(added) == len(shared.all_blobs())
     assert set(Counter(up.blob_log).values()) == {1}
     assert not store.blobs_missing(Digest.parse(d) for d in shared.all_blobs())
+
+
+@pytest.mark.parametrize("allow_empty", [False, True], ids=["held-back", "allow-empty"])
+def test_mirror_with_an_empty_upstream_removes_nothing_unless_allowed(store, upstream: FakeUpstream,  # type: ignore[no-untyped-def]
+                                                                      allow_empty: bool) -> None:
+    store.repository_create("app")
+    sync(store, upstream, "app", upstream_name="lib/app", mirror=True)
+    before = tags_of(store, "app")
+    for tag in list(upstream.repos["lib/app"].tags):
+        upstream.delete_tag("lib/app", tag)
+    result = sync(store, upstream, "app", upstream_name="lib/app", mirror=True, allow_empty=allow_empty)
+    if allow_empty:
+        assert tags_of(store, "app") == {}
+        assert result.tags_removed == tuple(sorted(before)) and not result.warnings
+        assert store.version_get("app").content.counts() == {"blobs": 0, "manifests": 0, "indexes": 0}
+    else:
+        assert result.version is None and tags_of(store, "app") == before
+        assert len(result.warnings) == 1 and "selected no tags" in result.warnings[0]
+    assert store.check().ok
