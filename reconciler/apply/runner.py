@@ -45,7 +45,7 @@ from reconciler.plan.model import Action, Op, Plan
 from reconciler.plan.refresh import upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import Store
+from reconciler.store.protocol import Kind, ManifestRefs, Store
 
 log = logging.getLogger(__name__)
 
@@ -145,20 +145,30 @@ def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Ca
 
 
 def closure_graph(store: Store, roots: Iterable[Digest]) -> RefGraph:
-    """The graph of ``roots`` and everything under them, read from the store."""
-    seen: dict[Digest, object] = {}
-    stack = [d for d in roots if store.manifest_has(d)]
-    manifests = []
-    while stack:
-        d = stack.pop()
-        if d in seen:
-            continue
-        m = store.manifest_get(d)
-        seen[d] = m
-        manifests.append(m)
-        if isinstance(m, Index):
-            stack += [c for c in m.children() if store.manifest_has(c)]
-    return RefGraph.from_manifests(manifests)
+    """The graph of ``roots`` and everything under them, from the store's recorded
+    references (``Store.manifest_refs``, as ``ops.graph.load_graph``): one query per
+    index level, no manifest file read or parsed."""
+    refs: dict[Digest, ManifestRefs] = {}
+    level = set(roots)
+    while level:
+        found = store.manifest_refs(level)
+        refs.update(found)
+        level = {c for r in found.values() if r.kind is Kind.INDEX for c in r.children} - refs.keys()
+    return RefGraph.from_refs(refs)
+
+
+def _roots(actions: Iterable[Action]) -> list[Digest]:
+    """The manifests and indexes the actions point tags at or copy."""
+    return [d for a in actions for d in (*a.digests, *([a.digest] if a.digest else []))]
+
+
+def _with_closure(store: Store, graph: RefGraph, roots: list[Digest]) -> RefGraph:
+    """``graph`` plus the closure of the ``roots`` it lacks. A node already in it brings
+    its closure along (the graph is built from complete versions and closures), so the
+    common case (an apply of many tags whose content the graph holds) reads nothing and
+    copies no graph."""
+    missing = [d for d in roots if d not in graph]
+    return graph.merged(closure_graph(store, missing)) if missing else graph
 
 
 class Runner:
@@ -304,7 +314,9 @@ class Runner:
         try:
             base = store.version_get(repo)
             state = RepoState.of(base)
-            graph = load_graph(store, state.content)
+            # the graph of every root the actions name that is stored already (copies,
+            # prefetched syncs), in one walk; content fetched or uploaded below is added then
+            graph = _with_closure(store, load_graph(store, state.content), _roots(actions))
         except ReconcilerError as exc:
             for a in actions:
                 if not self._blocked(a):
@@ -334,12 +346,10 @@ class Runner:
                             raise StalePlan(f"upload {a.file} now gives {target}, the plan said {a.digest}")
                         state = state.with_content(content)  # type: ignore[arg-type]
                         if a.tag and target is not None:
-                            graph = graph.merged(closure_graph(store, [target]))
+                            graph = _with_closure(store, graph, [target])
                             state = set_tag(state, graph, a.tag, target, ORIGIN[Op.UPLOAD]).state
                     else:
-                        roots = list(a.digests) + ([a.digest] if a.digest else [])
-                        if roots:
-                            graph = graph.merged(closure_graph(store, roots))
+                        graph = _with_closure(store, graph, _roots([a]))
                         state = run_step(a, state, graph).state
                     done.append(a)
                 except ReconcilerError as exc:
