@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 from reconciler.errors import InvalidInput
@@ -244,7 +245,16 @@ class Plan:
         raise KeyError(action_id)
 
     def actions_for(self, repo: str) -> list[Action]:
-        return [a for a in self.actions if a.repo == repo]
+        return list(self._by_repo.get(repo, ()))
+
+    @cached_property
+    def _by_repo(self) -> dict[str, list[Action]]:
+        # apply and the renderers ask once per repository: grouped once, not one scan
+        # of every action per repository (10,000 repositories x their actions)
+        by_repo: dict[str, list[Action]] = {}
+        for a in self.actions:
+            by_repo.setdefault(a.repo, []).append(a)
+        return by_repo
 
     def summary_json(self) -> dict[str, Any]:
         d = self.download
