@@ -41,7 +41,7 @@ from reconciler.store.protocol import ContentSet, Store
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[RegistrySpec], UpstreamSource]
-#: (source, upstream name, repository spec, jobs) -> tag -> digest, listed count, prefetched manifests
+#: (source, repository spec, jobs) -> tag -> digest, listed count, manifests GOT while resolving
 Resolver = Callable[[UpstreamSource, RepositorySpec, int],
                     tuple[Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]]
 
@@ -122,10 +122,10 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         tags, listed, prefetched = resolver(source, spec, jobs)
         known: dict[Digest, Manifest | Index] = {d: m for d, m in prefetched.items() if not store.manifest_has(d)}
         name = upstream_name(spec)
-        _fetch_missing_manifests(store, source, name, tags.values(), known, jobs)
-        for m in list(known.values()):
-            if isinstance(m, Index):
-                _fetch_missing_manifests(store, source, name, m.children(), known, jobs)
+        # the tags' targets, and the children of the indexes the resolver already GOT (the
+        # walk skips what ``known`` holds, so it would not descend into those by itself)
+        roots = [*tags.values(), *(c for m in known.values() if isinstance(m, Index) for c in m.children())]
+        _fetch_missing_manifests(store, source, name, roots, known, jobs)
         return _UpstreamResult(spec.id, UpstreamTags(name, dict(tags), listed), known,
                                source.stats.total - before)
     finally:

@@ -1,0 +1,42 @@
+"""Refresh over a real SQLite store with a fake upstream: what it GETs to size the download."""
+
+from __future__ import annotations
+
+from reconciler.model import Digest, Index, Manifest
+from reconciler.plan.refresh import refresh
+from reconciler.registry.protocol import RequestStats
+from reconciler.store.protocol import Store
+from tests.support.imagegen import build_multiarch
+from tests.support.planworld import desired, synced
+
+
+class Upstream:
+    """Serves manifests by digest and records which it was asked for."""
+
+    def __init__(self, manifests: list[Manifest | Index]) -> None:
+        self.manifests = {str(m.digest): m for m in manifests}
+        self.asked: list[str] = []
+        self.stats = RequestStats()
+
+    def manifest_get(self, name: str, reference: str) -> Manifest | Index:
+        self.asked.append(reference)
+        return self.manifests[reference]
+
+    def close(self) -> None:
+        pass
+
+
+def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: Store) -> None:
+    # a registry without Docker-Content-Digest: resolving the tag GOT the index itself
+    img = build_multiarch("web")
+    assert isinstance(img.manifest, Index)
+    upstream = Upstream([c.manifest for c in img.children])
+
+    def resolver(source: object, spec: object, jobs: int) -> tuple[dict[str, Digest], int, dict[Digest, Index]]:
+        return {"latest": img.digest}, 1, {img.digest: img.manifest}  # type: ignore[dict-item]
+
+    obs = refresh(store, desired(synced("web")), lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]
+    children = sorted(str(c.digest) for c in img.children)
+    assert sorted(upstream.asked) == children  # each child once; the index not again
+    assert obs.missing_manifests == {img.digest, *(c.digest for c in img.children)}
+    assert set(obs.missing_blobs) == {Digest.parse(b) for b in img.all_blobs()}
