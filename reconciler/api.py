@@ -140,11 +140,6 @@ def registry_config(spec: RegistrySpec) -> RegistryConfig:
         max_concurrency=spec.max_concurrency)
 
 
-def upstream_source(spec: RegistrySpec) -> UpstreamSource:
-    """A new upstream client of its own for a ``registries:`` entry (the caller closes it)."""
-    return registry_client(registry_config(spec))
-
-
 class UpstreamPool:
     """The upstream clients of one plan or apply: one per registry, shared by every
     repository (one ping, one connection pool, ``max_concurrency`` honoured across

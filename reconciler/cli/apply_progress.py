@@ -21,7 +21,6 @@ from reconciler.ops.parallel import ProgressEvent
 
 @dataclass
 class _Repo:
-    manifests: int = 0
     blobs_done: int = 0
     blobs_total: int = 0
     bytes: int = 0
@@ -41,9 +40,6 @@ class ApplyProgress:
     def __call__(self, repo: str, event: ProgressEvent) -> None:
         with self._lock:
             state = self._repos.setdefault(repo, _Repo())
-            if event.phase == "manifests":
-                state.manifests = event.done if event.total else state.manifests
-                return
             if event.phase != "blobs":
                 return
             starting = event.done == 0

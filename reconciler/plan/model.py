@@ -15,8 +15,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -58,11 +58,6 @@ TAG_MOVED_UPSTREAM = "tag moved upstream"
 TAG_GONE_UPSTREAM = "tag gone upstream (mirror)"
 DECLARED = "declared in repos.yaml"
 REMOVED_FROM_DESIRED = "removed from repos.yaml"
-UNMANAGED = "unmanaged (prune is off)"
-
-
-def cascade_reason(what: str) -> str:
-    return f"cascade from {what}"
 
 
 @dataclass(frozen=True)
@@ -325,6 +320,3 @@ class Plan:
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{where}: not a saved plan: {exc}") from exc
         return cls.from_json(obj, where=where)
-
-    def with_actions(self, actions: Iterable[Action]) -> Plan:
-        return replace(self, actions=tuple(actions))
