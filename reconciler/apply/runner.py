@@ -136,9 +136,10 @@ def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Ca
     if desired.digest != plan.desired_digest:
         problems.append(f"{plan.desired_path} changed since the plan was made "
                         f"({plan.desired_digest[:19]} -> {desired.digest[:19]})")
-    for a in plan.actions:
-        if a.op is Op.UPLOAD and a.file and a.file_digest and file_digest(Path(a.file)) != a.file_digest:
-            problems.append(f"upload file {a.file} changed since the plan was made")
+    files = {a.file: a.file_digest for a in plan.actions if a.op is Op.UPLOAD and a.file and a.file_digest}
+    for file, planned in files.items():  # each file hashed once, however many repositories upload it
+        if file_digest(Path(file)) != planned:
+            problems.append(f"upload file {file} changed since the plan was made")
     if problems:
         raise StalePlan("refusing a stale plan: " + "; ".join(problems),
                         hint="make a new plan (`reconciler plan -f FILE --out PLAN`), review it, apply that")

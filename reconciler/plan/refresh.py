@@ -172,15 +172,17 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
                 sizes[d.digest] = d.size or 0
     missing_blobs = store.blobs_missing(sizes)
     uploads: dict[tuple[str, str], UploadInfo] = {}
-    upload_manifests: list[Manifest | Index] = []
+    # file -> what it holds: a file several repositories upload is hashed and read once
+    inspected: dict[str, tuple[UploadInfo, list[Manifest | Index]]] = {}
     for repo_id, spec in sorted(desired.repositories.items()):
         if repo_id not in wanted:
             continue
         for upload in spec.uploads:
-            path = Path(upload.file)
-            upload_info, manifests = inspect_upload(path, file_sha256(path))
-            uploads[(repo_id, str(upload.file))] = upload_info
-            upload_manifests += manifests
+            file = str(upload.file)
+            if file not in inspected:
+                inspected[file] = inspect_upload(Path(file), file_sha256(Path(file)))
+            uploads[(repo_id, file)] = inspected[file][0]
+    upload_manifests = [m for _, manifests in inspected.values() for m in manifests]
     if upload_manifests:
         graph = graph.merged(RefGraph.from_manifests(upload_manifests))
     info = RefreshInfo(refreshed=upstreams, upstreams=len(results),

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from reconciler.desired.model import Upload
 from reconciler.model import Digest, Index, Manifest
+from reconciler.plan.observed import UploadInfo
 from reconciler.plan.refresh import refresh
 from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
 from tests.support.imagegen import build_multiarch
-from tests.support.planworld import desired, synced
+from tests.support.planworld import RepositorySpec, desired, synced
 
 
 class Upstream:
@@ -40,3 +47,23 @@ def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: S
     assert sorted(upstream.asked) == children  # each child once; the index not again
     assert obs.missing_manifests == {img.digest, *(c.digest for c in img.children)}
     assert set(obs.missing_blobs) == {Digest.parse(b) for b in img.all_blobs()}
+
+
+def test_a_file_several_repositories_upload_is_hashed_and_read_once(store: Store, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.plan import refresh as refresh_mod
+
+    file = tmp_path / "image.tar"
+    file.write_bytes(b"not inspected for real")
+    calls: list[str] = []
+
+    def inspect(path: Path, file_digest: str) -> tuple[UploadInfo, list[Manifest | Index]]:
+        calls.append(str(path))
+        return UploadInfo(str(path), file_digest), []
+
+    monkeypatch.setattr(refresh_mod, "inspect_upload", inspect)
+    specs = [RepositorySpec(r, uploads=(Upload(file, tag="latest"),)) for r in ("a", "b")]
+    obs = refresh(store, desired(*specs), None, upstreams=False)
+    assert calls == [str(file)]
+    assert obs.uploads[("a", str(file))] == obs.uploads[("b", str(file))]
+    assert obs.uploads[("a", str(file))].file_digest == "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
