@@ -42,10 +42,10 @@ from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import Action, Op, Plan
-from reconciler.plan.refresh import upstream_name
+from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import Kind, ManifestRefs, Store
+from reconciler.store.protocol import ContentSet, Kind, ManifestRefs, Store
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ RepoProgress = Callable[[str, ProgressEvent], None]
 #: at most this many repositories fetch their content at once (each with its feed's jobs)
 MAX_PARALLEL_REPOS = 4
 #: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)
-Uploader = Callable[[Store, Path, object, str | None], tuple[object, Mapping[str, Digest]]]
-SourceFactory = Callable[..., UpstreamSource]
+Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 
@@ -79,10 +78,11 @@ def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: li
                   prefetched=prefetched)
 
 
-def default_uploader(store: Store, path: Path, existing: object, tag: str | None) -> tuple[object, Mapping[str, Digest]]:
+def default_uploader(store: Store, path: Path, existing: ContentSet,
+                     tag: str | None) -> tuple[ContentSet, Mapping[str, Digest]]:
     from reconciler.ops.upload import upload_content
 
-    result = upload_content(store, path, existing=existing, tag=tag)  # type: ignore[arg-type]
+    result = upload_content(store, path, existing=existing, tag=tag)
     return result.content, result.tags
 
 
@@ -345,7 +345,7 @@ class Runner:
                         target = tags.get(a.tag) if a.tag else None
                         if a.digest is not None and target is not None and target != a.digest:
                             raise StalePlan(f"upload {a.file} now gives {target}, the plan said {a.digest}")
-                        state = state.with_content(content)  # type: ignore[arg-type]
+                        state = state.with_content(content)
                         if a.tag and target is not None:
                             graph = _with_closure(store, graph, [target])
                             state = set_tag(state, graph, a.tag, target, ORIGIN[Op.UPLOAD]).state
