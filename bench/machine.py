@@ -38,7 +38,7 @@ def _git(*args: str) -> str:
 
 
 def loadavg() -> list[float]:
-    return [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+    return list(os.getloadavg())
 
 
 def facts() -> dict[str, Any]:
