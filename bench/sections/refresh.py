@@ -38,14 +38,8 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
                            "run with --ours apply")
     out["ours_plan"] = per_tag(_measure(ctx, lambda: proc.reconciler(
         ctx.store, "plan", "-f", str(ctx.repos_yaml), "--json")), tags)
-    apply = {}
-
-    def do_apply() -> proc.Run:
-        r = proc.reconciler(ctx.store, "apply", "-f", str(ctx.repos_yaml))
-        apply["run"] = r
-        return r
-
-    out["ours_apply"] = per_tag(_measure(ctx, do_apply), tags)
+    out["ours_apply"] = per_tag(_measure(ctx, lambda: proc.reconciler(
+        ctx.store, "apply", "-f", str(ctx.repos_yaml))), tags)
     if out["ours_apply"]["blob_requests"]:
         raise SectionError(f"a no-change apply fetched {out['ours_apply']['blob_requests']} blobs upstream")
     out["ratios"] = {
