@@ -1,6 +1,6 @@
 """Section 5, memory: one image with one large layer (default 1 GiB, ``--big-layer-size``).
 
-* ``sync``: peak RSS (``wait4``) of our sync/apply of that one image into a fresh store,
+* ``sync``: peak RSS (GNU time, see ``proc.py``) of our sync/apply of that one image into a fresh store,
   with its wall time and MB/s;
 * ``serve``: peak RSS of a fresh ``reconciler serve`` (workers included) while
   ``big_clients`` concurrent clients (curl) each GET the layer once, next to the
