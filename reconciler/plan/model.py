@@ -234,10 +234,11 @@ class Plan:
         return total
 
     def action(self, action_id: str) -> Action:
-        for a in self.actions:
-            if a.id == action_id:
-                return a
-        raise KeyError(action_id)
+        return self._by_id[action_id]
+
+    @cached_property
+    def _by_id(self) -> dict[str, Action]:
+        return {a.id: a for a in self.actions}
 
     def actions_for(self, repo: str) -> list[Action]:
         return list(self._by_repo.get(repo, ()))

@@ -117,10 +117,10 @@ def action_line(a: Action, plan: Plan | None = None) -> str:
 
 
 def plan_action_repo(plan: Plan, action_id: str) -> str | None:
-    for a in plan.actions:
-        if a.id == action_id:
-            return a.repo
-    return None
+    try:
+        return plan.action(action_id).repo  # a dict lookup: asked for every dependency of every action
+    except KeyError:
+        return None
 
 
 def summary_line(plan: Plan) -> str:
