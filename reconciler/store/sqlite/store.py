@@ -397,15 +397,8 @@ class SQLiteStore(VersionLookups):
         return self._conn().execute("SELECT 1 FROM manifests WHERE digest = ?", (str(digest),)).fetchone() is not None
 
     def manifest_get(self, digest: Digest) -> Manifest | Index:
-        row = self._conn().execute("SELECT media_type FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
-        if row is None:
-            raise ContentNotFound(f"manifest {digest} is not in the store")
-        try:
-            raw = self.manifest_files.path(digest).read_bytes()
-        except FileNotFoundError:
-            raise ContentNotFound(f"manifest {digest} is recorded but its file is missing",
-                                  hint="run `reconciler store check`") from None
-        return parse_manifest(raw, row[0])
+        media_type, raw = self.manifest_raw(digest)
+        return parse_manifest(raw, media_type)
 
     def manifest_put(self, manifest: Manifest | Index) -> None:
         self.manifests_put([manifest])
