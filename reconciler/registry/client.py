@@ -43,6 +43,7 @@ from reconciler.registry.transport import (
     error_from_response,
     media_type_of,
     parse_link_next,
+    read_limited,
     resolve_link,
 )
 
@@ -192,21 +193,9 @@ class RegistryClient:
 
     def _read_body(self, resp: requests.Response, url: str, limit: int) -> bytes:
         """The whole (small) body, or an error when it is too big or cut short."""
-        data = bytearray()
-        try:
-            for chunk in resp.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > limit:
-                    raise RegistryError("GET", url, resp.status_code, temporary=False,
-                                        detail=f"response larger than {limit} bytes")
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise connection_error("GET", url, exc) from exc
+        data = read_limited(resp, "GET", url, limit)
         self._received(len(data))
-        want = resp.headers.get("Content-Length")
-        if want and want.isdigit() and not resp.headers.get("Content-Encoding") and len(data) < int(want):
-            raise RegistryError("GET", url, resp.status_code, detail=f"body cut short: {len(data)} of {want} bytes",
-                                temporary=True)
-        return bytes(data)
+        return data
 
     def manifest_head(self, name: str, reference: str) -> ManifestHead | None:
         """HEAD a tag or digest; None on 404. ``digest`` is None without Docker-Content-Digest."""
