@@ -34,10 +34,10 @@ from reconciler.model import Digest, Index, Manifest, VerifiedStream, parse_mani
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
 from reconciler.model.mediatypes import ACCEPT_ALL
 from reconciler.model.reference import normalize_upstream_name
-from reconciler.registry.auth import load_credentials, parse_www_authenticate, repository_scope
+from reconciler.registry.auth import parse_www_authenticate, repository_scope
 from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
 from reconciler.registry.retry import RetryPolicy, call_with_retry
-from reconciler.registry.session import AuthSession, url_credentials
+from reconciler.registry.session import AuthSession
 from reconciler.registry.transport import (
     connection_error,
     error_from_response,
@@ -77,9 +77,7 @@ class RegistryClient:
         self.slots = threading.BoundedSemaphore(max(1, config.max_concurrency))
         self._ping_lock = threading.Lock()
         self._pinged = False
-        self._session = AuthSession(config, None, self._count, timeout=timeout)
-        # credentials: env vars / auth file from the config, else user:password in the URL
-        self._session.credentials = load_credentials(config, self._session.host, env) or url_credentials(config.url)
+        self._session = AuthSession(config, self._count, env=env, timeout=timeout)
         self.base = self._session.base
 
     def __enter__(self) -> Self:
