@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _SCAN_ABOVE = 2000
 
 #: rows of repo_content / repo_tags that are in version ?3 of repository ?1
-_IN_VERSION = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
+IN_VERSION = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
 
 
 class VersionLookups:
@@ -53,7 +53,7 @@ class VersionLookups:
     def version_tag(self, repo_id: str, version: int, name: str) -> Digest | None:
         """What tag ``name`` points at in that version, or None."""
         row = self._conn().execute(
-            f"SELECT digest FROM repo_tags WHERE name = ? AND {_IN_VERSION}",
+            f"SELECT digest FROM repo_tags WHERE name = ? AND {IN_VERSION}",
             (name, repo_id, version, version)).fetchone()
         return Digest.parse(row[0]) if row else None
 
@@ -61,7 +61,7 @@ class VersionLookups:
                           limit: int | None = None) -> list[str]:
         """Tag names of that version in lexical (byte) order, those after ``after`` only,
         at most ``limit`` of them (the paging the tags/list endpoint needs)."""
-        sql = f"SELECT name FROM repo_tags WHERE {_IN_VERSION}"
+        sql = f"SELECT name FROM repo_tags WHERE {IN_VERSION}"
         args: list[object] = [repo_id, version, version]
         if after is not None:
             sql += " AND name > ?"
@@ -75,7 +75,7 @@ class VersionLookups:
     def version_holds(self, repo_id: str, version: int, digest: Digest) -> Kind | None:
         """The kind of ``digest`` if that version holds it, else None."""
         row = self._conn().execute(
-            f"SELECT kind FROM repo_content WHERE digest = ? AND {_IN_VERSION}",
+            f"SELECT kind FROM repo_content WHERE digest = ? AND {IN_VERSION}",
             (str(digest), repo_id, version, version)).fetchone()
         return Kind(row[0]) if row else None
 

@@ -52,7 +52,7 @@ from reconciler.store.sqlite import maintenance
 from reconciler.store.sqlite.files import ContentFiles
 from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
-from reconciler.store.sqlite.lookup import VersionLookups
+from reconciler.store.sqlite.lookup import IN_VERSION, VersionLookups
 from reconciler.store.sqlite.migrations import migrate, refs_text
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
@@ -223,7 +223,7 @@ class SQLiteStore(VersionLookups):
         if latest:
             where, args = "repo_id = ? AND removed IS NULL", (repo_id,)
         else:
-            where = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
+            where = IN_VERSION
             args = (repo_id, number, number)  # type: ignore[assignment]
         sets: dict[str, set[Digest]] = {"blob": set(), "manifest": set(), "index": set()}
         for digest, kind in conn.execute(f"SELECT digest, kind FROM repo_content WHERE {where}", args):
