@@ -93,9 +93,10 @@ class AuthSession:
     def __init__(self, config: RegistryConfig, count: Callable[[str], None], *,
                  env: Mapping[str, str] | None = None, timeout: tuple[float, float] = (10.0, 60.0)) -> None:
         self.base = base_url(config.url)
-        self.http = make_session(config)
-        # env vars / auth file from the config, else user:password in the URL
+        # env vars / auth file from the config, else user:password in the URL; read before
+        # the HTTP session exists, so a bad credentials config leaves nothing to close
         self.credentials = load_credentials(config, self.host, env) or url_credentials(config.url)
+        self.http = make_session(config)
         self.tokens = TokenCache()
         self.timeout = timeout
         self._count = count
