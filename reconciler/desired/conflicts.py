@@ -93,14 +93,18 @@ def _report(rep: Reporter, d: Declared, message: str) -> None:
     (rep.key if d.on_key else rep.value)(d.path, message)
 
 
+def _position(rep: Reporter, d: Declared) -> tuple[int, int]:
+    """Where ``d`` is reported: its key or its value."""
+    return rep.positions.key(d.path) if d.on_key else rep.positions.value(d.path)
+
+
 def _check_tag_targets(declared: list[Declared], rep: Reporter) -> None:
     first: dict[str, Declared] = {}
-    for d in sorted(declared, key=lambda d: (rep.positions.key(d.path) if d.on_key else rep.positions.value(d.path))):
+    for d in sorted(declared, key=lambda d: _position(rep, d)):
         seen = first.setdefault(d.tag, d)
         if seen is not d and seen.target != d.target:
-            line = rep.positions.key(seen.path)[0] if seen.on_key else rep.line_of(seen.path)
             _report(rep, d, f"tag {d.tag!r} is declared twice with different targets: "
-                            f"{seen.shown} (line {line}) and {d.shown}")
+                            f"{seen.shown} (line {_position(rep, seen)[0]}) and {d.shown}")
 
 
 def _check_removed(repo_id: str, repo: dict[str, Any], declared: list[Declared], rep: Reporter) -> None:
@@ -110,9 +114,9 @@ def _check_removed(repo_id: str, repo: dict[str, Any], declared: list[Declared],
     for i, tag in enumerate(as_list(remove.get("tags"))):
         if isinstance(tag, str) and tag in by_tag:
             d = by_tag[tag]
-            line = rep.positions.key(d.path)[0] if d.on_key else rep.line_of(d.path)
             rep.value(here + ("remove", "tags", i),
-                      f"tag {tag!r} is both removed and declared ({d.shown}, line {line}); keep one of them")
+                      f"tag {tag!r} is both removed and declared ({d.shown}, line {_position(rep, d)[0]}); "
+                      "keep one of them")
     wanted: dict[str, Path] = {}
     for d in declared:
         if d.target[0] == "digest":

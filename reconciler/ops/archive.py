@@ -119,8 +119,7 @@ class DirArchive(Archive):
         self._root = path.resolve()
 
     def _path(self, name: str) -> Path | None:
-        check_member_name(name, where=self.where)
-        p = (self._root / normalize(name)).resolve()
+        p = (self._root / check_member_name(name, where=self.where)).resolve()
         # a link inside the directory must not lead out of it
         if p != self._root and self._root not in p.parents:
             raise UploadInvalid(f"{self.where}: {name!r} leads outside the directory",

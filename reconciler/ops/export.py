@@ -31,6 +31,7 @@ import socket
 import tarfile
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -80,20 +81,27 @@ def redirect_base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def app_file(store: Store, version: RepositoryVersion, *, registry_id: str, url: str,
-             protected: bool) -> dict[str, object]:
-    """The Crane version 4 app file for one repository version."""
-    kinds = {d: store.manifest_raw(d)[0] for d in version.content.manifests | version.content.indexes}
-    schema2 = sorted(str(d) for d, t in kinds.items() if crane_dir(t) == "2")
-    lists = sorted(str(d) for d, t in kinds.items() if crane_dir(t) == "list")
+def _manifests(store: Store, version: RepositoryVersion) -> dict[Digest, tuple[str, bytes]]:
+    """``digest -> (media type, bytes)`` of every manifest and index of the version, read
+    once: the app file and the tree both need them."""
+    return {d: store.manifest_raw(d) for d in sorted(version.content.manifests | version.content.indexes)}
+
+
+def app_file(version: RepositoryVersion, manifests: Mapping[Digest, tuple[str, bytes]], *, registry_id: str,
+             url: str, protected: bool) -> dict[str, object]:
+    """The Crane version 4 app file for one repository version (``manifests``: its
+    manifests and indexes as ``_manifests`` reads them)."""
+    schema2 = sorted(str(d) for d, (t, _) in manifests.items() if crane_dir(t) == "2")
+    lists = sorted(str(d) for d, (t, _) in manifests.items() if crane_dir(t) == "list")
     amd64: dict[str, list[object]] = {}
     for tag, entry in sorted(version.tags.items()):
-        where = crane_dir(kinds[entry.digest])
+        media_type, raw = manifests[entry.digest]
+        where = crane_dir(media_type)
         if where == "2":
             schema2.append(tag)
         elif where == "list":
             lists.append(tag)
-            child = _amd64_child(store, entry.digest)
+            child = _amd64_child(media_type, raw)
             if child is not None:
                 amd64[tag] = [str(child[0]), mt.schema_version(child[1])]
     return {"type": APP_FILE_TYPE, "version": 4, "repository": version.repo_id, "repo-registry-id": registry_id,
@@ -101,8 +109,7 @@ def app_file(store: Store, version: RepositoryVersion, *, registry_id: str, url:
             "manifest_list_amd64_tags": amd64}
 
 
-def _amd64_child(store: Store, digest: Digest) -> tuple[Digest, str] | None:
-    media_type, raw = store.manifest_raw(digest)
+def _amd64_child(media_type: str, raw: bytes) -> tuple[Digest, str] | None:
     try:
         index = parse_manifest(raw, media_type)
     except ManifestInvalid:
@@ -139,19 +146,18 @@ class _TarWriter:
         self.tar.addfile(info)
 
 
-def _write_crane(w: _TarWriter, store: Store, version: RepositoryVersion, app: dict[str, object],
+def _write_crane(w: _TarWriter, store: Store, version: RepositoryVersion, *, url: str, protected: bool,
                  registry_id: str) -> None:
+    manifests = _manifests(store, version)
+    app = app_file(version, manifests, registry_id=registry_id, url=url, protected=protected)
     w.data(f"{version.repo_id}.json", json.dumps(app, indent=2).encode() + b"\n")
     for d in sorted(version.content.blobs):
         w.stream(f"blobs/{d}", store.blob_size(d), store.blob_open(d))
-    dirs: dict[Digest, str] = {}
-    for d in sorted(version.content.manifests | version.content.indexes):
-        media_type, raw = store.manifest_raw(d)
-        dirs[d] = crane_dir(media_type)
-        w.data(f"manifests/{dirs[d]}/{d}", raw)
+    for d, (media_type, raw) in manifests.items():
+        w.data(f"manifests/{crane_dir(media_type)}/{d}", raw)
     for tag, entry in sorted(version.tags.items()):
         # relative link in the same directory, as publish made them (10.1)
-        w.symlink(f"manifests/{dirs[entry.digest]}/{tag}", str(entry.digest))
+        w.symlink(f"manifests/{crane_dir(manifests[entry.digest][0])}/{tag}", str(entry.digest))
     w.data("tags/list", json.dumps({"name": registry_id, "tags": sorted(version.tags)}).encode())
 
 
@@ -207,9 +213,8 @@ def export(store: Store, repo_id: str, output: str | Path, *, format: str = "cra
             with tarfile.open(fileobj=raw_out, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 writer = _TarWriter(tar)
                 if format == "crane":
-                    app = app_file(store, content, registry_id=registry_id, url=redirect_base(url or default_url(repo_id)),
-                                   protected=repo.protected)
-                    _write_crane(writer, store, content, app, registry_id)
+                    _write_crane(writer, store, content, url=redirect_base(url or default_url(repo_id)),
+                                 protected=repo.protected, registry_id=registry_id)
                 else:
                     _write_oci(writer, store, content)
             raw_out.flush()

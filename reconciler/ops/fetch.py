@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
@@ -175,33 +175,31 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
     missing = sorted(store.blobs_missing(needed), key=str)
     blob_counter = Counter("blobs", len(missing), progress)
 
-    def download(d: Digest) -> int | None:
-        """Bytes downloaded, None when another fetch downloaded it meanwhile."""
+    def fetch_blob(d: Digest) -> int:
         where = f"GET {source_url(source, upstream_name, f'blobs/{d}')}"
 
         def sink(chunks: Iterator[bytes]) -> int:
             return store.blob_put(chunks, d, size=needed[d].size, where=where)
 
-        if inflight is not None:
-            other = inflight.claim(d)
-            if other is not None:  # another fetch is downloading it: wait, then check
-                other.wait()
-                if not store.blobs_missing([d]):
-                    blob_counter.step(str(d), 0)
-                    return None
-                return download_claimed(d, sink)
-        try:
-            n = source.blob_fetch(upstream_name, d, sink)
-        finally:
-            if inflight is not None:
-                inflight.release(d)
-        blob_counter.step(str(d), n)
-        return n
-
-    def download_claimed(d: Digest, sink: Callable[[Iterator[bytes]], int]) -> int:
         n = source.blob_fetch(upstream_name, d, sink)
         blob_counter.step(str(d), n)
         return n
+
+    def download(d: Digest) -> int | None:
+        """Bytes downloaded, None when another fetch downloaded it meanwhile."""
+        if inflight is None:
+            return fetch_blob(d)
+        other = inflight.claim(d)
+        if other is None:
+            try:
+                return fetch_blob(d)
+            finally:
+                inflight.release(d)
+        other.wait()  # another fetch is downloading it: wait, then check
+        if not store.blobs_missing([d]):
+            blob_counter.step(str(d), 0)
+            return None
+        return fetch_blob(d)  # that download failed: try it here
 
     try:
         downloaded = run_bounded(download, missing, jobs=jobs)

@@ -23,9 +23,8 @@ from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.cascade import RefGraph, cascade_remove
 from reconciler.ops.fetch import FetchResult, fetch_content
-from reconciler.ops.graph import load_manifests
 from reconciler.ops.parallel import Progress, ProgressEvent
-from reconciler.ops.refresh import UpstreamView, refresh_upstream
+from reconciler.ops.refresh import ALL_TAGS, UpstreamView, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
@@ -37,8 +36,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
-ALL_TAGS = TagFilter()
 
 def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, tag_filter: TagFilter = ALL_TAGS,
                *, mirror: bool = False, graph: RefGraph | None = None) -> RepoState:
@@ -165,8 +162,10 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
         mirror = False
     graph: RefGraph | None = None
     if mirror:
+        # the old content's references as the store recorded them (one query, nothing
+        # parsed): the same graph the plan builds with load_graph
         old = [d for d in state.content.manifests | state.content.indexes if d not in fetched.graph]
-        graph = fetched.graph.merged(RefGraph.from_manifests(load_manifests(store, old)))
+        graph = fetched.graph.merged(RefGraph.from_refs(store.manifest_refs(old)))
     new_state = sync_state(state, upstream, fetched.closure, tag_filter, mirror=mirror, graph=graph)
     added, moved, removed = tag_changes(state, new_state)
     info = store.version_commit(repo_id, base=version.number, content=new_state.content, tags=new_state.tags,

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest, validate_tag
-from reconciler.ops.cascade import RefGraph
 from reconciler.ops.result import OpResult, commit_state
 from reconciler.ops.state import RepoState
 from reconciler.store.protocol import Origin, Store, TagEntry
 
 
-def tag_state(state: RepoState, graph: RefGraph | None, tag: str, digest: Digest | str,
+def tag_state(state: RepoState, tag: str, digest: Digest | str,
               origin: Origin = Origin.MANUAL, *, repo_id: str = "the repository") -> RepoState:
     """The state with ``tag`` pointing at ``digest`` (created, or moved if it existed)."""
     validate_tag(tag)
@@ -29,7 +28,7 @@ def tag(store: Store, repo_id: str, tag: str, digest: Digest | str, *, origin: O
     """Create or move ``tag`` in ``repo_id``: exactly one new version (none if unchanged)."""
     before = store.version_get(repo_id)
     old = before.tags.get(tag)
-    after = tag_state(RepoState.of(before), None, tag, digest, origin, repo_id=f"repository {repo_id!r}")
+    after = tag_state(RepoState.of(before), tag, digest, origin, repo_id=f"repository {repo_id!r}")
     details = {"tag": tag, "digest": str(after.tags[tag].digest),
                "previous": str(old.digest) if old else None}
     return commit_state(store, before, after, operation=f"tag {tag}", details=details)

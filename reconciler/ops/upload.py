@@ -16,6 +16,7 @@ is made (blobs stored before it are unreferenced and invisible until ``store gc`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,9 +67,9 @@ class UploadInspection:
 def inspect_upload(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> UploadInspection:
     """Read ``path`` with the same format detection and readers an upload uses (so the
     same manifests and digests), store nothing, and say what importing it would add."""
-    fmt, archive, raw = detect(path, limits=limits)
+    fmt, archive, read = detect(path, limits=limits)
     try:
-        parsed = _parse(fmt, archive, raw, path)
+        parsed = read()
         with parsed.resources:
             content, missing = _needed(parsed, ContentSet())
             blobs = {d.digest: d.size for m in parsed.manifests if isinstance(m, Manifest) for d in m.blobs()}
@@ -79,8 +80,9 @@ def inspect_upload(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> UploadInsp
             archive.close()
 
 
-def detect(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> tuple[str, Archive | None, bytes | None]:
-    """(format, archive, raw JSON) for ``path``; the caller closes the archive."""
+def detect(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> tuple[str, Archive | None, Callable[[], Parsed]]:
+    """(format, archive, the reader of that format) for ``path``; the caller closes the
+    archive. The reader gets what detection already read (no file is read twice)."""
     if not path.exists():
         raise UploadInvalid(f"{path}: no such file or directory")
     if path.is_file():
@@ -89,17 +91,18 @@ def detect(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> tuple[str, Archive
         if head.lstrip()[:1] == b"{":
             if path.stat().st_size > limits.json_bytes:
                 raise UploadInvalid(f"{path}: JSON file larger than {limits.json_bytes} bytes")
-            return "index-json", None, path.read_bytes()
+            raw = path.read_bytes()
+            return "index-json", None, lambda: read_manifest_json(raw, where=str(path))
     archive = open_archive(path, limits=limits)
     try:
         if archive.has("index.json"):
-            return "oci-layout", archive, None
+            return "oci-layout", archive, lambda: read_oci_layout(archive)
         if archive.has("manifest.json"):
             doc = archive.read_json("manifest.json")
             if isinstance(doc, list):
-                return "docker-save", archive, None
+                return "docker-save", archive, lambda: read_docker_save(archive, doc)
             if isinstance(doc, dict):
-                return "skopeo-dir", archive, None
+                return "skopeo-dir", archive, lambda: read_skopeo_dir(archive)
         raise UploadInvalid(
             f"{path}: cannot tell the upload format: no index.json (OCI layout) and no manifest.json "
             "(skopeo dir: or docker save)",
@@ -108,18 +111,6 @@ def detect(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> tuple[str, Archive
     except BaseException:
         archive.close()
         raise
-
-
-def _parse(fmt: str, archive: Archive | None, raw: bytes | None, path: Path) -> Parsed:
-    if fmt == "index-json":
-        assert raw is not None
-        return read_manifest_json(raw, where=str(path))
-    assert archive is not None
-    if fmt == "oci-layout":
-        return read_oci_layout(archive)
-    if fmt == "docker-save":
-        return read_docker_save(archive, archive.read_json("manifest.json"))
-    return read_skopeo_dir(archive)
 
 
 def _needed(parsed: Parsed, existing: ContentSet) -> tuple[ContentSet, list[str]]:
@@ -152,9 +143,9 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
     ``tag`` (validated first) needs a file with exactly one top-level image."""
     if tag is not None:
         validate_tag(tag)
-    fmt, archive, raw = detect(Path(path), limits=limits)
+    fmt, archive, read = detect(Path(path), limits=limits)
     try:
-        parsed = _parse(fmt, archive, raw, Path(path))
+        parsed = read()
         with parsed.resources:
             content, missing = _needed(parsed, existing)
             if missing:

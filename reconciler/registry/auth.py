@@ -23,7 +23,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.errors import ConfigError
@@ -186,13 +186,13 @@ def repository_scope(name: str, actions: str = "pull") -> str:
 class TokenCache:
     """Bearer tokens by scope, with expiry; safe to share between threads."""
 
-    def __init__(self, clock: object = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def _now(self) -> float:
-        return float(self._clock())  # type: ignore[operator]
+        return self._clock()
 
     def get(self, scope: str) -> str | None:
         with self._lock:

@@ -34,15 +34,16 @@ from reconciler.model import Digest, Index, Manifest, VerifiedStream, parse_mani
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
 from reconciler.model.mediatypes import ACCEPT_ALL
 from reconciler.model.reference import normalize_upstream_name
-from reconciler.registry.auth import load_credentials, parse_www_authenticate, repository_scope
+from reconciler.registry.auth import parse_www_authenticate, repository_scope
 from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
 from reconciler.registry.retry import RetryPolicy, call_with_retry
-from reconciler.registry.session import AuthSession, url_credentials
+from reconciler.registry.session import AuthSession
 from reconciler.registry.transport import (
     connection_error,
     error_from_response,
     media_type_of,
     parse_link_next,
+    read_limited,
     resolve_link,
 )
 
@@ -76,9 +77,7 @@ class RegistryClient:
         self.slots = threading.BoundedSemaphore(max(1, config.max_concurrency))
         self._ping_lock = threading.Lock()
         self._pinged = False
-        self._session = AuthSession(config, None, self._count, timeout=timeout)
-        # credentials: env vars / auth file from the config, else user:password in the URL
-        self._session.credentials = load_credentials(config, self._session.host, env) or url_credentials(config.url)
+        self._session = AuthSession(config, self._count, env=env, timeout=timeout)
         self.base = self._session.base
 
     def __enter__(self) -> Self:
@@ -192,21 +191,9 @@ class RegistryClient:
 
     def _read_body(self, resp: requests.Response, url: str, limit: int) -> bytes:
         """The whole (small) body, or an error when it is too big or cut short."""
-        data = bytearray()
-        try:
-            for chunk in resp.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > limit:
-                    raise RegistryError("GET", url, resp.status_code, temporary=False,
-                                        detail=f"response larger than {limit} bytes")
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise connection_error("GET", url, exc) from exc
+        data = read_limited(resp, "GET", url, limit)
         self._received(len(data))
-        want = resp.headers.get("Content-Length")
-        if want and want.isdigit() and not resp.headers.get("Content-Encoding") and len(data) < int(want):
-            raise RegistryError("GET", url, resp.status_code, detail=f"body cut short: {len(data)} of {want} bytes",
-                                temporary=True)
-        return bytes(data)
+        return data
 
     def manifest_head(self, name: str, reference: str) -> ManifestHead | None:
         """HEAD a tag or digest; None on 404. ``digest`` is None without Docker-Content-Digest."""

@@ -45,9 +45,6 @@ class RetryPolicy:
         return float(min(self.initial * (2 ** (attempt - 1)), self.maximum))
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 def call_with_retry(policy: RetryPolicy, fn: Callable[[], T], *, what: str = "request") -> T:
     """Run ``fn`` until it succeeds, raises a non-temporary error, or attempts run out
     (then the last error is raised as it was)."""

@@ -12,14 +12,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from reconciler.errors import ConfigError, RegistryError
-from reconciler.registry.auth import Challenge, Credentials, TokenCache, parse_www_authenticate, token_from_response
+from reconciler.registry.auth import (
+    Challenge,
+    Credentials,
+    TokenCache,
+    load_credentials,
+    parse_www_authenticate,
+    token_from_response,
+)
 from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.transport import (
     HINT_UNAUTHORIZED,
@@ -83,11 +90,13 @@ def make_session(config: RegistryConfig) -> requests.Session:
 class AuthSession:
     """Authenticated sending for one registry. ``count(kind)`` is called once per HTTP request."""
 
-    def __init__(self, config: RegistryConfig, credentials: Credentials | None, count: Callable[[str], None],
-                 *, timeout: tuple[float, float] = (10.0, 60.0)) -> None:
+    def __init__(self, config: RegistryConfig, count: Callable[[str], None], *,
+                 env: Mapping[str, str] | None = None, timeout: tuple[float, float] = (10.0, 60.0)) -> None:
         self.base = base_url(config.url)
+        # env vars / auth file from the config, else user:password in the URL; read before
+        # the HTTP session exists, so a bad credentials config leaves nothing to close
+        self.credentials = load_credentials(config, self.host, env) or url_credentials(config.url)
         self.http = make_session(config)
-        self.credentials = credentials
         self.tokens = TokenCache()
         self.timeout = timeout
         self._count = count

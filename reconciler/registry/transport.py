@@ -14,6 +14,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from reconciler.errors import RegistryError, redact_url
 
@@ -118,8 +119,9 @@ def read_error_body(resp: requests.Response) -> bytes:
 
 
 def read_limited(resp: requests.Response, method: str, url: str, limit: int) -> bytes:
-    """A streamed response's body, refused (``RegistryError``, not temporary) once it
-    passes ``limit`` bytes: a broken or hostile server must not make us hold gigabytes."""
+    """A streamed response's (small) body, refused (``RegistryError``, not temporary) once
+    it passes ``limit`` bytes: a broken or hostile server must not make us hold gigabytes.
+    A body shorter than its ``Content-Length`` is a temporary error (cut short)."""
     data = bytearray()
     try:
         for chunk in resp.iter_content(64 * 1024):
@@ -127,8 +129,12 @@ def read_limited(resp: requests.Response, method: str, url: str, limit: int) -> 
             if len(data) > limit:
                 raise RegistryError(method, url, resp.status_code, temporary=False,
                                     detail=f"response larger than {limit} bytes")
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise connection_error(method, url, exc) from exc
+    want = resp.headers.get("Content-Length")
+    if want and want.isdigit() and not resp.headers.get("Content-Encoding") and len(data) < int(want):
+        raise RegistryError(method, url, resp.status_code, detail=f"body cut short: {len(data)} of {want} bytes",
+                            temporary=True)
     return bytes(data)
 
 

@@ -30,10 +30,9 @@ class RegistryHTTPError(Exception):
     """An error response: OCI code, message, optional detail and extra headers."""
 
     def __init__(self, code: str, message: str | None = None, *, detail: object = None,
-                 headers: Mapping[str, str] | None = None, status: int | None = None) -> None:
-        default_status, default_message = CODES[code]
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.status, default_message = CODES[code]
         self.code = code
-        self.status = status or default_status
         self.message = message or default_message
         self.detail = detail
         self.headers = dict(headers or {})

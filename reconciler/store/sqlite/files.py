@@ -43,20 +43,15 @@ class ContentFiles:
         *,
         size: int | None = None,
         where: str = "",
-        hasher: DigestHasher | None = None,
     ) -> int:
-        """Stream ``chunks`` into place under ``expected``; return the byte count.
-
-        ``hasher`` lets a caller verify with a different function than a plain hash of
-        the bytes (unused for blobs; signed schema1 manifests are verified by parsing).
-        """
+        """Stream ``chunks`` into place under ``expected``; return the byte count."""
         # a stream its producer verifies (the registry client hashed it on arrival, and
         # it raises at its end on a mismatch): count bytes, do not hash them again
-        pre_verified = isinstance(chunks, VerifiedStream) and chunks.digest == expected and hasher is None
+        pre_verified = isinstance(chunks, VerifiedStream) and chunks.digest == expected
         if hasattr(chunks, "read"):
             stream = chunks
             chunks = iter(lambda: stream.read(CHUNK), b"")
-        h: DigestHasher | _Counting = _Counting(expected) if pre_verified else (hasher or expected.hasher())
+        h: DigestHasher | _Counting = _Counting(expected) if pre_verified else expected.hasher()
         fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -65,9 +60,7 @@ class ContentFiles:
                     out.write(chunk)
                     if size is not None and h.size > size:
                         raise InvalidInput(f"{where or expected}: more than the announced {size} bytes")
-                out.flush()
-                if self.durable:
-                    os.fsync(out.fileno())
+                self._sync(out)
             if size is not None and h.size != size:
                 raise InvalidInput(
                     f"{where or expected}: got {h.size} bytes, expected {size}",
@@ -76,11 +69,7 @@ class ContentFiles:
             actual = h.digest()
             if actual != expected:
                 raise DigestMismatch(str(expected), str(actual), where=where)
-            final = self.path(expected)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, final)
-            if self.durable:
-                _fsync_dir(final.parent)
+            self._place(tmp_name, self.path(expected))
             return h.size
         except BaseException:
             try:
@@ -98,19 +87,27 @@ class ContentFiles:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-                out.flush()
-                if self.durable:
-                    os.fsync(out.fileno())
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, final)
-            if self.durable:
-                _fsync_dir(final.parent)
+                self._sync(out)
+            self._place(tmp_name, final)
         except BaseException:
             try:
                 os.unlink(tmp_name)
             except FileNotFoundError:
                 pass
             raise
+
+    def _sync(self, out: BinaryIO) -> None:
+        """The bytes written so far, durable (unless the store is not ``durable``)."""
+        out.flush()
+        if self.durable:
+            os.fsync(out.fileno())
+
+    def _place(self, tmp_name: str, final: Path) -> None:
+        """Rename a synced temporary file into place, and make the rename durable."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp_name, final)
+        if self.durable:
+            _fsync_dir(final.parent)
 
     def remove(self, digest: Digest) -> int:
         p = self.path(digest)

@@ -52,7 +52,7 @@ from reconciler.store.sqlite import maintenance
 from reconciler.store.sqlite.files import ContentFiles
 from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
-from reconciler.store.sqlite.lookup import VersionLookups
+from reconciler.store.sqlite.lookup import IN_VERSION, VersionLookups
 from reconciler.store.sqlite.migrations import migrate, refs_text
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
@@ -223,7 +223,7 @@ class SQLiteStore(VersionLookups):
         if latest:
             where, args = "repo_id = ? AND removed IS NULL", (repo_id,)
         else:
-            where = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
+            where = IN_VERSION
             args = (repo_id, number, number)  # type: ignore[assignment]
         sets: dict[str, set[Digest]] = {"blob": set(), "manifest": set(), "index": set()}
         for digest, kind in conn.execute(f"SELECT digest, kind FROM repo_content WHERE {where}", args):
@@ -397,15 +397,8 @@ class SQLiteStore(VersionLookups):
         return self._conn().execute("SELECT 1 FROM manifests WHERE digest = ?", (str(digest),)).fetchone() is not None
 
     def manifest_get(self, digest: Digest) -> Manifest | Index:
-        row = self._conn().execute("SELECT media_type FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
-        if row is None:
-            raise ContentNotFound(f"manifest {digest} is not in the store")
-        try:
-            raw = self.manifest_files.path(digest).read_bytes()
-        except FileNotFoundError:
-            raise ContentNotFound(f"manifest {digest} is recorded but its file is missing",
-                                  hint="run `reconciler store check`") from None
-        return parse_manifest(raw, row[0])
+        media_type, raw = self.manifest_raw(digest)
+        return parse_manifest(raw, media_type)
 
     def manifest_put(self, manifest: Manifest | Index) -> None:
         self.manifests_put([manifest])
