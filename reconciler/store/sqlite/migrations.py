@@ -11,9 +11,9 @@ writes what changed.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-from reconciler.model.mediatypes import is_index
+from reconciler.store.sql.refs import refs_text
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -115,21 +115,6 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 #: migrations that also need Python: name -> function run in the same transaction
 BACKFILLS: dict[str, Callable[[sqlite3.Connection], None]] = {}
-
-
-def refs_text(rows: Iterable[tuple[str, str, str | None]]) -> str:
-    """``manifests.refs`` from (child, child_kind, media_type) rows in document order:
-    space-separated ``<k><digest>`` with k = ``b`` blob, ``m`` manifest, ``i`` index
-    (an index entry whose media type is an index); foreign layers and repeats left out."""
-    seen: set[str] = set()
-    out: list[str] = []
-    for child, child_kind, media_type in rows:
-        if child_kind == "foreign" or child in seen:
-            continue
-        seen.add(child)
-        k = "b" if child_kind == "blob" else ("i" if media_type and is_index(media_type) else "m")
-        out.append(k + child)
-    return " ".join(out)
 
 
 def _backfill_refs(conn: sqlite3.Connection) -> None:

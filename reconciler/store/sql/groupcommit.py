@@ -1,4 +1,4 @@
-"""Group commit: many threads' small metadata writes share one SQLite transaction.
+"""Group commit: many threads' small metadata writes share one transaction.
 
 A cold sync records hundreds of blobs from parallel download threads. One transaction
 each means one WAL fsync each, all in a row behind the write lock: measured, that was
@@ -10,17 +10,18 @@ durable, so the store's "bytes durable, then metadata committed" order is unchan
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 
-Write = Callable[[sqlite3.Connection], None]
+from reconciler.store.sql.connection import Connection
+
+Write = Callable[[Connection], None]
 
 
 class GroupCommit:
-    def __init__(self, transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]) -> None:
+    def __init__(self, transaction: Callable[[], AbstractContextManager[Connection]]) -> None:
         self._transaction = transaction
         self._queue_lock = threading.Lock()
         self._flush_lock = threading.Lock()

@@ -9,7 +9,6 @@ consistent repository even while a new version is being published.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
 from reconciler.model.digest import parse_recorded
 from reconciler.store.protocol import Kind, ManifestRefs, Publication
+from reconciler.store.sql.connection import Connection
 
 if TYPE_CHECKING:
     from reconciler.store.sqlite.files import ContentFiles
@@ -29,11 +29,11 @@ IN_VERSION = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
 
 
 class VersionLookups:
-    """Mixed into ``SQLiteStore``; relies on its ``_conn()`` and ``manifest_files``."""
+    """Mixed into ``SQLStore``; relies on its ``_conn()`` and ``manifest_files``."""
 
     manifest_files: ContentFiles
 
-    def _conn(self) -> sqlite3.Connection:  # provided by SQLiteStore
+    def _conn(self) -> Connection:  # provided by the backend
         raise NotImplementedError
 
     def publication_get(self, name: str) -> Publication | None:
@@ -93,7 +93,7 @@ class VersionLookups:
             texts = {str(d) for d in wanted}
             rows = [r for r in conn.execute("SELECT digest, kind, refs FROM manifests") if r[0] in texts]
         else:
-            # under _SCAN_ABOVE parameters: within SQLite's variable limit (32766 since 3.32)
+            # under _SCAN_ABOVE parameters: within SQLite's variable limit (32766 since 3.32) and PostgreSQL's (65535)
             rows = conn.execute(f"SELECT digest, kind, refs FROM manifests WHERE digest IN "
                                 f"({','.join('?' * len(wanted))})", [str(d) for d in wanted]).fetchall()
         parse = parse_recorded

@@ -1,4 +1,4 @@
-"""Invariant checks, ``store check`` and ``store gc`` for the embedded store.
+"""Invariant checks, ``store check`` and ``store gc`` for the SQL stores.
 
 ``validate_new_state`` runs inside every version commit and costs O(changes): added
 manifests must find their references in the new content, removed content must not be
@@ -9,7 +9,6 @@ referenced by what remains, every tag must point at a manifest or index that is 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -17,9 +16,10 @@ from typing import TYPE_CHECKING
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
 from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
+from reconciler.store.sql.connection import Connection
 
 if TYPE_CHECKING:
-    from reconciler.store.sqlite.store import SQLiteStore
+    from reconciler.store.sql.base import SQLStore
 
 _CHUNK = 1024 * 1024
 #: temp files younger than this may belong to a running writer; gc leaves them
@@ -45,7 +45,7 @@ def _chunks(items: list[str], n: int = 500) -> list[list[str]]:
     return [items[i:i + n] for i in range(0, len(items), n)]
 
 
-def validate_new_state(conn: sqlite3.Connection, content: ContentSet, added: ContentSet,
+def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet,
                        removed: ContentSet, tags: Mapping[str, TagEntry]) -> None:
     problems: list[str] = []
     # added content must be known to the store, with the right kind
@@ -105,7 +105,7 @@ def _hash_file(path: os.PathLike[str], algorithm: str) -> Digest:
     return h.digest()
 
 
-def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
+def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
     conn = store._conn()
     problems: list[Problem] = []
     blobs = {r[0]: r[1] for r in conn.execute("SELECT digest, size FROM blobs")}
@@ -172,7 +172,7 @@ def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
     return CheckReport(tuple(problems), len(blobs), len(manifests), versions)
 
 
-def gc(store: SQLiteStore) -> GcReport:
+def gc(store: SQLStore) -> GcReport:
     """Remove blobs and manifests no repository version references, and stale temp files.
     The caller holds the apply lock, so no writer is between 'bytes stored' and 'version
     committed'."""

@@ -1,0 +1,404 @@
+"""The store logic both SQL backends share: repositories, versions, publication,
+content rows and the journal, written once in the SQL that SQLite and PostgreSQL both
+speak (``?`` placeholders; the PostgreSQL connection translates them).
+
+A backend subclasses ``SQLStore`` and provides connections and transactions
+(``_conn``, ``_write``, ``_read``), the store generation, the apply lock and where
+the bytes live (``blob_files``, ``manifest_files``). ``_write`` must give one writer at a
+time the whole store (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the generation row's lock
+taken first), because ``version_commit`` reads the latest version and then writes the
+next one in the same transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from reconciler.errors import (
+    Conflict,
+    ContentNotFound,
+    NotFound,
+    RepositoryNotFound,
+    StoreError,
+)
+from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
+from reconciler.model.digest import parse_recorded
+from reconciler.model.mediatypes import is_index
+from reconciler.store.protocol import (
+    CheckReport,
+    ContentSet,
+    ContentSummary,
+    GcReport,
+    JournalEntry,
+    Kind,
+    Origin,
+    Repository,
+    RepositoryVersion,
+    TagEntry,
+    VersionInfo,
+)
+from reconciler.store.sql import maintenance
+from reconciler.store.sql.connection import Connection
+from reconciler.store.sql.groupcommit import GroupCommit
+from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
+from reconciler.store.sql.refs import refs_text
+from reconciler.store.sqlite.files import ContentFiles
+
+_REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SQLStore(VersionLookups):
+    """The shared part of ``SQLiteStore`` and ``PostgresStore`` (see the module doc)."""
+
+    location: str
+    blob_files: ContentFiles
+    manifest_files: ContentFiles
+    _content_rows: GroupCommit
+
+    def _conn(self) -> Connection:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        """One write transaction, alone in the store, that bumps the store generation."""
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        """A consistent snapshot for several SELECTs."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def generation(self) -> int:
+        return int(self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _repo(row: Any) -> Repository:
+        return Repository(id=row[0], feed=row[1], upstream_name=row[2], publish_name=row[3],
+                          protected=bool(row[4]), latest_version=row[5], published_version=row[6],
+                          created=row[7])
+
+    _REPO_SELECT = ("SELECT id, feed, upstream_name, publish_name, protected, latest_version, "
+                    "published_version, created FROM repositories")
+
+    def repository_list(self) -> list[Repository]:
+        return [self._repo(r) for r in self._conn().execute(self._REPO_SELECT + " ORDER BY id")]
+
+    def repository_find(self, repo_id: str) -> Repository | None:
+        row = self._conn().execute(self._REPO_SELECT + " WHERE id = ?", (repo_id,)).fetchone()
+        return self._repo(row) if row else None
+
+    def repository_get(self, repo_id: str) -> Repository:
+        repo = self.repository_find(repo_id)
+        if repo is None:
+            raise RepositoryNotFound(f"no repository {repo_id!r} in the store at {self.location}",
+                                     hint="see `reconciler repo list`")
+        return repo
+
+    def repository_by_publish_name(self, name: str) -> Repository | None:
+        row = self._conn().execute(self._REPO_SELECT + " WHERE publish_name = ?", (name,)).fetchone()
+        return self._repo(row) if row else None
+
+    def repository_create(self, repo_id: str, *, feed: str | None = None,
+                          upstream_name: str | None = None) -> Repository:
+        if not repo_id or "/" in repo_id or len(repo_id) > 255 or not repo_id.isprintable():
+            raise StoreError(f"invalid repository id {repo_id!r}",
+                             hint="use letters, digits, '.', '_' and '-' (no '/')")
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM repositories WHERE id = ?", (repo_id,)).fetchone():
+                raise Conflict(f"repository {repo_id!r} already exists")
+            now = _now()
+            conn.execute("INSERT INTO repositories (id, feed, upstream_name, created) VALUES (?, ?, ?, ?)",
+                         (repo_id, feed, upstream_name, now))
+            conn.execute("INSERT INTO versions (repo_id, number, created, operation, summary) VALUES (?, 0, ?, ?, ?)",
+                         (repo_id, now, "create", json.dumps(ContentSummary().to_json())))
+        return self.repository_get(repo_id)
+
+    def repository_update(self, repo_id: str, **fields: object) -> Repository:
+        unknown = set(fields) - _REPO_FIELDS
+        if unknown:
+            raise StoreError(f"cannot update repository fields {sorted(unknown)}")
+        if fields.get("publish_name") is not None:
+            validate_repository_name(str(fields["publish_name"]), what="publish name")
+        self.repository_get(repo_id)
+        if not fields:
+            return self.repository_get(repo_id)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._write() as conn:
+            self._check_publish_name_free(conn, repo_id, fields.get("publish_name"))
+            # protected is an INTEGER column in both dialects; PostgreSQL will not take a bool for it
+            values = [int(v) if isinstance(v, bool) else v for v in fields.values()]
+            conn.execute(f"UPDATE repositories SET {sets} WHERE id = ?", (*values, repo_id))
+        return self.repository_get(repo_id)
+
+    def repository_delete(self, repo_id: str) -> None:
+        self.repository_get(repo_id)
+        with self._write() as conn:
+            conn.execute("DELETE FROM repo_tags WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM repo_content WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM versions WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))
+
+    # -- versions ---------------------------------------------------------------------
+    def _version_rows(self, conn: Connection, repo_id: str, number: int,
+                      latest: bool) -> tuple[ContentSet, dict[str, TagEntry]]:
+        if latest:
+            where, args = "repo_id = ? AND removed IS NULL", (repo_id,)
+        else:
+            where = IN_VERSION
+            args = (repo_id, number, number)  # type: ignore[assignment]
+        sets: dict[str, set[Digest]] = {"blob": set(), "manifest": set(), "index": set()}
+        for digest, kind in conn.execute(f"SELECT digest, kind FROM repo_content WHERE {where}", args):
+            sets[kind].add(Digest.parse(digest))
+        tags = {
+            name: TagEntry(Digest.parse(digest), Origin(origin))
+            for name, digest, origin in conn.execute(f"SELECT name, digest, origin FROM repo_tags WHERE {where}", args)
+        }
+        content = ContentSet(frozenset(sets["blob"]), frozenset(sets["manifest"]), frozenset(sets["index"]))
+        return content, tags
+
+    def version_get(self, repo_id: str, number: int | None = None) -> RepositoryVersion:
+        with self._read() as conn:
+            repo = self.repository_get(repo_id)
+            n = repo.latest_version if number is None else number
+            if n < 0 or n > repo.latest_version or not conn.execute(
+                "SELECT 1 FROM versions WHERE repo_id = ? AND number = ?", (repo_id, n)
+            ).fetchone():
+                raise NotFound(f"repository {repo_id!r} has no version {n}",
+                               hint=f"see `reconciler repo history {repo_id}`")
+            content, tags = self._version_rows(conn, repo_id, n, latest=n == repo.latest_version)
+        return RepositoryVersion(repo_id, n, content, tags)
+
+    def versions_latest(self) -> dict[str, RepositoryVersion]:
+        """Two scans of the live rows instead of two queries per repository."""
+        parse = parse_recorded  # the store validated these when it wrote them
+        with self._read() as conn:
+            latest = dict(conn.execute("SELECT id, latest_version FROM repositories"))
+            content: dict[str, dict[str, set[Digest]]] = {
+                r: {"blob": set(), "manifest": set(), "index": set()} for r in latest}
+            for repo_id, digest, kind in conn.execute(
+                    "SELECT repo_id, digest, kind FROM repo_content WHERE removed IS NULL"):
+                content[repo_id][kind].add(parse(digest))
+            tags: dict[str, dict[str, TagEntry]] = {r: {} for r in latest}
+            origins = {o.value: o for o in Origin}
+            for repo_id, name, digest, origin in conn.execute(
+                    "SELECT repo_id, name, digest, origin FROM repo_tags WHERE removed IS NULL"):
+                tags[repo_id][name] = TagEntry(parse(digest), origins[origin])
+        return {r: RepositoryVersion(r, n, ContentSet(frozenset(content[r]["blob"]), frozenset(content[r]["manifest"]),
+                                                      frozenset(content[r]["index"])), tags[r])
+                for r, n in latest.items()}
+
+    def version_list(self, repo_id: str) -> list[VersionInfo]:
+        self.repository_get(repo_id)
+        rows = self._conn().execute(
+            "SELECT number, created, operation, summary FROM versions WHERE repo_id = ? ORDER BY number", (repo_id,))
+        out = []
+        for number, created, operation, summary in rows:
+            s = json.loads(summary)
+            out.append(VersionInfo(repo_id, number, created, operation, ContentSummary(s["added"], s["removed"])))
+        return out
+
+    def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
+                       tags: Mapping[str, TagEntry], operation: str) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version of ``repo_id``; None if nothing changed."""
+        try:
+            return self._commit(repo_id, base, content, tags, operation)
+        except _NoChange:
+            return None
+
+    def _commit(self, repo_id: str, base: int, content: ContentSet,
+                tags: Mapping[str, TagEntry], operation: str) -> VersionInfo:
+        """Make ``content`` + ``tags`` the next version of ``repo_id`` if anything changed.
+
+        Refuses (``Conflict``) when the repository moved past ``base`` meanwhile, and
+        (``StoreError``) when the new state breaks an invariant: unknown content, a
+        manifest without its blobs, an index without its children, a dangling tag.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT latest_version FROM repositories WHERE id = ?", (repo_id,)).fetchone()
+            if row is None:
+                raise RepositoryNotFound(f"no repository {repo_id!r}")
+            latest = row[0]
+            if latest != base:
+                raise Conflict(f"repository {repo_id!r} changed while this operation ran "
+                               f"(version {base} -> {latest})", hint="run the command again")
+            old_content, old_tags = self._version_rows(conn, repo_id, latest, latest=True)
+            added = content.difference(old_content)
+            removed = old_content.difference(content)
+            tag_removed = {n for n, e in old_tags.items() if tags.get(n) != e}
+            tag_added = {n for n, e in tags.items() if old_tags.get(n) != e}
+            if not len(added) and not len(removed) and not tag_removed and not tag_added:
+                raise _NoChange
+            maintenance.validate_new_state(conn, content, added, removed, tags)
+            new = latest + 1
+            for digest, kind in removed.items():
+                conn.execute("UPDATE repo_content SET removed = ? WHERE repo_id = ? AND digest = ? AND kind = ? "
+                             "AND removed IS NULL", (new, repo_id, str(digest), kind.value))
+            conn.executemany("INSERT INTO repo_content (repo_id, digest, kind, added) VALUES (?, ?, ?, ?)",
+                             [(repo_id, str(d), k.value, new) for d, k in added.items()])
+            for name in sorted(tag_removed):
+                conn.execute("UPDATE repo_tags SET removed = ? WHERE repo_id = ? AND name = ? AND removed IS NULL",
+                             (new, repo_id, name))
+            conn.executemany(
+                "INSERT INTO repo_tags (repo_id, name, digest, origin, added) VALUES (?, ?, ?, ?, ?)",
+                [(repo_id, n, str(tags[n].digest), Origin(tags[n].origin).value, new) for n in sorted(tag_added)])
+            summary = ContentSummary(
+                added={**added.counts(), "tags": len(tag_added)},
+                removed={**removed.counts(), "tags": len(tag_removed)},
+            )
+            created = _now()
+            conn.execute("INSERT INTO versions (repo_id, number, created, operation, summary) VALUES (?, ?, ?, ?, ?)",
+                         (repo_id, new, created, operation, json.dumps(summary.to_json())))
+            conn.execute("UPDATE repositories SET latest_version = ? WHERE id = ?", (new, repo_id))
+        return VersionInfo(repo_id, new, created, operation, summary)
+
+    # -- publication ------------------------------------------------------------------
+    def _check_publish_name_free(self, conn: Connection, repo_id: str, name: object) -> None:
+        if name is None:
+            return
+        other = conn.execute("SELECT id FROM repositories WHERE publish_name = ? AND id != ?",
+                             (name, repo_id)).fetchone()
+        if other:
+            raise Conflict(f"publish name {name!r} is already used by repository {other[0]!r}",
+                           hint="publish names are unique; pick another or unpublish the other repository")
+
+    def publish(self, repo_id: str, *, name: str, version: int, protected: bool) -> Repository:
+        validate_repository_name(name, what="publish name")
+        repo = self.repository_get(repo_id)
+        if version < 0 or version > repo.latest_version:
+            raise NotFound(f"repository {repo_id!r} has no version {version} (latest is {repo.latest_version})")
+        with self._write() as conn:
+            self._check_publish_name_free(conn, repo_id, name)
+            # one UPDATE: readers see the old publication or the new one, never a mix
+            conn.execute("UPDATE repositories SET publish_name = ?, published_version = ?, protected = ? WHERE id = ?",
+                         (name, version, int(protected), repo_id))
+        return self.repository_get(repo_id)
+
+    def unpublish(self, repo_id: str) -> Repository:
+        self.repository_get(repo_id)
+        with self._write() as conn:
+            conn.execute("UPDATE repositories SET published_version = NULL WHERE id = ?", (repo_id,))
+        return self.repository_get(repo_id)
+
+    # -- content ----------------------------------------------------------------------
+    def blob_has(self, digest: Digest) -> bool:
+        row = self._conn().execute("SELECT 1 FROM blobs WHERE digest = ?", (str(digest),)).fetchone()
+        return row is not None and self.blob_files.exists(digest)
+
+    def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
+        return {d for d in set(digests) if not self.blob_has(d)}
+
+    def blob_size(self, digest: Digest) -> int:
+        row = self._conn().execute("SELECT size FROM blobs WHERE digest = ?", (str(digest),)).fetchone()
+        if row is None:
+            raise ContentNotFound(f"blob {digest} is not in the store")
+        return int(row[0])
+
+    def blob_path(self, digest: Digest) -> Path | None:
+        p = self.blob_files.path(digest)
+        return p if p.is_file() else None
+
+    def blob_open(self, digest: Digest) -> BinaryIO:
+        try:
+            return open(self.blob_files.path(digest), "rb")
+        except FileNotFoundError:
+            raise ContentNotFound(f"blob {digest} is not in the store") from None
+
+    def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
+                 size: int | None = None, where: str = "") -> int:
+        written = self.blob_files.write(chunks, expected, size=size, where=where)
+        row = (str(expected), written)
+
+        def record(conn: Connection) -> None:
+            conn.execute("INSERT INTO blobs (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING", row)
+
+        self._content_rows.run(record)
+        return written
+
+    def manifest_has(self, digest: Digest) -> bool:
+        return self._conn().execute("SELECT 1 FROM manifests WHERE digest = ?", (str(digest),)).fetchone() is not None
+
+    def manifest_get(self, digest: Digest) -> Manifest | Index:
+        media_type, raw = self.manifest_raw(digest)
+        return parse_manifest(raw, media_type)
+
+    def manifest_put(self, manifest: Manifest | Index) -> None:
+        self.manifests_put([manifest])
+
+    def manifests_put(self, manifests: Sequence[Manifest | Index]) -> None:
+        """Store several manifests: every file durable first, then the rows in one
+        transaction (shared with concurrent writers), so an index and its children become
+        known together."""
+        todo = [m for m in dict((m.digest, m) for m in manifests).values()
+                if not (self.manifest_has(m.digest) and self.manifest_files.exists(m.digest))]
+        if not todo:
+            return
+        for m in todo:
+            self.manifest_files.write_bytes(m.raw, m.digest)
+        per_manifest = [maintenance.manifest_refs(m) for m in todo]
+        rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
+                 refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(todo, per_manifest, strict=True)]
+        refs = [r for mrefs in per_manifest for r in mrefs]
+
+        def record(conn: Connection) -> None:
+            conn.executemany("INSERT INTO manifests (digest, media_type, kind, size, refs) "
+                             "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
+            conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
+
+        self._content_rows.run(record)
+
+    def manifest_kind(self, digest: Digest) -> Kind | None:
+        row = self._conn().execute("SELECT kind FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
+        return Kind(row[0]) if row else None
+
+    # -- maintenance ------------------------------------------------------------------
+    def check(self, *, verify_content: bool = True) -> CheckReport:
+        return maintenance.check(self, verify_content=verify_content)
+
+    def gc(self) -> GcReport:
+        return maintenance.gc(self)
+
+    # -- journal ------------------------------------------------------------------------
+    def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int:
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no passwd entry in some containers
+            user = "unknown"
+        with self._write() as conn:
+            cur = conn.execute(
+                # "user" quoted: a reserved word in PostgreSQL
+                'INSERT INTO journal (started, "user", host, command, plan_digest, result, details) '
+                "VALUES (?, ?, ?, ?, ?, 'running', ?) RETURNING id",
+                (_now(), user, socket.gethostname(), command, plan_digest, json.dumps(details, default=str)))
+            return int(cur.fetchall()[0][0])
+
+    def journal_finish(self, entry_id: int, *, result: str, details: Mapping[str, object]) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE journal SET finished = ?, result = ?, details = ? WHERE id = ?",
+                         (_now(), result, json.dumps(details, default=str), entry_id))
+
+    def journal_list(self, limit: int = 50) -> list[JournalEntry]:
+        rows = self._conn().execute(
+            'SELECT id, started, finished, "user", host, command, plan_digest, result, details FROM journal '
+            "ORDER BY id DESC LIMIT ?", (limit,))
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8])) for r in rows]
+
+
+class _NoChange(Exception):
+    """Raised inside the write transaction to roll it back when nothing changed."""
