@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create ./.venv with reconciler installed. With --test, also install what the test
-# suite needs: Debian packages (the CNCF distribution registry, skopeo, htpasswd/ab, wrk, curl) and the
-# Python test dependencies. Idempotent; safe to re-run.
+# suite needs: Debian packages (the CNCF distribution registry, skopeo, htpasswd/ab, wrk, curl,
+# the PostgreSQL server) and the Python test dependencies (psycopg for the PostgreSQL store). Idempotent; safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=""
@@ -19,6 +19,8 @@ if [[ -n $want_test ]]; then
   command -v wrk >/dev/null || need_apt+=(wrk)
   command -v curl >/dev/null || need_apt+=(curl)
   [[ -x /usr/bin/time ]] || need_apt+=(time)
+  # the PostgreSQL store's tests start their own server from these binaries
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 fi
 if ((${#need_apt[@]})); then
   sudo=""
@@ -30,7 +32,7 @@ fi
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [[ -n $want_test ]]; then
-  .venv/bin/python -m pip install -q -e '.[test,dev]'
+  .venv/bin/python -m pip install -q -e '.[test,dev,postgresql]'
 else
   .venv/bin/python -m pip install -q -e .
 fi

@@ -1,23 +1,51 @@
-"""Shared fixtures: a fresh store per test (every backend the machine has), and a CLI runner."""
+"""Shared fixtures: a fresh store per test on every backend (SQLite; PostgreSQL on a server
+the session starts itself), and a CLI runner."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.postgres import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session (started on first use)."""
+    started = time.monotonic()
+    server = PostgresServer.start()
+    # how long the server takes to come up shows in `pytest -rA` / the report
+    print(f"PostgreSQL test server on 127.0.0.1:{server.port} up in {time.monotonic() - started:.2f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated, empty store database on the session's server (dropped after)."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     """A fresh store; the conformance suite runs once per backend."""
-    s = SQLiteStore(tmp_path / "store")
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "store")
+    else:
+        from reconciler.store.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("postgres_url"), blobs=tmp_path / "blobs")
     yield s
     s.close()
 

@@ -1,0 +1,68 @@
+"""A psycopg connection that speaks like ``sqlite3.Connection`` to the shared store code:
+``?`` placeholders, ``executemany`` on the connection, and psycopg's errors translated
+to ``StoreError`` at this boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from reconciler.errors import StoreError
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for messages and ``store.location``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def translate(sql: str) -> str:
+    """``?`` placeholders to psycopg's ``%s`` (a literal ``%`` doubled). The shared SQL
+    never has a ``?`` inside a string literal."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PgConnection:
+    def __init__(self, raw: psycopg.Connection[Any], where: str) -> None:
+        self.raw = raw
+        self.where = where
+        self._sql: dict[str, str] = {}
+
+    def _translated(self, sql: str) -> str:
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = translate(sql)
+        return out
+
+    def execute(self, sql: str, parameters: Any = None, /) -> psycopg.Cursor[Any]:
+        try:
+            if parameters is None:
+                return self.raw.execute(sql)  # no parameters: no placeholder parsing
+            return self.raw.execute(self._translated(sql), parameters)
+        except psycopg.Error as exc:
+            raise store_error(exc, self.where) from exc
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> None:
+        rows = list(parameters)
+        if not rows:
+            return
+        try:
+            with self.raw.cursor() as cur:
+                cur.executemany(self._translated(sql), rows)
+        except psycopg.Error as exc:
+            raise store_error(exc, self.where) from exc
+
+
+def store_error(exc: psycopg.Error, where: str) -> StoreError:
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreError(f"the PostgreSQL store at {where} failed: {str(exc).strip()}",
+                          hint="check that the server is running and reachable, then run the command again")
+    return StoreError(f"the PostgreSQL store at {where} refused a statement: {str(exc).strip()}",
+                      hint="this is a bug or a schema from a newer reconciler; nothing of this change was stored")

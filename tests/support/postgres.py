@@ -1,0 +1,162 @@
+"""A real PostgreSQL server for the PostgreSQL store's tests, started by the suite itself.
+
+``PostgresServer.start()`` runs ``initdb`` into a fresh folder under /tmp (trust auth, no
+fsync: a test server), starts it with ``pg_ctl`` on a free 127.0.0.1 port with its unix
+socket in that folder, and creates ``reconciler_template``: a database the store has
+already migrated. ``new_database()`` copies that template (``CREATE DATABASE ...
+TEMPLATE``, tens of milliseconds), so each test gets an empty, migrated store database;
+``drop_database()`` removes it again. ``stop()`` stops the server and removes the folder.
+
+PostgreSQL refuses to run as root: as root the binaries run as the ``postgres`` system
+user (``runuser``), which the Debian package creates. Missing binaries make the test
+FAIL naming the Debian package; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.registry import free_port
+
+APT_PACKAGE = "postgresql"
+TEMPLATE = "reconciler_template"
+
+
+def server_binaries() -> Path:
+    """The bin folder of the newest installed PostgreSQL server (Debian's layout), or FAIL."""
+    override = os.environ.get("PG_BINDIR")
+    candidates = [override] if override else sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0)
+    for bindir in reversed(candidates):
+        if all(os.access(Path(bindir) / b, os.X_OK) for b in ("initdb", "pg_ctl", "postgres")):
+            return Path(bindir)
+    pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl, postgres) not found under /usr/lib/postgresql/*/bin: "
+                f"install the Debian package '{APT_PACKAGE}' (apt-get install -y {APT_PACKAGE}, "
+                "or run scripts/setup.sh --test)", pytrace=False)
+
+
+def _run_as() -> tuple[list[str], str | None]:
+    """The command prefix that drops root, and the user it runs as (None: ourselves)."""
+    if os.geteuid() != 0:
+        return [], None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail(f"running as root and there is no 'postgres' user to run PostgreSQL as: install the Debian "
+                    f"package '{APT_PACKAGE}', which creates it", pytrace=False)
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        pytest.fail("running as root and runuser(1) is missing: install the Debian package 'util-linux'",
+                    pytrace=False)
+    return [runuser, "-u", "postgres", "--"], "postgres"
+
+
+class PostgresServer:
+    def __init__(self, bindir: Path, base: Path, port: int, prefix: list[str]) -> None:
+        self.bindir, self.base, self.port, self._prefix = bindir, base, port, prefix
+        self.data = base / "data"
+        self.log = base / "server.log"
+        self._names = itertools.count(1)
+
+    @classmethod
+    def start(cls) -> PostgresServer:
+        bindir = server_binaries()
+        prefix, user = _run_as()
+        # not pytest's tmp_path: its parents are private to root, and the server runs as postgres
+        base = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(base, entry.pw_uid, entry.pw_gid)
+        server: PostgresServer | None = None
+        try:
+            subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(base / "data"), "-U", "postgres",
+                                     "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+                           check=True, capture_output=True, text=True, timeout=120)
+            for attempt in range(5):  # another test run may take the free port first
+                server = cls(bindir, base, free_port(), prefix)
+                if server._pg_ctl_start():
+                    break
+                if attempt == 4:
+                    raise RuntimeError(f"PostgreSQL did not start:\n{server.log_tail()}")
+            assert server is not None
+            server._make_template()
+            return server
+        except BaseException:
+            if server is not None:
+                server.stop()
+            else:
+                shutil.rmtree(base, ignore_errors=True)
+            raise
+
+    def _pg_ctl_start(self) -> bool:
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.base} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+                   "-c shared_buffers=32MB")
+        proc = subprocess.run(self._prefix + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                                              "-w", "-t", "60", "-o", options, "start"],
+                              capture_output=True, text=True, timeout=90)
+        return proc.returncode == 0
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return "(no server log)"
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def admin(self, sql: str) -> None:
+        """Run one statement in the ``postgres`` database (outside a transaction)."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    def _make_template(self) -> None:
+        from reconciler.store.postgres import PostgresStore
+
+        self.admin(f"CREATE DATABASE {TEMPLATE}")
+        blobs = Path(tempfile.mkdtemp(prefix="reconciler-pg-template-"))
+        try:
+            PostgresStore(self.url(TEMPLATE), blobs=blobs).close()
+        finally:
+            shutil.rmtree(blobs, ignore_errors=True)
+
+    def new_database(self) -> str:
+        """A fresh, migrated, empty store database; its URL."""
+        name = f"store_{os.getpid()}_{next(self._names)}"
+        self.admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        self.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+    def stop(self) -> None:
+        try:
+            if (self.data / "postmaster.pid").exists():
+                subprocess.run(self._prefix + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                                               "-w", "-t", "30", "stop"], capture_output=True, timeout=60)
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Bounded wait until a process has exited (for tests that kill a lock holder)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
