@@ -31,10 +31,10 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A fresh, migrated, empty store database on the session's server (dropped after)."""
-    url = postgres_server.new_database()
+    """An empty, migrated store database on the session's server (emptied after, for reuse)."""
+    url = postgres_server.checkout()
     yield url
-    postgres_server.drop_database(url)
+    postgres_server.checkin(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

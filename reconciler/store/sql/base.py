@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from reconciler.errors import (
     Conflict,
@@ -49,7 +49,9 @@ from reconciler.store.sql.connection import Connection
 from reconciler.store.sql.groupcommit import GroupCommit
 from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
 from reconciler.store.sql.refs import refs_text
-from reconciler.store.sqlite.files import ContentFiles
+
+if TYPE_CHECKING:
+    from reconciler.store.sqlite.files import ContentFiles
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
 
