@@ -31,6 +31,7 @@ ALL_TAGS = TagFilter()
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
+BLOBS_ENV = "RECONCILER_BLOBS"
 
 
 def store_location(explicit: str | None = None) -> str:
@@ -38,16 +39,33 @@ def store_location(explicit: str | None = None) -> str:
     return explicit or os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
-def open_store(location: str | None = None) -> Store:
+def blobs_location(explicit: str | None = None) -> str | None:
+    """``--blobs`` wins, then ``$RECONCILER_BLOBS``; None when neither is given."""
+    return explicit or os.environ.get(BLOBS_ENV) or None
+
+
+def open_store(location: str | None = None, blobs: str | None = None) -> Store:
     """Open (creating if needed) the store at ``location``: a directory path for the
-    embedded SQLite store."""
+    embedded SQLite store, or ``postgresql://user@host:port/db`` for the PostgreSQL store,
+    whose bytes go to the folder ``blobs`` (required there)."""
     loc = store_location(location)
+    blobs = blobs_location(blobs)
     if loc.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"the PostgreSQL store backend is not available yet ({loc.split('@')[-1]})",
-                         hint="use a directory path for the embedded store")
+        if not blobs:
+            raise InvalidInput("a PostgreSQL store needs --blobs DIR (or RECONCILER_BLOBS): the folder for its "
+                               "blob and manifest bytes",
+                               hint="every process using the store must see the same folder, e.g. "
+                                    "--blobs /srv/reconciler-blobs")
+        from reconciler.store.postgres import PostgresStore
+
+        return PostgresStore(loc, blobs=blobs)
     if "://" in loc:
         raise StoreError(f"unsupported store location {loc!r}",
-                         hint="give a directory path, e.g. --store ./.reconciler")
+                         hint="give a directory path, e.g. --store ./.reconciler, or postgresql://user@host/db")
+    if blobs:
+        raise InvalidInput(f"--blobs {blobs} is for a PostgreSQL store; the embedded store at {loc} keeps its "
+                           "bytes in its own directory",
+                           hint="drop --blobs (and RECONCILER_BLOBS), or use --store postgresql://...")
     from reconciler.store.sqlite import SQLiteStore
 
     return SQLiteStore(loc)
@@ -103,30 +121,31 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
     return result
 
 
-def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:
+def make_server_app(location: str | None = None, *, htpasswd: str | None = None,
+                    blobs: str | None = None) -> RegistryApp:
     """The registry WSGI app over the store at ``location``; the store itself is opened
     on the first request (in each worker process after the fork)."""
     from reconciler.server import RegistryApp
     from reconciler.server.auth import Htpasswd
 
-    loc = store_location(location)
+    loc, blobs = store_location(location), blobs_location(blobs)
     users = Htpasswd(htpasswd) if htpasswd else None
-    return RegistryApp(lambda: open_store(loc), htpasswd=users)
+    return RegistryApp(lambda: open_store(loc, blobs), htpasswd=users)
 
 
 def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-          threads: int = 4, htpasswd: str | None = None) -> None:
+          threads: int = 4, htpasswd: str | None = None, blobs: str | None = None) -> None:
     """Run the registry server under gunicorn until SIGTERM/SIGINT."""
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
 
-    loc = store_location(location)
+    loc, blobs = store_location(location), blobs_location(blobs)
     # fail before forking: a bad store path or htpasswd file is an error now, not per request
-    open_store(loc).close()
+    open_store(loc, blobs).close()
     if htpasswd:
         Htpasswd(htpasswd)
     setup_access_log()
-    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
+    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs), host=host, port=port,
                    workers=workers, threads=threads).run()
 
 

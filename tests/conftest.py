@@ -54,7 +54,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-un
 def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run ``python -m reconciler`` in a subprocess (real exit codes, real stdout)."""
 
-    def run(*args: str, store: Path | None = None, check: bool = False, input: str | None = None,
+    def run(*args: str, store: Path | str | None = None, check: bool = False, input: str | None = None,
             env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "reconciler"]
         if store is not None:

@@ -63,12 +63,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
-@click.option("--store", "store", metavar="PATH", envvar="RECONCILER_STORE",
-              help="Store location (default ./.reconciler; env RECONCILER_STORE).")
+@click.option("--store", "store", metavar="PATH|URL", envvar="RECONCILER_STORE",
+              help="Store location: a directory (default ./.reconciler) or postgresql://user@host:port/db "
+                   "(env RECONCILER_STORE).")
+@click.option("--blobs", "blobs", metavar="DIR", envvar="RECONCILER_BLOBS",
+              help="Where a PostgreSQL store keeps blob and manifest bytes (env RECONCILER_BLOBS).")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, store: str | None, blobs: str | None, verbose: int, quiet: bool) -> None:
     """Declarative management of container image repositories.
 
     \b
@@ -77,10 +80,14 @@ def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> Non
       reconciler plan -f repos.yaml
       reconciler apply -f repos.yaml
       reconciler serve
+
+    \b
+    A shared store on PostgreSQL (bytes in a folder every process sees):
+      reconciler --store postgresql://reconciler@db:5432/reconciler --blobs /srv/blobs apply -f repos.yaml
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    ctx.obj = AppContext(store_location=store, quiet=quiet)
+    ctx.obj = AppContext(store_location=store, blobs_location=blobs, quiet=quiet)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -15,13 +15,14 @@ from reconciler.store.protocol import Store
 @dataclass
 class AppContext:
     store_location: str | None = None
+    blobs_location: str | None = None
     quiet: bool = False
     _store: Store | None = field(default=None, repr=False)
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = api.open_store(self.store_location)
+            self._store = api.open_store(self.store_location, self.blobs_location)
         return self._store
 
     def close(self) -> None:

@@ -28,7 +28,8 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
       reconciler serve --port 5000 --workers 4 --htpasswd /etc/reconciler/htpasswd
       skopeo inspect --tls-verify=false docker://127.0.0.1:5000/pulpdemo/synctest:latest
     """
-    api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd)
+    api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
+              blobs=app.blobs_location)
 
 
 def register(cli: click.Group) -> None:

@@ -27,8 +27,11 @@ APPLY_LOCK_KEY = 0x5245434C  # "RECL"
 
 
 def holder_name() -> str:
-    """What this process calls itself in ``pg_stat_activity`` (at most 63 bytes)."""
-    name = f"reconciler pid {os.getpid()}@{socket.gethostname()}: {' '.join(sys.argv[1:3])}"
+    """What this process calls itself in ``pg_stat_activity`` (at most 63 bytes): pid,
+    host and the command's words. Options and anything URL- or path-like are left out:
+    every user of the database can read this, and ``--store`` may carry a password."""
+    words = [w for w in sys.argv[1:] if not w.startswith("-") and not any(c in w for c in ":/@=")][:2]
+    name = f"reconciler pid {os.getpid()}@{socket.gethostname()}" + (f": {' '.join(words)}" if words else "")
     return name.encode()[:63].decode(errors="ignore")
 
 
