@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
@@ -17,6 +18,7 @@ import pytest
 from reconciler.model import mediatypes as mt
 from reconciler.server import RegistryApp
 from reconciler.server.auth import Htpasswd
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image
 from tests.support.serving import commit_tags, fill_store, wsgi_call
@@ -24,17 +26,30 @@ from tests.support.serving import commit_tags, fill_store, wsgi_call
 ALL = mt.ACCEPT_ALL
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The app over a filled store, on each backend (the point lookups are SQL)."""
     root = tmp_path_factory.mktemp("srv")
-    store = SQLiteStore(root / "store")
+    opener: Callable[[], Store]
+    if request.param == "sqlite":
+        url = None
+        opener = lambda: SQLiteStore(root / "store")  # noqa: E731
+    else:
+        from reconciler.store.postgres import PostgresStore
+
+        pg = request.getfixturevalue("postgres_server")
+        url = pg.checkout()
+        opener = lambda: PostgresStore(url, blobs=root / "blobs")  # noqa: E731
+    store = opener()
     fx = fill_store(store)
     pw = root / "htpasswd"
     pw.write_text("alice:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() + "\n")
-    app = RegistryApp(lambda: SQLiteStore(root / "store"), htpasswd=Htpasswd(pw))
+    app = RegistryApp(opener, htpasswd=Htpasswd(pw))
     yield app, fx, store
     app.close()
     store.close()
+    if url is not None:
+        pg.checkin(url)
 
 
 def call(app: RegistryApp, method: str, path: str, **kw):  # type: ignore[no-untyped-def]
