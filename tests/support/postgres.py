@@ -80,9 +80,12 @@ class PostgresServer:
             os.chown(base, entry.pw_uid, entry.pw_gid)
         server: PostgresServer | None = None
         try:
-            subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(base / "data"), "-U", "postgres",
-                                     "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
-                           check=True, capture_output=True, text=True, timeout=120)
+            # cwd: the server's user may not be allowed into ours (a checkout under /root)
+            init = subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(base / "data"), "-U", "postgres",
+                                            "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+                                  capture_output=True, text=True, timeout=120, cwd=base)
+            if init.returncode != 0:
+                raise RuntimeError(f"initdb failed ({init.returncode}):\n{init.stdout}{init.stderr}")
             for attempt in range(5):  # another test run may take the free port first
                 server = cls(bindir, base, free_port(), prefix)
                 if server._pg_ctl_start():
@@ -105,7 +108,7 @@ class PostgresServer:
                    "-c shared_buffers=32MB")
         proc = subprocess.run(self._prefix + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
                                               "-w", "-t", "60", "-o", options, "start"],
-                              capture_output=True, text=True, timeout=90)
+                              capture_output=True, text=True, timeout=90, cwd=self.base)
         return proc.returncode == 0
 
     def log_tail(self) -> str:
@@ -167,6 +170,6 @@ class PostgresServer:
         try:
             if (self.data / "postmaster.pid").exists():
                 subprocess.run(self._prefix + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                                               "-w", "-t", "30", "stop"], capture_output=True, timeout=60)
+                                               "-w", "-t", "30", "stop"], capture_output=True, timeout=60, cwd=self.base)
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
