@@ -174,6 +174,31 @@ def test_sigkill_mid_blob_leaves_no_visible_blob(postgres_url: str, tmp_path: Pa
         store.close()
 
 
+def test_a_blobs_folder_of_another_store_is_refused(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    """A wrong --blobs would make every byte look missing, and gc would delete the other
+    store's files as unreferenced: the database and its folder are bound by a store id."""
+    urls = [postgres_server.checkout() for _ in range(2)]
+    try:
+        for url, folder in zip(urls, ("a", "b"), strict=True):
+            store = PostgresStore(url, blobs=tmp_path / folder)
+            img = build_image(folder)
+            store_image(store, img)
+            store.close()
+        with pytest.raises(StoreError, match=r"does not belong to the PostgreSQL store.*it has store id"):
+            PostgresStore(urls[0], blobs=tmp_path / "b")
+        with pytest.raises(StoreError, match="it has no store id"):
+            PostgresStore(urls[0], blobs=tmp_path / "empty")
+        store = PostgresStore(urls[0], blobs=tmp_path / "a")  # the right folder still opens
+        try:
+            assert store.check().ok and store.check().blobs_checked > 0
+        finally:
+            store.close()
+        assert list((tmp_path / "b" / "blobs" / "sha256").iterdir()), "nothing of b was touched"
+    finally:
+        for url in urls:
+            postgres_server.checkin(url)
+
+
 def test_unreachable_server_is_a_store_error(tmp_path: Path) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     with pytest.raises(StoreError, match="cannot connect to the PostgreSQL store") as err:

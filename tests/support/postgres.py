@@ -128,14 +128,14 @@ class PostgresServer:
             conn.execute(sql.encode())
 
     def _make_template(self) -> None:
-        from reconciler.store.postgres import PostgresStore
+        """The schema only: no store id, so each copy binds to its test's blobs folder."""
+        import psycopg
+
+        from reconciler.store.postgres.migrations import migrate
 
         self.admin(f"CREATE DATABASE {TEMPLATE}")
-        blobs = Path(tempfile.mkdtemp(prefix="reconciler-pg-template-"))
-        try:
-            PostgresStore(self.url(TEMPLATE), blobs=blobs).close()
-        finally:
-            shutil.rmtree(blobs, ignore_errors=True)
+        with psycopg.connect(self.url(TEMPLATE), autocommit=True) as conn:
+            migrate(conn)
 
     def new_database(self) -> str:
         """A fresh, migrated, empty store database; its URL."""

@@ -28,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - the message is the point
     raise StoreError("the PostgreSQL store needs psycopg 3, which is not installed",
                      hint="pip install 'reconciler[postgresql]'") from exc
 
+from reconciler.store.postgres.binding import bind
 from reconciler.store.postgres.connection import PgConnection, redact, store_error
 from reconciler.store.postgres.lock import advisory_lock
 from reconciler.store.postgres.migrations import migrate
@@ -64,9 +65,13 @@ class PostgresStore(SQLStore):
         conn = self._conn()
         try:
             migrate(conn.raw)
+            self.store_id = bind(conn.raw, self.root, self.location)
         except psycopg.Error as exc:
             self.close()
             raise store_error(exc, self.location) from exc
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections and transactions -------------------------------------------
     def _conn(self) -> PgConnection:
