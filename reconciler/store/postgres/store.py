@@ -44,6 +44,11 @@ def content_files(root: Path) -> tuple[ContentFiles, ContentFiles]:
 
 
 class PostgresStore(SQLStore):
+    """Store backend shared by several processes or machines: ``PostgresStore(url,
+    blobs=folder)`` migrates the database if needed and checks it belongs to ``folder``.
+    Each thread gets its own connection (opened on first use, reopened after the server
+    dropped it); ``close()`` closes them all."""
+
     def __init__(self, url: str, *, blobs: str | Path) -> None:
         self.url = url
         self.location = redact(url)
