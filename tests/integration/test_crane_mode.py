@@ -44,7 +44,8 @@ def cli(*args: str) -> str:
 class World:
     images: dict[str, Image]
     digests: dict[str, str]        # tag -> manifest digest in the store
-    crane: Server
+    crane: Server                  # redirect mode, in front of ``static``
+    sender: Server                 # serve-content mode (crane.conf), over the same tree
     static: StaticHost
     data_dir: Path
 
@@ -53,7 +54,8 @@ class World:
 def world(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_binary("skopeo", "skopeo")
     root = tmp_path_factory.mktemp("crane")
-    images = {"latest": build_image("crane-s2"), "multi": build_multiarch("crane-list")}
+    images = {"latest": build_image("crane-s2"), "multi": build_multiarch("crane-list"),
+              "oci": build_image("crane-oci", oci=True), "ocimulti": build_multiarch("crane-idx", oci=True)}
     for tag, img in images.items():
         push_image(registry.url, "upstream/crane", img, tags=[tag])
     store_dir = root / "store"
@@ -76,9 +78,13 @@ def world(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -
             tar.extractall(web / "synctest", filter="data")
         # the app file goes where Crane's data_dir points, away from the static tree
         (web / "synctest" / "synctest.json").rename(data_dir / "synctest.json")
+        conf = root / "crane.conf"
+        conf.write_text(f"[general]\ndata_dir: {data_dir}\ndata_dir_polling_interval: 1\n"
+                        f"[serve_content]\nenable: true\ncontent_dir_v1: {web}\ncontent_dir_v2: {web}\n")
         with run_serve_command(["serve", "--crane-data-dir", str(data_dir), "--crane-poll-interval", "1"],
-                               root / "crane.log", workers=1) as crane:
-            yield World(images, digests, crane, static, data_dir)
+                               root / "crane.log", workers=1) as crane, \
+             run_serve_command(["serve", "--crane-config", str(conf)], root / "sender.log", workers=1) as sender:
+            yield World(images, digests, crane, sender, static, data_dir)
 
 
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -154,3 +160,24 @@ def test_new_app_file_appears_and_a_corrupt_one_is_skipped(world: World) -> None
     _wait_for(lambda: status("pulpdemo/copy") == 404, "the corrupt app file was not dropped", world.crane)
     assert status("pulpdemo/synctest") == 302                               # the others keep serving
     assert f"{sub / 'copy.json'}: not valid JSON" in world.crane.log()
+
+
+@pytest.mark.parametrize("tag", ["latest", "multi", "oci", "ocimulti"])
+def test_serve_content_mode_with_skopeo(world: World, tmp_path: Path, tag: str) -> None:
+    """Serve-content mode labels each manifest with its own media type, so the OCI
+    manifests and indexes our export files under manifests/2 and manifests/list pull
+    too (redirect mode cannot: the static server labels them by directory)."""
+    dest = tmp_path / tag
+    proc = skopeo("copy", "--all", "--src-tls-verify=false",
+                  f"docker://{world.sender.host}/pulpdemo/synctest:{tag}", f"dir:{dest}")
+    assert proc.returncode == 0, proc.stderr + world.sender.log()
+    img = world.images[tag]
+    assert (dest / "manifest.json").read_bytes() == img.manifest.raw
+    assert str(img.digest) == world.digests[tag]
+    for child in img.children:
+        assert (dest / f"{child.digest.hex}.manifest.json").read_bytes() == child.manifest.raw
+    with requests.head(f"{world.sender.url}/v2/pulpdemo/synctest/manifests/{tag}", timeout=10,
+                       headers={"Accept": ", ".join(sorted(mt.MANIFEST_TYPES))}) as resp:
+        assert resp.headers["Docker-Content-Digest"] == world.digests[tag]
+        assert resp.headers["Content-Type"] == img.manifest.media_type
+
