@@ -171,20 +171,27 @@ use_x_sendfile: true
 [cdn]
 url_match: https://a/
 url_replace: https://b/
+url_auth_secret: 00ff
+url_auth_param: token
+url_auth_ttl: 60
+url_auth_algo: SHA1
 """)
     assert read_config(full) == CraneConfig(data_dir="/srv/crane/app", polling_interval=5,
                                             endpoint="registry.example.com:443", debug=True, serve_content=True,
                                             content_dir_v1="/srv/v1", content_dir_v2="/srv/v2",
-                                            url_match="https://a/", url_replace="https://b/")
+                                            url_match="https://a/", url_replace="https://b/",
+                                            url_auth_secret="00ff", url_auth_param="token", url_auth_ttl=60,
+                                            url_auth_algo="sha1")
     assert read_config(full).with_overrides(data_dir="/x", polling_interval=1).data_dir == "/x"
 
 
 def test_config_unsupported_sections_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    conf = write(tmp_path / "c.conf", "[general]\nendpoint:\n[solr]\nurl: http://solr/{0}\n[cdn]\nurl_auth_secret: ab\n")
+    conf = write(tmp_path / "c.conf", "[general]\nendpoint:\n[solr]\nurl: http://solr/{0}\n[cdn]\nurl_auth_secret: abc\n")
     with caplog.at_level(logging.WARNING, "reconciler.server.crane"):
         config = read_config(conf)
     assert config.endpoint is None                     # empty = the request's Host
-    assert "[solr]" in caplog.text and "url_auth_secret" in caplog.text
+    assert config.url_auth_secret is None              # odd-length hex: ignored with an error, as Crane did
+    assert "[solr]" in caplog.text and "url_auth_secret is not an even-length hex" in caplog.text
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -193,8 +200,10 @@ def test_config_unsupported_sections_are_logged(tmp_path: Path, caplog: pytest.L
     ("[general]\ndebug: maybe\n", "[general] debug = 'maybe' is not a boolean"),
     ("[serve_content]\nenabled: true\n", "[serve_content] unknown key 'enabled'"),
     ("[cdn]\nurl_match: x\n", "[cdn] needs both url_match and url_replace"),
+    ("[cdn]\nurl_auth_ttl: 1h\n", "[cdn] url_auth_ttl = '1h' is not a whole number"),
+    ("[cdn]\nurl_auth_algo: sha512\n", "url_auth_algo = 'sha512' is not supported"),
     ("data_dir: /x\n", "not a valid INI file"),
-], ids=["interval-word", "interval-negative", "debug", "unknown-key", "cdn-half", "no-section"])
+], ids=["interval-word", "interval-negative", "debug", "unknown-key", "cdn-half", "ttl", "algo", "no-section"])
 def test_config_errors_name_file_section_and_key(tmp_path: Path, text: str, message: str) -> None:
     conf = write(tmp_path / "crane.conf", text)
     with pytest.raises(CraneDataInvalid) as info:

@@ -4,6 +4,7 @@ error bodies of 11.6, through the pure ``handle`` function."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import replace
 
@@ -166,6 +167,18 @@ def test_cdn_url_rewrite() -> None:
     config = CraneConfig(url_match="https://cdn.example.com/", url_replace="https://mirror.example.org/")
     reply = call("/v2/pulpdemo/synctest/tags/list", config=config)
     assert reply.headers["Location"] == "https://mirror.example.org/pulp/docker/v2/synctest/tags/list"
+
+
+@pytest.mark.parametrize("algo", ["sha256", "sha1", "md5"])
+def test_cdn_auth_token(algo: str) -> None:
+    """``?_auth_=exp=<now+ttl>~hmac=<hex>`` over ``exp=<exp>~url=<path>`` with the
+    hex-decoded secret, computed after the URL rewrite (11.1)."""
+    config = CraneConfig(url_match="cdn.example.com", url_replace="edge.example.net",
+                         url_auth_secret="0a1b2c3d", url_auth_ttl=300, url_auth_algo=algo)
+    reply = handle(SNAP, config, CraneRequest("GET", "/v2/pulpdemo/synctest/tags/list", time=1_700_000_000.7))
+    path = "/pulp/docker/v2/synctest/tags/list"
+    mac = hmac.new(bytes.fromhex("0a1b2c3d"), f"exp=1700000300~url={path}".encode(), algo).hexdigest()
+    assert reply.headers["Location"] == f"https://edge.example.net{path}?_auth_=exp=1700000300~hmac={mac}"
 
 
 def test_serve_content_names_the_file_under_the_repository_id() -> None:

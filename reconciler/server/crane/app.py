@@ -68,7 +68,7 @@ class CraneApp:
     def respond(self, req: Request) -> Response:
         req.user = self._user(req)
         crane_req = CraneRequest(method=req.method, path=req.path, query=req.query, accept=req.header("Accept"),
-                                 host=req.header("Host"), authorised=req.user is not None)
+                                 host=req.header("Host"), authorised=req.user is not None, time=time.time())
         if self.config.debug:
             log.debug("%s %s Accept: %s", req.method, req.path, crane_req.accept)
         reply = handle(self.watcher.current(), self.config, crane_req)

@@ -10,10 +10,13 @@ The keys and defaults of Crane's ``default_config.conf`` (original-system.md 11.
 ``content_dir_v2`` (``/var/www/pub/docker/v2/web/``), ``use_x_sendfile`` (accepted and
 ignored: gunicorn sends files with ``sendfile`` itself).
 
-``[cdn]`` ``url_match`` + ``url_replace``: a substring replacement on v2 redirect URLs.
+``[cdn]`` ``url_match`` + ``url_replace``: a substring replacement on v2 redirect URLs;
+``url_auth_secret`` (even-length hex; an invalid one is logged and ignored, as Crane
+did), ``url_auth_param`` (``_auth_``), ``url_auth_ttl`` (300), ``url_auth_algo``
+(``sha256``, ``sha1`` or ``md5``): an Akamai-style token appended to every v2 redirect.
 
-Sections Crane had that we do not implement (``[gsa]``, ``[solr]``, the ``[cdn]`` auth
-token keys) are logged as ignored. Unlike Crane, a bad value is an error naming the
+Sections Crane had that we do not implement (``[gsa]``, ``[solr]``) are logged as
+ignored. Unlike Crane, a bad value is an error naming the
 file, section and key, not a traceback; and ``serve_content`` enabled with a missing
 content directory is an error at startup instead of being silently disabled.
 """
@@ -36,9 +39,9 @@ _BOOLEANS = {"1": True, "yes": True, "true": True, "on": True, "0": False, "no":
 _KNOWN = {
     "general": {"debug", "data_dir", "data_dir_polling_interval", "endpoint"},
     "serve_content": {"enable", "content_dir_v1", "content_dir_v2", "use_x_sendfile"},
-    "cdn": {"url_match", "url_replace"},
+    "cdn": {"url_match", "url_replace", "url_auth_secret", "url_auth_param", "url_auth_ttl", "url_auth_algo"},
 }
-_IGNORED_KEYS = {"cdn": {"url_auth_secret", "url_auth_param", "url_auth_ttl", "url_auth_algo"}}
+AUTH_ALGORITHMS = ("sha256", "sha1", "md5")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class CraneConfig:
     content_dir_v2: str = "/var/www/pub/docker/v2/web/"
     url_match: str | None = None
     url_replace: str | None = None
+    url_auth_secret: str | None = None   # hex
+    url_auth_param: str = "_auth_"
+    url_auth_ttl: int = 300
+    url_auth_algo: str = "sha256"
 
     def with_overrides(self, *, data_dir: str | None = None, polling_interval: float | None = None) -> CraneConfig:
         """Command-line options win over the file."""
@@ -91,9 +98,7 @@ def read_config(path: str | Path) -> CraneConfig:
             log.warning("%s: section [%s] is not supported by reconciler's Crane mode; ignored", path, section)
             continue
         for key in parser[section]:
-            if key in _IGNORED_KEYS.get(section, set()):
-                log.warning("%s: [%s] %s is not supported by reconciler's Crane mode; ignored", path, section, key)
-            elif key not in known:
+            if key not in known:
                 raise CraneDataInvalid(f"{path}: [{section}] unknown key {key!r}",
                                        hint=f"[{section}] takes {', '.join(sorted(known))}")
 
@@ -110,23 +115,34 @@ def read_config(path: str | Path) -> CraneConfig:
                                    hint="use true or false")
         return _BOOLEANS[value.lower()]
 
-    interval_text = get("general", "data_dir_polling_interval")
-    interval: float = DEFAULT_INTERVAL
-    if interval_text is not None:
+    def seconds(section: str, key: str, default: int) -> int:
+        text = get(section, key)
+        if text is None:
+            return default
         try:
-            interval = int(interval_text)
+            value = int(text)
         except ValueError:
-            interval = -1
-        if interval < 0:
-            raise CraneDataInvalid(f"{path}: [general] data_dir_polling_interval = {interval_text!r} "
-                                   "is not a whole number of seconds", hint="e.g. data_dir_polling_interval: 60")
+            value = -1
+        if value < 0:
+            raise CraneDataInvalid(f"{path}: [{section}] {key} = {text!r} is not a whole number of seconds",
+                                   hint=f"e.g. {key}: {default}")
+        return value
+
+    secret = get("cdn", "url_auth_secret")
+    if secret is not None and (len(secret) % 2 or not all(c in "0123456789abcdefABCDEF" for c in secret)):
+        log.error("%s: [cdn] url_auth_secret is not an even-length hex string; CDN auth tokens disabled", path)
+        secret = None
+    algo = (get("cdn", "url_auth_algo") or "sha256").lower()
+    if algo not in AUTH_ALGORITHMS:
+        raise CraneDataInvalid(f"{path}: [cdn] url_auth_algo = {algo!r} is not supported",
+                               hint=f"use one of {', '.join(AUTH_ALGORITHMS)}")
     url_match, url_replace = get("cdn", "url_match"), get("cdn", "url_replace")
     if (url_match is None) != (url_replace is None):
         raise CraneDataInvalid(f"{path}: [cdn] needs both url_match and url_replace")
     defaults = CraneConfig()
     return CraneConfig(
         data_dir=get("general", "data_dir") or defaults.data_dir,
-        polling_interval=interval,
+        polling_interval=seconds("general", "data_dir_polling_interval", DEFAULT_INTERVAL),
         endpoint=get("general", "endpoint"),
         debug=boolean("general", "debug", False),
         serve_content=boolean("serve_content", "enable", False),
@@ -134,4 +150,8 @@ def read_config(path: str | Path) -> CraneConfig:
         content_dir_v2=get("serve_content", "content_dir_v2") or defaults.content_dir_v2,
         url_match=url_match,
         url_replace=url_replace,
+        url_auth_secret=secret,
+        url_auth_param=get("cdn", "url_auth_param") or defaults.url_auth_param,
+        url_auth_ttl=seconds("cdn", "url_auth_ttl", defaults.url_auth_ttl),
+        url_auth_algo=algo,
     )

@@ -10,9 +10,11 @@ before they become part of a URL or a file path.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from html import escape
+from urllib.parse import urlsplit
 
 from reconciler.server.crane import v1
 from reconciler.server.crane.appfile import AppFile
@@ -83,7 +85,19 @@ def _v2(snapshot: Snapshot, config: CraneConfig, req: CraneRequest) -> Reply:
     url = redirect_base(app.url) + sub
     if config.url_match and config.url_replace:
         url = url.replace(config.url_match, config.url_replace)
+    if config.url_auth_secret:
+        url += f"?{config.url_auth_param}={cdn_token(config, urlsplit(url).path, req.time)}"
     return redirect(url)
+
+
+def cdn_token(config: CraneConfig, path: str, now: float) -> str:
+    """Crane's CDN token (Akamai Token 2.0 style, 11.1): ``exp=<expiry>~hmac=<hex>``,
+    the HMAC keyed with the hex-decoded secret over ``exp=<expiry>~url=<path>``."""
+    assert config.url_auth_secret is not None
+    expires = int(now) + config.url_auth_ttl
+    message = f"exp={expires}~url={path}".encode()
+    mac = hmac.new(bytes.fromhex(config.url_auth_secret), message, config.url_auth_algo).hexdigest()
+    return f"exp={expires}~hmac={mac}"
 
 
 def redirect_base(url: str) -> str:

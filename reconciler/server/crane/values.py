@@ -30,6 +30,8 @@ class CraneRequest:
     host: str | None = None
     #: valid Basic credentials were sent (only with --htpasswd): protected repositories show
     authorised: bool = False
+    #: the request's time (Unix seconds): CDN auth tokens expire relative to it
+    time: float = 0.0
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
