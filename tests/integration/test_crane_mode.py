@@ -48,6 +48,7 @@ class World:
     sender: Server                 # serve-content mode (crane.conf), over the same tree
     static: StaticHost
     data_dir: Path
+    static_root: Path              # what ``static`` serves; also both content dirs of ``sender``
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def world(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -
         with run_serve_command(["serve", "--crane-data-dir", str(data_dir), "--crane-poll-interval", "1"],
                                root / "crane.log", workers=1) as crane, \
              run_serve_command(["serve", "--crane-config", str(conf)], root / "sender.log", workers=1) as sender:
-            yield World(images, digests, crane, sender, static, data_dir)
+            yield World(images, digests, crane, sender, static, data_dir, web)
 
 
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -181,3 +182,35 @@ def test_serve_content_mode_with_skopeo(world: World, tmp_path: Path, tag: str) 
         assert resp.headers["Docker-Content-Digest"] == world.digests[tag]
         assert resp.headers["Content-Type"] == img.manifest.media_type
 
+
+
+def test_v1_app_file_through_both_modes(world: World) -> None:
+    """A Pulp v1 publish (app file version 1 + web/<image id>/{ancestry,json,layer}):
+    the v1 endpoints answer from the app file; image files redirect to the static host
+    (redirect mode) or are sent (serve-content mode)."""
+    image_id = "a" * 64
+    files = {"ancestry": json.dumps([image_id]).encode(), "json": b'{"id": "' + image_id.encode() + b'"}',
+             "layer": b"layer bytes"}
+    tree = world.static_root / "busyv1" / image_id
+    tree.mkdir(parents=True)
+    for name, data in files.items():
+        (tree / name).write_bytes(data)
+    app = {"type": "pulp-docker-redirect", "version": 1, "repository": "busyv1", "repo-registry-id": "busybox",
+           "url": f"{world.static.url}/busyv1/", "protected": False, "images": [{"id": image_id}],
+           "tags": {"latest": image_id}}
+    (world.data_dir / "busyv1.json").write_text(json.dumps(app))
+
+    def tags(server: Server) -> int:
+        with requests.get(f"{server.url}/v1/repositories/library/busybox/tags", timeout=10) as resp:
+            return resp.status_code
+
+    for server in (world.crane, world.sender):
+        _wait_for(lambda server=server: tags(server) == 200, "the v1 app file was not served", server)
+        with requests.get(f"{server.url}/v1/repositories/busybox/images", timeout=10) as resp:
+            assert resp.json() == [{"id": image_id}] and resp.headers["X-Docker-Endpoints"] == server.host
+        with requests.get(f"{server.url}/v1/repositories/busybox/tags/latest", timeout=10) as resp:
+            assert resp.json() == image_id and resp.headers["X-Docker-Registry-Version"] == "0.6.6"
+        for name, data in files.items():
+            with requests.get(f"{server.url}/v1/images/{image_id}/{name}", timeout=10) as resp:
+                assert resp.status_code == 200 and resp.content == data
+                assert bool(resp.history) == (server is world.crane)   # redirected only in redirect mode
