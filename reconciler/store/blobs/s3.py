@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -60,8 +61,14 @@ def endpoint_from_env() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+_session: Any = None
+_session_lock = threading.Lock()
+
+
 def make_client(endpoint_url: str | None) -> Any:
-    """A thread-safe S3 client (boto3 clients may be shared by threads, sessions not)."""
+    """A thread-safe S3 client (boto3 clients may be shared by threads, sessions not:
+    clients are made under a lock from one session, which loads the service model once)."""
+    global _session
     try:
         import boto3
         from botocore.config import Config
@@ -73,7 +80,10 @@ def make_client(endpoint_url: str | None) -> Any:
     s3_options = {"addressing_style": "path"} if endpoint else {}
     config = Config(signature_version="s3v4", s3=s3_options, max_pool_connections=32,
                     retries={"max_attempts": 5, "mode": "standard"})
-    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region, config=config)
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 
 class S3Blobs:
