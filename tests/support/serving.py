@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,14 +104,17 @@ class Server:
 
 
 @contextmanager
-def run_server(store_path: Path, log_path: Path, *, htpasswd: Path | None = None, workers: int = 2) -> Iterator[Server]:
-    """``reconciler serve`` as a subprocess; stopped with SIGTERM (then SIGKILL) at exit."""
+def run_server(store_path: Path | str, log_path: Path, *, htpasswd: Path | None = None, workers: int = 2,
+               serve_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """``reconciler serve`` as a subprocess; stopped with SIGTERM (then SIGKILL) at exit.
+    ``serve_args`` are extra ``serve`` options, ``env`` extra environment variables."""
     port = free_port()
     cmd = [sys.executable, "-m", "reconciler", "--store", str(store_path), "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers)]
+           "--port", str(port), "--workers", str(workers), *serve_args]
     if htpasswd is not None:
         cmd += ["--htpasswd", str(htpasswd)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = Server(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", proc, log_path)
