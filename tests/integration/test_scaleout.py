@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
 import requests
 
@@ -66,9 +67,11 @@ def replicas(applied: tuple[str, str, Store], s3_server: S3Server,
     """Two ``reconciler serve --blob-redirect`` processes over the one store."""
     location = applied[0]
     logs = tmp_path_factory.mktemp("replicas")
+    pw = logs / "htpasswd"  # for the demo's protected prod/hello
+    pw.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode() + "\n")
     args = ["--blob-redirect", "--redirect-expires", "120", "--threads", "2"]
-    with run_server(location, logs / "a.log", workers=1, serve_args=args, env=s3_server.env) as a, \
-            run_server(location, logs / "b.log", workers=1, serve_args=args, env=s3_server.env) as b:
+    with run_server(location, logs / "a.log", workers=1, serve_args=args, env=s3_server.env, htpasswd=pw) as a, \
+            run_server(location, logs / "b.log", workers=1, serve_args=args, env=s3_server.env, htpasswd=pw) as b:
         yield a, b
 
 
@@ -123,8 +126,8 @@ def test_client_alternating_between_replicas_gets_the_stores_digests(
 
 
 @pytest.mark.parametrize("replica,name,tag,all_", [
-    (0, "pulpdemo/schema2", "latest", False), (1, "pulpdemo/hello", "1.0", True),
-], ids=["schema2-via-replica-a", "oci-index-all-via-replica-b"])
+    (0, "pulpdemo/schema2", "latest", False), (1, "pulpdemo/hello", "1.0", True), (0, "prod/hello", "stable", True),
+], ids=["schema2-via-replica-a", "oci-index-all-via-replica-b", "protected-with-credentials"])
 def test_skopeo_copy_through_a_replica(applied: tuple[str, str, Store], replicas: tuple[Server, Server],
                                        tmp_path: Path, replica: int, name: str, tag: str, all_: bool) -> None:
     require_binary("skopeo", "skopeo")
@@ -133,7 +136,8 @@ def test_skopeo_copy_through_a_replica(applied: tuple[str, str, Store], replicas
     assert pub is not None
     expected = store.version_tag(pub.repo_id, pub.version, tag)
     layout = tmp_path / "layout"
-    cmd = ["skopeo", "copy", "--src-tls-verify=false", "--preserve-digests", *(["--all"] if all_ else []),
+    creds = ["--src-creds", "alice:s3cret"] if name.startswith("prod/") else []
+    cmd = ["skopeo", "copy", "--src-tls-verify=false", "--preserve-digests", *creds, *(["--all"] if all_ else []),
            f"docker://{replicas[replica].host}/{name}:{tag}", f"oci:{layout}:{tag}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -141,7 +145,24 @@ def test_skopeo_copy_through_a_replica(applied: tuple[str, str, Store], replicas
     assert [m["digest"] for m in index["manifests"]] == [str(expected)]
     for p in (layout / "blobs" / "sha256").iterdir():
         assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name
-    # these demo repositories hold exactly one image or index: skopeo got all of it, nothing else
+    # skopeo got the image or index with everything it references, all held by that version
     held = store.version_get(pub.repo_id, pub.version).content
     copied = {f"sha256:{p.name}" for p in (layout / "blobs" / "sha256").iterdir()}
-    assert copied == {str(d) for d, _kind in held.items()}
+    refs = store.manifest_refs([expected])[expected].children
+    child_refs = store.manifest_refs(refs)
+    needed = {str(expected), *map(str, refs), *(str(d) for r in child_refs.values() for d in r.children)}
+    assert copied == needed and copied <= {str(d) for d, _kind in held.items()}
+
+
+def test_protected_blob_is_not_redirected_without_credentials(applied: tuple[str, str, Store],
+                                                              replicas: tuple[Server, Server]) -> None:
+    _, _, store = applied
+    pub = store.publication_get("prod/hello")
+    assert pub is not None and pub.protected
+    blob = next(iter(store.version_get(pub.repo_id, pub.version).content.blobs))
+    for server in replicas:
+        with requests.get(f"{server.url}/v2/prod/hello/blobs/{blob}", allow_redirects=False, timeout=10) as resp:
+            assert resp.status_code == 401 and "Location" not in resp.headers
+        with requests.get(f"{server.url}/v2/prod/hello/blobs/{blob}", allow_redirects=False, timeout=10,
+                          auth=("alice", "s3cret")) as resp:
+            assert resp.status_code == 307 and "X-Amz-Signature=" in resp.headers["Location"]
