@@ -108,11 +108,22 @@ def run_server(store_path: Path | str, log_path: Path, *, htpasswd: Path | None 
                serve_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Iterator[Server]:
     """``reconciler serve`` as a subprocess; stopped with SIGTERM (then SIGKILL) at exit.
     ``serve_args`` are extra ``serve`` options, ``env`` extra environment variables."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "reconciler", "--store", str(store_path), "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), *serve_args]
+    args = ["--store", str(store_path), "serve", *serve_args]
     if htpasswd is not None:
-        cmd += ["--htpasswd", str(htpasswd)]
+        args += ["--htpasswd", str(htpasswd)]
+    with run_serve_command(args, log_path, workers=workers, env=env) as server:
+        yield server
+
+
+@contextmanager
+def run_serve_command(args: list[str], log_path: Path, *, workers: int = 2,
+                      env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """``python -m reconciler ARGS --host 127.0.0.1 --port P --workers N`` (ARGS ends with
+    ``serve`` and its options), waited for until ``/v2/`` answers; stopped at exit.
+    ``env``: extra environment variables."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "reconciler", *args, "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
     env = {**os.environ, **(env or {}),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log_path, "wb") as log:
