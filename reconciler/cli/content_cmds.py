@@ -16,15 +16,18 @@ from reconciler.ops import copy as copy_op
 from reconciler.ops import remove as remove_op
 from reconciler.ops import tag as tag_op
 from reconciler.ops import upload as upload_op
+from reconciler.ops import v1upload
 from reconciler.ops.result import OpResult
 
-_KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag"}
-_PLURALS = {"blob": "blobs", "manifest": "manifests", "index": "indexes", "tag": "tags"}
+_KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag",
+               "v1_images": "v1 image", "v1_tags": "v1 tag"}
+_PLURALS = {"blob": "blobs", "manifest": "manifests", "index": "indexes", "tag": "tags",
+            "v1 image": "v1 images", "v1 tag": "v1 tags"}
 
 
 def _counts(items: Mapping[str, int]) -> str:
     parts = []
-    for key in ("indexes", "manifests", "blobs", "tags"):
+    for key in ("indexes", "manifests", "blobs", "tags", "v1_images", "v1_tags"):
         n = int(items.get(key, 0))
         if n:
             word = _KIND_WORDS[key]
@@ -54,11 +57,15 @@ _LOCK = click.option("--lock-timeout", type=float, default=60.0, show_default=Tr
 @click.argument("repo_id")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--tag", "tag_name", metavar="NAME", help="Tag the uploaded manifest or index.")
+@click.option("--v1", "as_v1", is_flag=True,
+              help="Import a docker save tarball as Docker v1 images (with their parents and v1 tags).")
+@click.option("--mask-id", metavar="IMAGE_ID",
+              help="With --v1: skip this image and all its ancestors (they are served from elsewhere).")
 @_LOCK
 @_JSON
 @pass_app
-def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, lock_timeout: float,
-               as_json: bool) -> None:
+def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, as_v1: bool, mask_id: str | None,
+               lock_timeout: float, as_json: bool) -> None:
     """Upload an image file into REPO_ID (created if missing).
 
     The format is detected by content: a skopeo dir: tarball (v2s2, v2s1), an OCI image
@@ -69,9 +76,18 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
     Example:
       skopeo copy docker://busybox:latest dir:bb && tar -C bb -cf busybox.tar .
       reconciler upload schema2 busybox.tar --tag latest
+      docker save busybox > busybox.tar && reconciler upload busybox busybox.tar --v1
+      reconciler upload tutorial tutorial.tar --v1 --mask-id f38e479062c4953de709cc7f08fa8f85bec6bc5d01f03e340f7caf2990e8efd1
     """
+    if mask_id is not None and not as_v1:
+        raise click.UsageError("--mask-id needs --v1")
+    if as_v1 and tag_name is not None:
+        raise click.UsageError("--tag does not apply to --v1 (v1 tags come from the tarball's repositories file)")
     with app.store.lock(lock_timeout):
-        result = upload_op.upload(app.store, repo_id, path, tag=tag_name)
+        if as_v1:
+            result = v1upload.upload_v1(app.store, repo_id, path, mask_id=mask_id)
+        else:
+            result = upload_op.upload(app.store, repo_id, path, tag=tag_name)
     render(result, as_json)
 
 
