@@ -13,7 +13,8 @@ published repositories that hold v1 images.
 
 Every response carries ``X-Docker-Registry-Version: 0.6.6`` and
 ``X-Docker-Registry-Config: common``; ``json`` adds ``X-Docker-Size``. A name with more
-than one ``/`` is unknown and a leading ``library/`` is dropped, as in Crane. Crane
+than one ``/`` is unknown and a leading ``library/`` is dropped, as in Crane (a name
+published with ``library/`` literally is found too). Crane
 redirected image files to static hosting; we serve them (the layer from the blob file).
 Errors are plain text with the status, as Crane's v1 views gave them; a protected
 repository asks for credentials (401 + Basic challenge) when the server has a user list.
@@ -92,13 +93,17 @@ def _dispatch(store: Store, req: Request, allowed: Callable[[Publication], None]
 
 
 def _repository(store: Store, name: str, allowed: Callable[[Publication], None]) -> tuple[Publication, V1Content]:
-    if name.startswith("library/"):
-        name = name[len("library/"):]
-    try:
-        validate_repository_name(name)
-    except InvalidInput:
-        raise V1Error(404, "Not Found") from None
-    pub = store.publication_get(name)
+    # Crane dropped library/; a name published with it literally is still found
+    candidates = [name[len("library/"):], name] if name.startswith("library/") else [name]
+    pub = None
+    for candidate in candidates:
+        try:
+            validate_repository_name(candidate)
+        except InvalidInput:
+            raise V1Error(404, "Not Found") from None
+        pub = store.publication_get(candidate)
+        if pub is not None:
+            break
     if pub is None:
         raise V1Error(404, "Not Found")
     allowed(pub)
