@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
     from reconciler.ops.sync import SyncResult
+    from reconciler.ops.v1sync import V1Source
     from reconciler.plan.model import Plan
     from reconciler.plan.observed import Observed
     from reconciler.registry.shared import SharedClients
@@ -170,6 +171,13 @@ class UpstreamPool:
         self.close()
 
 
+def v1_source(spec: RegistrySpec) -> V1Source:
+    """A v1 registry API client for a feed of repos.yaml (v1 sync, ``enable_v1``)."""
+    from reconciler.registry.v1client import V1Client
+
+    return V1Client(registry_config(spec))
+
+
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
           prune_repositories: bool) -> Plan:
     with UpstreamPool() as sources:
@@ -185,7 +193,7 @@ def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *
     from reconciler.plan.refresh import refresh as do_refresh
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
-    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids)
+    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed
@@ -212,7 +220,7 @@ def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), l
         plan, observed = _plan_observed(store, desired, sources, targets=targets, refresh=True,
                                         prune_repositories=prune_repositories)
         result = Runner(plan, store, desired, sources=sources, command=f"apply -f {path}",
-                        manifests=observed.manifests, progress=progress).run()
+                        manifests=observed.manifests, progress=progress, v1_sources=v1_source).run()
     return plan, result
 
 
@@ -235,5 +243,5 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
     with store.lock(lock_timeout), UpstreamPool() as sources:
         check_fresh(plan, store, desired, file_sha256)
         result = Runner(plan, store, desired, sources=sources, command=f"apply {plan_path}",
-                        progress=progress).run()
+                        progress=progress, v1_sources=v1_source).run()
     return plan, result
