@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from reconciler.apply.runner import ApplyResult, RepoProgress
     from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
+    from reconciler.ops.result import OpResult
     from reconciler.ops.sync import SyncResult
     from reconciler.ops.v1sync import V1Source
     from reconciler.plan.model import Plan
@@ -102,6 +103,41 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
         if repo is not None and (repo.feed, repo.upstream_name) != (feed, upstream_name):
             store.repository_update(repo_id, feed=feed, upstream_name=upstream_name)
     return result
+
+
+def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
+                       username_env: str | None = None, password_env: str | None = None,
+                       auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+                       lock_timeout: float = 60.0) -> OpResult:
+    """``reconciler sync --v1``: v1 images and v1 tags from the feed's v1 API (what
+    ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
+    to the repository's and are recorded on a repository this call creates. A failed sync
+    of a repository it created removes it again."""
+    from reconciler.ops.v1sync import v1_sync
+    from reconciler.registry.v1client import V1Client
+
+    with store.lock(lock_timeout):
+        repo = store.repository_find(repo_id)
+        feed = feed or (repo.feed if repo else None)
+        upstream_name = upstream_name or (repo.upstream_name if repo else None)
+        if not feed or not upstream_name:
+            raise InvalidInput(f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
+                               hint=f"give them: reconciler sync {repo_id} --v1 --feed https://crane.example.com "
+                                    "--upstream-name busybox")
+        config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
+                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file)
+        created = repo is None
+        if created:
+            store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+        source = V1Client(config)
+        try:
+            return v1_sync(store, source, repo_id, upstream_name)
+        except BaseException:
+            if created:
+                store.repository_delete(repo_id)
+            raise
+        finally:
+            source.close()
 
 
 def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:

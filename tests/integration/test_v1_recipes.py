@@ -66,3 +66,12 @@ def test_v1_recipes_upload_mask_export_serve(run_cli, tmp_path: Path) -> None:  
         assert ancestry == busybox.ancestry(busybox.leaf)
         layer = http.get(f"{server.url}/v1/images/{busybox.leaf}/layer", timeout=10)
         assert layer.status_code == 200 and layer.content[:2] == b"\x1f\x8b"
+        # the imperative v1 sync (repos.yaml: enable_v1) from it into another store
+        other = tmp_path / "other"
+        out = run_cli("sync", "copy", "--v1", "--feed", server.url, "--upstream-name", "library/busybox",
+                      store=other, check=True).stdout
+        assert "4 v1 images" in out and "1 v1 tag" in out
+        again = run_cli("sync", "copy", "--v1", store=other, check=True).stdout  # stored feed and name
+        assert "no changes" in again
+    synced = json.loads(run_cli("repo", "show", "copy", "--json", store=other, check=True).stdout)
+    assert synced["v1_tags"] == {"latest": busybox.leaf} and synced["feed"] == server.url
