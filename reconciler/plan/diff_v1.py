@@ -38,7 +38,8 @@ def v1_steps(spec: RepositorySpec, observed: Observed, errors: dict[str, str]) -
         if new_images or new_tags:
             out.append({"op": Op.V1_UPLOAD, "change": Change.CREATE if new_images else Change.UPDATE,
                         "subject": str(upload.file), "reason": pm.DECLARED, "file": str(upload.file),
-                        "file_digest": info.file_digest, "mask_id": upload.mask_id, "v1_tags": dict(info.tags),
+                        "file_digest": info.file_digest, "mask_id": upload.mask_id,
+                        "v1_tags": dict(sorted(info.tags.items())),
                         "adds": {k: v for k, v in (("v1_images", new_images), ("v1_tags", new_tags)) if v}})
         images |= set(info.images)
         tags.update(info.tags)

@@ -114,8 +114,7 @@ def _repository(store: Store, name: str, allowed: Callable[[Publication], None])
 
 
 def _image_file(store: Store, image_id: str, file: str, visible: Visible) -> Response:
-    holder = next((p for p in store.publication_list()
-                   if visible(p) and store.v1_version_holds(p.repo_id, p.version, image_id)), None)
+    holder = next((p for p in store.v1_image_publications(image_id) if visible(p)), None)
     if holder is None:
         raise V1Error(404, "Image not found")
     try:

@@ -213,3 +213,18 @@ def test_gc_keeps_layers_of_held_images_and_drops_unheld_ones(busybox: Store) ->
     assert not busybox.blob_has(layer)
     with pytest.raises(ContentNotFound):
         busybox.v1_image_get(CHAIN.leaf)
+
+
+def test_image_publications_follow_the_published_version(busybox: Store, tmp_path: Path) -> None:
+    from reconciler.ops.publish import publish
+
+    assert busybox.v1_image_publications(CHAIN.leaf) == []  # not published
+    publish(busybox, "busybox", name="pulpdemo/busybox")
+    remove_v1(busybox, "busybox", "image", [CHAIN.leaf])  # version 2, not published
+    assert [p.name for p in busybox.v1_image_publications(CHAIN.leaf)] == ["pulpdemo/busybox"]
+    other = build_chain("other", length=1)
+    upload_v1(busybox, "busybox", v1_save_tar(tmp_path / "o.tar", other))
+    assert busybox.v1_image_publications(other.leaf) == []  # only in a version after the published one
+    publish(busybox, "busybox")
+    assert busybox.v1_image_publications(CHAIN.leaf) == []
+    assert [p.version for p in busybox.v1_image_publications(other.leaf)] == [3]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from reconciler.errors import Conflict, ContentNotFound, RepositoryNotFound, StoreError
 from reconciler.model.digest import parse_recorded
 from reconciler.model.v1image import V1Image, validate_image_id
-from reconciler.store.protocol import ContentSummary, Problem, Repository, V1Content, VersionInfo
+from reconciler.store.protocol import ContentSummary, Problem, Publication, Repository, V1Content, VersionInfo
 from reconciler.store.sqlite.lookup import IN_VERSION
 
 _SELECT = "SELECT image_id, json, ancestry, layer, size FROM v1_images"
@@ -116,10 +116,14 @@ class V1Images:
                                       hint=f"see `reconciler repo history {repo_id}`")
             return self._v1_rows(conn, repo_id, n)
 
-    def v1_version_holds(self, repo_id: str, version: int, image_id: str) -> bool:
-        return self._conn().execute(
-            f"SELECT 1 FROM repo_v1_images WHERE image_id = ? AND role = 'image' AND {IN_VERSION}",
-            (image_id, repo_id, version, version)).fetchone() is not None
+    def v1_image_publications(self, image_id: str) -> list[Publication]:
+        rows = self._conn().execute(
+            "SELECT r.id, r.publish_name, r.published_version, r.protected FROM repositories r "
+            "JOIN repo_v1_images i ON i.repo_id = r.id "
+            "WHERE i.image_id = ? AND i.role = 'image' AND r.publish_name IS NOT NULL "
+            "AND r.published_version IS NOT NULL AND i.added <= r.published_version "
+            "AND (i.removed IS NULL OR i.removed > r.published_version) ORDER BY r.publish_name", (image_id,))
+        return [Publication(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
     def v1_commit(self, repo_id: str, *, base: int, content: V1Content, operation: str) -> VersionInfo | None:
         for image_id in content.images | content.masked:
