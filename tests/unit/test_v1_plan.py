@@ -146,3 +146,17 @@ def test_a_store_made_before_v1_gets_the_v1_tables(tmp_path: Path) -> None:
         assert store.check().ok
     finally:
         store.close()
+
+
+def test_a_saved_plan_is_stale_when_its_v1_upload_file_changed() -> None:
+    from reconciler.apply.runner import check_fresh
+    from reconciler.errors import StalePlan
+
+    class Generation:
+        def generation(self) -> int:
+            return 7
+
+    plan = diff(desired(V1_SPEC), _observed(V1Content(), upload=UPLOAD))
+    check_fresh(plan, Generation(), desired(V1_SPEC), lambda p: UPLOAD.file_digest)  # type: ignore[arg-type]
+    with pytest.raises(StalePlan, match="tutorial.tar changed"):
+        check_fresh(plan, Generation(), desired(V1_SPEC), lambda p: "sha256:" + "0" * 64)  # type: ignore[arg-type]
