@@ -160,3 +160,21 @@ def test_a_saved_plan_is_stale_when_its_v1_upload_file_changed() -> None:
     check_fresh(plan, Generation(), desired(V1_SPEC), lambda p: UPLOAD.file_digest)  # type: ignore[arg-type]
     with pytest.raises(StalePlan, match="tutorial.tar changed"):
         check_fresh(plan, Generation(), desired(V1_SPEC), lambda p: "sha256:" + "0" * 64)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("repo, expected", [
+    ("    uploads: [{file: t.tar, mask_id: " + A + "}]\n",
+     "repositories.r.uploads[0].mask_id: mask_id only applies to a v1 upload (v1: true)"),
+    ("    uploads: [{file: t.tar, v1: true, tag: latest}]\n",
+     "repositories.r.uploads[0].tag: a v1 upload takes its v1 tags from the tarball's repositories file; remove tag"),
+    ("    enable_v1: true\n",
+     "repositories.r.enable_v1: 'enable_v1' only applies to a repository with a feed (it filters or mirrors the sync)"),
+    ("    uploads: [{file: t.tar, v1: true, mask_id: f38e47}]\n", "repositories.r.uploads[0].mask_id"),
+], ids=["mask-without-v1", "tag-with-v1", "enable-v1-without-feed", "short-mask-id"])
+def test_v1_keys_in_repos_yaml_are_checked(repo: str, expected: str, tmp_path: Path) -> None:
+    from reconciler.desired import check_text
+
+    (tmp_path / "t.tar").write_bytes(b"")
+    text = "version: 1\nrepositories:\n  r:\n" + repo
+    found = [f"{d.path}: {d.message}" for d in check_text(text.encode(), "r.yaml", tmp_path)]
+    assert any(f.startswith(expected) for f in found), found
