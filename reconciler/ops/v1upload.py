@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import IO
 
 from reconciler.errors import UploadInvalid
-from reconciler.model import Digest, DigestHasher
+from reconciler.model import Digest
 from reconciler.model.v1image import V1Image
 from reconciler.ops.archive import open_archive
-from reconciler.ops.dockersave import COMPRESSLEVEL
+from reconciler.ops.dockersave import COMPRESSLEVEL, HashingWriter
 from reconciler.ops.result import OpResult
 from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.v1save import V1Save, read_v1_save
@@ -53,22 +53,10 @@ def inspect_v1(path: Path, *, mask_id: str | None = None, limits: Limits = DEFAU
                         tuple(save.notes))
 
 
-class _Hashing:
-    def __init__(self, target: IO[bytes]) -> None:
-        self.target, self.hasher = target, DigestHasher()
-
-    def write(self, data: bytes) -> int:
-        self.hasher.update(data)
-        return self.target.write(data)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
 def _store_layer(store: Store, src: IO[bytes], *, where: str) -> tuple[Digest, int]:
     """Gzip ``src`` into a temp file, then into the store; (digest, uncompressed size)."""
     with tempfile.TemporaryFile(prefix="reconciler-v1-layer-") as tmp:
-        out = _Hashing(tmp)
+        out = HashingWriter(tmp)
         size = 0
         head = src.read(2)
         if head == _GZIP_MAGIC:  # already compressed: keep the bytes
