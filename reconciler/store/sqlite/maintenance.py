@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
 from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
+from reconciler.store.sqlite.v1 import check_v1, gc_v1
 
 if TYPE_CHECKING:
     from reconciler.store.sqlite.store import SQLiteStore
@@ -166,6 +167,8 @@ def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
             for name, d, a, r in tag_rows:
                 if a <= n and (r is None or r > n) and d not in live_digests:
                     problems.append(Problem("dangling", where, f"tag {name!r} points at missing {d}"))
+    v1_problems, _v1_images = check_v1(conn, blobs)
+    problems += v1_problems
     problems.sort(key=lambda p: (p.subject, p.kind, p.message))
     return CheckReport(tuple(problems), len(blobs), len(manifests), versions)
 
@@ -180,6 +183,7 @@ def gc(store: SQLiteStore) -> GcReport:
     with store._write() as conn:
         referenced = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM repo_content")}
         dead_manifests = [r[0] for r in conn.execute("SELECT digest FROM manifests") if r[0] not in referenced]
+        referenced |= gc_v1(conn)  # the layers of v1 images some version still holds
         dead_blobs = [r[0] for r in conn.execute("SELECT digest FROM blobs") if r[0] not in referenced]
         for chunk in _chunks(dead_manifests):
             conn.execute(f"DELETE FROM manifests WHERE digest IN ({','.join('?' * len(chunk))})", chunk)

@@ -55,6 +55,7 @@ from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
 from reconciler.store.sqlite.lookup import IN_VERSION, VersionLookups
 from reconciler.store.sqlite.migrations import migrate, refs_text
+from reconciler.store.sqlite.v1 import V1Images
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
 
@@ -63,7 +64,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLiteStore(VersionLookups):
+class SQLiteStore(VersionLookups, V1Images):
     """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed.
 
     ``durable=False`` skips every fsync (files and SQLite): only for generating test and
