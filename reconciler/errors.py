@@ -24,7 +24,8 @@
     ├── ConfigError                 repos.yaml diagnostics (carries the full list)
     ├── StoreError                  the store cannot do what was asked
     │   ├── StoreCorrupt            ``store check`` found problems
-    │   └── LockTimeout             the apply lock is held by another process
+    │   ├── LockTimeout             the apply lock is held by another process
+    │   └── BlobStorageError        the blob storage (a folder, S3) failed or refused
     └── RegistryError               an upstream registry answered with an error
                                     (status, OCI codes, method, redacted URL, temporary)
 
@@ -154,6 +155,11 @@ class StoreCorrupt(StoreError):
 
 class LockTimeout(StoreError):
     """Another process holds the store's apply lock."""
+
+
+class BlobStorageError(StoreError):
+    """The blob storage failed or refused: an S3 error (access denied, no such bucket,
+    unreachable endpoint) translated at the adapter boundary."""
 
 
 def redact_url(url: str) -> str:

@@ -66,8 +66,10 @@ class LazyGroup(click.Group):
 @click.option("--store", "store", metavar="PATH|URL", envvar="RECONCILER_STORE",
               help="Store location: a directory (default ./.reconciler) or postgresql://user@host:port/db "
                    "(env RECONCILER_STORE).")
-@click.option("--blobs", "blobs", metavar="DIR", envvar="RECONCILER_BLOBS",
-              help="Where a PostgreSQL store keeps blob and manifest bytes (env RECONCILER_BLOBS).")
+@click.option("--blobs", "blobs", metavar="DIR|URL", envvar="RECONCILER_BLOBS",
+              help="Blob storage: a folder or s3://BUCKET/PREFIX (env RECONCILER_BLOBS). Optional for a "
+                   "directory store (default: inside it; the store remembers it), required for a PostgreSQL "
+                   "store. S3 settings come from the AWS_* variables.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.pass_context
@@ -82,7 +84,7 @@ def cli(ctx: click.Context, store: str | None, blobs: str | None, verbose: int, 
       reconciler serve
 
     \b
-    A shared store on PostgreSQL (bytes in a folder every process sees):
+    A shared store on PostgreSQL (bytes in a folder every process sees, or in S3):
       reconciler --store postgresql://reconciler@db:5432/reconciler --blobs /srv/blobs apply -f repos.yaml
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]

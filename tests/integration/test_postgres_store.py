@@ -1,6 +1,7 @@
 """The PostgreSQL store beyond the conformance suite (which runs on it through the
 ``store`` fixture): the advisory apply lock across processes, concurrent writers and
-first-time migrations, crash safety of a blob write, and the CLI end to end
+first-time migrations, crash safety of a blob write, the store-id binding to a folder or
+an S3 prefix, dropped connections and a lost lock, and the CLI end to end
 (``--store postgresql://... --blobs DIR``: apply, plan, store check, gc)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from reconciler.errors import Conflict, LockTimeout, StoreError
@@ -24,6 +26,7 @@ from tests.conftest import REPO_ROOT
 from tests.support.imagegen import build_image, store_image
 from tests.support.postgres import PostgresServer
 from tests.support.registry import free_port
+from tests.support.s3server import S3Server
 
 DEMO = REPO_ROOT / "examples" / "demo.yaml"
 
@@ -199,6 +202,103 @@ def test_a_blobs_folder_of_another_store_is_refused(postgres_server: PostgresSer
             postgres_server.checkin(url)
 
 
+def test_a_new_database_is_refused_storage_that_holds_another_stores_blobs(
+        postgres_server: PostgresServer, tmp_path: Path) -> None:
+    """Adopting the other store's id would let this store's gc delete its blobs."""
+    urls = [postgres_server.checkout() for _ in range(2)]
+    try:
+        store = PostgresStore(urls[0], blobs=tmp_path / "a")
+        store_image(store, build_image("a"))
+        store.close()
+        with pytest.raises(StoreError, match=r"belongs to another store .*holds blobs") as err:
+            PostgresStore(urls[1], blobs=tmp_path / "a")
+        assert err.value.hint and "its own folder" in err.value.hint
+        store = PostgresStore(urls[0], blobs=tmp_path / "a")
+        try:
+            assert store.check().ok
+        finally:
+            store.close()
+    finally:
+        for url in urls:
+            postgres_server.checkin(url)
+
+
+def test_s3_blobs_are_bound_by_a_store_id_object(postgres_server: PostgresServer, s3_server: S3Server,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    urls = [postgres_server.checkout() for _ in range(2)]
+    prefixes = [s3_server.bucket_url("bind") for _ in range(2)]
+    try:
+        for url, prefix in zip(urls, prefixes, strict=True):
+            store = PostgresStore(url, blobs=prefix)
+            try:
+                img = build_image(prefix)
+                store_image(store, img)
+                assert store.manifest_raw(img.digest)[1] == img.manifest.raw  # manifests are objects too
+            finally:
+                store.close()
+        keys = s3_server.keys(prefixes[0])
+        assert any(k.endswith("/store-id") for k in keys) and any("/manifests/sha256/" in k for k in keys)
+        with pytest.raises(StoreError, match=r"does not belong to the PostgreSQL store.*it has store id"):
+            PostgresStore(urls[0], blobs=prefixes[1])
+        with pytest.raises(StoreError, match=r"first opened with --blobs s3://"):
+            PostgresStore(urls[0], blobs=prefixes[1])
+        store = PostgresStore(urls[0], blobs=prefixes[0])
+        try:
+            assert store.check().ok and store.check().blobs_checked > 0
+        finally:
+            store.close()
+    finally:
+        for url in urls:
+            postgres_server.checkin(url)
+
+
+def _drop_connections(url: str) -> None:
+    """What a database restart does to every client: their connections end."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def test_reads_survive_a_dropped_connection_and_writes_fail_once(postgres_url: str, tmp_path: Path) -> None:
+    store = PostgresStore(postgres_url, blobs=tmp_path / "blobs")
+    try:
+        store.repository_create("a")
+        _drop_connections(postgres_url)
+        assert [r.id for r in store.repository_list()] == ["a"]  # sent again on a new connection
+        _drop_connections(postgres_url)
+        assert store.version_get("a").number == 0  # a snapshot read, too
+        _drop_connections(postgres_url)
+        with pytest.raises(StoreError, match="terminating connection") as err:
+            store.repository_create("b")  # a write is never sent twice: it fails
+        assert err.value.hint and "run the command again" in err.value.hint
+        store.repository_create("b")  # the next one has a new connection
+        assert [r.id for r in store.repository_list()] == ["a", "b"]
+    finally:
+        store.close()
+
+
+def test_writes_are_refused_once_the_apply_lock_is_lost(postgres_url: str, tmp_path: Path) -> None:
+    """The lock's session ended (a restart), so another apply may hold it now: this
+    process must not write on as if it still had it."""
+    store = PostgresStore(postgres_url, blobs=tmp_path / "blobs")
+    try:
+        with store.lock(5):
+            store.repository_create("before")
+            _drop_connections(postgres_url)
+            with pytest.raises(StoreError):
+                store.repository_create("after")  # the dropped write connection itself
+            with pytest.raises(StoreError, match="apply lock .* was lost") as err:
+                store.repository_create("after")
+            assert err.value.hint and "run the command again" in err.value.hint
+        with store.lock(5):  # a new lock works as before
+            store.repository_create("after")
+        assert [r.id for r in store.repository_list()] == ["after", "before"]
+    finally:
+        store.close()
+
+
 def test_unreachable_server_is_a_store_error(tmp_path: Path) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     with pytest.raises(StoreError, match="cannot connect to the PostgreSQL store") as err:
@@ -222,7 +322,7 @@ def test_location_hides_the_password(postgres_url: str, tmp_path: Path) -> None:
 def test_cli_needs_blobs_for_a_postgresql_store(postgres_url: str, run_cli) -> None:  # type: ignore[no-untyped-def]
     proc = run_cli("repo", "list", store=postgres_url)
     assert proc.returncode != 0
-    assert "needs --blobs DIR" in proc.stderr and "hint:" in proc.stderr
+    assert "needs --blobs" in proc.stderr and "hint:" in proc.stderr
 
 
 def test_cli_apply_demo_then_plan_has_no_changes_and_store_is_sound(

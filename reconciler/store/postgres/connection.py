@@ -1,14 +1,22 @@
 """A psycopg connection that speaks like ``sqlite3.Connection`` to the shared store code:
 ``?`` placeholders, ``executemany`` on the connection, and psycopg's errors translated
-to ``StoreError`` at this boundary."""
+to ``StoreError`` at this boundary.
+
+It also survives a dropped connection (a database restart, a failover, an idle timeout
+of a proxy): a statement sent outside a transaction that fails because the connection is
+gone is sent once more on a new connection. Outside a transaction the shared code only
+reads (every write is in a transaction), so the retry cannot apply anything twice, and a
+server replica's first request after the database came back succeeds instead of failing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from reconciler.errors import StoreError
 
@@ -30,9 +38,11 @@ def translate(sql: str) -> str:
 
 
 class PgConnection:
-    def __init__(self, raw: psycopg.Connection[Any], where: str) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], where: str,
+                 reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
         self.raw = raw
         self.where = where
+        self._reconnect = reconnect
         self._sql: dict[str, str] = {}
 
     def _translated(self, sql: str) -> str:
@@ -42,12 +52,27 @@ class PgConnection:
         return out
 
     def execute(self, sql: str, parameters: Any = None, /) -> psycopg.Cursor[Any]:
+        idle = self.raw.info.transaction_status == TransactionStatus.IDLE
         try:
-            if parameters is None:
-                return self.raw.execute(sql)  # no parameters: no placeholder parsing
-            return self.raw.execute(self._translated(sql), parameters)
+            return self._execute(sql, parameters)
+        except psycopg.OperationalError as exc:
+            if not (idle and self.raw.closed and self._reconnect is not None):
+                raise store_error(exc, self.where) from exc
+            try:
+                self.raw = self._reconnect()
+            except psycopg.Error as again:
+                raise store_error(again, self.where) from exc
         except psycopg.Error as exc:
             raise store_error(exc, self.where) from exc
+        try:
+            return self._execute(sql, parameters)
+        except psycopg.Error as exc:
+            raise store_error(exc, self.where) from exc
+
+    def _execute(self, sql: str, parameters: Any) -> psycopg.Cursor[Any]:
+        if parameters is None:
+            return self.raw.execute(sql)  # no parameters: no placeholder parsing
+        return self.raw.execute(self._translated(sql), parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> None:
         rows = list(parameters)

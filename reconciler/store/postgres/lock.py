@@ -5,10 +5,18 @@ machines sharing the database and other threads alike; the server releases it wh
 that connection ends, so a killed apply never leaves a stale lock. The connection's
 ``application_name`` says who holds it (pid, host, command): a waiter that times out
 reads it from ``pg_stat_activity`` and names the holder.
+
+A lock can be lost while held: when its connection ends (a database restart, a network
+cut, an administrator's ``pg_terminate_backend``), the server releases it and another
+apply may take it. So the store checks, inside every write transaction of a process
+holding the lock, that the lock's session still holds it (``held_by``), and refuses the
+write otherwise: an apply that lost its lock stops at its next write instead of
+interleaving with the next holder.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -20,6 +28,8 @@ import psycopg
 
 from reconciler.errors import LockTimeout
 from reconciler.store.postgres.connection import store_error
+
+log = logging.getLogger(__name__)
 
 #: pg_advisory_lock key of the apply lock (advisory locks are per database, so two
 #: stores on one server do not share it). Under 2**31: pg_locks shows it as objid.
@@ -35,8 +45,15 @@ def holder_name() -> str:
     return name.encode()[:63].decode(errors="ignore")
 
 
+#: inside a write transaction: does one of these backend pids hold the apply lock?
+HELD_BY = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+           "AND classid = 0 AND objid::bigint = ? AND pid = ANY(?) "
+           "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+
+
 @contextmanager
-def advisory_lock(conninfo: str, where: str, timeout: float) -> Iterator[None]:
+def advisory_lock(conninfo: str, where: str, timeout: float) -> Iterator[int]:
+    """Hold the apply lock; yields the backend pid of the session that holds it."""
     try:
         conn = psycopg.connect(conninfo, autocommit=True, application_name=holder_name())
     except psycopg.Error as exc:
@@ -51,9 +68,14 @@ def advisory_lock(conninfo: str, where: str, timeout: float) -> Iterator[None]:
                 )
             time.sleep(0.05)
         try:
-            yield
+            yield conn.info.backend_pid
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
+            except psycopg.OperationalError as exc:
+                # the session ended, and the server released the lock with it; the writes
+                # made meanwhile were refused (see the module doc), so nothing to undo
+                log.warning("the apply lock on %s was lost before its release: %s", where, str(exc).strip())
     except psycopg.Error as exc:
         raise store_error(exc, where) from exc
     finally:

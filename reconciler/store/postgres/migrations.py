@@ -109,6 +109,43 @@ MIGRATIONS: list[tuple[str, str]] = [
         "0003_manifest_refs_text",
         "ALTER TABLE manifests ADD COLUMN refs TEXT;",
     ),
+    (
+        # text settings of the store; 'blobs': where its blobs were first put (binding.py)
+        "0004_settings",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    ),
+    (
+        # Docker v1 images, as in the SQLite store (reconciler/store/sql/v1.py)
+        "0005_v1_images",
+        """
+        CREATE TABLE v1_images (
+            image_id TEXT COLLATE "C" PRIMARY KEY,
+            parent TEXT COLLATE "C",
+            json BYTEA NOT NULL,
+            ancestry TEXT NOT NULL,
+            layer TEXT COLLATE "C" NOT NULL,
+            size BIGINT NOT NULL
+        );
+        CREATE TABLE repo_v1_images (
+            repo_id TEXT COLLATE "C" NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            image_id TEXT COLLATE "C" NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('image', 'mask')),
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_v1_images_by_id ON repo_v1_images (repo_id, image_id, added);
+        CREATE INDEX repo_v1_images_image ON repo_v1_images (image_id);
+        CREATE TABLE repo_v1_tags (
+            repo_id TEXT COLLATE "C" NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            name TEXT COLLATE "C" NOT NULL,
+            image_id TEXT COLLATE "C" NOT NULL,
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_v1_tags_by_name ON repo_v1_tags (repo_id, name, added);
+        CREATE UNIQUE INDEX repo_v1_tags_one_name ON repo_v1_tags (repo_id, name) WHERE removed IS NULL;
+        """,
+    ),
 ]
 
 

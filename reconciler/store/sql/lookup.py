@@ -19,7 +19,7 @@ from reconciler.store.protocol import Kind, ManifestRefs, Publication
 from reconciler.store.sql.connection import Connection
 
 if TYPE_CHECKING:
-    from reconciler.store.sqlite.files import ContentFiles
+    from reconciler.store.blobs import BlobStorage
 
 #: from this many wanted digests on, manifest_refs scans the table instead of joining
 _SCAN_ABOVE = 2000
@@ -31,7 +31,7 @@ IN_VERSION = "repo_id = ? AND added <= ? AND (removed IS NULL OR removed > ?)"
 class VersionLookups:
     """Mixed into ``SQLStore``; relies on its ``_conn()`` and ``manifest_files``."""
 
-    manifest_files: ContentFiles
+    manifest_files: BlobStorage
 
     def _conn(self) -> Connection:  # provided by the backend
         raise NotImplementedError
@@ -113,7 +113,8 @@ class VersionLookups:
         if row is None:
             raise ContentNotFound(f"manifest {digest} is not in the store")
         try:
-            return row[0], self.manifest_files.path(digest).read_bytes()
-        except FileNotFoundError:
-            raise ContentNotFound(f"manifest {digest} is recorded but its file is missing",
-                                  hint="run `reconciler store check`") from None
+            with self.manifest_files.open(digest) as f:
+                return row[0], f.read()
+        except ContentNotFound:
+            raise ContentNotFound(f"manifest {digest} is recorded but its bytes are missing from "
+                                  f"{self.manifest_files.location}", hint="run `reconciler store check`") from None

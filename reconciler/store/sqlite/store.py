@@ -3,7 +3,8 @@
 Layout of a store directory::
 
     <root>/store.db            SQLite database (WAL mode)
-    <root>/blobs/sha256/ab/... blob bytes
+    <root>/blobs/sha256/ab/... blob bytes (or in the blob storage given by ``blobs=``,
+                               e.g. s3://bucket/prefix, which the store then remembers)
     <root>/manifests/sha256/.. manifest and index bytes, exactly as received
     <root>/tmp/                files being written (removed by gc)
     <root>/lock                the exclusive apply lock
@@ -21,9 +22,9 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from reconciler.errors import StoreError
+from reconciler.store.blobs import ContentFiles, open_blobs
 from reconciler.store.sql.base import SQLStore
 from reconciler.store.sql.groupcommit import GroupCommit
-from reconciler.store.sqlite.files import ContentFiles
 from reconciler.store.sqlite.lock import exclusive_lock
 from reconciler.store.sqlite.migrations import migrate
 
@@ -32,9 +33,11 @@ class SQLiteStore(SQLStore):
     """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed.
 
     ``durable=False`` skips every fsync (files and SQLite): only for generating test and
-    benchmark fixtures quickly, never for a store anyone relies on."""
+    benchmark fixtures quickly, never for a store anyone relies on. ``blobs`` is where the
+    blob bytes live (``open_blobs``: a folder, or ``s3://bucket/prefix``); by default the
+    store's own directory, or what an earlier open recorded."""
 
-    def __init__(self, root: str | Path, *, durable: bool = True) -> None:
+    def __init__(self, root: str | Path, *, durable: bool = True, blobs: str | None = None) -> None:
         self.root = Path(root).absolute()
         self.location = str(self.root)
         try:
@@ -43,7 +46,6 @@ class SQLiteStore(SQLStore):
             raise StoreError(f"cannot create the store directory {self.root}: {exc}",
                              hint="choose another location with --store or RECONCILER_STORE") from exc
         self.durable = durable
-        self.blob_files = ContentFiles(self.root, "blobs", durable=durable)
         self.manifest_files = ContentFiles(self.root, "manifests", durable=durable)
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
@@ -55,6 +57,27 @@ class SQLiteStore(SQLStore):
         self._content_rows = GroupCommit(self._write)
         with exclusive_lock(self.root / "migrate.lock", timeout=60):
             migrate(self._conn())
+            blobs = self._blobs_setting(blobs)
+        self.blob_files = open_blobs(blobs or self.root, durable=durable)
+
+    def _blobs_setting(self, wanted: str | None) -> str | None:
+        """The blob storage this store uses: recorded on first use, so later commands
+        need no ``--blobs`` and a different one is refused instead of silently finding
+        every blob missing."""
+        conn = self._conn()
+        row = conn.execute("SELECT value FROM settings WHERE key = 'blobs'").fetchone()
+        recorded = row[0] if row and row[0] else None
+        if row is not None:
+            if wanted is not None and wanted.rstrip("/") != (recorded or "").rstrip("/") and not (
+                    recorded is None and Path(wanted).absolute() == self.root):
+                raise StoreError(f"the store at {self.location} keeps its blobs in {recorded or self.location}, "
+                                 f"not {wanted}", hint="drop --blobs (the store remembers it) or give the same one")
+            return recorded
+        if wanted is not None and conn.execute("SELECT 1 FROM blobs LIMIT 1").fetchone():
+            raise StoreError(f"the store at {self.location} already holds blobs in {self.location}; "
+                             f"it cannot switch to {wanted}", hint="start a new store for the new blob storage")
+        conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES ('blobs', ?)", (wanted or "",))
+        return wanted
 
     # -- connections and transactions -------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -102,6 +125,8 @@ class SQLiteStore(SQLStore):
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        if hasattr(self, "blob_files"):
+            self.blob_files.close()
         with self._conns_lock:
             for conn in self._all_conns:
                 try:
