@@ -229,6 +229,7 @@ class Runner:
         finally:
             outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
             store.journal_finish(self.result.journal_id, result=outcome, details=self.result.to_json())
+            self.kill.close()
         return self.result
 
     # -- content, fetched before any repository changes ----------------------------------

@@ -3,7 +3,9 @@
 Writes go to a temporary file in ``<root>/tmp`` while hashing, are verified against the
 expected digest, fsynced, then renamed into place (and the directory fsynced), so a
 reader never sees a partial file and a crash leaves at most a temp file that ``gc``
-removes. A digest mismatch leaves nothing behind.
+removes. A digest mismatch leaves nothing behind. Temp files are named
+``put-<pid>-...`` so ``gc`` can tell one whose writer is dead (a killed apply) from one a
+live process is still writing.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class ContentFiles:
             stream = chunks
             chunks = iter(lambda: stream.read(CHUNK), b"")
         h: DigestHasher | _Counting = _Counting(expected) if pre_verified else expected.hasher()
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(), dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -83,7 +85,7 @@ class ContentFiles:
         final = self.path(digest)
         if final.is_file():
             return
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(), dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -128,6 +130,18 @@ class ContentFiles:
                         yield Digest(algo_dir.name, f.name), f
                     except InvalidInput:
                         continue
+
+
+def temp_prefix() -> str:
+    return f"put-{os.getpid()}-"
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The pid in a temp file name (``put-<pid>-...``), None for another name."""
+    parts = name.split("-", 2)
+    if len(parts) == 3 and parts[0] == "put" and parts[1].isdigit():
+        return int(parts[1])
+    return None
 
 
 class _Counting:

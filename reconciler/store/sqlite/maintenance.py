@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
 from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
+from reconciler.store.sqlite.files import temp_writer_pid
 
 if TYPE_CHECKING:
     from reconciler.store.sqlite.store import SQLiteStore
@@ -173,9 +174,10 @@ def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
 
 
 def gc(store: SQLiteStore) -> GcReport:
-    """Remove blobs and manifests no repository version references, and stale temp files.
-    The caller holds the apply lock, so no writer is between 'bytes stored' and 'version
-    committed'."""
+    """Remove blobs and manifests no repository version references, and the temp files
+    of dead writers (or old ones). The caller holds the store lock (``SQLiteStore.gc``
+    makes sure), so no apply is between 'bytes stored' and 'version committed': content
+    an in-flight apply fetched but has not committed yet is never taken from under it."""
     blobs_removed = manifests_removed = freed = temps = 0
     with store._write() as conn:
         referenced = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM repo_content")}
@@ -206,10 +208,27 @@ def gc(store: SQLiteStore) -> GcReport:
     now = time.time()
     for f in store.blob_files.tmp.iterdir():
         try:
-            if now - f.stat().st_mtime > TEMP_GRACE_SECONDS:
+            if _writer_gone(f.name) or now - f.stat().st_mtime > TEMP_GRACE_SECONDS:
                 freed += f.stat().st_size
                 f.unlink()
                 temps += 1
         except FileNotFoundError:
             continue
     return GcReport(blobs_removed, manifests_removed, freed, temps)
+
+
+def _writer_gone(name: str) -> bool:
+    """Whether the process that wrote temp file ``name`` is dead (then the file is
+    garbage at once). Unknown writers, live ones and this process (one of its threads
+    may be writing) keep the file until it is older than ``TEMP_GRACE_SECONDS``; a
+    reused pid only delays the removal."""
+    pid = temp_writer_pid(name)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
