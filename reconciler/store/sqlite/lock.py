@@ -52,15 +52,21 @@ def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
 
 def _holder_text() -> str:
     """Who holds the lock, for whoever waits: pid, since when, and the command line
-    (``reconciler apply -f repos.yaml``), cut to a readable length."""
+    without ``--store`` (``reconciler apply -f repos.yaml``), cut to a readable length."""
     prog = os.path.basename(sys.argv[0]) if sys.argv else ""
     if prog == "__main__.py":  # python -m reconciler
         prog = "reconciler"
     elif prog in ("", "-c"):
         prog = "python"
-    command = shlex.join([prog, *sys.argv[1:]])
-    if len(command) > 160:
-        command = command[:157] + "..."
+    args, rest = [], iter(sys.argv[1:])
+    for arg in rest:  # the message names the store already: keep the command readable
+        if arg == "--store":
+            next(rest, None)
+        elif not arg.startswith("--store="):
+            args.append(arg)
+    command = shlex.join([prog, *args])
+    if len(command) > 200:
+        command = command[:197] + "..."
     since = datetime.now(UTC).strftime("%H:%M:%S UTC")
     return f"pid {os.getpid()} since {since}: {command}"
 
