@@ -88,7 +88,7 @@ class CountingStore:
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int:
         if not hasattr(chunks, "read"):
-            chunks = self._announce_end(chunks, expected)  # type: ignore[arg-type]
+            chunks = self._announce_end(chunks, expected)
         n = self._store.blob_put(chunks, expected, size=size, where=where)
         self._switch.write(f"blob_put {expected}")
         self._switch.blob_stored()
