@@ -235,9 +235,13 @@ class Runner:
         return self.result
 
     def _tags(self, repo: str) -> dict[Digest, str]:
-        """A tag for each digest ``repo``'s sync actions fetch, so errors can say which."""
-        return {a.digest: a.tag for a in sorted(self.plan.actions_for(repo), key=lambda a: a.tag or "", reverse=True)
-                if a.op is Op.SYNC_TAG and a.digest and a.tag}
+        """A tag for each digest ``repo``'s sync actions fetch (the first by name when
+        several point there), so errors can say which."""
+        tags: dict[Digest, str] = {}
+        for a in sorted(self.plan.actions_for(repo), key=lambda a: a.tag or ""):
+            if a.op is Op.SYNC_TAG and a.digest and a.tag:
+                tags.setdefault(a.digest, a.tag)
+        return tags
 
     # -- content, fetched before any repository changes ----------------------------------
     def _prefetch(self) -> None:
