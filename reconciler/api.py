@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from reconciler.plan.observed import Observed
     from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
+    from reconciler.server.crane import CraneApp, CraneConfig
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
 ALL_TAGS = TagFilter()
@@ -129,6 +130,43 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
         Htpasswd(htpasswd)
     setup_access_log()
     GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
+                   workers=workers, threads=threads).run()
+
+
+def crane_config(config_file: str | None = None, *, data_dir: str | None = None,
+                 polling_interval: float | None = None) -> CraneConfig:
+    """Crane mode's settings: ``crane.conf`` (if given), then the command-line overrides;
+    checked (directories exist) so that mistakes fail before any worker starts."""
+    from reconciler.server.crane import CraneConfig, read_config
+
+    base = read_config(config_file) if config_file else CraneConfig()
+    config = base.with_overrides(data_dir=data_dir, polling_interval=polling_interval)
+    config.check()
+    return config
+
+
+def make_crane_app(config: CraneConfig, *, htpasswd: str | None = None) -> CraneApp:
+    """The Crane-mode WSGI app: app files loaded now, reloaded when they change."""
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.crane import CraneApp
+
+    return CraneApp(config, htpasswd=Htpasswd(htpasswd) if htpasswd else None)
+
+
+def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
+                threads: int = 4, htpasswd: str | None = None) -> None:
+    """Run Crane compatibility mode under gunicorn until SIGTERM/SIGINT (no store)."""
+    import logging
+
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+
+    if htpasswd:
+        Htpasswd(htpasswd)
+    if config.debug:
+        logging.getLogger("reconciler.server.crane").setLevel(logging.DEBUG)
+    setup_access_log()
+    GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd), host=host, port=port,
                    workers=workers, threads=threads).run()
 
 

@@ -9,7 +9,8 @@
     │   ├── TagInvalid              tag name breaks ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``
     │   ├── ReferenceInvalid        ``host:port/name:tag@digest`` cannot be parsed
     │   ├── ManifestInvalid         manifest / index bytes cannot be parsed
-    │   └── UploadInvalid           an upload file is malformed or hostile
+    │   ├── UploadInvalid           an upload file is malformed or hostile
+    │   └── CraneDataInvalid        a Crane app file or crane.conf is malformed
     ├── NotFound                    something named does not exist
     │   ├── RepositoryNotFound
     │   └── ContentNotFound         a digest or tag is not in the repository / store
@@ -77,6 +78,11 @@ class ManifestInvalid(InvalidInput):
 
 class UploadInvalid(InvalidInput):
     """An upload file is malformed, incomplete or hostile."""
+
+
+class CraneDataInvalid(InvalidInput):
+    """A Crane app file (``*.json`` in the data directory) or a ``crane.conf`` file is
+    malformed; the message names the file (and section/key or JSON key)."""
 
 
 class NotFound(ReconcilerError):

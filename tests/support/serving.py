@@ -106,11 +106,20 @@ class Server:
 @contextmanager
 def run_server(store_path: Path, log_path: Path, *, htpasswd: Path | None = None, workers: int = 2) -> Iterator[Server]:
     """``reconciler serve`` as a subprocess; stopped with SIGTERM (then SIGKILL) at exit."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "reconciler", "--store", str(store_path), "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers)]
+    args = ["--store", str(store_path), "serve"]
     if htpasswd is not None:
-        cmd += ["--htpasswd", str(htpasswd)]
+        args += ["--htpasswd", str(htpasswd)]
+    with run_serve_command(args, log_path, workers=workers) as server:
+        yield server
+
+
+@contextmanager
+def run_serve_command(args: list[str], log_path: Path, *, workers: int = 2) -> Iterator[Server]:
+    """``python -m reconciler ARGS --host 127.0.0.1 --port P --workers N`` (ARGS ends with
+    ``serve`` and its options), waited for until ``/v2/`` answers; stopped at exit."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "reconciler", *args, "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
