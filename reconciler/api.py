@@ -87,6 +87,7 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                     jobs: int = 6,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+                    timeout: float = 60.0, retries: int = 4,
                     progress: Progress | None = None, lock_timeout: float = 60.0,
                     source_factory: Callable[[RegistryConfig], UpstreamSource] | None = None) -> SyncResult:
     """``reconciler sync``: take the store lock, create the repository when it does not
@@ -105,7 +106,8 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                 hint=f"give them: reconciler sync {repo_id} --feed https://registry-1.docker.io "
                      "--upstream-name library/busybox")
         config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs)
+                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs,
+                                timeout=timeout, retries=retries)
         created = repo is None
         if created:
             store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
@@ -246,7 +248,7 @@ def registry_config(spec: RegistrySpec) -> RegistryConfig:
     return RegistryConfig(
         url=spec.url, username_env=spec.username_env, password_env=spec.password_env, auth_file=spec.auth_file,
         tls_verify=spec.tls_verify, ca_file=spec.ca_file, client_cert=spec.client_cert, client_key=spec.client_key,
-        max_concurrency=spec.max_concurrency)
+        max_concurrency=spec.max_concurrency, timeout=spec.timeout, retries=spec.retries)
 
 
 class UpstreamPool:

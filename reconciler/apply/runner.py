@@ -58,7 +58,8 @@ class Fetcher(Protocol):
 
     def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                  progress: Progress | None = None, inflight: InFlight | None = None,
-                 prefetched: Mapping[Digest, Manifest | Index] | None = None) -> None: ...
+                 prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                 tags_by_digest: Mapping[Digest, str] | None = None) -> None: ...
 
 
 #: (repository id, event) for every progress event of that repository's fetch
@@ -75,11 +76,12 @@ V1_OPS = (Op.V1_UPLOAD, Op.V1_SYNC)
 
 def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                     progress: Progress | None = None, inflight: InFlight | None = None,
-                    prefetched: Mapping[Digest, Manifest | Index] | None = None) -> None:
+                    prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                    tags_by_digest: Mapping[Digest, str] | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
     fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched)
+                  prefetched=prefetched, tags_by_digest=tags_by_digest)
 
 
 def default_uploader(store: Store, path: Path, existing: ContentSet,
@@ -236,7 +238,17 @@ class Runner:
         finally:
             outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
             store.journal_finish(self.result.journal_id, result=outcome, details=self.result.to_json())
+            self.kill.close()
         return self.result
+
+    def _tags(self, repo: str) -> dict[Digest, str]:
+        """A tag for each digest ``repo``'s sync actions fetch (the first by name when
+        several point there), so errors can say which."""
+        tags: dict[Digest, str] = {}
+        for a in sorted(self.plan.actions_for(repo), key=lambda a: a.tag or ""):
+            if a.op is Op.SYNC_TAG and a.digest and a.tag:
+                tags.setdefault(a.digest, a.tag)
+        return tags
 
     # -- content, fetched before any repository changes ----------------------------------
     def _prefetch(self) -> None:
@@ -263,7 +275,8 @@ class Runner:
                 source = self.sources(spec.feed)
                 try:
                     self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
-                                 progress=progress, inflight=inflight, prefetched=self.manifests)
+                                 progress=progress, inflight=inflight, prefetched=self.manifests,
+                                 tags_by_digest=self._tags(repo))
                 finally:
                     source.close()
             except ReconcilerError as exc:
@@ -373,7 +386,8 @@ class Runner:
                                 raise ReconcilerError(f"{repo}: no upstream client to sync from")
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
-                        self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency)
+                        self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
+                                     tags_by_digest={a.digest: a.tag} if a.tag else None)
                     if a.op is Op.UPLOAD:
                         assert a.file is not None
                         content, tags = self.uploader(store, Path(a.file), state.content, a.tag)

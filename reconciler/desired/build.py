@@ -29,7 +29,8 @@ from reconciler.desired.semantic import effective, effective_feed, parse_pin
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
 
-_REGISTRY_OPTIONS = ("auth_file", "tls_verify", "ca_file", "client_cert", "client_key", "max_concurrency")
+_REGISTRY_OPTIONS = ("auth_file", "tls_verify", "ca_file", "client_cert", "client_key", "max_concurrency",
+                     "timeout", "retries")
 _PATH_OPTIONS = ("auth_file", "ca_file", "client_cert", "client_key")
 
 

@@ -32,6 +32,8 @@ class RegistrySpec:
     client_cert: str | None = None
     client_key: str | None = None
     max_concurrency: int = 6
+    timeout: float = 60.0
+    retries: int = 4
 
 
 @dataclass(frozen=True)

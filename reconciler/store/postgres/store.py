@@ -155,9 +155,11 @@ class PostgresStore(SQLStore):
     def _locked(self, timeout: float) -> Iterator[None]:
         with advisory_lock(self.url, self.location, timeout) as pid:
             self._lock_pids.append(pid)
+            outer, self._lock_owner = self._lock_owner, threading.get_ident()
             try:
                 yield
             finally:
+                self._lock_owner = outer
                 self._lock_pids.remove(pid)
 
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:

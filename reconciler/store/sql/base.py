@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -68,6 +69,8 @@ class SQLStore(VersionLookups, V1Images):
     blob_files: BlobStorage
     manifest_files: BlobStorage
     _content_rows: GroupCommit
+    #: the thread that holds the store lock through this object, if any (set by ``lock``)
+    _lock_owner: int | None = None
 
     def _conn(self) -> Connection:
         raise NotImplementedError
@@ -379,8 +382,13 @@ class SQLStore(VersionLookups, V1Images):
     def check(self, *, verify_content: bool = True) -> CheckReport:
         return maintenance.check(self, verify_content=verify_content)
 
-    def gc(self) -> GcReport:
-        return maintenance.gc(self)
+    def gc(self, *, lock_timeout: float = 60.0) -> GcReport:
+        """Under the store lock: taken here unless this thread holds it already, so gc
+        can never run between another writer's 'bytes stored' and 'version committed'."""
+        if self._lock_owner == threading.get_ident():
+            return maintenance.gc(self)
+        with self.lock(lock_timeout):
+            return maintenance.gc(self)
 
     # -- journal ------------------------------------------------------------------------
     def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int:

@@ -175,11 +175,10 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
 
 
 def gc(store: SQLStore) -> GcReport:
-    """Remove blobs and manifests no repository version references, and stale temp files.
-    The caller holds the apply lock, so no writer is between 'bytes stored' and 'version
-    committed' (every writing command takes it): an object with no row yet cannot belong
-    to a running apply. Rows go first, then bytes, so a crash in between leaves only
-    unreferenced bytes, which the next gc removes."""
+    """Remove blobs and manifests no repository version references, and the temp files
+    of dead writers (or old ones). The caller holds the store lock (``SQLStore.gc``
+    makes sure), so no apply is between 'bytes stored' and 'version committed': content
+    an in-flight apply fetched but has not committed yet is never taken from under it."""
     blobs_removed = manifests_removed = freed = temps = 0
     with store._write() as conn:
         referenced = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM repo_content")}
@@ -214,3 +213,4 @@ def gc(store: SQLStore) -> GcReport:
         temps += count
         freed += size
     return GcReport(blobs_removed, manifests_removed, freed, temps)
+

@@ -55,6 +55,8 @@ class SQLiteStore(SQLStore):
         # sleep (not the disk) was most of a cold sync's wall time.
         self._write_lock = threading.Lock()
         self._content_rows = GroupCommit(self._write)
+        #: the thread that holds the store lock through this object, if any
+        self._lock_owner: int | None = None
         with exclusive_lock(self.root / "migrate.lock", timeout=60):
             migrate(self._conn())
             blobs = self._blobs_setting(blobs)
@@ -137,5 +139,14 @@ class SQLiteStore(SQLStore):
         self._local = threading.local()
 
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
-        return exclusive_lock(self.root / "lock", timeout)
+        return self._locked(timeout)
+
+    @contextmanager
+    def _locked(self, timeout: float) -> Iterator[None]:
+        with exclusive_lock(self.root / "lock", timeout):
+            outer, self._lock_owner = self._lock_owner, threading.get_ident()
+            try:
+                yield
+            finally:
+                self._lock_owner = outer
 
