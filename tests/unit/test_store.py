@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from reconciler.errors import (
     Conflict,
     DigestMismatch,
     InvalidInput,
+    LockTimeout,
     NameInvalid,
     NotFound,
     RepositoryNotFound,
@@ -291,3 +293,24 @@ def test_migration_backfills_the_compact_references_of_older_stores(tmp_path) ->
         assert store.manifest_refs(want) == want
     finally:
         store.close()
+
+
+def test_gc_takes_the_store_lock_unless_this_thread_holds_it(store) -> None:  # type: ignore[no-untyped-def]
+    """gc between another writer's 'bytes stored' and 'version committed' would delete
+    what that writer is about to commit: gc waits for the lock, the holder's own does not."""
+    outcome: list[BaseException | None] = []
+
+    def other_gc() -> None:
+        try:
+            store.gc(lock_timeout=0.3)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    with store.lock(5):
+        store.gc()  # the holder's gc runs at once
+        thread = threading.Thread(target=other_gc)
+        thread.start()
+        thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], LockTimeout)
+    store.gc(lock_timeout=5)  # free again
