@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler.errors import UploadInvalid
-from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits, check_member_name, check_members, normalize
+from reconciler.ops.tarsafe import (
+    DEFAULT_LIMITS,
+    REFUSED_HINT,
+    Limits,
+    check_member_name,
+    check_members,
+    compressed_size,
+    normalize,
+    safe_tarinfo,
+)
 
 _MAX_LINK_HOPS = 16
 
@@ -68,11 +77,12 @@ class TarArchive(Archive):
         self.where = str(path)
         self.limits = limits
         try:
-            self._tf = tarfile.open(path, mode="r:*")
+            compressed = compressed_size(str(path))
+            self._tf = tarfile.open(path, mode="r:*", tarinfo=safe_tarinfo(limits.header_bytes))
         except (tarfile.TarError, OSError) as exc:
-            raise UploadInvalid(f"{path}: not a readable tar archive: {exc}") from exc
+            raise UploadInvalid(f"{path}: not a readable tar archive: {exc}", hint=REFUSED_HINT) from exc
         try:
-            self._members = check_members(self._tf, where=self.where, limits=limits)
+            self._members = check_members(self._tf, where=self.where, limits=limits, compressed_bytes=compressed)
         except BaseException:
             self._tf.close()
             raise

@@ -137,6 +137,23 @@ def _needed(parsed: Parsed, existing: ContentSet) -> tuple[ContentSet, list[str]
     return content, sorted(set(missing))
 
 
+def _check_sizes(parsed: Parsed, path: Path) -> None:
+    """Refuse a file whose blob is not the size its manifest declares, before anything
+    is stored: streaming it would only find out at the end, after writing what may be a
+    many-gigabyte member the manifest says is a few bytes."""
+    for m in parsed.manifests:
+        if isinstance(m, Index):
+            continue
+        for d in m.blobs():
+            source = parsed.blobs.get(d.digest)
+            if source is not None and d.size is not None and source.size is not None and source.size != d.size:
+                raise UploadInvalid(
+                    f"{source.where}: blob {d.digest} is {source.size} bytes in the file, but manifest "
+                    f"{m.digest} declares {d.size}",
+                    hint="the file is corrupt or was tampered with; recreate it with skopeo copy or docker save; "
+                         "nothing was stored")
+
+
 def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str | None = None,
                    limits: Limits = DEFAULT_LIMITS) -> UploadResult:
     """Check ``path`` completely, then store its blobs and manifests (no version).
@@ -153,6 +170,7 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
                     f"{path}: {len(missing)} referenced item(s) are neither in the file nor in the repository: "
                     + "; ".join(missing),
                     hint="upload the missing images first, or include their blobs in the file")
+            _check_sizes(parsed, path)
             tags = dict(parsed.tags)
             if tag is not None:
                 if len(parsed.roots) != 1:
