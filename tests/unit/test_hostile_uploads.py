@@ -33,7 +33,7 @@ def footprint(store) -> tuple[int, int, frozenset[str]]:  # type: ignore[no-unty
         blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
         manifests = conn.execute("SELECT count(*) FROM manifests").fetchone()[0]
     files = frozenset(str(p.relative_to(store.root)) for p in store.root.rglob("*")
-                      if p.is_file() and not p.name.startswith("store.db") and not p.name.endswith(".lock"))
+                      if p.is_file() and not p.name.startswith("store.db") and p.suffix != ".lock" and p.name != "lock")
     return blobs, manifests, files
 
 
