@@ -141,3 +141,37 @@ def test_index_chains_are_bounded(store, upstream: Upstream, depth: int, ok: boo
         assert store.check().ok
     else:
         refused(store, upstream, f"indexes nested more than {MAX_INDEX_DEPTH} deep")
+
+
+@pytest.mark.parametrize("packaging", ["json-file", "skopeo-dir-tar", "oci-layout-tar"])
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_manifest_upload_stores_nothing(store, tmp_path, name: str, packaging: str) -> None:  # type: ignore[no-untyped-def]
+    """The same manifests, uploaded: a manifest/index JSON file, a skopeo dir: tarball's
+    manifest.json, or an OCI layout's index.json entry pointing at them."""
+    from reconciler.errors import InvalidInput
+    from reconciler.ops.upload import upload
+    from tests.support import archives as ar
+
+    body, content_type, what = HOSTILE[name]
+    if packaging == "json-file":
+        path = tmp_path / "m.json"
+        path.write_bytes(body)
+    elif packaging == "skopeo-dir-tar":
+        path = ar.write_tar(tmp_path / "m.tar", {"manifest.json": body,
+                                                  "version": b"Directory Transport Version: 1.1\n"})
+    else:
+        digest = Digest.of(body)
+        index = {"schemaVersion": 2, "manifests": [{"mediaType": content_type, "digest": str(digest),
+                                                    "size": len(body)}]}
+        path = ar.write_tar(tmp_path / "m.tar", {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+                                                  "index.json": json.dumps(index).encode(),
+                                                  f"blobs/sha256/{digest.hex}": body})
+    before, gen = footprint(store), store.generation()
+    with pytest.raises(InvalidInput) as info:
+        upload(store, "r", path)
+    assert str(path) in info.value.message  # where
+    # a contradiction needs a Content-Type, which a file lacks (refused then for its
+    # missing blobs), and a JSON array as manifest.json reads as docker save's list
+    if name not in ("media-type-contradiction", "json-array"):
+        assert what in info.value.message, info.value.message
+    assert footprint(store) == before and store.generation() == gen and store.repository_find("r") is None
