@@ -25,12 +25,16 @@ if TYPE_CHECKING:
     from reconciler.plan.observed import Observed
     from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
+    from reconciler.server.crane import CraneApp, CraneConfig
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
 ALL_TAGS = TagFilter()
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
+BLOBS_ENV = "RECONCILER_BLOBS"
+#: how long a presigned blob URL of `serve --blob-redirect` stays valid, in seconds
+DEFAULT_REDIRECT_EXPIRES = 300
 
 
 def store_location(explicit: str | None = None) -> str:
@@ -38,10 +42,17 @@ def store_location(explicit: str | None = None) -> str:
     return explicit or os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
-def open_store(location: str | None = None) -> Store:
+def blobs_location(explicit: str | None = None) -> str | None:
+    """``--blobs`` wins, then ``$RECONCILER_BLOBS``; None = the store's own (or recorded) one."""
+    return explicit or os.environ.get(BLOBS_ENV) or None
+
+
+def open_store(location: str | None = None, blobs: str | None = None) -> Store:
     """Open (creating if needed) the store at ``location``: a directory path for the
-    embedded SQLite store."""
+    embedded SQLite store. ``blobs`` is where blob bytes live (a folder or
+    ``s3://bucket/prefix``, see ``reconciler.store.blobs.open_blobs``)."""
     loc = store_location(location)
+    blobs = blobs_location(blobs)
     if loc.startswith(("postgresql://", "postgres://")):
         raise StoreError(f"the PostgreSQL store backend is not available yet ({loc.split('@')[-1]})",
                          hint="use a directory path for the embedded store")
@@ -50,7 +61,7 @@ def open_store(location: str | None = None) -> Store:
                          hint="give a directory path, e.g. --store ./.reconciler")
     from reconciler.store.sqlite import SQLiteStore
 
-    return SQLiteStore(loc)
+    return SQLiteStore(loc, blobs=blobs)
 
 
 def registry_client(config: RegistryConfig) -> UpstreamSource:
@@ -103,30 +114,82 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
     return result
 
 
-def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:
+def make_server_app(location: str | None = None, *, htpasswd: str | None = None, blobs: str | None = None,
+                    blob_redirect: int | None = None) -> RegistryApp:
     """The registry WSGI app over the store at ``location``; the store itself is opened
-    on the first request (in each worker process after the fork)."""
+    on the first request (in each worker process after the fork). ``blob_redirect``:
+    seconds a presigned blob URL is valid, None to stream blobs through the server."""
     from reconciler.server import RegistryApp
     from reconciler.server.auth import Htpasswd
 
     loc = store_location(location)
     users = Htpasswd(htpasswd) if htpasswd else None
-    return RegistryApp(lambda: open_store(loc), htpasswd=users)
+    return RegistryApp(lambda: open_store(loc, blobs), htpasswd=users, blob_redirect=blob_redirect)
 
 
 def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-          threads: int = 4, htpasswd: str | None = None) -> None:
+          threads: int = 4, htpasswd: str | None = None, blobs: str | None = None,
+          blob_redirect: int | None = None) -> None:
     """Run the registry server under gunicorn until SIGTERM/SIGINT."""
+    from reconciler.model import Digest
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
 
     loc = store_location(location)
     # fail before forking: a bad store path or htpasswd file is an error now, not per request
-    open_store(loc).close()
+    store = open_store(loc, blobs)
+    try:
+        # presigning is local computation, so any digest tells whether the storage can
+        if blob_redirect is not None and store.blob_url(Digest.parse(_EMPTY_SHA256), expires=1) is None:
+            raise InvalidInput(
+                f"--blob-redirect needs blobs in object storage, but the store at {store.location} keeps "
+                "its blobs in local files", hint="drop --blob-redirect, or use a store created with --blobs s3://...")
+    finally:
+        store.close()
     if htpasswd:
         Htpasswd(htpasswd)
     setup_access_log()
-    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
+    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect),
+                   host=host, port=port, workers=workers, threads=threads).run()
+
+
+_EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def crane_config(config_file: str | None = None, *, data_dir: str | None = None,
+                 polling_interval: float | None = None) -> CraneConfig:
+    """Crane mode's settings: ``crane.conf`` (if given), then the command-line overrides;
+    checked (directories exist) so that mistakes fail before any worker starts."""
+    from reconciler.server.crane import CraneConfig, read_config
+
+    base = read_config(config_file) if config_file else CraneConfig()
+    config = base.with_overrides(data_dir=data_dir, polling_interval=polling_interval)
+    config.check()
+    return config
+
+
+def make_crane_app(config: CraneConfig, *, htpasswd: str | None = None) -> CraneApp:
+    """The Crane-mode WSGI app: app files loaded now, reloaded when they change."""
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.crane import CraneApp
+
+    return CraneApp(config, htpasswd=Htpasswd(htpasswd) if htpasswd else None)
+
+
+def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
+                threads: int = 4, htpasswd: str | None = None) -> None:
+    """Run Crane compatibility mode under gunicorn until SIGTERM/SIGINT (no store)."""
+    import logging
+
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+
+    if htpasswd:
+        Htpasswd(htpasswd)
+    if config.debug:
+        logging.getLogger("reconciler.server.crane").setLevel(logging.DEBUG)
+    setup_access_log()
+    GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd), host=host, port=port,
                    workers=workers, threads=threads).run()
 
 

@@ -31,11 +31,14 @@ _READ_METHODS = ("GET", "HEAD")
 
 
 class RegistryApp:
-    """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable."""
+    """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable. ``blob_redirect``
+    (seconds) answers blob GETs with a redirect to a presigned URL valid that long, when
+    the store's blob storage can make one."""
 
     def __init__(self, open_store: Callable[[], Store], *, htpasswd: Htpasswd | None = None,
-                 realm: str = REALM) -> None:
+                 realm: str = REALM, blob_redirect: int | None = None) -> None:
         self._open_store = open_store
+        self.blob_redirect = blob_redirect
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self.htpasswd = htpasswd
@@ -96,7 +99,8 @@ class RegistryApp:
         if r.kind == "manifest":
             return get_manifest(self.store, pub, r, req.header("Accept"))
         if r.kind == "blob":
-            return get_blob(self.store, pub, r, req.header("Range"))
+            return get_blob(self.store, pub, r, req.header("Range"),
+                            redirect_expires=self.blob_redirect if req.method == "GET" else None)
         return tags_list(self.store, pub, req)
 
     def _authenticate(self, req: Request) -> str | None:

@@ -111,6 +111,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         "0003_manifest_refs_text",
         "ALTER TABLE manifests ADD COLUMN refs TEXT;",
     ),
+    (
+        # text settings of the store, e.g. where its blobs live ('blobs': s3://bucket/prefix)
+        "0004_settings",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    ),
 ]
 
 #: migrations that also need Python: name -> function run in the same transaction
