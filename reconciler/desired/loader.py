@@ -82,8 +82,9 @@ def load_desired(path: str | Path) -> DesiredState:
         raise InvalidInput(f"{file}: no such file", hint="pass the desired-state file with -f, e.g. -f repos.yaml") from exc
     except OSError as exc:
         raise InvalidInput(f"{file}: cannot read: {exc.strerror}") from exc
+    data: Any = None
     if size > MAX_DESIRED_BYTES:
-        diagnostics, data = [_too_big(size, str(path))], None
+        diagnostics = [_too_big(size, str(path))]
     else:
         diagnostics, data = _check(raw, str(path), file.resolve().parent)
     if diagnostics:
