@@ -202,6 +202,11 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
         other = inflight.claim(d)
         if other is None:
             try:
+                # another fetch may have stored it and released its claim between our
+                # blobs_missing query and this claim (seen under load): do not download twice
+                if not store.blobs_missing([d]):
+                    blob_counter.step(str(d), 0)
+                    return None
                 return fetch_blob(d)
             finally:
                 inflight.release(d)
