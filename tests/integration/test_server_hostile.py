@@ -158,6 +158,28 @@ def test_oversized_requests_are_refused_by_gunicorn(hostile_server, what: str) -
     assert raw_request(server, "GET /v2/test/docker/tags/list HTTP/1.1")[0] == 200
 
 
+@pytest.mark.parametrize("query", ["n=-1", "n=abc", "n=" + "9" * 40, "n=1e9", "last=%00", "n=1&n=2",
+                                   "last=" + "z" * 3000, "last=..%2f..%2fsecret.txt"])
+def test_hostile_pagination_queries(hostile_server, query: str) -> None:  # type: ignore[no-untyped-def]
+    server, _, _ = hostile_server
+    for path in ("/v2/_catalog", "/v2/test/docker/tags/list"):
+        status, body = raw_request(server, f"GET {path}?{query} HTTP/1.1")
+        assert_clean(server, status, body)
+        assert status == 200 or json.loads(body)["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+
+
+@pytest.mark.parametrize("rng", ["bytes=0-99999999999999999999999", "bytes=-0", "bytes=5-1", "bytes=-",
+                                 "bytes=" + ",".join(["0-0"] * 500), "bytes=abc", "items=0-1", "bytes=0--1"])
+def test_hostile_range_headers(hostile_server, rng: str) -> None:  # type: ignore[no-untyped-def]
+    server, fx, _ = hostile_server
+    digest, data = next(iter(fx.images["test/docker"]["v1"].blobs.items()))
+    status, body = raw_request(server, f"GET /v2/test/docker/blobs/{digest} HTTP/1.1", {"Range": rng})
+    assert_clean(server, status, body)
+    assert status in (200, 206, 416)
+    if status == 200:
+        assert body == data
+
+
 def test_the_server_logged_no_traceback(hostile_server) -> None:  # type: ignore[no-untyped-def]
     """Runs after the others in this module (file order): nothing above was a crash."""
     server, _, _ = hostile_server
