@@ -150,3 +150,30 @@ def test_index_json_with_too_many_entries_is_refused(store, tmp_path: Path) -> N
     with pytest.raises(Exception, match=f"more than the limit of {MAX_INDEX_ENTRIES}"):
         upload(store, "r", path)
     assert footprint(store) == before and store.generation() == gen
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_hostile_upload_declared_in_repos_yaml_refuses_the_whole_plan(tmp_path: Path, run_cli, command: str) -> None:  # type: ignore[no-untyped-def]
+    """A repos.yaml that declares a hostile upload next to a good one: plan and apply exit
+    1 naming the file and the member, and the store gets neither repository."""
+    from reconciler.store.sqlite import SQLiteStore
+
+    img = ig.build_image("x")
+    ar.skopeo_dir_tar(tmp_path / "ok.tar", img)
+    ar.hostile_tar(tmp_path / "evil.tar", "symlink-out", ar.skopeo_dir_files(img))
+    (tmp_path / "repos.yaml").write_text("version: 1\nrepositories:\n  good: {uploads: [{file: ok.tar, tag: v1}]}\n"
+                                         "  bad: {uploads: [{file: evil.tar, tag: v1}]}\n")
+    store = SQLiteStore(tmp_path / "store")
+    try:
+        before = footprint(store), store.generation()
+    finally:
+        store.close()
+    proc = run_cli(command, "-f", str(tmp_path / "repos.yaml"), store=tmp_path / "store")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"error: {tmp_path / 'evil.tar'}: link 'evil-link' -> '../../etc/passwd' points outside" in proc.stderr
+    assert "nothing was stored" in proc.stderr
+    store = SQLiteStore(tmp_path / "store")
+    try:
+        assert (footprint(store), store.generation()) == before and not store.repository_list()
+    finally:
+        store.close()
