@@ -133,7 +133,7 @@ class DirArchive(Archive):
         # a link inside the directory must not lead out of it
         if p != self._root and self._root not in p.parents:
             raise UploadInvalid(f"{self.where}: {name!r} leads outside the directory",
-                                hint="remove links that point outside the image layout")
+                                hint="remove links that point outside the image layout; nothing was stored")
         return p if p.is_file() else None
 
     def _get(self, name: str) -> Path:

@@ -169,7 +169,7 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
                 raise UploadInvalid(
                     f"{path}: {len(missing)} referenced item(s) are neither in the file nor in the repository: "
                     + "; ".join(missing),
-                    hint="upload the missing images first, or include their blobs in the file")
+                    hint="upload the missing images first, or include their blobs in the file; nothing was stored")
             _check_sizes(parsed, path)
             tags = dict(parsed.tags)
             if tag is not None:

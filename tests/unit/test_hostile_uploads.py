@@ -177,3 +177,32 @@ def test_hostile_upload_declared_in_repos_yaml_refuses_the_whole_plan(tmp_path: 
         assert (footprint(store), store.generation()) == before and not store.repository_list()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", ["blob-symlink-out", "blob-symlink-dev-zero", "blobs-dir-symlink-out", "blob-fifo"])
+def test_oci_layout_directory_never_reads_outside_itself(store, tmp_path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """An OCI layout given as a directory: a link that leads out of it is refused even
+    when what it points at holds the right bytes; a FIFO is never opened (no hang)."""
+    import os
+    import shutil
+
+    img = ig.build_image("busybox", oci=True)
+    layout = ar.oci_layout_dir(tmp_path / "layout", [(img, "latest")])
+    blob = layout / "blobs" / "sha256" / img.manifest.layers[0].digest.hex
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if kind == "blob-symlink-out":
+        (outside / "copy").write_bytes(blob.read_bytes())  # the right bytes, but not in the layout
+        blob.unlink()
+        blob.symlink_to(outside / "copy")
+    elif kind == "blob-symlink-dev-zero":
+        blob.unlink()
+        blob.symlink_to("/dev/zero")
+    elif kind == "blobs-dir-symlink-out":
+        shutil.copytree(layout / "blobs" / "sha256", outside / "sha256")
+        shutil.rmtree(layout / "blobs" / "sha256")
+        (layout / "blobs" / "sha256").symlink_to(outside / "sha256")
+    else:
+        blob.unlink()
+        os.mkfifo(blob)
+    refused(store, layout, match="outside the directory" if "out" in kind or "dev" in kind else "neither in the file")
