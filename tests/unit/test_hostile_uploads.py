@@ -206,3 +206,24 @@ def test_oci_layout_directory_never_reads_outside_itself(store, tmp_path: Path, 
         blob.unlink()
         os.mkfifo(blob)
     refused(store, layout, match="outside the directory" if "out" in kind or "dev" in kind else "neither in the file")
+
+
+def _docker_save_with_gzip_layer(path: Path, uncompressed: bytes) -> Path:
+    """A docker save tarball whose one layer is stored gzip-compressed (as some tools do)."""
+    import hashlib
+
+    diff_id = "sha256:" + hashlib.sha256(uncompressed).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": ["x/zeros:1"], "Layers": ["l/layer.tar"]}])
+    return ar.write_tar(path, {"manifest.json": manifest.encode(), "config.json": config,
+                               "l/layer.tar": gzip.compress(uncompressed, 9)})
+
+
+def test_gzip_layer_bomb_in_docker_save_is_bounded(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A gzip'd layer is inflated (to check its diff_id) a chunk at a time and at most to
+    the ratio bound: 8 MiB of zeros in 8 KiB is refused under a 2x ratio, accepted by default."""
+    path = _docker_save_with_gzip_layer(tmp_path / "save.tar", bytes(8 * MiB))
+    err = refused(store, path, match="decompression bomb", limits=Limits(ratio=2, ratio_floor=0))
+    assert "l/layer.tar" in err.message
+    assert upload(store, "r", path).changed and store.check().ok
