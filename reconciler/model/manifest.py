@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ManifestInvalid
+from reconciler.model import jsonsafe
 from reconciler.model import mediatypes as mt
 from reconciler.model.descriptor import Descriptor, Platform
 from reconciler.model.digest import Digest
@@ -160,7 +161,7 @@ def parse_manifest(raw: bytes, media_type: str | None = None) -> AnyManifest:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestInvalid(f"manifest is {len(raw)} bytes, more than the {MAX_MANIFEST_BYTES} byte limit")
     try:
-        doc = json.loads(raw)
+        doc = jsonsafe.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):

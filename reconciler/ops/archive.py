@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler.errors import UploadInvalid
+from reconciler.model import jsonsafe
 from reconciler.ops.tarsafe import (
     DEFAULT_LIMITS,
     REFUSED_HINT,
@@ -67,7 +68,7 @@ class Archive:
     def read_json(self, name: str) -> Any:
         data = self.read_bytes(name)
         try:
-            return json.loads(data)
+            return jsonsafe.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UploadInvalid(f"{self.where}: {name} is not valid JSON: {exc}") from exc
 

@@ -21,7 +21,7 @@ import zlib
 from typing import IO, Any
 
 from reconciler.errors import DigestMismatch, InvalidInput, UploadInvalid
-from reconciler.model import Digest, DigestHasher, Manifest, parse_reference
+from reconciler.model import Digest, DigestHasher, Manifest, jsonsafe, parse_reference
 from reconciler.model import mediatypes as mt
 from reconciler.ops.archive import Archive
 from reconciler.ops.tarsafe import check_member_name
@@ -93,7 +93,7 @@ def _image(archive: Archive, entry: Any, parsed: Parsed, layers_done: dict[str, 
     config_raw = archive.read_bytes(config_name)
     config_digest = Digest.of(config_raw)
     try:
-        config = json.loads(config_raw)
+        config = jsonsafe.loads(config_raw)
         diff_ids = [Digest.parse(d) for d in config["rootfs"]["diff_ids"]]
     except (ValueError, KeyError, TypeError, InvalidInput) as exc:
         raise UploadInvalid(f"{where}: config {config_name} lacks valid rootfs.diff_ids: {exc}") from exc

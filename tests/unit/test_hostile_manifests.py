@@ -53,6 +53,8 @@ HOSTILE: dict[str, tuple[bytes, str, str]] = {
     "missing-size": (json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": CONFIG,
                                  "layers": [{"mediaType": mt.OCI_LAYER, "digest": f"sha256:{HEX}"}]}).encode(),
                      mt.OCI_MANIFEST, "lacks 'size'"),
+    "json-nested-100000-deep": (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", mt.OCI_MANIFEST,
+                                "nested too deeply"),
     "index-too-many-entries": (_index(MAX_INDEX_ENTRIES + 1), mt.OCI_INDEX,
                                f"index lists {MAX_INDEX_ENTRIES + 1} manifests, more than the limit"),
 }
@@ -175,3 +177,29 @@ def test_hostile_manifest_upload_stores_nothing(store, tmp_path, name: str, pack
     if name not in ("media-type-contradiction", "json-array"):
         assert what in info.value.message, info.value.message
     assert footprint(store) == before and store.generation() == gen and store.repository_find("r") is None
+
+
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_deeply_nested_json_elsewhere_is_a_clear_error(store, upstream: Upstream, tmp_path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """Python's JSON decoder recurses per level: a tag list, an OCI layout's index.json or
+    a saved plan nested 100,000 deep is reported as invalid JSON, not a RecursionError."""
+    from reconciler.errors import UploadInvalid
+    from reconciler.ops.upload import upload
+    from tests.support import archives as ar
+
+    upstream.rsps.add("GET", f"{BASE}/v2/{NAME}/tags/list", status=200, body=DEEP_JSON)
+    err = refused(store, upstream, "invalid JSON: nested too deeply")
+    assert f"{BASE}/v2/{NAME}/tags/list" in err.message
+
+    layout = ar.write_tar(tmp_path / "l.tar", {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
+                                                "index.json": DEEP_JSON})
+    with pytest.raises(UploadInvalid, match="index.json is not valid JSON: nested too deeply"):
+        upload(store, "r", layout)
+
+    plan = tmp_path / "plan.json"
+    plan.write_bytes(DEEP_JSON)
+    proc = run_cli("apply", str(plan), store=tmp_path / "cli-store")
+    assert proc.returncode == 1 and "not a saved plan: nested too deeply" in proc.stderr
+    assert "Traceback" not in proc.stderr
