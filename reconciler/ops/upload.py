@@ -71,6 +71,7 @@ def inspect_upload(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> UploadInsp
     try:
         parsed = read()
         with parsed.resources:
+            _check_sizes(parsed, path)
             content, missing = _needed(parsed, ContentSet())
             blobs = {d.digest: d.size for m in parsed.manifests if isinstance(m, Manifest) for d in m.blobs()}
             return UploadInspection(fmt, tuple(parsed.manifests), tuple(parsed.roots), content, blobs,

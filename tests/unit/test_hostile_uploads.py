@@ -133,8 +133,14 @@ def test_blob_larger_than_its_manifest_declares_is_refused_before_storing(store,
         files[layer.digest.hex] = grown
     else:
         files = _layout_with_blob(img, grown)
-    err = refused(store, ar.write_tar(tmp_path / "big.tar", files), match="declares")
+    path = ar.write_tar(tmp_path / "big.tar", files)
+    err = refused(store, path, match="declares")
     assert str(layer.digest) in err.message and str(len(grown)) in err.message and str(layer.size) in err.message
+    # plan inspects uploads with the same checks, so it reports this before apply
+    from reconciler.ops.upload import inspect_upload
+
+    with pytest.raises(UploadInvalid, match="declares"):
+        inspect_upload(path)
 
 
 def test_index_json_with_too_many_entries_is_refused(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
