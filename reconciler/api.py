@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from reconciler.apply.runner import ApplyResult, RepoProgress
     from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
+    from reconciler.ops.result import OpResult
     from reconciler.ops.sync import SyncResult
+    from reconciler.ops.v1sync import V1Source
     from reconciler.plan.model import Plan
     from reconciler.plan.observed import Observed
     from reconciler.registry.shared import SharedClients
@@ -76,6 +78,7 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                     jobs: int = 6,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+                    timeout: float = 60.0, retries: int = 4,
                     progress: Progress | None = None, lock_timeout: float = 60.0,
                     source_factory: Callable[[RegistryConfig], UpstreamSource] | None = None) -> SyncResult:
     """``reconciler sync``: take the store lock, create the repository when it does not
@@ -94,7 +97,8 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                 hint=f"give them: reconciler sync {repo_id} --feed https://registry-1.docker.io "
                      "--upstream-name library/busybox")
         config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs)
+                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs,
+                                timeout=timeout, retries=retries)
         created = repo is None
         if created:
             store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
@@ -112,6 +116,41 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
         if repo is not None and (repo.feed, repo.upstream_name) != (feed, upstream_name):
             store.repository_update(repo_id, feed=feed, upstream_name=upstream_name)
     return result
+
+
+def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
+                       username_env: str | None = None, password_env: str | None = None,
+                       auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+                       lock_timeout: float = 60.0) -> OpResult:
+    """``reconciler sync --v1``: v1 images and v1 tags from the feed's v1 API (what
+    ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
+    to the repository's and are recorded on a repository this call creates. A failed sync
+    of a repository it created removes it again."""
+    from reconciler.ops.v1sync import v1_sync
+    from reconciler.registry.v1client import V1Client
+
+    with store.lock(lock_timeout):
+        repo = store.repository_find(repo_id)
+        feed = feed or (repo.feed if repo else None)
+        upstream_name = upstream_name or (repo.upstream_name if repo else None)
+        if not feed or not upstream_name:
+            raise InvalidInput(f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
+                               hint=f"give them: reconciler sync {repo_id} --v1 --feed https://crane.example.com "
+                                    "--upstream-name busybox")
+        config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
+                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file)
+        created = repo is None
+        if created:
+            store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+        source = V1Client(config)
+        try:
+            return v1_sync(store, source, repo_id, upstream_name)
+        except BaseException:
+            if created:
+                store.repository_delete(repo_id)
+            raise
+        finally:
+            source.close()
 
 
 def make_server_app(location: str | None = None, *, htpasswd: str | None = None, blobs: str | None = None,
@@ -200,7 +239,7 @@ def registry_config(spec: RegistrySpec) -> RegistryConfig:
     return RegistryConfig(
         url=spec.url, username_env=spec.username_env, password_env=spec.password_env, auth_file=spec.auth_file,
         tls_verify=spec.tls_verify, ca_file=spec.ca_file, client_cert=spec.client_cert, client_key=spec.client_key,
-        max_concurrency=spec.max_concurrency)
+        max_concurrency=spec.max_concurrency, timeout=spec.timeout, retries=spec.retries)
 
 
 class UpstreamPool:
@@ -233,6 +272,13 @@ class UpstreamPool:
         self.close()
 
 
+def v1_source(spec: RegistrySpec) -> V1Source:
+    """A v1 registry API client for a feed of repos.yaml (v1 sync, ``enable_v1``)."""
+    from reconciler.registry.v1client import V1Client
+
+    return V1Client(registry_config(spec))
+
+
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
           prune_repositories: bool) -> Plan:
     with UpstreamPool() as sources:
@@ -248,7 +294,7 @@ def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *
     from reconciler.plan.refresh import refresh as do_refresh
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
-    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids)
+    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed
@@ -275,7 +321,7 @@ def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), l
         plan, observed = _plan_observed(store, desired, sources, targets=targets, refresh=True,
                                         prune_repositories=prune_repositories)
         result = Runner(plan, store, desired, sources=sources, command=f"apply -f {path}",
-                        manifests=observed.manifests, progress=progress).run()
+                        manifests=observed.manifests, progress=progress, v1_sources=v1_source).run()
     return plan, result
 
 
@@ -298,5 +344,5 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
     with store.lock(lock_timeout), UpstreamPool() as sources:
         check_fresh(plan, store, desired, file_sha256)
         result = Runner(plan, store, desired, sources=sources, command=f"apply {plan_path}",
-                        progress=progress).run()
+                        progress=progress, v1_sources=v1_source).run()
     return plan, result

@@ -114,7 +114,7 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
     manifest_bytes = 0
 
     def label(d: Digest) -> str:
-        return f" (tag {owner[d]!r})" if d in owner else ""
+        return f" (tag {owner[d]!r})" if owner.get(d) else ""
 
     def get(d: Digest) -> AnyManifest | None:
         try:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from reconciler.server import accesslog
+from reconciler.server import accesslog, v1api
 from reconciler.server.auth import REALM, Htpasswd, parse_basic
 from reconciler.server.blobs import get_blob
 from reconciler.server.errors import RegistryHTTPError
@@ -86,6 +86,10 @@ class RegistryApp:
         if req.method not in _READ_METHODS:
             raise RegistryHTTPError("UNSUPPORTED", f"this registry is read-only: {req.method[:20]} is not supported",
                                     headers={"Allow": "GET, HEAD"})
+        if req.path == "/v1" or req.path.startswith("/v1/"):
+            req.user = self._authenticate(req)
+            return v1api.handle(self.store, req, lambda pub: self._v1_allowed(pub, req),
+                                lambda pub: not pub.protected or req.user is not None)
         r = route(req.path)
         req.user = self._authenticate(req)
         if r.kind == "base":
@@ -112,6 +116,15 @@ class RegistryApp:
         if not self.htpasswd.check(user, password):
             raise self._challenge("invalid username or password")
         return user
+
+    def _v1_allowed(self, pub: Publication, req: Request) -> None:
+        """v1 access to a protected name: a Basic challenge when there is a user list,
+        else 404 (Crane hid protected repositories from clients it could not admit)."""
+        if pub.protected and req.user is None:
+            if self.htpasswd is None:
+                raise v1api.V1Error(404, "Not Found")
+            raise v1api.V1Error(401, f"{pub.name} is protected: credentials required",
+                                {"WWW-Authenticate": f'Basic realm="{self.realm}"'})
 
     def _challenge(self, message: str) -> RegistryHTTPError:
         return RegistryHTTPError("UNAUTHORIZED", message,

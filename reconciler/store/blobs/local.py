@@ -3,7 +3,9 @@
 Writes go to a temporary file in ``<root>/tmp`` while hashing, are verified against the
 expected digest, fsynced, then renamed into place (and the directory fsynced), so a
 reader never sees a partial file and a crash leaves at most a temp file that ``gc``
-removes. A digest mismatch leaves nothing behind.
+removes. A digest mismatch leaves nothing behind. Temp files are named
+``put-<pid>-...`` so ``gc`` can tell one whose writer is dead (a killed apply) from one a
+live process is still writing.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class ContentFiles:
             stream = chunks
             chunks = iter(lambda: stream.read(CHUNK), b"")
         h: DigestHasher | Counting = Counting(expected) if pre_verified else expected.hasher()
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(), dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -106,7 +108,7 @@ class ContentFiles:
         final = self.path(digest)
         if final.is_file():
             return
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(), dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -147,7 +149,7 @@ class ContentFiles:
         for f in self.tmp.iterdir():
             try:
                 st = f.stat()
-                if now - st.st_mtime > older_than:
+                if writer_gone(f.name) or now - st.st_mtime > older_than:
                     f.unlink()
                     count += 1
                     freed += st.st_size
@@ -169,6 +171,35 @@ class ContentFiles:
 
 #: the name the blob-storage layer uses for a folder
 LocalBlobs = ContentFiles
+
+
+def temp_prefix() -> str:
+    return f"put-{os.getpid()}-"
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The pid in a temp file name (``put-<pid>-...``), None for another name."""
+    parts = name.split("-", 2)
+    if len(parts) == 3 and parts[0] == "put" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def writer_gone(name: str) -> bool:
+    """Whether the process that wrote temp file ``name`` is dead (then the file is
+    garbage at once). Unknown writers, live ones and this process (one of its threads
+    may be writing) keep the file until it is older than the grace period; a reused pid
+    only delays the removal."""
+    pid = temp_writer_pid(name)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 class Counting:

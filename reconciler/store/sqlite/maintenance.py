@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
 from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
+from reconciler.store.sqlite.v1 import check_v1, gc_v1
 
 if TYPE_CHECKING:
     from reconciler.store.sqlite.store import SQLiteStore
@@ -166,20 +167,22 @@ def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
             for name, d, a, r in tag_rows:
                 if a <= n and (r is None or r > n) and d not in live_digests:
                     problems.append(Problem("dangling", where, f"tag {name!r} points at missing {d}"))
+    v1_problems, _v1_images = check_v1(conn, blobs)
+    problems += v1_problems
     problems.sort(key=lambda p: (p.subject, p.kind, p.message))
     return CheckReport(tuple(problems), len(blobs), len(manifests), versions)
 
 
 def gc(store: SQLiteStore) -> GcReport:
-    """Remove blobs and manifests no repository version references, and stale temp files.
-    The caller holds the apply lock, so no writer is between 'bytes stored' and 'version
-    committed' (every writing command takes it): an object with no row yet cannot belong
-    to a running apply. Rows go first, then bytes, so a crash in between leaves only
-    unreferenced bytes, which the next gc removes."""
+    """Remove blobs and manifests no repository version references, and the temp files
+    of dead writers (or old ones). The caller holds the store lock (``SQLiteStore.gc``
+    makes sure), so no apply is between 'bytes stored' and 'version committed': content
+    an in-flight apply fetched but has not committed yet is never taken from under it."""
     blobs_removed = manifests_removed = freed = temps = 0
     with store._write() as conn:
         referenced = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM repo_content")}
         dead_manifests = [r[0] for r in conn.execute("SELECT digest FROM manifests") if r[0] not in referenced]
+        referenced |= gc_v1(conn)  # the layers of v1 images some version still holds
         dead_blobs = [r[0] for r in conn.execute("SELECT digest FROM blobs") if r[0] not in referenced]
         for chunk in _chunks(dead_manifests):
             conn.execute(f"DELETE FROM manifests WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
@@ -209,3 +212,4 @@ def gc(store: SQLiteStore) -> GcReport:
         temps += count
         freed += size
     return GcReport(blobs_removed, manifests_removed, freed, temps)
+

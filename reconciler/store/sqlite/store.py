@@ -55,6 +55,7 @@ from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
 from reconciler.store.sqlite.lookup import IN_VERSION, VersionLookups
 from reconciler.store.sqlite.migrations import migrate, refs_text
+from reconciler.store.sqlite.v1 import V1Images
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
 
@@ -63,7 +64,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLiteStore(VersionLookups):
+class SQLiteStore(VersionLookups, V1Images):
     """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed.
 
     ``durable=False`` skips every fsync (files and SQLite): only for generating test and
@@ -89,6 +90,8 @@ class SQLiteStore(VersionLookups):
         # sleep (not the disk) was most of a cold sync's wall time.
         self._write_lock = threading.Lock()
         self._content_rows = GroupCommit(self._write)
+        #: the thread that holds the store lock through this object, if any
+        self._lock_owner: int | None = None
         with exclusive_lock(self.root / "migrate.lock", timeout=60):
             migrate(self._conn())
             blobs = self._blobs_setting(blobs)
@@ -174,7 +177,16 @@ class SQLiteStore(VersionLookups):
         return int(self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
-        return exclusive_lock(self.root / "lock", timeout)
+        return self._locked(timeout)
+
+    @contextmanager
+    def _locked(self, timeout: float) -> Iterator[None]:
+        with exclusive_lock(self.root / "lock", timeout):
+            outer, self._lock_owner = self._lock_owner, threading.get_ident()
+            try:
+                yield
+            finally:
+                self._lock_owner = outer
 
     # -- repositories ---------------------------------------------------------------
     @staticmethod
@@ -465,8 +477,13 @@ class SQLiteStore(VersionLookups):
     def check(self, *, verify_content: bool = True) -> CheckReport:
         return maintenance.check(self, verify_content=verify_content)
 
-    def gc(self) -> GcReport:
-        return maintenance.gc(self)
+    def gc(self, *, lock_timeout: float = 60.0) -> GcReport:
+        """Under the store lock: taken here unless this thread holds it already, so gc
+        can never run between another writer's 'bytes stored' and 'version committed'."""
+        if self._lock_owner == threading.get_ident():
+            return maintenance.gc(self)
+        with self.lock(lock_timeout):
+            return maintenance.gc(self)
 
     # -- journal ------------------------------------------------------------------------
     def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int:
