@@ -3,7 +3,9 @@ the store lacks.
 
 1. Manifests and indexes, level by level (an index's children are the next level):
    those the store already holds are read from it, the rest are fetched by digest in
-   parallel and verified.
+   parallel and verified. Indexes nested more than ``MAX_INDEX_DEPTH`` deep are refused
+   (real ones nest once or twice; digests make a cycle impossible, but a hostile
+   upstream can still chain indexes without end).
 2. Blobs: every blob those manifests need that the store does not hold in *any*
    repository, fetched in parallel and verified while streaming into the store.
    Foreign (non-distributable) layers are recorded, never downloaded.
@@ -31,6 +33,9 @@ from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentSet, Store
 
 log = logging.getLogger(__name__)
+
+#: how deeply indexes may nest (an index of indexes is depth 1); as for uploads
+MAX_INDEX_DEPTH = 8
 
 AnyManifest = Manifest | Index
 
@@ -162,6 +167,11 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
                     if child not in known:
                         next_level.append(child)
         level = list(dict.fromkeys(next_level))
+        if level and len(new_levels) > MAX_INDEX_DEPTH:
+            d = level[0]
+            raise SyncFailed(f"fetching manifest {d}{label(d)} from {upstream_name}: indexes nested more than "
+                             f"{MAX_INDEX_DEPTH} deep at {source_url(source, upstream_name, f'manifests/{d}')}",
+                             hint="the upstream's index chain is malformed or hostile; nothing was committed")
 
     # blobs: everything the image manifests need, downloading only what the store lacks
     needed: dict[Digest, Descriptor] = {}
@@ -192,6 +202,11 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
         other = inflight.claim(d)
         if other is None:
             try:
+                # another fetch may have stored it and released its claim between our
+                # blobs_missing query and this claim (seen under load): do not download twice
+                if not store.blobs_missing([d]):
+                    blob_counter.step(str(d), 0)
+                    return None
                 return fetch_blob(d)
             finally:
                 inflight.release(d)
