@@ -10,9 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
-import sqlite3
 import tarfile
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -28,10 +26,11 @@ GiB = 1024 * MiB
 
 
 def footprint(store) -> tuple[int, int, frozenset[str]]:  # type: ignore[no-untyped-def]
-    """(blob rows, manifest rows, every content or temp file under the store root)."""
-    with closing(sqlite3.connect(f"file:{store.root / 'store.db'}?mode=ro", uri=True)) as conn:
-        blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
-        manifests = conn.execute("SELECT count(*) FROM manifests").fetchone()[0]
+    """(blob rows, manifest rows, every content or temp file under the store root: the
+    SQLite store's directory, the PostgreSQL store's blobs folder)."""
+    conn = store._conn()  # either backend's connection speaks the shared SQL
+    blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
+    manifests = conn.execute("SELECT count(*) FROM manifests").fetchone()[0]
     files = frozenset(str(p.relative_to(store.root)) for p in store.root.rglob("*")
                       if p.is_file() and not p.name.startswith("store.db") and p.suffix != ".lock" and p.name != "lock")
     return blobs, manifests, files
