@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from reconciler.plan.observed import Observed
     from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
+    from reconciler.server.access import AccessRules
     from reconciler.server.crane import CraneApp, CraneConfig
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
@@ -162,23 +163,39 @@ def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, u
             source.close()
 
 
+def access_rules(access: str | None, htpasswd: str | None) -> AccessRules | None:
+    """The access file ``access`` read and checked against the users of ``htpasswd``
+    (``serve --access``); None without one. ``InvalidInput`` naming FILE:LINE."""
+    from reconciler.server.access import load_access
+    from reconciler.server.auth import Htpasswd
+
+    if access is None:
+        return None
+    if not htpasswd:
+        raise InvalidInput(f"--access {access} needs --htpasswd: the access file names users of an htpasswd file",
+                           hint="add --htpasswd FILE (users made with `htpasswd -B`)")
+    return load_access(access, Htpasswd(htpasswd).users(), users_file=htpasswd)
+
+
 def make_server_app(location: str | None = None, *, htpasswd: str | None = None, blobs: str | None = None,
-                    blob_redirect: int | None = None) -> RegistryApp:
+                    blob_redirect: int | None = None, access: AccessRules | None = None) -> RegistryApp:
     """The registry WSGI app over the store at ``location``; the store itself is opened
     on the first request (in each worker process after the fork). ``blob_redirect``:
-    seconds a presigned blob URL is valid, None to stream blobs through the server."""
+    seconds a presigned blob URL is valid, None to stream blobs through the server.
+    ``access``: per-repository rules from ``access_rules()``."""
     from reconciler.server import RegistryApp
     from reconciler.server.auth import Htpasswd
 
     loc, blobs = store_location(location), blobs_location(blobs)
     users = Htpasswd(htpasswd) if htpasswd else None
-    return RegistryApp(lambda: open_store(loc, blobs), htpasswd=users, blob_redirect=blob_redirect)
+    return RegistryApp(lambda: open_store(loc, blobs), htpasswd=users, access=access, blob_redirect=blob_redirect)
 
 
 def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
           threads: int = 4, htpasswd: str | None = None, blobs: str | None = None,
-          blob_redirect: int | None = None) -> None:
-    """Run the registry server under gunicorn until SIGTERM/SIGINT."""
+          blob_redirect: int | None = None, access: str | None = None) -> None:
+    """Run the registry server under gunicorn until SIGTERM/SIGINT. ``access``: an
+    access file (per-repository read rules), read once here, before the workers fork."""
     from reconciler.model import Digest
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
@@ -196,8 +213,10 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
         store.close()
     if htpasswd:
         Htpasswd(htpasswd)
+    rules = access_rules(access, htpasswd)
     setup_access_log()
-    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect),
+    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect,
+                                           access=rules),
                    host=host, port=port, workers=workers, threads=threads).run()
 
 
@@ -216,16 +235,16 @@ def crane_config(config_file: str | None = None, *, data_dir: str | None = None,
     return config
 
 
-def make_crane_app(config: CraneConfig, *, htpasswd: str | None = None) -> CraneApp:
+def make_crane_app(config: CraneConfig, *, htpasswd: str | None = None, access: AccessRules | None = None) -> CraneApp:
     """The Crane-mode WSGI app: app files loaded now, reloaded when they change."""
     from reconciler.server.auth import Htpasswd
     from reconciler.server.crane import CraneApp
 
-    return CraneApp(config, htpasswd=Htpasswd(htpasswd) if htpasswd else None)
+    return CraneApp(config, htpasswd=Htpasswd(htpasswd) if htpasswd else None, access=access)
 
 
 def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-                threads: int = 4, htpasswd: str | None = None) -> None:
+                threads: int = 4, htpasswd: str | None = None, access: str | None = None) -> None:
     """Run Crane compatibility mode under gunicorn until SIGTERM/SIGINT (no store)."""
     import logging
 
@@ -234,10 +253,11 @@ def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 500
 
     if htpasswd:
         Htpasswd(htpasswd)
+    rules = access_rules(access, htpasswd)
     if config.debug:
         logging.getLogger("reconciler.server.crane").setLevel(logging.DEBUG)
     setup_access_log()
-    GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd), host=host, port=port,
+    GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd, access=rules), host=host, port=port,
                    workers=workers, threads=threads).run()
 
 

@@ -15,7 +15,11 @@ from reconciler.cli.context import AppContext, pass_app
               help="Worker processes (each with a few threads).")
 @click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Threads per worker.")
 @click.option("--htpasswd", type=click.Path(dir_okay=False), default=None,
-              help="htpasswd file with bcrypt hashes (htpasswd -B) for protected repositories.")
+              help="htpasswd file with bcrypt hashes (htpasswd -B) for protected repositories; "
+                   "without --access, every user in it may pull every protected repository.")
+@click.option("--access", type=click.Path(dir_okay=False), default=None,
+              help="YAML file granting each protected repository (glob patterns) to htpasswd users; "
+                   "needs --htpasswd. A user it does not grant a name gets 404, as for a missing name.")
 @click.option("--blob-redirect", is_flag=True,
               help="Answer blob GETs with a 307 redirect to a presigned object-storage URL (S3 blobs only).")
 @click.option("--redirect-expires", type=click.IntRange(1, 7 * 24 * 3600), default=300, show_default=True,
@@ -30,7 +34,7 @@ from reconciler.cli.context import AppContext, pass_app
                    "debug; [serve_content]); command-line options win.")
 @pass_app
 def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
-              blob_redirect: bool, redirect_expires: int, crane_data_dir: str | None,
+              access: str | None, blob_redirect: bool, redirect_expires: int, crane_data_dir: str | None,
               crane_poll_interval: int | None, crane_config: str | None) -> None:
     """Serve published repositories over the registry pull API (read-only).
 
@@ -41,23 +45,30 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
     `reconciler export --format crane`) exactly as Crane did, redirecting to the static
     files at each app file's url; the store is not used. See docs/server.md.
 
+    --access FILE limits each protected repository to the users its rules name
+    (docs/server.md, "Per-repository access"); public repositories stay public.
+
     \b
     Example:
       reconciler serve --port 5000 --workers 4 --htpasswd /etc/reconciler/htpasswd
+      reconciler serve --htpasswd /etc/reconciler/htpasswd --access /etc/reconciler/access.yaml
       skopeo inspect --tls-verify=false docker://127.0.0.1:5000/pulpdemo/synctest:latest
       reconciler --store /srv/store --blobs s3://images/prod serve --blob-redirect
       reconciler serve --crane-data-dir /srv/crane/app --crane-poll-interval 10
     """
+    if access is not None and htpasswd is None:
+        raise click.UsageError("--access needs --htpasswd: the access file names users of an htpasswd file")
     if crane_data_dir is not None or crane_config is not None:
         if blob_redirect:
             raise click.UsageError("--blob-redirect is for the store's blobs; Crane mode redirects as its app files say")
         config = api.crane_config(crane_config, data_dir=crane_data_dir, polling_interval=crane_poll_interval)
-        api.serve_crane(config, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd)
+        api.serve_crane(config, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
+                          access=access)
         return
     if crane_poll_interval is not None:
         raise click.UsageError("--crane-poll-interval needs --crane-data-dir or --crane-config")
     api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
-              blobs=app.blobs_location, blob_redirect=redirect_expires if blob_redirect else None)
+              access=access, blobs=app.blobs_location, blob_redirect=redirect_expires if blob_redirect else None)
 
 
 def register(cli: click.Group) -> None:

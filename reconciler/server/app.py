@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reconciler.server import accesslog, v1api
+from reconciler.server.access import AccessRules, Decision, decide
 from reconciler.server.auth import REALM, Htpasswd, parse_basic
 from reconciler.server.blobs import get_blob
 from reconciler.server.errors import RegistryHTTPError
@@ -31,17 +32,20 @@ _READ_METHODS = ("GET", "HEAD")
 
 
 class RegistryApp:
-    """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable. ``blob_redirect``
-    (seconds) answers blob GETs with a redirect to a presigned URL valid that long, when
-    the store's blob storage can make one."""
+    """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable. ``access`` (with
+    ``htpasswd``) limits each protected name to the users its rules grant it.
+    ``blob_redirect`` (seconds) answers blob GETs with a redirect to a presigned URL
+    valid that long, when the store's blob storage can make one."""
 
     def __init__(self, open_store: Callable[[], Store], *, htpasswd: Htpasswd | None = None,
-                 realm: str = REALM, blob_redirect: int | None = None) -> None:
+                 access: AccessRules | None = None, realm: str = REALM,
+                 blob_redirect: int | None = None) -> None:
         self._open_store = open_store
         self.blob_redirect = blob_redirect
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self.htpasswd = htpasswd
+        self.access = access
         self.realm = realm
 
     @property
@@ -89,7 +93,7 @@ class RegistryApp:
         if req.path == "/v1" or req.path.startswith("/v1/"):
             req.user = self._authenticate(req)
             return v1api.handle(self.store, req, lambda pub: self._v1_allowed(pub, req),
-                                lambda pub: not pub.protected or req.user is not None)
+                                lambda pub: self._decide(pub, req) is Decision.ALLOW)
         r = route(req.path)
         req.user = self._authenticate(req)
         if r.kind == "base":
@@ -98,7 +102,7 @@ class RegistryApp:
                 raise self._challenge("authentication required (anonymous pulls of public names work)")
             return Response(200, {"Content-Type": "application/json", "Content-Length": "2"}, b"{}")
         if r.kind == "catalog":
-            return catalog(self.store, req, lambda p: not p.protected or req.user is not None)
+            return catalog(self.store, req, lambda p: self._decide(p, req) is Decision.ALLOW)
         pub = self._publication(r, req)
         if r.kind == "manifest":
             return get_manifest(self.store, pub, r, req.header("Accept"))
@@ -117,10 +121,18 @@ class RegistryApp:
             raise self._challenge("invalid username or password")
         return user
 
+    def _decide(self, pub: Publication, req: Request) -> Decision:
+        """The one access check (reconciler/server/access.py) for every route."""
+        return decide(pub.name, pub.protected, req.user, self.access)
+
     def _v1_allowed(self, pub: Publication, req: Request) -> None:
         """v1 access to a protected name: a Basic challenge when there is a user list,
-        else 404 (Crane hid protected repositories from clients it could not admit)."""
-        if pub.protected and req.user is None:
+        else 404 (Crane hid protected repositories from clients it could not admit); a
+        user the access rules do not grant it gets the 404 of an unknown name."""
+        decision = self._decide(pub, req)
+        if decision is Decision.HIDDEN:
+            raise v1api.V1Error(404, "Not Found")
+        if decision is Decision.ANONYMOUS:
             if self.htpasswd is None:
                 raise v1api.V1Error(404, "Not Found")
             raise v1api.V1Error(401, f"{pub.name} is protected: credentials required",
@@ -132,9 +144,12 @@ class RegistryApp:
 
     def _publication(self, r: Route, req: Request) -> Publication:
         pub = self.store.publication_get(r.name)
-        if pub is None:
+        decision = Decision.ALLOW if pub is None else self._decide(pub, req)
+        if pub is None or decision is Decision.HIDDEN:
+            # a user without the right gets exactly the answer of a name that does not
+            # exist: a 403 would tell them it exists (docs/server.md, Per-repository access)
             raise RegistryHTTPError("NAME_UNKNOWN", detail={"name": r.name})
-        if pub.protected and req.user is None:
+        if decision is Decision.ANONYMOUS:
             if self.htpasswd is None:
                 raise RegistryHTTPError("DENIED", f"{r.name} is protected and this server has no user list",
                                         detail={"name": r.name})

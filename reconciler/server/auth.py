@@ -104,6 +104,12 @@ class Htpasswd:
         if (st.st_mtime, st.st_size) != self._stamp:
             self._load()
 
+    def users(self) -> frozenset[str]:
+        """The user names in the file now."""
+        with self._lock:
+            self._refresh()
+            return frozenset(self._users)
+
     def check(self, user: str, password: str) -> bool:
         with self._lock:
             self._refresh()

@@ -6,17 +6,21 @@ server's ``--blob-redirect``."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
 import requests
 
 from reconciler.errors import BlobStorageError, ContentNotFound, DigestMismatch, InvalidInput, StoreError
 from reconciler.model import Digest
 from reconciler.server import RegistryApp
+from reconciler.server.access import load_access
+from reconciler.server.auth import Htpasswd
 from reconciler.store.blobs import open_blobs
 from reconciler.store.blobs.s3 import MIB, S3Blobs
 from reconciler.store.protocol import ContentSet
@@ -268,6 +272,27 @@ def test_redirect_only_after_the_checks(published: tuple[SQLiteStore, Digest, by
     # a blob of another repository is not served under this name, redirect or not
     status, headers, _ = wsgi_call(app, "GET", f"/v2/s3/served/blobs/{secret_layer}")
     assert status == 404 and "Location" not in headers
+
+
+def test_redirect_only_for_a_user_the_access_rules_grant(published: tuple[SQLiteStore, Digest, bytes],
+                                                         tmp_path: Path) -> None:
+    """``serve --access``: the presigned URL goes only to a user granted the name; a
+    valid user without the right gets the 404 of a missing name and no Location."""
+    store, _, _ = published
+    pw = tmp_path / "htpasswd"
+    pw.write_text("".join(f"{u}:{bcrypt.hashpw(b'pw', bcrypt.gensalt(4)).decode()}\n" for u in ("alice", "bob")))
+    (tmp_path / "access.yaml").write_text("repositories:\n  s3/*: [alice]\n")
+    users = Htpasswd(pw)
+    app = RegistryApp(lambda: store, blob_redirect=120, htpasswd=users,
+                      access=load_access(tmp_path / "access.yaml", users.users()))
+    secret_layer = next(iter(store.version_get("secret").content.blobs))
+    path = f"/v2/s3/secret/blobs/{secret_layer}"
+    bob = "Basic " + base64.b64encode(b"bob:pw").decode()
+    status, headers, body = wsgi_call(app, "GET", path, headers={"Authorization": bob})
+    assert status == 404 and "Location" not in headers and b"NAME_UNKNOWN" in body
+    alice = "Basic " + base64.b64encode(b"alice:pw").decode()
+    status, headers, _ = wsgi_call(app, "GET", path, headers={"Authorization": alice})
+    assert status == 307 and "X-Amz-Expires=120" in headers["Location"]
 
 
 @pytest.mark.parametrize("range_header,status,window", [

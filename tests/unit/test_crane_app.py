@@ -14,6 +14,7 @@ import bcrypt
 import pytest
 
 from reconciler.model import mediatypes as mt
+from reconciler.server.access import load_access
 from reconciler.server.auth import Htpasswd
 from reconciler.server.crane import CraneApp, CraneConfig
 from tests.support.imagegen import build_image, build_schema1
@@ -100,6 +101,29 @@ def test_protected_repository_needs_valid_basic_credentials(served: tuple[Path, 
         return wsgi_call(app, "GET", "/v2/ns/secret/tags/list", headers=headers)[0]
 
     assert (get(None), get("wrong"), get("secret")) == (404, 404, 200)
+
+
+def test_access_rules_decide_which_user_sees_a_protected_repository(served: tuple[Path, Path],
+                                                                     tmp_path: Path) -> None:
+    """``serve --crane-data-dir --access``: bob is a valid user without a right to
+    ns/secret, so it is 404 for him on every v2 route and absent from his catalog."""
+    users = tmp_path / "htpasswd"
+    users.write_text("".join(f"{u}:{bcrypt.hashpw(b'pw', bcrypt.gensalt(4)).decode()}\n" for u in ("alice", "bob")))
+    (tmp_path / "access.yaml").write_text("repositories:\n  ns/*: [alice]\n  pulpdemo/*: [bob]\n")
+    htpasswd = Htpasswd(str(users))
+    app = make_app(served, htpasswd=htpasswd, access=load_access(tmp_path / "access.yaml", htpasswd.users()))
+
+    def get(user: str, path: str) -> tuple[int, bytes]:
+        auth = "Basic " + base64.b64encode(f"{user}:pw".encode()).decode()
+        status, _, body = wsgi_call(app, "GET", path, headers={"Authorization": auth, "Accept": mt.ACCEPT_ALL})
+        return status, body
+
+    paths = ["/v2/ns/secret/tags/list", "/v2/ns/secret/manifests/oci", f"/v2/ns/secret/blobs/{BLOB_DIGEST}"]
+    assert [get("bob", p)[0] for p in paths] == [404, 404, 404]
+    assert [get("alice", p)[0] for p in paths] == [200, 200, 200]
+    assert get("bob", "/v2/ns/secret/tags/list") == get("bob", "/v2/ns/nosuch/tags/list")
+    assert json.loads(get("bob", "/v2/_catalog")[1])["repositories"] == ["pulpdemo/synctest"]
+    assert json.loads(get("alice", "/v2/_catalog")[1])["repositories"] == ["ns/secret", "pulpdemo/synctest"]
 
 
 def test_a_bug_is_a_logged_500(served: tuple[Path, Path], caplog: pytest.LogCaptureFixture,

@@ -100,7 +100,8 @@ CFG = CraneConfig()
 def call(path: str, *, accept: str | None = None, method: str = "GET", authorised: bool = False,
          config: CraneConfig = CFG, query: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
     return handle(SNAP, config, CraneRequest(method=method, path=path, query=query or {}, accept=accept,
-                                             host="crane.example.com:5000", authorised=authorised))
+                                             host="crane.example.com:5000",
+                                             user="alice" if authorised else None))
 
 
 NOT_FOUND_V2 = {"errors": [{"code": "404", "message": "Not Found"}]}
@@ -276,3 +277,21 @@ def test_admin_views(path: str, expected: dict[str, object]) -> None:
     assert (reply.status, json.loads(reply.body)) == (200, expected)
     page = call(path, accept="text/html,application/json")   # JSON only for exactly application/json
     assert page.headers["Content-Type"].startswith("text/html") and b"<table>" in page.body
+
+
+def test_v1_routes_follow_the_access_rules() -> None:
+    """A valid user the access rules do not grant a protected v1 repository gets Crane's
+    404 for it and for its image files; a granted one gets them."""
+    from pathlib import Path
+
+    from reconciler.server.access import AccessRules, Rule, compile_pattern
+
+    access = AccessRules(Path("access.yaml"), (Rule("ns/*", frozenset({"alice"}), 2, compile_pattern("ns/*")),))
+
+    def v1(path: str, user: str) -> int:
+        return handle(SNAP, CFG, CraneRequest(method="GET", path=path, user=user, access=access)).status
+
+    assert v1("/v1/repositories/ns/secret/tags", "bob") == 404
+    assert v1("/v1/repositories/ns/secret/tags", "alice") == 200
+    assert v1("/v1/images/img3/ancestry", "bob") == 404
+    assert v1("/v1/images/img3/ancestry", "alice") == 302

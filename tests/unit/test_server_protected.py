@@ -3,7 +3,8 @@ credentials from elsewhere (another htpasswd file's user, an upstream's Bearer t
 malformed header) get no content at all, on every endpoint; and a protected
 repository's blobs and manifests are never served through a public name, unless the
 public name's published version holds that same content itself (a shared base layer),
-and only for as long as it does."""
+and only for as long as it does. With ``--access``, credentials valid for another
+repository get no content either, and exactly the answer of a name that does not exist."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from reconciler.model import mediatypes as mt
 from reconciler.server import RegistryApp
+from reconciler.server.access import load_access
 from reconciler.server.auth import Htpasswd
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import Image, build_image
@@ -122,3 +124,119 @@ def test_shared_blob_is_served_publicly_only_while_the_public_version_holds_it(w
     status, _, _ = world.get(f"/v2/team/public/blobs/{shared[0]}")
     assert status == 404
     assert world.get(f"/v2/team/secret/blobs/{shared[0]}", VALID)[0] == 200
+
+
+# -- per-repository access (serve --access) -------------------------------------------------
+
+ACCESS_YAML = """\
+# prod/* is alice's; bob may read team-b/* only; carol is a valid user with no grant
+repositories:
+  prod/*: [alice]
+  team-b/*: [bob]
+"""
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+WHO = {"anonymous": None, **{u: basic(u, pw) for u, pw in PASSWORDS.items()}}
+#: who gets what on each name: 200 content, 401 challenge, 404 as if the name did not exist
+EXPECT = {
+    "prod/app": {"anonymous": 401, "alice": 200, "bob": 404, "carol": 404},
+    "team-b/app": {"anonymous": 401, "alice": 404, "bob": 200, "carol": 404},
+    "pub/base": {"anonymous": 200, "alice": 200, "bob": 200, "carol": 200},
+}
+
+
+class Granted:
+    def __init__(self, app: RegistryApp, images: dict[str, Image]) -> None:
+        self.app, self.images = app, images
+
+    def get(self, path: str, who: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        auth = WHO[who]
+        headers = {"Accept": mt.ACCEPT_ALL, **({"Authorization": auth} if auth else {})}
+        return wsgi_call(self.app, method, path, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def granted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Granted]:
+    root = tmp_path_factory.mktemp("granted")
+    images = {"prod/app": build_image("prod-app", shared=BASE_LAYER),
+              "team-b/app": build_image("team-b-app", shared=BASE_LAYER),
+              "pub/base": build_image("pub-base")}
+    store = SQLiteStore(root / "store")
+    try:
+        for name, image in images.items():
+            repo_id = name.replace("/", "-")
+            commit_tags(store, repo_id, {"v1": image})
+            store.publish(repo_id, name=name, version=1, protected=name != "pub/base")
+    finally:
+        store.close()
+    pw = root / "htpasswd"
+    pw.write_text("".join(f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode()}\n"
+                          for u, p in PASSWORDS.items()))
+    (root / "access.yaml").write_text(ACCESS_YAML)
+    users = Htpasswd(pw)
+    app = RegistryApp(lambda: SQLiteStore(root / "store"), htpasswd=users,
+                      access=load_access(root / "access.yaml", users.users()))
+    yield Granted(app, images)
+    app.close()
+
+
+def _paths(name: str, image: Image) -> list[str]:
+    return [f"/v2/{name}/tags/list", f"/v2/{name}/manifests/v1", f"/v2/{name}/manifests/{image.digest}",
+            *(f"/v2/{name}/blobs/{d}" for d in image.all_blobs())]
+
+
+@pytest.mark.parametrize("name", list(EXPECT))
+@pytest.mark.parametrize("who", list(WHO))
+def test_access_rules_decide_who_gets_content(granted: Granted, name: str, who: str) -> None:
+    """Every endpoint of a name, GET and HEAD, answers the same way for one user."""
+    image, want = granted.images[name], EXPECT[name][who]
+    for path in _paths(name, image):
+        for method in ("GET", "HEAD"):
+            status, headers, body = granted.get(path, who, method)
+            assert status == want, (path, method, status)
+            if want == 401:
+                assert headers["WWW-Authenticate"] == 'Basic realm="reconciler"'
+            if want != 200:
+                assert image.manifest.raw not in body
+    if want == 200:
+        assert granted.get(f"/v2/{name}/manifests/v1", who)[2] == image.manifest.raw
+        for d, data in image.all_blobs().items():
+            assert granted.get(f"/v2/{name}/blobs/{d}", who)[2] == data
+
+
+@pytest.mark.parametrize(("who", "name"), [("bob", "prod/app"), ("carol", "prod/app"), ("alice", "team-b/app")])
+def test_a_name_not_granted_looks_exactly_like_a_missing_one(granted: Granted, who: str, name: str) -> None:
+    """Same status, headers and body (but for the name itself) as a name that does not
+    exist, on every endpoint: the user cannot tell that the repository is there."""
+    missing = name[:-1] + "x"  # same length, so that Content-Length compares too
+    for path in _paths(name, granted.images[name]):
+        for method in ("GET", "HEAD"):
+            hidden = granted.get(path, who, method)
+            absent = granted.get(path.replace(name, missing, 1), who, method)
+            assert hidden[0] == absent[0] == 404, (path, method)
+            assert hidden[1] == absent[1]
+            assert hidden[2].replace(name.encode(), missing.encode()) == absent[2]
+            assert method == "HEAD" or json.loads(hidden[2])["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+@pytest.mark.parametrize(("who", "names"), [
+    ("anonymous", ["pub/base"]),
+    ("alice", ["prod/app", "pub/base"]),
+    ("bob", ["pub/base", "team-b/app"]),
+    ("carol", ["pub/base"]),
+])
+def test_catalog_lists_only_what_the_user_may_pull(granted: Granted, who: str, names: list[str]) -> None:
+    status, _, body = granted.get("/v2/_catalog", who)
+    assert status == 200 and json.loads(body)["repositories"] == names
+
+
+def test_a_shared_blob_is_served_only_through_a_granted_name(granted: Granted) -> None:
+    """The base layer is in prod/app and team-b/app: bob reads it through team-b/app
+    (his), never through prod/app; alice the other way round."""
+    shared = sorted(set(granted.images["prod/app"].all_blobs()) & set(granted.images["team-b/app"].all_blobs()))
+    assert len(shared) == 1
+    data = granted.images["team-b/app"].all_blobs()[shared[0]]
+    assert granted.get(f"/v2/team-b/app/blobs/{shared[0]}", "bob")[:3:2] == (200, data)
+    assert granted.get(f"/v2/prod/app/blobs/{shared[0]}", "bob")[0] == 404
+    assert granted.get(f"/v2/prod/app/blobs/{shared[0]}", "alice")[:3:2] == (200, data)
+    assert granted.get(f"/v2/team-b/app/blobs/{shared[0]}", "alice")[0] == 404
+    assert granted.get(f"/v2/pub/base/blobs/{shared[0]}", "bob")[0] == 404  # not in the public version

@@ -131,3 +131,42 @@ def test_head_has_no_body_and_writes_are_refused(app: RegistryApp) -> None:
     status, headers, body = wsgi_call(app, "HEAD", f"/v1/images/{CHAIN.leaf}/layer")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
     assert wsgi_call(app, "PUT", "/v1/repositories/pulpdemo/busybox/tags/x")[0] == 405
+
+
+@pytest.fixture(scope="module")
+def granted_app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``serve --access``: alice may read the protected ``secret``; bob is a valid user
+    without that right."""
+    from reconciler.server.access import load_access
+
+    root = tmp_path_factory.mktemp("v1access")
+    store = SQLiteStore(root / "store")
+    upload_v1(store, "secret", v1_save_tar(root / "s.tar", SECRET))
+    publish(store, "secret", name="secret", protected=True)
+    store.close()
+    pw = root / "htpasswd"
+    pw.write_text("".join(f"{u}:{bcrypt.hashpw(b'secret', bcrypt.gensalt(4)).decode()}\n" for u in ("alice", "bob")))
+    (root / "access.yaml").write_text("repositories:\n  secret: [alice]\n")
+    users = Htpasswd(pw)
+    application = RegistryApp(lambda: SQLiteStore(root / "store"), htpasswd=users,
+                              access=load_access(root / "access.yaml", users.users()))
+    yield application
+    application.close()
+
+
+BOB = {"Authorization": "Basic " + base64.b64encode(b"bob:secret").decode()}
+
+
+@pytest.mark.parametrize("path", ["/v1/repositories/{name}/tags", "/v1/repositories/{name}/images",
+                                  "/v1/repositories/{name}/tags/latest", "/v1/repositories/library/{name}/tags"])
+def test_v1_user_without_the_right_gets_the_answer_of_a_missing_name(granted_app: RegistryApp, path: str) -> None:
+    hidden = wsgi_call(granted_app, "GET", path.format(name="secret"), headers=BOB)
+    missing = wsgi_call(granted_app, "GET", path.format(name="secreu"), headers=BOB)
+    assert hidden[0] == 404 and hidden == missing
+    assert wsgi_call(granted_app, "GET", path.format(name="secret"), headers=ALICE)[0] == 200
+
+
+@pytest.mark.parametrize("file", ["ancestry", "json", "layer"])
+def test_v1_image_files_only_for_a_granted_user(granted_app: RegistryApp, file: str) -> None:
+    assert wsgi_call(granted_app, "GET", f"/v1/images/{SECRET.leaf}/{file}", headers=BOB)[0] == 404
+    assert wsgi_call(granted_app, "GET", f"/v1/images/{SECRET.leaf}/{file}", headers=ALICE)[0] == 200

@@ -22,6 +22,7 @@ from typing import Any
 from reconciler.model import jsonsafe
 from reconciler.model import mediatypes as mt
 from reconciler.server import accesslog
+from reconciler.server.access import AccessRules
 from reconciler.server.auth import Htpasswd, parse_basic
 from reconciler.server.crane.config import CraneConfig
 from reconciler.server.crane.index import Watcher
@@ -39,9 +40,10 @@ class CraneApp:
     """``CraneApp(config)`` is a WSGI callable serving ``config.data_dir`` as Crane did."""
 
     def __init__(self, config: CraneConfig, *, htpasswd: Htpasswd | None = None,
-                 watcher: Watcher | None = None) -> None:
+                 access: AccessRules | None = None, watcher: Watcher | None = None) -> None:
         self.config = config
         self.htpasswd = htpasswd
+        self.access = access
         self.watcher = watcher or Watcher(config.data_dir, config.polling_interval)
 
     def close(self) -> None:
@@ -69,7 +71,7 @@ class CraneApp:
     def respond(self, req: Request) -> Response:
         req.user = self._user(req)
         crane_req = CraneRequest(method=req.method, path=req.path, query=req.query, accept=req.header("Accept"),
-                                 host=req.header("Host"), authorised=req.user is not None, time=time.time())
+                                 host=req.header("Host"), user=req.user, access=self.access, time=time.time())
         if self.config.debug:
             log.debug("%s %s Accept: %s", req.method, req.path, crane_req.accept)
         reply = handle(self.watcher.current(), self.config, crane_req)
@@ -78,8 +80,8 @@ class CraneApp:
         return self._file(reply, req.path.startswith("/v2/"))
 
     def _user(self, req: Request) -> str | None:
-        """Valid Basic credentials (``--htpasswd``) make protected repositories visible;
-        anything else is anonymous. Crane never challenged, so neither do we."""
+        """Valid Basic credentials (``--htpasswd``) make protected repositories visible
+        (those ``--access`` grants the user, when given); anything else is anonymous. Crane never challenged, so neither do we."""
         creds = parse_basic(req.header("Authorization"))
         if creds is None or self.htpasswd is None:
             return None

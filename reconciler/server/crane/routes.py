@@ -17,7 +17,6 @@ from html import escape
 from urllib.parse import urlsplit
 
 from reconciler.server.crane import v1
-from reconciler.server.crane.appfile import AppFile
 from reconciler.server.crane.config import CraneConfig
 from reconciler.server.crane.index import Snapshot
 from reconciler.server.crane.negotiate import choose_manifest, parse_accept
@@ -62,7 +61,7 @@ def _v2(snapshot: Snapshot, config: CraneConfig, req: CraneRequest) -> Reply:
         return v2_error(404)
     name, kind, ref = "/".join(parts[:-2]), parts[-2], parts[-1]
     app = snapshot.v2.get(name)
-    if app is None or (app.protected and not req.authorised):
+    if app is None or not req.may_read(name, app.protected):
         return v2_error(404)  # protected and not authorised looks the same as unknown (11.6)
     if kind == "tags":
         if ref != "list":
@@ -104,13 +103,9 @@ def redirect_base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def _visible(app: AppFile, req: CraneRequest) -> bool:
-    return not app.protected or req.authorised
-
-
 def _catalog(snapshot: Snapshot, req: CraneRequest) -> Reply:
     """Not in Crane (13.10): the v2 names this client may pull, paged by ``n``/``last``."""
-    names = sorted(n for n, app in snapshot.v2.items() if _visible(app, req))
+    names = sorted(n for n, app in snapshot.v2.items() if req.may_read(n, app.protected))
     last = req.param("last")
     if last:
         names = [n for n in names if n > last]

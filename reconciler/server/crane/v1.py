@@ -74,7 +74,7 @@ def _repository(snapshot: Snapshot, config: CraneConfig, req: CraneRequest, rest
     if repo_id.startswith("library/"):
         repo_id = repo_id[len("library/"):]
     app = snapshot.v1.get(repo_id)
-    if app is None or (app.protected and not req.authorised):
+    if app is None or not req.may_read(repo_id, app.protected):
         return text_error(404)
     if what == "images":
         endpoint = config.endpoint or req.host or ""
@@ -91,7 +91,7 @@ def _image_file(snapshot: Snapshot, config: CraneConfig, req: CraneRequest, rest
         return text_error(404)
     for registry_id in snapshot.images.get(image_id, ()):
         app = snapshot.v1[registry_id]
-        if app.protected and not req.authorised:
+        if not req.may_read(registry_id, app.protected):
             continue
         if config.serve_content:
             file = content_file(config.content_dir_v1, app, f"{image_id}/{filename}")

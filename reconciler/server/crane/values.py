@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import PurePosixPath
 
+from reconciler.server.access import AccessRules, may_read
 from reconciler.server.crane.appfile import AppFile
 
 SAFE_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
@@ -28,10 +29,17 @@ class CraneRequest:
     query: Mapping[str, list[str]] = field(default_factory=dict)
     accept: str | None = None
     host: str | None = None
-    #: valid Basic credentials were sent (only with --htpasswd): protected repositories show
-    authorised: bool = False
+    #: the user of valid Basic credentials (only with --htpasswd); None: anonymous
+    user: str | None = None
+    #: --access: which users may see which protected repositories (None: every user all)
+    access: AccessRules | None = None
     #: the request's time (Unix seconds): CDN auth tokens expire relative to it
     time: float = 0.0
+
+    def may_read(self, name: str, protected: bool) -> bool:
+        """The one access check (reconciler/server/access.py); Crane answers a repository
+        this client may not read as if it did not exist."""
+        return may_read(name, protected, self.user, self.access)
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
