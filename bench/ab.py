@@ -43,7 +43,9 @@ def _env(checkout: Path) -> dict[str, str]:
 
 
 def _reconciler(checkout: Path, store: Path, *args: str) -> proc.Run:
-    return proc.run([sys.executable, "-m", "reconciler", "--store", str(store), *args], env=_env(checkout)).check()
+    # cwd too: ``-m`` puts the working directory first on sys.path, ahead of PYTHONPATH
+    return proc.run([sys.executable, "-m", "reconciler", "--store", str(store), *args], env=_env(checkout),
+                    cwd=checkout).check()
 
 
 def _one(scenario: str, checkout: Path, ctx: Context, n: int) -> proc.Run:
@@ -101,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(a.runs):
             # alternate the order too: the first of a pair must not always pay a cold cache
             for name, path in (checkouts if i % 2 == 0 else checkouts[::-1]):
+                mark = upstream.mark()
                 r = _one(a.scenario, path, ctx, i)
+                requests = upstream.traffic_since(mark, settle=0.1).requests
                 walls[name].append(r.wall_s)
                 cpus[name].append(r.cpu_s)
                 print(f"run {i} {name}: wall {r.wall_s:.3f} s cpu {r.cpu_s:.2f} s "
-                      f"load {os.getloadavg()[0]:.2f}", flush=True)
+                      f"upstream requests {requests} (refresh: with its cold apply) load {os.getloadavg()[0]:.2f}",
+                      flush=True)
         for name, _ in checkouts:
             print(f"{a.scenario} {name}: median wall {statistics.median(walls[name]):.3f} s "
                   f"(min {min(walls[name]):.3f}, max {max(walls[name]):.3f}), median cpu "
