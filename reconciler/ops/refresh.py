@@ -73,17 +73,17 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
         return manifest.digest, manifest
 
     def resolve(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
+        result: tuple[Digest | None, Manifest | Index | None]
         if known is not None and tag not in known:
-            result = get(tag)
-            counter.step(tag)
-            return result
-        head = source.manifest_head(upstream_name, tag)
-        if head is None:
-            result: tuple[Digest | None, Manifest | Index | None] = (None, None)
-        elif head.digest is not None:
-            result = (head.digest, None)
+            result = get(tag)  # a new tag: its manifest is needed anyway
         else:
-            result = get(tag)  # no Docker-Content-Digest: the digest is the hash of the bytes
+            head = source.manifest_head(upstream_name, tag)
+            if head is None:
+                result = (None, None)
+            elif head.digest is not None:
+                result = (head.digest, None)
+            else:
+                result = get(tag)  # no Docker-Content-Digest: the digest is the hash of the bytes
         counter.step(tag)
         return result
 

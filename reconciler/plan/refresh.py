@@ -105,24 +105,24 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
 
 
 def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,
-                 known: Container[str]) -> _UpstreamResult:
+                 held_tags: Container[str]) -> _UpstreamResult:
     """One repository's upstream; a failure is recorded on its result (the plan shows that
     repository with the error and plans the others) instead of ending the whole plan."""
     try:
-        return _refresh_upstream(store, spec, sources, resolver, known)
+        return _refresh_upstream(store, spec, sources, resolver, held_tags)
     except ReconcilerError as exc:
         log.error("%s: refreshing upstream %s failed: %s", spec.id, spec.upstream_name, exc.message)
         return _UpstreamResult(spec.id, UpstreamTags(upstream_name(spec), {}, 0, error=exc.message))
 
 
 def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory,
-                      resolver: Resolver, known: Container[str]) -> _UpstreamResult:
+                      resolver: Resolver, held_tags: Container[str]) -> _UpstreamResult:
     assert spec.feed is not None and spec.upstream_name is not None
     jobs = spec.feed.max_concurrency
     source = sources(spec.feed)
     try:
         before = source.stats.total
-        tags, listed, prefetched = resolver(source, spec, jobs, known)
+        tags, listed, prefetched = resolver(source, spec, jobs, held_tags)
         known: dict[Digest, Manifest | Index] = {d: m for d, m in prefetched.items() if not store.manifest_has(d)}
         name = upstream_name(spec)
         # the tags' targets, and the children of the indexes the resolver already GOT (the
