@@ -45,7 +45,7 @@ from reconciler.plan.model import Action, Op, Plan
 from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentSet, Kind, ManifestRefs, Store
+from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class Fetcher(Protocol):
 
     def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                  progress: Progress | None = None, inflight: InFlight | None = None,
-                 prefetched: Mapping[Digest, Manifest | Index] | None = None) -> None: ...
+                 prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                 batch: ContentBatch | None = None) -> None: ...
 
 
 #: (repository id, event) for every progress event of that repository's fetch
@@ -71,11 +72,12 @@ DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 
 def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                     progress: Progress | None = None, inflight: InFlight | None = None,
-                    prefetched: Mapping[Digest, Manifest | Index] | None = None) -> None:
+                    prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                    batch: ContentBatch | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
     fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched)
+                  prefetched=prefetched, batch=batch)
 
 
 def default_uploader(store: Store, path: Path, existing: ContentSet,
@@ -256,7 +258,7 @@ class Runner:
                 source = self.sources(spec.feed)
                 try:
                     self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
-                                 progress=progress, inflight=inflight, prefetched=self.manifests)
+                                 progress=progress, inflight=inflight, prefetched=self.manifests, batch=batch)
                 finally:
                     source.close()
             except ReconcilerError as exc:
@@ -265,11 +267,19 @@ class Runner:
                 return repo, False
             return repo, True
 
-        with ThreadPoolExecutor(max_workers=min(self.parallel_repos, len(work)),
-                                thread_name_prefix="apply-fetch") as pool:
-            for repo, ok in pool.map(fetch, work):
-                if ok:
-                    self.prefetched.add(repo)
+        # one batch for every repository: the disk is waited for once, at the end, and a
+        # blob two repositories share is stored once
+        with self.store.content_batch() as batch:
+            done: list[str] = []
+            with ThreadPoolExecutor(max_workers=min(self.parallel_repos, len(work)),
+                                    thread_name_prefix="apply-fetch") as pool:
+                done = [repo for repo, ok in pool.map(fetch, work) if ok]
+            try:
+                batch.commit()
+            except ReconcilerError as exc:
+                log.warning("storing the fetched content failed (%s); trying tag by tag", exc.message)
+                return
+        self.prefetched.update(done)
 
     def _repository(self, repo: str, actions: list[Action]) -> None:
         store = self.store

@@ -152,7 +152,8 @@ def test_refresh_returns_selected_tags_and_request_count(upstream: FakeUpstream)
 
 
 def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignore[no-untyped-def]
-    """Apply fetches several repositories at once; a blob they share is downloaded once."""
+    """Apply fetches several repositories at once, into one content batch; a blob they
+    share is downloaded once."""
     import threading
     import time
     from collections import Counter
@@ -173,10 +174,13 @@ def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignor
 
     def fetch(name: str) -> int:
         start.wait()
-        return fetch_content(store, up, name, [roots[name]], inflight=inflight).blobs_added
+        return fetch_content(store, up, name, [roots[name]], inflight=inflight, batch=batch).blobs_added
 
-    with ThreadPoolExecutor(2) as pool:
-        added = list(pool.map(fetch, roots))
+    with store.content_batch() as batch:
+        with ThreadPoolExecutor(2) as pool:
+            added = list(pool.map(fetch, roots))
+        assert store.blobs_missing(Digest.parse(d) for d in shared.all_blobs())  # nothing visible yet
+        batch.commit()
     assert sum(added) == len(shared.all_blobs())
     assert set(Counter(up.blob_log).values()) == {1}
     assert not store.blobs_missing(Digest.parse(d) for d in shared.all_blobs())

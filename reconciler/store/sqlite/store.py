@@ -49,6 +49,7 @@ from reconciler.store.protocol import (
     VersionInfo,
 )
 from reconciler.store.sqlite import maintenance
+from reconciler.store.sqlite.batch import SQLiteContentBatch
 from reconciler.store.sqlite.files import ContentFiles
 from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
@@ -413,19 +414,32 @@ class SQLiteStore(VersionLookups):
             return
         for m in todo:
             self.manifest_files.write_bytes(m.raw, m.digest)
-        per_manifest = [maintenance.manifest_refs(m) for m in todo]
+        self.record_content((), todo)
+
+    def content_batch(self) -> SQLiteContentBatch:
+        """Blobs and manifests written now, made durable and known together by
+        ``commit`` (``batch.SQLiteContentBatch``)."""
+        return SQLiteContentBatch(self)
+
+    def record_content(self, blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manifest | Index]) -> None:
+        """Rows for content whose files are durable in place: ``(digest, size)`` blobs and
+        manifests, in one transaction (shared with concurrent writers)."""
+        blob_rows = [(str(d), n) for d, n in blobs]
+        per_manifest = [maintenance.manifest_refs(m) for m in manifests]
         rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
-                 refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(todo, per_manifest, strict=True)]
+                 refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(manifests, per_manifest, strict=True)]
         refs = [r for mrefs in per_manifest for r in mrefs]
 
         def record(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)", blob_rows)
             conn.executemany("INSERT OR IGNORE INTO manifests (digest, media_type, kind, size, refs) "
                              "VALUES (?, ?, ?, ?, ?)", rows)
             conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
             conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
                              " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
 
-        self._content_rows.run(record)
+        if blob_rows or rows:
+            self._content_rows.run(record)
 
     def manifest_kind(self, digest: Digest) -> Kind | None:
         row = self._conn().execute("SELECT kind FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
