@@ -70,3 +70,27 @@ def test_a_bad_blob_is_refused_and_leaves_nothing(tmp_path: Path, body: bytes, s
         assert list((tmp_path / "s" / "tmp").iterdir()) == []
     finally:
         store.close()
+
+
+def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.errors import StoreError
+    from reconciler.store.sqlite import batch as batch_mod
+
+    def full(src: str, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    store = SQLiteStore(tmp_path / "s")
+    data = b"layer" * 1000
+    d = Digest.of(data)
+    try:
+        with store.content_batch() as batch:
+            batch.blob_put(io.BytesIO(data), d, size=len(data))
+            monkeypatch.setattr(batch_mod.os, "replace", full)
+            with pytest.raises(StoreError, match="No space left on device") as raised:
+                batch.commit()
+            assert raised.value.hint and "free space" in raised.value.hint
+        assert not store.blob_has(d)
+        assert list((tmp_path / "s" / "tmp").iterdir()) == []
+    finally:
+        store.close()

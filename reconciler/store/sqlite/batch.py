@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Self
 
+from reconciler.errors import StoreError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.store.sqlite.files import discard, fsync_path
 
@@ -92,13 +93,14 @@ class SQLiteContentBatch:
             blobs, self._blobs = self._blobs, {}
             manifests, self._manifests = list(self._manifests.values()), {}
         store = self._store
+        staged_manifests: list[tuple[Manifest | Index, str]] = []
         try:
             for _, _, synced in blobs.values():
-                if synced is not None:
-                    synced.result()
+                self._wait(synced)
             manifests = [m for m in manifests
                          if not (store.manifest_has(m.digest) and store.manifest_files.exists(m.digest))]
-            staged_manifests = [(m, store.manifest_files.stage_bytes(m.raw)) for m in manifests]
+            for m in manifests:
+                staged_manifests.append((m, store.manifest_files.stage_bytes(m.raw)))
             for synced in [self._sync_later(tmp_name) for _, tmp_name in staged_manifests]:
                 self._wait(synced)
             dirs: set[Path] = set()
@@ -108,9 +110,15 @@ class SQLiteContentBatch:
                 dirs.add(_rename(tmp_name, store.manifest_files.path(m.digest)))
             for synced in [self._sync_later(str(d)) for d in dirs]:
                 self._wait(synced)
-        except BaseException:
+        except BaseException as exc:
             for staged in blobs.values():
                 _discard(staged)
+            for _, tmp_name in staged_manifests:
+                discard(tmp_name)
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot store the fetched content in {store.root}: {exc.strerror or exc}",
+                                 hint="check the free space and the health of the disk; nothing was "
+                                      "recorded, the next run fetches it again") from exc
             raise
         if before_rows is not None:
             before_rows()
