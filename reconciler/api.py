@@ -20,17 +20,23 @@ if TYPE_CHECKING:
     from reconciler.apply.runner import ApplyResult, RepoProgress
     from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
+    from reconciler.ops.result import OpResult
     from reconciler.ops.sync import SyncResult
+    from reconciler.ops.v1sync import V1Source
     from reconciler.plan.model import Plan
     from reconciler.plan.observed import Observed
     from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
+    from reconciler.server.crane import CraneApp, CraneConfig
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
 ALL_TAGS = TagFilter()
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
+BLOBS_ENV = "RECONCILER_BLOBS"
+#: how long a presigned blob URL of `serve --blob-redirect` stays valid, in seconds
+DEFAULT_REDIRECT_EXPIRES = 300
 
 
 def store_location(explicit: str | None = None) -> str:
@@ -38,10 +44,17 @@ def store_location(explicit: str | None = None) -> str:
     return explicit or os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
-def open_store(location: str | None = None) -> Store:
+def blobs_location(explicit: str | None = None) -> str | None:
+    """``--blobs`` wins, then ``$RECONCILER_BLOBS``; None = the store's own (or recorded) one."""
+    return explicit or os.environ.get(BLOBS_ENV) or None
+
+
+def open_store(location: str | None = None, blobs: str | None = None) -> Store:
     """Open (creating if needed) the store at ``location``: a directory path for the
-    embedded SQLite store."""
+    embedded SQLite store. ``blobs`` is where blob bytes live (a folder or
+    ``s3://bucket/prefix``, see ``reconciler.store.blobs.open_blobs``)."""
     loc = store_location(location)
+    blobs = blobs_location(blobs)
     if loc.startswith(("postgresql://", "postgres://")):
         raise StoreError(f"the PostgreSQL store backend is not available yet ({loc.split('@')[-1]})",
                          hint="use a directory path for the embedded store")
@@ -50,7 +63,7 @@ def open_store(location: str | None = None) -> Store:
                          hint="give a directory path, e.g. --store ./.reconciler")
     from reconciler.store.sqlite import SQLiteStore
 
-    return SQLiteStore(loc)
+    return SQLiteStore(loc, blobs=blobs)
 
 
 def registry_client(config: RegistryConfig) -> UpstreamSource:
@@ -65,6 +78,7 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                     jobs: int = 6,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+                    timeout: float = 60.0, retries: int = 4,
                     progress: Progress | None = None, lock_timeout: float = 60.0,
                     source_factory: Callable[[RegistryConfig], UpstreamSource] | None = None) -> SyncResult:
     """``reconciler sync``: take the store lock, create the repository when it does not
@@ -83,7 +97,8 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                 hint=f"give them: reconciler sync {repo_id} --feed https://registry-1.docker.io "
                      "--upstream-name library/busybox")
         config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs)
+                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs,
+                                timeout=timeout, retries=retries)
         created = repo is None
         if created:
             store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
@@ -103,30 +118,117 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
     return result
 
 
-def make_server_app(location: str | None = None, *, htpasswd: str | None = None) -> RegistryApp:
+def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
+                       username_env: str | None = None, password_env: str | None = None,
+                       auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+                       lock_timeout: float = 60.0) -> OpResult:
+    """``reconciler sync --v1``: v1 images and v1 tags from the feed's v1 API (what
+    ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
+    to the repository's and are recorded on a repository this call creates. A failed sync
+    of a repository it created removes it again."""
+    from reconciler.ops.v1sync import v1_sync
+    from reconciler.registry.v1client import V1Client
+
+    with store.lock(lock_timeout):
+        repo = store.repository_find(repo_id)
+        feed = feed or (repo.feed if repo else None)
+        upstream_name = upstream_name or (repo.upstream_name if repo else None)
+        if not feed or not upstream_name:
+            raise InvalidInput(f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
+                               hint=f"give them: reconciler sync {repo_id} --v1 --feed https://crane.example.com "
+                                    "--upstream-name busybox")
+        config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
+                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file)
+        created = repo is None
+        if created:
+            store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+        source = V1Client(config)
+        try:
+            return v1_sync(store, source, repo_id, upstream_name)
+        except BaseException:
+            if created:
+                store.repository_delete(repo_id)
+            raise
+        finally:
+            source.close()
+
+
+def make_server_app(location: str | None = None, *, htpasswd: str | None = None, blobs: str | None = None,
+                    blob_redirect: int | None = None) -> RegistryApp:
     """The registry WSGI app over the store at ``location``; the store itself is opened
-    on the first request (in each worker process after the fork)."""
+    on the first request (in each worker process after the fork). ``blob_redirect``:
+    seconds a presigned blob URL is valid, None to stream blobs through the server."""
     from reconciler.server import RegistryApp
     from reconciler.server.auth import Htpasswd
 
     loc = store_location(location)
     users = Htpasswd(htpasswd) if htpasswd else None
-    return RegistryApp(lambda: open_store(loc), htpasswd=users)
+    return RegistryApp(lambda: open_store(loc, blobs), htpasswd=users, blob_redirect=blob_redirect)
 
 
 def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-          threads: int = 4, htpasswd: str | None = None) -> None:
+          threads: int = 4, htpasswd: str | None = None, blobs: str | None = None,
+          blob_redirect: int | None = None) -> None:
     """Run the registry server under gunicorn until SIGTERM/SIGINT."""
+    from reconciler.model import Digest
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
 
     loc = store_location(location)
     # fail before forking: a bad store path or htpasswd file is an error now, not per request
-    open_store(loc).close()
+    store = open_store(loc, blobs)
+    try:
+        # presigning is local computation, so any digest tells whether the storage can
+        if blob_redirect is not None and store.blob_url(Digest.parse(_EMPTY_SHA256), expires=1) is None:
+            raise InvalidInput(
+                f"--blob-redirect needs blobs in object storage, but the store at {store.location} keeps "
+                "its blobs in local files", hint="drop --blob-redirect, or use a store created with --blobs s3://...")
+    finally:
+        store.close()
     if htpasswd:
         Htpasswd(htpasswd)
     setup_access_log()
-    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd), host=host, port=port,
+    GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect),
+                   host=host, port=port, workers=workers, threads=threads).run()
+
+
+_EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def crane_config(config_file: str | None = None, *, data_dir: str | None = None,
+                 polling_interval: float | None = None) -> CraneConfig:
+    """Crane mode's settings: ``crane.conf`` (if given), then the command-line overrides;
+    checked (directories exist) so that mistakes fail before any worker starts."""
+    from reconciler.server.crane import CraneConfig, read_config
+
+    base = read_config(config_file) if config_file else CraneConfig()
+    config = base.with_overrides(data_dir=data_dir, polling_interval=polling_interval)
+    config.check()
+    return config
+
+
+def make_crane_app(config: CraneConfig, *, htpasswd: str | None = None) -> CraneApp:
+    """The Crane-mode WSGI app: app files loaded now, reloaded when they change."""
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.crane import CraneApp
+
+    return CraneApp(config, htpasswd=Htpasswd(htpasswd) if htpasswd else None)
+
+
+def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
+                threads: int = 4, htpasswd: str | None = None) -> None:
+    """Run Crane compatibility mode under gunicorn until SIGTERM/SIGINT (no store)."""
+    import logging
+
+    from reconciler.server.auth import Htpasswd
+    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+
+    if htpasswd:
+        Htpasswd(htpasswd)
+    if config.debug:
+        logging.getLogger("reconciler.server.crane").setLevel(logging.DEBUG)
+    setup_access_log()
+    GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd), host=host, port=port,
                    workers=workers, threads=threads).run()
 
 
@@ -137,7 +239,7 @@ def registry_config(spec: RegistrySpec) -> RegistryConfig:
     return RegistryConfig(
         url=spec.url, username_env=spec.username_env, password_env=spec.password_env, auth_file=spec.auth_file,
         tls_verify=spec.tls_verify, ca_file=spec.ca_file, client_cert=spec.client_cert, client_key=spec.client_key,
-        max_concurrency=spec.max_concurrency)
+        max_concurrency=spec.max_concurrency, timeout=spec.timeout, retries=spec.retries)
 
 
 class UpstreamPool:
@@ -170,6 +272,13 @@ class UpstreamPool:
         self.close()
 
 
+def v1_source(spec: RegistrySpec) -> V1Source:
+    """A v1 registry API client for a feed of repos.yaml (v1 sync, ``enable_v1``)."""
+    from reconciler.registry.v1client import V1Client
+
+    return V1Client(registry_config(spec))
+
+
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
           prune_repositories: bool) -> Plan:
     with UpstreamPool() as sources:
@@ -185,7 +294,7 @@ def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *
     from reconciler.plan.refresh import refresh as do_refresh
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
-    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids)
+    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed
@@ -212,7 +321,7 @@ def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), l
         plan, observed = _plan_observed(store, desired, sources, targets=targets, refresh=True,
                                         prune_repositories=prune_repositories)
         result = Runner(plan, store, desired, sources=sources, command=f"apply -f {path}",
-                        manifests=observed.manifests, progress=progress).run()
+                        manifests=observed.manifests, progress=progress, v1_sources=v1_source).run()
     return plan, result
 
 
@@ -235,5 +344,5 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
     with store.lock(lock_timeout), UpstreamPool() as sources:
         check_fresh(plan, store, desired, file_sha256)
         result = Runner(plan, store, desired, sources=sources, command=f"apply {plan_path}",
-                        progress=progress).run()
+                        progress=progress, v1_sources=v1_source).run()
     return plan, result

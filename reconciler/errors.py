@@ -9,7 +9,8 @@
     │   ├── TagInvalid              tag name breaks ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``
     │   ├── ReferenceInvalid        ``host:port/name:tag@digest`` cannot be parsed
     │   ├── ManifestInvalid         manifest / index bytes cannot be parsed
-    │   └── UploadInvalid           an upload file is malformed or hostile
+    │   ├── UploadInvalid           an upload file is malformed or hostile
+    │   └── CraneDataInvalid        a Crane app file or crane.conf is malformed
     ├── NotFound                    something named does not exist
     │   ├── RepositoryNotFound
     │   └── ContentNotFound         a digest or tag is not in the repository / store
@@ -23,7 +24,8 @@
     ├── ConfigError                 repos.yaml diagnostics (carries the full list)
     ├── StoreError                  the store cannot do what was asked
     │   ├── StoreCorrupt            ``store check`` found problems
-    │   └── LockTimeout             the apply lock is held by another process
+    │   ├── LockTimeout             the apply lock is held by another process
+    │   └── BlobStorageError        the blob storage (a folder, S3) failed or refused
     └── RegistryError               an upstream registry answered with an error
                                     (status, OCI codes, method, redacted URL, temporary)
 
@@ -77,6 +79,11 @@ class ManifestInvalid(InvalidInput):
 
 class UploadInvalid(InvalidInput):
     """An upload file is malformed, incomplete or hostile."""
+
+
+class CraneDataInvalid(InvalidInput):
+    """A Crane app file (``*.json`` in the data directory) or a ``crane.conf`` file is
+    malformed; the message names the file (and section/key or JSON key)."""
 
 
 class NotFound(ReconcilerError):
@@ -148,6 +155,11 @@ class StoreCorrupt(StoreError):
 
 class LockTimeout(StoreError):
     """Another process holds the store's apply lock."""
+
+
+class BlobStorageError(StoreError):
+    """The blob storage failed or refused: an S3 error (access denied, no such bucket,
+    unreachable endpoint) translated at the adapter boundary."""
 
 
 def redact_url(url: str) -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create ./.venv with reconciler installed. With --test, also install what the test
 # suite needs: Debian packages (the CNCF distribution registry, skopeo, htpasswd/ab, wrk, curl) and the
-# Python test dependencies. Idempotent; safe to re-run.
+# Python test dependencies (moto's S3 test server among them). The s3 extra (boto3)
+# is always installed. Idempotent; safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=""
@@ -30,7 +31,7 @@ fi
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [[ -n $want_test ]]; then
-  .venv/bin/python -m pip install -q -e '.[test,dev]'
+  .venv/bin/python -m pip install -q -e '.[s3,test,dev]'
 else
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q -e '.[s3]'
 fi

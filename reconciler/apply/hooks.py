@@ -3,50 +3,93 @@ chosen moment, so the kill tests are deterministic instead of racing a timer.
 
 Values (comma-separated): ``blob:N`` (after the N-th blob this apply stores: into a
 content batch, not yet committed), ``batch:N`` (when the N-th content batch's files are
-durable in place, before its rows are committed),
-``commit:REPO`` (after REPO's new version is committed, before it is published),
-``repo:REPO`` (after REPO is completely done, before the next repository). Unset in
-normal use, where every hook is a no-op.
+durable in place, before its rows are committed), ``write:N`` (at the N-th store write
+event, see below), ``commit:REPO`` (after REPO's new version is committed, before it is
+published), ``repo:REPO`` (after REPO is completely done, before the next repository).
+
+Store write events, counted in the order they happen: every store write call the apply
+makes (``blob_put``, ``manifest(s)_put``, ``version_commit``, ``repository_*``,
+``publish``, ``unpublish``; into a content batch ``blob_put``, ``manifests_put`` and its
+``commit``) is one event once it returned; a ``blob_put`` is also an event *while* it
+writes, when its bytes sit in a temporary file but are not yet renamed into place (so a
+kill there leaves a temporary file for ``store gc``), and a batch's commit is also one
+when its files are durable in place but its rows not yet committed.
+``RECONCILER_APPLY_WRITE_LOG=PATH`` appends one line per event (``N what``) to PATH: a
+test counts the events of a full run, then kills a run at each of them.
+
+Unset in normal use, where the store is not wrapped and every hook is a no-op.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO, Self
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Self, TextIO
 
-from reconciler.model import Digest
+from reconciler.model import Digest, Index, Manifest
 from reconciler.store.protocol import ContentBatch, Store
 
 ENV = "RECONCILER_APPLY_KILL_AT"
+LOG_ENV = "RECONCILER_APPLY_WRITE_LOG"
+
+#: the store methods that write (each call is one write event)
+WRITE_METHODS = frozenset({"manifest_put", "manifests_put", "version_commit", "repository_create",
+                           "repository_update", "repository_delete", "publish", "unpublish"})
 
 
 class KillSwitch:
-    def __init__(self, spec: str | None = None) -> None:
+    def __init__(self, spec: str | None = None, log_path: str | None = None) -> None:
         spec = os.environ.get(ENV, "") if spec is None else spec
         self.points = {p.strip() for p in spec.split(",") if p.strip()}
+        self.log_path = (os.environ.get(LOG_ENV) or None) if log_path is None else log_path
         self.blobs = 0
         self.batches = 0
+        self.writes = 0
+        self._lock = threading.Lock()
+        self._log: TextIO | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.points)
+        return bool(self.points) or bool(self.log_path)
 
     def at(self, point: str) -> None:
         if point in self.points:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def blob_stored(self) -> None:
-        self.blobs += 1
-        self.at(f"blob:{self.blobs}")
+        with self._lock:
+            self.blobs += 1
+            n = self.blobs
+        self.at(f"blob:{n}")
+
+    def write(self, what: str) -> None:
+        """One store write event: logged (line-buffered, so a kill right after loses
+        nothing), then maybe the kill."""
+        with self._lock:
+            self.writes += 1
+            n = self.writes
+            if self.log_path:
+                if self._log is None:
+                    self._log = open(self.log_path, "a", buffering=1)  # noqa: SIM115 - closed in close()
+                self._log.write(f"{n} {what}\n")
+            self.at(f"write:{n}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def batch_placed(self) -> None:
-        self.batches += 1
-        self.at(f"batch:{self.batches}")
+        with self._lock:
+            self.batches += 1
+            n = self.batches
+        self.at(f"batch:{n}")
 
 
 class CountingStore:
-    """A store proxy that reports every blob stored to the kill switch."""
+    """A store proxy that reports every write to the kill switch."""
 
     def __init__(self, store: Store, switch: KillSwitch) -> None:
         self._store = store
@@ -54,15 +97,38 @@ class CountingStore:
 
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int:
+        if not hasattr(chunks, "read"):
+            chunks = self._announce_end(chunks, expected)
         n = self._store.blob_put(chunks, expected, size=size, where=where)
+        self._switch.write(f"blob_put {expected}")
         self._switch.blob_stored()
         return n
+
+    def _announce_end(self, chunks: Iterable[bytes], expected: Digest) -> Iterator[bytes]:
+        return announce_end(chunks, self._switch, expected)
 
     def content_batch(self) -> CountingBatch:
         return CountingBatch(self._store.content_batch(), self._switch)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        attr = getattr(self._store, name)
+        if name not in WRITE_METHODS:
+            return attr
+        switch = self._switch
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            switch.write(name)
+            return result
+
+        return counted
+
+
+def announce_end(chunks: Iterable[bytes], switch: KillSwitch, expected: Digest) -> Iterator[bytes]:
+    """``chunks``, then the "bytes in a temporary file" event once the writer asks for
+    more after the last one (a mismatch raised by ``chunks`` itself comes first)."""
+    yield from chunks
+    switch.write(f"blob_put {expected} (in a temporary file)")
 
 
 class CountingBatch:
@@ -74,17 +140,26 @@ class CountingBatch:
 
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int:
+        if not hasattr(chunks, "read"):
+            chunks = announce_end(chunks, self._switch, expected)
         n = self._batch.blob_put(chunks, expected, size=size, where=where)
+        self._switch.write(f"batch blob_put {expected}")
         self._switch.blob_stored()
         return n
 
+    def manifests_put(self, manifests: Sequence[Manifest | Index]) -> None:
+        self._batch.manifests_put(manifests)
+        self._switch.write("batch manifests_put")
+
     def commit(self, *, before_rows: Callable[[], None] | None = None) -> None:
         def placed() -> None:
+            self._switch.write("batch commit (files in place, rows not yet)")
             self._switch.batch_placed()
             if before_rows is not None:
                 before_rows()
 
         self._batch.commit(before_rows=placed)
+        self._switch.write("batch commit")
 
     def __enter__(self) -> Self:
         return self

@@ -41,9 +41,12 @@ from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
+from reconciler.ops.v1sync import v1_sync
+from reconciler.ops.v1upload import upload_v1
 from reconciler.plan.model import Action, Op, Plan
 from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
+from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store
 
@@ -56,6 +59,7 @@ class Fetcher(Protocol):
     def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                  progress: Progress | None = None, inflight: InFlight | None = None,
                  prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                 tags_by_digest: Mapping[Digest, str] | None = None,
                  batch: ContentBatch | None = None) -> None: ...
 
 
@@ -68,16 +72,18 @@ MAX_PARALLEL_REPOS = 4
 Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
+V1_OPS = (Op.V1_UPLOAD, Op.V1_SYNC)
 
 
 def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                     progress: Progress | None = None, inflight: InFlight | None = None,
                     prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                    tags_by_digest: Mapping[Digest, str] | None = None,
                     batch: ContentBatch | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
     fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched, batch=batch)
+                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch)
 
 
 def default_uploader(store: Store, path: Path, existing: ContentSet,
@@ -138,7 +144,8 @@ def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Ca
     if desired.digest != plan.desired_digest:
         problems.append(f"{plan.desired_path} changed since the plan was made "
                         f"({plan.desired_digest[:19]} -> {desired.digest[:19]})")
-    files = {a.file: a.file_digest for a in plan.actions if a.op is Op.UPLOAD and a.file and a.file_digest}
+    files = {a.file: a.file_digest for a in plan.actions
+             if a.op in (Op.UPLOAD, Op.V1_UPLOAD) and a.file and a.file_digest}
     for file, planned in files.items():  # each file hashed once, however many repositories upload it
         if file_digest(Path(file)) != planned:
             problems.append(f"upload file {file} changed since the plan was made")
@@ -179,12 +186,14 @@ class Runner:
                  fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
                  command: str = "apply", kill: KillSwitch | None = None, progress: RepoProgress | None = None,
                  parallel_repos: int = MAX_PARALLEL_REPOS,
-                 manifests: Mapping[Digest, Manifest | Index] | None = None) -> None:
+                 manifests: Mapping[Digest, Manifest | Index] | None = None,
+                 v1_sources: V1SourceFactory | None = None) -> None:
         self.plan, self.desired = plan, desired
         self.kill = kill if kill is not None else KillSwitch()
         self.store: Store = CountingStore(store, self.kill) if self.kill else store
         self.raw_store = store
         self.sources, self.fetcher, self.uploader = sources, fetcher, uploader
+        self.v1_sources = v1_sources
         self.command = command
         self.result = ApplyResult(plan.digest())
         self.bad: set[str] = set()  # failed or skipped action ids
@@ -231,7 +240,17 @@ class Runner:
         finally:
             outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
             store.journal_finish(self.result.journal_id, result=outcome, details=self.result.to_json())
+            self.kill.close()
         return self.result
+
+    def _tags(self, repo: str) -> dict[Digest, str]:
+        """A tag for each digest ``repo``'s sync actions fetch (the first by name when
+        several point there), so errors can say which."""
+        tags: dict[Digest, str] = {}
+        for a in sorted(self.plan.actions_for(repo), key=lambda a: a.tag or ""):
+            if a.op is Op.SYNC_TAG and a.digest and a.tag:
+                tags.setdefault(a.digest, a.tag)
+        return tags
 
     # -- content, fetched before any repository changes ----------------------------------
     def _prefetch(self) -> None:
@@ -258,7 +277,8 @@ class Runner:
                 source = self.sources(spec.feed)
                 try:
                     self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
-                                 progress=progress, inflight=inflight, prefetched=self.manifests, batch=batch)
+                                 progress=progress, inflight=inflight, prefetched=self.manifests,
+                                 tags_by_digest=self._tags(repo), batch=batch)
                 finally:
                     source.close()
             except ReconcilerError as exc:
@@ -302,9 +322,18 @@ class Runner:
             except ReconcilerError as exc:
                 self._failed(a, exc)
         late = [a for a in content_actions if a.op in (Op.PUBLISH, Op.UNPUBLISH)]
-        steps = [a for a in content_actions if a not in late]
+        v1 = [a for a in content_actions if a.op in V1_OPS]
+        steps = [a for a in content_actions if a not in late and a not in v1]
         if steps:
             self._content(repo, steps)
+        for a in v1:  # each makes its own version, after the OCI one (store.v1_commit)
+            if self._blocked(a):
+                continue
+            try:
+                self._v1(repo, a)
+                self._done(a)
+            except ReconcilerError as exc:
+                self._failed(a, exc)
         self.kill.at(f"commit:{repo}")
         for a in late:
             if self._blocked(a):
@@ -319,6 +348,25 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
+
+    def _v1(self, repo: str, a: Action) -> None:
+        if a.op is Op.V1_UPLOAD:
+            assert a.file is not None
+            # the file is the one reviewed (check_fresh compared its sha256), so it sets a.v1_tags
+            result = upload_v1(self.store, repo, Path(a.file), mask_id=a.mask_id)
+        else:
+            spec = self.desired.repositories.get(repo)
+            if spec is None or spec.feed is None or not a.upstream_name:
+                raise ReconcilerError(f"{repo}: v1 sync needs a feed and upstream_name in repos.yaml")
+            if self.v1_sources is None:
+                raise ReconcilerError(f"{repo}: no v1 client to sync from")
+            source = self.v1_sources(spec.feed)
+            try:
+                result = v1_sync(self.store, source, repo, a.upstream_name, tags=a.v1_tags)
+            finally:
+                source.close()
+        if result.version is not None:
+            self.result.versions[repo] = result.version.number
 
     def _content(self, repo: str, actions: list[Action]) -> None:
         store = self.store
@@ -348,7 +396,8 @@ class Runner:
                                 raise ReconcilerError(f"{repo}: no upstream client to sync from")
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
-                        self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency)
+                        self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
+                                     tags_by_digest={a.digest: a.tag} if a.tag else None)
                     if a.op is Op.UPLOAD:
                         assert a.file is not None
                         content, tags = self.uploader(store, Path(a.file), state.content, a.tag)

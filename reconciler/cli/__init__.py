@@ -65,10 +65,13 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--store", "store", metavar="PATH", envvar="RECONCILER_STORE",
               help="Store location (default ./.reconciler; env RECONCILER_STORE).")
+@click.option("--blobs", "blobs", metavar="URL", envvar="RECONCILER_BLOBS",
+              help="Blob storage: a folder or s3://BUCKET/PREFIX (env RECONCILER_BLOBS; default: in the "
+                   "store, which remembers it). S3 settings come from the AWS_* variables.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, store: str | None, blobs: str | None, verbose: int, quiet: bool) -> None:
     """Declarative management of container image repositories.
 
     \b
@@ -80,7 +83,7 @@ def cli(ctx: click.Context, store: str | None, verbose: int, quiet: bool) -> Non
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    ctx.obj = AppContext(store_location=store, quiet=quiet)
+    ctx.obj = AppContext(store_location=store, quiet=quiet, blobs_location=blobs)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -16,15 +16,18 @@ from reconciler.ops import copy as copy_op
 from reconciler.ops import remove as remove_op
 from reconciler.ops import tag as tag_op
 from reconciler.ops import upload as upload_op
+from reconciler.ops import v1content, v1upload
 from reconciler.ops.result import OpResult
 
-_KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag"}
-_PLURALS = {"blob": "blobs", "manifest": "manifests", "index": "indexes", "tag": "tags"}
+_KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag",
+               "v1_images": "v1 image", "v1_tags": "v1 tag"}
+_PLURALS = {"blob": "blobs", "manifest": "manifests", "index": "indexes", "tag": "tags",
+            "v1 image": "v1 images", "v1 tag": "v1 tags"}
 
 
 def _counts(items: Mapping[str, int]) -> str:
     parts = []
-    for key in ("indexes", "manifests", "blobs", "tags"):
+    for key in ("indexes", "manifests", "blobs", "tags", "v1_images", "v1_tags"):
         n = int(items.get(key, 0))
         if n:
             word = _KIND_WORDS[key]
@@ -54,11 +57,15 @@ _LOCK = click.option("--lock-timeout", type=float, default=60.0, show_default=Tr
 @click.argument("repo_id")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--tag", "tag_name", metavar="NAME", help="Tag the uploaded manifest or index.")
+@click.option("--v1", "as_v1", is_flag=True,
+              help="Import a docker save tarball as Docker v1 images (with their parents and v1 tags).")
+@click.option("--mask-id", metavar="IMAGE_ID",
+              help="With --v1: skip this image and all its ancestors (they are served from elsewhere).")
 @_LOCK
 @_JSON
 @pass_app
-def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, lock_timeout: float,
-               as_json: bool) -> None:
+def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, as_v1: bool, mask_id: str | None,
+               lock_timeout: float, as_json: bool) -> None:
     """Upload an image file into REPO_ID (created if missing).
 
     The format is detected by content: a skopeo dir: tarball (v2s2, v2s1), an OCI image
@@ -69,9 +76,18 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
     Example:
       skopeo copy docker://busybox:latest dir:bb && tar -C bb -cf busybox.tar .
       reconciler upload schema2 busybox.tar --tag latest
+      docker save busybox > busybox.tar && reconciler upload busybox busybox.tar --v1
+      reconciler upload tutorial tutorial.tar --v1 --mask-id f38e479062c4953de709cc7f08fa8f85bec6bc5d01f03e340f7caf2990e8efd1
     """
+    if mask_id is not None and not as_v1:
+        raise click.UsageError("--mask-id needs --v1")
+    if as_v1 and tag_name is not None:
+        raise click.UsageError("--tag does not apply to --v1 (v1 tags come from the tarball's repositories file)")
     with app.store.lock(lock_timeout):
-        result = upload_op.upload(app.store, repo_id, path, tag=tag_name)
+        if as_v1:
+            result = v1upload.upload_v1(app.store, repo_id, path, mask_id=mask_id)
+        else:
+            result = upload_op.upload(app.store, repo_id, path, tag=tag_name)
     render(result, as_json)
 
 
@@ -95,7 +111,7 @@ def tag_cmd(app: AppContext, repo_id: str, tag_name: str, digest: str, lock_time
 
 
 @click.command("copy")
-@click.argument("kind", type=click.Choice(["tag", "manifest", "index"]))
+@click.argument("kind", type=click.Choice(["tag", "manifest", "index", "v1-image", "v1-tag"]))
 @click.argument("names", nargs=-1, metavar="[NAME_OR_DIGEST]...")
 @click.option("--from", "source", required=True, metavar="REPO", help="Source repository.")
 @click.option("--to", "target", required=True, metavar="REPO", help="Target repository (created if missing).")
@@ -109,22 +125,29 @@ def copy_cmd(app: AppContext, kind: str, names: tuple[str, ...], source: str, ta
 
     A tag brings its manifest or index and everything under it; a manifest brings its
     blobs and no tags; an index brings its manifests and their blobs and no tags.
+    A v1-image brings all its ancestors and no v1 tags; a v1-tag brings its image chain.
 
     \b
     Examples:
       reconciler copy manifest --from containers --to containers2 --all
       reconciler copy tag --from synctest --to containers2 1.36.1 latest
+      reconciler copy v1-image --from busybox --to busybox2 --all
     """
     if copy_all == bool(names):
         raise click.UsageError("give NAME_OR_DIGEST arguments or --all (not both)")
     with app.store.lock(lock_timeout):
-        result = copy_op.copy(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
-                              names="all" if copy_all else list(names))
+        if kind.startswith("v1-"):
+            result = v1content.copy_v1(app.store, source=source, target=target,
+                                       kind=kind[3:],  # type: ignore[arg-type]
+                                       names="all" if copy_all else list(names))
+        else:
+            result = copy_op.copy(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
+                                  names="all" if copy_all else list(names))
     render(result, as_json)
 
 
 @click.command("remove")
-@click.argument("kind", type=click.Choice(["tag", "manifest", "index"]))
+@click.argument("kind", type=click.Choice(["tag", "manifest", "index", "v1-image", "v1-tag"]))
 @click.argument("repo_id")
 @click.argument("names", nargs=-1, required=True, metavar="NAME_OR_DIGEST...")
 @_LOCK
@@ -137,15 +160,20 @@ def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...],
     A tag removes only the tag. A manifest removes its tags and the blobs no other
     manifest uses. An index removes its tags, the manifests it lists that are untagged
     and not listed by another index, and their orphaned blobs. Removing a manifest that
-    a remaining index lists is refused.
+    a remaining index lists is refused. A v1-image removes the image and its v1 tags,
+    not its parents (refused while a remaining image has it as parent).
 
     \b
     Examples:
       reconciler remove tag containers latest
+      reconciler remove v1-tag busybox old
       reconciler remove index containers sha256:c152ddeda2b828fbb610cb9e4cb121e1879dd5301d336f0a6c070b2844a0f56d
     """
     with app.store.lock(lock_timeout):
-        result = remove_op.remove(app.store, repo_id, kind, list(names))  # type: ignore[arg-type]
+        if kind.startswith("v1-"):
+            result = v1content.remove_v1(app.store, repo_id, kind[3:], list(names))  # type: ignore[arg-type]
+        else:
+            result = remove_op.remove(app.store, repo_id, kind, list(names))  # type: ignore[arg-type]
     render(result, as_json)
 
 

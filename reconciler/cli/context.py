@@ -16,12 +16,13 @@ from reconciler.store.protocol import Store
 class AppContext:
     store_location: str | None = None
     quiet: bool = False
+    blobs_location: str | None = None
     _store: Store | None = field(default=None, repr=False)
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = api.open_store(self.store_location)
+            self._store = api.open_store(self.store_location, self.blobs_location)
         return self._store
 
     def close(self) -> None:

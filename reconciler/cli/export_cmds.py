@@ -12,10 +12,11 @@ from reconciler.ops import export as export_ops
 @click.argument("repo_id")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Tar file to write.")
 @click.option("--format", "fmt", type=click.Choice(export_ops.FORMATS), default="crane", show_default=True,
-              help="crane: app file v4 + static tree; oci: OCI image layout.")
+              help="crane: app file v4 + static tree; oci: OCI image layout; "
+                   "crane-v1: v1 app file + web/<image_id>/{ancestry,json,layer}.")
 @click.option("--version", "version", type=int, default=None,
               help="Version to export (default: the published one, else the latest).")
-@click.option("--url", default=None, help="Crane redirect base URL (default https://HOST/pulp/docker/v2/REPO_ID/).")
+@click.option("--url", default=None, help="Crane redirect base URL (default https://HOST/pulp/docker/v2/REPO_ID/, v1 for crane-v1).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def export_cmd(app: AppContext, repo_id: str, output: str, fmt: str, version: int | None, url: str | None,
@@ -26,11 +27,16 @@ def export_cmd(app: AppContext, repo_id: str, output: str, fmt: str, version: in
     Examples:
       reconciler export synctest -o synctest.tar --url https://cdn.example.com/v2/synctest/
       reconciler export synctest -o synctest-oci.tar --format oci
+      reconciler export busybox -o busybox.tar --format crane-v1
       skopeo copy oci-archive:synctest-oci.tar:latest dir:/tmp/busybox
     """
     result = export_ops.export(app.store, repo_id, output, format=fmt, version=version, url=url)
     if as_json:
         echo_json(result.to_json())
+        return
+    if result.format == "crane-v1":
+        click.echo(f"exported {result.repo_id} version {result.version} (crane-v1): {result.v1_images} v1 images, "
+                   f"{result.tags} v1 tags, {human_bytes(result.bytes)} -> {result.path}")
         return
     click.echo(f"exported {result.repo_id} version {result.version} ({result.format}): {result.tags} tags, "
                f"{result.manifests} manifests, {result.blobs} blobs, {human_bytes(result.bytes)} -> {result.path}")

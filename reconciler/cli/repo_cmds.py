@@ -46,6 +46,7 @@ def show_cmd(app: AppContext, repo_id: str, number: int | None, as_json: bool) -
     repo = app.store.repository_get(repo_id)
     version = app.store.version_get(repo_id, number)
     tags = {name: str(e.digest) for name, e in sorted(version.tags.items())}
+    v1 = app.store.v1_version_get(repo_id, version.number)
     if as_json:
         echo_json({
             "id": repo.id, "version": version.number, "latest_version": repo.latest_version,
@@ -55,6 +56,8 @@ def show_cmd(app: AppContext, repo_id: str, number: int | None, as_json: bool) -
             "tags": tags,
             "tag_origins": {name: e.origin.value for name, e in sorted(version.tags.items())},
             "counts": {**version.content.counts(), "tags": len(tags)},
+            "v1_images": sorted(v1.images),
+            "v1_tags": dict(sorted(v1.tags.items())),
         })
         return
     click.echo(f"repository {repo.id} (version {version.number} of {repo.latest_version})")
@@ -68,6 +71,12 @@ def show_cmd(app: AppContext, repo_id: str, number: int | None, as_json: bool) -
     click.echo(f"  tags ({len(tags)}):")
     for name, entry in sorted(version.tags.items()):
         click.echo(f"    {name}\t{entry.digest}\t{entry.origin.value}")
+    if not v1.empty:
+        masked = f" (masked: {', '.join(sorted(v1.masked))})" if v1.masked else ""
+        click.echo(f"  v1 images: {len(v1.images)}{masked}")
+        click.echo(f"  v1 tags ({len(v1.tags)}):")
+        for name, image_id in sorted(v1.tags.items()):
+            click.echo(f"    {name}\t{image_id}")
 
 
 @repo_group.command("history")

@@ -1,4 +1,4 @@
-"""``reconciler serve``: the read-only registry server."""
+"""``reconciler serve``: the read-only registry server, or Crane compatibility mode."""
 
 from __future__ import annotations
 
@@ -16,19 +16,48 @@ from reconciler.cli.context import AppContext, pass_app
 @click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Threads per worker.")
 @click.option("--htpasswd", type=click.Path(dir_okay=False), default=None,
               help="htpasswd file with bcrypt hashes (htpasswd -B) for protected repositories.")
+@click.option("--blob-redirect", is_flag=True,
+              help="Answer blob GETs with a 307 redirect to a presigned object-storage URL (S3 blobs only).")
+@click.option("--redirect-expires", type=click.IntRange(1, 7 * 24 * 3600), default=300, show_default=True,
+              metavar="SECONDS", help="How long a presigned blob URL stays valid.")
+@click.option("--crane-data-dir", type=click.Path(file_okay=False), default=None,
+              help="Crane compatibility mode: serve the app files (*.json, v1-v4) under this directory "
+                   "instead of the store.")
+@click.option("--crane-poll-interval", type=click.IntRange(0, 86400), default=None,
+              help="Crane mode: seconds between checks of the data directory for changes [default: 60].")
+@click.option("--crane-config", type=click.Path(dir_okay=False), default=None,
+              help="Crane mode: a crane.conf file ([general] data_dir, data_dir_polling_interval, endpoint, "
+                   "debug; [serve_content]); command-line options win.")
 @pass_app
-def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int, htpasswd: str | None) -> None:
+def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
+              blob_redirect: bool, redirect_expires: int, crane_data_dir: str | None,
+              crane_poll_interval: int | None, crane_config: str | None) -> None:
     """Serve published repositories over the registry pull API (read-only).
 
     Runs until SIGTERM (graceful: in-flight downloads get 10 s to finish) or Ctrl-C
     (immediate); one access log line per request on stderr.
 
+    With --crane-data-dir or --crane-config it serves Crane app files (Pulp's publish, or
+    `reconciler export --format crane`) exactly as Crane did, redirecting to the static
+    files at each app file's url; the store is not used. See docs/server.md.
+
     \b
     Example:
       reconciler serve --port 5000 --workers 4 --htpasswd /etc/reconciler/htpasswd
       skopeo inspect --tls-verify=false docker://127.0.0.1:5000/pulpdemo/synctest:latest
+      reconciler --store /srv/store --blobs s3://images/prod serve --blob-redirect
+      reconciler serve --crane-data-dir /srv/crane/app --crane-poll-interval 10
     """
-    api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd)
+    if crane_data_dir is not None or crane_config is not None:
+        if blob_redirect:
+            raise click.UsageError("--blob-redirect is for the store's blobs; Crane mode redirects as its app files say")
+        config = api.crane_config(crane_config, data_dir=crane_data_dir, polling_interval=crane_poll_interval)
+        api.serve_crane(config, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd)
+        return
+    if crane_poll_interval is not None:
+        raise click.UsageError("--crane-poll-interval needs --crane-data-dir or --crane-config")
+    api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
+              blobs=app.blobs_location, blob_redirect=redirect_expires if blob_redirect else None)
 
 
 def register(cli: click.Group) -> None:

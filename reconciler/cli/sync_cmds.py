@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from reconciler import api
+from reconciler.cli.content_cmds import render
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.parallel import ProgressEvent
@@ -94,18 +95,24 @@ def render_summary(result: SyncResult) -> None:
 @click.option("--allow-empty", is_flag=True,
               help="With --mirror: let an upstream that selects no tag remove every synced tag.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=6, show_default=True, help="Parallel downloads.")
+@click.option("--v1", "v1", is_flag=True,
+              help="Sync Docker v1 images and v1 tags from the feed's v1 API instead (repos.yaml: enable_v1).")
 @click.option("--username-env", metavar="VAR", help="Environment variable holding the registry user name.")
 @click.option("--password-env", metavar="VAR", help="Environment variable holding the registry password/token.")
 @click.option("--auth-file", type=click.Path(dir_okay=False), help="A docker/podman auth.json with credentials.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True, help="Verify TLS certificates.")
 @click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for the registry's certificate.")
+@click.option("--timeout", type=click.FloatRange(0, 3600, min_open=True), default=60.0, show_default=True,
+              help="Seconds a response may stall before the attempt fails (and is retried).")
+@click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True,
+              help="Retries of a temporary failure (reset, stall, 408/429/5xx).")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the store lock.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str | None,
-             include: tuple[str, ...], exclude: tuple[str, ...], mirror: bool, allow_empty: bool, jobs: int,
+             include: tuple[str, ...], exclude: tuple[str, ...], mirror: bool, allow_empty: bool, jobs: int, v1: bool,
              username_env: str | None, password_env: str | None, auth_file: str | None, tls_verify: bool,
-             ca_file: str | None, lock_timeout: float, as_json: bool) -> None:
+             ca_file: str | None, timeout: float, retries: int, lock_timeout: float, as_json: bool) -> None:
     """Sync REPO_ID from an upstream registry (creating the repository if needed).
 
     Lists the upstream tags, selects them with --include/--exclude, resolves each with a
@@ -120,14 +127,25 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
           --include 'latest' --include '1.36*' --exclude '*-uclibc'
       reconciler sync synctest            # again, with the stored feed and upstream name
       reconciler sync synctest --mirror --json
+      reconciler sync busybox-v1 --v1 --feed https://crane.example.com --upstream-name busybox
     """
+    if v1:
+        if include or exclude or mirror or allow_empty:
+            raise click.UsageError("--v1 syncs every upstream v1 tag, additively: no --include/--exclude/--mirror")
+        v1_result = api.sync_v1_repository(
+            app.store, repo_id, feed=feed, upstream_name=upstream_name, username_env=username_env,
+            password_env=password_env, auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
+            lock_timeout=lock_timeout)
+        render(v1_result, as_json)
+        return
     renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty())
     try:
         result = api.sync_repository(
             app.store, repo_id, feed=feed, upstream_name=upstream_name,
             tag_filter=TagFilter(include=include, exclude=exclude), mirror=mirror, allow_empty=allow_empty, jobs=jobs,
             username_env=username_env, password_env=password_env, auth_file=auth_file,
-            tls_verify=tls_verify, ca_file=ca_file, progress=renderer, lock_timeout=lock_timeout)
+            tls_verify=tls_verify, ca_file=ca_file, timeout=timeout, retries=retries, progress=renderer,
+            lock_timeout=lock_timeout)
     finally:
         if renderer is not None:
             renderer.close()

@@ -29,7 +29,8 @@ from reconciler.desired.semantic import effective, effective_feed, parse_pin
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
 
-_REGISTRY_OPTIONS = ("auth_file", "tls_verify", "ca_file", "client_cert", "client_key", "max_concurrency")
+_REGISTRY_OPTIONS = ("auth_file", "tls_verify", "ca_file", "client_cert", "client_key", "max_concurrency",
+                     "timeout", "retries")
 _PATH_OPTIONS = ("auth_file", "ca_file", "client_cert", "client_key")
 
 
@@ -81,7 +82,9 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
         tag_filter=_filter(effective(repo, defaults, "tags")) if feed else TagFilter(),
         mirror=bool(effective(repo, defaults, "mirror", False)) if feed else False,
         allow_empty=bool(effective(repo, defaults, "allow_empty", False)) if feed else False,
-        uploads=tuple(Upload((base_dir / u["file"]).resolve(), u.get("tag")) for u in repo.get("uploads", ())),
+        enable_v1=bool(repo.get("enable_v1", False)) if feed else False,
+        uploads=tuple(Upload((base_dir / u["file"]).resolve(), u.get("tag"), bool(u.get("v1", False)), u.get("mask_id"))
+                      for u in repo.get("uploads", ())),
         copies=tuple(CopySpec(c["from"], _selection(c.get("tags", ())), _selection(c.get("manifests", ())),
                               _selection(c.get("indexes", ()))) for c in repo.get("copy", ())),
         pins=_pins(repo.get("pins", {})),

@@ -32,12 +32,17 @@ class RegistrySpec:
     client_cert: str | None = None
     client_key: str | None = None
     max_concurrency: int = 6
+    timeout: float = 60.0
+    retries: int = 4
 
 
 @dataclass(frozen=True)
 class Upload:
     file: Path
     tag: str | None = None
+    #: import a docker save tarball as Docker v1 images; ``mask_id`` leaves an ancestor out
+    v1: bool = False
+    mask_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class RepositorySpec:
     tag_filter: TagFilter = field(default_factory=TagFilter)
     mirror: bool = False
     allow_empty: bool = False
+    #: also sync v1 images and v1 tags from the feed's v1 API
+    enable_v1: bool = False
     uploads: tuple[Upload, ...] = ()
     copies: tuple[CopySpec, ...] = ()
     pins: tuple[TagPin, ...] = ()

@@ -122,7 +122,7 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
     if "upstream_name" in repo and feed is None:
         rep.key(here + ("upstream_name",), "upstream_name needs a feed (set feed here or in defaults)")
     if feed is None:
-        for key in ("tags", "mirror", "allow_empty"):
+        for key in ("tags", "mirror", "allow_empty", "enable_v1"):
             if key in repo:
                 rep.key(here + (key,), f"{key!r} only applies to a repository with a feed (it filters or mirrors the sync)")
     elif repo.get("allow_empty") is True and effective(repo, defaults, "mirror") is not True:
@@ -133,6 +133,12 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
         if isinstance(file, str) and file and not (base_dir / file).exists():
             rep.value(here + ("uploads", i, "file"),
                       f"upload file {file!r} not found (looked for {base_dir / file}); paths are relative to the YAML file")
+        if as_dict(upload).get("v1") is not True:
+            if "mask_id" in as_dict(upload):
+                rep.key(here + ("uploads", i, "mask_id"), "mask_id only applies to a v1 upload (v1: true)")
+        elif "tag" in as_dict(upload):
+            rep.key(here + ("uploads", i, "tag"),
+                    "a v1 upload takes its v1 tags from the tarball's repositories file; remove tag")
     for i, copy in enumerate(as_list(repo.get("copy"))):
         source = as_dict(copy).get("from")
         if not isinstance(source, str):

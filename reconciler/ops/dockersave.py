@@ -33,7 +33,7 @@ COMPRESSLEVEL = 6
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class _HashingWriter:
+class HashingWriter:
     """A write-only file that hashes and counts what passes through to ``target``."""
 
     def __init__(self, target: IO[bytes]) -> None:
@@ -124,7 +124,7 @@ def _image(archive: Archive, entry: Any, parsed: Parsed, layers_done: dict[str, 
 def _compress_layer(archive: Archive, name: str, diff_id: Digest, parsed: Parsed) -> tuple[Digest, int]:
     """Gzip ``name`` reproducibly into a temp file, checking its uncompressed digest."""
     tmp = parsed.resources.enter_context(tempfile.TemporaryFile(prefix="reconciler-layer-"))
-    writer = _HashingWriter(tmp)
+    writer = HashingWriter(tmp)
     uncompressed = DigestHasher(diff_id.algorithm)
     with archive.open(name) as src:
         head = src.read(2)

@@ -10,6 +10,8 @@
     manifests/<1|2|list>/<tag>       symlink to the tagged manifest (one tag per name)
     tags/list                        {"name": <repo-registry-id>, "tags": [...]}
 
+``crane-v1``: the version's Docker v1 images, see ``export_v1``.
+
 ``oci``: ``oci-layout``, ``index.json`` (one descriptor per tag, the tag in the
 ``org.opencontainers.image.ref.name`` annotation), ``blobs/<alg>/<hex>`` for every blob of
 the version and every tagged manifest and index with its children. OCI content keeps its
@@ -39,12 +41,13 @@ from typing import BinaryIO
 from reconciler.errors import InvalidInput, ManifestInvalid
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
+from reconciler.ops.export_v1 import default_v1_url, write_crane_v1
 from reconciler.ops.ociconvert import convert
 from reconciler.store.protocol import RepositoryVersion, Store
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("crane", "oci")
+FORMATS = ("crane", "oci", "crane-v1")
 APP_FILE_TYPE = "pulp-docker-redirect"
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -59,6 +62,7 @@ class ExportResult:
     manifests: int
     blobs: int
     bytes: int
+    v1_images: int = 0
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -212,7 +216,10 @@ def export(store: Store, repo_id: str, output: str | Path, *, format: str = "cra
             os.fchmod(raw_out.fileno(), 0o666 & ~_umask())
             with tarfile.open(fileobj=raw_out, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 writer = _TarWriter(tar)
-                if format == "crane":
+                if format == "crane-v1":
+                    v1 = write_crane_v1(writer, store, repo_id, number, url=redirect_base(url or default_v1_url(repo_id)),
+                                        protected=repo.protected, registry_id=registry_id)
+                elif format == "crane":
                     _write_crane(writer, store, content, url=redirect_base(url or default_url(repo_id)),
                                  protected=repo.protected, registry_id=registry_id)
                 else:
@@ -233,8 +240,11 @@ def export(store: Store, repo_id: str, output: str | Path, *, format: str = "cra
         if isinstance(exc, OSError):
             raise InvalidInput(f"cannot write {target}: {exc}") from exc
         raise
-    result = ExportResult(str(target), format, repo_id, number, len(content.tags),
-                          len(content.content.manifests) + len(content.content.indexes),
-                          len(content.content.blobs), writer.bytes)
+    if format == "crane-v1":
+        result = ExportResult(str(target), format, repo_id, number, len(v1.tags), 0, 0, writer.bytes, len(v1.images))
+    else:
+        result = ExportResult(str(target), format, repo_id, number, len(content.tags),
+                              len(content.content.manifests) + len(content.content.indexes),
+                              len(content.content.blobs), writer.bytes)
     log.info("exported %s version %d as %s to %s", repo_id, number, format, target)
     return result

@@ -135,7 +135,7 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
     manifest_bytes = 0
 
     def label(d: Digest) -> str:
-        return f" (tag {owner[d]!r})" if d in owner else ""
+        return f" (tag {owner[d]!r})" if owner.get(d) else ""
 
     def get(d: Digest) -> AnyManifest | None:
         try:

@@ -20,6 +20,7 @@ from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
 from reconciler.plan import steps
+from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.model import Action, Change, Download, Op
 from reconciler.plan.observed import Observed, ObservedRepo
 from reconciler.store.protocol import ContentSet, Origin, TagEntry
@@ -152,6 +153,7 @@ class RepoDiff:
         self._pins()
         self._removals()
         self._prune()
+        self._v1()
         self._publish()
         self.ledger.after[self.repo] = self.state
         return self.actions
@@ -206,6 +208,8 @@ class RepoDiff:
 
     def _uploads(self) -> None:
         for upload in self.spec.uploads:
+            if upload.v1:
+                continue  # planned by _v1
             key = (self.repo, str(upload.file))
             info = self.ledger.observed.uploads.get(key)
             if upload.tag:
@@ -349,6 +353,12 @@ class RepoDiff:
         self._add(Op.REMOVE_CONTENT, Change.DELETE, "untagged", pm.REMOVED_FROM_DESIRED, kind="untagged",
                   digests=roots, removes=_counts(step.removed))
         self.state = step.state
+
+    def _v1(self) -> None:
+        for kw in v1_steps(self.spec, self.ledger.observed, self.ledger.errors):
+            op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
+            assert isinstance(op, Op) and isinstance(change, Change)
+            self._add(op, change, str(subject), str(reason), **kw)  # type: ignore[arg-type]
 
     def _publish(self) -> None:
         spec, repo = self.spec, self.obs.repository if self.obs else None

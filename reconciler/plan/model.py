@@ -48,6 +48,8 @@ class Op(str, enum.Enum):
     PIN_TAG = "pin_tag"                          # a tag declared in repos.yaml (REPO:TAG or a digest)
     REMOVE_TAG = "remove_tag"                    # the tag, and with cascade the content only it held
     REMOVE_CONTENT = "remove_content"            # manifests / indexes with the remove cascade
+    V1_UPLOAD = "v1_upload"                      # import a docker save tarball as v1 images
+    V1_SYNC = "v1_sync"                          # v1 images and tags from the feed's v1 API
     PUBLISH = "publish"                          # switch the publication to the new version
     UNPUBLISH = "unpublish"
 
@@ -100,6 +102,9 @@ class Action:
     protected: bool | None = None
     feed: str | None = None                    # CREATE/UPDATE_REPOSITORY
     upstream_name: str | None = None
+    mask_id: str | None = None                 # V1_UPLOAD: the image left out with its ancestors
+    #: V1_UPLOAD / V1_SYNC: the v1 tags the action sets (tag -> image id), as reviewed
+    v1_tags: Mapping[str, str] = field(default_factory=dict)
     #: remove tags / old tag targets together with the content only they needed (mirror)
     cascade: bool = False
     download: Download = field(default_factory=Download)

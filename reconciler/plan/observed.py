@@ -16,7 +16,7 @@ from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
-from reconciler.store.protocol import ContentSet, Repository
+from reconciler.store.protocol import ContentSet, Repository, V1Content
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,27 @@ class UploadInfo:
 
 
 @dataclass(frozen=True)
+class V1UploadInfo:
+    """A v1 upload file (``v1: true``) as refresh read it: the images importing it with
+    its ``mask_id`` would add (root first), the v1 tags it sets, the sha256 of the file."""
+
+    file: str
+    file_digest: str
+    images: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class V1Upstream:
+    """An upstream's v1 tags (``enable_v1``); ``error`` when reading them failed."""
+
+    name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Observed:
     generation: int
     repos: Mapping[str, ObservedRepo] = field(default_factory=dict)
@@ -66,3 +87,8 @@ class Observed:
     #: (repository id, file as written in the desired state) -> facts
     uploads: Mapping[tuple[str, str], UploadInfo] = field(default_factory=dict)
     refresh: RefreshInfo = field(default_factory=RefreshInfo)
+    #: the v1 side of every planned repository that has v1 uploads, enable_v1 or v1 content
+    v1: Mapping[str, V1Content] = field(default_factory=dict)
+    v1_uploads: Mapping[tuple[str, str], V1UploadInfo] = field(default_factory=dict)
+    #: repository id -> upstream v1 tags; absent when not refreshed
+    v1_upstreams: Mapping[str, V1Upstream] = field(default_factory=dict)

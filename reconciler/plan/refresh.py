@@ -35,6 +35,7 @@ from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
 from reconciler.plan.uploads import inspect_upload
+from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentSet, Store
 
@@ -146,7 +147,8 @@ def observe_store(store: Store) -> tuple[int, dict[str, ObservedRepo]]:
 
 
 def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, *, upstreams: bool = True,
-            repo_ids: Iterable[str] | None = None, resolver: Resolver = default_resolver) -> Observed:
+            repo_ids: Iterable[str] | None = None, resolver: Resolver = default_resolver,
+            v1_sources: V1SourceFactory | None = None) -> Observed:
     """Observe the store and (unless ``upstreams`` is False) the upstreams of the
     repositories in ``repo_ids`` (default: all desired repositories)."""
     started = time.monotonic()
@@ -182,6 +184,8 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         if repo_id not in wanted:
             continue
         for upload in spec.uploads:
+            if upload.v1:
+                continue  # read by refresh_v1
             file = str(upload.file)
             if file not in inspected:
                 inspected[file] = inspect_upload(Path(file), file_sha256(Path(file)))
@@ -189,6 +193,8 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     upload_manifests = [m for _, manifests in inspected.values() for m in manifests]
     if upload_manifests:
         graph = graph.merged(RefGraph.from_manifests(upload_manifests))
+    v1, v1_uploads, v1_upstreams = refresh_v1(store, desired, wanted, file_sha256=file_sha256,
+                                              sources=v1_sources, upstreams=upstreams)
     info = RefreshInfo(refreshed=upstreams, upstreams=len(results),
                        tags=sum(len(r.tags.tags) for r in results), seconds=time.monotonic() - started,
                        requests=sum(r.requests for r in results))
@@ -199,5 +205,5 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         missing_blobs={d: sizes[d] for d in missing_blobs},
         missing_manifests=frozenset(fetched), manifests=fetched,
         upstreams={r.repo_id: r.tags for r in results},
-        uploads=uploads, refresh=info,
+        uploads=uploads, refresh=info, v1=v1, v1_uploads=v1_uploads, v1_upstreams=v1_upstreams,
     )

@@ -41,7 +41,8 @@ def _plural(n: int, word: str) -> str:
 
 def counts_text(counts: Mapping[str, int], order: tuple[str, ...] = ("tags", "indexes", "manifests", "blobs")) -> str:
     """``{"indexes": 1, "blobs": 5}`` -> ``1 index, 5 blobs``."""
-    singular = {"tags": "tag", "indexes": "index", "manifests": "manifest", "blobs": "blob"}
+    singular = {"tags": "tag", "indexes": "index", "manifests": "manifest", "blobs": "blob",
+                "v1_images": "v1 image", "v1_tags": "v1 tag"}
     return ", ".join(_plural(int(counts.get(k, 0)), singular[k]) for k in order if counts.get(k, 0))
 
 
@@ -102,6 +103,16 @@ def action_line(a: Action, plan: Plan | None = None) -> str:
             shown = shown[len(str(Path(plan.desired_path).parent)) + 1:]  # as written in repos.yaml
         head = f"upload {shown}" + (f" as tag {a.tag}" if a.tag else "")
         return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds)))) if x)
+    if a.op is Op.V1_UPLOAD:
+        shown = a.file or ""
+        if plan is not None and shown.startswith(str(Path(plan.desired_path).parent) + "/"):
+            shown = shown[len(str(Path(plan.desired_path).parent)) + 1:]
+        head = f"v1 upload {shown}" + (f" masking {a.mask_id[:12]}" if a.mask_id else "")
+        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds), ("v1_images", "v1_tags"))))
+                           if x)
+    if a.op is Op.V1_SYNC:
+        head = f"v1 sync {a.upstream_name} ({_plural(len(a.v1_tags), 'v1 tag')})"
+        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds), ("v1_tags",)))) if x)
     if a.op is Op.PUBLISH:
         what = f"publish as {a.publish_name}" + (" (protected)" if a.protected else "")
         return "   ".join((what, a.reason))

@@ -59,15 +59,19 @@ BLOB_CHUNK = 1024 * 1024
 
 class RegistryClient:
     """A pull client for one registry (``config.url``); one connection pool, sized to
-    ``config.max_concurrency``. ``retry`` sets attempts and waits (tests inject ``sleep``);
-    ``tag_page_size`` is the ``n`` sent with tag lists (None: let the registry decide)."""
+    ``config.max_concurrency``. ``retry`` sets attempts and waits (tests inject ``sleep``;
+    default: ``config.retries`` retries); ``timeout`` is (connect, read) seconds (default:
+    10 s, ``config.timeout``); ``tag_page_size`` is the ``n`` sent with tag lists (None:
+    let the registry decide)."""
 
     def __init__(self, config: RegistryConfig, *, retry: RetryPolicy | None = None,
                  env: Mapping[str, str] | None = None, tag_page_size: int | None = DEFAULT_TAG_PAGE_SIZE,
-                 timeout: tuple[float, float] = (10.0, 60.0), chunk_size: int = BLOB_CHUNK) -> None:
+                 timeout: tuple[float, float] | None = None, chunk_size: int = BLOB_CHUNK) -> None:
         self.config = config
         self.stats = RequestStats()
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(attempts=1 + max(0, config.retries))
+        if timeout is None:
+            timeout = (min(10.0, config.timeout), config.timeout)
         self.tag_page_size = tag_page_size
         self.chunk_size = chunk_size
         self._stats_lock = threading.Lock()

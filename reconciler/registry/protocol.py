@@ -56,6 +56,11 @@ class RegistryConfig:
     client_cert: str | None = None
     client_key: str | None = None
     max_concurrency: int = 6
+    #: seconds to wait for the next bytes of a response (a stalled body or an unanswered
+    #: request), then fail the attempt as temporary
+    timeout: float = 60.0
+    #: how often a temporary failure (connection reset, stall, 408/429/5xx) is retried
+    retries: int = 4
 
 
 class UpstreamSource(Protocol):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from reconciler.server import accesslog
+from reconciler.server import accesslog, v1api
 from reconciler.server.auth import REALM, Htpasswd, parse_basic
 from reconciler.server.blobs import get_blob
 from reconciler.server.errors import RegistryHTTPError
@@ -31,11 +31,14 @@ _READ_METHODS = ("GET", "HEAD")
 
 
 class RegistryApp:
-    """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable."""
+    """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable. ``blob_redirect``
+    (seconds) answers blob GETs with a redirect to a presigned URL valid that long, when
+    the store's blob storage can make one."""
 
     def __init__(self, open_store: Callable[[], Store], *, htpasswd: Htpasswd | None = None,
-                 realm: str = REALM) -> None:
+                 realm: str = REALM, blob_redirect: int | None = None) -> None:
         self._open_store = open_store
+        self.blob_redirect = blob_redirect
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self.htpasswd = htpasswd
@@ -83,6 +86,10 @@ class RegistryApp:
         if req.method not in _READ_METHODS:
             raise RegistryHTTPError("UNSUPPORTED", f"this registry is read-only: {req.method[:20]} is not supported",
                                     headers={"Allow": "GET, HEAD"})
+        if req.path == "/v1" or req.path.startswith("/v1/"):
+            req.user = self._authenticate(req)
+            return v1api.handle(self.store, req, lambda pub: self._v1_allowed(pub, req),
+                                lambda pub: not pub.protected or req.user is not None)
         r = route(req.path)
         req.user = self._authenticate(req)
         if r.kind == "base":
@@ -96,7 +103,8 @@ class RegistryApp:
         if r.kind == "manifest":
             return get_manifest(self.store, pub, r, req.header("Accept"))
         if r.kind == "blob":
-            return get_blob(self.store, pub, r, req.header("Range"))
+            return get_blob(self.store, pub, r, req.header("Range"),
+                            redirect_expires=self.blob_redirect if req.method == "GET" else None)
         return tags_list(self.store, pub, req)
 
     def _authenticate(self, req: Request) -> str | None:
@@ -108,6 +116,15 @@ class RegistryApp:
         if not self.htpasswd.check(user, password):
             raise self._challenge("invalid username or password")
         return user
+
+    def _v1_allowed(self, pub: Publication, req: Request) -> None:
+        """v1 access to a protected name: a Basic challenge when there is a user list,
+        else 404 (Crane hid protected repositories from clients it could not admit)."""
+        if pub.protected and req.user is None:
+            if self.htpasswd is None:
+                raise v1api.V1Error(404, "Not Found")
+            raise v1api.V1Error(401, f"{pub.name} is protected: credentials required",
+                                {"WWW-Authenticate": f'Basic realm="{self.realm}"'})
 
     def _challenge(self, message: str) -> RegistryHTTPError:
         return RegistryHTTPError("UNAUTHORIZED", message,

@@ -5,6 +5,13 @@ credentials for one protected repository never reveal another's layers by digest
 satisfiable single range gives 206 with ``Content-Range``; an unsatisfiable one 416 with
 ``Content-Range: bytes */SIZE``; a multi-range or malformed header is ignored (full
 200), which RFC 9110 allows.
+
+With ``redirect_expires`` set (``reconciler serve --blob-redirect``) and a blob storage
+that can presign (S3), a GET is answered with ``307`` to a presigned object-storage URL
+valid that many seconds, the way Crane redirected to static hosting: the bytes then
+never pass through this server. The publication and authentication checks happen
+before, so the URL is only handed to a client allowed to read the blob. HEAD stays
+local (its size comes from the store).
 """
 
 from __future__ import annotations
@@ -58,12 +65,19 @@ def _unsatisfiable(size: int) -> RegistryHTTPError:
                              headers={"Content-Range": f"bytes */{size}"})
 
 
-def get_blob(store: Store, pub: Publication, route: Route, range_header: str | None) -> Response:
+def get_blob(store: Store, pub: Publication, route: Route, range_header: str | None, *,
+             redirect_expires: int | None = None) -> Response:
     digest = route.digest
     assert digest is not None
     unknown = RegistryHTTPError("BLOB_UNKNOWN", detail={"name": route.name, "digest": str(digest)})
     if store.version_holds(pub.repo_id, pub.version, digest) != Kind.BLOB:
         raise unknown
+    if redirect_expires is not None:
+        url = store.blob_url(digest, expires=redirect_expires)
+        if url is not None:
+            # the URL expires: no cache may keep this answer longer than the URL is valid
+            return Response(307, {"Location": url, "Docker-Content-Digest": str(digest),
+                                  "Cache-Control": "no-store", "Content-Length": "0"})
     try:
         size = store.blob_size(digest)
         window = parse_range(range_header, size)  # before opening: a 416 has no file to close

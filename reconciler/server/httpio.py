@@ -89,7 +89,8 @@ class Response:
         return self.body.length if isinstance(self.body, FileBody) else len(self.body)
 
 
-REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 400: "Bad Request",
+REASONS = {200: "OK", 201: "Created", 206: "Partial Content", 302: "Found", 304: "Not Modified",
+           307: "Temporary Redirect", 400: "Bad Request",
            401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            416: "Range Not Satisfiable", 500: "Internal Server Error"}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, Self
 
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.v1image import V1Image
 
 
 class Origin(str, enum.Enum):
@@ -76,6 +77,25 @@ class ContentSet:
 
     def counts(self) -> dict[str, int]:
         return {"blobs": len(self.blobs), "manifests": len(self.manifests), "indexes": len(self.indexes)}
+
+
+@dataclass(frozen=True)
+class V1Content:
+    """The Docker v1 side of one repository version (original-system.md 3.1).
+
+    ``images`` are v1 image ids; ``tags`` map a v1 tag name to an image id (one image
+    per name: re-tagging replaces). ``masked`` are ids deliberately left out by an
+    upload's ``--mask-id``: an image's parent must be in ``images`` or in ``masked``.
+    v1 content and OCI content share the version numbers: a change to either makes the
+    next version, which carries the other side over unchanged."""
+
+    images: frozenset[str] = frozenset()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    masked: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not self.images and not self.tags and not self.masked
 
 
 @dataclass(frozen=True)
@@ -265,6 +285,11 @@ class Store(Protocol):
     def blob_size(self, digest: Digest) -> int: ...
     def blob_open(self, digest: Digest) -> BinaryIO: ...
     def blob_path(self, digest: Digest) -> Path | None: ...
+    def blob_url(self, digest: Digest, *, expires: int) -> str | None:
+        """A presigned URL that lets a client GET the blob's bytes straight from the blob
+        storage for ``expires`` seconds; None (for every digest) when the storage cannot
+        make one (local files). The caller checks the blob is in the store first."""
+        ...
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int: ...
     def manifest_has(self, digest: Digest) -> bool: ...
@@ -280,6 +305,26 @@ class Store(Protocol):
     def manifest_refs(self, digests: Iterable[Digest]) -> dict[Digest, ManifestRefs]:
         """The references of every stored manifest/index among ``digests`` (others are
         left out), in one query: the plan builds its reference graph from this."""
+        ...
+
+    # -- Docker v1 images (original-system.md 3.1) -------------------------------
+    def v1_images_put(self, images: Sequence[V1Image]) -> None:
+        """Record v1 images (idempotent); each one's layer blob must be stored already."""
+        ...
+    def v1_image_get(self, image_id: str) -> V1Image: ...
+    def v1_images_get(self, image_ids: Iterable[str]) -> dict[str, V1Image]:
+        """The stored images among ``image_ids`` (others are left out)."""
+        ...
+    def v1_version_get(self, repo_id: str, number: int | None = None) -> V1Content: ...
+    def v1_image_publications(self, image_id: str) -> list[Publication]:
+        """The publications whose published version holds the image, by publish name
+        (the server's ``/v1/images/<id>/...``)."""
+        ...
+    def v1_commit(self, repo_id: str, *, base: int, content: V1Content,
+                  operation: str) -> VersionInfo | None:
+        """Make ``content`` the v1 side of the next version (the OCI side carries over);
+        None if nothing changed. Refuses an image not stored, a parent neither in the
+        version nor masked, a tag whose image is not in the version."""
         ...
 
     # -- maintenance ------------------------------------------------------------

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.registry import RunningRegistry, start_registry
+from tests.support.s3server import S3Server, start_s3_server
+from tests.support.serving import stop
 from tests.support.tagproxy import TagPagingProxy
 
 _counter = itertools.count()
@@ -65,3 +67,23 @@ def repo_name(request: pytest.FixtureRequest) -> str:
     """A repository name unique to this test, e.g. ``t/test-tag-list-pages-7``."""
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60].strip("-")
     return f"t/{stem}-{next(_counter)}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's standalone S3 server on a free loopback port, with bucket ``reconciler-test``."""
+    server = start_s3_server(Path(tmp_path_factory.mktemp("s3")))
+    try:
+        yield server
+    finally:
+        stop(server.proc)
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """``s3_server`` with its AWS variables set in this process (boto3 reads them)."""
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return s3_server

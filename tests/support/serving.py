@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,14 +104,28 @@ class Server:
 
 
 @contextmanager
-def run_server(store_path: Path, log_path: Path, *, htpasswd: Path | None = None, workers: int = 2) -> Iterator[Server]:
-    """``reconciler serve`` as a subprocess; stopped with SIGTERM (then SIGKILL) at exit."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "reconciler", "--store", str(store_path), "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers)]
+def run_server(store_path: Path | str, log_path: Path, *, htpasswd: Path | None = None, workers: int = 2,
+               serve_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """``reconciler serve`` as a subprocess; stopped with SIGTERM (then SIGKILL) at exit.
+    ``serve_args`` are extra ``serve`` options, ``env`` extra environment variables."""
+    args = ["--store", str(store_path), "serve", *serve_args]
     if htpasswd is not None:
-        cmd += ["--htpasswd", str(htpasswd)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        args += ["--htpasswd", str(htpasswd)]
+    with run_serve_command(args, log_path, workers=workers, env=env) as server:
+        yield server
+
+
+@contextmanager
+def run_serve_command(args: list[str], log_path: Path, *, workers: int = 2,
+                      env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """``python -m reconciler ARGS --host 127.0.0.1 --port P --workers N`` (ARGS ends with
+    ``serve`` and its options), waited for until ``/v2/`` answers; stopped at exit.
+    ``env``: extra environment variables."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "reconciler", *args, "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = Server(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", proc, log_path)

@@ -98,6 +98,8 @@ def test_package_obeys_layering() -> None:
     ("registry.client", "from reconciler.store.sqlite import SQLiteStore\n"),
     ("ops.sync", "from reconciler.registry.client import RegistryClient\n"),
     ("server.app", "from reconciler.store.sqlite import SQLiteStore\n"),
+    ("server.blobs", "from reconciler.store.blobs.s3 import S3Blobs\n"),
+    ("ops.sync", "from reconciler.store.blobs import open_blobs\n"),
 ])
 def test_checker_catches_violations(module: str, source: str) -> None:
     assert violations(module, source), f"{module} importing that must be a violation"
@@ -106,4 +108,7 @@ def test_checker_catches_violations(module: str, source: str) -> None:
 def test_checker_allows_the_rule() -> None:
     assert violations("ops.copy", "from reconciler.store.protocol import Store\nfrom reconciler.model import Digest\n") == []
     assert violations("store.sqlite.store", "from reconciler.store.sqlite.files import X\n") == []
+    # every store backend builds its blob storage with the shared factory
+    assert violations("store.sqlite.store", "from reconciler.store.blobs import open_blobs\n") == []
+    assert violations("store.postgres.store", "from reconciler.store.blobs import open_blobs\n") == []
     assert violations("cli.repo_cmds", "from reconciler.store.sqlite import SQLiteStore\n") == []

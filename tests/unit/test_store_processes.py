@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -122,3 +123,24 @@ def test_cli_basics(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped
     assert not (tmp_path / ".reconciler").exists()
     default = run_cli("store", "check", cwd=tmp_path)
     assert default.returncode == 0 and (tmp_path / ".reconciler").is_dir()
+
+
+def test_gc_removes_the_temp_files_of_dead_writers_only(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    store = SQLiteStore(root)
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        pass  # exited and reaped: its pid names no process now
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as alive:
+        try:
+            files = {name: root / "tmp" / name for name in
+                     (f"put-{gone.pid}-dead", f"put-{alive.pid}-live", f"put-{os.getpid()}-mine", "unknown")}
+            for path in files.values():
+                path.write_bytes(b"partial")
+            report = store.gc()
+            left = sorted(p.name for p in (root / "tmp").iterdir())
+        finally:
+            alive.kill()
+    store.close()
+    # a live writer (another process, or a thread of this one) may still rename its file into place
+    assert report.temp_files_removed == 1
+    assert left == sorted([f"put-{alive.pid}-live", f"put-{os.getpid()}-mine", "unknown"])

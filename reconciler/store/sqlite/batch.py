@@ -21,6 +21,7 @@ staged is visible, not even to ``blob_has`` of the store, until ``commit`` retur
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +30,10 @@ from typing import TYPE_CHECKING, BinaryIO, Self
 
 from reconciler.errors import StoreError
 from reconciler.model import Digest, Index, Manifest
-from reconciler.store.sqlite.files import discard, fsync_path
+from reconciler.model.mediatypes import is_index
+from reconciler.store.blobs.local import ContentFiles, discard, fsync_path
+from reconciler.store.sqlite import maintenance
+from reconciler.store.sqlite.migrations import refs_text
 
 if TYPE_CHECKING:
     from reconciler.store.sqlite.store import SQLiteStore
@@ -37,13 +41,16 @@ if TYPE_CHECKING:
 #: fsyncs in flight at once (they wait on the disk, not on the GIL)
 SYNC_THREADS = 4
 
+#: a staged blob: (temporary file, size, its fsync); no file when the storage is remote
+_Staged = tuple[str | None, int, "Future[None] | None"]
+
 
 class SQLiteContentBatch:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
         self._lock = threading.Lock()
-        #: digest -> (temporary file, size, its fsync)
-        self._blobs: dict[Digest, tuple[str, int, Future[None] | None]] = {}
+        #: digest -> (temporary file, size, its fsync); no file: already in remote storage
+        self._blobs: dict[Digest, _Staged] = {}
         self._manifests: dict[Digest, Manifest | Index] = {}
         self._pool: ThreadPoolExecutor | None = None
 
@@ -64,8 +71,14 @@ class SQLiteContentBatch:
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int:
         """Stage a blob (verified; see the module docstring); return its byte count."""
-        tmp_name, n = self._store.blob_files.stage(chunks, expected, size=size, where=where)
-        staged = (tmp_name, n, self._sync_later(tmp_name))
+        files = self._store.blob_files
+        staged: _Staged
+        if isinstance(files, ContentFiles):
+            tmp_name, n = files.stage(chunks, expected, size=size, where=where)
+            staged = (tmp_name, n, self._sync_later(tmp_name))
+        else:  # object storage: verified before visible under its key (no rename to batch); the row waits
+            n = files.write(chunks, expected, size=size, where=where)
+            staged = (None, n, None)
         with self._lock:
             old = self._blobs.pop(expected, None)
             self._blobs[expected] = staged
@@ -105,7 +118,8 @@ class SQLiteContentBatch:
                 self._wait(synced)
             dirs: set[Path] = set()
             for digest, (tmp_name, _, _) in blobs.items():
-                dirs.add(_rename(tmp_name, store.blob_files.path(digest)))
+                if tmp_name is not None:
+                    dirs.add(_rename(tmp_name, store.blob_files.path(digest)))
             for m, tmp_name in staged_manifests:
                 dirs.add(_rename(tmp_name, store.manifest_files.path(m.digest)))
             for synced in [self._sync_later(str(d)) for d in dirs]:
@@ -141,13 +155,35 @@ class SQLiteContentBatch:
             pool.shutdown(wait=True)
 
 
-def _rename(tmp_name: str, final: Path) -> Path:
+def content_rows(blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manifest | Index]
+                 ) -> Callable[[sqlite3.Connection], None]:
+    """The inserts recording ``(digest, size)`` blobs and manifests (with their
+    references), for one transaction."""
+    blob_rows = [(str(d), n) for d, n in blobs]
+    per_manifest = [maintenance.manifest_refs(m) for m in manifests]
+    rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
+             refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(manifests, per_manifest, strict=True)]
+    refs = [r for mrefs in per_manifest for r in mrefs]
+
+    def record(conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)", blob_rows)
+        conn.executemany("INSERT OR IGNORE INTO manifests (digest, media_type, kind, size, refs) "
+                         "VALUES (?, ?, ?, ?, ?)", rows)
+        conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
+        conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
+
+    return record
+
+
+def _rename(tmp_name: str, final: Path | None) -> Path:
+    assert final is not None  # a local folder always has a path
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp_name, final)
     return final.parent
 
 
-def _discard(staged: tuple[str, int, Future[None] | None]) -> None:
+def _discard(staged: _Staged) -> None:
     tmp_name, _, synced = staged
     if synced is not None:
         synced.cancel()
@@ -155,4 +191,5 @@ def _discard(staged: tuple[str, int, Future[None] | None]) -> None:
             synced.result()
         except BaseException:  # noqa: BLE001 - the file is going away; its fsync does not matter
             pass
-    discard(tmp_name)
+    if tmp_name is not None:
+        discard(tmp_name)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import LockTimeout
@@ -34,11 +36,11 @@ def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
                     raise LockTimeout(
                         f"the store at {path.parent} is locked by another process{holder} "
                         f"(waited {timeout:g} s)",
-                        hint="wait for the other apply to finish, or raise --lock-timeout",
+                        hint="wait for that command to finish (or stop it), or raise --lock-timeout",
                     ) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv[:3])}\n".encode(), 0)
+        os.pwrite(fd, (_holder_text() + "\n").encode(), 0)
         try:
             yield
         finally:
@@ -46,6 +48,27 @@ def exclusive_lock(path: Path, timeout: float) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _holder_text() -> str:
+    """Who holds the lock, for whoever waits: pid, since when, and the command line
+    without ``--store`` (``reconciler apply -f repos.yaml``), cut to a readable length."""
+    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if prog == "__main__.py":  # python -m reconciler
+        prog = "reconciler"
+    elif prog in ("", "-c"):
+        prog = "python"
+    args, rest = [], iter(sys.argv[1:])
+    for arg in rest:  # the message names the store already: keep the command readable
+        if arg == "--store":
+            next(rest, None)
+        elif not arg.startswith("--store="):
+            args.append(arg)
+    command = shlex.join([prog, *args])
+    if len(command) > 200:
+        command = command[:197] + "..."
+    since = datetime.now(UTC).strftime("%H:%M:%S UTC")
+    return f"pid {os.getpid()} since {since}: {command}"
 
 
 def _read_holder(fd: int) -> str:

@@ -19,7 +19,7 @@ from reconciler.model.digest import parse_recorded
 from reconciler.store.protocol import Kind, ManifestRefs, Publication
 
 if TYPE_CHECKING:
-    from reconciler.store.sqlite.files import ContentFiles
+    from reconciler.store.blobs import ContentFiles
 
 #: from this many wanted digests on, manifest_refs scans the table instead of joining
 _SCAN_ABOVE = 2000

@@ -8,15 +8,14 @@ referenced by what remains, every tag must point at a manifest or index that is 
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
 from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
+from reconciler.store.sqlite.v1 import check_v1, gc_v1
 
 if TYPE_CHECKING:
     from reconciler.store.sqlite.store import SQLiteStore
@@ -97,9 +96,9 @@ def validate_new_state(conn: sqlite3.Connection, content: ContentSet, added: Con
                          hint="this is a bug in the operation that built the version; nothing was changed")
 
 
-def _hash_file(path: os.PathLike[str], algorithm: str) -> Digest:
-    h = DigestHasher(algorithm)
-    with open(path, "rb") as f:
+def _hash_blob(store: SQLiteStore, digest: Digest) -> Digest:
+    h = DigestHasher(digest.algorithm)
+    with store.blob_files.open(digest) as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.digest()
@@ -114,17 +113,17 @@ def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
     for parent, child, child_kind in conn.execute("SELECT parent, child, child_kind FROM manifest_refs"):
         refs.setdefault(parent, []).append((child, child_kind))
 
-    # 1. every recorded file exists and hashes to its digest
+    # 1. every recorded blob is stored (a local file or an object) and hashes to its digest
     for digest, size in blobs.items():
         d = Digest.parse(digest)
-        path = store.blob_files.path(d)
-        if not path.is_file():
-            problems.append(Problem("missing", digest, "blob file is missing"))
+        stored = store.blob_files.size(d)
+        if stored is None:
+            problems.append(Problem("missing", digest, f"blob is missing from {store.blob_files.location}"))
             continue
-        if path.stat().st_size != size:
-            problems.append(Problem("corrupt", digest, f"blob file has {path.stat().st_size} bytes, expected {size}"))
+        if stored != size:
+            problems.append(Problem("corrupt", digest, f"stored blob has {stored} bytes, expected {size}"))
             continue
-        if verify_content and _hash_file(path, d.algorithm) != d:
+        if verify_content and _hash_blob(store, d) != d:
             problems.append(Problem("corrupt", digest, "blob bytes do not hash to the digest"))
     for digest, (media_type, _kind) in manifests.items():
         d = Digest.parse(digest)
@@ -168,18 +167,22 @@ def check(store: SQLiteStore, *, verify_content: bool = True) -> CheckReport:
             for name, d, a, r in tag_rows:
                 if a <= n and (r is None or r > n) and d not in live_digests:
                     problems.append(Problem("dangling", where, f"tag {name!r} points at missing {d}"))
+    v1_problems, _v1_images = check_v1(conn, blobs)
+    problems += v1_problems
     problems.sort(key=lambda p: (p.subject, p.kind, p.message))
     return CheckReport(tuple(problems), len(blobs), len(manifests), versions)
 
 
 def gc(store: SQLiteStore) -> GcReport:
-    """Remove blobs and manifests no repository version references, and stale temp files.
-    The caller holds the apply lock, so no writer is between 'bytes stored' and 'version
-    committed'."""
+    """Remove blobs and manifests no repository version references, and the temp files
+    of dead writers (or old ones). The caller holds the store lock (``SQLiteStore.gc``
+    makes sure), so no apply is between 'bytes stored' and 'version committed': content
+    an in-flight apply fetched but has not committed yet is never taken from under it."""
     blobs_removed = manifests_removed = freed = temps = 0
     with store._write() as conn:
         referenced = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM repo_content")}
         dead_manifests = [r[0] for r in conn.execute("SELECT digest FROM manifests") if r[0] not in referenced]
+        referenced |= gc_v1(conn)  # the layers of v1 images some version still holds
         dead_blobs = [r[0] for r in conn.execute("SELECT digest FROM blobs") if r[0] not in referenced]
         for chunk in _chunks(dead_manifests):
             conn.execute(f"DELETE FROM manifests WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
@@ -203,13 +206,10 @@ def gc(store: SQLiteStore) -> GcReport:
         if str(d) not in known_manifests:
             freed += store.manifest_files.remove(d)
             manifests_removed += 1
-    now = time.time()
-    for f in store.blob_files.tmp.iterdir():
-        try:
-            if now - f.stat().st_mtime > TEMP_GRACE_SECONDS:
-                freed += f.stat().st_size
-                f.unlink()
-                temps += 1
-        except FileNotFoundError:
-            continue
+    # uploads a killed writer left (temp files, incomplete S3 multipart uploads)
+    for files in (store.blob_files, store.manifest_files):
+        count, size = files.remove_stale_uploads(TEMP_GRACE_SECONDS)
+        temps += count
+        freed += size
     return GcReport(blobs_removed, manifests_removed, freed, temps)
+

@@ -111,6 +111,46 @@ MIGRATIONS: list[tuple[str, str]] = [
         "0003_manifest_refs_text",
         "ALTER TABLE manifests ADD COLUMN refs TEXT;",
     ),
+    (
+        # text settings of the store, e.g. where its blobs live ('blobs': s3://bucket/prefix)
+        "0004_settings",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    ),
+    (
+        # Docker v1 images (original-system.md 3.1) and their per-version membership and
+        # tags, in the same range representation as repo_content / repo_tags. The layer
+        # is a row of ``blobs`` (gc keeps the layers of live images).
+        "0005_v1_images",
+        """
+        CREATE TABLE v1_images (
+            image_id TEXT PRIMARY KEY,
+            parent TEXT,
+            json BLOB NOT NULL,
+            ancestry TEXT NOT NULL,  -- space-separated image ids, the image itself first
+            layer TEXT NOT NULL,     -- digest of the layer blob (gzip'd tar)
+            size INTEGER NOT NULL
+        );
+        CREATE TABLE repo_v1_images (
+            repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            image_id TEXT NOT NULL,
+            -- 'mask': an id deliberately left out (--mask-id), a parent allowed to be absent
+            role TEXT NOT NULL CHECK (role IN ('image', 'mask')),
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_v1_images_by_id ON repo_v1_images (repo_id, image_id, added);
+        CREATE INDEX repo_v1_images_image ON repo_v1_images (image_id);
+        CREATE TABLE repo_v1_tags (
+            repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_v1_tags_by_name ON repo_v1_tags (repo_id, name, added);
+        CREATE UNIQUE INDEX repo_v1_tags_one_name ON repo_v1_tags (repo_id, name) WHERE removed IS NULL;
+        """,
+    ),
 ]
 
 #: migrations that also need Python: name -> function run in the same transaction

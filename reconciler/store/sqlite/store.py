@@ -3,7 +3,8 @@
 Layout of a store directory::
 
     <root>/store.db            SQLite database (WAL mode)
-    <root>/blobs/sha256/ab/... blob bytes
+    <root>/blobs/sha256/ab/... blob bytes (or in the blob storage given by ``blobs=``,
+                               e.g. s3://bucket/prefix, which the store then remembers)
     <root>/manifests/sha256/.. manifest and index bytes, exactly as received
     <root>/tmp/                files being written (removed by gc)
     <root>/lock                the exclusive apply lock
@@ -34,7 +35,7 @@ from reconciler.errors import (
 )
 from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
 from reconciler.model.digest import parse_recorded
-from reconciler.model.mediatypes import is_index
+from reconciler.store.blobs import BlobStorage, ContentFiles, open_blobs
 from reconciler.store.protocol import (
     CheckReport,
     ContentSet,
@@ -49,12 +50,12 @@ from reconciler.store.protocol import (
     VersionInfo,
 )
 from reconciler.store.sqlite import maintenance
-from reconciler.store.sqlite.batch import SQLiteContentBatch
-from reconciler.store.sqlite.files import ContentFiles
+from reconciler.store.sqlite.batch import SQLiteContentBatch, content_rows
 from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
 from reconciler.store.sqlite.lookup import IN_VERSION, VersionLookups
-from reconciler.store.sqlite.migrations import migrate, refs_text
+from reconciler.store.sqlite.migrations import migrate
+from reconciler.store.sqlite.v1 import V1Images
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
 
@@ -63,13 +64,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLiteStore(VersionLookups):
+class SQLiteStore(VersionLookups, V1Images):
     """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed.
 
     ``durable=False`` skips every fsync (files and SQLite): only for generating test and
-    benchmark fixtures quickly, never for a store anyone relies on."""
+    benchmark fixtures quickly, never for a store anyone relies on. ``blobs`` is where the
+    blob bytes live (``open_blobs``: a folder, or ``s3://bucket/prefix``); by default the
+    store's own directory, or what an earlier open recorded."""
 
-    def __init__(self, root: str | Path, *, durable: bool = True) -> None:
+    def __init__(self, root: str | Path, *, durable: bool = True, blobs: str | None = None) -> None:
         self.root = Path(root).absolute()
         self.location = str(self.root)
         try:
@@ -78,7 +81,6 @@ class SQLiteStore(VersionLookups):
             raise StoreError(f"cannot create the store directory {self.root}: {exc}",
                              hint="choose another location with --store or RECONCILER_STORE") from exc
         self.durable = durable
-        self.blob_files = ContentFiles(self.root, "blobs", durable=durable)
         self.manifest_files = ContentFiles(self.root, "manifests", durable=durable)
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
@@ -88,8 +90,31 @@ class SQLiteStore(VersionLookups):
         # sleep (not the disk) was most of a cold sync's wall time.
         self._write_lock = threading.Lock()
         self._content_rows = GroupCommit(self._write)
+        #: the thread that holds the store lock through this object, if any
+        self._lock_owner: int | None = None
         with exclusive_lock(self.root / "migrate.lock", timeout=60):
             migrate(self._conn())
+            blobs = self._blobs_setting(blobs)
+        self.blob_files: BlobStorage = open_blobs(blobs or self.root, durable=durable)
+
+    def _blobs_setting(self, wanted: str | None) -> str | None:
+        """The blob storage this store uses: recorded on first use, so later commands
+        need no ``--blobs`` and a different one is refused instead of silently finding
+        every blob missing."""
+        conn = self._conn()
+        row = conn.execute("SELECT value FROM settings WHERE key = 'blobs'").fetchone()
+        recorded = row[0] if row and row[0] else None
+        if row is not None:
+            if wanted is not None and wanted.rstrip("/") != (recorded or "").rstrip("/") and not (
+                    recorded is None and Path(wanted).absolute() == self.root):
+                raise StoreError(f"the store at {self.location} keeps its blobs in {recorded or self.location}, "
+                                 f"not {wanted}", hint="drop --blobs (the store remembers it) or give the same one")
+            return recorded
+        if wanted is not None and conn.execute("SELECT 1 FROM blobs LIMIT 1").fetchone():
+            raise StoreError(f"the store at {self.location} already holds blobs in {self.location}; "
+                             f"it cannot switch to {wanted}", hint="start a new store for the new blob storage")
+        conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES ('blobs', ?)", (wanted or "",))
+        return wanted
 
     # -- connections and transactions -------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -137,6 +162,8 @@ class SQLiteStore(VersionLookups):
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        if hasattr(self, "blob_files"):
+            self.blob_files.close()
         with self._conns_lock:
             for conn in self._all_conns:
                 try:
@@ -150,7 +177,16 @@ class SQLiteStore(VersionLookups):
         return int(self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
-        return exclusive_lock(self.root / "lock", timeout)
+        return self._locked(timeout)
+
+    @contextmanager
+    def _locked(self, timeout: float) -> Iterator[None]:
+        with exclusive_lock(self.root / "lock", timeout):
+            outer, self._lock_owner = self._lock_owner, threading.get_ident()
+            try:
+                yield
+            finally:
+                self._lock_owner = outer
 
     # -- repositories ---------------------------------------------------------------
     @staticmethod
@@ -362,7 +398,12 @@ class SQLiteStore(VersionLookups):
     # -- content ----------------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool:
         row = self._conn().execute("SELECT 1 FROM blobs WHERE digest = ?", (str(digest),)).fetchone()
-        return row is not None and self.blob_files.exists(digest)
+        if row is None:
+            return False
+        # a lost local file is re-fetched by the next sync; remote objects are trusted to
+        # the row (a HEAD per blob would make every plan slow), and `store check` finds losses
+        path = self.blob_files.path(digest)
+        return path is None or path.is_file()
 
     def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
         return {d for d in set(digests) if not self.blob_has(d)}
@@ -375,13 +416,13 @@ class SQLiteStore(VersionLookups):
 
     def blob_path(self, digest: Digest) -> Path | None:
         p = self.blob_files.path(digest)
-        return p if p.is_file() else None
+        return p if p is not None and p.is_file() else None
 
     def blob_open(self, digest: Digest) -> BinaryIO:
-        try:
-            return open(self.blob_files.path(digest), "rb")
-        except FileNotFoundError:
-            raise ContentNotFound(f"blob {digest} is not in the store") from None
+        return self.blob_files.open(digest)
+
+    def blob_url(self, digest: Digest, *, expires: int) -> str | None:
+        return self.blob_files.presigned_url(digest, expires=expires)
 
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int:
@@ -424,22 +465,7 @@ class SQLiteStore(VersionLookups):
     def record_content(self, blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manifest | Index]) -> None:
         """Rows for content whose files are durable in place: ``(digest, size)`` blobs and
         manifests, in one transaction (shared with concurrent writers)."""
-        blob_rows = [(str(d), n) for d, n in blobs]
-        per_manifest = [maintenance.manifest_refs(m) for m in manifests]
-        rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
-                 refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(manifests, per_manifest, strict=True)]
-        refs = [r for mrefs in per_manifest for r in mrefs]
-
-        def record(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)", blob_rows)
-            conn.executemany("INSERT OR IGNORE INTO manifests (digest, media_type, kind, size, refs) "
-                             "VALUES (?, ?, ?, ?, ?)", rows)
-            conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
-            conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
-
-        if blob_rows or rows:
-            self._content_rows.run(record)
+        self._content_rows.run(content_rows(blobs, manifests))
 
     def manifest_kind(self, digest: Digest) -> Kind | None:
         row = self._conn().execute("SELECT kind FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
@@ -449,8 +475,13 @@ class SQLiteStore(VersionLookups):
     def check(self, *, verify_content: bool = True) -> CheckReport:
         return maintenance.check(self, verify_content=verify_content)
 
-    def gc(self) -> GcReport:
-        return maintenance.gc(self)
+    def gc(self, *, lock_timeout: float = 60.0) -> GcReport:
+        """Under the store lock: taken here unless this thread holds it already, so gc
+        can never run between another writer's 'bytes stored' and 'version committed'."""
+        if self._lock_owner == threading.get_ident():
+            return maintenance.gc(self)
+        with self.lock(lock_timeout):
+            return maintenance.gc(self)
 
     # -- journal ------------------------------------------------------------------------
     def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int:

@@ -1,28 +1,35 @@
-"""Content-addressed files: ``<root>/<area>/<algorithm>/<2 hex>/<hex>``.
+"""Blob storage in a local folder: ``<root>/<area>/<algorithm>/<2 hex>/<hex>``.
 
 Writes go to a temporary file in ``<root>/tmp`` while hashing, are verified against the
 expected digest, fsynced, then renamed into place (and the directory fsynced), so a
 reader never sees a partial file and a crash leaves at most a temp file that ``gc``
-removes. A digest mismatch leaves nothing behind.
+removes. A digest mismatch leaves nothing behind. Temp files are named
+``put-<pid>-...`` so ``gc`` can tell one whose writer is dead (a killed apply) from one a
+live process is still writing.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from reconciler.errors import DigestMismatch, InvalidInput
+from reconciler.errors import ContentNotFound, DigestMismatch, InvalidInput
 from reconciler.model import Digest, DigestHasher, VerifiedStream
 
 CHUNK = 1024 * 1024
 
 
 class ContentFiles:
-    def __init__(self, root: Path, area: str, *, durable: bool = True) -> None:
+    """``BlobStorage`` in a folder (``LocalBlobs``); the embedded store also keeps its
+    manifest files in one (area ``manifests``)."""
+
+    def __init__(self, root: Path, area: str = "blobs", *, durable: bool = True) -> None:
         self.root = root
+        self.location = str(root)
         self.durable = durable
         self.area = root / area
         self.tmp = root / "tmp"
@@ -35,6 +42,24 @@ class ContentFiles:
 
     def exists(self, digest: Digest) -> bool:
         return self.path(digest).is_file()
+
+    def size(self, digest: Digest) -> int | None:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open(self, digest: Digest) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise ContentNotFound(f"blob {digest} is not in the store") from None
+
+    def presigned_url(self, digest: Digest, *, expires: int) -> str | None:
+        return None  # a local folder has no URL of its own
+
+    def close(self) -> None:
+        pass
 
     def write(
         self,
@@ -71,8 +96,8 @@ class ContentFiles:
         if hasattr(chunks, "read"):
             stream = chunks
             chunks = iter(lambda: stream.read(CHUNK), b"")
-        h: DigestHasher | _Counting = _Counting(expected) if pre_verified else expected.hasher()
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        h: DigestHasher | Counting = Counting(expected) if pre_verified else expected.hasher()
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(), dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -109,7 +134,7 @@ class ContentFiles:
 
     def stage_bytes(self, data: bytes, *, sync: bool = False) -> str:
         """``data`` (already verified) in a temporary file (fsynced when ``sync``): its name."""
-        fd, tmp_name = tempfile.mkstemp(prefix="put-", dir=self.tmp)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(), dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
@@ -142,7 +167,21 @@ class ContentFiles:
         except FileNotFoundError:
             return 0
 
-    def all_digests(self) -> Iterable[tuple[Digest, Path]]:
+    def remove_stale_uploads(self, older_than: float) -> tuple[int, int]:
+        count = freed = 0
+        now = time.time()
+        for f in self.tmp.iterdir():
+            try:
+                st = f.stat()
+                if writer_gone(f.name) or now - st.st_mtime > older_than:
+                    f.unlink()
+                    count += 1
+                    freed += st.st_size
+            except FileNotFoundError:
+                continue
+        return count, freed
+
+    def all_digests(self) -> Iterable[tuple[Digest, Path | str]]:
         if not self.area.is_dir():
             return
         for algo_dir in sorted(self.area.iterdir()):
@@ -154,7 +193,40 @@ class ContentFiles:
                         continue
 
 
-class _Counting:
+#: the name the blob-storage layer uses for a folder
+LocalBlobs = ContentFiles
+
+
+def temp_prefix() -> str:
+    return f"put-{os.getpid()}-"
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The pid in a temp file name (``put-<pid>-...``), None for another name."""
+    parts = name.split("-", 2)
+    if len(parts) == 3 and parts[0] == "put" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def writer_gone(name: str) -> bool:
+    """Whether the process that wrote temp file ``name`` is dead (then the file is
+    garbage at once). Unknown writers, live ones and this process (one of its threads
+    may be writing) keep the file until it is older than the grace period; a reused pid
+    only delays the removal."""
+    pid = temp_writer_pid(name)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+class Counting:
     """Stands in for the hasher when the stream verifies itself: sizes only."""
 
     def __init__(self, digest: Digest) -> None:

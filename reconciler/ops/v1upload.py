@@ -1,0 +1,132 @@
+"""``upload --v1``: a ``docker save`` tarball into a repository as Docker v1 images
+(original-system.md 6.1; the reading and the ``--mask-id`` rule are in ``v1save``).
+
+Everything is checked before anything is stored: the tar members (``tarsafe``), every
+image JSON, that the tarball names one repository, and that each imported image's parent
+is imported too, masked, or already in the repository. Then each layer not yet stored is
+gzip'd reproducibly (the same tar gives the same layer digest) into the store, the
+images are recorded, and one ``v1_commit`` makes the new version; tags from the tarball
+replace same-name v1 tags.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from reconciler.errors import UploadInvalid
+from reconciler.model import Digest
+from reconciler.model.v1image import V1Image
+from reconciler.ops.archive import open_archive
+from reconciler.ops.dockersave import COMPRESSLEVEL, HashingWriter
+from reconciler.ops.result import OpResult
+from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
+from reconciler.ops.v1save import V1Save, read_v1_save
+from reconciler.store.protocol import ContentSummary, Store, V1Content
+
+log = logging.getLogger(__name__)
+_CHUNK = 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class V1Inspection:
+    """What ``upload --v1`` of a file would import, read without storing anything."""
+
+    repository: str | None
+    images: tuple[str, ...]  # the ids imported, root first
+    tags: Mapping[str, str]
+    masked: str | None
+    total_images: int
+    notes: tuple[str, ...] = ()
+
+
+def inspect_v1(path: Path, *, mask_id: str | None = None, limits: Limits = DEFAULT_LIMITS) -> V1Inspection:
+    with open_archive(Path(path), limits=limits) as archive:
+        save = read_v1_save(archive, mask_id=mask_id)
+    return V1Inspection(save.repository, tuple(save.selected), dict(save.tags), save.masked, len(save.images),
+                        tuple(save.notes))
+
+
+def _store_layer(store: Store, src: IO[bytes], *, where: str) -> tuple[Digest, int]:
+    """Gzip ``src`` into a temp file, then into the store; (digest, uncompressed size)."""
+    with tempfile.TemporaryFile(prefix="reconciler-v1-layer-") as tmp:
+        out = HashingWriter(tmp)
+        size = 0
+        head = src.read(2)
+        if head == _GZIP_MAGIC:  # already compressed: keep the bytes
+            chunk = head
+            while chunk:
+                out.write(chunk)
+                size += len(chunk)
+                chunk = src.read(_CHUNK)
+        else:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=COMPRESSLEVEL) as gz:
+                chunk = head
+                while chunk:
+                    size += len(chunk)
+                    gz.write(chunk)
+                    chunk = src.read(_CHUNK)
+        tmp.flush()
+        tmp.seek(0)
+        digest = out.hasher.digest()
+        store.blob_put(tmp, digest, size=out.hasher.size, where=where)
+    return digest, size
+
+
+def store_images(store: Store, archive_path: Path, save: V1Save, ids: list[str],
+                 known: dict[str, tuple[str, ...]], *, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int]:
+    """Store the layers and image rows of ``ids`` not stored yet; (stored, reused)."""
+    have = store.v1_images_get(ids)
+    todo = [i for i in ids if i not in have]
+    images: list[V1Image] = []
+    with open_archive(archive_path, limits=limits) as archive:
+        for image_id in todo:
+            saved = save.images[image_id]
+            with archive.open(saved.layer_member) as src:
+                digest, size = _store_layer(store, src, where=f"{archive.where}: {saved.layer_member}")
+            images.append(V1Image(image_id, saved.raw_json, save.ancestry(image_id, known), digest,
+                                  saved.meta.size if saved.meta.size is not None else size))
+    store.v1_images_put(images)
+    return len(todo), len(ids) - len(todo)
+
+
+def upload_v1(store: Store, repo_id: str, path: Path | str, *, mask_id: str | None = None,
+              limits: Limits = DEFAULT_LIMITS) -> OpResult:
+    """Import the v1 images of ``path`` (a docker save tarball) into ``repo_id``
+    (created if missing): one new version."""
+    path = Path(path)
+    with open_archive(path, limits=limits) as archive:
+        save = read_v1_save(archive, mask_id=mask_id)
+    repo = store.repository_find(repo_id)
+    before = store.v1_version_get(repo_id) if repo else V1Content()
+    masked = set(before.masked) | ({save.masked} if save.masked else set())
+    selected = set(save.selected)
+    lacking = sorted({p for i in save.selected if (p := save.images[i].meta.parent) is not None
+                      and p not in selected and p not in masked and p not in before.images})
+    if lacking:
+        raise UploadInvalid(f"{path}: the parent image(s) {', '.join(lacking)} are neither in the tarball "
+                            f"nor in repository {repo_id!r}",
+                            hint="upload the parent images first, or give --mask-id with the parent's id "
+                                 "if it is served from elsewhere")
+    known = {i.id: i.ancestry for i in store.v1_images_get(before.images).values()}
+    stored, reused = store_images(store, path, save, save.selected, known, limits=limits)
+    if repo is None:
+        store.repository_create(repo_id)
+    images = before.images | selected
+    after = V1Content(images, {**before.tags, **save.tags},
+                      frozenset(m for m in masked if m not in images))
+    base = store.repository_get(repo_id).latest_version
+    info = store.v1_commit(repo_id, base=base, content=after, operation=f"upload --v1 {path.name}")
+    details = {"format": "docker-save-v1", "file": str(path), "repository_in_file": save.repository,
+               "images_in_file": len(save.images), "images": list(save.selected), "masked": save.masked,
+               "tags": dict(sorted(save.tags.items())), "images_stored": stored, "images_reused": reused,
+               "notes": list(save.notes), "created_repository": repo is None}
+    for note in save.notes:
+        log.info("%s: %s", path, note)
+    return OpResult(repo_id, info, info.summary if info else ContentSummary(), details)

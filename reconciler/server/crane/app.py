@@ -1,0 +1,135 @@
+"""The Crane-mode WSGI application: snapshot, pure routing, then (serve-content mode
+only) the one file a reply names.
+
+It needs no store: everything comes from the app files under the data directory
+(``Watcher``) and, in serve-content mode, from the content directories. Files are sent
+with ``sendfile`` through the server's file wrapper; manifests are read whole (they are
+small) so that their digest goes out as ``Docker-Content-Digest``, which Crane never
+sent (13.10), and their ``Content-Type`` is the body's own media type when it names
+one (Crane labelled schema1 ``application/json`` and knew no OCI types).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from reconciler.model import mediatypes as mt
+from reconciler.server import accesslog
+from reconciler.server.auth import Htpasswd, parse_basic
+from reconciler.server.crane.config import CraneConfig
+from reconciler.server.crane.index import Watcher
+from reconciler.server.crane.routes import handle
+from reconciler.server.crane.values import CraneRequest, Reply, text_error, v2_error
+from reconciler.server.httpio import FileBody, Request, Response, send
+
+log = logging.getLogger(__name__)
+
+#: manifests larger than this are not manifests (distribution caps them at 4 MiB)
+MAX_MANIFEST = 4 * 1024 * 1024
+
+
+class CraneApp:
+    """``CraneApp(config)`` is a WSGI callable serving ``config.data_dir`` as Crane did."""
+
+    def __init__(self, config: CraneConfig, *, htpasswd: Htpasswd | None = None,
+                 watcher: Watcher | None = None) -> None:
+        self.config = config
+        self.htpasswd = htpasswd
+        self.watcher = watcher or Watcher(config.data_dir, config.polling_interval)
+
+    def close(self) -> None:
+        """Nothing to release (the gunicorn runner calls this on worker exit)."""
+
+    def __call__(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.monotonic()
+        req = Request.from_environ(environ)
+        try:
+            resp = self.respond(req)
+        except Exception:  # noqa: BLE001 - a bug must not kill the worker; log it whole
+            log.exception("internal error serving %s %s", req.method, req.path)
+            resp = _response(text_error(500))
+        if req.method == "HEAD" and resp.body:
+            if isinstance(resp.body, FileBody):
+                resp.body.close()
+            resp.body = b""  # Content-Length keeps the size a GET would send
+        length = resp.length
+
+        def done() -> None:
+            accesslog.write(environ, req.user, resp.status, length, started)
+
+        return send(resp, environ, start_response, done)
+
+    def respond(self, req: Request) -> Response:
+        req.user = self._user(req)
+        crane_req = CraneRequest(method=req.method, path=req.path, query=req.query, accept=req.header("Accept"),
+                                 host=req.header("Host"), authorised=req.user is not None, time=time.time())
+        if self.config.debug:
+            log.debug("%s %s Accept: %s", req.method, req.path, crane_req.accept)
+        reply = handle(self.watcher.current(), self.config, crane_req)
+        if reply.file is None:
+            return _response(reply)
+        return self._file(reply, req.path.startswith("/v2/"))
+
+    def _user(self, req: Request) -> str | None:
+        """Valid Basic credentials (``--htpasswd``) make protected repositories visible;
+        anything else is anonymous. Crane never challenged, so neither do we."""
+        creds = parse_basic(req.header("Authorization"))
+        if creds is None or self.htpasswd is None:
+            return None
+        return creds[0] if self.htpasswd.check(*creds) else None
+
+    def _file(self, reply: Reply, v2: bool) -> Response:
+        assert reply.file is not None
+        not_found = v2_error(404) if v2 else text_error(404)
+        try:
+            f = open(reply.file, "rb")  # noqa: SIM115 - handed to FileBody, closed after sending
+        except OSError:
+            return _response(not_found)
+        headers = dict(reply.headers)
+        try:
+            size = os.fstat(f.fileno()).st_size
+            if reply.kind == "manifest":
+                with f:
+                    body = f.read(MAX_MANIFEST + 1)
+                if len(body) > MAX_MANIFEST:
+                    log.error("%s is over %d bytes: not served as a manifest", reply.file, MAX_MANIFEST)
+                    return _response(not_found)
+                headers["Content-Type"] = manifest_media_type(body, headers["Content-Type"])
+                headers["Docker-Content-Digest"] = "sha256:" + hashlib.sha256(body).hexdigest()
+                return _response(Reply(200, headers, body))
+            if reply.kind == "blob":
+                headers["Docker-Content-Digest"] = reply.file.rsplit("/", 1)[1]
+        except OSError:
+            f.close()
+            return _response(not_found)
+        headers["Content-Length"] = str(size)
+        return Response(200, headers, FileBody(f, 0, size))
+
+
+def manifest_media_type(body: bytes, chosen: str) -> str:
+    """The body's own ``mediaType`` when it is a manifest type; schema1 (which has none)
+    by its signatures; else what Crane's negotiation chose."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return chosen
+    if not isinstance(doc, dict):
+        return chosen
+    declared = doc.get("mediaType")
+    if isinstance(declared, str) and declared in mt.MANIFEST_TYPES:
+        return declared
+    if doc.get("schemaVersion") == 1:
+        return mt.DOCKER_SCHEMA1_SIGNED if "signatures" in doc else mt.DOCKER_SCHEMA1
+    return chosen
+
+
+def _response(reply: Reply) -> Response:
+    headers = dict(reply.headers)
+    headers["Content-Length"] = str(len(reply.body))
+    return Response(reply.status, headers, reply.body)

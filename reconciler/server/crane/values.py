@@ -1,0 +1,89 @@
+"""The request and reply values of Crane mode's pure routing functions.
+
+Routing never touches the network or the disk: it gets a ``CraneRequest`` and a
+snapshot and returns a ``Reply`` (status, headers, body). In serve-content mode a reply
+may instead name a file to send (``file``); the WSGI app opens it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import PurePosixPath
+
+from reconciler.server.crane.appfile import AppFile
+
+SAFE_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+
+@dataclass(frozen=True)
+class CraneRequest:
+    method: str
+    path: str
+    query: Mapping[str, list[str]] = field(default_factory=dict)
+    accept: str | None = None
+    host: str | None = None
+    #: valid Basic credentials were sent (only with --htpasswd): protected repositories show
+    authorised: bool = False
+    #: the request's time (Unix seconds): CDN auth tokens expire relative to it
+    time: float = 0.0
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    #: serve-content mode: send this file; ``kind`` is "manifest", "blob" or "file"
+    file: str | None = None
+    kind: str = "file"
+
+
+def reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def json_reply(status: int, obj: object, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(obj).encode())
+
+
+def v2_error(status: int, message: str | None = None) -> Reply:
+    """Crane's v2 error body: the HTTP status as the code (11.6), no version header."""
+    return json_reply(status, {"errors": [{"code": str(status), "message": message or reason(status)}]})
+
+
+def text_error(status: int, message: str | None = None) -> Reply:
+    """Crane's v1 / other errors: the reason phrase as the body (Flask's text/html)."""
+    return Reply(status, {"Content-Type": "text/html; charset=utf-8"}, (message or reason(status)).encode())
+
+
+def redirect(url: str) -> Reply:
+    """302 with the HTML stub Flask's ``redirect()`` writes."""
+    quoted = html.escape(url)
+    body = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>Redirecting...</title>\n'
+            f'<h1>Redirecting...</h1>\n<p>You should be redirected automatically to target URL: '
+            f'<a href="{quoted}">{quoted}</a>.  If not click the link.')
+    return Reply(302, {"Location": url, "Content-Type": "text/html; charset=utf-8"}, body.encode())
+
+
+def content_file(content_dir: str, app: AppFile, sub: str) -> str | None:
+    """``<content_dir>/<repository>/<sub>``, or None when the app file's ``repository``
+    is missing or is not one plain path component (no ``..``, no ``/``). ``sub`` is built
+    from validated parts only; symlinks inside the tree are followed as the publisher
+    made them (Pulp links blobs into its content store)."""
+    repository = app.repository
+    if repository is None or not SAFE_COMPONENT_RE.match(repository):
+        return None
+    return str(PurePosixPath(content_dir) / repository / sub)

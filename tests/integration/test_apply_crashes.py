@@ -1,0 +1,140 @@
+"""Crash safety of apply, point by point: SIGKILL a real ``reconciler apply`` subprocess
+at store write event N (``RECONCILER_APPLY_KILL_AT=write:N``, see reconciler/apply/hooks.py)
+for N spread over one whole run, then re-run it.
+
+What a user relies on: whatever moment an apply dies at, the next apply converges to
+exactly the state an uninterrupted apply reaches (every repository's latest and
+published version: same content, same tags), ``store check`` is clean, and the temporary
+files the kill left behind are removed by ``store gc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler import api
+from reconciler.store.protocol import ContentSet, TagEntry
+from reconciler.store.sqlite import SQLiteStore
+from tests.support.imagegen import build_image, build_multiarch
+from tests.support.pusher import push_image
+from tests.support.registry import RunningRegistry
+
+#: kill points tried (all of them when a run has fewer write events)
+POINTS = 15
+
+
+@dataclass(frozen=True)
+class RepoState:
+    latest: tuple[ContentSet, tuple[tuple[str, TagEntry], ...]]
+    published: tuple[str | None, ContentSet | None, tuple[tuple[str, TagEntry], ...]]
+
+
+def snapshot(root: Path) -> dict[str, RepoState]:
+    """Every repository's latest and published version, by content and tags (version
+    numbers may differ: a killed run may have committed some of them)."""
+    store = SQLiteStore(root)
+    try:
+        out = {}
+        for repo in store.repository_list():
+            latest = store.version_get(repo.id)
+            pub_content, pub_tags = None, ()
+            if repo.published_version is not None:
+                pub = store.version_get(repo.id, repo.published_version)
+                pub_content, pub_tags = pub.content, tuple(sorted(pub.tags.items()))
+            out[repo.id] = RepoState((latest.content, tuple(sorted(latest.tags.items()))),
+                                     (repo.publish_name, pub_content, pub_tags))
+        return out
+    finally:
+        store.close()
+
+
+def write_yaml(path: Path, registry: RunningRegistry, upstream: str, *, prod: bool = True) -> Path:
+    # one request at a time: the write events come in the same order in every run
+    path.write_text(f"""version: 1
+registries:
+  up: {{url: "{registry.url}", tls_verify: false, max_concurrency: 1}}
+repositories:
+  web: {{feed: up, upstream_name: {upstream}, mirror: true, publish: team/web}}
+""" + ("" if not prod else """  prod:
+    copy:
+      - {from: web, tags: [latest]}
+    pins:
+      stable: web:v1
+    publish: team/prod
+"""))
+    return path
+
+
+def kill_points(events: list[str]) -> list[int]:
+    """``POINTS`` event numbers: every metadata write (repository, manifests, version,
+    publication: the transitions), the rest spread evenly over the blob writes, both kinds
+    (inside a blob write, which leaves a temporary file, and after one)."""
+    if len(events) <= POINTS:
+        return list(range(1, len(events) + 1))
+    metadata = [i for i, e in enumerate(events, 1) if not e.startswith("blob_put ")]
+    blobs = [i for i, e in enumerate(events, 1) if e.startswith("blob_put ")]
+    k = max(2, POINTS - len(metadata))
+    spread = {blobs[round(j * (len(blobs) - 1) / (k - 1))] for j in range(k)}
+    return sorted(spread | set(metadata))
+
+
+def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    push_image(registry.url, repo_name, build_image("crash-v1"), ["v1"])
+    push_image(registry.url, repo_name, build_multiarch("crash-multi"), ["v2", "latest"])
+    yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name)
+
+    # an uninterrupted run: the state to reach, and its write events
+    log = tmp_path / "writes.log"
+    reference = tmp_path / "reference"
+    run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)})
+    events = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+    assert sum(e.startswith("blob_put ") and not e.endswith("file)") for e in events) == 13  # every blob once
+    assert events[-1] == "publish"
+    expected = snapshot(reference)
+    assert set(expected) == {"web", "prod"} and expected["prod"].published[0] == "team/prod"
+
+    left_temp_files = []
+    for n in kill_points(events):
+        store = tmp_path / f"killed-at-{n}"
+        killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": f"write:{n}"})
+        assert killed.returncode == -9, f"write {n} ({events[n - 1]}): {killed.stdout}{killed.stderr}"
+        temp_files = list((store / "tmp").iterdir())
+        if temp_files:
+            left_temp_files.append(n)
+
+        s = SQLiteStore(store)
+        try:
+            _, result = api.apply_file(s, yaml)  # the re-run
+            assert result.ok, (n, result.to_json())
+            assert s.journal_list()[1].result == "interrupted"
+            report = s.gc()
+            assert report.temp_files_removed == len(temp_files), (n, events[n - 1])
+            assert list((store / "tmp").iterdir()) == []
+            check = s.check()
+            assert check.ok, (n, events[n - 1], check.problems)
+        finally:
+            s.close()
+        assert snapshot(store) == expected, f"killed at write {n} ({events[n - 1]})"
+    # the kill inside a blob write really left a temporary file for gc to remove
+    assert left_temp_files, "no kill point left a temporary file"
+
+
+def test_store_gc_cli_removes_what_a_killed_apply_left(registry: RunningRegistry, repo_name: str, tmp_path: Path,
+                                                      run_cli) -> None:  # type: ignore[no-untyped-def]
+    img = build_image("crash-gc")
+    push_image(registry.url, repo_name, img, ["v1"])
+    yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, prod=False)
+    store = tmp_path / "store"
+    # killed while its third blob sits in a temporary file: two blobs stored, not referenced
+    killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": "write:5"})
+    assert killed.returncode == -9, killed.stderr
+    assert len(list((store / "tmp").iterdir())) == 1
+    gc = run_cli("store", "gc", store=store)
+    assert gc.returncode == 0, gc.stderr
+    assert gc.stdout.startswith("removed 2 blobs and 0 manifests") and gc.stdout.rstrip().endswith(
+        ", 1 stale temp files"), gc.stdout
+    assert list((store / "tmp").iterdir()) == []
+    assert run_cli("store", "check", store=store).returncode == 0
+    assert run_cli("apply", "-f", str(yaml), store=store).returncode == 0
