@@ -465,7 +465,9 @@ class SQLiteStore(VersionLookups, V1Images):
     def record_content(self, blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manifest | Index]) -> None:
         """Rows for content whose files are durable in place: ``(digest, size)`` blobs and
         manifests, in one transaction (shared with concurrent writers)."""
-        self._content_rows.run(content_rows(blobs, manifests))
+        blobs = list(blobs)
+        if blobs or manifests:  # nothing new (a no-change sync): no write, no new generation
+            self._content_rows.run(content_rows(blobs, manifests))
 
     def manifest_kind(self, digest: Digest) -> Kind | None:
         row = self._conn().execute("SELECT kind FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
