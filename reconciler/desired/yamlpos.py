@@ -11,7 +11,10 @@ PyYAML's ``SafeLoader`` it:
   ``!!set``, custom ``!tags``),
 - bounds aliases: the nodes that aliases expand to are counted before anything walks the
   document, and a file whose aliases would expand past ``MAX_ALIAS_NODES`` is refused
-  (the "billion laughs" alias bomb), as is a recursive alias.
+  (the "billion laughs" alias bomb), as is a recursive alias,
+- bounds nesting: a value nested deeper than ``MAX_DEPTH`` mappings and lists is refused
+  at its position (``[[[[...`` thousands deep would otherwise exhaust Python's recursion
+  limit in the composer and surface as a traceback instead of a diagnostic).
 
 Mapping keys are always the key's source text (``1.10:`` stays ``"1.10"``), and an
 unquoted date stays the string it was written as.
@@ -30,6 +33,8 @@ from reconciler.desired.diagnostics import Diagnostic, Path, format_path
 
 #: how many nodes aliases may add to the document in total
 MAX_ALIAS_NODES = 100_000
+#: how deeply mappings and lists may nest (repos.yaml needs about 6)
+MAX_DEPTH = 64
 
 _Y = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_Y}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
@@ -65,6 +70,7 @@ class PositionLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.alias_uses: list[tuple[yaml.Mark, Node]] = []
+        self.depth = 0
 
     def compose_node(self, parent: Node | None, index: object) -> Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -72,7 +78,18 @@ class PositionLoader(yaml.SafeLoader):
             target = self.anchors.get(event.anchor)
             if target is not None:
                 self.alias_uses.append((event.start_mark, target))
-        return super().compose_node(parent, index)  # type: ignore[arg-type]
+        elif self.check_event(yaml.CollectionStartEvent) and self.depth >= MAX_DEPTH:
+            raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            self.depth -= 1
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
 
 
 class _Recursive(Exception):
@@ -222,10 +239,12 @@ def _read_fast(text: str, file: str) -> YamlDocument | None:
     """The document, or None when the pure reader must report a problem."""
     try:
         node = yaml.compose(text, Loader=_CLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     if node is None:
         return YamlDocument(None, Positions(values={(): (1, 1)}), [])
+    if _too_deep(node):
+        return None
     memo: dict[int, int] = {}
     try:
         _expanded_size(node, memo, set())
@@ -237,6 +256,38 @@ def _read_fast(text: str, file: str) -> YamlDocument | None:
     data = builder.build(node, ())
     diags = [Diagnostic(line, col, format_path(path), msg, file) for (line, col), path, msg in builder.problems]
     return YamlDocument(data, builder.positions, diags)
+
+
+def _too_deep(root: Node) -> bool:
+    """Whether collections nest deeper than ``MAX_DEPTH``. Heights are memoised per node
+    (aliases share nodes, so an alias bomb costs no more than its text), and the walk
+    stops as soon as the depth passes the bound, so neither a deep document nor a
+    recursive alias can exhaust the stack here."""
+    memo: dict[int, int] = {}
+
+    def height(node: Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise _TooDeep(node.start_mark)
+        h = memo.get(id(node))
+        if h is None:
+            if isinstance(node, SequenceNode):
+                kids: list[Node] = list(node.value)
+            elif isinstance(node, MappingNode):
+                kids = [n for pair in node.value for n in pair]
+            else:
+                kids = []
+            # a scalar adds no level; a collection one more than its deepest child
+            h = 0 if isinstance(node, ScalarNode) else 1 + max((height(k, depth + 1) for k in kids), default=0)
+            memo[id(node)] = h
+        if depth + h > MAX_DEPTH:
+            raise _TooDeep(node.start_mark)
+        return h
+
+    try:
+        height(root, 0)
+    except _TooDeep:
+        return True
+    return False
 
 
 def _alias_expansion(root: Node, memo: dict[int, int]) -> int:
@@ -276,6 +327,11 @@ def _read_pure(text: str, file: str) -> YamlDocument:
             return YamlDocument(None, Positions(), [Diagnostic(*where, "(document)", f"YAML syntax error: {what}", file)])
         except yaml.YAMLError as exc:
             return YamlDocument(None, Positions(), [Diagnostic(1, 1, "(document)", f"YAML error: {exc}", file)])
+        except _TooDeep as exc:
+            return YamlDocument(None, Positions(), [Diagnostic(
+                *_mark(exc.mark), "(document)",
+                f"mappings and lists nest more than {MAX_DEPTH} levels deep; refused: "
+                "repos.yaml needs only a few levels, so this file is not a desired state", file)])
         if node is None:
             return YamlDocument(None, Positions(values={(): (1, 1)}), [])
         refused = _check_aliases(loader, node, file)

@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import ManifestInvalid
+from reconciler.model import jsonsafe
 from reconciler.model import mediatypes as mt
 from reconciler.model.descriptor import Descriptor, Platform
 from reconciler.model.digest import Digest
 
 #: manifests larger than this are refused (the distribution registry's own limit is 4 MiB)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: indexes listing more entries are refused: real ones list a few platforms (tens at
+#: most); a hostile one near the byte limit could list ~40,000 children, each one a
+#: request to fetch and a row to store
+MAX_INDEX_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -76,11 +81,8 @@ class Index:
     schema_version = 2
 
     def children(self) -> tuple[Digest, ...]:
-        seen: list[Digest] = []
-        for d in self.manifests:
-            if d.digest not in seen:
-                seen.append(d.digest)
-        return tuple(seen)
+        """The child digests in order, each once (a dict, not a list scan: linear time)."""
+        return tuple(dict.fromkeys(d.digest for d in self.manifests))
 
     def references(self) -> tuple[Digest, ...]:
         return self.children()
@@ -159,7 +161,7 @@ def parse_manifest(raw: bytes, media_type: str | None = None) -> AnyManifest:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestInvalid(f"manifest is {len(raw)} bytes, more than the {MAX_MANIFEST_BYTES} byte limit")
     try:
-        doc = json.loads(raw)
+        doc = jsonsafe.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
@@ -197,6 +199,9 @@ def _parse_index(raw: bytes, doc: dict[str, Any], media_type: str) -> Index:
     entries = doc.get("manifests")
     if not isinstance(entries, list):
         raise ManifestInvalid("index: 'manifests' must be a list")
+    if len(entries) > MAX_INDEX_ENTRIES:
+        raise ManifestInvalid(f"index lists {len(entries)} manifests, more than the limit of {MAX_INDEX_ENTRIES}",
+                              hint="split it into several indexes; real multi-platform indexes list a few dozen")
     manifests = []
     for i, entry in enumerate(entries):
         d = Descriptor.from_json(entry, where=f"manifests[{i}]")

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler.errors import UploadInvalid
-from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits, check_member_name, check_members, normalize
+from reconciler.model import jsonsafe
+from reconciler.ops.tarsafe import (
+    DEFAULT_LIMITS,
+    REFUSED_HINT,
+    Limits,
+    check_member_name,
+    check_members,
+    compressed_size,
+    normalize,
+    safe_tarinfo,
+)
 
 _MAX_LINK_HOPS = 16
 
@@ -58,7 +68,7 @@ class Archive:
     def read_json(self, name: str) -> Any:
         data = self.read_bytes(name)
         try:
-            return json.loads(data)
+            return jsonsafe.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UploadInvalid(f"{self.where}: {name} is not valid JSON: {exc}") from exc
 
@@ -68,11 +78,12 @@ class TarArchive(Archive):
         self.where = str(path)
         self.limits = limits
         try:
-            self._tf = tarfile.open(path, mode="r:*")
+            compressed = compressed_size(str(path))
+            self._tf = tarfile.open(path, mode="r:*", tarinfo=safe_tarinfo(limits.header_bytes))
         except (tarfile.TarError, OSError) as exc:
-            raise UploadInvalid(f"{path}: not a readable tar archive: {exc}") from exc
+            raise UploadInvalid(f"{path}: not a readable tar archive: {exc}", hint=REFUSED_HINT) from exc
         try:
-            self._members = check_members(self._tf, where=self.where, limits=limits)
+            self._members = check_members(self._tf, where=self.where, limits=limits, compressed_bytes=compressed)
         except BaseException:
             self._tf.close()
             raise
@@ -123,7 +134,7 @@ class DirArchive(Archive):
         # a link inside the directory must not lead out of it
         if p != self._root and self._root not in p.parents:
             raise UploadInvalid(f"{self.where}: {name!r} leads outside the directory",
-                                hint="remove links that point outside the image layout")
+                                hint="remove links that point outside the image layout; nothing was stored")
         return p if p.is_file() else None
 
     def _get(self, name: str) -> Path:

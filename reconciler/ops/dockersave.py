@@ -21,7 +21,7 @@ import zlib
 from typing import IO, Any
 
 from reconciler.errors import DigestMismatch, InvalidInput, UploadInvalid
-from reconciler.model import Digest, DigestHasher, Manifest, parse_reference
+from reconciler.model import Digest, DigestHasher, Manifest, jsonsafe, parse_reference
 from reconciler.model import mediatypes as mt
 from reconciler.ops.archive import Archive
 from reconciler.ops.tarsafe import check_member_name
@@ -93,7 +93,7 @@ def _image(archive: Archive, entry: Any, parsed: Parsed, layers_done: dict[str, 
     config_raw = archive.read_bytes(config_name)
     config_digest = Digest.of(config_raw)
     try:
-        config = json.loads(config_raw)
+        config = jsonsafe.loads(config_raw)
         diff_ids = [Digest.parse(d) for d in config["rootfs"]["diff_ids"]]
     except (ValueError, KeyError, TypeError, InvalidInput) as exc:
         raise UploadInvalid(f"{where}: config {config_name} lacks valid rootfs.diff_ids: {exc}") from exc
@@ -129,12 +129,25 @@ def _compress_layer(archive: Archive, name: str, diff_id: Digest, parsed: Parsed
     with archive.open(name) as src:
         head = src.read(2)
         if head == _GZIP_MAGIC:
-            # already compressed (some tools save gzip'd layers): keep the bytes, check the diff_id
+            # already compressed (some tools save gzip'd layers): keep the bytes, check the
+            # diff_id. Inflate at most CHUNK at a time (one 1 MiB chunk of a gzip bomb is
+            # 1 GiB), and no more in all than the archive's ratio bound allows
+            cap = archive.limits.declared_cap(archive.size(name))
             inflate = zlib.decompressobj(wbits=31)
+            total = 0
             chunk = head
             while chunk:
                 writer.write(chunk)
-                uncompressed.update(inflate.decompress(chunk))
+                while chunk:
+                    out = inflate.decompress(chunk, CHUNK)
+                    total += len(out)
+                    if total > cap:
+                        raise UploadInvalid(
+                            f"{archive.where}: layer {name} decompresses to more than {cap} bytes, over "
+                            f"{archive.limits.ratio} times its size (a decompression bomb?)",
+                            hint="nothing was stored; recreate the file with docker save")
+                    uncompressed.update(out)
+                    chunk = inflate.unconsumed_tail
                 chunk = src.read(CHUNK)
         else:
             with gzip.GzipFile(filename="", mode="wb", fileobj=writer, mtime=0,

@@ -3,7 +3,9 @@ the store lacks.
 
 1. Manifests and indexes, level by level (an index's children are the next level):
    those the store already holds are read from it, the rest are fetched by digest in
-   parallel and verified.
+   parallel and verified. Indexes nested more than ``MAX_INDEX_DEPTH`` deep are refused
+   (real ones nest once or twice; digests make a cycle impossible, but a hostile
+   upstream can still chain indexes without end).
 2. Blobs: every blob those manifests need that the store does not hold in *any*
    repository, fetched in parallel and verified while streaming into a
    ``ContentBatch`` (made durable together, not one fsync after another inside each
@@ -34,6 +36,9 @@ from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentBatch, ContentSet, Store
 
 log = logging.getLogger(__name__)
+
+#: how deeply indexes may nest (an index of indexes is depth 1); as for uploads
+MAX_INDEX_DEPTH = 8
 
 AnyManifest = Manifest | Index
 
@@ -188,6 +193,11 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
                     if child not in known:
                         next_level.append(child)
         level = list(dict.fromkeys(next_level))
+        if level and len(new_levels) > MAX_INDEX_DEPTH:
+            d = level[0]
+            raise SyncFailed(f"fetching manifest {d}{label(d)} from {upstream_name}: indexes nested more than "
+                             f"{MAX_INDEX_DEPTH} deep at {source_url(source, upstream_name, f'manifests/{d}')}",
+                             hint="the upstream's index chain is malformed or hostile; nothing was committed")
 
     # blobs: everything the image manifests need, downloading only what the store lacks
     needed: dict[Digest, Descriptor] = {}
@@ -219,7 +229,10 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         other = inflight.claim(d)
         if other is None:
             try:
-                if batch.blob_has(d):  # another fetch downloaded it since ``missing`` was computed
+                # another fetch may have downloaded it (into the shared batch, or stored it)
+                # and released its claim between our ``missing`` query and this claim (seen
+                # under load): do not download it twice
+                if batch.blob_has(d) or not store.blobs_missing([d]):
                     blob_counter.step(str(d), 0)
                     return None
                 return fetch_blob(d)

@@ -71,6 +71,7 @@ def inspect_upload(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> UploadInsp
     try:
         parsed = read()
         with parsed.resources:
+            _check_sizes(parsed, path)
             content, missing = _needed(parsed, ContentSet())
             blobs = {d.digest: d.size for m in parsed.manifests if isinstance(m, Manifest) for d in m.blobs()}
             return UploadInspection(fmt, tuple(parsed.manifests), tuple(parsed.roots), content, blobs,
@@ -137,6 +138,23 @@ def _needed(parsed: Parsed, existing: ContentSet) -> tuple[ContentSet, list[str]
     return content, sorted(set(missing))
 
 
+def _check_sizes(parsed: Parsed, path: Path) -> None:
+    """Refuse a file whose blob is not the size its manifest declares, before anything
+    is stored: streaming it would only find out at the end, after writing what may be a
+    many-gigabyte member the manifest says is a few bytes."""
+    for m in parsed.manifests:
+        if isinstance(m, Index):
+            continue
+        for d in m.blobs():
+            source = parsed.blobs.get(d.digest)
+            if source is not None and d.size is not None and source.size is not None and source.size != d.size:
+                raise UploadInvalid(
+                    f"{source.where}: blob {d.digest} is {source.size} bytes in the file, but manifest "
+                    f"{m.digest} declares {d.size}",
+                    hint="the file is corrupt or was tampered with; recreate it with skopeo copy or docker save; "
+                         "nothing was stored")
+
+
 def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str | None = None,
                    limits: Limits = DEFAULT_LIMITS) -> UploadResult:
     """Check ``path`` completely, then store its blobs and manifests (no version).
@@ -152,7 +170,8 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
                 raise UploadInvalid(
                     f"{path}: {len(missing)} referenced item(s) are neither in the file nor in the repository: "
                     + "; ".join(missing),
-                    hint="upload the missing images first, or include their blobs in the file")
+                    hint="upload the missing images first, or include their blobs in the file; nothing was stored")
+            _check_sizes(parsed, path)
             tags = dict(parsed.tags)
             if tag is not None:
                 if len(parsed.roots) != 1:

@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from reconciler.errors import InvalidInput
-from reconciler.model import Digest
+from reconciler.model import Digest, jsonsafe
 
 FORMAT_VERSION = 1
 
@@ -322,7 +322,7 @@ class Plan:
     @classmethod
     def loads(cls, text: str, *, where: str = "plan") -> Plan:
         try:
-            obj = json.loads(text)
+            obj = jsonsafe.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{where}: not a saved plan: {exc}") from exc
         return cls.from_json(obj, where=where)

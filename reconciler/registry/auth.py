@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.errors import ConfigError
+from reconciler.model import jsonsafe
 from reconciler.model.reference import is_docker_hub
 from reconciler.registry.protocol import RegistryConfig
 
@@ -127,7 +127,7 @@ def _host_key(key: str) -> str:
 def parse_auth_json(text: str, host: str, *, source: str = "auth.json") -> Credentials | None:
     """Credentials for ``host`` from a docker ``config.json`` / podman ``auth.json``, or None."""
     try:
-        doc = json.loads(text)
+        doc = jsonsafe.loads(text)
     except ValueError as exc:
         raise ConfigError(f"{source}: not valid JSON: {exc}", hint="fix or regenerate it with 'podman login'") from exc
     auths = doc.get("auths") if isinstance(doc, dict) else None

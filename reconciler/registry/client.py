@@ -19,7 +19,6 @@ retried per ``RetryPolicy``; errors are ``RegistryError`` (or ``DigestMismatch``
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -30,7 +29,7 @@ import requests
 import urllib3
 
 from reconciler.errors import DigestInvalid, DigestMismatch, ManifestInvalid, RegistryError
-from reconciler.model import Digest, Index, Manifest, VerifiedStream, parse_manifest
+from reconciler.model import Digest, Index, Manifest, VerifiedStream, jsonsafe, parse_manifest
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
 from reconciler.model.mediatypes import ACCEPT_ALL
 from reconciler.model.reference import normalize_upstream_name
@@ -189,7 +188,7 @@ class RegistryClient:
                 raise error_from_response("GET", url, resp)
             body = self._read_body(resp, url, MAX_TAG_PAGE_BYTES)
             try:
-                return json.loads(body), resp.headers.get("Link")
+                return jsonsafe.loads(body), resp.headers.get("Link")
             except ValueError as exc:
                 raise RegistryError("GET", url, 200, detail=f"invalid JSON: {exc}", temporary=False) from exc
 

@@ -9,7 +9,6 @@ redirect to another origin (blob storage) never carries our credentials or token
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from reconciler.errors import ConfigError, RegistryError
+from reconciler.model import jsonsafe
 from reconciler.registry.auth import (
     Challenge,
     Credentials,
@@ -194,7 +194,7 @@ class AuthSession:
                 raise err
             body = read_limited(resp, "GET", realm, MAX_TOKEN_BODY)
             try:
-                found = token_from_response(json.loads(body))
+                found = token_from_response(jsonsafe.loads(body))
             except ValueError:
                 found = None
         if found is None:

@@ -8,7 +8,6 @@ Everything here is pure or works on a finished response; no request is sent.
 from __future__ import annotations
 
 import email.utils
-import json
 import re
 import time
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +16,7 @@ import requests
 import urllib3
 
 from reconciler.errors import RegistryError, redact_url
+from reconciler.model import jsonsafe
 
 #: how much of an error body we read and show (registries send small JSON documents)
 MAX_ERROR_BODY = 64 * 1024
@@ -88,7 +88,7 @@ def media_type_of(resp: requests.Response) -> str | None:
 def _error_codes(body: bytes) -> tuple[list[str], str]:
     """OCI error codes and the first message from an error body (``{"errors": [...]}``)."""
     try:
-        doc = json.loads(body)
+        doc = jsonsafe.loads(body)
     except (UnicodeDecodeError, ValueError):
         return [], ""
     if not isinstance(doc, dict) or not isinstance(doc.get("errors"), list):

@@ -96,6 +96,11 @@ def docker_save_tar(path: Path, images: list[tuple[Image, list[str]]], *, corrup
     return write_tar(path, files)
 
 
+#: every kind ``hostile_tar`` makes
+HOSTILE_KINDS = ["absolute", "traversal", "nested-traversal", "symlink-out", "symlink-abs", "symlink-deep-out",
+                 "hardlink-out", "hardlink-abs", "device", "block-device", "fifo", "huge"]
+
+
 def hostile_tar(path: Path, kind: str, base: dict[str, bytes]) -> Path:
     """A tar with ``base`` plus one hostile member of ``kind``."""
     with tarfile.open(path, "w") as tf:
@@ -105,13 +110,20 @@ def hostile_tar(path: Path, kind: str, base: dict[str, bytes]) -> Path:
             tf.addfile(info, io.BytesIO(data))
         info = tarfile.TarInfo({"absolute": "/etc/evil", "traversal": "../evil", "nested-traversal": "a/../../evil",
                                 "symlink-out": "evil-link", "symlink-abs": "abs-link", "hardlink-out": "hard",
-                                "device": "dev", "fifo": "fifo", "huge": "huge"}[kind])
+                                "symlink-deep-out": "a/b/link", "hardlink-abs": "hard-abs",
+                                "device": "dev", "block-device": "blk", "fifo": "fifo", "huge": "huge"}[kind])
         if kind == "symlink-out":
             info.type, info.linkname = tarfile.SYMTYPE, "../../etc/passwd"
         elif kind == "symlink-abs":
             info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        elif kind == "symlink-deep-out":
+            info.type, info.linkname = tarfile.SYMTYPE, "../../../etc/passwd"  # one level too many
         elif kind == "hardlink-out":
             info.type, info.linkname = tarfile.LNKTYPE, "../outside"
+        elif kind == "hardlink-abs":
+            info.type, info.linkname = tarfile.LNKTYPE, "/etc/shadow"
+        elif kind == "block-device":
+            info.type, info.devmajor, info.devminor = tarfile.BLKTYPE, 8, 0
         elif kind == "device":
             info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
         elif kind == "fifo":

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from reconciler.model import jsonsafe
 from reconciler.model import mediatypes as mt
 from reconciler.server import accesslog
 from reconciler.server.auth import Htpasswd, parse_basic
@@ -116,7 +117,7 @@ def manifest_media_type(body: bytes, chosen: str) -> str:
     """The body's own ``mediaType`` when it is a manifest type; schema1 (which has none)
     by its signatures; else what Crane's negotiation chose."""
     try:
-        doc = json.loads(body)
+        doc = jsonsafe.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return chosen
     if not isinstance(doc, dict):

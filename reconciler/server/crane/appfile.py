@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.errors import CraneDataInvalid
+from reconciler.model import jsonsafe
 
 VERSIONS = (1, 2, 3, 4)
 
@@ -59,7 +60,7 @@ def load_app_file(path: str | Path) -> AppFile:
 
 def parse_app_file(raw: bytes, where: str) -> AppFile:
     try:
-        doc = json.loads(raw)
+        doc = jsonsafe.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CraneDataInvalid(f"{where}: not valid JSON: {exc}",
                                hint="a Crane app file is the JSON object Pulp's publish or "
