@@ -35,7 +35,6 @@ from reconciler.errors import (
 )
 from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
 from reconciler.model.digest import parse_recorded
-from reconciler.model.mediatypes import is_index
 from reconciler.store.blobs import BlobStorage, ContentFiles, open_blobs
 from reconciler.store.protocol import (
     CheckReport,
@@ -51,10 +50,11 @@ from reconciler.store.protocol import (
     VersionInfo,
 )
 from reconciler.store.sqlite import maintenance
+from reconciler.store.sqlite.batch import SQLiteContentBatch, content_rows
 from reconciler.store.sqlite.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
 from reconciler.store.sqlite.lookup import IN_VERSION, VersionLookups
-from reconciler.store.sqlite.migrations import migrate, refs_text
+from reconciler.store.sqlite.migrations import migrate
 from reconciler.store.sqlite.v1 import V1Images
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
@@ -455,19 +455,19 @@ class SQLiteStore(VersionLookups, V1Images):
             return
         for m in todo:
             self.manifest_files.write_bytes(m.raw, m.digest)
-        per_manifest = [maintenance.manifest_refs(m) for m in todo]
-        rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
-                 refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(todo, per_manifest, strict=True)]
-        refs = [r for mrefs in per_manifest for r in mrefs]
+        self.record_content((), todo)
 
-        def record(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR IGNORE INTO manifests (digest, media_type, kind, size, refs) "
-                             "VALUES (?, ?, ?, ?, ?)", rows)
-            conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
-            conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
+    def content_batch(self) -> SQLiteContentBatch:
+        """Blobs and manifests written now, made durable and known together by
+        ``commit`` (``batch.SQLiteContentBatch``)."""
+        return SQLiteContentBatch(self)
 
-        self._content_rows.run(record)
+    def record_content(self, blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manifest | Index]) -> None:
+        """Rows for content whose files are durable in place: ``(digest, size)`` blobs and
+        manifests, in one transaction (shared with concurrent writers)."""
+        blobs = list(blobs)
+        if blobs or manifests:  # nothing new (a no-change sync): no write, no new generation
+            self._content_rows.run(content_rows(blobs, manifests))
 
     def manifest_kind(self, digest: Digest) -> Kind | None:
         row = self._conn().execute("SELECT kind FROM manifests WHERE digest = ?", (str(digest),)).fetchone()
