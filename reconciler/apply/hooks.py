@@ -1,16 +1,19 @@
 """Crash points for tests: ``RECONCILER_APPLY_KILL_AT`` makes apply SIGKILL itself at a
 chosen moment, so the kill tests are deterministic instead of racing a timer.
 
-Values (comma-separated): ``blob:N`` (after the N-th blob this apply stores),
-``write:N`` (at the N-th store write event, see below), ``commit:REPO`` (after REPO's
-new version is committed, before it is published), ``repo:REPO`` (after REPO is
-completely done, before the next repository).
+Values (comma-separated): ``blob:N`` (after the N-th blob this apply stores: into a
+content batch, not yet committed), ``batch:N`` (when the N-th content batch's files are
+durable in place, before its rows are committed), ``write:N`` (at the N-th store write
+event, see below), ``commit:REPO`` (after REPO's new version is committed, before it is
+published), ``repo:REPO`` (after REPO is completely done, before the next repository).
 
 Store write events, counted in the order they happen: every store write call the apply
 makes (``blob_put``, ``manifest(s)_put``, ``version_commit``, ``repository_*``,
-``publish``, ``unpublish``) is one event once it returned; a ``blob_put`` is also an event
-*while* it writes, when its bytes sit in a temporary file but are not yet renamed into
-place (so a kill there leaves a temporary file for ``store gc``).
+``publish``, ``unpublish``; into a content batch ``blob_put``, ``manifests_put`` and its
+``commit``) is one event once it returned; a ``blob_put`` is also an event *while* it
+writes, when its bytes sit in a temporary file but are not yet renamed into place (so a
+kill there leaves a temporary file for ``store gc``), and a batch's commit is also one
+when its files are durable in place but its rows not yet committed.
 ``RECONCILER_APPLY_WRITE_LOG=PATH`` appends one line per event (``N what``) to PATH: a
 test counts the events of a full run, then kills a run at each of them.
 
@@ -22,11 +25,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Any, BinaryIO, TextIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Self, TextIO
 
-from reconciler.model import Digest
-from reconciler.store.protocol import Store
+from reconciler.model import Digest, Index, Manifest
+from reconciler.store.protocol import ContentBatch, Store
 
 ENV = "RECONCILER_APPLY_KILL_AT"
 LOG_ENV = "RECONCILER_APPLY_WRITE_LOG"
@@ -42,6 +45,7 @@ class KillSwitch:
         self.points = {p.strip() for p in spec.split(",") if p.strip()}
         self.log_path = (os.environ.get(LOG_ENV) or None) if log_path is None else log_path
         self.blobs = 0
+        self.batches = 0
         self.writes = 0
         self._lock = threading.Lock()
         self._log: TextIO | None = None
@@ -77,6 +81,12 @@ class KillSwitch:
                 self._log.close()
                 self._log = None
 
+    def batch_placed(self) -> None:
+        with self._lock:
+            self.batches += 1
+            n = self.batches
+        self.at(f"batch:{n}")
+
 
 class CountingStore:
     """A store proxy that reports every write to the kill switch."""
@@ -95,10 +105,10 @@ class CountingStore:
         return n
 
     def _announce_end(self, chunks: Iterable[bytes], expected: Digest) -> Iterator[bytes]:
-        """``chunks``, then the "bytes in a temporary file" event once the writer asks for
-        more after the last one (a mismatch raised by ``chunks`` itself comes first)."""
-        yield from chunks
-        self._switch.write(f"blob_put {expected} (in a temporary file)")
+        return announce_end(chunks, self._switch, expected)
+
+    def content_batch(self) -> CountingBatch:
+        return CountingBatch(self._store.content_batch(), self._switch)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._store, name)
@@ -112,3 +122,50 @@ class CountingStore:
             return result
 
         return counted
+
+
+def announce_end(chunks: Iterable[bytes], switch: KillSwitch, expected: Digest) -> Iterator[bytes]:
+    """``chunks``, then the "bytes in a temporary file" event once the writer asks for
+    more after the last one (a mismatch raised by ``chunks`` itself comes first)."""
+    yield from chunks
+    switch.write(f"blob_put {expected} (in a temporary file)")
+
+
+class CountingBatch:
+    """A content batch proxy with the same reports, and one before its rows."""
+
+    def __init__(self, batch: ContentBatch, switch: KillSwitch) -> None:
+        self._batch = batch
+        self._switch = switch
+
+    def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
+                 size: int | None = None, where: str = "") -> int:
+        if not hasattr(chunks, "read"):
+            chunks = announce_end(chunks, self._switch, expected)
+        n = self._batch.blob_put(chunks, expected, size=size, where=where)
+        self._switch.write(f"batch blob_put {expected}")
+        self._switch.blob_stored()
+        return n
+
+    def manifests_put(self, manifests: Sequence[Manifest | Index]) -> None:
+        self._batch.manifests_put(manifests)
+        self._switch.write("batch manifests_put")
+
+    def commit(self, *, before_rows: Callable[[], None] | None = None) -> None:
+        def placed() -> None:
+            self._switch.write("batch commit (files in place, rows not yet)")
+            self._switch.batch_placed()
+            if before_rows is not None:
+                before_rows()
+
+        self._batch.commit(before_rows=placed)
+        self._switch.write("batch commit")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._batch.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)

@@ -48,7 +48,7 @@ from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentSet, Kind, ManifestRefs, Store
+from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ class Fetcher(Protocol):
     def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                  progress: Progress | None = None, inflight: InFlight | None = None,
                  prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                 tags_by_digest: Mapping[Digest, str] | None = None) -> None: ...
+                 tags_by_digest: Mapping[Digest, str] | None = None,
+                 batch: ContentBatch | None = None) -> None: ...
 
 
 #: (repository id, event) for every progress event of that repository's fetch
@@ -77,11 +78,12 @@ V1_OPS = (Op.V1_UPLOAD, Op.V1_SYNC)
 def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                     progress: Progress | None = None, inflight: InFlight | None = None,
                     prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                    tags_by_digest: Mapping[Digest, str] | None = None) -> None:
+                    tags_by_digest: Mapping[Digest, str] | None = None,
+                    batch: ContentBatch | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
     fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched, tags_by_digest=tags_by_digest)
+                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch)
 
 
 def default_uploader(store: Store, path: Path, existing: ContentSet,
@@ -276,7 +278,7 @@ class Runner:
                 try:
                     self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
                                  progress=progress, inflight=inflight, prefetched=self.manifests,
-                                 tags_by_digest=self._tags(repo))
+                                 tags_by_digest=self._tags(repo), batch=batch)
                 finally:
                     source.close()
             except ReconcilerError as exc:
@@ -285,11 +287,19 @@ class Runner:
                 return repo, False
             return repo, True
 
-        with ThreadPoolExecutor(max_workers=min(self.parallel_repos, len(work)),
-                                thread_name_prefix="apply-fetch") as pool:
-            for repo, ok in pool.map(fetch, work):
-                if ok:
-                    self.prefetched.add(repo)
+        # one batch for every repository: the disk is waited for once, at the end, and a
+        # blob two repositories share is stored once
+        with self.store.content_batch() as batch:
+            done: list[str] = []
+            with ThreadPoolExecutor(max_workers=min(self.parallel_repos, len(work)),
+                                    thread_name_prefix="apply-fetch") as pool:
+                done = [repo for repo, ok in pool.map(fetch, work) if ok]
+            try:
+                batch.commit()
+            except ReconcilerError as exc:
+                log.warning("storing the fetched content failed (%s); trying tag by tag", exc.message)
+                return
+        self.prefetched.update(done)
 
     def _repository(self, repo: str, actions: list[Action]) -> None:
         store = self.store

@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler import api
-from reconciler.apply.runner import FAILED, SKIPPED, ApplyResult
-from reconciler.cli.apply_progress import ApplyProgress
 from reconciler.cli.context import AppContext, echo_json, pass_app
 from reconciler.plan.model import Plan
-from reconciler.plan.render_json import render_json
-from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
+
+if TYPE_CHECKING:
+    # apply's modules are imported by the apply command only: `plan` (the no-change
+    # refresh a CI job runs on every push) does not pay for them at start-up
+    from reconciler.apply.runner import ApplyResult
 
 
 def use_color() -> bool:
@@ -56,8 +58,12 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
     if out:
         Path(out).write_text(plan.dumps())
     if as_json:
+        from reconciler.plan.render_json import render_json
+
         click.echo(render_json(plan), nl=False)
     elif markdown:
+        from reconciler.plan.render_markdown import render_markdown
+
         click.echo(render_markdown(plan), nl=False)
     else:
         click.echo(render_text(plan, color=use_color()), nl=False)
@@ -72,6 +78,8 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
 
 
 def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
+    from reconciler.apply.runner import FAILED, SKIPPED
+
     if as_json:
         echo_json({"plan": plan.to_json(), "result": result.to_json()})
     else:
@@ -116,6 +124,8 @@ def apply_cmd(app: AppContext, plan_file: str | None, path: str | None, targets:
     """
     if (plan_file is None) == (path is None):
         raise click.UsageError("give either a saved PLAN or -f FILE")
+    from reconciler.cli.apply_progress import ApplyProgress
+
     progress = None if app.quiet else ApplyProgress(tty=sys.stderr.isatty())
     try:
         if plan_file is not None:

@@ -7,9 +7,12 @@ the store lacks.
    (real ones nest once or twice; digests make a cycle impossible, but a hostile
    upstream can still chain indexes without end).
 2. Blobs: every blob those manifests need that the store does not hold in *any*
-   repository, fetched in parallel and verified while streaming into the store.
-   Foreign (non-distributable) layers are recorded, never downloaded.
-3. The new manifests are stored last, children before their indexes.
+   repository, fetched in parallel and verified while streaming into a
+   ``ContentBatch`` (made durable together, not one fsync after another inside each
+   download). Foreign (non-distributable) layers are recorded, never downloaded.
+3. The new manifests go into the same batch, which is committed last: blob files, then
+   manifest files, then every row in one transaction. A caller may pass its own batch
+   (apply: one for all repositories) and commit it itself.
 
 Content stored here is global and invisible: only a repository version that references
 it makes it visible, and the caller commits that version after this returns. A failure
@@ -30,7 +33,7 @@ from reconciler.ops.cascade import RefGraph
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentSet, Store
+from reconciler.store.protocol import ContentBatch, ContentSet, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,9 @@ class InFlight:
     """Blob downloads under way, shared by fetches that run at the same time (apply
     fetches several repositories at once, and repositories share base layers): the
     first fetch that needs a blob downloads it, the others wait for it instead of
-    downloading it again. Thread-safe."""
+    downloading it again. Fetches that share one share one ``ContentBatch`` too (the
+    waiter finds the blob there; with batches of their own it would download it again,
+    as the other batch is not committed yet). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -101,10 +106,31 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
                   jobs: int = 6, progress: Progress | None = None,
                   prefetched: Mapping[Digest, AnyManifest] | None = None,
                   tags_by_digest: Mapping[Digest, str] | None = None,
-                  skip_missing_roots: bool = False, inflight: InFlight | None = None) -> FetchResult:
+                  skip_missing_roots: bool = False, inflight: InFlight | None = None,
+                  batch: ContentBatch | None = None) -> FetchResult:
     """See the module docstring. ``prefetched`` are manifests already fetched (by the
     refresh); ``tags_by_digest`` names a tag for each root so errors can say which;
-    ``inflight`` is shared with fetches running at the same time (no blob twice)."""
+    ``inflight`` is shared with fetches running at the same time (no blob twice);
+    ``batch``: put the content there and leave the commit to the caller (without it,
+    this call commits a batch of its own before it returns)."""
+    if batch is None:
+        with store.content_batch() as own:
+            try:
+                result = _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
+                                skip_missing_roots, inflight, own)
+            except ReconcilerError:
+                own.commit()  # the blobs verified before the failure stay: the next attempt reuses them
+                raise
+            own.commit()
+            return result
+    return _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
+                  skip_missing_roots, inflight, batch)
+
+
+def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: Iterable[Digest], jobs: int,
+           progress: Progress | None, prefetched: Mapping[Digest, AnyManifest] | None,
+           tags_by_digest: Mapping[Digest, str] | None, skip_missing_roots: bool, inflight: InFlight | None,
+           batch: ContentBatch) -> FetchResult:
     prefetched = prefetched or {}
     owner: dict[Digest, str] = dict(tags_by_digest or {})
     roots = list(dict.fromkeys(digests))
@@ -182,14 +208,15 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
                 needed.setdefault(desc.digest, desc)
                 owner.setdefault(desc.digest, owner.get(d, ""))
             foreign |= {desc.digest for desc in m.foreign_layers()}
-    missing = sorted(store.blobs_missing(needed), key=str)
+    # (a blob another repository's fetch put into the same batch is not downloaded again)
+    missing = sorted((d for d in store.blobs_missing(needed) if not batch.blob_has(d)), key=str)
     blob_counter = Counter("blobs", len(missing), progress)
 
     def fetch_blob(d: Digest) -> int:
         where = f"GET {source_url(source, upstream_name, f'blobs/{d}')}"
 
         def sink(chunks: Iterator[bytes]) -> int:
-            return store.blob_put(chunks, d, size=needed[d].size, where=where)
+            return batch.blob_put(chunks, d, size=needed[d].size, where=where)
 
         n = source.blob_fetch(upstream_name, d, sink)
         blob_counter.step(str(d), n)
@@ -202,16 +229,17 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
         other = inflight.claim(d)
         if other is None:
             try:
-                # another fetch may have stored it and released its claim between our
-                # blobs_missing query and this claim (seen under load): do not download twice
-                if not store.blobs_missing([d]):
+                # another fetch may have downloaded it (into the shared batch, or stored it)
+                # and released its claim between our ``missing`` query and this claim (seen
+                # under load): do not download it twice
+                if batch.blob_has(d) or not store.blobs_missing([d]):
                     blob_counter.step(str(d), 0)
                     return None
                 return fetch_blob(d)
             finally:
                 inflight.release(d)
         other.wait()  # another fetch is downloading it: wait, then check
-        if not store.blobs_missing([d]):
+        if batch.blob_has(d) or not store.blobs_missing([d]):
             blob_counter.step(str(d), 0)
             return None
         return fetch_blob(d)  # that download failed: try it here
@@ -222,8 +250,8 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
         d = failed.item  # type: ignore[assignment]
         raise _fail(f"fetching blob {d}{label(d)} from {upstream_name}", failed.error) from failed.error
 
-    # manifests last, in one transaction (deepest level first): a stored index never lacks its children
-    store.manifests_put([m for fresh in reversed(new_levels) for m in fresh])
+    # manifests with the blobs, recorded in the batch's one transaction after every file
+    batch.manifests_put([m for fresh in reversed(new_levels) for m in fresh])
 
     closure = ContentSet(
         blobs=frozenset(needed),

@@ -1,16 +1,19 @@
 """Refresh: what an upstream repository offers right now, as ``tag -> digest``.
 
-One tag list (all pages), the tag filter, then one HEAD per selected tag (bounded
-parallelism). Only when a registry sends no ``Docker-Content-Digest`` is the manifest
-fetched and hashed; that manifest is kept in the view so the fetch step does not GET it
-again. A tag that disappears between the listing and its HEAD was deleted upstream
+One tag list (all pages), the tag filter, then one request per selected tag (bounded
+parallelism): a HEAD for a tag the caller already holds (``known``; the common no-change case:
+the digest is all we need), a GET for a tag it does not (a new tag's manifest is needed
+anyway, and one GET costs half of HEAD + GET: a cold sync of 100 tags made 100 requests
+fewer). Only when a registry sends no ``Docker-Content-Digest`` to a HEAD is the manifest
+fetched and hashed. Every manifest GOT is kept in the view so the fetch step does not GET
+it again. A tag that disappears between the listing and its HEAD was deleted upstream
 meanwhile: it is dropped (and logged), not an error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.errors import NotFound, ReconcilerError, RegistryError, SyncFailed
@@ -47,8 +50,11 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: TagFilter = ALL_TAGS, *,
-                     jobs: int = 6, progress: Progress | None = None) -> UpstreamView:
-    """List, select and resolve the upstream's tags (see the module docstring)."""
+                     jobs: int = 6, progress: Progress | None = None,
+                     known: Container[str] | None = None) -> UpstreamView:
+    """List, select and resolve the upstream's tags (see the module docstring). ``known``:
+    the names of the tags the caller holds already (HEADed, the others GOT); None: HEAD
+    every tag."""
     before = source.stats.total
     try:
         listed = source.tag_list(upstream_name)
@@ -57,21 +63,27 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
     selected = sorted(set(tag_filter.select(listed)))
     counter = Counter("tags", len(selected), progress)
 
+    def get(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
+        try:
+            manifest = source.manifest_get(upstream_name, tag)
+        except ReconcilerError as exc:
+            if not is_not_found(exc):
+                raise
+            return None, None
+        return manifest.digest, manifest
+
     def resolve(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
-        head = source.manifest_head(upstream_name, tag)
-        if head is None:
-            result: tuple[Digest | None, Manifest | Index | None] = (None, None)
-        elif head.digest is not None:
-            result = (head.digest, None)
+        result: tuple[Digest | None, Manifest | Index | None]
+        if known is not None and tag not in known:
+            result = get(tag)  # a new tag: its manifest is needed anyway
         else:
-            # no Docker-Content-Digest: the digest is the hash of the bytes
-            try:
-                manifest = source.manifest_get(upstream_name, tag)
-            except ReconcilerError as exc:
-                if not is_not_found(exc):
-                    raise
-                manifest = None
-            result = (manifest.digest, manifest) if manifest is not None else (None, None)
+            head = source.manifest_head(upstream_name, tag)
+            if head is None:
+                result = (None, None)
+            elif head.digest is not None:
+                result = (head.digest, None)
+            else:
+                result = get(tag)  # no Docker-Content-Digest: the digest is the hash of the bytes
         counter.step(tag)
         return result
 

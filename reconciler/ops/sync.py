@@ -140,7 +140,8 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
     if pinned is not None:
         upstream = UpstreamView(upstream_name, dict(pinned))
     else:
-        upstream = refresh_upstream(source, upstream_name, tag_filter, jobs=jobs, progress=progress)
+        upstream = refresh_upstream(source, upstream_name, tag_filter, jobs=jobs, progress=progress,
+                                    known=state.tags)
     tags_by_digest: dict[Digest, str] = {}
     for tag, digest in sorted(upstream.tags.items()):
         tags_by_digest.setdefault(digest, tag)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,20 +42,22 @@ from reconciler.store.protocol import ContentSet, Store
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[RegistrySpec], UpstreamSource]
-#: (source, repository spec, jobs) -> tag -> digest, listed count, manifests GOT while resolving
-Resolver = Callable[[UpstreamSource, RepositorySpec, int],
+#: (source, repository spec, jobs, names of the tags the store holds) -> tag -> digest,
+#: listed count, manifests GOT while resolving
+Resolver = Callable[[UpstreamSource, RepositorySpec, int, Container[str]],
                     tuple[Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]]
 
 #: at most this many upstream repositories are refreshed at once (each with its own jobs)
 MAX_PARALLEL_REPOS = 4
 
 
-def default_resolver(source: UpstreamSource, spec: RepositorySpec, jobs: int) -> tuple[
+def default_resolver(source: UpstreamSource, spec: RepositorySpec, jobs: int, known: Container[str]) -> tuple[
         Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]:
     from reconciler.ops.refresh import refresh_upstream
 
     assert spec.upstream_name is not None and spec.feed is not None
-    view = refresh_upstream(source, upstream_name(spec), spec.tag_filter, jobs=jobs)
+    # tags the store holds are HEADed, new ones GOT (their manifests are needed anyway)
+    view = refresh_upstream(source, upstream_name(spec), spec.tag_filter, jobs=jobs, known=known)
     return view.tags, view.listed, view.manifests
 
 
@@ -103,24 +105,25 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
             level = list(dict.fromkeys(nxt))
 
 
-def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver) -> _UpstreamResult:
+def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,
+                 held_tags: Container[str]) -> _UpstreamResult:
     """One repository's upstream; a failure is recorded on its result (the plan shows that
     repository with the error and plans the others) instead of ending the whole plan."""
     try:
-        return _refresh_upstream(store, spec, sources, resolver)
+        return _refresh_upstream(store, spec, sources, resolver, held_tags)
     except ReconcilerError as exc:
         log.error("%s: refreshing upstream %s failed: %s", spec.id, spec.upstream_name, exc.message)
         return _UpstreamResult(spec.id, UpstreamTags(upstream_name(spec), {}, 0, error=exc.message))
 
 
 def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory,
-                      resolver: Resolver) -> _UpstreamResult:
+                      resolver: Resolver, held_tags: Container[str]) -> _UpstreamResult:
     assert spec.feed is not None and spec.upstream_name is not None
     jobs = spec.feed.max_concurrency
     source = sources(spec.feed)
     try:
         before = source.stats.total
-        tags, listed, prefetched = resolver(source, spec, jobs)
+        tags, listed, prefetched = resolver(source, spec, jobs, held_tags)
         known: dict[Digest, Manifest | Index] = {d: m for d, m in prefetched.items() if not store.manifest_has(d)}
         name = upstream_name(spec)
         # the tags' targets, and the children of the indexes the resolver already GOT (the
@@ -161,7 +164,8 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         if sources is None:
             raise ValueError("refresh of upstreams needs a source factory")
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_REPOS, len(feeds))) as pool:
-            results = list(pool.map(lambda s: _refresh_one(store, s, sources, resolver), feeds))
+            results = list(pool.map(lambda s: _refresh_one(store, s, sources, resolver,
+                                                           repos[s.id].state.tags if s.id in repos else ()), feeds))
     fetched: dict[Digest, Manifest | Index] = {}
     for res in results:
         fetched.update(res.manifests)

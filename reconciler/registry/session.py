@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -35,6 +36,9 @@ from reconciler.registry.transport import (
     error_from_response,
     read_limited,
 )
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +75,39 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc.rsplit("@", 1)[-1].lower()
 
 
+class _Session(requests.Session):
+    """``requests.Session`` that works out each origin's environment settings once.
+
+    For every request, ``requests`` reads the proxy variables, ``no_proxy`` and the CA
+    bundle variables from ``os.environ``, iterating the whole environment twice: measured,
+    a third of the CPU time of a small request (a no-change refresh makes a hundred of
+    them). The environment of one plan or apply does not change while it runs, so the
+    answer is kept per (scheme, host) and per the request's own settings; it is the same
+    answer ``requests`` would give."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[object, ...], _Settings] = {}
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> _Settings:
+        if proxies or not isinstance(url, str):  # a per-request proxy map: nothing to reuse
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert if cert is None or isinstance(cert, str)
+               else tuple(cert))
+        found = self._environment.get(key)
+        if found is None:
+            found = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._environment[key] = found
+        copy = found.copy()  # the caller may change what it gets
+        copy["proxies"] = dict(found["proxies"])
+        return copy
+
+
 def make_session(config: RegistryConfig) -> requests.Session:
     """A session with a pool as large as the client's concurrency and the TLS options."""
-    session = requests.Session()
+    session = _Session()
     size = max(1, config.max_concurrency)
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=size)
     session.mount("https://", adapter)

@@ -13,11 +13,11 @@ Value types here are pure; backends translate their own exceptions at their boun
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, Self
 
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.v1image import V1Image
@@ -212,6 +212,32 @@ class JournalEntry:
     details: Mapping[str, object]
 
 
+class ContentBatch(Protocol):
+    """Content written together and made durable together (``Store.content_batch``): a
+    cold sync's hundreds of blobs pay for the disk once per batch, not once per blob.
+
+    Nothing put into a batch is visible (``Store.blob_has``, ``manifest_has``) before
+    ``commit`` returns; ``commit`` makes every file durable, then records every row in one
+    transaction (bytes before metadata, as everywhere). ``close`` (also on leaving a
+    ``with`` block) drops what was not committed. Thread-safe."""
+
+    def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
+                 size: int | None = None, where: str = "") -> int:
+        """Stream and verify a blob (as ``Store.blob_put``); return its byte count."""
+        ...
+    def blob_has(self, digest: Digest) -> bool:
+        """Put into this batch and not committed yet."""
+        ...
+    def manifests_put(self, manifests: Sequence[Manifest | Index]) -> None: ...
+    def commit(self, *, before_rows: Callable[[], None] | None = None) -> None:
+        """``before_rows``: called when the files are durable in place, before the rows
+        are (a crash point for tests)."""
+        ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
 class Store(Protocol):
     """Interface of every store backend (embedded SQLite; PostgreSQL + S3 later)."""
 
@@ -273,6 +299,9 @@ class Store(Protocol):
         """Several at once: children and their indexes become visible together."""
         ...
     def manifest_raw(self, digest: Digest) -> tuple[str, bytes]: ...
+    def content_batch(self) -> ContentBatch:
+        """A new, empty ``ContentBatch`` of this store."""
+        ...
     def manifest_refs(self, digests: Iterable[Digest]) -> dict[Digest, ManifestRefs]:
         """The references of every stored manifest/index among ``digests`` (others are
         left out), in one query: the plan builds its reference graph from this."""

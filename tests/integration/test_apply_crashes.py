@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from reconciler import api
 from reconciler.store.protocol import ContentSet, TagEntry
 from reconciler.store.sqlite import SQLiteStore
@@ -66,14 +68,18 @@ repositories:
     return path
 
 
+BLOB_EVENTS = ("blob_put ", "batch blob_put ")
+
+
 def kill_points(events: list[str]) -> list[int]:
-    """``POINTS`` event numbers: every metadata write (repository, manifests, version,
-    publication: the transitions), the rest spread evenly over the blob writes, both kinds
-    (inside a blob write, which leaves a temporary file, and after one)."""
+    """``POINTS`` event numbers: every metadata write (repository, manifests, the content
+    batch's commit before and after its rows, version, publication: the transitions), the
+    rest spread evenly over the blob writes, both kinds (inside a blob write, which leaves
+    a temporary file, and after one: staged in the batch, a temporary file too)."""
     if len(events) <= POINTS:
         return list(range(1, len(events) + 1))
-    metadata = [i for i, e in enumerate(events, 1) if not e.startswith("blob_put ")]
-    blobs = [i for i, e in enumerate(events, 1) if e.startswith("blob_put ")]
+    metadata = [i for i, e in enumerate(events, 1) if not e.startswith(BLOB_EVENTS)]
+    blobs = [i for i, e in enumerate(events, 1) if e.startswith(BLOB_EVENTS)]
     k = max(2, POINTS - len(metadata))
     spread = {blobs[round(j * (len(blobs) - 1) / (k - 1))] for j in range(k)}
     return sorted(spread | set(metadata))
@@ -90,7 +96,10 @@ def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
     reference = tmp_path / "reference"
     run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)})
     events = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
-    assert sum(e.startswith("blob_put ") and not e.endswith("file)") for e in events) == 13  # every blob once
+    assert sum(e.startswith("batch blob_put ") for e in events) == 13  # every blob once
+    # the content is made durable and recorded once, after the downloads, before any version
+    assert events.count("batch commit (files in place, rows not yet)") == 1
+    assert events.index("batch commit") < events.index("version_commit")
     assert events[-1] == "publish"
     expected = snapshot(reference)
     assert set(expected) == {"web", "prod"} and expected["prod"].published[0] == "team/prod"
@@ -121,20 +130,28 @@ def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
     assert left_temp_files, "no kill point left a temporary file"
 
 
-def test_store_gc_cli_removes_what_a_killed_apply_left(registry: RunningRegistry, repo_name: str, tmp_path: Path,
+@pytest.mark.parametrize(("point", "temp_files", "removed"), [
+    ("write:5", 3, "removed 0 blobs and 0 manifests"),
+    ("write:9", 0, "removed 3 blobs and 1 manifests"),
+], ids=["third-blob-in-a-temporary-file", "content-recorded-no-version-yet"])
+def test_store_gc_cli_removes_what_a_killed_apply_left(point: str, temp_files: int, removed: str,
+                                                      registry: RunningRegistry, repo_name: str, tmp_path: Path,
                                                       run_cli) -> None:  # type: ignore[no-untyped-def]
     img = build_image("crash-gc")
     push_image(registry.url, repo_name, img, ["v1"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, prod=False)
     store = tmp_path / "store"
-    # killed while its third blob sits in a temporary file: two blobs stored, not referenced
-    killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": "write:5"})
+    # write:5: the third blob sits in a temporary file, the first two are staged in the
+    # content batch (temporary files too, nothing recorded); write:9: the batch committed
+    # (3 blobs and the manifest recorded), no version references them yet
+    killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": point})
     assert killed.returncode == -9, killed.stderr
-    assert len(list((store / "tmp").iterdir())) == 1
+    assert len(list((store / "tmp").iterdir())) == temp_files
     gc = run_cli("store", "gc", store=store)
     assert gc.returncode == 0, gc.stderr
-    assert gc.stdout.startswith("removed 2 blobs and 0 manifests") and gc.stdout.rstrip().endswith(
-        ", 1 stale temp files"), gc.stdout
+    assert gc.stdout.startswith(removed), gc.stdout
+    if temp_files:
+        assert gc.stdout.rstrip().endswith(f", {temp_files} stale temp files"), gc.stdout
     assert list((store / "tmp").iterdir()) == []
     assert run_cli("store", "check", store=store).returncode == 0
     assert run_cli("apply", "-f", str(yaml), store=store).returncode == 0

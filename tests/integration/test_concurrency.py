@@ -86,6 +86,10 @@ def blob_files(store: Path) -> set[str]:
     return {p.name for p in (store / "blobs").rglob("*") if p.is_file()}
 
 
+def temp_files(store: Path) -> set[str]:
+    return {p.name for p in (store / "tmp").iterdir()}
+
+
 def test_a_second_apply_and_gc_wait_for_the_lock_or_fail_naming_the_holder(
         proxy: FaultProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
         run_cli) -> None:  # type: ignore[no-untyped-def]
@@ -98,8 +102,9 @@ def test_a_second_apply_and_gc_wait_for_the_lock_or_fail_naming_the_holder(
     waiting: list[subprocess.Popen[str]] = []
     try:
         wait_held(held, first)
-        in_flight = blob_files(store)  # stored by the first apply, not referenced by any version yet
-        assert len(in_flight) == 2
+        # downloaded by the first apply, in its content batch: temporary files, nothing recorded yet
+        in_flight = temp_files(store)
+        assert len(in_flight) == 2 and blob_files(store) == set()
 
         for args in (["apply", "-f", str(yaml)], ["store", "gc"]):
             refused = run_cli(*args, "--lock-timeout", "0.5", store=store)
@@ -113,7 +118,7 @@ def test_a_second_apply_and_gc_wait_for_the_lock_or_fail_naming_the_holder(
                 s.gc(lock_timeout=0.3)
         finally:
             s.close()
-        assert blob_files(store) == in_flight
+        assert temp_files(store) == in_flight  # gc, locked out, removed none of them
 
         # these wait for the lock instead, and run once the first apply is done
         waiting = [start_cli("apply", "-f", str(yaml), "--lock-timeout", "60", store=store),

@@ -126,8 +126,9 @@ def test_saved_plan_lands_the_reviewed_digests_and_a_stale_plan_is_refused(
     assert history[-1]["plan_digest"].startswith("sha256:") and history[-1]["command"] == f"apply {saved}"
 
 
-@pytest.mark.parametrize("point", ["blob:2", "commit:web", "repo:web"],
-                         ids=["between-blobs", "during-publish", "between-repositories"])
+@pytest.mark.parametrize("point", ["blob:2", "batch:1", "commit:web", "repo:web"],
+                         ids=["between-blobs", "content-files-in-place-rows-not-yet", "during-publish",
+                              "between-repositories"])
 def test_sigkill_then_rerun_converges(point: str, registry: RunningRegistry, repo_name: str, tmp_path: Path,
                                      run_cli) -> None:  # type: ignore[no-untyped-def]
     push_image(registry.url, repo_name, IMAGES["multi"], ["v2", "latest"])

@@ -156,13 +156,16 @@ def test_tag_filter_and_stored_feed(store, registry: RunningRegistry, repo_name:
     do_sync(store, registry.url, "f", repo_name, clients,
             tag_filter=TagFilter(include=("latest", "1.36*"), exclude=("*-uclibc",)))
     assert set(tags_of(store, "f")) == {"latest", "1.36.0", "1.36.1"}
-    assert clients.last["manifest_head"] == 3
+    # one request per selected tag: new tags are GOT by tag (no HEAD first)
+    assert "manifest_head" not in clients.last and clients.last["manifest_get"] == 3
     repo = store.repository_get("f")
     assert (repo.feed, repo.upstream_name) == (registry.url, repo_name)
     # feed and upstream name come from the repository when not given
     again = api.sync_repository(store, "f", source_factory=clients)
     assert set(tags_of(store, "f")) == {"latest", "1.36.0", "1.36.1", "1.36.1-uclibc", "1.35"}
     assert again.tags_added == ("1.35", "1.36.1-uclibc")
+    # the 3 tags it holds are HEADed (unchanged: nothing else), the 2 new ones GOT
+    assert clients.last["manifest_head"] == 3 and clients.last["manifest_get"] == 2
 
 
 def test_sync_with_basic_auth_through_the_cli(basic_registry: RunningRegistry, repo_name: str, run_cli,

@@ -52,12 +52,13 @@ def test_plan_and_apply_over_several_repositories_ping_the_registry_once(
     finally:
         store.close()
     assert [line.kind for line in seen].count("ping") == 1
-    # every repository listed its tags and HEADed both of them through the one client
+    # every repository listed its tags and GOT both of them (new to the store: no HEAD
+    # first) through the one client
     assert [line.kind for line in seen].count("tags") == 3
     # the per-repository counts (each repository's borrowed view) add up to what was sent
-    # during the refresh: one ping, three tag lists, six HEADs and the three GETs that size
-    # the download (the apply GETs the manifests it stores again: not counted by the plan)
-    assert plan.refresh.requests == 1 + 3 + 6 + 3
+    # during the refresh: one ping, three tag lists, six GETs by tag (which also size the
+    # download); the apply reuses those manifests
+    assert plan.refresh.requests == 1 + 3 + 6
 
 
 def test_views_share_one_client_and_close_only_with_the_pool() -> None:

@@ -39,7 +39,7 @@ def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: S
     assert isinstance(img.manifest, Index)
     upstream = Upstream([c.manifest for c in img.children])
 
-    def resolver(source: object, spec: object, jobs: int) -> tuple[dict[str, Digest], int, dict[Digest, Index]]:
+    def resolver(source: object, spec: object, jobs: int, known: object) -> tuple[dict[str, Digest], int, dict[Digest, Index]]:
         return {"latest": img.digest}, 1, {img.digest: img.manifest}  # type: ignore[dict-item]
 
     obs = refresh(store, desired(synced("web")), lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]

@@ -210,3 +210,30 @@ def test_session_tls_options(kw: dict[str, object], verify: object, cert: object
 def test_client_key_without_cert_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="client_key"):
         make_session(RegistryConfig("https://reg.example", client_key="/k.pem"))
+
+
+@pytest.mark.parametrize(("url", "proxy"), [
+    ("https://registry.test/v2/lib/app/manifests/v1", "http://proxy.test:3128"),
+    ("http://registry.test/v2/", "http://plain-proxy.test:3128"),
+    ("https://internal.test/v2/", None),  # NO_PROXY
+], ids=["https", "http", "no-proxy"])
+def test_session_environment_settings_are_what_requests_computes(url: str, proxy: str | None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session works each origin's proxy/CA settings out once (requests reads the
+    whole environment per request); the answers must stay those of requests itself."""
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://plain-proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.test")
+    session = make_session(RegistryConfig("https://registry.test"))
+    plain = requests.Session()
+    try:
+        for _ in range(2):  # computed, then reused
+            got = session.merge_environment_settings(url, {}, True, None, None)
+            assert got == plain.merge_environment_settings(url, {}, True, None, None)
+            assert got["proxies"].get(url.split(":")[0]) == proxy
+            got["proxies"]["https"] = "http://changed.test"  # a caller's change stays its own
+    finally:
+        session.close()
+        plain.close()

@@ -42,7 +42,9 @@ def test_first_sync_fetches_everything_once_and_commits_one_version(store, upstr
     # each blob downloaded once although platforms share a base layer
     assert len(upstream.blob_log) == len(set(upstream.blob_log)) == result.blobs_added
     assert upstream.stats.counts["tags"] == 3  # 6 tags, 2 per page
-    assert upstream.stats.counts["head"] == 6
+    # a tag the repository lacks is resolved by GET (its manifest is needed anyway), not HEAD + GET
+    # (6 by tag + the 6 children of the 2 indexes: 12 requests where HEAD then GET made 16)
+    assert "head" not in upstream.stats.counts and upstream.stats.counts["manifest_get"] == 12
     assert {e.phase for e in events} == {"tags", "manifests", "blobs"}
     assert store.check().ok
 
@@ -89,7 +91,8 @@ def test_filter_selects_tags(store, upstream: FakeUpstream) -> None:  # type: ig
                   tag_filter=TagFilter(include=("v*", "re:multi|latest"), exclude=("v2",)))
     assert set(tags_of(store, "app")) == {"v1", "multi", "latest"}
     assert result.tags_selected == 3
-    assert upstream.stats.counts["head"] == 3
+    # by tag: the 3 selected (no HEAD: the repository held none of them); by digest: multi's 3 children
+    assert "head" not in upstream.stats.counts and upstream.stats.counts["manifest_get"] == 3 + 3
 
 
 def test_corrupt_blob_fails_and_leaves_repository_unchanged(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
@@ -149,7 +152,8 @@ def test_refresh_returns_selected_tags_and_request_count(upstream: FakeUpstream)
 
 
 def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignore[no-untyped-def]
-    """Apply fetches several repositories at once; a blob they share is downloaded once."""
+    """Apply fetches several repositories at once, into one content batch; a blob they
+    share is downloaded once."""
     import threading
     import time
     from collections import Counter
@@ -170,10 +174,13 @@ def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignor
 
     def fetch(name: str) -> int:
         start.wait()
-        return fetch_content(store, up, name, [roots[name]], inflight=inflight).blobs_added
+        return fetch_content(store, up, name, [roots[name]], inflight=inflight, batch=batch).blobs_added
 
-    with ThreadPoolExecutor(2) as pool:
-        added = list(pool.map(fetch, roots))
+    with store.content_batch() as batch:
+        with ThreadPoolExecutor(2) as pool:
+            added = list(pool.map(fetch, roots))
+        assert store.blobs_missing(Digest.parse(d) for d in shared.all_blobs())  # nothing visible yet
+        batch.commit()
     assert sum(added) == len(shared.all_blobs())
     assert set(Counter(up.blob_log).values()) == {1}
     assert not store.blobs_missing(Digest.parse(d) for d in shared.all_blobs())

@@ -18,8 +18,9 @@ from reconciler.model import Digest
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
 from reconciler.registry.retry import RetryPolicy
+from reconciler.store.protocol import ContentSet, Origin, TagEntry
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.imagegen import Image, build_image
+from tests.support.imagegen import Image, build_image, store_image
 
 BASE = "http://upstream.test"
 NAME = "lib/app"
@@ -167,20 +168,34 @@ def test_wrong_digest_through_the_cli_exits_1(upstream: Upstream, tmp_path: Path
         store.close()
 
 
-@pytest.mark.parametrize("gone_at", ["head", "get"], ids=["deleted-before-head", "deleted-before-get"])
+@pytest.mark.parametrize("gone_at", ["get-by-tag", "head", "get"],
+                         ids=["new-tag-deleted-before-get", "known-tag-deleted-before-head",
+                              "known-tag-moved-then-deleted-before-get"])
 def test_tag_deleted_between_listing_and_fetching(store, upstream: Upstream, gone_at: str) -> None:  # type: ignore[no-untyped-def]
-    kept, gone = build_image("kept"), build_image("gone")
+    """A new tag is resolved by GET, a tag the repository holds by HEAD (then GET by
+    digest when it moved): a 404 at any of them drops the tag, and the rest syncs."""
+    kept, gone, old = build_image("kept"), build_image("gone"), build_image("old")
     upstream.tags("v1", "v2")
     upstream.image(kept, "v1")
+    url = f"{BASE}/v2/{NAME}/manifests"
+    not_found = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}
+    if gone_at == "get-by-tag":
+        upstream.rsps.add(responses.GET, f"{url}/v2", status=404, json=not_found)
+    else:  # the repository holds v2 (at another image): it is HEADed
+        store.repository_create("app")
+        store_image(store, old)
+        store.version_commit("app", base=0, content=ContentSet(blobs=frozenset(map(Digest.parse, old.blobs)),
+                                                               manifests=frozenset([old.digest])),
+                             tags={"v2": TagEntry(old.digest, Origin.SYNC)}, operation="test")
     if gone_at == "head":
-        upstream.rsps.add(responses.HEAD, f"{BASE}/v2/{NAME}/manifests/v2", status=404)
-    else:
+        upstream.rsps.add(responses.HEAD, f"{url}/v2", status=404)
+    elif gone_at == "get":
         headers = {"Docker-Content-Digest": str(gone.digest), "Content-Type": gone.manifest.media_type}
-        upstream.rsps.add(responses.HEAD, f"{BASE}/v2/{NAME}/manifests/v2", status=200, headers=headers)
-        upstream.rsps.add(responses.GET, f"{BASE}/v2/{NAME}/manifests/{gone.digest}", status=404,
-                          json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
+        upstream.rsps.add(responses.HEAD, f"{url}/v2", status=200, headers=headers)
+        upstream.rsps.add(responses.GET, f"{url}/{gone.digest}", status=404, json=not_found)
     result = run_sync(store, upstream)
-    assert {n: e.digest for n, e in store.version_get("app").tags.items()} == {"v1": kept.digest}
+    tags = {n: e.digest for n, e in store.version_get("app").tags.items()}
+    assert tags == {"v1": kept.digest} if gone_at == "get-by-tag" else {"v1": kept.digest, "v2": old.digest}
     assert result.tags_dropped == ("v2",)
     assert store.check().ok
 
@@ -196,4 +211,5 @@ def test_json_summary(upstream: Upstream, tmp_path: Path, capsys: pytest.Capture
     assert out["tags_added"] == ["latest", "v1"] and out["version"] == 1
     assert out["blobs_added"] == len(img.blobs) and out["manifests_added"] == 1
     assert out["bytes_downloaded"] == len(img.manifest.raw) + sum(map(len, img.blobs.values()))
-    assert out["requests"] >= 1 + 1 + 2 + 1 + len(img.blobs)
+    # ping, tag list, one GET per (new) tag, the blobs
+    assert out["requests"] == 1 + 1 + 2 + len(img.blobs)

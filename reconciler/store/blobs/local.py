@@ -70,6 +70,26 @@ class ContentFiles:
         where: str = "",
     ) -> int:
         """Stream ``chunks`` into place under ``expected``; return the byte count."""
+        tmp_name, n = self.stage(chunks, expected, size=size, where=where, sync=True)
+        try:
+            self._place(tmp_name, self.path(expected))
+        except BaseException:
+            discard(tmp_name)
+            raise
+        return n
+
+    def stage(
+        self,
+        chunks: Iterable[bytes] | BinaryIO,
+        expected: Digest,
+        *,
+        size: int | None = None,
+        where: str = "",
+        sync: bool = False,
+    ) -> tuple[str, int]:
+        """Stream ``chunks`` into a temporary file, verified against ``expected`` (and
+        fsynced when ``sync``): (its name, the byte count). Nothing is left on failure.
+        ``place`` (or a batch's own rename) puts it into place."""
         # a stream its producer verifies (the registry client hashed it on arrival, and
         # it raises at its end on a mismatch): count bytes, do not hash them again
         pre_verified = isinstance(chunks, VerifiedStream) and chunks.digest == expected
@@ -85,7 +105,8 @@ class ContentFiles:
                     out.write(chunk)
                     if size is not None and h.size > size:
                         raise InvalidInput(f"{where or expected}: more than the announced {size} bytes")
-                self._sync(out)
+                if sync:
+                    self._sync(out)
             if size is not None and h.size != size:
                 raise InvalidInput(
                     f"{where or expected}: got {h.size} bytes, expected {size}",
@@ -94,13 +115,9 @@ class ContentFiles:
             actual = h.digest()
             if actual != expected:
                 raise DigestMismatch(str(expected), str(actual), where=where)
-            self._place(tmp_name, self.path(expected))
-            return h.size
+            return tmp_name, h.size
         except BaseException:
-            try:
-                os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
+            discard(tmp_name)
             raise
 
     def write_bytes(self, data: bytes, digest: Digest) -> None:
@@ -108,18 +125,25 @@ class ContentFiles:
         final = self.path(digest)
         if final.is_file():
             return
+        tmp_name = self.stage_bytes(data, sync=True)
+        try:
+            self._place(tmp_name, final)
+        except BaseException:
+            discard(tmp_name)
+            raise
+
+    def stage_bytes(self, data: bytes, *, sync: bool = False) -> str:
+        """``data`` (already verified) in a temporary file (fsynced when ``sync``): its name."""
         fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(), dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-                self._sync(out)
-            self._place(tmp_name, final)
+                if sync:
+                    self._sync(out)
         except BaseException:
-            try:
-                os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
+            discard(tmp_name)
             raise
+        return tmp_name
 
     def _sync(self, out: BinaryIO) -> None:
         """The bytes written so far, durable (unless the store is not ``durable``)."""
@@ -237,8 +261,20 @@ class Counting:
 
 
 def _fsync_dir(path: Path) -> None:
+    fsync_path(path)
+
+
+def fsync_path(path: str | Path) -> None:
+    """fsync a file or directory by name (a directory: the entries renamed into it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def discard(tmp_name: str) -> None:
+    try:
+        os.unlink(tmp_name)
+    except FileNotFoundError:
+        pass

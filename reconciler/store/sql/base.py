@@ -31,7 +31,6 @@ from reconciler.errors import (
 )
 from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
 from reconciler.model.digest import parse_recorded
-from reconciler.model.mediatypes import is_index
 from reconciler.store.protocol import (
     CheckReport,
     ContentSet,
@@ -46,10 +45,10 @@ from reconciler.store.protocol import (
     VersionInfo,
 )
 from reconciler.store.sql import maintenance
+from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection
 from reconciler.store.sql.groupcommit import GroupCommit
 from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
-from reconciler.store.sql.refs import refs_text
 from reconciler.store.sql.v1 import V1Images
 
 if TYPE_CHECKING:
@@ -69,6 +68,8 @@ class SQLStore(VersionLookups, V1Images):
     blob_files: BlobStorage
     manifest_files: BlobStorage
     _content_rows: GroupCommit
+    #: False only for test and benchmark fixtures: no fsync (``SQLiteStore(durable=False)``)
+    durable: bool = True
     #: the thread that holds the store lock through this object, if any (set by ``lock``)
     _lock_owner: int | None = None
 
@@ -360,19 +361,19 @@ class SQLStore(VersionLookups, V1Images):
             return
         for m in todo:
             self.manifest_files.write_bytes(m.raw, m.digest)
-        per_manifest = [maintenance.manifest_refs(m) for m in todo]
-        rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
-                 refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(todo, per_manifest, strict=True)]
-        refs = [r for mrefs in per_manifest for r in mrefs]
+        self.record_content((), todo)
 
-        def record(conn: Connection) -> None:
-            conn.executemany("INSERT INTO manifests (digest, media_type, kind, size, refs) "
-                             "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
-            conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
-            conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
+    def content_batch(self) -> SQLContentBatch:
+        """Blobs and manifests written now, made durable and known together by
+        ``commit`` (``batch.SQLContentBatch``)."""
+        return SQLContentBatch(self)
 
-        self._content_rows.run(record)
+    def record_content(self, blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manifest | Index]) -> None:
+        """Rows for content whose bytes are durable in place: ``(digest, size)`` blobs and
+        manifests, in one transaction (shared with concurrent writers)."""
+        blobs = list(blobs)
+        if blobs or manifests:  # nothing new (a no-change sync): no write, no new generation
+            self._content_rows.run(content_rows(blobs, manifests))
 
     def manifest_kind(self, digest: Digest) -> Kind | None:
         row = self._conn().execute("SELECT kind FROM manifests WHERE digest = ?", (str(digest),)).fetchone()

@@ -1,0 +1,125 @@
+"""``python -m bench.ab``: one scenario, many runs, several checkouts side by side.
+
+The full harness measures each command once, among peers that take most of its minutes.
+Tuning needs the opposite: the same scenario many times, two checkouts interleaved run by
+run (other work on the machine changes the wall time from one minute to the next), and the
+median of each. One upstream registry is started and filled once; every run gets a fresh
+store.
+
+Examples::
+
+    python -m bench.ab --runs 7                                   # this checkout, cold sync
+    python -m bench.ab --checkout base=/tmp/base --checkout new=.  # A/B, interleaved
+    python -m bench.ab --scenario refresh --runs 9
+    python -m bench.ab --scenario raw --runs 5                    # curl, the physical limit
+
+Scenarios: ``cold`` (``reconciler apply -f repos.yaml`` into an empty store), ``refresh``
+(``reconciler plan`` after a cold apply: the no-change refresh), ``raw`` (curl fetching
+every unique blob once, ``--parallel-max 6``, as the full harness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import desired, fixtures, proc
+from bench.harness import Context, Params
+from bench.registry import Registry
+from bench.sections.cold_sync import raw_fetch
+
+
+def _env(checkout: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(checkout), "NO_COLOR": "1"}
+
+
+def _reconciler(checkout: Path, store: Path, *args: str) -> proc.Run:
+    # cwd too: ``-m`` puts the working directory first on sys.path, ahead of PYTHONPATH
+    return proc.run([sys.executable, "-m", "reconciler", "--store", str(store), *args], env=_env(checkout),
+                    cwd=checkout).check()
+
+
+def _one(scenario: str, checkout: Path, ctx: Context, n: int) -> proc.Run:
+    store = ctx.work / f"store-{n}"
+    subprocess.run(["sync"], check=False)  # the previous run's dirty pages are not this run's cost
+    try:
+        if scenario == "raw":
+            return raw_fetch(ctx).check()
+        if scenario == "refresh":
+            _reconciler(checkout, store, "apply", "-f", str(ctx.repos_yaml))
+            subprocess.run(["sync"], check=False)
+            return _reconciler(checkout, store, "plan", "-f", str(ctx.repos_yaml))
+        return _reconciler(checkout, store, "apply", "-f", str(ctx.repos_yaml))
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", choices=["cold", "refresh", "raw"], default="cold")
+    ap.add_argument("--checkout", action="append", default=[], metavar="NAME=PATH",
+                    help="a checkout to measure (repeatable; default: this one)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--repos", type=int, default=Params.repos)
+    ap.add_argument("--tags", type=int, default=Params.tags)
+    ap.add_argument("--hold", type=float, metavar="SECONDS",
+                    help="only start and fill the upstream, write repos.yaml, print where, and keep them "
+                         "this long (to run a profiler by hand)")
+    a = ap.parse_args(argv)
+    checkouts = [(c.partition("=")[0], Path(c.partition("=")[2]).resolve()) for c in a.checkout] \
+        or [("this", proc.REPO_ROOT)]
+    for _, path in checkouts:
+        compileall.compile_dir(str(path / "reconciler"), quiet=1)
+    params = Params(repos=a.repos, tags=a.tags)
+    work = Path(tempfile.mkdtemp(prefix="reconciler-ab-"))
+    upstream = Registry(work / "upstream")
+    try:
+        upstream.start()
+        fs = fixtures.build(params.repos, params.tags, params.layers, params.layer_size,
+                            indexes=params.indexes, seed=params.seed)
+        pusher = fixtures.Pusher(upstream.url)
+        try:
+            pusher.push(fs)
+        finally:
+            pusher.close()
+        ctx = Context(params, work, upstream, fs, work / "store", work / "repos.yaml")
+        desired.write_mirror(ctx.repos_yaml, upstream.url, list(fs.repos))
+        if a.hold:
+            print(f"upstream {upstream.url}; desired state {ctx.repos_yaml}; held {a.hold:.0f} s", flush=True)
+            time.sleep(a.hold)
+            return 0
+        walls: dict[str, list[float]] = {name: [] for name, _ in checkouts}
+        cpus: dict[str, list[float]] = {name: [] for name, _ in checkouts}
+        for i in range(a.runs):
+            # alternate the order too: the first of a pair must not always pay a cold cache
+            for name, path in (checkouts if i % 2 == 0 else checkouts[::-1]):
+                mark = upstream.mark()
+                r = _one(a.scenario, path, ctx, i)
+                requests = upstream.traffic_since(mark, settle=0.1).requests
+                walls[name].append(r.wall_s)
+                cpus[name].append(r.cpu_s)
+                print(f"run {i} {name}: wall {r.wall_s:.3f} s cpu {r.cpu_s:.2f} s "
+                      f"upstream requests {requests} (refresh: with its cold apply) load {os.getloadavg()[0]:.2f}",
+                      flush=True)
+        for name, _ in checkouts:
+            print(f"{a.scenario} {name}: median wall {statistics.median(walls[name]):.3f} s "
+                  f"(min {min(walls[name]):.3f}, max {max(walls[name]):.3f}), median cpu "
+                  f"{statistics.median(cpus[name]):.2f} s, {a.runs} runs")
+    finally:
+        upstream.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
