@@ -97,21 +97,44 @@ class _Recursive(Exception):
         self.node = node
 
 
-def _expanded_size(node: Node, memo: dict[int, int], active: set[int]) -> int:
-    """Nodes in ``node``'s subtree with every alias expanded (memoised: linear time)."""
+def _expanded_size(node: Node, memo: dict[int, int], active: set[int],
+                   heights: dict[int, int] | None = None, depth: int = 0) -> int:
+    """Nodes in ``node``'s subtree with every alias expanded (memoised: linear time).
+
+    With ``heights`` (the fast reader, whose libyaml composer bounds nothing) it also
+    refuses nesting deeper than ``MAX_DEPTH`` (``_TooDeep``) in the same walk: heights
+    are memoised per node too (aliases share nodes, so an alias bomb costs no more than
+    its text), and the walk stops as soon as the depth passes the bound, so neither a
+    deep document nor a recursive alias can exhaust the stack."""
     key = id(node)
     if key in memo:
+        if heights is not None and depth + heights[key] > MAX_DEPTH:
+            raise _TooDeep(node.start_mark)
         return memo[key]
     if key in active:
         raise _Recursive(node)
-    active.add(key)
+    if heights is not None and depth > MAX_DEPTH:
+        raise _TooDeep(node.start_mark)
     size = 1
-    if isinstance(node, SequenceNode):
-        size += sum(_expanded_size(child, memo, active) for child in node.value)
-    elif isinstance(node, MappingNode):
-        size += sum(_expanded_size(k, memo, active) + _expanded_size(v, memo, active) for k, v in node.value)
+    if isinstance(node, ScalarNode):
+        children: list[Node] = []
+    elif isinstance(node, SequenceNode):
+        children = node.value
+    else:
+        children = [n for pair in node.value for n in pair]
+    active.add(key)
+    height = 0
+    for child in children:
+        size += _expanded_size(child, memo, active, heights, depth + 1)
+        if heights is not None:
+            height = max(height, heights[id(child)])
     active.discard(key)
     memo[key] = size
+    if heights is not None:
+        # a scalar adds no level; a collection one more than its deepest child
+        heights[key] = 0 if isinstance(node, ScalarNode) else 1 + height
+        if depth + heights[key] > MAX_DEPTH:
+            raise _TooDeep(node.start_mark)
     return size
 
 
@@ -243,12 +266,10 @@ def _read_fast(text: str, file: str) -> YamlDocument | None:
         return None
     if node is None:
         return YamlDocument(None, Positions(values={(): (1, 1)}), [])
-    if _too_deep(node):
-        return None
     memo: dict[int, int] = {}
     try:
-        _expanded_size(node, memo, set())
-    except _Recursive:
+        _expanded_size(node, memo, set(), heights={})
+    except (_Recursive, _TooDeep):
         return None
     if _alias_expansion(node, memo) > MAX_ALIAS_NODES:
         return None
@@ -256,38 +277,6 @@ def _read_fast(text: str, file: str) -> YamlDocument | None:
     data = builder.build(node, ())
     diags = [Diagnostic(line, col, format_path(path), msg, file) for (line, col), path, msg in builder.problems]
     return YamlDocument(data, builder.positions, diags)
-
-
-def _too_deep(root: Node) -> bool:
-    """Whether collections nest deeper than ``MAX_DEPTH``. Heights are memoised per node
-    (aliases share nodes, so an alias bomb costs no more than its text), and the walk
-    stops as soon as the depth passes the bound, so neither a deep document nor a
-    recursive alias can exhaust the stack here."""
-    memo: dict[int, int] = {}
-
-    def height(node: Node, depth: int) -> int:
-        if depth > MAX_DEPTH:
-            raise _TooDeep(node.start_mark)
-        h = memo.get(id(node))
-        if h is None:
-            if isinstance(node, SequenceNode):
-                kids: list[Node] = list(node.value)
-            elif isinstance(node, MappingNode):
-                kids = [n for pair in node.value for n in pair]
-            else:
-                kids = []
-            # a scalar adds no level; a collection one more than its deepest child
-            h = 0 if isinstance(node, ScalarNode) else 1 + max((height(k, depth + 1) for k in kids), default=0)
-            memo[id(node)] = h
-        if depth + h > MAX_DEPTH:
-            raise _TooDeep(node.start_mark)
-        return h
-
-    try:
-        height(root, 0)
-    except _TooDeep:
-        return True
-    return False
 
 
 def _alias_expansion(root: Node, memo: dict[int, int]) -> int:

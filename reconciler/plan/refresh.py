@@ -193,7 +193,7 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     upload_manifests = [m for _, manifests in inspected.values() for m in manifests]
     if upload_manifests:
         graph = graph.merged(RefGraph.from_manifests(upload_manifests))
-    v1, v1_uploads, v1_upstreams = refresh_v1(store, desired, wanted, file_sha256=file_sha256,
+    v1, v1_uploads, v1_upstreams = refresh_v1(store, desired, wanted, stored=repos.keys(), file_sha256=file_sha256,
                                               sources=v1_sources, upstreams=upstreams)
     info = RefreshInfo(refreshed=upstreams, upstreams=len(results),
                        tags=sum(len(r.tags.tags) for r in results), seconds=time.monotonic() - started,

@@ -8,7 +8,7 @@ recorded on its ``V1Upstream`` and the diff reports it as that repository's erro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from reconciler.desired.model import DesiredState, RegistrySpec
@@ -22,11 +22,16 @@ log = logging.getLogger(__name__)
 
 V1SourceFactory = Callable[[RegistrySpec], V1Source]
 
+_EMPTY = V1Content()
 
-def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, file_sha256: Callable[[Path], str],
-               sources: V1SourceFactory | None, upstreams: bool) -> tuple[
+
+def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, stored: Collection[str],
+               file_sha256: Callable[[Path], str], sources: V1SourceFactory | None, upstreams: bool) -> tuple[
                    dict[str, V1Content], dict[tuple[str, str], V1UploadInfo], dict[str, V1Upstream]]:
+    """``stored``: the repositories the store holds (as ``observe_store`` read them)."""
     v1: dict[str, V1Content] = {}
+    # one bulk read, not a read per repository (1,000 repositories were 6,000 statements)
+    stored_v1 = store.v1_versions_latest()
     uploads: dict[tuple[str, str], V1UploadInfo] = {}
     remote: dict[str, V1Upstream] = {}
     inspected: dict[tuple[str, str | None], V1UploadInfo] = {}
@@ -35,8 +40,8 @@ def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, fi
         if spec is None:
             continue
         v1_uploads = [u for u in spec.uploads if u.v1]
-        if store.repository_find(repo_id) is not None:
-            content = store.v1_version_get(repo_id)
+        if repo_id in stored:
+            content = stored_v1.get(repo_id, _EMPTY)
             if not content.empty or v1_uploads or spec.enable_v1:
                 v1[repo_id] = content
         for upload in v1_uploads:

@@ -316,6 +316,10 @@ class Store(Protocol):
         """The stored images among ``image_ids`` (others are left out)."""
         ...
     def v1_version_get(self, repo_id: str, number: int | None = None) -> V1Content: ...
+    def v1_versions_latest(self) -> dict[str, V1Content]:
+        """The v1 side of every repository's latest version, read in bulk (what a plan
+        observes); repositories without v1 content are left out."""
+        ...
     def v1_image_publications(self, image_id: str) -> list[Publication]:
         """The publications whose published version holds the image, by publish name
         (the server's ``/v1/images/<id>/...``)."""

@@ -228,3 +228,17 @@ def test_image_publications_follow_the_published_version(busybox: Store, tmp_pat
     publish(busybox, "busybox")
     assert busybox.v1_image_publications(CHAIN.leaf) == []
     assert [p.version for p in busybox.v1_image_publications(other.leaf)] == [3]
+
+
+def test_bulk_read_of_latest_v1_content_equals_the_per_repository_reads(busybox: Store, tmp_path: Path) -> None:
+    # the plan reads every repository's v1 side at once; it must see what v1_version_get sees
+    store = busybox
+    upload_v1(store, "masked", v1_save_tar(tmp_path / "m.tar", CHAIN), mask_id=CHAIN.ids[2])
+    copy_v1(store, source="busybox", target="copied", kind="tag", names=["base"])
+    remove_v1(store, "busybox", "tag", ["base"])  # a removed row (removed = latest) is not live
+    store.repository_create("oci-only")
+    bulk = store.v1_versions_latest()
+    assert set(bulk) == {"busybox", "masked", "copied"}  # no v1 content: left out
+    for repo_id in ("busybox", "masked", "copied", "oci-only"):
+        assert bulk.get(repo_id, V1Content()) == store.v1_version_get(repo_id), repo_id
+    assert dict(bulk["busybox"].tags) == {"latest": CHAIN.ids[4]} and bulk["masked"].masked == {CHAIN.ids[2]}

@@ -116,6 +116,24 @@ class V1Images:
                                       hint=f"see `reconciler repo history {repo_id}`")
             return self._v1_rows(conn, repo_id, n)
 
+    def v1_versions_latest(self) -> dict[str, V1Content]:
+        """Two scans of the live v1 rows instead of three queries per repository (a plan of
+        thousands of repositories reads them all). At a repository's latest version the
+        live rows are exactly those not yet removed. Repositories without v1 content are
+        left out."""
+        images: dict[str, set[str]] = {}
+        masked: dict[str, set[str]] = {}
+        tags: dict[str, dict[str, str]] = {}
+        with self._read() as conn:
+            for repo_id, image_id, role in conn.execute(
+                    "SELECT repo_id, image_id, role FROM repo_v1_images WHERE removed IS NULL"):
+                (images if role == "image" else masked).setdefault(repo_id, set()).add(image_id)
+            for repo_id, name, image_id in conn.execute(
+                    "SELECT repo_id, name, image_id FROM repo_v1_tags WHERE removed IS NULL"):
+                tags.setdefault(repo_id, {})[name] = image_id
+        return {r: V1Content(frozenset(images.get(r, ())), tags.get(r, {}), frozenset(masked.get(r, ())))
+                for r in sorted(images.keys() | masked.keys() | tags.keys())}
+
     def v1_image_publications(self, image_id: str) -> list[Publication]:
         rows = self._conn().execute(
             "SELECT r.id, r.publish_name, r.published_version, r.protected FROM repositories r "
