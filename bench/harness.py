@@ -40,6 +40,8 @@ class Params:
     wrk_threads: int = 2
     wrk_connections: int = 16
     wrk_seconds: int = 5
+    #: serving: rounds of (registry, ours) load, interleaved; each figure is the median round
+    serving_rounds: int = 3
     big_layer_size: int = 1024 * MiB
     big_clients: int = 8
     raw_parallel: int = 6
@@ -48,7 +50,7 @@ class Params:
 
     @classmethod
     def smoke(cls) -> Params:
-        return cls(repos=2, tags=2, layer_size=64 * 1024, plan_scales=((20, 5),), wrk_seconds=1,
+        return cls(repos=2, tags=2, layer_size=64 * 1024, plan_scales=((20, 5),), wrk_seconds=1, serving_rounds=1,
                    wrk_connections=4, big_layer_size=4 * MiB, big_clients=2, raw_parallel=2)
 
 

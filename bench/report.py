@@ -128,8 +128,10 @@ def _tables(name: str, sec: dict[str, Any]) -> list[str]:
             for what in ("manifest_get", "manifest_head", "blob_get"):
                 r = sec[server][what]
                 rows.append([server, what, r["requests_per_s"], r.get("mb_per_s"), r["requests"], r["errors"],
-                             r.get("latency_p50_ms"), r.get("latency_p99_ms")])
-        out += _table(["server", "load", "req/s", "MB/s", "requests", "errors", "p50 ms", "p99 ms"], rows)
+                             r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                             " / ".join(_fmt(x) for x in r.get("rounds_requests_per_s", []))])
+        out += _table(["server", "load", "req/s (median round)", "MB/s", "requests", "errors", "p50 ms", "p99 ms",
+                       "req/s of each round"], rows)
         out += [f"Load: {sec['load']}; server peak RSS (MB): "
                 + ", ".join(f"{s} {sec[s]['peak_rss_mb']}" for s in ("registry", "ours") if s in sec), ""]
     elif name == "memory":

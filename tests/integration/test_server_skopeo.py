@@ -254,3 +254,35 @@ def test_head_through_gunicorn_keeps_content_length(server, path: str) -> None: 
     size = len(blob) if path == "blobs/" else len(img.manifest.raw)
     resp = _raw_request(srv.host, "HEAD", full, [("Accept", mt.ACCEPT_ALL)])
     assert resp.status == 200 and resp.getheader("Content-Length") == str(size)
+
+
+@pytest.mark.parametrize("path", ["manifests/v1", "blobs/"], ids=["manifest", "blob"])
+def test_head_keeps_the_connection_alive_and_sends_no_body(server, path: str) -> None:  # type: ignore[no-untyped-def]
+    """HEADs then a GET on one keep-alive connection, as load generators and pulling
+    clients do: every answer comes back on the same socket (a HEAD that closed the
+    connection would cost a reconnect per request), the HEADs carry the GET's headers,
+    and the GET's bytes are exact (a HEAD that wrote body bytes would corrupt them)."""
+    srv, fx, _ = server
+    img = fx.images["test/docker"]["v1"]
+    blob_digest, blob = next(iter(img.blobs.items()))
+    full = f"/v2/test/docker/{path}{blob_digest if path == 'blobs/' else ''}"
+    expected = blob if path == "blobs/" else img.manifest.raw
+    host, _, port = srv.host.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        answers = []
+        for method in ("HEAD", "HEAD", "GET"):
+            conn.request(method, full, headers={"Accept": mt.ACCEPT_ALL})
+            resp = conn.getresponse()
+            answers.append((resp.status, resp.getheader("Connection"), dict(resp.getheaders()), resp.read()))
+            if method == "HEAD":
+                sock = conn.sock
+            assert conn.sock is not None and conn.sock is sock, f"the server closed the connection after {method}"
+    finally:
+        conn.close()
+    (s1, c1, h1, b1), (s2, c2, h2, b2), (s3, c3, h3, b3) = answers
+    assert (s1, s2, s3) == (200, 200, 200) and {c1, c2, c3} == {"keep-alive"}
+    assert b1 == b2 == b"" and b3 == expected
+    same = ("Content-Length", "Content-Type", "Docker-Content-Digest")
+    assert [h1.get(k) for k in same] == [h2.get(k) for k in same] == [h3.get(k) for k in same]
+    assert h1["Content-Length"] == str(len(expected))
