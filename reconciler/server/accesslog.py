@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from reconciler.server.httpio import FileBody, Request, Response, send
 
 log = logging.getLogger("reconciler.server.access")
 
@@ -35,3 +37,20 @@ def write(environ: Mapping[str, Any], user: str | None, status: int, size: int, 
              environ.get("REMOTE_ADDR", "-"), user or "-", stamp, environ.get("REQUEST_METHOD", "-"),
              _clean(_uri(environ)), environ.get("SERVER_PROTOCOL", "-"), status, size,
              _clean(environ.get("HTTP_REFERER", "-")), _clean(environ.get("HTTP_USER_AGENT", "-")), micros)
+
+
+def send_logged(req: Request, resp: Response, environ: Mapping[str, Any], start_response: Callable[..., Any],
+                started: float) -> Iterable[bytes]:
+    """Send ``resp`` for ``req`` and write its access log line once the body is out. Both
+    WSGI apps (the store's registry and Crane mode) finish a request here, so HEAD is
+    answered the same way by both: the GET's headers, no body."""
+    if req.method == "HEAD" and resp.body:
+        if isinstance(resp.body, FileBody):
+            resp.body.close()
+        resp.body = b""  # Content-Length keeps the size a GET would send
+    length = resp.length
+
+    def done() -> None:
+        write(environ, req.user, resp.status, length, started)
+
+    return send(resp, environ, start_response, done)

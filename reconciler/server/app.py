@@ -19,7 +19,7 @@ from reconciler.server.access import AccessRules, Decision, decide
 from reconciler.server.auth import REALM, Htpasswd, parse_basic
 from reconciler.server.blobs import get_blob
 from reconciler.server.errors import RegistryHTTPError
-from reconciler.server.httpio import FileBody, Request, Response, send
+from reconciler.server.httpio import Request, Response
 from reconciler.server.listing import catalog, tags_list
 from reconciler.server.manifests import get_manifest
 from reconciler.server.routing import Route, route
@@ -74,16 +74,7 @@ class RegistryApp:
             log.exception("internal error serving %s %s", req.method, req.path)
             resp = error_response(RegistryHTTPError("UNKNOWN", "internal server error"))
         resp.headers[API_VERSION[0]] = API_VERSION[1]
-        if req.method == "HEAD" and resp.body:
-            if isinstance(resp.body, FileBody):
-                resp.body.close()
-            resp.body = b""  # Content-Length keeps the size a GET would send
-        length = resp.length
-
-        def done() -> None:
-            accesslog.write(environ, req.user, resp.status, length, started)
-
-        return send(resp, environ, start_response, done)
+        return accesslog.send_logged(req, resp, environ, start_response, started)
 
     # -- dispatch -----------------------------------------------------------------------
     def handle(self, req: Request) -> Response:

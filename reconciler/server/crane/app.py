@@ -28,7 +28,7 @@ from reconciler.server.crane.config import CraneConfig
 from reconciler.server.crane.index import Watcher
 from reconciler.server.crane.routes import handle
 from reconciler.server.crane.values import CraneRequest, Reply, text_error, v2_error
-from reconciler.server.httpio import FileBody, Request, Response, send
+from reconciler.server.httpio import FileBody, Request, Response
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,7 @@ class CraneApp:
         except Exception:  # noqa: BLE001 - a bug must not kill the worker; log it whole
             log.exception("internal error serving %s %s", req.method, req.path)
             resp = _response(text_error(500))
-        if req.method == "HEAD" and resp.body:
-            if isinstance(resp.body, FileBody):
-                resp.body.close()
-            resp.body = b""  # Content-Length keeps the size a GET would send
-        length = resp.length
-
-        def done() -> None:
-            accesslog.write(environ, req.user, resp.status, length, started)
-
-        return send(resp, environ, start_response, done)
+        return accesslog.send_logged(req, resp, environ, start_response, started)
 
     def respond(self, req: Request) -> Response:
         req.user = self._user(req)

@@ -227,6 +227,19 @@ class SQLStore(VersionLookups, V1Images):
         except _NoChange:
             return None
 
+    @staticmethod
+    def _latest_at(conn: Any, repo_id: str, base: int) -> int:
+        """The latest version of ``repo_id`` inside a write transaction, which must still be
+        ``base``, the version the writer computed its new state from (else ``Conflict``)."""
+        row = conn.execute("SELECT latest_version FROM repositories WHERE id = ?", (repo_id,)).fetchone()
+        if row is None:
+            raise RepositoryNotFound(f"no repository {repo_id!r}")
+        latest = int(row[0])
+        if latest != base:
+            raise Conflict(f"repository {repo_id!r} changed while this operation ran "
+                           f"(version {base} -> {latest})", hint="run the command again")
+        return latest
+
     def _commit(self, repo_id: str, base: int, content: ContentSet,
                 tags: Mapping[str, TagEntry], operation: str) -> VersionInfo:
         """Make ``content`` + ``tags`` the next version of ``repo_id`` if anything changed.
@@ -236,13 +249,7 @@ class SQLStore(VersionLookups, V1Images):
         manifest without its blobs, an index without its children, a dangling tag.
         """
         with self._write() as conn:
-            row = conn.execute("SELECT latest_version FROM repositories WHERE id = ?", (repo_id,)).fetchone()
-            if row is None:
-                raise RepositoryNotFound(f"no repository {repo_id!r}")
-            latest = row[0]
-            if latest != base:
-                raise Conflict(f"repository {repo_id!r} changed while this operation ran "
-                               f"(version {base} -> {latest})", hint="run the command again")
+            latest = self._latest_at(conn, repo_id, base)
             old_content, old_tags = self._version_rows(conn, repo_id, latest, latest=True)
             added = content.difference(old_content)
             removed = old_content.difference(content)

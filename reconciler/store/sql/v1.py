@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
-from reconciler.errors import Conflict, ContentNotFound, RepositoryNotFound, StoreError
+from reconciler.errors import ContentNotFound, StoreError
 from reconciler.model.digest import parse_recorded
 from reconciler.model.v1image import V1Image, validate_image_id
 from reconciler.store.protocol import ContentSummary, Problem, Publication, Repository, V1Content, VersionInfo
@@ -63,6 +63,10 @@ class V1Images:
         raise NotImplementedError
 
     def repository_get(self, repo_id: str) -> Repository:  # provided by SQLStore
+        raise NotImplementedError
+
+    @staticmethod
+    def _latest_at(conn: Connection, repo_id: str, base: int) -> int:  # provided by SQLStore
         raise NotImplementedError
 
     def v1_images_put(self, images: Sequence[V1Image]) -> None:
@@ -147,13 +151,7 @@ class V1Images:
         for image_id in content.images | content.masked:
             validate_image_id(image_id)
         with self._write() as conn:
-            row = conn.execute("SELECT latest_version FROM repositories WHERE id = ?", (repo_id,)).fetchone()
-            if row is None:
-                raise RepositoryNotFound(f"no repository {repo_id!r}")
-            latest = row[0]
-            if latest != base:
-                raise Conflict(f"repository {repo_id!r} changed while this operation ran "
-                               f"(version {base} -> {latest})", hint="run the command again")
+            latest = self._latest_at(conn, repo_id, base)
             old = self._v1_rows(conn, repo_id, latest)
             old_rows = {(i, "image") for i in old.images} | {(i, "mask") for i in old.masked}
             new_rows = {(i, "image") for i in content.images} | {(i, "mask") for i in content.masked}
