@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +77,26 @@ def fill_store(store: Store) -> Fixture:
         fx.images[name] = tags
     commit_tags(store, "hidden", {"v1": build_image("hidden-v1")})
     return fx
+
+
+@contextmanager
+def backend_opener(request: Any, root: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the store of a fixture parametrized ``["sqlite", "postgresql"]`` (the server's
+    lookups are SQL, so server tests run on both); a PostgreSQL database is checked out of
+    the session's server for the fixture's life and handed back after."""
+    if request.param == "sqlite":
+        from reconciler.store.sqlite import SQLiteStore
+
+        yield lambda: SQLiteStore(root / "store")
+        return
+    from reconciler.store.postgres import PostgresStore
+
+    pg = request.getfixturevalue("postgres_server")
+    url = pg.checkout()
+    try:
+        yield lambda: PostgresStore(url, blobs=root / "blobs")
+    finally:
+        pg.checkin(url)
 
 
 def free_port() -> int:

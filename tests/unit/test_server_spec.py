@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
@@ -18,10 +17,9 @@ import pytest
 from reconciler.model import mediatypes as mt
 from reconciler.server import RegistryApp
 from reconciler.server.auth import Htpasswd
-from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image
-from tests.support.serving import commit_tags, fill_store, wsgi_call
+from tests.support.serving import backend_opener, commit_tags, fill_store, wsgi_call
 
 ALL = mt.ACCEPT_ALL
 
@@ -30,26 +28,15 @@ ALL = mt.ACCEPT_ALL
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The app over a filled store, on each backend (the point lookups are SQL)."""
     root = tmp_path_factory.mktemp("srv")
-    opener: Callable[[], Store]
-    if request.param == "sqlite":
-        url = None
-        opener = lambda: SQLiteStore(root / "store")  # noqa: E731
-    else:
-        from reconciler.store.postgres import PostgresStore
-
-        pg = request.getfixturevalue("postgres_server")
-        url = pg.checkout()
-        opener = lambda: PostgresStore(url, blobs=root / "blobs")  # noqa: E731
-    store = opener()
-    fx = fill_store(store)
-    pw = root / "htpasswd"
-    pw.write_text("alice:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() + "\n")
-    app = RegistryApp(opener, htpasswd=Htpasswd(pw))
-    yield app, fx, store
-    app.close()
-    store.close()
-    if url is not None:
-        pg.checkin(url)
+    with backend_opener(request, root) as opener:
+        store = opener()
+        fx = fill_store(store)
+        pw = root / "htpasswd"
+        pw.write_text("alice:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() + "\n")
+        app = RegistryApp(opener, htpasswd=Htpasswd(pw))
+        yield app, fx, store
+        app.close()
+        store.close()
 
 
 def call(app: RegistryApp, method: str, path: str, **kw):  # type: ignore[no-untyped-def]

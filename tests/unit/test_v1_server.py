@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Callable
 
 import bcrypt
 import pytest
@@ -15,9 +14,8 @@ from reconciler.ops.publish import publish
 from reconciler.ops.v1upload import upload_v1
 from reconciler.server.app import RegistryApp
 from reconciler.server.auth import Htpasswd
-from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.serving import wsgi_call
+from tests.support.serving import backend_opener, wsgi_call
 from tests.support.v1images import build_chain, v1_save_tar
 
 CHAIN = build_chain("busybox", tags={"latest": 4, "base": 1})
@@ -28,32 +26,21 @@ SECRET = build_chain("secret", length=2)
 def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The app over a store with v1 images, on each backend (the v1 lookups are SQL)."""
     root = tmp_path_factory.mktemp("v1srv")
-    opener: Callable[[], Store]
-    if request.param == "sqlite":
-        url = None
-        opener = lambda: SQLiteStore(root / "store")  # noqa: E731
-    else:
-        from reconciler.store.postgres import PostgresStore
-
-        pg = request.getfixturevalue("postgres_server")
-        url = pg.checkout()
-        opener = lambda: PostgresStore(url, blobs=root / "blobs")  # noqa: E731
-    store = opener()
-    upload_v1(store, "busybox", v1_save_tar(root / "b.tar", CHAIN))
-    publish(store, "busybox", name="pulpdemo/busybox")
-    upload_v1(store, "secret", v1_save_tar(root / "s.tar", SECRET))
-    publish(store, "secret", name="secret", protected=True)
-    upload_v1(store, "unpublished", v1_save_tar(root / "u.tar", build_chain("unpublished", length=1)))
-    store.repository_create("nov1")
-    publish(store, "nov1", name="nov1")
-    store.close()
-    pw = root / "htpasswd"
-    pw.write_text("alice:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() + "\n")
-    application = RegistryApp(opener, htpasswd=Htpasswd(pw))
-    yield application
-    application.close()
-    if url is not None:
-        pg.checkin(url)
+    with backend_opener(request, root) as opener:
+        store = opener()
+        upload_v1(store, "busybox", v1_save_tar(root / "b.tar", CHAIN))
+        publish(store, "busybox", name="pulpdemo/busybox")
+        upload_v1(store, "secret", v1_save_tar(root / "s.tar", SECRET))
+        publish(store, "secret", name="secret", protected=True)
+        upload_v1(store, "unpublished", v1_save_tar(root / "u.tar", build_chain("unpublished", length=1)))
+        store.repository_create("nov1")
+        publish(store, "nov1", name="nov1")
+        store.close()
+        pw = root / "htpasswd"
+        pw.write_text("alice:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() + "\n")
+        application = RegistryApp(opener, htpasswd=Htpasswd(pw))
+        yield application
+        application.close()
 
 
 ALICE = {"Authorization": "Basic " + base64.b64encode(b"alice:secret").decode()}
