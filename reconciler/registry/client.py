@@ -43,6 +43,7 @@ from reconciler.registry.transport import (
     media_type_of,
     parse_link_next,
     read_limited,
+    released,
     resolve_link,
 )
 
@@ -138,7 +139,7 @@ class RegistryClient:
             raise connection_error("GET", url, exc) from exc
         finally:
             self._count("ping")
-        with r:
+        with released(r):
             if r.status_code == 401:
                 self._session.learn(parse_www_authenticate(r.headers.get("WWW-Authenticate")))
             elif r.status_code != 200:
@@ -183,7 +184,7 @@ class RegistryClient:
 
     def _get_json(self, url: str, kind: str, scope: str) -> tuple[Any, str | None]:
         resp = self._send("GET", url, kind=kind, scope=scope)
-        with resp:
+        with released(resp):
             if resp.status_code != 200:
                 raise error_from_response("GET", url, resp)
             body = self._read_body(resp, url, MAX_TAG_PAGE_BYTES)
@@ -204,7 +205,7 @@ class RegistryClient:
 
         def attempt() -> ManifestHead | None:
             resp = self._send("HEAD", url, kind="manifest_head", scope=scope, headers={"Accept": ACCEPT_ALL})
-            with resp:
+            with released(resp):
                 if resp.status_code == 404:
                     return None
                 if resp.status_code != 200:
@@ -229,7 +230,7 @@ class RegistryClient:
 
         def attempt() -> Manifest | Index:
             resp = self._send("GET", url, kind="manifest_get", scope=scope, headers={"Accept": ACCEPT_ALL})
-            with resp:
+            with released(resp):
                 if resp.status_code != 200:
                     raise error_from_response("GET", url, resp)
                 raw = self._read_body(resp, url, MAX_MANIFEST_BYTES)
@@ -253,7 +254,7 @@ class RegistryClient:
 
         def attempt() -> T:
             resp = self._send("GET", url, kind="blob_get", scope=scope, headers={"Accept-Encoding": "identity"})
-            with resp:
+            with released(resp):
                 if resp.status_code != 200:
                     raise error_from_response("GET", url, resp)
                 return sink(VerifiedStream(self._verified_chunks(resp, url, digest), digest))

@@ -34,7 +34,9 @@ from reconciler.registry.transport import (
     MAX_TOKEN_BODY,
     connection_error,
     error_from_response,
+    finish,
     read_limited,
+    released,
 )
 
 if TYPE_CHECKING:
@@ -185,7 +187,7 @@ class AuthSession:
             raise connection_error("GET", realm, exc) from exc
         finally:
             self._count("token")
-        with resp:
+        with released(resp):
             if resp.status_code != 200:
                 err = error_from_response("GET", realm, resp)
                 if resp.status_code in (401, 403):
@@ -229,7 +231,7 @@ class AuthSession:
             retry_auth = self.credentials.basic_header()
         if retry_auth is None or retry_auth == sent_auth:
             raise error_from_response(method, url, resp)
-        resp.close()
+        finish(resp)
         resp = self._send_following(method, url, headers or {}, retry_auth, kind, stream)
         if resp.status_code == 401:
             raise error_from_response(method, url, resp)
@@ -252,7 +254,7 @@ class AuthSession:
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location:
                 return resp
-            resp.close()
+            finish(resp)
             nxt = urljoin(current, location)
             if _origin(nxt) != _origin(self.base):
                 auth = None  # storage backends get no registry credentials, ever

@@ -21,7 +21,7 @@ from reconciler.errors import RegistryError
 from reconciler.model.v1image import is_image_id
 from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.session import AuthSession
-from reconciler.registry.transport import error_from_response, read_limited
+from reconciler.registry.transport import error_from_response, read_limited, released
 
 _JSON_LIMIT = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -42,7 +42,7 @@ class V1Client:
         if self._token and path.startswith("/v1/images/"):
             h["Authorization"] = f"Token {self._token}"
         resp = self.session.send("GET", url, kind="v1", scope=scope, headers=h)
-        with resp:
+        with released(resp):
             if resp.status_code != 200:
                 raise error_from_response("GET", url, resp)
             token = resp.headers.get("X-Docker-Token")
@@ -95,7 +95,7 @@ class V1Client:
     def image_json(self, image_id: str) -> bytes:
         url = f"{self.base}/v1/images/{image_id}/json"
         resp = self.session.send("GET", url, kind="v1", scope=None, headers=self._image_headers())
-        with resp:
+        with released(resp):
             if resp.status_code != 200:
                 raise error_from_response("GET", url, resp)
             return read_limited(resp, "GET", url, _JSON_LIMIT)
@@ -104,7 +104,7 @@ class V1Client:
         """The layer's bytes as served, streamed."""
         url = f"{self.base}/v1/images/{image_id}/layer"
         resp = self.session.send("GET", url, kind="v1", scope=None, headers=self._image_headers())
-        with resp:
+        with released(resp):
             if resp.status_code != 200:
                 raise error_from_response("GET", url, resp)
             try:

@@ -7,8 +7,10 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import urllib3.util.connection
 
 from reconciler.errors import ConfigError, RegistryError
 from reconciler.model import Digest
@@ -106,3 +108,31 @@ def test_token_auth_with_credentials_and_wrong_password(token_registry: RunningR
         c.tag_list(repo_name)
     assert err.value.status == 401 and "token service rejected" in (err.value.hint or "")
     assert err.value.url.startswith(server.realm)
+
+
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_challenges_and_heads_keep_one_connection_to_the_registry(
+        basic_registry: RunningRegistry, token_registry: RunningRegistry, repo_name: str, kind: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ping's 401 and every HEAD leave the connection reusable: one TCP (TLS, in real
+    life) connection to the registry for the whole run, whatever the auth scheme."""
+    registry = basic_registry if kind == "basic" else token_registry
+    _pushed(registry, repo_name)
+    connects: list[tuple[str, int]] = []
+    real = urllib3.util.connection.create_connection
+
+    def counting(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        connects.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counting)
+    cfg = RegistryConfig(registry.url, username_env="REG_USER", password_env="REG_PASS")
+    with RegistryClient(cfg, env=ENV) as c:
+        for _ in range(5):
+            for tag in ("v1", "v2"):
+                head = c.manifest_head(repo_name, tag)
+                assert head is not None and head.digest is not None
+        assert sorted(c.tag_list(repo_name)) == ["v1", "v2"]
+        assert c.stats.counts["manifest_head"] == 10
+    port = int(registry.url.rsplit(":", 1)[1])
+    assert [a for a in connects if a[1] == port] == [("127.0.0.1", port)]

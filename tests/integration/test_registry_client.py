@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import urllib3.util.connection
 
 from reconciler.errors import RegistryError
 from reconciler.model import Digest, Index, Manifest
@@ -147,3 +149,32 @@ def test_accept_gets_oci_index_unconverted(registry: RunningRegistry, client: Re
     image = build_multiarch(repo_name, oci=True)
     push_image(registry.url, repo_name, image, tags=("multi",))
     assert client.manifest_get(repo_name, "multi").media_type == mt.OCI_INDEX
+
+
+
+def test_heads_404s_and_pings_keep_one_connection(registry: RunningRegistry, client: RegistryClient,
+                                                  repo_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep-alive: a HEAD has no body and a 404 or ping has a short one that used to go
+    unread, and closing an unread response closed its socket: a refresh opened one TCP
+    connection (against a real registry, one TLS handshake) per tag."""
+    image = build_image(repo_name)
+    push_image(registry.url, repo_name, image, tags=("v1",))
+    connects: list[object] = []
+    real = urllib3.util.connection.create_connection
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        connects.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", counting)
+    client.ping()
+    for _ in range(10):
+        head = client.manifest_head(repo_name, "v1")
+        assert head is not None and head.digest == image.manifest.digest
+        assert client.manifest_head(repo_name, "missing") is None
+    with pytest.raises(RegistryError) as err:
+        client.manifest_get(repo_name, "missing")
+    assert err.value.status == 404
+    assert client.tag_list(repo_name) == ["v1"]
+    assert client.stats.total == 23  # 1 ping, 20 HEADs, 1 GET, 1 tag list
+    assert len(connects) == 1
