@@ -237,3 +237,35 @@ def test_bearer_token_refreshed_on_401_and_access_token_accepted(sleeps: list[fl
         token_query = rsps.calls[1].request.url
     assert auths == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]
     assert token_query is not None and "service=reg.example" in token_query and "scope=repository" in token_query
+
+
+def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
+        rsps: responses.RequestsMock, sleeps: list[float], tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registry requests are prepared without ``Session.request`` (for speed): the session's
+    User-Agent, the caller's headers, the environment's proxy and the TLS settings still
+    reach the transport; cookies and ~/.netrc, which registry clients do not use, do not."""
+    home = tmp_path
+    (home / ".netrc").write_text("machine reg.example login netrc-user password netrc-pw\n")  # type: ignore[operator]
+    (home / ".netrc").chmod(0o600)  # type: ignore[operator]
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    rsps.add(responses.GET, TAGS_URL, json=tags_body("v1"), headers={"Set-Cookie": "lb=abc; Path=/"})
+    rsps.add(responses.HEAD, f"{BASE}/v2/lib/app/manifests/v1", status=200,
+             headers={"Docker-Content-Digest": str(BLOB_DIGEST)})
+    with make_client(sleeps) as client:
+        assert client.tag_list("lib/app") == ["v1"]
+        head = client.manifest_head("lib/app", "v1")
+    assert head is not None and head.digest == BLOB_DIGEST
+    sent = [c for c in rsps.calls if c.request.url and "/lib/app/" in c.request.url]
+    assert len(sent) == 2
+    for call in sent:
+        request = call.request
+        assert request.headers["User-Agent"].startswith("reconciler-registry-client/")
+        assert "Cookie" not in request.headers and "Authorization" not in request.headers
+        kwargs = request.req_kwargs  # type: ignore[attr-defined]
+        assert kwargs["proxies"].get("https") == "http://proxy.test:3128"
+        # True, or the CA bundle REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE names: what requests works out
+        assert kwargs["verify"] == requests.Session().merge_environment_settings(
+            request.url, {}, True, None, None)["verify"]
+        assert kwargs["verify"] is not False and kwargs["stream"] is True
+    assert sent[1].request.headers["Accept"].startswith("application/")
