@@ -132,13 +132,9 @@ class RegistryClient:
 
     def _ping_attempt(self) -> None:
         url = f"{self.base}/v2/"
-        try:
-            # stream: only the status and headers matter; a body (of any size) is never read
-            r = self._session.http.get(url, timeout=self._session.timeout, allow_redirects=True, stream=True)
-        except requests.RequestException as exc:
-            raise connection_error("GET", url, exc) from exc
-        finally:
-            self._count("ping")
+        # no credentials yet: the answer says which the registry wants; streamed, as only the
+        # status and headers matter (a short body is drained for keep-alive, see ``released``)
+        r = self._session.send_following("GET", url, {}, None, "ping", True)
         with released(r):
             if r.status_code == 401:
                 self._session.learn(parse_www_authenticate(r.headers.get("WWW-Authenticate")))

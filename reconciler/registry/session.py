@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -121,6 +122,8 @@ def make_session(config: RegistryConfig) -> requests.Session:
     elif config.client_key:
         raise ConfigError(f"registry {config.url}: client_key given without client_cert")
     session.headers["User-Agent"] = USER_AGENT
+    # registry clients keep no cookies (docker and skopeo neither): a jar that refuses all
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 
@@ -181,13 +184,10 @@ class AuthSession:
                                 hint=f"{self.host} names a plain-HTTP token service; fix the registry's auth "
                                      "config to use an https realm, or pull anonymously")
         params = {k: v for k, v in (("service", challenge.params.get("service")), ("scope", scope)) if v}
-        headers = {"Authorization": self.credentials.basic_header()} if self.credentials else {}
-        try:
-            resp = self.http.get(realm, params=params, headers=headers, timeout=self.timeout, stream=True)
-        except requests.RequestException as exc:
-            raise connection_error("GET", realm, exc) from exc
-        finally:
-            self._count("token")
+        basic = self.credentials.basic_header() if self.credentials else None
+        url = realm + ("&" if urlsplit(realm).query else "?") + urlencode(params) if params else realm
+        # credentials go to the realm's origin only, also across its redirects
+        resp = self.send_following("GET", url, {}, basic, "token", True, origin=realm)
         with released(resp):
             if resp.status_code != 200:
                 err = error_from_response("GET", realm, resp)
@@ -214,7 +214,7 @@ class AuthSession:
         """Send one logical request; returns the final response whatever its status, except
         that a 401 the credentials cannot answer raises ``RegistryError``."""
         sent_auth = self._authorization(scope)
-        resp = self._send_following(method, url, headers or {}, sent_auth, kind, stream)
+        resp = self.send_following(method, url, headers or {}, sent_auth, kind, stream)
         if resp.status_code != 401:
             return resp
         challenges = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
@@ -233,7 +233,7 @@ class AuthSession:
         if retry_auth is None or retry_auth == sent_auth:
             raise error_from_response(method, url, resp)
         finish(resp)
-        resp = self._send_following(method, url, headers or {}, retry_auth, kind, stream)
+        resp = self.send_following(method, url, headers or {}, retry_auth, kind, stream)
         if resp.status_code == 401:
             raise error_from_response(method, url, resp)
         return resp
@@ -255,8 +255,12 @@ class AuthSession:
         settings = self.http.merge_environment_settings(prepared.url, {}, stream, None, None)
         return self.http.send(prepared, allow_redirects=False, timeout=self.timeout, **settings)
 
-    def _send_following(self, method: str, url: str, headers: dict[str, str], authorization: str | None,
-                        kind: str, stream: bool) -> requests.Response:
+    def send_following(self, method: str, url: str, headers: dict[str, str], authorization: str | None,
+                       kind: str, stream: bool, *, origin: str | None = None) -> requests.Response:
+        """Send one request and follow its redirects; ``authorization`` goes only to
+        ``origin``'s scheme and host (default: the registry's). Counts ``kind`` for the
+        first request and ``redirect`` for each hop."""
+        home = _origin(origin or self.base)
         current, auth = url, authorization
         for hop in range(MAX_REDIRECTS + 1):
             h = dict(headers)
@@ -273,7 +277,7 @@ class AuthSession:
                 return resp
             finish(resp)
             nxt = urljoin(current, location)
-            if _origin(nxt) != _origin(self.base):
+            if _origin(nxt) != home:
                 auth = None  # storage backends get no registry credentials, ever
             log.debug("%s %s redirected to another location", method, kind)
             current = nxt
