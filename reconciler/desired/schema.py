@@ -18,6 +18,7 @@ tests check that it rejects every invalid golden file.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -60,12 +61,32 @@ def _pattern_kinds() -> dict[str, str]:
     }
 
 
+#: how the fast validator is compiled (also by scripts/gen_schema_validator.py)
+VALIDATOR_OPTIONS: dict[str, Any] = {"use_default": False, "use_formats": False}
+
+
+@cache
+def schema_sha256() -> str:
+    """The hash of the packaged schema's text: names the schema a generated validator checks."""
+    data = resources.files("reconciler").joinpath("schemas/repos.schema.json").read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
 @cache
 def _fast_validator() -> Callable[[Any], Any]:
+    # the code fastjsonschema generates for the schema, written once by
+    # scripts/gen_schema_validator.py: compiling it here cost 50-100 ms per start. Should
+    # the file and the schema disagree (an edited schema, not regenerated), compile now:
+    # slower, never wrong; tests/unit/test_desired_schema_fast.py fails in that case.
+    from reconciler.desired import _schema_validator as generated
+
+    if generated.SCHEMA_SHA256 == schema_sha256():
+        validate: Callable[[Any], Any] = generated.validate
+        return validate
     import fastjsonschema
 
     # every keyword the schema uses means the same in draft 7 (no $ref with siblings)
-    return fastjsonschema.compile(load_schema(), use_default=False, use_formats=False)
+    return fastjsonschema.compile(load_schema(), **VALIDATOR_OPTIONS)
 
 
 def fast_valid(data: Any) -> bool:

@@ -79,3 +79,15 @@ def _at(data: Any, path: tuple[Any, ...]) -> Any:
     for key in path:
         data = data[key]
     return data
+
+
+def test_the_generated_validator_is_of_the_current_schema() -> None:
+    """``reconciler/desired/_schema_validator.py`` is fastjsonschema's code for the schema,
+    generated ahead so no command pays for compiling it (50-100 ms). An edited schema needs
+    it regenerated; until then the check is compiled at every start (correct, but slow)."""
+    from reconciler.desired import _schema_validator as generated
+    from reconciler.desired.schema import _fast_validator, schema_sha256
+
+    assert generated.SCHEMA_SHA256 == schema_sha256(), \
+        "repos.schema.json changed: run .venv/bin/python scripts/gen_schema_validator.py"
+    assert _fast_validator() is generated.validate
