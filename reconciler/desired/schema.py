@@ -78,12 +78,16 @@ def _fast_validator() -> Callable[[Any], Any]:
     # scripts/gen_schema_validator.py: compiling it here cost 50-100 ms per start. Should
     # the file and the schema disagree (an edited schema, not regenerated), compile now:
     # slower, never wrong; tests/unit/test_desired_schema_fast.py fails in that case.
-    from reconciler.desired import _schema_validator as generated
-
-    if generated.SCHEMA_SHA256 == schema_sha256():
-        validate: Callable[[Any], Any] = generated.validate
-        return validate
     import fastjsonschema
+
+    try:
+        from reconciler.desired import _schema_validator as generated
+
+        if generated.SCHEMA_SHA256 == schema_sha256():
+            validate: Callable[[Any], Any] = generated.validate
+            return validate
+    except ImportError:  # written by a newer fastjsonschema than the installed one
+        pass
 
     # every keyword the schema uses means the same in draft 7 (no $ref with siblings)
     return fastjsonschema.compile(load_schema(), **VALIDATOR_OPTIONS)

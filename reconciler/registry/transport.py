@@ -48,8 +48,8 @@ def finish(resp: requests.Response) -> None:
     their end first; a long one (a blob we stop reading) is still cut off by closing.
     """
     raw = resp.raw
-    remaining = getattr(raw, "length_remaining", None)
-    if isinstance(raw, urllib3.BaseHTTPResponse) and remaining is not None and remaining <= DRAIN_LIMIT:
+    remaining = getattr(raw, "length_remaining", None)  # urllib3's HTTPResponse (1.26 and 2.x)
+    if remaining is not None and remaining <= DRAIN_LIMIT and hasattr(raw, "drain_conn"):
         raw.drain_conn()  # reads the rest and releases the connection; swallows socket errors
     resp.close()
 
