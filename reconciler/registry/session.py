@@ -252,7 +252,11 @@ class AuthSession:
         merged.update(headers)
         prepared = requests.PreparedRequest()
         prepared.prepare(method=method, url=url, headers=merged)
-        settings = self.http.merge_environment_settings(prepared.url, {}, stream, None, None)
+        # the registry's own TLS choice (ca_file, tls_verify: false) is passed per request:
+        # given only on the session, requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
+        # it (psf/requests#3829), and a private CA was refused wherever those are set
+        own = self.http.verify if self.http.verify is not True else None
+        settings = self.http.merge_environment_settings(prepared.url, {}, stream, own, None)
         return self.http.send(prepared, allow_redirects=False, timeout=self.timeout, **settings)
 
     def send_following(self, method: str, url: str, headers: dict[str, str], authorization: str | None,

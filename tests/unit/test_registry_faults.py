@@ -273,3 +273,23 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
             request.url, {}, True, None, None)["verify"]
         assert kwargs["verify"] is not False and kwargs["stream"] is True
     assert sent[2].request.headers["Accept"].startswith("application/")
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({"ca_file": "/etc/private-ca.pem"}, "/etc/private-ca.pem"),
+    ({"tls_verify": False}, False),
+    ({}, "/etc/ssl/env-bundle.pem"),
+], ids=["ca_file", "no-verify", "default"])
+def test_the_registry_tls_settings_win_over_the_ca_bundle_variables(
+        rsps: responses.RequestsMock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch,
+        settings: dict[str, object], expected: object) -> None:
+    """requests lets REQUESTS_CA_BUNDLE override a session's own CA (psf/requests#3829): a
+    registry's ``ca_file`` was ignored, and its private CA refused, wherever that variable
+    is set (Debian and CI images often set it). The registry's config wins; without one, the
+    variable applies as in requests."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/env-bundle.pem")
+    rsps.add(responses.GET, TAGS_URL, json=tags_body("v1"))
+    config = RegistryConfig(BASE, **settings)  # type: ignore[arg-type]
+    with RegistryClient(config, retry=RetryPolicy(attempts=1, sleep=sleeps.append)) as client:
+        assert client.tag_list("lib/app") == ["v1"]
+    assert [c.request.req_kwargs["verify"] for c in rsps.calls] == [expected, expected]  # type: ignore[attr-defined]
