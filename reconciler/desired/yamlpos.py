@@ -157,6 +157,8 @@ class _Builder:
         self.positions.values.setdefault(path, _mark(node.start_mark))
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
+        if len(path) >= MAX_DEPTH and not isinstance(node, ScalarNode):
+            raise _TooDeep(node.start_mark)  # a collection this deep (aliases included): refused
         if isinstance(node, SequenceNode):
             if node.tag != f"{_Y}seq":
                 return self._bad_tag(node, path)
@@ -266,15 +268,22 @@ def _read_fast(text: str, file: str) -> YamlDocument | None:
         return None
     if node is None:
         return YamlDocument(None, Positions(values={(): (1, 1)}), [])
-    memo: dict[int, int] = {}
-    try:
-        _expanded_size(node, memo, set(), heights={})
-    except (_Recursive, _TooDeep):
-        return None
-    if _alias_expansion(node, memo) > MAX_ALIAS_NODES:
-        return None
+    if "&" in text:
+        # anchors, hence aliases, are possible: bound what they expand to (and recursion)
+        # before building. Without an ``&`` there is no anchor, so no alias: this walk of
+        # every node was a sixth of loading a 1,000-repository file, for nothing.
+        memo: dict[int, int] = {}
+        try:
+            _expanded_size(node, memo, set(), heights={})
+        except (_Recursive, _TooDeep):
+            return None
+        if _alias_expansion(node, memo) > MAX_ALIAS_NODES:
+            return None
     builder = _Builder(yaml.constructor.SafeConstructor())
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())  # bounds the nesting as it goes
+    except _TooDeep:
+        return None  # the pure reader reports it, with its position
     diags = [Diagnostic(line, col, format_path(path), msg, file) for (line, col), path, msg in builder.problems]
     return YamlDocument(data, builder.positions, diags)
 
@@ -317,21 +326,28 @@ def _read_pure(text: str, file: str) -> YamlDocument:
         except yaml.YAMLError as exc:
             return YamlDocument(None, Positions(), [Diagnostic(1, 1, "(document)", f"YAML error: {exc}", file)])
         except _TooDeep as exc:
-            return YamlDocument(None, Positions(), [Diagnostic(
-                *_mark(exc.mark), "(document)",
-                f"mappings and lists nest more than {MAX_DEPTH} levels deep; refused: "
-                "repos.yaml needs only a few levels, so this file is not a desired state", file)])
+            return _too_deep(exc, file)
         if node is None:
             return YamlDocument(None, Positions(values={(): (1, 1)}), [])
         refused = _check_aliases(loader, node, file)
         if refused:
             return YamlDocument(None, Positions(), refused)
         builder = _Builder(loader)
-        data = builder.build(node, ())
+        try:
+            data = builder.build(node, ())
+        except _TooDeep as exc:  # nested through aliases: each level within bounds, not the sum
+            return _too_deep(exc, file)
     finally:
         loader.dispose()
     diags = [Diagnostic(line, col, format_path(path), msg, file) for (line, col), path, msg in builder.problems]
     return YamlDocument(data, builder.positions, diags)
+
+
+def _too_deep(exc: _TooDeep, file: str) -> YamlDocument:
+    return YamlDocument(None, Positions(), [Diagnostic(
+        *_mark(exc.mark), "(document)",
+        f"mappings and lists nest more than {MAX_DEPTH} levels deep; refused: "
+        "repos.yaml needs only a few levels, so this file is not a desired state", file)])
 
 
 def _check_aliases(loader: PositionLoader, root: Node, file: str) -> list[Diagnostic]:

@@ -59,9 +59,15 @@ class TagFilter:
 
     def __post_init__(self) -> None:
         for which, patterns in (("inc", self.include), ("exc", self.exclude)):
-            compiled = [compile_pattern(p) for p in patterns]  # validates every pattern
-            object.__setattr__(self, f"_{which}_names", frozenset(p for p in patterns if is_literal(p)))
-            object.__setattr__(self, f"_{which}", tuple(c for p, c in zip(patterns, compiled, strict=True) if not is_literal(p)))
+            names: set[str] = set()
+            compiled: list[re.Pattern[str]] = []
+            for p in patterns:
+                if isinstance(p, str) and p and "]" not in p and is_literal(p):
+                    names.add(p)  # a plain tag name: nothing to compile, nothing invalid
+                else:
+                    compiled.append(compile_pattern(p))  # validates (a lone "]" is refused)
+            object.__setattr__(self, f"_{which}_names", frozenset(names))
+            object.__setattr__(self, f"_{which}", tuple(compiled))
 
     def matches(self, tag: str) -> bool:
         if self.include and tag not in self._inc_names and not any(p.fullmatch(tag) for p in self._inc):

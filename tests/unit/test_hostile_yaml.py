@@ -43,6 +43,10 @@ CASES = {
                           + " " * 400 + "x: 1\n"), [(2 + MAX_DEPTH, MAX_DEPTH + 1, DEEP)]),
     "deep-mapping-flow": (_write("version: 1\nrepositories: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n"),
                           [(2, 15 + 4 * (MAX_DEPTH - 1), DEEP)]),
+    # each level within bounds as written, too deep once the alias is expanded: the bound is
+    # on the values built (both readers; the pure one used to accept it)
+    "deep-through-alias": (_write("version: 1\nbase: &b " + "[" * 40 + "]" * 40 + "\nrepositories:\n  x:\n"
+                                  "    k: " + "[" * 30 + "*b" + "]" * 30 + "\n"), [(2, 41, DEEP)]),
     "huge": (_huge, [(1, 1, f"the file is 50000000 bytes, more than the {MAX_DESIRED_BYTES} byte limit")]),
     "duplicate-key": (_write("version: 1\nrepositories:\n  web: {}\n  web: {prune: true}\n"),
                       [(4, 3, "duplicate key 'web' (first defined at line 3)")]),
