@@ -17,7 +17,6 @@ tests check that it rejects every invalid golden file.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -192,6 +191,8 @@ def _unknown_key(key: str, allowed: list[str], path: Path) -> str:
     if path and path[-1] == "tags" and set(allowed) == {"include", "exclude"}:
         return (f"unknown key {key!r} in the sync tag filter (only include, exclude): "
                 f"tag pins go under 'pins:', e.g. pins: {{{key}: REPO:TAG}}")
+    import difflib  # only to explain an error
+
     close = difflib.get_close_matches(key, allowed, n=1)
     suggestion = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key {key!r}: {suggestion}allowed keys: {', '.join(allowed)}"

@@ -34,7 +34,6 @@ from reconciler.ops.graph import load_graph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
-from reconciler.plan.uploads import inspect_upload
 from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentSet, Store
@@ -188,6 +187,10 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
                 continue  # read by refresh_v1
             file = str(upload.file)
             if file not in inspected:
+                # imported here: the upload readers (tar, gzip, docker save) cost a plan
+                # without uploads ~10 ms of start-up
+                from reconciler.plan.uploads import inspect_upload
+
                 inspected[file] = inspect_upload(Path(file), file_sha256(Path(file)))
             uploads[(repo_id, file)] = inspected[file][0]
     upload_manifests = [m for _, manifests in inspected.values() for m in manifests]

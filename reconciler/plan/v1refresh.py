@@ -14,7 +14,6 @@ from pathlib import Path
 from reconciler.desired.model import DesiredState, RegistrySpec
 from reconciler.errors import ReconcilerError
 from reconciler.ops.v1sync import V1Source
-from reconciler.ops.v1upload import inspect_v1
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
 from reconciler.store.protocol import Store, V1Content
 
@@ -47,6 +46,9 @@ def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, st
         for upload in v1_uploads:
             key = (str(upload.file), upload.mask_id)
             if key not in inspected:
+                # imported here: the tar readers cost every plan without v1 uploads start-up time
+                from reconciler.ops.v1upload import inspect_v1
+
                 found = inspect_v1(Path(upload.file), mask_id=upload.mask_id)
                 inspected[key] = V1UploadInfo(str(upload.file), file_sha256(Path(upload.file)), found.images,
                                               dict(found.tags), found.notes)

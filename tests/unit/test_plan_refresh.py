@@ -51,7 +51,7 @@ def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: S
 
 def test_a_file_several_repositories_upload_is_hashed_and_read_once(store: Store, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler.plan import refresh as refresh_mod
+    from reconciler.plan import uploads as uploads_mod
 
     file = tmp_path / "image.tar"
     file.write_bytes(b"not inspected for real")
@@ -61,7 +61,7 @@ def test_a_file_several_repositories_upload_is_hashed_and_read_once(store: Store
         calls.append(str(path))
         return UploadInfo(str(path), file_digest), []
 
-    monkeypatch.setattr(refresh_mod, "inspect_upload", inspect)
+    monkeypatch.setattr(uploads_mod, "inspect_upload", inspect)  # refresh imports it when needed
     specs = [RepositorySpec(r, uploads=(Upload(file, tag="latest"),)) for r in ("a", "b")]
     obs = refresh(store, desired(*specs), None, upstreams=False)
     assert calls == [str(file)]
