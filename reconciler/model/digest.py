@@ -11,7 +11,7 @@ import hashlib
 import re
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.errors import DigestInvalid, DigestMismatch
 
@@ -26,6 +26,9 @@ class Digest:
 
     algorithm: str
     hex: str
+    #: ``hash(hex)``, worked out once: sets and dicts of digests are the inner loops of a big
+    #: plan (800,000 hashes for 1,000 x 50), and ``__hash__`` runs as Python code
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         want = ALGORITHMS.get(self.algorithm)
@@ -39,11 +42,11 @@ class Digest:
                 f"invalid {self.algorithm} digest {self.algorithm}:{self.hex!r}: "
                 f"expected {want} lowercase hex characters",
             )
+        object.__setattr__(self, "_hash", hash(self.hex))
 
     def __hash__(self) -> int:
-        # the hex alone: str caches its hash, so sets of digests (the plan builds many)
-        # do not build a tuple per lookup
-        return hash(self.hex)
+        # the hex alone (the algorithm follows from its length): no tuple per lookup
+        return self._hash
 
     @classmethod
     def parse(cls, text: str) -> Digest:
@@ -136,6 +139,7 @@ def parse_recorded(text: str) -> Digest:
         made = object.__new__(Digest)
         object.__setattr__(made, "algorithm", algorithm)
         object.__setattr__(made, "hex", hexpart)
+        object.__setattr__(made, "_hash", hash(hexpart))
         found = _INTERNED.setdefault(text, made)
     return found
 

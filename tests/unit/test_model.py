@@ -35,6 +35,22 @@ def test_digest_parse(text: str, ok: bool) -> None:
             Digest.parse(text)
 
 
+def test_digests_made_every_way_are_one_key() -> None:
+    """Equal digests hash equal whether constructed, parsed, or read back from a store
+    (``parse_recorded`` skips validation and sets the cached hash itself): otherwise a set
+    of stored digests would not find the digest a plan computed."""
+    from reconciler.model.digest import parse_recorded
+
+    hexpart = hashlib.sha256(b"one key").hexdigest()
+    made = [Digest("sha256", hexpart), Digest.parse("sha256:" + hexpart), Digest.of(b"one key"),
+            parse_recorded("sha256:" + hexpart)]
+    assert len({*made}) == 1 and len({d: 1 for d in made}) == 1
+    assert all(d == made[0] and hash(d) == hash(made[0]) for d in made)
+    other = Digest("sha512", hashlib.sha512(b"one key").hexdigest())
+    assert other not in set(made) and sorted([other, made[0]]) == [made[0], other]
+    assert "_hash" not in repr(made[0])
+
+
 def test_digest_streaming_and_verify() -> None:
     data = b"x" * 100000
     h = DigestHasher()
