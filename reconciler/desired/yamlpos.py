@@ -157,7 +157,7 @@ class _Builder:
         self.positions.values.setdefault(path, _mark(node.start_mark))
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
-        if len(path) >= MAX_DEPTH and not isinstance(node, ScalarNode):
+        if len(path) >= MAX_DEPTH:
             raise _TooDeep(node.start_mark)  # a collection this deep (aliases included): refused
         if isinstance(node, SequenceNode):
             if node.tag != f"{_Y}seq":
