@@ -12,9 +12,10 @@ PyYAML's ``SafeLoader`` it:
 - bounds aliases: the nodes that aliases expand to are counted before anything walks the
   document, and a file whose aliases would expand past ``MAX_ALIAS_NODES`` is refused
   (the "billion laughs" alias bomb), as is a recursive alias,
-- bounds nesting: a value nested deeper than ``MAX_DEPTH`` mappings and lists is refused
-  at its position (``[[[[...`` thousands deep would otherwise exhaust Python's recursion
-  limit in the composer and surface as a traceback instead of a diagnostic).
+- bounds nesting: a value nested deeper than ``MAX_DEPTH`` mappings and lists, as written
+  or once aliases are expanded, is refused at its position (``[[[[...`` thousands deep
+  would otherwise exhaust Python's recursion limit in the composer and surface as a
+  traceback instead of a diagnostic).
 
 Mapping keys are always the key's source text (``1.10:`` stays ``"1.10"``), and an
 unquoted date stays the string it was written as.
