@@ -293,3 +293,30 @@ def test_the_registry_tls_settings_win_over_the_ca_bundle_variables(
     with RegistryClient(config, retry=RetryPolicy(attempts=1, sleep=sleeps.append)) as client:
         assert client.tag_list("lib/app") == ["v1"]
     assert [c.request.req_kwargs["verify"] for c in rsps.calls] == [expected, expected]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("target", "credentials_follow"), [
+    ("https://auth.example/v2/token", True),
+    ("https://elsewhere.example/token", False),
+], ids=["same-origin", "other-origin"])
+def test_token_realm_redirects_keep_credentials_on_the_realm_origin_only(
+        sleeps: list[float], target: str, credentials_follow: bool) -> None:
+    """The token request follows redirects itself (not through ``requests``): the Basic
+    credentials go to the realm's own scheme and host and never beyond; a realm that has
+    a query of its own keeps it, with service and scope appended."""
+    realm = "https://auth.example/token?client=reg"
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{BASE}/v2/", status=401,
+                 headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="reg.example"'})
+        rsps.add(responses.GET, "https://auth.example/token", status=307, headers={"Location": target})
+        rsps.add(responses.GET, target, json={"token": "tok"})
+        rsps.add(responses.GET, TAGS_URL, json=tags_body("a"))
+        cfg = RegistryConfig(BASE, username_env="U", password_env="P")
+        with RegistryClient(cfg, env={"U": "bob", "P": "hunter2"}, retry=RetryPolicy(sleep=sleeps.append)) as c:
+            assert c.tag_list("lib/app") == ["a"]
+            assert c.stats.counts == {"ping": 1, "token": 1, "redirect": 1, "tags": 1}
+        first, hop, tags = rsps.calls[1].request, rsps.calls[2].request, rsps.calls[3].request
+    assert first.url is not None and first.url.startswith("https://auth.example/token?client=reg&service=reg.example")
+    assert first.headers["Authorization"].startswith("Basic ")
+    assert ("Authorization" in hop.headers) is credentials_follow
+    assert tags.headers["Authorization"] == "Bearer tok"
