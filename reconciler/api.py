@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
-from reconciler.store.protocol import Store
+from reconciler.store.protocol import Repository, Store
 
 if TYPE_CHECKING:
     from reconciler.apply.runner import ApplyResult, RepoProgress
@@ -97,30 +98,17 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
     repository this call created removes it again, so a failure changes nothing."""
     from reconciler.ops.sync import sync
 
-    with store.lock(lock_timeout):
-        repo = store.repository_find(repo_id)
-        feed = feed or (repo.feed if repo else None)
-        upstream_name = upstream_name or (repo.upstream_name if repo else None)
-        if not feed or not upstream_name:
-            raise InvalidInput(
-                f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
-                hint=f"give them: reconciler sync {repo_id} --feed https://registry-1.docker.io "
-                     "--upstream-name library/busybox")
+    with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,
+                                                "--feed https://registry-1.docker.io --upstream-name library/busybox"
+                                                ) as (repo, feed, upstream_name):
         config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
                                 auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs,
                                 timeout=timeout, retries=retries)
-        created = repo is None
-        if created:
-            store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
         source = (source_factory or registry_client)(config)
         try:
             result = sync(store, source, repo_id, upstream_name=normalize_upstream_name(feed, upstream_name),
                           tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty, jobs=jobs,
                           progress=progress)
-        except BaseException:
-            if created:
-                store.repository_delete(repo_id)
-            raise
         finally:
             source.close()
         if repo is not None and (repo.feed, repo.upstream_name) != (feed, upstream_name):
@@ -139,28 +127,38 @@ def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, u
     from reconciler.ops.v1sync import v1_sync
     from reconciler.registry.v1client import V1Client
 
-    with store.lock(lock_timeout):
-        repo = store.repository_find(repo_id)
-        feed = feed or (repo.feed if repo else None)
-        upstream_name = upstream_name or (repo.upstream_name if repo else None)
-        if not feed or not upstream_name:
-            raise InvalidInput(f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
-                               hint=f"give them: reconciler sync {repo_id} --v1 --feed https://crane.example.com "
-                                    "--upstream-name busybox")
-        config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file)
-        created = repo is None
-        if created:
-            store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
-        source = V1Client(config)
+    with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,
+                                                "--v1 --feed https://crane.example.com --upstream-name busybox"
+                                                ) as (_, feed, upstream_name):
+        source = V1Client(RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
+                                         auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file))
         try:
             return v1_sync(store, source, repo_id, upstream_name)
-        except BaseException:
-            if created:
-                store.repository_delete(repo_id)
-            raise
         finally:
             source.close()
+
+
+@contextmanager
+def _sync_target(store: Store, repo_id: str, feed: str | None, upstream_name: str | None,
+                 example: str) -> Iterator[tuple[Repository | None, str, str]]:
+    """The repository a sync writes to (None: created here), and its feed and upstream
+    name (given, else the repository's). A repository created here is removed again when
+    anything in the ``with`` body fails (opening the client included): a failure changes
+    nothing."""
+    repo = store.repository_find(repo_id)
+    feed = feed or (repo.feed if repo else None)
+    upstream_name = upstream_name or (repo.upstream_name if repo else None)
+    if not feed or not upstream_name:
+        raise InvalidInput(f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
+                           hint=f"give them: reconciler sync {repo_id} {example}")
+    if repo is None:
+        store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+    try:
+        yield repo, feed, upstream_name
+    except BaseException:
+        if repo is None:
+            store.repository_delete(repo_id)
+        raise
 
 
 def access_rules(access: str | None, htpasswd: str | None) -> AccessRules | None:

@@ -213,3 +213,16 @@ def test_json_summary(upstream: Upstream, tmp_path: Path, capsys: pytest.Capture
     assert out["bytes_downloaded"] == len(img.manifest.raw) + sum(map(len, img.blobs.values()))
     # ping, tag list, one GET per (new) tag, the blobs
     assert out["requests"] == 1 + 1 + 2 + len(img.blobs)
+
+
+def test_a_client_that_cannot_be_opened_leaves_no_repository(store) -> None:  # type: ignore[no-untyped-def]
+    """The repository a sync creates is removed again whatever fails after its creation,
+    opening the registry client included (a bad credentials file, a missing CA file)."""
+    from reconciler.errors import ConfigError
+
+    def refuse(config: RegistryConfig) -> UpstreamSource:
+        raise ConfigError(f"registry {config.url}: auth_file not found")
+
+    with pytest.raises(ConfigError):
+        api.sync_repository(store, "app", feed=BASE, upstream_name=NAME, source_factory=refuse)
+    assert store.repository_find("app") is None
