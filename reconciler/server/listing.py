@@ -17,16 +17,20 @@ from reconciler.server.httpio import Request, Response
 from reconciler.store.protocol import Publication, Store
 
 
+def page_size(n_text: str | None) -> int | None:
+    """The ``n`` of a paged listing (None: absent or empty, no paging); 400
+    ``PAGINATION_NUMBER_INVALID`` for anything but a plain number."""
+    if n_text is None or n_text == "":
+        return None
+    # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses
+    if not (n_text.isascii() and n_text.isdigit()) or len(n_text) > 9:
+        raise RegistryHTTPError("PAGINATION_NUMBER_INVALID", detail={"n": n_text[:50]})
+    return int(n_text)
+
+
 def page_params(req: Request) -> tuple[int | None, str | None]:
     """(n, last) from the query; 400 ``PAGINATION_NUMBER_INVALID`` for a bad ``n``."""
-    n_text, last = req.param("n"), req.param("last")
-    n = None
-    if n_text is not None and n_text != "":
-        # ASCII digits only: str.isdigit() also accepts '²', which int() then refuses
-        if not (n_text.isascii() and n_text.isdigit()) or len(n_text) > 9:
-            raise RegistryHTTPError("PAGINATION_NUMBER_INVALID", detail={"n": n_text[:50]})
-        n = int(n_text)
-    return n, (last or None)
+    return page_size(req.param("n")), (req.param("last") or None)
 
 
 def _json(obj: object, extra: dict[str, str] | None = None) -> Response:

@@ -164,6 +164,14 @@ def test_catalog_lists_visible_v2_names_with_paging() -> None:
     assert "ns/secret" in json.loads(call("/v2/_catalog", authorised=True).body)["repositories"]
 
 
+@pytest.mark.parametrize("n", ["²", "9" * 5000, "-1", "two"])
+def test_catalog_refuses_a_bad_page_size_with_400(n: str) -> None:
+    """The registry's own check of ``n``: '²' passes str.isdigit() and then broke int()
+    (a 500), as did a number thousands of digits long."""
+    reply = call("/v2/_catalog", query={"n": [n]})
+    assert reply.status == 400
+
+
 def test_cdn_url_rewrite() -> None:
     config = CraneConfig(url_match="https://cdn.example.com/", url_replace="https://mirror.example.org/")
     reply = call("/v2/pulpdemo/synctest/tags/list", config=config)

@@ -21,6 +21,8 @@ from reconciler.server.crane.config import CraneConfig
 from reconciler.server.crane.index import Snapshot
 from reconciler.server.crane.negotiate import choose_manifest, parse_accept
 from reconciler.server.crane.values import CraneRequest, Reply, content_file, json_reply, redirect, text_error, v2_error
+from reconciler.server.errors import RegistryHTTPError
+from reconciler.server.listing import page_size
 
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
@@ -109,12 +111,12 @@ def _catalog(snapshot: Snapshot, req: CraneRequest) -> Reply:
     last = req.param("last")
     if last:
         names = [n for n in names if n > last]
-    n_text = req.param("n")
+    try:
+        n = page_size(req.param("n"))  # the registry's own check: '²' or 5,000 digits are a 400, not a 500
+    except RegistryHTTPError:
+        return v2_error(400, "n must be a non-negative integer")
     headers = {}
-    if n_text is not None:
-        if not n_text.isdigit():
-            return v2_error(400, "n must be a non-negative integer")
-        n = int(n_text)
+    if n is not None:
         if len(names) > n and n > 0:
             headers["Link"] = f'</v2/_catalog?n={n}&last={names[n - 1]}>; rel="next"'
         names = names[:n]
