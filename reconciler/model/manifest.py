@@ -26,6 +26,9 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 #: most); a hostile one near the byte limit could list ~40,000 children, each one a
 #: request to fetch and a row to store
 MAX_INDEX_ENTRIES = 10_000
+#: indexes nested deeper are refused (uploads, sync, plan): real ones nest one level, and
+#: a hostile upstream could otherwise chain indexes for as long as it likes
+MAX_INDEX_DEPTH = 8
 
 
 @dataclass(frozen=True)

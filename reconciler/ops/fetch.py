@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
 from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
@@ -36,9 +37,6 @@ from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentBatch, ContentSet, Store
 
 log = logging.getLogger(__name__)
-
-#: how deeply indexes may nest (an index of indexes is depth 1); as for uploads
-MAX_INDEX_DEPTH = 8
 
 AnyManifest = Manifest | Index
 

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from reconciler.errors import DigestMismatch, InvalidInput, ManifestInvalid, UploadInvalid
 from reconciler.model import Digest, Index, Manifest, parse_manifest, parse_reference, validate_tag
-from reconciler.model.manifest import MAX_MANIFEST_BYTES
+from reconciler.model.manifest import MAX_INDEX_DEPTH, MAX_MANIFEST_BYTES
 from reconciler.ops.archive import Archive
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,8 @@ def _blob_name(digest: Digest) -> str:
 
 def _load_oci(archive: Archive, digest: Digest, media_type: str | None, parsed: Parsed, *,
               depth: int) -> Manifest | Index:
-    if depth > 8:
-        raise UploadInvalid(f"{archive.where}: indexes nested more than 8 deep")
+    if depth > MAX_INDEX_DEPTH:
+        raise UploadInvalid(f"{archive.where}: indexes nested more than {MAX_INDEX_DEPTH} deep")
     name = _blob_name(digest)
     if not archive.has(name):
         raise UploadInvalid(f"{archive.where}: index.json names {digest} but {name} is missing")

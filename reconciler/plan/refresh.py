@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
-from reconciler.errors import InvalidInput, ReconcilerError
+from reconciler.errors import InvalidInput, ReconcilerError, SyncFailed
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.graph import load_graph
@@ -93,9 +94,17 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
     level = [d for d in dict.fromkeys(roots) if d not in known and not store.manifest_has(d)]
     if not level:  # the no-change case: no thread pool to start and stop per repository
         return
+    # index levels walked so far (one if the resolver already GOT an index): bounded as the
+    # apply's fetch and uploads are, or a hostile upstream could chain indexes forever
+    depth = int(any(isinstance(m, Index) for m in known.values()))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while level:
             fetched = list(pool.map(lambda d: source.manifest_get(name, str(d)), level))
+            if any(isinstance(m, Index) for m in fetched):
+                depth += 1
+                if depth > MAX_INDEX_DEPTH:
+                    raise SyncFailed(f"{name}: indexes nested more than {MAX_INDEX_DEPTH} deep at manifest "
+                                     f"{level[0]}", hint="the upstream's index chain is malformed or hostile")
             nxt: list[Digest] = []
             for m in fetched:
                 known[m.digest] = m

@@ -14,8 +14,7 @@ import pytest
 from reconciler.errors import ReconcilerError, SyncFailed
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
-from reconciler.model.manifest import MAX_INDEX_ENTRIES
-from reconciler.ops.fetch import MAX_INDEX_DEPTH
+from reconciler.model.manifest import MAX_INDEX_DEPTH, MAX_INDEX_ENTRIES
 from tests.support.imagegen import build_image, build_index
 from tests.unit.test_hostile_uploads import footprint
 from tests.unit.test_sync_faults import BASE, NAME, Upstream, run_sync
@@ -143,6 +142,31 @@ def test_index_chains_are_bounded(store, upstream: Upstream, depth: int, ok: boo
         assert store.check().ok
     else:
         refused(store, upstream, f"indexes nested more than {MAX_INDEX_DEPTH} deep")
+
+
+@pytest.mark.parametrize("depth,ok", [(MAX_INDEX_DEPTH, True), (MAX_INDEX_DEPTH + 1, False)],
+                         ids=["at-limit", "one-deeper"])
+def test_the_plan_bounds_index_chains_too(store, upstream: Upstream, tmp_path, depth: int,  # type: ignore[no-untyped-def]
+                                          ok: bool) -> None:
+    """The plan's refresh GETs the manifests it lacks level by level, before apply's fetch
+    ever runs: it had no bound, so a hostile upstream could chain indexes for as long as
+    it liked. The same bound now makes that repository's refresh an error of the plan."""
+    from reconciler import api
+
+    chain = [build_image("leaf", oci=True)]
+    for _ in range(depth):
+        chain.append(build_index([chain[-1]], oci=True))
+    upstream.tags("v1")
+    for link in chain[:-1]:
+        upstream.manifest(link)
+    upstream.manifest(chain[-1], "v1")
+    yaml_file = tmp_path / "repos.yaml"
+    yaml_file.write_text(f"version: 1\nrepositories:\n  app:\n    feed: {BASE}\n    upstream_name: {NAME}\n")
+    plan = api.make_plan(store, yaml_file)
+    if ok:
+        assert plan.errors == ()
+    else:
+        assert len(plan.errors) == 1 and f"indexes nested more than {MAX_INDEX_DEPTH} deep" in plan.errors[0]
 
 
 @pytest.mark.parametrize("packaging", ["json-file", "skopeo-dir-tar", "oci-layout-tar"])
