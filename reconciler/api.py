@@ -119,7 +119,7 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
 def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
                        username_env: str | None = None, password_env: str | None = None,
                        auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
-                       lock_timeout: float = 60.0) -> OpResult:
+                       timeout: float = 60.0, retries: int = 4, lock_timeout: float = 60.0) -> OpResult:
     """``reconciler sync --v1``: v1 images and v1 tags from the feed's v1 API (what
     ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
     to the repository's and are recorded on a repository this call creates. A failed sync
@@ -131,7 +131,8 @@ def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, u
                                                 "--v1 --feed https://crane.example.com --upstream-name busybox"
                                                 ) as (_, feed, upstream_name):
         source = V1Client(RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                         auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file))
+                                         auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
+                                         timeout=timeout, retries=retries))
         try:
             return v1_sync(store, source, repo_id, upstream_name)
         finally:

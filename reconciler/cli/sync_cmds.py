@@ -135,7 +135,7 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
         v1_result = api.sync_v1_repository(
             app.store, repo_id, feed=feed, upstream_name=upstream_name, username_env=username_env,
             password_env=password_env, auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
-            lock_timeout=lock_timeout)
+            timeout=timeout, retries=retries, lock_timeout=lock_timeout)
         render(v1_result, as_json)
         return
     renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty())

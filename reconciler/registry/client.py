@@ -70,8 +70,6 @@ class RegistryClient:
         self.config = config
         self.stats = RequestStats()
         self.retry = retry or RetryPolicy(attempts=1 + max(0, config.retries))
-        if timeout is None:
-            timeout = (min(10.0, config.timeout), config.timeout)
         self.tag_page_size = tag_page_size
         self.chunk_size = chunk_size
         self._stats_lock = threading.Lock()

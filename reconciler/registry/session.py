@@ -131,14 +131,15 @@ class AuthSession:
     """Authenticated sending for one registry. ``count(kind)`` is called once per HTTP request."""
 
     def __init__(self, config: RegistryConfig, count: Callable[[str], None], *,
-                 env: Mapping[str, str] | None = None, timeout: tuple[float, float] = (10.0, 60.0)) -> None:
+                 env: Mapping[str, str] | None = None, timeout: tuple[float, float] | None = None) -> None:
         self.base = base_url(config.url)
         # env vars / auth file from the config, else user:password in the URL; read before
         # the HTTP session exists, so a bad credentials config leaves nothing to close
         self.credentials = load_credentials(config, self.host, env) or url_credentials(config.url)
         self.http = make_session(config)
         self.tokens = TokenCache()
-        self.timeout = timeout
+        #: (connect, read) seconds: the registry's ``timeout`` for reads, at most 10 s to connect
+        self.timeout = timeout or (min(10.0, config.timeout), config.timeout)
         self._count = count
         self._challenge: Challenge | None = None
         self._lock = threading.Lock()

@@ -20,6 +20,7 @@ import requests
 from reconciler.errors import RegistryError
 from reconciler.model.v1image import is_image_id
 from reconciler.registry.protocol import RegistryConfig
+from reconciler.registry.retry import RetryPolicy, call_with_retry
 from reconciler.registry.session import AuthSession
 from reconciler.registry.transport import error_from_response, read_limited, released
 
@@ -28,40 +29,43 @@ _CHUNK = 1024 * 1024
 
 
 class V1Client:
+    """v1 pull client for one feed; the registry's ``timeout`` and ``retries`` apply as
+    for v2 (a temporary failure is retried with the same backoff)."""
+
     def __init__(self, config: RegistryConfig) -> None:
         self.session = AuthSession(config, lambda _kind: None)
         self.base = self.session.base
+        self.retry = RetryPolicy(attempts=1 + max(0, config.retries))
         self._token: str | None = None
 
     def close(self) -> None:
         self.session.close()
 
-    def _get(self, path: str, *, scope: str | None, headers: dict[str, str] | None = None) -> Any:
+    def _get_bytes(self, path: str, *, scope: str | None, headers: dict[str, str] | None = None) -> bytes:
+        """The (bounded) body of ``GET path``, retried while the failure is temporary;
+        image requests carry the repository's ``Token``."""
         url = self.base + path
-        h = dict(headers or {})
-        if self._token and path.startswith("/v1/images/"):
-            h["Authorization"] = f"Token {self._token}"
-        resp = self.session.send("GET", url, kind="v1", scope=scope, headers=h)
-        with released(resp):
-            if resp.status_code != 200:
-                raise error_from_response("GET", url, resp)
-            token = resp.headers.get("X-Docker-Token")
-            if token:
-                self._token = token
-            body = read_limited(resp, "GET", url, _JSON_LIMIT)
+        h = {**(headers or {}), **(self._image_headers() if path.startswith("/v1/images/") else {})}
+
+        def attempt() -> bytes:
+            resp = self.session.send("GET", url, kind="v1", scope=scope, headers=h)
+            with released(resp):
+                if resp.status_code != 200:
+                    raise error_from_response("GET", url, resp)
+                token = resp.headers.get("X-Docker-Token")
+                if token:
+                    self._token = token
+                return read_limited(resp, "GET", url, _JSON_LIMIT)
+
+        return call_with_retry(self.retry, attempt, what=f"GET {url}")
+
+    def _get(self, path: str, *, scope: str | None, headers: dict[str, str] | None = None) -> Any:
+        body = self._get_bytes(path, scope=scope, headers=headers)
         try:
             return json.loads(body)
         except ValueError as exc:
-            raise RegistryError("GET", url, 200, detail=f"not JSON: {exc}", temporary=False,
+            raise RegistryError("GET", self.base + path, 200, detail=f"not JSON: {exc}", temporary=False,
                                 hint="the feed does not speak the Docker v1 registry API") from exc
-
-    def ping(self) -> bool:
-        """True when the feed answers ``/v1/_ping``."""
-        try:
-            self._get("/v1/_ping", scope=None)
-        except RegistryError:
-            return False
-        return True
 
     def tags(self, name: str) -> dict[str, str]:
         """``{tag: image_id}`` of ``name`` with full image ids."""
@@ -93,12 +97,7 @@ class V1Client:
         return list(doc)
 
     def image_json(self, image_id: str) -> bytes:
-        url = f"{self.base}/v1/images/{image_id}/json"
-        resp = self.session.send("GET", url, kind="v1", scope=None, headers=self._image_headers())
-        with released(resp):
-            if resp.status_code != 200:
-                raise error_from_response("GET", url, resp)
-            return read_limited(resp, "GET", url, _JSON_LIMIT)
+        return self._get_bytes(f"/v1/images/{image_id}/json", scope=None)
 
     def layer(self, image_id: str) -> Iterator[bytes]:
         """The layer's bytes as served, streamed."""

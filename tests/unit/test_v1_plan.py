@@ -178,3 +178,28 @@ def test_v1_keys_in_repos_yaml_are_checked(repo: str, expected: str, tmp_path: P
     text = "version: 1\nrepositories:\n  r:\n" + repo
     found = [f"{d.path}: {d.message}" for d in check_text(text.encode(), "r.yaml", tmp_path)]
     assert any(f.startswith(expected) for f in found), found
+
+
+@pytest.mark.parametrize(("retries", "ok"), [(4, True), (0, False)], ids=["retried", "no-retries"])
+def test_the_v1_client_retries_temporary_failures_as_configured(retries: int, ok: bool) -> None:
+    """``retries`` (and ``timeout``) in repos.yaml apply to the v1 client as to v2: a 503
+    with ``Retry-After: 0`` is retried, and not at all with ``retries: 0``."""
+    from reconciler.registry.protocol import RegistryConfig
+    from reconciler.registry.v1client import V1Client
+
+    url = "http://v1feed.test/v1/repositories/app/images"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add(responses.GET, url, status=503, headers={"Retry-After": "0"})
+        rsps.add(responses.GET, url, json=[])
+        rsps.add(responses.GET, "http://v1feed.test/v1/repositories/app/tags", json={})
+        client = V1Client(RegistryConfig("http://v1feed.test", retries=retries, timeout=7.0))
+        try:
+            assert client.session.timeout == (7.0, 7.0)
+            if ok:
+                assert client.tags("app") == {}
+            else:
+                with pytest.raises(RegistryError) as err:
+                    client.tags("app")
+                assert err.value.status == 503
+        finally:
+            client.close()
