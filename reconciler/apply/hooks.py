@@ -9,7 +9,7 @@ published), ``repo:REPO`` (after REPO is completely done, before the next reposi
 
 Store write events, counted in the order they happen: every store write call the apply
 makes (``blob_put``, ``manifest(s)_put``, ``version_commit``, ``repository_*``,
-``publish``, ``unpublish``; into a content batch ``blob_put``, ``manifests_put`` and its
+``publish``, ``unpublish``, ``v1_images_put``, ``v1_commit``; into a content batch ``blob_put``, ``manifests_put`` and its
 ``commit``) is one event once it returned; a ``blob_put`` is also an event *while* it
 writes, when its bytes sit in a temporary file but are not yet renamed into place (so a
 kill there leaves a temporary file for ``store gc``), and a batch's commit is also one
@@ -36,7 +36,8 @@ LOG_ENV = "RECONCILER_APPLY_WRITE_LOG"
 
 #: the store methods that write (each call is one write event)
 WRITE_METHODS = frozenset({"manifest_put", "manifests_put", "version_commit", "repository_create",
-                           "repository_update", "repository_delete", "publish", "unpublish"})
+                           "repository_update", "repository_delete", "publish", "unpublish",
+                           "v1_images_put", "v1_commit"})
 
 
 class KillSwitch:
