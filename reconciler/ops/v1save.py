@@ -71,14 +71,15 @@ def read_v1_save(archive: Archive, *, mask_id: str | None = None) -> V1Save:
         if posixpath.basename(name) != "json" or posixpath.dirname(name) == "":
             continue
         where = f"{archive.where}: {name}"
+        raw = archive.read_bytes(name)  # once: in a .tar.gz each read inflates from the start
         try:
-            meta = parse_image_json(archive.read_bytes(name), where=where)
+            meta = parse_image_json(raw, where=where)
         except InvalidInput as exc:
             raise UploadInvalid(str(exc), hint=_HINT) from exc
         layer = check_member_name(posixpath.join(posixpath.dirname(name), "layer.tar"), where=where)
         if not archive.has(layer):
             raise UploadInvalid(f"{where}: image {meta.id} has no layer.tar beside its json", hint=_HINT)
-        images[meta.id] = SavedImage(meta, archive.read_bytes(name), layer)
+        images[meta.id] = SavedImage(meta, raw, layer)
     if not images:
         raise UploadInvalid(f"{archive.where}: no v1 image directories (<id>/json, <id>/layer.tar)",
                             hint=_HINT + "; or upload it without --v1 as a v2 image")

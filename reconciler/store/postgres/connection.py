@@ -43,13 +43,6 @@ class PgConnection:
         self.raw = raw
         self.where = where
         self._reconnect = reconnect
-        self._sql: dict[str, str] = {}
-
-    def _translated(self, sql: str) -> str:
-        out = self._sql.get(sql)
-        if out is None:
-            out = self._sql[sql] = translate(sql)
-        return out
 
     def execute(self, sql: str, parameters: Any = None, /) -> psycopg.Cursor[Any]:
         idle = self.raw.info.transaction_status == TransactionStatus.IDLE
@@ -72,7 +65,7 @@ class PgConnection:
     def _execute(self, sql: str, parameters: Any) -> psycopg.Cursor[Any]:
         if parameters is None:
             return self.raw.execute(sql)  # no parameters: no placeholder parsing
-        return self.raw.execute(self._translated(sql), parameters)
+        return self.raw.execute(translate(sql), parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> None:
         rows = list(parameters)
@@ -80,7 +73,7 @@ class PgConnection:
             return
         try:
             with self.raw.cursor() as cur:
-                cur.executemany(self._translated(sql), rows)
+                cur.executemany(translate(sql), rows)
         except psycopg.Error as exc:
             raise store_error(exc, self.where) from exc
 

@@ -340,12 +340,7 @@ class SQLStore(VersionLookups, V1Images):
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int:
         written = self.blob_files.write(chunks, expected, size=size, where=where)
-        row = (str(expected), written)
-
-        def record(conn: Connection) -> None:
-            conn.execute("INSERT INTO blobs (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING", row)
-
-        self._content_rows.run(record)
+        self.record_content([(expected, written)], ())
         return written
 
     def manifest_has(self, digest: Digest) -> bool:
