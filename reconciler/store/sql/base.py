@@ -46,7 +46,7 @@ from reconciler.store.protocol import (
 )
 from reconciler.store.sql import maintenance
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
-from reconciler.store.sql.connection import Connection
+from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
 from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
 from reconciler.store.sql.v1 import V1Images
@@ -310,16 +310,25 @@ class SQLStore(VersionLookups, V1Images):
 
     # -- content ----------------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool:
-        row = self._conn().execute("SELECT 1 FROM blobs WHERE digest = ?", (str(digest),)).fetchone()
-        if row is None:
-            return False
-        # a lost local file is re-fetched by the next sync; remote objects are trusted to
-        # the row (a HEAD per blob would make every plan slow), and `store check` finds losses
-        path = self.blob_files.path(digest)
-        return path is None or path.is_file()
+        return not self.blobs_missing([digest])
 
     def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
-        return {d for d in set(digests) if not self.blob_has(d)}
+        """One query per 500 digests (a plan asks for every blob of every new manifest,
+        and each query is a round trip to PostgreSQL). A lost local file counts as
+        missing (the next sync fetches it again); remote objects are trusted to the row (a
+        HEAD per blob would make every plan slow), and ``store check`` finds losses."""
+        wanted = {str(d): d for d in digests}
+        recorded: set[str] = set()
+        conn = self._conn()
+        for chunk in chunks(list(wanted)):
+            marks = ",".join("?" * len(chunk))
+            recorded.update(r[0] for r in conn.execute(f"SELECT digest FROM blobs WHERE digest IN ({marks})", chunk))
+        missing = {d for text, d in wanted.items() if text not in recorded}
+        for text in recorded:
+            path = self.blob_files.path(wanted[text])
+            if path is not None and not path.is_file():
+                missing.add(wanted[text])
+        return missing
 
     def blob_size(self, digest: Digest) -> int:
         row = self._conn().execute("SELECT size FROM blobs WHERE digest = ?", (str(digest),)).fetchone()

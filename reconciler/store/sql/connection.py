@@ -19,3 +19,10 @@ class Cursor(Protocol):
 class Connection(Protocol):
     def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any: ...
+
+
+def chunks(items: list[str], n: int = 500) -> Iterator[list[str]]:
+    """``items`` in slices of ``n``: one ``IN (?, ...)`` query per slice, well under
+    SQLite's and PostgreSQL's parameter limits."""
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
 from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
-from reconciler.store.sql.connection import Connection
+from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.v1 import check_v1, gc_v1
 
 if TYPE_CHECKING:
@@ -40,17 +40,13 @@ def manifest_refs(m: Manifest | Index) -> list[tuple[str, int, str, str, str | N
     return rows
 
 
-def _chunks(items: list[str], n: int = 500) -> list[list[str]]:
-    return [items[i:i + n] for i in range(0, len(items), n)]
-
-
 def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet,
                        removed: ContentSet, tags: Mapping[str, TagEntry]) -> None:
     problems: list[str] = []
     # added content must be known to the store, with the right kind
     for kind, table_kind in ((Kind.MANIFEST, "manifest"), (Kind.INDEX, "index")):
         digests = [str(d) for d in added.of(kind)]
-        for chunk in _chunks(digests):
+        for chunk in chunks(digests):
             marks = ",".join("?" * len(chunk))
             found = {r[0]: r[1] for r in conn.execute(
                 f"SELECT digest, kind FROM manifests WHERE digest IN ({marks})", chunk)}
@@ -60,13 +56,13 @@ def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet,
                 elif found[d] != table_kind:
                     problems.append(f"{d} is an {found[d]}, not an {table_kind}")
     blob_digests = [str(d) for d in added.blobs]
-    for chunk in _chunks(blob_digests):
+    for chunk in chunks(blob_digests):
         marks = ",".join("?" * len(chunk))
         found_blobs = {r[0] for r in conn.execute(f"SELECT digest FROM blobs WHERE digest IN ({marks})", chunk)}
         problems += [f"blob {d} is not in the store" for d in chunk if d not in found_blobs]
     # added manifests and indexes need their references in the new content
     parents = [str(d) for d in added.manifests | added.indexes]
-    for chunk in _chunks(parents):
+    for chunk in chunks(parents):
         marks = ",".join("?" * len(chunk))
         for parent, child, child_kind in conn.execute(
             f"SELECT parent, child, child_kind FROM manifest_refs WHERE parent IN ({marks})", chunk
@@ -81,7 +77,7 @@ def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet,
     # removed content must not be referenced by what remains
     gone = [str(d) for d, _ in removed.items()]
     remaining = content.manifests | content.indexes
-    for chunk in _chunks(gone):
+    for chunk in chunks(gone):
         marks = ",".join("?" * len(chunk))
         for parent, child in conn.execute(
             f"SELECT parent, child FROM manifest_refs WHERE child IN ({marks}) AND child_kind != 'foreign'", chunk
@@ -185,9 +181,9 @@ def gc(store: SQLStore) -> GcReport:
         dead_manifests = [r[0] for r in conn.execute("SELECT digest FROM manifests") if r[0] not in referenced]
         referenced |= gc_v1(conn)  # the layers of v1 images some version still holds
         dead_blobs = [r[0] for r in conn.execute("SELECT digest FROM blobs") if r[0] not in referenced]
-        for chunk in _chunks(dead_manifests):
+        for chunk in chunks(dead_manifests):
             conn.execute(f"DELETE FROM manifests WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
-        for chunk in _chunks(dead_blobs):
+        for chunk in chunks(dead_blobs):
             conn.execute(f"DELETE FROM blobs WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
     # files after the rows: a crash in between leaves unreferenced files, which are harmless
     for d in dead_manifests:

@@ -12,7 +12,7 @@ the version or masked; a v1 tag names an image in the version.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
@@ -20,7 +20,7 @@ from reconciler.errors import ContentNotFound, StoreError
 from reconciler.model.digest import parse_recorded
 from reconciler.model.v1image import V1Image, validate_image_id
 from reconciler.store.protocol import ContentSummary, Problem, Publication, Repository, V1Content, VersionInfo
-from reconciler.store.sql.connection import Connection
+from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.lookup import IN_VERSION
 
 _SELECT = "SELECT image_id, json, ancestry, layer, size FROM v1_images"
@@ -28,11 +28,6 @@ _SELECT = "SELECT image_id, json, ancestry, layer, size FROM v1_images"
 
 def _image(row: tuple) -> V1Image:  # type: ignore[type-arg]
     return V1Image(row[0], bytes(row[1]), tuple(row[2].split()), parse_recorded(row[3]), int(row[4]))
-
-
-def _chunks(items: list[str], n: int = 500) -> Iterator[list[str]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
 
 
 def missing_parents(images: dict[str, str | None], content: V1Content) -> list[str]:
@@ -75,7 +70,7 @@ class V1Images:
         with self._write() as conn:
             layers = sorted({str(i.layer) for i in images})
             have: set[str] = set()
-            for chunk in _chunks(layers):
+            for chunk in chunks(layers):
                 have |= {r[0] for r in conn.execute(
                     f"SELECT digest FROM blobs WHERE digest IN ({','.join('?' * len(chunk))})", chunk)}
             lacking = [f"{i.id} (layer {i.layer})" for i in images if str(i.layer) not in have]
@@ -97,7 +92,7 @@ class V1Images:
         wanted = sorted(set(image_ids))
         out: dict[str, V1Image] = {}
         conn = self._conn()
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             for row in conn.execute(_SELECT + f" WHERE image_id IN ({','.join('?' * len(chunk))})", chunk):
                 out[row[0]] = _image(row)
         return out
@@ -182,7 +177,7 @@ class V1Images:
     def _v1_validate(self, conn: Connection, content: V1Content, added: set[str]) -> None:
         parents: dict[str, str | None] = {}
         ids = sorted(content.images)
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             parents.update(conn.execute(
                 f"SELECT image_id, parent FROM v1_images WHERE image_id IN ({','.join('?' * len(chunk))})", chunk))
         problems = [f"v1 image {i} is not in the store" for i in sorted(added) if i not in parents]
@@ -229,6 +224,6 @@ def gc_v1(conn: Connection) -> set[str]:
     the layer digests of the images that remain (blobs gc must keep)."""
     referenced = {r[0] for r in conn.execute("SELECT DISTINCT image_id FROM repo_v1_images WHERE role = 'image'")}
     dead = [r[0] for r in conn.execute("SELECT image_id FROM v1_images") if r[0] not in referenced]
-    for chunk in _chunks(dead):
+    for chunk in chunks(dead):
         conn.execute(f"DELETE FROM v1_images WHERE image_id IN ({','.join('?' * len(chunk))})", chunk)
     return {r[0] for r in conn.execute("SELECT DISTINCT layer FROM v1_images")}
