@@ -98,23 +98,18 @@ class _Recursive(Exception):
         self.node = node
 
 
-def _expanded_size(node: Node, memo: dict[int, int], active: set[int],
-                   heights: dict[int, int] | None = None, depth: int = 0) -> int:
+def _expanded_size(node: Node, memo: dict[int, int], active: set[int], depth: int = 0) -> int:
     """Nodes in ``node``'s subtree with every alias expanded (memoised: linear time).
 
-    With ``heights`` (the fast reader, whose libyaml composer bounds nothing) it also
-    refuses nesting deeper than ``MAX_DEPTH`` (``_TooDeep``) in the same walk: heights
-    are memoised per node too (aliases share nodes, so an alias bomb costs no more than
-    its text), and the walk stops as soon as the depth passes the bound, so neither a
-    deep document nor a recursive alias can exhaust the stack."""
+    Refuses (``_TooDeep``) a walk deeper than ``MAX_DEPTH``, so neither a deep document nor
+    a recursive alias exhausts the stack; the bound itself is applied by the builder, on
+    the values as built (aliases included)."""
     key = id(node)
     if key in memo:
-        if heights is not None and depth + heights[key] > MAX_DEPTH:
-            raise _TooDeep(node.start_mark)
         return memo[key]
     if key in active:
         raise _Recursive(node)
-    if heights is not None and depth > MAX_DEPTH:
+    if depth > MAX_DEPTH:
         raise _TooDeep(node.start_mark)
     size = 1
     if isinstance(node, ScalarNode):
@@ -124,18 +119,10 @@ def _expanded_size(node: Node, memo: dict[int, int], active: set[int],
     else:
         children = [n for pair in node.value for n in pair]
     active.add(key)
-    height = 0
     for child in children:
-        size += _expanded_size(child, memo, active, heights, depth + 1)
-        if heights is not None:
-            height = max(height, heights[id(child)])
+        size += _expanded_size(child, memo, active, depth + 1)
     active.discard(key)
     memo[key] = size
-    if heights is not None:
-        # a scalar adds no level; a collection one more than its deepest child
-        heights[key] = 0 if isinstance(node, ScalarNode) else 1 + height
-        if depth + heights[key] > MAX_DEPTH:
-            raise _TooDeep(node.start_mark)
     return size
 
 
@@ -275,7 +262,7 @@ def _read_fast(text: str, file: str) -> YamlDocument | None:
         # every node was a sixth of loading a 1,000-repository file, for nothing.
         memo: dict[int, int] = {}
         try:
-            _expanded_size(node, memo, set(), heights={})
+            _expanded_size(node, memo, set())
         except (_Recursive, _TooDeep):
             return None
         if _alias_expansion(node, memo) > MAX_ALIAS_NODES:
@@ -330,11 +317,11 @@ def _read_pure(text: str, file: str) -> YamlDocument:
             return _too_deep(exc, file)
         if node is None:
             return YamlDocument(None, Positions(values={(): (1, 1)}), [])
-        refused = _check_aliases(loader, node, file)
-        if refused:
-            return YamlDocument(None, Positions(), refused)
         builder = _Builder(loader)
         try:
+            refused = _check_aliases(loader, node, file)
+            if refused:
+                return YamlDocument(None, Positions(), refused)
             data = builder.build(node, ())
         except _TooDeep as exc:  # nested through aliases: each level within bounds, not the sum
             return _too_deep(exc, file)
