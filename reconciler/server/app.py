@@ -31,6 +31,10 @@ API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 _READ_METHODS = ("GET", "HEAD")
 
 
+def _is_v1(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
 class RegistryApp:
     """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable. ``access`` (with
     ``htpasswd``) limits each protected name to the users its rules grant it.
@@ -73,18 +77,15 @@ class RegistryApp:
         except Exception:  # noqa: BLE001 - a bug must not kill the worker; log it whole
             log.exception("internal error serving %s %s", req.method, req.path)
             resp = error_response(RegistryHTTPError("UNKNOWN", "internal server error"))
-        resp.headers[API_VERSION[0]] = API_VERSION[1]
+        if not _is_v1(req.path):  # the v2 API's header; v1 answers carry their own
+            resp.headers[API_VERSION[0]] = API_VERSION[1]
         return accesslog.send_logged(req, resp, environ, start_response, started)
 
     # -- dispatch -----------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
-        if req.method not in _READ_METHODS:
-            raise RegistryHTTPError("UNSUPPORTED", f"this registry is read-only: {req.method[:20]} is not supported",
-                                    headers={"Allow": "GET, HEAD"})
-        if req.path == "/v1" or req.path.startswith("/v1/"):
-            req.user = self._authenticate(req)
-            return v1api.handle(self.store, req, lambda pub: self._v1_allowed(pub, req),
-                                lambda pub: self._decide(pub, req) is Decision.ALLOW)
+        if _is_v1(req.path):
+            return self._v1(req)
+        self._check_method(req)
         r = route(req.path)
         req.user = self._authenticate(req)
         if r.kind == "base":
@@ -101,6 +102,23 @@ class RegistryApp:
             return get_blob(self.store, pub, r, req.header("Range"),
                             redirect_expires=self.blob_redirect if req.method == "GET" else None)
         return tags_list(self.store, pub, req)
+
+    @staticmethod
+    def _check_method(req: Request) -> None:
+        if req.method not in _READ_METHODS:
+            raise RegistryHTTPError("UNSUPPORTED", f"this registry is read-only: {req.method[:20]} is not supported",
+                                    headers={"Allow": "GET, HEAD"})
+
+    def _v1(self, req: Request) -> Response:
+        """The v1 API, whose errors are plain text (as Crane's), not the v2 JSON: the
+        method check and a wrong password included."""
+        try:
+            self._check_method(req)
+            req.user = self._authenticate(req)
+        except RegistryHTTPError as exc:
+            return v1api.V1Error(exc.status, exc.message, exc.headers).response()
+        return v1api.handle(self.store, req, lambda pub: self._v1_allowed(pub, req),
+                            lambda pub: self._decide(pub, req) is Decision.ALLOW)
 
     def _authenticate(self, req: Request) -> str | None:
         """The user name for valid credentials, None for anonymous; 401 for wrong ones."""

@@ -54,6 +54,21 @@ def test_ping_answers_true_with_the_registry_headers(app: RegistryApp) -> None:
     assert headers["X-Docker-Registry-Config"] == "common"
 
 
+@pytest.mark.parametrize(("method", "headers", "status"), [
+    ("POST", {}, 405),
+    ("GET", {"Authorization": "Basic " + base64.b64encode(b"alice:wrong").decode()}, 401),
+], ids=["write-method", "wrong-password"])
+def test_v1_errors_before_routing_are_v1_errors(app: RegistryApp, method: str, headers: dict[str, str],
+                                                status: int) -> None:
+    """The read-only and credential checks come before the v1 routes too, but answer in
+    the v1 API's plain text with its headers, not the v2 API's JSON and version header."""
+    got, reply_headers, body = wsgi_call(app, method, "/v1/_ping", headers=headers)
+    assert got == status
+    assert reply_headers["Content-Type"].startswith("text/plain") and not body.startswith(b"{")
+    assert reply_headers["X-Docker-Registry-Version"] == "0.6.6"
+    assert "Docker-Distribution-API-Version" not in reply_headers
+
+
 def test_images_and_tags_of_a_published_repository(app: RegistryApp) -> None:
     name = "pulpdemo/busybox"
     status, headers, body = wsgi_call(app, "GET", f"/v1/repositories/{name}/images", headers={"Host": "reg:5000"})
