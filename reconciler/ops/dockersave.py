@@ -121,32 +121,27 @@ def _image(archive: Archive, entry: Any, parsed: Parsed, layers_done: dict[str, 
     return m
 
 
-def _compress_layer(archive: Archive, name: str, diff_id: Digest, parsed: Parsed) -> tuple[Digest, int]:
-    """Gzip ``name`` reproducibly into a temp file, checking its uncompressed digest."""
-    tmp = parsed.resources.enter_context(tempfile.TemporaryFile(prefix="reconciler-layer-"))
-    writer = HashingWriter(tmp)
-    uncompressed = DigestHasher(diff_id.algorithm)
+def gzip_layer(archive: Archive, name: str, writer: HashingWriter, uncompressed: DigestHasher) -> None:
+    """Member ``name`` of ``archive``, gzip'd, into ``writer``: kept as it is when already
+    gzip'd (some tools save gzip'd layers), else compressed reproducibly (mtime 0, fixed
+    level); the uncompressed bytes go through ``uncompressed`` (a diff_id, a v1 size)."""
     with archive.open(name) as src:
         head = src.read(2)
         if head == _GZIP_MAGIC:
-            # already compressed (some tools save gzip'd layers): keep the bytes, check the
-            # diff_id. Inflate at most CHUNK at a time (one 1 MiB chunk of a gzip bomb is
-            # 1 GiB), and no more in all than the archive's ratio bound allows
+            # inflate at most CHUNK at a time (one 1 MiB chunk of a gzip bomb is 1 GiB),
+            # and no more in all than the archive's ratio bound allows
             cap = archive.limits.declared_cap(archive.size(name))
             inflate = zlib.decompressobj(wbits=31)
-            total = 0
             chunk = head
             while chunk:
                 writer.write(chunk)
                 while chunk:
-                    out = inflate.decompress(chunk, CHUNK)
-                    total += len(out)
-                    if total > cap:
+                    uncompressed.update(inflate.decompress(chunk, CHUNK))
+                    if uncompressed.size > cap:
                         raise UploadInvalid(
                             f"{archive.where}: layer {name} decompresses to more than {cap} bytes, over "
                             f"{archive.limits.ratio} times its size (a decompression bomb?)",
                             hint="nothing was stored; recreate the file with docker save")
-                    uncompressed.update(out)
                     chunk = inflate.unconsumed_tail
                 chunk = src.read(CHUNK)
         else:
@@ -157,6 +152,14 @@ def _compress_layer(archive: Archive, name: str, diff_id: Digest, parsed: Parsed
                     uncompressed.update(chunk)
                     gz.write(chunk)
                     chunk = src.read(CHUNK)
+
+
+def _compress_layer(archive: Archive, name: str, diff_id: Digest, parsed: Parsed) -> tuple[Digest, int]:
+    """Gzip ``name`` reproducibly into a temp file, checking its uncompressed digest."""
+    tmp = parsed.resources.enter_context(tempfile.TemporaryFile(prefix="reconciler-layer-"))
+    writer = HashingWriter(tmp)
+    uncompressed = DigestHasher(diff_id.algorithm)
+    gzip_layer(archive, name, writer, uncompressed)
     tmp.flush()  # the store reads it through another descriptor
     actual = uncompressed.digest()
     if actual != diff_id:

@@ -11,27 +11,23 @@ replace same-name v1 tags.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from reconciler.errors import UploadInvalid
-from reconciler.model import Digest
+from reconciler.model import Digest, DigestHasher
 from reconciler.model.v1image import V1Image
-from reconciler.ops.archive import open_archive
-from reconciler.ops.dockersave import COMPRESSLEVEL, HashingWriter
+from reconciler.ops.archive import Archive, open_archive
+from reconciler.ops.dockersave import HashingWriter, gzip_layer
 from reconciler.ops.result import OpResult
 from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.v1save import V1Save, read_v1_save
 from reconciler.store.protocol import ContentSummary, Store, V1Content
 
 log = logging.getLogger(__name__)
-_CHUNK = 1024 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -53,30 +49,18 @@ def inspect_v1(path: Path, *, mask_id: str | None = None, limits: Limits = DEFAU
                         tuple(save.notes))
 
 
-def _store_layer(store: Store, src: IO[bytes], *, where: str) -> tuple[Digest, int]:
-    """Gzip ``src`` into a temp file, then into the store; (digest, uncompressed size)."""
+def _store_layer(store: Store, archive: Archive, member: str) -> tuple[Digest, int]:
+    """The layer gzip'd into the store (as ``docker save`` layers are): (its digest, its
+    uncompressed size, counted on the inflated bytes also when it came gzip'd)."""
     with tempfile.TemporaryFile(prefix="reconciler-v1-layer-") as tmp:
         out = HashingWriter(tmp)
-        size = 0
-        head = src.read(2)
-        if head == _GZIP_MAGIC:  # already compressed: keep the bytes
-            chunk = head
-            while chunk:
-                out.write(chunk)
-                size += len(chunk)
-                chunk = src.read(_CHUNK)
-        else:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=COMPRESSLEVEL) as gz:
-                chunk = head
-                while chunk:
-                    size += len(chunk)
-                    gz.write(chunk)
-                    chunk = src.read(_CHUNK)
+        uncompressed = DigestHasher("sha256")
+        gzip_layer(archive, member, out, uncompressed)
         tmp.flush()
         tmp.seek(0)
         digest = out.hasher.digest()
-        store.blob_put(tmp, digest, size=out.hasher.size, where=where)
-    return digest, size
+        store.blob_put(tmp, digest, size=out.hasher.size, where=f"{archive.where}: {member}")
+    return digest, uncompressed.size
 
 
 def store_images(store: Store, archive_path: Path, save: V1Save, ids: list[str],
@@ -88,8 +72,7 @@ def store_images(store: Store, archive_path: Path, save: V1Save, ids: list[str],
     with open_archive(archive_path, limits=limits) as archive:
         for image_id in todo:
             saved = save.images[image_id]
-            with archive.open(saved.layer_member) as src:
-                digest, size = _store_layer(store, src, where=f"{archive.where}: {saved.layer_member}")
+            digest, size = _store_layer(store, archive, saved.layer_member)
             images.append(V1Image(image_id, saved.raw_json, save.ancestry(image_id, known), digest,
                                   saved.meta.size if saved.meta.size is not None else size))
     store.v1_images_put(images)

@@ -43,6 +43,23 @@ def test_upload_imports_every_image_with_parents_and_tags(store: Store, tmp_path
     assert store.check().ok
 
 
+def test_a_gzipped_layer_without_a_declared_size_records_its_uncompressed_size(store: Store, tmp_path: Path) -> None:
+    """An image JSON without ``Size`` takes the layer's size: the uncompressed one (what
+    ``Size`` means in v1), also for a layer saved gzip'd, which is stored as it is. The
+    gzip'd size was recorded before."""
+    import dataclasses
+
+    chain = build_chain("sizes", length=2)
+    jsons = {i: json.dumps({k: v for k, v in json.loads(raw).items() if k != "Size"}).encode()
+             for i, raw in chain.jsons.items()}
+    layers = {i: gzip.compress(layer, mtime=0) for i, layer in chain.layers.items()}
+    upload_v1(store, "sizes", v1_save_tar(tmp_path / "s.tar", dataclasses.replace(chain, jsons=jsons, layers=layers)))
+    for image_id in chain.ids:
+        image = store.v1_image_get(image_id)
+        assert image.size == len(chain.layers[image_id]) != len(layers[image_id])
+        assert store.blob_size(image.layer) == len(layers[image_id])  # kept as saved
+
+
 def test_tags_come_from_manifest_json_when_repositories_is_absent(store: Store, tmp_path: Path) -> None:
     path = v1_save_tar(tmp_path / "b.tar", CHAIN, modern=True, repositories=False)
     upload_v1(store, "busybox", path)
