@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RunningRegistry, start_registry
 from tests.support.s3server import S3Server, start_s3_server
 from tests.support.serving import stop
@@ -87,3 +88,13 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return s3_server
+
+
+@pytest.fixture
+def proxy(registry: RunningRegistry) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's registry (tests/support/faultproxy.py)."""
+    p = FaultProxy(registry.url).start()
+    try:
+        yield p
+    finally:
+        p.stop()

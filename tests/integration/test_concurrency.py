@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,15 +32,6 @@ from tests.support.registry import RunningRegistry
 from tests.support.serving import REPO_ROOT, content_of, run_server
 
 WAIT = 120.0  # no wait in these tests is longer (they take seconds)
-
-
-@pytest.fixture
-def proxy(registry: RunningRegistry) -> Iterator[FaultProxy]:
-    p = FaultProxy(registry.url).start()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def start_cli(*args: str, store: Path) -> subprocess.Popen[str]:

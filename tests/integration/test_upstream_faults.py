@@ -13,7 +13,6 @@ mirror is never wiped because its upstream failed or answered an empty tag list.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,6 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.imagegen import Image, build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
-
-
-@pytest.fixture
-def proxy(registry: RunningRegistry) -> Iterator[FaultProxy]:
-    p = FaultProxy(registry.url).start()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def tags_of(store: Path, repo: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ import re
 from html import escape
 from urllib.parse import urlsplit
 
+from reconciler.model.reference import TAG_RE
 from reconciler.server.crane import v1
 from reconciler.server.crane.config import CraneConfig
 from reconciler.server.crane.index import Snapshot
@@ -24,7 +25,6 @@ from reconciler.server.crane.values import CraneRequest, Reply, content_file, js
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.listing import page_size
 
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 
