@@ -156,7 +156,7 @@ class ContentFiles:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp_name, final)
         if self.durable:
-            _fsync_dir(final.parent)
+            fsync_path(final.parent)
 
     def read_marker(self, name: str) -> str | None:
         try:
@@ -258,10 +258,6 @@ class Counting:
 
     def digest(self) -> Digest:
         return self._digest
-
-
-def _fsync_dir(path: Path) -> None:
-    fsync_path(path)
 
 
 def fsync_path(path: str | Path) -> None:

@@ -164,8 +164,7 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
             for name, d, a, r in tag_rows:
                 if a <= n and (r is None or r > n) and d not in live_digests:
                     problems.append(Problem("dangling", where, f"tag {name!r} points at missing {d}"))
-    v1_problems, _v1_images = check_v1(conn, blobs)
-    problems += v1_problems
+    problems += check_v1(conn, blobs)
     problems.sort(key=lambda p: (p.subject, p.kind, p.message))
     return CheckReport(tuple(problems), len(blobs), len(manifests), versions)
 

@@ -192,9 +192,9 @@ def _live(n: int, added: int, removed: int | None) -> bool:
     return added <= n and (removed is None or removed > n)
 
 
-def check_v1(conn: Connection, blobs: dict[str, int]) -> tuple[list[Problem], int]:
+def check_v1(conn: Connection, blobs: dict[str, int]) -> list[Problem]:
     """``store check`` for v1 content: every image's layer blob is stored, and every
-    version of every repository is complete (parents, tags). Returns (problems, images)."""
+    version of every repository is complete (parents, tags)."""
     problems: list[Problem] = []
     images = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT image_id, parent, layer FROM v1_images")}
     for image_id, (_parent, layer) in sorted(images.items()):
@@ -216,7 +216,7 @@ def check_v1(conn: Connection, blobs: dict[str, int]) -> tuple[list[Problem], in
             for image_id in sorted(content.images - set(parents)):
                 problems.append(Problem("dangling", where, f"v1 image {image_id} is not in the store"))
             problems += [Problem("incomplete", where, p) for p in missing_parents(parents, content)]
-    return problems, len(images)
+    return problems
 
 
 def gc_v1(conn: Connection) -> set[str]:
