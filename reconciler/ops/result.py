@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import ContentSummary, RepositoryVersion, Store, VersionInfo
+from reconciler.store.protocol import ContentSummary, RepositoryVersion, Store, V1Content, VersionInfo
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,15 @@ def commit_state(store: Store, before: RepositoryVersion, after: RepoState, *, o
                                 tags=after.tags, operation=operation)
     summary = info.summary if info else after.summary_against(RepoState.of(before))
     return OpResult(before.repo_id, info, summary, dict(details or {}))
+
+
+def commit_v1(store: Store, repo_id: str, content: V1Content, *, operation: str,
+               details: Mapping[str, object]) -> OpResult:
+    """Make ``content`` the v1 side of ``repo_id``'s next version (one ``v1_commit``,
+    from the latest version: the caller holds the store lock)."""
+    base = store.repository_get(repo_id).latest_version
+    info = store.v1_commit(repo_id, base=base, content=content, operation=operation)
+    return OpResult(repo_id, info, info.summary if info else ContentSummary(), dict(details))
 
 
 def resolve_digests(state: RepoState, names: Iterable[str], *, kind: str, where: str) -> list[Digest]:

@@ -14,19 +14,13 @@ Images and tags are named by full image id, or by v1 tag name for convenience.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from reconciler.errors import ContentNotFound, RemovalRefused
 from reconciler.model.v1image import is_image_id
-from reconciler.ops.result import OpResult
-from reconciler.store.protocol import ContentSummary, Store, V1Content
-
-
-def _commit(store: Store, repo_id: str, content: V1Content, operation: str, details: Mapping[str, object]) -> OpResult:
-    base = store.repository_get(repo_id).latest_version
-    info = store.v1_commit(repo_id, base=base, content=content, operation=operation)
-    return OpResult(repo_id, info, info.summary if info else ContentSummary(), details)
+from reconciler.ops.result import OpResult, commit_v1
+from reconciler.store.protocol import Store, V1Content
 
 
 def resolve_images(content: V1Content, names: Iterable[str], *, where: str) -> list[str]:
@@ -96,7 +90,7 @@ def copy_v1(store: Store, *, source: str, target: str, kind: Literal["image", "t
     after = V1Content(all_images, {**dst.tags, **tags}, frozenset((dst.masked | masked) - all_images))
     details: dict[str, object] = {"source": source, "kind": f"v1-{kind}", "images": sorted(images),
                                   "tags": dict(sorted(tags.items()))}
-    return _commit(store, target, after, f"copy v1 {kind}s from {source}", details)
+    return commit_v1(store, target, after, operation=f"copy v1 {kind}s from {source}", details=details)
 
 
 def remove_v1(store: Store, repo_id: str, kind: Literal["image", "tag"], names: Sequence[str]) -> OpResult:
@@ -109,7 +103,7 @@ def remove_v1(store: Store, repo_id: str, kind: Literal["image", "tag"], names: 
             raise ContentNotFound(f"v1 tags not in {where}: {', '.join(missing)}",
                                   hint=f"see `reconciler repo show {repo_id}`")
         after = V1Content(before.images, {t: i for t, i in before.tags.items() if t not in names}, before.masked)
-        return _commit(store, repo_id, after, "remove v1 tags", {"tags": sorted(names)})
+        return commit_v1(store, repo_id, after, operation="remove v1 tags", details={"tags": sorted(names)})
     gone = set(resolve_images(before, names, where=where))
     remaining = before.images - gone
     stored = store.v1_images_get(remaining)
@@ -121,4 +115,4 @@ def remove_v1(store: Store, repo_id: str, kind: Literal["image", "tag"], names: 
     tags = {t: i for t, i in before.tags.items() if i not in gone}
     after = V1Content(remaining, tags, before.masked)
     details = {"images": sorted(gone), "tags_removed": sorted(set(before.tags) - set(tags))}
-    return _commit(store, repo_id, after, "remove v1 images", details)
+    return commit_v1(store, repo_id, after, operation="remove v1 images", details=details)

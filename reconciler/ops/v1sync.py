@@ -20,8 +20,8 @@ from typing import Protocol
 from reconciler.errors import SyncFailed
 from reconciler.model import DigestHasher
 from reconciler.model.v1image import V1Image, parse_image_json
-from reconciler.ops.result import OpResult
-from reconciler.store.protocol import ContentSummary, Store, V1Content
+from reconciler.ops.result import OpResult, commit_v1
+from reconciler.store.protocol import Store, V1Content
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,7 @@ def v1_sync(store: Store, source: V1Source, repo_id: str, upstream_name: str, *,
     before = store.v1_version_get(repo_id)
     images = before.images | needed
     after = V1Content(images, {**before.tags, **wanted}, frozenset(before.masked - images))
-    base = store.repository_get(repo_id).latest_version
-    info = store.v1_commit(repo_id, base=base, content=after, operation=f"v1 sync {upstream_name}")
     details = {"upstream_name": upstream_name, "tags": dict(sorted(wanted.items())), "images_needed": len(needed),
                "images_fetched": fetched}
     log.info("%s: %d tags, %d images needed, %d fetched", where, len(wanted), len(needed), fetched)
-    return OpResult(repo_id, info, info.summary if info else ContentSummary(), details)
+    return commit_v1(store, repo_id, after, operation=f"v1 sync {upstream_name}", details=details)

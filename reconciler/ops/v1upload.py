@@ -22,10 +22,10 @@ from reconciler.model import Digest, DigestHasher
 from reconciler.model.v1image import V1Image
 from reconciler.ops.archive import Archive, open_archive
 from reconciler.ops.dockersave import HashingWriter, gzip_layer
-from reconciler.ops.result import OpResult
+from reconciler.ops.result import OpResult, commit_v1
 from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.v1save import V1Save, read_v1_save
-from reconciler.store.protocol import ContentSummary, Store, V1Content
+from reconciler.store.protocol import Store, V1Content
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,10 @@ def upload_v1(store: Store, repo_id: str, path: Path | str, *, mask_id: str | No
     images = before.images | selected
     after = V1Content(images, {**before.tags, **save.tags},
                       frozenset(m for m in masked if m not in images))
-    base = store.repository_get(repo_id).latest_version
-    info = store.v1_commit(repo_id, base=base, content=after, operation=f"upload --v1 {path.name}")
     details = {"format": "docker-save-v1", "file": str(path), "repository_in_file": save.repository,
                "images_in_file": len(save.images), "images": list(save.selected), "masked": save.masked,
                "tags": dict(sorted(save.tags.items())), "images_stored": stored, "images_reused": reused,
                "notes": list(save.notes), "created_repository": repo is None}
     for note in save.notes:
         log.info("%s: %s", path, note)
-    return OpResult(repo_id, info, info.summary if info else ContentSummary(), details)
+    return commit_v1(store, repo_id, after, operation=f"upload --v1 {path.name}", details=details)
