@@ -26,8 +26,9 @@
     │   ├── StoreCorrupt            ``store check`` found problems
     │   ├── LockTimeout             the apply lock is held by another process
     │   └── BlobStorageError        the blob storage (a folder, S3) failed or refused
-    └── RegistryError               an upstream registry answered with an error
-                                    (status, OCI codes, method, redacted URL, temporary)
+    ├── RegistryError               an upstream registry answered with an error
+    │                               (status, OCI codes, method, redacted URL, temporary)
+    └── GitError                    ``watch --git``: a git command failed (redacted URL)
 
 The CLI catches ``ReconcilerError`` only, prints ``error: <message>`` and the hint, and
 exits with ``exit_code``; anything else is a bug and keeps its traceback.
@@ -171,6 +172,10 @@ def redact_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class GitError(ReconcilerError):
+    """A git command of ``reconciler watch --git`` failed (clone, fetch, a missing ref)."""
 
 
 class RegistryError(ReconcilerError):

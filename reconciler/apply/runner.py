@@ -43,6 +43,7 @@ from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
 from reconciler.ops.v1sync import v1_sync
 from reconciler.ops.v1upload import upload_v1
+from reconciler.plan.drift import spec_fingerprints
 from reconciler.plan.model import Action, Op, Plan
 from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
@@ -187,8 +188,12 @@ class Runner:
                  command: str = "apply", kill: KillSwitch | None = None, progress: RepoProgress | None = None,
                  parallel_repos: int = MAX_PARALLEL_REPOS,
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
-                 v1_sources: V1SourceFactory | None = None) -> None:
+                 v1_sources: V1SourceFactory | None = None,
+                 provenance: Mapping[str, str] | None = None) -> None:
         self.plan, self.desired = plan, desired
+        #: recorded with every version this apply makes, and in its journal entry
+        #: (``git_commit`` from ``reconciler watch``; the desired file's digest always)
+        self.provenance = {"desired_digest": plan.desired_digest, **(provenance or {})}
         self.kill = kill if kill is not None else KillSwitch()
         self.store: Store = CountingStore(store, self.kill) if self.kill else store
         self.raw_store = store
@@ -229,7 +234,10 @@ class Runner:
                 store.journal_finish(entry.id, result="interrupted", details=dict(entry.details))
         self.result.journal_id = store.journal_start(
             command=self.command, plan_digest=self.result.plan_digest,
-            details={"desired": self.plan.desired_path, "actions": len(self.plan.actions)})
+            details={"desired": self.plan.desired_path, "actions": len(self.plan.actions), **self.provenance,
+                     # what `reconciler drift` compares repos.yaml with later
+                     "desired_repos": spec_fingerprints(self.desired, [r.id for r in self.plan.repositories])})
+        interrupted = False
         try:
             self._prefetch()
             for repo in [r.id for r in self.plan.repositories]:
@@ -237,8 +245,13 @@ class Runner:
                 if actions:
                     self._repository(repo, actions)
                     self.kill.at(f"repo:{repo}")
+        except BaseException as exc:
+            # a signal that abandons the apply (watch's second SIGTERM, Ctrl-C), not a bug
+            interrupted = not isinstance(exc, Exception)
+            raise
         finally:
             outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
+            outcome = "interrupted" if interrupted else outcome
             store.journal_finish(self.result.journal_id, result=outcome, details=self.result.to_json())
             self.kill.close()
         return self.result
@@ -419,7 +432,8 @@ class Runner:
                 source.close()
         try:
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,
-                                        operation=f"apply {self.result.plan_digest[:19]}")
+                                        operation=f"apply {self.result.plan_digest[:19]}",
+                                        provenance=self.provenance)
         except ReconcilerError as exc:
             for a in done:
                 self._failed(a, exc)

@@ -39,11 +39,16 @@ def write(environ: Mapping[str, Any], user: str | None, status: int, size: int, 
              _clean(environ.get("HTTP_REFERER", "-")), _clean(environ.get("HTTP_USER_AGENT", "-")), micros)
 
 
+#: (path, method, status, body bytes, seconds) once a response is out: the metrics
+Observer = Callable[[str, str, int, int, float], None]
+
+
 def send_logged(req: Request, resp: Response, environ: Mapping[str, Any], start_response: Callable[..., Any],
-                started: float) -> Iterable[bytes]:
+                started: float, observe: Observer | None = None) -> Iterable[bytes]:
     """Send ``resp`` for ``req`` and write its access log line once the body is out. Both
     WSGI apps (the store's registry and Crane mode) finish a request here, so HEAD is
-    answered the same way by both: the GET's headers, no body."""
+    answered the same way by both: the GET's headers, no body. ``observe`` (the metrics)
+    hears of every response at the same moment."""
     if req.method == "HEAD" and resp.body:
         if isinstance(resp.body, FileBody):
             resp.body.close()
@@ -52,5 +57,7 @@ def send_logged(req: Request, resp: Response, environ: Mapping[str, Any], start_
 
     def done() -> None:
         write(environ, req.user, resp.status, length, started)
+        if observe is not None:
+            observe(req.path, req.method, resp.status, length, time.monotonic() - started)
 
     return send(resp, environ, start_response, done)

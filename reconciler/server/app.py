@@ -22,6 +22,7 @@ from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import Request, Response
 from reconciler.server.listing import catalog, tags_list
 from reconciler.server.manifests import get_manifest
+from reconciler.server.metrics import ServerMetrics
 from reconciler.server.routing import Route, route
 from reconciler.store.protocol import Publication, Store
 
@@ -51,6 +52,9 @@ class RegistryApp:
         self.htpasswd = htpasswd
         self.access = access
         self.realm = realm
+        #: /metrics (metrics.py): public, aggregates only; /ui/ (catalog/): the web catalog
+        self.metrics = ServerMetrics(lambda: self.store)
+        self._catalog: Any = None
 
     @property
     def store(self) -> Store:
@@ -79,10 +83,15 @@ class RegistryApp:
             resp = error_response(RegistryHTTPError("UNKNOWN", "internal server error"))
         if not _is_v1(req.path):  # the v2 API's header; v1 answers carry their own
             resp.headers[API_VERSION[0]] = API_VERSION[1]
-        return accesslog.send_logged(req, resp, environ, start_response, started)
+        return accesslog.send_logged(req, resp, environ, start_response, started, self.metrics.observe)
 
     # -- dispatch -----------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
+        if req.path == "/metrics":
+            self._check_method(req)
+            return self.metrics.response()
+        if req.path == "/ui" or req.path.startswith("/ui/"):
+            return self._ui(req)
         if _is_v1(req.path):
             return self._v1(req)
         self._check_method(req)
@@ -119,6 +128,15 @@ class RegistryApp:
             return v1api.V1Error(exc.status, exc.message, exc.headers).response()
         return v1api.handle(self.store, req, lambda pub: self._v1_allowed(pub, req),
                             lambda pub: self._decide(pub, req) is Decision.ALLOW)
+
+    def _ui(self, req: Request) -> Response:
+        """The web catalog: the same credentials and access rules as pulls (catalog/)."""
+        if self._catalog is None:
+            from reconciler.server.catalog import Catalog  # Jinja2 only when someone browses
+
+            self._catalog = Catalog(lambda: self.store, self._authenticate, lambda p, r: self._decide(p, r),
+                                    realm=self.realm, has_users=self.htpasswd is not None)
+        return self._catalog.handle(req)  # type: ignore[no-any-return]
 
     def _authenticate(self, req: Request) -> str | None:
         """The user name for valid credentials, None for anonymous; 401 for wrong ones."""

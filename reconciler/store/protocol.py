@@ -135,6 +135,9 @@ class VersionInfo:
     created: str
     operation: str
     summary: ContentSummary
+    #: where an apply's version came from (``desired_digest``, and ``git_commit`` when
+    #: ``reconciler watch`` applied a git checkout); empty for one-off commands
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,8 @@ class Store(Protocol):
         """The latest version of every repository, read in bulk (what a plan observes)."""
         ...
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
-                       tags: Mapping[str, TagEntry], operation: str) -> VersionInfo | None: ...
+                       tags: Mapping[str, TagEntry], operation: str,
+                       provenance: Mapping[str, str] | None = None) -> VersionInfo | None: ...
 
     # -- publication ------------------------------------------------------------
     def publish(self, repo_id: str, *, name: str, version: int, protected: bool) -> Repository: ...

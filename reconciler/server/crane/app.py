@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.model import jsonsafe
 from reconciler.model import mediatypes as mt
-from reconciler.server import accesslog
+from reconciler.server import accesslog, probes
 from reconciler.server.access import AccessRules
 from reconciler.server.auth import Htpasswd, parse_basic
 from reconciler.server.crane.config import CraneConfig
@@ -29,6 +29,7 @@ from reconciler.server.crane.index import Watcher
 from reconciler.server.crane.routes import handle
 from reconciler.server.crane.values import CraneRequest, Reply, text_error, v2_error
 from reconciler.server.httpio import FileBody, Request, Response
+from reconciler.server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class CraneApp:
         self.htpasswd = htpasswd
         self.access = access
         self.watcher = watcher or Watcher(config.data_dir, config.polling_interval)
+        #: /metrics: requests by route and status, bytes, latency (no store: no served counts)
+        self.metrics = ServerMetrics()
 
     def close(self) -> None:
         """Nothing to release (the gunicorn runner calls this on worker exit)."""
@@ -57,9 +60,14 @@ class CraneApp:
         except Exception:  # noqa: BLE001 - a bug must not kill the worker; log it whole
             log.exception("internal error serving %s %s", req.method, req.path)
             resp = _response(text_error(500))
-        return accesslog.send_logged(req, resp, environ, start_response, started)
+        return accesslog.send_logged(req, resp, environ, start_response, started, self.metrics.observe)
 
     def respond(self, req: Request) -> Response:
+        # probes and metrics before anything else: no credentials, no app file lookups
+        if req.path in probes.PATHS:
+            return probes.answer(req, self._ready)
+        if req.path == "/metrics" and req.method in ("GET", "HEAD"):
+            return self.metrics.response()
         req.user = self._user(req)
         crane_req = CraneRequest(method=req.method, path=req.path, query=req.query, accept=req.header("Accept"),
                                  host=req.header("Host"), user=req.user, access=self.access, time=time.time())
@@ -69,6 +77,15 @@ class CraneApp:
         if reply.file is None:
             return _response(reply)
         return self._file(reply, req.path.startswith("/v2/"))
+
+    def _ready(self) -> str | None:
+        """Ready when the data directory can be read (its app files are what is served)."""
+        try:
+            os.listdir(self.config.data_dir)
+        except OSError as exc:
+            return f"cannot read the data directory {self.config.data_dir}: {exc.strerror}"
+        self.watcher.current()
+        return None
 
     def _user(self, req: Request) -> str | None:
         """Valid Basic credentials (``--htpasswd``) make protected repositories visible

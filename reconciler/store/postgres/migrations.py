@@ -146,6 +146,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE UNIQUE INDEX repo_v1_tags_one_name ON repo_v1_tags (repo_id, name) WHERE removed IS NULL;
         """,
     ),
+    (
+        # the provenance of an apply's version, as in the SQLite store
+        "0007_version_provenance",
+        "ALTER TABLE versions ADD COLUMN provenance TEXT;",
+    ),
 ]
 
 

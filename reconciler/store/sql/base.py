@@ -212,18 +212,22 @@ class SQLStore(VersionLookups, V1Images):
     def version_list(self, repo_id: str) -> list[VersionInfo]:
         self.repository_get(repo_id)
         rows = self._conn().execute(
-            "SELECT number, created, operation, summary FROM versions WHERE repo_id = ? ORDER BY number", (repo_id,))
+            "SELECT number, created, operation, summary, provenance FROM versions WHERE repo_id = ? ORDER BY number",
+            (repo_id,))
         out = []
-        for number, created, operation, summary in rows:
+        for number, created, operation, summary, provenance in rows:
             s = json.loads(summary)
-            out.append(VersionInfo(repo_id, number, created, operation, ContentSummary(s["added"], s["removed"])))
+            out.append(VersionInfo(repo_id, number, created, operation, ContentSummary(s["added"], s["removed"]),
+                                   json.loads(provenance) if provenance else {}))
         return out
 
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
-                       tags: Mapping[str, TagEntry], operation: str) -> VersionInfo | None:
-        """Make ``content`` + ``tags`` the next version of ``repo_id``; None if nothing changed."""
+                       tags: Mapping[str, TagEntry], operation: str,
+                       provenance: Mapping[str, str] | None = None) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version of ``repo_id``; None if nothing changed.
+        ``provenance``: where an apply's version came from (recorded with it as JSON)."""
         try:
-            return self._commit(repo_id, base, content, tags, operation)
+            return self._commit(repo_id, base, content, tags, operation, dict(provenance or {}))
         except _NoChange:
             return None
 
@@ -241,7 +245,7 @@ class SQLStore(VersionLookups, V1Images):
         return latest
 
     def _commit(self, repo_id: str, base: int, content: ContentSet,
-                tags: Mapping[str, TagEntry], operation: str) -> VersionInfo:
+                tags: Mapping[str, TagEntry], operation: str, provenance: dict[str, str]) -> VersionInfo:
         """Make ``content`` + ``tags`` the next version of ``repo_id`` if anything changed.
 
         Refuses (``Conflict``) when the repository moved past ``base`` meanwhile, and
@@ -275,10 +279,11 @@ class SQLStore(VersionLookups, V1Images):
                 removed={**removed.counts(), "tags": len(tag_removed)},
             )
             created = _now()
-            conn.execute("INSERT INTO versions (repo_id, number, created, operation, summary) VALUES (?, ?, ?, ?, ?)",
-                         (repo_id, new, created, operation, json.dumps(summary.to_json())))
+            conn.execute("INSERT INTO versions (repo_id, number, created, operation, summary, provenance) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (repo_id, new, created, operation, json.dumps(summary.to_json()),
+                                                       json.dumps(provenance, sort_keys=True) if provenance else None))
             conn.execute("UPDATE repositories SET latest_version = ? WHERE id = ?", (new, repo_id))
-        return VersionInfo(repo_id, new, created, operation, summary)
+        return VersionInfo(repo_id, new, created, operation, summary, provenance)
 
     # -- publication ------------------------------------------------------------------
     def _check_publish_name_free(self, conn: Connection, repo_id: str, name: object) -> None:

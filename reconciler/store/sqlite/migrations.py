@@ -151,6 +151,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE UNIQUE INDEX repo_v1_tags_one_name ON repo_v1_tags (repo_id, name) WHERE removed IS NULL;
         """,
     ),
+    (
+        # where an apply's version came from: JSON {"desired_digest": ..., "git_commit": ...}
+        # (``reconciler watch`` records the commit it applied); NULL for one-off commands
+        "0007_version_provenance",
+        "ALTER TABLE versions ADD COLUMN provenance TEXT;",
+    ),
 ]
 
 #: migrations that also need Python: name -> function run in the same transaction

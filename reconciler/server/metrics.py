@@ -1,0 +1,156 @@
+"""Prometheus metrics of ``reconciler serve`` (store mode and Crane mode), at ``/metrics``.
+
+Through the ``prometheus_client`` library: requests by route, method and status, body
+bytes sent by route, and a latency histogram by route; in store mode also the published
+repositories and their tags, counted from the store when scraped. Routes are a small
+fixed set worked out from the path (``manifest``, ``blob``, ``tags``, ``catalog`` ...), never
+the repository name, so the number of series stays bounded and no name leaks: that is
+why ``/metrics`` needs no credentials, like ``/healthz``.
+
+gunicorn runs several worker processes, each with its own counters. ``reconciler serve``
+therefore runs the library's multiprocess mode: the master sets ``PROMETHEUS_MULTIPROC_DIR``
+to a fresh folder before the workers fork (``prepare_multiprocess``), every worker writes
+its values to files there, and a scrape, whichever worker answers it, sums them all
+(``MultiProcessCollector``). Without that variable (tests calling the app in-process) the
+values live in this object's own registry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from reconciler.server.httpio import Response
+from reconciler.store.protocol import Store
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PATH = "/metrics"
+#: request latency buckets, seconds: manifests and HEADs answer in milliseconds, blobs take longer
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+_V2 = re.compile(r"^/v2/.+/(?:(?P<kind>manifests|blobs)/(?P<ref>[^/]+)|(?P<tags>tags/list))$")
+
+
+def route_of(path: str) -> str:
+    """The route label of a request path (a fixed, small set)."""
+    if path in ("/v2", "/v2/"):
+        return "base"
+    if path == "/v2/_catalog":
+        return "catalog"
+    if path.startswith("/v2/"):
+        if "/blobs/uploads" in path:
+            return "upload"
+        m = _V2.match(path)
+        if m is None:
+            return "other"
+        return "tags" if m["tags"] else ("manifest" if m["kind"] == "manifests" else "blob")
+    for prefix, name in (("/v1", "v1"), ("/ui", "ui"), ("/crane", "crane")):
+        if path == prefix or path.startswith(prefix + "/"):
+            return name
+    if path in (PATH, "/healthz", "/readyz"):
+        return path[1:]
+    return "other"
+
+
+def prepare_multiprocess() -> Path | None:
+    """In the serve master, before workers fork: a fresh folder for the workers' values.
+    Returns the folder to remove at exit (None when the operator set the variable: then its
+    old value files are cleared, as the library requires between runs)."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.db"):
+            old.unlink()
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="reconciler-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder
+
+
+def cleanup_multiprocess(folder: Path | None) -> None:
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(MULTIPROC_ENV, None)
+
+
+class _Served(Collector):
+    """Published repositories and their tags, read from the store at scrape time. Tag
+    counts are cached by (repository, version): a version never changes."""
+
+    def __init__(self, store: Callable[[], Store]) -> None:
+        self._store = store
+        self._tags: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        store = self._store()
+        pubs = store.publication_list()
+        repos = GaugeMetricFamily("reconciler_served_repositories", "Published repository names, by protection",
+                                  labels=["protected"])
+        for flag in (False, True):
+            repos.add_metric([str(flag).lower()], sum(1 for p in pubs if p.protected is flag))
+        tags = GaugeMetricFamily("reconciler_served_tags", "Tags of all published repository versions")
+        total = 0
+        with self._lock:
+            live = {(p.repo_id, p.version) for p in pubs}
+            for key in live - self._tags.keys():
+                self._tags[key] = len(store.version_tag_names(*key))
+            for key in self._tags.keys() - live:
+                del self._tags[key]
+            total = sum(self._tags[k] for k in live)
+        tags.add_metric([], total)
+        yield repos
+        yield tags
+
+
+class ServerMetrics:
+    """The request metrics of one server process; ``served`` (store mode) adds the
+    published repositories and tags."""
+
+    def __init__(self, store: Callable[[], Store] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.requests = Counter("reconciler_http_requests", "HTTP requests answered, by route, method and status",
+                                ["route", "method", "status"], registry=self.registry)
+        self.bytes = Counter("reconciler_http_response_bytes", "Response body bytes sent, by route", ["route"],
+                             registry=self.registry)
+        self.latency = Histogram("reconciler_http_request_duration_seconds",
+                                 "Seconds from the request to the last body byte, by route", ["route"],
+                                 buckets=BUCKETS, registry=self.registry)
+        self._served = CollectorRegistry(auto_describe=True)
+        if store is not None:
+            self._served.register(_Served(store))
+
+    def observe(self, path: str, method: str, status: int, size: int, seconds: float) -> None:
+        route = route_of(path)
+        method = method if method in ("GET", "HEAD") else "other"
+        self.requests.labels(route, method, str(status)).inc()
+        if size:
+            self.bytes.labels(route).inc(size)
+        self.latency.labels(route).observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The text format of every worker's values (multiprocess mode) or this one's."""
+        if self.multiprocess:
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            text = generate_latest(merged)
+        else:
+            text = generate_latest(self.registry)
+        return text + generate_latest(self._served)
+
+    def response(self) -> Response:
+        body = self.exposition()
+        return Response(200, {"Content-Type": CONTENT_TYPE_LATEST, "Content-Length": str(len(body)),
+                              "Cache-Control": "no-store"}, body)
