@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from reconciler.ops.result import OpResult
     from reconciler.ops.sync import SyncResult
     from reconciler.ops.v1sync import V1Source
+    from reconciler.plan.drift import DriftReport
     from reconciler.plan.model import Plan
     from reconciler.plan.observed import Observed
     from reconciler.registry.shared import SharedClients
@@ -195,6 +196,13 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
           blob_redirect: int | None = None, access: str | None = None) -> None:
     """Run the registry server under gunicorn until SIGTERM/SIGINT. ``access``: an
     access file (per-repository read rules), read once here, before the workers fork."""
+    with _metrics_folder():  # first: the env var must be set before prometheus_client is imported
+        _serve(location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd, blobs=blobs,
+               blob_redirect=blob_redirect, access=access)
+
+
+def _serve(location: str | None, *, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
+           blobs: str | None, blob_redirect: int | None, access: str | None) -> None:
     from reconciler.model import Digest
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
@@ -217,6 +225,34 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
     GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect,
                                            access=rules),
                    host=host, port=port, workers=workers, threads=threads).run()
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def _metrics_folder() -> Iterator[None]:
+    """/metrics sums every gunicorn worker's values (prometheus_client's multiprocess
+    mode): a fresh folder in PROMETHEUS_MULTIPROC_DIR before anything imports the library
+    and before the workers fork, removed when serve ends. An operator's own folder is
+    kept, and only its old value files are cleared (the library needs that between runs)."""
+    import shutil
+    import tempfile
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for old in Path(given).glob("*.db"):
+            old.unlink()
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="reconciler-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(MULTIPROC_ENV, None)
 
 
 _EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -247,17 +283,18 @@ def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 500
     """Run Crane compatibility mode under gunicorn until SIGTERM/SIGINT (no store)."""
     import logging
 
-    from reconciler.server.auth import Htpasswd
-    from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+    with _metrics_folder():  # first: before prometheus_client is imported
+        from reconciler.server.auth import Htpasswd
+        from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
 
-    if htpasswd:
-        Htpasswd(htpasswd)
-    rules = access_rules(access, htpasswd)
-    if config.debug:
-        logging.getLogger("reconciler.server.crane").setLevel(logging.DEBUG)
-    setup_access_log()
-    GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd, access=rules), host=host, port=port,
-                   workers=workers, threads=threads).run()
+        if htpasswd:
+            Htpasswd(htpasswd)
+        rules = access_rules(access, htpasswd)
+        if config.debug:
+            logging.getLogger("reconciler.server.crane").setLevel(logging.DEBUG)
+        setup_access_log()
+        GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd, access=rules), host=host, port=port,
+                       workers=workers, threads=threads).run()
 
 
 # -- plan and apply -----------------------------------------------------------------------
@@ -326,6 +363,26 @@ def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed
+
+
+def plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *, targets: Sequence[str] = (),
+                  prune_repositories: bool = False) -> tuple[Plan, Observed]:
+    """A refreshed plan and what its refresh observed (``watch`` applies both)."""
+    return _plan_observed(store, desired, sources, targets=targets, refresh=True,
+                          prune_repositories=prune_repositories)
+
+
+def drift_report(store: Store, path: str | Path, *, verify_content: bool = False,
+                 prune_repositories: bool = False) -> DriftReport:
+    """``reconciler drift``: plan (writes nothing), then say why each change is needed;
+    with the store's own problems (``store check``, quick unless ``verify_content``)."""
+    from reconciler.desired.loader import load_desired
+    from reconciler.plan.drift import drift_for
+
+    desired = load_desired(path)
+    plan = _plan(store, desired, targets=(), refresh=True, prune_repositories=prune_repositories)
+    report = store.check(verify_content=verify_content)
+    return drift_for(store, desired, plan, report.problems)
 
 
 def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), refresh: bool = True,

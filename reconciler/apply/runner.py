@@ -232,11 +232,11 @@ class Runner:
         for entry in store.journal_list(limit=20):
             if entry.result == "running":  # we hold the lock: whoever wrote it is gone
                 store.journal_finish(entry.id, result="interrupted", details=dict(entry.details))
-        self.result.journal_id = store.journal_start(
-            command=self.command, plan_digest=self.result.plan_digest,
-            details={"desired": self.plan.desired_path, "actions": len(self.plan.actions), **self.provenance,
-                     # what `reconciler drift` compares repos.yaml with later
-                     "desired_repos": spec_fingerprints(self.desired, [r.id for r in self.plan.repositories])})
+        started = {"desired": self.plan.desired_path, "actions": len(self.plan.actions), **self.provenance,
+                   # what `reconciler drift` compares repos.yaml with later
+                   "desired_repos": spec_fingerprints(self.desired, [r.id for r in self.plan.repositories])}
+        self.result.journal_id = store.journal_start(command=self.command, plan_digest=self.result.plan_digest,
+                                                     details=started)
         interrupted = False
         try:
             self._prefetch()
@@ -252,7 +252,7 @@ class Runner:
         finally:
             outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
             outcome = "interrupted" if interrupted else outcome
-            store.journal_finish(self.result.journal_id, result=outcome, details=self.result.to_json())
+            store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.to_json()})
             self.kill.close()
         return self.result
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from reconciler import __version__
+from reconciler import __version__, logfmt
 from reconciler.cli.context import AppContext
 from reconciler.errors import ReconcilerError
 
@@ -35,6 +35,9 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "apply": ("plan_cmds",),
     "history": ("plan_cmds",),
     "export": ("export_cmds",),
+    "watch": ("operate_cmds",),
+    "drift": ("operate_cmds",),
+    "graph": ("operate_cmds",),
 }
 
 
@@ -72,8 +75,11 @@ class LazyGroup(click.Group):
                    "store. S3 settings come from the AWS_* variables.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("--log-format", type=click.Choice(logfmt.FORMATS), default="text", show_default=True,
+              envvar=logfmt.ENV, help="Log lines as text, or one JSON object per line for log collectors "
+                                      "(errors, serve's access log, watch's tick lines; env RECONCILER_LOG_FORMAT).")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, blobs: str | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, store: str | None, blobs: str | None, verbose: int, quiet: bool, log_format: str) -> None:
     """Declarative management of container image repositories.
 
     \b
@@ -88,7 +94,10 @@ def cli(ctx: click.Context, store: str | None, blobs: str | None, verbose: int, 
       reconciler --store postgresql://reconciler@db:5432/reconciler --blobs /srv/blobs apply -f repos.yaml
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logfmt.choose(log_format)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logfmt.formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     ctx.obj = AppContext(store_location=store, blobs_location=blobs, quiet=quiet)
     ctx.call_on_close(ctx.obj.close)
 
@@ -98,6 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         # without standalone mode click returns Exit codes instead of exiting
         rc = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
     except ReconcilerError as exc:
+        if logfmt.current() == "json":
+            record = logging.LogRecord("reconciler", logging.ERROR, "", 0, exc.message, None, None)
+            record.fields = {"error": type(exc).__name__, "hint": exc.hint}
+            click.echo(logfmt.JsonFormatter().format(record), err=True)
+            sys.exit(exc.exit_code)
         click.echo(f"error: {exc.message}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)

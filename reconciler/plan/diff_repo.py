@@ -372,7 +372,9 @@ class RepoDiff:
             elif content_changed:
                 reason, change = "new version", Change.UPDATE
             elif repo.published_version != repo.latest_version:
-                reason = f"published version {repo.published_version} is behind the latest {repo.latest_version}"
+                # a hand `repo rollback` (or `publish --version`): drift this apply undoes
+                reason = (f"published version {repo.published_version} is behind the latest {repo.latest_version} "
+                          "(rolled back by hand; this apply publishes the latest again)")
                 change = Change.UPDATE
             else:
                 return

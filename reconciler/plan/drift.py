@@ -295,7 +295,8 @@ def classify(plan: Plan, fingerprints: Mapping[str, str], last: LastApply,
     return DriftReport(tuple(items), plan.desired_path, plan.desired_digest, last, plan.errors)
 
 
-def cause_counts(plan: Plan, fingerprints: Mapping[str, str], last: LastApply,
-                 manual: Mapping[str, ManualChange]) -> dict[str, int]:
-    """Actions per cause (what ``reconciler watch`` logs and counts when it corrects drift)."""
-    return classify(plan, fingerprints, last, manual).counts()
+def drift_for(store: Store, desired: DesiredState, plan: Plan, problems: Sequence[Problem] = ()) -> DriftReport:
+    """The drift ``plan`` shows, with the evidence read from ``store`` (journal, history)."""
+    return classify(plan, spec_fingerprints(desired, desired.repositories),
+                    last_apply(store.journal_list(JOURNAL_DEPTH)),
+                    gather_manual(store, sorted({a.repo for a in plan.actions})), problems)

@@ -1,14 +1,20 @@
 """Markdown rendering of a ``Plan`` for a pull-request comment.
 
 A summary line, a table with one row per repository, destructive actions called out in
-their own list (so a reviewer cannot miss a removal), then every action in a collapsed
-``diff`` block (GitHub colours ``+``/``-`` lines).
+their own list (so a reviewer cannot miss a removal), the changed part of the flow as a
+Mermaid graph (GitHub and GitLab draw it; changed edges thick), then every action in a
+collapsed ``diff`` block (GitHub colours ``+``/``-`` lines).
 """
 
 from __future__ import annotations
 
+from reconciler.plan.flowgraph import from_plan, mermaid
 from reconciler.plan.model import Change, Op, Plan
 from reconciler.plan.render_text import action_line, human_bytes, summary_line
+
+#: above this many nodes the graph is left out (a reviewer cannot read it, and it would
+#: crowd out the actions in a size-limited comment)
+GRAPH_MAX_NODES = 60
 
 
 def _cell(text: str) -> str:
@@ -54,6 +60,13 @@ def render_markdown(plan: Plan) -> str:
             lines.append(f"- Warning: {w}")
         lines.append("")
     if plan.actions:
+        flow = from_plan(plan)
+        if len(flow.nodes) <= GRAPH_MAX_NODES:
+            lines += ["<details open><summary>What changes in the flow</summary>", "", "```mermaid",
+                      mermaid(flow).rstrip("\n"), "```", "", "</details>", ""]
+        else:
+            lines += [f"_The flow graph is left out: {len(flow.nodes)} nodes; "
+                      "`reconciler graph -f FILE` draws the whole flow._", ""]
         lines += ["<details><summary>All actions</summary>", "", "```diff"]
         for r in plan.repositories:
             acts = [a for a in plan.actions_for(r.id)

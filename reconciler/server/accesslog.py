@@ -33,10 +33,15 @@ def write(environ: Mapping[str, Any], user: str | None, status: int, size: int, 
         return
     micros = int((time.monotonic() - started) * 1_000_000)
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+    # the same facts as fields, for `--log-format json`
+    fields = {"remote": environ.get("REMOTE_ADDR"), "user": user, "method": environ.get("REQUEST_METHOD"),
+              "uri": _uri(environ), "status": status, "bytes": size, "duration_us": micros,
+              "user_agent": environ.get("HTTP_USER_AGENT")}
     log.info('%s - %s [%s] "%s %s %s" %d %d "%s" "%s" %dus',
              environ.get("REMOTE_ADDR", "-"), user or "-", stamp, environ.get("REQUEST_METHOD", "-"),
              _clean(_uri(environ)), environ.get("SERVER_PROTOCOL", "-"), status, size,
-             _clean(environ.get("HTTP_REFERER", "-")), _clean(environ.get("HTTP_USER_AGENT", "-")), micros)
+             _clean(environ.get("HTTP_REFERER", "-")), _clean(environ.get("HTTP_USER_AGENT", "-")), micros,
+             extra={"fields": fields})
 
 
 #: (path, method, status, body bytes, seconds) once a response is out: the metrics

@@ -17,6 +17,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from reconciler import logfmt
+
 AppFactory = Callable[[], Any]
 
 
@@ -40,6 +42,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "worker_exit": self._worker_exit,
             "post_fork": self._post_fork,
         }
+        logconfig = logfmt.gunicorn_logconfig()  # --log-format json: gunicorn's own lines too
+        if logconfig is not None:
+            self._options["logconfig_dict"] = logconfig
         super().__init__()
 
     def load_config(self) -> None:
@@ -70,7 +75,7 @@ def setup_access_log() -> None:
     access = logging.getLogger("reconciler.server.access")
     if not access.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(logfmt.formatter("%(message)s"))
         access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False

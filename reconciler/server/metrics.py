@@ -9,7 +9,7 @@ why ``/metrics`` needs no credentials, like ``/healthz``.
 
 gunicorn runs several worker processes, each with its own counters. ``reconciler serve``
 therefore runs the library's multiprocess mode: the master sets ``PROMETHEUS_MULTIPROC_DIR``
-to a fresh folder before the workers fork (``prepare_multiprocess``), every worker writes
+to a fresh folder before the workers fork (``api._metrics_folder``), every worker writes
 its values to files there, and a scrape, whichever worker answers it, sums them all
 (``MultiProcessCollector``). Without that variable (tests calling the app in-process) the
 values live in this object's own registry.
@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -60,28 +57,6 @@ def route_of(path: str) -> str:
     if path in (PATH, "/healthz", "/readyz"):
         return path[1:]
     return "other"
-
-
-def prepare_multiprocess() -> Path | None:
-    """In the serve master, before workers fork: a fresh folder for the workers' values.
-    Returns the folder to remove at exit (None when the operator set the variable: then its
-    old value files are cleared, as the library requires between runs)."""
-    given = os.environ.get(MULTIPROC_ENV)
-    if given:
-        folder = Path(given)
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.db"):
-            old.unlink()
-        return None
-    folder = Path(tempfile.mkdtemp(prefix="reconciler-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(folder)
-    return folder
-
-
-def cleanup_multiprocess(folder: Path | None) -> None:
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.environ.pop(MULTIPROC_ENV, None)
 
 
 class _Served(Collector):
@@ -121,6 +96,10 @@ class ServerMetrics:
     def __init__(self, store: Callable[[], Store] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        if self.multiprocess and values.ValueClass is values.MutexValue:
+            # the library picks its value store when first imported; serve sets the variable
+            # before that, but a caller that imported it earlier must not silently lose the sums
+            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         self.requests = Counter("reconciler_http_requests", "HTTP requests answered, by route, method and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.bytes = Counter("reconciler_http_response_bytes", "Response body bytes sent, by route", ["route"],

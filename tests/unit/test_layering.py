@@ -1,5 +1,5 @@
 """DESIGN.md's layering rule, enforced by reading imports:
-errors <- model <- store protocol <- ops <- plan <- apply <- cli; adapters (store
+errors <- model <- store protocol <- ops <- plan <- apply <- watch <- cli; adapters (store
 backends, registry client, server) import only the protocol and the model; wiring
 happens in ``reconciler.api`` and the CLI."""
 
@@ -24,7 +24,11 @@ ALLOWED: dict[str, set[str] | None] = {
     "ops": BASE | {"store.protocol", "registry.protocol"},
     "plan": BASE | {"store.protocol", "registry.protocol", "ops", "desired"},
     "apply": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan"},
-    "server": BASE | {"store.protocol"},
+    "server": BASE | {"store.protocol", "logfmt"},
+    # the reconcile loop runs plan and apply as a library; wired through api
+    "watch": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan", "apply", "api",
+                     "server.probes"},
+    "logfmt": set(),
     "api": None,                                  # wiring: anything
     "cli": None,
     "__main__": None,
