@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -46,12 +47,20 @@ def tick_line(report: TickReport) -> str:
     return "; ".join(parts)
 
 
+def _say(message: str, *, level: str = "info", at: float | None = None, **fields: object) -> None:
+    """A watch log line on stderr: text, or one JSON object (--log-format json)."""
+    if logfmt.current() == "json":
+        stamp = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+        line = {"time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level,
+                "logger": "reconciler.watch", "message": message, **fields}
+        click.echo(json.dumps(line, default=str), err=True)
+    else:
+        click.echo(f"watch: {message}", err=True)
+
+
 def _render_tick(report: TickReport) -> None:
     if logfmt.current() == "json":
-        level = "error" if report.result == "failed" else "info"
-        line = {"time": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds").replace(
-            "+00:00", "Z"), "level": level, "logger": "reconciler.watch", "message": "tick", **report.to_json()}
-        click.echo(json.dumps(line), err=True)
+        _say("tick", level="error" if report.result == "failed" else "info", at=report.started, **report.to_json())
     else:
         click.echo(tick_line(report), err=True)
 
@@ -105,14 +114,14 @@ def watch_cmd(app: AppContext, path: str, git_url: str | None, ref: str | None, 
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.requests == 0:
-            click.echo(f"watch: {signal.Signals(signum).name}: stopping after the current apply "
-                       "(send it again to abandon the apply)", err=True)
+            _say(f"{signal.Signals(signum).name}: stopping after the current apply "
+                 "(send it again to abandon the apply)")
         stop.request()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def on_listen(port: int) -> None:
-        click.echo(f"watch: /metrics, /healthz and /readyz on http://{metrics_host}:{port}", err=True)
+        _say(f"/metrics, /healthz and /readyz on http://{metrics_host}:{port}", port=port)
 
     try:
         run_watch(app.store, path, git_url=git_url, ref=ref, checkout_dir=checkout_dir, interval=interval,
@@ -122,7 +131,7 @@ def watch_cmd(app: AppContext, path: str, git_url: str | None, ref: str | None, 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    click.echo("watch: stopped", err=True)
+    _say("stopped")
 
 
 # -- drift -----------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class TickReport:
 
     def to_json(self) -> dict[str, object]:
         o = self.outcome
-        return {"tick": self.number, "commit": self.commit, "result": self.result, "actions": o.actions,
+        return {"tick": self.number, "started": round(self.started, 3), "commit": self.commit, "result": self.result, "actions": o.actions,
                 "drift": dict(o.drift), "apply_result": o.apply_result, "journal_id": o.journal_id,
                 "waiting": list(o.waiting), "errors": list(self.errors), "duration_s": round(self.duration, 3),
                 "next_in_s": round(self.next_in, 1), "failures": self.failures}
