@@ -371,10 +371,13 @@ class RepoDiff:
                 reason, change = pm.DECLARED, Change.UPDATE
             elif content_changed:
                 reason, change = "new version", Change.UPDATE
+                if repo.published_version != repo.latest_version:
+                    reason += (f" (the publication was at version {repo.published_version}: rolled back by hand, "
+                               "or an apply stopped before publishing)")
             elif repo.published_version != repo.latest_version:
                 # a hand `repo rollback` (or `publish --version`): drift this apply undoes
                 reason = (f"published version {repo.published_version} is behind the latest {repo.latest_version} "
-                          "(rolled back by hand; this apply publishes the latest again)")
+                          "(rolled back by hand, or an apply stopped before publishing; this apply publishes the latest)")
                 change = Change.UPDATE
             else:
                 return

@@ -271,13 +271,13 @@ class _Classifier:
         changed = self.spec_changed(a.repo)
         if changed:
             return DESIRED, changed
+        if "rolled back by hand" in a.reason:
+            return MANUAL, ("the publication was rolled back by hand (`repo rollback`) since the last apply; "
+                            "the apply publishes the latest version again")
         if a.reason == "new version":
             others = [self.cause(o) for o in self.plan.actions_for(a.repo) if o.op not in (Op.PUBLISH, Op.UNPUBLISH)]
             if others:
                 return others[0][0], f"publishes the new version: {others[0][1]}"
-        if a.reason.startswith("published version"):
-            return MANUAL, (f"{a.reason}: rolled back or published by hand (`repo rollback`/`publish --version`); "
-                            "the apply publishes the latest version again")
         return MANUAL, "the publication was changed by hand (`publish`, `unpublish`); the apply restores repos.yaml's"
 
 

@@ -207,7 +207,7 @@ def test_targets_plan_the_target_and_its_sources_only() -> None:
 
 @pytest.mark.parametrize("published,latest,name,expect", [
     (1, 1, "team/web", []),
-    (1, 2, "team/web", [("web", "~publish", "team/web", None, None, "published version 1 is behind the latest 2 (rolled back by hand; this apply publishes the latest again)")]),
+    (1, 2, "team/web", [("web", "~publish", "team/web", None, None, "published version 1 is behind the latest 2 (rolled back by hand, or an apply stopped before publishing; this apply publishes the latest)")]),
     (None, 1, "team/web", [("web", "+publish", "team/web", None, None, "declared in repos.yaml")]),
     (1, 1, "old/web", [("web", "~publish", "team/web", None, None, "declared in repos.yaml")]),
 ], ids=["current", "behind", "unpublished", "renamed"])
