@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from reconciler.plan.drift import DriftReport
     from reconciler.plan.model import Plan
     from reconciler.plan.observed import Observed
+    from reconciler.plan.refresh import RefreshProgress
     from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
     from reconciler.server.access import AccessRules
@@ -345,21 +346,23 @@ def v1_source(spec: RegistrySpec) -> V1Source:
 
 
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
-          prune_repositories: bool) -> Plan:
+          prune_repositories: bool, progress: RefreshProgress | None = None) -> Plan:
     with UpstreamPool() as sources:
         return _plan_observed(store, desired, sources, targets=targets, refresh=refresh,
-                              prune_repositories=prune_repositories)[0]
+                              prune_repositories=prune_repositories, progress=progress)[0]
 
 
 def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *, targets: Sequence[str],
-                   refresh: bool, prune_repositories: bool) -> tuple[Plan, Observed]:
+                   refresh: bool, prune_repositories: bool,
+                   progress: RefreshProgress | None = None) -> tuple[Plan, Observed]:
     from datetime import datetime
 
     from reconciler.plan.diff import diff, with_sources
     from reconciler.plan.refresh import refresh as do_refresh
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
-    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source)
+    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source,
+                          progress=progress)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed
@@ -386,15 +389,17 @@ def drift_report(store: Store, path: str | Path, *, verify_content: bool = False
 
 
 def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), refresh: bool = True,
-              prune_repositories: bool = False) -> Plan:
+              prune_repositories: bool = False, progress: RefreshProgress | None = None) -> Plan:
     """``reconciler plan``: load repos.yaml, refresh, diff. Writes nothing."""
     from reconciler.desired.loader import load_desired
 
-    return _plan(store, load_desired(path), targets=targets, refresh=refresh, prune_repositories=prune_repositories)
+    return _plan(store, load_desired(path), targets=targets, refresh=refresh, prune_repositories=prune_repositories,
+                 progress=progress)
 
 
 def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), lock_timeout: float = 60.0,
-               prune_repositories: bool = False, progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
+               prune_repositories: bool = False, progress: RepoProgress | None = None,
+               refresh_progress: RefreshProgress | None = None) -> tuple[Plan, ApplyResult]:
     """``reconciler apply -f``: plan and apply under one hold of the store lock (so
     nothing can change in between)."""
     from reconciler.apply.runner import Runner
@@ -404,7 +409,7 @@ def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), l
     # one pool for the plan and the apply: the apply reuses the refresh's connections and tokens
     with store.lock(lock_timeout), UpstreamPool() as sources:
         plan, observed = _plan_observed(store, desired, sources, targets=targets, refresh=True,
-                                        prune_repositories=prune_repositories)
+                                        prune_repositories=prune_repositories, progress=refresh_progress)
         result = Runner(plan, store, desired, sources=sources, command=f"apply -f {path}",
                         manifests=observed.manifests, progress=progress, v1_sources=v1_source).run()
     return plan, result

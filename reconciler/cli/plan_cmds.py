@@ -53,8 +53,15 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
     """
     if as_json and markdown:
         raise click.UsageError("--json and --markdown are exclusive")
-    plan = api.make_plan(app.store, path, targets=targets, refresh=not no_refresh,
-                         prune_repositories=prune_repositories)
+    from reconciler.cli.refresh_progress import RefreshProgress
+
+    refreshing = None if app.quiet else RefreshProgress(tty=sys.stderr.isatty())
+    try:
+        plan = api.make_plan(app.store, path, targets=targets, refresh=not no_refresh,
+                             prune_repositories=prune_repositories, progress=refreshing)
+    finally:
+        if refreshing is not None:
+            refreshing.close()
     if out:
         Path(out).write_text(plan.dumps())
     if as_json:
@@ -134,8 +141,16 @@ def apply_cmd(app: AppContext, plan_file: str | None, path: str | None, targets:
             plan, result = api.apply_saved_plan(app.store, plan_file, lock_timeout=lock_timeout, progress=progress)
         else:
             assert path is not None
-            plan, result = api.apply_file(app.store, path, targets=targets, lock_timeout=lock_timeout,
-                                          prune_repositories=prune_repositories, progress=progress)
+            from reconciler.cli.refresh_progress import RefreshProgress
+
+            refreshing = None if app.quiet else RefreshProgress(tty=sys.stderr.isatty())
+            try:
+                plan, result = api.apply_file(app.store, path, targets=targets, lock_timeout=lock_timeout,
+                                              prune_repositories=prune_repositories, progress=progress,
+                                              refresh_progress=refreshing)
+            finally:
+                if refreshing is not None:
+                    refreshing.close()
     finally:
         if progress is not None:
             progress.close()

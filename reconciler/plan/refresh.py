@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -154,11 +155,16 @@ def observe_store(store: Store) -> tuple[int, dict[str, ObservedRepo]]:
     return generation, repos
 
 
+#: (upstreams refreshed, upstreams in all, the repository just done): progress for the CLI
+RefreshProgress = Callable[[int, int, str], None]
+
+
 def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, *, upstreams: bool = True,
             repo_ids: Iterable[str] | None = None, resolver: Resolver = default_resolver,
-            v1_sources: V1SourceFactory | None = None) -> Observed:
+            v1_sources: V1SourceFactory | None = None, progress: RefreshProgress | None = None) -> Observed:
     """Observe the store and (unless ``upstreams`` is False) the upstreams of the
-    repositories in ``repo_ids`` (default: all desired repositories)."""
+    repositories in ``repo_ids`` (default: all desired repositories); ``progress`` hears
+    of each upstream refreshed."""
     started = time.monotonic()
     generation, repos = observe_store(store)
     wanted = set(repo_ids) if repo_ids is not None else set(desired.repositories)
@@ -171,9 +177,19 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     if upstreams and feeds:
         if sources is None:
             raise ValueError("refresh of upstreams needs a source factory")
+        done = [0]
+        count = threading.Lock()
+
+        def one(spec: RepositorySpec) -> _UpstreamResult:
+            result = _refresh_one(store, spec, sources, resolver, repos[spec.id].state.tags if spec.id in repos else ())
+            if progress is not None:
+                with count:
+                    done[0] += 1
+                    progress(done[0], len(feeds), spec.id)
+            return result
+
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_REPOS, len(feeds))) as pool:
-            results = list(pool.map(lambda s: _refresh_one(store, s, sources, resolver,
-                                                           repos[s.id].state.tags if s.id in repos else ()), feeds))
+            results = list(pool.map(one, feeds))
     fetched: dict[Digest, Manifest | Index] = {}
     for res in results:
         fetched.update(res.manifests)
