@@ -93,6 +93,19 @@ class SQLStore(VersionLookups, V1Images):
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
         raise NotImplementedError
 
+    def lock_lost(self) -> bool:
+        """Whether the apply lock this store holds was lost. An ``flock`` (the embedded
+        store) cannot be: the kernel keeps it until this process lets go or dies."""
+        return False
+
+    def check_blob_storage(self) -> None:
+        """Raise unless the blob storage is known to be this store's (see PostgresStore);
+        the embedded store records its storage in its own database: nothing to check."""
+
+    def _journal_write(self) -> AbstractContextManager[Connection]:
+        """The transaction that closes a journal entry (a backend may relax its lock check)."""
+        return self._write()
+
     @staticmethod
     def _repo(row: Any) -> Repository:
         return Repository(id=row[0], feed=row[1], upstream_name=row[2], publish_name=row[3],
@@ -417,7 +430,7 @@ class SQLStore(VersionLookups, V1Images):
             return int(cur.fetchall()[0][0])
 
     def journal_finish(self, entry_id: int, *, result: str, details: Mapping[str, object]) -> None:
-        with self._write() as conn:
+        with self._journal_write() as conn:
             conn.execute("UPDATE journal SET finished = ?, result = ?, details = ? WHERE id = ?",
                          (_now(), result, json.dumps(details, default=str), entry_id))
 
