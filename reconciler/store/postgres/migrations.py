@@ -146,6 +146,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE UNIQUE INDEX repo_v1_tags_one_name ON repo_v1_tags (repo_id, name) WHERE removed IS NULL;
         """,
     ),
+    (
+        # the grace period of a publication that moved (reconciler/store/sql/grace.py)
+        "0006_publication_history",
+        """
+        CREATE TABLE publication_history (
+            name TEXT COLLATE "C" NOT NULL,
+            repo_id TEXT COLLATE "C" NOT NULL,
+            version INTEGER NOT NULL,
+            ended DOUBLE PRECISION NOT NULL,
+            serve_until DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX publication_history_by_name ON publication_history (name, serve_until);
+        """,
+    ),
 ]
 
 

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 from reconciler.errors import BlobStorageError, LockLost, StoreError
 from reconciler.model import Digest
 from reconciler.store.blobs import BlobStorage, is_remote, open_blobs
+from reconciler.store.blobs.s3 import S3Timeouts
 
 try:
     import psycopg
@@ -49,10 +50,11 @@ from reconciler.store.sql.groupcommit import GroupCommit
 log = logging.getLogger(__name__)
 
 
-def content_storage(spec: str) -> tuple[BlobStorage, BlobStorage]:
+def content_storage(spec: str, timeouts: S3Timeouts | None = None) -> tuple[BlobStorage, BlobStorage]:
     """Where a PostgreSQL store keeps blob and manifest bytes: both in ``spec`` (a folder
     or ``s3://bucket/prefix``), so every replica reads the manifests another one wrote."""
-    return open_blobs(spec, area="blobs"), open_blobs(spec, area="manifests")
+    return (open_blobs(spec, area="blobs", timeouts=timeouts),
+            open_blobs(spec, area="manifests", timeouts=timeouts))
 
 
 class _Rows:
@@ -98,10 +100,12 @@ class PostgresStore(SQLStore):
     one more of its own), ``pool_wait`` is how long a statement waits for one.
     ``defer_blob_check``: a blob storage that cannot be reached now is not an error (a
     server replica starting during an object-storage outage); the binding is checked by
-    ``check_blob_storage``, which every read of blob or manifest bytes calls first."""
+    ``check_blob_storage``, which every read of blob or manifest bytes calls first.
+    ``s3_timeouts``: of each S3 request (a server's are short)."""
 
     def __init__(self, url: str, *, blobs: str | Path, max_connections: int = COMMAND_CONNECTIONS,
-                 pool_wait: float = COMMAND_WAIT, defer_blob_check: bool = False) -> None:
+                 pool_wait: float = COMMAND_WAIT, defer_blob_check: bool = False,
+                 s3_timeouts: S3Timeouts | None = None) -> None:
         self.url = url
         self.location = redact(url)
         spec = str(blobs)
@@ -115,7 +119,7 @@ class PostgresStore(SQLStore):
             except OSError as exc:
                 raise StoreError(f"cannot create the blob folder {self.root}: {exc}",
                                  hint="choose another folder with --blobs or RECONCILER_BLOBS") from exc
-        self.blob_files, self.manifest_files = content_storage(spec)
+        self.blob_files, self.manifest_files = content_storage(spec, s3_timeouts)
         self._local = threading.local()
         # this process's writers queue here rather than on the server's row lock, and
         # parallel blob records share transactions (group commit), as in the SQLite store
@@ -263,21 +267,36 @@ class PostgresStore(SQLStore):
         return bool(self._lock_pids) and self._lock_lost.is_set()
 
     # -- the blob storage's identity --------------------------------------------------
-    def check_blob_storage(self) -> None:
+    def check_blob_storage(self, *, probe: bool = False) -> None:
         """Make sure the blob storage is this store's (the store-id binding); at once when
-        it was checked already. ``BlobStorageError`` while it cannot be reached,
-        ``StoreError`` when it belongs to another store."""
-        if self.store_id is not None:
+        it was checked already, unless ``probe`` asks to read the marker again now.
+        ``BlobStorageError`` while it cannot be reached, ``StoreError`` when it belongs
+        to another store."""
+        if self.store_id is not None and not probe:
             return
         with self._bind_lock:
-            if self.store_id is None:
+            if self.store_id is None or probe:
                 assert self._pool is not None, "the store is closed"
+                was, self.store_id = self.store_id, None
                 with self._pool.lease() as conn:
                     try:
                         self.store_id = bind(conn.raw, self.blob_files, self.location)
+                    except BlobStorageError:
+                        self.store_id = was  # unreachable says nothing new about whose it is
+                        raise
                     except psycopg.Error as exc:
+                        self.store_id = was
                         raise store_error(exc, self.location) from exc
-                log.info("the blob storage %s answers and belongs to this store", self.blob_files.location)
+                if was is None:
+                    log.warning("the blob storage %s answers and belongs to this store", self.blob_files.location)
+
+    def ping(self) -> None:
+        """One round trip, waiting at most a second for a connection."""
+        assert self._pool is not None, "the store is closed"
+        problem = self._pool.connect_error()
+        if problem is not None:
+            raise StoreError(f"the PostgreSQL store {self.location} does not answer: {problem}",
+                             hint="check that the server runs and accepts connections")
 
     def manifest_raw(self, digest: Digest) -> tuple[str, bytes]:
         self.check_blob_storage()

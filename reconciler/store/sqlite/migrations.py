@@ -151,6 +151,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE UNIQUE INDEX repo_v1_tags_one_name ON repo_v1_tags (repo_id, name) WHERE removed IS NULL;
         """,
     ),
+    (
+        # versions a publication left, served by digest until serve_until (unix seconds):
+        # the grace period of reconciler/store/sql/grace.py
+        "0006_publication_history",
+        """
+        CREATE TABLE publication_history (
+            name TEXT NOT NULL,
+            repo_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            ended REAL NOT NULL,
+            serve_until REAL NOT NULL
+        );
+        CREATE INDEX publication_history_by_name ON publication_history (name, serve_until);
+        """,
+    ),
 ]
 
 #: migrations that also need Python: name -> function run in the same transaction
