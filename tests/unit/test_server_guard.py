@@ -143,9 +143,14 @@ def test_manifest_cache_keeps_the_recently_used_within_its_bytes() -> None:
 
 def test_manifest_cache_off_and_oversized_entries_are_not_kept() -> None:
     for cache, size in ((ManifestCache(max_bytes=0), 1), (ManifestCache(max_bytes=1000), 300)):
-        calls = []
+        calls: list[Digest] = []
+
+        def load(d: Digest, calls: list[Digest] = calls, size: int = size) -> tuple[str, bytes]:
+            calls.append(d)
+            return "t", bytes(size)
+
         for _ in range(2):
-            cache.get(_d(1), lambda d: calls.append(d) or ("t", bytes(size)))  # type: ignore[func-returns-value]
+            cache.get(_d(1), load)
         assert len(calls) == 2 and len(cache) == 0
 
 
