@@ -61,10 +61,13 @@ class Content:
             return self.store.manifest_raw(digest)
 
     def open_blob(self, digest: Digest) -> BinaryIO:
-        """A reader of the blob; a remote one holds a guard slot until it is closed."""
+        """A reader of the blob; a remote one is opened under the guard (until S3 answers)
+        and reports a failed read to it."""
         if not self.remote(Kind.BLOB):
             return self.store.blob_open(digest)
-        return self.guard.opened(lambda: self.store.blob_open(digest))
+        with self.guard.call():
+            file = self.store.blob_open(digest)
+        return self.guard.watched(file)
 
     def blob_url(self, digest: Digest, *, expires: int) -> str | None:
         """A presigned URL (local computation, once the storage is known to be the

@@ -4,13 +4,17 @@ When S3 stops answering, every request that reads bytes from it waits for its ti
 Left alone, those requests take every thread of the worker, and requests that need only
 the database (``GET /v2/``, ``tags/list``, HEADs, health checks) queue behind them. So:
 
-- **bulkhead**: at most ``slots`` requests of a worker use the object storage at once
-  (its threads less one, at least one): a thread is always left for everything else. A
-  request that finds no free slot gets a ``503`` with ``Retry-After`` at once.
-- **circuit breaker**: after ``failures`` failed storage calls in a row the circuit
-  *opens*: for ``cooldown`` seconds every request that would need the storage gets the
-  fast ``503`` without trying. Then one request is let through (*half-open*): if it
-  succeeds the circuit closes, if it fails it opens for another ``cooldown``.
+- **bulkhead**: at most ``slots`` requests of a worker wait for an answer from the
+  object storage at once (its threads less one, at least one): a thread is always left
+  for everything else. A slot is held while a request waits for S3 to answer (a manifest
+  read, the start of a blob GET), not while a blob body streams to the client, so a
+  healthy S3 frees slots within milliseconds. A request that finds no free slot waits
+  up to ``slot_wait`` seconds for one, then gets a ``503`` with ``Retry-After``.
+- **circuit breaker**: after ``failures`` failed storage calls in a row (a body read that
+  fails counts too) the circuit *opens*: for ``cooldown`` seconds every request that
+  would need the storage gets the fast ``503`` without trying or waiting. Then one
+  request is let through (*half-open*): if it succeeds the circuit closes, if it fails
+  it opens for another ``cooldown``.
 
 Only failures of the storage itself count (``BlobStorageError``: timeouts, refused
 connections, 5xx); a missing object is an answer and counts as a success.
@@ -31,6 +35,8 @@ from reconciler.server.errors import RegistryHTTPError
 FAILURES_TO_OPEN = 3
 #: seconds the circuit stays open before one request may try again
 COOLDOWN = 10.0
+#: seconds a request waits for a free slot before its 503
+SLOT_WAIT = 0.5
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
@@ -41,15 +47,16 @@ def unavailable(why: str, retry_after: float) -> RegistryHTTPError:
 
 
 class StorageGuard:
-    """``with guard.call(): <read from the object storage>``: see the module doc."""
+    """``with guard.call(): <ask the object storage>``: see the module doc."""
 
     def __init__(self, *, slots: int, failures: int = FAILURES_TO_OPEN, cooldown: float = COOLDOWN,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 slot_wait: float = SLOT_WAIT, clock: Callable[[], float] = time.monotonic) -> None:
         self.slots = max(1, slots)
         self.failures_to_open = max(1, failures)
         self.cooldown = cooldown
+        self.slot_wait = slot_wait
         self._clock = clock
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._busy = 0
         self._failures = 0
         self._opened_at: float | None = None
@@ -59,75 +66,77 @@ class StorageGuard:
 
     @property
     def state(self) -> str:
-        with self._lock:
+        with self._cond:
             if self._opened_at is None:
                 return CLOSED
             return HALF_OPEN if self._clock() - self._opened_at >= self.cooldown else OPEN
 
+    def _refuse_if_open(self) -> bool:
+        """Under the lock: raise the fast 503 while open; True when this call becomes the
+        half-open probe."""
+        if self._opened_at is None:
+            return False
+        left = self.cooldown - (self._clock() - self._opened_at)
+        if left > 0 or self._probing:
+            raise unavailable(f"{self.last_error or 'it failed'} (retrying in at most {max(left, 1):.0f} s)",
+                              max(left, 1))
+        self._probing = True
+        return True
+
     def _enter(self) -> bool:
-        """Take a slot; True when this call is the half-open probe. Raises the fast 503."""
-        with self._lock:
-            probe = False
-            if self._opened_at is not None:
-                left = self.cooldown - (self._clock() - self._opened_at)
-                if left > 0 or self._probing:
-                    raise unavailable(f"{self.last_error or 'it failed'} (retrying in at most "
-                                      f"{max(left, 1):.0f} s)", max(left, 1))
-                self._probing = probe = True
-            if self._busy >= self.slots:
+        """Take a slot (waiting up to ``slot_wait``); True when this call is the probe."""
+        with self._cond:
+            deadline = time.monotonic() + self.slot_wait
+            while True:
+                probe = self._refuse_if_open()
+                if self._busy < self.slots:
+                    self._busy += 1
+                    return probe
                 if probe:
                     self._probing = False
-                raise unavailable(f"all {self.slots} requests this worker lets wait on it are waiting", 1)
-            self._busy += 1
-            return probe
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise unavailable(f"all {self.slots} requests this worker lets wait on it are waiting", 1)
+                self._cond.wait(left)
 
-    def _leave(self, ok: bool, probe: bool, error: str | None = None) -> None:
-        with self._lock:
-            self._busy -= 1
+    def _record(self, ok: bool, probe: bool, error: str | None = None, *, release: bool = True) -> None:
+        with self._cond:
+            if release:
+                self._busy -= 1
             if probe:
                 self._probing = False
             if ok:
                 self._failures = 0
                 self._opened_at = None
-                return
-            self.last_error = error
-            self._failures += 1
-            if probe or self._failures >= self.failures_to_open:
-                self._opened_at = self._clock()
+            else:
+                self.last_error = error
+                self._failures += 1
+                if probe or self._failures >= self.failures_to_open:
+                    self._opened_at = self._clock()
+            self._cond.notify_all()
 
     @contextmanager
     def call(self) -> Iterator[None]:
-        """One use of the storage; a ``BlobStorageError`` inside becomes the 503."""
+        """One request to the storage; a ``BlobStorageError`` inside becomes the 503."""
         probe = self._enter()
         try:
             yield
         except BlobStorageError as exc:
-            self._leave(False, probe, exc.message)
+            self._record(False, probe, exc.message)
             raise unavailable(exc.message, self.cooldown) from exc
         except BaseException:
-            self._leave(True, probe)
+            self._record(True, probe)
             raise
-        self._leave(True, probe)
+        self._record(True, probe)
 
-    def opened(self, open_file: Callable[[], BinaryIO]) -> BinaryIO:
-        """``open_file()`` under a slot that stays taken until the returned reader is
-        closed (a blob streamed to a client reads from the storage all along); a read
-        that fails counts as a storage failure."""
-        probe = self._enter()
-        try:
-            file = open_file()
-        except BlobStorageError as exc:
-            self._leave(False, probe, exc.message)
-            raise unavailable(exc.message, self.cooldown) from exc
-        except BaseException:
-            self._leave(True, probe)
-            raise
-        return cast(BinaryIO, _GuardedReader(file, lambda ok, error: self._leave(ok, probe, error)))
+    def watched(self, file: BinaryIO) -> BinaryIO:
+        """``file`` (a body being read from the storage) reporting, when closed, whether a
+        read failed: a stream that stalls midway counts as a storage failure."""
+        return cast(BinaryIO, _WatchedReader(file, lambda ok, error: self._record(ok, False, error, release=False)))
 
 
-class _GuardedReader:
-    """A reader that gives its slot back when closed, reporting whether reading failed."""
-
+class _WatchedReader:
+    """A reader that reports on close whether reading it failed."""
     def __init__(self, file: BinaryIO, done: Callable[[bool, str | None], None]) -> None:
         self._file = file
         self._done: Callable[[bool, str | None], None] | None = done

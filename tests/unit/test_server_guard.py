@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_a_missing_object_is_an_answer_not_a_failure() -> None:
 
 
 def test_the_bulkhead_leaves_threads_for_everything_else() -> None:
-    guard = StorageGuard(slots=2)
+    guard = StorageGuard(slots=2, slot_wait=0.2)
     inside, leave = threading.Barrier(3), threading.Event()
 
     def hold() -> None:
@@ -89,8 +90,10 @@ def test_the_bulkhead_leaves_threads_for_everything_else() -> None:
     for t in threads:
         t.start()
     inside.wait()
+    started = time.monotonic()
     with pytest.raises(RegistryHTTPError) as err, guard.call():
         pass
+    assert 0.2 <= time.monotonic() - started < 2  # waited for a slot, briefly
     assert err.value.status == 503 and err.value.headers["Retry-After"] == "1"
     leave.set()
     for t in threads:
@@ -98,6 +101,25 @@ def test_the_bulkhead_leaves_threads_for_everything_else() -> None:
     with guard.call():
         pass
     assert guard.state == CLOSED  # a full bulkhead is no storage failure
+
+
+def test_a_request_waiting_for_a_slot_gets_it_when_one_frees() -> None:
+    guard = StorageGuard(slots=1, slot_wait=5)
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with guard.call():
+            entered.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    entered.wait()
+    threading.Timer(0.2, leave.set).start()
+    started = time.monotonic()
+    with guard.call():
+        assert time.monotonic() - started < 4
+    t.join()
 
 
 class FailingReader(io.RawIOBase):
@@ -108,10 +130,10 @@ class FailingReader(io.RawIOBase):
         raise BlobStorageError("GET blob: Read timeout on the body")
 
 
-def test_a_streamed_blob_holds_its_slot_until_closed_and_a_failed_read_counts() -> None:
+def test_a_body_that_fails_midway_counts_as_a_storage_failure() -> None:
     guard = StorageGuard(slots=1, failures=1)
-    reader = guard.opened(lambda: io.BufferedReader(FailingReader()))
-    with pytest.raises(RegistryHTTPError), guard.call():  # the slot is taken while streaming
+    reader = guard.watched(io.BufferedReader(FailingReader()))
+    with guard.call():  # a streaming body holds no slot
         pass
     with pytest.raises(BlobStorageError):
         reader.read(10)

@@ -62,7 +62,6 @@ class _Rows:
 
     def __init__(self, rows: list[Any]) -> None:
         self._rows = iter(rows)
-        self._all = rows
 
     def fetchone(self) -> Any:
         return next(self._rows, None)
