@@ -15,14 +15,12 @@ started the way the tests start them (``tests/support``).
 from __future__ import annotations
 
 import sys
-import time
-import urllib.request
 from typing import Any
 
 from bench import proc, wrk
 from bench.harness import Context, SectionError, require_tool
 from bench.registry import free_port
-from bench.sections.serving import median_rounds, tree_peak_rss_kib
+from bench.sections.serving import load_paths, median_rounds, started_server, tree_peak_rss_kib
 
 
 def _started(ctx: Context) -> tuple[str, dict[str, str]]:
@@ -51,21 +49,7 @@ def _started(ctx: Context) -> tuple[str, dict[str, str]]:
 def _serve(ctx: Context, store: str, env: dict[str, str], name: str, *args: str) -> tuple[str, Any]:
     port = free_port()
     cmd = [sys.executable, "-m", "reconciler", "--store", store, "serve", "--port", str(port), *args]
-    server = proc.popen_server(cmd, ctx.work / f"{name}.log", env=env)
-    ctx.cleanups.append(lambda: proc.stop_server(server))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SectionError(f"reconciler serve ({name}) exited {server.returncode} at start: "
-                               f"{(ctx.work / f'{name}.log').read_text()[-1500:]}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=5) as r:
-                if r.status == 200:
-                    return url, server
-        except OSError:
-            time.sleep(0.2)
-    raise SectionError(f"reconciler serve ({name}) was not ready on {url}/readyz within 60 s")
+    return started_server(ctx, cmd, port, name, env, ready="/readyz", wait=60)
 
 
 def _hammer(ctx: Context, url: str, tag_paths: list[str], blob_paths: list[str], *,
@@ -86,14 +70,7 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
     require_tool("ab", "apache2-utils")
     if not ctx.repos_yaml.is_file():
         raise SectionError("serving_scaleout applies the cold sync's repos.yaml: run the cold_sync section first")
-    fs = ctx.fixtures
-    tag_paths = [f"/v2/{r}/manifests/{t}" for r, tags in fs.repos.items() for t in tags]
-    seen: dict[str, str] = {}
-    for r, tags in fs.repos.items():
-        for d in tags.values():
-            for b in fs.blobs_of(d):
-                seen.setdefault(b, f"/v2/{r}/blobs/{b}")
-    blob_paths = list(seen.values())
+    tag_paths, blob_paths = load_paths(ctx)
     url_db, aws = _started(ctx)
     blobs = "s3://reconciler-test/bench"
     env = {**proc.reconciler_env(), **aws, "RECONCILER_BLOBS": blobs}
