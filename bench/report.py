@@ -134,6 +134,24 @@ def _tables(name: str, sec: dict[str, Any]) -> list[str]:
                        "req/s of each round"], rows)
         out += [f"Load: {sec['load']}; server peak RSS (MB): "
                 + ", ".join(f"{s} {sec[s]['peak_rss_mb']}" for s in ("registry", "ours") if s in sec), ""]
+    elif name == "serving_scaleout":
+        rows = []
+        for replica in [s for s in ("cached", "uncached", "redirect") if s in sec]:
+            for what in ("manifest_get", "manifest_head", "blob_get", "blob_redirect"):
+                if what not in sec[replica]:
+                    continue
+                r = sec[replica][what]
+                rows.append([replica, what, r["requests_per_s"], r.get("mb_per_s"), r["requests"], r["errors"],
+                             r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                             " / ".join(_fmt(x) for x in r.get("rounds_requests_per_s", []))])
+        out += ["PostgreSQL + S3 (moto) store, one replica (`reconciler serve`, 2 workers); `cached`: the "
+                "default manifest cache, `uncached`: `--manifest-cache 0`, `redirect`: `--blob-redirect` (307s "
+                "counted, not followed).", ""]
+        out += _table(["replica", "load", "req/s (median round)", "MB/s", "requests", "errors", "p50 ms", "p99 ms",
+                       "req/s of each round"], rows)
+        out += [f"Load: {sec['load']}; apply into PostgreSQL + S3: {sec.get('apply_wall_s')} s; replica peak RSS "
+                "(MB): " + ", ".join(f"{s} {sec[s]['peak_rss_mb']}" for s in ("cached", "uncached", "redirect")
+                                     if s in sec), ""]
     elif name == "memory":
         steps = (("registry_serve", "registry: serve to N clients"), ("sync", "ours: sync"),
                  ("serve", "ours: serve to N clients"))

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,14 +55,33 @@ def blobs_location(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get(BLOBS_ENV) or None
 
 
-def open_store(location: str | None = None, blobs: str | None = None) -> Store:
+@dataclass(frozen=True)
+class ServingLimits:
+    """How a server replica opens its store: at most ``connections`` PostgreSQL
+    connections per worker process (its threads), waiting ``db_wait`` seconds for one;
+    each S3 request ``s3_timeout`` seconds per attempt, ``s3_attempts`` attempts. See
+    docs/deployment.md, "Connections" and "Timeouts"."""
+
+    connections: int = 4
+    db_wait: float = 5.0
+    s3_timeout: float = 3.0
+    s3_attempts: int = 2
+
+
+def open_store(location: str | None = None, blobs: str | None = None, *,
+               serving: ServingLimits | None = None) -> Store:
     """Open (creating if needed) the store at ``location``: a directory path for the
     embedded SQLite store, or ``postgresql://user@host:port/db`` for the PostgreSQL store.
     ``blobs`` is where blob bytes live (a folder or ``s3://bucket/prefix``, see
     ``reconciler.store.blobs.open_blobs``): optional for a directory store (default: inside
-    it), required for a PostgreSQL store."""
+    it), required for a PostgreSQL store. ``serving``: open it for a server replica (short
+    S3 timeouts, a pool as large as its threads, and a blob storage that cannot be reached
+    yet is no error: the replica serves what needs only the database meanwhile)."""
+    from reconciler.store.blobs.s3 import S3Timeouts
+
     loc = store_location(location)
     blobs = blobs_location(blobs)
+    timeouts = S3Timeouts.serving(serving.s3_timeout, serving.s3_attempts) if serving else None
     if loc.startswith(("postgresql://", "postgres://")):
         if not blobs:
             raise InvalidInput("a PostgreSQL store needs --blobs (or RECONCILER_BLOBS): the folder or "
@@ -70,13 +90,16 @@ def open_store(location: str | None = None, blobs: str | None = None) -> Store:
                                     "--blobs s3://images/prod or --blobs /srv/reconciler-blobs")
         from reconciler.store.postgres import PostgresStore
 
-        return PostgresStore(loc, blobs=blobs)
+        if serving is None:
+            return PostgresStore(loc, blobs=blobs)
+        return PostgresStore(loc, blobs=blobs, max_connections=serving.connections, pool_wait=serving.db_wait,
+                             defer_blob_check=True, s3_timeouts=timeouts)
     if "://" in loc:
         raise StoreError(f"unsupported store location {loc!r}",
                          hint="give a directory path, e.g. --store ./.reconciler, or postgresql://user@host/db")
     from reconciler.store.sqlite import SQLiteStore
 
-    return SQLiteStore(loc, blobs=blobs)
+    return SQLiteStore(loc, blobs=blobs, s3_timeouts=timeouts)
 
 
 def registry_client(config: RegistryConfig) -> UpstreamSource:
@@ -179,41 +202,56 @@ def access_rules(access: str | None, htpasswd: str | None) -> AccessRules | None
 
 
 def make_server_app(location: str | None = None, *, htpasswd: str | None = None, blobs: str | None = None,
-                    blob_redirect: int | None = None, access: AccessRules | None = None) -> RegistryApp:
+                    blob_redirect: int | None = None, access: AccessRules | None = None,
+                    limits: ServingLimits | None = None, manifest_cache: int | None = None) -> RegistryApp:
     """The registry WSGI app over the store at ``location``; the store itself is opened
     on the first request (in each worker process after the fork). ``blob_redirect``:
     seconds a presigned blob URL is valid, None to stream blobs through the server.
-    ``access``: per-repository rules from ``access_rules()``."""
+    ``access``: per-repository rules from ``access_rules()``. ``limits``: the worker's
+    connections and S3 timeouts; ``manifest_cache``: bytes of manifests it keeps."""
     from reconciler.server import RegistryApp
     from reconciler.server.auth import Htpasswd
+    from reconciler.server.manifestcache import DEFAULT_BYTES
 
     loc, blobs = store_location(location), blobs_location(blobs)
     users = Htpasswd(htpasswd) if htpasswd else None
-    return RegistryApp(lambda: open_store(loc, blobs), htpasswd=users, access=access, blob_redirect=blob_redirect)
+    limits = limits or ServingLimits()
+    return RegistryApp(lambda: open_store(loc, blobs, serving=limits), htpasswd=users, access=access,
+                       blob_redirect=blob_redirect,
+                       manifest_cache=DEFAULT_BYTES if manifest_cache is None else manifest_cache,
+                       # a thread is always left for what needs no object storage
+                       storage_slots=max(1, limits.connections - 1))
 
 
 def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
           threads: int = 4, htpasswd: str | None = None, blobs: str | None = None,
-          blob_redirect: int | None = None, access: str | None = None) -> None:
+          blob_redirect: int | None = None, access: str | None = None, s3_timeout: float = 3.0,
+          s3_attempts: int = 2, manifest_cache: int | None = None) -> None:
     """Run the registry server under gunicorn until SIGTERM/SIGINT. ``access``: an
-    access file (per-repository read rules), read once here, before the workers fork."""
+    access file (per-repository read rules), read once here, before the workers fork.
+    Each worker has ``threads`` database connections at most, S3 requests of
+    ``s3_timeout`` seconds per attempt and ``s3_attempts`` attempts, and keeps
+    ``manifest_cache`` bytes of manifests (default 64 MiB)."""
     with _metrics_folder():  # first: the env var must be set before prometheus_client is imported
         _serve(location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd, blobs=blobs,
-               blob_redirect=blob_redirect, access=access)
+               blob_redirect=blob_redirect, access=access, s3_timeout=s3_timeout, s3_attempts=s3_attempts,
+               manifest_cache=manifest_cache)
 
 
 def _serve(location: str | None, *, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
-           blobs: str | None, blob_redirect: int | None, access: str | None) -> None:
-    from reconciler.model import Digest
+           blobs: str | None, blob_redirect: int | None, access: str | None, s3_timeout: float,
+           s3_attempts: int, manifest_cache: int | None) -> None:
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
+    from reconciler.store.protocol import Kind
 
+    limits = ServingLimits(connections=threads, s3_timeout=s3_timeout, s3_attempts=s3_attempts)
     loc, blobs = store_location(location), blobs_location(blobs)
-    # fail before forking: a bad store path or htpasswd file is an error now, not per request
-    store = open_store(loc, blobs)
+    # fail before forking: a bad store path or htpasswd file is an error now, not per
+    # request; an object storage that does not answer yet is not (see open_store)
+    store = open_store(loc, blobs, serving=limits)
     try:
-        # presigning is local computation, so any digest tells whether the storage can
-        if blob_redirect is not None and store.blob_url(Digest.parse(_EMPTY_SHA256), expires=1) is None:
+        if blob_redirect is not None and not store.bytes_remote(Kind.BLOB):
             raise InvalidInput(
                 f"--blob-redirect needs blobs in object storage, but the store at {store.location} keeps "
                 "its blobs in local files", hint="drop --blob-redirect, or use a store created with --blobs s3://...")
@@ -224,7 +262,7 @@ def _serve(location: str | None, *, host: str, port: int, workers: int, threads:
     rules = access_rules(access, htpasswd)
     setup_access_log()
     GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect,
-                                           access=rules),
+                                           access=rules, limits=limits, manifest_cache=manifest_cache),
                    host=host, port=port, workers=workers, threads=threads).run()
 
 
@@ -254,9 +292,6 @@ def _metrics_folder() -> Iterator[None]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         os.environ.pop(MULTIPROC_ENV, None)
-
-
-_EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 def crane_config(config_file: str | None = None, *, data_dir: str | None = None,

@@ -25,6 +25,8 @@
     ├── StoreError                  the store cannot do what was asked
     │   ├── StoreCorrupt            ``store check`` found problems
     │   ├── LockTimeout             the apply lock is held by another process
+    │   ├── LockLost                the apply lock this process held was lost (its
+    │   │                           PostgreSQL session ended); writes are refused
     │   └── BlobStorageError        the blob storage (a folder, S3) failed or refused
     ├── RegistryError               an upstream registry answered with an error
     │                               (status, OCI codes, method, redacted URL, temporary)
@@ -156,6 +158,12 @@ class StoreCorrupt(StoreError):
 
 class LockTimeout(StoreError):
     """Another process holds the store's apply lock."""
+
+
+class LockLost(StoreError):
+    """The apply lock this process held is gone (its PostgreSQL session ended: a database
+    restart, a network cut), so another apply may hold it now: nothing more may be
+    written under it."""
 
 
 class BlobStorageError(StoreError):

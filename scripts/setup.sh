@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create ./.venv with reconciler installed. With --test, also install what the test
 # suite needs: Debian packages (the CNCF distribution registry, skopeo, htpasswd/ab, wrk, curl,
-# the PostgreSQL server, chromium + chromedriver, git) and the Python test dependencies (moto's S3 test server, psycopg for
+# the PostgreSQL server, HAProxy, chromium + chromedriver, git) and the Python test dependencies (moto's S3 test server, psycopg for
 # the PostgreSQL store). The s3 extra (boto3) is always installed. Idempotent; safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,8 @@ if [[ -n $want_test ]]; then
   [[ -x /usr/bin/time ]] || need_apt+=(time)
   # the PostgreSQL store's tests start their own server from these binaries
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+  # the load balancer of docs/deployment.md's reference setup (tests/integration/test_reference_setup.py)
+  [[ -x /usr/sbin/haproxy ]] || command -v haproxy >/dev/null || need_apt+=(haproxy)
   # the web catalog's tests: headless Chromium driven through chromedriver (Selenium)
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v chromedriver >/dev/null || need_apt+=(chromium-driver)

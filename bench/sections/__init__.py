@@ -1,6 +1,6 @@
 """The benchmark sections, in run order; each module has ``run(ctx, out)``."""
 
-from bench.sections import cold_sync, memory, plan_scale, refresh, serving
+from bench.sections import cold_sync, memory, plan_scale, refresh, serving, serving_scaleout
 
 ALL = {
     "cold_sync": cold_sync.run,
@@ -8,4 +8,5 @@ ALL = {
     "plan_scale": plan_scale.run,
     "serving": serving.run,
     "memory": memory.run,
+    "serving_scaleout": serving_scaleout.run,
 }

@@ -23,22 +23,29 @@ from bench.registry import free_port, proc_peak_rss_kib
 
 def start_server(ctx: Context, store: Path, name: str) -> tuple[str, Any]:
     port = free_port()
-    server = proc.popen_server(proc.reconciler_cmd(store, "serve", "--port", str(port)),
-                               ctx.work / f"{name}.log", env=proc.reconciler_env())
+    return started_server(ctx, proc.reconciler_cmd(store, "serve", "--port", str(port)), port, name,
+                          proc.reconciler_env())
+
+
+def started_server(ctx: Context, cmd: list[str], port: int, name: str, env: dict[str, str], *,
+                   ready: str = "/v2/", wait: float = 30) -> tuple[str, Any]:
+    """Start ``cmd`` (a ``reconciler serve`` on ``port``), stopped by the context's cleanups;
+    (its URL, the process) once ``ready`` answers 200."""
+    server = proc.popen_server(cmd, ctx.work / f"{name}.log", env=env)
     ctx.cleanups.append(lambda: proc.stop_server(server))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SectionError(f"reconciler serve exited {server.returncode} at start: "
+            raise SectionError(f"reconciler serve ({name}) exited {server.returncode} at start: "
                                f"{(ctx.work / f'{name}.log').read_text()[-1500:]}")
         try:
-            with urllib.request.urlopen(url + "/v2/", timeout=2) as r:
+            with urllib.request.urlopen(url + ready, timeout=5) as r:
                 if r.status == 200:
                     return url, server
         except OSError:
             time.sleep(0.1)
-    raise SectionError(f"reconciler serve did not answer on {url}/v2/ within 30 s")
+    raise SectionError(f"reconciler serve ({name}) did not answer on {url}{ready} within {wait:g} s")
 
 
 def ensure_published(store: Path, names: list[str]) -> int:
@@ -95,9 +102,8 @@ def median_rounds(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
-def run(ctx: Context, out: dict[str, Any]) -> None:
-    require_tool("wrk", "wrk")
-    require_tool("ab", "apache2-utils")
+def load_paths(ctx: Context) -> tuple[list[str], list[str]]:
+    """The paths the loads cycle through: every tag's manifest, every unique blob once."""
     fs = ctx.fixtures
     tag_paths = [f"/v2/{r}/manifests/{t}" for r, tags in fs.repos.items() for t in tags]
     seen: dict[str, str] = {}
@@ -105,13 +111,19 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
         for d in tags.values():
             for b in fs.blobs_of(d):
                 seen.setdefault(b, f"/v2/{r}/blobs/{b}")
-    blob_paths = list(seen.values())
+    return tag_paths, list(seen.values())
+
+
+def run(ctx: Context, out: dict[str, Any]) -> None:
+    require_tool("wrk", "wrk")
+    require_tool("ab", "apache2-utils")
+    tag_paths, blob_paths = load_paths(ctx)
     out.update({"tag_paths": len(tag_paths), "blob_paths": len(blob_paths),
                 "load": {"threads": ctx.params.wrk_threads, "connections": ctx.params.wrk_connections,
                          "seconds": ctx.params.wrk_seconds}})
     require_commands(("serve",))
     ctx.need("store_synced", "serving needs the store of the cold sync")
-    out["published_by_bench"] = ensure_published(ctx.store, list(fs.repos))
+    out["published_by_bench"] = ensure_published(ctx.store, list(ctx.fixtures.repos))
     url, server = start_server(ctx, ctx.store, "serve")
     # Rounds alternate registry and ours so both see the same machine load, and each figure
     # is the median round: one 5-second run swings by 2x on a shared machine (the HEAD load

@@ -17,6 +17,9 @@
   still run (``--keep-going`` semantics). The result lists each action's outcome.
 - Every apply is journaled (``journal_start``/``journal_finish``); entries left
   ``running`` by a killed apply are closed as ``interrupted`` by the next one.
+- An apply that must stop (``stop.StopFlag``: the apply lock was lost) starts no new
+  download or write: what is left is skipped, the summary says why, and the journal
+  entry is closed as ``interrupted``.
 - Re-running after a crash converges: content is global and idempotent to store,
   versions commit atomically, and the next plan starts from whatever was committed.
 """
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.apply.hooks import CountingStore, KillSwitch
+from reconciler.apply.stop import StopFlag, StoppingStore
 from reconciler.desired.model import DesiredState
 from reconciler.errors import PlanIncomplete, ReconcilerError, StalePlan
 from reconciler.model import Digest, Index, Manifest
@@ -73,6 +77,8 @@ MAX_PARALLEL_REPOS = 4
 Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
+#: the error of an action skipped because the apply stopped first
+NOT_STARTED = "not started: the apply stopped"
 V1_OPS = (Op.V1_UPLOAD, Op.V1_SYNC)
 
 
@@ -112,18 +118,23 @@ class ApplyResult:
     versions: dict[str, int] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
     journal_id: int | None = None
+    #: why the apply stopped before its end (the apply lock was lost), if it did
+    stopped: str | None = None
 
     def status(self, status: str) -> list[ActionResult]:
         return [r for r in self.results if r.status == status]
 
     @property
     def ok(self) -> bool:
-        return not self.status(FAILED) and not self.status(SKIPPED)
+        return not self.status(FAILED) and not self.status(SKIPPED) and self.stopped is None
 
     def to_json(self) -> dict[str, object]:
-        return {"ok": self.ok, "plan_digest": self.plan_digest, "journal_id": self.journal_id,
-                "versions": self.versions, "published": self.published,
-                "actions": [r.to_json() for r in self.results]}
+        out: dict[str, object] = {"ok": self.ok, "plan_digest": self.plan_digest, "journal_id": self.journal_id,
+                                  "versions": self.versions, "published": self.published,
+                                  "actions": [r.to_json() for r in self.results]}
+        if self.stopped is not None:
+            out["stopped"] = self.stopped
+        return out
 
 
 def check_complete(plan: Plan) -> None:
@@ -188,14 +199,16 @@ class Runner:
                  command: str = "apply", kill: KillSwitch | None = None, progress: RepoProgress | None = None,
                  parallel_repos: int = MAX_PARALLEL_REPOS,
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
-                 v1_sources: V1SourceFactory | None = None,
+                 v1_sources: V1SourceFactory | None = None, stop: StopFlag | None = None,
                  provenance: Mapping[str, str] | None = None) -> None:
         self.plan, self.desired = plan, desired
         #: recorded with every version this apply makes, and in its journal entry
         #: (``git_commit`` from ``reconciler watch``; the desired file's digest always)
         self.provenance = {"desired_digest": plan.desired_digest, **(provenance or {})}
         self.kill = kill if kill is not None else KillSwitch()
-        self.store: Store = CountingStore(store, self.kill) if self.kill else store
+        self.stop = stop if stop is not None else StopFlag()
+        inner: Store = CountingStore(store, self.kill) if self.kill else store
+        self.store: Store = StoppingStore(inner, self.stop, store)  # type: ignore[assignment]
         self.raw_store = store
         self.sources, self.fetcher, self.uploader = sources, fetcher, uploader
         self.v1_sources = v1_sources
@@ -211,6 +224,10 @@ class Runner:
 
     # -- bookkeeping -------------------------------------------------------------------
     def _blocked(self, a: Action) -> bool:
+        if self.stop.is_set():
+            self.bad.add(a.id)
+            self.result.results.append(ActionResult(a.id, SKIPPED, NOT_STARTED))
+            return True
         if any(d in self.bad for d in a.depends_on):
             self.bad.add(a.id)
             self.result.results.append(ActionResult(a.id, SKIPPED, "a dependency failed"))
@@ -250,8 +267,11 @@ class Runner:
             interrupted = not isinstance(exc, Exception)
             raise
         finally:
+            if self.stop.reason is not None:
+                self.result.stopped = self.stop.reason.message
             outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
-            outcome = "interrupted" if interrupted else outcome
+            if self.stop.is_set() or interrupted:
+                outcome = "interrupted"
             store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.to_json()})
             self.kill.close()
         return self.result

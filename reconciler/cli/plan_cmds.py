@@ -85,7 +85,7 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
 
 
 def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
-    from reconciler.apply.runner import FAILED, SKIPPED
+    from reconciler.apply.runner import FAILED, NOT_STARTED, SKIPPED
 
     if as_json:
         echo_json({"plan": plan.to_json(), "result": result.to_json()})
@@ -93,13 +93,17 @@ def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
         click.echo(render_text(plan, color=use_color()), nl=False)
         click.echo("")
         for r in result.results:
-            if r.status in (FAILED, SKIPPED):
+            # actions an interrupted apply never started are counted below, not listed
+            if r.status in (FAILED, SKIPPED) and not (result.stopped and r.error == NOT_STARTED):
                 click.echo(f"{r.status}: {r.id}: {r.error}", err=True)
         versions = ", ".join(f"{repo} version {n}" for repo, n in sorted(result.versions.items()))
         published = ", ".join(f"{repo}@{n}" for repo, n in sorted(result.published.items()))
         done = len(result.status("done"))
-        click.echo(f"Apply {'complete' if result.ok else 'FAILED'}: {done} done, {len(result.status(FAILED))} "
+        verdict = "INTERRUPTED" if result.stopped else ("complete" if result.ok else "FAILED")
+        click.echo(f"Apply {verdict}: {done} done, {len(result.status(FAILED))} "
                    f"failed, {len(result.status(SKIPPED))} skipped (journal entry {result.journal_id}).")
+        if result.stopped:
+            click.echo(f"Stopped: {result.stopped}", err=True)
         if versions:
             click.echo(f"New versions: {versions}.")
         if published:

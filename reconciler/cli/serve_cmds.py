@@ -24,6 +24,13 @@ from reconciler.cli.context import AppContext, pass_app
               help="Answer blob GETs with a 307 redirect to a presigned object-storage URL (S3 blobs only).")
 @click.option("--redirect-expires", type=click.IntRange(1, 7 * 24 * 3600), default=300, show_default=True,
               metavar="SECONDS", help="How long a presigned blob URL stays valid.")
+@click.option("--s3-timeout", type=click.FloatRange(0.1, 600), default=3.0, show_default=True, metavar="SECONDS",
+              help="Connect and read timeout of each request to S3 blob storage; a stalled S3 costs a client "
+                   "this (times --s3-attempts), then a 503 with Retry-After.")
+@click.option("--s3-attempts", type=click.IntRange(1, 10), default=2, show_default=True,
+              help="Attempts per S3 request (1: no retry).")
+@click.option("--manifest-cache", type=click.IntRange(0, 65536), default=64, show_default=True, metavar="MIB",
+              help="Manifest bytes each worker keeps in memory (0: none); manifests are immutable by digest.")
 @click.option("--crane-data-dir", type=click.Path(file_okay=False), default=None,
               help="Crane compatibility mode: serve the app files (*.json, v1-v4) under this directory "
                    "instead of the store.")
@@ -34,12 +41,18 @@ from reconciler.cli.context import AppContext, pass_app
                    "debug; [serve_content]); command-line options win.")
 @pass_app
 def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
-              access: str | None, blob_redirect: bool, redirect_expires: int, crane_data_dir: str | None,
+              access: str | None, blob_redirect: bool, redirect_expires: int, s3_timeout: float,
+              s3_attempts: int, manifest_cache: int, crane_data_dir: str | None,
               crane_poll_interval: int | None, crane_config: str | None) -> None:
     """Serve published repositories over the registry pull API (read-only).
 
     Runs until SIGTERM (graceful: in-flight downloads get 10 s to finish) or Ctrl-C
     (immediate); one access log line per request on stderr.
+
+    GET /healthz answers 200 while the process serves; GET /readyz 200 when the
+    database answers and the object storage is known to be this store's and not
+    failing, else 503 (for load balancers; no credentials needed). Each worker opens
+    at most --threads database connections. See docs/deployment.md.
 
     With --crane-data-dir or --crane-config it serves Crane app files (Pulp's publish, or
     `reconciler export --format crane`) exactly as Crane did, redirecting to the static
@@ -68,7 +81,8 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
     if crane_poll_interval is not None:
         raise click.UsageError("--crane-poll-interval needs --crane-data-dir or --crane-config")
     api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
-              access=access, blobs=app.blobs_location, blob_redirect=redirect_expires if blob_redirect else None)
+              access=access, blobs=app.blobs_location, blob_redirect=redirect_expires if blob_redirect else None,
+              s3_timeout=s3_timeout, s3_attempts=s3_attempts, manifest_cache=manifest_cache * 1024 * 1024)
 
 
 def register(cli: click.Group) -> None:

@@ -3,7 +3,9 @@
 Every request reads the publication (name -> repository, version) once and then asks
 only about that immutable version, so a publish that lands mid-request cannot mix two
 versions. The store is opened lazily on the first request, i.e. in each gunicorn worker
-after the fork, never shared across processes.
+after the fork, never shared across processes; with it, the worker's manifest cache and
+object-storage guard (``content.py``). ``/healthz`` and ``/readyz`` (``health.py``) are
+answered before authentication.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from reconciler.server import accesslog, v1api
+from reconciler.server import accesslog, health, v1api
 from reconciler.server.access import AccessRules, Decision, decide
 from reconciler.server.auth import REALM, Htpasswd, parse_basic
 from reconciler.server.blobs import get_blob
+from reconciler.server.content import Content
 from reconciler.server.errors import RegistryHTTPError
+from reconciler.server.guard import StorageGuard
 from reconciler.server.httpio import Request, Response
 from reconciler.server.listing import catalog, tags_list
+from reconciler.server.manifestcache import DEFAULT_BYTES, ManifestCache
 from reconciler.server.manifests import get_manifest
 from reconciler.server.metrics import ServerMetrics
 from reconciler.server.routing import Route, route
@@ -40,15 +45,21 @@ class RegistryApp:
     """``RegistryApp(open_store, htpasswd=...)`` is a WSGI callable. ``access`` (with
     ``htpasswd``) limits each protected name to the users its rules grant it.
     ``blob_redirect`` (seconds) answers blob GETs with a redirect to a presigned URL
-    valid that long, when the store's blob storage can make one."""
+    valid that long, when the store's blob storage can make one. ``manifest_cache``:
+    bytes of manifests this worker keeps (0: none); ``storage_slots``: requests that may
+    wait on remote object storage at once (the worker's threads less one)."""
 
     def __init__(self, open_store: Callable[[], Store], *, htpasswd: Htpasswd | None = None,
                  access: AccessRules | None = None, realm: str = REALM,
-                 blob_redirect: int | None = None) -> None:
+                 blob_redirect: int | None = None, manifest_cache: int = DEFAULT_BYTES,
+                 storage_slots: int = 3) -> None:
         self._open_store = open_store
         self.blob_redirect = blob_redirect
         self._store: Store | None = None
+        self._content: Content | None = None
         self._store_lock = threading.Lock()
+        self.manifest_cache = ManifestCache(manifest_cache)
+        self.guard = StorageGuard(slots=storage_slots)
         self.htpasswd = htpasswd
         self.access = access
         self.realm = realm
@@ -64,11 +75,21 @@ class RegistryApp:
                     self._store = self._open_store()
         return self._store
 
+    @property
+    def content(self) -> Content:
+        if self._content is None:
+            store = self.store
+            with self._store_lock:
+                if self._content is None:
+                    self._content = Content(store, cache=self.manifest_cache, guard=self.guard)
+        return self._content
+
     def close(self) -> None:
         with self._store_lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+                self._content = None
 
     # -- WSGI -------------------------------------------------------------------------
     def __call__(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -87,6 +108,9 @@ class RegistryApp:
 
     # -- dispatch -----------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
+        if req.path in health.PATHS:
+            self._check_method(req)
+            return health.healthz() if req.path == "/healthz" else health.readyz(lambda: self.content)
         if req.path == "/metrics":
             self._check_method(req)
             return self.metrics.response()
@@ -105,11 +129,11 @@ class RegistryApp:
         if r.kind == "catalog":
             return catalog(self.store, req, lambda p: self._decide(p, req) is Decision.ALLOW)
         pub = self._publication(r, req)
+        head = req.method == "HEAD"
         if r.kind == "manifest":
-            return get_manifest(self.store, pub, r, req.header("Accept"))
+            return get_manifest(self.content, pub, r, req.header("Accept"), head=head)
         if r.kind == "blob":
-            return get_blob(self.store, pub, r, req.header("Range"),
-                            redirect_expires=self.blob_redirect if req.method == "GET" else None)
+            return get_blob(self.content, pub, r, req.header("Range"), redirect_expires=self.blob_redirect, head=head)
         return tags_list(self.store, pub, req)
 
     @staticmethod

@@ -10,8 +10,12 @@ With ``redirect_expires`` set (``reconciler serve --blob-redirect``) and a blob 
 that can presign (S3), a GET is answered with ``307`` to a presigned object-storage URL
 valid that many seconds, the way Crane redirected to static hosting: the bytes then
 never pass through this server. The publication and authentication checks happen
-before, so the URL is only handed to a client allowed to read the blob. HEAD stays
-local (its size comes from the store).
+before, so the URL is only handed to a client allowed to read the blob. A HEAD is
+answered from the blob's row in the database (digest and size), never from the bytes, so
+it costs no object-storage request and works while the object storage is down.
+
+Membership comes from ``Content.holds``: the published version, or during the grace
+period a version the name pointed at before (a pull that overlaps a publish).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import logging
 import re
 
 from reconciler.errors import NotFound
+from reconciler.server.content import Content
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import FileBody, Response
 from reconciler.server.routing import Route
-from reconciler.store.protocol import Kind, Publication, Store
+from reconciler.store.protocol import Kind, Publication
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +70,24 @@ def _unsatisfiable(size: int) -> RegistryHTTPError:
                              headers={"Content-Range": f"bytes */{size}"})
 
 
-def get_blob(store: Store, pub: Publication, route: Route, range_header: str | None, *,
-             redirect_expires: int | None = None) -> Response:
+def get_blob(content: Content, pub: Publication, route: Route, range_header: str | None, *,
+             redirect_expires: int | None = None, head: bool = False) -> Response:
     digest = route.digest
     assert digest is not None
     unknown = RegistryHTTPError("BLOB_UNKNOWN", detail={"name": route.name, "digest": str(digest)})
-    if store.version_holds(pub.repo_id, pub.version, digest) != Kind.BLOB:
+    if content.holds(pub, digest) != Kind.BLOB:
         raise unknown
-    if redirect_expires is not None:
-        url = store.blob_url(digest, expires=redirect_expires)
+    if redirect_expires is not None and not head:
+        url = content.blob_url(digest, expires=redirect_expires)
         if url is not None:
             # the URL expires: no cache may keep this answer longer than the URL is valid
             return Response(307, {"Location": url, "Docker-Content-Digest": str(digest),
                                   "Cache-Control": "no-store", "Content-Length": "0"})
     try:
-        size = store.blob_size(digest)
+        size = content.store.blob_size(digest)
         window = parse_range(range_header, size)  # before opening: a 416 has no file to close
-        file = store.blob_open(digest)
+        # a HEAD is answered from the blob's row: no read from the (maybe remote) storage
+        file = None if head else content.open_blob(digest)
     except NotFound as exc:
         log.error("published version %s@%d holds blob %s but the store cannot open it: %s",
                   pub.repo_id, pub.version, digest, exc)
@@ -93,10 +99,10 @@ def get_blob(store: Store, pub: Publication, route: Route, range_header: str | N
         "Accept-Ranges": "bytes",
         "Cache-Control": "max-age=31536000",
     }
-    if window is None:
-        headers["Content-Length"] = str(size)
-        return Response(200, headers, FileBody(file, 0, size))
-    first, last = window
-    headers["Content-Length"] = str(last - first + 1)
-    headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return Response(206, headers, FileBody(file, first, last - first + 1))
+    first, last = window if window is not None else (0, size - 1)
+    length = last - first + 1
+    headers["Content-Length"] = str(length)
+    if window is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    status = 200 if window is None else 206
+    return Response(status, headers, FileBody(file, first, length) if file is not None else b"")

@@ -23,6 +23,8 @@ CODES: dict[str, tuple[int, str]] = {
     "RANGE_INVALID": (416, "requested range not satisfiable"),
     "NOT_FOUND": (404, "not found"),
     "UNKNOWN": (500, "unknown error"),
+    # not in the OCI table; the distribution registry's code for 503 (with Retry-After)
+    "UNAVAILABLE": (503, "service unavailable"),
 }
 
 

@@ -92,7 +92,8 @@ class Response:
 REASONS = {200: "OK", 201: "Created", 206: "Partial Content", 302: "Found", 304: "Not Modified",
            307: "Temporary Redirect", 400: "Bad Request",
            401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           416: "Range Not Satisfiable", 500: "Internal Server Error"}
+           416: "Range Not Satisfiable", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 
 
 def send(response: Response, environ: Mapping[str, Any], start_response: Callable[..., Any],

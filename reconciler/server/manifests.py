@@ -18,10 +18,11 @@ from __future__ import annotations
 from reconciler.errors import ManifestInvalid, NotFound
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
+from reconciler.server.content import Content
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import Response
 from reconciler.server.routing import Route
-from reconciler.store.protocol import Kind, Publication, Store
+from reconciler.store.protocol import Kind, Publication
 
 _WILDCARDS = frozenset({"*/*", "application/*"})
 
@@ -72,32 +73,51 @@ def _unknown(route: Route, why: str) -> RegistryHTTPError:
     return RegistryHTTPError("MANIFEST_UNKNOWN", why, detail={"name": route.name, "reference": route.reference})
 
 
-def get_manifest(store: Store, pub: Publication, route: Route, accept: str | None) -> Response:
+def get_manifest(content: Content, pub: Publication, route: Route, accept: str | None, *,
+                 head: bool = False) -> Response:
+    """``head``: answered from the manifest's row (digest, size, media type) whenever the
+    stored type is acceptable, so a HEAD never reads bytes from the object storage."""
     if route.digest is not None:
         digest = route.digest
-        if store.version_holds(pub.repo_id, pub.version, digest) not in (Kind.MANIFEST, Kind.INDEX):
+        if content.holds(pub, digest) not in (Kind.MANIFEST, Kind.INDEX):
             raise _unknown(route, "manifest unknown")
     else:
-        found = store.version_tag(pub.repo_id, pub.version, route.reference)
+        found = content.store.version_tag(pub.repo_id, pub.version, route.reference)
         if found is None:
             raise _unknown(route, "manifest unknown: no such tag")
         digest = found
+    accepted = accepted_types(accept)
+    if head:
+        meta = content.manifest_meta(digest)
+        if meta is None:
+            raise _unknown(route, "manifest unknown")
+        if _acceptable(meta[0], accepted):
+            return manifest_head(digest, *meta)
     try:
-        media_type, raw = store.manifest_raw(digest)
+        media_type, raw = content.manifest(digest)
     except NotFound as exc:
         raise _unknown(route, "manifest unknown") from exc
-    accepted = accepted_types(accept)
     if _acceptable(media_type, accepted):
         return manifest_response(digest, media_type, raw)
     if mt.is_index(media_type) and route.digest is None:
-        child = _amd64_fallback(store, pub, media_type, raw, accepted)
+        child = _amd64_fallback(content, pub, media_type, raw, accepted)
         if child is not None:
             return child
     raise _unknown(route, f"manifest unknown: it is a {media_type}, which the request's Accept header "
                           "does not include")
 
 
-def _amd64_fallback(store: Store, pub: Publication, media_type: str, raw: bytes,
+def manifest_head(digest: Digest, media_type: str, size: int) -> Response:
+    """The headers of ``manifest_response`` without the bytes (the app sends no body for HEAD)."""
+    return Response(200, {
+        "Content-Type": media_type,
+        "Content-Length": str(size),
+        "Docker-Content-Digest": str(digest),
+        "ETag": f'"{digest}"',
+    })
+
+
+def _amd64_fallback(content: Content, pub: Publication, media_type: str, raw: bytes,
                     accepted: frozenset[str] | None) -> Response | None:
     try:
         index = parse_manifest(raw, media_type)
@@ -106,7 +126,7 @@ def _amd64_fallback(store: Store, pub: Publication, media_type: str, raw: bytes,
     child = index.amd64_child() if isinstance(index, Index) else None
     if child is None or not _acceptable(child.media_type, accepted):
         return None
-    if store.version_holds(pub.repo_id, pub.version, child.digest) != Kind.MANIFEST:
+    if content.store.version_holds(pub.repo_id, pub.version, child.digest) != Kind.MANIFEST:
         return None
-    child_type, child_raw = store.manifest_raw(child.digest)
+    child_type, child_raw = content.manifest(child.digest)
     return manifest_response(child.digest, child_type, child_raw)

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 #: every section (their reconciler commands are all on main: apply, plan, serve, publish)
-SECTIONS = ("cold_sync", "refresh", "plan_scale", "serving", "memory")
+SECTIONS = ("cold_sync", "refresh", "plan_scale", "serving", "memory", "serving_scaleout")
 
 
 def _positive(d: dict[str, Any], *keys: str) -> None:
@@ -62,8 +62,18 @@ def check_memory(s: dict[str, Any]) -> None:
     _positive(s["registry_serve"], "mb_per_s")
 
 
+def check_serving_scaleout(s: dict[str, Any]) -> None:
+    for replica, loads in (("cached", ("manifest_get", "manifest_head", "blob_get")),
+                           ("uncached", ("manifest_get", "manifest_head", "blob_get")),
+                           ("redirect", ("manifest_get", "manifest_head", "blob_redirect"))):
+        for load in loads:
+            _positive(s[replica][load], "requests", "requests_per_s")
+            assert s[replica][load]["errors"] == 0, (replica, load)
+    _positive(s["ratios"], "manifest_get_cached_over_uncached")
+
+
 CHECKS = {"cold_sync": check_cold_sync, "refresh": check_refresh, "plan_scale": check_plan_scale,
-          "serving": check_serving, "memory": check_memory}
+          "serving": check_serving, "memory": check_memory, "serving_scaleout": check_serving_scaleout}
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,10 @@ def test_protected_content_is_not_served_through_a_public_name(world: World, aut
     assert status == 404 and json.loads(body)["errors"][0]["code"] == "MANIFEST_UNKNOWN"
 
 
-def test_shared_blob_is_served_publicly_only_while_the_public_version_holds_it(world: World) -> None:
+def test_shared_blob_is_served_publicly_only_while_the_public_version_holds_it(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # no grace period (reconciler/store/sql/grace.py): the move ends the old version's serving at once
+    monkeypatch.setenv("RECONCILER_PUBLISH_GRACE", "0")
     shared = sorted(set(world.secret.all_blobs()) & set(world.public.all_blobs()))
     assert len(shared) == 1  # the base layer
     status, _, body = world.get(f"/v2/team/public/blobs/{shared[0]}")

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.errors import InvalidInput
 from reconciler.store.blobs.local import ContentFiles, LocalBlobs
 from reconciler.store.blobs.protocol import BlobStorage
+
+if TYPE_CHECKING:
+    from reconciler.store.blobs.s3 import S3Timeouts
 
 __all__ = ["BlobStorage", "ContentFiles", "LocalBlobs", "is_remote", "open_blobs"]
 
@@ -26,17 +30,19 @@ def is_remote(spec: str) -> bool:
 
 
 def open_blobs(spec: str | Path, *, durable: bool = True, endpoint_url: str | None = None,
-               area: str = "blobs") -> BlobStorage:
+               area: str = "blobs", timeouts: S3Timeouts | None = None) -> BlobStorage:
     """The blob storage at ``spec``: a folder path, or ``s3://bucket/prefix``. ``area`` is
     the subfolder or key prefix under it (``manifests`` for a store that keeps its
-    manifest bytes beside the blobs)."""
+    manifest bytes beside the blobs). ``timeouts``: of each S3 request (default: a
+    command's, ``s3.COMMANDS``)."""
     text = str(spec)
     if is_remote(text):
         from reconciler.store.blobs import s3
 
         return s3.S3Blobs(text, endpoint_url=endpoint_url,
                           multipart_threshold=_env_bytes(THRESHOLD_ENV, s3.DEFAULT_MULTIPART_THRESHOLD),
-                          part_size=_env_bytes(PART_SIZE_ENV, s3.DEFAULT_PART_SIZE), area=area)
+                          part_size=_env_bytes(PART_SIZE_ENV, s3.DEFAULT_PART_SIZE), area=area,
+                          timeouts=timeouts or s3.COMMANDS)
     if "://" in text:
         raise InvalidInput(f"unsupported blob storage {text!r}",
                            hint="give a folder path or s3://BUCKET/PREFIX")

@@ -19,6 +19,11 @@ Connection settings come from the usual AWS variables, which boto3 reads itself:
 ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` for a
 server other than AWS (then path-style addressing, which MinIO and Ceph expect).
 botocore's exceptions are translated here into ``BlobStorageError``/``ContentNotFound``.
+
+How long a request may take is an ``S3Timeouts``: commands (apply, gc) wait long and retry
+often (``COMMANDS``: an upload should rather succeed late); a server replica gives up
+fast (``S3Timeouts.serving``, ``serve --s3-timeout/--s3-attempts``) so a stalled object
+storage costs a request a few seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -63,11 +69,29 @@ def endpoint_from_env() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+@dataclass(frozen=True)
+class S3Timeouts:
+    """Seconds to connect, seconds a read may wait for bytes (also between two chunks of
+    a body), and attempts per request (1 = no retry; botocore's "standard" retries)."""
+
+    connect: float = 60.0
+    read: float = 60.0
+    attempts: int = 5
+
+    @classmethod
+    def serving(cls, timeout: float = 3.0, attempts: int = 2) -> S3Timeouts:
+        """A replica's: one ``timeout`` for connect and read, few attempts."""
+        return cls(connect=timeout, read=timeout, attempts=max(1, attempts))
+
+
+#: for commands (apply, sync, gc, check): boto3's own defaults, spelled out
+COMMANDS = S3Timeouts()
+
 _session: Any = None
 _session_lock = threading.Lock()
 
 
-def make_client(endpoint_url: str | None) -> Any:
+def make_client(endpoint_url: str | None, timeouts: S3Timeouts = COMMANDS) -> Any:
     """A thread-safe S3 client (boto3 clients may be shared by threads, sessions not:
     clients are made under a lock from one session, which loads the service model once)."""
     global _session
@@ -81,7 +105,8 @@ def make_client(endpoint_url: str | None) -> Any:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     s3_options = {"addressing_style": "path"} if endpoint else {}
     config = Config(signature_version="s3v4", s3=s3_options, max_pool_connections=32,
-                    retries={"max_attempts": 5, "mode": "standard"})
+                    connect_timeout=timeouts.connect, read_timeout=timeouts.read,
+                    retries={"total_max_attempts": timeouts.attempts, "mode": "standard"})
     with _session_lock:
         if _session is None:
             _session = boto3.session.Session()
@@ -93,7 +118,8 @@ class S3Blobs:
 
     def __init__(self, spec: str, *, endpoint_url: str | None = None,
                  multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
-                 part_size: int = DEFAULT_PART_SIZE, client: Any = None, area: str = "blobs") -> None:
+                 part_size: int = DEFAULT_PART_SIZE, client: Any = None, area: str = "blobs",
+                 timeouts: S3Timeouts = COMMANDS) -> None:
         self.bucket, self.prefix = parse_s3_url(spec)
         self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         if part_size < MIN_PART_SIZE:
@@ -101,7 +127,7 @@ class S3Blobs:
                                hint="use at least 5 MiB")
         self.multipart_threshold = max(multipart_threshold, 0)
         self.part_size = part_size
-        self.client = client if client is not None else make_client(endpoint_url)
+        self.client = client if client is not None else make_client(endpoint_url, timeouts)
         self._area = f"{self.prefix}{area}/"
 
     def key(self, digest: Digest) -> str:

@@ -39,7 +39,7 @@ def translate(sql: str) -> str:
 
 class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], where: str,
-                 reconnect: Callable[[], psycopg.Connection[Any]] | None = None) -> None:
+                 reconnect: Callable[[psycopg.Connection[Any]], psycopg.Connection[Any]] | None = None) -> None:
         self.raw = raw
         self.where = where
         self._reconnect = reconnect
@@ -52,7 +52,7 @@ class PgConnection:
             if not (idle and self.raw.closed and self._reconnect is not None):
                 raise store_error(exc, self.where) from exc
             try:
-                self.raw = self._reconnect()
+                self.raw = self._reconnect(self.raw)
             except psycopg.Error as again:
                 raise store_error(again, self.where) from exc
         except psycopg.Error as exc:

@@ -11,7 +11,9 @@ cut, an administrator's ``pg_terminate_backend``), the server releases it and an
 apply may take it. So the store checks, inside every write transaction of a process
 holding the lock, that the lock's session still holds it (``held_by``), and refuses the
 write otherwise: an apply that lost its lock stops at its next write instead of
-interleaving with the next holder.
+interleaving with the next holder. A watchdog thread also pings the lock's session every
+``WATCH_INTERVAL`` seconds and reports a loss at once (``on_lost``), so an apply that is
+downloading, not writing, stops within that time instead of at its next write.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 #: pg_advisory_lock key of the apply lock (advisory locks are per database, so two
 #: stores on one server do not share it). Under 2**31: pg_locks shows it as objid.
 APPLY_LOCK_KEY = 0x5245434C  # "RECL"
+#: seconds between two pings of the lock's session by its watchdog
+WATCH_INTERVAL = 1.0
 
 
 def holder_name() -> str:
@@ -52,8 +57,10 @@ HELD_BY = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND grante
 
 
 @contextmanager
-def advisory_lock(conninfo: str, where: str, timeout: float) -> Iterator[int]:
-    """Hold the apply lock; yields the backend pid of the session that holds it."""
+def advisory_lock(conninfo: str, where: str, timeout: float,
+                  on_lost: Callable[[], None] | None = None) -> Iterator[int]:
+    """Hold the apply lock; yields the backend pid of the session that holds it.
+    ``on_lost`` is called (from the watchdog thread) when that session ends while held."""
     try:
         conn = psycopg.connect(conninfo, autocommit=True, application_name=holder_name())
     except psycopg.Error as exc:
@@ -67,9 +74,15 @@ def advisory_lock(conninfo: str, where: str, timeout: float) -> Iterator[int]:
                     hint="wait for the other apply to finish, or raise --lock-timeout",
                 )
             time.sleep(0.05)
+        stop = threading.Event()
+        watchdog = threading.Thread(target=_watch, args=(conn, stop, on_lost), name="apply-lock-watchdog",
+                                    daemon=True)
+        watchdog.start()
         try:
             yield conn.info.backend_pid
         finally:
+            stop.set()
+            watchdog.join()
             try:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
             except psycopg.OperationalError as exc:
@@ -80,6 +93,19 @@ def advisory_lock(conninfo: str, where: str, timeout: float) -> Iterator[int]:
         raise store_error(exc, where) from exc
     finally:
         conn.close()
+
+
+def _watch(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event,
+           on_lost: Callable[[], None] | None) -> None:
+    """Ping the lock's session until ``stop``; on failure report the loss once and end."""
+    while not stop.wait(WATCH_INTERVAL):
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            log.error("the apply lock's connection ended (%s): the lock is lost", str(exc).strip())
+            if on_lost is not None:
+                on_lost()
+            return
 
 
 def _holder(conn: psycopg.Connection[tuple[object, ...]]) -> str:

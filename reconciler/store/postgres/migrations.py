@@ -147,6 +147,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # the grace period of a publication that moved (reconciler/store/sql/grace.py)
+        "0006_publication_history",
+        """
+        CREATE TABLE publication_history (
+            name TEXT COLLATE "C" NOT NULL,
+            repo_id TEXT COLLATE "C" NOT NULL,
+            version INTEGER NOT NULL,
+            ended DOUBLE PRECISION NOT NULL,
+            serve_until DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX publication_history_by_name ON publication_history (name, serve_until);
+        """,
+    ),
+    (
         # the provenance of an apply's version, as in the SQLite store
         "0007_version_provenance",
         "ALTER TABLE versions ADD COLUMN provenance TEXT;",

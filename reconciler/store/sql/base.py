@@ -44,7 +44,7 @@ from reconciler.store.protocol import (
     TagEntry,
     VersionInfo,
 )
-from reconciler.store.sql import maintenance
+from reconciler.store.sql import grace, maintenance
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from reconciler.store.blobs import BlobStorage
 
 _REPO_FIELDS = {"feed", "upstream_name", "publish_name", "protected"}
+_ANY_DIGEST = Digest.parse("sha256:" + "0" * 64)
 
 
 def _now() -> str:
@@ -92,6 +93,32 @@ class SQLStore(VersionLookups, V1Images):
 
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
         raise NotImplementedError
+
+    def lock_lost(self) -> bool:
+        """Whether the apply lock this store holds was lost. An ``flock`` (the embedded
+        store) cannot be: the kernel keeps it until this process lets go or dies."""
+        return False
+
+    def check_blob_storage(self, *, probe: bool = False) -> None:
+        """Raise unless the blob storage is known to be this store's (see PostgresStore;
+        the embedded store records its storage in its own database). ``probe``: also
+        make one small request to it now (``BlobStorageError`` when it cannot)."""
+        if probe:
+            self.blob_files.read_marker("store-id")
+
+    def ping(self) -> None:
+        """One round trip to the database (``StoreError`` when it fails)."""
+        self._conn().execute("SELECT 1").fetchone()
+
+    def bytes_remote(self, kind: Kind) -> bool:
+        """Whether blob (``Kind.BLOB``) or manifest bytes are read from remote object
+        storage, where each read is a request that can stall (``path`` is None there)."""
+        files = self.blob_files if kind is Kind.BLOB else self.manifest_files
+        return files.path(_ANY_DIGEST) is None
+
+    def _journal_write(self) -> AbstractContextManager[Connection]:
+        """The transaction that closes a journal entry (a backend may relax its lock check)."""
+        return self._write()
 
     @staticmethod
     def _repo(row: Any) -> Repository:
@@ -158,6 +185,7 @@ class SQLStore(VersionLookups, V1Images):
             conn.execute("DELETE FROM repo_tags WHERE repo_id = ?", (repo_id,))
             conn.execute("DELETE FROM repo_content WHERE repo_id = ?", (repo_id,))
             conn.execute("DELETE FROM versions WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM publication_history WHERE repo_id = ?", (repo_id,))
             conn.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))
 
     # -- versions ---------------------------------------------------------------------
@@ -302,6 +330,9 @@ class SQLStore(VersionLookups, V1Images):
             raise NotFound(f"repository {repo_id!r} has no version {version} (latest is {repo.latest_version})")
         with self._write() as conn:
             self._check_publish_name_free(conn, repo_id, name)
+            old = conn.execute("SELECT publish_name, published_version FROM repositories WHERE id = ?",
+                               (repo_id,)).fetchone()
+            grace.record_move(conn, repo_id, old[0], old[1], name, version)
             # one UPDATE: readers see the old publication or the new one, never a mix
             conn.execute("UPDATE repositories SET publish_name = ?, published_version = ?, protected = ? WHERE id = ?",
                          (name, version, int(protected), repo_id))
@@ -312,6 +343,15 @@ class SQLStore(VersionLookups, V1Images):
         with self._write() as conn:
             conn.execute("UPDATE repositories SET published_version = NULL WHERE id = ?", (repo_id,))
         return self.repository_get(repo_id)
+
+    def grace_versions(self, name: str) -> list[tuple[str, int]]:
+        """(repository, version) that ``name`` pointed at before its publication moved and
+        still serves by digest (``grace.py``), most recent first."""
+        return grace.grace_versions(self._conn(), name)
+
+    def versions_pinned(self) -> dict[str, set[int]]:
+        """Per repository, the versions that must never be dropped (``grace.py``)."""
+        return grace.versions_pinned(self._conn())
 
     # -- content ----------------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool:
@@ -422,7 +462,7 @@ class SQLStore(VersionLookups, V1Images):
             return int(cur.fetchall()[0][0])
 
     def journal_finish(self, entry_id: int, *, result: str, details: Mapping[str, object]) -> None:
-        with self._write() as conn:
+        with self._journal_write() as conn:
             conn.execute("UPDATE journal SET finished = ?, result = ?, details = ? WHERE id = ?",
                          (_now(), result, json.dumps(details, default=str), entry_id))
 

@@ -107,6 +107,13 @@ class VersionLookups:
                 out[parse(digest)] = ManifestRefs(Kind.MANIFEST, tuple([parse(t[1:]) for t in tokens]))
         return out
 
+    def manifest_meta(self, digest: Digest) -> tuple[str, int] | None:
+        """(media type, size) of a stored manifest or index from its row alone: what a
+        HEAD needs, without reading the bytes (object storage may be down)."""
+        row = self._conn().execute("SELECT media_type, size FROM manifests WHERE digest = ?",
+                                   (str(digest),)).fetchone()
+        return (row[0], int(row[1])) if row else None
+
     def manifest_raw(self, digest: Digest) -> tuple[str, bytes]:
         """(media type, exact bytes) of a stored manifest or index, without parsing."""
         row = self._conn().execute("SELECT media_type FROM manifests WHERE digest = ?", (str(digest),)).fetchone()

@@ -152,6 +152,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # versions a publication left, served by digest until serve_until (unix seconds):
+        # the grace period of reconciler/store/sql/grace.py
+        "0006_publication_history",
+        """
+        CREATE TABLE publication_history (
+            name TEXT NOT NULL,
+            repo_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            ended REAL NOT NULL,
+            serve_until REAL NOT NULL
+        );
+        CREATE INDEX publication_history_by_name ON publication_history (name, serve_until);
+        """,
+    ),
+    (
         # where an apply's version came from: JSON {"desired_digest": ..., "git_commit": ...}
         # (``reconciler watch`` records the commit it applied); NULL for one-off commands
         "0007_version_provenance",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from reconciler.errors import StoreError
 from reconciler.store.blobs import ContentFiles, open_blobs
+from reconciler.store.blobs.s3 import S3Timeouts
 from reconciler.store.sql.base import SQLStore
 from reconciler.store.sql.groupcommit import GroupCommit
 from reconciler.store.sqlite.lock import exclusive_lock
@@ -35,9 +36,11 @@ class SQLiteStore(SQLStore):
     ``durable=False`` skips every fsync (files and SQLite): only for generating test and
     benchmark fixtures quickly, never for a store anyone relies on. ``blobs`` is where the
     blob bytes live (``open_blobs``: a folder, or ``s3://bucket/prefix``); by default the
-    store's own directory, or what an earlier open recorded."""
+    store's own directory, or what an earlier open recorded. ``s3_timeouts``: of each S3
+    request (a server's are short)."""
 
-    def __init__(self, root: str | Path, *, durable: bool = True, blobs: str | None = None) -> None:
+    def __init__(self, root: str | Path, *, durable: bool = True, blobs: str | None = None,
+                 s3_timeouts: S3Timeouts | None = None) -> None:
         self.root = Path(root).absolute()
         self.location = str(self.root)
         try:
@@ -60,7 +63,7 @@ class SQLiteStore(SQLStore):
         with exclusive_lock(self.root / "migrate.lock", timeout=60):
             migrate(self._conn())
             blobs = self._blobs_setting(blobs)
-        self.blob_files = open_blobs(blobs or self.root, durable=durable)
+        self.blob_files = open_blobs(blobs or self.root, durable=durable, timeouts=s3_timeouts)
 
     def _blobs_setting(self, wanted: str | None) -> str | None:
         """The blob storage this store uses: recorded on first use, so later commands
