@@ -401,6 +401,23 @@ class Runner:
         if result.version is not None:
             self.result.versions[repo] = result.version.number
 
+    def _upload(self, a: Action, state: RepoState, graph: RefGraph) -> tuple[RepoState, RefGraph]:
+        """Import the file and set the tags the plan reviewed: every tag the file names, or
+        just ``tag`` (``ops.uploadtags``); a file that now sets others makes the plan stale."""
+        assert a.file is not None
+        content, named = self.uploader(self.store, Path(a.file), state.content, a.tag)
+        wanted = {a.tag: named[a.tag]} if a.tag else dict(named)
+        got = {t: str(d) for t, d in sorted(wanted.items())}
+        planned = dict(a.upload_tags) or ({a.tag: str(a.digest)} if a.tag and a.digest else got)
+        if got != planned:
+            raise StalePlan(f"upload {a.file} now sets {got}, the plan said {planned}",
+                            hint="plan again and review what the file holds now")
+        state = state.with_content(content)
+        graph = _with_closure(self.store, graph, list(wanted.values()))
+        for tag, digest in wanted.items():
+            state = set_tag(state, graph, tag, digest, ORIGIN[Op.UPLOAD]).state
+        return state, graph
+
     def _content(self, repo: str, actions: list[Action]) -> None:
         store = self.store
         try:
@@ -432,15 +449,7 @@ class Runner:
                         self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
                                      tags_by_digest={a.digest: a.tag} if a.tag else None)
                     if a.op is Op.UPLOAD:
-                        assert a.file is not None
-                        content, tags = self.uploader(store, Path(a.file), state.content, a.tag)
-                        target = tags.get(a.tag) if a.tag else None
-                        if a.digest is not None and target is not None and target != a.digest:
-                            raise StalePlan(f"upload {a.file} now gives {target}, the plan said {a.digest}")
-                        state = state.with_content(content)
-                        if a.tag and target is not None:
-                            graph = _with_closure(store, graph, [target])
-                            state = set_tag(state, graph, a.tag, target, ORIGIN[Op.UPLOAD]).state
+                        state, graph = self._upload(a, state, graph)
                     else:
                         graph = _with_closure(store, graph, _roots([a]))
                         state = run_step(a, state, graph).state

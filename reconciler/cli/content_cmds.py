@@ -56,7 +56,9 @@ _LOCK = click.option("--lock-timeout", type=float, default=60.0, show_default=Tr
 @click.command("upload")
 @click.argument("repo_id")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--tag", "tag_name", metavar="NAME", help="Tag the uploaded manifest or index.")
+@click.option("--tag", "tag_name", metavar="NAME",
+              help="Also set NAME: on the image the file names NAME, else on its only image (the tags the "
+                   "file names are set either way).")
 @click.option("--v1", "as_v1", is_flag=True,
               help="Import a docker save tarball as Docker v1 images (with their parents and v1 tags).")
 @click.option("--mask-id", metavar="IMAGE_ID",

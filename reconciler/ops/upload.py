@@ -27,6 +27,7 @@ from reconciler.ops.dockersave import read_docker_save
 from reconciler.ops.result import OpResult, commit_state
 from reconciler.ops.state import RepoState
 from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
+from reconciler.ops.uploadtags import entry_tags
 from reconciler.ops.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
 from reconciler.store.protocol import ContentSet, Origin, RepositoryVersion, Store, TagEntry
 
@@ -157,8 +158,9 @@ def _check_sizes(parsed: Parsed, path: Path) -> None:
 
 def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str | None = None,
                    limits: Limits = DEFAULT_LIMITS) -> UploadResult:
-    """Check ``path`` completely, then store its blobs and manifests (no version).
-    ``tag`` (validated first) needs a file with exactly one top-level image."""
+    """Check ``path`` completely, then store its blobs and manifests (no version). The
+    tags: every tag the file names, plus ``tag`` (validated first) on the image the file
+    names so or on its only image."""
     if tag is not None:
         validate_tag(tag)
     fmt, archive, read = detect(Path(path), limits=limits)
@@ -172,12 +174,8 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
                     + "; ".join(missing),
                     hint="upload the missing images first, or include their blobs in the file; nothing was stored")
             _check_sizes(parsed, path)
-            tags = dict(parsed.tags)
-            if tag is not None:
-                if len(parsed.roots) != 1:
-                    raise UploadInvalid(f"{path}: --tag needs a file with one image, this one has "
-                                        f"{len(parsed.roots)}", hint="tag afterwards with `reconciler tag`")
-                tags[tag] = parsed.roots[0]
+            # the file's own tags, and ``tag`` on the image it names (ops.uploadtags)
+            tags = {**parsed.tags, **(entry_tags(tag, parsed.roots, parsed.tags, where=str(path)) if tag else {})}
             stored = reused = 0
             for digest in sorted(content.blobs):
                 source = parsed.blobs.get(digest)

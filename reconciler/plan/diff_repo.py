@@ -18,6 +18,7 @@ from reconciler.model import Digest
 from reconciler.ops.cascade import RefGraph, unreferenced
 from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
+from reconciler.ops.uploadtags import entry_tags
 from reconciler.plan import model as pm
 from reconciler.plan import steps
 from reconciler.plan.diff_v1 import v1_steps
@@ -223,24 +224,24 @@ class RepoDiff:
                               tag=upload.tag, file_digest=info.file_digest if info else None)
                 continue
             self.declared_roots |= set(info.roots)
-            # as the import does: a tagged upload tags its one top-level image
-            target = None
-            if upload.tag:
-                target = info.roots[0] if len(info.roots) == 1 else info.tags.get(upload.tag)
-            current = self.state.tags.get(upload.tag) if upload.tag else None
+            # the tags the import will set: every tag the file names, or just ``tag:``
+            wanted = entry_tags(upload.tag, info.roots, info.tags, where=str(upload.file))
+            self.declared_tags |= set(wanted)
+            moved = {t: d for t, d in wanted.items() if (cur := self.state.tags.get(t)) is None or cur.digest != d}
             new = info.content.difference(self.state.content)
-            tag_ok = upload.tag is None or (current is not None and current.digest == target)
-            if not len(new) and tag_ok:
+            if not len(new) and not moved:
                 continue
+            target = wanted.get(upload.tag) if upload.tag else None
+            current = self.state.tags.get(upload.tag) if upload.tag else None
             before = self.state
-            change = Change.CREATE if current is None else Change.UPDATE
+            change = Change.UPDATE if any(t in self.state.tags for t in moved) else Change.CREATE
             action = self._add(Op.UPLOAD, change, str(upload.file), pm.DECLARED, file=str(upload.file),
                                tag=upload.tag, digest=target, file_digest=info.file_digest,
                                old_digest=current.digest if current and current.digest != target else None,
+                               upload_tags={t: str(d) for t, d in sorted(wanted.items())},
                                adds=_counts(new))
             self.state = self.state.with_content(info.content)
-            if upload.tag and target is not None:
-                self.state = self.state.with_tags({upload.tag: TagEntry(target, Origin.UPLOAD)})
+            self.state = self.state.with_tags({t: TagEntry(d, Origin.UPLOAD) for t, d in wanted.items()})
             self._bring(action, before)
 
     @staticmethod

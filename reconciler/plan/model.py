@@ -105,6 +105,9 @@ class Action:
     mask_id: str | None = None                 # V1_UPLOAD: the image left out with its ancestors
     #: V1_UPLOAD / V1_SYNC: the v1 tags the action sets (tag -> image id), as reviewed
     v1_tags: Mapping[str, str] = field(default_factory=dict)
+    #: UPLOAD: every tag the action sets (tag -> digest), as reviewed: the file's own tags,
+    #: or just ``tag``
+    upload_tags: Mapping[str, str] = field(default_factory=dict)
     #: remove tags / old tag targets together with the content only they needed (mirror)
     cascade: bool = False
     download: Download = field(default_factory=Download)

@@ -101,7 +101,8 @@ def action_line(a: Action, plan: Plan | None = None) -> str:
         shown = a.file or ""
         if plan is not None and shown.startswith(str(Path(plan.desired_path).parent) + "/"):
             shown = shown[len(str(Path(plan.desired_path).parent)) + 1:]  # as written in repos.yaml
-        head = f"upload {shown}" + (f" as tag {a.tag}" if a.tag else "")
+        head = f"upload {shown}" + (f" as tag {a.tag}" if a.tag else (
+            f" (tags {', '.join(a.upload_tags)})" if a.upload_tags else ""))
         return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds)))) if x)
     if a.op is Op.V1_UPLOAD:
         shown = a.file or ""
