@@ -13,10 +13,11 @@
 ``crane-v1``: the version's Docker v1 images, see ``export_v1``.
 
 ``oci``: ``oci-layout``, ``index.json`` (one descriptor per tag, the tag in the
-``org.opencontainers.image.ref.name`` annotation), ``blobs/<alg>/<hex>`` for every blob of
-the version and every tagged manifest and index with its children. OCI content keeps its
-bytes and digests; Docker content is written in OCI form (ociconvert.py), since skopeo
-reads only OCI types from a layout; schema1 tags are left out with a warning.
+``org.opencontainers.image.ref.name`` annotation), ``blobs/<alg>/<hex>``: every blob,
+manifest and index of the version with its exact bytes and media type (ocilayout.py), so
+every digest is kept. With ``convert_docker`` Docker content is written in OCI form
+instead (ociconvert.py, new digests; schema1 tags left out with a warning), for readers
+such as skopeo 1.9 that take only OCI media types from a layout's ``index.json``.
 
 The tar is written streaming (blob files are copied from the store, never held in
 memory) into a temporary file next to the target, fsynced, then renamed into place: a
@@ -25,31 +26,26 @@ crash leaves the old file (or none), never a partial one.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import os
 import socket
-import tarfile
-import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from reconciler.errors import InvalidInput, ManifestInvalid
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
 from reconciler.ops.export_v1 import default_v1_url, write_crane_v1
 from reconciler.ops.ociconvert import convert
+from reconciler.ops.ocilayout import REF_NAME, blob_path, descriptor, write_content, write_index
+from reconciler.ops.tarout import TarWriter, atomic_tar
 from reconciler.store.protocol import RepositoryVersion, Store
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("crane", "oci", "crane-v1")
 APP_FILE_TYPE = "pulp-docker-redirect"
-REF_NAME = "org.opencontainers.image.ref.name"
 
 
 @dataclass(frozen=True)
@@ -122,35 +118,7 @@ def _amd64_child(media_type: str, raw: bytes) -> tuple[Digest, str] | None:
     return (child.digest, child.media_type) if child else None
 
 
-class _TarWriter:
-    """Adds members to a tar with fixed ownership and one mtime."""
-
-    def __init__(self, tar: tarfile.TarFile) -> None:
-        self.tar = tar
-        self.mtime = int(time.time())
-        self.bytes = 0
-
-    def _info(self, name: str, size: int = 0) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode, info.uid, info.gid = size, self.mtime, 0o644, 0, 0
-        return info
-
-    def data(self, name: str, data: bytes) -> None:
-        self.tar.addfile(self._info(name, len(data)), io.BytesIO(data))
-        self.bytes += len(data)
-
-    def stream(self, name: str, size: int, file: BinaryIO) -> None:
-        with file:
-            self.tar.addfile(self._info(name, size), file)
-        self.bytes += size
-
-    def symlink(self, name: str, target: str) -> None:
-        info = self._info(name)
-        info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
-        self.tar.addfile(info)
-
-
-def _write_crane(w: _TarWriter, store: Store, version: RepositoryVersion, *, url: str, protected: bool,
+def _write_crane(w: TarWriter, store: Store, version: RepositoryVersion, *, url: str, protected: bool,
                  registry_id: str) -> None:
     manifests = _manifests(store, version)
     app = app_file(version, manifests, registry_id=registry_id, url=url, protected=protected)
@@ -165,37 +133,41 @@ def _write_crane(w: _TarWriter, store: Store, version: RepositoryVersion, *, url
     w.data("tags/list", json.dumps({"name": registry_id, "tags": sorted(version.tags)}).encode())
 
 
-def _write_oci(w: _TarWriter, store: Store, version: RepositoryVersion) -> None:
-    w.data("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+def _write_oci(w: TarWriter, store: Store, version: RepositoryVersion, *, convert_docker: bool) -> None:
+    """The version as an OCI layout: exact bytes, or (``convert_docker``) Docker content in
+    OCI form, for readers that take only OCI media types from a layout."""
+    if not convert_docker:
+        write_index(w, [descriptor(*_typed(store, entry.digest), annotations={REF_NAME: tag})
+                        for tag, entry in sorted(version.tags.items())])
+        write_content(w, store, version.content)
+        return
     manifests: dict[Digest, tuple[str, bytes]] = {}
     descriptors = []
     for tag, entry in sorted(version.tags.items()):
         converted = convert(*store.manifest_raw(entry.digest), store.manifest_raw, manifests)
         if converted is None:
-            log.warning("tag %s of %s is a Docker schema1 manifest, which an OCI layout cannot hold; skipped",
+            log.warning("tag %s of %s is a Docker schema1 manifest, which has no OCI form; skipped",
                         tag, version.repo_id)
             continue
         media_type, raw = converted
-        descriptors.append({"mediaType": media_type, "digest": str(Digest.of(raw)), "size": len(raw),
-                            "annotations": {REF_NAME: tag}})
-    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
-    w.data("index.json", json.dumps(index, indent=2).encode())
+        descriptors.append(descriptor(media_type, Digest.of(raw), len(raw), {REF_NAME: tag}))
+    write_index(w, descriptors)
     for d in sorted(version.content.blobs):
-        w.stream(f"blobs/{d.algorithm}/{d.hex}", store.blob_size(d), store.blob_open(d))
+        w.stream(blob_path(d), store.blob_size(d), store.blob_open(d))
     for d, (_, raw) in sorted(manifests.items()):
-        w.data(f"blobs/{d.algorithm}/{d.hex}", raw)
+        w.data(blob_path(d), raw)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
+def _typed(store: Store, digest: Digest) -> tuple[str, Digest, int]:
+    media_type, raw = store.manifest_raw(digest)
+    return media_type, digest, len(raw)
 
 
 def export(store: Store, repo_id: str, output: str | Path, *, format: str = "crane", version: int | None = None,
-           url: str | None = None) -> ExportResult:
+           url: str | None = None, convert_docker: bool = False) -> ExportResult:
     """Write ``repo_id`` at ``version`` (default: the published version, else the latest)
-    to ``output`` as a ``crane`` or ``oci`` tar."""
+    to ``output`` as a ``crane``, ``crane-v1`` or ``oci`` tar (``convert_docker``: Docker
+    manifests in OCI form, new digests)."""
     if format not in FORMATS:
         raise InvalidInput(f"unknown export format {format!r}", hint=f"use one of {', '.join(FORMATS)}")
     repo = store.repository_get(repo_id)
@@ -203,43 +175,18 @@ def export(store: Store, repo_id: str, output: str | Path, *, format: str = "cra
         repo.published_version if repo.published_version is not None else repo.latest_version)
     content = store.version_get(repo_id, number)
     registry_id = repo.publish_name or repo_id
+    if convert_docker and format != "oci":
+        raise InvalidInput("--convert-docker applies to --format oci only")
     target = Path(output)
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write to {directory}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as raw_out:
-            # mkstemp makes the file 0600; the export is shared (a web server serves a
-            # Crane tree), so give it the mode a plainly created file would have
-            os.fchmod(raw_out.fileno(), 0o666 & ~_umask())
-            with tarfile.open(fileobj=raw_out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                writer = _TarWriter(tar)
-                if format == "crane-v1":
-                    v1 = write_crane_v1(writer, store, repo_id, number, url=redirect_base(url or default_v1_url(repo_id)),
-                                        protected=repo.protected, registry_id=registry_id)
-                elif format == "crane":
-                    _write_crane(writer, store, content, url=redirect_base(url or default_url(repo_id)),
-                                 protected=repo.protected, registry_id=registry_id)
-                else:
-                    _write_oci(writer, store, content)
-            raw_out.flush()
-            os.fsync(raw_out.fileno())
-        os.replace(tmp_name, target)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise InvalidInput(f"cannot write {target}: {exc}") from exc
-        raise
+    with atomic_tar(target) as writer:
+        if format == "crane-v1":
+            v1 = write_crane_v1(writer, store, repo_id, number, url=redirect_base(url or default_v1_url(repo_id)),
+                                protected=repo.protected, registry_id=registry_id)
+        elif format == "crane":
+            _write_crane(writer, store, content, url=redirect_base(url or default_url(repo_id)),
+                         protected=repo.protected, registry_id=registry_id)
+        else:
+            _write_oci(writer, store, content, convert_docker=convert_docker)
     if format == "crane-v1":
         result = ExportResult(str(target), format, repo_id, number, len(v1.tags), 0, 0, writer.bytes, len(v1.images))
     else:

@@ -27,8 +27,8 @@ from reconciler.ops.dockersave import read_docker_save
 from reconciler.ops.result import OpResult, commit_state
 from reconciler.ops.state import RepoState
 from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
-from reconciler.ops.uploadtags import entry_tags
 from reconciler.ops.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
+from reconciler.ops.uploadtags import entry_tags
 from reconciler.store.protocol import ContentSet, Origin, RepositoryVersion, Store, TagEntry
 
 log = logging.getLogger(__name__)

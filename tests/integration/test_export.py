@@ -14,6 +14,7 @@ import pytest
 
 from reconciler.model import mediatypes as mt
 from reconciler.ops.export import export
+from reconciler.ops.upload import upload
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image, build_index, build_multiarch, build_schema1
 from tests.support.serving import commit_tags, require_binary
@@ -102,14 +103,16 @@ def test_crane_export_extracts_safely(repo, tmp_path: Path) -> None:  # type: ig
     assert (tmp_path / "x/manifests/list/latest").read_bytes() == imgs["latest"].manifest.raw
 
 
-@pytest.mark.parametrize("tag", ["s2", "oci", "latest", "idx"])
-def test_oci_export_accepted_by_skopeo(repo, tmp_path: Path, tag: str) -> None:  # type: ignore[no-untyped-def]
-    """OCI tags come out byte-exact; Docker tags in OCI form with every layer unchanged."""
+@pytest.mark.parametrize(("tag", "convert"), [("oci", False), ("idx", False), ("oci", True), ("idx", True),
+                                             ("s2", True), ("latest", True)])
+def test_oci_export_accepted_by_skopeo(repo, tmp_path: Path, tag: str, convert: bool) -> None:  # type: ignore[no-untyped-def]
+    """OCI tags come out byte-exact either way; with --convert-docker, Docker tags in OCI
+    form with every layer unchanged (skopeo 1.9 skips Docker types in index.json)."""
     require_binary("skopeo", "skopeo")
     store, imgs, _, root = repo
-    archive = root / "oci.tar"
+    archive = root / f"oci-{convert}.tar"
     if not archive.exists():
-        export(store, "synctest", archive, format="oci")
+        export(store, "synctest", archive, format="oci", convert_docker=convert)
     img = imgs[tag]
     dest = tmp_path / "dir"
     proc = subprocess.run(["skopeo", "copy", "--all", "--preserve-digests", f"oci-archive:{archive}:{tag}",
@@ -126,11 +129,30 @@ def test_oci_export_accepted_by_skopeo(repo, tmp_path: Path, tag: str) -> None: 
         assert (dest / d.split(":")[1]).read_bytes() == data
 
 
-def test_oci_layout_index(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    store, imgs, _, _ = repo
+def test_oci_layout_keeps_every_digest(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every tag, Docker schema2, manifest list and schema1 included, keeps its exact bytes,
+    media type and digest (a signature or a digest pin still holds on the far side)."""
+    store, imgs, untagged, _ = repo
     out = tmp_path / "o.tar"
     export(store, "synctest", out, format="oci")
     assert json.loads(read(out, "oci-layout")) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads(read(out, "index.json"))
+    refs = {d["annotations"]["org.opencontainers.image.ref.name"]: d for d in index["manifests"]}
+    assert set(refs) == set(imgs)
+    for tag, img in imgs.items():
+        assert (refs[tag]["digest"], refs[tag]["mediaType"]) == (str(img.digest), img.manifest.media_type)
+        assert read(out, f"blobs/sha256/{img.digest.hex}") == img.manifest.raw
+        for child in img.children:
+            assert read(out, f"blobs/sha256/{child.digest.hex}") == child.manifest.raw
+    assert read(out, f"blobs/sha256/{untagged.digest.hex}") == untagged.manifest.raw  # the whole version
+    names = set(members(out))
+    assert not _reachable(out, names) - names
+
+
+def test_converted_oci_layout_index(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, imgs, _, _ = repo
+    out = tmp_path / "o.tar"
+    export(store, "synctest", out, format="oci", convert_docker=True)
     index = json.loads(read(out, "index.json"))
     refs = {d["annotations"]["org.opencontainers.image.ref.name"]: d for d in index["manifests"]}
     assert set(refs) == set(imgs) - {"old"}  # schema1 has no OCI form
@@ -221,3 +243,18 @@ def test_export_file_mode_follows_the_umask(repo, tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m.tar").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "m.oci.tar").stat().st_mode) == 0o644
+
+
+def test_oci_export_round_trips_through_upload_with_every_digest(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The far side of an air gap: uploading the exact export gives every tag its digest."""
+    store, imgs, _, _ = repo
+    out = tmp_path / "o.tar"
+    export(store, "synctest", out, format="oci")
+    far = SQLiteStore(tmp_path / "far")
+    try:
+        upload(far, "synctest", out)
+        assert {t: e.digest for t, e in far.version_get("synctest").tags.items()} == {
+            t: img.digest for t, img in imgs.items()}
+        assert far.check().ok
+    finally:
+        far.close()

@@ -1,0 +1,49 @@
+"""The pieces of an OCI image layout that the OCI export and bundles share.
+
+A layout (image-spec ``image-layout.md``) is ``oci-layout``, ``index.json`` and
+``blobs/<algorithm>/<hex>``. Any content may live under ``blobs/`` byte for byte,
+whatever its media type: Docker schema2 manifests and manifest lists, even schema1, keep
+their exact bytes and so their digests, which is what signatures and digest pins need.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from reconciler.model import Digest
+from reconciler.model import mediatypes as mt
+from reconciler.ops.tarout import TarWriter
+from reconciler.store.protocol import ContentSet, Store
+
+LAYOUT_FILE = "oci-layout"
+LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def blob_path(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+def descriptor(media_type: str, digest: Digest, size: int,
+               annotations: Mapping[str, str] | None = None) -> dict[str, object]:
+    out: dict[str, object] = {"mediaType": media_type, "digest": str(digest), "size": size}
+    if annotations:
+        out["annotations"] = dict(annotations)
+    return out
+
+
+def write_index(w: TarWriter, descriptors: list[dict[str, object]]) -> None:
+    """``oci-layout`` and ``index.json`` over ``descriptors``."""
+    w.data(LAYOUT_FILE, json.dumps(LAYOUT_VERSION).encode())
+    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
+    w.data("index.json", json.dumps(index, indent=2).encode())
+
+
+def write_content(w: TarWriter, store: Store, content: ContentSet) -> None:
+    """Every blob (streamed from the store) and every manifest and index of ``content``,
+    exact bytes, under ``blobs/``."""
+    for d in sorted(content.blobs):
+        w.stream(blob_path(d), store.blob_size(d), store.blob_open(d))
+    for d in sorted(content.manifests | content.indexes):
+        w.data(blob_path(d), store.manifest_raw(d)[1])
