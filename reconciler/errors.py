@@ -27,6 +27,8 @@
     │   ├── LockTimeout             the apply lock is held by another process
     │   ├── LockLost                the apply lock this process held was lost (its
     │   │                           PostgreSQL session ended); writes are refused
+    │   ├── StoreMissing            no store at the location a read or check was given
+    │   ├── StoreIdentityError      a copied store or a foreign blob storage: no writes, no gc
     │   └── BlobStorageError        the blob storage (a folder, S3) failed or refused
     ├── RegistryError               an upstream registry answered with an error
     │                               (status, OCI codes, method, redacted URL, temporary)
@@ -164,6 +166,15 @@ class LockLost(StoreError):
     """The apply lock this process held is gone (its PostgreSQL session ended: a database
     restart, a network cut), so another apply may hold it now: nothing more may be
     written under it."""
+
+
+class StoreMissing(StoreError):
+    """There is no store at the location given to a command that only reads or checks."""
+
+
+class StoreIdentityError(StoreError):
+    """The store and its blob storage are not bound to each other (a copied store, a
+    wrong or claimed blob storage): writes and gc are refused."""
 
 
 class BlobStorageError(StoreError):

@@ -25,6 +25,14 @@ class AppContext:
             self._store = api.open_store(self.store_location, self.blobs_location)
         return self._store
 
+    @property
+    def existing_store(self) -> Store:
+        """The store for a command that only reads or checks: a location without one is
+        an error, and nothing is created there."""
+        if self._store is None:
+            self._store = api.open_store(self.store_location, self.blobs_location, create=False)
+        return self._store
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

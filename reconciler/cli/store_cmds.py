@@ -1,9 +1,10 @@
-"""``reconciler store check`` and ``reconciler store gc``."""
+"""``reconciler store check|gc|backup|restore|relocate``."""
 
 from __future__ import annotations
 
 import click
 
+from reconciler import api
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
 
 
@@ -25,7 +26,7 @@ def check_cmd(app: AppContext, as_json: bool, quick: bool) -> None:
     Example:
       reconciler store check
     """
-    report = app.store.check(verify_content=not quick)
+    report = app.existing_store.check(verify_content=not quick)
     if as_json:
         echo_json({
             "ok": report.ok,
@@ -55,10 +56,98 @@ def gc_cmd(app: AppContext, lock_timeout: float) -> None:
     Example:
       reconciler store gc
     """
-    with app.store.lock(lock_timeout):
-        report = app.store.gc()
+    store = app.existing_store
+    with store.lock(lock_timeout):
+        report = store.gc()
     click.echo(f"removed {report.blobs_removed} blobs and {report.manifests_removed} manifests "
                f"({human_bytes(report.bytes_freed)}), {report.temp_files_removed} stale temp files")
+
+
+@store_group.command("backup")
+@click.option("--to", "folder", required=True, type=click.Path(file_okay=False),
+              help="Backup folder: new or empty, or the folder of an earlier backup (only new files are copied).")
+@click.option("--lock-timeout", default=60.0, show_default=True,
+              help="Seconds to wait for a running `store gc` (gc waits for backups, applies do not).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def backup_cmd(app: AppContext, folder: str, lock_timeout: float, as_json: bool) -> None:
+    """Back up the store while it serves and applies: a consistent snapshot of the
+    database (SQLite's online backup API, or pg_dump of one exported snapshot), then
+    every file it names, then a verification pass.
+
+    \b
+    Examples:
+      reconciler store backup --to /backup/reconciler
+      reconciler --store postgresql://reconciler@db/reconciler --blobs s3://images/prod store backup --to /backup/rc
+    """
+    info = api.backup_store(app.existing_store, folder, timeout=lock_timeout)
+    if as_json:
+        echo_json({"folder": folder, **info.to_json()})
+        return
+    click.echo(f"backed up {info.source} (generation {info.generation}): {info.blobs} blobs, {info.manifests} "
+               f"manifests, {human_bytes(info.bytes)}; {info.copied} files copied, the rest already there; "
+               f"verified -> {folder}")
+
+
+@store_group.command("restore")
+@click.option("--from", "folder", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The folder `store backup --to` wrote.")
+@click.option("--force", is_flag=True, help="Replace the store the target already holds (in place).")
+@click.option("--keep-identity", is_flag=True,
+              help="Keep the backed-up store's identity: the restore replaces that store after a loss. Default: "
+                   "a new identity, so the restored store never writes to or collects the original's blobs.")
+@click.option("--lock-timeout", default=60.0, show_default=True, help="Seconds to wait for the target's store lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def restore_cmd(app: AppContext, folder: str, force: bool, keep_identity: bool, lock_timeout: float,
+                as_json: bool) -> None:
+    """Restore a backup into the store given with --store (and --blobs), then verify it.
+
+    A target that holds a store is refused unless --force; a running `serve` on it keeps
+    serving and picks up the restored store.
+
+    \b
+    Examples:
+      reconciler --store /srv/reconciler-restored store restore --from /backup/reconciler
+      reconciler --store /srv/reconciler store restore --from /backup/reconciler --force
+      reconciler --store postgresql://reconciler@db2/reconciler --blobs s3://images/drill store restore --from /backup/rc
+    """
+    info, report = api.restore_store(folder, app.store_location, app.blobs_location, force=force,
+                                     keep_identity=keep_identity, timeout=lock_timeout)
+    where = api.store_location(app.store_location)
+    if as_json:
+        echo_json({"store": where, "backup": info.to_json(), "ok": report.ok, "blobs_checked": report.blobs_checked,
+                   "manifests_checked": report.manifests_checked, "versions_checked": report.versions_checked})
+        return
+    click.echo(f"restored {folder} (taken from {info.source} at {info.created}, generation {info.generation}) into "
+               f"{where}: {report.blobs_checked} blobs, {report.manifests_checked} manifests, "
+               f"{report.versions_checked} versions checked: ok"
+               + ("" if keep_identity else "; the restored store has a new identity"))
+
+
+@store_group.command("relocate")
+@click.option("--blobs", "blobs", metavar="DIR|URL", default=None,
+              help="Where the blobs are now (an embedded store's blob folder or s3:// prefix that moved). "
+                   "A PostgreSQL store takes the global --blobs instead.")
+@click.option("--force", is_flag=True,
+              help="Take over the blob storage although the store it was bound to may still exist.")
+@click.option("--lock-timeout", default=60.0, show_default=True, help="Seconds to wait for the store lock.")
+@pass_app
+def relocate_cmd(app: AppContext, blobs: str | None, force: bool, lock_timeout: float) -> None:
+    """Bind the store to its blob storage again after a move: a blob folder that moved
+    (--blobs NEWDIR), or a store directory or database that moved (claims its blobs,
+    with a new store identity, so a left-behind copy can no longer write to them).
+
+    \b
+    Examples:
+      reconciler store relocate --blobs /mnt/new-disk/reconciler-blobs
+      reconciler --store /srv/moved-store store relocate
+    """
+    done = api.relocate_store(app.existing_store, blobs, force=force, lock_timeout=lock_timeout)
+    what = f"took over {done.storage} from the store at {done.claimed_from.partition(':')[2]}" if done.claimed_from \
+        else f"bound to {done.storage}"
+    new = f"; new store id {done.store_id}" if done.store_id != done.old_id else ""
+    click.echo(f"store {app.existing_store.location}: {what}{new}")
 
 
 def register(cli: click.Group) -> None:

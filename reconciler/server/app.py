@@ -3,9 +3,10 @@
 Every request reads the publication (name -> repository, version) once and then asks
 only about that immutable version, so a publish that lands mid-request cannot mix two
 versions. The store is opened lazily on the first request, i.e. in each gunicorn worker
-after the fork, never shared across processes; with it, the worker's manifest cache and
-object-storage guard (``content.py``). ``/healthz`` and ``/readyz`` (``health.py``) are
-answered before authentication.
+after the fork, never shared across processes, and opened again when it was replaced
+(a store restored into place under a running server); with it, the worker's manifest
+cache and object-storage guard (``content.py``). ``/healthz`` and ``/readyz``
+(``health.py``) are answered before authentication.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class RegistryApp:
         self.blob_redirect = blob_redirect
         self._store: Store | None = None
         self._content: Content | None = None
+        self._retired: list[Store] = []
         self._store_lock = threading.Lock()
         self.manifest_cache = ManifestCache(manifest_cache)
         self.guard = StorageGuard(slots=storage_slots)
@@ -69,27 +71,36 @@ class RegistryApp:
 
     @property
     def store(self) -> Store:
-        if self._store is None:
+        store = self._store
+        if store is None or store.replaced():
             with self._store_lock:
-                if self._store is None:
+                if self._store is None or self._store.replaced():
+                    # a store restored into place: open the new one; the old one stays open
+                    # (requests of other threads may still read it) until the app closes
+                    if self._store is not None:
+                        log.warning("the store was replaced (restored?); opening it again")
+                        self._retired.append(self._store)
                     self._store = self._open_store()
-        return self._store
+                store = self._store
+        return store
 
     @property
     def content(self) -> Content:
-        if self._content is None:
-            store = self.store
+        store = self.store
+        content = self._content
+        if content is None or content.store is not store:  # first use, or a reopened store
             with self._store_lock:
-                if self._content is None:
+                if self._content is None or self._content.store is not store:
                     self._content = Content(store, cache=self.manifest_cache, guard=self.guard)
-        return self._content
+                content = self._content
+        return content
 
     def close(self) -> None:
         with self._store_lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-                self._content = None
+            for old in [*self._retired, self._store]:
+                if old is not None:
+                    old.close()
+            self._store, self._retired, self._content = None, [], None
 
     # -- WSGI -------------------------------------------------------------------------
     def __call__(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

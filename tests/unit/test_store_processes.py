@@ -121,8 +121,12 @@ def test_cli_basics(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped
     hist = run_cli("repo", "history", "demo", store=root)
     assert hist.returncode == 0 and "create" in hist.stdout
     assert not (tmp_path / ".reconciler").exists()
+    # a check of a store that is not there is an error, and creates nothing (a mistyped path)
     default = run_cli("store", "check", cwd=tmp_path)
-    assert default.returncode == 0 and (tmp_path / ".reconciler").is_dir()
+    assert default.returncode == 1 and "there is no store at" in default.stderr, default.stderr
+    assert not (tmp_path / ".reconciler").exists()
+    assert run_cli("repo", "create", "demo", cwd=tmp_path).returncode == 0 and (tmp_path / ".reconciler").is_dir()
+    assert run_cli("store", "check", cwd=tmp_path).returncode == 0
 
 
 def test_gc_removes_the_temp_files_of_dead_writers_only(tmp_path: Path) -> None:

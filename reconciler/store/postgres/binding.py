@@ -25,19 +25,23 @@ import psycopg
 from reconciler.errors import StoreError
 from reconciler.store.blobs import BlobStorage
 from reconciler.store.postgres.migrations import MIGRATE_LOCK_KEY
+from reconciler.store.sql.identity import MARKER, read_marker
 
-MARKER = "store-id"
 
-
-def bind(conn: psycopg.Connection[Any], blobs: BlobStorage, where: str) -> int:
+def bind(conn: psycopg.Connection[Any], blobs: BlobStorage, where: str, home: str) -> int:
     """Check (or make) the binding of the database behind ``conn`` to ``blobs``; return
-    the store id."""
+    the store id. ``home``: where this database lives (recorded on a first binding; a
+    copied database is caught by the write gate, ``sql/identity.py``)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
         row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
         in_db = int(row[0]) if row else None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'store_id_previous'").fetchone()
+        previous = int(row[0]) if row else None
         in_storage = _read(blobs)
-        if in_db is not None and in_storage == in_db:
+        # the previous id: a `store relocate` interrupted between rows and marker (the
+        # write gate refuses until it is run again, which needs the store open)
+        if in_db is not None and in_storage is not None and in_storage in (in_db, previous):
             return in_db
         if in_db is not None:
             found = f"store id {in_storage}" if in_storage is not None else "no store id"
@@ -64,17 +68,24 @@ def bind(conn: psycopg.Connection[Any], blobs: BlobStorage, where: str) -> int:
                 hint="give the new store its own folder or s3:// prefix; or, if this database replaces a lost "
                      "one, restore the database from its backup instead")
         conn.execute("INSERT INTO meta (key, value) VALUES ('store_id', %s)", (in_storage,))
+        conn.execute("INSERT INTO settings (key, value) VALUES ('store_home', %s) ON CONFLICT DO NOTHING", (home,))
         conn.execute("INSERT INTO settings (key, value) VALUES ('blobs', %s) ON CONFLICT DO NOTHING",
                      (blobs.location,))
         return in_storage
 
 
 def _read(blobs: BlobStorage) -> int | None:
-    text = blobs.read_marker(MARKER)
-    if text is None:
-        return None
+    return read_marker(blobs)
+
+
+def home_of(conn: psycopg.Connection[Any]) -> str:
+    """``postgresql:<cluster system identifier>/<database oid>``: a dump restored into
+    another cluster or another database of this one gets another home. The cluster part
+    is ``?`` where the server does not let this user read it."""
     try:
-        return int(text.strip())
-    except ValueError:
-        raise StoreError(f"{blobs.location}/{MARKER} does not hold a store id ({text[:40]!r})",
-                         hint="it is written by reconciler; restore it from a backup of the blobs") from None
+        with conn.transaction():
+            cluster = str(conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0])  # type: ignore[index]
+    except psycopg.Error:
+        cluster = "?"
+    oid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]  # type: ignore[index]
+    return f"postgresql:{cluster}/{oid}"

@@ -118,3 +118,32 @@ def _holder(conn: psycopg.Connection[tuple[object, ...]]) -> str:
         return ""
     name, addr, pid = row
     return f" ({name or 'unnamed client'}, server pid {pid}{f' from {addr}' if addr else ''})"
+
+
+#: the lock between backups (shared) and gc (exclusive): see ``backup_lock``
+BACKUP_LOCK_KEY = 0x5245424B  # "REBK"
+
+
+@contextmanager
+def backup_lock(conninfo: str, where: str, *, shared: bool, timeout: float) -> Iterator[None]:
+    """Backups hold it shared, gc exclusively, on a session of their own, so that gc never
+    deletes bytes a running backup's snapshot still names (applies are not affected)."""
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, application_name=holder_name())
+    except psycopg.Error as exc:
+        raise store_error(exc, where) from exc
+    try:
+        take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while not conn.execute(f"SELECT {take}(%s)", (BACKUP_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"the store at {where} is busy: " + ("store gc is running" if shared else
+                                                         "a backup of it is running") + f" (waited {timeout:g} s)",
+                    hint="wait for it to finish, or raise --lock-timeout")
+            time.sleep(0.05)
+        yield  # the session ends below, which releases the lock
+    except psycopg.Error as exc:
+        raise store_error(exc, where) from exc
+    finally:
+        conn.close()

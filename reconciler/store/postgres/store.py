@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from reconciler.errors import BlobStorageError, LockLost, StoreError
+from reconciler.errors import BlobStorageError, LockLost, StoreError, StoreMissing
 from reconciler.model import Digest
 from reconciler.store.blobs import BlobStorage, is_remote, open_blobs
 from reconciler.store.blobs.s3 import S3Timeouts
@@ -39,11 +39,12 @@ except ImportError as exc:  # pragma: no cover - the message is the point
     raise StoreError("the PostgreSQL store needs psycopg 3, which is not installed",
                      hint="pip install 'reconciler[postgresql]'") from exc
 
-from reconciler.store.postgres.binding import bind
+from reconciler.store.postgres.binding import bind, home_of
 from reconciler.store.postgres.connection import PgConnection, redact, store_error
-from reconciler.store.postgres.lock import APPLY_LOCK_KEY, HELD_BY, advisory_lock
-from reconciler.store.postgres.migrations import migrate
+from reconciler.store.postgres.lock import APPLY_LOCK_KEY, HELD_BY, advisory_lock, backup_lock
+from reconciler.store.postgres.migrations import MIGRATE_LOCK_KEY, migrate
 from reconciler.store.postgres.pool import COMMAND_CONNECTIONS, COMMAND_WAIT, Pool
+from reconciler.store.sql import identity
 from reconciler.store.sql.base import SQLStore
 from reconciler.store.sql.groupcommit import GroupCommit
 
@@ -100,11 +101,12 @@ class PostgresStore(SQLStore):
     ``defer_blob_check``: a blob storage that cannot be reached now is not an error (a
     server replica starting during an object-storage outage); the binding is checked by
     ``check_blob_storage``, which every read of blob or manifest bytes calls first.
-    ``s3_timeouts``: of each S3 request (a server's are short)."""
+    ``s3_timeouts``: of each S3 request (a server's are short). ``create=False``: a
+    database without a store is ``StoreMissing`` (nothing is created in it)."""
 
     def __init__(self, url: str, *, blobs: str | Path, max_connections: int = COMMAND_CONNECTIONS,
                  pool_wait: float = COMMAND_WAIT, defer_blob_check: bool = False,
-                 s3_timeouts: S3Timeouts | None = None) -> None:
+                 s3_timeouts: S3Timeouts | None = None, create: bool = True) -> None:
         self.url = url
         self.location = redact(url)
         spec = str(blobs)
@@ -123,6 +125,7 @@ class PostgresStore(SQLStore):
         # this process's writers queue here rather than on the server's row lock, and
         # parallel blob records share transactions (group commit), as in the SQLite store
         self._write_lock = threading.Lock()
+        self._identity_lock = threading.Lock()
         self._content_rows = GroupCommit(self._write)
         #: backend pids of the apply locks this store holds (see ``lock``)
         self._lock_pids: list[int] = []
@@ -137,9 +140,15 @@ class PostgresStore(SQLStore):
         # clear error now rather than a pool timeout later
         raw = self._connect()
         try:
+            if not create and raw.execute("SELECT to_regclass('meta')").fetchone()[0] is None:  # type: ignore[index]
+                raise StoreMissing(f"the database {self.location} holds no reconciler store",
+                                   hint="check --store / RECONCILER_STORE; a store is made by the first write, "
+                                        "e.g. `reconciler apply`")
             migrate(raw)
+            #: where this database lives: a copy of it (a restored dump) lives elsewhere
+            self._home = home_of(raw)
             try:
-                self.store_id = bind(raw, self.blob_files, self.location)
+                self.store_id = bind(raw, self.blob_files, self.location, self._home)
             except BlobStorageError as exc:
                 if not defer_blob_check:
                     raise
@@ -190,15 +199,33 @@ class PostgresStore(SQLStore):
             finally:
                 self._local.conn = None
 
+    def home(self) -> str:
+        return self._home
+
     @contextmanager
-    def _write(self, *, check_lock: bool = True) -> Iterator[PgConnection]:
+    def identity_guard(self) -> Iterator[None]:
+        """The migration lock (which ``bind`` takes too), held by a session this thread
+        keeps for the block (its reads and binding writes use it too)."""
+        with self._identity_lock, self._bound() as conn:
+            conn.execute("SELECT pg_advisory_lock(?)", (MIGRATE_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                if not conn.raw.closed:
+                    conn.execute("SELECT pg_advisory_unlock(?)", (MIGRATE_LOCK_KEY,))
+
+    @contextmanager
+    def _write(self, *, check_lock: bool = True, binding: bool = False) -> Iterator[PgConnection]:
+        if not binding:  # the store must own its blob storage (sql/identity.py)
+            identity.gate(self)
         # the process's write lock first: a writer waiting for its turn holds no connection
         with self._write_lock, self._bound() as conn:
             try:
                 with conn.raw.transaction():
                     # first: the row lock makes this the only writer until commit, and
                     # READ COMMITTED lets every later statement see the latest commits
-                    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                    # (a binding write takes it too, but leaves the generation as it is)
+                    conn.execute("UPDATE meta SET value = value + ? WHERE key = 'generation'", (int(not binding),))
                     if check_lock:
                         self._check_lock(conn)
                     yield conn
@@ -256,6 +283,12 @@ class PostgresStore(SQLStore):
                 self._lock_owner = outer
                 self._lock_pids.remove(pid)
 
+    def backup_hold(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        return backup_lock(self.url, self.location, shared=True, timeout=timeout)
+
+    def gc_barrier(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        return backup_lock(self.url, self.location, shared=False, timeout=timeout)
+
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
         """The apply lock (module ``lock``); while held, every write of this store checks
         it still is."""
@@ -279,7 +312,7 @@ class PostgresStore(SQLStore):
                 was, self.store_id = self.store_id, None
                 with self._pool.lease() as conn:
                     try:
-                        self.store_id = bind(conn.raw, self.blob_files, self.location)
+                        self.store_id = bind(conn.raw, self.blob_files, self.location, self._home)
                     except BlobStorageError:
                         self.store_id = was  # unreachable says nothing new about whose it is
                         raise

@@ -12,6 +12,7 @@ next one in the same transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import socket
@@ -39,12 +40,13 @@ from reconciler.store.protocol import (
     JournalEntry,
     Kind,
     Origin,
+    Problem,
     Repository,
     RepositoryVersion,
     TagEntry,
     VersionInfo,
 )
-from reconciler.store.sql import grace, maintenance
+from reconciler.store.sql import grace, identity, maintenance
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
@@ -73,13 +75,42 @@ class SQLStore(VersionLookups, V1Images):
     durable: bool = True
     #: the thread that holds the store lock through this object, if any (set by ``lock``)
     _lock_owner: int | None = None
+    #: the blob storage lives inside the store's own directory (a copy of the directory
+    #: carries its own bytes); see ``sql/identity.py``
+    blobs_internal: bool = False
+    #: this store object passed the identity gate (``sql/identity.py``)
+    identity_ok: bool = False
 
     def _conn(self) -> Connection:
         raise NotImplementedError
 
-    def _write(self) -> AbstractContextManager[Connection]:
-        """One write transaction, alone in the store, that bumps the store generation."""
+    def _write(self, *, binding: bool = False) -> AbstractContextManager[Connection]:
+        """One write transaction, alone in the store, that bumps the store generation,
+        once the store may write to its blob storage (``identity.gate``). ``binding``: a
+        write of that binding itself (no gate, no new generation: it changes no content)."""
         raise NotImplementedError
+
+    def home(self) -> str:
+        """Where this store's database lives (``sqlite:<dir>``, ``postgresql:<cluster>/<oid>``):
+        a copy of the store finds itself somewhere else (``sql/identity.py``)."""
+        raise NotImplementedError
+
+    def identity_guard(self) -> AbstractContextManager[None]:
+        """Held while the identity binding is checked or changed: one process at a time."""
+        raise NotImplementedError
+
+    def backup_hold(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        """Held by a backup from its snapshot to its last copied file (``gc`` waits)."""
+        raise NotImplementedError
+
+    def gc_barrier(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        """Held by ``gc``: waits until no backup holds ``backup_hold``."""
+        raise NotImplementedError
+
+    def replaced(self) -> bool:
+        """Whether the store was replaced under this object (a restore put another
+        database file in place); a server then opens it again."""
+        return False
 
     def _read(self) -> AbstractContextManager[Connection]:
         """A consistent snapshot for several SELECTs."""
@@ -393,6 +424,7 @@ class SQLStore(VersionLookups, V1Images):
 
     def blob_put(self, chunks: Iterable[bytes] | BinaryIO, expected: Digest, *,
                  size: int | None = None, where: str = "") -> int:
+        identity.gate(self)  # before the bytes: a copy must not write into another store's storage
         written = self.blob_files.write(chunks, expected, size=size, where=where)
         self.record_content([(expected, written)], ())
         return written
@@ -415,6 +447,7 @@ class SQLStore(VersionLookups, V1Images):
                 if not (self.manifest_has(m.digest) and self.manifest_files.exists(m.digest))]
         if not todo:
             return
+        identity.gate(self)
         for m in todo:
             self.manifest_files.write_bytes(m.raw, m.digest)
         self.record_content((), todo)
@@ -422,6 +455,7 @@ class SQLStore(VersionLookups, V1Images):
     def content_batch(self) -> SQLContentBatch:
         """Blobs and manifests written now, made durable and known together by
         ``commit`` (``batch.SQLContentBatch``)."""
+        identity.gate(self)
         return SQLContentBatch(self)
 
     def record_content(self, blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manifest | Index]) -> None:
@@ -437,14 +471,23 @@ class SQLStore(VersionLookups, V1Images):
 
     # -- maintenance ------------------------------------------------------------------
     def check(self, *, verify_content: bool = True) -> CheckReport:
-        return maintenance.check(self, verify_content=verify_content)
+        report = maintenance.check(self, verify_content=verify_content)
+        refused = [Problem("identity", self.location, text) for text in identity.problems(self)]
+        return dataclasses.replace(report, problems=tuple(refused) + report.problems) if refused else report
 
     def gc(self, *, lock_timeout: float = 60.0) -> GcReport:
         """Under the store lock: taken here unless this thread holds it already, so gc
-        can never run between another writer's 'bytes stored' and 'version committed'."""
+        can never run between another writer's 'bytes stored' and 'version committed'.
+        Only on the store's own blob storage, checked afresh (``identity.gate``): gc on a
+        copy would delete what the original needs."""
         if self._lock_owner == threading.get_ident():
-            return maintenance.gc(self)
+            return self._gc(lock_timeout)
         with self.lock(lock_timeout):
+            return self._gc(lock_timeout)
+
+    def _gc(self, lock_timeout: float) -> GcReport:
+        with self.gc_barrier(lock_timeout):  # never while a backup copies what its snapshot names
+            identity.gate(self, fresh=True)
             return maintenance.gc(self)
 
     # -- journal ------------------------------------------------------------------------

@@ -77,3 +77,31 @@ def _read_holder(fd: int) -> str:
     except OSError:
         return ""
     return f" ({text})" if text else ""
+
+
+@contextmanager
+def backup_lock(path: Path, *, shared: bool, timeout: float) -> Iterator[None]:
+    """The lock between backups and gc (``<root>/backup.lock``): backups hold it shared
+    (several may run, applies are not affected), gc exclusively (so it never deletes a
+    file a backup's snapshot still names)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"the store at {path.parent} is busy: " + (
+                            "store gc is running" if shared else "a backup of it is running")
+                        + f" (waited {timeout:g} s)",
+                        hint="wait for it to finish, or raise --lock-timeout") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

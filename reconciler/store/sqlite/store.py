@@ -8,6 +8,8 @@ Layout of a store directory::
     <root>/manifests/sha256/.. manifest and index bytes, exactly as received
     <root>/tmp/                files being written (removed by gc)
     <root>/lock                the exclusive apply lock
+    <root>/store-id            the identity marker of the blob storage (beside the blobs
+                               it binds: ``sql/identity.py``)
 
 Bytes are made durable before the metadata that refers to them is committed, and every
 metadata change happens in one transaction that also bumps the store generation.
@@ -15,23 +17,26 @@ metadata change happens in one transaction that also bumps the store generation.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from reconciler.errors import StoreError
+from reconciler.errors import StoreError, StoreMissing
 from reconciler.store.blobs import ContentFiles, open_blobs
 from reconciler.store.blobs.s3 import S3Timeouts
+from reconciler.store.sql import identity
 from reconciler.store.sql.base import SQLStore
 from reconciler.store.sql.groupcommit import GroupCommit
-from reconciler.store.sqlite.lock import exclusive_lock
+from reconciler.store.sqlite.lock import backup_lock, exclusive_lock
 from reconciler.store.sqlite.migrations import migrate
 
 
 class SQLiteStore(SQLStore):
-    """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed.
+    """Store backend on one machine: ``SQLiteStore(path)`` creates the store if needed
+    (``create=False``: ``StoreMissing`` instead, and nothing is created).
 
     ``durable=False`` skips every fsync (files and SQLite): only for generating test and
     benchmark fixtures quickly, never for a store anyone relies on. ``blobs`` is where the
@@ -40,9 +45,13 @@ class SQLiteStore(SQLStore):
     request (a server's are short)."""
 
     def __init__(self, root: str | Path, *, durable: bool = True, blobs: str | None = None,
-                 s3_timeouts: S3Timeouts | None = None) -> None:
+                 s3_timeouts: S3Timeouts | None = None, create: bool = True) -> None:
         self.root = Path(root).absolute()
         self.location = str(self.root)
+        if not create and not (self.root / "store.db").is_file():
+            raise StoreMissing(f"there is no store at {self.root} (no {self.root / 'store.db'})",
+                               hint="check --store / RECONCILER_STORE (the default is ./.reconciler); a store is "
+                                    "made by the first write, e.g. `reconciler apply` or `reconciler repo create`")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -60,9 +69,13 @@ class SQLiteStore(SQLStore):
         self._content_rows = GroupCommit(self._write)
         #: the thread that holds the store lock through this object, if any
         self._lock_owner: int | None = None
+        self._identity_lock = threading.Lock()
         with exclusive_lock(self.root / "migrate.lock", timeout=60):
             migrate(self._conn())
             blobs = self._blobs_setting(blobs)
+        db = os.stat(self.root / "store.db")
+        self._db_file = (db.st_dev, db.st_ino)
+        self.blobs_internal = not blobs
         self.blob_files = open_blobs(blobs or self.root, durable=durable, timeouts=s3_timeouts)
 
     def _blobs_setting(self, wanted: str | None) -> str | None:
@@ -102,15 +115,27 @@ class SQLiteStore(SQLStore):
                 self._all_conns.append(conn)
         return conn
 
+    def home(self) -> str:
+        return "sqlite:" + os.path.realpath(self.root)
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction that bumps the store generation."""
+    def identity_guard(self) -> Iterator[None]:
+        with self._identity_lock, exclusive_lock(self.root / "migrate.lock", timeout=60):
+            yield
+
+    @contextmanager
+    def _write(self, *, binding: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction that bumps the store generation (after the identity
+        gate, ``sql/identity.py``; neither for ``binding``)."""
+        if not binding:
+            identity.gate(self)
         conn = self._conn()
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                if not binding:
+                    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -143,6 +168,21 @@ class SQLiteStore(SQLStore):
 
     def lock(self, timeout: float = 60.0) -> AbstractContextManager[None]:
         return self._locked(timeout)
+
+    def backup_hold(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        return backup_lock(self.root / "backup.lock", shared=True, timeout=timeout)
+
+    def gc_barrier(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        return backup_lock(self.root / "backup.lock", shared=False, timeout=timeout)
+
+    def replaced(self) -> bool:
+        """Whether ``store.db`` is another file than the one this object opened (a store
+        restored or copied into place under a running server)."""
+        try:
+            st = os.stat(self.root / "store.db")
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._db_file
 
     @contextmanager
     def _locked(self, timeout: float) -> Iterator[None]:
