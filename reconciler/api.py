@@ -107,10 +107,27 @@ def open_store(location: str | None = None, blobs: str | None = None, *,
 
 
 def registry_client(config: RegistryConfig) -> UpstreamSource:
-    """The upstream source for one registry (the real HTTP client)."""
+    """The upstream source for one feed: the real HTTP client, or for ``bundle:PATH`` the
+    bundle reader (``reconciler.bundle.reader``)."""
+    if config.url.startswith(BUNDLE_SCHEME):
+        from reconciler.bundle.reader import BundleSource
+
+        return BundleSource(config.url[len(BUNDLE_SCHEME):])
     from reconciler.registry.client import RegistryClient
 
     return RegistryClient(config)
+
+
+#: a feed that is a bundle file or folder (air gap) instead of a registry
+BUNDLE_SCHEME = "bundle:"
+
+
+def feed_location(feed: str) -> str:
+    """A feed as it is recorded: ``bundle:PATH`` with PATH made absolute (it is read from
+    wherever later commands run), a registry URL as given."""
+    if feed.startswith(BUNDLE_SCHEME):
+        return BUNDLE_SCHEME + str(Path(feed[len(BUNDLE_SCHEME):]).expanduser().resolve())
+    return feed
 
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
@@ -176,7 +193,7 @@ def _sync_target(store: Store, repo_id: str, feed: str | None, upstream_name: st
     anything in the ``with`` body fails (opening the client included): a failure changes
     nothing."""
     repo = store.repository_find(repo_id)
-    feed = feed or (repo.feed if repo else None)
+    feed = feed_location(feed) if feed else (repo.feed if repo else None)
     upstream_name = upstream_name or (repo.upstream_name if repo else None)
     if not feed or not upstream_name:
         raise InvalidInput(f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
@@ -357,9 +374,15 @@ class UpstreamPool:
         # made on first use: a --no-refresh plan never imports the HTTP client
         self.shared: SharedClients | None = None
         self._lock = threading.Lock()
+        #: bundle feeds, opened (and their members indexed) once per plan or apply
+        self._bundles: dict[str, UpstreamSource] = {}
 
     def __call__(self, spec: RegistrySpec) -> UpstreamSource:
         with self._lock:  # called from the refresh's and the apply's worker threads
+            if spec.url.startswith(BUNDLE_SCHEME):
+                if spec.url not in self._bundles:
+                    self._bundles[spec.url] = registry_client(registry_config(spec))
+                return self._bundles[spec.url]  # its close() does nothing: safe to share
             if self.shared is None:
                 from reconciler.registry.shared import SharedClients
 

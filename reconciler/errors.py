@@ -17,6 +17,7 @@
     ├── Conflict                    the request contradicts the current state
     │   ├── RemovalRefused          removing it would corrupt an index
     │   ├── StalePlan               a saved plan no longer matches the store or the file
+    │   ├── BundleBaseMissing       a delta bundle's base was never applied here
     │   └── PlanIncomplete          a plan with errors (an upstream could not be refreshed)
     ├── DigestMismatch              bytes do not hash to the expected digest (never retried)
     ├── SyncFailed                  a sync could not finish (names tag, digest, URL; carries
@@ -113,6 +114,10 @@ class RemovalRefused(Conflict):
 
 class StalePlan(Conflict):
     """A saved plan was made against a different store generation or desired file."""
+
+
+class BundleBaseMissing(Conflict):
+    """A delta bundle lacks content its base carried, and the store does not hold it."""
 
 
 class PlanIncomplete(Conflict):

@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "watch": ("operate_cmds",),
     "drift": ("operate_cmds",),
     "graph": ("operate_cmds",),
+    "bundle": ("export_cmds",),
 }
 
 

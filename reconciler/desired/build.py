@@ -25,7 +25,7 @@ from reconciler.desired.model import (
     TagPin,
     Upload,
 )
-from reconciler.desired.semantic import effective, effective_feed, parse_pin
+from reconciler.desired.semantic import BUNDLE_FEED, effective, effective_feed, parse_pin
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
 
@@ -72,7 +72,10 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
                 registry_defaults: dict[str, Any], base_dir: Path) -> RepositorySpec:
     feed_text = effective_feed(repo, defaults)
     feed: RegistrySpec | None = None
-    if feed_text is not None:
+    if isinstance(feed_text, str) and feed_text.startswith(BUNDLE_FEED):
+        # a bundle file or folder, read where repos.yaml says (relative to it)
+        feed = RegistrySpec(name=feed_text, url=BUNDLE_FEED + _resolve(feed_text[len(BUNDLE_FEED):], base_dir))
+    elif feed_text is not None:
         feed = registries.get(feed_text) or _registry(feed_text, feed_text, {}, registry_defaults, base_dir)
     remove = repo.get("remove", {})
     return RepositorySpec(

@@ -79,7 +79,7 @@ def check_references(data: dict[str, Any], rep: Reporter, base_dir: FsPath) -> N
     _check_registries(registries, rep)
     _check_filter(defaults.get("tags"), ("defaults", "tags"), rep)
     if isinstance(defaults.get("feed"), str):
-        _check_feed(defaults["feed"], ("defaults", "feed"), registries, rep)
+        _check_feed(defaults["feed"], ("defaults", "feed"), registries, rep, base_dir)
     for repo_id, repo in repositories.items():
         if isinstance(repo, dict):
             _check_repository(repo_id, repo, defaults, registries, repositories, rep, base_dir)
@@ -95,10 +95,20 @@ def _check_registries(registries: dict[str, Any], rep: Reporter) -> None:
                           "(the value is not shown): put the secret in an environment variable and write its name here")
 
 
-def _check_feed(feed: str, path: Path, registries: dict[str, Any], rep: Reporter) -> None:
+BUNDLE_FEED = "bundle:"
+
+
+def _check_feed(feed: str, path: Path, registries: dict[str, Any], rep: Reporter, base_dir: FsPath) -> None:
+    if feed.startswith(BUNDLE_FEED):
+        where = feed[len(BUNDLE_FEED):]
+        if not (base_dir / where).exists():
+            rep.value(path, f"bundle {where!r} not found (looked for {base_dir / where}); paths are relative to the "
+                            "YAML file")
+        return
     if not is_url(feed) and feed not in registries:
         known = ", ".join(sorted(registries)) or "none defined"
-        rep.value(path, f"unknown feed {feed!r}: not a registries entry (known: {known}) and not an https:// URL")
+        rep.value(path, f"unknown feed {feed!r}: not a registries entry (known: {known}), not an https:// URL "
+                        "and not bundle:PATH")
 
 
 def _check_filter(tag_filter: Any, path: Path, rep: Reporter) -> None:
@@ -116,7 +126,9 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
     here: Path = ("repositories", repo_id)
     feed = effective_feed(repo, defaults)
     if isinstance(repo.get("feed"), str):
-        _check_feed(repo["feed"], here + ("feed",), registries, rep)
+        _check_feed(repo["feed"], here + ("feed",), registries, rep, base_dir)
+    if isinstance(feed, str) and feed.startswith(BUNDLE_FEED) and repo.get("enable_v1") is True:
+        rep.key(here + ("enable_v1",), "enable_v1 needs a registry feed with a v1 API; a bundle carries no v1 images")
     if feed is not None and "upstream_name" not in repo:
         rep.key(here + ("feed",) if "feed" in repo else here, "a feed needs upstream_name: the repository's name on the feed")
     if "upstream_name" in repo and feed is None:

@@ -33,11 +33,15 @@ def descriptor(media_type: str, digest: Digest, size: int,
     return out
 
 
-def write_index(w: TarWriter, descriptors: list[dict[str, object]]) -> None:
-    """``oci-layout`` and ``index.json`` over ``descriptors``."""
+def index_bytes(descriptors: list[dict[str, object]]) -> bytes:
+    """The ``index.json`` of a layout whose index lists ``descriptors``."""
+    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}, indent=2).encode()
+
+
+def write_index(w: TarWriter, descriptors: list[dict[str, object]], *, index: bytes | None = None) -> None:
+    """``oci-layout`` and ``index.json`` over ``descriptors`` (or the bytes ``index``)."""
     w.data(LAYOUT_FILE, json.dumps(LAYOUT_VERSION).encode())
-    index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
-    w.data("index.json", json.dumps(index, indent=2).encode())
+    w.data("index.json", index if index is not None else index_bytes(descriptors))
 
 
 def write_content(w: TarWriter, store: Store, content: ContentSet) -> None:

@@ -29,6 +29,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "watch": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan", "apply", "api",
                      "server.probes"},
     "logfmt": set(),
+    # bundles: a writer over the store protocol, a reader behind the upstream interface
+    "bundle": BASE | {"store.protocol", "registry.protocol", "ops"},
     "api": None,                                  # wiring: anything
     "cli": None,
     "__main__": None,
