@@ -146,3 +146,19 @@ def test_sync_from_a_bundle_mirrors_tags_and_records_the_feed(source_store: SQLi
         assert far.check().ok
     finally:
         far.close()
+
+
+def test_repos_yaml_reads_a_bundle_feed_relative_to_itself(tmp_path: Path) -> None:
+    from reconciler.desired.loader import load_desired
+    from reconciler.errors import ConfigError
+
+    (tmp_path / "bundles").mkdir()
+    yaml = tmp_path / "repos.yaml"
+    yaml.write_text("version: 1\nrepositories:\n  web: {feed: 'bundle:bundles', upstream_name: team/web, mirror: true}\n")
+    spec = load_desired(yaml).repositories["web"]
+    assert spec.feed is not None and spec.feed.url == f"bundle:{tmp_path / 'bundles'}" and spec.mirror
+    yaml.write_text("version: 1\nrepositories:\n  web: {feed: 'bundle:gone.tar', upstream_name: web, enable_v1: true}\n")
+    with pytest.raises(ConfigError) as err:
+        load_desired(yaml)
+    text = "\n".join(str(d) for d in err.value.diagnostics)
+    assert "bundle 'gone.tar' not found" in text and "a bundle carries no v1 images" in text
