@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,6 +163,49 @@ def fail_on(problems: list[str], what: str) -> None:
 
 def target_is_empty(path: Path) -> bool:
     return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+
+
+Rows = list[tuple[Digest, int | None]]  # (digest, size)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a database snapshot records: its blobs and manifests with sizes, its store id
+    and generation."""
+
+    blobs: Rows
+    manifests: Rows
+    store_id: int | None
+    generation: int
+
+
+def copy_content(blobs: BlobStorage, manifests: BlobStorage, folder: Path, snap: Snapshot) -> int:
+    """The files ``snap`` names, from the store's storage into the backup folder (what the
+    folder lacks, verified); the number of files copied."""
+    blob_area, manifest_area = folder_areas(folder)
+    return copy_files(blobs, blob_area, snap.blobs) + copy_files(manifests, manifest_area, snap.manifests)
+
+
+def complete(folder: Path, tmp: Path, info: BackupInfo, snap: Snapshot,
+             check_snapshot: Callable[[Path], list[str]]) -> BackupInfo:
+    """The end of every backup, once the snapshot (in ``tmp``) and its files are in the
+    folder: the snapshot renamed into place, files it does not name removed, the
+    verification pass (``check_snapshot`` on the snapshot, every file re-hashed), then the
+    marker and ``backup.json``, which marks the folder complete."""
+    (folder / INFO).unlink(missing_ok=True)  # complete again only after the checks below
+    fsync_path(tmp)
+    os.replace(tmp, folder / info.snapshot)
+    fsync_path(folder)
+    blob_area, manifest_area = folder_areas(folder)
+    prune(blob_area, {d for d, _ in snap.blobs})
+    prune(manifest_area, {d for d, _ in snap.manifests})
+    problems = check_snapshot(folder / info.snapshot)
+    problems += verify(blob_area, snap.blobs) + verify(manifest_area, snap.manifests)
+    fail_on(problems, f"verifying the backup in {folder}")
+    if snap.store_id is not None:
+        blob_area.write_marker("store-id", f"{snap.store_id}\n")
+    write_info(folder, info)
+    return info
 
 
 def check_folder(folder: Path) -> Path:

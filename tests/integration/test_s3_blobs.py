@@ -171,7 +171,8 @@ def test_store_puts_blobs_in_s3_and_remembers_where(s3_env: S3Server, s3_store: 
     img = build_image("s3-store")
     commit_tags(s3_store, "r", {"v1": img})
     url = s3_store.blob_files.location
-    assert {k.rsplit("/", 1)[1] for k in s3_env.keys(url)} == {Digest.parse(d).hex for d in img.blobs}
+    # the blobs, and the marker that binds the prefix to this store (store/sql/identity.py)
+    assert {k.rsplit("/", 1)[1] for k in s3_env.keys(url)} == {Digest.parse(d).hex for d in img.blobs} | {"store-id"}
     assert not (tmp_path / "store" / "blobs").exists() or not any((tmp_path / "store" / "blobs").rglob("*"))
     s3_store.close()
     again = SQLiteStore(tmp_path / "store")  # no blobs= : the store remembers its S3 location
@@ -230,7 +231,7 @@ def test_gc_deletes_only_unreferenced_objects(s3_env: S3Server, s3_store: SQLite
         report = s3_store.gc()
     assert report.blobs_removed == len(set(drop.blobs) - shared) + 1
     remaining = {k.rsplit("/", 1)[1] for k in s3_env.keys(blobs.location)}
-    assert remaining == {Digest.parse(d).hex for d in keep.blobs}
+    assert remaining == {Digest.parse(d).hex for d in keep.blobs} | {"store-id"}  # the marker stays
     assert s3_store.check().ok
     v = s3_store.version_get("r")
     assert v.content.blobs == ContentSet(frozenset(Digest.parse(d) for d in keep.blobs)).blobs

@@ -31,9 +31,8 @@ import psycopg
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest
 from reconciler.store import backupdir
-from reconciler.store.backupdir import BackupInfo
+from reconciler.store.backupdir import BackupInfo, Rows, Snapshot
 from reconciler.store.blobs import BlobStorage
-from reconciler.store.blobs.local import fsync_path
 from reconciler.store.postgres.binding import home_of
 from reconciler.store.postgres.connection import PgConnection, redact
 from reconciler.store.postgres.lock import advisory_lock
@@ -41,7 +40,6 @@ from reconciler.store.postgres.store import PostgresStore, content_storage
 from reconciler.store.sql import identity
 
 SNAPSHOT = "store.pgdump"
-Rows = list[tuple[Digest, int | None]]  # (digest, size)
 
 
 def tool(name: str) -> str:
@@ -67,19 +65,18 @@ def _run(args: list[str], what: str) -> None:
                          hint="check the connection settings and that the client tools are as new as the server")
 
 
-def _rows(conn: psycopg.Connection[Any]) -> tuple[Rows, Rows, int | None, int]:
+def _rows(conn: psycopg.Connection[Any]) -> Snapshot:
     blobs: Rows = [(Digest.parse(d), int(n)) for d, n in conn.execute("SELECT digest, size FROM blobs ORDER BY digest")]
     manifests: Rows = [(Digest.parse(d), int(n)) for d, n in
                        conn.execute("SELECT digest, size FROM manifests ORDER BY digest")]
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     store_id = meta.get("store_id")
-    return blobs, manifests, int(store_id) if store_id is not None else None, int(meta.get("generation", 0))
+    return Snapshot(blobs, manifests, int(store_id) if store_id is not None else None, int(meta.get("generation", 0)))
 
 
 def backup(store: PostgresStore, folder: Path, *, timeout: float = 60.0) -> BackupInfo:
     """``store backup --to folder`` for a PostgreSQL store (see the module doc)."""
     folder = backupdir.check_folder(folder)
-    blob_area, manifest_area = backupdir.folder_areas(folder)
     tmp = folder / f".{SNAPSHOT}.tmp"
     tmp.unlink(missing_ok=True)
     with store.backup_hold(timeout):
@@ -89,33 +86,25 @@ def backup(store: PostgresStore, folder: Path, *, timeout: float = 60.0) -> Back
             raise StoreError(f"cannot connect to {store.location} for the backup: {str(exc).strip()}") from exc
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
-            blobs, manifests, store_id, generation = _rows(conn)
+            exported = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+            snap = _rows(conn)
             # the dump sees exactly what the rows above saw
-            _run([tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}", f"--file={tmp}",
+            _run([tool("pg_dump"), "--format=custom", f"--snapshot={exported}", f"--file={tmp}",
                   f"--dbname={store.url}"], f"pg_dump of {store.location}")
             conn.execute("COMMIT")
         except psycopg.Error as exc:
             raise StoreError(f"the backup of {store.location} failed: {str(exc).strip()}") from exc
         finally:
             conn.close()
-        copied = backupdir.copy_files(store.blob_files, blob_area, blobs)
-        copied += backupdir.copy_files(store.manifest_files, manifest_area, manifests)
-    (folder / backupdir.INFO).unlink(missing_ok=True)  # complete again only after the checks below
-    fsync_path(tmp)
-    os.replace(tmp, folder / SNAPSHOT)
-    fsync_path(folder)
-    backupdir.prune(blob_area, {d for d, _ in blobs})
-    backupdir.prune(manifest_area, {d for d, _ in manifests})
-    _run([tool("pg_restore"), "--list", str(folder / SNAPSHOT)], f"reading back {folder / SNAPSHOT}")
-    problems = backupdir.verify(blob_area, blobs) + backupdir.verify(manifest_area, manifests)
-    backupdir.fail_on(problems, f"verifying the backup in {folder}")
-    if store_id is not None:
-        blob_area.write_marker("store-id", f"{store_id}\n")
-    info = BackupInfo("postgresql", SNAPSHOT, store.location, store_id, generation, len(blobs), len(manifests),
-                      sum(n or 0 for _, n in blobs), copied=copied)
-    backupdir.write_info(folder, info)
-    return info
+        copied = backupdir.copy_content(store.blob_files, store.manifest_files, folder, snap)
+    info = BackupInfo("postgresql", SNAPSHOT, store.location, snap.store_id, snap.generation, len(snap.blobs),
+                      len(snap.manifests), sum(n or 0 for _, n in snap.blobs), copied=copied)
+    return backupdir.complete(folder, tmp, info, snap, _dump_readable)
+
+
+def _dump_readable(path: Path) -> list[str]:
+    _run([tool("pg_restore"), "--list", str(path)], f"reading back {path}")
+    return []
 
 
 def _target_state(conn: psycopg.Connection[Any]) -> tuple[bool, int | None, int]:

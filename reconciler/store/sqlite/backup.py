@@ -20,20 +20,17 @@ and the target is then bound to its blob storage with a new store identity
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest
 from reconciler.store import backupdir
-from reconciler.store.backupdir import BackupInfo
-from reconciler.store.blobs.local import fsync_path
+from reconciler.store.backupdir import BackupInfo, Rows, Snapshot
 from reconciler.store.sql import identity
 from reconciler.store.sqlite.store import SQLiteStore
 
 SNAPSHOT = "store.db"
-Rows = list[tuple[Digest, int | None]]  # (digest, size)
 
 
 def content_rows(conn: sqlite3.Connection) -> tuple[Rows, Rows]:
@@ -71,32 +68,18 @@ def _snapshot(store: SQLiteStore, target: Path) -> sqlite3.Connection:
 def backup(store: SQLiteStore, folder: Path, *, timeout: float = 60.0) -> BackupInfo:
     """``store backup --to folder`` for an embedded store (see the module doc)."""
     folder = backupdir.check_folder(folder)
-    blob_area, manifest_area = backupdir.folder_areas(folder)
     tmp = folder / f".{SNAPSHOT}.tmp"
     with store.backup_hold(timeout):
         conn = _snapshot(store, tmp)
         try:
             blobs, manifests = content_rows(conn)
-            store_id, generation = _meta(conn, "store_id"), _meta(conn, "generation") or 0
+            snap = Snapshot(blobs, manifests, _meta(conn, "store_id"), _meta(conn, "generation") or 0)
         finally:
             conn.close()
-        copied = backupdir.copy_files(store.blob_files, blob_area, blobs)
-        copied += backupdir.copy_files(store.manifest_files, manifest_area, manifests)
-    (folder / backupdir.INFO).unlink(missing_ok=True)  # complete again only after the checks below
-    fsync_path(tmp)
-    os.replace(tmp, folder / SNAPSHOT)
-    fsync_path(folder)
-    backupdir.prune(blob_area, {d for d, _ in blobs})
-    backupdir.prune(manifest_area, {d for d, _ in manifests})
-    problems = _integrity(folder / SNAPSHOT)
-    problems += backupdir.verify(blob_area, blobs) + backupdir.verify(manifest_area, manifests)
-    backupdir.fail_on(problems, f"verifying the backup in {folder}")
-    if store_id is not None:
-        blob_area.write_marker("store-id", f"{store_id}\n")
-    info = BackupInfo("sqlite", SNAPSHOT, store.location, store_id, generation, len(blobs), len(manifests),
-                      sum(n or 0 for _, n in blobs), copied=copied)
-    backupdir.write_info(folder, info)
-    return info
+        copied = backupdir.copy_content(store.blob_files, store.manifest_files, folder, snap)
+    info = BackupInfo("sqlite", SNAPSHOT, store.location, snap.store_id, snap.generation, len(blobs),
+                      len(manifests), sum(n or 0 for _, n in blobs), copied=copied)
+    return backupdir.complete(folder, tmp, info, snap, _integrity)
 
 
 def _integrity(path: Path) -> list[str]:
