@@ -237,8 +237,10 @@ def make_server_app(location: str | None = None, *, htpasswd: str | None = None,
     loc, blobs = store_location(location), blobs_location(blobs)
     users = Htpasswd(htpasswd) if htpasswd else None
     limits = limits or ServingLimits()
-    return RegistryApp(lambda: open_store(loc, blobs, serving=limits), htpasswd=users, access=access,
-                       blob_redirect=blob_redirect,
+    # create=False: a worker reopening a store that is being swapped into place must not
+    # make an empty one at its path meanwhile (the request fails; the next one reopens)
+    return RegistryApp(lambda: open_store(loc, blobs, serving=limits, create=False), htpasswd=users,
+                       access=access, blob_redirect=blob_redirect,
                        manifest_cache=DEFAULT_BYTES if manifest_cache is None else manifest_cache,
                        # a thread is always left for what needs no object storage
                        storage_slots=max(1, limits.connections - 1))

@@ -77,10 +77,10 @@ class RegistryApp:
                 if self._store is None or self._store.replaced():
                     # a store restored into place: open the new one; the old one stays open
                     # (requests of other threads may still read it) until the app closes
-                    if self._store is not None:
-                        log.warning("the store was replaced (restored?); opening it again")
-                        self._retired.append(self._store)
-                    self._store = self._open_store()
+                    old, self._store = self._store, self._open_store()
+                    if old is not None:
+                        log.warning("the store was replaced (restored?); opened it again")
+                        self._retired.append(old)
                 store = self._store
         return store
 

@@ -213,7 +213,7 @@ def test_serve_keeps_serving_through_a_restore_in_place_and_a_swapped_store(tmp_
         os.rename(tmp_path / "live", tmp_path / "old")
         os.rename(tmp_path / "new", tmp_path / "live")
         assert _tags(server.url, "pulpdemo/schema2") == before  # another store.db: reopened
-        assert "opening it again" in server.log()
+        assert "opened it again" in server.log()
 
 
 def test_a_restored_dump_pointed_at_production_blobs_deletes_nothing_of_production(
