@@ -12,11 +12,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.bundle import SCHEME as BUNDLE_SCHEME
+from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
-from reconciler.store.protocol import CheckReport, Repository, Store
+from reconciler.store.protocol import Repository, Store
 
 if TYPE_CHECKING:
     from reconciler.apply.runner import ApplyResult, RepoProgress
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
     from reconciler.server import RegistryApp
     from reconciler.server.access import AccessRules
     from reconciler.server.crane import CraneApp, CraneConfig
-    from reconciler.store.backupdir import BackupInfo
-    from reconciler.store.sql.identity import Rebound
 
 #: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
 ALL_TAGS = TagFilter()
@@ -117,17 +117,6 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
     return RegistryClient(config)
 
-
-#: a feed that is a bundle file or folder (air gap) instead of a registry
-BUNDLE_SCHEME = "bundle:"
-
-
-def feed_location(feed: str) -> str:
-    """A feed as it is recorded: ``bundle:PATH`` with PATH made absolute (it is read from
-    wherever later commands run), a registry URL as given."""
-    if feed.startswith(BUNDLE_SCHEME):
-        return BUNDLE_SCHEME + str(Path(feed[len(BUNDLE_SCHEME):]).expanduser().resolve())
-    return feed
 
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
@@ -501,76 +490,3 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
                         progress=progress, v1_sources=v1_source).run()
     return plan, result
 
-
-# -- backup, restore, relocation ------------------------------------------------------------
-
-def backup_store(store: Store, folder: str | Path, *, timeout: float = 60.0) -> BackupInfo:
-    """``reconciler store backup --to DIR``: an online, consistent, verified backup of
-    ``store`` into ``folder`` (store/backupdir.py), while servers and applies go on."""
-    from reconciler.store.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        from reconciler.store.sqlite.backup import backup
-
-        return backup(store, Path(folder), timeout=timeout)
-    from reconciler.store.postgres.backup import backup as pg_backup
-    from reconciler.store.postgres.store import PostgresStore
-
-    assert isinstance(store, PostgresStore)
-    return pg_backup(store, Path(folder), timeout=timeout)
-
-
-def restore_store(folder: str | Path, location: str | None = None, blobs: str | None = None, *,
-                  force: bool = False, keep_identity: bool = False,
-                  timeout: float = 60.0) -> tuple[BackupInfo, CheckReport]:
-    """``reconciler store restore --from DIR``: the backup in ``folder`` into the store at
-    ``location`` (its blobs into ``blobs``), with a new store identity unless
-    ``keep_identity``, then verified (``StoreCorrupt`` naming what is wrong)."""
-    from reconciler.errors import StoreCorrupt
-
-    loc, blobs = store_location(location), blobs_location(blobs)
-    restored: Store
-    if loc.startswith(("postgresql://", "postgres://")):
-        if not blobs:
-            raise InvalidInput("restoring a PostgreSQL store needs --blobs: where its blob and manifest bytes go",
-                               hint="e.g. --blobs s3://images/restored (its own, for a drill)")
-        from reconciler.store.postgres.backup import restore as pg_restore
-
-        info, restored = pg_restore(Path(folder), loc, blobs=blobs, force=force, keep_identity=keep_identity,
-                                    timeout=timeout)
-    else:
-        from reconciler.store.sqlite.backup import restore
-
-        info, restored = restore(Path(folder), Path(loc), blobs=blobs, force=force, keep_identity=keep_identity,
-                                 timeout=timeout)
-    try:
-        report = restored.check()
-    finally:
-        restored.close()
-    if not report.ok:
-        shown = "; ".join(f"{p.kind}: {p.subject}: {p.message}" for p in report.problems[:5])
-        raise StoreCorrupt(f"the restored store at {loc} has {len(report.problems)} problem(s): {shown}",
-                           hint="run `reconciler store check` for the full list; restore again from an intact backup")
-    return info, report
-
-
-def relocate_store(store: Store, blobs: str | None = None, *, force: bool = False,
-                   lock_timeout: float = 60.0) -> Rebound:
-    """``reconciler store relocate [--blobs DIR]``: bind the store to its blobs where they
-    are now (a moved blob folder), or claim them for a moved store (store/sql/identity.py)."""
-    from reconciler.store.blobs import open_blobs
-    from reconciler.store.sql import identity
-    from reconciler.store.sql.base import SQLStore
-    from reconciler.store.sqlite import SQLiteStore
-
-    assert isinstance(store, SQLStore)
-    if blobs is not None and not isinstance(store, SQLiteStore):
-        raise InvalidInput("a PostgreSQL store takes its blob storage from the global --blobs",
-                           hint="reconciler --store postgresql://... --blobs NEW store relocate")
-    internal = store.blobs_internal
-    target = store.blob_files
-    if blobs is not None and isinstance(store, SQLiteStore):
-        internal = Path(blobs).absolute() == store.root
-        target = open_blobs(store.root if internal else blobs)
-    with store.lock(lock_timeout):
-        return identity.rebind(store, target, target_internal=internal, force=force)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from reconciler.bundle import SCHEME
 from reconciler.bundle import format as bf
 from reconciler.errors import BundleBaseMissing, InvalidInput, NotFound
 from reconciler.model import Digest, Index, Manifest, parse_manifest
@@ -32,7 +33,6 @@ from reconciler.ops.tarsafe import Limits, check_members, compressed_size, safe_
 from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
 
 T = TypeVar("T")
-SCHEME = "bundle:"
 _CHUNK = 1 << 20
 #: a bundle is a whole store: bounds far above an upload's, still bounds
 LIMITS = Limits(member_bytes=1 << 40, total_bytes=1 << 50, members=10_000_000)
@@ -240,9 +240,4 @@ class BundleSource:
 
     def close(self) -> None:
         pass
-
-
-def bundle_path(feed_url: str) -> Path | None:
-    """The path of a ``bundle:PATH`` feed, None for another feed."""
-    return Path(feed_url[len(SCHEME):]) if feed_url.startswith(SCHEME) else None
 

@@ -6,6 +6,7 @@ import click
 
 from reconciler import api
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
+from reconciler.store import recovery
 
 
 @click.group("store")
@@ -80,7 +81,7 @@ def backup_cmd(app: AppContext, folder: str, lock_timeout: float, as_json: bool)
       reconciler store backup --to /backup/reconciler
       reconciler --store postgresql://reconciler@db/reconciler --blobs s3://images/prod store backup --to /backup/rc
     """
-    info = api.backup_store(app.existing_store, folder, timeout=lock_timeout)
+    info = recovery.backup_store(app.existing_store, folder, timeout=lock_timeout)
     if as_json:
         echo_json({"folder": folder, **info.to_json()})
         return
@@ -112,9 +113,9 @@ def restore_cmd(app: AppContext, folder: str, force: bool, keep_identity: bool, 
       reconciler --store /srv/reconciler store restore --from /backup/reconciler --force
       reconciler --store postgresql://reconciler@db2/reconciler --blobs s3://images/drill store restore --from /backup/rc
     """
-    info, report = api.restore_store(folder, app.store_location, app.blobs_location, force=force,
-                                     keep_identity=keep_identity, timeout=lock_timeout)
     where = api.store_location(app.store_location)
+    info, report = recovery.restore_store(folder, where, api.blobs_location(app.blobs_location), force=force,
+                                          keep_identity=keep_identity, timeout=lock_timeout)
     if as_json:
         echo_json({"store": where, "backup": info.to_json(), "ok": report.ok, "blobs_checked": report.blobs_checked,
                    "manifests_checked": report.manifests_checked, "versions_checked": report.versions_checked})
@@ -143,7 +144,7 @@ def relocate_cmd(app: AppContext, blobs: str | None, force: bool, lock_timeout: 
       reconciler store relocate --blobs /mnt/new-disk/reconciler-blobs
       reconciler --store /srv/moved-store store relocate
     """
-    done = api.relocate_store(app.existing_store, blobs, force=force, lock_timeout=lock_timeout)
+    done = recovery.relocate_store(app.existing_store, blobs, force=force, lock_timeout=lock_timeout)
     what = f"took over {done.storage} from the store at {done.claimed_from.partition(':')[2]}" if done.claimed_from \
         else f"bound to {done.storage}"
     new = f"; new store id {done.store_id}" if done.store_id != done.old_id else ""

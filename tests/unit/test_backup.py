@@ -11,6 +11,7 @@ import pytest
 
 from reconciler import api
 from reconciler.errors import InvalidInput, LockTimeout, StoreCorrupt
+from reconciler.store import recovery
 from reconciler.store.blobs import LocalBlobs
 from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
@@ -46,16 +47,16 @@ def test_a_backup_is_incremental_verified_and_a_store_directory(tmp_path: Path) 
     store = SQLiteStore(tmp_path / "s")
     try:
         commit_tags(store, "r", {"v1": build_image("inc-1")})
-        first = api.backup_store(store, tmp_path / "b")
+        first = recovery.backup_store(store, tmp_path / "b")
         commit_tags(store, "r", {"v1": build_image("inc-1"), "v2": build_image("inc-2")})
-        second = api.backup_store(store, tmp_path / "b")
+        second = recovery.backup_store(store, tmp_path / "b")
         assert second.copied == len(build_image("inc-2").blobs) + 1 and first.copied > 0
         # a file damaged in the backup is found by the verification pass of the next one
         digest, _ = next(iter(LocalBlobs(tmp_path / "b", "blobs").all_digests()))
         path = LocalBlobs(tmp_path / "b", "blobs").path(digest)
         path.write_bytes(b"x" + path.read_bytes()[1:])
         with pytest.raises(StoreCorrupt, match="does not hash to its digest"):
-            api.backup_store(store, tmp_path / "b")
+            recovery.backup_store(store, tmp_path / "b")
         assert not (tmp_path / "b" / "backup.json").exists()  # marked incomplete
     finally:
         store.close()
@@ -70,15 +71,15 @@ def test_restore_refuses_a_folder_that_is_not_a_store_or_a_backup(tmp_path: Path
     store = SQLiteStore(tmp_path / "s")
     try:
         commit_tags(store, "r", {"v1": build_image("refuse")})
-        api.backup_store(store, tmp_path / "b")
+        recovery.backup_store(store, tmp_path / "b")
     finally:
         store.close()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(InvalidInput, match="is not empty and holds no store"):
-        api.restore_store(tmp_path / "b", str(tmp_path / "busy"))
+        recovery.restore_store(tmp_path / "b", str(tmp_path / "busy"))
     assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
     with pytest.raises(InvalidInput, match="is not a complete reconciler backup"):
-        api.restore_store(tmp_path / "busy", str(tmp_path / "new"))
+        recovery.restore_store(tmp_path / "busy", str(tmp_path / "new"))
     with pytest.raises(InvalidInput, match="not empty and holds no reconciler backup"):
-        api.backup_store(SQLiteStore(tmp_path / "s"), tmp_path / "busy")
+        recovery.backup_store(SQLiteStore(tmp_path / "s"), tmp_path / "busy")

@@ -50,6 +50,7 @@ from reconciler.store.sql import grace, identity, maintenance
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
+from reconciler.store.sql.hooks import BackendHooks
 from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
 from reconciler.store.sql.v1 import V1Images
 
@@ -64,7 +65,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLStore(VersionLookups, V1Images):
+class SQLStore(VersionLookups, V1Images, BackendHooks):
     """The shared part of ``SQLiteStore`` and ``PostgresStore`` (see the module doc)."""
 
     location: str
@@ -75,11 +76,6 @@ class SQLStore(VersionLookups, V1Images):
     durable: bool = True
     #: the thread that holds the store lock through this object, if any (set by ``lock``)
     _lock_owner: int | None = None
-    #: the blob storage lives inside the store's own directory (a copy of the directory
-    #: carries its own bytes); see ``sql/identity.py``
-    blobs_internal: bool = False
-    #: this store object passed the identity gate (``sql/identity.py``)
-    identity_ok: bool = False
 
     def _conn(self) -> Connection:
         raise NotImplementedError
@@ -89,28 +85,6 @@ class SQLStore(VersionLookups, V1Images):
         once the store may write to its blob storage (``identity.gate``). ``binding``: a
         write of that binding itself (no gate, no new generation: it changes no content)."""
         raise NotImplementedError
-
-    def home(self) -> str:
-        """Where this store's database lives (``sqlite:<dir>``, ``postgresql:<cluster>/<oid>``):
-        a copy of the store finds itself somewhere else (``sql/identity.py``)."""
-        raise NotImplementedError
-
-    def identity_guard(self) -> AbstractContextManager[None]:
-        """Held while the identity binding is checked or changed: one process at a time."""
-        raise NotImplementedError
-
-    def backup_hold(self, timeout: float = 60.0) -> AbstractContextManager[None]:
-        """Held by a backup from its snapshot to its last copied file (``gc`` waits)."""
-        raise NotImplementedError
-
-    def gc_barrier(self, timeout: float = 60.0) -> AbstractContextManager[None]:
-        """Held by ``gc``: waits until no backup holds ``backup_hold``."""
-        raise NotImplementedError
-
-    def replaced(self) -> bool:
-        """Whether the store was replaced under this object (a restore put another
-        database file in place); a server then opens it again."""
-        return False
 
     def _read(self) -> AbstractContextManager[Connection]:
         """A consistent snapshot for several SELECTs."""
