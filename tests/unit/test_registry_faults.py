@@ -100,11 +100,15 @@ def test_other_4xx_are_not_retried(rsps: responses.RequestsMock, sleeps: list[fl
     assert calls(rsps, TAGS_URL) == 1 and sleeps == []
 
 
-def test_manifest_head_404_is_none(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+def test_manifest_head_404_confirmed_by_get_is_none(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    """A HEAD 404 is only believed when a GET says 404 too (Nexus 404s HEADs that GET
+    answers); when both agree, HEAD stays trusted for the next tags."""
     rsps.add(responses.HEAD, f"{BASE}/v2/lib/app/manifests/gone", status=404)
+    rsps.add(responses.GET, f"{BASE}/v2/lib/app/manifests/gone", status=404)
     with make_client(sleeps) as c:
         assert c.manifest_head("lib/app", "gone") is None
-    assert calls(rsps, f"{BASE}/v2/lib/app/manifests/") == 1
+        assert c.head_distrusted is None
+    assert calls(rsps, f"{BASE}/v2/lib/app/manifests/") == 2
 
 
 def _blob(rsps: responses.RequestsMock, body: bytes, length: int | None = None) -> None:
