@@ -105,6 +105,10 @@ class RegistryClient:
         self.base = self._session.base
         #: why manifest HEADs are not used (any more) in this run, or None while they are
         self.head_distrusted: str | None = None
+        #: until one HEAD answer has been settled, HEADs go one at a time: otherwise a
+        #: refresh sends every tag's HEAD in parallel before learning that HEAD is useless here
+        self._head_settled = False
+        self._head_probe = threading.Lock()
         #: a rate limit we were told to wait out, for every request until it resets
         self._limited: RateLimited | None = None
 
@@ -255,6 +259,12 @@ class RegistryClient:
         without ``Docker-Content-Digest``) is settled by a GET, whose manifest comes back
         in ``ManifestHead.manifest``; once a GET contradicts a HEAD, or a HEAD lacks the
         digest, HEAD is not used again by this client (see the module docstring)."""
+        if not self._head_settled:
+            with self._head_probe:
+                return self._manifest_head(name, reference)
+        return self._manifest_head(name, reference)
+
+    def _manifest_head(self, name: str, reference: str) -> ManifestHead | None:
         if self.head_distrusted is not None:
             return self._head_by_get(name, reference)
         normalized, url, scope = self._url(name, f"manifests/{reference}")
@@ -279,10 +289,11 @@ class RegistryClient:
 
         answer = self._retry(attempt, f"HEAD {url}")
         if isinstance(answer, ManifestHead) and answer.digest is not None:
+            self._head_settled = True  # HEAD works here: the next ones may run in parallel
             return answer
         head = self._head_by_get(name, reference)
         if answer == 404 and head is None:
-            return None  # HEAD and GET agree: it is gone
+            return None  # HEAD and GET agree: it is gone (and nothing is settled yet)
         if isinstance(answer, ManifestHead):
             why = "its manifest HEADs carry no Docker-Content-Digest"
         elif head is None:
@@ -306,6 +317,7 @@ class RegistryClient:
         if self.head_distrusted is None:
             self.head_distrusted = why
             log.warning("%s: %s; using GET instead of HEAD for the rest of this run", self.base, why)
+        self._head_settled = True
 
     def manifest_get(self, name: str, reference: str) -> Manifest | Index:
         """GET and parse a manifest or index; by digest, the bytes must hash to it."""
