@@ -73,7 +73,7 @@ def render_summary(result: SyncResult) -> None:
     if result.tags_dropped:
         click.echo(f"  skipped (deleted upstream during the sync):{_names(result.tags_dropped)}")
     if result.tags_failed:
-        click.echo(f"  FAILED (kept as they were):{_names(tuple(result.tags_failed))}")
+        click.echo(f"  failed: {', '.join(result.tags_failed)} (each keeps what it pointed at; see below)")
     click.echo(f"  downloaded: {result.manifests_added} manifests, {result.blobs_added} blobs, "
                f"{human_bytes(result.bytes_downloaded)}")
     if result.foreign_layers:

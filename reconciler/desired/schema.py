@@ -28,7 +28,7 @@ from reconciler.desired.diagnostics import Diagnostic, Path, format_path
 from reconciler.desired.yamlpos import Positions
 from reconciler.errors import ReconcilerError
 from reconciler.model import validate_repository_name, validate_tag
-from reconciler.model.reference import upstream_name_problem
+from reconciler.model.reference import name_hint, upstream_name_problem
 
 #: keys that hold credentials when written inline; credentials never belong in git
 SECRET_KEYS = ("password", "passwd", "token", "secret", "username", "user", "auth", "identitytoken",
@@ -233,8 +233,8 @@ def upstream_name_message(value: str, feed_url: str | None = None) -> str:
     problem = upstream_name_problem(value, feed_url)
     if problem is None:
         return ""
-    advice = ([f"did you mean {problem.suggestion!r}?"] if problem.suggestion else []) + list(problem.advice)
-    return problem.message + (f" ({'; '.join(advice)})" if advice else "")
+    hint = name_hint(problem)
+    return problem.message + (f" ({hint})" if hint else "")
 
 
 def _any_of(error: Any, positions: Positions) -> Iterator[Found]:

@@ -165,13 +165,13 @@ def upstream_name_problem(name: str, feed_url: str | None = None) -> NameProblem
                   or (feed_host is not None and first.lower() in (feed_host, feed_host.split(":", 1)[0]))):
         rest = remainder
         problems.append(f"it starts with the registry host {first!r}")
-        advice.append(f"the registry goes in the feed (https://{first})")
+        advice.append(f"the registry host goes in the feed: https://{first}")
     last_slash = rest.rfind("/")
     colon = rest.rfind(":")
     if colon > last_slash:
         rest, tag = rest[:colon], rest[colon + 1:]
         problems.append(f"it ends in a tag (:{tag})")
-        advice.append(f"select tags with the tag filter (include {tag!r})")
+        advice.append(f"tags are chosen with the tag filter: include {tag!r}")
     if rest != rest.lower():
         rest = rest.lower()
         problems.append("it has upper-case letters (repository names are lower case)")
@@ -194,5 +194,10 @@ def check_upstream_name(name: str, feed_url: str | None = None) -> str:
     problem = upstream_name_problem(name, feed_url)
     if problem is None:
         return name
-    hint = "; ".join(([f"did you mean {problem.suggestion!r}?"] if problem.suggestion else []) + list(problem.advice))
-    raise NameInvalid(problem.message, hint=hint or None)
+    raise NameInvalid(problem.message, hint=name_hint(problem) or None)
+
+
+def name_hint(problem: NameProblem) -> str:
+    """``did you mean 'library/busybox'? the registry host goes in the feed: ...``."""
+    meant = f"did you mean {problem.suggestion!r}?" if problem.suggestion else ""
+    return " ".join(x for x in (meant, "; ".join(problem.advice)) if x)

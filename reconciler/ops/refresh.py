@@ -124,7 +124,7 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
     failures: dict[str, str] = {}
     for tag, outcome in resolved:
         if isinstance(outcome, ReconcilerError):
-            log.error("tag %s of %s: %s", tag, upstream_name, outcome.message)
+            log.info("tag %s of %s failed: %s", tag, upstream_name, outcome.message)  # the caller reports it
             failures[tag] = failure_text(outcome)
             continue
         digest, manifest = outcome

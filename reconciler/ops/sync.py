@@ -194,7 +194,7 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
     if not upstream.listed and pinned is None and not allow_empty and not held_back:
         warnings.append(f"upstream {upstream_name} lists no tags: nothing to sync (a wrong upstream name looks "
                         "exactly like this on registries that answer an unknown name with an empty list)")
-        log.warning("%s", warnings[-1])
+        log.info("%s", warnings[-1])  # a warning of the result: the caller shows it
     graph: RefGraph | None = None
     if mirror:
         # the old content's references as the store recorded them (one query, nothing
@@ -231,6 +231,6 @@ def _fetch_each(fetch: Callable[[list[Digest]], FetchResult], roots: Sequence[Di
         try:
             results.append(fetch([root]))
         except ReconcilerError as exc:
-            log.error("%s", exc.message)
+            log.info("%s", exc.message)  # reported with the result's failed tags
             failed[root] = failure_text(exc)
     return merge_fetches(results), failed

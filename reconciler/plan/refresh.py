@@ -177,7 +177,7 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         tags: dict[str, Digest] = {}
         for tag, digest in view.tags.items():
             if digest in bad_roots:
-                log.error("%s: tag %s: %s", spec.id, tag, bad_roots[digest])
+                log.info("%s: tag %s failed: %s", spec.id, tag, bad_roots[digest])  # the plan shows it
                 failed[tag] = bad_roots[digest]
             else:
                 tags[tag] = digest
