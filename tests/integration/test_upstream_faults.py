@@ -141,8 +141,11 @@ def test_a_lasting_fault_fails_the_sync_changes_nothing_and_a_rerun_completes(
     assert_store_clean(store)
 
 
-def write_yaml(path: Path, proxy: FaultProxy, upstreams: dict[str, str], *, mirror: tuple[str, ...] = ()) -> Path:
-    repos = "\n".join(f"  {repo}: {{feed: up, upstream_name: {name}{', mirror: true' if repo in mirror else ''}}}"
+def write_yaml(path: Path, proxy: FaultProxy, upstreams: dict[str, str], *, mirror: tuple[str, ...] = (),
+               extra: str = "") -> Path:
+    """repos.yaml syncing each repository from ``proxy``; ``extra`` keys (``, allow_empty:
+    true``) go to every repository."""
+    repos = "\n".join(f"  {repo}: {{feed: up, upstream_name: {name}{', mirror: true' if repo in mirror else ''}{extra}}}"
                       for repo, name in upstreams.items())
     path.write_text(f"""version: 1
 registries:

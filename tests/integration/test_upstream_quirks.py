@@ -16,7 +16,6 @@ import json
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,21 +23,12 @@ import requests
 
 from reconciler.model import mediatypes as mt
 from reconciler.model import parse_manifest
-from tests.integration.test_upstream_faults import assert_store_clean, tags_of
+from tests.integration.test_upstream_faults import assert_store_clean, tags_of, write_yaml
 from tests.support.imagegen import Image, build_image, build_index, canonical
 from tests.support.pusher import _Pusher, push_image
 from tests.support.quirkproxy import QuirkProxy
 from tests.support.registry import RunningRegistry
 from tests.support.serving import require_binary, run_server
-
-
-@pytest.fixture
-def quirks(registry: RunningRegistry) -> Iterator[QuirkProxy]:
-    p = QuirkProxy(registry.url).start()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def kinds(requests_sent: list[str]) -> Counter[str]:
@@ -59,17 +49,6 @@ def push_tags(registry: RunningRegistry, name: str, stem: str, tags: list[str]) 
     return images
 
 
-def write_yaml(path: Path, proxy: QuirkProxy, repos: dict[str, str], *, extra: str = "") -> Path:
-    lines = "\n".join(f"  {repo}: {{feed: up, upstream_name: {name}{extra}}}" for repo, name in repos.items())
-    path.write_text(f"""version: 1
-registries:
-  up: {{url: "{proxy.url}", tls_verify: false, timeout: 5, retries: 1, max_concurrency: 4}}
-repositories:
-{lines}
-""")
-    return path
-
-
 def sync(run_cli, proxy: QuirkProxy, name: str, store: Path, *extra: str, repo: str = "app"):  # type: ignore[no-untyped-def]
     return run_cli("sync", repo, "--feed", proxy.url, "--upstream-name", name, "--no-tls-verify", "--timeout", "5",
                    "--retries", "1", "--json", *extra, store=store)
@@ -83,7 +62,7 @@ def test_head_404_is_no_deletion_and_a_mirror_keeps_every_live_tag(
     """Nexus answers a manifest HEAD with 404 while GET works. Before, a mirror then took
     every known tag for deleted and removed it (``latest v1 v2 v3`` became ``v9``)."""
     images = push_tags(registry, repo_name, "nexus", ["latest", "v1", "v2", "v3"])
-    yaml = write_yaml(tmp_path / "repos.yaml", quirks, {"mirror": repo_name}, extra=", mirror: true")
+    yaml = write_yaml(tmp_path / "repos.yaml", quirks, {"mirror": repo_name}, mirror=("mirror",))
     store = tmp_path / "store"
     run_cli("apply", "-f", str(yaml), store=store, check=True)
 
@@ -213,6 +192,10 @@ repositories:
     assert tags_of(store, "app") == {"mixed": str(mixed.digest), "sbom": str(unknown.digest)}
     assert_store_clean(store)
 
+    quirks.forget()
+    assert run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store).returncode == 0
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 2}
+
     with run_server(store, tmp_path / "serve.log", workers=1) as server:
         for tag, img in (("mixed", mixed), ("sbom", unknown)):
             got = requests.get(f"{server.url}/v2/lib/app/manifests/{tag}", headers={"Accept": mt.ACCEPT_ALL},
@@ -261,7 +244,7 @@ def test_one_bad_tag_fails_that_tag_not_the_repository_or_the_apply(
     app, other = f"{repo_name}-app", f"{repo_name}-other"
     good = push_tags(registry, app, "good", ["good", "bad", "kid"])
     other_images = push_tags(registry, other, "other", ["v1"])
-    yaml = write_yaml(tmp_path / "repos.yaml", quirks, {"app": app, "other": other}, extra=", mirror: true")
+    yaml = write_yaml(tmp_path / "repos.yaml", quirks, {"app": app, "other": other}, mirror=("app", "other"))
     store = tmp_path / "store"
     run_cli("apply", "-f", str(yaml), store=store, check=True)
 
@@ -288,6 +271,12 @@ def test_one_bad_tag_fails_that_tag_not_the_repository_or_the_apply(
     history = json.loads(run_cli("history", "--json", store=store, check=True).stdout)
     assert history[0]["result"] == "partial"
     assert_store_clean(store)
+
+    quirks.forget()  # what the failed tags cost a plan that changes nothing else
+    again = run_cli("plan", "-f", str(yaml), store=store)
+    assert again.returncode == 1 and "Plan: 0 to add, 0 to change, 0 to remove. 3 tags failed." in again.stdout
+    # 5 HEADs (good, bad, kid, fresh; other's v1), the new tag GOT, the moved ones' manifests GOT by digest
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 2, "HEAD manifest": 5, "GET manifest": 4}
 
 
 def push_list_of_broken(registry: RunningRegistry, name: str, tag: str, stem: str) -> None:
@@ -339,6 +328,9 @@ def test_an_empty_tag_list_warns_and_creates_nothing_unless_allowed(
     allowed = sync(run_cli, quirks, repo_name, store, "--allow-empty")
     assert allowed.returncode == 0, allowed.stderr
     assert [r["id"] for r in json.loads(run_cli("repo", "list", "--json", store=store, check=True).stdout)] == ["app"]
+    quirks.forget()
+    assert sync(run_cli, quirks, repo_name, store).returncode == 0  # no change: the list, nothing else
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1}
 
     yaml = write_yaml(tmp_path / "repos.yaml", quirks, {"web": repo_name})
     plan = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
@@ -362,3 +354,6 @@ def test_a_refused_page_size_is_retried_smaller_then_without(
     assert tags_of(tmp_path / "store", "app") == {t: str(i.digest) for t, i in images.items()}
     asked = [r.partition("?")[2] for r in quirks.requests() if "/tags/list" in r]
     assert asked == pages
+    quirks.forget()  # a run that changes nothing learns the page size again, then HEADs
+    assert sync(run_cli, quirks, repo_name, tmp_path / "store").returncode == 0
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": len(pages), "HEAD manifest": 2}
