@@ -7,6 +7,9 @@ Also the empty tag list of a new repository: warned about, not created unless al
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+import pytest
 
 from reconciler.apply.runner import FAILED, Runner
 from reconciler.desired.model import CopySpec, TagPin
@@ -114,3 +117,17 @@ def test_a_new_repository_whose_upstream_lists_no_tags_is_not_created_unless_all
 def test_upstream_tags_unresolved_are_the_failed_and_the_dropped() -> None:
     tags = UpstreamTags("lib/web", failed={"a": "x"}, dropped=("b",))
     assert tags.unresolved == {"a", "b"}
+
+
+def test_a_watch_tick_with_only_failed_tags_reports_them(store: Store, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing else to apply must not make the tick look clean: the failed tag is an error."""
+    from reconciler import api
+    from reconciler.watch.run import reconcile_once
+
+    yaml = tmp_path / "repos.yaml"
+    yaml.write_text("version: 1\nrepositories:\n  web: {feed: 'http://127.0.0.1:9', upstream_name: lib/web}\n")
+    plan = dataclasses.replace(_plan_with_a_failed_tag(), actions=())
+    monkeypatch.setattr(api, "plan_observed", lambda *a, **k: (plan, observed({}, {"web": {}})))
+    outcome = reconcile_once(store, yaml, {}, lock_timeout=1, command="watch")
+    assert outcome.errors == (f"web: tag v2: {WHY}",) and outcome.apply_result is None
