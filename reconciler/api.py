@@ -3,6 +3,7 @@ chosen and put together. The CLI and tests call these functions."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from reconciler.bundle import SCHEME as BUNDLE_SCHEME
 from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
-from reconciler.model.reference import normalize_upstream_name
+from reconciler.model.reference import check_upstream_name, normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
 from reconciler.store.protocol import Repository, Store
@@ -130,7 +131,8 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
     """``reconciler sync``: take the store lock, create the repository when it does not
     exist, sync it, and record ``feed``/``upstream_name`` on it after success. The feed
     and upstream name default to those stored on the repository. A failed sync of a
-    repository this call created removes it again, so a failure changes nothing."""
+    repository this call created removes it again, so a failure changes nothing; so does
+    an upstream that lists no tags, unless ``allow_empty``."""
     from reconciler.ops.sync import sync
 
     with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,
@@ -146,7 +148,16 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                           progress=progress)
         finally:
             source.close()
-        if repo is not None and (repo.feed, repo.upstream_name) != (feed, upstream_name):
+        failed = bool(result.tags_failed) and not result.changed  # tags failed and nothing else happened
+        if repo is None and failed:
+            store.repository_delete(repo_id)  # as any failed sync: it changes nothing
+        elif repo is None and not result.tags_listed and not allow_empty:
+            # a new repository from an upstream that lists no tags: nothing to hold, and a
+            # wrong name on a registry that answers an unknown name with [] looks just like it
+            store.repository_delete(repo_id)
+            return dataclasses.replace(result, warnings=(*result.warnings, f"repository {repo_id} was not created: "
+                                                         "the upstream lists no tags (--allow-empty creates it empty)"))
+        if repo is not None and not failed and (repo.feed, repo.upstream_name) != (feed, upstream_name):
             store.repository_update(repo_id, feed=feed, upstream_name=upstream_name)
     return result
 
@@ -187,6 +198,7 @@ def _sync_target(store: Store, repo_id: str, feed: str | None, upstream_name: st
     if not feed or not upstream_name:
         raise InvalidInput(f"repository {repo_id!r} has no {'feed' if not feed else 'upstream name'} to sync from",
                            hint=f"give them: reconciler sync {repo_id} {example}")
+    check_upstream_name(upstream_name, feed)  # before the registry answers a bare 404 (or an empty list)
     if repo is None:
         store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
     try:

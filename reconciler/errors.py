@@ -32,7 +32,9 @@
     │   ├── StoreIdentityError      a copied store or a foreign blob storage: no writes, no gc
     │   └── BlobStorageError        the blob storage (a folder, S3) failed or refused
     ├── RegistryError               an upstream registry answered with an error
-    │                               (status, OCI codes, method, redacted URL, temporary)
+    │   │                           (status, OCI codes, method, redacted URL, temporary)
+    │   └── RateLimited             a rate limit that resets later than retries wait
+    │                               (``until``: when, as a Unix time); never retried
     └── GitError                    ``watch --git``: a git command failed (redacted URL)
 
 The CLI catches ``ReconcilerError`` only, prints ``error: <message>`` and the hint, and
@@ -41,6 +43,7 @@ exits with ``exit_code``; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -240,3 +243,19 @@ class RegistryError(ReconcilerError):
         if self._temporary is not None:  # the raiser knows better (e.g. a TLS failure)
             return self._temporary
         return self.status == 0 or self.status in (408, 429) or self.status >= 500
+
+
+class RateLimited(RegistryError):
+    """The registry rate-limits us and asks to wait longer than a retry may wait (a pull
+    limit that resets in hours): failing at once, saying when it resets, beats sleeping
+    through every retry and failing anyway. ``until`` is the Unix time it resets."""
+
+    def __init__(self, method: str, url: str, status: int, *, until: float, wait: float,
+                 codes: Sequence[str] = ()) -> None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+        super().__init__(method, url, status, codes=codes, temporary=False,
+                         detail=f"rate limited until {when} (the registry asks to wait {wait:.0f} s)",
+                         hint=f"the limit resets at {when}: run again after that, authenticate for a higher "
+                              "limit (username_env/password_env or auth_file), or sync fewer tags")
+        self.until = until
+        self.retry_after = wait

@@ -14,7 +14,9 @@
   it stays invisible until referenced), then ONE ``version_commit``, then the
   publication switch. So a client sees the old version or the new one, never a mix.
 - A failed action marks everything that depends on it skipped; independent actions
-  still run (``--keep-going`` semantics). The result lists each action's outcome.
+  still run (``--keep-going`` semantics). The result lists each action's outcome. A tag
+  the plan could not resolve (``Plan.failed_tags``) is reported as a failed action too:
+  the rest is applied, the journal says ``partial`` and the exit code is 1.
 - Every apply is journaled (``journal_start``/``journal_finish``); entries left
   ``running`` by a killed apply are closed as ``interrupted`` by the next one.
 - An apply that must stop (``stop.StopFlag``: the apply lock was lost) starts no new
@@ -255,6 +257,9 @@ class Runner:
         self.result.journal_id = store.journal_start(command=self.command, plan_digest=self.result.plan_digest,
                                                      details=started)
         interrupted = False
+        for failed in self.plan.failed_tags:  # failed when planned: the rest is applied, this is reported
+            self.bad.add(failed.action_id)
+            self.result.results.append(ActionResult(failed.action_id, FAILED, failed.error))
         try:
             self._prefetch()
             for repo in [r.id for r in self.plan.repositories]:
@@ -269,7 +274,9 @@ class Runner:
         finally:
             if self.stop.reason is not None:
                 self.result.stopped = self.stop.reason.message
-            outcome = "ok" if self.result.ok else ("failed" if not self.result.status(DONE) else "partial")
+            outcome = "ok" if self.result.ok else "partial"
+            if not self.result.status(DONE) and len(self.result.results) > len(self.plan.failed_tags):
+                outcome = "failed"  # something was to be done, and none of it was
             if self.stop.is_set() or interrupted:
                 outcome = "interrupted"
             store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.to_json()})

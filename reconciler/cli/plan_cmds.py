@@ -41,8 +41,8 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
     """Show what apply would change: refresh the store and the upstreams, then diff.
 
     Writes nothing to the store. Exit codes: 0 success (with --detailed-exitcode: no
-    changes), 1 error (also when an upstream could not be refreshed: the other
-    repositories are still planned and shown), 2 changes pending (with
+    changes), 1 error (also when an upstream or one of its tags could not be refreshed:
+    everything else is still planned and shown), 2 changes pending (with
     --detailed-exitcode).
 
     \b
@@ -76,9 +76,11 @@ def plan_cmd(app: AppContext, path: str, out: str | None, as_json: bool, markdow
         click.echo(render_text(plan, color=use_color()), nl=False)
         if out:
             click.echo(f"\nSaved the plan to {out}. Apply exactly these actions with:\n  reconciler apply {out}")
-    if plan.errors:  # some repository could not be planned: shown above, and an error
+    if plan.errors or plan.failed_tags:  # some repository or tag could not be planned: shown above, and an error
         for e in plan.errors:
             click.echo(f"error: {e}", err=True)
+        for f in plan.failed_tags:
+            click.echo(f"error: {f.repo}: tag {f.tag}: {f.error}", err=True)
         raise click.exceptions.Exit(1)
     if detailed_exitcode and plan.has_changes:
         raise click.exceptions.Exit(2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.context import AppContext, echo_json, pass_app
+from reconciler.model.reference import check_upstream_name
 
 
 @click.group("repo")
@@ -104,6 +105,8 @@ def history_cmd(app: AppContext, repo_id: str, as_json: bool) -> None:
 @pass_app
 def create_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str | None) -> None:
     """Create an empty repository."""
+    if upstream_name is not None:
+        check_upstream_name(upstream_name, feed)
     with app.store.lock():
         repo = app.store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
     click.echo(f"created repository {repo.id}")

@@ -72,6 +72,8 @@ def render_summary(result: SyncResult) -> None:
                f"{len(result.tags_removed)} removed{_names(result.tags_removed)}")
     if result.tags_dropped:
         click.echo(f"  skipped (deleted upstream during the sync):{_names(result.tags_dropped)}")
+    if result.tags_failed:
+        click.echo(f"  failed: {', '.join(result.tags_failed)} (each keeps what it pointed at; see below)")
     click.echo(f"  downloaded: {result.manifests_added} manifests, {result.blobs_added} blobs, "
                f"{human_bytes(result.bytes_downloaded)}")
     if result.foreign_layers:
@@ -85,6 +87,18 @@ def render_summary(result: SyncResult) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+def report_failed_tags(result: SyncResult) -> None:
+    """One ``error:`` line per tag that could not be synced; then exit 1 (the other tags
+    were synced and committed)."""
+    if not result.tags_failed:
+        return
+    for tag, why in result.tags_failed.items():
+        click.echo(f"error: tag {tag}: {why}", err=True)
+    click.echo(f"hint: {len(result.tags_failed)} of {len(result.tags_failed) + result.tags_selected} tags failed and "
+               "kept what they pointed at; the others were synced. Fix the cause and sync again.", err=True)
+    raise click.exceptions.Exit(1)
+
+
 @click.command("sync")
 @click.argument("repo_id")
 @click.option("--feed", metavar="URL", help="Upstream registry URL (default: the repository's feed).")
@@ -93,7 +107,8 @@ def render_summary(result: SyncResult) -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching tags (repeatable; 're:' = regex).")
 @click.option("--mirror", is_flag=True, help="Also remove synced tags that vanished upstream (within the filter).")
 @click.option("--allow-empty", is_flag=True,
-              help="With --mirror: let an upstream that selects no tag remove every synced tag.")
+              help="Accept an upstream that lists no tags: create the repository empty, and with --mirror "
+                   "remove every synced tag.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=6, show_default=True, help="Parallel downloads.")
 @click.option("--v1", "v1", is_flag=True,
               help="Sync Docker v1 images and v1 tags from the feed's v1 API instead (repos.yaml: enable_v1).")
@@ -119,7 +134,9 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
     HEAD, downloads only the manifests and blobs the store does not already hold, verifies
     every digest, and commits one new repository version (none when nothing changed).
     Additive unless --mirror; a mirror whose upstream selects no tag removes nothing
-    unless --allow-empty (an outage or lost credentials must not wipe a mirror).
+    unless --allow-empty (an outage or lost credentials must not wipe a mirror), and a
+    new repository whose upstream lists no tags is not created unless --allow-empty. A
+    tag that cannot be synced keeps what it pointed at; the others are synced; exit 1.
 
     \b
     Examples:
@@ -151,8 +168,11 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
             renderer.close()
     if as_json:
         echo_json(result.to_json())
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
     else:
         render_summary(result)
+    report_failed_tags(result)
 
 
 def register(cli: click.Group) -> None:

@@ -28,6 +28,7 @@ from reconciler.desired.diagnostics import Diagnostic, Path, format_path
 from reconciler.desired.yamlpos import Positions
 from reconciler.errors import ReconcilerError
 from reconciler.model import validate_repository_name, validate_tag
+from reconciler.model.reference import name_hint, upstream_name_problem
 
 #: keys that hold credentials when written inline; credentials never belong in git
 SECRET_KEYS = ("password", "passwd", "token", "secret", "username", "user", "auth", "identitytoken",
@@ -206,6 +207,8 @@ def _bad_pattern(pattern: str, value: str, path: Path) -> str:
             validate_tag(value)
         elif kind == "digest":
             return f"invalid digest {value!r}: expected sha256: followed by 64 lowercase hex characters"
+        elif kind == "name" and field == "upstream_name":
+            return upstream_name_message(value)
         elif kind == "name":
             validate_repository_name(value, what={"publish": "publish name"}.get(field, field.replace("_", " ")))
         elif kind == "env":
@@ -223,6 +226,15 @@ def _bad_pattern(pattern: str, value: str, path: Path) -> str:
     except ReconcilerError as exc:
         return exc.message + (f" ({exc.hint})" if exc.hint else "")
     return f"{value!r} does not match {pattern}"
+
+
+def upstream_name_message(value: str, feed_url: str | None = None) -> str:
+    """The diagnostic for an upstream name the registry would not know (empty: it is fine)."""
+    problem = upstream_name_problem(value, feed_url)
+    if problem is None:
+        return ""
+    hint = name_hint(problem)
+    return problem.message + (f" ({hint})" if hint else "")
 
 
 def _any_of(error: Any, positions: Positions) -> Iterator[Found]:

@@ -16,10 +16,11 @@ from typing import Any
 
 from reconciler.desired.diagnostics import Path
 from reconciler.desired.reporter import Reporter
+from reconciler.desired.schema import upstream_name_message
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest
 from reconciler.model.digest import ALGORITHMS
-from reconciler.model.reference import is_valid_tag
+from reconciler.model.reference import NAME_RE, is_valid_tag
 from reconciler.model.tagfilter import compile_pattern
 
 _URL = re.compile(r"^https?://")
@@ -133,12 +134,16 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
         rep.key(here + ("feed",) if "feed" in repo else here, "a feed needs upstream_name: the repository's name on the feed")
     if "upstream_name" in repo and feed is None:
         rep.key(here + ("upstream_name",), "upstream_name needs a feed (set feed here or in defaults)")
+    name = repo.get("upstream_name")
+    if isinstance(name, str) and NAME_RE.match(name):  # (the schema reported any other spelling)
+        feed_url = feed if isinstance(feed, str) and is_url(feed) else as_dict(registries.get(feed)).get("url")
+        message = upstream_name_message(name, feed_url if isinstance(feed_url, str) else None)
+        if message:  # a registry host in front of a well-formed name
+            rep.value(here + ("upstream_name",), message)
     if feed is None:
         for key in ("tags", "mirror", "allow_empty", "enable_v1"):
             if key in repo:
                 rep.key(here + (key,), f"{key!r} only applies to a repository with a feed (it filters or mirrors the sync)")
-    elif repo.get("allow_empty") is True and effective(repo, defaults, "mirror") is not True:
-        rep.key(here + ("allow_empty",), "allow_empty has no effect without mirror: true")
     _check_filter(repo.get("tags"), here + ("tags",), rep)
     for i, upload in enumerate(as_list(repo.get("uploads"))):
         file = as_dict(upload).get("file")

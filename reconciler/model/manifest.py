@@ -72,13 +72,19 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Index:
-    """A multi-platform index: Docker manifest list or OCI image index."""
+    """A multi-platform index: Docker manifest list or OCI image index.
+
+    ``manifests`` are the entries of a manifest or index media type: the children that
+    are fetched, stored and served. ``skipped`` are entries of any other media type
+    (the image spec says a client must not fail on those): they stay in the raw bytes,
+    which are stored and served unchanged, but what they point at is not fetched."""
 
     media_type: str
     raw: bytes
     digest: Digest
     manifests: tuple[Descriptor, ...]
     annotations: tuple[tuple[str, str], ...] = ()
+    skipped: tuple[Descriptor, ...] = ()
 
     is_index = True
     schema_version = 2
@@ -205,18 +211,20 @@ def _parse_index(raw: bytes, doc: dict[str, Any], media_type: str) -> Index:
     if len(entries) > MAX_INDEX_ENTRIES:
         raise ManifestInvalid(f"index lists {len(entries)} manifests, more than the limit of {MAX_INDEX_ENTRIES}",
                               hint="split it into several indexes; real multi-platform indexes list a few dozen")
-    manifests = []
+    manifests, skipped = [], []
     for i, entry in enumerate(entries):
         d = Descriptor.from_json(entry, where=f"manifests[{i}]")
-        if media_type == mt.DOCKER_MANIFEST_LIST:
-            if d.media_type not in (mt.DOCKER_SCHEMA2, mt.DOCKER_SCHEMA1, mt.DOCKER_SCHEMA1_SIGNED):
-                raise ManifestInvalid(f"manifests[{i}]: invalid mediaType {d.media_type!r} in a Docker manifest list")
-            if d.platform is None:
-                raise ManifestInvalid(f"manifests[{i}]: 'platform' with 'os' and 'architecture' is required")
-        elif not mt.is_manifest(d.media_type):
-            raise ManifestInvalid(f"manifests[{i}]: mediaType {d.media_type!r} is not a manifest type")
+        # Any manifest type is a child, in a Docker manifest list too: Docker Hub serves
+        # lists of OCI manifests (made by older `buildx imagetools create`). An entry of
+        # another type is kept in the bytes but not followed (image spec: "MUST NOT error
+        # on encountering a mediaType that is unknown to the implementation").
+        if not mt.is_manifest(d.media_type):
+            skipped.append(d)
+            continue
+        if media_type == mt.DOCKER_MANIFEST_LIST and d.platform is None:
+            raise ManifestInvalid(f"manifests[{i}]: 'platform' with 'os' and 'architecture' is required")
         manifests.append(d)
-    return Index(media_type, raw, Digest.of(raw), tuple(manifests), _annotations(doc))
+    return Index(media_type, raw, Digest.of(raw), tuple(manifests), _annotations(doc), tuple(skipped))
 
 
 def _parse_image(raw: bytes, doc: dict[str, Any], media_type: str) -> Manifest:

@@ -118,3 +118,86 @@ def normalize_upstream_name(url: str, name: str) -> str:
     if "/" not in name and is_docker_hub(url):
         return f"library/{name}"
     return name
+
+
+#: hosts of public registries that people paste in front of a repository name
+_REGISTRY_HOST_RE = re.compile(
+    r"^(?:(?:index\.|registry-1\.|registry\.hub\.)?docker\.io|ghcr\.io|quay\.io|(?:[a-z]+\.)?gcr\.io|"
+    r"[a-z0-9-]+-docker\.pkg\.dev|public\.ecr\.aws|.+\.amazonaws\.com|mcr\.microsoft\.com|.+\.azurecr\.io|"
+    r"registry\.k8s\.io|registry\.gitlab\.com|nvcr\.io|(?:registry\.access\.)?redhat\.io|"
+    r"registry\.access\.redhat\.com|(?:[a-z]+\.)?icr\.io|docker\.elastic\.co)$",
+    re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class NameProblem:
+    """Why a string is not a repository name to ask a registry for, and the name it most
+    likely meant (None when no valid name is in sight)."""
+
+    message: str
+    suggestion: str | None
+    #: what to do with the parts that were cut off (the host, the tag, the digest)
+    advice: tuple[str, ...] = ()
+
+
+def _host(url: str | None) -> str | None:
+    if not url:
+        return None
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].rsplit("@", 1)[-1].lower()
+
+
+def upstream_name_problem(name: str, feed_url: str | None = None) -> NameProblem | None:
+    """None when ``name`` is a repository name to ask ``feed_url`` for; otherwise what is
+    wrong with it. Caught here, not by the registry (which answers a bare 404 or, on some
+    registries, an empty tag list): upper case, a ``:tag`` or ``@digest`` suffix, and a
+    registry host in front (``docker.io/library/busybox``: the host belongs in the feed)."""
+    problems: list[str] = []
+    advice: list[str] = []
+    rest = name.strip()
+    if "@" in rest:
+        rest, _, digest = rest.partition("@")
+        problems.append(f"it ends in a digest (@{digest})")
+        advice.append("a sync takes tags, not digests: pin a digest with pins")
+    first, slash, remainder = rest.partition("/")
+    feed_host = _host(feed_url)
+    if slash and (":" in first or first.lower() == "localhost" or _REGISTRY_HOST_RE.match(first)
+                  or (feed_host is not None and first.lower() in (feed_host, feed_host.split(":", 1)[0]))):
+        rest = remainder
+        problems.append(f"it starts with the registry host {first!r}")
+        advice.append(f"the registry host goes in the feed: https://{first}")
+    last_slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > last_slash:
+        rest, tag = rest[:colon], rest[colon + 1:]
+        problems.append(f"it ends in a tag (:{tag})")
+        advice.append(f"tags are chosen with the tag filter: include {tag!r}")
+    if rest != rest.lower():
+        rest = rest.lower()
+        problems.append("it has upper-case letters (repository names are lower case)")
+    if not problems:
+        try:
+            validate_repository_name(name, what="upstream name")
+        except NameInvalid as exc:
+            return NameProblem(exc.message, None, (exc.hint,) if exc.hint else ())
+        return None
+    try:
+        suggestion: str | None = validate_repository_name(rest)
+    except NameInvalid:
+        suggestion = None
+    return NameProblem(f"invalid upstream name {name!r}: {'; '.join(problems)}", suggestion, tuple(advice))
+
+
+def check_upstream_name(name: str, feed_url: str | None = None) -> str:
+    """``name`` when it is a repository name to ask ``feed_url`` for; otherwise
+    ``NameInvalid`` with a "did you mean" hint (``upstream_name_problem``)."""
+    problem = upstream_name_problem(name, feed_url)
+    if problem is None:
+        return name
+    raise NameInvalid(problem.message, hint=name_hint(problem) or None)
+
+
+def name_hint(problem: NameProblem) -> str:
+    """``did you mean 'library/busybox'? the registry host goes in the feed: ...``."""
+    meant = f"did you mean {problem.suggestion!r}?" if problem.suggestion else ""
+    return " ".join(x for x in (meant, "; ".join(problem.advice)) if x)

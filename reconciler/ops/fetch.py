@@ -56,6 +56,20 @@ class FetchResult:
     foreign_layers: frozenset[Digest] = frozenset()
     graph: RefGraph = field(default_factory=lambda: RefGraph({}))
     missing_roots: frozenset[Digest] = frozenset()
+    #: what the user should know about the content: index entries of media types that
+    #: are not manifests, kept in the index's bytes but not fetched
+    notes: tuple[str, ...] = ()
+
+
+def merge_fetches(results: Iterable[FetchResult]) -> FetchResult:
+    """One ``FetchResult`` for several fetches (of different roots) into one store."""
+    out = FetchResult(ContentSet())
+    for r in results:
+        out = FetchResult(out.closure.union(r.closure), out.manifests_added + r.manifests_added,
+                          out.blobs_added + r.blobs_added, out.bytes_downloaded + r.bytes_downloaded,
+                          out.foreign_layers | r.foreign_layers, out.graph.merged(r.graph),
+                          out.missing_roots | r.missing_roots, tuple(sorted({*out.notes, *r.notes})))
+    return out
 
 
 class InFlight:
@@ -264,4 +278,20 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         foreign_layers=frozenset(foreign),
         graph=RefGraph.from_manifests(known.values()),
         missing_roots=frozenset(missing_roots),
+        notes=tuple(skipped_notes((m for fresh in new_levels for m in fresh), tags_by_digest or {})),
     )
+
+
+def skipped_notes(manifests: Iterable[AnyManifest], tags_by_digest: Mapping[Digest, str]) -> list[str]:
+    """A line for each index that lists entries of media types that are not manifests
+    (kept in the index's bytes, which are stored and served as they came; not fetched)."""
+    notes = []
+    for m in manifests:
+        if isinstance(m, Index) and m.skipped:
+            types = ", ".join(sorted({d.media_type or "(no mediaType)" for d in m.skipped}))
+            n = len(m.skipped)
+            tag = tags_by_digest.get(m.digest)
+            notes.append(f"{f'tag {tag}: ' if tag else ''}index {m.digest} lists {n} entr{'y' if n == 1 else 'ies'} "
+                         f"of a media type that is not a manifest ({types}): kept in the index as it came, "
+                         "not fetched")
+    return sorted(notes)

@@ -8,6 +8,12 @@ fewer). Only when a registry sends no ``Docker-Content-Digest`` to a HEAD is the
 fetched and hashed. Every manifest GOT is kept in the view so the fetch step does not GET
 it again. A tag that disappears between the listing and its HEAD was deleted upstream
 meanwhile: it is dropped (and logged), not an error.
+
+One tag that cannot be resolved (its manifest is malformed, of a type we cannot store,
+or keeps failing) fails that tag only: it is recorded in ``failed`` with the reason, and
+the other tags are resolved. Dropped and failed tags were still *listed*: a mirror must
+not take them for tags gone upstream (``UpstreamView.unresolved``). Only a rate limit
+ends the whole refresh (every other tag would hit it too).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import logging
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
-from reconciler.errors import NotFound, ReconcilerError, RegistryError, SyncFailed
+from reconciler.errors import NotFound, RateLimited, ReconcilerError, RegistryError, SyncFailed
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
@@ -34,7 +40,8 @@ class UpstreamView:
 
     ``manifests`` holds manifests that had to be fetched to learn a digest (registries
     without ``Docker-Content-Digest``); ``dropped`` names tags deleted upstream while we
-    looked; ``listed`` is the number of tags the upstream listed before filtering."""
+    looked; ``failed`` maps tags that could not be resolved to why; ``listed`` is the
+    number of tags the upstream listed before filtering."""
 
     name: str
     tags: Mapping[str, Digest]
@@ -42,6 +49,17 @@ class UpstreamView:
     manifests: Mapping[Digest, Manifest | Index] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
     listed: int = 0
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def unresolved(self) -> frozenset[str]:
+        """Selected tags the tag list names but that have no digest here: never "gone"."""
+        return frozenset(self.dropped) | frozenset(self.failed)
+
+
+def failure_text(exc: ReconcilerError) -> str:
+    """What a failed tag is reported with: the error, and what to do about it."""
+    return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -72,18 +90,23 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
             return None, None
         return manifest.digest, manifest
 
-    def resolve(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
-        result: tuple[Digest | None, Manifest | Index | None]
+    def lookup(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
         if known is not None and tag not in known:
-            result = get(tag)  # a new tag: its manifest is needed anyway
-        else:
-            head = source.manifest_head(upstream_name, tag)
-            if head is None:
-                result = (None, None)
-            elif head.digest is not None:
-                result = (head.digest, None)
-            else:
-                result = get(tag)  # no Docker-Content-Digest: the digest is the hash of the bytes
+            return get(tag)  # a new tag: its manifest is needed anyway
+        head = source.manifest_head(upstream_name, tag)
+        if head is None:
+            return None, None
+        if head.digest is not None:
+            return head.digest, head.manifest
+        return get(tag)  # no Docker-Content-Digest: the digest is the hash of the bytes
+
+    def resolve(tag: str) -> tuple[Digest | None, Manifest | Index | None] | ReconcilerError:
+        try:
+            result: tuple[Digest | None, Manifest | Index | None] | ReconcilerError = lookup(tag)
+        except RateLimited:
+            raise  # every other tag would hit it too: the refresh fails as a whole
+        except ReconcilerError as exc:
+            result = exc  # this tag fails; the others go on
         counter.step(tag)
         return result
 
@@ -98,7 +121,13 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
     tags: dict[str, Digest] = {}
     manifests: dict[Digest, Manifest | Index] = {}
     dropped: list[str] = []
-    for tag, (digest, manifest) in resolved:
+    failures: dict[str, str] = {}
+    for tag, outcome in resolved:
+        if isinstance(outcome, ReconcilerError):
+            log.info("tag %s of %s failed: %s", tag, upstream_name, outcome.message)  # the caller reports it
+            failures[tag] = failure_text(outcome)
+            continue
+        digest, manifest = outcome
         if digest is None:
             log.warning("tag %s of %s was listed but no longer exists upstream; skipped", tag, upstream_name)
             dropped.append(tag)
@@ -106,4 +135,5 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
         tags[tag] = digest
         if manifest is not None:
             manifests[digest] = manifest
-    return UpstreamView(upstream_name, tags, source.stats.total - before, manifests, tuple(dropped), len(listed))
+    return UpstreamView(upstream_name, tags, source.stats.total - before, manifests, tuple(dropped), len(listed),
+                        failures)

@@ -9,22 +9,29 @@ Tags set by sync get origin ``sync``. Additive by default (as Pulp 2); with ``mi
 synced tags that vanished upstream (within the tag filter) are removed, and the content
 that only they (or the old targets of moved synced tags) needed is removed with the
 remove cascade of ``reconciler.ops.cascade``: what a remaining tag or index still needs
-stays.
+stays. "Vanished" means the tag list no longer names it: a tag the list names but that
+could not be resolved or fetched is never removed.
+
+One tag that cannot be resolved or fetched fails that tag only (``tags_failed``, with
+the reason): it keeps what it pointed at, the other tags are synced and committed.
 """
+
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reconciler.errors import RateLimited, ReconcilerError
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.cascade import RefGraph, cascade_remove
-from reconciler.ops.fetch import FetchResult, fetch_content
+from reconciler.ops.fetch import FetchResult, fetch_content, merge_fetches
 from reconciler.ops.parallel import Progress, ProgressEvent
-from reconciler.ops.refresh import ALL_TAGS, UpstreamView, refresh_upstream
+from reconciler.ops.refresh import ALL_TAGS, UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
@@ -61,8 +68,8 @@ def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, ta
         return new
     if graph is None:
         raise ValueError("sync_state(mirror=True) needs the reference graph for the cascade")
-    vanished = {n for n, e in state.tags.items()
-                if e.origin == Origin.SYNC and n not in upstream.tags and tag_filter.matches(n)}
+    vanished = {n for n, e in state.tags.items() if e.origin == Origin.SYNC and n not in upstream.tags
+                and n not in upstream.unresolved and tag_filter.matches(n)}
     if not vanished and not moved_from:
         return new
     # The old targets of moved tags are cascade roots too, but naming them as manifests
@@ -98,6 +105,10 @@ class SyncResult:
     tags_moved: tuple[str, ...] = ()
     tags_removed: tuple[str, ...] = ()
     tags_dropped: tuple[str, ...] = ()
+    #: tag -> why it could not be synced (it keeps its old target)
+    tags_failed: Mapping[str, str] = field(default_factory=dict)
+    #: how many tags the upstream listed, before the filter
+    tags_listed: int = 0
     manifests_added: int = 0
     blobs_added: int = 0
     bytes_downloaded: int = 0
@@ -116,6 +127,7 @@ class SyncResult:
         out = dataclasses.asdict(self)
         for key in ("tags_added", "tags_moved", "tags_removed", "tags_dropped", "warnings"):
             out[key] = list(out[key])
+        out["tags_failed"] = dict(self.tags_failed)
         out["content_added"] = dict(self.content_added)
         out["content_removed"] = dict(self.content_removed)
         out["changed"] = self.changed
@@ -145,22 +157,44 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
     tags_by_digest: dict[Digest, str] = {}
     for tag, digest in sorted(upstream.tags.items()):
         tags_by_digest.setdefault(digest, tag)
-    fetched = fetch_content(store, source, upstream_name, sorted(set(upstream.tags.values()), key=str),
-                            jobs=jobs, progress=progress, prefetched=upstream.manifests,
-                            tags_by_digest=tags_by_digest, skip_missing_roots=pinned is None)
-    if fetched.missing_roots:
+    roots = sorted(set(upstream.tags.values()), key=str)
+    fetch = functools.partial(fetch_content, store, source, upstream_name, jobs=jobs, progress=progress,
+                              prefetched=upstream.manifests, tags_by_digest=tags_by_digest,
+                              skip_missing_roots=pinned is None)
+    failed_roots: dict[Digest, str] = {}
+    try:
+        fetched = fetch(roots)
+    except ReconcilerError as exc:
+        if pinned is not None or isinstance(getattr(exc, "cause", exc), RateLimited):
+            raise  # reviewed digests must all arrive; a rate limit would fail every tag again
+        if len(roots) == 1:
+            fetched, failed_roots = FetchResult(ContentSet()), {roots[0]: failure_text(exc)}
+        else:
+            # one bad tag must not cost the others: fetch tag by tag (blobs stored before
+            # the failure are reused), and fail only the tags that fail again
+            log.warning("fetching %d tags of %s at once failed; fetching them one by one", len(roots), upstream_name)
+            fetched, failed_roots = _fetch_each(fetch, roots)
+    if fetched.missing_roots or failed_roots:
         gone = sorted(t for t, d in upstream.tags.items() if d in fetched.missing_roots)
+        failed = {t: failed_roots[d] for t, d in upstream.tags.items() if d in failed_roots}
         upstream = dataclasses.replace(
-            upstream, tags={t: d for t, d in upstream.tags.items() if d not in fetched.missing_roots},
-            dropped=upstream.dropped + tuple(gone))
-    warnings: list[str] = []
-    if mirror and not upstream.tags and not allow_empty:
+            upstream, tags={t: d for t, d in upstream.tags.items()
+                            if d not in fetched.missing_roots and d not in failed_roots},
+            dropped=upstream.dropped + tuple(gone), failed={**upstream.failed, **failed})
+    warnings: list[str] = list(fetched.notes)
+    held_back = False
+    if mirror and not upstream.tags and not upstream.unresolved and not allow_empty:
         synced = sorted(n for n, e in state.tags.items() if e.origin == Origin.SYNC and tag_filter.matches(n))
         if synced:
+            held_back = True
             warnings.append(f"upstream {upstream_name} selected no tags: mirror removes nothing "
                             f"({len(synced)} synced tags kept); pass --allow-empty if it really is empty")
             log.warning("%s", warnings[-1])
         mirror = False
+    if not upstream.listed and pinned is None and not allow_empty and not held_back:
+        warnings.append(f"upstream {upstream_name} lists no tags: nothing to sync (a wrong upstream name looks "
+                        "exactly like this on registries that answer an unknown name with an empty list)")
+        log.info("%s", warnings[-1])  # a warning of the result: the caller shows it
     graph: RefGraph | None = None
     if mirror:
         # the old content's references as the store recorded them (one query, nothing
@@ -178,10 +212,25 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
     return SyncResult(
         repo_id=repo_id, upstream_name=upstream_name, version=info.number if info else None,
         tags_selected=len(upstream.tags), tags_added=added, tags_moved=moved, tags_removed=removed,
-        tags_dropped=upstream.dropped, manifests_added=fetched.manifests_added, blobs_added=fetched.blobs_added,
+        tags_dropped=upstream.dropped, tags_failed=dict(sorted(upstream.failed.items())), tags_listed=upstream.listed,
+        manifests_added=fetched.manifests_added, blobs_added=fetched.blobs_added,
         bytes_downloaded=fetched.bytes_downloaded, foreign_layers=len(fetched.foreign_layers),
         requests=source.stats.total - before,
         content_added={k: v for k, v in info.summary.added.items()} if info else {},
         content_removed={k: v for k, v in info.summary.removed.items()} if info else {},
         warnings=tuple(warnings),
     )
+
+
+def _fetch_each(fetch: Callable[[list[Digest]], FetchResult], roots: Sequence[Digest]
+                ) -> tuple[FetchResult, dict[Digest, str]]:
+    """Fetch each root on its own: (what the ones that worked brought, root -> why it failed)."""
+    results: list[FetchResult] = []
+    failed: dict[Digest, str] = {}
+    for root in roots:
+        try:
+            results.append(fetch([root]))
+        except ReconcilerError as exc:
+            log.info("%s", exc.message)  # reported with the result's failed tags
+            failed[root] = failure_text(exc)
+    return merge_fetches(results), failed

@@ -81,8 +81,8 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
         spec = desired.repositories[repo_id]
         rd = RepoDiff(spec, observed.repos.get(repo_id), ledger)
         repo_actions = rd.run()
-        if repo_id not in selected:
-            continue  # planned only so that targets see its predicted state
+        if repo_id not in selected or repo_id in ledger.not_created:
+            continue  # planned only so that targets see its predicted state; or left out
         actions += repo_actions
         if rd.unmanaged:
             unmanaged.append(rd.unmanaged)
@@ -117,6 +117,7 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
         unknown_repositories=tuple(kept),
         warnings=tuple(ledger.warnings),
         errors=tuple(f"{r}: {e}" for r, e in sorted(ledger.errors.items()) if r in selected),
+        failed_tags=tuple(f for f in ledger.failed_tags if f.repo in selected),
         targets=targets,
         prune_repositories=prune_repositories,
         refresh=observed.refresh,

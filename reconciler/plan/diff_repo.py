@@ -42,6 +42,10 @@ class Ledger:
     warnings: list[str] = field(default_factory=list)
     #: repository id -> why it could not be planned
     errors: dict[str, str] = field(default_factory=dict)
+    #: upstream tags that fail on their own (the rest of their repository is planned)
+    failed_tags: list[pm.FailedTag] = field(default_factory=list)
+    #: repositories left out: a new repository whose upstream lists no tags (allow_empty)
+    not_created: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
 
     @property
@@ -121,6 +125,17 @@ class RepoDiff:
                                   "repos.yaml nor in the store", hint="declare the source repository")
         return obs.state
 
+    def _failed_upstream(self, source: str, tag: str, what: str, name: str | None = None) -> bool:
+        """When ``source``'s tag ``tag`` is missing because it failed upstream, this
+        repository's tag ``name`` (default ``tag``) fails with it instead of the plan."""
+        cause = next((f for f in self.ledger.failed_tags if (f.repo, f.tag) == (source, tag)), None)
+        if cause is None:
+            return False
+        self.declared_tags.add(name or tag)
+        self.ledger.failed_tags.append(pm.FailedTag(self.repo, name or tag,
+                                                    f"{what}: tag {tag} failed there: {cause.error}"))
+        return True
+
     def _set_tag(self, op: Op, tag: str, digest: Digest, origin: Origin, reason: str, *,
                  deps: Iterable[str] = (), cascade: bool = False, **kw: object) -> None:
         current = self.state.tags.get(tag)
@@ -147,6 +162,10 @@ class RepoDiff:
 
     # -- steps, in apply order --------------------------------------------------------------
     def run(self) -> list[Action]:
+        if self._empty_and_new():
+            self.ledger.not_created.add(self.repo)
+            self.ledger.after[self.repo] = self.state
+            return []
         self._repository()
         self._sync()
         self._uploads()
@@ -170,6 +189,23 @@ class RepoDiff:
             self._add(Op.UPDATE_REPOSITORY, Change.UPDATE, "repository", pm.DECLARED,
                       feed=feed, upstream_name=spec.upstream_name)
 
+    def _empty_and_new(self) -> bool:
+        """A repository that does not exist yet, whose only content would come from an
+        upstream that lists no tags: creating it empty helps nobody (and an unknown
+        name on registries that answer 200 with no tags looks exactly like this), so it
+        is not created unless ``allow_empty``."""
+        spec = self.spec
+        upstream = self.ledger.observed.upstreams.get(self.repo)
+        if self.obs is not None or upstream is None or upstream.error or upstream.listed or spec.allow_empty:
+            return False
+        if spec.uploads or spec.copies or spec.pins or spec.enable_v1:
+            return False
+        self.ledger.warnings.append(
+            f"{self.repo}: upstream {upstream.name} lists no tags, so the repository is not created "
+            "(a wrong upstream_name looks exactly like this on registries that answer an unknown name with an "
+            "empty list); allow_empty: true creates it empty")
+        return True
+
     def _excluded(self) -> set[str]:
         """Tag names another declaration owns: a pin or a removal wins over the sync."""
         return {p.name for p in self.spec.pins} | set(self.spec.remove.tags)
@@ -190,15 +226,26 @@ class RepoDiff:
             return
         selected = {t: d for t, d in upstream.tags.items() if spec.tag_filter.matches(t) and t not in excluded}
         self.declared_tags |= set(selected)
+        # listed upstream but without a digest here (failed, or deleted while we looked):
+        # they stay declared and keep what they point at; a mirror never removes them
+        unresolved = {t for t in upstream.unresolved if spec.tag_filter.matches(t) and t not in excluded}
+        self.declared_tags |= unresolved
+        for tag in sorted(t for t in upstream.failed if t in unresolved):
+            self.ledger.failed_tags.append(pm.FailedTag(self.repo, tag, upstream.failed[tag]))
+        self.ledger.warnings += [f"{self.repo}: {note}" for note in upstream.notes]
         for tag in sorted(selected):
             current = self.state.tags.get(tag)
             reason = pm.NEW_UPSTREAM_TAG if current is None else pm.TAG_MOVED_UPSTREAM
             self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror)
+        gone = sorted(synced_here - set(selected) - unresolved)
+        if not upstream.listed and not spec.allow_empty and not (spec.mirror and gone):
+            self.ledger.warnings.append(
+                f"{self.repo}: upstream {upstream.name} lists no tags: nothing to sync (a wrong upstream_name "
+                "looks exactly like this on registries that answer an unknown name with an empty list)")
         if not spec.mirror:
             self.declared_tags |= synced_here  # additive sync: vanished tags stay and stay declared
             return
-        gone = sorted(synced_here - set(selected))
-        if gone and not selected and not spec.allow_empty:
+        if gone and not selected and not unresolved and not spec.allow_empty:
             self.declared_tags |= synced_here
             self.ledger.warnings.append(
                 f"{self.repo}: upstream {upstream.name} returned no tags matching the filter; the mirror "
@@ -254,6 +301,8 @@ class RepoDiff:
             src = self._source_state(source)
             for tag in self._names(copy.tags, src.tags):
                 entry = src.tags.get(tag)
+                if entry is None and self._failed_upstream(source, tag, f"copy from {source}"):
+                    continue
                 if entry is None:
                     raise ContentNotFound(
                         f"repository {self.repo!r} copies tag {tag!r} from {source!r}, which will not have it "
@@ -295,6 +344,9 @@ class RepoDiff:
             if pin.source_repo and pin.source_tag:
                 src = self._source_state(pin.source_repo)
                 entry = src.tags.get(pin.source_tag)
+                if entry is None and self._failed_upstream(pin.source_repo, pin.source_tag,
+                                                           f"pin to {pin.source_repo}:{pin.source_tag}", pin.name):
+                    continue
                 if entry is None:
                     raise ContentNotFound(f"repository {self.repo!r} pins tag {pin.name!r} to "
                                           f"{pin.source_repo}:{pin.source_tag}, a tag that will not exist "

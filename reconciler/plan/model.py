@@ -194,6 +194,26 @@ class Unmanaged:
 
 
 @dataclass(frozen=True)
+class FailedTag:
+    """An upstream tag the plan could not resolve or fetch the manifests of (malformed,
+    of a type we cannot store, failing every retry). Only this tag fails: it keeps what
+    it pointed at, a mirror never removes it, the rest of the plan is applied, and apply
+    reports it as failed (exit 1, journal ``partial``)."""
+
+    repo: str
+    tag: str
+    error: str
+
+    @property
+    def action_id(self) -> str:
+        """The id the sync of this tag would have had (apply reports the failure under it)."""
+        return f"{self.repo}/{Op.SYNC_TAG.value}/{self.tag}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repo": self.repo, "tag": self.tag, "error": self.error}
+
+
+@dataclass(frozen=True)
 class RefreshInfo:
     refreshed: bool = True
     upstreams: int = 0
@@ -220,6 +240,9 @@ class Plan:
     #: repositories that could not be planned (an upstream refresh failed): the plan shows
     #: the others, and apply refuses it (``errors`` appears in the JSON only when set)
     errors: tuple[str, ...] = ()
+    #: upstream tags that could not be planned; only they fail (``failed_tags`` appears
+    #: in the JSON only when set)
+    failed_tags: tuple[FailedTag, ...] = ()
     targets: tuple[str, ...] = ()
     prune_repositories: bool = False
     refresh: RefreshInfo = field(default_factory=RefreshInfo)
@@ -283,6 +306,7 @@ class Plan:
             "unknown_repositories": list(self.unknown_repositories),
             "warnings": list(self.warnings),
             **({"errors": list(self.errors)} if self.errors else {}),
+            **({"failed_tags": [f.to_json() for f in self.failed_tags]} if self.failed_tags else {}),
         }
 
     def dumps(self) -> str:
@@ -313,6 +337,7 @@ class Plan:
                 unknown_repositories=tuple(obj.get("unknown_repositories", ())),
                 warnings=tuple(obj.get("warnings", ())),
                 errors=tuple(obj.get("errors", ())),
+                failed_tags=tuple(FailedTag(f["repo"], f["tag"], f["error"]) for f in obj.get("failed_tags", ())),
                 targets=tuple(obj.get("targets", ())),
                 prune_repositories=bool(obj.get("prune_repositories", False)),
                 refresh=RefreshInfo(**obj.get("refresh", {})),

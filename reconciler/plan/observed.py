@@ -29,12 +29,24 @@ class ObservedRepo:
 class UpstreamTags:
     """An upstream repository's tags *selected by the tag filter*, resolved to digests.
     ``listed`` counts every tag the upstream listed; ``error`` is set when the refresh
-    failed (the diff then changes nothing for that repository and says so)."""
+    failed (the diff then changes nothing for that repository and says so). ``failed``
+    maps selected tags that could not be resolved or fetched to why (only those tags
+    fail); ``dropped`` are selected tags deleted upstream while refresh looked; both were
+    listed, so a mirror keeps them. ``notes`` are things the plan should say about the
+    content (index entries that are not followed)."""
 
     name: str
     tags: Mapping[str, Digest] = field(default_factory=dict)
     listed: int = 0
     error: str | None = None
+    failed: Mapping[str, str] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def unresolved(self) -> frozenset[str]:
+        """Tags the tag list names that have no digest here: never "gone upstream"."""
+        return frozenset(self.failed) | frozenset(self.dropped)
 
 
 @dataclass(frozen=True)

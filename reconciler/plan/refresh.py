@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
-from reconciler.errors import InvalidInput, ReconcilerError, SyncFailed
+from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.ops.cascade import RefGraph
+from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
+from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
@@ -43,23 +45,19 @@ from reconciler.store.protocol import ContentSet, Store
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[RegistrySpec], UpstreamSource]
-#: (source, repository spec, jobs, names of the tags the store holds) -> tag -> digest,
-#: listed count, manifests GOT while resolving
-Resolver = Callable[[UpstreamSource, RepositorySpec, int, Container[str]],
-                    tuple[Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]]
+#: (source, repository spec, jobs, names of the tags the store holds) -> the upstream's
+#: selected tags and their digests, the manifests GOT while resolving, and the tags that
+#: could not be resolved
+Resolver = Callable[[UpstreamSource, RepositorySpec, int, Container[str]], UpstreamView]
 
 #: at most this many upstream repositories are refreshed at once (each with its own jobs)
 MAX_PARALLEL_REPOS = 4
 
 
-def default_resolver(source: UpstreamSource, spec: RepositorySpec, jobs: int, known: Container[str]) -> tuple[
-        Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]:
-    from reconciler.ops.refresh import refresh_upstream
-
+def default_resolver(source: UpstreamSource, spec: RepositorySpec, jobs: int, known: Container[str]) -> UpstreamView:
     assert spec.upstream_name is not None and spec.feed is not None
     # tags the store holds are HEADed, new ones GOT (their manifests are needed anyway)
-    view = refresh_upstream(source, upstream_name(spec), spec.tag_filter, jobs=jobs, known=known)
-    return view.tags, view.listed, view.manifests
+    return refresh_upstream(source, upstream_name(spec), spec.tag_filter, jobs=jobs, known=known)
 
 
 def upstream_name(spec: RepositorySpec) -> str:
@@ -89,29 +87,66 @@ def file_sha256(path: Path) -> str:
 
 
 def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, roots: Iterable[Digest],
-                             known: dict[Digest, Manifest | Index], jobs: int) -> None:
+                             known: dict[Digest, Manifest | Index], jobs: int) -> dict[Digest, str]:
     """GET, level by level, the manifests under ``roots`` that neither the store nor
-    ``known`` holds; adds them to ``known`` (in memory only)."""
-    level = [d for d in dict.fromkeys(roots) if d not in known and not store.manifest_has(d)]
-    if not level:  # the no-change case: no thread pool to start and stop per repository
-        return
-    # index levels walked so far (one if the resolver already GOT an index): bounded as the
-    # apply's fetch and uploads are, or a hostile upstream could chain indexes forever
-    depth = int(any(isinstance(m, Index) for m in known.values()))
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    ``known`` holds (``known`` may hold indexes the resolver GOT: their children are
+    walked); adds them to ``known`` (in memory only). Returns the roots whose content
+    could not be fetched, with why: only the tags on those fail, the others are planned."""
+    parents: dict[Digest, set[Digest]] = {}
+    failures: dict[Digest, str] = {}
+    level = list(dict.fromkeys(roots))
+    seen = set(level)
+    # index levels walked: bounded as the apply's fetch and uploads are, or a hostile
+    # upstream could chain indexes forever
+    depth = 0
+    pool: ThreadPoolExecutor | None = None  # started only when something is missing
+
+    def get(d: Digest) -> Manifest | Index | ReconcilerError:
+        try:
+            return source.manifest_get(name, str(d))
+        except ReconcilerError as exc:
+            return exc
+
+    try:
         while level:
-            fetched = list(pool.map(lambda d: source.manifest_get(name, str(d)), level))
-            if any(isinstance(m, Index) for m in fetched):
+            missing = [d for d in level if d not in known and not store.manifest_has(d)]
+            if missing:
+                pool = pool or ThreadPoolExecutor(max_workers=max(1, jobs))
+                for d, got in zip(missing, pool.map(get, missing), strict=True):
+                    if isinstance(got, ReconcilerError):
+                        failures[d] = failure_text(got)  # names the URL, and with it the digest
+                    else:
+                        known[d] = got
+            indexes = [m for d in level if isinstance(m := known.get(d), Index)]
+            if indexes:
                 depth += 1
-                if depth > MAX_INDEX_DEPTH:
-                    raise SyncFailed(f"{name}: indexes nested more than {MAX_INDEX_DEPTH} deep at manifest "
-                                     f"{level[0]}", hint="the upstream's index chain is malformed or hostile")
             nxt: list[Digest] = []
-            for m in fetched:
-                known[m.digest] = m
-                if isinstance(m, Index):
-                    nxt += [c for c in m.children() if c not in known and not store.manifest_has(c)]
-            level = list(dict.fromkeys(nxt))
+            for index in indexes:
+                if depth > MAX_INDEX_DEPTH:
+                    failures[index.digest] = (f"indexes nested more than {MAX_INDEX_DEPTH} deep at manifest "
+                                              f"{index.digest} (the upstream's index chain is malformed or hostile)")
+                    continue
+                for child in index.children():
+                    parents.setdefault(child, set()).add(index.digest)
+                    if child not in seen:
+                        seen.add(child)
+                        nxt.append(child)
+            level = nxt
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return {root: failures[bad] for bad in failures for root in _ancestors(bad, parents)}
+
+
+def _ancestors(digest: Digest, parents: Mapping[Digest, set[Digest]]) -> set[Digest]:
+    """``digest`` and every node above it, up to the roots (which have no parents)."""
+    out, stack = set(), [digest]
+    while stack:
+        d = stack.pop()
+        if d not in out:
+            out.add(d)
+            stack += parents.get(d, ())
+    return out
 
 
 def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,
@@ -132,15 +167,23 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
     source = sources(spec.feed)
     try:
         before = source.stats.total
-        tags, listed, prefetched = resolver(source, spec, jobs, held_tags)
-        known: dict[Digest, Manifest | Index] = {d: m for d, m in prefetched.items() if not store.manifest_has(d)}
+        view = resolver(source, spec, jobs, held_tags)
+        known: dict[Digest, Manifest | Index] = {d: m for d, m in view.manifests.items()
+                                                 if not store.manifest_has(d)}
         name = upstream_name(spec)
-        # the tags' targets, and the children of the indexes the resolver already GOT (the
-        # walk skips what ``known`` holds, so it would not descend into those by itself)
-        roots = [*tags.values(), *(c for m in known.values() if isinstance(m, Index) for c in m.children())]
-        _fetch_missing_manifests(store, source, name, roots, known, jobs)
-        return _UpstreamResult(spec.id, UpstreamTags(name, dict(tags), listed), known,
-                               source.stats.total - before)
+        bad_roots = _fetch_missing_manifests(store, source, name, view.tags.values(), known, jobs)
+        failed = dict(view.failed)
+        by_digest = {d: t for t, d in sorted(view.tags.items(), reverse=True)}  # the first tag by name
+        tags: dict[str, Digest] = {}
+        for tag, digest in view.tags.items():
+            if digest in bad_roots:
+                log.info("%s: tag %s failed: %s", spec.id, tag, bad_roots[digest])  # the plan shows it
+                failed[tag] = bad_roots[digest]
+            else:
+                tags[tag] = digest
+        return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=view.dropped,
+                                                     notes=tuple(skipped_notes(known.values(), by_digest))),
+                               known, source.stats.total - before)
     finally:
         source.close()
 

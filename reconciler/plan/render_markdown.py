@@ -49,6 +49,11 @@ def render_markdown(plan: Plan) -> str:
         lines += ["> [!CAUTION]", "> **Not planned (apply refuses this plan):**"]
         lines += [f"> - {e}" for e in plan.errors]
         lines.append("")
+    if plan.failed_tags:
+        lines += ["> [!CAUTION]", f"> **{len(plan.failed_tags)} failed "
+                  f"{'tag' if len(plan.failed_tags) == 1 else 'tags'}** (kept as they are; the rest is applied):"]
+        lines += [f"> - `{f.repo}` tag `{f.tag}`: {f.error}" for f in plan.failed_tags]
+        lines.append("")
     if plan.unmanaged or plan.unknown_repositories or plan.warnings:
         for u in plan.unmanaged:
             if u.tags:

@@ -136,17 +136,19 @@ def plan_action_repo(plan: Plan, action_id: str) -> str | None:
 
 
 def summary_line(plan: Plan) -> str:
-    if not plan.has_changes:
+    if not plan.has_changes and not plan.failed_tags:
         return "No changes."
     text = (f"Plan: {plan.count(Change.CREATE)} to add, {plan.count(Change.UPDATE)} to change, "
             f"{plan.count(Change.DELETE)} to remove.")
     d = plan.download
     if d.blobs:
         text += f" {human_bytes(d.bytes)} to download."
+    if plan.failed_tags:
+        text += f" {_plural(len(plan.failed_tags), 'tag')} failed."
     return text
 
 
-def _header(r: RepoSummary) -> str:
+def _header(r: RepoSummary, failed: bool = False) -> str:
     parts = [f"{r.status} {r.id}"]
     if r.label:
         parts.append(f"({r.label})")
@@ -154,7 +156,7 @@ def _header(r: RepoSummary) -> str:
         parts.append(f"published as {r.publish_name}")
     if r.error:
         parts.append(f"NOT PLANNED: {r.error}")
-    elif r.status == "=":
+    elif r.status == "=" and not failed:
         parts.append("no changes")
     return "  ".join(parts)
 
@@ -171,12 +173,16 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     else:
         lines.append("Upstreams not refreshed (--no-refresh): sync changes are not shown")
     lines.append("")
+    failed: dict[str, list[str]] = {}
+    for f in plan.failed_tags:
+        failed.setdefault(f.repo, []).append(f"! tag {f.tag}   FAILED: {f.error}")
     for repo in plan.repositories:
-        lines.append("  " + paint(repo.status, _header(repo)))
+        lines.append("  " + paint(repo.status, _header(repo, repo.id in failed)))
         for a in plan.actions_for(repo.id):
             if a.op in (Op.CREATE_REPOSITORY, Op.DELETE_REPOSITORY) and repo.status in ("+", "-"):
                 continue  # the header already says it
             lines.append("      " + paint(a.change.value, f"{a.change.value} {action_line(a, plan)}"))
+        lines += ["      " + paint("-", line) for line in failed.get(repo.id, ())]
     if plan.repositories:
         lines.append("")
     unmanaged = [u for u in plan.unmanaged if u.tags or u.untagged_manifests or u.untagged_indexes]

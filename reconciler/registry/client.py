@@ -14,13 +14,30 @@ Every request is counted in ``client.stats`` by kind (``ping``, ``token``, ``tag
 ``manifest_head``, ``manifest_get``, ``blob_get``, ``redirect``). Temporary failures are
 retried per ``RetryPolicy``; errors are ``RegistryError`` (or ``DigestMismatch``,
 ``ManifestInvalid``) with the URL redacted. Safe to share between threads.
+
+What real registries do that the spec does not promise, and what the client does about
+it (for the rest of the run, per client, i.e. per registry; docs/reliability.md,
+"Upstream quirks"):
+
+* a manifest HEAD answered 404, 403, 405 or 501 (Nexus 404s HEADs that GET answers; old
+  distribution behind token auth 405s them) is confirmed with a GET before anyone is
+  told a tag is gone; when the GET finds the manifest, HEAD is not trusted again and
+  every later ``manifest_head`` is a GET;
+* a HEAD without ``Docker-Content-Digest`` (optional in the spec) is answered by a GET,
+  and every later ``manifest_head`` is a GET straight away (one request, not two);
+* a rate limit whose ``Retry-After`` is longer than retries wait fails at once
+  (``RateLimited``, naming when it resets), and so does every later request until then;
+* a tag-list page size (``n``) the registry refuses (``PAGINATION_NUMBER_INVALID``, or
+  a 400 about ``n``) is retried smaller, then without ``n``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Self, TypeVar
@@ -28,7 +45,7 @@ from typing import Any, Self, TypeVar
 import requests
 import urllib3
 
-from reconciler.errors import DigestInvalid, DigestMismatch, ManifestInvalid, RegistryError
+from reconciler.errors import DigestInvalid, DigestMismatch, ManifestInvalid, RateLimited, RegistryError
 from reconciler.model import Digest, Index, Manifest, VerifiedStream, jsonsafe, parse_manifest
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
 from reconciler.model.mediatypes import ACCEPT_ALL
@@ -54,7 +71,12 @@ T = TypeVar("T")
 MAX_TAG_PAGE_BYTES = 32 * 1024 * 1024
 MAX_TAG_PAGES = 10_000
 DEFAULT_TAG_PAGE_SIZE = 1000
+#: page sizes tried, in turn, when a registry refuses ``n`` (None: no ``n`` at all);
+#: Quay and GCR cap pages at 100, some registries refuse ``n`` whatever it is
+SMALLER_TAG_PAGES = (100, None)
 BLOB_CHUNK = 1024 * 1024
+#: HEAD answers a GET must confirm before a tag counts as gone (or the HEAD as an error)
+DOUBTFUL_HEAD = (403, 404, 405, 501)
 
 
 class RegistryClient:
@@ -81,6 +103,14 @@ class RegistryClient:
         self._pinged = False
         self._session = AuthSession(config, self._count, env=env, timeout=timeout)
         self.base = self._session.base
+        #: why manifest HEADs are not used (any more) in this run, or None while they are
+        self.head_distrusted: str | None = None
+        #: until one HEAD answer has been settled, HEADs go one at a time: otherwise a
+        #: refresh sends every tag's HEAD in parallel before learning that HEAD is useless here
+        self._head_settled = False
+        self._head_probe = threading.Lock()
+        #: a rate limit we were told to wait out, for every request until it resets
+        self._limited: RateLimited | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -125,7 +155,7 @@ class RegistryClient:
     def ping(self) -> None:
         """GET ``/v2/``: learn whether and how the registry wants authentication.
         200 and 401 are both fine; the version header is optional."""
-        call_with_retry(self.retry, self._ping_attempt, what=f"GET {self.base}/v2/")
+        self._retry(self._ping_attempt, f"GET {self.base}/v2/")
         self._pinged = True
 
     def _ping_attempt(self) -> None:
@@ -154,13 +184,43 @@ class RegistryClient:
 
     def _send(self, method: str, url: str, *, kind: str, scope: str, headers: dict[str, str] | None = None
               ) -> requests.Response:
+        limited = self._limited
+        if limited is not None and time.time() < limited.until:
+            # the registry said when it lets us back in: asking before then only counts against us
+            raise RateLimited(method, url, limited.status, until=limited.until, wait=limited.until - time.time(),
+                              codes=limited.codes)
         self._ensure_pinged()
         return self._session.send(method, url, kind=kind, scope=scope, headers=headers)
 
+    def _retry(self, fn: Callable[[], T], what: str) -> T:
+        """``call_with_retry``, remembering a rate limit for the requests still to come."""
+        try:
+            return call_with_retry(self.retry, fn, what=what)
+        except RateLimited as exc:
+            self._limited = exc
+            raise
+
+    def _error(self, method: str, url: str, resp: requests.Response, *, what: str = "") -> RegistryError:
+        return error_from_response(method, url, resp, what=what, anonymous=self._session.credentials is None)
+
     def tag_list(self, name: str) -> list[str]:
-        """Every tag of ``name``, following ``Link: <...>; rel="next"`` pages."""
+        """Every tag of ``name``, following ``Link: <...>; rel="next"`` pages. A page size
+        the registry refuses is tried smaller, then left out (and remembered)."""
         name, url, scope = self._url(name, "tags/list")
-        next_url: str | None = f"{url}?n={self.tag_page_size}" if self.tag_page_size else url
+        while True:
+            size = self.tag_page_size
+            try:
+                return self._tag_pages(f"{url}?n={size}" if size else url, scope)
+            except RegistryError as exc:
+                if not size or not _page_size_refused(exc):
+                    raise
+                smaller = next((n for n in SMALLER_TAG_PAGES if n is None or n < size), None)
+                log.warning("%s refused a tag-list page size of %d (%s); asking for %s", self.base, size,
+                            exc.message, f"{smaller} tags a page" if smaller else "pages of the registry's size")
+                self.tag_page_size = smaller
+
+    def _tag_pages(self, first: str, scope: str) -> list[str]:
+        next_url: str | None = first
         tags: list[str] = []
         seen: set[str] = set()
         while next_url is not None:
@@ -168,8 +228,7 @@ class RegistryClient:
                 raise RegistryError("GET", next_url, 200, detail="tag list pagination loops or never ends",
                                     temporary=False)
             seen.add(next_url)
-            doc, link = call_with_retry(self.retry, functools.partial(self._get_json, next_url, "tags", scope),
-                                        what=f"GET {next_url}")
+            doc, link = self._retry(functools.partial(self._get_json, next_url, "tags", scope), f"GET {next_url}")
             page = doc.get("tags") if isinstance(doc, dict) else None
             tags.extend(t for t in (page or []) if isinstance(t, str))
             target = parse_link_next(link)
@@ -180,7 +239,7 @@ class RegistryClient:
         resp = self._send("GET", url, kind=kind, scope=scope)
         with released(resp):
             if resp.status_code != 200:
-                raise error_from_response("GET", url, resp)
+                raise self._error("GET", url, resp)
             body = self._read_body(resp, url, MAX_TAG_PAGE_BYTES)
             try:
                 return jsonsafe.loads(body), resp.headers.get("Link")
@@ -194,16 +253,29 @@ class RegistryClient:
         return data
 
     def manifest_head(self, name: str, reference: str) -> ManifestHead | None:
-        """HEAD a tag or digest; None on 404. ``digest`` is None without Docker-Content-Digest."""
-        name, url, scope = self._url(name, f"manifests/{reference}")
+        """The digest of a tag or digest reference; None when it does not exist.
 
-        def attempt() -> ManifestHead | None:
+        Normally one HEAD. A HEAD answer that may be a quirk (404, 403, 405, 501, or 200
+        without ``Docker-Content-Digest``) is settled by a GET, whose manifest comes back
+        in ``ManifestHead.manifest``; once a GET contradicts a HEAD, or a HEAD lacks the
+        digest, HEAD is not used again by this client (see the module docstring)."""
+        if not self._head_settled:
+            with self._head_probe:
+                return self._manifest_head(name, reference)
+        return self._manifest_head(name, reference)
+
+    def _manifest_head(self, name: str, reference: str) -> ManifestHead | None:
+        if self.head_distrusted is not None:
+            return self._head_by_get(name, reference)
+        normalized, url, scope = self._url(name, f"manifests/{reference}")
+
+        def attempt() -> ManifestHead | int:
             resp = self._send("HEAD", url, kind="manifest_head", scope=scope, headers={"Accept": ACCEPT_ALL})
             with released(resp):
-                if resp.status_code == 404:
-                    return None
+                if resp.status_code in DOUBTFUL_HEAD:
+                    return resp.status_code  # a GET decides (below)
                 if resp.status_code != 200:
-                    raise error_from_response("HEAD", url, resp)
+                    raise self._error("HEAD", url, resp)
                 digest = None
                 header = resp.headers.get("Docker-Content-Digest")
                 if header:
@@ -215,7 +287,37 @@ class RegistryClient:
                 size = int(length) if length and length.isdigit() else None
                 return ManifestHead(digest, media_type_of(resp), size)
 
-        return call_with_retry(self.retry, attempt, what=f"HEAD {url}")
+        answer = self._retry(attempt, f"HEAD {url}")
+        if isinstance(answer, ManifestHead) and answer.digest is not None:
+            self._head_settled = True  # HEAD works here: the next ones may run in parallel
+            return answer
+        head = self._head_by_get(name, reference)
+        if answer == 404 and head is None:
+            return None  # HEAD and GET agree: it is gone (and nothing is settled yet)
+        if isinstance(answer, ManifestHead):
+            why = "its manifest HEADs carry no Docker-Content-Digest"
+        elif head is None:
+            why = f"it answers manifest HEADs with HTTP {answer}"
+        else:
+            why = f"it answered a manifest HEAD with HTTP {answer} where a GET found the manifest"
+        self._distrust_head(why)
+        return head
+
+    def _head_by_get(self, name: str, reference: str) -> ManifestHead | None:
+        """What a HEAD should have said, from a GET (None on 404)."""
+        try:
+            m = self.manifest_get(name, reference)
+        except RegistryError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return ManifestHead(m.digest, m.media_type, len(m.raw), manifest=m)
+
+    def _distrust_head(self, why: str) -> None:
+        if self.head_distrusted is None:
+            self.head_distrusted = why
+            log.warning("%s: %s; using GET instead of HEAD for the rest of this run", self.base, why)
+        self._head_settled = True
 
     def manifest_get(self, name: str, reference: str) -> Manifest | Index:
         """GET and parse a manifest or index; by digest, the bytes must hash to it."""
@@ -226,7 +328,7 @@ class RegistryClient:
             resp = self._send("GET", url, kind="manifest_get", scope=scope, headers={"Accept": ACCEPT_ALL})
             with released(resp):
                 if resp.status_code != 200:
-                    raise error_from_response("GET", url, resp)
+                    raise self._error("GET", url, resp)
                 raw = self._read_body(resp, url, MAX_MANIFEST_BYTES)
                 media_type = media_type_of(resp)
             try:
@@ -238,7 +340,7 @@ class RegistryClient:
                 raise DigestMismatch(str(expected), str(manifest.digest), where=f"GET {url}")
             return manifest
 
-        return call_with_retry(self.retry, attempt, what=f"GET {url}")
+        return self._retry(attempt, f"GET {url}")
 
     def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
         """Stream a blob into ``sink`` chunk by chunk (never whole in memory). The stream
@@ -250,10 +352,10 @@ class RegistryClient:
             resp = self._send("GET", url, kind="blob_get", scope=scope, headers={"Accept-Encoding": "identity"})
             with released(resp):
                 if resp.status_code != 200:
-                    raise error_from_response("GET", url, resp)
+                    raise self._error("GET", url, resp)
                 return sink(VerifiedStream(self._verified_chunks(resp, url, digest), digest))
 
-        return call_with_retry(self.retry, attempt, what=f"GET {url}")
+        return self._retry(attempt, f"GET {url}")
 
     def _verified_chunks(self, resp: requests.Response, url: str, digest: Digest) -> Iterator[bytes]:
         hasher = digest.hasher()
@@ -274,3 +376,10 @@ class RegistryClient:
         actual = hasher.digest()
         if actual != digest:
             raise DigestMismatch(str(digest), str(actual), where=f"GET {url}")
+
+
+def _page_size_refused(exc: RegistryError) -> bool:
+    """A tag-list answer that says the ``n`` we sent is the problem."""
+    if "PAGINATION_NUMBER_INVALID" in exc.codes:
+        return True
+    return exc.status == 400 and bool(re.search(r"\bn\b|page size|pagination|limit", exc.detail, re.IGNORECASE))

@@ -20,11 +20,14 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class ManifestHead:
     """What a HEAD told us. ``digest`` is None when the registry sent no
-    ``Docker-Content-Digest`` (the caller then GETs and hashes)."""
+    ``Docker-Content-Digest`` (the caller then GETs and hashes). ``manifest`` is set when
+    the answer came from a GET after all (a registry whose HEADs cannot be trusted): the
+    caller then has the manifest too and need not GET it again."""
 
     digest: Digest | None
     media_type: str | None
     size: int | None
+    manifest: Manifest | Index | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

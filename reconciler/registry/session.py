@@ -32,6 +32,7 @@ from reconciler.registry.auth import (
 )
 from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.transport import (
+    HINT_FORBIDDEN_ANONYMOUS,
     HINT_UNAUTHORIZED,
     MAX_TOKEN_BODY,
     connection_error,
@@ -192,7 +193,9 @@ class AuthSession:
         with released(resp):
             if resp.status_code != 200:
                 err = error_from_response("GET", realm, resp)
-                if resp.status_code in (401, 403):
+                if resp.status_code in (401, 403) and self.credentials is None:
+                    err.hint = HINT_FORBIDDEN_ANONYMOUS.format(host=self.host)
+                elif resp.status_code in (401, 403):
                     err.hint = (f"the token service rejected the credentials for {self.host}; check "
                                 "username_env/password_env or auth_file")
                 raise err

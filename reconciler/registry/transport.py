@@ -173,8 +173,18 @@ def read_limited(resp: requests.Response, method: str, url: str, limit: int) -> 
     return bytes(data)
 
 
-def error_from_response(method: str, url: str, resp: requests.Response, *, what: str = "") -> RegistryError:
-    """A ``RegistryError`` for a non-success response: status, OCI codes, message, hint."""
+#: a 403 to a client that sent no credentials says nothing about credentials being wrong
+HINT_FORBIDDEN_ANONYMOUS = (
+    "{host} refused anonymous access: the repository may need credentials (username_env/password_env or "
+    "auth_file in the registry config), or the upstream name may be wrong"
+)
+
+
+def error_from_response(method: str, url: str, resp: requests.Response, *, what: str = "",
+                        anonymous: bool = False) -> RegistryError:
+    """A ``RegistryError`` for a non-success response: status, OCI codes, message, hint.
+    ``anonymous``: the request carried no credentials of ours (a 403 hint then does not
+    blame them)."""
     body = read_error_body(resp)
     finish(resp)
     codes, message = _error_codes(body)
@@ -189,7 +199,8 @@ def error_from_response(method: str, url: str, resp: requests.Response, *, what:
         hint = HINT_UNAUTHORIZED.format(host=host)
     elif status == 403:
         detail = message or "access denied"
-        hint = f"the credentials for {host} are valid but may not pull this repository"
+        hint = HINT_FORBIDDEN_ANONYMOUS.format(host=host) if anonymous else \
+            f"the credentials for {host} are valid but may not pull this repository"
     else:
         detail = message or what
         if status == 404 and not detail:

@@ -60,7 +60,9 @@ def reconcile_once(store: Store, path: Path, provenance: Mapping[str, str], *, l
             targets = sorted(healthy)
             plan, observed = api.plan_observed(store, desired, sources, targets=targets)
         if not plan.has_changes:
-            return Outcome(errors=errors, waiting=waiting, upstreams=upstreams, tags=tags)
+            # tags that failed on their own are errors of the tick (with changes, apply reports them)
+            failed_tags = tuple(f"{f.repo}: tag {f.tag}: {f.error}" for f in plan.failed_tags)
+            return Outcome(errors=errors + failed_tags, waiting=waiting, upstreams=upstreams, tags=tags)
         with store.lock(lock_timeout):
             if store.generation() != plan.store_generation:
                 # another writer got the lock first: plan again against what it left

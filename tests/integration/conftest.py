@@ -13,16 +13,19 @@ import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from tests.support.faultproxy import FaultProxy
+from tests.support.quirkproxy import QuirkProxy
 from tests.support.registry import RunningRegistry, start_registry
 from tests.support.s3server import S3Server, start_s3_server
 from tests.support.serving import stop
 from tests.support.tagproxy import TagPagingProxy
 
 _counter = itertools.count()
+P = TypeVar("P", bound=FaultProxy)
 
 
 def _started(tmp_path_factory: pytest.TempPathFactory, auth: str) -> Iterator[RunningRegistry]:
@@ -93,7 +96,17 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
 @pytest.fixture
 def proxy(registry: RunningRegistry) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of the session's registry (tests/support/faultproxy.py)."""
-    p = FaultProxy(registry.url).start()
+    yield from _proxied(FaultProxy(registry.url))
+
+
+@pytest.fixture
+def quirks(registry: RunningRegistry) -> Iterator[QuirkProxy]:
+    """The session's registry with real registries' quirks on demand (tests/support/quirkproxy.py)."""
+    yield from _proxied(QuirkProxy(registry.url))
+
+
+def _proxied(p: P) -> Iterator[P]:
+    p.start()
     try:
         yield p
     finally:

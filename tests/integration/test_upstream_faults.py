@@ -125,7 +125,7 @@ def test_a_lasting_fault_fails_the_sync_changes_nothing_and_a_rerun_completes(
     proxy.add(f"^GET .*/blobs/{victim}$", kind, times=None, **options)  # ... whose layer never arrives
     failed = run_cli(*sync_args(proxy, repo_name, "--retries", "1"), store=store)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "error: fetching blob " + str(victim) in failed.stderr and "tag 'v1'" in failed.stderr
+    assert "error: tag v1: fetching blob " + str(victim) in failed.stderr and "tag 'v1'" in failed.stderr
     assert f"{proxy.url}/v2/{repo_name}/blobs/{victim}" in failed.stderr
     assert EXPECTED_ERROR[case] in failed.stderr, failed.stderr
     # unchanged: same tags, no new version, the bad blob is not stored, nothing half-written
@@ -141,8 +141,11 @@ def test_a_lasting_fault_fails_the_sync_changes_nothing_and_a_rerun_completes(
     assert_store_clean(store)
 
 
-def write_yaml(path: Path, proxy: FaultProxy, upstreams: dict[str, str], *, mirror: tuple[str, ...] = ()) -> Path:
-    repos = "\n".join(f"  {repo}: {{feed: up, upstream_name: {name}{', mirror: true' if repo in mirror else ''}}}"
+def write_yaml(path: Path, proxy: FaultProxy, upstreams: dict[str, str], *, mirror: tuple[str, ...] = (),
+               extra: str = "") -> Path:
+    """repos.yaml syncing each repository from ``proxy``; ``extra`` keys (``, allow_empty:
+    true``) go to every repository."""
+    repos = "\n".join(f"  {repo}: {{feed: up, upstream_name: {name}{', mirror: true' if repo in mirror else ''}{extra}}}"
                       for repo, name in upstreams.items())
     path.write_text(f"""version: 1
 registries:

@@ -5,8 +5,8 @@ Every request is forwarded to the registry unchanged unless a ``Fault`` matches 
 the way real upstreams and networks do:
 
 =============  ==============================================================================
-``status``     answer ``status`` (503, 429 ...) with an OCI error body and ``headers``
-               (e.g. ``Retry-After``) instead of forwarding
+``status``     answer ``status`` (503, 429 ...) with an OCI error body (error ``code``) and
+               ``headers`` (e.g. ``Retry-After``) instead of forwarding
 ``reset``      forward, send the real status line, headers and ``after`` body bytes, then
                reset the TCP connection (RST, SO_LINGER 0): a connection reset mid-blob
 ``stall``      forward, send headers and ``after`` body bytes, then send nothing more until
@@ -14,13 +14,18 @@ the way real upstreams and networks do:
 ``corrupt``    forward, flip one byte of the body (same length): a digest mismatch
 ``not_found``  404 with ``BLOB_UNKNOWN`` / ``MANIFEST_UNKNOWN`` as the registry sends it
 ``empty_tags`` 200 with ``{"name": ..., "tags": []}``: an upstream that lost its tags
+``null_tags``  200 with ``{"name": ..., "tags": null}``, as some registries list no tags
+``strip``      forward, but drop the response headers named in ``headers`` (e.g. an
+               optional ``Docker-Content-Digest``)
+``page_limit`` 400 ``PAGINATION_NUMBER_INVALID`` when the query's ``n`` is above ``limit``
+               (``limit=0``: any ``n``); otherwise forward
 ``hold``       wait (``held`` is set) until ``release()``, then forward: keeps a client
                in flight for as long as a test needs
 =============  ==============================================================================
 
 ``times`` is how many matching requests a fault hits (None: every one); ``hits`` counts
-them, ``log`` records ``"METHOD /path -> what"`` for every request. Waits are bounded:
-``stop()`` releases everything.
+them, ``log`` records ``"METHOD /path[?query] -> what"`` for every request. Waits are bounded:
+``stop()`` releases everything. Registry quirks built from these: ``quirkproxy.py``.
 """
 
 from __future__ import annotations
@@ -34,12 +39,13 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import requests
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate",
                "proxy-authorization", "content-length"}
-KINDS = {"status", "reset", "stall", "corrupt", "not_found", "empty_tags", "hold"}
+KINDS = {"status", "reset", "stall", "corrupt", "not_found", "empty_tags", "null_tags", "strip", "page_limit", "hold"}
 #: no wait in the proxy lasts longer than this, whatever a test forgets
 MAX_WAIT = 60.0
 
@@ -52,6 +58,8 @@ class Fault:
     status: int = 503
     headers: dict[str, str] = field(default_factory=dict)
     after: int = 0
+    code: str = "UNAVAILABLE"
+    limit: int = 0
     hits: int = 0
     held: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
@@ -64,10 +72,14 @@ class Fault:
     def release(self) -> None:
         self.released.set()
 
-    def take(self, line: str) -> bool:
+    def take(self, line: str, query: str = "") -> bool:
         """Whether this fault hits the request ``line`` (and count it)."""
         if (self.times is not None and self.hits >= self.times) or not self._re.search(line):
             return False
+        if self.kind == "page_limit":
+            n = parse_qs(query).get("n", [""])[0]
+            if not n or (n.isdigit() and int(n) <= self.limit and self.limit):
+                return False
         self.hits += 1
         return True
 
@@ -120,10 +132,10 @@ class FaultProxy:
         self._thread.join(timeout=10)
         self._session.close()
 
-    def _match(self, line: str) -> Fault | None:
+    def _match(self, line: str, query: str = "") -> Fault | None:
         with self._lock:
             for f in self.faults:
-                if f.take(line):
+                if f.take(line, query):
                     return f
         return None
 
@@ -138,16 +150,17 @@ class FaultProxy:
             protocol_version = "HTTP/1.1"
 
             def _forward(self) -> None:
-                line = f"{self.command} {self.path.split('?', 1)[0]}"
-                fault = proxy._match(line)
-                proxy._record(f"{line} -> {fault.kind if fault else 'forwarded'}")
+                path, _, query = self.path.partition("?")
+                line = f"{self.command} {path}"
+                fault = proxy._match(line, query)
+                proxy._record(f"{line}{'?' + query if query else ''} -> {fault.kind if fault else 'forwarded'}")
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if fault is not None and fault.kind == "hold":
                     fault.held.set()
                     fault.released.wait(MAX_WAIT)
                     fault = None
-                if fault is not None and fault.kind in ("status", "not_found", "empty_tags"):
+                if fault is not None and fault.kind in ("status", "not_found", "empty_tags", "null_tags", "page_limit"):
                     return self._answer(fault)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 resp = proxy._session.request(self.command, proxy.upstream + self.path, headers=headers, data=body,
@@ -155,8 +168,9 @@ class FaultProxy:
                 with resp:
                     data = b"" if self.command == "HEAD" else resp.content
                     self.send_response(resp.status_code)
+                    dropped = {k.lower() for k in fault.headers} if fault is not None and fault.kind == "strip" else set()
                     for k, v in resp.headers.items():
-                        if k.lower() not in _HOP_BY_HOP:
+                        if k.lower() not in _HOP_BY_HOP and k.lower() not in dropped:
                             self.send_header(k, v)
                     head_length = resp.headers.get("Content-Length") or "0"
                     self.send_header("Content-Length", head_length if self.command == "HEAD" else str(len(data)))
@@ -174,14 +188,17 @@ class FaultProxy:
                     self.wfile.write(data)
 
             def _answer(self, fault: Fault) -> None:
-                if fault.kind == "empty_tags":
-                    name = self.path.split("/v2/", 1)[-1].rsplit("/tags/list", 1)[0]
-                    status, doc = 200, {"name": name, "tags": []}
+                if fault.kind in ("empty_tags", "null_tags"):
+                    name = self.path.split("?", 1)[0].split("/v2/", 1)[-1].rsplit("/tags/list", 1)[0]
+                    status, doc = 200, {"name": name, "tags": [] if fault.kind == "empty_tags" else None}
+                elif fault.kind == "page_limit":
+                    status, doc = 400, {"errors": [{"code": "PAGINATION_NUMBER_INVALID",
+                                                    "message": "invalid number of results requested"}]}
                 elif fault.kind == "not_found":
                     code = "BLOB_UNKNOWN" if "/blobs/" in self.path else "MANIFEST_UNKNOWN"
                     status, doc = 404, {"errors": [{"code": code, "message": code.lower().replace("_", " ")}]}
                 else:
-                    status, doc = fault.status, {"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}
+                    status, doc = fault.status, {"errors": [{"code": fault.code, "message": "injected fault"}]}
                 data = json.dumps(doc).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

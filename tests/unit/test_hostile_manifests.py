@@ -2,7 +2,10 @@
 malformed JSON, unknown media types, unsupported digest algorithms, digests of another
 algorithm's length, bad and lying sizes, indexes of 10,001 entries, index "cycles" and
 endless index chains. Each sync fails with an error naming the URL, commits nothing and
-stores nothing (no row, no file). Uploads of such manifests: tests/unit/test_hostile_uploads.py."""
+stores nothing (no row, no file). Uploads of such manifests: tests/unit/test_hostile_uploads.py.
+
+Since one bad tag fails only that tag, the sync itself returns: the tag is in
+``tags_failed`` with the reason, and (being the only tag) nothing is committed."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.errors import ReconcilerError, SyncFailed
+from reconciler.errors import ReconcilerError
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
 from reconciler.model.manifest import MAX_INDEX_DEPTH, MAX_INDEX_ENTRIES
@@ -68,17 +71,18 @@ def _serve(upstream: Upstream, body: bytes, content_type: str) -> Digest:
     return digest
 
 
-def refused(store, upstream: Upstream, match: str) -> ReconcilerError:  # type: ignore[no-untyped-def]
-    """The sync of an existing repository fails with ``match`` in its message, and the
-    store is untouched: same generation, same version, no new row or file."""
+def refused(store, upstream: Upstream, match: str) -> str:  # type: ignore[no-untyped-def]
+    """The sync of an existing repository fails its tag v1 with ``match`` in the reason,
+    and the store is untouched: same generation, same version, no new row or file."""
     store.repository_create("app")
     before, gen = footprint(store), store.generation()
-    with pytest.raises(ReconcilerError, match=match) as info:
-        run_sync(store, upstream)
+    result = run_sync(store, upstream)
+    assert list(result.tags_failed) == ["v1"] and not result.changed
+    assert match in result.tags_failed["v1"], result.tags_failed
     assert footprint(store) == before and store.generation() == gen
     assert store.version_get("app").number == 0
     assert upstream.sleeps == []  # a malformed manifest is not a temporary fault: never retried
-    return info.value
+    return str(result.tags_failed["v1"])
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
@@ -86,9 +90,9 @@ def test_hostile_manifest_fails_the_sync_and_stores_nothing(store, upstream: Ups
     body, content_type, what = HOSTILE[name]
     upstream.tags("v1")
     _serve(upstream, body, content_type)
-    err = refused(store, upstream, what)
-    assert f"{BASE}/v2/{NAME}/manifests/" in err.message  # where
-    assert err.hint  # what next
+    why = refused(store, upstream, what)
+    assert f"{BASE}/v2/{NAME}/manifests/" in why  # where
+    assert why.count("; ") >= 1  # and the hint: what next
 
 
 def test_blob_longer_than_its_descriptor_is_cut_off_and_not_stored(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
@@ -100,9 +104,9 @@ def test_blob_longer_than_its_descriptor_is_cut_off_and_not_stored(store, upstre
     upstream.blob(str(layer.digest), img.blobs[str(layer.digest)] + b"\0" * 1_000_000)
     upstream.image(img, "v1", skip_blobs=(str(layer.digest),))
     store.repository_create("app")
-    with pytest.raises(SyncFailed, match=str(layer.digest)) as info:
-        run_sync(store, upstream)
-    assert "more than the announced" in info.value.message or "mismatch" in info.value.message
+    why = run_sync(store, upstream).tags_failed["v1"]
+    assert str(layer.digest) in why
+    assert "more than the announced" in why or "mismatch" in why
     assert store.version_get("app").number == 0
     assert not store.blob_has(layer.digest) and not store.manifest_has(img.digest)
     assert not any(f.startswith("tmp/") for f in footprint(store)[2])  # no partial file left
@@ -118,8 +122,8 @@ def test_index_cycle_is_a_digest_mismatch(store, upstream: Upstream) -> None:  #
     upstream.manifest(parent, "v1")
     upstream.rsps.add("GET", f"{BASE}/v2/{NAME}/manifests/{child.digest}", status=200, body=parent.manifest.raw,
                       headers={"Content-Type": mt.OCI_INDEX, "Docker-Content-Digest": str(child.digest)})
-    err = refused(store, upstream, "digest mismatch")
-    assert str(child.digest) in err.message and str(parent.digest) in err.message
+    why = refused(store, upstream, "digest mismatch")
+    assert str(child.digest) in why and str(parent.digest) in why
 
 
 @pytest.mark.parametrize("depth,ok", [(MAX_INDEX_DEPTH, True), (MAX_INDEX_DEPTH + 1, False)],
@@ -150,7 +154,7 @@ def test_the_plan_bounds_index_chains_too(store, upstream: Upstream, tmp_path, d
                                           ok: bool) -> None:
     """The plan's refresh GETs the manifests it lacks level by level, before apply's fetch
     ever runs: it had no bound, so a hostile upstream could chain indexes for as long as
-    it liked. The same bound now makes that repository's refresh an error of the plan."""
+    it liked. The same bound now fails that tag in the plan (the others are planned)."""
     from reconciler import api
 
     chain = [build_image("leaf", oci=True)]
@@ -163,10 +167,12 @@ def test_the_plan_bounds_index_chains_too(store, upstream: Upstream, tmp_path, d
     yaml_file = tmp_path / "repos.yaml"
     yaml_file.write_text(f"version: 1\nrepositories:\n  app:\n    feed: {BASE}\n    upstream_name: {NAME}\n")
     plan = api.make_plan(store, yaml_file)
+    assert plan.errors == ()
     if ok:
-        assert plan.errors == ()
+        assert plan.failed_tags == ()
     else:
-        assert len(plan.errors) == 1 and f"indexes nested more than {MAX_INDEX_DEPTH} deep" in plan.errors[0]
+        assert [(f.repo, f.tag) for f in plan.failed_tags] == [("app", "v1")]
+        assert f"indexes nested more than {MAX_INDEX_DEPTH} deep" in plan.failed_tags[0].error
 
 
 @pytest.mark.parametrize("packaging", ["json-file", "skopeo-dir-tar", "oci-layout-tar"])
@@ -214,8 +220,12 @@ def test_deeply_nested_json_elsewhere_is_a_clear_error(store, upstream: Upstream
     from tests.support import archives as ar
 
     upstream.rsps.add("GET", f"{BASE}/v2/{NAME}/tags/list", status=200, body=DEEP_JSON)
-    err = refused(store, upstream, "invalid JSON: nested too deeply")
-    assert f"{BASE}/v2/{NAME}/tags/list" in err.message
+    store.repository_create("app")
+    before, gen = footprint(store), store.generation()
+    with pytest.raises(ReconcilerError, match="invalid JSON: nested too deeply") as info:
+        run_sync(store, upstream)  # no tag list, no sync at all
+    assert f"{BASE}/v2/{NAME}/tags/list" in info.value.message
+    assert footprint(store) == before and store.generation() == gen
 
     layout = ar.write_tar(tmp_path / "l.tar", {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}',
                                                 "index.json": DEEP_JSON})

@@ -122,20 +122,53 @@ def test_index_amd64_child_and_platforms() -> None:
     (json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_SCHEMA2, "config": {"digest": "sha256:zz"},
                  "layers": []}).encode(), None, "config"),
     (json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_LIST,
-                 "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": f"sha256:{HEX}", "size": 1,
-                                "platform": {"os": "linux", "architecture": "amd64"}}]}).encode(), None,
-     "invalid mediaType"),
-    (json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_LIST,
                  "manifests": [{"mediaType": mt.DOCKER_SCHEMA2, "digest": f"sha256:{HEX}", "size": 1}]}).encode(),
      None, "platform"),
     (json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}).encode(), mt.OCI_MANIFEST,
      "delivered as"),
     (json.dumps({"schemaVersion": 1, "fsLayers": []}).encode(), None, "fsLayers"),
-], ids=["garbage", "array", "unknown", "bad-config-digest", "list-with-oci-child", "list-no-platform",
+], ids=["garbage", "array", "unknown", "bad-config-digest", "list-no-platform",
         "type-contradiction", "schema1-empty"])
 def test_parse_errors(raw: bytes, ctype: str | None, message: str) -> None:
     with pytest.raises(ManifestInvalid, match=message):
         parse_manifest(raw, ctype)
+
+
+def _entry(media_type: str, hexdigit: str, **extra: object) -> dict[str, object]:
+    return {"mediaType": media_type, "digest": f"sha256:{hexdigit * 64}", "size": 7, **extra}
+
+
+def test_a_docker_manifest_list_may_list_oci_manifests() -> None:
+    """Docker Hub serves such lists (older `buildx imagetools create` made them)."""
+    amd64 = {"platform": {"os": "linux", "architecture": "amd64"}}
+    raw = json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_LIST,
+                      "manifests": [_entry(mt.OCI_MANIFEST, "a", **amd64),
+                                    _entry(mt.DOCKER_SCHEMA2, "b", **amd64)]}).encode()
+    idx = parse_manifest(raw)
+    assert isinstance(idx, Index) and idx.raw == raw and idx.digest == Digest.of(raw)
+    assert [d.media_type for d in idx.manifests] == [mt.OCI_MANIFEST, mt.DOCKER_SCHEMA2]
+    assert idx.children() == (Digest.parse("sha256:" + "a" * 64), Digest.parse("sha256:" + "b" * 64))
+    assert idx.skipped == ()
+
+
+@pytest.mark.parametrize("outer", [mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST])
+def test_index_entries_of_unknown_media_types_are_skipped_not_refused(outer: str) -> None:
+    """The image spec: implementations MUST NOT error on an unknown mediaType. The entry
+    stays in the bytes (the digest is of the bytes), but it is not a child to fetch."""
+    platform = {"platform": {"os": "linux", "architecture": "amd64"}}
+    raw = json.dumps({"schemaVersion": 2, "mediaType": outer,
+                      "manifests": [_entry(mt.OCI_MANIFEST, "a", **platform),
+                                    _entry("application/vnd.example.sbom.v1+json", "c"),
+                                    {"digest": f"sha256:{'d' * 64}", "size": 3}]}).encode()
+    idx = parse_manifest(raw)
+    assert isinstance(idx, Index) and idx.raw == raw and idx.digest == Digest.of(raw)
+    assert idx.children() == (Digest.parse("sha256:" + "a" * 64),)
+    assert [d.media_type for d in idx.skipped] == ["application/vnd.example.sbom.v1+json", ""]
+    # a skipped entry is still a descriptor: a malformed one is an error, as before
+    bad = json.dumps({"schemaVersion": 2, "mediaType": outer,
+                      "manifests": [{"mediaType": "application/vnd.example.x", "digest": "md5:00"}]}).encode()
+    with pytest.raises(ManifestInvalid, match="manifests\\[0\\]"):
+        parse_manifest(bad)
 
 
 @pytest.mark.parametrize("name,ok", [

@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.desired.model import Upload
 from reconciler.model import Digest, Index, Manifest
+from reconciler.ops.refresh import UpstreamView
 from reconciler.plan.observed import UploadInfo
 from reconciler.plan.refresh import refresh
 from reconciler.registry.protocol import RequestStats
@@ -39,8 +40,8 @@ def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: S
     assert isinstance(img.manifest, Index)
     upstream = Upstream([c.manifest for c in img.children])
 
-    def resolver(source: object, spec: object, jobs: int, known: object) -> tuple[dict[str, Digest], int, dict[Digest, Index]]:
-        return {"latest": img.digest}, 1, {img.digest: img.manifest}  # type: ignore[dict-item]
+    def resolver(source: object, spec: object, jobs: int, known: object) -> UpstreamView:
+        return UpstreamView("web", {"latest": img.digest}, manifests={img.digest: img.manifest}, listed=1)
 
     obs = refresh(store, desired(synced("web")), lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]
     children = sorted(str(c.digest) for c in img.children)

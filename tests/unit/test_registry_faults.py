@@ -14,11 +14,13 @@ import pytest
 import requests
 import responses
 
-from reconciler.errors import DigestMismatch, RegistryError
-from reconciler.model import Digest
+from reconciler.errors import DigestMismatch, RateLimited, RegistryError
+from reconciler.model import Digest, Manifest
+from reconciler.model import mediatypes as mt
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.retry import RetryPolicy
+from tests.support.imagegen import build_image
 
 BASE = "https://reg.example"
 BLOB = b"layer bytes " * 1000
@@ -100,11 +102,15 @@ def test_other_4xx_are_not_retried(rsps: responses.RequestsMock, sleeps: list[fl
     assert calls(rsps, TAGS_URL) == 1 and sleeps == []
 
 
-def test_manifest_head_404_is_none(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+def test_manifest_head_404_confirmed_by_get_is_none(rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    """A HEAD 404 is only believed when a GET says 404 too (Nexus 404s HEADs that GET
+    answers); when both agree, HEAD stays trusted for the next tags."""
     rsps.add(responses.HEAD, f"{BASE}/v2/lib/app/manifests/gone", status=404)
+    rsps.add(responses.GET, f"{BASE}/v2/lib/app/manifests/gone", status=404)
     with make_client(sleeps) as c:
         assert c.manifest_head("lib/app", "gone") is None
-    assert calls(rsps, f"{BASE}/v2/lib/app/manifests/") == 1
+        assert c.head_distrusted is None
+    assert calls(rsps, f"{BASE}/v2/lib/app/manifests/") == 2
 
 
 def _blob(rsps: responses.RequestsMock, body: bytes, length: int | None = None) -> None:
@@ -320,3 +326,63 @@ def test_token_realm_redirects_keep_credentials_on_the_realm_origin_only(
     assert first.headers["Authorization"].startswith("Basic ")
     assert ("Authorization" in hop.headers) is credentials_follow
     assert tags.headers["Authorization"] == "Bearer tok"
+
+
+# -- registry quirks (integration tests against the real registry: tests/integration/test_upstream_quirks.py)
+
+def _manifest_urls(rsps: responses.RequestsMock, tags: tuple[str, ...], *, head: dict[str, str] | None,
+                   head_status: int = 200) -> dict[str, Manifest]:
+    images = {t: build_image(f"quirk-{t}").manifest for t in tags}
+    for t, m in images.items():
+        url = f"{BASE}/v2/lib/app/manifests/{t}"
+        rsps.add(responses.HEAD, url, status=head_status, headers=head or {})
+        rsps.add(responses.GET, url, body=m.raw, headers={"Content-Type": m.media_type})
+    return images  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("head,status", [({"Content-Type": mt.DOCKER_SCHEMA2}, 200), (None, 405), (None, 404)],
+                         ids=["no-digest-header", "head-405", "head-404-where-get-works"])
+def test_a_head_that_cannot_be_trusted_costs_one_head_then_gets(rsps: responses.RequestsMock, sleeps: list[float],
+                                                                head: dict[str, str] | None, status: int) -> None:
+    images = _manifest_urls(rsps, ("a", "b", "c"), head=head, head_status=status)
+    with make_client(sleeps) as c:
+        for t, m in images.items():
+            found = c.manifest_head("lib/app", t)
+            assert found is not None and found.digest == m.digest and found.manifest == m
+        assert c.head_distrusted is not None
+    heads = sum(1 for call in rsps.calls if call.request.method == "HEAD")
+    gets = sum(1 for call in rsps.calls if call.request.method == "GET" and "/manifests/" in str(call.request.url))
+    assert (heads, gets) == (1, 3)
+
+
+def test_a_rate_limit_longer_than_retries_wait_fails_at_once_and_for_the_next_requests(
+        rsps: responses.RequestsMock, sleeps: list[float]) -> None:
+    rsps.add(responses.GET, TAGS_URL, status=429, headers={"Retry-After": "21600"},
+             json={"errors": [{"code": "TOOMANYREQUESTS", "message": "pull rate limit"}]})
+    with make_client(sleeps) as c:
+        with pytest.raises(RateLimited) as info:
+            c.tag_list("lib/app")
+        assert "rate limited until" in info.value.message and info.value.until > time.time() + 21000
+        assert "the limit resets at" in (info.value.hint or "") and not info.value.temporary
+        with pytest.raises(RateLimited):
+            c.manifest_head("lib/app", "v1")  # not sent: the registry said when to come back
+    assert sleeps == [] and calls(rsps, f"{BASE}/v2/lib/") == 1
+
+
+@pytest.mark.parametrize("refused,asked", [({"n=1000"}, ["n=1000", "n=100"]),
+                                           ({"n=1000", "n=100"}, ["n=1000", "n=100", ""])],
+                         ids=["capped-at-100", "no-n-at-all"])
+def test_a_refused_page_size_is_asked_smaller_then_without(rsps: responses.RequestsMock, sleeps: list[float],
+                                                           refused: set[str], asked: list[str]) -> None:
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = (request.url or "").partition("?")[2]
+        if query in refused:
+            return 400, {}, json.dumps({"errors": [{"code": "PAGINATION_NUMBER_INVALID", "message": "bad n"}]})
+        return 200, {}, json.dumps(tags_body("a", "b"))
+
+    rsps.add_callback(responses.GET, TAGS_URL, callback=answer)
+    with make_client(sleeps) as c:
+        assert c.tag_list("lib/app") == ["a", "b"]
+        assert c.tag_list("lib/app") == ["a", "b"]  # remembered: no refused page size again
+    got = [str(call.request.url).partition("?")[2] for call in rsps.calls if str(call.request.url).startswith(TAGS_URL)]
+    assert got == [*asked, asked[-1]]

@@ -134,11 +134,12 @@ def test_every_request_has_a_timeout(sleeps: list[float]) -> None:
         rsps.add(responses.GET, REALM, json={"token": "t"})
         rsps.add(responses.GET, TAGS_URL, json={"name": "lib/app", "tags": ["a"]})
         rsps.add(responses.HEAD, f"{BASE}/v2/lib/app/manifests/a", status=404)
+        rsps.add(responses.GET, f"{BASE}/v2/lib/app/manifests/a", status=404)  # the GET that confirms a HEAD 404
         with client(sleeps, timeout=(3.0, 7.0)) as c:
             c.tag_list("lib/app")
             c.manifest_head("lib/app", "a")
         timeouts = [call.request.req_kwargs.get("timeout") for call in rsps.calls]  # type: ignore[attr-defined]
-    assert len(timeouts) == 4 and all(t == (3.0, 7.0) for t in timeouts)
+    assert len(timeouts) == 5 and all(t == (3.0, 7.0) for t in timeouts)
 
 
 def test_credentials_never_go_to_a_plain_http_realm_of_an_https_registry(sleeps: list[float]) -> None:

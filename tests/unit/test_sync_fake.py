@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.errors import SyncFailed
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.sync import ProgressEvent, refresh_upstream, sync
@@ -103,9 +102,9 @@ def test_corrupt_blob_fails_and_leaves_repository_unchanged(store, upstream: Fak
     upstream.push("lib/app", img, "v1")
     bad = next(Digest.parse(d) for d in img.blobs if Digest.parse(d) not in before.content.blobs)
     upstream.corrupt_blobs[bad] = b"x" * len(img.blobs[str(bad)])
-    with pytest.raises(SyncFailed) as info:
-        sync(store, upstream, "app", upstream_name="lib/app", tag_filter=TagFilter(include=("v1",)))
-    msg = str(info.value)
+    result = sync(store, upstream, "app", upstream_name="lib/app", tag_filter=TagFilter(include=("v1",)))
+    assert list(result.tags_failed) == ["v1"] and not result.changed  # the tag fails, the sync reports it
+    msg = result.tags_failed["v1"]
     assert str(bad) in msg and "tag 'v1'" in msg and "digest mismatch" in msg
     assert f"http://fake.invalid/v2/lib/app/blobs/{bad}" in msg
     after = store.version_get("app")
