@@ -9,13 +9,17 @@ published), ``repo:REPO`` (after REPO is completely done, before the next reposi
 
 Store write events, counted in the order they happen: every store write call the apply
 makes (``blob_put``, ``manifest(s)_put``, ``version_commit``, ``repository_*``,
-``publish``, ``unpublish``, ``v1_images_put``, ``v1_commit``; into a content batch ``blob_put``, ``manifests_put`` and its
-``commit``) is one event once it returned; a ``blob_put`` is also an event *while* it
+``publish``, ``unpublish``, ``v1_images_put``, ``v1_commit``, ``versions_drop``; into a
+content batch ``blob_put``, ``manifests_put`` and its ``commit``) is one event once it returned; a ``blob_put`` is also an event *while* it
 writes, when its bytes sit in a temporary file but are not yet renamed into place (so a
 kill there leaves a temporary file for ``store gc``), and a batch's commit is also one
 when its files are durable in place but its rows not yet committed.
 ``RECONCILER_APPLY_WRITE_LOG=PATH`` appends one line per event (``N what``) to PATH: a
 test counts the events of a full run, then kills a run at each of them.
+
+``store gc`` has the same kind of crash points: ``RECONCILER_GC_KILL_AT=write:N`` kills it
+at its N-th step (``rows``: its rows are deleted, no file yet; ``file N``: the N-th file
+removed), ``RECONCILER_GC_WRITE_LOG=PATH`` logs the steps (``gc_switch``).
 
 Unset in normal use, where the store is not wrapped and every hook is a no-op.
 """
@@ -33,11 +37,13 @@ from reconciler.store.protocol import ContentBatch, Store
 
 ENV = "RECONCILER_APPLY_KILL_AT"
 LOG_ENV = "RECONCILER_APPLY_WRITE_LOG"
+GC_ENV = "RECONCILER_GC_KILL_AT"
+GC_LOG_ENV = "RECONCILER_GC_WRITE_LOG"
 
 #: the store methods that write (each call is one write event)
 WRITE_METHODS = frozenset({"manifest_put", "manifests_put", "version_commit", "repository_create",
                            "repository_update", "repository_delete", "publish", "unpublish",
-                           "v1_images_put", "v1_commit"})
+                           "v1_images_put", "v1_commit", "versions_drop"})
 
 
 class KillSwitch:
@@ -87,6 +93,12 @@ class KillSwitch:
             self.batches += 1
             n = self.batches
         self.at(f"batch:{n}")
+
+
+def gc_switch() -> KillSwitch:
+    """The kill switch of ``store gc`` (from ``RECONCILER_GC_KILL_AT`` / ``..._WRITE_LOG``);
+    its ``write`` is what ``Store.gc(events=...)`` calls."""
+    return KillSwitch(os.environ.get(GC_ENV, ""), os.environ.get(GC_LOG_ENV) or "")
 
 
 class CountingStore:

@@ -46,6 +46,7 @@ from reconciler.ops.graph import load_graph
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
+from reconciler.ops.retention import LATEST
 from reconciler.ops.state import RepoState
 from reconciler.ops.v1sync import v1_sync
 from reconciler.ops.v1upload import upload_v1
@@ -55,7 +56,7 @@ from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store
+from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store, version_ranges
 
 log = logging.getLogger(__name__)
 
@@ -363,9 +364,12 @@ class Runner:
                 self._failed(a, exc)
         late = [a for a in content_actions if a.op in (Op.PUBLISH, Op.UNPUBLISH)]
         v1 = [a for a in content_actions if a.op in V1_OPS]
-        steps = [a for a in content_actions if a not in late and a not in v1]
+        retain = next((a for a in content_actions if a.op is Op.DROP_VERSIONS), None)
+        steps = [a for a in content_actions if a not in late and a not in v1 and a is not retain]
+        dropped: list[int] = []
         if steps:
-            self._content(repo, steps)
+            # with v1 versions still to come, retention waits for them (see retention.py)
+            dropped = self._content(repo, steps, retain=retain if not v1 else None)
         for a in v1:  # each makes its own version, after the OCI one (store.v1_commit)
             if self._blocked(a):
                 continue
@@ -388,6 +392,39 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
+        if retain is not None:
+            self._retain(repo, retain, dropped)
+
+    def _retain(self, repo: str, a: Action, dropped: list[int]) -> None:
+        """The rest of a ``DROP_VERSIONS`` action, once the repository's other actions
+        ran: what the version commit could not drop yet (the version the publication
+        pointed at until the publish just now), in one transaction."""
+        rest = [n for n in a.versions if n not in dropped]
+        if any(d in self.bad for d in a.depends_on):
+            self.bad.add(a.id)
+            kept = f"kept {version_ranges(rest)}: a dependency failed"
+            if dropped:
+                self.result.results.append(ActionResult(a.id, FAILED, f"dropped {version_ranges(dropped)} with "
+                                                                      f"the new version; {kept}"))
+            else:
+                self.result.results.append(ActionResult(a.id, SKIPPED, "a dependency failed"))
+            return
+        try:
+            if rest:
+                self.store.versions_drop(repo, rest)
+            self._done(a)
+        except ReconcilerError as exc:
+            self._failed(a, exc)
+
+    def _drop_with_commit(self, repo: str, a: Action | None, state: RepoState, base: RepoState) -> list[int]:
+        """The versions of ``a`` (``DROP_VERSIONS``) to drop in the transaction of the
+        repository's new version: none when a step failed (the old versions stay), else
+        those protected by nothing but being the latest, which the new version replaces."""
+        if a is None or any(d in self.bad for d in a.depends_on):
+            return []
+        released = {LATEST} if state != base else set()  # no change: no new version, the latest stays
+        guarded = self.store.protected_versions().get(repo, {})
+        return [n for n in a.versions if not set(guarded.get(n, ())) - released]
 
     def _v1(self, repo: str, a: Action) -> None:
         if a.op is Op.V1_UPLOAD:
@@ -425,7 +462,9 @@ class Runner:
             state = set_tag(state, graph, tag, digest, ORIGIN[Op.UPLOAD]).state
         return state, graph
 
-    def _content(self, repo: str, actions: list[Action]) -> None:
+    def _content(self, repo: str, actions: list[Action], *, retain: Action | None = None) -> list[int]:
+        """Run the content actions and commit one new version (with the part of
+        ``retain`` that may go with it); returns the versions dropped with it."""
         store = self.store
         try:
             base = store.version_get(repo)
@@ -437,7 +476,7 @@ class Runner:
             for a in actions:
                 if not self._blocked(a):
                     self._failed(a, exc)
-            return
+            return []
         done: list[Action] = []
         spec = self.desired.repositories.get(repo)
         source: UpstreamSource | None = None
@@ -467,14 +506,16 @@ class Runner:
             if source is not None:
                 source.close()
         try:
+            drop = self._drop_with_commit(repo, retain, state, RepoState.of(base))
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,
                                         operation=f"apply {self.result.plan_digest[:19]}",
-                                        provenance=self.provenance)
+                                        provenance=self.provenance, drop=drop)
         except ReconcilerError as exc:
             for a in done:
                 self._failed(a, exc)
-            return
+            return []
         for a in done:
             self._done(a)
         if info is not None:
             self.result.versions[repo] = info.number
+        return drop

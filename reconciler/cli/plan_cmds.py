@@ -165,15 +165,28 @@ def apply_cmd(app: AppContext, plan_file: str | None, path: str | None, targets:
 
 @click.command("history")
 @click.option("--limit", default=20, show_default=True, help="How many entries.")
+@click.option("--prune-before", metavar="DATE",
+              help="Delete the entries started before DATE (YYYY-MM-DD or ISO 8601 time, UTC unless "
+                   "given); running ones stay.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def history_cmd(app: AppContext, limit: int, as_json: bool) -> None:
+def history_cmd(app: AppContext, limit: int, prune_before: str | None, as_json: bool) -> None:
     """Show the apply journal: who applied what, when, and how it ended.
 
+    The journal keeps every apply until it is pruned with --prune-before.
+
     \b
-    Example:
+    Examples:
       reconciler history --limit 5
+      reconciler history --prune-before 2024-01-01
     """
+    if prune_before is not None:
+        cutoff, removed = api.prune_journal(app.store, prune_before)
+        if as_json:
+            echo_json({"before": cutoff, "entries_removed": removed})
+        else:
+            click.echo(f"removed {removed} journal {'entry' if removed == 1 else 'entries'} started before {cutoff}")
+        return
     entries = app.store.journal_list(limit)
     if as_json:
         echo_json([{"id": e.id, "started": e.started, "finished": e.finished, "user": e.user, "host": e.host,

@@ -1,11 +1,13 @@
-"""``reconciler repo list|show|history|create|delete``."""
+"""``reconciler repo list|show|history|diff|prune-versions|create|delete``."""
 
 from __future__ import annotations
 
 import click
 
-from reconciler.cli.context import AppContext, echo_json, pass_app
+from reconciler import api
+from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
 from reconciler.model.reference import check_upstream_name
+from reconciler.store.protocol import version_ranges
 
 
 @click.group("repo")
@@ -96,6 +98,79 @@ def history_cmd(app: AppContext, repo_id: str, as_json: bool) -> None:
         removed = ", ".join(f"-{n} {k}" for k, n in v.summary.removed.items() if n)
         changes = "; ".join(x for x in (added, removed) if x) or "no content changes"
         click.echo(f"{v.number}\t{v.created}\t{v.operation}\t{changes}")
+
+
+@repo_group.command("prune-versions")
+@click.argument("repo_id")
+@click.option("--keep", type=click.IntRange(min=1), required=True, metavar="N",
+              help="Keep the newest N versions (at least 1).")
+@click.option("--dry-run", is_flag=True, help="Say what would be dropped; drop nothing.")
+@click.option("--lock-timeout", default=60.0, show_default=True, help="Seconds to wait for the store lock.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def prune_versions_cmd(app: AppContext, repo_id: str, keep: int, dry_run: bool, lock_timeout: float,
+                       as_json: bool) -> None:
+    """Drop all but the newest N versions of a repository, once.
+
+    The same rule as `retain_versions: N` in repos.yaml: the latest version and the
+    published one are never dropped. Dropping frees no bytes by itself: `store gc` then
+    removes what only the dropped versions held.
+
+    \b
+    Example:
+      reconciler repo prune-versions synctest --keep 5 && reconciler store gc
+    """
+    result = api.prune_versions(app.store, repo_id, keep=keep, dry_run=dry_run, lock_timeout=lock_timeout)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    kept = f"kept {_versions(result.kept)}"
+    if result.protected:
+        kept += " (" + "; ".join(f"{n}: {', '.join(why)}" for n, why in sorted(result.protected.items())) + ")"
+    if not result.dropped:
+        click.echo(f"{repo_id}: nothing to drop; {kept}")
+        return
+    verb = "would drop" if dry_run else "dropped"
+    click.echo(f"{repo_id}: {verb} {_versions(result.dropped)} (frees ~{human_bytes(result.frees_bytes)} once gc "
+               f"runs); {kept}")
+
+
+def _versions(numbers: tuple[int, ...]) -> str:
+    return f"{'version' if len(numbers) == 1 else 'versions'} {version_ranges(numbers)}"
+
+
+@repo_group.command("diff")
+@click.argument("repo_id")
+@click.argument("old", type=int)
+@click.argument("new", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def diff_cmd(app: AppContext, repo_id: str, old: int, new: int | None, as_json: bool) -> None:
+    """Show what changed from version OLD to version NEW (default: the latest), tag by tag.
+
+    \b
+    Examples:
+      reconciler repo diff synctest 3 7
+      reconciler repo diff synctest 3 --json
+    """
+    from reconciler.ops.versiondiff import diff_versions
+
+    d = diff_versions(app.store.version_get(repo_id, old), app.store.version_get(repo_id, new))
+    if as_json:
+        echo_json(d.to_json())
+        return
+    click.echo(f"{repo_id}: version {d.old} -> {d.new}")
+    for t in d.tags:
+        if t.change == "added":
+            click.echo(f"  + tag {t.name}\t{t.new}")
+        elif t.change == "removed":
+            click.echo(f"  - tag {t.name}\t{t.old}")
+        else:
+            click.echo(f"  ~ tag {t.name}\t{t.old} -> {t.new}")
+    added = ", ".join(f"+{n} {k}" for k, n in d.added.items() if n)
+    removed = ", ".join(f"-{n} {k}" for k, n in d.removed.items() if n)
+    click.echo("  " + ("; ".join(x for x in (added, removed) if x) or "no content changes")
+               if not d.empty else "  no changes")
 
 
 @repo_group.command("create")

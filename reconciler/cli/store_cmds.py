@@ -1,4 +1,4 @@
-"""``reconciler store check|gc|backup|restore|relocate``."""
+"""``reconciler store check|gc|du|backup|restore|relocate``."""
 
 from __future__ import annotations
 
@@ -48,20 +48,71 @@ def check_cmd(app: AppContext, as_json: bool, quick: bool) -> None:
 
 
 @store_group.command("gc")
+@click.option("--dry-run", is_flag=True, help="Say what gc would remove; remove and change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--lock-timeout", default=60.0, show_default=True, help="Seconds to wait for the store lock.")
 @pass_app
-def gc_cmd(app: AppContext, lock_timeout: float) -> None:
-    """Remove blobs and manifests that no repository version references.
+def gc_cmd(app: AppContext, dry_run: bool, as_json: bool, lock_timeout: float) -> None:
+    """Remove blobs and manifests that no repository version holds.
+
+    Runs under the store lock (it waits for a running apply). Also removes the
+    temporary files of writers that died (a killed apply). What old versions held comes
+    back only once they are dropped (retain_versions, `repo prune-versions`).
+
+    \b
+    Examples:
+      reconciler store gc --dry-run
+      reconciler store gc --json
+    """
+    report = api.collect_garbage(app.existing_store, dry_run=dry_run, lock_timeout=lock_timeout)
+    if as_json:
+        echo_json(report.to_json())
+        return
+    counts = f"{_count(report.blobs_removed, 'blob')}, {_count(report.manifests_removed, 'manifest')}"
+    if report.temp_files_removed:
+        counts += f", {_count(report.temp_files_removed, 'temporary file')}"
+    if dry_run:
+        click.echo(f"would free {human_bytes(report.bytes_freed)}: {counts} (dry run: nothing was removed)")
+    else:
+        click.echo(f"freed {human_bytes(report.bytes_freed)}: {counts}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+@store_group.command("du")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def du_cmd(app: AppContext, as_json: bool) -> None:
+    """Show where the store's bytes are, per repository.
+
+    \b
+    Columns (blob and manifest bytes, each counted once per repository):
+      VERSIONS  how many versions the repository has
+      LATEST    held by its latest version
+      UNIQUE    held by no other repository: what deleting it frees
+      OLD       held only by its old versions that retention may drop (not the latest,
+                not the published one): what `repo prune-versions ID --keep 1` frees
+    Totals: every stored byte, and what no version holds (freed by `store gc`).
 
     \b
     Example:
-      reconciler store gc
+      reconciler store du
     """
-    store = app.existing_store
-    with store.lock(lock_timeout):
-        report = store.gc()
-    click.echo(f"removed {report.blobs_removed} blobs and {report.manifests_removed} manifests "
-               f"({human_bytes(report.bytes_freed)}), {report.temp_files_removed} stale temp files")
+    usage = app.existing_store.usage()
+    if as_json:
+        echo_json(usage.to_json())
+        return
+    rows = [(r.id, str(r.versions), human_bytes(r.bytes), human_bytes(r.unique_bytes),
+             human_bytes(r.old_versions_bytes)) for r in usage.repositories]
+    header = ("REPOSITORY", "VERSIONS", "LATEST", "UNIQUE", "OLD")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]))
+    click.echo(f"total {human_bytes(usage.total_bytes)}; unreferenced (freed by `store gc`) "
+               f"{human_bytes(usage.unreferenced_bytes)}; held only by old versions "
+               f"{human_bytes(sum(r.old_versions_bytes for r in usage.repositories))}")
 
 
 @store_group.command("backup")

@@ -96,6 +96,7 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
         prune=bool(effective(repo, defaults, "prune", False)),
         publish=repo.get("publish"),
         protected=bool(effective(repo, defaults, "protected", False)),
+        retain_versions=effective(repo, defaults, "retain_versions"),
     )
 
 

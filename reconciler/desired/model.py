@@ -91,6 +91,8 @@ class RepositorySpec:
     prune: bool = False
     publish: str | None = None
     protected: bool = False
+    #: keep only the newest N versions (None: keep every version); see ops/retention.py
+    retain_versions: int | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.plan import model as pm
 from reconciler.plan import steps
+from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.model import Action, Change, Download, Op
 from reconciler.plan.observed import Observed, ObservedRepo
@@ -175,6 +176,7 @@ class RepoDiff:
         self._prune()
         self._v1()
         self._publish()
+        self._retain()
         self.ledger.after[self.repo] = self.state
         return self.actions
 
@@ -412,6 +414,13 @@ class RepoDiff:
             op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
             assert isinstance(op, Op) and isinstance(change, Change)
             self._add(op, change, str(subject), str(reason), **kw)  # type: ignore[arg-type]
+
+    def _retain(self) -> None:
+        kw = retain_step(self.spec, self.ledger.observed.history.get(self.repo), self.actions,
+                         self.obs.state if self.obs else RepoState(), self.state)
+        if kw is not None:
+            op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
+            self._add(op, change, subject, reason, **kw)
 
     def _publish(self) -> None:
         spec, repo = self.spec, self.obs.repository if self.obs else None

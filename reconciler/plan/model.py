@@ -52,6 +52,7 @@ class Op(str, enum.Enum):
     V1_SYNC = "v1_sync"                          # v1 images and tags from the feed's v1 API
     PUBLISH = "publish"                          # switch the publication to the new version
     UNPUBLISH = "unpublish"
+    DROP_VERSIONS = "drop_versions"              # retain_versions: drop old versions (gc frees their bytes)
 
 
 #: reasons, as the user reads them (issue 7 names these)
@@ -115,6 +116,10 @@ class Action:
     removes: Mapping[str, int] = field(default_factory=dict)
     #: what the action adds to the repository, per kind
     adds: Mapping[str, int] = field(default_factory=dict)
+    #: DROP_VERSIONS: exactly the version numbers it drops
+    versions: tuple[int, ...] = ()
+    #: DROP_VERSIONS: bytes no version holds any more afterwards (freed once gc runs)
+    frees_bytes: int | None = None
 
     @property
     def destructive(self) -> bool:
@@ -134,7 +139,7 @@ class Action:
                 value = str(value)
             elif f.name == "digests":
                 value = [str(d) for d in value]
-            elif f.name == "depends_on":
+            elif f.name in ("depends_on", "versions"):
                 value = list(value)
             elif isinstance(value, Download):
                 if value.empty:
@@ -156,6 +161,7 @@ class Action:
                     kw[name] = Digest.parse(kw[name])
             kw["digests"] = tuple(Digest.parse(d) for d in kw.get("digests", ()))
             kw["depends_on"] = tuple(kw.get("depends_on", ()))
+            kw["versions"] = tuple(int(n) for n in kw.get("versions", ()))
             kw["download"] = Download(**kw.get("download", {}))
             return cls(**kw)
         except (KeyError, TypeError, ValueError) as exc:

@@ -16,7 +16,7 @@ from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
-from reconciler.store.protocol import ContentSet, Repository, V1Content
+from reconciler.store.protocol import ContentSet, Repository, V1Content, VersionHistory
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,5 @@ class Observed:
     v1_uploads: Mapping[tuple[str, str], V1UploadInfo] = field(default_factory=dict)
     #: repository id -> upstream v1 tags; absent when not refreshed
     v1_upstreams: Mapping[str, V1Upstream] = field(default_factory=dict)
+    #: the versions of every planned repository with ``retain_versions`` (in the store)
+    history: Mapping[str, VersionHistory] = field(default_factory=dict)

@@ -264,6 +264,9 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     upload_manifests = [m for _, manifests in inspected.values() for m in manifests]
     if upload_manifests:
         graph = graph.merged(RefGraph.from_manifests(upload_manifests))
+    # retention's input: the versions of the repositories that keep only the newest N
+    history = store.version_history(r for r, spec in desired.repositories.items()
+                                    if r in wanted and r in repos and spec.retain_versions is not None)
     v1, v1_uploads, v1_upstreams = refresh_v1(store, desired, wanted, stored=repos.keys(), file_sha256=file_sha256,
                                               sources=v1_sources, upstreams=upstreams)
     info = RefreshInfo(refreshed=upstreams, upstreams=len(results),
@@ -277,4 +280,5 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         missing_manifests=frozenset(fetched), manifests=fetched,
         upstreams={r.repo_id: r.tags for r in results},
         uploads=uploads, refresh=info, v1=v1, v1_uploads=v1_uploads, v1_upstreams=v1_upstreams,
+        history=history,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reconciler.model import Digest
 from reconciler.plan.model import Action, Change, Op, Plan, RepoSummary
+from reconciler.store.protocol import version_ranges
 
 _COLORS = {"+": "\x1b[32m", "~": "\x1b[33m", "-": "\x1b[31m", "=": "\x1b[2m"}
 _RESET = "\x1b[0m"
@@ -125,7 +126,16 @@ def action_line(a: Action, plan: Plan | None = None) -> str:
         return "   ".join((f"feed {a.feed or '-'} {a.upstream_name or ''}".rstrip(), a.reason))
     if a.op is Op.DELETE_REPOSITORY:
         return "   ".join(x for x in ("delete repository", _join(a.reason, counts_text(dict(a.removes)))) if x)
+    if a.op is Op.DROP_VERSIONS:
+        return "   ".join((drop_versions_text(a), a.reason))
     return f"{a.op.value} {a.reason}"  # pragma: no cover - every op is handled above
+
+
+def drop_versions_text(a: Action) -> str:
+    """``drop versions 3-7 (frees ~212.4 MiB once gc runs)``."""
+    noun = "version" if len(a.versions) == 1 else "versions"
+    frees = f" (frees ~{human_bytes(a.frees_bytes)} once gc runs)" if a.frees_bytes is not None else ""
+    return f"drop {noun} {version_ranges(a.versions)}{frees}"
 
 
 def plan_action_repo(plan: Plan, action_id: str) -> str | None:

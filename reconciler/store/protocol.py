@@ -196,10 +196,86 @@ class CheckReport:
 
 @dataclass(frozen=True)
 class GcReport:
+    """What ``store gc`` removed (or, with ``dry_run``, would remove)."""
+
     blobs_removed: int
     manifests_removed: int
     bytes_freed: int
     temp_files_removed: int
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"freed_bytes": self.bytes_freed, "blobs_removed": self.blobs_removed,
+                "manifests_removed": self.manifests_removed, "temporary_files_removed": self.temp_files_removed,
+                "dry_run": self.dry_run}
+
+
+@dataclass(frozen=True)
+class VersionHistory:
+    """What retention needs to know about one repository's versions
+    (``Store.version_history``), read in one snapshot.
+
+    ``protected``: the versions that must never be dropped, each with why (``latest``,
+    ``published``; the store's one definition, ``protected_versions``). ``rows``: every
+    stretch of versions ``[added, removed)`` in which the repository holds a digest (its
+    blobs, manifests, indexes and the layers of its v1 images); ``sizes`` their recorded
+    sizes; ``shared`` the digests of ``rows`` some other repository holds too (dropping
+    versions here never frees those)."""
+
+    repo_id: str
+    numbers: tuple[int, ...]
+    protected: Mapping[int, tuple[str, ...]]
+    rows: tuple[tuple[Digest, int, int | None], ...] = ()
+    sizes: Mapping[Digest, int] = field(default_factory=dict)
+    shared: frozenset[Digest] = frozenset()
+
+
+def version_ranges(numbers: Iterable[int]) -> str:
+    """``[3, 4, 5, 7]`` -> ``3-5, 7`` (how plans and messages name versions)."""
+    ordered = sorted(set(numbers))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class RepositoryUsage:
+    """One repository's line of ``store du`` (bytes are blob and manifest bytes)."""
+
+    id: str
+    versions: int
+    #: held by its latest version
+    bytes: int
+    #: held by this repository (any version) and by no other: what deleting it frees
+    unique_bytes: int
+    #: held only by its versions retention may drop (not latest, not published, ...), and
+    #: by no other repository: what dropping them all and gc would free
+    old_versions_bytes: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "versions": self.versions, "bytes": self.bytes, "unique_bytes": self.unique_bytes,
+                "old_versions_bytes": self.old_versions_bytes}
+
+
+@dataclass(frozen=True)
+class StoreUsage:
+    """``store du``: where the store's bytes are."""
+
+    #: every recorded blob and manifest
+    total_bytes: int
+    #: recorded content no version holds: what ``store gc`` frees
+    unreferenced_bytes: int
+    repositories: tuple[RepositoryUsage, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"total_bytes": self.total_bytes, "unreferenced_bytes": self.unreferenced_bytes,
+                "repositories": [r.to_json() for r in self.repositories]}
 
 
 @dataclass(frozen=True)
@@ -285,7 +361,28 @@ class Store(Protocol):
         ...
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
                        tags: Mapping[str, TagEntry], operation: str,
-                       provenance: Mapping[str, str] | None = None) -> VersionInfo | None: ...
+                       provenance: Mapping[str, str] | None = None,
+                       drop: Iterable[int] = ()) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in
+        the same transaction, drop the versions ``drop`` (as ``versions_drop``).
+        ``provenance``: where an apply's version came from (recorded with it)."""
+        ...
+
+    # -- version lifecycle (retention) -------------------------------------------
+    def protected_versions(self) -> dict[str, dict[int, tuple[str, ...]]]:
+        """repository id -> {version: why} of every version that must never be dropped
+        (the latest, the published one). The one definition retention and ``store du``
+        use; ``versions_drop`` refuses these."""
+        ...
+    def version_history(self, repo_ids: Iterable[str]) -> dict[str, VersionHistory]:
+        """What retention needs about each repository in ``repo_ids`` (unknown ones are
+        left out), in one snapshot."""
+        ...
+    def versions_drop(self, repo_id: str, numbers: Iterable[int]) -> list[int]:
+        """Drop these versions in one transaction: their rows go, content they alone
+        held becomes unreferenced (``gc`` frees it). Refuses (dropping nothing) a version
+        that does not exist or is protected. Returns the numbers dropped."""
+        ...
 
     # -- publication ------------------------------------------------------------
     def publish(self, repo_id: str, *, name: str, version: int, protected: bool) -> Repository: ...
@@ -364,7 +461,16 @@ class Store(Protocol):
 
     # -- maintenance ------------------------------------------------------------
     def check(self, *, verify_content: bool = True) -> CheckReport: ...
-    def gc(self) -> GcReport: ...
+    def gc(self, *, dry_run: bool = False, lock_timeout: float = 60.0,
+           events: Callable[[str], None] | None = None) -> GcReport:
+        """Under the store lock (waiting up to ``lock_timeout`` unless this thread holds
+        it): remove content no existing version holds and dead writers' temporary files;
+        ``dry_run`` only counts them (and writes nothing). ``events``: told each step
+        (crash points for tests)."""
+        ...
+    def usage(self) -> StoreUsage:
+        """Where the bytes are (``store du``)."""
+        ...
     def replaced(self) -> bool:
         """Whether the store was replaced under this object since it was opened (a
         restore put another database file in place): a server then opens it again."""
@@ -374,3 +480,7 @@ class Store(Protocol):
     def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int: ...
     def journal_finish(self, entry_id: int, *, result: str, details: Mapping[str, object]) -> None: ...
     def journal_list(self, limit: int = 50) -> list[JournalEntry]: ...
+    def journal_prune(self, before: str) -> int:
+        """Delete finished journal entries started before ``before`` (an ISO 8601 UTC
+        timestamp); entries still running stay. Returns how many went."""
+        ...

@@ -187,14 +187,15 @@ class ContentFiles:
         except FileNotFoundError:
             return 0
 
-    def remove_stale_uploads(self, older_than: float) -> tuple[int, int]:
+    def remove_stale_uploads(self, older_than: float, *, dry_run: bool = False) -> tuple[int, int]:
         count = freed = 0
         now = time.time()
         for f in self.tmp.iterdir():
             try:
                 st = f.stat()
                 if writer_gone(f.name) or now - st.st_mtime > older_than:
-                    f.unlink()
+                    if not dry_run:
+                        f.unlink()
                     count += 1
                     freed += st.st_size
             except FileNotFoundError:

@@ -57,10 +57,10 @@ class BlobStorage(Protocol):
         """Every stored digest with its file path or object key (for gc and check)."""
         ...
 
-    def remove_stale_uploads(self, older_than: float) -> tuple[int, int]:
+    def remove_stale_uploads(self, older_than: float, *, dry_run: bool = False) -> tuple[int, int]:
         """Remove temporary uploads older than ``older_than`` seconds (a writer killed
         midway left them); (count, bytes) removed. Younger ones may belong to a running
-        writer and stay."""
+        writer and stay. ``dry_run``: count them, remove nothing."""
         ...
 
     def read_marker(self, name: str) -> str | None:

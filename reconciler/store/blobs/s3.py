@@ -274,8 +274,9 @@ class S3Blobs:
             self.client.delete_object(Bucket=self.bucket, Key=self.key(digest))
         return size
 
-    def remove_stale_uploads(self, older_than: float) -> tuple[int, int]:
-        """Abort incomplete multipart uploads under our prefix started before ``older_than`` seconds ago."""
+    def remove_stale_uploads(self, older_than: float, *, dry_run: bool = False) -> tuple[int, int]:
+        """Abort incomplete multipart uploads under our prefix started before ``older_than``
+        seconds ago (``dry_run``: count them only)."""
         count = freed = 0
         now = time.time()
         with self._s3(f"LIST uploads {self._area}"):
@@ -289,7 +290,9 @@ class S3Blobs:
                     with self._s3(f"ABORT upload {up['Key']}"):
                         parts = self.client.list_parts(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
                         freed += sum(int(p["Size"]) for p in parts.get("Parts", ()))
-                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
+                        if not dry_run:
+                            self.client.abort_multipart_upload(Bucket=self.bucket, Key=up["Key"],
+                                                               UploadId=up["UploadId"])
                 except ContentNotFound:
                     continue  # its writer finished or aborted meanwhile
                 count += 1

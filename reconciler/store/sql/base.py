@@ -17,7 +17,7 @@ import getpass
 import json
 import socket
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,15 +43,18 @@ from reconciler.store.protocol import (
     Problem,
     Repository,
     RepositoryVersion,
+    StoreUsage,
     TagEntry,
+    VersionHistory,
     VersionInfo,
 )
-from reconciler.store.sql import grace, identity, maintenance
+from reconciler.store.sql import grace, identity, lifecycle, maintenance
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
 from reconciler.store.sql.hooks import BackendHooks
 from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
+from reconciler.store.sql.usage import usage
 from reconciler.store.sql.v1 import V1Images
 
 if TYPE_CHECKING:
@@ -256,12 +259,18 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
 
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
                        tags: Mapping[str, TagEntry], operation: str,
-                       provenance: Mapping[str, str] | None = None) -> VersionInfo | None:
-        """Make ``content`` + ``tags`` the next version of ``repo_id``; None if nothing changed.
+                       provenance: Mapping[str, str] | None = None,
+                       drop: Iterable[int] = ()) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version of ``repo_id`` (None if nothing
+        changed) and drop the versions ``drop`` in the same transaction (after the new
+        version is in, so the version it replaces as the latest may go).
         ``provenance``: where an apply's version came from (recorded with it as JSON)."""
+        drop = list(drop)
         try:
-            return self._commit(repo_id, base, content, tags, operation, dict(provenance or {}))
+            return self._commit(repo_id, base, content, tags, operation, dict(provenance or {}), drop)
         except _NoChange:
+            if drop:  # nothing new, but the retention the caller planned still applies
+                self.versions_drop(repo_id, drop)
             return None
 
     @staticmethod
@@ -278,7 +287,8 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         return latest
 
     def _commit(self, repo_id: str, base: int, content: ContentSet,
-                tags: Mapping[str, TagEntry], operation: str, provenance: dict[str, str]) -> VersionInfo:
+                tags: Mapping[str, TagEntry], operation: str, provenance: dict[str, str],
+                drop: Iterable[int] = ()) -> VersionInfo:
         """Make ``content`` + ``tags`` the next version of ``repo_id`` if anything changed.
 
         Refuses (``Conflict``) when the repository moved past ``base`` meanwhile, and
@@ -316,7 +326,28 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
                          "VALUES (?, ?, ?, ?, ?, ?)", (repo_id, new, created, operation, json.dumps(summary.to_json()),
                                                        json.dumps(provenance, sort_keys=True) if provenance else None))
             conn.execute("UPDATE repositories SET latest_version = ? WHERE id = ?", (new, repo_id))
+            lifecycle.drop_versions(conn, repo_id, drop)
         return VersionInfo(repo_id, new, created, operation, summary, provenance)
+
+    # -- version lifecycle (retention; see lifecycle.py) ---------------------------------
+    def protected_versions(self) -> dict[str, dict[int, tuple[str, ...]]]:
+        return lifecycle.protected_versions(self._conn())
+
+    def version_history(self, repo_ids: Iterable[str]) -> dict[str, VersionHistory]:
+        with self._read() as conn:
+            return lifecycle.version_history(conn, repo_ids)
+
+    def versions_drop(self, repo_id: str, numbers: Iterable[int]) -> list[int]:
+        numbers = list(numbers)
+        self.repository_get(repo_id)
+        if not numbers:
+            return []
+        with self._write() as conn:
+            return lifecycle.drop_versions(conn, repo_id, numbers)
+
+    def usage(self) -> StoreUsage:
+        with self._read() as conn:
+            return usage(conn)
 
     # -- publication ------------------------------------------------------------------
     def _check_publish_name_free(self, conn: Connection, repo_id: str, name: object) -> None:
@@ -334,6 +365,11 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         if version < 0 or version > repo.latest_version:
             raise NotFound(f"repository {repo_id!r} has no version {version} (latest is {repo.latest_version})")
         with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM versions WHERE repo_id = ? AND number = ?",
+                                (repo_id, version)).fetchone():
+                raise NotFound(f"repository {repo_id!r} no longer has version {version}: it was dropped "
+                               "(retain_versions or `repo prune-versions`)",
+                               hint=f"see `reconciler repo history {repo_id}` for the versions it has")
             self._check_publish_name_free(conn, repo_id, name)
             old = conn.execute("SELECT publish_name, published_version FROM repositories WHERE id = ?",
                                (repo_id,)).fetchone()
@@ -449,20 +485,23 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         refused = [Problem("identity", self.location, text) for text in identity.problems(self)]
         return dataclasses.replace(report, problems=tuple(refused) + report.problems) if refused else report
 
-    def gc(self, *, lock_timeout: float = 60.0) -> GcReport:
+    def gc(self, *, dry_run: bool = False, lock_timeout: float = 60.0,
+           events: Callable[[str], None] | None = None) -> GcReport:
         """Under the store lock: taken here unless this thread holds it already, so gc
         can never run between another writer's 'bytes stored' and 'version committed'.
         Only on the store's own blob storage, checked afresh (``identity.gate``): gc on a
-        copy would delete what the original needs."""
+        copy would delete what the original needs. The one entry point of gc
+        (``maintenance.gc`` does the work). ``events``: called at each step (crash points
+        for tests, see ``apply.hooks``)."""
         if self._lock_owner == threading.get_ident():
-            return self._gc(lock_timeout)
+            return self._gc(lock_timeout, dry_run, events)
         with self.lock(lock_timeout):
-            return self._gc(lock_timeout)
+            return self._gc(lock_timeout, dry_run, events)
 
-    def _gc(self, lock_timeout: float) -> GcReport:
+    def _gc(self, lock_timeout: float, dry_run: bool, events: Callable[[str], None] | None) -> GcReport:
         with self.gc_barrier(lock_timeout):  # never while a backup copies what its snapshot names
             identity.gate(self, fresh=True)
-            return maintenance.gc(self)
+            return maintenance.gc(self, dry_run=dry_run, events=events)
 
     # -- journal ------------------------------------------------------------------------
     def journal_start(self, *, command: str, plan_digest: str | None, details: Mapping[str, object]) -> int:
@@ -482,6 +521,13 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         with self._journal_write() as conn:
             conn.execute("UPDATE journal SET finished = ?, result = ?, details = ? WHERE id = ?",
                          (_now(), result, json.dumps(details, default=str), entry_id))
+
+    def journal_prune(self, before: str) -> int:
+        with self._write() as conn:
+            n = conn.execute("SELECT COUNT(*) FROM journal WHERE started < ? AND result != 'running'",
+                             (before,)).fetchone()[0]
+            conn.execute("DELETE FROM journal WHERE started < ? AND result != 'running'", (before,))
+        return int(n)
 
     def journal_list(self, limit: int = 50) -> list[JournalEntry]:
         rows = self._conn().execute(

@@ -8,7 +8,7 @@ referenced by what remains, every tag must point at a manifest or index that is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.errors import InvalidInput, StoreError
@@ -18,6 +18,7 @@ from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.v1 import check_v1, gc_v1
 
 if TYPE_CHECKING:
+    from reconciler.store.blobs import BlobStorage
     from reconciler.store.sql.base import SQLStore
 
 _CHUNK = 1024 * 1024
@@ -137,14 +138,20 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
             if parsed.digest != d:
                 problems.append(Problem("corrupt", digest, "manifest bytes do not hash to the digest"))
 
-    # 2. every version of every repository is complete
+    # 2. every version of every repository is complete (the versions it still has: retention
+    # drops old ones), and its latest and published versions exist
     versions = 0
-    for (repo_id, latest) in conn.execute("SELECT id, latest_version FROM repositories ORDER BY id").fetchall():
+    numbers = existing_versions(conn)
+    for (repo_id, latest, published) in conn.execute(
+            "SELECT id, latest_version, published_version FROM repositories ORDER BY id").fetchall():
+        for what, n in (("latest", latest), ("published", published)):
+            if n is not None and n not in numbers.get(repo_id, ()):
+                problems.append(Problem("dangling", f"{repo_id}@{n}", f"the {what} version does not exist"))
         content_rows = conn.execute("SELECT digest, kind, added, removed FROM repo_content WHERE repo_id = ?",
                                     (repo_id,)).fetchall()
         tag_rows = conn.execute("SELECT name, digest, added, removed FROM repo_tags WHERE repo_id = ?",
                                 (repo_id,)).fetchall()
-        for n in range(latest + 1):
+        for n in numbers.get(repo_id, ()):
             versions += 1
             live = {(d, k) for d, k, a, r in content_rows if a <= n and (r is None or r > n)}
             live_digests = {d for d, _ in live}
@@ -164,48 +171,77 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
             for name, d, a, r in tag_rows:
                 if a <= n and (r is None or r > n) and d not in live_digests:
                     problems.append(Problem("dangling", where, f"tag {name!r} points at missing {d}"))
-    problems += check_v1(conn, blobs)
+    problems += check_v1(conn, blobs, numbers)
     problems.sort(key=lambda p: (p.subject, p.kind, p.message))
     return CheckReport(tuple(problems), len(blobs), len(manifests), versions)
 
 
-def gc(store: SQLStore) -> GcReport:
-    """Remove blobs and manifests no repository version references, and the temp files
+def existing_versions(conn: Connection) -> dict[str, list[int]]:
+    """repository id -> the numbers of the versions it has, ascending."""
+    out: dict[str, list[int]] = {}
+    for repo_id, n in conn.execute("SELECT repo_id, number FROM versions ORDER BY repo_id, number"):
+        out.setdefault(repo_id, []).append(int(n))
+    return out
+
+
+def gc(store: SQLStore, *, dry_run: bool = False, events: Callable[[str], None] | None = None) -> GcReport:
+    """Remove blobs and manifests no existing repository version holds, and the temp files
     of dead writers (or old ones). The caller holds the store lock (``SQLStore.gc``
     makes sure), so no apply is between 'bytes stored' and 'version committed': content
-    an in-flight apply fetched but has not committed yet is never taken from under it."""
-    blobs_removed = manifests_removed = freed = temps = 0
-    with store._write() as conn:
+    an in-flight apply fetched but has not committed yet is never taken from under it.
+
+    What stays is decided by the rows of existing versions alone. Protected versions
+    (``lifecycle.PROTECTED_VERSIONS``) are never dropped, so everything they hold stays.
+
+    Order: the rows in one transaction, then the files. A kill in between leaves files no
+    row names: invisible, and the next gc removes them. ``dry_run`` reads in a snapshot,
+    writes nothing (the generation stays, saved plans stay fresh) and reports what a gc
+    now would remove. ``events`` is told each step (``rows``, ``file N``) for crash tests."""
+    note = events or (lambda _what: None)
+    with (store._read() if dry_run else store._write()) as conn:
         referenced = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM repo_content")}
-        dead_manifests = [r[0] for r in conn.execute("SELECT digest FROM manifests") if r[0] not in referenced]
-        referenced |= gc_v1(conn)  # the layers of v1 images some version still holds
-        dead_blobs = [r[0] for r in conn.execute("SELECT digest FROM blobs") if r[0] not in referenced]
-        for chunk in chunks(dead_manifests):
-            conn.execute(f"DELETE FROM manifests WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
-        for chunk in chunks(dead_blobs):
-            conn.execute(f"DELETE FROM blobs WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
+        dead_manifests = {r[0]: int(r[1]) for r in conn.execute("SELECT digest, size FROM manifests")
+                          if r[0] not in referenced}
+        referenced |= gc_v1(conn, delete=not dry_run)  # the layers of v1 images some version still holds
+        dead_blobs = {r[0]: int(r[1]) for r in conn.execute("SELECT digest, size FROM blobs") if r[0] not in referenced}
+        if not dry_run:
+            for table, dead in (("manifests", dead_manifests), ("blobs", dead_blobs)):
+                for chunk in chunks(list(dead)):
+                    conn.execute(f"DELETE FROM {table} WHERE digest IN ({','.join('?' * len(chunk))})", chunk)
+        known_blobs = {r[0] for r in conn.execute("SELECT digest FROM blobs")} - dead_blobs.keys()
+        known_manifests = {r[0] for r in conn.execute("SELECT digest FROM manifests")} - dead_manifests.keys()
+    note("rows")
+    removed = {"blobs": 0, "manifests": 0}
+    freed = 0
+    files_done = 0
+
+    def remove(files: BlobStorage, digest: Digest, what: str, size: int | None) -> None:
+        nonlocal freed, files_done
+        if dry_run:
+            freed += size if size is not None else files.size(digest) or 0
+        else:
+            freed += files.remove(digest)
+        removed[what] += 1
+        files_done += 1
+        note(f"file {files_done}")
+
     # files after the rows: a crash in between leaves unreferenced files, which are harmless
-    for d in dead_manifests:
-        freed += store.manifest_files.remove(Digest.parse(d))
-        manifests_removed += 1
-    for d in dead_blobs:
-        freed += store.blob_files.remove(Digest.parse(d))
-        blobs_removed += 1
-    # files with no row at all (a writer killed between rename and insert)
-    known_blobs = {r[0] for r in store._conn().execute("SELECT digest FROM blobs")}
-    for d, _path in list(store.blob_files.all_digests()):
-        if str(d) not in known_blobs:
-            freed += store.blob_files.remove(d)
-            blobs_removed += 1
-    known_manifests = {r[0] for r in store._conn().execute("SELECT digest FROM manifests")}
-    for d, _path in list(store.manifest_files.all_digests()):
-        if str(d) not in known_manifests:
-            freed += store.manifest_files.remove(d)
-            manifests_removed += 1
+    for d, size in sorted(dead_manifests.items()):
+        remove(store.manifest_files, Digest.parse(d), "manifests", size)
+    for d, size in sorted(dead_blobs.items()):
+        remove(store.blob_files, Digest.parse(d), "blobs", size)
+    # files with no row at all (a writer killed between rename and insert, or a gc between
+    # its rows and its files); listed after the rows are gone, so a dry run skips the dead
+    for files, known, what, dead in ((store.blob_files, known_blobs, "blobs", dead_blobs),
+                                     (store.manifest_files, known_manifests, "manifests", dead_manifests)):
+        for d, _path in list(files.all_digests()):
+            if str(d) not in known and str(d) not in dead:
+                remove(files, d, what, None)
     # uploads a killed writer left (temp files, incomplete S3 multipart uploads)
+    temps = 0
     for files in (store.blob_files, store.manifest_files):
-        count, size = files.remove_stale_uploads(TEMP_GRACE_SECONDS)
+        count, size = files.remove_stale_uploads(TEMP_GRACE_SECONDS, dry_run=dry_run)
         temps += count
         freed += size
-    return GcReport(blobs_removed, manifests_removed, freed, temps)
+    return GcReport(removed["blobs"], removed["manifests"], freed, temps, dry_run=dry_run)
 

@@ -12,7 +12,7 @@ the version or masked; a v1 tag names an image in the version.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
@@ -192,23 +192,24 @@ def _live(n: int, added: int, removed: int | None) -> bool:
     return added <= n and (removed is None or removed > n)
 
 
-def check_v1(conn: Connection, blobs: dict[str, int]) -> list[Problem]:
+def check_v1(conn: Connection, blobs: dict[str, int], numbers: Mapping[str, list[int]]) -> list[Problem]:
     """``store check`` for v1 content: every image's layer blob is stored, and every
-    version of every repository is complete (parents, tags)."""
+    existing version (``numbers``: repository -> its version numbers) of every repository
+    is complete (parents, tags)."""
     problems: list[Problem] = []
     images = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT image_id, parent, layer FROM v1_images")}
     for image_id, (_parent, layer) in sorted(images.items()):
         if layer not in blobs:
             problems.append(Problem("missing", image_id, f"v1 image layer blob {layer} is not in the store"))
     parents = {i: p for i, (p, _layer) in images.items()}
-    for repo_id, latest in conn.execute("SELECT id, latest_version FROM repositories ORDER BY id").fetchall():
+    for (repo_id,) in conn.execute("SELECT id FROM repositories ORDER BY id").fetchall():
         image_rows = conn.execute("SELECT image_id, role, added, removed FROM repo_v1_images WHERE repo_id = ?",
                                   (repo_id,)).fetchall()
         tag_rows = conn.execute("SELECT name, image_id, added, removed FROM repo_v1_tags WHERE repo_id = ?",
                                 (repo_id,)).fetchall()
         if not image_rows and not tag_rows:
             continue
-        for n in range(latest + 1):
+        for n in numbers.get(repo_id, ()):
             content = V1Content(frozenset(i for i, role, a, r in image_rows if role == "image" and _live(n, a, r)),
                                 {name: i for name, i, a, r in tag_rows if _live(n, a, r)},
                                 frozenset(i for i, role, a, r in image_rows if role == "mask" and _live(n, a, r)))
@@ -219,11 +220,14 @@ def check_v1(conn: Connection, blobs: dict[str, int]) -> list[Problem]:
     return problems
 
 
-def gc_v1(conn: Connection) -> set[str]:
-    """Inside gc's write transaction: delete images no repository version holds; return
-    the layer digests of the images that remain (blobs gc must keep)."""
+def gc_v1(conn: Connection, *, delete: bool = True) -> set[str]:
+    """Inside gc's write transaction: delete images no repository version holds (unless
+    ``delete`` is False: a dry run); return the layer digests of the images that remain
+    (blobs gc must keep)."""
     referenced = {r[0] for r in conn.execute("SELECT DISTINCT image_id FROM repo_v1_images WHERE role = 'image'")}
-    dead = [r[0] for r in conn.execute("SELECT image_id FROM v1_images") if r[0] not in referenced]
-    for chunk in chunks(dead):
-        conn.execute(f"DELETE FROM v1_images WHERE image_id IN ({','.join('?' * len(chunk))})", chunk)
-    return {r[0] for r in conn.execute("SELECT DISTINCT layer FROM v1_images")}
+    rows = conn.execute("SELECT image_id, layer FROM v1_images").fetchall()
+    dead = [image_id for image_id, _ in rows if image_id not in referenced]
+    if delete:
+        for chunk in chunks(dead):
+            conn.execute(f"DELETE FROM v1_images WHERE image_id IN ({','.join('?' * len(chunk))})", chunk)
+    return {layer for image_id, layer in rows if image_id in referenced}

@@ -1,0 +1,114 @@
+"""Apply with ``retain_versions`` over a real store (both backends) and a fake upstream:
+the plan's drops happen with the new version and after the publish, a failed step keeps
+the old versions, and the next plan says no changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconciler.apply.runner import FAILED, SKIPPED, Runner
+from reconciler.desired.model import DesiredState
+from reconciler.model import Digest, Index, Manifest
+from reconciler.plan.diff import diff
+from reconciler.plan.model import Op, Plan
+from reconciler.plan.refresh import refresh
+from reconciler.registry.protocol import RequestStats
+from reconciler.store.protocol import Store
+from tests.support.planworld import IMAGES, desired, digest, synced
+from tests.unit.test_apply_runner import fetcher
+
+
+class Upstream:
+    """A fake upstream whose ``latest`` points where the test says."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, str] = {}
+        self.stats = RequestStats()
+
+    def manifest_get(self, name: str, reference: str) -> Manifest | Index:
+        return next(m for img in IMAGES.values() for m in img.all_manifests() if str(m.digest) == reference)
+
+    def close(self) -> None:
+        pass
+
+
+def plan_now(store: Store, spec: DesiredState, upstream: Upstream) -> Plan:
+    def resolver(source: object, rspec: object, jobs: int, known: object) -> tuple[
+            Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]:
+        return {t: digest(n) for t, n in upstream.tags.items()}, len(upstream.tags), {}
+
+    return diff(spec, refresh(store, spec, lambda _: upstream, resolver=resolver))  # type: ignore[arg-type, return-value]
+
+
+def apply_now(store: Store, spec: DesiredState, upstream: Upstream, fail: frozenset[Digest] = frozenset()
+              ) -> tuple[Plan, dict[str, str]]:
+    plan = plan_now(store, spec, upstream)
+    result = Runner(plan, store, spec, sources=lambda _: upstream, fetcher=fetcher(set(fail))).run()  # type: ignore[arg-type, return-value]
+    return plan, {r.id: r.status for r in result.results}
+
+
+def numbers(store: Store, repo: str = "web") -> list[int]:
+    return [v.number for v in store.version_list(repo)]
+
+
+def test_retain_1_keeps_only_the_published_latest_through_moves(store: Store) -> None:
+    spec = desired(synced("web", publish="team/web", mirror=True, prune=True, retain_versions=1))
+    up = Upstream()
+    for i, image in enumerate(["a", "b", "c", "a"], start=1):
+        up.tags = {"latest": image}
+        plan, status = apply_now(store, spec, up)
+        assert all(s == "done" for s in status.values()), status
+        repo = store.repository_get("web")
+        # the old latest went with the new version; the version published until the
+        # publish switched went right after it
+        assert numbers(store) == [repo.latest_version] and repo.published_version == repo.latest_version
+        assert store.version_get("web").tags["latest"].digest == digest(image)
+        assert store.check().ok
+        # the first apply drops the empty version 0 it starts from, each later one the one before
+        assert plan.action("web/drop_versions/versions").versions == (i - 1,)
+        assert not plan_now(store, spec, up).has_changes  # converged: the next plan is empty
+    # what the dropped versions held alone is now unreferenced: gc gives it back
+    assert store.gc().manifests_removed == 2  # b and c; a is held again
+
+
+def test_retain_2_with_a_publication_moving_each_time(store: Store) -> None:
+    spec = desired(synced("web", publish="team/web", mirror=True, retain_versions=2))
+    up = Upstream()
+    for image in ["a", "b", "c", "a", "b"]:
+        up.tags = {"latest": image}
+        apply_now(store, spec, up)
+    latest = store.repository_get("web").latest_version
+    assert numbers(store) == [latest - 1, latest] and store.repository_get("web").published_version == latest
+
+
+def test_a_failed_sync_keeps_the_old_versions(store: Store) -> None:
+    spec = desired(synced("web", publish="team/web", mirror=True, retain_versions=1))
+    up = Upstream()
+    up.tags = {"latest": "a"}
+    apply_now(store, spec, up)
+    up.tags = {"latest": "b", "other": "c"}
+    before = numbers(store)
+    plan, status = apply_now(store, spec, up, fail=frozenset({digest("c")}))
+    drop = plan.action("web/drop_versions/versions")
+    assert status["web/sync_tag/other"] == FAILED and status[drop.id] == SKIPPED
+    # the new version (with latest moved) is there; no old version was dropped
+    assert numbers(store) == [*before, before[-1] + 1] and store.check().ok
+    # the next apply drops them
+    up.tags = {"latest": "b"}
+    plan, status = apply_now(store, spec, up)
+    assert status["web/drop_versions/versions"] == "done" and len(numbers(store)) == 1
+
+
+def test_a_drop_only_plan_runs_alone(store: Store) -> None:
+    up = Upstream()
+    up.tags = {"latest": "a"}
+    apply_now(store, desired(synced("web", retain_versions=None)), up)
+    for image in ["b", "c"]:
+        up.tags = {"latest": image}
+        apply_now(store, desired(synced("web")), up)
+    assert numbers(store) == [0, 1, 2, 3]
+    spec = desired(synced("web", retain_versions=2))
+    plan = plan_now(store, spec, up)
+    assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS] and plan.actions[0].versions == (0, 1)
+    _, status = apply_now(store, spec, up)
+    assert status == {"web/drop_versions/versions": "done"} and numbers(store) == [2, 3]
