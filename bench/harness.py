@@ -47,11 +47,13 @@ class Params:
     raw_parallel: int = 6
     #: "apply" (one apply of a generated repos.yaml) or "sync" (one sync command per repository)
     ours: str = "apply"
+    #: store du: (repositories, manifests of each, versions of each)
+    du_scale: tuple[int, int, int] = (1000, 100, 4)
 
     @classmethod
     def smoke(cls) -> Params:
         return cls(repos=2, tags=2, layer_size=64 * 1024, plan_scales=((20, 5),), wrk_seconds=1, serving_rounds=1,
-                   wrk_connections=4, big_layer_size=4 * MiB, big_clients=2, raw_parallel=2)
+                   wrk_connections=4, big_layer_size=4 * MiB, big_clients=2, raw_parallel=2, du_scale=(20, 10, 3))
 
 
 @dataclass

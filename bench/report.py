@@ -44,6 +44,8 @@ TARGETS = (
            ("ratios", "manifest_head_rps"), ">=", 0.5, "x"),
     Target("serving", "Serving: at least 80% of the registry's blob throughput", ("ratios", "blob_mb_per_s"),
            ">=", 0.8, "x"),
+    Target("store_du", "`store du` of 1,000 repositories / 100,000 manifests under 2 s", ("1000x100", "wall_s"),
+           "<", 2, "s", applies=lambda p: list(p.get("du_scale", ()))[:2] == [1000, 100]),
     Target("memory", "Sync peak RSS under 150 MB for a 1 GiB layer", ("sync", "peak_rss_mb"), "<", 150, "MB",
            applies=lambda p: p["big_layer_size"] >= GiB),
 )
@@ -122,6 +124,10 @@ def _tables(name: str, sec: dict[str, Any]) -> list[str]:
         cols = ["repos", "tags", "wall_s", "cpu_s", "peak_rss_mb", "yaml_bytes", "populate_s"]
         out += _table(["desired state"] + cols, [[k] + [v.get(c) for c in cols] for k, v in sec.items()
                                                  if isinstance(v, dict) and "repos" in v])
+    elif name == "store_du":
+        cols = ["repos", "manifests", "versions", "wall_s", "cpu_s", "peak_rss_mb", "populate_s"]
+        out += _table(["store"] + cols, [[k] + [v.get(c) for c in cols] for k, v in sec.items()
+                                         if isinstance(v, dict) and "repos" in v])
     elif name == "serving":
         rows = []
         for server in [s for s in ("registry", "ours") if s in sec]:

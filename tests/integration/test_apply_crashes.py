@@ -131,8 +131,8 @@ def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
 
 
 @pytest.mark.parametrize(("point", "temp_files", "removed"), [
-    ("write:5", 3, "removed 0 blobs and 0 manifests"),
-    ("write:9", 0, "removed 3 blobs and 1 manifests"),
+    ("write:5", 3, ": 0 blobs, 0 manifests, 3 temporary files"),
+    ("write:9", 0, ": 3 blobs, 1 manifest"),
 ], ids=["third-blob-in-a-temporary-file", "content-recorded-no-version-yet"])
 def test_store_gc_cli_removes_what_a_killed_apply_left(point: str, temp_files: int, removed: str,
                                                       registry: RunningRegistry, repo_name: str, tmp_path: Path,
@@ -149,9 +149,7 @@ def test_store_gc_cli_removes_what_a_killed_apply_left(point: str, temp_files: i
     assert len(list((store / "tmp").iterdir())) == temp_files
     gc = run_cli("store", "gc", store=store)
     assert gc.returncode == 0, gc.stderr
-    assert gc.stdout.startswith(removed), gc.stdout
-    if temp_files:
-        assert gc.stdout.rstrip().endswith(f", {temp_files} stale temp files"), gc.stdout
+    assert gc.stdout.startswith("freed ") and gc.stdout.rstrip().endswith(removed), gc.stdout
     assert list((store / "tmp").iterdir()) == []
     assert run_cli("store", "check", store=store).returncode == 0
     assert run_cli("apply", "-f", str(yaml), store=store).returncode == 0

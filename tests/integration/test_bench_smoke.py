@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-#: every section (their reconciler commands are all on main: apply, plan, serve, publish)
-SECTIONS = ("cold_sync", "refresh", "plan_scale", "serving", "memory", "serving_scaleout")
+#: every section (their reconciler commands are all on main: apply, plan, serve, publish, store du)
+SECTIONS = ("cold_sync", "refresh", "plan_scale", "serving", "memory", "serving_scaleout", "store_du")
 
 
 def _positive(d: dict[str, Any], *keys: str) -> None:
@@ -72,8 +72,15 @@ def check_serving_scaleout(s: dict[str, Any]) -> None:
     _positive(s["ratios"], "manifest_get_cached_over_uncached")
 
 
+def check_store_du(s: dict[str, Any]) -> None:
+    [scale] = [v for v in s.values() if isinstance(v, dict) and "repos" in v]
+    _positive(scale, "wall_s", "peak_rss_mb", "total_bytes", "old_versions_bytes")
+    assert scale["manifests"] == scale["repos"] * 10  # the smoke scale: 10 manifests per repository
+
+
 CHECKS = {"cold_sync": check_cold_sync, "refresh": check_refresh, "plan_scale": check_plan_scale,
-          "serving": check_serving, "memory": check_memory, "serving_scaleout": check_serving_scaleout}
+          "serving": check_serving, "memory": check_memory, "serving_scaleout": check_serving_scaleout,
+          "store_du": check_store_du}
 
 
 @pytest.fixture(scope="module")

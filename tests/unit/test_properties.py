@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis): for any sequence of upload, tag, copy, remove, sync
-(against an in-process fake upstream whose tags move and vanish), gc and publish
-operations, every repository version is complete and every stored file hashes to its
+(against an in-process fake upstream whose tags move and vanish), gc, version pruning
+(retention) and publish operations, every repository version is complete and every stored file hashes to its
 digest.
 
 "Complete" is checked here from the parsed manifests, independently of the store's own
@@ -126,6 +126,7 @@ OPS = st.one_of(
     st.tuples(st.just("upstream-push"), st.sampled_from(sorted(IMAGES)), st.sampled_from(TAGS)),
     st.tuples(st.just("upstream-delete"), st.sampled_from(TAGS)),
     st.tuples(st.just("gc")),
+    st.tuples(st.just("prune-versions"), held, st.integers(1, 3)),
 )
 
 
@@ -149,6 +150,8 @@ def apply_op(w: World, op: tuple) -> None:  # type: ignore[type-arg]
         w.upstream.repos[UPSTREAM].tags.pop(args[0], None)
     elif kind == "gc":
         s.gc()
+    elif kind == "prune-versions":
+        api.prune_versions(s, args[0], keep=args[1])
 
 
 def snapshot(store: SQLiteStore) -> dict[str, tuple[int, dict[str, Digest], object]]:
@@ -163,7 +166,7 @@ def incomplete(store: SQLiteStore) -> list[str]:
     """Every dangling reference in every version of every repository, from parsed manifests."""
     problems: list[str] = []
     for r in store.repository_list():
-        for n in range(r.latest_version + 1):
+        for n in [v.number for v in store.version_list(r.id)]:  # the versions retention left
             v = store.version_get(r.id, n)
             held = v.content.manifests | v.content.indexes
             where = f"{r.id}@{n}"

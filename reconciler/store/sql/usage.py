@@ -16,42 +16,67 @@ from reconciler.store.protocol import RepositoryUsage, StoreUsage
 from reconciler.store.sql.connection import Connection
 from reconciler.store.sql.lifecycle import HELD_ROWS, protected_versions
 
-#: ``holder`` value of content several repositories hold
-_SHARED = ""
+#: ``holder`` value of content several repositories hold (compared by identity)
+_SHARED = "\x00shared"
 
 
 def usage(conn: Connection) -> StoreUsage:
-    # blobs and manifests are keyed apart: the same digest in both is two stored files
-    sizes: dict[tuple[bool, str], int] = {(True, d): int(s) for d, s in conn.execute("SELECT digest, size FROM blobs")}
-    sizes.update(((False, d), int(s)) for d, s in conn.execute("SELECT digest, size FROM manifests"))
     versions = {r: int(n) for r, n in conn.execute("SELECT repo_id, COUNT(*) FROM versions GROUP BY repo_id")}
-    protected = {r: tuple(p) for r, p in protected_versions(conn).items()}
-    holder: dict[tuple[bool, str], str] = {}
-    live: dict[str, set[tuple[bool, str]]] = {r: set() for r in versions}
-    kept: set[tuple[str, tuple[bool, str]]] = set()  # (repository, content) a protected version holds
-    for repo, digest, kind, added, removed in conn.execute(HELD_ROWS):
-        key = (kind == "blob", digest)
-        h = holder.get(key)
+    protected = {r: sorted(p) for r, p in protected_versions(conn).items()}
+    # blobs and manifests apart: the same digest in both is two stored files
+    blobs, manifests = _Kind(conn, "blobs"), _Kind(conn, "manifests")
+    newest = {r: p[-1] for r, p in protected.items()}
+    for repo, digest, kind, added, removed in conn.execute(HELD_ROWS):  # the hot loop: ~200,000 rows
+        k = blobs if kind == "blob" else manifests
+        h = k.holder.get(digest)
         if h is None:
-            holder[key] = repo
+            k.holder[digest] = repo
         elif h != repo:
-            holder[key] = _SHARED
+            k.holder[digest] = _SHARED
         if removed is None:
-            live.setdefault(repo, set()).add(key)
-        if any(added <= n and (removed is None or n < removed) for n in protected.get(repo, ())):
-            kept.add((repo, key))
+            held = k.live.get(repo)
+            if held is None:
+                held = k.live[repo] = set()
+            held.add(digest)
+            # a row reaching the latest falls in a protected version if one is at or after its start
+            if added <= newest.get(repo, -1):
+                k.kept.add(digest)
+        elif any(added <= n < removed for n in protected.get(repo, ())):
+            k.kept.add(digest)
     unique: dict[str, int] = {}
     old_only: dict[str, int] = {}
-    for key, repo in holder.items():
-        if repo == _SHARED:
-            continue
-        size = sizes.get(key, 0)
-        unique[repo] = unique.get(repo, 0) + size
-        if (repo, key) not in kept:
-            old_only[repo] = old_only.get(repo, 0) + size
-    repos = tuple(
-        RepositoryUsage(id=r, versions=versions.get(r, 0), bytes=sum(sizes.get(k, 0) for k in live.get(r, ())),
-                        unique_bytes=unique.get(r, 0), old_versions_bytes=old_only.get(r, 0))
-        for r in sorted(r for (r,) in conn.execute("SELECT id FROM repositories")))
-    unreferenced = sum(s for key, s in sizes.items() if key not in holder)
-    return StoreUsage(total_bytes=sum(sizes.values()), unreferenced_bytes=unreferenced, repositories=repos)
+    latest: dict[str, int] = {}
+    for k in (blobs, manifests):
+        for digest, repo in k.holder.items():
+            if repo == _SHARED:
+                continue
+            size = k.sizes.get(digest, 0)
+            unique[repo] = unique.get(repo, 0) + size
+            if digest not in k.kept:
+                old_only[repo] = old_only.get(repo, 0) + size
+        for repo, digests in k.live.items():
+            latest[repo] = latest.get(repo, 0) + sum(k.sizes.get(d, 0) for d in digests)
+    repos = tuple(RepositoryUsage(id=r, versions=versions.get(r, 0), bytes=latest.get(r, 0),
+                                  unique_bytes=unique.get(r, 0), old_versions_bytes=old_only.get(r, 0))
+                  for r in sorted(r for (r,) in conn.execute("SELECT id FROM repositories")))
+    return StoreUsage(total_bytes=blobs.total() + manifests.total(),
+                      unreferenced_bytes=blobs.unreferenced() + manifests.unreferenced(), repositories=repos)
+
+
+class _Kind:
+    """What ``usage`` learns about one kind of content (blobs, or manifests and indexes)."""
+
+    def __init__(self, conn: Connection, table: str) -> None:
+        self.sizes: dict[str, int] = {d: int(n) for d, n in conn.execute(f"SELECT digest, size FROM {table}")}
+        #: digest -> the one repository holding it, or _SHARED
+        self.holder: dict[str, str] = {}
+        #: digests a protected version of their repository holds (read for unshared ones only)
+        self.kept: set[str] = set()
+        #: repository -> the digests its latest version holds
+        self.live: dict[str, set[str]] = {}
+
+    def total(self) -> int:
+        return sum(self.sizes.values())
+
+    def unreferenced(self) -> int:
+        return sum(n for d, n in self.sizes.items() if d not in self.holder)
