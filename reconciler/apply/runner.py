@@ -120,6 +120,8 @@ class ApplyResult:
     results: list[ActionResult] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
+    #: repository -> the versions retention dropped
+    dropped: dict[str, list[int]] = field(default_factory=dict)
     journal_id: int | None = None
     #: why the apply stopped before its end (the apply lock was lost), if it did
     stopped: str | None = None
@@ -135,6 +137,8 @@ class ApplyResult:
         out: dict[str, object] = {"ok": self.ok, "plan_digest": self.plan_digest, "journal_id": self.journal_id,
                                   "versions": self.versions, "published": self.published,
                                   "actions": [r.to_json() for r in self.results]}
+        if self.dropped:
+            out["dropped"] = self.dropped
         if self.stopped is not None:
             out["stopped"] = self.stopped
         return out
@@ -400,6 +404,8 @@ class Runner:
         ran: what the version commit could not drop yet (the version the publication
         pointed at until the publish just now), in one transaction."""
         rest = [n for n in a.versions if n not in dropped]
+        if dropped:
+            self.result.dropped[repo] = list(dropped)
         if any(d in self.bad for d in a.depends_on):
             self.bad.add(a.id)
             kept = f"kept {version_ranges(rest)}: a dependency failed"
@@ -412,6 +418,7 @@ class Runner:
         try:
             if rest:
                 self.store.versions_drop(repo, rest)
+                self.result.dropped[repo] = sorted([*dropped, *rest])
             self._done(a)
         except ReconcilerError as exc:
             self._failed(a, exc)

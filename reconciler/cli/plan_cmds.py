@@ -110,6 +110,11 @@ def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
             click.echo(f"New versions: {versions}.")
         if published:
             click.echo(f"Published: {published}.")
+        if result.dropped:
+            from reconciler.store.protocol import version_ranges
+
+            dropped = ", ".join(f"{repo} {version_ranges(n)}" for repo, n in sorted(result.dropped.items()))
+            click.echo(f"Dropped versions: {dropped} (`reconciler store gc` frees their bytes).")
     if not result.ok:
         raise click.exceptions.Exit(1)
 

@@ -197,3 +197,25 @@ def test_dropping_versions_with_v1_content_keeps_check_clean_and_frees_the_layer
     assert store.v1_version_get("v1").images == frozenset(new.ids)
     assert store.gc().blobs_removed == len(layers)
     assert not any(store.blob_has(d) for d in layers) and store.check().ok
+
+
+def test_a_served_publication_keeps_serving_through_retention_and_gc(store: Store) -> None:
+    from reconciler.server import RegistryApp
+    from tests.support.serving import wsgi_call
+
+    images = moving_tag(store, "web", 5)
+    store.publish("web", name="team/web", version=2, protected=False)  # rolled back to version 2
+    app = RegistryApp(lambda: store)
+    prune_versions(store, "web", 1)
+    store.gc()
+    assert [v.number for v in store.version_list("web")] == [2, 5]
+    served = images[1]
+    status, headers, body = wsgi_call(app, "GET", "/v2/team/web/manifests/latest",
+                                      headers={"Accept": served.manifest.media_type})
+    assert status == 200 and headers["Docker-Content-Digest"] == str(served.digest)
+    for digest, data in served.blobs.items():
+        status, _, body = wsgi_call(app, "GET", f"/v2/team/web/blobs/{digest}")
+        assert (status, body) == (200, data)
+    # what only the dropped versions held is gone: not served, not stored
+    status, _, _ = wsgi_call(app, "GET", f"/v2/team/web/manifests/{images[2].digest}")
+    assert status == 404 and not store.manifest_has(images[2].digest)
