@@ -27,22 +27,25 @@ def usage(conn: Connection) -> StoreUsage:
     blobs, manifests = _Kind(conn, "blobs"), _Kind(conn, "manifests")
     newest = {r: p[-1] for r, p in protected.items()}
     for repo, digest, kind, added, removed in conn.execute(HELD_ROWS):  # the hot loop: ~200,000 rows
-        k = blobs if kind == "blob" else manifests
-        h = k.holder.get(digest)
+        if kind == "blob":
+            holder, live, kept = blobs.holder, blobs.live, blobs.kept
+        else:
+            holder, live, kept = manifests.holder, manifests.live, manifests.kept
+        h = holder.get(digest)
         if h is None:
-            k.holder[digest] = repo
+            holder[digest] = repo
         elif h != repo:
-            k.holder[digest] = _SHARED
+            holder[digest] = _SHARED
         if removed is None:
-            held = k.live.get(repo)
+            held = live.get(repo)
             if held is None:
-                held = k.live[repo] = set()
+                held = live[repo] = set()
             held.add(digest)
             # a row reaching the latest falls in a protected version if one is at or after its start
             if added <= newest.get(repo, -1):
-                k.kept.add(digest)
+                kept.add(digest)
         elif any(added <= n < removed for n in protected.get(repo, ())):
-            k.kept.add(digest)
+            kept.add(digest)
     unique: dict[str, int] = {}
     old_only: dict[str, int] = {}
     latest: dict[str, int] = {}
