@@ -122,7 +122,7 @@ def test_a_second_apply_and_gc_wait_for_the_lock_or_fail_naming_the_holder(
         results = [finish(p) for p in (first, *waiting)]
     (_, _, _), (apply_code, apply_out, apply_err), (gc_code, gc_out, gc_err) = results
     assert apply_code == 0 and apply_out.rstrip().splitlines()[-1].startswith("Apply complete: 0 done"), apply_out
-    assert gc_code == 0 and gc_out.startswith("removed 0 blobs and 0 manifests"), gc_out + gc_err
+    assert gc_code == 0 and gc_out.startswith("freed 0 B: 0 blobs, 0 manifests"), gc_out + gc_err
     assert blob_files(store) == {Digest.parse(d).hex for d in img.blobs}
     assert run_cli("store", "check", store=store).returncode == 0
 
@@ -229,7 +229,7 @@ def test_serve_clients_never_see_a_partial_version_during_apply_and_gc(
             if apply.poll() is None:
                 finish(apply)
             gc_result = finish(gc) if gc is not None else (1, "", "gc never started")
-        assert gc_result[0] == 0 and gc_result[1].startswith("removed 0 blobs and 0 manifests"), gc_result
+        assert gc_result[0] == 0 and gc_result[1].startswith("freed 0 B: 0 blobs, 0 manifests"), gc_result
         puller.wait_rounds(2)
         assert puller.seen == {"v1": str(new.digest), "v2": str(multi.digest), "latest": str(multi.digest)}
 
@@ -246,7 +246,7 @@ def test_serve_clients_never_see_a_partial_version_during_apply_and_gc(
         collected = start_cli("store", "gc", store=store)
         puller.wait_rounds(1)
         code, out, err = finish(collected)
-        assert code == 0 and out.startswith(f"removed {len(scratch.blobs)} blobs and 1 manifests"), out + err
+        assert code == 0 and out.startswith("freed ") and f": {len(scratch.blobs)} blobs, 1 manifest" in out, out + err
         puller.wait_rounds(2)
     assert puller.failures == []
     assert run_cli("store", "check", store=store).returncode == 0
