@@ -466,10 +466,14 @@ def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *
 
     from reconciler.plan.diff import diff, with_sources
     from reconciler.plan.refresh import refresh as do_refresh
+    from reconciler.store.sql.grace import grace_seconds
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
     observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source,
                           progress=progress)
+    # retention keeps the version a publish leaves while the grace period this process
+    # would record serves it (and may drop it at once when there is none)
+    observed = dataclasses.replace(observed, publish_grace=grace_seconds() > 0)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed

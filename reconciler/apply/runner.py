@@ -406,14 +406,13 @@ class Runner:
         rest = [n for n in a.versions if n not in dropped]
         if dropped:
             self.result.dropped[repo] = list(dropped)
-        if any(d in self.bad for d in a.depends_on):
+        if dropped and rest and (self.stop.is_set() or any(d in self.bad for d in a.depends_on)):
+            why = NOT_STARTED if self.stop.is_set() else "a dependency failed"
             self.bad.add(a.id)
-            kept = f"kept {version_ranges(rest)}: a dependency failed"
-            if dropped:
-                self.result.results.append(ActionResult(a.id, FAILED, f"dropped {version_ranges(dropped)} with "
-                                                                      f"the new version; {kept}"))
-            else:
-                self.result.results.append(ActionResult(a.id, SKIPPED, "a dependency failed"))
+            self.result.results.append(ActionResult(
+                a.id, FAILED, f"dropped {version_ranges(dropped)} with the new version; kept {version_ranges(rest)}: {why}"))
+            return
+        if rest and self._blocked(a):
             return
         try:
             if rest:
@@ -427,7 +426,7 @@ class Runner:
         """The versions of ``a`` (``DROP_VERSIONS``) to drop in the transaction of the
         repository's new version: none when a step failed (the old versions stay), else
         those protected by nothing but being the latest, which the new version replaces."""
-        if a is None or any(d in self.bad for d in a.depends_on):
+        if a is None or self.stop.is_set() or any(d in self.bad for d in a.depends_on):
             return []
         released = {LATEST} if state != base else set()  # no change: no new version, the latest stays
         guarded = self.store.protected_versions().get(repo, {})

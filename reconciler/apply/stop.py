@@ -23,7 +23,7 @@ from reconciler.store.protocol import ContentBatch, Store
 #: store calls that start a download (``blobs_missing`` is asked before each one) or write
 GUARDED = frozenset({"blobs_missing", "blob_put", "manifest_put", "manifests_put", "version_commit",
                      "repository_create", "repository_update", "repository_delete", "publish", "unpublish",
-                     "v1_images_put", "v1_commit", "record_content"})
+                     "v1_images_put", "v1_commit", "record_content", "versions_drop"})
 
 
 class StopFlag:

@@ -4,9 +4,10 @@ One rule serves ``retain_versions`` in repos.yaml (the plan, then apply) and
 ``reconciler repo prune-versions`` (one-off): keep the newest ``keep`` versions, counting
 the versions this change is about to make, and never a protected one. Which versions are
 protected, and why, comes from the store (``Store.protected_versions``: the latest, the
-published one); a plan may *release* a reason it ends itself (its new version replaces
-the latest; its publish moves the publication), and apply drops such a version only
-after that happened.
+published one, those a publication left less than its grace period ago); a plan may
+*release* a reason it ends itself (its new version replaces the latest; its unpublish, or
+with no grace period its publish, moves the publication off a version), and apply drops
+such a version only after that happened.
 
 ``choose`` and ``freed_bytes`` are pure (tables in tests/unit/test_retention.py);
 ``prune_versions`` is the one-off command over a store.
@@ -22,7 +23,7 @@ from reconciler.model import Digest
 from reconciler.store.protocol import Store, VersionHistory
 
 #: reasons a version is protected (``lifecycle.PROTECTED_VERSIONS`` in the SQL stores)
-LATEST, PUBLISHED = "latest", "published"
+LATEST, PUBLISHED, GRACE = "latest", "published", "grace"
 
 
 def check_keep(keep: int) -> int:

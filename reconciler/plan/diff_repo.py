@@ -416,8 +416,9 @@ class RepoDiff:
             self._add(op, change, str(subject), str(reason), **kw)  # type: ignore[arg-type]
 
     def _retain(self) -> None:
-        kw = retain_step(self.spec, self.ledger.observed.history.get(self.repo), self.actions,
-                         self.obs.state if self.obs else RepoState(), self.state)
+        observed = self.ledger.observed
+        kw = retain_step(self.spec, observed.history.get(self.repo), self.actions,
+                         self.obs.state if self.obs else RepoState(), self.state, publish_grace=observed.publish_grace)
         if kw is not None:
             op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
             self._add(op, change, subject, reason, **kw)

@@ -4,9 +4,12 @@ one ``DROP_VERSIONS`` action naming exactly the versions it drops.
 Planned last, once the repository's other actions are known, because they decide what
 retention may drop: the new versions they make count among the newest N (one for the
 content actions together, one per v1 action, as apply commits them), a new version
-replaces the latest (which may then go, in the same transaction), and a publish or
-unpublish moves the publication off the version it pointed at (which apply then drops
-right after the switch). The rule itself is ``ops.retention.choose``.
+replaces the latest (which may then go, in the same transaction), and an unpublish moves
+the publication off the version it pointed at (which apply then drops right after the
+switch). A publish that moves the publication leaves the old version in a grace period
+(still served by digest, so still protected): a later apply drops it, unless there is no
+grace period (``RECONCILER_PUBLISH_GRACE=0``), when it goes right after the switch too.
+The rule itself is ``ops.retention.choose``.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ def new_versions(actions: Sequence[Action]) -> int:
 
 
 def retain_step(spec: RepositorySpec, history: VersionHistory | None, actions: Sequence[Action],
-                before: RepoState, after: RepoState) -> dict[str, Any] | None:
+                before: RepoState, after: RepoState, *, publish_grace: bool = True) -> dict[str, Any] | None:
     """The keyword arguments of the ``DROP_VERSIONS`` action (``RepoDiff._add``), or None.
-    ``history``: from the store (None for a repository this plan creates);
+    ``history``: from the store (None for a repository this plan creates); ``publish_grace``:
+    see ``Observed.publish_grace``;
     ``before``/``after``: the repository's state at the start and at the end of the plan."""
     if spec.retain_versions is None:
         return None
@@ -48,7 +52,7 @@ def retain_step(spec: RepositorySpec, history: VersionHistory | None, actions: S
     released: set[str] = set()
     if made:
         released.add(retention.LATEST)
-    if any(a.op in (Op.PUBLISH, Op.UNPUBLISH) for a in actions):
+    if any(a.op is Op.UNPUBLISH or (a.op is Op.PUBLISH and not publish_grace) for a in actions):
         released.add(retention.PUBLISHED)
     drop = retention.choose(history, spec.retain_versions, new_versions=made, released=released)
     if not drop:

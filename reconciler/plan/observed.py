@@ -106,3 +106,6 @@ class Observed:
     v1_upstreams: Mapping[str, V1Upstream] = field(default_factory=dict)
     #: the versions of every planned repository with ``retain_versions`` (in the store)
     history: Mapping[str, VersionHistory] = field(default_factory=dict)
+    #: whether a publish that moves a publication starts a grace period for the version it
+    #: leaves (``RECONCILER_PUBLISH_GRACE`` > 0): retention then keeps that version for now
+    publish_grace: bool = True

@@ -4,7 +4,8 @@ SIGKILL a real ``reconciler apply`` with ``retain_versions`` at every store writ
 of the previously published version), and a real ``reconciler store gc`` at every step
 (its rows deleted, each file removed). After each kill, nothing a kept version holds is
 lost (``store check`` is clean), and running the command again reaches exactly the state
-an uninterrupted run reaches.
+an uninterrupted run reaches. Without a publish grace period (``RECONCILER_PUBLISH_GRACE=0``),
+so the version the publish leaves is dropped in the same apply.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import api
+from reconciler.store.sql.grace import GRACE_ENV
 from reconciler.store.sqlite import SQLiteStore
 from tests.integration.test_apply_crashes import kill_points, snapshot
 from tests.support.imagegen import build_image
@@ -48,7 +50,9 @@ def files(root: Path) -> set[str]:
 
 
 def test_sigkill_at_every_point_of_an_apply_that_drops_versions_then_rerun_converges(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(GRACE_ENV, "0")  # for the subprocesses (run_cli passes the environment on) and the re-runs
     push_image(registry.url, repo_name, build_image("drop-1"), ["latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name)
     before = tmp_path / "before"

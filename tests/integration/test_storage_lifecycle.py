@@ -3,6 +3,10 @@ and ``prune: true``, then ``reconciler store gc``: the bytes the store keeps are
 retained versions' content (plus the database), and the published version is intact and
 pullable with skopeo through ``reconciler serve``. Once on the embedded store with blobs
 in its folder, once on the PostgreSQL store with blobs (and manifests) in S3 (moto).
+
+The 20 applies run seconds apart, so the publish grace period is off
+(``RECONCILER_PUBLISH_GRACE=0``): with the default five minutes, every version a publish
+left would still be served by digest, hence kept (test_apply_retention.py covers that).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 
 from reconciler import api
 from reconciler.store.protocol import ContentSet, Store
+from reconciler.store.sql.grace import GRACE_ENV
 from tests.support.imagegen import build_image
 from tests.support.postgres import PostgresServer
 from tests.support.pusher import push_image
@@ -59,8 +64,9 @@ def content_bytes(store: Store, content: ContentSet) -> int:
 def backend(request: pytest.FixtureRequest, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str | None, dict[str, str]]]:
     """(store location, --blobs or None, extra environment for subprocesses)."""
+    monkeypatch.setenv(GRACE_ENV, "0")
     if request.param == "sqlite-folder":
-        yield str(tmp_path / "store"), None, {}
+        yield str(tmp_path / "store"), None, {GRACE_ENV: "0"}
         return
     pg: PostgresServer = request.getfixturevalue("postgres_server")
     s3: S3Server = request.getfixturevalue("s3_server")
@@ -68,7 +74,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path,
         monkeypatch.setenv(key, value)
     url = pg.checkout()
     try:
-        yield url, s3.bucket_url("lifecycle"), dict(s3.env)
+        yield url, s3.bucket_url("lifecycle"), {**s3.env, GRACE_ENV: "0"}
     finally:
         pg.checkin(url)
 

@@ -4,7 +4,11 @@ the old versions, and the next plan says no changes."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Mapping
+
+import pytest
 
 from reconciler.apply.runner import FAILED, SKIPPED, Runner
 from reconciler.desired.model import DesiredState
@@ -14,6 +18,7 @@ from reconciler.plan.model import Op, Plan
 from reconciler.plan.refresh import refresh
 from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
+from reconciler.store.sql.grace import GRACE_ENV, grace_seconds
 from tests.support.planworld import IMAGES, desired, digest, synced
 from tests.unit.test_apply_runner import fetcher
 
@@ -37,7 +42,15 @@ def plan_now(store: Store, spec: DesiredState, upstream: Upstream) -> Plan:
             Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]:
         return {t: digest(n) for t, n in upstream.tags.items()}, len(upstream.tags), {}
 
-    return diff(spec, refresh(store, spec, lambda _: upstream, resolver=resolver))  # type: ignore[arg-type, return-value]
+    observed = refresh(store, spec, lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]
+    return diff(spec, dataclasses.replace(observed, publish_grace=grace_seconds() > 0))  # as api does
+
+
+@pytest.fixture
+def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No grace period for versions a publish leaves (RECONCILER_PUBLISH_GRACE=0): they
+    can go at once."""
+    monkeypatch.setenv(GRACE_ENV, "0")
 
 
 def apply_now(store: Store, spec: DesiredState, upstream: Upstream, fail: frozenset[Digest] = frozenset()
@@ -51,7 +64,7 @@ def numbers(store: Store, repo: str = "web") -> list[int]:
     return [v.number for v in store.version_list(repo)]
 
 
-def test_retain_1_keeps_only_the_published_latest_through_moves(store: Store) -> None:
+def test_retain_1_keeps_only_the_published_latest_through_moves(store: Store, no_grace: None) -> None:
     spec = desired(synced("web", publish="team/web", mirror=True, prune=True, retain_versions=1))
     up = Upstream()
     for i, image in enumerate(["a", "b", "c", "a"], start=1):
@@ -72,7 +85,7 @@ def test_retain_1_keeps_only_the_published_latest_through_moves(store: Store) ->
     assert store.gc().manifests_removed == 2  # b and c; a is held again
 
 
-def test_retain_2_with_a_publication_moving_each_time(store: Store) -> None:
+def test_retain_2_with_a_publication_moving_each_time(store: Store, no_grace: None) -> None:
     spec = desired(synced("web", publish="team/web", mirror=True, retain_versions=2))
     up = Upstream()
     for image in ["a", "b", "c", "a", "b"]:
@@ -82,7 +95,7 @@ def test_retain_2_with_a_publication_moving_each_time(store: Store) -> None:
     assert numbers(store) == [latest - 1, latest] and store.repository_get("web").published_version == latest
 
 
-def test_a_failed_sync_keeps_the_old_versions(store: Store) -> None:
+def test_a_failed_sync_keeps_the_old_versions(store: Store, no_grace: None) -> None:
     spec = desired(synced("web", publish="team/web", mirror=True, retain_versions=1))
     up = Upstream()
     up.tags = {"latest": "a"}
@@ -113,3 +126,23 @@ def test_a_drop_only_plan_runs_alone(store: Store) -> None:
     assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS] and plan.actions[0].versions == (0, 1)
     _, status = apply_now(store, spec, up)
     assert status == {"web/drop_versions/versions": "done"} and numbers(store) == [2, 3]
+
+
+def test_with_a_grace_period_the_version_a_publish_left_goes_once_it_ended(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(GRACE_ENV, "0.5")
+    spec = desired(synced("web", publish="team/web", mirror=True, retain_versions=1))
+    up = Upstream()
+    up.tags = {"latest": "a"}
+    apply_now(store, spec, up)
+    up.tags = {"latest": "b"}
+    _, status = apply_now(store, spec, up)
+    assert "web/drop_versions/versions" not in status  # nothing to drop: 1 is left by the publish
+    # version 1, which the publish just left, is still served by digest: kept, no change pending
+    assert numbers(store) == [1, 2] and store.versions_pinned() == {"web": {1, 2}}
+    assert not plan_now(store, spec, up).has_changes
+    time.sleep(0.6)
+    plan = plan_now(store, spec, up)  # the grace period ended: retention takes it now
+    assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS] and plan.actions[0].versions == (1,)
+    apply_now(store, spec, up)
+    assert numbers(store) == [2] and store.check().ok

@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest
-from reconciler.ops.retention import LATEST, PUBLISHED, choose, freed_bytes
+from reconciler.ops.retention import GRACE, LATEST, PUBLISHED, choose, freed_bytes
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Change, Op, Plan
 from reconciler.plan.render_markdown import render_markdown
@@ -87,7 +87,8 @@ def test_content_another_repository_holds_is_never_counted() -> None:
 
 
 def plan_for(keep: int, *, upstream: dict[str, str], numbers: list[int], published: int | None,
-             tags: dict[str, str], publish: bool = True) -> Plan:
+             tags: dict[str, str], publish: bool = True, grace: bool = True,
+             in_grace: tuple[int, ...] = ()) -> Plan:
     latest = numbers[-1]
     st = state({t: (img, S) for t, img in tags.items()})
     obs = observed({"web": repo("web", st, latest=latest, feed="http://127.0.0.1:5000", upstream="lib/web",
@@ -95,7 +96,8 @@ def plan_for(keep: int, *, upstream: dict[str, str], numbers: list[int], publish
                    {"web": upstream})
     rows = tuple((d, numbers[0], None) for d, _ in st.content.items())
     hist = history(numbers, published=published, rows=rows, sizes=dict.fromkeys(st.content.blobs, 10))
-    obs = dataclasses.replace(obs, history={"web": hist})
+    hist = dataclasses.replace(hist, protected={**hist.protected, **{n: (GRACE,) for n in in_grace}})
+    obs = dataclasses.replace(obs, history={"web": hist}, publish_grace=grace)
     spec = synced("web", publish="team/web" if publish else None, retain_versions=keep, mirror=True, prune=True)
     return diff(desired(spec), obs)
 
@@ -115,16 +117,29 @@ def test_plan_drops_old_versions_counting_the_new_one_and_the_moving_publication
     assert "drop versions 1-4" in render_markdown(plan)
 
 
-def test_plan_with_keep_1_drops_the_old_latest_and_counts_what_it_held() -> None:
-    plan = plan_for(1, upstream={"latest": "b"}, numbers=[3, 4], published=4, tags={"latest": "a"})
+def test_plan_with_keep_1_and_no_grace_period_drops_the_old_latest_and_counts_what_it_held() -> None:
+    plan = plan_for(1, upstream={"latest": "b"}, numbers=[3, 4], published=4, tags={"latest": "a"}, grace=False)
     drop = plan.action("web/drop_versions/versions")
     assert drop.versions == (3, 4)
     # the old image's blobs are held by no kept version and not by the new one
     assert drop.frees_bytes == 10 * len(state({"latest": ("a", S)}).content.blobs)
 
 
-def test_saved_plan_keeps_the_exact_versions() -> None:
+def test_the_version_a_publish_leaves_stays_for_its_grace_period() -> None:
+    # the publish moves off 4, which is then served by digest for the grace period: kept now
     plan = plan_for(1, upstream={"latest": "b"}, numbers=[3, 4], published=4, tags={"latest": "a"})
+    drop = plan.action("web/drop_versions/versions")
+    assert drop.versions == (3,) and drop.frees_bytes == 0
+    # a version still in a grace period is never chosen; once it ended, it goes
+    plan = plan_for(1, upstream={"latest": "a"}, numbers=[3, 4, 5], published=5, tags={"latest": "a"},
+                    in_grace=(4,))
+    assert plan.action("web/drop_versions/versions").versions == (3,)
+    plan = plan_for(1, upstream={"latest": "a"}, numbers=[4, 5], published=5, tags={"latest": "a"}, in_grace=(4,))
+    assert not plan.has_changes
+
+
+def test_saved_plan_keeps_the_exact_versions() -> None:
+    plan = plan_for(1, upstream={"latest": "b"}, numbers=[3, 4], published=4, tags={"latest": "a"}, grace=False)
     again = Plan.loads(plan.dumps())
     assert again.action("web/drop_versions/versions").versions == (3, 4)
     assert again.digest() == plan.digest()

@@ -4,6 +4,7 @@ dropping versions, what is never dropped, gc giving the bytes back (and its dry 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,24 @@ def test_a_served_publication_keeps_serving_through_retention_and_gc(store: Stor
     # what only the dropped versions held is gone: not served, not stored
     status, _, _ = wsgi_call(app, "GET", f"/v2/team/web/manifests/{images[2].digest}")
     assert status == 404 and not store.manifest_has(images[2].digest)
+
+
+def test_versions_in_a_grace_period_are_protected_until_it_ends(store: Store,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.store.sql.grace import GRACE_ENV
+
+    monkeypatch.setenv(GRACE_ENV, "0.5")
+    images = moving_tag(store, "web", 4)
+    store.publish("web", name="team/web", version=2, protected=False)
+    store.publish("web", name="team/web", version=4, protected=False)  # 2 is served by digest a while
+    assert store.protected_versions()["web"] == {2: ("grace",), 4: ("latest", "published")}
+    assert store.versions_pinned() == {"web": {2, 4}}  # the server's view: one definition
+    with pytest.raises(Conflict, match=r"version 2 \(grace\)"):
+        store.versions_drop("web", [1, 2])
+    web = {r.id: r for r in store.usage().repositories}["web"]
+    assert web.old_versions_bytes == size_of(store, images[0], images[2])  # version 2 counts as kept
+    assert prune_versions(store, "web", 1).dropped == (0, 1, 3)
+    time.sleep(0.6)
+    assert store.protected_versions()["web"] == {4: ("latest", "published")}
+    assert prune_versions(store, "web", 1).dropped == (2,)
+    assert [v.number for v in store.version_list("web")] == [4]

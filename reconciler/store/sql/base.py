@@ -391,8 +391,14 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         return grace.grace_versions(self._conn(), name)
 
     def versions_pinned(self) -> dict[str, set[int]]:
-        """Per repository, the versions that must never be dropped (``grace.py``)."""
-        return grace.versions_pinned(self._conn())
+        """Per repository, the published version and those in a grace period: the
+        protected versions (``lifecycle.PROTECTED_VERSIONS``) but for the latest."""
+        pinned: dict[str, set[int]] = {}
+        for repo_id, versions in lifecycle.protected_versions(self._conn()).items():
+            numbers = {n for n, why in versions.items() if set(why) - {"latest"}}
+            if numbers:
+                pinned[repo_id] = numbers
+        return pinned
 
     # -- content ----------------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool:

@@ -12,8 +12,8 @@ The length is ``RECONCILER_PUBLISH_GRACE`` seconds (default 300) of the process 
 moves the publication, recorded in the row, so the server, retention and gc read one
 answer from the store instead of three settings that could disagree.
 
-``versions_pinned`` is the store's one list of versions that must never be dropped
-(retention, history pruning): the published ones and those still in their grace period.
+The versions in a grace period are protected from dropping: ``lifecycle.PROTECTED_VERSIONS``
+(the store's one definition, which ``versions_pinned`` reads too) includes them.
 """
 
 from __future__ import annotations
@@ -63,16 +63,3 @@ def grace_versions(conn: Connection, name: str) -> list[tuple[str, int]]:
     rows = conn.execute("SELECT repo_id, version FROM publication_history WHERE name = ? AND serve_until > ? "
                         "ORDER BY ended DESC", (name, time.time()))
     return [(r[0], int(r[1])) for r in rows]
-
-
-def versions_pinned(conn: Connection) -> dict[str, set[int]]:
-    """Per repository, the versions nothing may drop: the published one, and every one
-    a publication left less than its grace period ago."""
-    pinned: dict[str, set[int]] = {}
-    for repo_id, version in conn.execute(
-            "SELECT id, published_version FROM repositories WHERE published_version IS NOT NULL"):
-        pinned.setdefault(repo_id, set()).add(int(version))
-    for repo_id, version in conn.execute(
-            "SELECT repo_id, version FROM publication_history WHERE serve_until > ?", (time.time(),)):
-        pinned.setdefault(repo_id, set()).add(int(version))
-    return pinned

@@ -2,12 +2,14 @@
 versions, and what retention needs to know to choose and to estimate.
 
 **Protected versions** are defined once, here (``PROTECTED_VERSIONS``): a repository's
-latest version and the version its publication points at (a rollback included). Version
-dropping refuses them inside its own transaction, the plan and ``repo prune-versions``
-never choose them, and ``store du`` counts what they hold as kept. ``store gc`` keeps
-whatever any existing version holds, and protected versions always exist, so a new kind
-of protection (a grace period for pulls across a publish) is one more ``UNION ALL`` below
-and reaches all of them.
+latest version, the version its publication points at (a rollback included), and every
+version a publication left less than its grace period ago (``grace.py`` records the
+moves). Version dropping refuses them inside its own transaction, the plan and ``repo
+prune-versions`` never choose them, ``store du`` counts what they hold as kept, and
+``Store.versions_pinned`` (the server's view: all but the latest) is read from here too.
+``store gc`` keeps whatever any existing version holds, and protected versions always
+exist, so gc respects every kind of protection without a rule of its own. A new kind of
+protection is one more ``UNION ALL`` below and reaches all of them.
 
 Dropping uses the range representation of ``repo_content`` / ``repo_tags`` (and the v1
 twins): a row is in version N when ``added <= N`` and (``removed`` is NULL or
@@ -19,6 +21,7 @@ unreferenced, and ``gc`` removes it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,11 +30,13 @@ from reconciler.model.digest import parse_recorded
 from reconciler.store.protocol import VersionHistory, version_ranges
 from reconciler.store.sql.connection import Connection, chunks
 
-#: (repo_id, number, why) of every version that must never be dropped. The one definition:
-#: extend it here (another ``UNION ALL``) and retention, dropping and ``store du`` follow.
+#: (repo_id, number, why) of every version that must never be dropped, with the current
+#: time (unix seconds) as its one parameter. The one definition: extend it here (another
+#: ``UNION ALL``) and retention, dropping, ``store du`` and ``versions_pinned`` follow.
 PROTECTED_VERSIONS = (
     "SELECT id AS repo_id, latest_version AS number, 'latest' AS why FROM repositories "
-    "UNION ALL SELECT id, published_version, 'published' FROM repositories WHERE published_version IS NOT NULL"
+    "UNION ALL SELECT id, published_version, 'published' FROM repositories WHERE published_version IS NOT NULL "
+    "UNION ALL SELECT repo_id, version, 'grace' FROM publication_history WHERE serve_until > ?"
 )
 
 #: (repo_id, digest, kind, added, removed): every stretch of versions in which a repository
@@ -47,10 +52,12 @@ _RANGED = ("repo_content", "repo_tags", "repo_v1_images", "repo_v1_tags")
 
 
 def protected_versions(conn: Connection, repo_id: str | None = None) -> dict[str, dict[int, tuple[str, ...]]]:
-    """repository id -> {version: why} (the reasons, sorted)."""
-    sql, args = f"SELECT repo_id, number, why FROM ({PROTECTED_VERSIONS}) p", ()
+    """repository id -> {version: why} (the reasons, sorted), as of now."""
+    sql = f"SELECT repo_id, number, why FROM ({PROTECTED_VERSIONS}) p"
+    args: list[object] = [time.time()]
     if repo_id is not None:
-        sql, args = sql + " WHERE repo_id = ?", (repo_id,)  # type: ignore[assignment]
+        sql += " WHERE repo_id = ?"
+        args.append(repo_id)
     out: dict[str, dict[int, tuple[str, ...]]] = {}
     for repo, number, why in conn.execute(sql, args):
         reasons = out.setdefault(repo, {})
@@ -74,8 +81,10 @@ def drop_versions(conn: Connection, repo_id: str, numbers: Iterable[int]) -> lis
     refused = [f"{n} ({', '.join(protected[n])})" for n in wanted if n in protected]
     if refused:
         raise Conflict(f"refusing to drop version {', '.join(refused)} of repository {repo_id!r}: "
-                       "the latest and the published version are never dropped",
-                       hint="publish or roll back to another version first, or keep this one")
+                       "the latest version, the published one and those still served in a publication's "
+                       "grace period are never dropped",
+                       hint="publish or roll back to another version first, or wait for the grace period "
+                            "(RECONCILER_PUBLISH_GRACE) to end")
     for chunk in chunks([str(n) for n in wanted]):
         conn.execute(f"DELETE FROM versions WHERE repo_id = ? AND number IN ({','.join('?' * len(chunk))})",
                      (repo_id, *(int(n) for n in chunk)))
