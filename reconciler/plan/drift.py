@@ -32,7 +32,7 @@ from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.model import Digest
 from reconciler.plan import model as pm
 from reconciler.plan.model import Action, Op, Plan
-from reconciler.store.protocol import JournalEntry, Problem, Store
+from reconciler.store.protocol import JournalEntry, Problem, Store, version_ranges
 
 UPSTREAM, MANUAL, DESIRED, STORE = "upstream", "manual", "desired", "store"
 CAUSES = (UPSTREAM, MANUAL, DESIRED, STORE)
@@ -138,7 +138,10 @@ def gather_manual(store: Store, repo_ids: Iterable[str]) -> dict[str, ManualChan
             manual.append(v)
         if not manual:
             continue
-        boundary = manual[-1].number - 1
+        # the version before the first hand-made one (retention may have dropped some: the
+        # newest one that is left; none left: compare from the oldest hand-made version)
+        older = [v.number for v in versions if v.number < manual[-1].number]
+        boundary = older[-1] if older else manual[-1].number
         before, now = store.version_get(repo, boundary), store.version_get(repo)
         tags = {n for n in set(before.tags) | set(now.tags)
                 if (before.tags[n].digest if n in before.tags else None)
@@ -194,7 +197,7 @@ class DriftReport:
 
 def describe(a: Action) -> str:
     """One short line for an action: symbol, kind, subject, reason."""
-    subject = a.tag or a.publish_name or a.file or (f"{a.kind}s" if a.kind else "")
+    subject = a.tag or a.publish_name or a.file or (f"{a.kind}s" if a.kind else "") or version_ranges(a.versions)
     digests = " -> ".join(d.short() for d in (a.old_digest, a.digest) if d is not None)
     parts = [a.change.value, a.op.value.replace("_", " "), subject, digests]
     return " ".join(p for p in parts if p) + f" ({a.reason})"
@@ -261,6 +264,9 @@ class _Classifier:
         inherited = self._inherited(a)
         if inherited:
             return inherited
+        if a.op is Op.DROP_VERSIONS:
+            return DESIRED, (f"{a.reason}: the repository has older versions than it keeps (a grace period "
+                             "ended, or a command added versions)")
         if a.op is Op.UPLOAD:
             return DESIRED, f"the upload file {a.file} is not in the repository as repos.yaml declares it"
         if self.last.result not in (None, "ok"):

@@ -241,3 +241,15 @@ def test_versions_in_a_grace_period_are_protected_until_it_ends(store: Store,
     assert store.protected_versions()["web"] == {4: ("latest", "published")}
     assert prune_versions(store, "web", 1).dropped == (2,)
     assert [v.number for v in store.version_list("web")] == [4]
+
+
+def test_drift_reads_hand_made_versions_whose_predecessor_was_dropped(store: Store) -> None:
+    from reconciler.plan.drift import gather_manual
+
+    a, b, c = build_image("d-a"), build_image("d-b"), build_image("d-c")
+    commit_tags(store, "web", {"latest": a}, operation="apply sha256:1234")     # 1, by an apply
+    commit_tags(store, "web", {"latest": b}, operation="tag")                   # 2, by hand
+    commit_tags(store, "web", {"latest": b, "extra": c}, operation="tag")       # 3, by hand
+    prune_versions(store, "web", 2)  # drops 0 and 1, the apply-made version before them
+    manual = gather_manual(store, ["web"])["web"]
+    assert [n for n, _, _ in manual.versions] == [2, 3] and manual.tags == frozenset({"extra"})
