@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
 
 import pytest
 
 from reconciler.apply.runner import FAILED, SKIPPED, Runner
 from reconciler.desired.model import DesiredState
 from reconciler.model import Digest, Index, Manifest
+from reconciler.ops.refresh import UpstreamView
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Op, Plan
 from reconciler.plan.refresh import refresh
@@ -38,9 +38,8 @@ class Upstream:
 
 
 def plan_now(store: Store, spec: DesiredState, upstream: Upstream) -> Plan:
-    def resolver(source: object, rspec: object, jobs: int, known: object) -> tuple[
-            Mapping[str, Digest], int, Mapping[Digest, Manifest | Index]]:
-        return {t: digest(n) for t, n in upstream.tags.items()}, len(upstream.tags), {}
+    def resolver(source: object, rspec: object, jobs: int, known: object) -> UpstreamView:
+        return UpstreamView("lib/web", {t: digest(n) for t, n in upstream.tags.items()}, listed=len(upstream.tags))
 
     observed = refresh(store, spec, lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]
     return diff(spec, dataclasses.replace(observed, publish_grace=grace_seconds() > 0))  # as api does
