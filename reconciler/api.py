@@ -19,14 +19,13 @@ from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.reference import check_upstream_name, normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
-from reconciler.store.protocol import GcReport, Repository, Store
+from reconciler.store.protocol import Repository, Store
 
 if TYPE_CHECKING:
     from reconciler.apply.runner import ApplyResult, RepoProgress
     from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
     from reconciler.ops.result import OpResult
-    from reconciler.ops.retention import PruneResult
     from reconciler.ops.sync import SyncResult
     from reconciler.ops.v1sync import V1Source
     from reconciler.plan.drift import DriftReport
@@ -208,47 +207,6 @@ def _sync_target(store: Store, repo_id: str, feed: str | None, upstream_name: st
         if repo is None:
             store.repository_delete(repo_id)
         raise
-
-
-def collect_garbage(store: Store, *, dry_run: bool = False, lock_timeout: float = 60.0) -> GcReport:
-    """``reconciler store gc``: under the store lock, remove what no version holds (with
-    ``dry_run``: say what that would be); crash points from ``RECONCILER_GC_KILL_AT``."""
-    from reconciler.apply.hooks import gc_switch
-
-    switch = gc_switch()
-    try:
-        return store.gc(dry_run=dry_run, lock_timeout=lock_timeout, events=switch.write if switch else None)
-    finally:
-        switch.close()
-
-
-def prune_versions(store: Store, repo_id: str, *, keep: int, dry_run: bool = False,
-                   lock_timeout: float = 60.0) -> PruneResult:
-    """``reconciler repo prune-versions``: retention once, under the store lock (the rule
-    and the store call ``retain_versions`` uses)."""
-    from reconciler.ops.retention import check_keep
-    from reconciler.ops.retention import prune_versions as prune
-
-    check_keep(keep)
-    with store.lock(lock_timeout):
-        return prune(store, repo_id, keep, dry_run=dry_run)
-
-
-def prune_journal(store: Store, before: str) -> tuple[str, int]:
-    """``reconciler history --prune-before DATE``: delete the finished journal entries
-    started before DATE (``YYYY-MM-DD`` or an ISO 8601 time; UTC unless it says
-    otherwise); returns (the cut-off as UTC ISO 8601, entries deleted)."""
-    from datetime import datetime
-
-    try:
-        when = datetime.fromisoformat(before)
-    except ValueError as exc:
-        raise InvalidInput(f"--prune-before {before!r}: not a date or time ({exc})",
-                           hint="give YYYY-MM-DD or an ISO 8601 time such as 2024-05-01T12:00:00+02:00") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    cutoff = when.astimezone(UTC).isoformat(timespec="seconds")
-    return cutoff, store.journal_prune(cutoff)
 
 
 def access_rules(access: str | None, htpasswd: str | None) -> AccessRules | None:
@@ -470,10 +428,7 @@ def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *
 
     repo_ids = with_sources(desired.repositories, targets) if targets else None
     observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source,
-                          progress=progress)
-    # retention keeps the version a publish leaves while the grace period this process
-    # would record serves it (and may drop it at once when there is none)
-    observed = dataclasses.replace(observed, publish_grace=grace_seconds() > 0)
+                          progress=progress, publish_grace=grace_seconds() > 0)  # the grace this process records
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed

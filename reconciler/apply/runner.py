@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.apply import retain
 from reconciler.apply.hooks import CountingStore, KillSwitch
 from reconciler.apply.stop import StopFlag, StoppingStore
 from reconciler.desired.model import DesiredState
@@ -46,7 +47,6 @@ from reconciler.ops.graph import load_graph
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
-from reconciler.ops.retention import LATEST
 from reconciler.ops.state import RepoState
 from reconciler.ops.v1sync import v1_sync
 from reconciler.ops.v1upload import upload_v1
@@ -56,7 +56,7 @@ from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store, version_ranges
+from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,6 @@ class ApplyResult:
     results: list[ActionResult] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
-    #: repository -> the versions retention dropped
-    dropped: dict[str, list[int]] = field(default_factory=dict)
     journal_id: int | None = None
     #: why the apply stopped before its end (the apply lock was lost), if it did
     stopped: str | None = None
@@ -137,8 +135,6 @@ class ApplyResult:
         out: dict[str, object] = {"ok": self.ok, "plan_digest": self.plan_digest, "journal_id": self.journal_id,
                                   "versions": self.versions, "published": self.published,
                                   "actions": [r.to_json() for r in self.results]}
-        if self.dropped:
-            out["dropped"] = self.dropped
         if self.stopped is not None:
             out["stopped"] = self.stopped
         return out
@@ -231,15 +227,19 @@ class Runner:
 
     # -- bookkeeping -------------------------------------------------------------------
     def _blocked(self, a: Action) -> bool:
+        why = self._why_not(a)
+        if why is not None:
+            self.bad.add(a.id)
+            self.result.results.append(ActionResult(a.id, SKIPPED, why))
+        return why is not None
+
+    def _why_not(self, a: Action | None) -> str | None:
+        """Why ``a`` may not run now (the apply stopped, a dependency failed), or None."""
+        if a is None:
+            return None
         if self.stop.is_set():
-            self.bad.add(a.id)
-            self.result.results.append(ActionResult(a.id, SKIPPED, NOT_STARTED))
-            return True
-        if any(d in self.bad for d in a.depends_on):
-            self.bad.add(a.id)
-            self.result.results.append(ActionResult(a.id, SKIPPED, "a dependency failed"))
-            return True
-        return False
+            return NOT_STARTED
+        return "a dependency failed" if any(d in self.bad for d in a.depends_on) else None
 
     def _failed(self, a: Action, exc: ReconcilerError) -> None:
         log.error("%s failed: %s", a.id, exc.message)
@@ -368,12 +368,9 @@ class Runner:
                 self._failed(a, exc)
         late = [a for a in content_actions if a.op in (Op.PUBLISH, Op.UNPUBLISH)]
         v1 = [a for a in content_actions if a.op in V1_OPS]
-        retain = next((a for a in content_actions if a.op is Op.DROP_VERSIONS), None)
-        steps = [a for a in content_actions if a not in late and a not in v1 and a is not retain]
-        dropped: list[int] = []
-        if steps:
-            # with v1 versions still to come, retention waits for them (see retention.py)
-            dropped = self._content(repo, steps, retain=retain if not v1 else None)
+        drop_action = next((a for a in content_actions if a.op is Op.DROP_VERSIONS), None)
+        steps = [a for a in content_actions if a not in late and a not in v1 and a is not drop_action]
+        dropped = self._content(repo, steps, retain_action=None if v1 else drop_action) if steps else []
         for a in v1:  # each makes its own version, after the OCI one (store.v1_commit)
             if self._blocked(a):
                 continue
@@ -396,41 +393,15 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
-        if retain is not None:
-            self._retain(repo, retain, dropped)
+        if drop_action is not None:
+            self._retain(repo, drop_action, dropped)
 
     def _retain(self, repo: str, a: Action, dropped: list[int]) -> None:
-        """The rest of a ``DROP_VERSIONS`` action, once the repository's other actions
-        ran: what the version commit could not drop yet (the version the publication
-        pointed at until the publish just now), in one transaction."""
-        rest = [n for n in a.versions if n not in dropped]
-        if dropped:
-            self.result.dropped[repo] = list(dropped)
-        if dropped and rest and (self.stop.is_set() or any(d in self.bad for d in a.depends_on)):
-            why = NOT_STARTED if self.stop.is_set() else "a dependency failed"
+        status, error = retain.finish(self.store, repo, a, dropped, why_not=self._why_not(a))
+        if status != DONE:
+            log.error("%s %s: %s", a.id, status, error)
             self.bad.add(a.id)
-            self.result.results.append(ActionResult(
-                a.id, FAILED, f"dropped {version_ranges(dropped)} with the new version; kept {version_ranges(rest)}: {why}"))
-            return
-        if rest and self._blocked(a):
-            return
-        try:
-            if rest:
-                self.store.versions_drop(repo, rest)
-                self.result.dropped[repo] = sorted([*dropped, *rest])
-            self._done(a)
-        except ReconcilerError as exc:
-            self._failed(a, exc)
-
-    def _drop_with_commit(self, repo: str, a: Action | None, state: RepoState, base: RepoState) -> list[int]:
-        """The versions of ``a`` (``DROP_VERSIONS``) to drop in the transaction of the
-        repository's new version: none when a step failed (the old versions stay), else
-        those protected by nothing but being the latest, which the new version replaces."""
-        if a is None or self.stop.is_set() or any(d in self.bad for d in a.depends_on):
-            return []
-        released = {LATEST} if state != base else set()  # no change: no new version, the latest stays
-        guarded = self.store.protected_versions().get(repo, {})
-        return [n for n in a.versions if not set(guarded.get(n, ())) - released]
+        self.result.results.append(ActionResult(a.id, status, error))
 
     def _v1(self, repo: str, a: Action) -> None:
         if a.op is Op.V1_UPLOAD:
@@ -468,9 +439,8 @@ class Runner:
             state = set_tag(state, graph, tag, digest, ORIGIN[Op.UPLOAD]).state
         return state, graph
 
-    def _content(self, repo: str, actions: list[Action], *, retain: Action | None = None) -> list[int]:
-        """Run the content actions and commit one new version (with the part of
-        ``retain`` that may go with it); returns the versions dropped with it."""
+    def _content(self, repo: str, actions: list[Action], *, retain_action: Action | None = None) -> list[int]:
+        """Run the content actions, commit one new version; return the versions of ``retain_action`` dropped with it."""
         store = self.store
         try:
             base = store.version_get(repo)
@@ -512,7 +482,8 @@ class Runner:
             if source is not None:
                 source.close()
         try:
-            drop = self._drop_with_commit(repo, retain, state, RepoState.of(base))
+            drop = retain.with_commit(store, repo, retain_action, why_not=self._why_not(retain_action),
+                                      changes=state != RepoState.of(base))
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,
                                         operation=f"apply {self.result.plan_digest[:19]}",
                                         provenance=self.provenance, drop=drop)

@@ -11,7 +11,8 @@ import click
 
 from reconciler import api
 from reconciler.cli.context import AppContext, echo_json, pass_app
-from reconciler.plan.model import Plan
+from reconciler.errors import InvalidInput
+from reconciler.plan.model import Op, Plan
 from reconciler.plan.render_text import render_text
 
 if TYPE_CHECKING:
@@ -110,10 +111,12 @@ def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
             click.echo(f"New versions: {versions}.")
         if published:
             click.echo(f"Published: {published}.")
-        if result.dropped:
+        dropped_ids = {r.id for r in result.status("done")}
+        drops = [a for a in plan.actions if a.op is Op.DROP_VERSIONS and a.id in dropped_ids]
+        if drops:
             from reconciler.store.protocol import version_ranges
 
-            dropped = ", ".join(f"{repo} {version_ranges(n)}" for repo, n in sorted(result.dropped.items()))
+            dropped = ", ".join(f"{a.repo} {version_ranges(a.versions)}" for a in drops)
             click.echo(f"Dropped versions: {dropped} (`reconciler store gc` frees their bytes).")
     if not result.ok:
         raise click.exceptions.Exit(1)
@@ -186,7 +189,8 @@ def history_cmd(app: AppContext, limit: int, prune_before: str | None, as_json: 
       reconciler history --prune-before 2024-01-01
     """
     if prune_before is not None:
-        cutoff, removed = api.prune_journal(app.store, prune_before)
+        cutoff = _utc_cutoff(prune_before)
+        removed = app.existing_store.journal_prune(cutoff)
         if as_json:
             echo_json({"before": cutoff, "entries_removed": removed})
         else:
@@ -204,6 +208,21 @@ def history_cmd(app: AppContext, limit: int, prune_before: str | None, as_json: 
     for e in entries:
         digest = (e.plan_digest or "")[:19]
         click.echo(f"{e.id}\t{e.started}\t{e.user}@{e.host}\t{e.result}\t{digest}\t{e.command}")
+
+
+def _utc_cutoff(text: str) -> str:
+    """``--prune-before``: ``YYYY-MM-DD`` or an ISO 8601 time (UTC unless it says
+    otherwise), as the journal writes times (UTC ISO 8601, seconds)."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--prune-before {text!r}: not a date or time ({exc})",
+                           hint="give YYYY-MM-DD or an ISO 8601 time such as 2024-05-01T12:00:00+02:00") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def register(cli: click.Group) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from reconciler import api
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
 from reconciler.model.reference import check_upstream_name
 from reconciler.store.protocol import version_ranges
@@ -120,7 +119,11 @@ def prune_versions_cmd(app: AppContext, repo_id: str, keep: int, dry_run: bool, 
     Example:
       reconciler repo prune-versions synctest --keep 5 && reconciler store gc
     """
-    result = api.prune_versions(app.store, repo_id, keep=keep, dry_run=dry_run, lock_timeout=lock_timeout)
+    from reconciler.ops.retention import prune_versions
+
+    store = app.existing_store
+    with store.lock(lock_timeout):
+        result = prune_versions(store, repo_id, keep, dry_run=dry_run)
     if as_json:
         echo_json(result.to_json())
         return
@@ -155,7 +158,8 @@ def diff_cmd(app: AppContext, repo_id: str, old: int, new: int | None, as_json: 
     """
     from reconciler.ops.versiondiff import diff_versions
 
-    d = diff_versions(app.store.version_get(repo_id, old), app.store.version_get(repo_id, new))
+    store = app.existing_store
+    d = diff_versions(store.version_get(repo_id, old), store.version_get(repo_id, new))
     if as_json:
         echo_json(d.to_json())
         return

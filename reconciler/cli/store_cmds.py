@@ -64,7 +64,14 @@ def gc_cmd(app: AppContext, dry_run: bool, as_json: bool, lock_timeout: float) -
       reconciler store gc --dry-run
       reconciler store gc --json
     """
-    report = api.collect_garbage(app.existing_store, dry_run=dry_run, lock_timeout=lock_timeout)
+    from reconciler.apply.hooks import gc_switch
+
+    switch = gc_switch()  # crash points for tests (RECONCILER_GC_KILL_AT); off otherwise
+    try:
+        report = app.existing_store.gc(dry_run=dry_run, lock_timeout=lock_timeout,
+                                       events=switch.write if switch else None)
+    finally:
+        switch.close()
     if as_json:
         echo_json(report.to_json())
         return

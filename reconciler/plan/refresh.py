@@ -204,10 +204,11 @@ RefreshProgress = Callable[[int, int, str], None]
 
 def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, *, upstreams: bool = True,
             repo_ids: Iterable[str] | None = None, resolver: Resolver = default_resolver,
-            v1_sources: V1SourceFactory | None = None, progress: RefreshProgress | None = None) -> Observed:
+            v1_sources: V1SourceFactory | None = None, progress: RefreshProgress | None = None,
+            publish_grace: bool = True) -> Observed:
     """Observe the store and (unless ``upstreams`` is False) the upstreams of the
     repositories in ``repo_ids`` (default: all desired repositories); ``progress`` hears
-    of each upstream refreshed."""
+    of each upstream refreshed. ``publish_grace``: see ``Observed.publish_grace``."""
     started = time.monotonic()
     generation, repos = observe_store(store)
     wanted = set(repo_ids) if repo_ids is not None else set(desired.repositories)
@@ -280,5 +281,5 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         missing_manifests=frozenset(fetched), manifests=fetched,
         upstreams={r.repo_id: r.tags for r in results},
         uploads=uploads, refresh=info, v1=v1, v1_uploads=v1_uploads, v1_upstreams=v1_upstreams,
-        history=history,
+        history=history, publish_grace=publish_grace,
     )

@@ -63,7 +63,8 @@ def test_sigkill_at_every_point_of_an_apply_that_drops_versions_then_rerun_conve
     reference = tmp_path / "reference"
     shutil.copytree(before, reference)
     log = tmp_path / "writes.log"
-    run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)})
+    out = run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)})
+    assert "Dropped versions: web 1 (`reconciler store gc` frees their bytes)." in out.stdout
     events = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
     # version 2 drops nothing with it (1 is published); 1 goes after the publish moved off it
     assert events[-3:] == ["version_commit", "publish", "versions_drop"]

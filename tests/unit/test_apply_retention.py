@@ -78,7 +78,7 @@ def test_retain_1_keeps_only_the_published_latest_through_moves(store: Store, no
         assert store.check().ok
         # the first apply drops the empty version 0 it starts from, each later one the one before
         assert plan.action("web/drop_versions/versions").versions == (i - 1,)
-        assert store.journal_list()[0].details["dropped"] == {"web": [i - 1]}  # the journal says so
+        assert {"id": "web/drop_versions/versions", "status": "done"} in store.journal_list()[0].details["actions"]
         assert not plan_now(store, spec, up).has_changes  # converged: the next plan is empty
     # what the dropped versions held alone is now unreferenced: gc gives it back
     assert store.gc().manifests_removed == 2  # b and c; a is held again

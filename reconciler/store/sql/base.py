@@ -43,9 +43,7 @@ from reconciler.store.protocol import (
     Problem,
     Repository,
     RepositoryVersion,
-    StoreUsage,
     TagEntry,
-    VersionHistory,
     VersionInfo,
 )
 from reconciler.store.sql import grace, identity, lifecycle, maintenance
@@ -53,8 +51,8 @@ from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
 from reconciler.store.sql.hooks import BackendHooks
+from reconciler.store.sql.lifecycle_methods import VersionLifecycle
 from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
-from reconciler.store.sql.usage import usage
 from reconciler.store.sql.v1 import V1Images
 
 if TYPE_CHECKING:
@@ -68,7 +66,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLStore(VersionLookups, V1Images, BackendHooks):
+class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks):
     """The shared part of ``SQLiteStore`` and ``PostgresStore`` (see the module doc)."""
 
     location: str
@@ -261,16 +259,13 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
                        tags: Mapping[str, TagEntry], operation: str,
                        provenance: Mapping[str, str] | None = None,
                        drop: Iterable[int] = ()) -> VersionInfo | None:
-        """Make ``content`` + ``tags`` the next version of ``repo_id`` (None if nothing
-        changed) and drop the versions ``drop`` in the same transaction (after the new
-        version is in, so the version it replaces as the latest may go).
+        """The next version of ``repo_id`` (None: no change), ``drop`` dropped in its transaction.
         ``provenance``: where an apply's version came from (recorded with it as JSON)."""
         drop = list(drop)
         try:
             return self._commit(repo_id, base, content, tags, operation, dict(provenance or {}), drop)
         except _NoChange:
-            if drop:  # nothing new, but the retention the caller planned still applies
-                self.versions_drop(repo_id, drop)
+            self.versions_drop(repo_id, drop)  # nothing new, but the planned retention still applies
             return None
 
     @staticmethod
@@ -329,26 +324,6 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
             lifecycle.drop_versions(conn, repo_id, drop)
         return VersionInfo(repo_id, new, created, operation, summary, provenance)
 
-    # -- version lifecycle (retention; see lifecycle.py) ---------------------------------
-    def protected_versions(self) -> dict[str, dict[int, tuple[str, ...]]]:
-        return lifecycle.protected_versions(self._conn())
-
-    def version_history(self, repo_ids: Iterable[str]) -> dict[str, VersionHistory]:
-        with self._read() as conn:
-            return lifecycle.version_history(conn, repo_ids)
-
-    def versions_drop(self, repo_id: str, numbers: Iterable[int]) -> list[int]:
-        numbers = list(numbers)
-        self.repository_get(repo_id)
-        if not numbers:
-            return []
-        with self._write() as conn:
-            return lifecycle.drop_versions(conn, repo_id, numbers)
-
-    def usage(self) -> StoreUsage:
-        with self._read() as conn:
-            return usage(conn)
-
     # -- publication ------------------------------------------------------------------
     def _check_publish_name_free(self, conn: Connection, repo_id: str, name: object) -> None:
         if name is None:
@@ -365,11 +340,7 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         if version < 0 or version > repo.latest_version:
             raise NotFound(f"repository {repo_id!r} has no version {version} (latest is {repo.latest_version})")
         with self._write() as conn:
-            if not conn.execute("SELECT 1 FROM versions WHERE repo_id = ? AND number = ?",
-                                (repo_id, version)).fetchone():
-                raise NotFound(f"repository {repo_id!r} no longer has version {version}: it was dropped "
-                               "(retain_versions or `repo prune-versions`)",
-                               hint=f"see `reconciler repo history {repo_id}` for the versions it has")
+            lifecycle.require_version(conn, repo_id, version)  # not one retention dropped
             self._check_publish_name_free(conn, repo_id, name)
             old = conn.execute("SELECT publish_name, published_version FROM repositories WHERE id = ?",
                                (repo_id,)).fetchone()
@@ -389,16 +360,6 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         """(repository, version) that ``name`` pointed at before its publication moved and
         still serves by digest (``grace.py``), most recent first."""
         return grace.grace_versions(self._conn(), name)
-
-    def versions_pinned(self) -> dict[str, set[int]]:
-        """Per repository, the published version and those in a grace period: the
-        protected versions (``lifecycle.PROTECTED_VERSIONS``) but for the latest."""
-        pinned: dict[str, set[int]] = {}
-        for repo_id, versions in lifecycle.protected_versions(self._conn()).items():
-            numbers = {n for n, why in versions.items() if set(why) - {"latest"}}
-            if numbers:
-                pinned[repo_id] = numbers
-        return pinned
 
     # -- content ----------------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool:
@@ -496,9 +457,8 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         """Under the store lock: taken here unless this thread holds it already, so gc
         can never run between another writer's 'bytes stored' and 'version committed'.
         Only on the store's own blob storage, checked afresh (``identity.gate``): gc on a
-        copy would delete what the original needs. The one entry point of gc
-        (``maintenance.gc`` does the work). ``events``: called at each step (crash points
-        for tests, see ``apply.hooks``)."""
+        copy would delete what the original needs. gc's one entry point; ``events``: told
+        each step (crash points for tests, ``apply.hooks``)."""
         if self._lock_owner == threading.get_ident():
             return self._gc(lock_timeout, dry_run, events)
         with self.lock(lock_timeout):
@@ -527,13 +487,6 @@ class SQLStore(VersionLookups, V1Images, BackendHooks):
         with self._journal_write() as conn:
             conn.execute("UPDATE journal SET finished = ?, result = ?, details = ? WHERE id = ?",
                          (_now(), result, json.dumps(details, default=str), entry_id))
-
-    def journal_prune(self, before: str) -> int:
-        with self._write() as conn:
-            n = conn.execute("SELECT COUNT(*) FROM journal WHERE started < ? AND result != 'running'",
-                             (before,)).fetchone()[0]
-            conn.execute("DELETE FROM journal WHERE started < ? AND result != 'running'", (before,))
-        return int(n)
 
     def journal_list(self, limit: int = 50) -> list[JournalEntry]:
         rows = self._conn().execute(

@@ -65,6 +65,14 @@ def protected_versions(conn: Connection, repo_id: str | None = None) -> dict[str
     return out
 
 
+def require_version(conn: Connection, repo_id: str, version: int) -> None:
+    """``NotFound`` unless ``repo_id`` has ``version`` (publish and rollback ask)."""
+    if not conn.execute("SELECT 1 FROM versions WHERE repo_id = ? AND number = ?", (repo_id, version)).fetchone():
+        raise NotFound(f"repository {repo_id!r} no longer has version {version}: it was dropped "
+                       "(retain_versions or `repo prune-versions`)",
+                       hint=f"see `reconciler repo history {repo_id}` for the versions it has")
+
+
 def drop_versions(conn: Connection, repo_id: str, numbers: Iterable[int]) -> list[int]:
     """Inside a write transaction: drop ``numbers`` of ``repo_id`` (see the module doc).
     Refuses, raising before any change, a version that does not exist or is protected."""
@@ -134,3 +142,4 @@ def version_history(conn: Connection, repo_ids: Iterable[str]) -> dict[str, Vers
             sizes={parse(d): sizes[d] for d in {d for d, _, _ in repo_rows} if d in sizes},
             shared=frozenset(parse(d) for d in {d for d, _, _ in repo_rows} if holders.get(d, set()) - {repo}))
     return out
+
