@@ -33,6 +33,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.copy import copy
 from reconciler.ops.remove import remove
+from reconciler.ops.retention import prune_versions
 from reconciler.ops.tag import tag
 from reconciler.ops.upload import upload
 from reconciler.store.sqlite import SQLiteStore
@@ -151,7 +152,8 @@ def apply_op(w: World, op: tuple) -> None:  # type: ignore[type-arg]
     elif kind == "gc":
         s.gc()
     elif kind == "prune-versions":
-        api.prune_versions(s, args[0], keep=args[1])
+        with s.lock():
+            prune_versions(s, args[0], args[1])
 
 
 def snapshot(store: SQLiteStore) -> dict[str, tuple[int, dict[str, Digest], object]]:
