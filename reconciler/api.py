@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,10 +21,12 @@ from reconciler.registry.protocol import RegistryConfig, UpstreamSource
 from reconciler.store.protocol import Repository, Store
 
 if TYPE_CHECKING:
-    from reconciler.apply.runner import ApplyResult, RepoProgress
+    from reconciler.apply.result import ApplyResult
+    from reconciler.apply.runner import RepoProgress
     from reconciler.desired.model import DesiredState, RegistrySpec
     from reconciler.ops.parallel import Progress
     from reconciler.ops.result import OpResult
+    from reconciler.ops.stop import StopToken
     from reconciler.ops.sync import SyncResult
     from reconciler.ops.v1sync import V1Source
     from reconciler.plan.drift import DriftReport
@@ -271,9 +272,12 @@ def _serve(location: str | None, *, host: str, port: int, workers: int, threads:
 
     limits = ServingLimits(connections=threads, s3_timeout=s3_timeout, s3_attempts=s3_attempts)
     loc, blobs = store_location(location), blobs_location(blobs)
-    # fail before forking: a bad store path or htpasswd file is an error now, not per
-    # request; an object storage that does not answer yet is not (see open_store)
-    store = open_store(loc, blobs, serving=limits)
+    # fail before forking: a bad htpasswd or access file or store path is an error now, not
+    # per request; an object storage that does not answer yet is not (see open_store)
+    if htpasswd:
+        Htpasswd(htpasswd)
+    rules = access_rules(access, htpasswd)
+    store = open_store(loc, blobs, serving=limits, create=False)
     try:
         if blob_redirect is not None and not store.bytes_remote(Kind.BLOB):
             raise InvalidInput(
@@ -281,9 +285,6 @@ def _serve(location: str | None, *, host: str, port: int, workers: int, threads:
                 "its blobs in local files", hint="drop --blob-redirect, or use a store created with --blobs s3://...")
     finally:
         store.close()
-    if htpasswd:
-        Htpasswd(htpasswd)
-    rules = access_rules(access, htpasswd)
     setup_access_log()
     GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect,
                                            access=rules, limits=limits, manifest_cache=manifest_cache),
@@ -418,20 +419,14 @@ def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refres
 
 
 def _plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *, targets: Sequence[str],
-                   refresh: bool, prune_repositories: bool,
-                   progress: RefreshProgress | None = None) -> tuple[Plan, Observed]:
-    from datetime import datetime
-
-    from reconciler.plan.diff import diff, with_sources
-    from reconciler.plan.refresh import refresh as do_refresh
+                   refresh: bool, prune_repositories: bool, progress: RefreshProgress | None = None,
+                   stop: StopToken | None = None) -> tuple[Plan, Observed]:
+    from reconciler.plan.make import make_plan as plan_from
     from reconciler.store.sql.grace import grace_seconds
 
-    repo_ids = with_sources(desired.repositories, targets) if targets else None
-    observed = do_refresh(store, desired, sources, upstreams=refresh, repo_ids=repo_ids, v1_sources=v1_source,
-                          progress=progress, publish_grace=grace_seconds() > 0)  # the grace this process records
-    plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
-                created=datetime.now(UTC).isoformat(timespec="seconds"))
-    return plan, observed
+    return plan_from(store, desired, sources, targets=targets, upstreams=refresh,
+                     prune_repositories=prune_repositories, progress=progress, stop=stop, v1_sources=v1_source,
+                     publish_grace=grace_seconds() > 0)  # the grace this process records
 
 
 def plan_observed(store: Store, desired: DesiredState, sources: UpstreamPool, *, targets: Sequence[str] = (),
@@ -465,41 +460,40 @@ def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), re
 
 def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), lock_timeout: float = 60.0,
                prune_repositories: bool = False, progress: RepoProgress | None = None,
-               refresh_progress: RefreshProgress | None = None) -> tuple[Plan, ApplyResult]:
+               refresh_progress: RefreshProgress | None = None, stop: StopToken | None = None,
+               skip_unavailable: bool = False,
+               on_plan: Callable[[Plan], None] | None = None) -> tuple[Plan, ApplyResult]:
     """``reconciler apply -f``: plan and apply under one hold of the store lock (so
-    nothing can change in between)."""
-    from reconciler.apply.runner import Runner
+    nothing can change in between). ``on_plan`` sees the plan before anything is applied
+    (the CLI prints it); ``stop`` ends the apply early (journaled ``interrupted``);
+    ``skip_unavailable`` applies what does not depend on an upstream that could not be
+    refreshed instead of refusing the plan."""
+    from reconciler.apply.session import apply_desired
     from reconciler.desired.loader import load_desired
+    from reconciler.store.sql.grace import grace_seconds
 
     desired = load_desired(path)
     # one pool for the plan and the apply: the apply reuses the refresh's connections and tokens
-    with store.lock(lock_timeout), UpstreamPool() as sources:
-        plan, observed = _plan_observed(store, desired, sources, targets=targets, refresh=True,
-                                        prune_repositories=prune_repositories, progress=refresh_progress)
-        result = Runner(plan, store, desired, sources=sources, command=f"apply -f {path}",
-                        manifests=observed.manifests, progress=progress, v1_sources=v1_source).run()
-    return plan, result
+    with UpstreamPool() as sources:
+        return apply_desired(store, desired, sources, command=f"apply -f {path}", targets=targets,
+                             lock_timeout=lock_timeout, prune_repositories=prune_repositories, progress=progress,
+                             refresh_progress=refresh_progress, stop=stop, skip_unavailable=skip_unavailable,
+                             on_plan=on_plan, v1_sources=v1_source, publish_grace=grace_seconds() > 0)
 
 
 def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float = 60.0,
-                     progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
-    """``reconciler apply PLAN``: exactly the reviewed actions and digests; a plan made
-    against another store generation or desired file is refused."""
-    from reconciler.apply.runner import Runner, check_fresh
-    from reconciler.desired.loader import load_desired
+                     progress: RepoProgress | None = None, stop: StopToken | None = None,
+                     skip_unavailable: bool = False,
+                     on_plan: Callable[[Plan], None] | None = None) -> tuple[Plan, ApplyResult]:
+    """``reconciler apply PLAN``: exactly the reviewed actions and digests; a plan that
+    was edited, or made against another store generation or desired file, is refused."""
+    from reconciler.apply.session import apply_saved
     from reconciler.plan.model import Plan as PlanValue
-    from reconciler.plan.refresh import file_sha256
+    from reconciler.plan.seal import key_from_env
 
-    try:
-        text = Path(plan_path).read_text()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the plan {plan_path}: {exc.strerror or exc}",
-                           hint="save one with `reconciler plan -f repos.yaml --out PLAN`") from exc
-    plan = PlanValue.loads(text, where=str(plan_path))
-    desired = load_desired(plan.desired_path)
-    with store.lock(lock_timeout), UpstreamPool() as sources:
-        check_fresh(plan, store, desired, file_sha256)
-        result = Runner(plan, store, desired, sources=sources, command=f"apply {plan_path}",
-                        progress=progress, v1_sources=v1_source).run()
+    plan = PlanValue.read(plan_path, key=key_from_env())  # refused unless its digest (and HMAC) match
+    with UpstreamPool() as sources:
+        result = apply_saved(store, plan, sources, command=f"apply {plan_path}", lock_timeout=lock_timeout,
+                             progress=progress, stop=stop, skip_unavailable=skip_unavailable, on_plan=on_plan,
+                             v1_sources=v1_source)
     return plan, result
-

@@ -10,6 +10,7 @@
     │   ├── ReferenceInvalid        ``host:port/name:tag@digest`` cannot be parsed
     │   ├── ManifestInvalid         manifest / index bytes cannot be parsed
     │   ├── UploadInvalid           an upload file is malformed or hostile
+    │   ├── PlanTampered            a saved plan's digest or HMAC does not match its content
     │   └── CraneDataInvalid        a Crane app file or crane.conf is malformed
     ├── NotFound                    something named does not exist
     │   ├── RepositoryNotFound
@@ -37,8 +38,11 @@
     │                               (``until``: when, as a Unix time); never retried
     └── GitError                    ``watch --git``: a git command failed (redacted URL)
 
-The CLI catches ``ReconcilerError`` only, prints ``error: <message>`` and the hint, and
-exits with ``exit_code``; anything else is a bug and keeps its traceback.
+    Interrupted                     not a ReconcilerError: a stop was requested (SIGINT,
+                                    SIGTERM, a lost lock); ``exit_code`` says which
+
+The CLI catches ``ReconcilerError`` (and ``Interrupted``) only, prints ``error: <message>``
+and the hint, and exits with ``exit_code``; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -56,6 +60,23 @@ class ReconcilerError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Interrupted(Exception):
+    """An operation stopped because a stop was requested (``ops.stop.StopToken``).
+
+    Not a ``ReconcilerError`` on purpose: code that records an action's failure and
+    carries on (``except ReconcilerError``) must let it through. ``exit_code`` is 130 for
+    SIGINT and 143 for SIGTERM (128 + the signal), 1 otherwise."""
+
+    def __init__(self, reason: str, *, exit_code: int = 1, hint: str | None = None) -> None:
+        super().__init__(reason)
+        self.message = reason
+        self.exit_code = exit_code
         self.hint = hint
 
     def __str__(self) -> str:
@@ -88,6 +109,11 @@ class ManifestInvalid(InvalidInput):
 
 class UploadInvalid(InvalidInput):
     """An upload file is malformed, incomplete or hostile."""
+
+
+class PlanTampered(InvalidInput):
+    """A saved plan was changed after it was written (its digest does not match), or
+    its HMAC does not match ``RECONCILER_PLAN_KEY``."""
 
 
 class CraneDataInvalid(InvalidInput):

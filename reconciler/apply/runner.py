@@ -13,15 +13,20 @@
   ``plan.steps`` the diff used; content is fetched or uploaded into the store first, where
   it stays invisible until referenced), then ONE ``version_commit``, then the
   publication switch. So a client sees the old version or the new one, never a mix.
+- A publish name moving between repositories (``release_from``/``handover`` in the plan)
+  is switched with its group in one transaction, once every member is ready
+  (``apply.publications``).
 - A failed action marks everything that depends on it skipped; independent actions
   still run (``--keep-going`` semantics). The result lists each action's outcome. A tag
   the plan could not resolve (``Plan.failed_tags``) is reported as a failed action too:
   the rest is applied, the journal says ``partial`` and the exit code is 1.
-- Every apply is journaled (``journal_start``/``journal_finish``); entries left
-  ``running`` by a killed apply are closed as ``interrupted`` by the next one.
-- An apply that must stop (``stop.StopFlag``: the apply lock was lost) starts no new
-  download or write: what is left is skipped, the summary says why, and the journal
-  entry is closed as ``interrupted``.
+- A requested stop (``ops.stop.StopToken``: SIGINT/SIGTERM from the CLI, the apply lock
+  lost, see ``apply.stop``) is checked before every repository, download, store write and
+  version commit; downloads in flight are abandoned, not waited for. What is left is
+  skipped, ``stopped`` in the result says why, and the journal entry is ``interrupted``.
+- Every apply is journaled (``journal_start``/``journal_finish``) with a summary of what it
+  did (``ApplyResult.journal``); entries left ``running`` by a killed apply are closed as
+  ``interrupted`` by the next one.
 - Re-running after a crash converges: content is global and idempotent to store,
   versions commit atomically, and the next plan starts from whatever was committed.
 """
@@ -31,15 +36,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.apply import retain
+from reconciler.apply import publications, retain
+from reconciler.apply.checks import check_complete
 from reconciler.apply.hooks import CountingStore, KillSwitch
-from reconciler.apply.stop import StopFlag, StoppingStore
+from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
+from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
-from reconciler.errors import PlanIncomplete, ReconcilerError, StalePlan
+from reconciler.errors import Interrupted, ReconcilerError, StalePlan
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
@@ -48,6 +54,7 @@ from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
+from reconciler.ops.stop import StopToken, wait_all
 from reconciler.ops.v1sync import v1_sync
 from reconciler.ops.v1upload import upload_v1
 from reconciler.plan.drift import spec_fingerprints
@@ -68,7 +75,7 @@ class Fetcher(Protocol):
                  progress: Progress | None = None, inflight: InFlight | None = None,
                  prefetched: Mapping[Digest, Manifest | Index] | None = None,
                  tags_by_digest: Mapping[Digest, str] | None = None,
-                 batch: ContentBatch | None = None) -> None: ...
+                 batch: ContentBatch | None = None, stop: StopToken | None = None) -> None: ...
 
 
 #: (repository id, event) for every progress event of that repository's fetch
@@ -79,9 +86,6 @@ MAX_PARALLEL_REPOS = 4
 #: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)
 Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
 
-DONE, FAILED, SKIPPED = "done", "failed", "skipped"
-#: the error of an action skipped because the apply stopped first
-NOT_STARTED = "not started: the apply stopped"
 V1_OPS = (Op.V1_UPLOAD, Op.V1_SYNC)
 
 
@@ -89,11 +93,11 @@ def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: li
                     progress: Progress | None = None, inflight: InFlight | None = None,
                     prefetched: Mapping[Digest, Manifest | Index] | None = None,
                     tags_by_digest: Mapping[Digest, str] | None = None,
-                    batch: ContentBatch | None = None) -> None:
+                    batch: ContentBatch | None = None, stop: StopToken | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
     fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch)
+                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop)
 
 
 def default_uploader(store: Store, path: Path, existing: ContentSet,
@@ -102,71 +106,6 @@ def default_uploader(store: Store, path: Path, existing: ContentSet,
 
     result = upload_content(store, path, existing=existing, tag=tag)
     return result.content, result.tags
-
-
-@dataclass
-class ActionResult:
-    id: str
-    status: str
-    error: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return {k: v for k, v in (("id", self.id), ("status", self.status), ("error", self.error)) if v is not None}
-
-
-@dataclass
-class ApplyResult:
-    plan_digest: str
-    results: list[ActionResult] = field(default_factory=list)
-    versions: dict[str, int] = field(default_factory=dict)
-    published: dict[str, int] = field(default_factory=dict)
-    journal_id: int | None = None
-    #: why the apply stopped before its end (the apply lock was lost), if it did
-    stopped: str | None = None
-
-    def status(self, status: str) -> list[ActionResult]:
-        return [r for r in self.results if r.status == status]
-
-    @property
-    def ok(self) -> bool:
-        return not self.status(FAILED) and not self.status(SKIPPED) and self.stopped is None
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"ok": self.ok, "plan_digest": self.plan_digest, "journal_id": self.journal_id,
-                                  "versions": self.versions, "published": self.published,
-                                  "actions": [r.to_json() for r in self.results]}
-        if self.stopped is not None:
-            out["stopped"] = self.stopped
-        return out
-
-
-def check_complete(plan: Plan) -> None:
-    """Refuse a plan that could not plan some repository (its upstream refresh failed):
-    applying the rest would look like success while that repository silently lagged."""
-    if plan.errors:
-        raise PlanIncomplete("refusing a plan with errors: " + "; ".join(plan.errors),
-                             hint="fix the upstream (or use --target for the other repositories), "
-                                  "then plan again")
-
-
-def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Callable[[Path], str]) -> None:
-    """Refuse a plan made against another store generation, desired file or upload file."""
-    problems = []
-    generation = store.generation()
-    if generation != plan.store_generation:
-        problems.append(f"the store changed since the plan was made (generation {plan.store_generation} -> "
-                        f"{generation}: another apply or a write happened)")
-    if desired.digest != plan.desired_digest:
-        problems.append(f"{plan.desired_path} changed since the plan was made "
-                        f"({plan.desired_digest[:19]} -> {desired.digest[:19]})")
-    files = {a.file: a.file_digest for a in plan.actions
-             if a.op in (Op.UPLOAD, Op.V1_UPLOAD) and a.file and a.file_digest}
-    for file, planned in files.items():  # each file hashed once, however many repositories upload it
-        if file_digest(Path(file)) != planned:
-            problems.append(f"upload file {file} changed since the plan was made")
-    if problems:
-        raise StalePlan("refusing a stale plan: " + "; ".join(problems),
-                        hint="make a new plan (`reconciler plan -f FILE --out PLAN`), review it, apply that")
 
 
 def closure_graph(store: Store, roots: Iterable[Digest]) -> RefGraph:
@@ -202,15 +141,18 @@ class Runner:
                  command: str = "apply", kill: KillSwitch | None = None, progress: RepoProgress | None = None,
                  parallel_repos: int = MAX_PARALLEL_REPOS,
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
-                 v1_sources: V1SourceFactory | None = None, stop: StopFlag | None = None,
-                 provenance: Mapping[str, str] | None = None) -> None:
+                 v1_sources: V1SourceFactory | None = None, stop: StopToken | None = None,
+                 skip_unavailable: bool = False, provenance: Mapping[str, str] | None = None) -> None:
         self.plan, self.desired = plan, desired
         #: recorded with every version this apply makes, and in its journal entry
         #: (``git_commit`` from ``reconciler watch``; the desired file's digest always)
         self.provenance = {"desired_digest": plan.desired_digest, **(provenance or {})}
+        #: asked to stop (SIGINT/SIGTERM, a lost lock): checked before each download and write
+        self.stop = stop if stop is not None else StopToken()
+        self.skip_unavailable = skip_unavailable
         self.kill = kill if kill is not None else KillSwitch()
-        self.stop = stop if stop is not None else StopFlag()
         inner: Store = CountingStore(store, self.kill) if self.kill else store
+        # every write and every download checks the stop token (and the lock) first
         self.store: Store = StoppingStore(inner, self.stop, store)  # type: ignore[assignment]
         self.raw_store = store
         self.sources, self.fetcher, self.uploader = sources, fetcher, uploader
@@ -224,6 +166,8 @@ class Runner:
         self.parallel_repos = max(1, parallel_repos)
         #: repositories whose sync content is all in the store already (fetched in one batch)
         self.prefetched: set[str] = set()
+        #: publication actions whose repository has been applied (a handover waits for all)
+        self.reached: set[str] = set()
 
     # -- bookkeeping -------------------------------------------------------------------
     def _blocked(self, a: Action) -> bool:
@@ -251,40 +195,51 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> ApplyResult:
-        check_complete(self.plan)
+        """Apply the plan; the result says what was done. A requested stop ends it before
+        the next download or write, and it is journaled as ``interrupted``."""
+        left_out = check_complete(self.plan, skip_unavailable=self.skip_unavailable)
         store = self.raw_store
         for entry in store.journal_list(limit=20):
             if entry.result == "running":  # we hold the lock: whoever wrote it is gone
-                store.journal_finish(entry.id, result="interrupted", details=dict(entry.details))
+                store.journal_finish(entry.id, result="interrupted",
+                                     details={**entry.details, "summary": "the process ended before it finished"})
         started = {"desired": self.plan.desired_path, "actions": len(self.plan.actions), **self.provenance,
                    # what `reconciler drift` compares repos.yaml with later
                    "desired_repos": spec_fingerprints(self.desired, [r.id for r in self.plan.repositories])}
         self.result.journal_id = store.journal_start(command=self.command, plan_digest=self.result.plan_digest,
                                                      details=started)
-        interrupted = False
+        abandoned = False
         for failed in self.plan.failed_tags:  # failed when planned: the rest is applied, this is reported
             self.bad.add(failed.action_id)
             self.result.results.append(ActionResult(failed.action_id, FAILED, failed.error))
+        self.result.planned_failures = len(self.plan.failed_tags)
         try:
+            for a in self.plan.actions:
+                if a.repo in left_out:
+                    self.bad.add(a.id)
+                    self.result.results.append(ActionResult(a.id, SKIPPED, "its upstream (or a source's) could not "
+                                                            "be refreshed (--skip-unavailable)"))
             self._prefetch()
             for repo in [r.id for r in self.plan.repositories]:
-                actions = self.plan.actions_for(repo)
+                actions = [a for a in self.plan.actions_for(repo) if a.repo not in left_out]
                 if actions:
+                    self.stop.check()
                     self._repository(repo, actions)
                     self.kill.at(f"repo:{repo}")
+        except Interrupted as exc:
+            self.result.stopped, self.result.exit_code = exc.message, exc.exit_code
+            seen = {r.id for r in self.result.results}
+            self.result.results += [ActionResult(a.id, SKIPPED, NOT_STARTED) for a in self.plan.actions
+                                    if a.id not in seen]
         except BaseException as exc:
             # a signal that abandons the apply (watch's second SIGTERM, Ctrl-C), not a bug
-            interrupted = not isinstance(exc, Exception)
+            abandoned = not isinstance(exc, Exception)
             raise
         finally:
-            if self.stop.reason is not None:
-                self.result.stopped = self.stop.reason.message
-            outcome = "ok" if self.result.ok else "partial"
-            if not self.result.status(DONE) and len(self.result.results) > len(self.plan.failed_tags):
-                outcome = "failed"  # something was to be done, and none of it was
-            if self.stop.is_set() or interrupted:
-                outcome = "interrupted"
-            store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.to_json()})
+            if self.stop.is_set() and self.result.stopped is None:
+                self.result.stopped = self.stop.reason
+            outcome = "interrupted" if abandoned else self.result.outcome
+            store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.journal()})
             self.kill.close()
         return self.result
 
@@ -323,7 +278,7 @@ class Runner:
                 try:
                     self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
                                  progress=progress, inflight=inflight, prefetched=self.manifests,
-                                 tags_by_digest=self._tags(repo), batch=batch)
+                                 tags_by_digest=self._tags(repo), batch=batch, stop=self.stop)
                 finally:
                     source.close()
             except ReconcilerError as exc:
@@ -335,10 +290,18 @@ class Runner:
         # one batch for every repository: the disk is waited for once, at the end, and a
         # blob two repositories share is stored once
         with self.store.content_batch() as batch:
-            done: list[str] = []
-            with ThreadPoolExecutor(max_workers=min(self.parallel_repos, len(work)),
-                                    thread_name_prefix="apply-fetch") as pool:
-                done = [repo for repo, ok in pool.map(fetch, work) if ok]
+            pool = ThreadPoolExecutor(max_workers=min(self.parallel_repos, len(work)), thread_name_prefix="apply-fetch")
+            try:
+                futures = [pool.submit(fetch, item) for item in work]
+                # a requested stop returns at once: downloads in flight are abandoned (what they
+                # wrote is in this batch, never committed), not waited for to their end
+                wait_all(futures, self.stop)  # type: ignore[arg-type]
+                done = [repo for repo, ok in (f.result() for f in futures) if ok]
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+            self.stop.check()
             try:
                 batch.commit()
             except ReconcilerError as exc:
@@ -350,6 +313,9 @@ class Runner:
         store = self.store
         content_actions = []
         for a in actions:
+            if a.op in (Op.PUBLISH, Op.UNPUBLISH):
+                content_actions.append(a)  # checked when their turn comes (a handover waits for others)
+                continue
             if self._blocked(a):
                 continue
             try:
@@ -381,15 +347,20 @@ class Runner:
                 self._failed(a, exc)
         self.kill.at(f"commit:{repo}")
         for a in late:
+            if publications.grouped(a):
+                self._switch_when_ready(a)
+                continue
             if self._blocked(a):
                 continue
             try:
+                before = store.repository_get(repo)
                 if a.op is Op.PUBLISH:
                     assert a.publish_name is not None
                     r = publish_op(store, repo, name=a.publish_name, protected=bool(a.protected))
                     self.result.published[repo] = r.published_version or 0
                 else:
-                    unpublish_op(store, repo)
+                    r = unpublish_op(store, repo)
+                self.result.publications += publications.switched([before], [r])
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
@@ -402,6 +373,31 @@ class Runner:
             log.error("%s %s: %s", a.id, status, error)
             self.bad.add(a.id)
         self.result.results.append(ActionResult(a.id, status, error))
+
+    def _switch_when_ready(self, a: Action) -> None:
+        """A publication that moves a name: switched with the rest of its group, in one
+        transaction, once every member's repository has been applied."""
+        group = publications.group_of(self.plan, a)
+        self.reached.add(a.id)
+        if not all(m.id in self.reached for m in group):
+            return  # the last member's repository switches them all
+        if any(d in self.bad for m in group for d in m.depends_on):
+            for m in group:
+                self.bad.add(m.id)
+                self.result.results.append(ActionResult(m.id, SKIPPED, "a dependency of its name handover failed; "
+                                                        "the old publications keep serving"))
+            return
+        try:
+            changes, switched = publications.switch_group(self.store, group)
+        except ReconcilerError as exc:
+            for m in group:
+                self._failed(m, exc)
+            return
+        self.result.publications += switched
+        for m in group:
+            if m.op is Op.PUBLISH:
+                self.result.published[m.repo] = next(c.version or 0 for c in changes if c.repo_id == m.repo)
+            self._done(m)
 
     def _v1(self, repo: str, a: Action) -> None:
         if a.op is Op.V1_UPLOAD:
@@ -458,6 +454,7 @@ class Runner:
         source: UpstreamSource | None = None
         try:
             for a in actions:
+                self.stop.check()
                 if self._blocked(a):
                     continue
                 try:
@@ -469,7 +466,7 @@ class Runner:
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
                         self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
-                                     tags_by_digest={a.digest: a.tag} if a.tag else None)
+                                     tags_by_digest={a.digest: a.tag} if a.tag else None, stop=self.stop)
                     if a.op is Op.UPLOAD:
                         state, graph = self._upload(a, state, graph)
                     else:
@@ -481,6 +478,7 @@ class Runner:
         finally:
             if source is not None:
                 source.close()
+        self.stop.check()  # nothing of this repository is visible yet: stopping here loses nothing
         try:
             drop = retain.with_commit(store, repo, retain_action, why_not=self._why_not(retain_action),
                                       changes=state != RepoState.of(base))

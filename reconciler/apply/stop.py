@@ -1,51 +1,35 @@
 """Stopping a running apply before its next download or write.
 
-``StopFlag`` is raised by whoever finds that the apply must not go on: today the store,
-when the apply lock was lost (its PostgreSQL session ended, so another apply may hold it
-now). ``StoppingStore`` wraps the apply's store: before every call that starts a
-download or writes (``blobs_missing`` comes right before each blob download), it checks
-the flag and the store's ``lock_lost()``, and raises the stop reason instead; a
-``LockLost`` the store raises itself sets the flag too. The runner checks the flag
+The stop token (``ops.stop.StopToken``, called ``StopFlag`` here) is set by whoever finds
+that the apply must not go on: the CLI on SIGINT/SIGTERM, and the store when the apply
+lock was lost (its PostgreSQL session ended, so another apply may hold it now).
+``StoppingStore`` wraps the apply's store: before every call that starts a download or
+writes (``blobs_missing`` comes right before each blob download), it checks the token and
+the store's ``lock_lost()``, and raises ``Interrupted`` with the reason instead; a
+``LockLost`` the store raises itself sets the token too. The runner checks the token
 between actions and repositories, skips what is left, prints its summary and journals
 the run ``interrupted``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO, Self
 
-from reconciler.errors import LockLost, ReconcilerError
+from reconciler.errors import LockLost
 from reconciler.model import Digest, Index, Manifest
+from reconciler.ops.stop import StopToken
 from reconciler.store.protocol import ContentBatch, Store
 
 #: store calls that start a download (``blobs_missing`` is asked before each one) or write
 GUARDED = frozenset({"blobs_missing", "blob_put", "manifest_put", "manifests_put", "version_commit",
                      "repository_create", "repository_update", "repository_delete", "publish", "unpublish",
+                     "publications_switch",
                      "v1_images_put", "v1_commit", "record_content", "versions_drop"})
 
 
-class StopFlag:
-    """Set once, with the error that says why; thread-safe."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason: ReconcilerError | None = None
-
-    def set(self, reason: ReconcilerError) -> None:
-        if not self._event.is_set():
-            self.reason = reason
-            self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def check(self) -> None:
-        """Raise (a fresh copy of) the reason, when set: threads may raise it at once."""
-        r = self.reason
-        if r is not None:
-            raise type(r)(r.message, hint=r.hint)
+#: the apply's stop token (``ops.stop.StopToken``, shared with the downloads it runs)
+StopFlag = StopToken
 
 
 def lock_lost_error(store: Store) -> LockLost:

@@ -14,7 +14,7 @@ import click
 
 from reconciler import __version__, logfmt
 from reconciler.cli.context import AppContext
-from reconciler.errors import ReconcilerError
+from reconciler.errors import Interrupted, ReconcilerError
 
 #: command name -> the modules whose ``register(cli)`` adds it (in that order). Modules are
 #: imported only when their command runs, so ``reconciler plan`` does not pay for gunicorn
@@ -117,6 +117,13 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         sys.exit(exc.exit_code)
+    except Interrupted as exc:
+        from reconciler.cli.interrupts import exit_now
+
+        click.echo(f"stopped: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        exit_now(exc.exit_code)  # abandoned downloads must not delay the exit
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

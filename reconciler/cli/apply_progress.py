@@ -19,6 +19,10 @@ from reconciler.cli.context import human_bytes
 from reconciler.ops.parallel import ProgressEvent
 
 
+def _blobs(n: int) -> str:
+    return "1 blob" if n == 1 else f"{n} blobs"
+
+
 @dataclass
 class _Repo:
     blobs_done: int = 0
@@ -45,10 +49,13 @@ class ApplyProgress:
             starting = event.done == 0
             state.blobs_done, state.blobs_total, state.bytes = event.done, event.total, event.bytes
             if starting and not self.tty:
-                self._line(f"{repo}: downloading {event.total} blobs")
+                self._line(f"{repo}: downloading {_blobs(event.total)}")
             if event.done == event.total and not state.finished:
                 state.finished = True
-                self._line(f"{repo}: downloaded {event.total} blobs, {human_bytes(event.bytes)}")
+                if event.bytes:
+                    self._line(f"{repo}: downloaded {_blobs(event.total)}, {human_bytes(event.bytes)}")
+                else:  # another repository's download (or an earlier run) brought them
+                    self._line(f"{repo}: {_blobs(event.total)} already stored")
             elif self.tty:
                 self._status()
 

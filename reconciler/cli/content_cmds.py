@@ -85,11 +85,12 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
         raise click.UsageError("--mask-id needs --v1")
     if as_v1 and tag_name is not None:
         raise click.UsageError("--tag does not apply to --v1 (v1 tags come from the tarball's repositories file)")
-    with app.store.lock(lock_timeout):
+    store = app.creating_store
+    with store.lock(lock_timeout):
         if as_v1:
-            result = v1upload.upload_v1(app.store, repo_id, path, mask_id=mask_id)
+            result = v1upload.upload_v1(store, repo_id, path, mask_id=mask_id)
         else:
-            result = upload_op.upload(app.store, repo_id, path, tag=tag_name)
+            result = upload_op.upload(store, repo_id, path, tag=tag_name)
     render(result, as_json)
 
 

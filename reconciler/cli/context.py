@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from reconciler import api
+from reconciler.errors import StoreMissing
 from reconciler.store.protocol import Store
 
 
@@ -21,17 +24,42 @@ class AppContext:
 
     @property
     def store(self) -> Store:
+        """The store, which must exist: read commands (and writes that need existing
+        content) never create one where a typo in --store points."""
+        if self._store is None:
+            self._store = api.open_store(self.store_location, self.blobs_location, create=False)
+        return self._store
+
+    @property
+    def creating_store(self) -> Store:
+        """The store, created when missing (apply, sync, upload, repo create)."""
         if self._store is None:
             self._store = api.open_store(self.store_location, self.blobs_location)
         return self._store
 
     @property
     def existing_store(self) -> Store:
-        """The store for a command that only reads or checks: a location without one is
-        an error, and nothing is created there."""
-        if self._store is None:
-            self._store = api.open_store(self.store_location, self.blobs_location, create=False)
-        return self._store
+        """The store for a command that only reads or checks (the same as ``store``)."""
+        return self.store
+
+    @contextmanager
+    def store_or_empty(self, doing: str) -> Iterator[Store]:
+        """The store, or (when there is none at --store yet) an empty one elsewhere, with
+        one line saying so: ``plan`` and ``drift`` read, and must not leave a new store
+        behind a typo (a PostgreSQL database without a store counts as none)."""
+        try:
+            store: Store | None = self.store
+        except StoreMissing:
+            store = None
+        if store is not None:
+            yield store
+            return
+        click.echo(f"store {api.store_location(self.store_location)} does not exist yet: {doing} against an "
+                   "empty store", err=True)
+        from reconciler.store.sqlite import temporary_store
+
+        with temporary_store() as empty:
+            yield empty
 
     def close(self) -> None:
         if self._store is not None:

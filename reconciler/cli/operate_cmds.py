@@ -124,7 +124,7 @@ def watch_cmd(app: AppContext, path: str, git_url: str | None, ref: str | None, 
         _say(f"/metrics, /healthz and /readyz on http://{metrics_host}:{port}", port=port)
 
     try:
-        run_watch(app.store, path, git_url=git_url, ref=ref, checkout_dir=checkout_dir, interval=interval,
+        run_watch(app.creating_store, path, git_url=git_url, ref=ref, checkout_dir=checkout_dir, interval=interval,
                   jitter=jitter, max_backoff=max_backoff, lock_timeout=lock_timeout, git_timeout=git_timeout,
                   metrics_port=metrics_port, metrics_host=metrics_host, stop=stop, on_tick=_render_tick,
                   on_listen=on_listen)
@@ -180,7 +180,8 @@ def drift_cmd(app: AppContext, path: str, as_json: bool, detailed_exitcode: bool
     upstream: a synced tag moved or vanished upstream. manual: a tag, copy, removal,
     publish or rollback made by a one-off command since the last apply. desired:
     repos.yaml changed since the last apply. store: content missing or corrupt (a quick
-    check; --verify-content re-hashes every file). Writes nothing.
+    check; --verify-content re-hashes every file). Writes nothing; a store that does not
+    exist yet is compared as an empty one (and it says so), never created.
 
     Exit codes: 0 (with --detailed-exitcode: no drift), 1 error (also when an upstream
     could not be refreshed), 2 drift (with --detailed-exitcode).
@@ -190,7 +191,8 @@ def drift_cmd(app: AppContext, path: str, as_json: bool, detailed_exitcode: bool
       reconciler drift -f repos.yaml
       reconciler drift -f repos.yaml --json --detailed-exitcode
     """
-    report = api.drift_report(app.store, path, verify_content=verify_content, prune_repositories=prune_repositories)
+    with app.store_or_empty("comparing") as store:  # drift writes nothing, and creates no store
+        report = api.drift_report(store, path, verify_content=verify_content, prune_repositories=prune_repositories)
     if as_json:
         echo_json(report.to_json())
     else:

@@ -16,8 +16,10 @@ def _render(repo: Repository, as_json: bool, verb: str) -> None:
         echo_json({"id": repo.id, "publish_name": repo.publish_name, "published_version": repo.published_version,
                    "protected": repo.protected, "latest_version": repo.latest_version})
         return
-    if repo.published_version is None:
-        click.echo(f"{verb} {repo.id} (name {repo.publish_name or '-'} stays reserved)")
+    if repo.published_version is None and repo.publish_name is None:
+        click.echo(f"{verb} {repo.id} (no publish name reserved)")
+    elif repo.published_version is None:
+        click.echo(f"{verb} {repo.id} (name {repo.publish_name} stays reserved; --release frees it)")
     else:
         flag = "protected" if repo.protected else "public"
         click.echo(f"{verb} {repo.id} version {repo.published_version} as {repo.publish_name} ({flag})")
@@ -46,18 +48,26 @@ def publish_cmd(app: AppContext, repo_id: str, name: str | None, version: int | 
 
 @click.command("unpublish")
 @click.argument("repo_id")
+@click.option("--release", is_flag=True,
+              help="Also give up the publish name, so another repository can take it.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help=_LOCK_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def unpublish_cmd(app: AppContext, repo_id: str, lock_timeout: float, as_json: bool) -> None:
-    """Stop serving a repository (its publish name stays reserved).
+def unpublish_cmd(app: AppContext, repo_id: str, release: bool, lock_timeout: float, as_json: bool) -> None:
+    """Stop serving a repository. Its publish name stays reserved for it unless
+    --release gives it up (a repository that repos.yaml declares gets the name with
+    the next apply anyway: the plan hands names over).
 
     \b
-    Example:
+    Examples:
       reconciler unpublish synctest
+      reconciler unpublish old-app --release
     """
     with app.store.lock(lock_timeout):
-        repo = publish_ops.unpublish(app.store, repo_id)
+        if release:
+            repo = publish_ops.release(app.store, repo_id)
+        else:
+            repo = publish_ops.unpublish(app.store, repo_id)
     _render(repo, as_json, "unpublished")
 
 

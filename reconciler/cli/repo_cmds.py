@@ -14,6 +14,10 @@ def repo_group() -> None:
     """List, show and manage repositories."""
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 @repo_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
@@ -69,7 +73,8 @@ def show_cmd(app: AppContext, repo_id: str, number: int | None, as_json: bool) -
         state = f"version {repo.published_version}" if repo.published_version is not None else "unpublished"
         click.echo(f"  publish name: {repo.publish_name} ({state}{', protected' if repo.protected else ''})")
     counts = version.content.counts()
-    click.echo(f"  content: {counts['manifests']} manifests, {counts['indexes']} indexes, {counts['blobs']} blobs")
+    click.echo("  content: " + ", ".join(_count(counts[k], one, many) for k, one, many in (
+        ("manifests", "manifest", "manifests"), ("indexes", "index", "indexes"), ("blobs", "blob", "blobs"))))
     click.echo(f"  tags ({len(tags)}):")
     for name, entry in sorted(version.tags.items()):
         click.echo(f"    {name}\t{entry.digest}\t{entry.origin.value}")
@@ -186,14 +191,15 @@ def create_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: s
     """Create an empty repository."""
     if upstream_name is not None:
         check_upstream_name(upstream_name, feed)
-    with app.store.lock():
-        repo = app.store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+    store = app.creating_store
+    with store.lock():
+        repo = store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
     click.echo(f"created repository {repo.id}")
 
 
 @repo_group.command("delete")
 @click.argument("repo_id")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def delete_cmd(app: AppContext, repo_id: str, yes: bool) -> None:
     """Delete a repository and all its versions (content stays until `store gc`)."""

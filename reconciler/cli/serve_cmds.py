@@ -47,7 +47,8 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
     """Serve published repositories over the registry pull API (read-only).
 
     Runs until SIGTERM (graceful: in-flight downloads get 10 s to finish) or Ctrl-C
-    (immediate); one access log line per request on stderr.
+    (immediate: in-flight transfers are cut); one access log line per request on stderr.
+    Needs an existing store (it is never created here).
 
     GET /healthz answers 200 while the process serves; GET /readyz 200 when the
     database answers and the object storage is known to be this store's and not

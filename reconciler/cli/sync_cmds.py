@@ -150,7 +150,7 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
         if include or exclude or mirror or allow_empty:
             raise click.UsageError("--v1 syncs every upstream v1 tag, additively: no --include/--exclude/--mirror")
         v1_result = api.sync_v1_repository(
-            app.store, repo_id, feed=feed, upstream_name=upstream_name, username_env=username_env,
+            app.creating_store, repo_id, feed=feed, upstream_name=upstream_name, username_env=username_env,
             password_env=password_env, auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
             timeout=timeout, retries=retries, lock_timeout=lock_timeout)
         render(v1_result, as_json)
@@ -158,7 +158,7 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
     renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty())
     try:
         result = api.sync_repository(
-            app.store, repo_id, feed=feed, upstream_name=upstream_name,
+            app.creating_store, repo_id, feed=feed, upstream_name=upstream_name,
             tag_filter=TagFilter(include=include, exclude=exclude), mirror=mirror, allow_empty=allow_empty, jobs=jobs,
             username_env=username_env, password_env=password_env, auth_file=auth_file,
             tls_verify=tls_verify, ca_file=ca_file, timeout=timeout, retries=retries, progress=renderer,

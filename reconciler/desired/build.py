@@ -26,6 +26,7 @@ from reconciler.desired.model import (
     Upload,
 )
 from reconciler.desired.semantic import BUNDLE_FEED, effective, effective_feed, parse_pin
+from reconciler.desired.yamlpos import Positions
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
 
@@ -100,7 +101,8 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
     )
 
 
-def build_state(data: dict[str, Any], path: Path, digest: str) -> DesiredState:
+def build_state(data: dict[str, Any], path: Path, digest: str, *, positions: Positions | None = None,
+                file: str = "") -> DesiredState:
     base_dir = path.parent
     defaults = data.get("defaults", {})
     registry_defaults = defaults.get("registry", {})
@@ -109,4 +111,5 @@ def build_state(data: dict[str, Any], path: Path, digest: str) -> DesiredState:
     repositories = {repo_id: _repository(repo_id, repo or {}, defaults, registries, registry_defaults, base_dir)
                     for repo_id, repo in data["repositories"].items()}
     return DesiredState(path=path, digest=digest, version=data["version"],
-                        registries=MappingProxyType(registries), repositories=MappingProxyType(repositories))
+                        registries=MappingProxyType(registries), repositories=MappingProxyType(repositories),
+                        positions=positions, file=file)

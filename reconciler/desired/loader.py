@@ -22,7 +22,7 @@ from reconciler.desired.model import DesiredState
 from reconciler.desired.reporter import Reporter
 from reconciler.desired.schema import schema_diagnostics
 from reconciler.desired.semantic import check_references
-from reconciler.desired.yamlpos import read_yaml
+from reconciler.desired.yamlpos import Positions, read_yaml
 from reconciler.errors import ConfigError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,18 @@ def _read_capped(file: Path) -> bytes:
         return f.read(MAX_DESIRED_BYTES + 1)
 
 
-def _check(raw: bytes, file: str, base_dir: Path) -> tuple[list[Diagnostic], Any]:
+def _check(raw: bytes, file: str, base_dir: Path) -> tuple[list[Diagnostic], Any, Positions | None]:
     if len(raw) > MAX_DESIRED_BYTES:
-        return [_too_big(len(raw), file)], None
+        return [_too_big(len(raw), file)], None, None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
-        return [Diagnostic(line, 1, "(document)", f"not UTF-8 text: {exc.reason} at byte {exc.start}", file)], None
+        return [Diagnostic(line, 1, "(document)", f"not UTF-8 text: {exc.reason} at byte {exc.start}", file)], None, None
     doc = read_yaml(text, file)
     diagnostics = list(doc.diagnostics)
     if doc.data is None and diagnostics:
-        return sort_unique(diagnostics), None  # unreadable: nothing further to check
+        return sort_unique(diagnostics), None, None  # unreadable: nothing further to check
     # a value the YAML layer already refused (a forbidden tag) reads as null: say it once
     refused = {d.path for d in diagnostics}
     diagnostics += [d for d in schema_diagnostics(doc.data, doc.positions, file) if d.path not in refused]
@@ -70,7 +70,7 @@ def _check(raw: bytes, file: str, base_dir: Path) -> tuple[list[Diagnostic], Any
         check_references(doc.data, rep, base_dir)
         check_conflicts(doc.data, rep)
         diagnostics += rep.diagnostics
-    return sort_unique(diagnostics), doc.data
+    return sort_unique(diagnostics), doc.data, doc.positions
 
 
 def load_desired(path: str | Path) -> DesiredState:
@@ -84,15 +84,17 @@ def load_desired(path: str | Path) -> DesiredState:
     except OSError as exc:
         raise InvalidInput(f"{file}: cannot read: {exc.strerror}") from exc
     data: Any = None
+    positions: Positions | None = None
     if size > MAX_DESIRED_BYTES:
         diagnostics = [_too_big(size, str(path))]
     else:
-        diagnostics, data = _check(raw, str(path), file.resolve().parent)
+        diagnostics, data, positions = _check(raw, str(path), file.resolve().parent)
     if diagnostics:
         count = f"{len(diagnostics)} problem{'s' if len(diagnostics) != 1 else ''}"
         lines = "\n".join(d.render() for d in diagnostics)
         raise ConfigError(f"{path}: {count}:\n{lines}", diagnostics,
                           hint=f"fix them, then check again with: reconciler validate -f {path}")
-    state = build_state(data, file.resolve(), "sha256:" + hashlib.sha256(raw).hexdigest())
+    state = build_state(data, file.resolve(), "sha256:" + hashlib.sha256(raw).hexdigest(), positions=positions,
+                        file=str(path))
     log.debug("loaded %s: %d repositories", path, len(state.repositories))
     return state

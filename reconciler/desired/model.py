@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.model import Digest
 from reconciler.model.tagfilter import TagFilter
+
+if TYPE_CHECKING:
+    from reconciler.desired.yamlpos import Positions
 
 ALL: Literal["all"] = "all"
 #: a list of names/digests, or every item of that kind
@@ -103,3 +106,15 @@ class DesiredState:
     version: int
     registries: Mapping[str, RegistrySpec]
     repositories: Mapping[str, RepositorySpec]
+    #: where each entry sits in the file, for plan-time errors (not part of the value)
+    positions: Positions | None = field(default=None, compare=False, repr=False)
+    #: the file as the user named it (``repos.yaml``, not the absolute ``path``)
+    file: str = field(default="", compare=False)
+
+    def where(self, *path: str | int) -> str | None:
+        """``FILE:LINE:COL`` of the entry at ``path`` (e.g. ``"repositories", "web",
+        "publish"``), or of its nearest ancestor the file has; None when unknown."""
+        if self.positions is None:
+            return None
+        line, col = self.positions.value(tuple(path))
+        return f"{self.file or self.path}:{line}:{col}"

@@ -108,8 +108,8 @@ def _check_feed(feed: str, path: Path, registries: dict[str, Any], rep: Reporter
         return
     if not is_url(feed) and feed not in registries:
         known = ", ".join(sorted(registries)) or "none defined"
-        rep.value(path, f"unknown feed {feed!r}: not a registries entry (known: {known}), not an https:// URL "
-                        "and not bundle:PATH")
+        rep.value(path, f"unknown feed {feed!r}: not a registries entry (known: {known}), not an http:// or "
+                        "https:// URL and not bundle:PATH")
 
 
 def _check_filter(tag_filter: Any, path: Path, rep: Reporter) -> None:

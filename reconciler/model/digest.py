@@ -86,8 +86,9 @@ class Digest:
             raise DigestMismatch(str(self), str(actual), where=where)
 
     def short(self) -> str:
-        """Abbreviated form for humans: ``sha256:4c1a..e9``."""
-        return f"{self.algorithm}:{self.hex[:4]}..{self.hex[-2:]}"
+        """Abbreviated form for humans: ``sha256:07f1a3b2c4d5…`` (12 hex digits, as docker
+        shows image ids: enough to tell digests apart and to search a log for one)."""
+        return f"{self.algorithm}:{self.hex[:12]}…"
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.hex}"

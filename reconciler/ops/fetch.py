@@ -33,6 +33,7 @@ from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
+from reconciler.ops.stop import StopToken, check, guarded
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import ContentBatch, ContentSet, Store
 
@@ -119,30 +120,31 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
                   prefetched: Mapping[Digest, AnyManifest] | None = None,
                   tags_by_digest: Mapping[Digest, str] | None = None,
                   skip_missing_roots: bool = False, inflight: InFlight | None = None,
-                  batch: ContentBatch | None = None) -> FetchResult:
+                  batch: ContentBatch | None = None, stop: StopToken | None = None) -> FetchResult:
     """See the module docstring. ``prefetched`` are manifests already fetched (by the
     refresh); ``tags_by_digest`` names a tag for each root so errors can say which;
     ``inflight`` is shared with fetches running at the same time (no blob twice);
     ``batch``: put the content there and leave the commit to the caller (without it,
-    this call commits a batch of its own before it returns)."""
+    this call commits a batch of its own before it returns); ``stop``: checked before
+    every download and between a blob's chunks (``ops.stop``)."""
     if batch is None:
         with store.content_batch() as own:
             try:
                 result = _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
-                                skip_missing_roots, inflight, own)
+                                skip_missing_roots, inflight, own, stop)
             except ReconcilerError:
                 own.commit()  # the blobs verified before the failure stay: the next attempt reuses them
                 raise
             own.commit()
             return result
     return _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
-                  skip_missing_roots, inflight, batch)
+                  skip_missing_roots, inflight, batch, stop)
 
 
 def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: Iterable[Digest], jobs: int,
            progress: Progress | None, prefetched: Mapping[Digest, AnyManifest] | None,
            tags_by_digest: Mapping[Digest, str] | None, skip_missing_roots: bool, inflight: InFlight | None,
-           batch: ContentBatch) -> FetchResult:
+           batch: ContentBatch, stop: StopToken | None = None) -> FetchResult:
     prefetched = prefetched or {}
     owner: dict[Digest, str] = dict(tags_by_digest or {})
     roots = list(dict.fromkeys(digests))
@@ -155,6 +157,7 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         return f" (tag {owner[d]!r})" if owner.get(d) else ""
 
     def get(d: Digest) -> AnyManifest | None:
+        check(stop)
         try:
             m = source.manifest_get(upstream_name, str(d))
         except ReconcilerError as exc:
@@ -183,7 +186,7 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
                 to_fetch.append(d)
         counter = Counter("manifests", len(to_fetch), progress)
         try:
-            results = run_bounded(get, to_fetch, jobs=jobs)
+            results = run_bounded(get, to_fetch, jobs=jobs, stop=stop)
         except ItemFailed as failed:
             d = failed.item  # type: ignore[assignment]
             raise _fail(f"fetching manifest {d}{label(d)} from {upstream_name}", failed.error) from failed.error
@@ -228,7 +231,9 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         where = f"GET {source_url(source, upstream_name, f'blobs/{d}')}"
 
         def sink(chunks: Iterator[bytes]) -> int:
-            return batch.blob_put(chunks, d, size=needed[d].size, where=where)
+            return batch.blob_put(guarded(chunks, stop), d, size=needed[d].size, where=where)
+
+        check(stop)  # no new download once a stop is requested
 
         n = source.blob_fetch(upstream_name, d, sink)
         blob_counter.step(str(d), n)
@@ -257,7 +262,7 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         return fetch_blob(d)  # that download failed: try it here
 
     try:
-        downloaded = run_bounded(download, missing, jobs=jobs)
+        downloaded = run_bounded(download, missing, jobs=jobs, stop=stop)
     except ItemFailed as failed:
         d = failed.item  # type: ignore[assignment]
         raise _fail(f"fetching blob {d}{label(d)} from {upstream_name}", failed.error) from failed.error

@@ -7,10 +7,11 @@ client sees the old version or the new one, never a mix. Callers hold the store 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from reconciler.errors import Conflict, NameInvalid
 from reconciler.model import validate_repository_name
-from reconciler.store.protocol import Repository, Store
+from reconciler.store.protocol import PublicationChange, Repository, Store
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,30 @@ def publish(store: Store, repo_id: str, *, name: str | None = None, version: int
 
 
 def unpublish(store: Store, repo_id: str) -> Repository:
-    """Stop serving ``repo_id``; its publish name stays reserved for it."""
+    """Stop serving ``repo_id``; its publish name stays reserved for it (``release`` frees it)."""
     result = store.unpublish(repo_id)
     log.info("unpublished %s", repo_id)
     return result
+
+
+def release(store: Store, repo_id: str) -> Repository:
+    """Stop serving ``repo_id`` and give up its publish name, so another repository can
+    take it (``unpublish --release``)."""
+    repo = store.repository_get(repo_id)
+    store.publications_switch([PublicationChange(repo_id, None)])
+    log.info("unpublished %s and released the name %s", repo_id, repo.publish_name)
+    return store.repository_get(repo_id)
+
+
+def switch(store: Store, changes: Sequence[PublicationChange]) -> None:
+    """Several publications in one store transaction (a name handed over between
+    repositories; see ``Store.publications_switch``)."""
+    store.publications_switch(changes)
+    for c in changes:
+        if c.name is None:
+            log.info("%s gave up its publish name", c.repo_id)
+        else:
+            log.info("published %s version %s as %s", c.repo_id, c.version, c.name)
 
 
 def rollback(store: Store, repo_id: str, *, to: int) -> Repository:

@@ -4,19 +4,25 @@ unless given.
 Repositories are planned in dependency order (a copy's or pin's source before its
 target), each against the *predicted* state of its sources after this plan, so a sync and
 a copy from the synced repository work in one apply. A copy cycle is an error naming the
-cycle. Repositories in the store that repos.yaml does not declare are listed, and removed
-only with ``prune_repositories``.
+cycle. A repository repos.yaml asks the impossible of (a copied tag its source will not
+have) becomes a plan error at its entry's FILE:LINE:COL and the rest is still planned.
+Repositories in the store that repos.yaml does not declare are listed, and removed only
+with ``prune_repositories``. Publish names move between repositories as ``names`` says.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.errors import ConfigError, InvalidInput
+from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
-from reconciler.plan.diff_repo import Ledger, RepoDiff
-from reconciler.plan.model import Action, Change, Op, Plan, RepoSummary
+from reconciler.plan import names
+from reconciler.plan.diff_repo import RepoDiff
+from reconciler.plan.ledger import Ledger, Unplannable
+from reconciler.plan.model import Action, Change, Op, Plan, PlanError, RepoSummary
 from reconciler.plan.observed import Observed
 
 
@@ -65,6 +71,14 @@ def with_sources(repos: Mapping[str, RepositorySpec], targets: Iterable[str]) ->
     return wanted
 
 
+def plan_scope(desired: DesiredState, publish_names: Mapping[str, str | None], targets: Iterable[str]) -> set[str]:
+    """What ``--target`` plans: the targets, the repositories they copy from, and those
+    their publish names move between (``publish_names``: repository id -> its name in the
+    store), to a fixpoint. Nothing else is read, refreshed or checked."""
+    sources = {r: sources_of(spec) for r, spec in desired.repositories.items()}
+    return names.scope(desired, names.holders(publish_names), targets, sources)
+
+
 def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = (),
          prune_repositories: bool = False, created: str = "") -> Plan:
     targets = tuple(targets)
@@ -72,24 +86,49 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
     if unknown:
         raise InvalidInput(f"--target {', '.join(unknown)}: not a repository in {desired.path}",
                            hint=f"repositories: {', '.join(sorted(desired.repositories)) or 'none'}")
-    selected = with_sources(desired.repositories, targets) if targets else set(desired.repositories)
+    publish_names = {r: o.repository.publish_name for r, o in observed.repos.items()}
+    selected = plan_scope(desired, publish_names, targets) if targets else set(desired.repositories)
     ledger = Ledger(observed)
     actions: list[Action] = []
     summaries: list[RepoSummary] = []
     unmanaged: list[pm.Unmanaged] = []
+    errors: list[PlanError] = []
+    #: repositories whose upstream could not be refreshed, and those reading from one
+    unavailable: set[str] = set()
     for repo_id in dependency_order(desired.repositories):
+        if repo_id not in selected:
+            continue  # an untargeted repository is not read, planned or checked
         spec = desired.repositories[repo_id]
-        rd = RepoDiff(spec, observed.repos.get(repo_id), ledger)
-        repo_actions = rd.run()
-        if repo_id not in selected or repo_id in ledger.not_created:
-            continue  # planned only so that targets see its predicted state; or left out
+        obs = observed.repos.get(repo_id)
+        rd = RepoDiff(spec, obs, ledger)
+        waits_for = sorted(s for s in sources_of(spec) if s in unavailable)
+        try:
+            repo_actions = rd.run()
+        except Unplannable as exc:
+            # this repository is not planned; the others are, against its current state
+            ledger.forget(a.id for a in rd.actions)
+            ledger.after[repo_id] = obs.state if obs else RepoState()
+            if waits_for:  # a consequence of the source nobody could read, not of repos.yaml
+                problem = PlanError(f"waits for {', '.join(waits_for)}, whose upstream could not be refreshed "
+                                    f"({exc.message})", repo=repo_id, kind="blocked")
+                unavailable.add(repo_id)
+            else:
+                problem = PlanError(exc.message, repo=repo_id, kind="semantic", where=desired.where(*exc.path),
+                                    hint=exc.hint)
+            errors.append(problem)
+            summaries.append(RepoSummary(repo_id, "!", _label(spec), spec.publish, exc.message))
+            continue
+        if waits_for or repo_id in ledger.errors:
+            unavailable.add(repo_id)
+        if repo_id in ledger.not_created:
+            continue  # a new repository whose upstream lists no tags: left out (a warning says so)
         actions += repo_actions
         if rd.unmanaged:
             unmanaged.append(rd.unmanaged)
-        status = "+" if observed.repos.get(repo_id) is None else ("~" if repo_actions else "=")
-        label = f"{spec.feed.name}: {spec.upstream_name}" if spec.feed and spec.upstream_name else None
+        status = "+" if obs is None else ("~" if repo_actions else "=")
         error = ledger.errors.get(repo_id)
-        summaries.append(RepoSummary(repo_id, "!" if error else status, label, spec.publish, error))
+        summaries.append(RepoSummary(repo_id, "!" if error else status, _label(spec), spec.publish, error))
+    errors += [PlanError(e, repo=r, kind="refresh") for r, e in sorted(ledger.errors.items()) if r in selected]
 
     extra = sorted(r for r in observed.repos if r not in desired.repositories)
     kept: list[str] = []
@@ -107,6 +146,11 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
                                   reason=pm.REMOVED_FROM_DESIRED, removes=removes,
                                   publish_name=observed.repos[repo_id].repository.publish_name))
             summaries.append(RepoSummary(repo_id, "-", None, None))
+    actions, name_errors = names.hand_over(actions, desired, publish_names, pruning=prune_repositories,
+                                           targets=bool(targets))
+    for e in name_errors:
+        summaries = [dataclasses.replace(r, status="!", error=e.message) if r.id == e.repo else r
+                     for r in summaries]
     return Plan(
         desired_path=str(desired.path),
         desired_digest=desired.digest,
@@ -116,10 +160,14 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
         unmanaged=tuple(unmanaged),
         unknown_repositories=tuple(kept),
         warnings=tuple(ledger.warnings),
-        errors=tuple(f"{r}: {e}" for r, e in sorted(ledger.errors.items()) if r in selected),
+        errors=tuple(errors + name_errors),
         failed_tags=tuple(f for f in ledger.failed_tags if f.repo in selected),
         targets=targets,
         prune_repositories=prune_repositories,
         refresh=observed.refresh,
         created=created,
     )
+
+
+def _label(spec: RepositorySpec) -> str | None:
+    return f"{spec.feed.name}: {spec.upstream_name}" if spec.feed and spec.upstream_name else None

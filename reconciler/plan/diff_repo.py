@@ -9,13 +9,13 @@ depends on the source repository's action that set the tag it copies).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from reconciler.desired.model import ALL, RepositorySpec, Selection
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
-from reconciler.ops.cascade import RefGraph, unreferenced
+from reconciler.ops.cascade import unreferenced
 from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
@@ -23,52 +23,23 @@ from reconciler.plan import model as pm
 from reconciler.plan import steps
 from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_v1 import v1_steps
+from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.model import Action, Change, Download, Op
-from reconciler.plan.observed import Observed, ObservedRepo
+from reconciler.plan.observed import ObservedRepo
 from reconciler.store.protocol import ContentSet, Origin, TagEntry
 
 
-@dataclass
-class Ledger:
-    """Plan-wide bookkeeping shared by every repository's diff."""
+def _kept(tags: list[str]) -> str:
+    return "1 tag kept" if len(tags) == 1 else f"{len(tags)} tags kept"
 
-    observed: Observed
-    #: predicted state of every repository after this plan
-    after: dict[str, RepoState] = field(default_factory=dict)
-    #: (repo, tag) -> id of the action that sets it; (repo, digest) -> action bringing it
-    tag_setter: dict[tuple[str, str], str] = field(default_factory=dict)
-    provider: dict[tuple[str, Digest], str] = field(default_factory=dict)
-    counted_blobs: set[Digest] = field(default_factory=set)
-    counted_manifests: set[Digest] = field(default_factory=set)
-    warnings: list[str] = field(default_factory=list)
-    #: repository id -> why it could not be planned
-    errors: dict[str, str] = field(default_factory=dict)
-    #: upstream tags that fail on their own (the rest of their repository is planned)
-    failed_tags: list[pm.FailedTag] = field(default_factory=list)
-    #: repositories left out: a new repository whose upstream lists no tags (allow_empty)
-    not_created: set[str] = field(default_factory=set)
-    ids: set[str] = field(default_factory=set)
 
-    @property
-    def graph(self) -> RefGraph:
-        return self.observed.graph
-
-    def download_for(self, content: ContentSet) -> pm.Download:
-        """Upstream content in ``content`` the store lacks and no earlier action fetches."""
-        missing = self.observed.missing_blobs
-        blobs = [b for b in content.blobs if b in missing and b not in self.counted_blobs]
-        manifests = [m for m in (content.manifests | content.indexes)
-                     if m in self.observed.missing_manifests and m not in self.counted_manifests]
-        self.counted_blobs.update(blobs)
-        self.counted_manifests.update(manifests)
-        return Download(len(blobs), sum(missing[b] for b in blobs), len(manifests))
-
-    def unique_id(self, base: str) -> str:
-        candidate, n = base, 2
-        while candidate in self.ids:
-            candidate, n = f"{base}#{n}", n + 1
-        self.ids.add(candidate)
-        return candidate
+def _few(tags: Iterable[str], limit: int = 10) -> str:
+    """Some tag names for an error message: ``a, b, c and 41 more``, ``no tags``."""
+    names = sorted(tags)
+    if not names:
+        return "no tags"
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _counts(content: ContentSet, tags: int = 0) -> dict[str, int]:
@@ -92,6 +63,8 @@ class RepoDiff:
         self.declared_roots: set[Digest] = set()
         self.prune_safe = True  # False when an upload's content is unknown (never prune blind)
         self.unmanaged: pm.Unmanaged | None = None
+        #: action id -> (content, tags count) it removes at its step (before ``_recount``)
+        self.removed: dict[str, tuple[ContentSet, int]] = {}
 
     # -- helpers --------------------------------------------------------------------------
     def _add(self, op: Op, change: Change, subject: str, reason: str, *, deps: Iterable[str] = (),
@@ -115,15 +88,15 @@ class RepoDiff:
         return sorted({self.ledger.provider[(repo, d)] for d, _ in content.items()
                        if (repo, d) in self.ledger.provider})
 
-    def _source_state(self, source: str) -> RepoState:
+    def _source_state(self, source: str, path: tuple[str | int, ...]) -> RepoState:
         if source == self.repo:
             return self.state
         if source in self.ledger.after:
             return self.ledger.after[source]
         obs = self.ledger.observed.repos.get(source)
         if obs is None:
-            raise ContentNotFound(f"repository {self.repo!r} copies from {source!r}, which is neither in "
-                                  "repos.yaml nor in the store", hint="declare the source repository")
+            raise Unplannable(f"copies from {source!r}, which is neither in repos.yaml nor in the store",
+                              path=path, hint="declare the source repository")
         return obs.state
 
     def _failed_upstream(self, source: str, tag: str, what: str, name: str | None = None) -> bool:
@@ -148,17 +121,20 @@ class RepoDiff:
         before = self.state
         action = self._add(op, change, tag, reason, deps=deps, tag=tag, digest=digest,
                            old_digest=current.digest if current and current.digest != digest else None,
+                           old_origin=current.origin.value if current and current.digest == digest else None,
                            download=self.ledger.download_for(new) if op is Op.SYNC_TAG else Download(),
                            adds=_counts(new), removes=_counts(step.removed), cascade=cascade and bool(len(step.removed)),
                            **kw)
+        self.removed[action.id] = (step.removed, 0)
         self.state = step.state
         self._bring(action, before)
 
     def _remove_tag(self, tag: str, reason: str, *, cascade: bool = False) -> None:
         step = steps.remove_tag(self.state, self.graph, tag, cascade=cascade)
         old = self.state.tags[tag].digest
-        self._add(Op.REMOVE_TAG, Change.DELETE, tag, reason, tag=tag, old_digest=old, cascade=cascade,
-                  removes=_counts(step.removed, tags=step.removed_tags))
+        action = self._add(Op.REMOVE_TAG, Change.DELETE, tag, reason, tag=tag, old_digest=old, cascade=cascade,
+                           removes=_counts(step.removed, tags=step.removed_tags))
+        self.removed[action.id] = (step.removed, step.removed_tags)
         self.state = step.state
 
     # -- steps, in apply order --------------------------------------------------------------
@@ -176,9 +152,20 @@ class RepoDiff:
         self._prune()
         self._v1()
         self._publish()
+        self._recount()
         self._retain()
         self.ledger.after[self.repo] = self.state
         return self.actions
+
+    def _recount(self) -> None:
+        """What each action is shown to remove, counted against the whole plan: content a
+        later action of this repository brings back (a copy or pin of the same manifest)
+        is not removed, and is not counted (the apply still takes the same steps)."""
+        final = self.state.content
+        for i, a in enumerate(self.actions):
+            removed, tags = self.removed.get(a.id, (ContentSet(), 0))
+            if len(removed) and len(removed.difference(final)) != len(removed):
+                self.actions[i] = dataclasses.replace(a, removes=_counts(removed.difference(final), tags=tags))
 
     def _repository(self) -> None:
         spec = self.spec
@@ -226,7 +213,8 @@ class RepoDiff:
             if upstream is not None and upstream.error:
                 self.ledger.errors[self.repo] = f"refreshing upstream {upstream.name} failed: {upstream.error}"
             return
-        selected = {t: d for t, d in upstream.tags.items() if spec.tag_filter.matches(t) and t not in excluded}
+        matching = {t: d for t, d in upstream.tags.items() if spec.tag_filter.matches(t)}
+        selected = {t: d for t, d in matching.items() if t not in excluded}
         self.declared_tags |= set(selected)
         # listed upstream but without a digest here (failed, or deleted while we looked):
         # they stay declared and keep what they point at; a mirror never removes them
@@ -237,21 +225,41 @@ class RepoDiff:
         self.ledger.warnings += [f"{self.repo}: {note}" for note in upstream.notes]
         for tag in sorted(selected):
             current = self.state.tags.get(tag)
-            reason = pm.NEW_UPSTREAM_TAG if current is None else pm.TAG_MOVED_UPSTREAM
+            if current is not None:
+                reason = pm.TAG_MOVED_UPSTREAM
+            elif self.obs is not None and selected[tag] in self.obs.state.content and \
+                    all(e.digest != selected[tag] for e in self.obs.state.tags.values()):
+                reason = pm.TAG_MISSING_HERE  # its image is here untagged: the tag was removed here
+            else:
+                reason = pm.NEW_UPSTREAM_TAG
             self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror)
         gone = sorted(synced_here - set(selected) - unresolved)
-        if not upstream.listed and not spec.allow_empty and not (spec.mirror and gone):
-            self.ledger.warnings.append(
-                f"{self.repo}: upstream {upstream.name} lists no tags: nothing to sync (a wrong upstream_name "
-                "looks exactly like this on registries that answer an unknown name with an empty list)")
+        refused = spec.mirror and bool(gone) and not selected and not unresolved and not spec.allow_empty
+        if not upstream.listed:
+            if refused:
+                self.ledger.warnings.append(
+                    f"{self.repo}: upstream {upstream.name} returned no tags matching the filter; the mirror "
+                    f"removes nothing ({_kept(gone)}) unless allow_empty: true")
+            elif not spec.allow_empty:
+                self.ledger.warnings.append(
+                    f"{self.repo}: upstream {upstream.name} lists no tags: nothing to sync (a wrong upstream_name "
+                    "looks exactly like this on registries that answer an unknown name with an empty list)")
+        elif not matching and not unresolved and not (spec.mirror and spec.allow_empty):
+            # a typo in a filter silently stops a mirror from syncing: say it on every plan
+            text = (f"{self.repo}: the tag filter selects none of the {upstream.listed} tags upstream "
+                    f"{upstream.name} lists, so nothing is synced (check the filter for a typo)")
+            if refused:
+                text += f"; the mirror removes nothing ({_kept(gone)}) unless allow_empty: true"
+            self.ledger.warnings.append(text)
+        elif refused:
+            self.ledger.warnings.append(f"{self.repo}: every upstream tag the filter selects is pinned or removed "
+                                        f"in repos.yaml; the mirror removes nothing ({_kept(gone)}) "
+                                        "unless allow_empty: true")
         if not spec.mirror:
             self.declared_tags |= synced_here  # additive sync: vanished tags stay and stay declared
             return
-        if gone and not selected and not unresolved and not spec.allow_empty:
+        if refused:
             self.declared_tags |= synced_here
-            self.ledger.warnings.append(
-                f"{self.repo}: upstream {upstream.name} returned no tags matching the filter; the mirror "
-                f"removes nothing ({len(gone)} tags kept) unless allow_empty: true")
             return
         for tag in gone:
             self._remove_tag(tag, pm.TAG_GONE_UPSTREAM, cascade=True)
@@ -298,20 +306,21 @@ class RepoDiff:
         return sorted(available) if selection == ALL else list(selection)
 
     def _copies(self) -> None:
-        for copy in self.spec.copies:
+        for n, copy in enumerate(self.spec.copies):
             source = copy.from_repo
-            src = self._source_state(source)
-            for tag in self._names(copy.tags, src.tags):
+            at: tuple[str | int, ...] = ("repositories", self.repo, "copy", n)
+            src = self._source_state(source, at)
+            for i, tag in enumerate(self._names(copy.tags, src.tags)):
                 entry = src.tags.get(tag)
                 if entry is None and self._failed_upstream(source, tag, f"copy from {source}"):
                     continue
                 if entry is None:
-                    raise ContentNotFound(
-                        f"repository {self.repo!r} copies tag {tag!r} from {source!r}, which will not have it "
-                        f"after this plan (it has {', '.join(sorted(src.tags)) or 'no tags'})",
+                    raise Unplannable(
+                        f"copies tag {tag!r} from {source!r}, which will not have it "
+                        f"after this plan (it has {_few(src.tags)})", path=(*at, "tags", i),
                         hint="fix the tag name in repos.yaml or make the source repository provide it")
                 self.declared_tags.add(tag)
-                check_references(src, self.graph, [entry.digest], "tag", source_id=f"repository {source!r}")
+                self._check_references(src, [entry.digest], "tag", source, (*at, "tags", i))
                 closure = self.graph.closure([entry.digest])
                 deps = [*self._providers(source, closure)]
                 if (source, tag) in self.ledger.tag_setter:
@@ -325,9 +334,10 @@ class RepoDiff:
                 digests = sorted(pool) if selection == ALL else [Digest.parse(d) for d in selection]
                 absent = [str(d) for d in digests if d not in pool]
                 if absent:
-                    raise ContentNotFound(f"repository {self.repo!r} copies {kind} {', '.join(absent)} from "
-                                          f"{source!r}, which will not hold it after this plan")
-                check_references(src, self.graph, digests, kind, source_id=f"repository {source!r}")
+                    raise Unplannable(f"copies {kind} {', '.join(absent)} from {source!r}, which will not hold "
+                                      "it after this plan", path=(*at, f"{kind}s" if kind == "manifest" else "indexes"),
+                                      hint="fix the digest in repos.yaml or make the source repository hold it")
+                self._check_references(src, digests, kind, source, at)
                 self.declared_roots |= set(digests)
                 closure = self.graph.closure(digests)
                 new = closure.difference(self.state.content)
@@ -340,19 +350,27 @@ class RepoDiff:
                 self.state = self.state.with_content(closure)
                 self._bring(action, before)
 
+    def _check_references(self, src: RepoState, digests: list[Digest], kind: str, source: str,
+                          at: tuple[str | int, ...]) -> None:
+        try:
+            check_references(src, self.graph, digests, kind, source_id=f"repository {source!r}")
+        except ContentNotFound as exc:
+            raise Unplannable(exc.message, path=at, hint=exc.hint) from exc
+
     def _pins(self) -> None:
         for pin in self.spec.pins:
             self.declared_tags.add(pin.name)
+            at: tuple[str | int, ...] = ("repositories", self.repo, "pins", pin.name)
             if pin.source_repo and pin.source_tag:
-                src = self._source_state(pin.source_repo)
+                src = self._source_state(pin.source_repo, at)
                 entry = src.tags.get(pin.source_tag)
                 if entry is None and self._failed_upstream(pin.source_repo, pin.source_tag,
                                                            f"pin to {pin.source_repo}:{pin.source_tag}", pin.name):
                     continue
                 if entry is None:
-                    raise ContentNotFound(f"repository {self.repo!r} pins tag {pin.name!r} to "
-                                          f"{pin.source_repo}:{pin.source_tag}, a tag that will not exist "
-                                          "after this plan", hint="fix the tag in repos.yaml")
+                    raise Unplannable(f"pins tag {pin.name!r} to {pin.source_repo}:{pin.source_tag}, a tag that "
+                                      f"will not exist after this plan ({pin.source_repo} will have "
+                                      f"{_few(src.tags)})", path=at, hint="fix the tag in repos.yaml")
                 digest = entry.digest
                 closure = self.graph.closure([digest])
                 deps = self._providers(pin.source_repo, closure)
@@ -364,9 +382,9 @@ class RepoDiff:
             else:
                 assert pin.digest is not None
                 if pin.digest not in self.state.content.manifests | self.state.content.indexes:
-                    raise ContentNotFound(f"repository {self.repo!r} pins tag {pin.name!r} to {pin.digest}, "
-                                          "which the repository will not hold after this plan",
-                                          hint="copy or upload that manifest first, or fix the digest")
+                    raise Unplannable(f"pins tag {pin.name!r} to {pin.digest}, which the repository will not "
+                                      "hold after this plan", path=at,
+                                      hint="copy or upload that manifest first, or fix the digest")
                 deps = self._providers(self.repo, self.graph.closure([pin.digest]))
                 self._set_tag(Op.PIN_TAG, pin.name, pin.digest, Origin.PIN, pm.DECLARED, deps=deps)
 
@@ -381,8 +399,9 @@ class RepoDiff:
             if not present:
                 continue
             step = steps.remove_content(self.state, self.graph, kind, present)
-            self._add(Op.REMOVE_CONTENT, Change.DELETE, f"{kind}s", pm.DECLARED, kind=kind, digests=present,
-                      removes=_counts(step.removed, tags=step.removed_tags))
+            action = self._add(Op.REMOVE_CONTENT, Change.DELETE, f"{kind}s", pm.DECLARED, kind=kind,
+                               digests=present, removes=_counts(step.removed, tags=step.removed_tags))
+            self.removed[action.id] = (step.removed, step.removed_tags)
             self.state = step.state
 
     def _prune(self) -> None:
@@ -405,8 +424,9 @@ class RepoDiff:
         step = steps.remove_content(self.state, self.graph, "untagged", roots)
         if not len(step.removed):
             return
-        self._add(Op.REMOVE_CONTENT, Change.DELETE, "untagged", pm.REMOVED_FROM_DESIRED, kind="untagged",
-                  digests=roots, removes=_counts(step.removed))
+        action = self._add(Op.REMOVE_CONTENT, Change.DELETE, "untagged", pm.REMOVED_FROM_DESIRED, kind="untagged",
+                           digests=roots, removes=_counts(step.removed))
+        self.removed[action.id] = (step.removed, 0)
         self.state = step.state
 
     def _v1(self) -> None:

@@ -298,7 +298,8 @@ def classify(plan: Plan, fingerprints: Mapping[str, str], last: LastApply,
     for p in problems:
         repo = p.subject.split("@", 1)[0] if "@" in p.subject and not Digest.is_valid(p.subject) else ""
         items.append(DriftItem(STORE, repo, None, f"{p.kind} {p.subject}", p.message))
-    return DriftReport(tuple(items), plan.desired_path, plan.desired_digest, last, plan.errors)
+    return DriftReport(tuple(items), plan.desired_path, plan.desired_digest, last,
+                       tuple(str(e) for e in plan.errors))
 
 
 def drift_for(store: Store, desired: DesiredState, plan: Plan, problems: Sequence[Problem] = ()) -> DriftReport:

@@ -13,17 +13,19 @@ docs/plan-json.md and bumped on any incompatible change.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest, jsonsafe
+from reconciler.plan import seal
 
-FORMAT_VERSION = 1
+#: 2: ``errors`` are objects (``PlanError``), a saved plan carries ``digest`` (and ``hmac``)
+FORMAT_VERSION = 2
 
 
 class Change(str, enum.Enum):
@@ -59,6 +61,7 @@ class Op(str, enum.Enum):
 NEW_UPSTREAM_TAG = "new upstream tag"
 TAG_MOVED_UPSTREAM = "tag moved upstream"
 TAG_GONE_UPSTREAM = "tag gone upstream (mirror)"
+TAG_MISSING_HERE = "tag missing here, restored from upstream"
 DECLARED = "declared in repos.yaml"
 REMOVED_FROM_DESIRED = "removed from repos.yaml"
 
@@ -93,6 +96,7 @@ class Action:
     tag: str | None = None
     digest: Digest | None = None               # the digest a tag will point at / the content
     old_digest: Digest | None = None           # what the tag pointed at before
+    old_origin: str | None = None              # the tag's origin before, when only that changes
     source_repo: str | None = None             # copy / pin from
     source_tag: str | None = None
     kind: str | None = None                    # "manifest" | "index" for *_content
@@ -104,6 +108,12 @@ class Action:
     feed: str | None = None                    # CREATE/UPDATE_REPOSITORY
     upstream_name: str | None = None
     mask_id: str | None = None                 # V1_UPLOAD: the image left out with its ancestors
+    #: PUBLISH: the repository that holds ``publish_name`` now (declared elsewhere, kept
+    #: reserved after an unpublish, or pruned); the claim releases it in the same transaction
+    release_from: str | None = None
+    #: PUBLISH / UNPUBLISH: publication actions sharing this value are applied together in
+    #: one store transaction (a name moving between them, or two names swapping)
+    handover: str | None = None
     #: V1_UPLOAD / V1_SYNC: the v1 tags the action sets (tag -> image id), as reviewed
     v1_tags: Mapping[str, str] = field(default_factory=dict)
     #: UPLOAD: every tag the action sets (tag -> digest), as reviewed: the file's own tags,
@@ -166,6 +176,37 @@ class Action:
             return cls(**kw)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"invalid action in plan: {exc}: {dict(obj)!r}") from exc
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """Something the plan could not see or decide; apply refuses a plan that has one.
+
+    ``kind``: ``refresh`` (an upstream could not be read), ``blocked`` (what repos.yaml
+    asks of this repository depends on one whose upstream could not be read), ``semantic``
+    (repos.yaml asks for something the plan cannot do), ``name`` (a publish name held by a
+    repository repos.yaml does not declare). ``repo`` is the repository it stops (None: the whole
+    plan); ``where`` is ``FILE:LINE:COL`` of the repos.yaml entry at fault."""
+
+    message: str
+    repo: str | None = None
+    kind: str = "refresh"
+    where: str | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        repo = f"{self.repo}: " if self.repo else ""
+        return f"{where}{repo}{self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in (("message", self.message), ("repo", self.repo), ("kind", self.kind),
+                                  ("where", self.where), ("hint", self.hint)) if v is not None}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> PlanError:
+        return cls(str(obj["message"]), obj.get("repo"), str(obj.get("kind", "refresh")), obj.get("where"),
+                   obj.get("hint"))
 
 
 @dataclass(frozen=True)
@@ -243,9 +284,10 @@ class Plan:
     #: in the store, not in repos.yaml, kept (no --prune-repositories)
     unknown_repositories: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    #: repositories that could not be planned (an upstream refresh failed): the plan shows
-    #: the others, and apply refuses it (``errors`` appears in the JSON only when set)
-    errors: tuple[str, ...] = ()
+    #: what could not be planned (an upstream refresh failed, a copy of a tag the source
+    #: will not have, a name held outside repos.yaml): the plan shows the rest, and apply
+    #: refuses it (``errors`` appears in the JSON only when set)
+    errors: tuple[PlanError, ...] = ()
     #: upstream tags that could not be planned; only they fail (``failed_tags`` appears
     #: in the JSON only when set)
     failed_tags: tuple[FailedTag, ...] = ()
@@ -311,17 +353,18 @@ class Plan:
             "unmanaged": [u.to_json() for u in self.unmanaged],
             "unknown_repositories": list(self.unknown_repositories),
             "warnings": list(self.warnings),
-            **({"errors": list(self.errors)} if self.errors else {}),
+            **({"errors": [e.to_json() for e in self.errors]} if self.errors else {}),
             **({"failed_tags": [f.to_json() for f in self.failed_tags]} if self.failed_tags else {}),
         }
 
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+    def dumps(self, key: bytes | None = None) -> str:
+        """The saved form: the JSON document sealed with its ``digest`` (and an ``hmac``
+        with ``key``), see ``plan.seal``."""
+        return json.dumps(seal.seal(self.to_json(), key), indent=2, sort_keys=True) + "\n"
 
     def digest(self) -> str:
         """sha256 of the canonical JSON: what the journal records and apply names."""
-        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
-        return "sha256:" + hashlib.sha256(canonical).hexdigest()
+        return seal.body_digest(self.to_json())
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], *, where: str = "plan") -> Plan:
@@ -342,7 +385,7 @@ class Plan:
                                           u.get("untagged_indexes", 0)) for u in obj.get("unmanaged", ())),
                 unknown_repositories=tuple(obj.get("unknown_repositories", ())),
                 warnings=tuple(obj.get("warnings", ())),
-                errors=tuple(obj.get("errors", ())),
+                errors=tuple(PlanError.from_json(e) for e in obj.get("errors", ())),
                 failed_tags=tuple(FailedTag(f["repo"], f["tag"], f["error"]) for f in obj.get("failed_tags", ())),
                 targets=tuple(obj.get("targets", ())),
                 prune_repositories=bool(obj.get("prune_repositories", False)),
@@ -354,9 +397,23 @@ class Plan:
                                hint="make the plan again with `reconciler plan --out`") from exc
 
     @classmethod
-    def loads(cls, text: str, *, where: str = "plan") -> Plan:
+    def read(cls, path: str | Path, *, key: bytes | None = None) -> Plan:
+        """``loads`` of the file at ``path`` (``InvalidInput`` when it cannot be read)."""
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read the plan {path}: {exc.strerror or exc}",
+                               hint="save one with `reconciler plan -f repos.yaml --out PLAN`") from exc
+        return cls.loads(text, where=str(path), key=key)
+
+    @classmethod
+    def loads(cls, text: str, *, where: str = "plan", key: bytes | None = None) -> Plan:
+        """A saved plan, refused (``PlanTampered``) unless its digest, and with ``key``
+        its HMAC, match its content: checked before anything else is read from it."""
         try:
             obj = jsonsafe.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{where}: not a saved plan: {exc}") from exc
+        if isinstance(obj, Mapping) and obj.get("format_version") == FORMAT_VERSION:
+            obj = seal.unseal(obj, key, where=where)
         return cls.from_json(obj, where=where)

@@ -36,6 +36,7 @@ from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
 from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
+from reconciler.ops.stop import StopToken, wait_all
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
 from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
@@ -156,7 +157,8 @@ def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, res
     try:
         return _refresh_upstream(store, spec, sources, resolver, held_tags)
     except ReconcilerError as exc:
-        log.error("%s: refreshing upstream %s failed: %s", spec.id, spec.upstream_name, exc.message)
+        # the plan reports it (once); a log line too would print it twice
+        log.info("%s: refreshing upstream %s failed: %s", spec.id, spec.upstream_name, exc.message)
         return _UpstreamResult(spec.id, UpstreamTags(upstream_name(spec), {}, 0, error=exc.message))
 
 
@@ -205,10 +207,12 @@ RefreshProgress = Callable[[int, int, str], None]
 def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, *, upstreams: bool = True,
             repo_ids: Iterable[str] | None = None, resolver: Resolver = default_resolver,
             v1_sources: V1SourceFactory | None = None, progress: RefreshProgress | None = None,
-            publish_grace: bool = True) -> Observed:
+            publish_grace: bool = True, stop: StopToken | None = None) -> Observed:
     """Observe the store and (unless ``upstreams`` is False) the upstreams of the
     repositories in ``repo_ids`` (default: all desired repositories); ``progress`` hears
-    of each upstream refreshed. ``publish_grace``: see ``Observed.publish_grace``."""
+    of each upstream refreshed. ``publish_grace``: see ``Observed.publish_grace``.
+    ``stop``: a requested stop ends the refresh at once (``Interrupted``), not when the
+    slowest upstream answers."""
     started = time.monotonic()
     generation, repos = observe_store(store)
     wanted = set(repo_ids) if repo_ids is not None else set(desired.repositories)
@@ -232,8 +236,15 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
                     progress(done[0], len(feeds), spec.id)
             return result
 
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_REPOS, len(feeds))) as pool:
-            results = list(pool.map(one, feeds))
+        pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_REPOS, len(feeds)))
+        try:
+            futures = [pool.submit(one, s) for s in feeds]
+            wait_all(futures, stop)  # type: ignore[arg-type]
+            results = [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # a stop does not wait for a slow upstream
+            raise
+        pool.shutdown(wait=True)
     fetched: dict[Digest, Manifest | Index] = {}
     for res in results:
         fetched.update(res.manifests)

@@ -30,10 +30,6 @@ def human_bytes(n: int | float) -> str:
     return f"{value:.1f} TiB"  # pragma: no cover - loop always returns
 
 
-def _short(d: Digest | None) -> str:
-    return d.short() if d is not None else "?"
-
-
 def _plural(n: int, word: str) -> str:
     if n == 1:
         return f"1 {word}"
@@ -66,8 +62,12 @@ def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def action_line(a: Action, plan: Plan | None = None) -> str:
-    """The words after the symbol, e.g. ``tag latest   sha256:9e1f..02 -> sha256:4c1a..e9   tag moved upstream``."""
+def action_line(a: Action, plan: Plan | None = None, *, full: bool = False) -> str:
+    """The words after the symbol, e.g. ``tag latest   sha256:9e1f2a3b4c5d… -> sha256:4c1a0b1c2d3e…   tag
+    moved upstream``; ``full`` writes digests whole (the Markdown details)."""
+    def _short(d: Digest | None) -> str:
+        return "?" if d is None else (str(d) if full else d.short())
+
     after = ""
     if a.source_repo and plan is not None and any(
             plan_action_repo(plan, dep) == a.source_repo for dep in a.depends_on):
@@ -79,6 +79,9 @@ def action_line(a: Action, plan: Plan | None = None) -> str:
             head += f" from {a.source_repo}"
         if a.op is Op.REMOVE_TAG:
             digests = _short(a.old_digest)
+        elif a.old_digest is None and a.old_origin is not None and a.change is Change.UPDATE:
+            # same digest, another origin: say what changes, or the line shows none
+            digests = f"{_short(a.digest)}   origin {a.old_origin} -> {_origin(a.op)}"
         elif a.old_digest is not None:
             digests = f"{_short(a.old_digest)} -> {_short(a.digest)}"
         elif a.op is Op.PIN_TAG and a.source_repo:
@@ -117,7 +120,11 @@ def action_line(a: Action, plan: Plan | None = None) -> str:
         return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds), ("v1_tags",)))) if x)
     if a.op is Op.PUBLISH:
         what = f"publish as {a.publish_name}" + (" (protected)" if a.protected else "")
-        return "   ".join((what, a.reason))
+        takes = f"takes the name from {a.release_from}" if a.release_from else ""
+        together = ("in one switch with " + ", ".join(sorted({o.repo for o in plan.actions if o.handover == a.handover
+                                                              and o.repo != a.repo}))
+                    if plan is not None and a.handover else "")
+        return "   ".join((what, _join(a.reason, takes, together)))
     if a.op is Op.UNPUBLISH:
         return "   ".join((f"unpublish {a.publish_name}", a.reason))
     if a.op is Op.CREATE_REPOSITORY:
@@ -136,6 +143,8 @@ def drop_versions_text(a: Action) -> str:
     noun = "version" if len(a.versions) == 1 else "versions"
     frees = f" (frees ~{human_bytes(a.frees_bytes)} once gc runs)" if a.frees_bytes is not None else ""
     return f"drop {noun} {version_ranges(a.versions)}{frees}"
+def _origin(op: Op) -> str:
+    return {Op.SYNC_TAG: "sync", Op.COPY_TAG: "copy", Op.PIN_TAG: "pin", Op.UPLOAD: "upload"}.get(op, op.value)
 
 
 def plan_action_repo(plan: Plan, action_id: str) -> str | None:
@@ -145,17 +154,36 @@ def plan_action_repo(plan: Plan, action_id: str) -> str | None:
         return None
 
 
+def incomplete_text(plan: Plan) -> str:
+    """``1 repository could not be refreshed; 1 error in what repos.yaml asks`` ('' when complete)."""
+    refresh = len({e.repo for e in plan.errors if e.kind == "refresh"})
+    blocked = len({e.repo for e in plan.errors if e.kind == "blocked"})
+    others = sum(1 for e in plan.errors if e.kind not in ("refresh", "blocked"))
+    parts = []
+    if refresh:
+        parts.append(f"{refresh} {'repository' if refresh == 1 else 'repositories'} could not be refreshed")
+    if blocked:
+        parts.append(f"{blocked} {'waits' if blocked == 1 else 'wait'} for {'it' if refresh == 1 else 'them'}")
+    if others:
+        parts.append(f"{others} {'error' if others == 1 else 'errors'} in what repos.yaml asks")
+    return "; ".join(parts)
+
+
 def summary_line(plan: Plan) -> str:
-    if not plan.has_changes and not plan.failed_tags:
-        return "No changes."
-    text = (f"Plan: {plan.count(Change.CREATE)} to add, {plan.count(Change.UPDATE)} to change, "
-            f"{plan.count(Change.DELETE)} to remove.")
+    """``Plan: N to add, ...``, ``No changes.``, or for a plan with errors ``Plan incomplete:
+    ...`` (never ``No changes.``: what could not be seen may well have changed)."""
+    counts = (f"{plan.count(Change.CREATE)} to add, {plan.count(Change.UPDATE)} to change, "
+              f"{plan.count(Change.DELETE)} to remove.")
     d = plan.download
     if d.blobs:
-        text += f" {human_bytes(d.bytes)} to download."
+        counts += f" {human_bytes(d.bytes)} to download."
     if plan.failed_tags:
-        text += f" {_plural(len(plan.failed_tags), 'tag')} failed."
-    return text
+        counts += f" {_plural(len(plan.failed_tags), 'tag')} failed."
+    if plan.errors:
+        return f"Plan incomplete: {incomplete_text(plan)}. For the rest: {counts}"
+    if not plan.has_changes and not plan.failed_tags:
+        return "No changes."
+    return f"Plan: {counts}"
 
 
 def _header(r: RepoSummary, failed: bool = False) -> str:
@@ -165,24 +193,29 @@ def _header(r: RepoSummary, failed: bool = False) -> str:
     if r.publish_name:
         parts.append(f"published as {r.publish_name}")
     if r.error:
-        parts.append(f"NOT PLANNED: {r.error}")
+        parts.append("could not be planned: see the error below")
     elif r.status == "=" and not failed:
         parts.append("no changes")
     return "  ".join(parts)
 
 
-def render_text(plan: Plan, *, color: bool = False) -> str:
+def render_text(plan: Plan, *, color: bool = False, refresh_line: bool = True) -> str:
+    """``refresh_line`` False leaves out the ``Refreshed ...`` line (a saved plan being
+    applied: that refresh happened when it was made, not now)."""
     def paint(symbol: str, text: str) -> str:
         return f"{_COLORS[symbol]}{text}{_RESET}" if color and symbol in _COLORS else text
 
     lines: list[str] = []
     r = plan.refresh
-    if r.refreshed:
-        noun = "repository" if r.upstreams == 1 else "repositories"
-        lines.append(f"Refreshed {r.upstreams} upstream {noun} ({_plural(r.tags, 'tag')}) in {r.seconds:.1f} s")
-    else:
-        lines.append("Upstreams not refreshed (--no-refresh): sync changes are not shown")
-    lines.append("")
+    if refresh_line:
+        if r.refreshed:
+            noun = "repository" if r.upstreams == 1 else "repositories"
+            unread = min(r.upstreams, len({e.repo for e in plan.errors if e.kind == "refresh"}))
+            count = f"{r.upstreams - unread} of {r.upstreams}" if unread else f"{r.upstreams}"
+            lines.append(f"Refreshed {count} upstream {noun} ({_plural(r.tags, 'tag')}) in {r.seconds:.1f} s")
+        else:
+            lines.append("Upstreams not refreshed (--no-refresh): sync changes are not shown")
+        lines.append("")
     failed: dict[str, list[str]] = {}
     for f in plan.failed_tags:
         failed.setdefault(f.repo, []).append(f"! tag {f.tag}   FAILED: {f.error}")
@@ -214,6 +247,8 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         lines.append(paint("~", f"Warning: {w}"))
     for e in plan.errors:
         lines.append(paint("-", f"Error: {e}"))
+        if e.hint:
+            lines.append(f"  hint: {e.hint}")
     if unmanaged or plan.unknown_repositories or plan.warnings or plan.errors:
         lines.append("")
     summary = summary_line(plan)

@@ -68,5 +68,5 @@ def _upstream(feed: RegistrySpec, name: str, sources: V1SourceFactory | None) ->
         finally:
             source.close()
     except ReconcilerError as exc:
-        log.error("refreshing the v1 tags of %s at %s failed: %s", name, feed.url, exc.message)
+        log.info("refreshing the v1 tags of %s at %s failed: %s", name, feed.url, exc.message)
         return V1Upstream(name, error=exc.message)

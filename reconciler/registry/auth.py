@@ -113,6 +113,8 @@ class Credentials:
 
     username: str
     password: str = field(repr=False)
+    #: where they came from, for an error that says which were refused (never the secret)
+    source: str = field(default="", compare=False)
 
     def basic_header(self) -> str:
         return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
@@ -148,9 +150,9 @@ def parse_auth_json(text: str, host: str, *, source: str = "auth.json") -> Crede
             user, sep, password = decoded.partition(":")
             if not sep:
                 raise ConfigError(f"{where}.auth does not decode to 'user:password'")
-            return Credentials(user, password)
+            return Credentials(user, password, source=f"{source} ({key})")
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
-            return Credentials(entry["username"], entry["password"])
+            return Credentials(entry["username"], entry["password"], source=f"{source} ({key})")
         log.warning("%s has no 'auth' or username/password (identity tokens are not supported)", where)
     return None
 
@@ -164,9 +166,12 @@ def load_credentials(config: RegistryConfig, host: str, env: Mapping[str, str] |
             raise ConfigError(f"registry {config.url}: set both username_env and password_env, or neither")
         missing = [v for v in (config.username_env, config.password_env) if v not in environ]
         if missing:
-            raise ConfigError(f"registry {config.url}: environment variable {', '.join(missing)} is not set",
+            what = "variable" if len(missing) == 1 else "variables"
+            verb = "is" if len(missing) == 1 else "are"
+            raise ConfigError(f"registry {config.url}: environment {what} {' and '.join(missing)} {verb} not set",
                               hint=f"export {missing[0]}=... before running, or remove it from the registry config")
-        return Credentials(environ[config.username_env], environ[config.password_env])
+        return Credentials(environ[config.username_env], environ[config.password_env],
+                           source=f"{config.username_env}/{config.password_env}")
     if config.auth_file:
         path = os.path.expanduser(config.auth_file)
         try:

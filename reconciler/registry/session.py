@@ -72,7 +72,7 @@ def url_credentials(url: str) -> Credentials | None:
     parts = urlsplit(url if "://" in url else "https://" + url)
     if parts.username is None:
         return None
-    return Credentials(unquote(parts.username), unquote(parts.password or ""))
+    return Credentials(unquote(parts.username), unquote(parts.password or ""), source="the user:password in the URL")
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -198,6 +198,7 @@ class AuthSession:
                 elif resp.status_code in (401, 403):
                     err.hint = (f"the token service rejected the credentials for {self.host}; check "
                                 "username_env/password_env or auth_file")
+                    self._name_credentials(err)
                 raise err
             body = read_limited(resp, "GET", realm, MAX_TOKEN_BODY)
             try:
@@ -235,12 +236,24 @@ class AuthSession:
         elif chosen is not None and chosen.scheme == "basic" and self.credentials is not None:
             retry_auth = self.credentials.basic_header()
         if retry_auth is None or retry_auth == sent_auth:
-            raise error_from_response(method, url, resp)
+            raise self._name_credentials(error_from_response(method, url, resp))
         finish(resp)
         resp = self.send_following(method, url, headers or {}, retry_auth, kind, stream)
         if resp.status_code == 401:
-            raise error_from_response(method, url, resp)
+            raise self._name_credentials(error_from_response(method, url, resp))
         return resp
+
+    def _name_credentials(self, err: RegistryError) -> RegistryError:
+        """Say whose credentials were refused (where they came from, never the secret), or
+        that none were sent: the first thing to check when a pipeline's secret rotated."""
+        if self.credentials is not None:
+            source = self.credentials.source or "the registry config"
+            err.message = f"credentials from {source} were refused by {self.host}: {err.message}"
+        else:
+            err.message = f"{self.host} refused anonymous access: {err.message}"
+            err.hint = err.hint or HINT_UNAUTHORIZED.format(host=self.host)
+        err.args = (err.message,)
+        return err
 
     def _request(self, method: str, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
         """What ``Session.request`` does, minus what registry traffic never uses.

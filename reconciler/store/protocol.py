@@ -171,6 +171,16 @@ class Publication:
 
 
 @dataclass(frozen=True)
+class PublicationChange:
+    """A publication after ``publications_switch``: ``name`` None gives the name up, ``version`` None serves nothing."""
+
+    repo_id: str
+    name: str | None
+    version: int | None = None
+    protected: bool = False
+
+
+@dataclass(frozen=True)
 class Problem:
     """One finding of ``store check``."""
 
@@ -387,6 +397,9 @@ class Store(Protocol):
     # -- publication ------------------------------------------------------------
     def publish(self, repo_id: str, *, name: str, version: int, protected: bool) -> Repository: ...
     def unpublish(self, repo_id: str) -> Repository: ...
+    def publications_switch(self, changes: Sequence[PublicationChange]) -> None:
+        """Several publications in ONE transaction, releases before claims (a name moves, or two swap)."""
+        ...
     def publication_get(self, name: str) -> Publication | None: ...
     def publication_list(self) -> list[Publication]: ...
     def grace_versions(self, name: str) -> list[tuple[str, int]]:

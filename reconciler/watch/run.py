@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from reconciler import api
-from reconciler.apply.runner import DONE, Runner
+from reconciler.apply.runner import Runner
 from reconciler.desired.loader import load_desired
 from reconciler.desired.model import DesiredState
 from reconciler.errors import InvalidInput
@@ -52,7 +52,7 @@ def reconcile_once(store: Store, path: Path, provenance: Mapping[str, str], *, l
         waiting: tuple[str, ...] = ()
         targets: Sequence[str] = ()
         if plan.errors:
-            errors = plan.errors
+            errors = tuple(str(e) for e in plan.errors)
             healthy = healthy_repositories(desired, plan)
             waiting = tuple(sorted(set(desired.repositories) - healthy))
             if not healthy:
@@ -74,7 +74,7 @@ def reconcile_once(store: Store, path: Path, provenance: Mapping[str, str], *, l
             result = Runner(plan, store, desired, sources=sources, command=command, manifests=observed.manifests,
                             v1_sources=api.v1_source, provenance=provenance).run()
             seconds = time.monotonic() - started
-    outcome = "ok" if result.ok else ("failed" if not result.status(DONE) else "partial")
+    outcome = result.outcome  # ok, partial, failed or interrupted (a lost lock)
     failed = tuple(f"{r.id}: {r.error}" for r in result.results if r.error)
     return Outcome(len(plan.actions), drift, outcome, result.journal_id, seconds, waiting, errors + failed,
                    upstreams, tags)

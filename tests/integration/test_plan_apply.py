@@ -146,20 +146,29 @@ def test_sigkill_then_rerun_converges(point: str, registry: RunningRegistry, rep
                                                "stable": str(IMAGES["multi"].digest)}
 
 
-def test_an_unreachable_upstream_fails_its_repository_only_and_apply_refuses_the_plan(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def with_an_unreachable_feed(registry: RunningRegistry, repo_name: str, path: Path, repositories: str,
+                             gone: str = "") -> tuple[Path, int]:
+    """repos.yaml with feed ``up`` (the registry, holding image a as v1) and feed ``gone``
+    (a port nothing listens on: bound, then released) and ``repositories`` below; and
+    that port."""
     import socket
 
-    with socket.socket() as s:  # a port nothing listens on (bound, then released)
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     push_image(registry.url, repo_name, IMAGES["a"], ["v1"])
-    yaml = tmp_path / "repos.yaml"
-    yaml.write_text(f"""version: 1
+    path.write_text(f"""version: 1
 registries:
   up: {{url: "{registry.url}", tls_verify: false}}
-  gone: {{url: "http://127.0.0.1:{closed}", tls_verify: false}}
+  gone: {{url: "http://127.0.0.1:{closed}", tls_verify: false{gone}}}
 repositories:
+{repositories}""")
+    return path, closed
+
+
+def test_an_unreachable_upstream_fails_its_repository_only_and_apply_refuses_the_plan(
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    yaml, closed = with_an_unreachable_feed(registry, repo_name, tmp_path / "repos.yaml", f"""\
   web: {{feed: up, upstream_name: {repo_name}}}
   lost: {{feed: gone, upstream_name: lib/lost}}
 """)
@@ -169,11 +178,43 @@ repositories:
     assert plan.returncode == 1, plan.stdout + plan.stderr
     # the reachable repository is planned in full; the other is shown with its error
     assert f"+ tag v1   {short(IMAGES['a'])}   new upstream tag" in plan.stdout
-    assert re.search(rf"! lost .*NOT PLANNED: refreshing upstream lib/lost failed: .*127\.0\.0\.1:{closed}",
-                     plan.stdout), plan.stdout
-    assert "error: lost: refreshing upstream lib/lost failed" in plan.stderr
-    assert json.loads(saved.read_text())["errors"][0].startswith("lost: ")
+    assert "! lost  (gone: lib/lost)  could not be planned: see the error below" in plan.stdout
+    assert re.search(rf"^Error: lost: refreshing upstream lib/lost failed: .*127\.0\.0\.1:{closed}",
+                     plan.stdout, re.M), plan.stdout
+    # each error once (not in the header, the log, the plan and stderr again), and never "No changes."
+    both = plan.stdout + plan.stderr
+    assert both.count("refreshing upstream lib/lost failed") == 1, both
+    assert "No changes." not in plan.stdout
+    assert re.search(r"^Plan incomplete: 1 repository could not be refreshed\. For the rest: 3 to add",
+                     plan.stdout, re.M), plan.stdout
+    assert "error: plan incomplete: 1 repository could not be refreshed" in plan.stderr
+    assert json.loads(saved.read_text())["errors"][0]["repo"] == "lost"
     for args in (["apply", str(saved)], ["apply", "-f", str(yaml)]):
         refused = run_cli(*args, store=store)
         assert refused.returncode == 1 and "refusing a plan with errors: lost:" in refused.stderr, refused.stderr
     assert json.loads(run_cli("repo", "list", "--json", store=store, check=True).stdout) == []  # nothing applied
+
+
+def test_skip_unavailable_applies_what_does_not_depend_on_a_failed_upstream(
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    yaml, _ = with_an_unreachable_feed(registry, repo_name, tmp_path / "repos.yaml", f"""\
+  web: {{feed: up, upstream_name: {repo_name}, publish: team/web}}
+  lost: {{feed: gone, upstream_name: lib/lost}}
+  downstream: {{copy: [{{from: lost, tags: [v1]}}]}}
+""", gone=", retries: 0")
+    store = tmp_path / "store"
+    plan = run_cli("plan", "-f", str(yaml), store=store)
+    assert plan.returncode == 1
+    assert "Plan incomplete: 1 repository could not be refreshed; 1 waits for it." in plan.stdout, plan.stdout
+    applied = run_cli("apply", "-f", str(yaml), "--skip-unavailable", store=store)
+    assert applied.returncode == 1, applied.stdout + applied.stderr
+    repos = {r["id"] for r in json.loads(run_cli("repo", "list", "--json", store=store, check=True).stdout)}
+    assert repos == {"web"}  # the copy from the unreachable repository waits with it
+    assert tags_of(run_cli, store, "web") == {"v1": str(IMAGES["a"].digest)}
+    assert "skipped: lost/create_repository/repository: its upstream (or a source's) could not be refreshed" \
+        in applied.stderr
+    entry = json.loads(run_cli("history", "--json", store=store, check=True).stdout)[0]
+    assert entry["result"] == "partial"
+    # without the flag the same plan is refused, as before
+    refused = run_cli("apply", "-f", str(yaml), store=store)
+    assert refused.returncode == 1 and "refusing a plan with errors" in refused.stderr

@@ -54,6 +54,11 @@ def test_basic_auth_refused_says_so(basic_registry: RunningRegistry, repo_name: 
     assert e.status == 401 and not e.temporary
     assert "unauthorized or not found" in str(e) and "credentials" in (e.hint or "")
     assert "s3cret" not in str(e) and "xyzzy" not in str(e)
+    # which credentials were refused (where they come from, never the secret), or that none were sent
+    if password_env:
+        assert str(e).startswith(f"credentials from REG_USER/BAD_PASS were refused by {basic_registry.host}: ")
+    else:
+        assert str(e).startswith(f"{basic_registry.host} refused anonymous access: ")
 
 
 def test_basic_auth_from_auth_json(basic_registry: RunningRegistry, repo_name: str, tmp_path: Path) -> None:
@@ -67,8 +72,11 @@ def test_basic_auth_from_auth_json(basic_registry: RunningRegistry, repo_name: s
 
 def test_missing_env_variable_is_a_config_error(basic_registry: RunningRegistry) -> None:
     cfg = RegistryConfig(basic_registry.url, username_env="REG_USER", password_env="NOT_SET_ANYWHERE")
-    with pytest.raises(ConfigError, match="NOT_SET_ANYWHERE"):
+    with pytest.raises(ConfigError, match="environment variable NOT_SET_ANYWHERE is not set"):
         RegistryClient(cfg, env=ENV)
+    both = RegistryConfig(basic_registry.url, username_env="NO_USER", password_env="NO_PASS")
+    with pytest.raises(ConfigError, match="environment variables NO_USER and NO_PASS are not set"):
+        RegistryClient(both, env=ENV)
 
 
 def test_token_auth_anonymous_pull_caches_token_per_scope(token_registry: RunningRegistry, repo_name: str) -> None:
@@ -108,6 +116,8 @@ def test_token_auth_with_credentials_and_wrong_password(token_registry: RunningR
         c.tag_list(repo_name)
     assert err.value.status == 401 and "token service rejected" in (err.value.hint or "")
     assert err.value.url.startswith(server.realm)
+    assert f"credentials from REG_USER/BAD_PASS were refused by {token_registry.host}" in str(err.value)
+    assert "xyzzy" not in str(err.value)
 
 
 @pytest.mark.parametrize("kind", ["basic", "token"])

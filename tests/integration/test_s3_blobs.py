@@ -310,6 +310,7 @@ def test_without_redirect_the_server_streams_from_s3(published: tuple[SQLiteStor
 
 
 def test_blob_redirect_with_local_blobs_is_a_startup_error(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run_cli("repo", "create", "r", store=tmp_path / "store", check=True)  # serve needs an existing store
     proc = run_cli("serve", "--blob-redirect", "--port", "0", store=tmp_path / "store")
     assert proc.returncode == 1
     assert "--blob-redirect needs blobs in object storage" in proc.stderr and "hint:" in proc.stderr

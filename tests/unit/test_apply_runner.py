@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply.runner import FAILED, SKIPPED, Runner, check_fresh
+from reconciler.apply.checks import check_fresh
+from reconciler.apply.result import FAILED, SKIPPED
+from reconciler.apply.runner import Runner
 from reconciler.desired.model import CopySpec
 from reconciler.errors import RegistryError, StalePlan
 from reconciler.model import Digest
+from reconciler.ops.state import RepoState
 from reconciler.plan.diff import diff
 from reconciler.plan.refresh import observe_store
 from reconciler.store.protocol import Store
 from tests.support.imagegen import store_image
-from tests.support.planworld import IMAGES, RepositorySpec, desired, digest, observed, synced
+from tests.support.planworld import IMAGES, RepositorySpec, desired, digest, observed, repo, synced
 
 
 class FakeSource:
@@ -109,10 +112,48 @@ def test_failed_batch_falls_back_to_tag_by_tag(store: Store) -> None:
 
 def test_a_plan_with_errors_is_refused_before_anything_happens(store: Store) -> None:
     from reconciler.errors import PlanIncomplete
+    from reconciler.plan.model import PlanError
 
     spec = desired(synced("src"))
     plan = diff(spec, observed({}, {"src": {"v1": "a"}}))
-    plan = dataclasses.replace(plan, store_generation=store.generation(), errors=("other: refresh failed",))
+    plan = dataclasses.replace(plan, store_generation=store.generation(),
+                               errors=(PlanError("refresh failed", repo="other"),))
     with pytest.raises(PlanIncomplete, match="refusing a plan with errors: other: refresh failed"):
         Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetcher(set())).run()  # type: ignore[arg-type]
     assert store.repository_list() == [] and store.journal_list() == []
+
+
+def test_a_stop_requested_during_the_downloads_commits_nothing_and_is_journaled(store: Store) -> None:
+    from reconciler.ops.stop import StopToken
+
+    spec = desired(synced("src", publish="team/src"), RepositorySpec("prod", copies=(CopySpec("src", tags=("v1",)),)))
+    plan = diff(spec, observed({}, {"src": {"v1": "a", "v2": "b"}}))
+    plan = dataclasses.replace(plan, store_generation=store.generation())
+    stop = StopToken()
+    inner = fetcher(set())
+
+    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
+        inner(store, source, name, digests, jobs)
+        stop.request("stopped by SIGINT", exit_code=130)  # Ctrl-C while the content arrives
+
+    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch, stop=stop).run()  # type: ignore[arg-type]
+    assert result.stopped == "stopped by SIGINT" and result.exit_code == 130 and not result.ok
+    # no new download or write started: no repository, no version, no publication
+    assert store.repository_list() == [] and store.publication_list() == []
+    entry = store.journal_list()[0]
+    assert entry.result == "interrupted" and "stopped: stopped by SIGINT" in str(entry.details["summary"])
+    # every action is accounted for: none started, each says so
+    assert {r.status for r in result.results} == {"skipped"} and len(result.results) == len(plan.actions)
+
+
+def test_a_no_change_apply_records_a_short_journal_entry(store: Store) -> None:
+    spec = desired(RepositorySpec("r"))
+    store.repository_create("r")
+    plan = diff(spec, observed({"r": repo("r", RepoState())}, generation=store.generation()))
+    assert not plan.has_changes
+    result = Runner(plan, store, spec).run()
+    assert result.ok
+    entry = store.journal_list()[0]
+    # short: what drift needs to compare later, and that nothing changed (no action list)
+    assert entry.result == "ok" and entry.details["summary"] == "no changes"
+    assert not isinstance(entry.details.get("actions"), list)

@@ -45,7 +45,7 @@ GOLDEN: dict[str, list[str]] = {
         "so no repository in it can be applied first; remove one of these copies",
     ],
     "unknown_feed": [
-        "6:11: repositories.web.feed: unknown feed 'quay': not a registries entry (known: hub), not an https:// URL and not bundle:PATH",
+        "6:11: repositories.web.feed: unknown feed 'quay': not a registries entry (known: hub), not an http:// or https:// URL and not bundle:PATH",
         "10:16: repositories.app.copy[0].from: unknown repository 'wbe': known repositories are app, web",
     ],
     "tag_conflict": [

@@ -16,7 +16,7 @@ def test_plan_outputs_and_detailed_exit_codes(tmp_path: Path, run_cli) -> None: 
                       store=store)
     assert as_json.returncode == 2, as_json.stderr
     doc = json.loads(as_json.stdout)
-    assert doc["format_version"] == 1 and doc["summary"]["remove"] == 0 and doc["summary"]["add"] > 0
+    assert doc["format_version"] == 2 and doc["summary"]["remove"] == 0 and doc["summary"]["add"] > 0
     assert json.loads((tmp_path / "p.json").read_text()) == doc
     md = run_cli("plan", "-f", str(DEMO), "--markdown", store=store)
     assert md.returncode == 0 and md.stdout.startswith("### reconciler plan") and "| `+` | `containers` |" in md.stdout

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from reconciler.desired.model import ALL, CopySpec, Removal, TagPin
-from reconciler.errors import ConfigError, ContentNotFound, InvalidInput, RemovalRefused
+from reconciler.errors import ConfigError, InvalidInput, RemovalRefused
 from reconciler.model.tagfilter import TagFilter
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Change, Plan
@@ -139,16 +141,24 @@ def test_copy_all_manifests_and_indexes_without_tags() -> None:
     assert copy.adds == {"indexes": 1, "manifests": 3, "blobs": len(content_of("multi").blobs)}
 
 
-def test_copy_of_a_tag_the_source_will_not_have_is_an_error() -> None:
-    obs = observed({"src": repo("src", state({"v1": ("a", S)}))})
-    with pytest.raises(ContentNotFound, match="'nope'.*it has v1"):
-        diff(desired(RepositorySpec("src", pins=(TagPin("v1", digest=digest("a")),)),
-                     RepositorySpec("dst", copies=(CopySpec("src", tags=("nope",)),))), obs)
+def test_copy_of_a_tag_the_source_will_not_have_is_an_error_of_that_repository_only() -> None:
+    obs = observed({"src": repo("src", state({"v1": ("a", P)}))})
+    plan = diff(desired(RepositorySpec("src", pins=(TagPin("v1", digest=digest("a")),)),
+                        RepositorySpec("dst", copies=(CopySpec("src", tags=("nope",)),)),
+                        RepositorySpec("other", pins=(TagPin("x", digest=digest("a")),),
+                                       copies=(CopySpec("src", tags=("v1",)),))), obs)
+    [error] = plan.errors
+    assert (error.repo, error.kind) == ("dst", "semantic")
+    assert "copies tag 'nope' from 'src', which will not have it after this plan (it has v1)" in error.message
+    assert {r.id: r.status for r in plan.repositories} == {"src": "=", "dst": "!", "other": "+"}
+    # the rest of the plan is still made, and nothing of the failed repository is in it
+    assert {a.repo for a in plan.actions} == {"other"}
 
 
 def test_pinned_digest_must_be_in_the_repository() -> None:
-    with pytest.raises(ContentNotFound, match="will not hold"):
-        diff(desired(RepositorySpec("r", pins=(TagPin("x", digest=digest("a")),))), observed({}))
+    plan = diff(desired(RepositorySpec("r", pins=(TagPin("x", digest=digest("a")),))), observed({}))
+    assert [(e.repo, e.kind) for e in plan.errors] == [("r", "semantic")]
+    assert "which the repository will not hold" in plan.errors[0].message and plan.actions == ()
 
 
 @pytest.mark.parametrize("prune,expect_ops,unmanaged", [
@@ -242,7 +252,7 @@ def test_plan_json_round_trips_exactly() -> None:
                 created="2026-01-01T00:00:00+00:00")
     again = Plan.loads(plan.dumps())
     assert again == plan and again.digest() == plan.digest()
-    assert plan.to_json()["format_version"] == 1
+    assert plan.to_json()["format_version"] == 2
 
 
 def test_mirror_moved_tag_drops_old_content_only_when_nothing_else_needs_it() -> None:
@@ -266,8 +276,9 @@ def test_copy_from_a_source_lacking_a_referenced_item_is_a_plan_error(copy: Copy
     child = IMAGES["multi"].children[0].digest
     lacking = RepoState(full.content.difference(content_of_digest(child)), full.tags)
     obs = observed({"src": repo("src", lacking)})
-    with pytest.raises(ContentNotFound, match=f"cannot copy from repository 'src'.*manifest {child}"):
-        diff(desired(RepositorySpec("src"), RepositorySpec("dst", copies=(copy,))), obs)
+    plan = diff(desired(RepositorySpec("src"), RepositorySpec("dst", copies=(copy,))), obs)
+    [error] = plan.errors
+    assert error.repo == "dst" and re.search(f"cannot copy from repository 'src'.*manifest {child}", error.message)
 
 
 def content_of_digest(d):  # type: ignore[no-untyped-def]
@@ -284,10 +295,87 @@ def test_a_failed_refresh_is_an_error_of_that_repository_only() -> None:
     obs = observed({}, {"ok": {"v1": "a"}})
     obs = dataclasses.replace(obs, upstreams={**obs.upstreams, "bad": UpstreamTags("lib/bad", error="GET x: refused")})
     plan = diff(desired(synced("ok"), synced("bad")), obs)
-    assert plan.errors == ("bad: refreshing upstream lib/bad failed: GET x: refused",)
+    assert [str(e) for e in plan.errors] == ["bad: refreshing upstream lib/bad failed: GET x: refused"]
     assert [a.id for a in plan.actions if a.repo == "ok"] == ["ok/create_repository/repository", "ok/sync_tag/v1"]
     assert {r.id: r.status for r in plan.repositories} == {"ok": "+", "bad": "!"}
     text = render_text(plan)
-    assert "! bad  (hub: lib/bad)  NOT PLANNED: refreshing upstream lib/bad failed: GET x: refused" in text
+    assert "! bad  (hub: lib/bad)  could not be planned: see the error below" in text
+    # said once (not in the header, the error list and again), and never "No changes."
+    assert text.count("refreshing upstream lib/bad failed") == 1
     assert "Error: bad: refreshing upstream" in text
+    assert text.splitlines()[-1] == ("Plan incomplete: 1 repository could not be refreshed. For the rest: "
+                                     "3 to add, 0 to change, 0 to remove. "
+                                     f"{render_text.__globals__['human_bytes'](plan.download.bytes)} to download.")
     assert Plan.loads(plan.dumps()) == plan  # saved with its errors (apply refuses it)
+
+
+def test_cascade_counts_leave_out_what_a_later_action_of_the_plan_keeps() -> None:
+    # the mirror's tag moves from a to b (its cascade would drop a), but a copy in the same
+    # plan brings a right back: a reviewer must not read "removes 1 manifest" for that
+    obs = observed({"web": repo("web", state({"latest": ("a", S)}), feed="http://127.0.0.1:5000", upstream="lib/web"),
+                    "other": repo("other", state({"x": ("a", P)}))}, {"web": {"latest": "b"}})
+    keeps = RepositorySpec("web", feed=synced("web").feed, upstream_name="lib/web", mirror=True,
+                           copies=(CopySpec("other", tags=("x",)),))
+    plan = diff(desired(RepositorySpec("other", pins=(TagPin("x", digest=digest("a")),)), keeps), obs)
+    moved = plan.action("web/sync_tag/latest")
+    assert moved.cascade and moved.removes == {}  # the apply still cascades; nothing is lost
+    drops = diff(desired(synced("web", mirror=True)), obs)
+    assert drops.action("web/sync_tag/latest").removes["manifests"] == 1  # without the copy, a goes
+
+
+def test_target_checks_only_the_targeted_repositories_and_their_sources() -> None:
+    obs = observed({"src": repo("src", state({"v1": ("a", P)}))}, {"web": {"v1": "b"}})
+    spec = desired(RepositorySpec("src", pins=(TagPin("v1", digest=digest("a")),)),
+                   RepositorySpec("broken", copies=(CopySpec("src", tags=("nope",)),)),
+                   synced("web"), RepositorySpec("prod", copies=(CopySpec("src", tags=("v1",)),)))
+    plan = diff(spec, obs, targets=["prod"])
+    # the untargeted repository's mistake does not block the plan of the target
+    assert not plan.errors and {a.repo for a in plan.actions} == {"prod"}
+    assert {r.id for r in plan.repositories} == {"src", "prod"}
+    assert [e.repo for e in diff(spec, obs).errors] == ["broken"]  # without --target it is an error
+    # the target's own download counts are not taken by a repository planned before it
+    web_only = diff(spec, obs, targets=["web"])
+    assert web_only.action("web/sync_tag/v1").download.blobs == len(content_of("b").blobs)
+
+
+@pytest.mark.parametrize("mirror", [False, True], ids=["additive", "mirror"])
+def test_a_filter_that_selects_no_upstream_tag_is_a_warning_everywhere(mirror: bool) -> None:
+    import dataclasses
+
+    from reconciler.plan.observed import UpstreamTags
+    from reconciler.plan.render_markdown import render_markdown
+    from reconciler.plan.render_text import render_text
+
+    st = state({"1.0": ("a", S)})
+    obs = observed({"web": repo("web", st, feed="http://127.0.0.1:5000", upstream="lib/web")}, {})
+    # the upstream lists 5 tags (it renamed them v1.0, ...), the filter "1.*" selects none
+    obs = dataclasses.replace(obs, upstreams={"web": UpstreamTags("lib/web", {}, listed=5)})
+    plan = diff(desired(synced("web", mirror=mirror, tag_filter=TagFilter(include=("1.*",)))), obs)
+    assert plan.actions == ()  # nothing synced, and a mirror removes nothing
+    [warning] = plan.warnings
+    assert warning.startswith("web: the tag filter selects none of the 5 tags upstream lib/web lists, so nothing is "
+                              "synced (check the filter for a typo)")
+    assert ("the mirror removes nothing (1 tag kept) unless allow_empty: true" in warning) is mirror
+    assert f"Warning: {warning}" in render_text(plan) and f"- Warning: {warning}" in render_markdown(plan)
+    assert plan.to_json()["warnings"] == [warning]
+
+
+def test_a_tag_that_only_changes_origin_shows_the_change() -> None:
+    from reconciler.plan.render_text import render_text
+
+    # latest was synced; repos.yaml now pins it to the same digest: the line must say what changes
+    obs = observed({"web": repo("web", state({"latest": ("a", S)}))})
+    plan = diff(desired(RepositorySpec("web", pins=(TagPin("latest", digest=digest("a")),))), obs)
+    [pin] = plan.actions
+    assert (pin.change, pin.old_digest, pin.old_origin) == (Change.UPDATE, None, "sync")
+    assert f"~ tag latest   {sh('a')}   origin sync -> pin   declared in repos.yaml" in render_text(plan)
+
+
+def test_a_tag_removed_here_is_not_called_new_upstream() -> None:
+    # v1's image is still in the repository, untagged: someone removed the tag here
+    st = state({"v2": ("b", S)}, extra=("a",))
+    obs = observed({"web": repo("web", st, feed="http://127.0.0.1:5000", upstream="lib/web")},
+                   {"web": {"v1": "a", "v2": "b", "v3": "c"}})
+    plan = diff(desired(synced("web")), obs)
+    assert {a.tag: a.reason for a in plan.actions} == {"v1": "tag missing here, restored from upstream",
+                                                        "v3": "new upstream tag"}

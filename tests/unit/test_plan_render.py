@@ -1,5 +1,5 @@
 """Golden renderings of one plan that exercises every line shape: text (Terraform
-style), JSON (format_version 1) and Markdown. Regenerate with UPDATE_GOLDEN=1 and
+style), JSON (format_version 2) and Markdown. Regenerate with UPDATE_GOLDEN=1 and
 review the diff like any other change a user would see."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_summary_lines() -> None:
 def test_json_is_the_saved_plan() -> None:
     plan = example_plan()
     doc = json.loads(render_json(plan))
-    assert doc["format_version"] == 1 and Plan.from_json(doc) == plan
+    assert doc["format_version"] == 2 and Plan.from_json(doc) == plan
 
 
 def test_markdown_calls_out_destructive_actions() -> None:

@@ -87,3 +87,46 @@ def test_cli_publish_rollback_unpublish(run_cli, tmp_path: Path) -> None:  # typ
     assert "unpublished web" in out.stdout
     bad = run_cli("publish", "web", "--name", "Bad Name", store=path)
     assert bad.returncode == 1 and "error: invalid publish name" in bad.stderr and "hint:" in bad.stderr
+
+
+def test_publications_switch_swaps_two_names_in_one_transaction(store) -> None:  # type: ignore[no-untyped-def]
+    from reconciler.store.protocol import PublicationChange
+
+    commit_tags(store, "blue", {"v1": build_image("a")})
+    commit_tags(store, "green", {"v1": build_image("b")})
+    ops.publish(store, "blue", name="prod/live")
+    ops.publish(store, "green", name="prod/next", protected=True)
+    before = store.generation()
+    ops.switch(store, [PublicationChange("blue", "prod/next", 1), PublicationChange("green", "prod/live", 1, True)])
+    live, nxt = store.publication_get("prod/live"), store.publication_get("prod/next")
+    assert live is not None and (live.repo_id, live.protected) == ("green", True)
+    assert nxt is not None and (nxt.repo_id, nxt.protected) == ("blue", False)
+    assert store.generation() == before + 1  # one write
+
+
+def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_name(store) -> None:  # type: ignore[no-untyped-def]
+    from reconciler.store.protocol import PublicationChange
+
+    commit_tags(store, "a", {"v1": build_image("a")})
+    commit_tags(store, "b", {"v1": build_image("b")})
+    commit_tags(store, "c", {"v1": build_image("c")})
+    ops.publish(store, "a", name="prod/a")
+    ops.publish(store, "b", name="prod/b")
+    with pytest.raises(Conflict, match="'prod/a' is already used by repository 'a'.*") as caught:
+        ops.switch(store, [PublicationChange("b", None), PublicationChange("c", "prod/a", 1)])
+    assert "unpublish a --release" in (caught.value.hint or "")
+    # nothing of the refused switch happened: b still serves its name
+    pub = store.publication_get("prod/b")
+    assert pub is not None and pub.repo_id == "b" and store.repository_get("c").publish_name is None
+
+
+def test_unpublish_release_frees_the_name_for_another_repository(store) -> None:  # type: ignore[no-untyped-def]
+    commit_tags(store, "old", {"v1": build_image("a")})
+    commit_tags(store, "new", {"v1": build_image("b")})
+    ops.publish(store, "old", name="prod/app")
+    ops.unpublish(store, "old")
+    with pytest.raises(Conflict, match="already used by repository 'old'"):  # unpublish keeps it reserved
+        ops.publish(store, "new", name="prod/app")
+    released = ops.release(store, "old")
+    assert (released.publish_name, released.published_version) == (None, None)
+    assert ops.publish(store, "new", name="prod/app").publish_name == "prod/app"

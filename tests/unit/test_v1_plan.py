@@ -68,7 +68,7 @@ def test_v1_sync_is_planned_from_the_upstream_tags(have: V1Content, upstream: di
 def test_v1_refresh_failure_is_the_repository_error() -> None:
     plan = diff(desired(synced("r", enable_v1=True)),
                 _observed(V1Content(), upstream=V1Upstream("lib/r", error="GET ...: HTTP 500")))
-    assert any("v1 tags of lib/r failed" in e for e in plan.errors)
+    assert any("v1 tags of lib/r failed" in str(e) for e in plan.errors)
 
 
 def test_v1_actions_render_and_round_trip_through_json() -> None:
@@ -149,7 +149,7 @@ def test_a_store_made_before_v1_gets_the_v1_tables(tmp_path: Path) -> None:
 
 
 def test_a_saved_plan_is_stale_when_its_v1_upload_file_changed() -> None:
-    from reconciler.apply.runner import check_fresh
+    from reconciler.apply.checks import check_fresh
     from reconciler.errors import StalePlan
 
     class Generation:

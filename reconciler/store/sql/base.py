@@ -46,7 +46,7 @@ from reconciler.store.protocol import (
     TagEntry,
     VersionInfo,
 )
-from reconciler.store.sql import grace, identity, lifecycle, maintenance
+from reconciler.store.sql import grace, identity, lifecycle, maintenance, publication
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
@@ -66,7 +66,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks):
+class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publication.PublicationSwitch):
     """The shared part of ``SQLiteStore`` and ``PostgresStore`` (see the module doc)."""
 
     location: str
@@ -332,7 +332,7 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks):
                              (name, repo_id)).fetchone()
         if other:
             raise Conflict(f"publish name {name!r} is already used by repository {other[0]!r}",
-                           hint="publish names are unique; pick another or unpublish the other repository")
+                           hint=f"names are unique: pick another, or free it: reconciler unpublish {other[0]} --release")
 
     def publish(self, repo_id: str, *, name: str, version: int, protected: bool) -> Repository:
         validate_repository_name(name, what="publish name")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -193,3 +194,17 @@ class SQLiteStore(SQLStore):
             finally:
                 self._lock_owner = outer
 
+
+
+@contextmanager
+def temporary_store() -> Iterator[SQLiteStore]:
+    """A new, empty store in a temporary directory, removed afterwards: what ``plan`` and
+    ``drift`` read when the store does not exist yet (so they create nothing where --store
+    points). Its generation is a new store's, so ``apply PLAN`` against the store it
+    creates finds the plan fresh."""
+    with tempfile.TemporaryDirectory(prefix="reconciler-empty-") as tmp:
+        store = SQLiteStore(tmp, durable=False)
+        try:
+            yield store
+        finally:
+            store.close()
