@@ -16,9 +16,10 @@ from reconciler.bundle import SCHEME as BUNDLE_SCHEME
 from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.reference import check_upstream_name, normalize_upstream_name
+from reconciler.model.repository import Repository
 from reconciler.model.tagfilter import TagFilter
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
-from reconciler.store.protocol import Repository, Store
+from reconciler.store.protocol import Store
 
 if TYPE_CHECKING:
     from reconciler.apply.result import ApplyResult
@@ -266,9 +267,9 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
 def _serve(location: str | None, *, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
            blobs: str | None, blob_redirect: int | None, access: str | None, s3_timeout: float,
            s3_attempts: int, manifest_cache: int | None) -> None:
+    from reconciler.model.content import Kind
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
-    from reconciler.store.protocol import Kind
 
     limits = ServingLimits(connections=threads, s3_timeout=s3_timeout, s3_attempts=s3_attempts)
     loc, blobs = store_location(location), blobs_location(blobs)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reconciler.model.repository import PublicationChange, Repository
 from reconciler.ops.publish import switch as switch_op
 from reconciler.plan.model import Action, Op, Plan
-from reconciler.store.protocol import PublicationChange, Repository, Store
+from reconciler.store.protocol import Store
 
 
 def grouped(action: Action) -> bool:

@@ -11,9 +11,10 @@ depends on failed (``why_not``); the store refuses a protected version in any ca
 from __future__ import annotations
 
 from reconciler.errors import ReconcilerError
+from reconciler.model.repository import version_ranges
 from reconciler.ops.retention import LATEST
 from reconciler.plan.model import Action
-from reconciler.store.protocol import Store, version_ranges
+from reconciler.store.protocol import Store
 
 
 def with_commit(store: Store, repo: str, a: Action | None, *, why_not: str | None, changes: bool) -> list[int]:

@@ -47,6 +47,7 @@ from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
 from reconciler.errors import Interrupted, ReconcilerError, StalePlan
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.content import ContentSet, Kind, ManifestRefs
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import load_graph
@@ -63,7 +64,7 @@ from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store
+from reconciler.store.protocol import ContentBatch, Store
 
 log = logging.getLogger(__name__)
 

@@ -153,7 +153,7 @@ def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
         dropped_ids = {r.id for r in result.status("done")}
         drops = [a for a in plan.actions if a.op is Op.DROP_VERSIONS and a.id in dropped_ids]
         if drops:
-            from reconciler.store.protocol import version_ranges
+            from reconciler.model.repository import version_ranges
 
             dropped = ", ".join(f"{a.repo} {version_ranges(a.versions)}" for a in drops)
             click.echo(f"Dropped versions: {dropped} (`reconciler store gc` frees their bytes).")

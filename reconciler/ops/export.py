@@ -36,11 +36,12 @@ from pathlib import Path
 from reconciler.errors import InvalidInput, ManifestInvalid
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
+from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.export_v1 import default_v1_url, write_crane_v1
 from reconciler.ops.ociconvert import convert
 from reconciler.ops.ocilayout import REF_NAME, blob_path, descriptor, write_content, write_index
 from reconciler.ops.tarout import TarWriter, atomic_tar
-from reconciler.store.protocol import RepositoryVersion, Store
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import socket
 from typing import BinaryIO, Protocol
 
 from reconciler.errors import InvalidInput
-from reconciler.store.protocol import Store, V1Content
+from reconciler.model.content import V1Content
+from reconciler.store.protocol import Store
 
 
 class _Writer(Protocol):

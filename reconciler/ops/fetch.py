@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
 from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.model.content import ContentSet
 from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
 from reconciler.ops.stop import StopToken, check, guarded
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, ContentSet, Store
+from reconciler.store.protocol import ContentBatch, Store
 
 log = logging.getLogger(__name__)
 

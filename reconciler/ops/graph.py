@@ -3,8 +3,9 @@ store into a pure ``RefGraph`` (the only part of the cascade that does I/O)."""
 
 from __future__ import annotations
 
+from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
-from reconciler.store.protocol import ContentSet, Store
+from reconciler.store.protocol import Store
 
 
 def load_graph(store: Store, content: ContentSet) -> RefGraph:

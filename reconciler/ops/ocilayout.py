@@ -13,8 +13,9 @@ from collections.abc import Mapping
 
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
+from reconciler.model.content import ContentSet
 from reconciler.ops.tarout import TarWriter
-from reconciler.store.protocol import ContentSet, Store
+from reconciler.store.protocol import Store
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}

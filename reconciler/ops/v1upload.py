@@ -19,13 +19,14 @@ from pathlib import Path
 
 from reconciler.errors import UploadInvalid
 from reconciler.model import Digest, DigestHasher
+from reconciler.model.content import V1Content
 from reconciler.model.v1image import V1Image
 from reconciler.ops.archive import Archive, open_archive
 from reconciler.ops.dockersave import HashingWriter, gzip_layer
 from reconciler.ops.result import OpResult, commit_v1
 from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.v1save import V1Save, read_v1_save
-from reconciler.store.protocol import Store, V1Content
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 

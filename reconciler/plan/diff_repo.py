@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from reconciler.desired.model import ALL, RepositorySpec, Selection
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.ops.cascade import unreferenced
 from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
@@ -26,7 +27,6 @@ from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.model import Action, Change, Download, Op
 from reconciler.plan.observed import ObservedRepo
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
 
 
 def _kept(tags: list[str]) -> str:

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.desired.model import RepositorySpec
+from reconciler.model.repository import VersionHistory
 from reconciler.ops import retention
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import Action, Change, Op
-from reconciler.store.protocol import VersionHistory
 
 #: actions that change a repository's content: together they make one new version
 CONTENT_OPS = frozenset({Op.SYNC_TAG, Op.UPLOAD, Op.COPY_TAG, Op.COPY_CONTENT, Op.PIN_TAG, Op.REMOVE_TAG,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.desired.model import RepositorySpec
+from reconciler.model.content import V1Content
 from reconciler.plan import model as pm
 from reconciler.plan.model import Change, Op
 from reconciler.plan.observed import Observed
-from reconciler.store.protocol import V1Content
 
 
 def _changed(v1: V1Content, images: set[str], tags: Mapping[str, str]) -> tuple[int, int]:

@@ -30,9 +30,11 @@ from typing import Any
 
 from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.model import Digest
+from reconciler.model.reports import JournalEntry, Problem
+from reconciler.model.repository import version_ranges
 from reconciler.plan import model as pm
 from reconciler.plan.model import Action, Op, Plan
-from reconciler.store.protocol import JournalEntry, Problem, Store, version_ranges
+from reconciler.store.protocol import Store
 
 UPSTREAM, MANUAL, DESIRED, STORE = "upstream", "manual", "desired", "store"
 CAUSES = (UPSTREAM, MANUAL, DESIRED, STORE)

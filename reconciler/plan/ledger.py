@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
 from reconciler.plan.model import Download
 from reconciler.plan.observed import Observed
-from reconciler.store.protocol import ContentSet
 
 
 class Unplannable(ContentNotFound):

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.content import ContentSet, V1Content
+from reconciler.model.repository import Repository, VersionHistory
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
-from reconciler.store.protocol import ContentSet, Repository, V1Content, VersionHistory
 
 
 @dataclass(frozen=True)

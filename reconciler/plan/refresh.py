@@ -29,6 +29,7 @@ from pathlib import Path
 from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.content import ContentSet
 from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.ops.cascade import RefGraph
@@ -41,7 +42,7 @@ from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
 from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentSet, Store
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 

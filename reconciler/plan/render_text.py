@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler.model import Digest
+from reconciler.model.repository import version_ranges
 from reconciler.plan.model import Action, Change, Op, Plan, RepoSummary
-from reconciler.store.protocol import version_ranges
 
 _COLORS = {"+": "\x1b[32m", "~": "\x1b[33m", "-": "\x1b[31m", "=": "\x1b[2m"}
 _RESET = "\x1b[0m"

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.ops.cascade import RefGraph, cascade_remove, unreferenced
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import Action, Op
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
 
 ORIGIN = {Op.SYNC_TAG: Origin.SYNC, Op.COPY_TAG: Origin.COPY, Op.PIN_TAG: Origin.PIN, Op.UPLOAD: Origin.UPLOAD}
 

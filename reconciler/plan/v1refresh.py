@@ -13,9 +13,10 @@ from pathlib import Path
 
 from reconciler.desired.model import DesiredState, RegistrySpec
 from reconciler.errors import ReconcilerError
+from reconciler.model.content import V1Content
 from reconciler.ops.v1sync import V1Source
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
-from reconciler.store.protocol import Store, V1Content
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 

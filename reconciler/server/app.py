@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from reconciler.model.repository import Publication
 from reconciler.server import accesslog, health, v1api
 from reconciler.server.access import AccessRules, Decision, decide
 from reconciler.server.auth import REALM, Htpasswd, parse_basic
@@ -30,7 +31,7 @@ from reconciler.server.manifestcache import DEFAULT_BYTES, ManifestCache
 from reconciler.server.manifests import get_manifest
 from reconciler.server.metrics import ServerMetrics
 from reconciler.server.routing import Route, route
-from reconciler.store.protocol import Publication, Store
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 

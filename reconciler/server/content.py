@@ -16,9 +16,11 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from reconciler.model import Digest
+from reconciler.model.content import Kind
+from reconciler.model.repository import Publication
 from reconciler.server.guard import StorageGuard
 from reconciler.server.manifestcache import ManifestCache
-from reconciler.store.protocol import Kind, Publication, Store
+from reconciler.store.protocol import Store
 
 
 class Content:

@@ -12,9 +12,10 @@ import json
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from reconciler.model.repository import Publication
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import Request, Response
-from reconciler.store.protocol import Publication, Store
+from reconciler.store.protocol import Store
 
 
 def page_size(n_text: str | None) -> int | None:

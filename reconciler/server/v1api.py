@@ -28,9 +28,11 @@ from collections.abc import Callable
 
 from reconciler.errors import InvalidInput, NotFound
 from reconciler.model import validate_repository_name
+from reconciler.model.content import V1Content
+from reconciler.model.repository import Publication
 from reconciler.model.v1image import is_image_id
 from reconciler.server.httpio import FileBody, Request, Response
-from reconciler.store.protocol import Publication, Store, V1Content
+from reconciler.store.protocol import Store
 
 V1_HEADERS = {"X-Docker-Registry-Version": "0.6.6", "X-Docker-Registry-Config": "common"}
 _REPO = re.compile(r"^/v1/repositories/(?P<name>[^/]+(?:/[^/]+)?)/(?P<what>images|tags)(?:/(?P<tag>[^/]+))?/?$")

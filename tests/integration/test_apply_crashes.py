@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import api
-from reconciler.store.protocol import ContentSet, TagEntry
+from reconciler.model.content import ContentSet, TagEntry
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image, build_multiarch
 from tests.support.pusher import push_image

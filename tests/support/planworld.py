@@ -8,11 +8,12 @@ from pathlib import Path
 
 from reconciler.desired.model import CopySpec, DesiredState, RegistrySpec, RepositorySpec, TagPin
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.repository import Repository
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UpstreamTags
-from reconciler.store.protocol import ContentSet, Origin, Repository, TagEntry
 from tests.support.imagegen import Image, build_image, build_multiarch
 
 HUB = RegistrySpec(name="hub", url="http://127.0.0.1:5000")

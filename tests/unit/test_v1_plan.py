@@ -13,13 +13,13 @@ import responses
 
 from reconciler.desired.model import Upload
 from reconciler.errors import RegistryError
+from reconciler.model.content import V1Content
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Op, Plan
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
 from reconciler.plan.render_text import render_text
 from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.v1client import V1Client
-from reconciler.store.protocol import V1Content
 from tests.support.planworld import RepositorySpec, desired, observed, repo, state, synced
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64

@@ -24,11 +24,12 @@ import jinja2
 
 from reconciler.errors import InvalidInput
 from reconciler.model import validate_repository_name
+from reconciler.model.repository import Publication
 from reconciler.server.access import Decision
 from reconciler.server.catalog.views import Views
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import Request, Response
-from reconciler.store.protocol import Publication, Store
+from reconciler.store.protocol import Store
 
 #: the page's own stylesheet only; no scripts, no frames, no third-party anything
 SECURITY_HEADERS = {

@@ -18,7 +18,9 @@ from typing import Generic, TypeVar
 
 from reconciler.errors import ReconcilerError
 from reconciler.model import Digest, Index, Manifest
-from reconciler.store.protocol import Publication, Store, TagEntry
+from reconciler.model.content import TagEntry
+from reconciler.model.repository import Publication
+from reconciler.store.protocol import Store
 
 #: config blobs larger than this are not read for their created time and platform
 MAX_CONFIG = 1024 * 1024

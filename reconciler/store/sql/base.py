@@ -31,21 +31,10 @@ from reconciler.errors import (
     StoreError,
 )
 from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
+from reconciler.model.content import ContentSet, Kind, Origin, TagEntry
 from reconciler.model.digest import parse_recorded
-from reconciler.store.protocol import (
-    CheckReport,
-    ContentSet,
-    ContentSummary,
-    GcReport,
-    JournalEntry,
-    Kind,
-    Origin,
-    Problem,
-    Repository,
-    RepositoryVersion,
-    TagEntry,
-    VersionInfo,
-)
+from reconciler.model.reports import CheckReport, GcReport, JournalEntry, Problem
+from reconciler.model.repository import ContentSummary, Repository, RepositoryVersion, VersionInfo
 from reconciler.store.sql import grace, identity, lifecycle, maintenance, publication
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
