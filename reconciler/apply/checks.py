@@ -17,7 +17,7 @@ from pathlib import Path
 from reconciler.desired.model import DesiredState
 from reconciler.errors import PlanIncomplete, StalePlan
 from reconciler.plan.model import Op, Plan
-from reconciler.store.protocol import Store
+from reconciler.store.roles.versions import VersionStore
 
 #: the errors --skip-unavailable applies around: an upstream that could not be refreshed,
 #: and what could not be planned only because of one
@@ -56,7 +56,7 @@ def check_complete(plan: Plan, *, skip_unavailable: bool = False) -> set[str]:
                          if not others else "fix what the errors name in repos.yaml, then plan again")
 
 
-def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Callable[[Path], str]) -> None:
+def check_fresh(plan: Plan, store: VersionStore, desired: DesiredState, file_digest: Callable[[Path], str]) -> None:
     """Refuse a plan made against another store generation, desired file or upload file."""
     problems = []
     generation = store.generation()

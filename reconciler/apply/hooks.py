@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, Self, TextIO
 
 from reconciler.model import Digest, Index, Manifest
-from reconciler.store.protocol import ContentBatch, Store
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
 
 ENV = "RECONCILER_APPLY_KILL_AT"
 LOG_ENV = "RECONCILER_APPLY_WRITE_LOG"

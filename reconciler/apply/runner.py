@@ -64,7 +64,8 @@ from reconciler.plan.refresh import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, Store
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from reconciler.ops.export_v1 import default_v1_url, write_crane_v1
 from reconciler.ops.ociconvert import convert
 from reconciler.ops.ocilayout import REF_NAME, blob_path, descriptor, write_content, write_index
 from reconciler.ops.tarout import TarWriter, atomic_tar
-from reconciler.store.protocol import Store
+from reconciler.store.roles.read import ReadView
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def redirect_base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def _manifests(store: Store, version: RepositoryVersion) -> dict[Digest, tuple[str, bytes]]:
+def _manifests(store: ReadView, version: RepositoryVersion) -> dict[Digest, tuple[str, bytes]]:
     """``digest -> (media type, bytes)`` of every manifest and index of the version, read
     once: the app file and the tree both need them."""
     return {d: store.manifest_raw(d) for d in sorted(version.content.manifests | version.content.indexes)}
@@ -119,7 +119,7 @@ def _amd64_child(media_type: str, raw: bytes) -> tuple[Digest, str] | None:
     return (child.digest, child.media_type) if child else None
 
 
-def _write_crane(w: TarWriter, store: Store, version: RepositoryVersion, *, url: str, protected: bool,
+def _write_crane(w: TarWriter, store: ReadView, version: RepositoryVersion, *, url: str, protected: bool,
                  registry_id: str) -> None:
     manifests = _manifests(store, version)
     app = app_file(version, manifests, registry_id=registry_id, url=url, protected=protected)
@@ -134,7 +134,7 @@ def _write_crane(w: TarWriter, store: Store, version: RepositoryVersion, *, url:
     w.data("tags/list", json.dumps({"name": registry_id, "tags": sorted(version.tags)}).encode())
 
 
-def _write_oci(w: TarWriter, store: Store, version: RepositoryVersion, *, convert_docker: bool) -> None:
+def _write_oci(w: TarWriter, store: ReadView, version: RepositoryVersion, *, convert_docker: bool) -> None:
     """The version as an OCI layout: exact bytes, or (``convert_docker``) Docker content in
     OCI form, for readers that take only OCI media types from a layout."""
     if not convert_docker:
@@ -159,12 +159,12 @@ def _write_oci(w: TarWriter, store: Store, version: RepositoryVersion, *, conver
         w.data(blob_path(d), raw)
 
 
-def _typed(store: Store, digest: Digest) -> tuple[str, Digest, int]:
+def _typed(store: ReadView, digest: Digest) -> tuple[str, Digest, int]:
     media_type, raw = store.manifest_raw(digest)
     return media_type, digest, len(raw)
 
 
-def export(store: Store, repo_id: str, output: str | Path, *, format: str = "crane", version: int | None = None,
+def export(store: ReadView, repo_id: str, output: str | Path, *, format: str = "crane", version: int | None = None,
            url: str | None = None, convert_docker: bool = False) -> ExportResult:
     """Write ``repo_id`` at ``version`` (default: the published version, else the latest)
     to ``output`` as a ``crane``, ``crane-v1`` or ``oci`` tar (``convert_docker``: Docker

@@ -36,7 +36,8 @@ from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
 from reconciler.ops.stop import StopToken, check, guarded
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, Store
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
-from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentStore
 
 
-def load_graph(store: Store, content: ContentSet) -> RefGraph:
+def load_graph(store: ContentStore, content: ContentSet) -> RefGraph:
     """The reference graph of every manifest and index in ``content``, from the store's
     recorded references (one query; no manifest file is read). A digest the store does
     not hold is simply not a node (as a graph built from manifests would lack it)."""

@@ -15,7 +15,7 @@ from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
 from reconciler.model.content import ContentSet
 from reconciler.ops.tarout import TarWriter
-from reconciler.store.protocol import Store
+from reconciler.store.roles.read import ReadView
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
@@ -45,7 +45,7 @@ def write_index(w: TarWriter, descriptors: list[dict[str, object]], *, index: by
     w.data("index.json", index if index is not None else index_bytes(descriptors))
 
 
-def write_content(w: TarWriter, store: Store, content: ContentSet) -> None:
+def write_content(w: TarWriter, store: ReadView, content: ContentSet) -> None:
     """Every blob (streamed from the store) and every manifest and index of ``content``,
     exact bytes, under ``blobs/``."""
     for d in sorted(content.blobs):

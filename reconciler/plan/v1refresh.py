@@ -16,7 +16,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.model.content import V1Content
 from reconciler.ops.v1sync import V1Source
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
-from reconciler.store.protocol import Store
+from reconciler.store.roles.versions import VersionStore
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ V1SourceFactory = Callable[[RegistrySpec], V1Source]
 _EMPTY = V1Content()
 
 
-def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, stored: Collection[str],
+def refresh_v1(store: VersionStore, desired: DesiredState, wanted: Iterable[str], *, stored: Collection[str],
                file_sha256: Callable[[Path], str], sources: V1SourceFactory | None, upstreams: bool) -> tuple[
                    dict[str, V1Content], dict[tuple[str, str], V1UploadInfo], dict[str, V1Upstream]]:
     """``stored``: the repositories the store holds (as ``observe_store`` read them)."""

@@ -1,7 +1,9 @@
 """DESIGN.md's layering rule, enforced by reading imports:
-errors <- model <- store protocol <- ops <- plan <- apply <- watch <- cli; adapters (store
-backends, registry client, server) import only the protocol and the model; wiring
-happens in ``reconciler.api`` and the CLI."""
+errors <- model <- store roles <- store protocol <- ops <- plan <- apply <- watch <- cli;
+adapters (store backends, registry client) import only the protocols and the model; the
+server imports only the store's read view (``store.roles.read``) and the model; ops
+import no store backend and no HTTP client; wiring happens in ``reconciler.api`` and the
+CLI."""
 
 from __future__ import annotations
 
@@ -17,20 +19,22 @@ BASE = {"errors", "model"}
 ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "model": {"errors"},
-    "store.protocol": BASE,
-    "store": BASE | {"store.protocol"},          # backends: store.sqlite, store.postgres, ...
+    "store.roles": BASE,                          # the store's role protocols (read view, content, ...)
+    "store.protocol": BASE | {"store.roles"},     # Store: the union of the roles
+    "store": BASE | {"store.protocol", "store.roles"},  # backends: store.sqlite, store.postgres, ...
     "registry": BASE,
     "desired": BASE,
-    "ops": BASE | {"store.protocol", "registry.protocol"},
-    "plan": BASE | {"store.protocol", "registry.protocol", "ops", "desired"},
-    "apply": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan"},
-    "server": BASE | {"store.protocol", "logfmt"},
+    "ops": BASE | {"store.protocol", "store.roles", "registry.protocol"},
+    "plan": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired"},
+    "apply": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired", "plan"},
+    # a server only reads: the read view, never the writing roles or the whole Store
+    "server": BASE | {"store.roles.read", "logfmt"},
     # the reconcile loop runs plan and apply as a library; wired through api
-    "watch": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan", "apply", "api",
+    "watch": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired", "plan", "apply", "api",
                      "server.probes"},
     "logfmt": set(),
     # bundles: a writer over the store protocol, a reader behind the upstream interface
-    "bundle": BASE | {"store.protocol", "registry.protocol", "ops"},
+    "bundle": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops"},
     "api": None,                                  # wiring: anything
     "cli": None,
     "__main__": None,
@@ -106,6 +110,12 @@ def test_package_obeys_layering() -> None:
     ("server.app", "from reconciler.store.sqlite import SQLiteStore\n"),
     ("server.blobs", "from reconciler.store.blobs.s3 import S3Blobs\n"),
     ("ops.sync", "from reconciler.store.blobs import open_blobs\n"),
+    ("ops.fetch", "from reconciler.store.sqlite.store import SQLiteStore\n"),
+    ("ops.fetch", "from reconciler.registry.session import make_session\n"),
+    ("server.app", "from reconciler.store.protocol import Store\n"),
+    ("server.content", "from reconciler.store.roles.content import ContentStore\n"),
+    ("server.catalog.views", "from reconciler.store.roles.versions import VersionStore\n"),
+    ("store.roles.read", "from reconciler.store.protocol import Store\n"),
 ])
 def test_checker_catches_violations(module: str, source: str) -> None:
     assert violations(module, source), f"{module} importing that must be a violation"
@@ -118,3 +128,7 @@ def test_checker_allows_the_rule() -> None:
     assert violations("store.sqlite.store", "from reconciler.store.blobs import open_blobs\n") == []
     assert violations("store.postgres.store", "from reconciler.store.blobs import open_blobs\n") == []
     assert violations("cli.repo_cmds", "from reconciler.store.sqlite import SQLiteStore\n") == []
+    # the server reads through the read view; ops may name any role
+    assert violations("server.content", "from reconciler.store.roles.read import ReadView\n") == []
+    assert violations("ops.export", "from reconciler.store.roles.read import ReadView\n") == []
+    assert violations("ops.graph", "from reconciler.store.roles.content import ContentStore\n") == []
