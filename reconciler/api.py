@@ -29,11 +29,11 @@ if TYPE_CHECKING:
     from reconciler.ops.result import OpResult
     from reconciler.ops.stop import StopToken
     from reconciler.ops.sync import SyncResult
-    from reconciler.ops.v1sync import V1Source
+    from reconciler.ops.v1.sync import V1Source
     from reconciler.plan.drift import DriftReport
     from reconciler.plan.model import Plan
+    from reconciler.plan.observe import RefreshProgress
     from reconciler.plan.observed import Observed
-    from reconciler.plan.refresh import RefreshProgress
     from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
     from reconciler.server.access import AccessRules
@@ -172,7 +172,7 @@ def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, u
     ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
     to the repository's and are recorded on a repository this call creates. A failed sync
     of a repository it created removes it again."""
-    from reconciler.ops.v1sync import v1_sync
+    from reconciler.ops.v1.sync import v1_sync
     from reconciler.registry.v1client import V1Client
 
     with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,

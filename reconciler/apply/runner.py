@@ -56,11 +56,11 @@ from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
-from reconciler.ops.v1sync import v1_sync
-from reconciler.ops.v1upload import upload_v1
+from reconciler.ops.v1.sync import v1_sync
+from reconciler.ops.v1.upload import upload_v1
 from reconciler.plan.drift import spec_fingerprints
 from reconciler.plan.model import Action, Op, Plan
-from reconciler.plan.refresh import SourceFactory, upstream_name
+from reconciler.plan.observe import SourceFactory, upstream_name
 from reconciler.plan.steps import ORIGIN, run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource

@@ -1,5 +1,5 @@
 """Refresh for the v1 side of a plan: each planned repository's v1 content (from the
-store), what each v1 upload file would import (``ops.v1upload.inspect_v1``, with its
+store), what each v1 upload file would import (``ops.v1.upload.inspect_v1``, with its
 sha256 so a saved plan refuses a changed file), and for ``enable_v1`` repositories the
 upstream's v1 tags. Like the rest of refresh it writes nothing; a failed upstream is
 recorded on its ``V1Upstream`` and the diff reports it as that repository's error.
@@ -14,7 +14,7 @@ from pathlib import Path
 from reconciler.desired.model import DesiredState, RegistrySpec
 from reconciler.errors import ReconcilerError
 from reconciler.model.content import V1Content
-from reconciler.ops.v1sync import V1Source
+from reconciler.ops.v1.sync import V1Source
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
 from reconciler.store.roles.versions import VersionStore
 
@@ -48,7 +48,7 @@ def refresh_v1(store: VersionStore, desired: DesiredState, wanted: Iterable[str]
             key = (str(upload.file), upload.mask_id)
             if key not in inspected:
                 # imported here: the tar readers cost every plan without v1 uploads start-up time
-                from reconciler.ops.v1upload import inspect_v1
+                from reconciler.ops.v1.upload import inspect_v1
 
                 found = inspect_v1(Path(upload.file), mask_id=upload.mask_id)
                 inspected[key] = V1UploadInfo(str(upload.file), file_sha256(Path(upload.file)), found.images,

@@ -15,7 +15,7 @@ from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.refresh import UpstreamView
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Op, Plan
-from reconciler.plan.refresh import refresh
+from reconciler.plan.observe import refresh
 from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
 from reconciler.store.sql.grace import GRACE_ENV, grace_seconds

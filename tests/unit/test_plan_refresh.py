@@ -10,8 +10,8 @@ import pytest
 from reconciler.desired.model import Upload
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.refresh import UpstreamView
+from reconciler.plan.observe import refresh
 from reconciler.plan.observed import UploadInfo
-from reconciler.plan.refresh import refresh
 from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
 from tests.support.imagegen import build_multiarch

@@ -1,5 +1,5 @@
 """``upload --v1``: a ``docker save`` tarball into a repository as Docker v1 images
-(original-system.md 6.1; the reading and the ``--mask-id`` rule are in ``v1save``).
+(original-system.md 6.1; the reading and the ``--mask-id`` rule are in ``ops.v1.save``).
 
 Everything is checked before anything is stored: the tar members (``tarsafe``), every
 image JSON, that the tarball names one repository, and that each imported image's parent
@@ -21,11 +21,11 @@ from reconciler.errors import UploadInvalid
 from reconciler.model import Digest, DigestHasher
 from reconciler.model.content import V1Content
 from reconciler.model.v1image import V1Image
-from reconciler.ops.archive import Archive, open_archive
-from reconciler.ops.dockersave import HashingWriter, gzip_layer
+from reconciler.ops.formats.archive import Archive, open_archive
+from reconciler.ops.formats.dockersave import HashingWriter, gzip_layer
+from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.result import OpResult, commit_v1
-from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
-from reconciler.ops.v1save import V1Save, read_v1_save
+from reconciler.ops.v1.save import V1Save, read_v1_save
 from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)

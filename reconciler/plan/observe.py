@@ -1,4 +1,5 @@
-"""Refresh: read the store and the upstreams into an ``Observed`` (the diff's input).
+"""Observe (the plan's refresh): read the store and the upstreams into an ``Observed``
+(the diff's input).
 
 The only I/O of planning. It records the store generation first (so any write after it
 makes the plan stale), reads every repository's latest state and the manifests they hold,
