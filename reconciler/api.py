@@ -17,7 +17,7 @@ from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.reference import check_upstream_name, normalize_upstream_name
 from reconciler.model.repository import Repository
-from reconciler.model.tagfilter import TagFilter
+from reconciler.model.tagfilter import ALL_TAGS, TagFilter
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
 from reconciler.store.protocol import Store
 
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
     from reconciler.server import RegistryApp
     from reconciler.server.access import AccessRules
     from reconciler.server.crane import CraneApp, CraneConfig
-
-#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
-ALL_TAGS = TagFilter()
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"

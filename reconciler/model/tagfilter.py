@@ -80,3 +80,7 @@ class TagFilter:
     @property
     def is_all(self) -> bool:
         return not self.include and not self.exclude
+
+
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()

@@ -271,9 +271,9 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
             if file not in inspected:
                 # imported here: the upload readers (tar, gzip, docker save) cost a plan
                 # without uploads ~10 ms of start-up
-                from reconciler.plan.uploads import inspect_upload
+                from reconciler.plan.uploads import upload_info
 
-                inspected[file] = inspect_upload(Path(file), file_sha256(Path(file)))
+                inspected[file] = upload_info(Path(file), file_sha256(Path(file)))
             uploads[(repo_id, file)] = inspected[file][0]
     upload_manifests = [m for _, manifests in inspected.values() for m in manifests]
     if upload_manifests:
