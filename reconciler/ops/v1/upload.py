@@ -39,15 +39,13 @@ class V1Inspection:
     images: tuple[str, ...]  # the ids imported, root first
     tags: Mapping[str, str]
     masked: str | None
-    total_images: int
     notes: tuple[str, ...] = ()
 
 
 def inspect_v1(path: Path, *, mask_id: str | None = None, limits: Limits = DEFAULT_LIMITS) -> V1Inspection:
     with open_archive(Path(path), limits=limits) as archive:
         save = read_v1_save(archive, mask_id=mask_id)
-    return V1Inspection(save.repository, tuple(save.selected), dict(save.tags), save.masked, len(save.images),
-                        tuple(save.notes))
+    return V1Inspection(save.repository, tuple(save.selected), dict(save.tags), save.masked, tuple(save.notes))
 
 
 def _store_layer(store: Store, archive: Archive, member: str) -> tuple[Digest, int]:
