@@ -16,15 +16,16 @@ from reconciler.bundle import SCHEME as BUNDLE_SCHEME
 from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.reference import check_upstream_name, normalize_upstream_name
+from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
-from reconciler.registry.protocol import RegistryConfig, UpstreamSource
+from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
 
 if TYPE_CHECKING:
     from reconciler.apply.result import ApplyResult
     from reconciler.apply.runner import RepoProgress
-    from reconciler.desired.model import DesiredState, RegistrySpec
+    from reconciler.desired.model import DesiredState
     from reconciler.ops.parallel import Progress
     from reconciler.ops.result import OpResult
     from reconciler.ops.stop import StopToken
@@ -358,14 +359,6 @@ def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 500
 
 # -- plan and apply -----------------------------------------------------------------------
 
-def registry_config(spec: RegistrySpec) -> RegistryConfig:
-    """The client configuration of a ``registries:`` entry (or ad-hoc feed URL) of repos.yaml."""
-    return RegistryConfig(
-        url=spec.url, username_env=spec.username_env, password_env=spec.password_env, auth_file=spec.auth_file,
-        tls_verify=spec.tls_verify, ca_file=spec.ca_file, client_cert=spec.client_cert, client_key=spec.client_key,
-        max_concurrency=spec.max_concurrency, timeout=spec.timeout, retries=spec.retries)
-
-
 class UpstreamPool:
     """The upstream clients of one plan or apply: one per registry, shared by every
     repository (one ping, one connection pool, ``max_concurrency`` honoured across
@@ -379,17 +372,17 @@ class UpstreamPool:
         #: bundle feeds, opened (and their members indexed) once per plan or apply
         self._bundles: dict[str, UpstreamSource] = {}
 
-    def __call__(self, spec: RegistrySpec) -> UpstreamSource:
+    def __call__(self, spec: RegistryConfig) -> UpstreamSource:
         with self._lock:  # called from the refresh's and the apply's worker threads
             if spec.url.startswith(BUNDLE_SCHEME):
                 if spec.url not in self._bundles:
-                    self._bundles[spec.url] = registry_client(registry_config(spec))
+                    self._bundles[spec.url] = registry_client(spec)
                 return self._bundles[spec.url]  # its close() does nothing: safe to share
             if self.shared is None:
                 from reconciler.registry.shared import SharedClients
 
                 self.shared = SharedClients()
-        return self.shared.borrow(registry_config(spec))
+        return self.shared.borrow(spec)
 
     def close(self) -> None:
         if self.shared is not None:
@@ -402,11 +395,11 @@ class UpstreamPool:
         self.close()
 
 
-def v1_source(spec: RegistrySpec) -> V1Source:
+def v1_source(spec: RegistryConfig) -> V1Source:
     """A v1 registry API client for a feed of repos.yaml (v1 sync, ``enable_v1``)."""
     from reconciler.registry.v1client import V1Client
 
-    return V1Client(registry_config(spec))
+    return V1Client(spec)
 
 
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,

@@ -29,8 +29,9 @@ from reconciler.bundle import SCHEME
 from reconciler.bundle import format as bf
 from reconciler.errors import BundleBaseMissing, InvalidInput, NotFound
 from reconciler.model import Digest, Index, Manifest, parse_manifest
+from reconciler.model.registry import RegistryConfig
 from reconciler.ops.formats.tarsafe import Limits, check_members, compressed_size, safe_tarinfo
-from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
+from reconciler.registry.protocol import ManifestHead, RequestStats
 
 T = TypeVar("T")
 _CHUNK = 1 << 20

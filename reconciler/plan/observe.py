@@ -27,12 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
+from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
 from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.reference import normalize_upstream_name
+from reconciler.model.registry import RegistryConfig
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
@@ -47,7 +48,7 @@ from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-SourceFactory = Callable[[RegistrySpec], UpstreamSource]
+SourceFactory = Callable[[RegistryConfig], UpstreamSource]
 #: (source, repository spec, jobs, names of the tags the store holds) -> the upstream's
 #: selected tags and their digests, the manifests GOT while resolving, and the tags that
 #: could not be resolved

@@ -11,16 +11,17 @@ import logging
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
-from reconciler.desired.model import DesiredState, RegistrySpec
+from reconciler.desired.model import DesiredState
 from reconciler.errors import ReconcilerError
 from reconciler.model.content import V1Content
+from reconciler.model.registry import RegistryConfig
 from reconciler.ops.v1.sync import V1Source
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
 from reconciler.store.roles.versions import VersionStore
 
 log = logging.getLogger(__name__)
 
-V1SourceFactory = Callable[[RegistrySpec], V1Source]
+V1SourceFactory = Callable[[RegistryConfig], V1Source]
 
 _EMPTY = V1Content()
 
@@ -59,7 +60,7 @@ def refresh_v1(store: VersionStore, desired: DesiredState, wanted: Iterable[str]
     return v1, uploads, remote
 
 
-def _upstream(feed: RegistrySpec, name: str, sources: V1SourceFactory | None) -> V1Upstream:
+def _upstream(feed: RegistryConfig, name: str, sources: V1SourceFactory | None) -> V1Upstream:
     if sources is None:
         return V1Upstream(name, error="no v1 client to refresh with")
     try:
