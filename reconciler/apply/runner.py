@@ -41,7 +41,7 @@ from typing import Protocol
 
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
-from reconciler.apply.hooks import CountingStore, KillSwitch
+from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
@@ -140,7 +140,7 @@ def _with_closure(store: Store, graph: RefGraph, roots: list[Digest]) -> RefGrap
 class Runner:
     def __init__(self, plan: Plan, store: Store, desired: DesiredState, *, sources: SourceFactory | None = None,
                  fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
-                 command: str = "apply", kill: KillSwitch | None = None, progress: RepoProgress | None = None,
+                 command: str = "apply", observer: Observer | None = None, progress: RepoProgress | None = None,
                  parallel_repos: int = MAX_PARALLEL_REPOS,
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
                  v1_sources: V1SourceFactory | None = None, stop: StopToken | None = None,
@@ -152,8 +152,9 @@ class Runner:
         #: asked to stop (SIGINT/SIGTERM, a lost lock): checked before each download and write
         self.stop = stop if stop is not None else StopToken()
         self.skip_unavailable = skip_unavailable
-        self.kill = kill if kill is not None else KillSwitch()
-        inner: Store = CountingStore(store, self.kill) if self.kill else store
+        #: sees the store this apply writes through and the points it passes (``apply.observer``)
+        self.observer = observer if observer is not None else current()
+        inner = self.observer.store(store)
         # every write and every download checks the stop token (and the lock) first
         self.store: Store = StoppingStore(inner, self.stop, store)  # type: ignore[assignment]
         self.raw_store = store
@@ -227,7 +228,7 @@ class Runner:
                 if actions:
                     self.stop.check()
                     self._repository(repo, actions)
-                    self.kill.at(f"repo:{repo}")
+                    self.observer.event("apply", f"repo:{repo}")
         except Interrupted as exc:
             self.result.stopped, self.result.exit_code = exc.message, exc.exit_code
             seen = {r.id for r in self.result.results}
@@ -242,7 +243,7 @@ class Runner:
                 self.result.stopped = self.stop.reason
             outcome = "interrupted" if abandoned else self.result.outcome
             store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.journal()})
-            self.kill.close()
+            self.observer.close()
         return self.result
 
     def _tags(self, repo: str) -> dict[Digest, str]:
@@ -347,7 +348,7 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
-        self.kill.at(f"commit:{repo}")
+        self.observer.event("apply", f"commit:{repo}")
         for a in late:
             if publications.grouped(a):
                 self._switch_when_ready(a)

@@ -447,7 +447,7 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
         can never run between another writer's 'bytes stored' and 'version committed'.
         Only on the store's own blob storage, checked afresh (``identity.gate``): gc on a
         copy would delete what the original needs. gc's one entry point; ``events``: told
-        each step (crash points for tests, ``apply.hooks``)."""
+        each step (``apply.observer``: the crash tests' points)."""
         if self._lock_owner == threading.get_ident():
             return self._gc(lock_timeout, dry_run, events)
         with self.lock(lock_timeout):
