@@ -12,7 +12,8 @@ import click
 from reconciler import api
 from reconciler.cli.context import AppContext, echo_json, pass_app
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
-from reconciler.plan.model import FORMAT_VERSION, Op, Plan
+from reconciler.plan.actions import DropVersions
+from reconciler.plan.model import FORMAT_VERSION, Plan
 from reconciler.plan.render_text import incomplete_text, render_text
 from reconciler.plan.seal import key_from_env
 
@@ -151,7 +152,7 @@ def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
         if switched:
             click.echo(f"Published: {switched}.")
         dropped_ids = {r.id for r in result.status("done")}
-        drops = [a for a in plan.actions if a.op is Op.DROP_VERSIONS and a.id in dropped_ids]
+        drops = [a for a in plan.actions if isinstance(a, DropVersions) and a.id in dropped_ids]
         if drops:
             from reconciler.model.repository import version_ranges
 

@@ -22,10 +22,26 @@ from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.plan import model as pm
 from reconciler.plan import steps
+from reconciler.plan.actions import (
+    Action,
+    Change,
+    CopyContent,
+    CopyTag,
+    CreateRepository,
+    Op,
+    PinTag,
+    Publish,
+    RemoveContent,
+    RemoveTag,
+    SetTag,
+    SyncTag,
+    Unpublish,
+    UpdateRepository,
+    Upload,
+)
 from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
-from reconciler.plan.model import Action, Change, Download, Op
 from reconciler.plan.observed import ObservedRepo
 
 
@@ -67,12 +83,13 @@ class RepoDiff:
         self.removed: dict[str, tuple[ContentSet, int]] = {}
 
     # -- helpers --------------------------------------------------------------------------
-    def _add(self, op: Op, change: Change, subject: str, reason: str, *, deps: Iterable[str] = (),
-             **kw: object) -> Action:
+    def _ids(self, op: Op, subject: str, deps: Iterable[str] = ()) -> tuple[str, tuple[str, ...]]:
+        """The id of the next action (``REPO/OP/SUBJECT``, unique in the plan) and what it
+        depends on: the repository's creation, then ``deps``."""
         action_id = self.ledger.unique_id(f"{self.repo}/{op.value}/{subject}")
-        all_deps = tuple(dict.fromkeys([*self.base_deps, *(d for d in deps if d != action_id)]))
-        action = Action(id=action_id, op=op, change=change, repo=self.repo, reason=reason,
-                        depends_on=all_deps, **kw)  # type: ignore[arg-type]
+        return action_id, tuple(dict.fromkeys([*self.base_deps, *(d for d in deps if d != action_id)]))
+
+    def _add(self, action: Action) -> Action:
         self.actions.append(action)
         return action
 
@@ -110,30 +127,48 @@ class RepoDiff:
                                                     f"{what}: tag {tag} failed there: {cause.error}"))
         return True
 
-    def _set_tag(self, op: Op, tag: str, digest: Digest, origin: Origin, reason: str, *,
-                 deps: Iterable[str] = (), cascade: bool = False, **kw: object) -> None:
+    def _set_tag(self, kind: type[SetTag], tag: str, digest: Digest, reason: str, *,
+                 deps: Iterable[str] = (), cascade: bool = False, source: tuple[str, str] | None = None) -> None:
+        """A ``SyncTag`` (``cascade``: a mirror), ``CopyTag`` or ``PinTag`` (``source``:
+        the repository and tag it copies or pins to) of ``tag`` to ``digest``."""
         current = self.state.tags.get(tag)
-        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade)
+        step = steps.set_tag(self.state, self.graph, tag, digest, kind.origin, cascade=cascade)
         if step.state == self.state:
             return
         new = step.state.content.difference(self.state.content)
         change = Change.CREATE if current is None else Change.UPDATE
         before = self.state
-        action = self._add(op, change, tag, reason, deps=deps, tag=tag, digest=digest,
-                           old_digest=current.digest if current and current.digest != digest else None,
-                           old_origin=current.origin.value if current and current.digest == digest else None,
-                           download=self.ledger.download_for(new) if op is Op.SYNC_TAG else Download(),
-                           adds=_counts(new), removes=_counts(step.removed), cascade=cascade and bool(len(step.removed)),
-                           **kw)
+        action_id, depends_on = self._ids(kind.op, tag, deps)
+        old_digest = current.digest if current and current.digest != digest else None
+        old_origin = current.origin.value if current and current.digest == digest else None
+        adds, removes = _counts(new), _counts(step.removed)
+        action: SetTag
+        if kind is SyncTag:
+            action = SyncTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
+                             tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin,
+                             download=self.ledger.download_for(new), adds=adds, removes=removes,
+                             cascade=cascade and bool(len(step.removed)))
+        elif kind is CopyTag:
+            assert source is not None  # a copy always names its source
+            action = CopyTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
+                             tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
+                             removes=removes, source_repo=source[0], source_tag=source[1])
+        else:
+            action = PinTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
+                            tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
+                            removes=removes, source_repo=source[0] if source else None,
+                            source_tag=source[1] if source else None)
+        self._add(action)
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
         self._bring(action, before)
 
     def _remove_tag(self, tag: str, reason: str, *, cascade: bool = False) -> None:
         step = steps.remove_tag(self.state, self.graph, tag, cascade=cascade)
-        old = self.state.tags[tag].digest
-        action = self._add(Op.REMOVE_TAG, Change.DELETE, tag, reason, tag=tag, old_digest=old, cascade=cascade,
-                           removes=_counts(step.removed, tags=step.removed_tags))
+        action_id, depends_on = self._ids(Op.REMOVE_TAG, tag)
+        action = self._add(RemoveTag(id=action_id, repo=self.repo, change=Change.DELETE, reason=reason,
+                                     depends_on=depends_on, tag=tag, old_digest=self.state.tags[tag].digest,
+                                     cascade=cascade, removes=_counts(step.removed, tags=step.removed_tags)))
         self.removed[action.id] = (step.removed, step.removed_tags)
         self.state = step.state
 
@@ -171,12 +206,14 @@ class RepoDiff:
         spec = self.spec
         feed = spec.feed.url if spec.feed else None
         if self.obs is None:
-            a = self._add(Op.CREATE_REPOSITORY, Change.CREATE, "repository", pm.DECLARED,
-                          feed=feed, upstream_name=spec.upstream_name)
+            action_id, depends_on = self._ids(Op.CREATE_REPOSITORY, "repository")
+            a = self._add(CreateRepository(id=action_id, repo=self.repo, change=Change.CREATE, reason=pm.DECLARED,
+                                           depends_on=depends_on, feed=feed, upstream_name=spec.upstream_name))
             self.base_deps = (a.id,)
         elif (self.obs.repository.feed, self.obs.repository.upstream_name) != (feed, spec.upstream_name):
-            self._add(Op.UPDATE_REPOSITORY, Change.UPDATE, "repository", pm.DECLARED,
-                      feed=feed, upstream_name=spec.upstream_name)
+            action_id, depends_on = self._ids(Op.UPDATE_REPOSITORY, "repository")
+            self._add(UpdateRepository(id=action_id, repo=self.repo, change=Change.UPDATE, reason=pm.DECLARED,
+                                       depends_on=depends_on, feed=feed, upstream_name=spec.upstream_name))
 
     def _empty_and_new(self) -> bool:
         """A repository that does not exist yet, whose only content would come from an
@@ -232,7 +269,7 @@ class RepoDiff:
                 reason = pm.TAG_MISSING_HERE  # its image is here untagged: the tag was removed here
             else:
                 reason = pm.NEW_UPSTREAM_TAG
-            self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror)
+            self._set_tag(SyncTag, tag, selected[tag], reason, cascade=spec.mirror)
         gone = sorted(synced_here - set(selected) - unresolved)
         refused = spec.mirror and bool(gone) and not selected and not unresolved and not spec.allow_empty
         if not upstream.listed:
@@ -277,8 +314,10 @@ class RepoDiff:
                 # missing, and never prune this repository blind
                 self.prune_safe = False
                 if upload.tag is None or upload.tag not in self.state.tags:
-                    self._add(Op.UPLOAD, Change.CREATE, str(upload.file), pm.DECLARED, file=str(upload.file),
-                              tag=upload.tag, file_digest=info.file_digest if info else None)
+                    action_id, depends_on = self._ids(Op.UPLOAD, str(upload.file))
+                    self._add(Upload(id=action_id, repo=self.repo, change=Change.CREATE, reason=pm.DECLARED,
+                                     depends_on=depends_on, file=str(upload.file), tag=upload.tag,
+                                     file_digest=info.file_digest if info else None))
                 continue
             self.declared_roots |= set(info.roots)
             # the tags the import will set: every tag the file names, or just ``tag:``
@@ -292,11 +331,13 @@ class RepoDiff:
             current = self.state.tags.get(upload.tag) if upload.tag else None
             before = self.state
             change = Change.UPDATE if any(t in self.state.tags for t in moved) else Change.CREATE
-            action = self._add(Op.UPLOAD, change, str(upload.file), pm.DECLARED, file=str(upload.file),
-                               tag=upload.tag, digest=target, file_digest=info.file_digest,
-                               old_digest=current.digest if current and current.digest != target else None,
-                               upload_tags={t: str(d) for t, d in sorted(wanted.items())},
-                               adds=_counts(new))
+            action_id, depends_on = self._ids(Op.UPLOAD, str(upload.file))
+            action = self._add(Upload(id=action_id, repo=self.repo, change=change, reason=pm.DECLARED,
+                                      depends_on=depends_on, file=str(upload.file), tag=upload.tag, digest=target,
+                                      file_digest=info.file_digest,
+                                      old_digest=current.digest if current and current.digest != target else None,
+                                      upload_tags={t: str(d) for t, d in sorted(wanted.items())},
+                                      adds=_counts(new)))
             self.state = self.state.with_content(info.content)
             self.state = self.state.with_tags({t: TagEntry(d, Origin.UPLOAD) for t, d in wanted.items()})
             self._bring(action, before)
@@ -325,8 +366,7 @@ class RepoDiff:
                 deps = [*self._providers(source, closure)]
                 if (source, tag) in self.ledger.tag_setter:
                     deps.append(self.ledger.tag_setter[(source, tag)])
-                self._set_tag(Op.COPY_TAG, tag, entry.digest, Origin.COPY, pm.DECLARED, deps=deps,
-                              source_repo=source, source_tag=tag)
+                self._set_tag(CopyTag, tag, entry.digest, pm.DECLARED, deps=deps, source=(source, tag))
             for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
                                           ("index", copy.indexes, src.content.indexes)):
                 if selection != ALL and not selection:
@@ -344,9 +384,12 @@ class RepoDiff:
                 if not len(new):
                     continue
                 before = self.state
-                action = self._add(Op.COPY_CONTENT, Change.CREATE, f"{kind}-from-{source}", pm.DECLARED,
-                                   deps=self._providers(source, closure), source_repo=source, kind=kind,
-                                   digests=tuple(d for d in digests if d in new), adds=_counts(new))
+                action_id, depends_on = self._ids(Op.COPY_CONTENT, f"{kind}-from-{source}",
+                                                  self._providers(source, closure))
+                action = self._add(CopyContent(id=action_id, repo=self.repo, change=Change.CREATE,
+                                               reason=pm.DECLARED, depends_on=depends_on, source_repo=source,
+                                               kind=kind, digests=tuple(d for d in digests if d in new),
+                                               adds=_counts(new)))
                 self.state = self.state.with_content(closure)
                 self._bring(action, before)
 
@@ -377,8 +420,8 @@ class RepoDiff:
                 setter = self.ledger.tag_setter.get((pin.source_repo, pin.source_tag))
                 if setter:
                     deps.append(setter)
-                self._set_tag(Op.PIN_TAG, pin.name, digest, Origin.PIN, pm.DECLARED, deps=deps,
-                              source_repo=pin.source_repo, source_tag=pin.source_tag)
+                self._set_tag(PinTag, pin.name, digest, pm.DECLARED, deps=deps,
+                              source=(pin.source_repo, pin.source_tag))
             else:
                 assert pin.digest is not None
                 if pin.digest not in self.state.content.manifests | self.state.content.indexes:
@@ -386,7 +429,7 @@ class RepoDiff:
                                       "hold after this plan", path=at,
                                       hint="copy or upload that manifest first, or fix the digest")
                 deps = self._providers(self.repo, self.graph.closure([pin.digest]))
-                self._set_tag(Op.PIN_TAG, pin.name, pin.digest, Origin.PIN, pm.DECLARED, deps=deps)
+                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps)
 
     def _removals(self) -> None:
         rm = self.spec.remove
@@ -399,8 +442,10 @@ class RepoDiff:
             if not present:
                 continue
             step = steps.remove_content(self.state, self.graph, kind, present)
-            action = self._add(Op.REMOVE_CONTENT, Change.DELETE, f"{kind}s", pm.DECLARED, kind=kind,
-                               digests=present, removes=_counts(step.removed, tags=step.removed_tags))
+            action_id, depends_on = self._ids(Op.REMOVE_CONTENT, f"{kind}s")
+            action = self._add(RemoveContent(id=action_id, repo=self.repo, change=Change.DELETE, reason=pm.DECLARED,
+                                             depends_on=depends_on, kind=kind, digests=present,
+                                             removes=_counts(step.removed, tags=step.removed_tags)))
             self.removed[action.id] = (step.removed, step.removed_tags)
             self.state = step.state
 
@@ -424,24 +469,24 @@ class RepoDiff:
         step = steps.remove_content(self.state, self.graph, "untagged", roots)
         if not len(step.removed):
             return
-        action = self._add(Op.REMOVE_CONTENT, Change.DELETE, "untagged", pm.REMOVED_FROM_DESIRED, kind="untagged",
-                           digests=roots, removes=_counts(step.removed))
+        action_id, depends_on = self._ids(Op.REMOVE_CONTENT, "untagged")
+        action = self._add(RemoveContent(id=action_id, repo=self.repo, change=Change.DELETE,
+                                         reason=pm.REMOVED_FROM_DESIRED, depends_on=depends_on, kind="untagged",
+                                         digests=roots, removes=_counts(step.removed)))
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
 
     def _v1(self) -> None:
-        for kw in v1_steps(self.spec, self.ledger.observed, self.ledger.errors):
-            op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
-            assert isinstance(op, Op) and isinstance(change, Change)
-            self._add(op, change, str(subject), str(reason), **kw)  # type: ignore[arg-type]
+        for action in v1_steps(self.spec, self.ledger.observed, self.ledger.errors, self._ids):
+            self._add(action)
 
     def _retain(self) -> None:
         observed = self.ledger.observed
-        kw = retain_step(self.spec, observed.history.get(self.repo), self.actions,
-                         self.obs.state if self.obs else RepoState(), self.state, publish_grace=observed.publish_grace)
-        if kw is not None:
-            op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
-            self._add(op, change, subject, reason, **kw)
+        action = retain_step(self.spec, observed.history.get(self.repo), self.actions,
+                             self.obs.state if self.obs else RepoState(), self.state, self._ids,
+                             publish_grace=observed.publish_grace)
+        if action is not None:
+            self._add(action)
 
     def _publish(self) -> None:
         spec, repo = self.spec, self.obs.repository if self.obs else None
@@ -464,8 +509,10 @@ class RepoDiff:
                 change = Change.UPDATE
             else:
                 return
-            self._add(Op.PUBLISH, change, spec.publish, reason, deps=deps, publish_name=spec.publish,
-                      protected=spec.protected)
+            action_id, depends_on = self._ids(Op.PUBLISH, spec.publish, deps)
+            self._add(Publish(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
+                              publish_name=spec.publish, protected=spec.protected))
         elif repo is not None and repo.published_version is not None:
-            self._add(Op.UNPUBLISH, Change.DELETE, repo.publish_name or "", pm.REMOVED_FROM_DESIRED, deps=deps,
-                      publish_name=repo.publish_name)
+            action_id, depends_on = self._ids(Op.UNPUBLISH, repo.publish_name or "", deps)
+            self._add(Unpublish(id=action_id, repo=self.repo, change=Change.DELETE, reason=pm.REMOVED_FROM_DESIRED,
+                                depends_on=depends_on, publish_name=repo.publish_name))

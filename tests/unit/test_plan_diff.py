@@ -10,8 +10,9 @@ from reconciler.desired.model import ALL, CopySpec, Removal, TagPin
 from reconciler.errors import ConfigError, InvalidInput, RemovalRefused
 from reconciler.model.content import Origin
 from reconciler.model.tagfilter import TagFilter
+from reconciler.plan.actions import Change
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Change, Plan
+from reconciler.plan.model import Plan
 from tests.support.planworld import (
     RepositorySpec,
     content_of,

@@ -15,8 +15,9 @@ from reconciler.desired.model import Upload
 from reconciler.errors import RegistryError
 from reconciler.model.content import V1Content
 from reconciler.model.registry import RegistryConfig
+from reconciler.plan.actions import Op
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Op, Plan
+from reconciler.plan.model import Plan
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
 from reconciler.plan.render_text import render_text
 from reconciler.registry.v1client import V1Client
