@@ -198,12 +198,12 @@ def apply_cmd(app: AppContext, plan_file: str | None, path: str | None, targets:
         raise click.UsageError("give either a saved PLAN or -f FILE")
     if plan_file is not None and (targets or prune_repositories):
         raise click.UsageError("--target and --prune-repositories belong to the plan, not to `apply PLAN`")
-    from reconciler.cli.apply_progress import ApplyProgress
     from reconciler.cli.interrupts import stop_on_signals
+    from reconciler.cli.progress import ProgressRenderer
     from reconciler.cli.refresh_progress import RefreshProgress
     from reconciler.ops.stop import StopToken
 
-    progress = None if app.quiet else ApplyProgress(tty=sys.stderr.isatty())
+    progress = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty())
     refreshing = None if app.quiet or plan_file is not None else RefreshProgress(tty=sys.stderr.isatty())
     stop = StopToken()
 
