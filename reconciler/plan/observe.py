@@ -22,7 +22,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,6 @@ from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
-from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.ops.cascade import RefGraph
@@ -40,6 +39,8 @@ from reconciler.ops.graph import load_graph
 from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
+from reconciler.ops.transfer.adapters import MemorySink, RegistrySource
+from reconciler.ops.transfer.walk import TransferPolicy, transfer
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
 from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
@@ -95,62 +96,13 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
     """GET, level by level, the manifests under ``roots`` that neither the store nor
     ``known`` holds (``known`` may hold indexes the resolver GOT: their children are
     walked); adds them to ``known`` (in memory only). Returns the roots whose content
-    could not be fetched, with why: only the tags on those fail, the others are planned."""
-    parents: dict[Digest, set[Digest]] = {}
-    failures: dict[Digest, str] = {}
-    level = list(dict.fromkeys(roots))
-    seen = set(level)
-    # index levels walked: bounded as the apply's fetch and uploads are, or a hostile
-    # upstream could chain indexes forever
-    depth = 0
-    pool: ThreadPoolExecutor | None = None  # started only when something is missing
-
-    def get(d: Digest) -> Manifest | Index | ReconcilerError:
-        try:
-            return source.manifest_get(name, str(d))
-        except ReconcilerError as exc:
-            return exc
-
-    try:
-        while level:
-            missing = [d for d in level if d not in known and not store.manifest_has(d)]
-            if missing:
-                pool = pool or ThreadPoolExecutor(max_workers=max(1, jobs))
-                for d, got in zip(missing, pool.map(get, missing), strict=True):
-                    if isinstance(got, ReconcilerError):
-                        failures[d] = failure_text(got)  # names the URL, and with it the digest
-                    else:
-                        known[d] = got
-            indexes = [m for d in level if isinstance(m := known.get(d), Index)]
-            if indexes:
-                depth += 1
-            nxt: list[Digest] = []
-            for index in indexes:
-                if depth > MAX_INDEX_DEPTH:
-                    failures[index.digest] = (f"indexes nested more than {MAX_INDEX_DEPTH} deep at manifest "
-                                              f"{index.digest} (the upstream's index chain is malformed or hostile)")
-                    continue
-                for child in index.children():
-                    parents.setdefault(child, set()).add(index.digest)
-                    if child not in seen:
-                        seen.add(child)
-                        nxt.append(child)
-            level = nxt
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    return {root: failures[bad] for bad in failures for root in _ancestors(bad, parents)}
-
-
-def _ancestors(digest: Digest, parents: Mapping[Digest, set[Digest]]) -> set[Digest]:
-    """``digest`` and every node above it, up to the roots (which have no parents)."""
-    out, stack = set(), [digest]
-    while stack:
-        d = stack.pop()
-        if d not in out:
-            out.add(d)
-            stack += parents.get(d, ())
-    return out
+    could not be fetched, with why: only the tags on those fail, the others are planned.
+    The walk is the one every content move uses (``ops.transfer``), into a sink that
+    writes nothing, bounded in depth as the apply's fetch and uploads are."""
+    policy = TransferPolicy(jobs=jobs, blobs=False, descend_held=False, keep_going=True)
+    moved = transfer(RegistrySource(source, name), MemorySink(store), roots, policy=policy, prefetched=dict(known))
+    known.update(moved.manifests)
+    return {root: failure_text(exc) for root, exc in moved.failed.items()}
 
 
 def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,

@@ -133,3 +133,32 @@ class StoreSink:
 
     def commit(self) -> None:
         self.batch.commit()
+
+
+class MemorySink:
+    """``ContentSink`` that writes nothing: manifests are kept in memory (``manifests``)
+    and ``held_by`` says what is held already. The plan's refresh walks an upstream into
+    one, so planning never writes to the store (and never makes another saved plan stale)."""
+
+    def __init__(self, held_by: Store) -> None:
+        self.store = held_by
+        self.manifests: dict[Digest, AnyManifest] = {}
+
+    def manifests_held(self, digests: Iterable[Digest]) -> set[Digest]:
+        return {d for d in digests if self.store.manifest_has(d)}
+
+    def manifest_read(self, digest: Digest) -> AnyManifest | None:
+        return None  # the refresh stops at what the store holds
+
+    def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
+        return set()  # blobs are counted from descriptors, never read here
+
+    def blob_put(self, digest: Digest, chunks: Iterator[bytes], *, size: int | None, where: str) -> int:
+        raise AssertionError("a MemorySink takes no blobs")
+
+    def manifests_put(self, manifests: Sequence[AnyManifest]) -> None:
+        for m in manifests:
+            self.manifests.setdefault(m.digest, m)
+
+    def commit(self) -> None:
+        pass

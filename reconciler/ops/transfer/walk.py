@@ -304,19 +304,31 @@ class _Walk:
         r.blob_bytes = sum(n or 0 for _, n in done)
 
     def _check_sizes(self, digests: Iterable[Digest]) -> None:
-        """Refuse a blob whose size, as the source knows it without reading, is not the
-        size its descriptor declares: streaming it would only find out at the end, after
-        writing what may be many gigabytes the descriptor says are a few bytes."""
-        for d in digests:
-            declared = self.result.blobs[d].size
-            actual = self.source.blob_size(d)
-            if declared is not None and actual is not None and actual != declared:
-                user = next(m.digest for m in self.result.manifests.values()
-                            if isinstance(m, Manifest) and any(b.digest == d for b in m.blobs()))
-                raise self.fail("blob", d, InvalidInput(
-                    f"{self.source.location('blob', d)}: blob {d} is {actual} bytes in the source, but manifest "
-                    f"{user} declares {declared}",
-                    hint="the source is corrupt or was tampered with; nothing was stored"))
+        problem = size_problem(self.source, self.result.manifests.values(), digests)
+        if problem is not None:
+            raise self.fail("blob", *problem)
+
+
+def size_problem(source: ContentSource, manifests: Iterable[AnyManifest], digests: Iterable[Digest] | None = None,
+                 ) -> tuple[Digest, InvalidInput] | None:
+    """The first blob whose size, as ``source`` knows it without reading, is not the size
+    its descriptor declares, and the error refusing it: streaming it would only find out
+    at the end, after writing what may be many gigabytes the descriptor says are a few
+    bytes. ``digests``: check only these blobs of ``manifests`` (default: all)."""
+    wanted = set(digests) if digests is not None else None
+    for m in manifests:
+        if not isinstance(m, Manifest):
+            continue
+        for desc in m.blobs():
+            if wanted is not None and desc.digest not in wanted:
+                continue
+            actual = source.blob_size(desc.digest)
+            if desc.size is not None and actual is not None and actual != desc.size:
+                return desc.digest, InvalidInput(
+                    f"{source.location('blob', desc.digest)}: blob {desc.digest} is {actual} bytes in the source, "
+                    f"but manifest {m.digest} declares {desc.size}",
+                    hint="the source is corrupt or was tampered with; nothing was stored")
+    return None
 
 
 def _verified(chunks: Iterator[bytes], desc: Descriptor, where: str, stop: StopToken | None, *,
