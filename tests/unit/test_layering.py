@@ -25,8 +25,11 @@ ALLOWED: dict[str, set[str] | None] = {
     "registry": BASE,
     "desired": BASE,
     "ops": BASE | {"store.protocol", "store.roles", "registry.protocol"},
-    # file formats: read and write files (an export reads the store's read view), nothing else
-    "ops.formats": BASE | {"store.roles.read"},
+    # the content interface: protocols over the model, nothing else
+    "ops.transfer.interface": BASE,
+    # file formats: read and write files (an export reads the store's read view), and are
+    # the content interface's file sources and sinks (they know no operation, no walk)
+    "ops.formats": BASE | {"store.roles.read", "ops.transfer.interface"},
     "plan": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired"},
     "apply": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired", "plan"},
     # a server only reads: the read view, never the writing roles or the whole Store
@@ -44,7 +47,7 @@ ALLOWED: dict[str, set[str] | None] = {
 }
 #: sub-layers below their own package: they may not import the rest of it (a file format
 #: knows no operation; a store role knows no backend)
-SEALED = {"ops.formats", "store.roles"}
+SEALED = {"ops.formats", "store.roles", "ops.transfer.interface"}
 
 
 def layer_of(module: str) -> str:
@@ -123,6 +126,17 @@ def test_package_obeys_layering() -> None:
     ("store.roles.read", "from reconciler.store.protocol import Store\n"),
     ("ops.formats.archive", "from reconciler.ops.result import commit_state\n"),
     ("ops.formats.crane", "from reconciler.store.protocol import Store\n"),
+    # a file format is a source or a sink of the content interface, never the walk
+    ("ops.formats.filesource", "from reconciler.ops.transfer.walk import transfer\n"),
+    ("ops.formats.filesource", "from reconciler.ops.transfer.adapters import StoreSink\n"),
+    # the content interface knows no store, no registry, no operation
+    ("ops.transfer.interface", "from reconciler.store.protocol import Store\n"),
+    ("ops.transfer.interface", "from reconciler.registry.protocol import UpstreamSource\n"),
+    ("ops.transfer.interface", "from reconciler.ops.fetch import fetch_content\n"),
+    # the walk and its adapters: no store backend, no HTTP client
+    ("ops.transfer.walk", "from reconciler.store.sqlite.store import SQLiteStore\n"),
+    ("ops.transfer.adapters", "from reconciler.registry.client import RegistryClient\n"),
+    ("ops.transfer.adapters", "from reconciler.store.blobs.local import ContentFiles\n"),
 ])
 def test_checker_catches_violations(module: str, source: str) -> None:
     assert violations(module, source), f"{module} importing that must be a violation"
@@ -139,3 +153,6 @@ def test_checker_allows_the_rule() -> None:
     assert violations("server.content", "from reconciler.store.roles.read import ReadView\n") == []
     assert violations("ops.export", "from reconciler.store.roles.read import ReadView\n") == []
     assert violations("ops.graph", "from reconciler.store.roles.content import ContentStore\n") == []
+    # file formats implement the content interface; operations use the walk
+    assert violations("ops.formats.filesource", "from reconciler.ops.transfer.interface import Consume\n") == []
+    assert violations("ops.upload", "from reconciler.ops.transfer.walk import transfer\n") == []

@@ -262,9 +262,12 @@ class _Walk:
             desc = r.blobs[d]
             where = source.location("blob", d)
 
+            # (schema1 layers declare no size: the source's, when it knows it)
+            size = desc.size if desc.size is not None else source.blob_size(d)
+
             def put(chunks: Iterator[bytes]) -> int:
                 return sink.blob_put(d, _verified(chunks, desc, where, self.stop, hashed=not source.trusted),
-                                     size=desc.size, where=where)
+                                     size=size, where=where)
 
             check(self.stop)  # no new read once a stop is requested
             n = source.read_blob(d, put)
