@@ -98,5 +98,5 @@ def _transfer(store: ReadView, version: RepositoryVersion, sink: TarSink) -> Non
     """The version's content into ``sink``: every manifest and index is a root (a version
     may hold untagged ones), one blob at a time (a tar has one write position)."""
     roots = sorted(version.content.manifests | version.content.indexes)
-    transfer(StoreSource(store, version), sink, roots, policy=TransferPolicy(jobs=1))
+    transfer(StoreSource.of_version(store, version), sink, roots, policy=TransferPolicy(jobs=1))
     sink.commit()

@@ -11,14 +11,17 @@ whichever source fed it.
   writes the app file first (``crane.write_app_file``).
 
 A tar has one write position: blobs are put one at a time (``TransferPolicy(jobs=1)``).
-Nothing is held beforehand, so every blob and manifest of the walk is written.
+``held``: content another file carries already (a delta bundle's base), neither written
+nor walked below; by default every blob and manifest of the walk is written.
+
+The bundle writer (``bundle.writer``) is a ``LayoutSink`` after its ``bundle.json``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest, Index, Manifest
@@ -31,10 +34,10 @@ from reconciler.ops.formats.tarout import TarWriter
 class TarSink:
     """What both tar sinks share: blobs as members at once, manifests at ``commit``."""
 
-    def __init__(self, w: TarWriter) -> None:
-        self.w = w
+    def __init__(self, w: TarWriter, *, held: Collection[Digest] = frozenset()) -> None:
+        self.w, self.held = w, held
         self._lock = threading.Lock()
-        self._blobs: set[Digest] = set()
+        self.blobs: set[Digest] = set()
         self.manifests: dict[Digest, tuple[str, bytes]] = {}
 
     def blob_member(self, digest: Digest) -> str:
@@ -44,20 +47,20 @@ class TarSink:
         raise NotImplementedError
 
     def manifests_held(self, digests: Iterable[Digest]) -> set[Digest]:
-        return set()
+        return {d for d in digests if d in self.held}
 
     def manifest_read(self, digest: Digest) -> Manifest | Index | None:
         return None
 
     def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
-        return {d for d in digests if d not in self._blobs}
+        return {d for d in digests if d not in self.blobs and d not in self.held}
 
     def blob_put(self, digest: Digest, chunks: Iterator[bytes], *, size: int | None, where: str) -> int:
         if size is None:
             raise InvalidInput(f"{where}: the size of blob {digest} is not known, and a tar member needs it")
         with self._lock:
             n = self.w.chunks(self.blob_member(digest), size, chunks)
-            self._blobs.add(digest)
+            self.blobs.add(digest)
         return n
 
     def manifests_put(self, manifests: Sequence[Manifest | Index]) -> None:

@@ -6,11 +6,12 @@ and the store (``StoreSource`` reads one repository version, ``StoreSink`` write
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Descriptor, Digest
+from reconciler.model.content import ContentSet, TagEntry
 from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.transfer.interface import AnyManifest, Consume
 from reconciler.registry.protocol import UpstreamSource
@@ -66,28 +67,33 @@ def upstream_url(upstream: object, name: str, path: str, *, method: str = "") ->
 
 
 class StoreSource:
-    """``ContentSource`` over one stored repository version (an export, a copy between
-    stores). The bytes were verified when they were stored: not hashed again here
-    (``store check`` is what finds a damaged file)."""
+    """``ContentSource`` over stored content: one repository version (``of_version``: an
+    export), or the content of several (a bundle). Only ``content`` is readable. The
+    bytes were verified when they were stored: not hashed again here (``store check`` is
+    what finds a damaged file)."""
 
     trusted = True
 
-    def __init__(self, store: ReadView, version: RepositoryVersion) -> None:
-        self.store, self.version = store, version
+    def __init__(self, store: ReadView, content: ContentSet, tags: Mapping[str, TagEntry], where: str) -> None:
+        self.store, self.content, self._tags, self.where = store, content, tags, where
+
+    @classmethod
+    def of_version(cls, store: ReadView, version: RepositoryVersion) -> StoreSource:
+        return cls(store, version.content, version.tags, f"{version.repo_id} version {version.number}")
 
     def tags(self) -> list[str]:
-        return sorted(self.version.tags)
+        return sorted(self._tags)
 
     def resolve(self, tag: str) -> Descriptor | None:
-        entry = self.version.tags.get(tag)
+        entry = self._tags.get(tag)
         if entry is None:
             return None
         media_type, raw = self.store.manifest_raw(entry.digest)
         return Descriptor(media_type, entry.digest, len(raw))
 
     def _held(self, digest: Digest) -> None:
-        if digest not in self.version.content:
-            raise ContentNotFound(f"{digest} is not in {self.version.repo_id} version {self.version.number}")
+        if digest not in self.content:
+            raise ContentNotFound(f"{self.where}: no {digest}")
 
     def manifest(self, digest: Digest) -> AnyManifest:
         self._held(digest)
@@ -103,7 +109,7 @@ class StoreSource:
             return consume(iter(lambda: f.read(_CHUNK), b""))
 
     def location(self, kind: str, digest: Digest) -> str:
-        return f"{self.version.repo_id} version {self.version.number}: {kind} {digest}"
+        return f"{self.where}: {kind} {digest}"
 
 
 class StoreSink:
