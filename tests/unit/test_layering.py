@@ -2,8 +2,9 @@
 errors <- model <- store roles <- store protocol <- ops <- plan <- apply <- watch <- cli;
 adapters (store backends, registry client) import only the protocols and the model; the
 server imports only the store's read view (``store.roles.read``) and the model; ops
-import no store backend and no HTTP client; wiring happens in ``reconciler.api`` and the
-CLI."""
+import no store backend and no HTTP client; the content interface
+(``ops.transfer.interface``) knows only the model, and the file formats may use it but
+not the walk; wiring happens in ``reconciler.api`` and the CLI."""
 
 from __future__ import annotations
 
