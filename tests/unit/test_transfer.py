@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -260,3 +261,43 @@ def test_held_manifests_are_not_walked_without_descend_held() -> None:
     sink = MemSink([top.manifest])
     result = transfer(source, sink, [top.digest], policy=TransferPolicy(descend_held=False, blobs=False))
     assert source.reads == [] and result.held == {top.digest} and not result.manifests
+
+
+@pytest.mark.parametrize("send_digest", [True, False])
+def test_registry_source_resolves_and_lists_tags(send_digest: bool) -> None:
+    """The registry adapter answers ``resolve`` from a HEAD, or (no digest header) from
+    the manifest's own bytes, and moves an image into a sink."""
+    from reconciler.ops.transfer.adapters import RegistrySource
+    from tests.support.fakeupstream import FakeUpstream
+
+    upstream = FakeUpstream(send_digest=send_digest)
+    image = build_multiarch("reg")
+    upstream.push("team/app", image, "v1", "v2")
+    source = RegistrySource(upstream, "team/app")
+    assert source.tags() == ["v1", "v2"]
+    found = source.resolve("v1")
+    assert found is not None and (found.digest, found.size) == (image.digest, len(image.manifest.raw))
+    assert source.resolve("nope") is None
+    sink = MemSink()
+    transfer(source, sink, [image.digest])
+    assert set(sink.put_blobs) == {Digest.parse(d) for d in image.all_blobs()}
+    assert source.location("blob", image.digest).startswith("GET http://fake.invalid/v2/team/app/blobs/")
+
+
+def test_file_source_is_an_upload_file_as_content(tmp_path: Path) -> None:
+    """An upload file (an OCI layout here) as a source: its tags, its manifests, its blobs."""
+    from reconciler.ops.formats.archive import open_archive
+    from reconciler.ops.formats.filesource import FileSource
+    from reconciler.ops.formats.upload_formats import read_oci_layout
+    from tests.support.archives import oci_layout_dir
+
+    image = build_image("file", oci=True)
+    path = oci_layout_dir(tmp_path / "layout", [(image, "v1")])
+    with open_archive(path) as archive:
+        source = FileSource(read_oci_layout(archive), str(path))
+        assert source.tags() == ["v1"]
+        found = source.resolve("v1")
+        assert found is not None and found.digest == image.digest
+        sink = MemSink()
+        transfer(source, sink, [image.digest])
+        assert sink.put_blobs == {Digest.parse(d): b for d, b in image.blobs.items()}
