@@ -8,9 +8,11 @@
 
 Everything is checked before anything is stored: tar members (``tarsafe``), manifests,
 and that every blob and child the new manifests need is in the file or already in the
-repository (a blob already in the repository need not be in the file). Blobs are then
-streamed to the store and verified; a mismatch raises ``DigestMismatch`` and no version
-is made (blobs stored before it are unreferenced and invisible until ``store gc``).
+repository (a blob already in the repository need not be in the file), and that each
+blob in the file is the size its manifest declares. The content then moves through the
+one transfer walk (``ops.transfer``: the file as a ``FileSource`` into the store's
+content batch): only what the store lacks is read from the file, each blob verified on
+the way; a mismatch raises ``DigestMismatch`` and nothing is committed, no version made.
 """
 
 from __future__ import annotations
