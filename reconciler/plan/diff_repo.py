@@ -406,11 +406,9 @@ class RepoDiff:
 
     def _prune(self) -> None:
         undeclared = sorted(t for t in self.state.tags if t not in self.declared_tags)
+        declared_content = self.graph.closure(self.declared_roots)
         if not self.spec.prune:
-            # one walk, not two: what neither a tag nor a declared root needs (a closure of a
-            # union is the union of the closures); half of a 1,000-repository plan's diff
-            needed = self.graph.closure({*(e.digest for e in self.state.tags.values()), *self.declared_roots})
-            orphans = self.state.content.difference(needed)
+            orphans = unreferenced(self.state, self.graph).difference(declared_content)
             if undeclared or orphans.manifests or orphans.indexes:
                 self.unmanaged = pm.Unmanaged(self.repo, tuple(undeclared), len(orphans.manifests),
                                               len(orphans.indexes))
@@ -419,7 +417,6 @@ class RepoDiff:
             self.ledger.warnings.append(f"{self.repo}: prune skipped: an upload's content is not known "
                                         "before import; run apply again to prune")
             return
-        declared_content = self.graph.closure(self.declared_roots)
         for tag in undeclared:
             self._remove_tag(tag, pm.REMOVED_FROM_DESIRED)
         orphans = unreferenced(self.state, self.graph).difference(declared_content)
