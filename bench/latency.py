@@ -124,13 +124,10 @@ class LatencyProxy:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            from bench.proc import stop_server
+
+            stop_server(self.proc)  # type: ignore[arg-type]  # a text-mode Popen stops the same way
         self.proc = None
 
 

@@ -10,9 +10,14 @@ missing, as on a fresh clone, the sections leave the regsync rows out and record
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench import proc
+
+if TYPE_CHECKING:
+    from bench.harness import Context
 
 PEERS_BIN = Path(os.environ.get("BENCH_PEERS_BIN", "/work/shared/peers/bin"))
 
@@ -42,3 +47,15 @@ def once(config: Path) -> proc.Run:
     exe = binary()
     assert exe is not None, "call binary() first"
     return proc.run([str(exe), "once", "-c", str(config), "-v", "warn"])
+
+
+def add_rerun(ctx: Context, fns: dict[str, Callable[[], Any]], out: dict[str, Any], source_host: str,
+              config_name: str) -> None:
+    """Add ``regsync`` (a re-run from ``source_host`` into the registry the cold-sync
+    section's regsync filled) to the measured ``fns``, or say in ``out`` why there is none."""
+    if "regsync_dst" in ctx.shared:
+        cfg = write_config(ctx.work / config_name, source_host, ctx.shared["regsync_dst"].host, list(ctx.fixtures.repos))
+        fns["regsync"] = lambda: once(cfg)
+    else:
+        out["regsync_note"] = missing_note() if binary() is None else \
+            "regsync rows left out: the cold-sync section did not leave regsync's registry"

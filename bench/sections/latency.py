@@ -53,13 +53,7 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
         fns["skopeo"] = lambda: skopeo_sync(y, "--dest", "docker", "--dest-tls-verify=false", f"{dst.host}/mirror")
     else:
         raise SectionError("the skopeo re-run needs the cold-sync section's destination: run cold_sync first")
-    if "regsync_dst" in ctx.shared:
-        cfg = regsync.write_config(ctx.work / "regsync-latency.yml", proxy.host, ctx.shared["regsync_dst"].host,
-                                   names)
-        fns["regsync"] = lambda: regsync.once(cfg)
-    else:
-        out["regsync_note"] = regsync.missing_note() if regsync.binary() is None else \
-            "regsync rows left out: the cold-sync section did not leave regsync's registry"
+    regsync.add_rerun(ctx, fns, out, proxy.host, "regsync-latency.yml")
     for name, m in measure_interleaved(ctx, fns, ctx.params.refresh_runs).items():
         out[name] = per_tag(m, tags)
     if out["ours_plan"]["blob_requests"]:

@@ -38,13 +38,7 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
     fns = {"skopeo": lambda: skopeo_sync(y, "--dest", "docker", "--dest-tls-verify=false", f"{dst.host}/mirror"),
            "ours_plan": lambda: proc.reconciler(ctx.store, "plan", "-f", str(ctx.repos_yaml), "--json"),
            "ours_apply": lambda: proc.reconciler(ctx.store, "apply", "-f", str(ctx.repos_yaml))}
-    if "regsync_dst" in ctx.shared:
-        cfg = regsync.write_config(ctx.work / "regsync.yml", ctx.upstream.host, ctx.shared["regsync_dst"].host,
-                                   list(ctx.fixtures.repos))
-        fns["regsync"] = lambda: regsync.once(cfg)
-    else:
-        out["regsync_note"] = regsync.missing_note() if regsync.binary() is None else \
-            "regsync rows left out: the cold-sync section did not leave regsync's registry"
+    regsync.add_rerun(ctx, fns, out, ctx.upstream.host, "regsync.yml")
     # several runs, interleaved: one run of a sub-second command swings by 30-50% here
     for name, m in measure_interleaved(ctx, fns, ctx.params.refresh_runs).items():
         out[name] = per_tag(m, tags)
