@@ -277,6 +277,9 @@ def markdown(result: dict[str, Any]) -> str:
     out += _table(["issue", "section", "target", "bound", "measured", "status"],
                   [[r.get("issue", 8), r["section"], r["target"] + (f" ({r['aim']})" if r["aim"] else ""), r["bound"], r["measured"],
                     r["status"]] for r in result["targets"]])
+    if any(r["status"] == "MISS" for r in result["targets"]):
+        out += ["Where a missed target's time goes and what meeting it would take: `bench/README.md` (its latest "
+                "round's \"Misses\").", ""]
     out += ["## Sections", ""]
     for name, sec in result["sections"].items():
         out += _detail(name, sec)
