@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from reconciler.bundle import SCHEME as BUNDLE_SCHEME
 from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import check_upstream_name, normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
 from reconciler.registry.protocol import RegistryConfig, UpstreamSource
@@ -123,7 +124,7 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
                     tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, allow_empty: bool = False,
-                    jobs: int = 6,
+                    jobs: int = 6, platforms: PlatformFilter | None = None,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
                     timeout: float = 60.0, retries: int = 4,
@@ -146,7 +147,7 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
         try:
             result = sync(store, source, repo_id, upstream_name=normalize_upstream_name(feed, upstream_name),
                           tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty, jobs=jobs,
-                          progress=progress)
+                          progress=progress, platforms=platforms)
         finally:
             source.close()
         failed = bool(result.tags_failed) and not result.changed  # tags failed and nothing else happened

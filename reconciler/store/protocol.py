@@ -146,6 +146,9 @@ class RepositoryVersion:
     number: int
     content: ContentSet
     tags: Mapping[str, TagEntry]
+    #: index children this version deliberately does not hold (a platform subset): the
+    #: one exception to "every index's children are in the version"
+    absent: frozenset[Digest] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -372,10 +375,12 @@ class Store(Protocol):
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
                        tags: Mapping[str, TagEntry], operation: str,
                        provenance: Mapping[str, str] | None = None,
-                       drop: Iterable[int] = ()) -> VersionInfo | None:
+                       drop: Iterable[int] = (), absent: Iterable[Digest] = ()) -> VersionInfo | None:
         """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in
         the same transaction, drop the versions ``drop`` (as ``versions_drop``).
-        ``provenance``: where an apply's version came from (recorded with it)."""
+        ``provenance``: where an apply's version came from (recorded with it);
+        ``absent``: index children the version deliberately lacks (a platform subset);
+        the store keeps those its indexes list and it does not hold."""
         ...
 
     # -- version lifecycle (retention) -------------------------------------------
@@ -416,6 +421,10 @@ class Store(Protocol):
     def version_tag_names(self, repo_id: str, version: int, *, after: str | None = None,
                           limit: int | None = None) -> list[str]: ...
     def version_holds(self, repo_id: str, version: int, digest: Digest) -> Kind | None: ...
+    def version_left_out(self, repo_id: str, version: int, digest: Digest) -> bool:
+        """Whether ``digest`` is an index child that version deliberately does not hold
+        (a platform it did not mirror)."""
+        ...
 
     # -- content ----------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool: ...

@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from reconciler.store.sql.absent import TABLE_SQL as ABSENT_TABLE_SQL
+
 #: pg_advisory_xact_lock key serialising migrations (the apply lock uses another)
 MIGRATE_LOCK_KEY = 0x52454D47  # "REMG"
 
@@ -164,6 +166,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         # the provenance of an apply's version, as in the SQLite store
         "0007_version_provenance",
         "ALTER TABLE versions ADD COLUMN provenance TEXT;",
+    ),
+    (
+        # index children a version deliberately lacks: a platform subset (sql/absent.py)
+        "0008_repo_absent",
+        ABSENT_TABLE_SQL.replace("TEXT NOT NULL", 'TEXT COLLATE "C" NOT NULL'),
     ),
 ]
 

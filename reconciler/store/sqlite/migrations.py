@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from reconciler.store.sql.absent import TABLE_SQL as ABSENT_TABLE_SQL
 from reconciler.store.sql.refs import refs_text
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -171,6 +172,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         # (``reconciler watch`` records the commit it applied); NULL for one-off commands
         "0007_version_provenance",
         "ALTER TABLE versions ADD COLUMN provenance TEXT;",
+    ),
+    (
+        # index children a version deliberately lacks: a platform subset (sql/absent.py)
+        "0008_repo_absent",
+        ABSENT_TABLE_SQL,
     ),
 ]
 
