@@ -125,7 +125,7 @@ class RepoDiff:
         if step.state == self.state:
             return
         new = step.state.content.difference(self.state.content)
-        if current is not None and current.digest == digest and not len(new) and not len(step.removed):
+        if step.state.tags == self.state.tags and step.state.content == self.state.content:
             return  # only what the version records as absent changed: nothing to do
         change = Change.CREATE if current is None else Change.UPDATE
         before = self.state
