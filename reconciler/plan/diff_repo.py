@@ -124,14 +124,14 @@ class RepoDiff:
         step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade, skip=skip)
         if step.state == self.state:
             return
-        new = step.state.content.difference(self.state.content)
         if step.state.tags == self.state.tags and step.state.content == self.state.content:
             return  # only what the version records as absent changed: nothing to do
+        new = step.state.content.difference(self.state.content)
         change = Change.CREATE if current is None else Change.UPDATE
-        before = self.state
+        before, same = self.state, current is not None and current.digest == digest
         action = self._add(op, change, tag, reason, deps=deps, tag=tag, digest=digest,
-                           old_digest=current.digest if current and current.digest != digest else None,
-                           old_origin=current.origin.value if current and current.digest == digest else None,
+                           old_digest=current.digest if current and not same else None,
+                           old_origin=current.origin.value if current and same and current.origin != origin else None,
                            download=self.ledger.download_for(new) if op is Op.SYNC_TAG else Download(),
                            adds=_counts(new), removes=_counts(step.removed), cascade=cascade and bool(len(step.removed)),
                            **subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries), **kw)
