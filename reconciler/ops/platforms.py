@@ -105,10 +105,10 @@ def _verdict(store: Store, source: UpstreamSource, name: str, digest: Digest,
 
 def skipped_sizes(store: Store, source: UpstreamSource, name: str, children: Iterable[Digest],
                   jobs: int, fetched: Iterable[Digest] = ()) -> dict[Digest, int]:
-    """child -> bytes a sync would have downloaded for it (its manifest and the blobs the
-    store lacks, other than ``fetched``, which the selected platforms download anyway):
-    what leaving a platform out saves, for the plan. One GET per child, kept in memory
-    only; a child that cannot be read counts 0."""
+    """child -> blob bytes a sync would have downloaded for it (the blobs the store lacks,
+    other than ``fetched``, which the selected platforms download anyway): what leaving a
+    platform out saves, counted as the plan counts downloads (blob bytes). One GET per
+    child, kept in memory only; a child that cannot be read counts 0."""
     wanted = sorted(set(children), key=str)
     if not wanted:
         return {}
@@ -123,8 +123,7 @@ def skipped_sizes(store: Store, source: UpstreamSource, name: str, children: Ite
         got = dict(zip(wanted, pool.map(get, wanted), strict=True))
     blobs = {b.digest: b.size or 0 for m in got.values() if isinstance(m, Manifest) for b in m.blobs()}
     lacking = store.blobs_missing(blobs) - set(fetched)
-    return {d: (len(m.raw) + sum(b.size or 0 for b in m.blobs() if b.digest in lacking)
-                if isinstance(m, Manifest) else len(m.raw)) if m is not None else 0
+    return {d: sum(b.size or 0 for b in m.blobs() if b.digest in lacking) if isinstance(m, Manifest) else 0
             for d, m in got.items()}
 
 

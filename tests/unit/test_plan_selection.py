@@ -13,6 +13,7 @@ from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.state import RepoState
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
+from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
 from reconciler.plan.steps import run_step
 from reconciler.store.protocol import Origin
@@ -45,6 +46,9 @@ def test_latest_outranks_a_synced_tag_mirror_removes_it_additive_keeps_it_and_sa
             assert summary.notes == ("tag 1.0 dropped out of the newest 2: kept, because mirror is off",)
             assert "      tag 1.0 dropped out of the newest 2: kept, because mirror is off" in text
         assert Plan.loads(plan.dumps()).repositories == plan.repositories
+        markdown = render_markdown(plan)
+        assert "- `web`: 3 upstream tags, 2 selected: semver ^1, newest 2" in markdown
+        assert mirror or "- `web`: tag 1.0 dropped out of the newest 2: kept, because mirror is off" in markdown
 
 
 def _platform_world(platforms: list[str], held: RepoState | None = None):  # type: ignore[no-untyped-def]
