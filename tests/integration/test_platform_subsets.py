@@ -163,11 +163,12 @@ def test_adding_a_platform_fetches_it_for_tags_already_mirrored_and_removing_pla
     assert kids["linux/arm64/v8"].digest not in content(store, "multi")[0]
 
     write_yaml(yaml, registry, repo_name, ["linux/amd64", "linux/arm64"])
-    plan = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
+    saved = tmp_path / "plan.json"
+    plan = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", "--out", str(saved), store=store)
     assert plan.returncode == 2, plan.stdout + plan.stderr
     assert re.search(r"~ tag v1   \S+   platforms added; \d+ blobs?, [\d.]+ KiB to download; "
                      r"platforms not mirrored: linux/ppc64le", plan.stdout), plan.stdout
-    run_cli("apply", "-f", str(yaml), store=store, check=True)
+    run_cli("apply", str(saved), store=store, check=True)  # the reviewed plan, exactly
     assert kids["linux/arm64/v8"].digest in content(store, "multi")[0]
 
     write_yaml(yaml, registry, repo_name, None)  # every platform again
