@@ -146,8 +146,7 @@ class RepositoryVersion:
     number: int
     content: ContentSet
     tags: Mapping[str, TagEntry]
-    #: index children this version deliberately does not hold (a platform subset): the
-    #: one exception to "every index's children are in the version"
+    #: index children left out on purpose (a platform subset): the one exception to "an index's children are held"
     absent: frozenset[Digest] = frozenset()
 
 
@@ -376,11 +375,9 @@ class Store(Protocol):
                        tags: Mapping[str, TagEntry], operation: str,
                        provenance: Mapping[str, str] | None = None,
                        drop: Iterable[int] = (), absent: Iterable[Digest] = ()) -> VersionInfo | None:
-        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in
-        the same transaction, drop the versions ``drop`` (as ``versions_drop``).
-        ``provenance``: where an apply's version came from (recorded with it);
-        ``absent``: index children the version deliberately lacks (a platform subset);
-        the store keeps those its indexes list and it does not hold."""
+        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in the same transaction,
+        drop the versions ``drop`` (as ``versions_drop``). ``provenance``: where an apply's version came from
+        (recorded with it); ``absent``: index children it lacks on purpose (kept while its indexes list them)."""
         ...
 
     # -- version lifecycle (retention) -------------------------------------------
@@ -422,9 +419,7 @@ class Store(Protocol):
                           limit: int | None = None) -> list[str]: ...
     def version_holds(self, repo_id: str, version: int, digest: Digest) -> Kind | None: ...
     def version_left_out(self, repo_id: str, version: int, digest: Digest) -> bool:
-        """Whether ``digest`` is an index child that version deliberately does not hold
-        (a platform it did not mirror)."""
-        ...
+        """Whether ``digest`` is an index child the version left out (a platform not mirrored)."""
 
     # -- content ----------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool: ...

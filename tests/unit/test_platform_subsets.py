@@ -1,8 +1,10 @@
 """Platform subsets (pure and store): which index entries a ``PlatformFilter`` follows,
 the walk the diff shares with the fetch, and the store's record of children left out on
-purpose (every backend: commits, ``store check``, the server's question, retention)."""
+purpose (every backend: commits, ``store check``, the server's answer, retention)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -12,8 +14,10 @@ from reconciler.model import mediatypes as mt
 from reconciler.model.platforms import PlatformFilter, parse_platform
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.platforms import skips_under
+from reconciler.server import RegistryApp
 from reconciler.store.protocol import ContentSet, Origin, TagEntry
 from tests.support.imagegen import build_image, build_index, canonical, store_image
+from tests.support.serving import wsgi_call
 
 
 def entry(digest: str, platform: dict[str, str] | None, annotations: dict[str, str] | None = None) -> dict[str, object]:
@@ -124,3 +128,33 @@ def test_store_records_children_left_out_and_refuses_any_other_gap(store) -> Non
     assert store.check().ok, store.check().problems
     store.repository_delete("r")
     assert store.check().ok
+
+
+def test_server_says_a_child_left_out_was_not_mirrored_and_serves_the_rest(store) -> None:  # type: ignore[no-untyped-def]
+    amd, arm = build_image("srv-amd", arch="amd64"), build_image("srv-arm", arch="arm64", variant="v8")
+    idx = build_index([amd, arm], oci=True)
+    store_image(store, idx)
+    store.repository_create("r")
+    partial = ContentSet(frozenset(Digest.parse(d) for d in amd.blobs), frozenset({amd.digest}),
+                         frozenset({idx.digest}))
+    info = store.version_commit("r", base=0, content=partial, tags={"v1": TagEntry(idx.digest, Origin.SYNC)},
+                                operation="test", absent=[arm.digest])
+    assert info is not None
+    store.publish("r", name="team/r", version=info.number, protected=False)
+    app = RegistryApp(lambda: store)  # not closed here: the fixture owns the store
+
+    def get(ref: str) -> tuple[int, bytes]:
+        status, _, body = wsgi_call(app, "GET", f"/v2/team/r/manifests/{ref}", headers={"Accept": mt.ACCEPT_ALL})
+        return status, body
+
+    assert get("v1") == (200, idx.manifest.raw)  # the index as it came, listing both platforms
+    assert get(str(amd.digest)) == (200, amd.manifest.raw)
+    status, body = get(str(arm.digest))
+    error = json.loads(body)["errors"][0]
+    assert status == 404 and error["code"] == "MANIFEST_UNKNOWN"
+    assert "the index lists it, but its platform was not mirrored" in error["message"]
+    # any other unknown digest keeps the plain answer
+    status, body = get("sha256:" + "0" * 64)
+    assert status == 404 and json.loads(body)["errors"][0]["message"] == "manifest unknown"
+    status, _, _ = wsgi_call(app, "HEAD", f"/v2/team/r/manifests/{arm.digest}")
+    assert status == 404
