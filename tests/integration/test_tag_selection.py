@@ -131,3 +131,23 @@ def test_newest_n_follows_the_upstream_as_tags_appear_and_disappear(
     else:
         assert after == ["1.10.0", "1.2.0", "1.2.3", "1.3", "1.9.9", "v1.2.4"]
     assert run_cli("store", "check", store=store).returncode == 0
+
+
+def test_one_off_sync_latest_with_and_without_mirror(run_cli, registry: RunningRegistry, versions: str,
+                                                     tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    flags = ("--semver", "^1", "--latest", "2")
+    mirrored, additive = tmp_path / "mirrored", tmp_path / "additive"
+    assert synced(run_cli, mirrored, registry, versions, *flags, "--mirror") == ["1.3", "1.9.9"]
+    assert synced(run_cli, additive, registry, versions, *flags) == ["1.3", "1.9.9"]
+    push_image(registry.url, versions, build_image(f"{versions}-new"), ["1.10.0"])  # a new release upstream
+
+    out = run_cli("sync", "r", *flags, "--mirror", "--json", store=mirrored, check=True)
+    result = json.loads(out.stdout)
+    assert result["tags_added"] == ["1.10.0"] and result["tags_removed"] == ["1.3"]
+    assert result["selection"] == f"{len(TAGS) + 1} upstream tags, 2 selected: semver ^1, newest 2"
+    out = run_cli("sync", "r", *flags, store=additive, check=True)
+    assert "tag 1.3 dropped out of the newest 2: kept, because mirror is off" in out.stdout + out.stderr
+    for store, want in ((mirrored, ["1.10.0", "1.9.9"]), (additive, ["1.10.0", "1.3", "1.9.9"])):
+        shown = json.loads(run_cli("repo", "show", "r", "--json", store=store, check=True).stdout)
+        assert sorted(shown["tags"]) == want
+        assert run_cli("store", "check", store=store).returncode == 0

@@ -14,8 +14,6 @@ from typing import Any
 
 import psycopg
 
-from reconciler.store.sql.absent import TABLE_SQL as ABSENT_TABLE_SQL
-
 #: pg_advisory_xact_lock key serialising migrations (the apply lock uses another)
 MIGRATE_LOCK_KEY = 0x52454D47  # "REMG"
 
@@ -170,7 +168,15 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         # index children a version deliberately lacks: a platform subset (sql/absent.py)
         "0008_repo_absent",
-        ABSENT_TABLE_SQL.replace("TEXT NOT NULL", 'TEXT COLLATE "C" NOT NULL'),
+        """
+        CREATE TABLE repo_absent (
+            repo_id TEXT COLLATE "C" NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT COLLATE "C" NOT NULL,
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
+        """,
     ),
 ]
 

@@ -3,9 +3,9 @@
 A repository that mirrors ``platforms: [linux/amd64]`` of a multi-platform index keeps
 the index byte for byte but not its other platforms' manifests. The store's invariant
 ("every index's children are in the version") then holds with one exception, recorded
-here per version, in the same range representation as ``repo_content``
-(``added <= n < removed``): a child listed in ``repo_absent`` for version n may be
-missing from it. Nothing else may: ``store check`` and every commit still refuse any
+per version in the table ``repo_absent`` (migration 0008), in the same range
+representation as ``repo_content`` (``added <= n < removed``): a child listed there for
+version n may be missing from it. Nothing else may: ``store check`` and every commit still refuse any
 other missing child, and an absent child is never a reason to accept a missing blob.
 
 The set is normalised on every commit: only children of indexes the version holds,
@@ -20,16 +20,6 @@ from collections.abc import Iterable
 from reconciler.model import Digest
 from reconciler.store.protocol import ContentSet
 from reconciler.store.sql.connection import Connection, chunks
-
-TABLE_SQL = """
-CREATE TABLE repo_absent (
-    repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
-    digest TEXT NOT NULL,
-    added INTEGER NOT NULL,
-    removed INTEGER
-);
-CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
-"""
 
 
 def normalize(conn: Connection, content: ContentSet, absent: Iterable[Digest]) -> frozenset[Digest]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from reconciler.store.sql.absent import TABLE_SQL as ABSENT_TABLE_SQL
 from reconciler.store.sql.refs import refs_text
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -176,7 +175,15 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         # index children a version deliberately lacks: a platform subset (sql/absent.py)
         "0008_repo_absent",
-        ABSENT_TABLE_SQL,
+        """
+        CREATE TABLE repo_absent (
+            repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL,
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
+        """,
     ),
 ]
 
