@@ -5,6 +5,8 @@ purpose (every backend: commits, ``store check``, the server's answer, retention
 from __future__ import annotations
 
 import json
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +15,11 @@ from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
 from reconciler.model.platforms import PlatformFilter, parse_platform
 from reconciler.ops.cascade import RefGraph
+from reconciler.ops.export import export
 from reconciler.ops.platforms import skips_under
 from reconciler.server import RegistryApp
 from reconciler.store.protocol import ContentSet, Origin, TagEntry
-from tests.support.imagegen import build_image, build_index, canonical, store_image
+from tests.support.imagegen import Image, build_image, build_index, canonical, store_image
 from tests.support.serving import wsgi_call
 
 
@@ -158,3 +161,47 @@ def test_server_says_a_child_left_out_was_not_mirrored_and_serves_the_rest(store
     assert status == 404 and json.loads(body)["errors"][0]["message"] == "manifest unknown"
     status, _, _ = wsgi_call(app, "HEAD", f"/v2/team/r/manifests/{arm.digest}")
     assert status == 404
+
+
+def _subset(store, oci: bool) -> tuple[Image, Image, Image]:  # type: ignore[no-untyped-def]
+    """A repository ``r`` holding the arm64 half of a two-platform index, as a sync with
+    ``platforms: [linux/arm64]`` leaves it (the amd64 manifest is nowhere in the store)."""
+    amd, arm = build_image("x-amd", arch="amd64", oci=oci), build_image("x-arm", arch="arm64", variant="v8", oci=oci)
+    idx = build_index([amd, arm], oci=oci)
+    store_image(store, arm)
+    store.manifest_put(idx.manifest)
+    store.repository_create("r")
+    held = ContentSet(frozenset(Digest.parse(d) for d in arm.blobs), frozenset({arm.digest}), frozenset({idx.digest}))
+    store.version_commit("r", base=0, content=held, tags={"v1": TagEntry(idx.digest, Origin.SYNC)},
+                         operation="test", absent=[amd.digest])
+    return idx, amd, arm
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        return {m.name: f.read() for m in tar.getmembers() if m.isfile() and (f := tar.extractfile(m)) is not None}
+
+
+@pytest.mark.parametrize("oci", [False, True], ids=["docker-manifest-list", "oci-index"])
+def test_exports_of_a_platform_subset(store, tmp_path: Path, oci: bool) -> None:  # type: ignore[no-untyped-def]
+    idx, amd, arm = _subset(store, oci)
+    # the exact OCI layout: the index byte for byte, only the held platform's content
+    export(store, "r", tmp_path / "exact.tar", format="oci")
+    exact = _members(tmp_path / "exact.tar")
+    assert exact[f"blobs/sha256/{idx.digest.hex}"] == idx.manifest.raw
+    assert f"blobs/sha256/{arm.digest.hex}" in exact and f"blobs/sha256/{amd.digest.hex}" not in exact
+    # converted for old readers: a Docker list is rebuilt over the platforms held (the other
+    # cannot be converted without its bytes); an OCI index needs no conversion and stays as it is
+    export(store, "r", tmp_path / "conv.tar", format="oci", convert_docker=True)
+    conv = _members(tmp_path / "conv.tar")
+    top = json.loads(conv["index.json"])["manifests"][0]
+    index_doc = json.loads(conv[f"blobs/sha256/{top['digest'].split(':')[1]}"])
+    if oci:
+        assert top["digest"] == str(idx.digest)
+    else:
+        assert index_doc["mediaType"] == mt.OCI_INDEX
+        assert [e["platform"]["architecture"] for e in index_doc["manifests"]] == ["arm64"]
+    # Crane's static tree: no amd64 fallback for a tag whose amd64 image was not mirrored
+    export(store, "r", tmp_path / "crane.tar", format="crane")
+    app = json.loads(_members(tmp_path / "crane.tar")["r.json"])
+    assert app["manifest_list_amd64_tags"] == {} and app["manifest_list_data"] == [str(idx.digest), "v1"]
