@@ -127,8 +127,7 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                     jobs: int = 6, platforms: PlatformFilter | None = None,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
-                    timeout: float = 60.0, retries: int = 4,
-                    progress: Progress | None = None, lock_timeout: float = 60.0,
+                    timeout: float = 60.0, retries: int = 4, progress: Progress | None = None, lock_timeout: float = 60.0,
                     source_factory: Callable[[RegistryConfig], UpstreamSource] | None = None) -> SyncResult:
     """``reconciler sync``: take the store lock, create the repository when it does not
     exist, sync it, and record ``feed``/``upstream_name`` on it after success. The feed
