@@ -178,12 +178,12 @@ def stop(proc: subprocess.Popen[Any]) -> int:
 
 
 def wsgi_call(app: Any, method: str, path: str, *, headers: Mapping[str, str] | None = None,
-              query: str = "") -> tuple[int, dict[str, str], bytes]:
+              query: str = "", remote_addr: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
     """Call a WSGI app in-process: (status, headers, body). Streams bodies fully and
     closes the response iterable as a WSGI server would."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "wsgi.input": io.BytesIO(b""), "SERVER_NAME": "test", "SERVER_PORT": "80",
+        "REMOTE_ADDR": remote_addr, "wsgi.input": io.BytesIO(b""), "SERVER_NAME": "test", "SERVER_PORT": "80",
     }
     for k, v in (headers or {}).items():
         environ["HTTP_" + k.upper().replace("-", "_")] = v
