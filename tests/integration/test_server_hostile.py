@@ -180,6 +180,39 @@ def test_hostile_range_headers(hostile_server, rng: str) -> None:  # type: ignor
         assert body == data
 
 
+@pytest.mark.parametrize("path", [
+    "/v2/test/docker/manifests/latest%0a", "/v2/test/docker/manifests/latest%0d%0aX-Injected:%201",
+    "/v2/test/docker%0a/tags/list", "/v2/test/docker/tags/list%0a",
+    "/v1/repositories/test/docker/tags/latest%0a",
+])
+def test_a_newline_after_a_valid_part_is_refused(hostile_server, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Patterns match whole names, tags and digests (``$`` alone also matches before a
+    trailing newline, which then reached lookups and headers)."""
+    server, _, _ = hostile_server
+    status, body = raw_request(server, f"GET {path} HTTP/1.1")
+    assert_clean(server, status, body)
+    assert status in (400, 404), (path, status, body[:200])
+
+
+@pytest.mark.parametrize("script_name", ["/v2/x", "/elsewhere"], ids=["prefix", "mismatch"])
+def test_script_name_headers_are_ignored(hostile_server, script_name: str) -> None:  # type: ignore[no-untyped-def]
+    """gunicorn let loopback peers set SCRIPT_NAME, rewriting the path the application
+    sees (past a proxy that only exposes /v2/), or failing with a 500 when it did not fit."""
+    server, _, _ = hostile_server
+    status, body = raw_request(server, "GET /v2/x/v2/test/docker/tags/list HTTP/1.1", {"SCRIPT_NAME": script_name})
+    assert status == 404 and json.loads(body)["errors"][0]["code"] == "NAME_UNKNOWN", (status, body[:200])
+    status, body = raw_request(server, "GET /v2/test/docker/tags/list HTTP/1.1", {"SCRIPT_NAME": script_name})
+    assert status == 200 and json.loads(body)["name"] == "test/docker"
+
+
+def test_credentials_in_an_absolute_form_target_are_not_logged(hostile_server) -> None:  # type: ignore[no-untyped-def]
+    server, _, _ = hostile_server
+    status, _ = raw_request(server, "GET http://alice:alicepw@example.com/v2/test/docker/tags/list HTTP/1.1")
+    assert status == 200
+    log = server.log()
+    assert "alicepw" not in log and '"GET http://***@example.com/v2/test/docker/tags/list HTTP/1.1" 200' in log
+
+
 def test_the_server_logged_no_traceback(hostile_server) -> None:  # type: ignore[no-untyped-def]
     """Runs after the others in this module (file order): nothing above was a crash."""
     server, _, _ = hostile_server
