@@ -153,8 +153,10 @@ class BufferingWorker(Worker):  # type: ignore[misc]
         while self.alive:
             self.notify()
             now = time.monotonic()
-            self._set_accepting(self._open < self._max_conns and now >= self._accept_paused_until)
-            self._poll(1.0 if self._accepting else min(1.0, max(0.0, self._accept_paused_until - now)) or 0.1)
+            paused = self._accept_paused_until - now
+            self._set_accepting(self._open < self._max_conns and paused <= 0)
+            # at most a second between heartbeats; a pause after EMFILE ends on time
+            self._poll(min(1.0, paused) if paused > 0 else 1.0)
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 break
