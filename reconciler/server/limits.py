@@ -5,9 +5,8 @@ enforces on every connection: how long a client may take to send a request, how 
 idle kept-alive connection stays open, how long a send may make no progress, and how
 many connections one client address may hold. ``TrustedProxies`` is
 ``--forwarded-allow-ips``: only a peer on that list may say who the client is
-(``X-Forwarded-For``) or that the request came over HTTPS (``X-Forwarded-Proto``); any
-other peer's forwarding headers are ignored, so a client cannot make itself look like
-someone else to the access log or the login throttle.
+(``X-Forwarded-For``); any other peer's is ignored, so a client cannot make itself look
+like someone else to the access log or the login throttle.
 """
 
 from __future__ import annotations
@@ -47,9 +46,6 @@ class TrustedProxies:
 
     def __bool__(self) -> bool:
         return bool(self.networks)
-
-    def as_text(self) -> str:
-        return ",".join(str(n) for n in self.networks)
 
     def trusts(self, address: str) -> bool:
         if not self.networks or not address:
