@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from tests.support.serving import Server, run_serve_command
+from tests.support.serving import Server, raw_http, run_serve_command
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def raw(server: Server, request_line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
-    """(status, head, body) for exactly these bytes."""
-    host, port = server.host.split(":")
-    lines = [request_line, f"Host: {server.host}", "Connection: close",
-             *(f"{k}: {v}" for k, v in (headers or {}).items()), "", ""]
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall("\r\n".join(lines).encode("latin-1"))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), head, body
+    return raw_http(server.host, request_line, headers)
 
 
 @pytest.mark.parametrize("path", [

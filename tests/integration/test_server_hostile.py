@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import bcrypt
 import pytest
 
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.serving import Fixture, Server, fill_store, run_server
+from tests.support.serving import Fixture, Server, fill_store, raw_http, run_server
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +52,7 @@ def store_digest(hexpart: str):  # type: ignore[no-untyped-def]
 
 def raw_request(server: Server, request_line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """Send exactly these bytes; (status, body). The connection is closed after."""
-    host, port = server.host.split(":")
-    lines = [request_line, f"Host: {server.host}", "Connection: close",
-             *(f"{k}: {v}" for k, v in (headers or {}).items()), "", ""]
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall("\r\n".join(lines).encode("latin-1"))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
+    status, _, body = raw_http(server.host, request_line, headers)
     return status, body
 
 

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import bcrypt
 import pytest
 
-from reconciler.store.sqlite import SQLiteStore
-from tests.support.serving import Server, fill_store, run_server
+from tests.support.serving import Server, filled_store, run_server
 from tests.support.slowclients import connect, read_reply
 
 pytestmark = pytest.mark.integration
@@ -23,14 +22,10 @@ PROXY = "127.0.0.9"  # --forwarded-allow-ips
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("logins")
-    store = SQLiteStore(root / "store")
-    try:
-        fill_store(store)
-    finally:
-        store.close()
+    store = filled_store(root)
     users = root / "htpasswd"
     users.write_text("alice:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() + "\n")
-    with run_server(root / "store", root / "serve.log", htpasswd=users, workers=1,
+    with run_server(store, root / "serve.log", htpasswd=users, workers=1,
                     serve_args=["--forwarded-allow-ips", PROXY]) as srv:
         yield srv
 

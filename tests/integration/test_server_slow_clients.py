@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.store.sqlite import SQLiteStore
 from tests.support.postgres import PostgresServer
-from tests.support.serving import Server, fill_store, run_serve_command, run_server
+from tests.support.serving import Server, fill_store, filled_store, run_serve_command, run_server
 from tests.support.slowclients import Drippers, connect, drippers, read_reply, timed_get
 
 pytestmark = pytest.mark.integration
@@ -37,13 +36,7 @@ def port_of(server: Server) -> int:
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("slow")
-    store = SQLiteStore(root / "store")
-    try:
-        fill_store(store)
-    finally:
-        store.close()
-    return root / "store"
+    return filled_store(tmp_path_factory.mktemp("slow"))
 
 
 @pytest.fixture(scope="module")

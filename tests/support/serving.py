@@ -99,6 +99,33 @@ def backend_opener(request: Any, root: Path) -> Iterator[Callable[[], Store]]:
         pg.checkin(url)
 
 
+def filled_store(root: Path) -> Path:
+    """A SQLite store at ``root/store`` filled by ``fill_store``; its path."""
+    from reconciler.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(root / "store")
+    try:
+        fill_store(store)
+    finally:
+        store.close()
+    return root / "store"
+
+
+def raw_http(host: str, request_line: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """Send exactly this request (``Host`` and ``Connection: close`` added) to ``host``
+    (``ip:port``), so no client library normalises it first; (status, head, body)."""
+    ip, port = host.rsplit(":", 1)
+    lines = [request_line, f"Host: {host}", "Connection: close",
+             *(f"{k}: {v}" for k, v in (headers or {}).items()), "", ""]
+    with socket.create_connection((ip, int(port)), timeout=30) as sock:
+        sock.sendall("\r\n".join(lines).encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
