@@ -147,7 +147,7 @@ class BufferingWorker(Worker):  # type: ignore[misc]
     def run(self) -> None:
         for listener in self.sockets:
             listener.setblocking(False)
-        self._sel.register(self.PIPE[0], selectors.EVENT_READ, self._drain_signals)
+        self._sel.register(self.PIPE[0], selectors.EVENT_READ, self._drain)
         self._sel.register(self._wake_r, selectors.EVENT_READ, self._finished)
         next_sweep = 0.0
         while self.alive:
@@ -188,7 +188,9 @@ class BufferingWorker(Worker):  # type: ignore[misc]
             else:
                 key.data(key.fileobj)
 
-    def _drain_signals(self, fd: int) -> None:
+    @staticmethod
+    def _drain(fd: int) -> None:
+        """Empty a wake-up pipe (signals, finished requests)."""
         try:
             while os.read(fd, 4096):
                 pass
@@ -290,11 +292,7 @@ class BufferingWorker(Worker):  # type: ignore[misc]
 
     def _finished(self, fd: int) -> None:
         """Threads report answered requests here: keep the connection or close it."""
-        try:
-            while os.read(fd, 4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
+        self._drain(fd)
         while True:
             try:
                 conn, keep = self._done.get_nowait()
