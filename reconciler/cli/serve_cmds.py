@@ -32,8 +32,8 @@ from reconciler.cli.context import AppContext, pass_app
 @click.option("--manifest-cache", type=click.IntRange(0, 65536), default=64, show_default=True, metavar="MIB",
               help="Manifest bytes each worker keeps in memory (0: none); manifests are immutable by digest.")
 @click.option("--forwarded-allow-ips", default="", metavar="ADDRESSES",
-              help="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names "
-                   "the client (e.g. 127.0.0.1 for nginx on this host). Default: none; the peer is the client.")
+              help="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For (the client) "
+                   "and X-Forwarded-Proto are believed (e.g. 127.0.0.1 for nginx on this host). Default: none.")
 @click.option("--client-timeout", type=click.IntRange(1, 3600), default=10, show_default=True, metavar="SECONDS",
               help="Time a client has to send a whole request (then 408 and close); slow clients hold no thread "
                    "meanwhile.")

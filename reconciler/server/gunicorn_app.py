@@ -5,12 +5,12 @@ worker class (``reconciler.server.worker``: requests read whole by an event loop
 answered by a few threads each; blob bodies go out with ``sendfile``), the app built by
 ``load()`` in every worker after the fork (so each worker opens its own store), closed
 by the ``worker_exit`` hook. gunicorn itself trusts no forwarding header from anyone
-(it trusts loopback peers by default): ``X-Forwarded-For`` from the configured proxies is
-read by our worker, and ``SCRIPT_NAME`` / ``PATH_INFO`` / ``X-Forwarded-Proto`` headers
-are never used: the registry API lives at the root of its host, so no proxy has a
-prefix to tell us about, and no answer depends on the scheme. SIGTERM makes the master stop accepting, let workers
-finish in-flight requests (``graceful_timeout``), and exit 0; SIGINT (Ctrl-C) and SIGQUIT
-are gunicorn's quick shutdown, which cuts in-flight transfers.
+(it trusts loopback peers by default): ``X-Forwarded-For`` and ``X-Forwarded-Proto`` from
+the configured proxies are read by our worker, and ``SCRIPT_NAME`` / ``PATH_INFO``
+headers are never used: the registry API lives at the root of its host, so no proxy has
+a prefix to tell us about. SIGTERM makes the master
+stop accepting, let workers finish in-flight requests (``graceful_timeout``), and exit 0;
+SIGINT (Ctrl-C) and SIGQUIT are gunicorn's quick shutdown, which cuts in-flight transfers.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             # whole seconds in gunicorn; 0 turns keep-alive off
             "keepalive": int(limits.keepalive) if limits.keepalive >= 1 else 0,
             # gunicorn trusts loopback peers by default (FORWARDED_ALLOW_IPS) to set the
-            # scheme and SCRIPT_NAME; we want neither from anyone (the worker reads
-            # X-Forwarded-For from --forwarded-allow-ips itself)
+            # scheme and SCRIPT_NAME; the worker reads X-Forwarded-For and -Proto from
+            # --forwarded-allow-ips itself, and SCRIPT_NAME from nobody
             "forwarded_allow_ips": "",
             "forwarder_headers": "",
             "accesslog": None,  # our own access log (reconciler.server.accesslog) goes to stderr

@@ -5,8 +5,9 @@ enforces on every connection: how long a client may take to send a request, how 
 idle kept-alive connection stays open, how long a send may make no progress, and how
 many connections one client address may hold. ``TrustedProxies`` is
 ``--forwarded-allow-ips``: only a peer on that list may say who the client is
-(``X-Forwarded-For``); any other peer's is ignored, so a client cannot make itself look
-like someone else to the access log or the login throttle.
+(``X-Forwarded-For``) and whether it came over HTTPS (``X-Forwarded-Proto``); any other
+peer's are ignored, so a client cannot make itself look like someone else to the access
+log or the login throttle.
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ class TrustedProxies:
             if not self.trusts(hop):
                 return hop
         return peer
+
+    def scheme(self, peer: str, forwarded_proto: str | None) -> str | None:
+        """``http`` or ``https`` as a trusted proxy's ``X-Forwarded-Proto`` says (the
+        first value of a list), else None: the connection's own scheme stands."""
+        if not forwarded_proto or not self.trusts(peer):
+            return None
+        proto = forwarded_proto.split(",", 1)[0].strip().lower()
+        return proto if proto in ("http", "https") else None
 
 
 @dataclass(frozen=True)

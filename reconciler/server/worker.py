@@ -22,7 +22,8 @@ bytes already read) and run the WSGI application. So:
   worker as a whole holds at most gunicorn's ``worker_connections``;
 - the peer's address is the client's unless the peer is a trusted proxy
   (``--forwarded-allow-ips``), in which case ``REMOTE_ADDR`` becomes the client named by
-  its ``X-Forwarded-For`` (the access log and the login throttle use it).
+  its ``X-Forwarded-For`` (the access log and the login throttle use it) and
+  ``wsgi.url_scheme`` what its ``X-Forwarded-Proto`` says.
 
 SIGTERM stops accepting, closes connections that are not being answered, and lets the
 threads finish in-flight responses for up to ``graceful_timeout`` seconds; SIGINT and
@@ -439,6 +440,9 @@ class BufferingWorker(Worker):  # type: ignore[misc]
             proxies = self.limits.trusted_proxies
             if proxies:
                 environ["REMOTE_ADDR"] = proxies.client(conn.peer, environ.get("HTTP_X_FORWARDED_FOR"))
+                scheme = proxies.scheme(conn.peer, environ.get("HTTP_X_FORWARDED_PROTO"))
+                if scheme is not None:
+                    environ["wsgi.url_scheme"] = scheme
             self.nr += 1
             if self.nr >= self.max_requests:
                 if self.alive:

@@ -1,7 +1,8 @@
-"""Credential guessing against ``reconciler serve --htpasswd`` (a real gunicorn process,
-raw requests from several loopback addresses): failures are throttled per client
-address, a forged ``X-Forwarded-For`` does not change the address, a trusted proxy's
-does, and the access log names the client and the user name tried."""
+"""Credential guessing and forwarded headers against ``reconciler serve --htpasswd`` (a
+real gunicorn process, raw requests from several loopback addresses): failures are
+throttled per client address, a forged ``X-Forwarded-For`` does not change the address,
+a trusted proxy's does, and the access log names the client and the user name tried;
+``X-Forwarded-Proto`` too is believed from the trusted proxy only."""
 
 from __future__ import annotations
 
@@ -61,3 +62,18 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled_and_logged(ser
     assert '203.0.113.66 - mallory [' in log and '" 429 ' in log
     assert "203.0.113.77 - alice [" in log
     assert "198.51.100." not in log  # what an untrusted peer forwarded was not believed
+
+
+def test_only_a_trusted_proxy_says_the_client_came_over_https(server: Server) -> None:
+    """The web catalog's pull commands drop --src-tls-verify=false when the request came
+    over HTTPS, which only a trusted proxy can say."""
+    def page(source: str) -> bytes:
+        with connect(int(server.host.rsplit(":", 1)[1]), source) as sock:
+            sock.sendall(b"GET /ui/r/test/docker HTTP/1.1\r\nHost: registry.example.com\r\n"
+                         b"X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
+            reply = read_reply(sock)
+        assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+        return reply
+
+    assert b"--src-tls-verify=false" not in page(PROXY)
+    assert b"--src-tls-verify=false" in page("127.0.0.4")

@@ -74,6 +74,14 @@ def test_the_client_address_is_taken_from_trusted_proxies_only(peer: str, forwar
     assert proxies.client(peer, forwarded) == client
 
 
+def test_the_scheme_is_taken_from_trusted_proxies_only() -> None:
+    proxies = TrustedProxies.parse("127.0.0.1")
+    assert proxies.scheme("127.0.0.1", "https") == "https"
+    assert proxies.scheme("127.0.0.1", "HTTPS, http") == "https"
+    assert proxies.scheme("127.0.0.1", "gopher") is None
+    assert proxies.scheme("192.0.2.7", "https") is None  # an untrusted peer cannot say
+
+
 def test_no_proxy_is_trusted_by_default_and_bad_entries_are_errors() -> None:
     assert not TrustedProxies.parse("") and not TrustedProxies.parse(None).trusts("127.0.0.1")
     assert [str(n) for n in TrustedProxies.parse(" 127.0.0.1 , ::1").networks] == ["127.0.0.1/32", "::1/128"]
