@@ -253,12 +253,10 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
           threads: int = 4, htpasswd: str | None = None, blobs: str | None = None,
           blob_redirect: int | None = None, access: str | None = None, s3_timeout: float = 3.0,
           s3_attempts: int = 2, manifest_cache: int | None = None, clients: ClientLimits | None = None) -> None:
-    """Run the registry server under gunicorn until SIGTERM/SIGINT. ``access``: an
-    access file (per-repository read rules), read once here, before the workers fork.
-    Each worker has ``threads`` database connections at most, S3 requests of
-    ``s3_timeout`` seconds per attempt and ``s3_attempts`` attempts, and keeps
-    ``manifest_cache`` bytes of manifests (default 64 MiB). ``clients``: timeouts,
-    connection caps and trusted proxies (default: ``ClientLimits()``)."""
+    """Run the registry server under gunicorn until SIGTERM/SIGINT. ``access``: an access file (per-repository
+    read rules), read once here, before the workers fork. Each worker has ``threads`` database connections at
+    most, S3 requests of ``s3_timeout`` seconds per attempt and ``s3_attempts`` attempts, and keeps
+    ``manifest_cache`` bytes of manifests (default 64 MiB). ``clients``: ``ClientLimits``."""
     with _metrics_folder():  # first: the env var must be set before prometheus_client is imported
         _serve(location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd, blobs=blobs,
                blob_redirect=blob_redirect, access=access, s3_timeout=s3_timeout, s3_attempts=s3_attempts,
@@ -291,16 +289,6 @@ def _serve(location: str | None, *, host: str, port: int, workers: int, threads:
     GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect,
                                            access=rules, limits=limits, manifest_cache=manifest_cache),
                    host=host, port=port, workers=workers, threads=threads, clients=clients).run()
-
-
-def client_limits(*, forwarded_allow_ips: str = "", client_timeout: float = 10, keepalive: float = 30,
-                  max_client_connections: int = 100) -> ClientLimits:
-    """``ClientLimits`` from ``serve``'s options; ``InvalidInput`` for an address that is not one."""
-    from reconciler.server.limits import ClientLimits, TrustedProxies
-
-    return ClientLimits(request_timeout=client_timeout, keepalive=keepalive,
-                        max_client_connections=max_client_connections,
-                        trusted_proxies=TrustedProxies.parse(forwarded_allow_ips))
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -351,9 +339,8 @@ def make_crane_app(config: CraneConfig, *, htpasswd: str | None = None, access: 
     return CraneApp(config, htpasswd=Htpasswd(htpasswd) if htpasswd else None, access=access)
 
 
-def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-                threads: int = 4, htpasswd: str | None = None, access: str | None = None,
-                clients: ClientLimits | None = None) -> None:
+def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2, threads: int = 4,
+                htpasswd: str | None = None, access: str | None = None, clients: ClientLimits | None = None) -> None:
     """Run Crane compatibility mode under gunicorn until SIGTERM/SIGINT (no store)."""
     import logging
 

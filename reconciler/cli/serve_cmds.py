@@ -6,6 +6,7 @@ import click
 
 from reconciler import api
 from reconciler.cli.context import AppContext, pass_app
+from reconciler.server.limits import ClientLimits, TrustedProxies
 
 
 @click.command("serve")
@@ -88,8 +89,9 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
     """
     if access is not None and htpasswd is None:
         raise click.UsageError("--access needs --htpasswd: the access file names users of an htpasswd file")
-    clients = api.client_limits(forwarded_allow_ips=forwarded_allow_ips, client_timeout=client_timeout,
-                                keepalive=keepalive, max_client_connections=max_client_connections)
+    clients = ClientLimits(request_timeout=client_timeout, keepalive=keepalive,
+                           max_client_connections=max_client_connections,
+                           trusted_proxies=TrustedProxies.parse(forwarded_allow_ips))
     if crane_data_dir is not None or crane_config is not None:
         if blob_redirect:
             raise click.UsageError("--blob-redirect is for the store's blobs; Crane mode redirects as its app files say")
