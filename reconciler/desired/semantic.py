@@ -202,7 +202,7 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
             continue
         if source == repo_id:
             rep.value(here + ("copy", i, "from"), "a repository cannot copy from itself")
-        elif source not in repositories and _ID.match(source):
+        elif source not in repositories and _ID.fullmatch(source):
             rep.value(here + ("copy", i, "from"), _unknown_repo(source, repositories))
     for name, value in as_dict(repo.get("pins")).items():
         if not isinstance(value, str) or not value:
@@ -212,7 +212,7 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
         except InvalidInput as exc:
             rep.value(here + ("pins", name), exc.message)
             continue
-        if isinstance(target, tuple) and target[0] not in repositories and _ID.match(target[0]):
+        if isinstance(target, tuple) and target[0] not in repositories and _ID.fullmatch(target[0]):
             rep.value(here + ("pins", name), _unknown_repo(target[0], repositories))
 
 
