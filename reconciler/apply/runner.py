@@ -46,7 +46,7 @@ from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionRe
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
 from reconciler.errors import Interrupted, ReconcilerError, StalePlan
-from reconciler.model import Digest, Index, Manifest
+from reconciler.model import Digest, Index, Manifest, PlatformFilter
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import load_graph
@@ -74,8 +74,8 @@ class Fetcher(Protocol):
     def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                  progress: Progress | None = None, inflight: InFlight | None = None,
                  prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                 tags_by_digest: Mapping[Digest, str] | None = None,
-                 batch: ContentBatch | None = None, stop: StopToken | None = None) -> None: ...
+                 tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
+                 stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None: ...
 
 
 #: (repository id, event) for every progress event of that repository's fetch
@@ -92,12 +92,12 @@ V1_OPS = (Op.V1_UPLOAD, Op.V1_SYNC)
 def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                     progress: Progress | None = None, inflight: InFlight | None = None,
                     prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                    tags_by_digest: Mapping[Digest, str] | None = None,
-                    batch: ContentBatch | None = None, stop: StopToken | None = None) -> None:
+                    tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
+                    stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
     fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop)
+                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop, platforms=platforms)
 
 
 def default_uploader(store: Store, path: Path, existing: ContentSet,
@@ -130,8 +130,9 @@ def _with_closure(store: Store, graph: RefGraph, roots: list[Digest]) -> RefGrap
     """``graph`` plus the closure of the ``roots`` it lacks. A node already in it brings
     its closure along (the graph is built from complete versions and closures), so the
     common case (an apply of many tags whose content the graph holds) reads nothing and
-    copies no graph."""
-    missing = [d for d in roots if d not in graph]
+    copies no graph. Children an index in it lacks (platforms it did not mirror) are read too."""
+    missing = [d for d in roots if d not in graph] + [
+        c for d in roots if d in graph and graph.kind(d) is Kind.INDEX for c in graph.children(d) if c not in graph]
     return graph.merged(closure_graph(store, missing)) if missing else graph
 
 
@@ -278,7 +279,8 @@ class Runner:
                 try:
                     self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
                                  progress=progress, inflight=inflight, prefetched=self.manifests,
-                                 tags_by_digest=self._tags(repo), batch=batch, stop=self.stop)
+                                 tags_by_digest=self._tags(repo), batch=batch, stop=self.stop,
+                                 platforms=spec.platforms)
                 finally:
                     source.close()
             except ReconcilerError as exc:
@@ -466,7 +468,8 @@ class Runner:
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
                         self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
-                                     tags_by_digest={a.digest: a.tag} if a.tag else None, stop=self.stop)
+                                     tags_by_digest={a.digest: a.tag} if a.tag else None, stop=self.stop,
+                                     platforms=spec.platforms)
                     if a.op is Op.UPLOAD:
                         state, graph = self._upload(a, state, graph)
                     else:
@@ -484,7 +487,7 @@ class Runner:
                                       changes=state != RepoState.of(base))
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,
                                         operation=f"apply {self.result.plan_digest[:19]}",
-                                        provenance=self.provenance, drop=drop)
+                                        provenance=self.provenance, drop=drop, absent=state.absent)
         except ReconcilerError as exc:
             for a in done:
                 self._failed(a, exc)

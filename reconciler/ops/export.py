@@ -102,7 +102,7 @@ def app_file(version: RepositoryVersion, manifests: Mapping[Digest, tuple[str, b
         elif where == "list":
             lists.append(tag)
             child = _amd64_child(media_type, raw)
-            if child is not None:
+            if child is not None and child[0] in manifests:  # not a platform the version left out
                 amd64[tag] = [str(child[0]), mt.schema_version(child[1])]
     return {"type": APP_FILE_TYPE, "version": 4, "repository": version.repo_id, "repo-registry-id": registry_id,
             "url": url, "protected": protected, "schema2_data": schema2, "manifest_list_data": lists,
@@ -144,7 +144,7 @@ def _write_oci(w: TarWriter, store: Store, version: RepositoryVersion, *, conver
     manifests: dict[Digest, tuple[str, bytes]] = {}
     descriptors = []
     for tag, entry in sorted(version.tags.items()):
-        converted = convert(*store.manifest_raw(entry.digest), store.manifest_raw, manifests)
+        converted = convert(*store.manifest_raw(entry.digest), store.manifest_raw, manifests, version.absent)
         if converted is None:
             log.warning("tag %s of %s is a Docker schema1 manifest, which has no OCI form; skipped",
                         tag, version.repo_id)

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 
 from reconciler.desired.model import ALL, RepositorySpec, Selection
 from reconciler.errors import ContentNotFound
-from reconciler.model import Digest
+from reconciler.model import Descriptor, Digest
+from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import unreferenced
 from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.plan import model as pm
-from reconciler.plan import steps
+from reconciler.plan import steps, subsets
 from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
@@ -65,6 +66,8 @@ class RepoDiff:
         self.unmanaged: pm.Unmanaged | None = None
         #: action id -> (content, tags count) it removes at its step (before ``_recount``)
         self.removed: dict[str, tuple[ContentSet, int]] = {}
+        #: lines for the repository's block that are not actions (RepoSummary.notes)
+        self.notes: list[str] = []
 
     # -- helpers --------------------------------------------------------------------------
     def _add(self, op: Op, change: Change, subject: str, reason: str, *, deps: Iterable[str] = (),
@@ -110,21 +113,28 @@ class RepoDiff:
                                                     f"{what}: tag {tag} failed there: {cause.error}"))
         return True
 
+    def _skips(self, roots: Iterable[Digest], platforms: PlatformFilter | None,
+               absent: frozenset[Digest] = frozenset()) -> tuple[frozenset[Digest], tuple[Descriptor, ...]]:
+        return subsets.skips(self.graph, self.ledger.observed, roots, platforms, absent)
+
     def _set_tag(self, op: Op, tag: str, digest: Digest, origin: Origin, reason: str, *,
-                 deps: Iterable[str] = (), cascade: bool = False, **kw: object) -> None:
+                 deps: Iterable[str] = (), cascade: bool = False, skip: frozenset[Digest] = frozenset(),
+                 entries: tuple[Descriptor, ...] = (), **kw: object) -> None:
         current = self.state.tags.get(tag)
-        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade)
+        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade, skip=skip)
         if step.state == self.state:
             return
+        if step.state.tags == self.state.tags and step.state.content == self.state.content:
+            return  # only what the version records as absent changed: nothing to do
         new = step.state.content.difference(self.state.content)
         change = Change.CREATE if current is None else Change.UPDATE
-        before = self.state
+        before, same = self.state, current is not None and current.digest == digest
         action = self._add(op, change, tag, reason, deps=deps, tag=tag, digest=digest,
-                           old_digest=current.digest if current and current.digest != digest else None,
-                           old_origin=current.origin.value if current and current.digest == digest else None,
+                           old_digest=current.digest if current and not same else None,
+                           old_origin=current.origin.value if current and same and current.origin != origin else None,
                            download=self.ledger.download_for(new) if op is Op.SYNC_TAG else Download(),
                            adds=_counts(new), removes=_counts(step.removed), cascade=cascade and bool(len(step.removed)),
-                           **kw)
+                           **subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries), **kw)
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
         self._bring(action, before)
@@ -223,16 +233,23 @@ class RepoDiff:
         for tag in sorted(t for t in upstream.failed if t in unresolved):
             self.ledger.failed_tags.append(pm.FailedTag(self.repo, tag, upstream.failed[tag]))
         self.ledger.warnings += [f"{self.repo}: {note}" for note in upstream.notes]
+        for tag, why in sorted(upstream.refused.items()):
+            if tag in unresolved:
+                self.notes.append(f"tag {tag} not synced: {why}")
         for tag in sorted(selected):
             current = self.state.tags.get(tag)
-            if current is not None:
+            if current is not None and current.digest == selected[tag] and current.origin is Origin.SYNC:
+                reason = pm.PLATFORMS_ADDED  # the same target, and content it lacks: platforms now selected
+            elif current is not None:
                 reason = pm.TAG_MOVED_UPSTREAM
             elif self.obs is not None and selected[tag] in self.obs.state.content and \
                     all(e.digest != selected[tag] for e in self.obs.state.tags.values()):
                 reason = pm.TAG_MISSING_HERE  # its image is here untagged: the tag was removed here
             else:
                 reason = pm.NEW_UPSTREAM_TAG
-            self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror)
+            skip, entries = self._skips([selected[tag]], spec.platforms)
+            self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror, skip=skip,
+                          entries=entries)
         gone = sorted(synced_here - set(selected) - unresolved)
         refused = spec.mirror and bool(gone) and not selected and not unresolved and not spec.allow_empty
         if not upstream.listed:
@@ -255,14 +272,19 @@ class RepoDiff:
             self.ledger.warnings.append(f"{self.repo}: every upstream tag the filter selects is pinned or removed "
                                         f"in repos.yaml; the mirror removes nothing ({_kept(gone)}) "
                                         "unless allow_empty: true")
+        outranked = sorted(t for t in gone if t in upstream.outranked)
         if not spec.mirror:
             self.declared_tags |= synced_here  # additive sync: vanished tags stay and stay declared
+            if outranked:
+                self.notes.append(f"tag{'' if len(outranked) == 1 else 's'} {_few(outranked)} dropped out of the "
+                                  f"newest {spec.tag_filter.latest}: kept, because mirror is off")
             return
         if refused:
             self.declared_tags |= synced_here
             return
         for tag in gone:
-            self._remove_tag(tag, pm.TAG_GONE_UPSTREAM, cascade=True)
+            reason = pm.OUTRANKED.format(n=spec.tag_filter.latest) if tag in outranked else pm.TAG_GONE_UPSTREAM
+            self._remove_tag(tag, reason, cascade=True)
 
     def _uploads(self) -> None:
         for upload in self.spec.uploads:
@@ -321,12 +343,13 @@ class RepoDiff:
                         hint="fix the tag name in repos.yaml or make the source repository provide it")
                 self.declared_tags.add(tag)
                 self._check_references(src, [entry.digest], "tag", source, (*at, "tags", i))
-                closure = self.graph.closure([entry.digest])
+                skip, entries = self._skips([entry.digest], copy.platforms, src.absent)
+                closure = self.graph.closure([entry.digest], skip)
                 deps = [*self._providers(source, closure)]
                 if (source, tag) in self.ledger.tag_setter:
                     deps.append(self.ledger.tag_setter[(source, tag)])
                 self._set_tag(Op.COPY_TAG, tag, entry.digest, Origin.COPY, pm.DECLARED, deps=deps,
-                              source_repo=source, source_tag=tag)
+                              source_repo=source, source_tag=tag, skip=skip, entries=entries)
             for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
                                           ("index", copy.indexes, src.content.indexes)):
                 if selection != ALL and not selection:
@@ -339,15 +362,17 @@ class RepoDiff:
                                       hint="fix the digest in repos.yaml or make the source repository hold it")
                 self._check_references(src, digests, kind, source, at)
                 self.declared_roots |= set(digests)
-                closure = self.graph.closure(digests)
+                skip, entries = self._skips(digests, copy.platforms if kind == "index" else None, src.absent)
+                closure = self.graph.closure(digests, skip)
                 new = closure.difference(self.state.content)
                 if not len(new):
                     continue
                 before = self.state
                 action = self._add(Op.COPY_CONTENT, Change.CREATE, f"{kind}-from-{source}", pm.DECLARED,
                                    deps=self._providers(source, closure), source_repo=source, kind=kind,
-                                   digests=tuple(d for d in digests if d in new), adds=_counts(new))
-                self.state = self.state.with_content(closure)
+                                   digests=tuple(d for d in digests if d in new), adds=_counts(new),
+                                   **subsets.skipped_fields(self.graph, self.ledger.observed, digests, skip, entries))
+                self.state = self.state.with_content(closure, self.graph.left_out(closure, skip))
                 self._bring(action, before)
 
     def _check_references(self, src: RepoState, digests: list[Digest], kind: str, source: str,
@@ -372,21 +397,22 @@ class RepoDiff:
                                       f"will not exist after this plan ({pin.source_repo} will have "
                                       f"{_few(src.tags)})", path=at, hint="fix the tag in repos.yaml")
                 digest = entry.digest
-                closure = self.graph.closure([digest])
+                closure = self.graph.closure([digest], src.absent)
                 deps = self._providers(pin.source_repo, closure)
                 setter = self.ledger.tag_setter.get((pin.source_repo, pin.source_tag))
                 if setter:
                     deps.append(setter)
                 self._set_tag(Op.PIN_TAG, pin.name, digest, Origin.PIN, pm.DECLARED, deps=deps,
-                              source_repo=pin.source_repo, source_tag=pin.source_tag)
+                              source_repo=pin.source_repo, source_tag=pin.source_tag, skip=src.absent)
             else:
                 assert pin.digest is not None
                 if pin.digest not in self.state.content.manifests | self.state.content.indexes:
                     raise Unplannable(f"pins tag {pin.name!r} to {pin.digest}, which the repository will not "
                                       "hold after this plan", path=at,
                                       hint="copy or upload that manifest first, or fix the digest")
-                deps = self._providers(self.repo, self.graph.closure([pin.digest]))
-                self._set_tag(Op.PIN_TAG, pin.name, pin.digest, Origin.PIN, pm.DECLARED, deps=deps)
+                deps = self._providers(self.repo, self.graph.closure([pin.digest], self.state.absent))
+                self._set_tag(Op.PIN_TAG, pin.name, pin.digest, Origin.PIN, pm.DECLARED, deps=deps,
+                              skip=self.state.absent)
 
     def _removals(self) -> None:
         rm = self.spec.remove

@@ -52,6 +52,16 @@ def _download_text(a: Action) -> str:
     return f"{_plural(d.manifests, 'manifest')} to download"
 
 
+def _skipped_text(a: Action) -> str:
+    """``platforms not mirrored: linux/arm/v7, linux/s390x (41.0 MiB not downloaded)``."""
+    if not a.skipped:
+        return ""
+    n = len(a.skipped)
+    what = ", ".join(a.platforms_skipped) or f"{n} index {'entry' if n == 1 else 'entries'}"
+    saved = f" ({human_bytes(a.saved_bytes)} not downloaded)" if a.saved_bytes else ""
+    return f"platforms not mirrored: {what}{saved}"
+
+
 def _cascade_text(a: Action) -> str:
     rest = {k: v for k, v in a.removes.items() if k != "tags"}
     text = counts_text(rest)
@@ -92,10 +102,11 @@ def action_line(a: Action, plan: Plan | None = None, *, full: bool = False) -> s
             digests = _short(a.digest)
         if a.op is Op.PIN_TAG and a.source_repo and a.old_digest is not None:
             digests += f" ({a.source_repo}:{a.source_tag})"
-        return "   ".join(x for x in (head, digests, _join(a.reason, _download_text(a), _cascade_text(a)), after) if x)
+        return "   ".join(x for x in (head, digests, _join(a.reason, _download_text(a), _skipped_text(a),
+                                                         _cascade_text(a)), after) if x)
     if a.op is Op.COPY_CONTENT:
         head = f"copy {_plural(len(a.digests), a.kind or 'manifest')} from {a.source_repo}"
-        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds))), after) if x)
+        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds)), _skipped_text(a)), after) if x)
     if a.op is Op.REMOVE_CONTENT:
         kind = a.kind or "manifest"
         subject = _short(a.digests[0]) if len(a.digests) == 1 else _plural(len(a.digests), kind)
@@ -221,6 +232,9 @@ def render_text(plan: Plan, *, color: bool = False, refresh_line: bool = True) -
         failed.setdefault(f.repo, []).append(f"! tag {f.tag}   FAILED: {f.error}")
     for repo in plan.repositories:
         lines.append("  " + paint(repo.status, _header(repo, repo.id in failed)))
+        if repo.selection:
+            lines.append(f"      {repo.selection}")
+        lines += [f"      {note}" for note in repo.notes]
         for a in plan.actions_for(repo.id):
             if a.op in (Op.CREATE_REPOSITORY, Op.DELETE_REPOSITORY) and repo.status in ("+", "-"):
                 continue  # the header already says it

@@ -9,7 +9,7 @@ ops ones (``cascade_remove``, ``unreferenced``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from reconciler.model import Digest
@@ -48,12 +48,20 @@ def orphans_under(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) ->
     return intersect(unreferenced(state, graph), graph.closure(roots))
 
 
+def _with_closure(state: RepoState, graph: RefGraph, roots: Iterable[Digest], skip: Container[Digest]) -> RepoState:
+    """``state`` plus the closure of ``roots`` without the index children in ``skip``
+    (platforms not mirrored), which it records as absent."""
+    closure = graph.closure(roots, skip)
+    return state.with_content(closure, graph.left_out(closure, skip))
+
+
 def set_tag(state: RepoState, graph: RefGraph, tag: str, digest: Digest, origin: Origin, *,
-            cascade: bool = False) -> Step:
-    """Point ``tag`` at ``digest`` and add its closure. With ``cascade`` (a mirror), the
-    old target's content that nothing else needs any more goes (as ops' sync does)."""
+            cascade: bool = False, skip: Container[Digest] = ()) -> Step:
+    """Point ``tag`` at ``digest`` and add its closure (``skip``: index children left
+    out). With ``cascade`` (a mirror), the old target's content that nothing else needs
+    any more goes (as ops' sync does)."""
     old = state.tags.get(tag)
-    new = state.with_content(graph.closure([digest])).with_tags({tag: TagEntry(digest, origin)})
+    new = _with_closure(state, graph, [digest], skip).with_tags({tag: TagEntry(digest, origin)})
     if cascade and old is not None and old.digest != digest:
         return drop_content(new, graph, orphans_under(new, graph, [old.digest]))
     return Step(new)
@@ -64,8 +72,8 @@ def remove_tag(state: RepoState, graph: RefGraph, tag: str, *, cascade: bool = F
     return Step(removal.state, removal.content, len(removal.tags))
 
 
-def add_content(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) -> Step:
-    return Step(state.with_content(graph.closure(roots)))
+def add_content(state: RepoState, graph: RefGraph, roots: Iterable[Digest], skip: Container[Digest] = ()) -> Step:
+    return Step(_with_closure(state, graph, roots, skip))
 
 
 def remove_content(state: RepoState, graph: RefGraph, kind: str, digests: Iterable[Digest]) -> Step:
@@ -90,12 +98,13 @@ def run_step(action: Action, state: RepoState, graph: RefGraph) -> Step:
     op = action.op
     if op in (Op.SYNC_TAG, Op.COPY_TAG, Op.PIN_TAG):
         assert action.tag is not None and action.digest is not None
-        return set_tag(state, graph, action.tag, action.digest, ORIGIN[op], cascade=action.cascade)
+        return set_tag(state, graph, action.tag, action.digest, ORIGIN[op], cascade=action.cascade,
+                       skip=frozenset(action.skipped))
     if op is Op.REMOVE_TAG:
         assert action.tag is not None
         return remove_tag(state, graph, action.tag, cascade=action.cascade)
     if op is Op.COPY_CONTENT:
-        return add_content(state, graph, action.digests)
+        return add_content(state, graph, action.digests, frozenset(action.skipped))
     if op is Op.REMOVE_CONTENT:
         return remove_content(state, graph, action.kind or "manifest", action.digests)
     raise ValueError(f"{op.value} is not a pure state step")

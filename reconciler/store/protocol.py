@@ -146,6 +146,8 @@ class RepositoryVersion:
     number: int
     content: ContentSet
     tags: Mapping[str, TagEntry]
+    #: index children left out on purpose (a platform subset): the one exception to "an index's children are held"
+    absent: frozenset[Digest] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -372,10 +374,10 @@ class Store(Protocol):
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
                        tags: Mapping[str, TagEntry], operation: str,
                        provenance: Mapping[str, str] | None = None,
-                       drop: Iterable[int] = ()) -> VersionInfo | None:
-        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in
-        the same transaction, drop the versions ``drop`` (as ``versions_drop``).
-        ``provenance``: where an apply's version came from (recorded with it)."""
+                       drop: Iterable[int] = (), absent: Iterable[Digest] = ()) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in the same transaction,
+        drop the versions ``drop`` (as ``versions_drop``). ``provenance``: where an apply's version came from
+        (recorded with it); ``absent``: index children it lacks on purpose (kept while its indexes list them)."""
         ...
 
     # -- version lifecycle (retention) -------------------------------------------
@@ -416,6 +418,8 @@ class Store(Protocol):
     def version_tag_names(self, repo_id: str, version: int, *, after: str | None = None,
                           limit: int | None = None) -> list[str]: ...
     def version_holds(self, repo_id: str, version: int, digest: Digest) -> Kind | None: ...
+    def version_left_out(self, repo_id: str, version: int, digest: Digest) -> bool:
+        """Whether ``digest`` is an index child the version left out (a platform not mirrored)."""
 
     # -- content ----------------------------------------------------------------
     def blob_has(self, digest: Digest) -> bool: ...
