@@ -30,15 +30,14 @@ from reconciler.plan.actions import (
     CreateRepository,
     Op,
     PinTag,
-    Publish,
     RemoveContent,
     RemoveTag,
     SetTag,
     SyncTag,
-    Unpublish,
     UpdateRepository,
     Upload,
 )
+from reconciler.plan.diff_publish import publish_step
 from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
@@ -489,30 +488,6 @@ class RepoDiff:
             self._add(action)
 
     def _publish(self) -> None:
-        spec, repo = self.spec, self.obs.repository if self.obs else None
-        content_changed = any(a.op not in (Op.CREATE_REPOSITORY, Op.UPDATE_REPOSITORY) for a in self.actions)
-        deps = [a.id for a in self.actions]
-        if spec.publish:
-            if repo is None or repo.published_version is None:
-                reason, change = pm.DECLARED, Change.CREATE
-            elif repo.publish_name != spec.publish or repo.protected != spec.protected:
-                reason, change = pm.DECLARED, Change.UPDATE
-            elif content_changed:
-                reason, change = "new version", Change.UPDATE
-                if repo.published_version != repo.latest_version:
-                    reason += (f" (the publication was at version {repo.published_version}: rolled back by hand, "
-                               "or an apply stopped before publishing)")
-            elif repo.published_version != repo.latest_version:
-                # a hand `repo rollback` (or `publish --version`): drift this apply undoes
-                reason = (f"published version {repo.published_version} is behind the latest {repo.latest_version} "
-                          "(rolled back by hand, or an apply stopped before publishing; this apply publishes the latest)")
-                change = Change.UPDATE
-            else:
-                return
-            action_id, depends_on = self._ids(Op.PUBLISH, spec.publish, deps)
-            self._add(Publish(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
-                              publish_name=spec.publish, protected=spec.protected))
-        elif repo is not None and repo.published_version is not None:
-            action_id, depends_on = self._ids(Op.UNPUBLISH, repo.publish_name or "", deps)
-            self._add(Unpublish(id=action_id, repo=self.repo, change=Change.DELETE, reason=pm.REMOVED_FROM_DESIRED,
-                                depends_on=depends_on, publish_name=repo.publish_name))
+        action = publish_step(self.spec, self.obs.repository if self.obs else None, self.actions, self._ids)
+        if action is not None:
+            self._add(action)
