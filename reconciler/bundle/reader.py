@@ -10,7 +10,7 @@ that no bundle at hand carries (a delta whose base was never applied here) is an
 naming the base bundle to apply first.
 
 Bundles come from the other side of an air gap: every tar member is checked
-(``ops/tarsafe``) before anything is read, ``bundle.json`` must match ``bundle.sha256``
+(``ops/formats/tarsafe``) before anything is read, ``bundle.json`` must match ``bundle.sha256``
 and ``index.json`` its recorded digest, and every manifest and blob is verified against
 its digest on the way into the store (manifests here, blobs by the store). Members are
 read with a file handle per read, so parallel downloads never share a position.

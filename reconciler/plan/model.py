@@ -6,7 +6,7 @@ resolved digest of every tag it sets, what it will download, and the store gener
 desired-file digest it was made against so that apply can refuse a stale plan. Renderers
 (text, JSON, Markdown) and apply only read it.
 
-The ``Change`` enum is its own display symbol (``+`` create, ``~`` change, ``-`` remove).
+The ``Change`` enum (``plan.actions``) is its own display symbol (``+`` create, ``~`` change, ``-`` remove).
 ``to_json``/``from_json`` round-trip exactly; ``format_version`` is documented in
 docs/plan-json.md and bumped on any incompatible change.
 """
