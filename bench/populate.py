@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from reconciler.model import Digest, parse_manifest
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.store.sqlite import SQLiteStore
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

@@ -17,31 +17,30 @@ from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import check_upstream_name, normalize_upstream_name
-from reconciler.model.tagfilter import TagFilter
-from reconciler.registry.protocol import RegistryConfig, UpstreamSource
-from reconciler.store.protocol import Repository, Store
+from reconciler.model.registry import RegistryConfig
+from reconciler.model.repository import Repository
+from reconciler.model.tagfilter import ALL_TAGS, TagFilter
+from reconciler.registry.protocol import UpstreamSource
+from reconciler.store.protocol import Store
 
 if TYPE_CHECKING:
     from reconciler.apply.result import ApplyResult
     from reconciler.apply.runner import RepoProgress
-    from reconciler.desired.model import DesiredState, RegistrySpec
+    from reconciler.desired.model import DesiredState
     from reconciler.ops.parallel import Progress
     from reconciler.ops.result import OpResult
     from reconciler.ops.stop import StopToken
     from reconciler.ops.sync import SyncResult
-    from reconciler.ops.v1sync import V1Source
+    from reconciler.ops.v1.sync import V1Source
     from reconciler.plan.drift import DriftReport
     from reconciler.plan.model import Plan
+    from reconciler.plan.observe import RefreshProgress
     from reconciler.plan.observed import Observed
-    from reconciler.plan.refresh import RefreshProgress
     from reconciler.registry.shared import SharedClients
     from reconciler.server import RegistryApp
     from reconciler.server.access import AccessRules
     from reconciler.server.crane import CraneApp, CraneConfig
     from reconciler.server.limits import ClientLimits
-
-#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
-ALL_TAGS = TagFilter()
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
@@ -172,7 +171,7 @@ def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, u
     ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
     to the repository's and are recorded on a repository this call creates. A failed sync
     of a repository it created removes it again."""
-    from reconciler.ops.v1sync import v1_sync
+    from reconciler.ops.v1.sync import v1_sync
     from reconciler.registry.v1client import V1Client
 
     with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,
@@ -266,9 +265,9 @@ def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5
 def _serve(location: str | None, *, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
            blobs: str | None, blob_redirect: int | None, access: str | None, s3_timeout: float,
            s3_attempts: int, manifest_cache: int | None, clients: ClientLimits | None) -> None:
+    from reconciler.model.content import Kind
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
-    from reconciler.store.protocol import Kind
 
     limits = ServingLimits(connections=threads, s3_timeout=s3_timeout, s3_attempts=s3_attempts)
     loc, blobs = store_location(location), blobs_location(blobs)
@@ -360,14 +359,6 @@ def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 500
 
 # -- plan and apply -----------------------------------------------------------------------
 
-def registry_config(spec: RegistrySpec) -> RegistryConfig:
-    """The client configuration of a ``registries:`` entry (or ad-hoc feed URL) of repos.yaml."""
-    return RegistryConfig(
-        url=spec.url, username_env=spec.username_env, password_env=spec.password_env, auth_file=spec.auth_file,
-        tls_verify=spec.tls_verify, ca_file=spec.ca_file, client_cert=spec.client_cert, client_key=spec.client_key,
-        max_concurrency=spec.max_concurrency, timeout=spec.timeout, retries=spec.retries)
-
-
 class UpstreamPool:
     """The upstream clients of one plan or apply: one per registry, shared by every
     repository (one ping, one connection pool, ``max_concurrency`` honoured across
@@ -381,17 +372,17 @@ class UpstreamPool:
         #: bundle feeds, opened (and their members indexed) once per plan or apply
         self._bundles: dict[str, UpstreamSource] = {}
 
-    def __call__(self, spec: RegistrySpec) -> UpstreamSource:
+    def __call__(self, spec: RegistryConfig) -> UpstreamSource:
         with self._lock:  # called from the refresh's and the apply's worker threads
             if spec.url.startswith(BUNDLE_SCHEME):
                 if spec.url not in self._bundles:
-                    self._bundles[spec.url] = registry_client(registry_config(spec))
+                    self._bundles[spec.url] = registry_client(spec)
                 return self._bundles[spec.url]  # its close() does nothing: safe to share
             if self.shared is None:
                 from reconciler.registry.shared import SharedClients
 
                 self.shared = SharedClients()
-        return self.shared.borrow(registry_config(spec))
+        return self.shared.borrow(spec)
 
     def close(self) -> None:
         if self.shared is not None:
@@ -404,11 +395,11 @@ class UpstreamPool:
         self.close()
 
 
-def v1_source(spec: RegistrySpec) -> V1Source:
+def v1_source(spec: RegistryConfig) -> V1Source:
     """A v1 registry API client for a feed of repos.yaml (v1 sync, ``enable_v1``)."""
     from reconciler.registry.v1client import V1Client
 
-    return V1Client(registry_config(spec))
+    return V1Client(spec)
 
 
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,

@@ -52,11 +52,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-un
 
 @pytest.fixture
 def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run ``python -m reconciler`` in a subprocess (real exit codes, real stdout)."""
+    """Run ``python -m reconciler`` in a subprocess (real exit codes, real stdout);
+    ``module``: another entry point that runs the same CLI (``tests.support.crashpoints``)."""
 
     def run(*args: str, store: Path | str | None = None, check: bool = False, input: str | None = None,
-            env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "reconciler"]
+            env: dict[str, str] | None = None, cwd: Path | None = None,
+            module: str = "reconciler") -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", module]
         if store is not None:
             cmd += ["--store", str(store)]
         # the checkout under test, not whatever reconciler another venv has installed

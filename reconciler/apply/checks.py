@@ -16,8 +16,9 @@ from pathlib import Path
 
 from reconciler.desired.model import DesiredState
 from reconciler.errors import PlanIncomplete, StalePlan
-from reconciler.plan.model import Op, Plan
-from reconciler.store.protocol import Store
+from reconciler.plan.actions import Upload, V1Upload
+from reconciler.plan.model import Plan
+from reconciler.store.roles.versions import VersionStore
 
 #: the errors --skip-unavailable applies around: an upstream that could not be refreshed,
 #: and what could not be planned only because of one
@@ -56,7 +57,7 @@ def check_complete(plan: Plan, *, skip_unavailable: bool = False) -> set[str]:
                          if not others else "fix what the errors name in repos.yaml, then plan again")
 
 
-def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Callable[[Path], str]) -> None:
+def check_fresh(plan: Plan, store: VersionStore, desired: DesiredState, file_digest: Callable[[Path], str]) -> None:
     """Refuse a plan made against another store generation, desired file or upload file."""
     problems = []
     generation = store.generation()
@@ -66,8 +67,7 @@ def check_fresh(plan: Plan, store: Store, desired: DesiredState, file_digest: Ca
     if desired.digest != plan.desired_digest:
         problems.append(f"{plan.desired_path} changed since the plan was made "
                         f"({plan.desired_digest[:19]} -> {desired.digest[:19]})")
-    files = {a.file: a.file_digest for a in plan.actions
-             if a.op in (Op.UPLOAD, Op.V1_UPLOAD) and a.file and a.file_digest}
+    files = {a.file: a.file_digest for a in plan.actions if isinstance(a, (Upload, V1Upload)) and a.file_digest}
     for file, planned in files.items():  # each file hashed once, however many repositories upload it
         if file_digest(Path(file)) != planned:
             problems.append(f"upload file {file} changed since the plan was made")

@@ -14,34 +14,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reconciler.model.repository import PublicationChange, Repository
 from reconciler.ops.publish import switch as switch_op
-from reconciler.plan.model import Action, Op, Plan
-from reconciler.store.protocol import PublicationChange, Repository, Store
+from reconciler.plan.actions import PublicationAction, Publish
+from reconciler.plan.model import Plan
+from reconciler.store.protocol import Store
 
 
-def grouped(action: Action) -> bool:
+def grouped(action: PublicationAction) -> bool:
     """Whether ``action`` is switched through ``changes`` rather than on its own."""
-    return action.handover is not None or action.release_from is not None
+    return action.handover is not None or (isinstance(action, Publish) and action.release_from is not None)
 
 
-def group_of(plan: Plan, action: Action) -> list[Action]:
+def group_of(plan: Plan, action: PublicationAction) -> list[PublicationAction]:
     """The publication actions ``action`` switches with (itself included), in plan order."""
     if action.handover is None:
         return [action]
-    return [a for a in plan.actions if a.handover == action.handover]
+    return [a for a in plan.actions if isinstance(a, PublicationAction) and a.handover == action.handover]
 
 
-def changes(store: Store, group: Sequence[Action]) -> list[PublicationChange]:
+def changes(store: Store, group: Sequence[PublicationAction]) -> list[PublicationChange]:
     """What ``Store.publications_switch`` must do for ``group``: each publish serves its
     repository's latest version (committed by now) under its name; a repository that
     gives its name up (``release_from``) keeps none; an unpublish keeps its name reserved
     unless the name is given to another repository."""
-    released = {a.release_from for a in group if a.release_from}
+    released = {a.release_from for a in group if isinstance(a, Publish) and a.release_from}
     out: dict[str, PublicationChange] = {}
     for a in group:
         repo = store.repository_get(a.repo)
-        if a.op is Op.PUBLISH:
-            out[a.repo] = PublicationChange(a.repo, a.publish_name, repo.latest_version, bool(a.protected))
+        if isinstance(a, Publish):
+            out[a.repo] = PublicationChange(a.repo, a.publish_name, repo.latest_version, a.protected)
         else:
             out[a.repo] = PublicationChange(a.repo, None if a.repo in released else repo.publish_name)
     for holder in sorted(released - out.keys()):
@@ -50,7 +52,7 @@ def changes(store: Store, group: Sequence[Action]) -> list[PublicationChange]:
     return list(out.values())
 
 
-def switch_group(store: Store, group: Sequence[Action]) -> tuple[list[PublicationChange], list[dict[str, object]]]:
+def switch_group(store: Store, group: Sequence[PublicationAction]) -> tuple[list[PublicationChange], list[dict[str, object]]]:
     """Switch ``group`` in one store transaction: the changes made, and what the journal
     records of them (``switched``)."""
     todo = changes(store, group)

@@ -11,12 +11,13 @@ depends on failed (``why_not``); the store refuses a protected version in any ca
 from __future__ import annotations
 
 from reconciler.errors import ReconcilerError
+from reconciler.model.repository import version_ranges
 from reconciler.ops.retention import LATEST
-from reconciler.plan.model import Action
-from reconciler.store.protocol import Store, version_ranges
+from reconciler.plan.actions import DropVersions
+from reconciler.store.roles.versions import VersionStore
 
 
-def with_commit(store: Store, repo: str, a: Action | None, *, why_not: str | None, changes: bool) -> list[int]:
+def with_commit(store: VersionStore, repo: str, a: DropVersions | None, *, why_not: str | None, changes: bool) -> list[int]:
     """The versions of ``a`` to drop in the transaction of the new version (``changes``:
     the commit makes one; without, the latest stays the latest)."""
     if a is None or why_not is not None:
@@ -26,7 +27,7 @@ def with_commit(store: Store, repo: str, a: Action | None, *, why_not: str | Non
     return [n for n in a.versions if not set(guarded.get(n, ())) - released]
 
 
-def finish(store: Store, repo: str, a: Action, dropped: list[int], *, why_not: str | None) -> tuple[str, str | None]:
+def finish(store: VersionStore, repo: str, a: DropVersions, dropped: list[int], *, why_not: str | None) -> tuple[str, str | None]:
     """Drop what ``with_commit`` left (``dropped``, with the new version); the action's
     status (``done``/``failed``/``skipped``) and error. With v1 versions still to come
     after the OCI one, the runner drops everything here (``with_commit`` is not asked)."""

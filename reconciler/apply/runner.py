@@ -34,36 +34,55 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
-from reconciler.apply.hooks import CountingStore, KillSwitch
+from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
 from reconciler.errors import Interrupted, ReconcilerError, StalePlan
 from reconciler.model import Digest, Index, Manifest, PlatformFilter
+from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
-from reconciler.ops.graph import load_graph
+from reconciler.ops.graph import load_graph, with_closure
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
-from reconciler.ops.v1sync import v1_sync
-from reconciler.ops.v1upload import upload_v1
+from reconciler.ops.v1.sync import v1_sync
+from reconciler.ops.v1.upload import upload_v1
+from reconciler.plan.actions import (
+    Action,
+    ContentAction,
+    CreateRepository,
+    DeleteRepository,
+    DropVersions,
+    PublicationAction,
+    Publish,
+    SyncTag,
+    Unpublish,
+    UpdateRepository,
+    Upload,
+    V1Action,
+    V1Sync,
+    V1Upload,
+    content_roots,
+)
 from reconciler.plan.drift import spec_fingerprints
-from reconciler.plan.model import Action, Op, Plan
-from reconciler.plan.refresh import SourceFactory, upstream_name
-from reconciler.plan.steps import ORIGIN, run_step, set_tag
+from reconciler.plan.model import Plan
+from reconciler.plan.observe import SourceFactory, upstream_name
+from reconciler.plan.steps import run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, ContentSet, Kind, ManifestRefs, Store
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +105,6 @@ MAX_PARALLEL_REPOS = 4
 #: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)
 Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
 
-V1_OPS = (Op.V1_UPLOAD, Op.V1_SYNC)
-
 
 def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                     progress: Progress | None = None, inflight: InFlight | None = None,
@@ -108,38 +125,10 @@ def default_uploader(store: Store, path: Path, existing: ContentSet,
     return result.content, result.tags
 
 
-def closure_graph(store: Store, roots: Iterable[Digest]) -> RefGraph:
-    """The graph of ``roots`` and everything under them, from the store's recorded
-    references (``Store.manifest_refs``, as ``ops.graph.load_graph``): one query per
-    index level, no manifest file read or parsed."""
-    refs: dict[Digest, ManifestRefs] = {}
-    level = set(roots)
-    while level:
-        found = store.manifest_refs(level)
-        refs.update(found)
-        level = {c for r in found.values() if r.kind is Kind.INDEX for c in r.children} - refs.keys()
-    return RefGraph.from_refs(refs)
-
-
-def _roots(actions: Iterable[Action]) -> list[Digest]:
-    """The manifests and indexes the actions point tags at or copy."""
-    return [d for a in actions for d in (*a.digests, *([a.digest] if a.digest else []))]
-
-
-def _with_closure(store: Store, graph: RefGraph, roots: list[Digest]) -> RefGraph:
-    """``graph`` plus the closure of the ``roots`` it lacks. A node already in it brings
-    its closure along (the graph is built from complete versions and closures), so the
-    common case (an apply of many tags whose content the graph holds) reads nothing and
-    copies no graph. Children an index in it lacks (platforms it did not mirror) are read too."""
-    missing = [d for d in roots if d not in graph] + [
-        c for d in roots if d in graph and graph.kind(d) is Kind.INDEX for c in graph.children(d) if c not in graph]
-    return graph.merged(closure_graph(store, missing)) if missing else graph
-
-
 class Runner:
     def __init__(self, plan: Plan, store: Store, desired: DesiredState, *, sources: SourceFactory | None = None,
                  fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
-                 command: str = "apply", kill: KillSwitch | None = None, progress: RepoProgress | None = None,
+                 command: str = "apply", observer: Observer | None = None, progress: RepoProgress | None = None,
                  parallel_repos: int = MAX_PARALLEL_REPOS,
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
                  v1_sources: V1SourceFactory | None = None, stop: StopToken | None = None,
@@ -151,8 +140,9 @@ class Runner:
         #: asked to stop (SIGINT/SIGTERM, a lost lock): checked before each download and write
         self.stop = stop if stop is not None else StopToken()
         self.skip_unavailable = skip_unavailable
-        self.kill = kill if kill is not None else KillSwitch()
-        inner: Store = CountingStore(store, self.kill) if self.kill else store
+        #: sees the store this apply writes through and the points it passes (``apply.observer``)
+        self.observer = observer if observer is not None else current()
+        inner = self.observer.store(store)
         # every write and every download checks the stop token (and the lock) first
         self.store: Store = StoppingStore(inner, self.stop, store)  # type: ignore[assignment]
         self.raw_store = store
@@ -226,7 +216,7 @@ class Runner:
                 if actions:
                     self.stop.check()
                     self._repository(repo, actions)
-                    self.kill.at(f"repo:{repo}")
+                    self.observer.event("apply", f"repo:{repo}")
         except Interrupted as exc:
             self.result.stopped, self.result.exit_code = exc.message, exc.exit_code
             seen = {r.id for r in self.result.results}
@@ -241,7 +231,7 @@ class Runner:
                 self.result.stopped = self.stop.reason
             outcome = "interrupted" if abandoned else self.result.outcome
             store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.journal()})
-            self.kill.close()
+            self.observer.close()
         return self.result
 
     def _tags(self, repo: str) -> dict[Digest, str]:
@@ -249,7 +239,7 @@ class Runner:
         several point there), so errors can say which."""
         tags: dict[Digest, str] = {}
         for a in sorted(self.plan.actions_for(repo), key=lambda a: a.tag or ""):
-            if a.op is Op.SYNC_TAG and a.digest and a.tag:
+            if isinstance(a, SyncTag):
                 tags.setdefault(a.digest, a.tag)
         return tags
 
@@ -260,7 +250,7 @@ class Runner:
         actions then fetch tag by tag and fail (or succeed) one by one."""
         work: list[tuple[str, list[Digest]]] = []
         for repo in [r.id for r in self.plan.repositories]:
-            digests = [a.digest for a in self.plan.actions_for(repo) if a.op is Op.SYNC_TAG and a.digest]
+            digests = [a.digest for a in self.plan.actions_for(repo) if isinstance(a, SyncTag)]
             spec = self.desired.repositories.get(repo)
             if digests and spec is not None and spec.feed is not None and spec.upstream_name and self.sources:
                 work.append((repo, sorted(set(digests), key=str)))
@@ -313,31 +303,37 @@ class Runner:
 
     def _repository(self, repo: str, actions: list[Action]) -> None:
         store = self.store
-        content_actions = []
+        late: list[PublicationAction] = []
+        v1: list[V1Action] = []
+        steps: list[ContentAction] = []
+        drop_action: DropVersions | None = None
         for a in actions:
-            if a.op in (Op.PUBLISH, Op.UNPUBLISH):
-                content_actions.append(a)  # checked when their turn comes (a handover waits for others)
+            if isinstance(a, (Publish, Unpublish)):
+                late.append(a)  # checked when their turn comes (a handover waits for others)
                 continue
             if self._blocked(a):
                 continue
             try:
-                if a.op is Op.CREATE_REPOSITORY:
-                    if store.repository_find(repo) is None:  # a killed earlier run may have made it
-                        store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
-                elif a.op is Op.UPDATE_REPOSITORY:
-                    store.repository_update(repo, feed=a.feed, upstream_name=a.upstream_name)
-                elif a.op is Op.DELETE_REPOSITORY:
-                    store.repository_delete(repo)
-                else:
-                    content_actions.append(a)
-                    continue
+                match a:
+                    case CreateRepository():
+                        if store.repository_find(repo) is None:  # a killed earlier run may have made it
+                            store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
+                    case UpdateRepository():
+                        store.repository_update(repo, feed=a.feed, upstream_name=a.upstream_name)
+                    case DeleteRepository():
+                        store.repository_delete(repo)
+                    case V1Upload() | V1Sync():
+                        v1.append(a)
+                        continue
+                    case DropVersions():
+                        drop_action = a  # one per repository
+                        continue
+                    case _:
+                        steps.append(a)
+                        continue
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
-        late = [a for a in content_actions if a.op in (Op.PUBLISH, Op.UNPUBLISH)]
-        v1 = [a for a in content_actions if a.op in V1_OPS]
-        drop_action = next((a for a in content_actions if a.op is Op.DROP_VERSIONS), None)
-        steps = [a for a in content_actions if a not in late and a not in v1 and a is not drop_action]
         dropped = self._content(repo, steps, retain_action=None if v1 else drop_action) if steps else []
         for a in v1:  # each makes its own version, after the OCI one (store.v1_commit)
             if self._blocked(a):
@@ -347,7 +343,7 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
-        self.kill.at(f"commit:{repo}")
+        self.observer.event("apply", f"commit:{repo}")
         for a in late:
             if publications.grouped(a):
                 self._switch_when_ready(a)
@@ -356,9 +352,8 @@ class Runner:
                 continue
             try:
                 before = store.repository_get(repo)
-                if a.op is Op.PUBLISH:
-                    assert a.publish_name is not None
-                    r = publish_op(store, repo, name=a.publish_name, protected=bool(a.protected))
+                if isinstance(a, Publish):
+                    r = publish_op(store, repo, name=a.publish_name, protected=a.protected)
                     self.result.published[repo] = r.published_version or 0
                 else:
                     r = unpublish_op(store, repo)
@@ -369,14 +364,14 @@ class Runner:
         if drop_action is not None:
             self._retain(repo, drop_action, dropped)
 
-    def _retain(self, repo: str, a: Action, dropped: list[int]) -> None:
+    def _retain(self, repo: str, a: DropVersions, dropped: list[int]) -> None:
         status, error = retain.finish(self.store, repo, a, dropped, why_not=self._why_not(a))
         if status != DONE:
             log.error("%s %s: %s", a.id, status, error)
             self.bad.add(a.id)
         self.result.results.append(ActionResult(a.id, status, error))
 
-    def _switch_when_ready(self, a: Action) -> None:
+    def _switch_when_ready(self, a: PublicationAction) -> None:
         """A publication that moves a name: switched with the rest of its group, in one
         transaction, once every member's repository has been applied."""
         group = publications.group_of(self.plan, a)
@@ -397,13 +392,12 @@ class Runner:
             return
         self.result.publications += switched
         for m in group:
-            if m.op is Op.PUBLISH:
+            if isinstance(m, Publish):
                 self.result.published[m.repo] = next(c.version or 0 for c in changes if c.repo_id == m.repo)
             self._done(m)
 
-    def _v1(self, repo: str, a: Action) -> None:
-        if a.op is Op.V1_UPLOAD:
-            assert a.file is not None
+    def _v1(self, repo: str, a: V1Action) -> None:
+        if isinstance(a, V1Upload):
             # the file is the one reviewed (check_fresh compared its sha256), so it sets a.v1_tags
             result = upload_v1(self.store, repo, Path(a.file), mask_id=a.mask_id)
         else:
@@ -420,10 +414,9 @@ class Runner:
         if result.version is not None:
             self.result.versions[repo] = result.version.number
 
-    def _upload(self, a: Action, state: RepoState, graph: RefGraph) -> tuple[RepoState, RefGraph]:
+    def _upload(self, a: Upload, state: RepoState, graph: RefGraph) -> tuple[RepoState, RefGraph]:
         """Import the file and set the tags the plan reviewed: every tag the file names, or
         just ``tag`` (``ops.uploadtags``); a file that now sets others makes the plan stale."""
-        assert a.file is not None
         content, named = self.uploader(self.store, Path(a.file), state.content, a.tag)
         wanted = {a.tag: named[a.tag]} if a.tag else dict(named)
         got = {t: str(d) for t, d in sorted(wanted.items())}
@@ -432,12 +425,13 @@ class Runner:
             raise StalePlan(f"upload {a.file} now sets {got}, the plan said {planned}",
                             hint="plan again and review what the file holds now")
         state = state.with_content(content)
-        graph = _with_closure(self.store, graph, list(wanted.values()))
+        graph = with_closure(self.store, graph, list(wanted.values()))
         for tag, digest in wanted.items():
-            state = set_tag(state, graph, tag, digest, ORIGIN[Op.UPLOAD]).state
+            state = set_tag(state, graph, tag, digest, Upload.origin).state
         return state, graph
 
-    def _content(self, repo: str, actions: list[Action], *, retain_action: Action | None = None) -> list[int]:
+    def _content(self, repo: str, actions: list[ContentAction], *,
+                 retain_action: DropVersions | None = None) -> list[int]:
         """Run the content actions, commit one new version; return the versions of ``retain_action`` dropped with it."""
         store = self.store
         try:
@@ -445,13 +439,13 @@ class Runner:
             state = RepoState.of(base)
             # the graph of every root the actions name that is stored already (copies,
             # prefetched syncs), in one walk; content fetched or uploaded below is added then
-            graph = _with_closure(store, load_graph(store, state.content), _roots(actions))
+            graph = with_closure(store, load_graph(store, state.content), content_roots(actions))
         except ReconcilerError as exc:
             for a in actions:
                 if not self._blocked(a):
                     self._failed(a, exc)
             return []
-        done: list[Action] = []
+        done: list[ContentAction] = []
         spec = self.desired.repositories.get(repo)
         source: UpstreamSource | None = None
         try:
@@ -460,20 +454,19 @@ class Runner:
                 if self._blocked(a):
                     continue
                 try:
-                    if a.op is Op.SYNC_TAG and repo not in self.prefetched:
-                        assert spec is not None and spec.feed is not None and spec.upstream_name and a.digest
+                    if isinstance(a, SyncTag) and repo not in self.prefetched:
+                        assert spec is not None and spec.feed is not None and spec.upstream_name
                         if source is None:
                             if self.sources is None:
                                 raise ReconcilerError(f"{repo}: no upstream client to sync from")
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
                         self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
-                                     tags_by_digest={a.digest: a.tag} if a.tag else None, stop=self.stop,
-                                     platforms=spec.platforms)
-                    if a.op is Op.UPLOAD:
+                                     tags_by_digest={a.digest: a.tag}, stop=self.stop, platforms=spec.platforms)
+                    if isinstance(a, Upload):
                         state, graph = self._upload(a, state, graph)
                     else:
-                        graph = _with_closure(store, graph, _roots([a]))
+                        graph = with_closure(store, graph, content_roots([a]))
                         state = run_step(a, state, graph).state
                     done.append(a)
                 except ReconcilerError as exc:

@@ -24,7 +24,7 @@ from reconciler.errors import Interrupted, LockTimeout
 from reconciler.ops.stop import StopToken
 from reconciler.plan.make import make_plan
 from reconciler.plan.model import Plan
-from reconciler.plan.refresh import RefreshProgress, SourceFactory, file_sha256
+from reconciler.plan.observe import RefreshProgress, SourceFactory, file_sha256
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.store.protocol import Store
 

@@ -19,7 +19,8 @@ from typing import Any, BinaryIO, Self
 from reconciler.errors import LockLost
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.stop import StopToken
-from reconciler.store.protocol import ContentBatch, Store
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
 
 #: store calls that start a download (``blobs_missing`` is asked before each one) or write
 GUARDED = frozenset({"blobs_missing", "blob_put", "manifest_put", "manifests_put", "version_commit",

@@ -10,7 +10,7 @@ that no bundle at hand carries (a delta whose base was never applied here) is an
 naming the base bundle to apply first.
 
 Bundles come from the other side of an air gap: every tar member is checked
-(``ops/tarsafe``) before anything is read, ``bundle.json`` must match ``bundle.sha256``
+(``ops/formats/tarsafe``) before anything is read, ``bundle.json`` must match ``bundle.sha256``
 and ``index.json`` its recorded digest, and every manifest and blob is verified against
 its digest on the way into the store (manifests here, blobs by the store). Members are
 read with a file handle per read, so parallel downloads never share a position.
@@ -29,8 +29,9 @@ from reconciler.bundle import SCHEME
 from reconciler.bundle import format as bf
 from reconciler.errors import BundleBaseMissing, InvalidInput, NotFound
 from reconciler.model import Digest, Index, Manifest, parse_manifest
-from reconciler.ops.tarsafe import Limits, check_members, compressed_size, safe_tarinfo
-from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
+from reconciler.model.registry import RegistryConfig
+from reconciler.ops.formats.tarsafe import Limits, check_members, compressed_size, safe_tarinfo
+from reconciler.registry.protocol import ManifestHead, RequestStats
 
 T = TypeVar("T")
 _CHUNK = 1 << 20

@@ -6,7 +6,7 @@ not published): its tags, publish name, protected flag and its whole content by 
 in ``bundle.json``, and the bytes of that content, exact, under ``blobs/``. With
 ``since`` the bundle is a delta: it lists the same, but carries only the content the
 previous bundle (and its own base chain) did not list. The file is written into a
-temporary file and renamed into place once complete (``ops/tarout.py``).
+temporary file and renamed into place once complete (``ops/formats/tarout.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from reconciler.bundle import format as bf
 from reconciler.bundle.reader import read_manifest
 from reconciler.errors import InvalidInput, RepositoryNotFound
 from reconciler.model import Digest
-from reconciler.ops.ocilayout import REF_NAME, blob_path, descriptor, index_bytes, write_index
-from reconciler.ops.tarout import atomic_tar
+from reconciler.ops.formats.ocilayout import REF_NAME, blob_path, descriptor, index_bytes, write_index
+from reconciler.ops.formats.tarout import atomic_tar
 from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)

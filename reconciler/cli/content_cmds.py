@@ -16,8 +16,9 @@ from reconciler.ops import copy as copy_op
 from reconciler.ops import remove as remove_op
 from reconciler.ops import tag as tag_op
 from reconciler.ops import upload as upload_op
-from reconciler.ops import v1content, v1upload
 from reconciler.ops.result import OpResult
+from reconciler.ops.v1 import content as v1content
+from reconciler.ops.v1 import upload as v1upload
 
 _KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag",
                "v1_images": "v1 image", "v1_tags": "v1 tag"}

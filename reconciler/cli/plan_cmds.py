@@ -12,7 +12,8 @@ import click
 from reconciler import api
 from reconciler.cli.context import AppContext, echo_json, pass_app
 from reconciler.errors import ConfigError, InvalidInput, ReconcilerError
-from reconciler.plan.model import FORMAT_VERSION, Op, Plan
+from reconciler.plan.actions import DropVersions
+from reconciler.plan.model import FORMAT_VERSION, Plan
 from reconciler.plan.render_text import incomplete_text, render_text
 from reconciler.plan.seal import key_from_env
 
@@ -151,9 +152,9 @@ def _report(plan: Plan, result: ApplyResult, as_json: bool) -> None:
         if switched:
             click.echo(f"Published: {switched}.")
         dropped_ids = {r.id for r in result.status("done")}
-        drops = [a for a in plan.actions if a.op is Op.DROP_VERSIONS and a.id in dropped_ids]
+        drops = [a for a in plan.actions if isinstance(a, DropVersions) and a.id in dropped_ids]
         if drops:
-            from reconciler.store.protocol import version_ranges
+            from reconciler.model.repository import version_ranges
 
             dropped = ", ".join(f"{a.repo} {version_ranges(a.versions)}" for a in drops)
             click.echo(f"Dropped versions: {dropped} (`reconciler store gc` frees their bytes).")
@@ -197,12 +198,12 @@ def apply_cmd(app: AppContext, plan_file: str | None, path: str | None, targets:
         raise click.UsageError("give either a saved PLAN or -f FILE")
     if plan_file is not None and (targets or prune_repositories):
         raise click.UsageError("--target and --prune-repositories belong to the plan, not to `apply PLAN`")
-    from reconciler.cli.apply_progress import ApplyProgress
     from reconciler.cli.interrupts import stop_on_signals
+    from reconciler.cli.progress import ProgressRenderer
     from reconciler.cli.refresh_progress import RefreshProgress
     from reconciler.ops.stop import StopToken
 
-    progress = None if app.quiet else ApplyProgress(tty=sys.stderr.isatty())
+    progress = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty())
     refreshing = None if app.quiet or plan_file is not None else RefreshProgress(tty=sys.stderr.isatty())
     stop = StopToken()
 

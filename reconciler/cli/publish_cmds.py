@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.context import AppContext, echo_json, pass_app
+from reconciler.model.repository import Repository
 from reconciler.ops import publish as publish_ops
-from reconciler.store.protocol import Repository
 
 _LOCK_HELP = "Seconds to wait for the store lock."
 

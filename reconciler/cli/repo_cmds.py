@@ -6,7 +6,7 @@ import click
 
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
 from reconciler.model.reference import check_upstream_name
-from reconciler.store.protocol import version_ranges
+from reconciler.model.repository import version_ranges
 
 
 @click.group("repo")

@@ -23,7 +23,8 @@ from reconciler.server.limits import ClientLimits, TrustedProxies
                    "needs --htpasswd. A user it does not grant a name gets 404, as for a missing name.")
 @click.option("--blob-redirect", is_flag=True,
               help="Answer blob GETs with a 307 redirect to a presigned object-storage URL (S3 blobs only).")
-@click.option("--redirect-expires", type=click.IntRange(1, 7 * 24 * 3600), default=300, show_default=True,
+@click.option("--redirect-expires", type=click.IntRange(1, 7 * 24 * 3600), default=api.DEFAULT_REDIRECT_EXPIRES,
+              show_default=True,
               metavar="SECONDS", help="How long a presigned blob URL stays valid.")
 @click.option("--s3-timeout", type=click.FloatRange(0.1, 600), default=3.0, show_default=True, metavar="SECONDS",
               help="Connect and read timeout of each request to S3 blob storage; a stalled S3 costs a client "

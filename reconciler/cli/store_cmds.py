@@ -64,14 +64,14 @@ def gc_cmd(app: AppContext, dry_run: bool, as_json: bool, lock_timeout: float) -
       reconciler store gc --dry-run
       reconciler store gc --json
     """
-    from reconciler.apply.hooks import gc_switch
+    from reconciler.apply.observer import current
 
-    switch = gc_switch()  # crash points for tests (RECONCILER_GC_KILL_AT); off otherwise
+    observer = current()  # sees each step (the crash tests install one); the default sees nothing
     try:
         report = app.existing_store.gc(dry_run=dry_run, lock_timeout=lock_timeout,
-                                       events=switch.write if switch else None)
+                                       events=lambda what: observer.event("gc", what))
     finally:
-        switch.close()
+        observer.close()
     if as_json:
         echo_json(report.to_json())
         return

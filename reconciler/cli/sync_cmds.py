@@ -4,56 +4,16 @@
 from __future__ import annotations
 
 import sys
-import threading
-from typing import Any
 
 import click
 
 from reconciler import api
 from reconciler.cli.content_cmds import render
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
+from reconciler.cli.progress import ProgressRenderer
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.tagfilter import TagFilter
-from reconciler.ops.parallel import ProgressEvent
 from reconciler.ops.sync import SyncResult
-
-_PHASES = {"tags": "resolving tags", "manifests": "fetching manifests", "blobs": "downloading blobs"}
-
-
-class ProgressRenderer:
-    """Turns progress events (from worker threads) into a bar per phase on a TTY, or
-    into at most ~10 plain lines per phase otherwise."""
-
-    def __init__(self, tty: bool) -> None:
-        self.tty = tty
-        self._bar: Any = None
-        self._last_step = -1
-        self._lock = threading.Lock()
-
-    def __call__(self, event: ProgressEvent) -> None:
-        with self._lock:
-            label = _PHASES.get(event.phase, event.phase)
-            if self.tty:
-                if event.done == 0:
-                    self.close()
-                    self._bar = click.progressbar(length=event.total, label=label, file=sys.stderr)
-                    self._bar.__enter__()
-                elif self._bar is not None:
-                    self._bar.update(1)
-                return
-            step = event.done * 10 // max(event.total, 1)
-            if event.done == 0:
-                self._last_step = -1
-            if step == self._last_step and event.done != event.total:
-                return
-            self._last_step = step
-            size = f" ({human_bytes(event.bytes)})" if event.bytes and event.phase == "blobs" else ""
-            click.echo(f"{label}: {event.done}/{event.total}{size}", err=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
 
 
 def _names(names: tuple[str, ...], limit: int = 8) -> str:
@@ -182,13 +142,14 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
     tag_filter = TagFilter(include=include, exclude=exclude, semver=semver, semver_suffix=semver_suffix,
                            prereleases=prereleases, latest=latest, sort=sort or "semver")
     platform_filter = PlatformFilter.parse(platforms) if platforms else None
-    renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty())
+    renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty(), phases=True)
     try:
         result = api.sync_repository(
             app.creating_store, repo_id, feed=feed, upstream_name=upstream_name, platforms=platform_filter,
             tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty, jobs=jobs,
             username_env=username_env, password_env=password_env, auth_file=auth_file,
-            tls_verify=tls_verify, ca_file=ca_file, timeout=timeout, retries=retries, progress=renderer,
+            tls_verify=tls_verify, ca_file=ca_file, timeout=timeout, retries=retries,
+            progress=renderer.for_repository(repo_id) if renderer else None,
             lock_timeout=lock_timeout)
     finally:
         if renderer is not None:

@@ -6,7 +6,7 @@
 
 from reconciler.desired.diagnostics import Diagnostic
 from reconciler.desired.loader import check_text, load_desired
-from reconciler.desired.model import ALL, CopySpec, DesiredState, RegistrySpec, Removal, RepositorySpec, TagPin, Upload
+from reconciler.desired.model import ALL, CopySpec, DesiredState, Removal, RepositorySpec, TagPin, Upload
 
-__all__ = ["ALL", "CopySpec", "DesiredState", "Diagnostic", "RegistrySpec", "RepositorySpec", "Removal", "TagPin",
-           "Upload", "check_text", "load_desired"]
+__all__ = ["ALL", "CopySpec", "DesiredState", "Diagnostic", "RepositorySpec", "Removal", "TagPin", "Upload",
+           "check_text", "load_desired"]

@@ -14,21 +14,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.desired.model import (
-    ALL,
-    CopySpec,
-    DesiredState,
-    RegistrySpec,
-    Removal,
-    RepositorySpec,
-    Selection,
-    TagPin,
-    Upload,
-)
+from reconciler.desired.model import ALL, CopySpec, DesiredState, Removal, RepositorySpec, Selection, TagPin, Upload
 from reconciler.desired.semantic import BUNDLE_FEED, effective, effective_feed, parse_pin
 from reconciler.desired.yamlpos import Positions
 from reconciler.model import Digest
 from reconciler.model.platforms import PlatformFilter
+from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 
 _REGISTRY_OPTIONS = ("auth_file", "tls_verify", "ca_file", "client_cert", "client_key", "max_concurrency",
@@ -40,13 +31,13 @@ def _resolve(path: str, base_dir: Path) -> str:
     return str((base_dir / os.path.expanduser(path)).resolve())
 
 
-def _registry(name: str, url: str, entry: dict[str, Any], defaults: dict[str, Any], base_dir: Path) -> RegistrySpec:
+def _registry(name: str, url: str, entry: dict[str, Any], defaults: dict[str, Any], base_dir: Path) -> RegistryConfig:
     options: dict[str, Any] = {k: entry.get(k, defaults.get(k)) for k in _REGISTRY_OPTIONS
                                if k in entry or k in defaults}
     for k in _PATH_OPTIONS:
         if options.get(k):
             options[k] = _resolve(str(options[k]), base_dir)
-    return RegistrySpec(name=name, url=url.rstrip("/"), username_env=entry.get("username_env"),
+    return RegistryConfig(name=name, url=url.rstrip("/"), username_env=entry.get("username_env"),
                         password_env=entry.get("password_env"), **options)
 
 
@@ -76,13 +67,13 @@ def _pins(value: dict[str, str]) -> tuple[TagPin, ...]:
     return tuple(out)
 
 
-def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], registries: dict[str, RegistrySpec],
+def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], registries: dict[str, RegistryConfig],
                 registry_defaults: dict[str, Any], base_dir: Path) -> RepositorySpec:
     feed_text = effective_feed(repo, defaults)
-    feed: RegistrySpec | None = None
+    feed: RegistryConfig | None = None
     if isinstance(feed_text, str) and feed_text.startswith(BUNDLE_FEED):
         # a bundle file or folder, read where repos.yaml says (relative to it)
-        feed = RegistrySpec(name=feed_text, url=BUNDLE_FEED + _resolve(feed_text[len(BUNDLE_FEED):], base_dir))
+        feed = RegistryConfig(name=feed_text, url=BUNDLE_FEED + _resolve(feed_text[len(BUNDLE_FEED):], base_dir))
     elif feed_text is not None:
         feed = registries.get(feed_text) or _registry(feed_text, feed_text, {}, registry_defaults, base_dir)
     remove = repo.get("remove", {})

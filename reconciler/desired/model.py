@@ -1,6 +1,6 @@
 """The desired state as frozen values, produced by the loader once defaults are merged.
 
-Everything here is immutable and fully resolved: feeds are ``RegistrySpec`` objects
+Everything here is immutable and fully resolved: feeds are ``RegistryConfig`` objects
 (a ``registries:`` entry or an ad-hoc URL), upload paths are absolute, ``all`` selections
 are the ``ALL`` sentinel.
 """
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.model import Digest
 from reconciler.model.platforms import PlatformFilter
+from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 
 if TYPE_CHECKING:
@@ -22,22 +23,6 @@ if TYPE_CHECKING:
 ALL: Literal["all"] = "all"
 #: a list of names/digests, or every item of that kind
 Selection = tuple[str, ...] | Literal["all"]
-
-
-@dataclass(frozen=True)
-class RegistrySpec:
-    name: str
-    url: str
-    username_env: str | None = None
-    password_env: str | None = None
-    auth_file: str | None = None
-    tls_verify: bool = True
-    ca_file: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    max_concurrency: int = 6
-    timeout: float = 60.0
-    retries: int = 4
 
 
 @dataclass(frozen=True)
@@ -83,7 +68,7 @@ class Removal:
 @dataclass(frozen=True)
 class RepositorySpec:
     id: str
-    feed: RegistrySpec | None = None
+    feed: RegistryConfig | None = None
     upstream_name: str | None = None
     tag_filter: TagFilter = field(default_factory=TagFilter)
     mirror: bool = False
@@ -109,7 +94,7 @@ class DesiredState:
     #: sha256 of the file's bytes: a saved plan records it and apply refuses a changed file
     digest: str
     version: int
-    registries: Mapping[str, RegistrySpec]
+    registries: Mapping[str, RegistryConfig]
     repositories: Mapping[str, RepositorySpec]
     #: where each entry sits in the file, for plan-time errors (not part of the value)
     positions: Positions | None = field(default=None, compare=False, repr=False)

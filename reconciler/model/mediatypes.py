@@ -38,10 +38,6 @@ def is_index(media_type: str) -> bool:
     return media_type in INDEX_TYPES
 
 
-def is_image_manifest(media_type: str) -> bool:
-    return media_type in IMAGE_MANIFEST_TYPES
-
-
 def is_manifest(media_type: str) -> bool:
     """Any manifest type we store: image manifests and indexes."""
     return media_type in MANIFEST_TYPES

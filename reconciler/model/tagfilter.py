@@ -202,3 +202,7 @@ class TagFilter:
     @property
     def is_all(self) -> bool:
         return not self.include and not self.exclude and self.semver is None and self.latest is None
+
+
+#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
+ALL_TAGS = TagFilter()

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from reconciler.errors import RemovalRefused
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.content import ContentSet, Kind, ManifestRefs
 from reconciler.model.mediatypes import is_index
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import ContentSet, Kind, ManifestRefs
 
 
 class RefGraph:

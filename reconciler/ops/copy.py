@@ -16,11 +16,13 @@ from typing import Literal
 
 from reconciler.errors import ContentNotFound, InvalidInput
 from reconciler.model import Digest
+from reconciler.model.content import Origin, TagEntry
+from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.cascade import RefGraph, missing_references
 from reconciler.ops.graph import load_graph
 from reconciler.ops.result import OpResult, commit_state, resolve_digests
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import Origin, RepositoryVersion, Store, TagEntry
+from reconciler.store.protocol import Store
 
 CopyKind = Literal["tag", "manifest", "index"]
 KINDS: tuple[CopyKind, ...] = ("tag", "manifest", "index")

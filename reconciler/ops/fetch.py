@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
 from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.model.content import ContentSet
 from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import RefGraph
@@ -41,7 +42,8 @@ from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
 from reconciler.ops.stop import StopToken, check, guarded
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentBatch, ContentSet, Store
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from reconciler.errors import ReconcilerError
 from reconciler.model import Descriptor, Digest, Index, Manifest, Platform
+from reconciler.model.content import Kind
 from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import RefGraph
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import Kind, Store
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from reconciler.errors import Conflict, NameInvalid
 from reconciler.model import validate_repository_name
-from reconciler.store.protocol import PublicationChange, Repository, Store
+from reconciler.model.repository import PublicationChange, Repository
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 

@@ -24,14 +24,11 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import NotFound, RateLimited, ReconcilerError, RegistryError, SyncFailed
 from reconciler.model import Digest, Index, Manifest
-from reconciler.model.tagfilter import TagFilter
+from reconciler.model.tagfilter import ALL_TAGS, TagFilter
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.registry.protocol import UpstreamSource
 
 log = logging.getLogger(__name__)
-
-#: the default filter: every tag (TagFilter is immutable, so one shared value is safe)
-ALL_TAGS = TagFilter()
 
 
 @dataclass(frozen=True)

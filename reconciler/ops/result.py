@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
+from reconciler.model.content import V1Content
+from reconciler.model.repository import ContentSummary, RepositoryVersion, VersionInfo
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import ContentSummary, RepositoryVersion, Store, V1Content, VersionInfo
+from reconciler.store.protocol import Store
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest
-from reconciler.store.protocol import Store, VersionHistory
+from reconciler.model.repository import VersionHistory
+from reconciler.store.protocol import Store
 
 #: reasons a version is protected (``lifecycle.PROTECTED_VERSIONS`` in the SQL stores)
 LATEST, PUBLISHED, GRACE = "latest", "published", "grace"

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from reconciler.model import Digest
-from reconciler.store.protocol import ContentSet, ContentSummary, RepositoryVersion, TagEntry
+from reconciler.model.content import ContentSet, TagEntry
+from reconciler.model.repository import ContentSummary, RepositoryVersion
 
 
 def _frozen_tags(tags: Mapping[str, TagEntry]) -> Mapping[str, TagEntry]:

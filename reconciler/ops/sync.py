@@ -27,16 +27,17 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import RateLimited, ReconcilerError
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.model.platforms import PlatformFilter
-from reconciler.model.tagfilter import TagFilter
+from reconciler.model.tagfilter import ALL_TAGS, TagFilter
 from reconciler.ops.cascade import RefGraph, cascade_remove
 from reconciler.ops.fetch import FetchResult, fetch_content, merge_fetches
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.platforms import refused_tags
-from reconciler.ops.refresh import ALL_TAGS, UpstreamView, failure_text, refresh_upstream
+from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
+from reconciler.store.protocol import Store
 
 __all__ = [
     "FetchResult", "Progress", "ProgressEvent", "RepoState", "SyncResult", "UpstreamView",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest, validate_tag
+from reconciler.model.content import Origin, TagEntry
 from reconciler.ops.result import OpResult, commit_state
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import Origin, Store, TagEntry
+from reconciler.store.protocol import Store
 
 
 def tag_state(state: RepoState, tag: str, digest: Digest | str,

@@ -22,14 +22,16 @@ from pathlib import Path
 
 from reconciler.errors import UploadInvalid
 from reconciler.model import Digest, Index, Manifest, validate_tag
-from reconciler.ops.archive import Archive, open_archive
-from reconciler.ops.dockersave import read_docker_save
+from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.repository import RepositoryVersion
+from reconciler.ops.formats.archive import Archive, open_archive
+from reconciler.ops.formats.dockersave import read_docker_save
+from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
+from reconciler.ops.formats.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
 from reconciler.ops.result import OpResult, commit_state
 from reconciler.ops.state import RepoState
-from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
-from reconciler.ops.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
 from reconciler.ops.uploadtags import entry_tags
-from reconciler.store.protocol import ContentSet, Origin, RepositoryVersion, Store, TagEntry
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 _JSON_SNIFF = 4096

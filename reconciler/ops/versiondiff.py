@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.model import Digest
-from reconciler.store.protocol import RepositoryVersion
+from reconciler.model.repository import RepositoryVersion
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from reconciler.errors import ConfigError, InvalidInput
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
 from reconciler.plan import names
+from reconciler.plan.actions import Action, Change, DeleteRepository, Op
 from reconciler.plan.diff_repo import RepoDiff
 from reconciler.plan.ledger import Ledger, Unplannable
-from reconciler.plan.model import Action, Change, Op, Plan, PlanError, RepoSummary
+from reconciler.plan.model import Plan, PlanError, RepoSummary
 from reconciler.plan.observed import Observed
 
 
@@ -145,9 +146,9 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
             removes = {k: v for k, v in state.content.counts().items() if v}
             if state.tags:
                 removes["tags"] = len(state.tags)
-            actions.append(Action(id=action_id, op=Op.DELETE_REPOSITORY, change=Change.DELETE, repo=repo_id,
-                                  reason=pm.REMOVED_FROM_DESIRED, removes=removes,
-                                  publish_name=observed.repos[repo_id].repository.publish_name))
+            actions.append(DeleteRepository(id=action_id, change=Change.DELETE, repo=repo_id,
+                                            reason=pm.REMOVED_FROM_DESIRED, removes=removes,
+                                            publish_name=observed.repos[repo_id].repository.publish_name))
             summaries.append(RepoSummary(repo_id, "-", None, None))
     actions, name_errors = names.hand_over(actions, desired, publish_names, pruning=prune_repositories,
                                            targets=bool(targets))

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from reconciler.desired.model import ALL, RepositorySpec, Selection
 from reconciler.errors import ContentNotFound
 from reconciler.model import Descriptor, Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import unreferenced
 from reconciler.ops.copy import check_references
@@ -22,25 +23,27 @@ from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.plan import model as pm
 from reconciler.plan import steps, subsets
+from reconciler.plan.actions import (
+    Action,
+    Change,
+    CopyContent,
+    CopyTag,
+    CreateRepository,
+    Op,
+    PinTag,
+    RemoveContent,
+    RemoveTag,
+    SetTag,
+    SyncTag,
+    UpdateRepository,
+    Upload,
+)
+from reconciler.plan.diff_publish import publish_step
 from reconciler.plan.diff_retain import retain_step
+from reconciler.plan.diff_sync import few, outranked_note, sync_reason, sync_warnings
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
-from reconciler.plan.model import Action, Change, Download, Op
 from reconciler.plan.observed import ObservedRepo
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
-
-
-def _kept(tags: list[str]) -> str:
-    return "1 tag kept" if len(tags) == 1 else f"{len(tags)} tags kept"
-
-
-def _few(tags: Iterable[str], limit: int = 10) -> str:
-    """Some tag names for an error message: ``a, b, c and 41 more``, ``no tags``."""
-    names = sorted(tags)
-    if not names:
-        return "no tags"
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _counts(content: ContentSet, tags: int = 0) -> dict[str, int]:
@@ -70,12 +73,13 @@ class RepoDiff:
         self.notes: list[str] = []
 
     # -- helpers --------------------------------------------------------------------------
-    def _add(self, op: Op, change: Change, subject: str, reason: str, *, deps: Iterable[str] = (),
-             **kw: object) -> Action:
+    def _ids(self, op: Op, subject: str, deps: Iterable[str] = ()) -> tuple[str, tuple[str, ...]]:
+        """The id of the next action (``REPO/OP/SUBJECT``, unique in the plan) and what it
+        depends on: the repository's creation, then ``deps``."""
         action_id = self.ledger.unique_id(f"{self.repo}/{op.value}/{subject}")
-        all_deps = tuple(dict.fromkeys([*self.base_deps, *(d for d in deps if d != action_id)]))
-        action = Action(id=action_id, op=op, change=change, repo=self.repo, reason=reason,
-                        depends_on=all_deps, **kw)  # type: ignore[arg-type]
+        return action_id, tuple(dict.fromkeys([*self.base_deps, *(d for d in deps if d != action_id)]))
+
+    def _add(self, action: Action) -> Action:
         self.actions.append(action)
         return action
 
@@ -117,11 +121,14 @@ class RepoDiff:
                absent: frozenset[Digest] = frozenset()) -> tuple[frozenset[Digest], tuple[Descriptor, ...]]:
         return subsets.skips(self.graph, self.ledger.observed, roots, platforms, absent)
 
-    def _set_tag(self, op: Op, tag: str, digest: Digest, origin: Origin, reason: str, *,
-                 deps: Iterable[str] = (), cascade: bool = False, skip: frozenset[Digest] = frozenset(),
-                 entries: tuple[Descriptor, ...] = (), **kw: object) -> None:
+    def _set_tag(self, kind: type[SetTag], tag: str, digest: Digest, reason: str, *,
+                 deps: Iterable[str] = (), cascade: bool = False, source: tuple[str, str] | None = None,
+                 skip: frozenset[Digest] = frozenset(), entries: tuple[Descriptor, ...] = ()) -> None:
+        """A ``SyncTag`` (``cascade``: a mirror), ``CopyTag`` or ``PinTag`` (``source``:
+        the repository and tag it copies or pins to) of ``tag`` to ``digest``, leaving out
+        the index children ``skip`` (``entries``: the index entries naming them)."""
         current = self.state.tags.get(tag)
-        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade, skip=skip)
+        step = steps.set_tag(self.state, self.graph, tag, digest, kind.origin, cascade=cascade, skip=skip)
         if step.state == self.state:
             return
         if step.state.tags == self.state.tags and step.state.content == self.state.content:
@@ -129,21 +136,41 @@ class RepoDiff:
         new = step.state.content.difference(self.state.content)
         change = Change.CREATE if current is None else Change.UPDATE
         before, same = self.state, current is not None and current.digest == digest
-        action = self._add(op, change, tag, reason, deps=deps, tag=tag, digest=digest,
-                           old_digest=current.digest if current and not same else None,
-                           old_origin=current.origin.value if current and same and current.origin != origin else None,
-                           download=self.ledger.download_for(new) if op is Op.SYNC_TAG else Download(),
-                           adds=_counts(new), removes=_counts(step.removed), cascade=cascade and bool(len(step.removed)),
-                           **subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries), **kw)
+        action_id, depends_on = self._ids(kind.op, tag, deps)
+        old_digest = current.digest if current and not same else None
+        old_origin = current.origin.value if current and same and current.origin != kind.origin else None
+        adds, removes = _counts(new), _counts(step.removed)
+        sk = subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries)
+        action: SetTag
+        if kind is SyncTag:
+            action = SyncTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
+                             tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin,
+                             download=self.ledger.download_for(new), adds=adds, removes=removes,
+                             cascade=cascade and bool(len(step.removed)), skipped=sk.digests,
+                             platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
+        elif kind is CopyTag:
+            assert source is not None  # a copy always names its source
+            action = CopyTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
+                             tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
+                             removes=removes, source_repo=source[0], source_tag=source[1], skipped=sk.digests,
+                             platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
+        else:
+            action = PinTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
+                            tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
+                            removes=removes, source_repo=source[0] if source else None,
+                            source_tag=source[1] if source else None, skipped=sk.digests,
+                            platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
+        self._add(action)
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
         self._bring(action, before)
 
     def _remove_tag(self, tag: str, reason: str, *, cascade: bool = False) -> None:
         step = steps.remove_tag(self.state, self.graph, tag, cascade=cascade)
-        old = self.state.tags[tag].digest
-        action = self._add(Op.REMOVE_TAG, Change.DELETE, tag, reason, tag=tag, old_digest=old, cascade=cascade,
-                           removes=_counts(step.removed, tags=step.removed_tags))
+        action_id, depends_on = self._ids(Op.REMOVE_TAG, tag)
+        action = self._add(RemoveTag(id=action_id, repo=self.repo, change=Change.DELETE, reason=reason,
+                                     depends_on=depends_on, tag=tag, old_digest=self.state.tags[tag].digest,
+                                     cascade=cascade, removes=_counts(step.removed, tags=step.removed_tags)))
         self.removed[action.id] = (step.removed, step.removed_tags)
         self.state = step.state
 
@@ -181,12 +208,14 @@ class RepoDiff:
         spec = self.spec
         feed = spec.feed.url if spec.feed else None
         if self.obs is None:
-            a = self._add(Op.CREATE_REPOSITORY, Change.CREATE, "repository", pm.DECLARED,
-                          feed=feed, upstream_name=spec.upstream_name)
+            action_id, depends_on = self._ids(Op.CREATE_REPOSITORY, "repository")
+            a = self._add(CreateRepository(id=action_id, repo=self.repo, change=Change.CREATE, reason=pm.DECLARED,
+                                           depends_on=depends_on, feed=feed, upstream_name=spec.upstream_name))
             self.base_deps = (a.id,)
         elif (self.obs.repository.feed, self.obs.repository.upstream_name) != (feed, spec.upstream_name):
-            self._add(Op.UPDATE_REPOSITORY, Change.UPDATE, "repository", pm.DECLARED,
-                      feed=feed, upstream_name=spec.upstream_name)
+            action_id, depends_on = self._ids(Op.UPDATE_REPOSITORY, "repository")
+            self._add(UpdateRepository(id=action_id, repo=self.repo, change=Change.UPDATE, reason=pm.DECLARED,
+                                       depends_on=depends_on, feed=feed, upstream_name=spec.upstream_name))
 
     def _empty_and_new(self) -> bool:
         """A repository that does not exist yet, whose only content would come from an
@@ -237,47 +266,18 @@ class RepoDiff:
             if tag in unresolved:
                 self.notes.append(f"tag {tag} not synced: {why}")
         for tag in sorted(selected):
-            current = self.state.tags.get(tag)
-            if current is not None and current.digest == selected[tag] and current.origin is Origin.SYNC:
-                reason = pm.PLATFORMS_ADDED  # the same target, and content it lacks: platforms now selected
-            elif current is not None:
-                reason = pm.TAG_MOVED_UPSTREAM
-            elif self.obs is not None and selected[tag] in self.obs.state.content and \
-                    all(e.digest != selected[tag] for e in self.obs.state.tags.values()):
-                reason = pm.TAG_MISSING_HERE  # its image is here untagged: the tag was removed here
-            else:
-                reason = pm.NEW_UPSTREAM_TAG
+            reason = sync_reason(self.state.tags.get(tag), selected[tag], self.obs)
             skip, entries = self._skips([selected[tag]], spec.platforms)
-            self._set_tag(Op.SYNC_TAG, tag, selected[tag], Origin.SYNC, reason, cascade=spec.mirror, skip=skip,
-                          entries=entries)
+            self._set_tag(SyncTag, tag, selected[tag], reason, cascade=spec.mirror, skip=skip, entries=entries)
         gone = sorted(synced_here - set(selected) - unresolved)
         refused = spec.mirror and bool(gone) and not selected and not unresolved and not spec.allow_empty
-        if not upstream.listed:
-            if refused:
-                self.ledger.warnings.append(
-                    f"{self.repo}: upstream {upstream.name} returned no tags matching the filter; the mirror "
-                    f"removes nothing ({_kept(gone)}) unless allow_empty: true")
-            elif not spec.allow_empty:
-                self.ledger.warnings.append(
-                    f"{self.repo}: upstream {upstream.name} lists no tags: nothing to sync (a wrong upstream_name "
-                    "looks exactly like this on registries that answer an unknown name with an empty list)")
-        elif not matching and not unresolved and not (spec.mirror and spec.allow_empty):
-            # a typo in a filter silently stops a mirror from syncing: say it on every plan
-            text = (f"{self.repo}: the tag filter selects none of the {upstream.listed} tags upstream "
-                    f"{upstream.name} lists, so nothing is synced (check the filter for a typo)")
-            if refused:
-                text += f"; the mirror removes nothing ({_kept(gone)}) unless allow_empty: true"
-            self.ledger.warnings.append(text)
-        elif refused:
-            self.ledger.warnings.append(f"{self.repo}: every upstream tag the filter selects is pinned or removed "
-                                        f"in repos.yaml; the mirror removes nothing ({_kept(gone)}) "
-                                        "unless allow_empty: true")
+        self.ledger.warnings += sync_warnings(self.repo, spec, upstream, matching=bool(matching),
+                                              unresolved=bool(unresolved), gone=gone, refused=refused)
         outranked = sorted(t for t in gone if t in upstream.outranked)
         if not spec.mirror:
             self.declared_tags |= synced_here  # additive sync: vanished tags stay and stay declared
             if outranked:
-                self.notes.append(f"tag{'' if len(outranked) == 1 else 's'} {_few(outranked)} dropped out of the "
-                                  f"newest {spec.tag_filter.latest}: kept, because mirror is off")
+                self.notes.append(outranked_note(outranked, spec.tag_filter.latest))
             return
         if refused:
             self.declared_tags |= synced_here
@@ -299,8 +299,10 @@ class RepoDiff:
                 # missing, and never prune this repository blind
                 self.prune_safe = False
                 if upload.tag is None or upload.tag not in self.state.tags:
-                    self._add(Op.UPLOAD, Change.CREATE, str(upload.file), pm.DECLARED, file=str(upload.file),
-                              tag=upload.tag, file_digest=info.file_digest if info else None)
+                    action_id, depends_on = self._ids(Op.UPLOAD, str(upload.file))
+                    self._add(Upload(id=action_id, repo=self.repo, change=Change.CREATE, reason=pm.DECLARED,
+                                     depends_on=depends_on, file=str(upload.file), tag=upload.tag,
+                                     file_digest=info.file_digest if info else None))
                 continue
             self.declared_roots |= set(info.roots)
             # the tags the import will set: every tag the file names, or just ``tag:``
@@ -314,11 +316,13 @@ class RepoDiff:
             current = self.state.tags.get(upload.tag) if upload.tag else None
             before = self.state
             change = Change.UPDATE if any(t in self.state.tags for t in moved) else Change.CREATE
-            action = self._add(Op.UPLOAD, change, str(upload.file), pm.DECLARED, file=str(upload.file),
-                               tag=upload.tag, digest=target, file_digest=info.file_digest,
-                               old_digest=current.digest if current and current.digest != target else None,
-                               upload_tags={t: str(d) for t, d in sorted(wanted.items())},
-                               adds=_counts(new))
+            action_id, depends_on = self._ids(Op.UPLOAD, str(upload.file))
+            action = self._add(Upload(id=action_id, repo=self.repo, change=change, reason=pm.DECLARED,
+                                      depends_on=depends_on, file=str(upload.file), tag=upload.tag, digest=target,
+                                      file_digest=info.file_digest,
+                                      old_digest=current.digest if current and current.digest != target else None,
+                                      upload_tags={t: str(d) for t, d in sorted(wanted.items())},
+                                      adds=_counts(new)))
             self.state = self.state.with_content(info.content)
             self.state = self.state.with_tags({t: TagEntry(d, Origin.UPLOAD) for t, d in wanted.items()})
             self._bring(action, before)
@@ -339,7 +343,7 @@ class RepoDiff:
                 if entry is None:
                     raise Unplannable(
                         f"copies tag {tag!r} from {source!r}, which will not have it "
-                        f"after this plan (it has {_few(src.tags)})", path=(*at, "tags", i),
+                        f"after this plan (it has {few(src.tags)})", path=(*at, "tags", i),
                         hint="fix the tag name in repos.yaml or make the source repository provide it")
                 self.declared_tags.add(tag)
                 self._check_references(src, [entry.digest], "tag", source, (*at, "tags", i))
@@ -348,8 +352,8 @@ class RepoDiff:
                 deps = [*self._providers(source, closure)]
                 if (source, tag) in self.ledger.tag_setter:
                     deps.append(self.ledger.tag_setter[(source, tag)])
-                self._set_tag(Op.COPY_TAG, tag, entry.digest, Origin.COPY, pm.DECLARED, deps=deps,
-                              source_repo=source, source_tag=tag, skip=skip, entries=entries)
+                self._set_tag(CopyTag, tag, entry.digest, pm.DECLARED, deps=deps, source=(source, tag), skip=skip,
+                              entries=entries)
             for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
                                           ("index", copy.indexes, src.content.indexes)):
                 if selection != ALL and not selection:
@@ -368,10 +372,14 @@ class RepoDiff:
                 if not len(new):
                     continue
                 before = self.state
-                action = self._add(Op.COPY_CONTENT, Change.CREATE, f"{kind}-from-{source}", pm.DECLARED,
-                                   deps=self._providers(source, closure), source_repo=source, kind=kind,
-                                   digests=tuple(d for d in digests if d in new), adds=_counts(new),
-                                   **subsets.skipped_fields(self.graph, self.ledger.observed, digests, skip, entries))
+                action_id, depends_on = self._ids(Op.COPY_CONTENT, f"{kind}-from-{source}",
+                                                  self._providers(source, closure))
+                sk = subsets.skipped_fields(self.graph, self.ledger.observed, digests, skip, entries)
+                action = self._add(CopyContent(id=action_id, repo=self.repo, change=Change.CREATE,
+                                               reason=pm.DECLARED, depends_on=depends_on, source_repo=source,
+                                               kind=kind, digests=tuple(d for d in digests if d in new),
+                                               adds=_counts(new), skipped=sk.digests,
+                                               platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes))
                 self.state = self.state.with_content(closure, self.graph.left_out(closure, skip))
                 self._bring(action, before)
 
@@ -395,15 +403,15 @@ class RepoDiff:
                 if entry is None:
                     raise Unplannable(f"pins tag {pin.name!r} to {pin.source_repo}:{pin.source_tag}, a tag that "
                                       f"will not exist after this plan ({pin.source_repo} will have "
-                                      f"{_few(src.tags)})", path=at, hint="fix the tag in repos.yaml")
+                                      f"{few(src.tags)})", path=at, hint="fix the tag in repos.yaml")
                 digest = entry.digest
                 closure = self.graph.closure([digest], src.absent)
                 deps = self._providers(pin.source_repo, closure)
                 setter = self.ledger.tag_setter.get((pin.source_repo, pin.source_tag))
                 if setter:
                     deps.append(setter)
-                self._set_tag(Op.PIN_TAG, pin.name, digest, Origin.PIN, pm.DECLARED, deps=deps,
-                              source_repo=pin.source_repo, source_tag=pin.source_tag, skip=src.absent)
+                self._set_tag(PinTag, pin.name, digest, pm.DECLARED, deps=deps,
+                              source=(pin.source_repo, pin.source_tag), skip=src.absent)
             else:
                 assert pin.digest is not None
                 if pin.digest not in self.state.content.manifests | self.state.content.indexes:
@@ -411,8 +419,7 @@ class RepoDiff:
                                       "hold after this plan", path=at,
                                       hint="copy or upload that manifest first, or fix the digest")
                 deps = self._providers(self.repo, self.graph.closure([pin.digest], self.state.absent))
-                self._set_tag(Op.PIN_TAG, pin.name, pin.digest, Origin.PIN, pm.DECLARED, deps=deps,
-                              skip=self.state.absent)
+                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps, skip=self.state.absent)
 
     def _removals(self) -> None:
         rm = self.spec.remove
@@ -425,8 +432,10 @@ class RepoDiff:
             if not present:
                 continue
             step = steps.remove_content(self.state, self.graph, kind, present)
-            action = self._add(Op.REMOVE_CONTENT, Change.DELETE, f"{kind}s", pm.DECLARED, kind=kind,
-                               digests=present, removes=_counts(step.removed, tags=step.removed_tags))
+            action_id, depends_on = self._ids(Op.REMOVE_CONTENT, f"{kind}s")
+            action = self._add(RemoveContent(id=action_id, repo=self.repo, change=Change.DELETE, reason=pm.DECLARED,
+                                             depends_on=depends_on, kind=kind, digests=present,
+                                             removes=_counts(step.removed, tags=step.removed_tags)))
             self.removed[action.id] = (step.removed, step.removed_tags)
             self.state = step.state
 
@@ -450,48 +459,26 @@ class RepoDiff:
         step = steps.remove_content(self.state, self.graph, "untagged", roots)
         if not len(step.removed):
             return
-        action = self._add(Op.REMOVE_CONTENT, Change.DELETE, "untagged", pm.REMOVED_FROM_DESIRED, kind="untagged",
-                           digests=roots, removes=_counts(step.removed))
+        action_id, depends_on = self._ids(Op.REMOVE_CONTENT, "untagged")
+        action = self._add(RemoveContent(id=action_id, repo=self.repo, change=Change.DELETE,
+                                         reason=pm.REMOVED_FROM_DESIRED, depends_on=depends_on, kind="untagged",
+                                         digests=roots, removes=_counts(step.removed)))
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
 
     def _v1(self) -> None:
-        for kw in v1_steps(self.spec, self.ledger.observed, self.ledger.errors):
-            op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
-            assert isinstance(op, Op) and isinstance(change, Change)
-            self._add(op, change, str(subject), str(reason), **kw)  # type: ignore[arg-type]
+        for action in v1_steps(self.spec, self.ledger.observed, self.ledger.errors, self._ids):
+            self._add(action)
 
     def _retain(self) -> None:
         observed = self.ledger.observed
-        kw = retain_step(self.spec, observed.history.get(self.repo), self.actions,
-                         self.obs.state if self.obs else RepoState(), self.state, publish_grace=observed.publish_grace)
-        if kw is not None:
-            op, change, subject, reason = kw.pop("op"), kw.pop("change"), kw.pop("subject"), kw.pop("reason")
-            self._add(op, change, subject, reason, **kw)
+        action = retain_step(self.spec, observed.history.get(self.repo), self.actions,
+                             self.obs.state if self.obs else RepoState(), self.state, self._ids,
+                             publish_grace=observed.publish_grace)
+        if action is not None:
+            self._add(action)
 
     def _publish(self) -> None:
-        spec, repo = self.spec, self.obs.repository if self.obs else None
-        content_changed = any(a.op not in (Op.CREATE_REPOSITORY, Op.UPDATE_REPOSITORY) for a in self.actions)
-        deps = [a.id for a in self.actions]
-        if spec.publish:
-            if repo is None or repo.published_version is None:
-                reason, change = pm.DECLARED, Change.CREATE
-            elif repo.publish_name != spec.publish or repo.protected != spec.protected:
-                reason, change = pm.DECLARED, Change.UPDATE
-            elif content_changed:
-                reason, change = "new version", Change.UPDATE
-                if repo.published_version != repo.latest_version:
-                    reason += (f" (the publication was at version {repo.published_version}: rolled back by hand, "
-                               "or an apply stopped before publishing)")
-            elif repo.published_version != repo.latest_version:
-                # a hand `repo rollback` (or `publish --version`): drift this apply undoes
-                reason = (f"published version {repo.published_version} is behind the latest {repo.latest_version} "
-                          "(rolled back by hand, or an apply stopped before publishing; this apply publishes the latest)")
-                change = Change.UPDATE
-            else:
-                return
-            self._add(Op.PUBLISH, change, spec.publish, reason, deps=deps, publish_name=spec.publish,
-                      protected=spec.protected)
-        elif repo is not None and repo.published_version is not None:
-            self._add(Op.UNPUBLISH, Change.DELETE, repo.publish_name or "", pm.REMOVED_FROM_DESIRED, deps=deps,
-                      publish_name=repo.publish_name)
+        action = publish_step(self.spec, self.obs.repository if self.obs else None, self.actions, self._ids)
+        if action is not None:
+            self._add(action)

@@ -14,33 +14,50 @@ The rule itself is ``ops.retention.choose``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 from reconciler.desired.model import RepositorySpec
+from reconciler.model.repository import VersionHistory
 from reconciler.ops import retention
 from reconciler.ops.state import RepoState
-from reconciler.plan.model import Action, Change, Op
-from reconciler.store.protocol import VersionHistory
+from reconciler.plan.actions import (
+    Action,
+    Change,
+    CopyContent,
+    CopyTag,
+    DropVersions,
+    Op,
+    PinTag,
+    Publish,
+    RemoveContent,
+    RemoveTag,
+    SyncTag,
+    Unpublish,
+    Upload,
+    V1Sync,
+    V1Upload,
+)
 
 #: actions that change a repository's content: together they make one new version
-CONTENT_OPS = frozenset({Op.SYNC_TAG, Op.UPLOAD, Op.COPY_TAG, Op.COPY_CONTENT, Op.PIN_TAG, Op.REMOVE_TAG,
-                         Op.REMOVE_CONTENT})
+CONTENT = (SyncTag, Upload, CopyTag, CopyContent, PinTag, RemoveTag, RemoveContent)
 #: each of these makes a version of its own
-V1_OPS = frozenset({Op.V1_UPLOAD, Op.V1_SYNC})
+V1 = (V1Upload, V1Sync)
+
+#: (op, subject, deps) -> the new action's id and what it depends on (``RepoDiff._ids``)
+Ids = Callable[[Op, str, Iterable[str]], tuple[str, tuple[str, ...]]]
 
 
 def new_versions(actions: Sequence[Action]) -> int:
     """How many versions apply makes for these actions of one repository."""
-    return int(any(a.op in CONTENT_OPS for a in actions)) + sum(1 for a in actions if a.op in V1_OPS)
+    return int(any(isinstance(a, CONTENT) for a in actions)) + sum(1 for a in actions if isinstance(a, V1))
 
 
 def retain_step(spec: RepositorySpec, history: VersionHistory | None, actions: Sequence[Action],
-                before: RepoState, after: RepoState, *, publish_grace: bool = True) -> dict[str, Any] | None:
-    """The keyword arguments of the ``DROP_VERSIONS`` action (``RepoDiff._add``), or None.
-    ``history``: from the store (None for a repository this plan creates); ``publish_grace``:
-    see ``Observed.publish_grace``;
-    ``before``/``after``: the repository's state at the start and at the end of the plan."""
+                before: RepoState, after: RepoState, ids: Ids, *, publish_grace: bool = True) -> DropVersions | None:
+    """The ``DROP_VERSIONS`` action of the repository, or None. ``history``: from the store
+    (None for a repository this plan creates); ``publish_grace``: see
+    ``Observed.publish_grace``; ``before``/``after``: the repository's state at the start and
+    at the end of the plan; ``ids`` numbers the action in the plan."""
     if spec.retain_versions is None:
         return None
     if history is None:
@@ -52,7 +69,7 @@ def retain_step(spec: RepositorySpec, history: VersionHistory | None, actions: S
     released: set[str] = set()
     if made:
         released.add(retention.LATEST)
-    if any(a.op is Op.UNPUBLISH or (a.op is Op.PUBLISH and not publish_grace) for a in actions):
+    if any(isinstance(a, Unpublish) or (isinstance(a, Publish) and not publish_grace) for a in actions):
         released.add(retention.PUBLISHED)
     drop = retention.choose(history, spec.retain_versions, new_versions=made, released=released)
     if not drop:
@@ -61,8 +78,8 @@ def retain_step(spec: RepositorySpec, history: VersionHistory | None, actions: S
         history, drop, new_version=bool(made),
         removing={d for d, _ in before.content.difference(after.content).items()},
         adding={d for d, _ in after.content.difference(before.content).items()})
-    return {"op": Op.DROP_VERSIONS, "change": Change.DELETE, "subject": "versions",
-            "reason": f"retain_versions: {spec.retain_versions}",
-            # after everything else of the repository: a failed step keeps the old versions
-            "deps": [a.id for a in actions],
-            "versions": drop, "frees_bytes": frees}
+    # after everything else of the repository: a failed step keeps the old versions
+    action_id, depends_on = ids(Op.DROP_VERSIONS, "versions", [a.id for a in actions])
+    return DropVersions(id=action_id, repo=spec.id, change=Change.DELETE,
+                        reason=f"retain_versions: {spec.retain_versions}", depends_on=depends_on,
+                        versions=tuple(drop), frees_bytes=frees)

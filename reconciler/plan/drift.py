@@ -30,9 +30,12 @@ from typing import Any
 
 from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.model import Digest
+from reconciler.model.reports import JournalEntry, Problem
+from reconciler.model.repository import version_ranges
 from reconciler.plan import model as pm
-from reconciler.plan.model import Action, Op, Plan
-from reconciler.store.protocol import JournalEntry, Problem, Store, version_ranges
+from reconciler.plan.actions import Action, DropVersions, Op, Upload, V1Upload
+from reconciler.plan.model import Plan
+from reconciler.store.protocol import Store
 
 UPSTREAM, MANUAL, DESIRED, STORE = "upstream", "manual", "desired", "store"
 CAUSES = (UPSTREAM, MANUAL, DESIRED, STORE)
@@ -205,7 +208,9 @@ class DriftReport:
 
 def describe(a: Action) -> str:
     """One short line for an action: symbol, kind, subject, reason."""
-    subject = a.tag or a.publish_name or a.file or (f"{a.kind}s" if a.kind else "") or version_ranges(a.versions)
+    file = a.file if isinstance(a, (Upload, V1Upload)) else None
+    versions = a.versions if isinstance(a, DropVersions) else ()
+    subject = a.tag or a.publish_name or file or (f"{a.kind}s" if a.kind else "") or version_ranges(versions)
     digests = " -> ".join(d.short() for d in (a.old_digest, a.digest) if d is not None)
     parts = [a.change.value, a.op.value.replace("_", " "), subject, digests]
     return " ".join(p for p in parts if p) + f" ({a.reason})"
@@ -275,7 +280,7 @@ class _Classifier:
         if a.op is Op.DROP_VERSIONS:
             return DESIRED, (f"{a.reason}: the repository has older versions than it keeps (a grace period "
                              "ended, or a command added versions)")
-        if a.op is Op.UPLOAD:
+        if isinstance(a, Upload):
             return DESIRED, f"the upload file {a.file} is not in the repository as repos.yaml declares it"
         if self.last.result not in (None, "ok"):
             return DESIRED, f"not applied yet: the last apply (journal {self.last.entry_id}) ended {self.last.result}"

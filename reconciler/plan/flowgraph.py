@@ -14,7 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.desired.model import ALL, DesiredState
-from reconciler.plan.model import Change, Op, Plan
+from reconciler.plan.actions import (
+    Change,
+    CopyContent,
+    CopyTag,
+    DeleteRepository,
+    PinTag,
+    Publish,
+    SyncTag,
+    Unpublish,
+    Upload,
+    V1Sync,
+    V1Upload,
+)
+from reconciler.plan.model import Plan
 
 FEED, FILE, REPO, NAME = "feed", "file", "repo", "name"
 
@@ -90,22 +103,22 @@ def from_plan(plan: Plan) -> Flow:
             continue
         repo = flow.node(REPO, summary.id)
         if summary.label:
-            syncs = [a for a in actions if a.op in (Op.SYNC_TAG, Op.V1_SYNC)]
+            syncs = [a for a in actions if isinstance(a, (SyncTag, V1Sync))]
             changes = {a.change.value for a in syncs}
             sign = "" if not syncs else ("~" if len(changes) > 1 else changes.pop())
             flow.edge(flow.node(FEED, summary.label), repo, "sync", sign)
         for a in actions:
-            if a.op in (Op.COPY_TAG, Op.COPY_CONTENT, Op.PIN_TAG) and a.source_repo:
-                what = "pin " + (a.tag or "") if a.op is Op.PIN_TAG else "copy"
+            if isinstance(a, (CopyTag, CopyContent, PinTag)) and a.source_repo:
+                what = "pin " + a.tag if isinstance(a, PinTag) else "copy"
                 flow.edge(flow.node(REPO, a.source_repo), repo, what, a.change.value)
-            elif a.op in (Op.UPLOAD, Op.V1_UPLOAD) and a.file:
+            elif isinstance(a, (Upload, V1Upload)) and a.file:
                 flow.edge(flow.node(FILE, Path(a.file).name), repo, "upload", a.change.value)
-            elif a.op in (Op.PUBLISH, Op.UNPUBLISH) and a.publish_name:
+            elif isinstance(a, (Publish, Unpublish)) and a.publish_name:
                 flow.edge(repo, flow.node(NAME, a.publish_name), "publish",
-                          Change.DELETE.value if a.op is Op.UNPUBLISH else a.change.value)
-            elif a.op is Op.DELETE_REPOSITORY:
+                          Change.DELETE.value if isinstance(a, Unpublish) else a.change.value)
+            elif isinstance(a, DeleteRepository):
                 flow.edge(repo, repo, "delete repository", Change.DELETE.value)
-        if summary.publish_name and not any(a.op in (Op.PUBLISH, Op.UNPUBLISH) for a in actions):
+        if summary.publish_name and not any(isinstance(a, (Publish, Unpublish)) for a in actions):
             flow.edge(repo, flow.node(NAME, summary.publish_name), "publish")
     return flow
 

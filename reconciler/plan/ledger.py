@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
-from reconciler.plan.model import Download
+from reconciler.plan.actions import Download
 from reconciler.plan.observed import Observed
-from reconciler.store.protocol import ContentSet
 
 
 class Unplannable(ContentNotFound):
@@ -57,7 +57,7 @@ class Ledger:
     def graph(self) -> RefGraph:
         return self.observed.graph
 
-    def download_for(self, content: ContentSet) -> pm.Download:
+    def download_for(self, content: ContentSet) -> Download:
         """Upstream content in ``content`` the store lacks and no earlier action fetches."""
         missing = self.observed.missing_blobs
         blobs = [b for b in content.blobs if b in missing and b not in self.counted_blobs]

@@ -14,8 +14,8 @@ from reconciler.desired.model import DesiredState
 from reconciler.ops.stop import StopToken
 from reconciler.plan.diff import diff, plan_scope
 from reconciler.plan.model import Plan
+from reconciler.plan.observe import RefreshProgress, SourceFactory, refresh
 from reconciler.plan.observed import Observed
-from reconciler.plan.refresh import RefreshProgress, SourceFactory, refresh
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.store.protocol import Store
 

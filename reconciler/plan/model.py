@@ -1,60 +1,32 @@
 """The ``Plan`` value: what apply will do, made by the pure diff, saved as JSON.
 
-A plan is data, not behaviour (Terraform's ``plans.Plan``): ordered ``Action`` values with
-ids, dependencies and reasons, the resolved digest of every tag it sets, what it will
-download, and the store generation and desired-file digest it was made against so that
-apply can refuse a stale plan. Renderers (text, JSON, Markdown) and apply only read it.
+A plan is data, not behaviour (Terraform's ``plans.Plan``): ordered ``Action`` values (one
+small type per operation, ``plan.actions``) with ids, dependencies and reasons, the
+resolved digest of every tag it sets, what it will download, and the store generation and
+desired-file digest it was made against so that apply can refuse a stale plan. Renderers
+(text, JSON, Markdown) and apply only read it.
 
-The ``Change`` enum is its own display symbol (``+`` create, ``~`` change, ``-`` remove).
+The ``Change`` enum (``plan.actions``) is its own display symbol (``+`` create, ``~`` change, ``-`` remove).
 ``to_json``/``from_json`` round-trip exactly; ``format_version`` is documented in
 docs/plan-json.md and bumped on any incompatible change.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import InvalidInput
-from reconciler.model import Digest, jsonsafe
+from reconciler.model import jsonsafe
 from reconciler.plan import seal
+from reconciler.plan.actions import Action, Change, Download, Op, action_from_json
 
 #: 2: ``errors`` are objects (``PlanError``), a saved plan carries ``digest`` (and ``hmac``)
 FORMAT_VERSION = 2
-
-
-class Change(str, enum.Enum):
-    """What an action does to the thing it names; the value is the display symbol."""
-
-    CREATE = "+"
-    UPDATE = "~"
-    DELETE = "-"
-
-
-class Op(str, enum.Enum):
-    """The kinds of action. Each one is one step of one repository's new version
-    (except the repository and publication actions, which act on the repository)."""
-
-    CREATE_REPOSITORY = "create_repository"
-    UPDATE_REPOSITORY = "update_repository"      # feed / upstream name recorded on the repository
-    DELETE_REPOSITORY = "delete_repository"
-    SYNC_TAG = "sync_tag"                        # set a tag to an upstream digest (fetch its content)
-    UPLOAD = "upload"                            # import a file's images
-    COPY_TAG = "copy_tag"                        # a tag and everything under it from another repository
-    COPY_CONTENT = "copy_content"                # manifests or indexes (no tags) from another repository
-    PIN_TAG = "pin_tag"                          # a tag declared in repos.yaml (REPO:TAG or a digest)
-    REMOVE_TAG = "remove_tag"                    # the tag, and with cascade the content only it held
-    REMOVE_CONTENT = "remove_content"            # manifests / indexes with the remove cascade
-    V1_UPLOAD = "v1_upload"                      # import a docker save tarball as v1 images
-    V1_SYNC = "v1_sync"                          # v1 images and tags from the feed's v1 API
-    PUBLISH = "publish"                          # switch the publication to the new version
-    UNPUBLISH = "unpublish"
-    DROP_VERSIONS = "drop_versions"              # retain_versions: drop old versions (gc frees their bytes)
 
 
 #: reasons, as the user reads them (issue 7 names these)
@@ -68,125 +40,6 @@ OUTRANKED = "dropped out of the newest {n} (mirror)"
 PLATFORMS_ADDED = "platforms added"
 DECLARED = "declared in repos.yaml"
 REMOVED_FROM_DESIRED = "removed from repos.yaml"
-
-
-@dataclass(frozen=True)
-class Download:
-    """Content an action fetches from upstream that the store does not hold yet
-    (deduplicated across the whole store and across the plan's earlier actions)."""
-
-    blobs: int = 0
-    bytes: int = 0
-    manifests: int = 0
-
-    def __add__(self, other: Download) -> Download:
-        return Download(self.blobs + other.blobs, self.bytes + other.bytes, self.manifests + other.manifests)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.blobs or self.manifests)
-
-
-@dataclass(frozen=True)
-class Action:
-    """One step. Optional fields are set where the op uses them (see docs/plan-json.md)."""
-
-    id: str
-    op: Op
-    change: Change
-    repo: str
-    reason: str
-    depends_on: tuple[str, ...] = ()
-    tag: str | None = None
-    digest: Digest | None = None               # the digest a tag will point at / the content
-    old_digest: Digest | None = None           # what the tag pointed at before
-    old_origin: str | None = None              # the tag's origin before, when only that changes
-    source_repo: str | None = None             # copy / pin from
-    source_tag: str | None = None
-    kind: str | None = None                    # "manifest" | "index" for *_content
-    digests: tuple[Digest, ...] = ()           # COPY_CONTENT / REMOVE_CONTENT subjects
-    file: str | None = None                    # UPLOAD: path of the file
-    file_digest: str | None = None             # UPLOAD: sha256 of the file when planned
-    publish_name: str | None = None            # PUBLISH / UNPUBLISH
-    protected: bool | None = None
-    feed: str | None = None                    # CREATE/UPDATE_REPOSITORY
-    upstream_name: str | None = None
-    mask_id: str | None = None                 # V1_UPLOAD: the image left out with its ancestors
-    #: PUBLISH: the repository that holds ``publish_name`` now (declared elsewhere, kept
-    #: reserved after an unpublish, or pruned); the claim releases it in the same transaction
-    release_from: str | None = None
-    #: PUBLISH / UNPUBLISH: publication actions sharing this value are applied together in
-    #: one store transaction (a name moving between them, or two names swapping)
-    handover: str | None = None
-    #: V1_UPLOAD / V1_SYNC: the v1 tags the action sets (tag -> image id), as reviewed
-    v1_tags: Mapping[str, str] = field(default_factory=dict)
-    #: UPLOAD: every tag the action sets (tag -> digest), as reviewed: the file's own tags,
-    #: or just ``tag``
-    upload_tags: Mapping[str, str] = field(default_factory=dict)
-    #: remove tags / old tag targets together with the content only they needed (mirror)
-    cascade: bool = False
-    download: Download = field(default_factory=Download)
-    #: what the action removes from the repository, per kind (tags, indexes, manifests, blobs)
-    removes: Mapping[str, int] = field(default_factory=dict)
-    #: what the action adds to the repository, per kind
-    adds: Mapping[str, int] = field(default_factory=dict)
-    #: DROP_VERSIONS: exactly the version numbers it drops
-    versions: tuple[int, ...] = ()
-    #: DROP_VERSIONS: bytes no version holds any more afterwards (freed once gc runs)
-    frees_bytes: int | None = None
-    #: index children the action leaves out (platforms not mirrored; the version records
-    #: them as absent), the platforms they are for, and what leaving them out saves
-    skipped: tuple[Digest, ...] = ()
-    platforms_skipped: tuple[str, ...] = ()
-    saved_bytes: int | None = None
-
-    @property
-    def destructive(self) -> bool:
-        return self.change is Change.DELETE or self.op is Op.UNPUBLISH or any(self.removes.values())
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None or value == () or (isinstance(value, Mapping) and not value):
-                continue
-            if f.name == "cascade" and not value:
-                continue
-            if isinstance(value, enum.Enum):
-                value = value.value
-            elif isinstance(value, Digest):
-                value = str(value)
-            elif f.name in ("digests", "skipped"):
-                value = [str(d) for d in value]
-            elif f.name in ("depends_on", "versions", "platforms_skipped"):
-                value = list(value)
-            elif isinstance(value, Download):
-                if value.empty:
-                    continue
-                value = {"blobs": value.blobs, "bytes": value.bytes, "manifests": value.manifests}
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            out[f.name] = value
-        return out
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Action:
-        try:
-            kw: dict[str, Any] = dict(obj)
-            kw["op"] = Op(kw["op"])
-            kw["change"] = Change(kw["change"])
-            for name in ("digest", "old_digest"):
-                if kw.get(name) is not None:
-                    kw[name] = Digest.parse(kw[name])
-            kw["digests"] = tuple(Digest.parse(d) for d in kw.get("digests", ()))
-            kw["skipped"] = tuple(Digest.parse(d) for d in kw.get("skipped", ()))
-            kw["platforms_skipped"] = tuple(kw.get("platforms_skipped", ()))
-            kw["depends_on"] = tuple(kw.get("depends_on", ()))
-            kw["versions"] = tuple(int(n) for n in kw.get("versions", ()))
-            kw["download"] = Download(**kw.get("download", {}))
-            return cls(**kw)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"invalid action in plan: {exc}: {dict(obj)!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -403,7 +256,7 @@ class Plan:
                 desired_path=obj["desired"]["path"],
                 desired_digest=obj["desired"]["digest"],
                 store_generation=int(obj["store_generation"]),
-                actions=tuple(Action.from_json(a) for a in obj.get("actions", ())),
+                actions=tuple(action_from_json(a) for a in obj.get("actions", ())),
                 repositories=tuple(RepoSummary.from_json(r) for r in obj.get("repositories", ())),
                 unmanaged=tuple(Unmanaged(u["repo"], tuple(u.get("tags", ())), u.get("untagged_manifests", 0),
                                           u.get("untagged_indexes", 0)) for u in obj.get("unmanaged", ())),

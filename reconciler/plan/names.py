@@ -24,9 +24,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from reconciler.desired.model import DesiredState, RepositorySpec
-from reconciler.plan.model import Action, Op, PlanError
-
-PUBLICATION_OPS = (Op.PUBLISH, Op.UNPUBLISH)
+from reconciler.plan.actions import Action, Op, Publish, Unpublish
+from reconciler.plan.model import PlanError
 
 
 def holders(publish_names: Mapping[str, str | None]) -> dict[str, str]:
@@ -103,10 +102,10 @@ def hand_over(actions: list[Action], desired: DesiredState, publish_names: Mappi
     held = holders(publish_names)
     errors: list[PlanError] = []
     out: list[Action] = []
-    publication = {a.repo: a for a in actions if a.op in PUBLICATION_OPS}
+    publication = {a.repo: a for a in actions if isinstance(a, (Publish, Unpublish))}
     deletes_after: dict[str, list[str]] = {}
     for a in actions:
-        if a.op is Op.PUBLISH and a.publish_name:
+        if isinstance(a, Publish) and a.publish_name:
             holder = held.get(a.publish_name)
             if holder is not None and holder != a.repo:
                 if holder not in desired.repositories and not (pruning and not targets):
@@ -119,14 +118,15 @@ def hand_over(actions: list[Action], desired: DesiredState, publish_names: Mappi
     groups = _Groups()
     by_id = {a.id: a for a in out}
     for a in out:
-        if a.release_from and a.release_from in publication and publication[a.release_from].id in by_id:
+        if isinstance(a, Publish) and a.release_from and a.release_from in publication \
+                and publication[a.release_from].id in by_id:
             groups.union(a.id, publication[a.release_from].id)
-    members: dict[str, list[Action]] = {}
+    members: dict[str, list[Publish | Unpublish]] = {}
     for a in out:
-        if a.op in PUBLICATION_OPS and a.id in groups.parent:
+        if isinstance(a, (Publish, Unpublish)) and a.id in groups.parent:
             members.setdefault(groups.find(a.id), []).append(a)
     changed: dict[str, Action] = {}
-    released_to = {a.release_from: a.repo for a in out if a.release_from}
+    released_to = {a.release_from: a.repo for a in out if isinstance(a, Publish) and a.release_from}
     for group in members.values():
         key = min(a.publish_name or a.repo for a in group)
         ids = {a.id for a in group}
@@ -134,7 +134,7 @@ def hand_over(actions: list[Action], desired: DesiredState, publish_names: Mappi
         deps = tuple(dict.fromkeys(d for a in group for d in a.depends_on if d not in ids))
         for a in group:
             reason = a.reason
-            if a.op is Op.UNPUBLISH and a.repo in released_to:
+            if isinstance(a, Unpublish) and a.repo in released_to:
                 reason = f"{a.reason}; the name moves to {released_to[a.repo]}"
             changed[a.id] = dataclasses.replace(a, handover=key, reason=reason,
                                                 depends_on=tuple(dict.fromkeys((*a.depends_on, *deps))))

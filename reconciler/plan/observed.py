@@ -4,7 +4,7 @@
 digests of every repository with a feed, the facts about each upload file, and one
 ``RefGraph`` that covers both the store's manifests and the upstream manifests refresh
 fetched (so the diff knows exactly which blobs a new tag needs and how big they are).
-Tests build these values directly; ``refresh.py`` builds them from a store and upstreams.
+Tests build these values directly; ``observe.py`` builds them from a store and upstreams.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.content import ContentSet, V1Content
+from reconciler.model.repository import Repository, VersionHistory
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
-from reconciler.store.protocol import ContentSet, Repository, V1Content, VersionHistory
 
 
 @dataclass(frozen=True)

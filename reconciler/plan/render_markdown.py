@@ -15,8 +15,9 @@ so they are the last thing to be cut.
 
 from __future__ import annotations
 
+from reconciler.plan.actions import Change, Op
 from reconciler.plan.flowgraph import from_plan, mermaid
-from reconciler.plan.model import Change, Op, Plan
+from reconciler.plan.model import Plan
 from reconciler.plan.render_text import action_line, human_bytes, summary_line
 
 #: above this many nodes the graph is left out (a reviewer cannot read it, and it would

@@ -10,11 +10,35 @@ colour (a TTY and no ``NO_COLOR``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import singledispatch
 from pathlib import Path
 
 from reconciler.model import Digest
-from reconciler.plan.model import Action, Change, Op, Plan, RepoSummary
-from reconciler.store.protocol import version_ranges
+from reconciler.model.repository import version_ranges
+from reconciler.plan.actions import (
+    Action,
+    BaseAction,
+    Change,
+    CopyContent,
+    CopyTag,
+    CreateRepository,
+    DeleteRepository,
+    DropVersions,
+    Op,
+    PinTag,
+    Publish,
+    RemoveContent,
+    RemoveTag,
+    SetTag,
+    SyncTag,
+    Unpublish,
+    UpdateRepository,
+    Upload,
+    V1Sync,
+    V1Upload,
+)
+from reconciler.plan.model import Plan, RepoSummary
 
 _COLORS = {"+": "\x1b[32m", "~": "\x1b[33m", "-": "\x1b[31m", "=": "\x1b[2m"}
 _RESET = "\x1b[0m"
@@ -43,7 +67,7 @@ def counts_text(counts: Mapping[str, int], order: tuple[str, ...] = ("tags", "in
     return ", ".join(_plural(int(counts.get(k, 0)), singular[k]) for k in order if counts.get(k, 0))
 
 
-def _download_text(a: Action) -> str:
+def _download_text(a: BaseAction) -> str:
     d = a.download
     if d.empty:
         return ""
@@ -52,7 +76,7 @@ def _download_text(a: Action) -> str:
     return f"{_plural(d.manifests, 'manifest')} to download"
 
 
-def _skipped_text(a: Action) -> str:
+def _skipped_text(a: SetTag | CopyContent) -> str:
     """``platforms not mirrored: linux/arm/v7, linux/s390x (41.0 MiB not downloaded)``."""
     if not a.skipped:
         return ""
@@ -62,7 +86,7 @@ def _skipped_text(a: Action) -> str:
     return f"platforms not mirrored: {what}{saved}"
 
 
-def _cascade_text(a: Action) -> str:
+def _cascade_text(a: BaseAction) -> str:
     rest = {k: v for k, v in a.removes.items() if k != "tags"}
     text = counts_text(rest)
     return f"cascade: {text}" if text else ""
@@ -72,90 +96,157 @@ def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def _line(*parts: str) -> str:
+    """The columns of an action line; empty ones left out."""
+    return "   ".join(p for p in parts if p)
+
+
 def action_line(a: Action, plan: Plan | None = None, *, full: bool = False) -> str:
     """The words after the symbol, e.g. ``tag latest   sha256:9e1f2a3b4c5d… -> sha256:4c1a0b1c2d3e…   tag
-    moved upstream``; ``full`` writes digests whole (the Markdown details)."""
-    def _short(d: Digest | None) -> str:
-        return "?" if d is None else (str(d) if full else d.short())
-
-    after = ""
-    if a.source_repo and plan is not None and any(
-            plan_action_repo(plan, dep) == a.source_repo for dep in a.depends_on):
-        after = f"(after {a.source_repo})"
-    if a.op in (Op.SYNC_TAG, Op.COPY_TAG, Op.PIN_TAG, Op.REMOVE_TAG):
-        prefix = "copy tag" if a.op is Op.COPY_TAG else "tag"
-        head = f"{prefix} {a.tag}"
-        if a.op is Op.COPY_TAG:
-            head += f" from {a.source_repo}"
-        if a.op is Op.REMOVE_TAG:
-            digests = _short(a.old_digest)
-        elif a.old_digest is None and a.old_origin is not None and a.change is Change.UPDATE:
-            # same digest, another origin: say what changes, or the line shows none
-            digests = f"{_short(a.digest)}   origin {a.old_origin} -> {_origin(a.op)}"
-        elif a.old_digest is not None:
-            digests = f"{_short(a.old_digest)} -> {_short(a.digest)}"
-        elif a.op is Op.PIN_TAG and a.source_repo:
-            digests = f"-> {a.source_repo}:{a.source_tag} = {_short(a.digest)}"
-        elif a.op is Op.PIN_TAG:
-            digests = f"-> {_short(a.digest)}"
-        else:
-            digests = _short(a.digest)
-        if a.op is Op.PIN_TAG and a.source_repo and a.old_digest is not None:
-            digests += f" ({a.source_repo}:{a.source_tag})"
-        return "   ".join(x for x in (head, digests, _join(a.reason, _download_text(a), _skipped_text(a),
-                                                         _cascade_text(a)), after) if x)
-    if a.op is Op.COPY_CONTENT:
-        head = f"copy {_plural(len(a.digests), a.kind or 'manifest')} from {a.source_repo}"
-        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds)), _skipped_text(a)), after) if x)
-    if a.op is Op.REMOVE_CONTENT:
-        kind = a.kind or "manifest"
-        subject = _short(a.digests[0]) if len(a.digests) == 1 else _plural(len(a.digests), kind)
-        head = f"{kind} {subject}" if len(a.digests) == 1 else subject
-        return "   ".join(x for x in (head, _join(a.reason, _cascade_text(a))) if x)
-    if a.op is Op.UPLOAD:
-        shown = a.file or ""
-        if plan is not None and shown.startswith(str(Path(plan.desired_path).parent) + "/"):
-            shown = shown[len(str(Path(plan.desired_path).parent)) + 1:]  # as written in repos.yaml
-        head = f"upload {shown}" + (f" as tag {a.tag}" if a.tag else (
-            f" (tags {', '.join(a.upload_tags)})" if a.upload_tags else ""))
-        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds)))) if x)
-    if a.op is Op.V1_UPLOAD:
-        shown = a.file or ""
-        if plan is not None and shown.startswith(str(Path(plan.desired_path).parent) + "/"):
-            shown = shown[len(str(Path(plan.desired_path).parent)) + 1:]
-        head = f"v1 upload {shown}" + (f" masking {a.mask_id[:12]}" if a.mask_id else "")
-        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds), ("v1_images", "v1_tags"))))
-                           if x)
-    if a.op is Op.V1_SYNC:
-        head = f"v1 sync {a.upstream_name} ({_plural(len(a.v1_tags), 'v1 tag')})"
-        return "   ".join(x for x in (head, _join(a.reason, counts_text(dict(a.adds), ("v1_tags",)))) if x)
-    if a.op is Op.PUBLISH:
-        what = f"publish as {a.publish_name}" + (" (protected)" if a.protected else "")
-        takes = f"takes the name from {a.release_from}" if a.release_from else ""
-        together = ("in one switch with " + ", ".join(sorted({o.repo for o in plan.actions if o.handover == a.handover
-                                                              and o.repo != a.repo}))
-                    if plan is not None and a.handover else "")
-        return "   ".join((what, _join(a.reason, takes, together)))
-    if a.op is Op.UNPUBLISH:
-        return "   ".join((f"unpublish {a.publish_name}", a.reason))
-    if a.op is Op.CREATE_REPOSITORY:
-        return "   ".join(x for x in ("create repository", a.reason) if x)
-    if a.op is Op.UPDATE_REPOSITORY:
-        return "   ".join((f"feed {a.feed or '-'} {a.upstream_name or ''}".rstrip(), a.reason))
-    if a.op is Op.DELETE_REPOSITORY:
-        return "   ".join(x for x in ("delete repository", _join(a.reason, counts_text(dict(a.removes)))) if x)
-    if a.op is Op.DROP_VERSIONS:
-        return "   ".join((drop_versions_text(a), a.reason))
-    return f"{a.op.value} {a.reason}"  # pragma: no cover - every op is handled above
+    moved upstream``; ``full`` writes digests whole (the Markdown details). Each action type
+    has its words (``_words``)."""
+    return _words(a, _Context(plan, full))
 
 
-def drop_versions_text(a: Action) -> str:
+@dataclass(frozen=True)
+class _Context:
+    plan: Plan | None
+    full: bool
+
+    def short(self, d: Digest | None) -> str:
+        return "?" if d is None else (str(d) if self.full else d.short())
+
+    def after(self, a: BaseAction) -> str:
+        """``(after SOURCE)`` when the action waits for an action of its source repository."""
+        source = a.source_repo
+        if source and self.plan is not None and any(plan_action_repo(self.plan, dep) == source
+                                                    for dep in a.depends_on):
+            return f"(after {source})"
+        return ""
+
+    def file(self, file: str) -> str:
+        """An upload file as written in repos.yaml (relative to its folder)."""
+        if self.plan is not None and file.startswith(str(Path(self.plan.desired_path).parent) + "/"):
+            return file[len(str(Path(self.plan.desired_path).parent)) + 1:]
+        return file
+
+
+@singledispatch
+def _words(a: BaseAction, c: _Context) -> str:
+    return f"{a.op.value} {a.reason}"  # pragma: no cover - every action type registers its words
+
+
+def _set_tag(a: SetTag, c: _Context, head: str, target: str = "", source: str = "") -> str:
+    """A tag set by a sync, copy or pin: ``target`` how a new tag's digest is shown,
+    ``source`` named after a moved one."""
+    if a.old_digest is None and a.old_origin is not None and a.change is Change.UPDATE:
+        # same digest, another origin: say what changes, or the line shows none
+        digests = f"{c.short(a.digest)}   origin {a.old_origin} -> {a.origin.value}"
+    elif a.old_digest is not None:
+        digests = f"{c.short(a.old_digest)} -> {c.short(a.digest)}" + (f" ({source})" if source else "")
+    else:
+        digests = target or c.short(a.digest)
+    return _line(head, digests, _join(a.reason, _download_text(a), _skipped_text(a), _cascade_text(a)), c.after(a))
+
+
+@_words.register
+def _sync_tag(a: SyncTag, c: _Context) -> str:
+    return _set_tag(a, c, f"tag {a.tag}")
+
+
+@_words.register
+def _copy_tag(a: CopyTag, c: _Context) -> str:
+    return _set_tag(a, c, f"copy tag {a.tag} from {a.source_repo}")
+
+
+@_words.register
+def _pin_tag(a: PinTag, c: _Context) -> str:
+    if a.source_repo:
+        source = f"{a.source_repo}:{a.source_tag}"
+        return _set_tag(a, c, f"tag {a.tag}", f"-> {source} = {c.short(a.digest)}", source)
+    return _set_tag(a, c, f"tag {a.tag}", f"-> {c.short(a.digest)}")
+
+
+@_words.register
+def _remove_tag(a: RemoveTag, c: _Context) -> str:
+    return _line(f"tag {a.tag}", c.short(a.old_digest), _join(a.reason, _download_text(a), _cascade_text(a)),
+                 c.after(a))
+
+
+@_words.register
+def _copy_content(a: CopyContent, c: _Context) -> str:
+    head = f"copy {_plural(len(a.digests), a.kind or 'manifest')} from {a.source_repo}"
+    return _line(head, _join(a.reason, counts_text(dict(a.adds)), _skipped_text(a)), c.after(a))
+
+
+@_words.register
+def _remove_content(a: RemoveContent, c: _Context) -> str:
+    kind = a.kind or "manifest"
+    head = f"{kind} {c.short(a.digests[0])}" if len(a.digests) == 1 else _plural(len(a.digests), kind)
+    return _line(head, _join(a.reason, _cascade_text(a)))
+
+
+@_words.register
+def _upload(a: Upload, c: _Context) -> str:
+    head = f"upload {c.file(a.file)}" + (f" as tag {a.tag}" if a.tag else (
+        f" (tags {', '.join(a.upload_tags)})" if a.upload_tags else ""))
+    return _line(head, _join(a.reason, counts_text(dict(a.adds))))
+
+
+@_words.register
+def _v1_upload(a: V1Upload, c: _Context) -> str:
+    head = f"v1 upload {c.file(a.file)}" + (f" masking {a.mask_id[:12]}" if a.mask_id else "")
+    return _line(head, _join(a.reason, counts_text(dict(a.adds), ("v1_images", "v1_tags"))))
+
+
+@_words.register
+def _v1_sync(a: V1Sync, c: _Context) -> str:
+    head = f"v1 sync {a.upstream_name} ({_plural(len(a.v1_tags), 'v1 tag')})"
+    return _line(head, _join(a.reason, counts_text(dict(a.adds), ("v1_tags",))))
+
+
+@_words.register
+def _publish(a: Publish, c: _Context) -> str:
+    what = f"publish as {a.publish_name}" + (" (protected)" if a.protected else "")
+    takes = f"takes the name from {a.release_from}" if a.release_from else ""
+    together = ""
+    if c.plan is not None and a.handover:
+        others = {o.repo for o in c.plan.actions if isinstance(o, (Publish, Unpublish))
+                  and o.handover == a.handover and o.repo != a.repo}
+        together = "in one switch with " + ", ".join(sorted(others))
+    return "   ".join((what, _join(a.reason, takes, together)))
+
+
+@_words.register
+def _unpublish(a: Unpublish, c: _Context) -> str:
+    return "   ".join((f"unpublish {a.publish_name}", a.reason))
+
+
+@_words.register
+def _create_repository(a: CreateRepository, c: _Context) -> str:
+    return _line("create repository", a.reason)
+
+
+@_words.register
+def _update_repository(a: UpdateRepository, c: _Context) -> str:
+    return "   ".join((f"feed {a.feed or '-'} {a.upstream_name or ''}".rstrip(), a.reason))
+
+
+@_words.register
+def _delete_repository(a: DeleteRepository, c: _Context) -> str:
+    return _line("delete repository", _join(a.reason, counts_text(dict(a.removes))))
+
+
+@_words.register
+def _drop_versions(a: DropVersions, c: _Context) -> str:
+    return "   ".join((drop_versions_text(a), a.reason))
+
+
+def drop_versions_text(a: DropVersions) -> str:
     """``drop versions 3-7 (frees ~212.4 MiB once gc runs)``."""
     noun = "version" if len(a.versions) == 1 else "versions"
     frees = f" (frees ~{human_bytes(a.frees_bytes)} once gc runs)" if a.frees_bytes is not None else ""
     return f"drop {noun} {version_ranges(a.versions)}{frees}"
-def _origin(op: Op) -> str:
-    return {Op.SYNC_TAG: "sync", Op.COPY_TAG: "copy", Op.PIN_TAG: "pin", Op.UPLOAD: "upload"}.get(op, op.value)
 
 
 def plan_action_repo(plan: Plan, action_id: str) -> str | None:

@@ -13,12 +13,10 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.ops.cascade import RefGraph, cascade_remove, unreferenced
 from reconciler.ops.state import RepoState
-from reconciler.plan.model import Action, Op
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
-
-ORIGIN = {Op.SYNC_TAG: Origin.SYNC, Op.COPY_TAG: Origin.COPY, Op.PIN_TAG: Origin.PIN, Op.UPLOAD: Origin.UPLOAD}
+from reconciler.plan.actions import ContentAction, CopyContent, CopyTag, PinTag, RemoveContent, RemoveTag, SyncTag
 
 
 @dataclass(frozen=True)
@@ -93,18 +91,19 @@ def remove_content(state: RepoState, graph: RefGraph, kind: str, digests: Iterab
     return Step(removal.state, removal.content, len(removal.tags))
 
 
-def run_step(action: Action, state: RepoState, graph: RefGraph) -> Step:
-    """The state transformation of a content action (not repository/publication ones)."""
-    op = action.op
-    if op in (Op.SYNC_TAG, Op.COPY_TAG, Op.PIN_TAG):
-        assert action.tag is not None and action.digest is not None
-        return set_tag(state, graph, action.tag, action.digest, ORIGIN[op], cascade=action.cascade,
-                       skip=frozenset(action.skipped))
-    if op is Op.REMOVE_TAG:
-        assert action.tag is not None
-        return remove_tag(state, graph, action.tag, cascade=action.cascade)
-    if op is Op.COPY_CONTENT:
-        return add_content(state, graph, action.digests, frozenset(action.skipped))
-    if op is Op.REMOVE_CONTENT:
-        return remove_content(state, graph, action.kind or "manifest", action.digests)
-    raise ValueError(f"{op.value} is not a pure state step")
+def run_step(action: ContentAction, state: RepoState, graph: RefGraph) -> Step:
+    """The state transformation of a content action but an upload (apply imports the
+    file first, then sets its tags with ``set_tag``)."""
+    match action:
+        case SyncTag():
+            return set_tag(state, graph, action.tag, action.digest, action.origin, cascade=action.cascade,
+                           skip=frozenset(action.skipped))
+        case CopyTag() | PinTag():
+            return set_tag(state, graph, action.tag, action.digest, action.origin, skip=frozenset(action.skipped))
+        case RemoveTag():
+            return remove_tag(state, graph, action.tag, cascade=action.cascade)
+        case CopyContent():
+            return add_content(state, graph, action.digests, frozenset(action.skipped))
+        case RemoveContent():
+            return remove_content(state, graph, action.kind, action.digests)
+    raise ValueError(f"{action.op.value} is not a pure state step")

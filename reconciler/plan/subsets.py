@@ -10,6 +10,7 @@ what its source lacks on purpose (the source's absent children).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from reconciler.model import Descriptor, Digest
 from reconciler.model.platforms import PlatformFilter, is_attestation
@@ -28,12 +29,22 @@ def skips(graph: RefGraph, observed: Observed, roots: Iterable[Digest], platform
     return skip | absent, entries
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """What an action leaves out: its ``skipped`` digests, ``platforms_skipped`` (the
+    platforms they are for) and ``saved_bytes`` (None: nothing saved)."""
+
+    digests: tuple[Digest, ...] = ()
+    platforms: tuple[str, ...] = ()
+    saved_bytes: int | None = None
+
+
 def skipped_fields(graph: RefGraph, observed: Observed, roots: Iterable[Digest], skip: frozenset[Digest],
-                   entries: tuple[Descriptor, ...]) -> dict[str, object]:
-    """An action's ``skipped`` digests, the platforms they are for, and the bytes saved."""
+                   entries: tuple[Descriptor, ...]) -> Skipped:
+    """What an action setting or copying ``roots`` leaves out, for its plan fields."""
     left = graph.left_out(graph.closure(roots, skip), skip)
     if not left:
-        return {}
+        return Skipped()
     names = sorted({str(e.platform) for e in entries if e.digest in left and e.platform and not is_attestation(e)})
     saved = sum(observed.skipped_sizes.get(d, 0) for d in left)
-    return {"skipped": tuple(sorted(left, key=str)), "platforms_skipped": tuple(names), "saved_bytes": saved or None}
+    return Skipped(tuple(sorted(left, key=str)), tuple(names), saved or None)

@@ -12,11 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.model import Index, Manifest
-from reconciler.ops.upload import inspect_upload as inspect_file
+from reconciler.ops.upload import inspect_upload
 from reconciler.plan.observed import UploadInfo
 
 
-def inspect_upload(path: Path, file_digest: str) -> tuple[UploadInfo, list[Manifest | Index]]:
-    found = inspect_file(path)
+def upload_info(path: Path, file_digest: str) -> tuple[UploadInfo, list[Manifest | Index]]:
+    """``ops.upload.inspect_upload`` of ``path``, as the diff's ``UploadInfo`` (with the
+    file's sha256 ``file_digest``) and the manifests it holds."""
+    found = inspect_upload(path)
     info = UploadInfo(str(path), file_digest, found.content, dict(found.tags), found.roots)
     return info, list(found.manifests)

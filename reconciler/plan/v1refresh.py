@@ -1,5 +1,5 @@
 """Refresh for the v1 side of a plan: each planned repository's v1 content (from the
-store), what each v1 upload file would import (``ops.v1upload.inspect_v1``, with its
+store), what each v1 upload file would import (``ops.v1.upload.inspect_v1``, with its
 sha256 so a saved plan refuses a changed file), and for ``enable_v1`` repositories the
 upstream's v1 tags. Like the rest of refresh it writes nothing; a failed upstream is
 recorded on its ``V1Upstream`` and the diff reports it as that repository's error.
@@ -11,20 +11,22 @@ import logging
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
-from reconciler.desired.model import DesiredState, RegistrySpec
+from reconciler.desired.model import DesiredState
 from reconciler.errors import ReconcilerError
-from reconciler.ops.v1sync import V1Source
+from reconciler.model.content import V1Content
+from reconciler.model.registry import RegistryConfig
+from reconciler.ops.v1.sync import V1Source
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
-from reconciler.store.protocol import Store, V1Content
+from reconciler.store.roles.versions import VersionStore
 
 log = logging.getLogger(__name__)
 
-V1SourceFactory = Callable[[RegistrySpec], V1Source]
+V1SourceFactory = Callable[[RegistryConfig], V1Source]
 
 _EMPTY = V1Content()
 
 
-def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, stored: Collection[str],
+def refresh_v1(store: VersionStore, desired: DesiredState, wanted: Iterable[str], *, stored: Collection[str],
                file_sha256: Callable[[Path], str], sources: V1SourceFactory | None, upstreams: bool) -> tuple[
                    dict[str, V1Content], dict[tuple[str, str], V1UploadInfo], dict[str, V1Upstream]]:
     """``stored``: the repositories the store holds (as ``observe_store`` read them)."""
@@ -47,7 +49,7 @@ def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, st
             key = (str(upload.file), upload.mask_id)
             if key not in inspected:
                 # imported here: the tar readers cost every plan without v1 uploads start-up time
-                from reconciler.ops.v1upload import inspect_v1
+                from reconciler.ops.v1.upload import inspect_v1
 
                 found = inspect_v1(Path(upload.file), mask_id=upload.mask_id)
                 inspected[key] = V1UploadInfo(str(upload.file), file_sha256(Path(upload.file)), found.images,
@@ -58,7 +60,7 @@ def refresh_v1(store: Store, desired: DesiredState, wanted: Iterable[str], *, st
     return v1, uploads, remote
 
 
-def _upstream(feed: RegistrySpec, name: str, sources: V1SourceFactory | None) -> V1Upstream:
+def _upstream(feed: RegistryConfig, name: str, sources: V1SourceFactory | None) -> V1Upstream:
     if sources is None:
         return V1Upstream(name, error="no v1 client to refresh with")
     try:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from reconciler.errors import ConfigError
 from reconciler.model import jsonsafe
 from reconciler.model.reference import is_docker_hub
-from reconciler.registry.protocol import RegistryConfig
+from reconciler.model.registry import RegistryConfig
 
 log = logging.getLogger(__name__)
 

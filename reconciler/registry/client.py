@@ -50,8 +50,9 @@ from reconciler.model import Digest, Index, Manifest, VerifiedStream, jsonsafe, 
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
 from reconciler.model.mediatypes import ACCEPT_ALL
 from reconciler.model.reference import normalize_upstream_name
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.auth import parse_www_authenticate, repository_scope
-from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
+from reconciler.registry.protocol import ManifestHead, RequestStats
 from reconciler.registry.retry import RetryPolicy, call_with_retry
 from reconciler.registry.session import AuthSession
 from reconciler.registry.transport import (

@@ -45,27 +45,6 @@ class RequestStats:
         return sum(self.counts.values())
 
 
-@dataclass(frozen=True)
-class RegistryConfig:
-    """How to reach one upstream registry. Secrets are never stored here: only the names
-    of environment variables or the path of a docker/podman ``auth.json``."""
-
-    url: str
-    username_env: str | None = None
-    password_env: str | None = None
-    auth_file: str | None = None
-    tls_verify: bool = True
-    ca_file: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    max_concurrency: int = 6
-    #: seconds to wait for the next bytes of a response (a stalled body or an unanswered
-    #: request), then fail the attempt as temporary
-    timeout: float = 60.0
-    #: how often a temporary failure (connection reset, stall, 408/429/5xx) is retried
-    retries: int = 4
-
-
 class UpstreamSource(Protocol):
     stats: RequestStats
 

@@ -22,6 +22,7 @@ from requests.structures import CaseInsensitiveDict
 
 from reconciler.errors import ConfigError, RegistryError
 from reconciler.model import jsonsafe
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.auth import (
     Challenge,
     Credentials,
@@ -30,7 +31,6 @@ from reconciler.registry.auth import (
     parse_www_authenticate,
     token_from_response,
 )
-from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.transport import (
     HINT_FORBIDDEN_ANONYMOUS,
     HINT_UNAUTHORIZED,

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Self, TypeVar
 
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import ManifestHead, RegistryConfig, RequestStats
+from reconciler.registry.protocol import ManifestHead, RequestStats
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from typing import Any
 import requests
 
 from reconciler.errors import RegistryError
+from reconciler.model.registry import RegistryConfig
 from reconciler.model.v1image import is_image_id
-from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.retry import RetryPolicy, call_with_retry
 from reconciler.registry.session import AuthSession
 from reconciler.registry.transport import error_from_response, read_limited, released

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from reconciler.model.repository import Publication
 from reconciler.server import accesslog, health, v1api
 from reconciler.server.access import AccessRules, Decision, decide
 from reconciler.server.auth import REALM, Htpasswd, parse_basic
@@ -31,7 +32,7 @@ from reconciler.server.manifestcache import DEFAULT_BYTES, ManifestCache
 from reconciler.server.manifests import get_manifest
 from reconciler.server.metrics import ServerMetrics
 from reconciler.server.routing import Route, route
-from reconciler.store.protocol import Publication, Store
+from reconciler.store.roles.read import ReadView
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,15 @@ class RegistryApp:
     bytes of manifests this worker keeps (0: none); ``storage_slots``: requests that may
     wait on remote object storage at once (the worker's threads less one)."""
 
-    def __init__(self, open_store: Callable[[], Store], *, htpasswd: Htpasswd | None = None,
+    def __init__(self, open_store: Callable[[], ReadView], *, htpasswd: Htpasswd | None = None,
                  access: AccessRules | None = None, realm: str = REALM,
                  blob_redirect: int | None = None, manifest_cache: int = DEFAULT_BYTES,
                  storage_slots: int = 3) -> None:
         self._open_store = open_store
         self.blob_redirect = blob_redirect
-        self._store: Store | None = None
+        self._store: ReadView | None = None
         self._content: Content | None = None
-        self._retired: list[Store] = []
+        self._retired: list[ReadView] = []
         self._store_lock = threading.Lock()
         self.manifest_cache = ManifestCache(manifest_cache)
         self.guard = StorageGuard(slots=storage_slots)
@@ -72,7 +73,7 @@ class RegistryApp:
         self._catalog: Any = None
 
     @property
-    def store(self) -> Store:
+    def store(self) -> ReadView:
         store = self._store
         if store is None or store.replaced():
             with self._store_lock:

@@ -24,11 +24,12 @@ import logging
 import re
 
 from reconciler.errors import NotFound
+from reconciler.model.content import Kind
+from reconciler.model.repository import Publication
 from reconciler.server.content import Content
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import FileBody, Response
 from reconciler.server.routing import Route
-from reconciler.store.protocol import Kind, Publication
 
 log = logging.getLogger(__name__)
 

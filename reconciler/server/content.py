@@ -3,7 +3,7 @@ on the object storage.
 
 - **Membership** (may this name see this digest?) comes from the database: the published
   version, else a version the name pointed at within the grace period after its
-  publication moved (``Store.grace_versions``), so a client that fetched the old manifest
+  publication moved (``ReadView.grace_versions``), so a client that fetched the old manifest
   just before a publish still gets its layers.
 - **Metadata** (a HEAD's size and media type) comes from the database too.
 - **Manifest bytes** go through the worker's ``ManifestCache``; **blob bytes** and
@@ -16,13 +16,15 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from reconciler.model import Digest
+from reconciler.model.content import Kind
+from reconciler.model.repository import Publication
 from reconciler.server.guard import StorageGuard
 from reconciler.server.manifestcache import ManifestCache
-from reconciler.store.protocol import Kind, Publication, Store
+from reconciler.store.roles.read import ReadView
 
 
 class Content:
-    def __init__(self, store: Store, *, cache: ManifestCache, guard: StorageGuard) -> None:
+    def __init__(self, store: ReadView, *, cache: ManifestCache, guard: StorageGuard) -> None:
         self.store = store
         self.cache = cache
         self.guard = guard

@@ -23,11 +23,11 @@ import json
 from collections.abc import Callable
 
 from reconciler.errors import ReconcilerError
+from reconciler.model.content import Kind
 from reconciler.server.content import Content
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.guard import CLOSED
 from reconciler.server.httpio import Response
-from reconciler.store.protocol import Kind
 
 PATHS = ("/healthz", "/readyz")
 OK = "ok"

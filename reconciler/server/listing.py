@@ -12,9 +12,10 @@ import json
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from reconciler.model.repository import Publication
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import Request, Response
-from reconciler.store.protocol import Publication, Store
+from reconciler.store.roles.read import ReadView
 
 
 def page_size(n_text: str | None) -> int | None:
@@ -52,7 +53,7 @@ def _page(fetch: Callable[[str | None, int | None], list[str]], n: int | None,
     return items, {"Link": f'<{path}?{query}>; rel="next"'}
 
 
-def tags_list(store: Store, pub: Publication, req: Request) -> Response:
+def tags_list(store: ReadView, pub: Publication, req: Request) -> Response:
     n, last = page_params(req)
     tags, headers = _page(
         lambda after, limit: store.version_tag_names(pub.repo_id, pub.version, after=after, limit=limit),
@@ -60,7 +61,7 @@ def tags_list(store: Store, pub: Publication, req: Request) -> Response:
     return _json({"name": pub.name, "tags": tags}, headers)
 
 
-def catalog(store: Store, req: Request, visible: Callable[[Publication], bool]) -> Response:
+def catalog(store: ReadView, req: Request, visible: Callable[[Publication], bool]) -> Response:
     """Published names the requester may pull (protected ones only with credentials)."""
     n, last = page_params(req)
     names = [p.name for p in store.publication_list() if visible(p)]

@@ -19,11 +19,12 @@ from __future__ import annotations
 from reconciler.errors import ManifestInvalid, NotFound
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
+from reconciler.model.content import Kind
+from reconciler.model.repository import Publication
 from reconciler.server.content import Content
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import Response
 from reconciler.server.routing import Route
-from reconciler.store.protocol import Kind, Publication
 
 _WILDCARDS = frozenset({"*/*", "application/*"})
 

@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from reconciler.server.httpio import Response
-from reconciler.store.protocol import Store
+from reconciler.store.roles.read import ReadView
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PATH = "/metrics"
@@ -63,7 +63,7 @@ class _Served(Collector):
     """Published repositories and their tags, read from the store at scrape time. Tag
     counts are cached by (repository, version): a version never changes."""
 
-    def __init__(self, store: Callable[[], Store]) -> None:
+    def __init__(self, store: Callable[[], ReadView]) -> None:
         self._store = store
         self._tags: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
@@ -93,7 +93,7 @@ class ServerMetrics:
     """The request metrics of one server process; ``served`` (store mode) adds the
     published repositories and tags."""
 
-    def __init__(self, store: Callable[[], Store] | None = None) -> None:
+    def __init__(self, store: Callable[[], ReadView] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         if self.multiprocess and values.ValueClass is values.MutexValue:

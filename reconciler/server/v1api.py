@@ -28,9 +28,11 @@ from collections.abc import Callable
 
 from reconciler.errors import InvalidInput, NotFound
 from reconciler.model import validate_repository_name
+from reconciler.model.content import V1Content
+from reconciler.model.repository import Publication
 from reconciler.model.v1image import is_image_id
 from reconciler.server.httpio import FileBody, Request, Response
-from reconciler.store.protocol import Publication, Store, V1Content
+from reconciler.store.roles.read import ReadView
 
 V1_HEADERS = {"X-Docker-Registry-Version": "0.6.6", "X-Docker-Registry-Config": "common"}
 _REPO = re.compile(r"^/v1/repositories/(?P<name>[^/]+(?:/[^/]+)?)/(?P<what>images|tags)(?:/(?P<tag>[^/]+))?/?$")
@@ -57,7 +59,7 @@ def _json(data: object, status: int = 200, headers: dict[str, str] | None = None
                              **V1_HEADERS, **(headers or {})}, body)
 
 
-def handle(store: Store, req: Request, allowed: Callable[[Publication], None], visible: Visible) -> Response:
+def handle(store: ReadView, req: Request, allowed: Callable[[Publication], None], visible: Visible) -> Response:
     """Answer one ``/v1/...`` request. ``allowed(pub)`` raises when the client may not
     read ``pub`` (a 401 challenge); ``visible(pub)`` says whether it may, without raising."""
     try:
@@ -66,7 +68,7 @@ def handle(store: Store, req: Request, allowed: Callable[[Publication], None], v
         return exc.response()
 
 
-def _dispatch(store: Store, req: Request, allowed: Callable[[Publication], None], visible: Visible) -> Response:
+def _dispatch(store: ReadView, req: Request, allowed: Callable[[Publication], None], visible: Visible) -> Response:
     path = req.path
     if path in ("/v1/_ping", "/v1/_ping/"):
         return _json(True, headers={"X-Docker-Registry-Standalone": "True"})
@@ -92,7 +94,7 @@ def _dispatch(store: Store, req: Request, allowed: Callable[[Publication], None]
     raise V1Error(404, "Not Found")
 
 
-def _repository(store: Store, name: str, allowed: Callable[[Publication], None]) -> tuple[Publication, V1Content]:
+def _repository(store: ReadView, name: str, allowed: Callable[[Publication], None]) -> tuple[Publication, V1Content]:
     # Crane dropped library/; a name published with it literally is still found
     candidates = [name[len("library/"):], name] if name.startswith("library/") else [name]
     pub = None
@@ -113,7 +115,7 @@ def _repository(store: Store, name: str, allowed: Callable[[Publication], None])
     return pub, content
 
 
-def _image_file(store: Store, image_id: str, file: str, visible: Visible) -> Response:
+def _image_file(store: ReadView, image_id: str, file: str, visible: Visible) -> Response:
     holder = next((p for p in store.v1_image_publications(image_id) if visible(p)), None)
     if holder is None:
         raise V1Error(404, "Image not found")

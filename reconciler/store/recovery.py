@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.errors import InvalidInput, StoreCorrupt
+from reconciler.model.reports import CheckReport
 from reconciler.store.backupdir import BackupInfo
-from reconciler.store.protocol import CheckReport, Store
+from reconciler.store.protocol import Store
 from reconciler.store.sql.identity import Rebound
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")

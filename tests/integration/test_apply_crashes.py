@@ -1,5 +1,5 @@
 """Crash safety of apply, point by point: SIGKILL a real ``reconciler apply`` subprocess
-at store write event N (``RECONCILER_APPLY_KILL_AT=write:N``, see reconciler/apply/hooks.py)
+at store write event N (``RECONCILER_APPLY_KILL_AT=write:N``, see tests/support/crashpoints.py)
 for N spread over one whole run, then re-run it.
 
 What a user relies on: whatever moment an apply dies at, the next apply converges to
@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from reconciler import api
-from reconciler.store.protocol import ContentSet, TagEntry
+from reconciler.model.content import ContentSet, TagEntry
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.crashpoints import MODULE as CRASHPOINTS
 from tests.support.imagegen import build_image, build_multiarch
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
@@ -94,7 +95,8 @@ def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
     # an uninterrupted run: the state to reach, and its write events
     log = tmp_path / "writes.log"
     reference = tmp_path / "reference"
-    run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)})
+    run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)},
+            module=CRASHPOINTS)
     events = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
     assert sum(e.startswith("batch blob_put ") for e in events) == 13  # every blob once
     # the content is made durable and recorded once, after the downloads, before any version
@@ -107,7 +109,8 @@ def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
     left_temp_files = []
     for n in kill_points(events):
         store = tmp_path / f"killed-at-{n}"
-        killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": f"write:{n}"})
+        killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": f"write:{n}"},
+                         module=CRASHPOINTS)
         assert killed.returncode == -9, f"write {n} ({events[n - 1]}): {killed.stdout}{killed.stderr}"
         temp_files = list((store / "tmp").iterdir())
         if temp_files:
@@ -144,7 +147,8 @@ def test_store_gc_cli_removes_what_a_killed_apply_left(point: str, temp_files: i
     # write:5: the third blob sits in a temporary file, the first two are staged in the
     # content batch (temporary files too, nothing recorded); write:9: the batch committed
     # (3 blobs and the manifest recorded), no version references them yet
-    killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": point})
+    killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": point},
+                     module=CRASHPOINTS)
     assert killed.returncode == -9, killed.stderr
     assert len(list((store / "tmp").iterdir())) == temp_files
     gc = run_cli("store", "gc", store=store)

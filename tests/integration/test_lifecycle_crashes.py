@@ -19,6 +19,7 @@ from reconciler import api
 from reconciler.store.sql.grace import GRACE_ENV
 from reconciler.store.sqlite import SQLiteStore
 from tests.integration.test_apply_crashes import kill_points, snapshot
+from tests.support.crashpoints import MODULE as CRASHPOINTS
 from tests.support.imagegen import build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
@@ -63,7 +64,8 @@ def test_sigkill_at_every_point_of_an_apply_that_drops_versions_then_rerun_conve
     reference = tmp_path / "reference"
     shutil.copytree(before, reference)
     log = tmp_path / "writes.log"
-    out = run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)})
+    out = run_cli("apply", "-f", str(yaml), store=reference, check=True, env={"RECONCILER_APPLY_WRITE_LOG": str(log)},
+                  module=CRASHPOINTS)
     assert "Dropped versions: web 1 (`reconciler store gc` frees their bytes)." in out.stdout
     events = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
     # version 2 drops nothing with it (1 is published); 1 goes after the publish moved off it
@@ -74,7 +76,8 @@ def test_sigkill_at_every_point_of_an_apply_that_drops_versions_then_rerun_conve
     for n in kill_points(events):
         store = tmp_path / f"killed-at-{n}"
         shutil.copytree(before, store)
-        killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": f"write:{n}"})
+        killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": f"write:{n}"},
+                         module=CRASHPOINTS)
         assert killed.returncode == -9, f"write {n} ({events[n - 1]}): {killed.stdout}{killed.stderr}"
         s = SQLiteStore(store)
         try:
@@ -107,7 +110,7 @@ def test_sigkill_at_every_step_of_gc_then_gc_again_converges(tmp_path: Path, run
     reference = tmp_path / "reference"
     shutil.copytree(before, reference)
     log = tmp_path / "gc.log"
-    run_cli("store", "gc", store=reference, check=True, env={"RECONCILER_GC_WRITE_LOG": str(log)})
+    run_cli("store", "gc", store=reference, check=True, env={"RECONCILER_GC_WRITE_LOG": str(log)}, module=CRASHPOINTS)
     events = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
     assert events[0] == "rows" and len(events) == 1 + 2 * (1 + 3)  # 2 manifests, 2 x 3 blobs
     expected_files, expected = files(reference), snapshot(reference)
@@ -115,7 +118,8 @@ def test_sigkill_at_every_step_of_gc_then_gc_again_converges(tmp_path: Path, run
     for n in range(1, len(events) + 1):
         store = tmp_path / f"gc-killed-at-{n}"
         shutil.copytree(before, store)
-        killed = run_cli("store", "gc", store=store, env={"RECONCILER_GC_KILL_AT": f"write:{n}"})
+        killed = run_cli("store", "gc", store=store, env={"RECONCILER_GC_KILL_AT": f"write:{n}"},
+                         module=CRASHPOINTS)
         assert killed.returncode == -9, f"step {n} ({events[n - 1]}): {killed.stderr}"
         assert run_cli("store", "check", store=store).returncode == 0, (n, events[n - 1])
         again = run_cli("store", "gc", store=store, check=True)

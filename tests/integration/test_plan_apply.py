@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.crashpoints import MODULE as CRASHPOINTS
 from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import RunningRegistry
@@ -134,7 +135,8 @@ def test_sigkill_then_rerun_converges(point: str, registry: RunningRegistry, rep
     push_image(registry.url, repo_name, IMAGES["multi"], ["v2", "latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name)
     store = tmp_path / "store"
-    killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": point})
+    killed = run_cli("apply", "-f", str(yaml), store=store, env={"RECONCILER_APPLY_KILL_AT": point},
+                     module=CRASHPOINTS)
     assert killed.returncode == -9, killed.stdout + killed.stderr
     rerun = run_cli("apply", "-f", str(yaml), store=store)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

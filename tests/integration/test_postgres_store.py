@@ -20,8 +20,8 @@ import pytest
 
 from reconciler.errors import Conflict, LockTimeout, StoreError
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, TagEntry
 from reconciler.store.postgres import PostgresStore
-from reconciler.store.protocol import ContentSet, TagEntry
 from tests.conftest import REPO_ROOT
 from tests.support.imagegen import build_image, store_image
 from tests.support.postgres import PostgresServer

@@ -14,8 +14,8 @@ import urllib3.util.connection
 from reconciler.errors import RegistryError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model import mediatypes as mt
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import RegistryConfig
 from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry

@@ -18,12 +18,12 @@ import requests
 
 from reconciler.errors import BlobStorageError, ContentNotFound, DigestMismatch, InvalidInput, StoreError
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet
 from reconciler.server import RegistryApp
 from reconciler.server.access import load_access
 from reconciler.server.auth import Htpasswd
 from reconciler.store.blobs import open_blobs
 from reconciler.store.blobs.s3 import MIB, S3Blobs
-from reconciler.store.protocol import ContentSet
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image
 from tests.support.s3server import S3Server

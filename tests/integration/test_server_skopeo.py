@@ -19,7 +19,7 @@ import requests
 
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image, build_multiarch
 from tests.support.serving import commit_tags, content_of, fill_store, require_binary, run_server, stop

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import api
-from reconciler.store.protocol import ContentSet, Store
+from reconciler.model.content import ContentSet
+from reconciler.store.protocol import Store
 from reconciler.store.sql.grace import GRACE_ENV
 from tests.support.imagegen import build_image
 from tests.support.postgres import PostgresServer

@@ -12,11 +12,12 @@ import pytest
 
 from reconciler import api
 from reconciler.model import Digest
+from reconciler.model.content import Origin
+from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.sync import SyncResult
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import RegistryConfig, UpstreamSource
-from reconciler.store.protocol import Origin
+from reconciler.registry.protocol import UpstreamSource
 from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import AccessLine, RunningRegistry

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import api
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.shared import SharedClients
 from tests.support.imagegen import build_image
 from tests.support.pusher import push_image

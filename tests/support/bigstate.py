@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from reconciler.model import Digest, Index, Manifest, parse_manifest
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.store.sqlite import SQLiteStore
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

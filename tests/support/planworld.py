@@ -6,16 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from reconciler.desired.model import CopySpec, DesiredState, RegistrySpec, RepositorySpec, TagPin
+from reconciler.desired.model import CopySpec, DesiredState, RepositorySpec, TagPin
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.registry import RegistryConfig
+from reconciler.model.repository import Repository
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UpstreamTags
-from reconciler.store.protocol import ContentSet, Origin, Repository, TagEntry
 from tests.support.imagegen import Image, build_image, build_multiarch
 
-HUB = RegistrySpec(name="hub", url="http://127.0.0.1:5000")
+HUB = RegistryConfig(name="hub", url="http://127.0.0.1:5000")
 
 IMAGES: dict[str, Image] = {
     "a": build_image("a"),

@@ -21,7 +21,8 @@ from typing import Any
 import requests
 
 from reconciler.model import Digest
-from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
+from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.store.protocol import Store
 from tests.support.imagegen import Image, build_image, build_multiarch, store_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

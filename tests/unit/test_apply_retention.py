@@ -13,9 +13,10 @@ from reconciler.apply.runner import FAILED, SKIPPED, Runner
 from reconciler.desired.model import DesiredState
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.refresh import UpstreamView
+from reconciler.plan.actions import Op
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Op, Plan
-from reconciler.plan.refresh import refresh
+from reconciler.plan.model import Plan
+from reconciler.plan.observe import refresh
 from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
 from reconciler.store.sql.grace import GRACE_ENV, grace_seconds

@@ -16,7 +16,7 @@ from reconciler.errors import RegistryError, StalePlan
 from reconciler.model import Digest
 from reconciler.ops.state import RepoState
 from reconciler.plan.diff import diff
-from reconciler.plan.refresh import observe_store
+from reconciler.plan.observe import observe_store
 from reconciler.store.protocol import Store
 from tests.support.imagegen import store_image
 from tests.support.planworld import IMAGES, RepositorySpec, desired, digest, observed, repo, synced

@@ -16,9 +16,9 @@ import pytest
 
 from reconciler.errors import RemovalRefused
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Kind, Origin, TagEntry
 from reconciler.ops.cascade import RefGraph, cascade_remove, missing_references, unreferenced
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import ContentSet, Kind, Origin, TagEntry
 
 
 def D(name: str) -> Digest:

@@ -8,13 +8,13 @@ import pytest
 
 from reconciler.errors import ContentNotFound, RemovalRefused, TagInvalid
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.ops import copy as copy_op
 from reconciler.ops import remove as remove_op
 from reconciler.ops import tag as tag_op
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.copy import copy_state
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
 from tests.support import imagegen as ig
 
 

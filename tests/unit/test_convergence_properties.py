@@ -40,7 +40,7 @@ from reconciler.desired.loader import load_desired
 from reconciler.ops.publish import release
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
-from reconciler.plan.refresh import refresh
+from reconciler.plan.observe import refresh
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import archives as ar
 from tests.support import imagegen as ig

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import UploadInvalid
-from reconciler.ops.tarsafe import Limits
+from reconciler.ops.formats.tarsafe import Limits
 from reconciler.ops.upload import upload
 from tests.support import archives as ar
 from tests.support import imagegen as ig

@@ -1,7 +1,10 @@
 """DESIGN.md's layering rule, enforced by reading imports:
-errors <- model <- store protocol <- ops <- plan <- apply <- watch <- cli; adapters (store
-backends, registry client, server) import only the protocol and the model; wiring
-happens in ``reconciler.api`` and the CLI."""
+errors <- model <- store roles <- store protocol <- ops <- plan <- apply <- watch <- cli;
+adapters (store backends, registry client) import only the protocols and the model; the
+server imports only the store's read view (``store.roles.read``) and the model; ops
+import no store backend and no HTTP client (neither ours nor an HTTP, database or S3
+library: ``ADAPTER_LIBRARIES``); wiring happens in ``reconciler.api`` and the
+CLI."""
 
 from __future__ import annotations
 
@@ -17,25 +20,37 @@ BASE = {"errors", "model"}
 ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "model": {"errors"},
-    "store.protocol": BASE,
-    "store": BASE | {"store.protocol"},          # backends: store.sqlite, store.postgres, ...
+    "store.roles": BASE,                          # the store's role protocols (read view, content, ...)
+    "store.protocol": BASE | {"store.roles"},     # Store: the union of the roles
+    "store": BASE | {"store.protocol", "store.roles"},  # backends: store.sqlite, store.postgres, ...
     "registry": BASE,
     "desired": BASE,
-    "ops": BASE | {"store.protocol", "registry.protocol"},
-    "plan": BASE | {"store.protocol", "registry.protocol", "ops", "desired"},
-    "apply": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan"},
-    "server": BASE | {"store.protocol", "logfmt"},
+    "ops": BASE | {"store.protocol", "store.roles", "registry.protocol"},
+    # file formats: read and write files (an export reads the store's read view), nothing else
+    "ops.formats": BASE | {"store.roles.read"},
+    "plan": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired"},
+    "apply": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired", "plan"},
+    # a server only reads: the read view, never the writing roles or the whole Store
+    "server": BASE | {"store.roles.read", "logfmt"},
     # the reconcile loop runs plan and apply as a library; wired through api
-    "watch": BASE | {"store.protocol", "registry.protocol", "ops", "desired", "plan", "apply", "api",
+    "watch": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired", "plan", "apply", "api",
                      "server.probes"},
     "logfmt": set(),
     # bundles: a writer over the store protocol, a reader behind the upstream interface
-    "bundle": BASE | {"store.protocol", "registry.protocol", "ops"},
+    "bundle": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops"},
     "api": None,                                  # wiring: anything
     "cli": None,
     "__main__": None,
     "__init__": set(),
 }
+#: sub-layers below their own package: they may not import the rest of it (a file format
+#: knows no operation; a store role knows no backend)
+SEALED = {"ops.formats", "store.roles"}
+#: libraries that are an adapter's job (HTTP clients, database drivers, S3): the layers
+#: that must reach them only through the registry and store protocols may not import them
+ADAPTER_LIBRARIES = {"requests", "urllib3", "httpx", "http.client", "sqlite3", "psycopg", "psycopg_pool",
+                     "boto3", "botocore"}
+NO_ADAPTER_LIBRARIES = ("model", "desired", "ops", "plan", "server")
 
 
 def layer_of(module: str) -> str:
@@ -70,7 +85,7 @@ def violations(module: str, source: str) -> list[str]:
             continue
         if any(imp == a or imp.startswith(a + ".") for a in allowed):
             continue
-        if target.startswith(layer + ".") or layer.startswith(target + "."):
+        if (target.startswith(layer + ".") or layer.startswith(target + ".")) and layer not in SEALED:
             # store.sqlite may import store.protocol (listed) but not another backend
             if layer.startswith("store") and target.startswith("store") and target != "store.protocol":
                 if layer.split(".")[:2] == target.split(".")[:2]:
@@ -79,6 +94,21 @@ def violations(module: str, source: str) -> list[str]:
                 continue
         bad.append(f"{module} imports reconciler.{imp} (layer {layer!r} may use {sorted(allowed)})")
     return bad
+
+
+def library_violations(module: str, source: str) -> list[str]:
+    """The adapter libraries ``module`` imports though its layer may not."""
+    if layer_of(module).split(".")[0] not in NO_ADAPTER_LIBRARIES:
+        return []
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return [f"{module} imports {name} (an HTTP client, database driver or S3 library: an adapter's job)"
+            for name in sorted(names)
+            if any(name == lib or name.startswith(lib + ".") for lib in ADAPTER_LIBRARIES)]
 
 
 def package_modules() -> list[tuple[str, Path]]:
@@ -93,7 +123,8 @@ def package_modules() -> list[tuple[str, Path]]:
 def test_package_obeys_layering() -> None:
     problems = []
     for module, path in package_modules():
-        problems += violations(module, path.read_text())
+        source = path.read_text()
+        problems += violations(module, source) + library_violations(module, source)
     assert problems == []
 
 
@@ -106,6 +137,14 @@ def test_package_obeys_layering() -> None:
     ("server.app", "from reconciler.store.sqlite import SQLiteStore\n"),
     ("server.blobs", "from reconciler.store.blobs.s3 import S3Blobs\n"),
     ("ops.sync", "from reconciler.store.blobs import open_blobs\n"),
+    ("ops.fetch", "from reconciler.store.sqlite.store import SQLiteStore\n"),
+    ("ops.fetch", "from reconciler.registry.session import make_session\n"),
+    ("server.app", "from reconciler.store.protocol import Store\n"),
+    ("server.content", "from reconciler.store.roles.content import ContentStore\n"),
+    ("server.catalog.views", "from reconciler.store.roles.versions import VersionStore\n"),
+    ("store.roles.read", "from reconciler.store.protocol import Store\n"),
+    ("ops.formats.archive", "from reconciler.ops.result import commit_state\n"),
+    ("ops.formats.crane", "from reconciler.store.protocol import Store\n"),
 ])
 def test_checker_catches_violations(module: str, source: str) -> None:
     assert violations(module, source), f"{module} importing that must be a violation"
@@ -118,3 +157,26 @@ def test_checker_allows_the_rule() -> None:
     assert violations("store.sqlite.store", "from reconciler.store.blobs import open_blobs\n") == []
     assert violations("store.postgres.store", "from reconciler.store.blobs import open_blobs\n") == []
     assert violations("cli.repo_cmds", "from reconciler.store.sqlite import SQLiteStore\n") == []
+    # the server reads through the read view; ops may name any role
+    assert violations("server.content", "from reconciler.store.roles.read import ReadView\n") == []
+    assert violations("ops.export", "from reconciler.store.roles.read import ReadView\n") == []
+    assert violations("ops.graph", "from reconciler.store.roles.content import ContentStore\n") == []
+
+
+@pytest.mark.parametrize("module,source", [
+    ("ops.fetch", "import requests\n"),
+    ("ops.v1.sync", "from urllib3.util import Retry\n"),
+    ("ops.export", "import sqlite3\n"),
+    ("server.blobs", "import boto3\n"),
+    ("server.content", "from psycopg import sql\n"),
+    ("plan.observe", "import http.client\n"),
+])
+def test_checker_catches_adapter_libraries(module: str, source: str) -> None:
+    assert library_violations(module, source), f"{module} importing that must be a violation"
+
+
+def test_adapters_may_use_their_libraries() -> None:
+    assert library_violations("registry.session", "import requests\n") == []
+    assert library_violations("store.sqlite.store", "import sqlite3\n") == []
+    assert library_violations("store.blobs.s3", "import boto3\n") == []
+    assert library_violations("server.listing", "from urllib.parse import urlencode\n") == []

@@ -8,10 +8,11 @@ import pytest
 
 from reconciler.desired.model import ALL, CopySpec, Removal, TagPin
 from reconciler.errors import ConfigError, InvalidInput, RemovalRefused
+from reconciler.model.content import Origin
 from reconciler.model.tagfilter import TagFilter
+from reconciler.plan.actions import Change
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Change, Plan
-from reconciler.store.protocol import Origin
+from reconciler.plan.model import Plan
 from tests.support.planworld import (
     RepositorySpec,
     content_of,
@@ -282,7 +283,7 @@ def test_copy_from_a_source_lacking_a_referenced_item_is_a_plan_error(copy: Copy
 
 
 def content_of_digest(d):  # type: ignore[no-untyped-def]
-    from reconciler.store.protocol import ContentSet
+    from reconciler.model.content import ContentSet
     return ContentSet(manifests=frozenset([d]))
 
 

@@ -13,12 +13,14 @@ import pytest
 
 from reconciler.apply.runner import FAILED, Runner
 from reconciler.desired.model import CopySpec, TagPin
+from reconciler.model.content import Origin
+from reconciler.plan.actions import Change
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Change, FailedTag, Plan
+from reconciler.plan.model import FailedTag, Plan
 from reconciler.plan.observed import Observed, UpstreamTags
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
-from reconciler.store.protocol import Origin, Store
+from reconciler.store.protocol import Store
 from tests.support.imagegen import store_image
 from tests.support.planworld import IMAGES, RepositorySpec, desired, observed, repo, state, synced
 

@@ -9,10 +9,11 @@ import pytest
 
 from reconciler.desired.loader import load_desired
 from reconciler.desired.model import TagPin
+from reconciler.model.content import Origin
+from reconciler.plan.actions import Op
 from reconciler.plan.diff import diff, plan_scope
-from reconciler.plan.model import Op, Plan
+from reconciler.plan.model import Plan
 from reconciler.plan.render_text import render_text
-from reconciler.store.protocol import Origin
 from tests.support.planworld import RepositorySpec, desired, digest, observed, repo, state
 
 P = Origin.PIN

@@ -10,8 +10,8 @@ import pytest
 from reconciler.desired.model import Upload
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.refresh import UpstreamView
+from reconciler.plan.observe import refresh
 from reconciler.plan.observed import UploadInfo
-from reconciler.plan.refresh import refresh
 from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
 from tests.support.imagegen import build_multiarch
@@ -62,7 +62,7 @@ def test_a_file_several_repositories_upload_is_hashed_and_read_once(store: Store
         calls.append(str(path))
         return UploadInfo(str(path), file_digest), []
 
-    monkeypatch.setattr(uploads_mod, "inspect_upload", inspect)  # refresh imports it when needed
+    monkeypatch.setattr(uploads_mod, "upload_info", inspect)  # refresh imports it when needed
     specs = [RepositorySpec(r, uploads=(Upload(file, tag="latest"),)) for r in ("a", "b")]
     obs = refresh(store, desired(*specs), None, upstreams=False)
     assert calls == [str(file)]

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.desired.model import CopySpec, Removal, TagPin
+from reconciler.model.content import Origin
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
 from reconciler.plan.render_json import render_json
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
-from reconciler.store.protocol import Origin
 from tests.support.planworld import RepositorySpec, desired, digest, observed, repo, state, synced
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -9,6 +9,7 @@ import dataclasses
 
 from reconciler.desired.model import CopySpec
 from reconciler.model import Index, PlatformFilter
+from reconciler.model.content import Origin
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.state import RepoState
 from reconciler.plan.diff import diff
@@ -16,7 +17,6 @@ from reconciler.plan.model import Plan
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
 from reconciler.plan.steps import run_step
-from reconciler.store.protocol import Origin
 from tests.support.planworld import HUB, IMAGES, desired, observed, repo, state, synced
 
 S = Origin.SYNC

@@ -13,12 +13,12 @@ import pytest
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.model.platforms import PlatformFilter, parse_platform
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.export import export
 from reconciler.ops.platforms import skips_under
 from reconciler.server import RegistryApp
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
 from tests.support.imagegen import Image, build_image, build_index, canonical, store_image
 from tests.support.serving import wsgi_call
 

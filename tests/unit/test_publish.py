@@ -90,7 +90,7 @@ def test_cli_publish_rollback_unpublish(run_cli, tmp_path: Path) -> None:  # typ
 
 
 def test_publications_switch_swaps_two_names_in_one_transaction(store) -> None:  # type: ignore[no-untyped-def]
-    from reconciler.store.protocol import PublicationChange
+    from reconciler.model.repository import PublicationChange
 
     commit_tags(store, "blue", {"v1": build_image("a")})
     commit_tags(store, "green", {"v1": build_image("b")})
@@ -105,7 +105,7 @@ def test_publications_switch_swaps_two_names_in_one_transaction(store) -> None: 
 
 
 def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_name(store) -> None:  # type: ignore[no-untyped-def]
-    from reconciler.store.protocol import PublicationChange
+    from reconciler.model.repository import PublicationChange
 
     commit_tags(store, "a", {"v1": build_image("a")})
     commit_tags(store, "b", {"v1": build_image("b")})

@@ -33,7 +33,7 @@ def test_on_a_terminal_one_line_rewritten_then_erased() -> None:
 
 
 def test_the_refresh_reports_every_upstream(tmp_path: Path) -> None:
-    from reconciler.plan.refresh import refresh
+    from reconciler.plan.observe import refresh
     from reconciler.store.sqlite import SQLiteStore
     from tests.support.fakeupstream import FakeUpstream
 

@@ -17,8 +17,8 @@ import responses
 from reconciler.errors import DigestMismatch, RateLimited, RegistryError
 from reconciler.model import Digest, Manifest
 from reconciler.model import mediatypes as mt
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.retry import RetryPolicy
 from tests.support.imagegen import build_image
 

@@ -11,8 +11,8 @@ import responses
 
 from reconciler.errors import RegistryError
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.retry import RetryPolicy
 
 BASE = "https://reg.example"

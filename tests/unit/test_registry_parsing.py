@@ -11,8 +11,8 @@ import pytest
 
 from reconciler.errors import ConfigError, RegistryError
 from reconciler.model.reference import normalize_upstream_name
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.auth import Challenge, Credentials, TokenCache, parse_auth_json, parse_www_authenticate
-from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.retry import RetryPolicy
 from reconciler.registry.session import base_url, make_session, url_credentials
 from reconciler.registry.transport import parse_link_next, parse_retry_after, resolve_link

@@ -9,12 +9,14 @@ import pytest
 
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest
+from reconciler.model.content import Origin
+from reconciler.model.repository import VersionHistory, version_ranges
 from reconciler.ops.retention import GRACE, LATEST, PUBLISHED, choose, freed_bytes
+from reconciler.plan.actions import Change, Op
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Change, Op, Plan
+from reconciler.plan.model import Plan
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
-from reconciler.store.protocol import Origin, VersionHistory, version_ranges
 from tests.support.planworld import desired, digest, observed, repo, state, synced
 
 S = Origin.SYNC

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from reconciler.apply.hooks import WRITE_METHODS
 from reconciler.apply.stop import GUARDED, StopFlag, StoppingStore
 from reconciler.errors import BlobStorageError, ContentNotFound, Interrupted
 from reconciler.model import Digest
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.guard import CLOSED, HALF_OPEN, OPEN, StorageGuard
 from reconciler.server.manifestcache import ManifestCache
+from tests.support.crashpoints import WRITE_METHODS
 
 
 class Clock:

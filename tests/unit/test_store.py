@@ -19,7 +19,7 @@ from reconciler.errors import (
     StoreError,
 )
 from reconciler.model import Digest
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
+from reconciler.model.content import ContentSet, Origin, TagEntry
 from tests.support.imagegen import build_image, build_multiarch, build_schema1, store_image
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from reconciler.errors import Conflict, NotFound
 from reconciler.ops.retention import prune_versions
-from reconciler.ops.v1content import remove_v1
-from reconciler.ops.v1upload import upload_v1
+from reconciler.ops.v1.content import remove_v1
+from reconciler.ops.v1.upload import upload_v1
 from reconciler.store.protocol import Store
 from tests.support.imagegen import Image, build_image, build_multiarch, store_image
 from tests.support.serving import commit_tags, content_of

@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.errors import LockTimeout
 from reconciler.model import Digest
-from reconciler.store.protocol import ContentSet
+from reconciler.model.content import ContentSet
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image, store_image
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from reconciler.model import Digest
+from reconciler.model.content import Origin
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.sync import ProgressEvent, refresh_upstream, sync
-from reconciler.store.protocol import Origin
 from tests.support.fakeupstream import FakeUpstream
 from tests.support.imagegen import build_image, build_multiarch
 

@@ -14,10 +14,11 @@ import responses
 from reconciler import api
 from reconciler.cli import main
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import RegistryConfig, UpstreamSource
+from reconciler.registry.protocol import UpstreamSource
 from reconciler.registry.retry import RetryPolicy
-from reconciler.store.protocol import ContentSet, Origin, TagEntry
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import Image, build_image, store_image
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Kind, Origin, TagEntry
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.ops.sync import UpstreamView, sync_state, tag_changes
-from reconciler.store.protocol import ContentSet, Kind, Origin, TagEntry
 
 
 def d(name: str) -> Digest:

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.errors import DigestMismatch, ManifestInvalid, TagInvalid, UploadInvalid
 from reconciler.model import Digest
-from reconciler.ops.tarsafe import Limits
+from reconciler.ops.formats.tarsafe import Limits
 from reconciler.ops.upload import upload
 from tests.support import archives as ar
 from tests.support import imagegen as ig

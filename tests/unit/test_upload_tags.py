@@ -15,7 +15,7 @@ import pytest
 from reconciler import api
 from reconciler.errors import ReconcilerError
 from reconciler.ops.upload import upload
-from reconciler.plan.model import Op
+from reconciler.plan.actions import Op
 from reconciler.store.protocol import Store
 from tests.support.archives import oci_layout_files, write_tar
 from tests.support.imagegen import Image, build_image, build_multiarch

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ContentNotFound, InvalidInput, RemovalRefused, StoreError, UploadInvalid
+from reconciler.model.content import V1Content
 from reconciler.ops import export as export_ops
-from reconciler.ops.v1content import copy_v1, remove_v1
-from reconciler.ops.v1upload import inspect_v1, upload_v1
-from reconciler.store.protocol import Store, V1Content
+from reconciler.ops.v1.content import copy_v1, remove_v1
+from reconciler.ops.v1.upload import inspect_v1, upload_v1
+from reconciler.store.protocol import Store
 from tests.support.archives import write_tar
 from tests.support.v1images import build_chain, v1_save_files, v1_save_tar
 

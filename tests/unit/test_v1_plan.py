@@ -13,13 +13,14 @@ import responses
 
 from reconciler.desired.model import Upload
 from reconciler.errors import RegistryError
+from reconciler.model.content import V1Content
+from reconciler.model.registry import RegistryConfig
+from reconciler.plan.actions import Op
 from reconciler.plan.diff import diff
-from reconciler.plan.model import Op, Plan
+from reconciler.plan.model import Plan
 from reconciler.plan.observed import V1UploadInfo, V1Upstream
 from reconciler.plan.render_text import render_text
-from reconciler.registry.protocol import RegistryConfig
 from reconciler.registry.v1client import V1Client
-from reconciler.store.protocol import V1Content
 from tests.support.planworld import RepositorySpec, desired, observed, repo, state, synced
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
@@ -184,7 +185,7 @@ def test_v1_keys_in_repos_yaml_are_checked(repo: str, expected: str, tmp_path: P
 def test_the_v1_client_retries_temporary_failures_as_configured(retries: int, ok: bool) -> None:
     """``retries`` (and ``timeout``) in repos.yaml apply to the v1 client as to v2: a 503
     with ``Retry-After: 0`` is retried, and not at all with ``retries: 0``."""
-    from reconciler.registry.protocol import RegistryConfig
+    from reconciler.model.registry import RegistryConfig
     from reconciler.registry.v1client import V1Client
 
     url = "http://v1feed.test/v1/repositories/app/images"

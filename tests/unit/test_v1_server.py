@@ -11,7 +11,7 @@ import bcrypt
 import pytest
 
 from reconciler.ops.publish import publish
-from reconciler.ops.v1upload import upload_v1
+from reconciler.ops.v1.upload import upload_v1
 from reconciler.server.app import RegistryApp
 from reconciler.server.auth import Htpasswd
 from reconciler.store.sqlite import SQLiteStore

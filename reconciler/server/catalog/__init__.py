@@ -24,11 +24,12 @@ import jinja2
 
 from reconciler.errors import InvalidInput
 from reconciler.model import validate_repository_name
+from reconciler.model.repository import Publication
 from reconciler.server.access import Decision
 from reconciler.server.catalog.views import Views
 from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.httpio import Request, Response
-from reconciler.store.protocol import Publication, Store
+from reconciler.store.roles.read import ReadView
 
 #: the page's own stylesheet only; no scripts, no frames, no third-party anything
 SECURITY_HEADERS = {
@@ -64,7 +65,7 @@ class Catalog:
     registry's (None: anonymous; ``RegistryHTTPError`` 401 for wrong credentials),
     ``decide`` its access check."""
 
-    def __init__(self, store: Callable[[], Store], authenticate: Callable[[Request], str | None],
+    def __init__(self, store: Callable[[], ReadView], authenticate: Callable[[Request], str | None],
                  decide: Callable[[Publication, Request], Decision], *, realm: str, has_users: bool) -> None:
         self.views = Views(store)
         self.authenticate, self.decide = authenticate, decide

@@ -18,7 +18,9 @@ from typing import Generic, TypeVar
 
 from reconciler.errors import ReconcilerError
 from reconciler.model import Digest, Index, Manifest
-from reconciler.store.protocol import Publication, Store, TagEntry
+from reconciler.model.content import TagEntry
+from reconciler.model.repository import Publication
+from reconciler.store.roles.read import ReadView
 
 #: config blobs larger than this are not read for their created time and platform
 MAX_CONFIG = 1024 * 1024
@@ -118,14 +120,14 @@ def _short_media_type(mt: str) -> str:
 
 
 class Views:
-    def __init__(self, store: Callable[[], Store]) -> None:
+    def __init__(self, store: Callable[[], ReadView]) -> None:
         self._store = store
         self._images: LRU[Digest, ImageInfo] = LRU(4096)
         self._tags: LRU[tuple[str, int], dict[str, TagEntry]] = LRU(256)
         self._counts: LRU[tuple[str, int], int] = LRU(16384)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> ReadView:
         return self._store()
 
     # -- images ------------------------------------------------------------------------

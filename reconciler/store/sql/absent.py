@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from reconciler.model import Digest
-from reconciler.store.protocol import ContentSet
+from reconciler.model.content import ContentSet
 from reconciler.store.sql.connection import Connection, chunks
 
 

@@ -25,21 +25,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from reconciler.errors import Conflict, ContentNotFound, NotFound, RepositoryNotFound, StoreError
 from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
+from reconciler.model.content import ContentSet, Kind, Origin, TagEntry
 from reconciler.model.digest import parse_recorded
-from reconciler.store.protocol import (
-    CheckReport,
-    ContentSet,
-    ContentSummary,
-    GcReport,
-    JournalEntry,
-    Kind,
-    Origin,
-    Problem,
-    Repository,
-    RepositoryVersion,
-    TagEntry,
-    VersionInfo,
-)
+from reconciler.model.reports import CheckReport, GcReport, JournalEntry, Problem
+from reconciler.model.repository import ContentSummary, Repository, RepositoryVersion, VersionInfo
 from reconciler.store.sql import absent, grace, identity, lifecycle, maintenance, publication
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
@@ -457,7 +446,7 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
         can never run between another writer's 'bytes stored' and 'version committed'.
         Only on the store's own blob storage, checked afresh (``identity.gate``): gc on a
         copy would delete what the original needs. gc's one entry point; ``events``: told
-        each step (crash points for tests, ``apply.hooks``)."""
+        each step (``apply.observer``: the crash tests' points)."""
         if self._lock_owner == threading.get_ident():
             return self._gc(lock_timeout, dry_run, events)
         with self.lock(lock_timeout):

@@ -27,7 +27,7 @@ from typing import Any
 
 from reconciler.errors import Conflict, NotFound
 from reconciler.model.digest import parse_recorded
-from reconciler.store.protocol import VersionHistory, version_ranges
+from reconciler.model.repository import VersionHistory, version_ranges
 from reconciler.store.sql.connection import Connection, chunks
 
 #: (repo_id, number, why) of every version that must never be dropped, with the current

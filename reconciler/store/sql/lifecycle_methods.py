@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
-from reconciler.store.protocol import Repository, StoreUsage, VersionHistory
+from reconciler.model.reports import StoreUsage
+from reconciler.model.repository import Repository, VersionHistory
 from reconciler.store.sql import lifecycle
 from reconciler.store.sql.connection import Connection
 from reconciler.store.sql.usage import usage

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
+from reconciler.model.content import Kind, ManifestRefs
 from reconciler.model.digest import parse_recorded
-from reconciler.store.protocol import Kind, ManifestRefs, Publication
+from reconciler.model.repository import Publication
 from reconciler.store.sql.connection import Connection
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
-from reconciler.store.protocol import CheckReport, ContentSet, GcReport, Kind, Problem, TagEntry
+from reconciler.model.content import ContentSet, Kind, TagEntry
+from reconciler.model.reports import CheckReport, GcReport, Problem
 from reconciler.store.sql import absent
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.v1 import check_v1, gc_v1

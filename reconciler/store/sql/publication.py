@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 
 from reconciler.errors import Conflict, NotFound, RepositoryNotFound, StoreError
 from reconciler.model import validate_repository_name
-from reconciler.store.protocol import PublicationChange
+from reconciler.model.repository import PublicationChange
 from reconciler.store.sql import grace
 from reconciler.store.sql.connection import Connection
 

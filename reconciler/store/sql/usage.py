@@ -12,7 +12,7 @@ versions of a repository (``lifecycle.PROTECTED_VERSIONS``) are a handful of num
 
 from __future__ import annotations
 
-from reconciler.store.protocol import RepositoryUsage, StoreUsage
+from reconciler.model.reports import RepositoryUsage, StoreUsage
 from reconciler.store.sql.connection import Connection
 from reconciler.store.sql.lifecycle import HELD_ROWS, protected_versions
 

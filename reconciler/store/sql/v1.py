@@ -17,9 +17,11 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from reconciler.errors import ContentNotFound, StoreError
+from reconciler.model.content import V1Content
 from reconciler.model.digest import parse_recorded
+from reconciler.model.reports import Problem
+from reconciler.model.repository import ContentSummary, Publication, Repository, VersionInfo
 from reconciler.model.v1image import V1Image, validate_image_id
-from reconciler.store.protocol import ContentSummary, Problem, Publication, Repository, V1Content, VersionInfo
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.lookup import IN_VERSION
 

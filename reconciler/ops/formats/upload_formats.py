@@ -19,7 +19,7 @@ from typing import IO, Any
 from reconciler.errors import DigestMismatch, InvalidInput, ManifestInvalid, UploadInvalid
 from reconciler.model import Digest, Index, Manifest, parse_manifest, parse_reference, validate_tag
 from reconciler.model.manifest import MAX_INDEX_DEPTH, MAX_MANIFEST_BYTES
-from reconciler.ops.archive import Archive
+from reconciler.ops.formats.archive import Archive
 
 log = logging.getLogger(__name__)
 REF_NAME = "org.opencontainers.image.ref.name"

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from reconciler.errors import ContentNotFound, RemovalRefused
+from reconciler.model.content import V1Content
 from reconciler.model.v1image import is_image_id
 from reconciler.ops.result import OpResult, commit_v1
-from reconciler.store.protocol import Store, V1Content
+from reconciler.store.protocol import Store
 
 
 def resolve_images(content: V1Content, names: Iterable[str], *, where: str) -> list[str]:

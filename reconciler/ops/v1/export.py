@@ -18,7 +18,8 @@ import socket
 from typing import BinaryIO, Protocol
 
 from reconciler.errors import InvalidInput
-from reconciler.store.protocol import Store, V1Content
+from reconciler.model.content import V1Content
+from reconciler.store.roles.read import ReadView
 
 
 class _Writer(Protocol):
@@ -37,7 +38,7 @@ def v1_app_file(repo_id: str, content: V1Content, *, registry_id: str, url: str,
             "tags": dict(sorted(content.tags.items()))}
 
 
-def write_crane_v1(w: _Writer, store: Store, repo_id: str, number: int, *, url: str, protected: bool,
+def write_crane_v1(w: _Writer, store: ReadView, repo_id: str, number: int, *, url: str, protected: bool,
                    registry_id: str) -> V1Content:
     content = store.v1_version_get(repo_id, number)
     if not content.images:

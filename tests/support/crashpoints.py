@@ -1,5 +1,10 @@
-"""Crash points for tests: ``RECONCILER_APPLY_KILL_AT`` makes apply SIGKILL itself at a
-chosen moment, so the kill tests are deterministic instead of racing a timer.
+"""Crash points for the kill tests: ``python -m tests.support.crashpoints ARGS...`` runs the
+reconciler CLI (``reconciler ARGS...``) with an observer installed (the package's seam,
+``reconciler/apply/observer.py``) that counts store writes and SIGKILLs the process at a
+chosen one, so the kill tests are deterministic instead of racing a timer. The shipped
+package has no such code path; only this wrapper has.
+
+``RECONCILER_APPLY_KILL_AT`` says where an apply dies.
 
 Values (comma-separated): ``blob:N`` (after the N-th blob this apply stores: into a
 content batch, not yet committed), ``batch:N`` (when the N-th content batch's files are
@@ -21,7 +26,7 @@ test counts the events of a full run, then kills a run at each of them.
 at its N-th step (``rows``: its rows are deleted, no file yet; ``file N``: the N-th file
 removed), ``RECONCILER_GC_WRITE_LOG=PATH`` logs the steps (``gc_switch``).
 
-Unset in normal use, where the store is not wrapped and every hook is a no-op.
+With none of these set the wrapper changes nothing: the store is not wrapped.
 """
 
 from __future__ import annotations
@@ -32,9 +37,13 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, Self, TextIO
 
+from reconciler.apply.observer import Observer, install
 from reconciler.model import Digest, Index, Manifest
-from reconciler.store.protocol import ContentBatch, Store
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
 
+#: ``run_cli(..., module=MODULE)``: the CLI with these crash points
+MODULE = "tests.support.crashpoints"
 ENV = "RECONCILER_APPLY_KILL_AT"
 LOG_ENV = "RECONCILER_APPLY_WRITE_LOG"
 GC_ENV = "RECONCILER_GC_KILL_AT"
@@ -182,3 +191,37 @@ class CountingBatch:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)
+
+
+class CrashPoints(Observer):
+    """The observer this wrapper installs: an apply's store writes and points go to the
+    apply switch (``RECONCILER_APPLY_*``), gc's steps to the gc switch (``RECONCILER_GC_*``)."""
+
+    def __init__(self) -> None:
+        self.apply = KillSwitch()
+        self.gc = gc_switch()
+
+    def store(self, store: Store) -> Store:
+        return CountingStore(store, self.apply) if self.apply else store  # type: ignore[return-value]
+
+    def event(self, scope: str, what: str) -> None:
+        if scope == "gc":
+            if self.gc:
+                self.gc.write(what)
+        else:
+            self.apply.at(what)
+
+    def close(self) -> None:
+        self.apply.close()
+        self.gc.close()
+
+
+def main() -> None:
+    install(CrashPoints())
+    from reconciler.cli import main as cli
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,21 +4,28 @@ A layout (image-spec ``image-layout.md``) is ``oci-layout``, ``index.json`` and
 ``blobs/<algorithm>/<hex>``. Any content may live under ``blobs/`` byte for byte,
 whatever its media type: Docker schema2 manifests and manifest lists, even schema1, keep
 their exact bytes and so their digests, which is what signatures and digest pins need.
+``write_version`` writes one repository version as a layout (``export --format oci``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
-from reconciler.ops.tarout import TarWriter
-from reconciler.store.protocol import ContentSet, Store
+from reconciler.model.content import ContentSet
+from reconciler.model.repository import RepositoryVersion
+from reconciler.ops.formats.ociconvert import convert
+from reconciler.ops.formats.tarout import TarWriter
+from reconciler.store.roles.read import ReadView
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 REF_NAME = "org.opencontainers.image.ref.name"
+
+log = logging.getLogger(__name__)
 
 
 def blob_path(digest: Digest) -> str:
@@ -44,10 +51,40 @@ def write_index(w: TarWriter, descriptors: list[dict[str, object]], *, index: by
     w.data("index.json", index if index is not None else index_bytes(descriptors))
 
 
-def write_content(w: TarWriter, store: Store, content: ContentSet) -> None:
+def write_content(w: TarWriter, store: ReadView, content: ContentSet) -> None:
     """Every blob (streamed from the store) and every manifest and index of ``content``,
     exact bytes, under ``blobs/``."""
     for d in sorted(content.blobs):
         w.stream(blob_path(d), store.blob_size(d), store.blob_open(d))
     for d in sorted(content.manifests | content.indexes):
         w.data(blob_path(d), store.manifest_raw(d)[1])
+
+
+def write_version(w: TarWriter, store: ReadView, version: RepositoryVersion, *, convert_docker: bool) -> None:
+    """The version as an OCI layout: exact bytes, or (``convert_docker``) Docker content in
+    OCI form, for readers that take only OCI media types from a layout."""
+    if not convert_docker:
+        write_index(w, [descriptor(*_typed(store, entry.digest), annotations={REF_NAME: tag})
+                        for tag, entry in sorted(version.tags.items())])
+        write_content(w, store, version.content)
+        return
+    manifests: dict[Digest, tuple[str, bytes]] = {}
+    descriptors = []
+    for tag, entry in sorted(version.tags.items()):
+        converted = convert(*store.manifest_raw(entry.digest), store.manifest_raw, manifests, version.absent)
+        if converted is None:
+            log.warning("tag %s of %s is a Docker schema1 manifest, which has no OCI form; skipped",
+                        tag, version.repo_id)
+            continue
+        media_type, raw = converted
+        descriptors.append(descriptor(media_type, Digest.of(raw), len(raw), {REF_NAME: tag}))
+    write_index(w, descriptors)
+    for d in sorted(version.content.blobs):
+        w.stream(blob_path(d), store.blob_size(d), store.blob_open(d))
+    for d, (_, raw) in sorted(manifests.items()):
+        w.data(blob_path(d), raw)
+
+
+def _typed(store: ReadView, digest: Digest) -> tuple[str, Digest, int]:
+    media_type, raw = store.manifest_raw(digest)
+    return media_type, digest, len(raw)

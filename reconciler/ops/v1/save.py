@@ -20,8 +20,8 @@ from typing import Any
 
 from reconciler.errors import InvalidInput, UploadInvalid
 from reconciler.model.v1image import ImageJSON, parse_image_json, validate_image_id, validate_v1_tag
-from reconciler.ops.archive import Archive
-from reconciler.ops.tarsafe import check_member_name
+from reconciler.ops.formats.archive import Archive
+from reconciler.ops.formats.tarsafe import check_member_name
 
 _HINT = "upload a tarball made by `docker save NAME` (Docker 24 or older writes the v1 image directories)"
 

@@ -1,4 +1,5 @@
-"""Refresh: read the store and the upstreams into an ``Observed`` (the diff's input).
+"""Observe (the plan's refresh): read the store and the upstreams into an ``Observed``
+(the diff's input).
 
 The only I/O of planning. It records the store generation first (so any write after it
 makes the plan stale), reads every repository's latest state and the manifests they hold,
@@ -26,12 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.desired.model import DesiredState, RegistrySpec, RepositorySpec
+from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.content import ContentSet, Kind
 from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import normalize_upstream_name
+from reconciler.model.registry import RegistryConfig
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
@@ -43,11 +46,11 @@ from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
 from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
 from reconciler.registry.protocol import UpstreamSource
-from reconciler.store.protocol import ContentSet, Kind, Store
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-SourceFactory = Callable[[RegistrySpec], UpstreamSource]
+SourceFactory = Callable[[RegistryConfig], UpstreamSource]
 #: (source, repository spec, jobs, names of the tags the store holds) -> the upstream's
 #: selected tags and their digests, the manifests GOT while resolving, and the tags that
 #: could not be resolved
@@ -385,9 +388,9 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
             if file not in inspected:
                 # imported here: the upload readers (tar, gzip, docker save) cost a plan
                 # without uploads ~10 ms of start-up
-                from reconciler.plan.uploads import inspect_upload
+                from reconciler.plan.uploads import upload_info
 
-                inspected[file] = inspect_upload(Path(file), file_sha256(Path(file)))
+                inspected[file] = upload_info(Path(file), file_sha256(Path(file)))
             uploads[(repo_id, file)] = inspected[file][0]
     upload_manifests = [m for _, manifests in inspected.values() for m in manifests]
     if upload_manifests:

@@ -23,9 +23,9 @@ from typing import IO, Any
 from reconciler.errors import DigestMismatch, InvalidInput, UploadInvalid
 from reconciler.model import Digest, DigestHasher, Manifest, jsonsafe, parse_reference
 from reconciler.model import mediatypes as mt
-from reconciler.ops.archive import Archive
-from reconciler.ops.tarsafe import check_member_name
-from reconciler.ops.upload_formats import BlobSource, Parsed, parse_manifest_bytes
+from reconciler.ops.formats.archive import Archive
+from reconciler.ops.formats.tarsafe import check_member_name
+from reconciler.ops.formats.upload_formats import BlobSource, Parsed, parse_manifest_bytes
 
 CHUNK = 1024 * 1024
 #: fixed so digests do not depend on a default that could change

@@ -1,5 +1,5 @@
 """``upload --v1``: a ``docker save`` tarball into a repository as Docker v1 images
-(original-system.md 6.1; the reading and the ``--mask-id`` rule are in ``v1save``).
+(original-system.md 6.1; the reading and the ``--mask-id`` rule are in ``ops.v1.save``).
 
 Everything is checked before anything is stored: the tar members (``tarsafe``), every
 image JSON, that the tarball names one repository, and that each imported image's parent
@@ -19,13 +19,14 @@ from pathlib import Path
 
 from reconciler.errors import UploadInvalid
 from reconciler.model import Digest, DigestHasher
+from reconciler.model.content import V1Content
 from reconciler.model.v1image import V1Image
-from reconciler.ops.archive import Archive, open_archive
-from reconciler.ops.dockersave import HashingWriter, gzip_layer
+from reconciler.ops.formats.archive import Archive, open_archive
+from reconciler.ops.formats.dockersave import HashingWriter, gzip_layer
+from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.result import OpResult, commit_v1
-from reconciler.ops.tarsafe import DEFAULT_LIMITS, Limits
-from reconciler.ops.v1save import V1Save, read_v1_save
-from reconciler.store.protocol import Store, V1Content
+from reconciler.ops.v1.save import V1Save, read_v1_save
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,13 @@ class V1Inspection:
     images: tuple[str, ...]  # the ids imported, root first
     tags: Mapping[str, str]
     masked: str | None
-    total_images: int
     notes: tuple[str, ...] = ()
 
 
 def inspect_v1(path: Path, *, mask_id: str | None = None, limits: Limits = DEFAULT_LIMITS) -> V1Inspection:
     with open_archive(Path(path), limits=limits) as archive:
         save = read_v1_save(archive, mask_id=mask_id)
-    return V1Inspection(save.repository, tuple(save.selected), dict(save.tags), save.masked, len(save.images),
-                        tuple(save.notes))
+    return V1Inspection(save.repository, tuple(save.selected), dict(save.tags), save.masked, tuple(save.notes))
 
 
 def _store_layer(store: Store, archive: Archive, member: str) -> tuple[Digest, int]:

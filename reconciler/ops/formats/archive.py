@@ -3,7 +3,7 @@
 Upload formats read members by name through this view, so they need not care whether
 the user gave ``oci-archive:`` output or an OCI layout directory. Links inside the tree
 are followed (Docker 25's ``docker save`` links ``<id>/layer.tar`` to ``blobs/...``) but
-never outside it; tar members are checked by ``reconciler.ops.tarsafe`` on open.
+never outside it; tar members are checked by ``reconciler.ops.formats.tarsafe`` on open.
 Members are streamed, never read whole, except small JSON documents under a size limit.
 """
 
@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from reconciler.errors import UploadInvalid
 from reconciler.model import jsonsafe
-from reconciler.ops.tarsafe import (
+from reconciler.ops.formats.tarsafe import (
     DEFAULT_LIMITS,
     REFUSED_HINT,
     Limits,

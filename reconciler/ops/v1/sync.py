@@ -19,9 +19,10 @@ from typing import Protocol
 
 from reconciler.errors import SyncFailed
 from reconciler.model import DigestHasher
+from reconciler.model.content import V1Content
 from reconciler.model.v1image import V1Image, parse_image_json
 from reconciler.ops.result import OpResult, commit_v1
-from reconciler.store.protocol import Store, V1Content
+from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
