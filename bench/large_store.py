@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.model import Digest, parse_manifest
-from reconciler.store.protocol import ContentSet, Origin, Store, TagEntry
+from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.store.protocol import Store
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
