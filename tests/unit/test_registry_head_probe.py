@@ -8,8 +8,9 @@ from __future__ import annotations
 import threading
 import time
 
+from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
-from reconciler.registry.protocol import ManifestHead, RegistryConfig
+from reconciler.registry.protocol import ManifestHead
 
 
 def test_heads_queued_behind_the_probe_run_in_parallel_once_it_settles() -> None:
@@ -51,11 +52,11 @@ def test_heads_queued_behind_the_probe_run_in_parallel_once_it_settles() -> None
 def test_enough_repositories_are_refreshed_at_once_to_fill_every_registrys_slots() -> None:
     """A repository knows its HEADs only after its tag list: with fewer repositories in
     flight than a registry has slots, the slots idle a round trip per repository."""
-    from reconciler.desired.model import RegistrySpec, RepositorySpec
-    from reconciler.plan.refresh import MAX_PARALLEL_REPOS, repos_in_flight
+    from reconciler.desired.model import RepositorySpec
+    from reconciler.plan.observe import MAX_PARALLEL_REPOS, repos_in_flight
 
-    near = RegistrySpec("near", "http://a.example", max_concurrency=16)
-    far = RegistrySpec("far", "http://b.example", max_concurrency=6)
+    near = RegistryConfig("near", "http://a.example", max_concurrency=16)
+    far = RegistryConfig("far", "http://b.example", max_concurrency=6)
     specs = [RepositorySpec(id=f"r{i}", feed=near if i % 2 else far, upstream_name=f"r{i}") for i in range(40)]
     assert repos_in_flight(specs) == 22
     assert repos_in_flight(specs[:1]) == max(MAX_PARALLEL_REPOS, 6)
