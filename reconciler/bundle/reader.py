@@ -10,7 +10,7 @@ that no bundle at hand carries (a delta whose base was never applied here) is an
 naming the base bundle to apply first.
 
 Bundles come from the other side of an air gap: every tar member is checked
-(``ops/tarsafe``) before anything is read, ``bundle.json`` must match ``bundle.sha256``
+(``ops/formats/tarsafe``) before anything is read, ``bundle.json`` must match ``bundle.sha256``
 and ``index.json`` its recorded digest, and every manifest and blob is verified against
 its digest on the way into the store (manifests here, blobs by the store). Members are
 read with a file handle per read, so parallel downloads never share a position.
@@ -223,7 +223,9 @@ class BundleSource:
     def manifest_get(self, name: str, reference: str) -> Manifest | Index:
         repo, digest = self._resolve(name, reference)
         if digest is None:
-            raise NotFound(f"{self.chain.head.where}: repository {name!r} has no manifest {reference!r}")
+            raise NotFound(f"{self.chain.head.where}: repository {name!r} has no manifest {reference!r}",
+                           hint="an index entry the bundle lacks is a platform its writer did not mirror: "
+                                "select the same platforms (platforms: in repos.yaml) or fewer")
         raw = self._member(digest, "manifest").read(blob_member(digest), limit=LIMITS.json_bytes)
         self._count("manifest", len(raw))
         manifest = parse_manifest(raw, repo.manifests.get(digest))

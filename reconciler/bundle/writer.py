@@ -49,7 +49,9 @@ class BundleResult:
         return dict(self.__dict__)
 
 
-def _entries(store: Store, repo_ids: Sequence[str] | None) -> dict[str, bf.RepoEntry]:
+def _entries(store: Store, repo_ids: Sequence[str] | None) -> tuple[dict[str, bf.RepoEntry], frozenset[Digest]]:
+    """Each selected repository's entry, and the index children the versions lack on
+    purpose (platform subsets: the bundle carries the index byte for byte, not them)."""
     repos = {r.id: r for r in store.repository_list()}
     wanted = list(repo_ids) if repo_ids else sorted(repos)
     unknown = [r for r in wanted if r not in repos]
@@ -57,6 +59,7 @@ def _entries(store: Store, repo_ids: Sequence[str] | None) -> dict[str, bf.RepoE
         raise RepositoryNotFound(f"no repository {', '.join(map(repr, unknown))} in the store at {store.location}",
                                  hint="see `reconciler repo list`")
     out = {}
+    absent: set[Digest] = set()
     for rid in wanted:
         repo = repos[rid]
         number = repo.published_version if repo.published_version is not None else repo.latest_version
@@ -64,13 +67,14 @@ def _entries(store: Store, repo_ids: Sequence[str] | None) -> dict[str, bf.RepoE
         manifests = {d: store.manifest_raw(d)[0] for d in version.content.manifests | version.content.indexes}
         out[rid] = bf.RepoEntry(rid, number, {t: e.digest for t, e in version.tags.items()}, manifests,
                                 version.content.blobs, repo.publish_name, repo.protected)
-    return out
+        absent |= version.absent
+    return out, frozenset(absent)
 
 
 def write_bundle(store: Store, output: str | Path, *, repo_ids: Sequence[str] | None = None,
                  since: str | Path | None = None) -> BundleResult:
     """Write the bundle (see the module doc); ``repo_ids``: a subset (default: all)."""
-    entries = _entries(store, repo_ids)
+    entries, absent = _entries(store, repo_ids)
     base: bf.BundleManifest | None = None
     base_digest: Digest | None = None
     if since is not None:
@@ -104,8 +108,8 @@ def write_bundle(store: Store, output: str | Path, *, repo_ids: Sequence[str] | 
         # a root, and what the base lists is neither carried nor walked below
         sink = LayoutSink(w, held=known)
         content = ContentSet(frozenset(b for e in entries.values() for b in e.blobs), frozenset(manifests))
-        source = StoreSource(store, content, {}, f"store {store.location}")
-        transfer(source, sink, sorted(manifests), policy=TransferPolicy(jobs=1))
+        source = StoreSource(store, content, {}, f"store {store.location}", absent - content.manifests)
+        transfer(source, sink, sorted(manifests), policy=source.policy(TransferPolicy(jobs=1)))
         sink.commit()
         if sink.blobs != set(carried_blobs) or set(sink.manifests) != set(carried_manifests):
             raise StoreError(f"bundle {target}: the content walk wrote {len(sink.blobs)} blobs and "

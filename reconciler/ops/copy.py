@@ -1,4 +1,5 @@
-"""``copy``: bring tags, manifests or indexes from repository A into B (original-system.md 8).
+"""``copy``: bring tags, manifests or indexes from repository A into B
+(docs/original-system.md, "Copy").
 
 - a tag brings the tag, its manifest or index, the index's manifests and all their blobs;
 - a manifest brings its blobs and no tags;
@@ -6,7 +7,7 @@
 
 References are resolved in the *source* repository's content, and a missing one is an
 error naming every missing digest (the original looked them up globally and silently
-copied incomplete images, original-system.md 13.5).
+copied incomplete images).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def copy_state(source: RepoState, target: RepoState, source_graph: RefGraph, kin
     """``target`` plus the named content of ``source`` and everything it needs."""
     roots, tags = _roots(source, kind, names, source_id)
     check_references(source, source_graph, roots, kind, source_id=source_id)
-    new = target.with_content(source_graph.closure(roots))
+    # platforms the source does not mirror are not copied (and the target records them absent)
+    closure = source_graph.closure(roots, source.absent)
+    new = target.with_content(closure, source_graph.left_out(closure, source.absent))
     if tags:
         new = new.with_tags({n: TagEntry(source.tags[n].digest, origin) for n in tags})
     return new

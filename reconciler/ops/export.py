@@ -1,7 +1,7 @@
 """Export one repository version as a tar: Crane's static tree or an OCI image layout.
 
-``crane`` (original-system.md 10.1 and 10.3): Crane's static tree, an app file, blobs
-and manifests by digest, tag symlinks (``ops.formats.crane``).
+``crane`` (docs/original-system.md, "Crane app files and the static tree"): Crane's static
+tree, an app file, blobs and manifests by digest, tag symlinks (``ops.formats.crane``).
 
 ``crane-v1``: the version's Docker v1 images, see ``ops.v1.export``.
 
@@ -96,7 +96,9 @@ def export(store: ReadView, repo_id: str, output: str | Path, *, format: str = "
 
 def _transfer(store: ReadView, version: RepositoryVersion, sink: TarSink) -> None:
     """The version's content into ``sink``: every manifest and index is a root (a version
-    may hold untagged ones), one blob at a time (a tar has one write position)."""
+    may hold untagged ones), one blob at a time (a tar has one write position); an index's
+    children of platforms the version does not hold are not followed (its bytes list them)."""
     roots = sorted(version.content.manifests | version.content.indexes)
-    transfer(StoreSource.of_version(store, version), sink, roots, policy=TransferPolicy(jobs=1))
+    source = StoreSource.of_version(store, version)
+    transfer(source, sink, roots, policy=source.policy(TransferPolicy(jobs=1)))
     sink.commit()

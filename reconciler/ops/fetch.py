@@ -10,6 +10,10 @@ same batch, which is committed last: blob files, then manifest files, then every
 one transaction. A caller may pass its own batch (apply: one for all repositories) and
 commit it itself.
 
+With ``platforms`` (a ``PlatformFilter``, held by the walk's ``TransferPolicy``), an
+index's entries of other platforms are not followed: the index is stored as it came, and
+``FetchResult.skipped`` names the children left out, which the version records as absent.
+
 Content stored here is global and invisible: only a repository version that references
 it makes it visible, and the caller commits that version after this returns. A failure
 raises ``SyncFailed`` naming the tag, digest and URL; what was stored so far stays
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from reconciler.errors import ReconcilerError, SyncFailed
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
+from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.parallel import Progress
 from reconciler.ops.stop import StopToken
@@ -56,6 +61,8 @@ class FetchResult:
     #: what the user should know about the content: index entries of media types that
     #: are not manifests, kept in the index's bytes but not fetched
     notes: tuple[str, ...] = ()
+    #: index children not followed: platforms the filter did not select
+    skipped: frozenset[Digest] = frozenset()
 
 
 def merge_fetches(results: Iterable[FetchResult]) -> FetchResult:
@@ -65,7 +72,8 @@ def merge_fetches(results: Iterable[FetchResult]) -> FetchResult:
         out = FetchResult(out.closure.union(r.closure), out.manifests_added + r.manifests_added,
                           out.blobs_added + r.blobs_added, out.bytes_downloaded + r.bytes_downloaded,
                           out.foreign_layers | r.foreign_layers, out.graph.merged(r.graph),
-                          out.missing_roots | r.missing_roots, tuple(sorted({*out.notes, *r.notes})))
+                          out.missing_roots | r.missing_roots, tuple(sorted({*out.notes, *r.notes})),
+                          out.skipped | r.skipped)
     return out
 
 
@@ -80,32 +88,35 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
                   prefetched: Mapping[Digest, AnyManifest] | None = None,
                   tags_by_digest: Mapping[Digest, str] | None = None,
                   skip_missing_roots: bool = False, inflight: InFlight | None = None,
-                  batch: ContentBatch | None = None, stop: StopToken | None = None) -> FetchResult:
+                  batch: ContentBatch | None = None, stop: StopToken | None = None,
+                  platforms: PlatformFilter | None = None) -> FetchResult:
     """See the module docstring. ``prefetched`` are manifests already fetched (by the
     refresh); ``tags_by_digest`` names a tag for each root so errors can say which;
     ``inflight`` is shared with fetches running at the same time (no blob twice);
     ``batch``: put the content there and leave the commit to the caller (without it,
     this call commits a batch of its own before it returns); ``stop``: checked before
-    every download and between a blob's chunks (``ops.stop``)."""
+    every download and between a blob's chunks (``ops.stop``); ``platforms``: follow only
+    those platforms' entries of an index."""
     if batch is None:
         with store.content_batch() as own:
             try:
                 result = _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
-                                skip_missing_roots, inflight, own, stop)
+                                skip_missing_roots, inflight, own, stop, platforms)
             except ReconcilerError:
                 own.commit()  # the blobs verified before the failure stay: the next attempt reuses them
                 raise
             own.commit()
             return result
     return _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
-                  skip_missing_roots, inflight, batch, stop)
+                  skip_missing_roots, inflight, batch, stop, platforms)
 
 
 def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: Iterable[Digest], jobs: int,
            progress: Progress | None, prefetched: Mapping[Digest, AnyManifest] | None,
            tags_by_digest: Mapping[Digest, str] | None, skip_missing_roots: bool, inflight: InFlight | None,
-           batch: ContentBatch, stop: StopToken | None = None) -> FetchResult:
-    policy = TransferPolicy(jobs=jobs, skip_missing_roots=skip_missing_roots)
+           batch: ContentBatch, stop: StopToken | None = None,
+           platforms: PlatformFilter | None = None) -> FetchResult:
+    policy = TransferPolicy(jobs=jobs, skip_missing_roots=skip_missing_roots, platforms=platforms)
     try:
         moved = transfer(RegistrySource(source, upstream_name), StoreSink(store, batch), digests, policy=policy,
                          progress=progress, stop=stop, inflight=inflight, labels=tags_by_digest,
@@ -132,6 +143,7 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         graph=RefGraph.from_manifests(known.values()),
         missing_roots=frozenset(moved.missing_roots),
         notes=tuple(skipped_notes(moved.fetched, tags_by_digest or {})),
+        skipped=frozenset(moved.skipped),
     )
 
 

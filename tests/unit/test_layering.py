@@ -1,10 +1,11 @@
-"""DESIGN.md's layering rule, enforced by reading imports:
+"""The layering rule (docs/architecture.md, "Layers"), enforced by reading imports:
 errors <- model <- store roles <- store protocol <- ops <- plan <- apply <- watch <- cli;
 adapters (store backends, registry client) import only the protocols and the model; the
 server imports only the store's read view (``store.roles.read``) and the model; ops
-import no store backend and no HTTP client; the content interface
-(``ops.transfer.interface``) knows only the model, and the file formats may use it but
-not the walk; wiring happens in ``reconciler.api`` and the CLI."""
+import no store backend and no HTTP client (neither ours nor an HTTP, database or S3
+library: ``ADAPTER_LIBRARIES``); the content interface (``ops.transfer.interface``)
+knows only the model, and the file formats may use it but not the walk; wiring happens
+in ``reconciler.api`` and the CLI."""
 
 from __future__ import annotations
 
@@ -49,6 +50,11 @@ ALLOWED: dict[str, set[str] | None] = {
 #: sub-layers below their own package: they may not import the rest of it (a file format
 #: knows no operation; a store role knows no backend)
 SEALED = {"ops.formats", "store.roles", "ops.transfer.interface"}
+#: libraries that are an adapter's job (HTTP clients, database drivers, S3): the layers
+#: that must reach them only through the registry and store protocols may not import them
+ADAPTER_LIBRARIES = {"requests", "urllib3", "httpx", "http.client", "sqlite3", "psycopg", "psycopg_pool",
+                     "boto3", "botocore"}
+NO_ADAPTER_LIBRARIES = ("model", "desired", "ops", "plan", "server")
 
 
 def layer_of(module: str) -> str:
@@ -94,6 +100,21 @@ def violations(module: str, source: str) -> list[str]:
     return bad
 
 
+def library_violations(module: str, source: str) -> list[str]:
+    """The adapter libraries ``module`` imports though its layer may not."""
+    if layer_of(module).split(".")[0] not in NO_ADAPTER_LIBRARIES:
+        return []
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return [f"{module} imports {name} (an HTTP client, database driver or S3 library: an adapter's job)"
+            for name in sorted(names)
+            if any(name == lib or name.startswith(lib + ".") for lib in ADAPTER_LIBRARIES)]
+
+
 def package_modules() -> list[tuple[str, Path]]:
     out = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -106,7 +127,8 @@ def package_modules() -> list[tuple[str, Path]]:
 def test_package_obeys_layering() -> None:
     problems = []
     for module, path in package_modules():
-        problems += violations(module, path.read_text())
+        source = path.read_text()
+        problems += violations(module, source) + library_violations(module, source)
     assert problems == []
 
 
@@ -157,3 +179,22 @@ def test_checker_allows_the_rule() -> None:
     # file formats implement the content interface; operations use the walk
     assert violations("ops.formats.filesource", "from reconciler.ops.transfer.interface import Consume\n") == []
     assert violations("ops.upload", "from reconciler.ops.transfer.walk import transfer\n") == []
+
+
+@pytest.mark.parametrize("module,source", [
+    ("ops.fetch", "import requests\n"),
+    ("ops.v1.sync", "from urllib3.util import Retry\n"),
+    ("ops.export", "import sqlite3\n"),
+    ("server.blobs", "import boto3\n"),
+    ("server.content", "from psycopg import sql\n"),
+    ("plan.observe", "import http.client\n"),
+])
+def test_checker_catches_adapter_libraries(module: str, source: str) -> None:
+    assert library_violations(module, source), f"{module} importing that must be a violation"
+
+
+def test_adapters_may_use_their_libraries() -> None:
+    assert library_violations("registry.session", "import requests\n") == []
+    assert library_violations("store.sqlite.store", "import sqlite3\n") == []
+    assert library_violations("store.blobs.s3", "import boto3\n") == []
+    assert library_violations("server.listing", "from urllib.parse import urlencode\n") == []

@@ -1,5 +1,5 @@
-"""Crane's static tree (original-system.md 10.1 and 10.3), as ``export --format crane``
-writes it::
+"""Crane's static tree (docs/original-system.md, "Crane app files and the static tree"),
+as ``export --format crane`` writes it::
 
     <repo_id>.json                   Crane app file, version 4
     blobs/<digest>                   every blob of the version
@@ -34,7 +34,8 @@ def crane_dir(media_type: str) -> str:
 
 
 def default_url(repo_id: str) -> str:
-    """Pulp's default: the web directory is named by repository id (10.1), not registry name."""
+    """Pulp's default: the web directory is named by repository id, not registry name
+    (docs/original-system.md, "The static tree")."""
     return f"https://{socket.getfqdn()}/pulp/docker/v2/{repo_id}/"
 
 
@@ -64,7 +65,7 @@ def app_file(version: RepositoryVersion, manifests: Mapping[Digest, tuple[str, b
         elif where == "list":
             lists.append(tag)
             child = _amd64_child(media_type, raw)
-            if child is not None:
+            if child is not None and child[0] in manifests:  # not a platform the version left out
                 amd64[tag] = [str(child[0]), mt.schema_version(child[1])]
     return {"type": APP_FILE_TYPE, "version": 4, "repository": version.repo_id, "repo-registry-id": registry_id,
             "url": url, "protected": protected, "schema2_data": schema2, "manifest_list_data": lists,

@@ -98,6 +98,7 @@ class CraneSink(TarSink):
     def commit(self) -> None:
         super().commit()
         for tag, entry in sorted(self.version.tags.items()):
-            # relative link in the same directory, as publish made them (10.1)
+            # a relative link in the same directory, as publish made them
+            # (docs/original-system.md, "The static tree")
             self.w.symlink(f"manifests/{crane_dir(self.manifests[entry.digest][0])}/{tag}", str(entry.digest))
         self.w.data("tags/list", json.dumps({"name": self.registry_id, "tags": sorted(self.version.tags)}).encode())

@@ -7,13 +7,15 @@ and the store (``StoreSource`` reads one repository version, ``StoreSink`` write
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from reconciler.errors import ContentNotFound
-from reconciler.model import Descriptor, Digest
-from reconciler.model.content import ContentSet, TagEntry
+from reconciler.model import Descriptor, Digest, Index
+from reconciler.model.content import ContentSet, Kind, TagEntry
 from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.transfer.interface import AnyManifest, Consume
+from reconciler.ops.transfer.walk import TransferPolicy
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
 from reconciler.store.roles.content import ContentBatch
@@ -70,16 +72,27 @@ class StoreSource:
     """``ContentSource`` over stored content: one repository version (``of_version``: an
     export), or the content of several (a bundle). Only ``content`` is readable. The
     bytes were verified when they were stored: not hashed again here (``store check`` is
-    what finds a damaged file)."""
+    what finds a damaged file).
+
+    ``absent``: index children the content lacks on purpose (a platform subset, the
+    versions' ``absent`` sets); a walk over it passes them as ``TransferPolicy.absent``
+    (``policy``), so an index kept byte for byte is moved without its other platforms."""
 
     trusted = True
 
-    def __init__(self, store: ReadView, content: ContentSet, tags: Mapping[str, TagEntry], where: str) -> None:
+    def __init__(self, store: ReadView, content: ContentSet, tags: Mapping[str, TagEntry], where: str,
+                 absent: frozenset[Digest] = frozenset()) -> None:
         self.store, self.content, self._tags, self.where = store, content, tags, where
+        self.absent = absent
 
     @classmethod
     def of_version(cls, store: ReadView, version: RepositoryVersion) -> StoreSource:
-        return cls(store, version.content, version.tags, f"{version.repo_id} version {version.number}")
+        return cls(store, version.content, version.tags, f"{version.repo_id} version {version.number}",
+                   version.absent)
+
+    def policy(self, base: TransferPolicy) -> TransferPolicy:
+        """``base`` that does not follow the children this content lacks on purpose."""
+        return replace(base, absent=base.absent | self.absent)
 
     def tags(self) -> list[str]:
         return sorted(self._tags)
@@ -144,17 +157,39 @@ class StoreSink:
 class MemorySink:
     """``ContentSink`` that writes nothing: manifests are kept in memory (``manifests``)
     and ``held_by`` says what is held already. The plan's refresh walks an upstream into
-    one, so planning never writes to the store (and never makes another saved plan stale)."""
+    one, so planning never writes to the store (and never makes another saved plan stale).
 
-    def __init__(self, held_by: Store) -> None:
-        self.store = held_by
+    The walk stops at a held manifest, except at a held index a platform filter must
+    judge (``read_indexes``) or, when some repository holds a platform subset
+    (``partial``), one whose children the store lacks: those are read back, so the walk
+    goes on below them. ``seen`` collects every held manifest the walk met, ``indexes``
+    the held indexes read back. Held digests are looked up in bulk, once per level."""
+
+    def __init__(self, held_by: Store, *, read_indexes: bool = False, partial: bool = False) -> None:
+        self.store, self.read_indexes, self.partial = held_by, read_indexes, partial
         self.manifests: dict[Digest, AnyManifest] = {}
+        self.seen: set[Digest] = set()
+        self.indexes: dict[Digest, Index] = {}
 
     def manifests_held(self, digests: Iterable[Digest]) -> set[Digest]:
-        return {d for d in digests if self.store.manifest_has(d)}
+        held = {d for d in digests if self.store.manifest_has(d)}
+        self.seen |= held
+        if held and (self.read_indexes or self.partial):
+            self._read_indexes(held)
+        return held
+
+    def _read_indexes(self, held: set[Digest]) -> None:
+        refs = {d: r for d, r in self.store.manifest_refs(held).items() if r.kind is Kind.INDEX}
+        if not self.read_indexes:  # only those a platform subset left without some children
+            children = {c for r in refs.values() for c in r.children}
+            have = self.store.manifest_refs(children).keys() if children else set()
+            refs = {d: r for d, r in refs.items() if not have >= set(r.children)}
+        for d in refs:
+            if d not in self.indexes and isinstance(m := self.store.manifest_get(d), Index):
+                self.indexes[d] = m
 
     def manifest_read(self, digest: Digest) -> AnyManifest | None:
-        return None  # the refresh stops at what the store holds
+        return self.indexes.get(digest)
 
     def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
         return set()  # blobs are counted from descriptors, never read here

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from reconciler.errors import DigestMismatch, InvalidInput, ManifestInvalid, ReconcilerError
 from reconciler.model import Descriptor, Digest, Index, Manifest, VerifiedStream
 from reconciler.model.manifest import MAX_INDEX_DEPTH
+from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
 from reconciler.ops.stop import StopToken, check
@@ -45,9 +46,9 @@ from reconciler.ops.transfer.interface import AnyManifest, ContentSink, ContentS
 class TransferPolicy:
     """What a transfer moves and how far it goes.
 
-    Issue 18's platform subsets join here (which children of an index to follow), issue
-    22's referrer following (``referrers``: walk the manifests whose ``subject`` is one
-    met) and issue 23's registry sink needs nothing here (it is a sink)."""
+    ``platforms`` (issue 18) says which children of an index to follow; issue 22's
+    referrer following will join here (walk the manifests whose ``subject`` is one met);
+    issue 23's registry sink needs nothing here (it is a sink)."""
 
     #: blobs read at once, and manifests fetched at once per level
     jobs: int = 6
@@ -61,6 +62,12 @@ class TransferPolicy:
     skip_missing_roots: bool = False
     #: a failing manifest fails only the roots above it (``TransferResult.failed``)
     keep_going: bool = False
+    #: follow only these platforms' entries of an index (``PlatformFilter.split``); the
+    #: index itself moves byte for byte, and ``TransferResult.left_out`` says what it lacks
+    platforms: PlatformFilter | None = None
+    #: index children the source lacks on purpose (a stored platform subset: the
+    #: version's ``absent`` set): not followed, as the filter that left them out did not
+    absent: frozenset[Digest] = frozenset()
 
 
 class TransferFailed(Exception):
@@ -94,6 +101,14 @@ class TransferResult:
     held: set[Digest] = field(default_factory=set)
     #: children walked, by parent (the roots have none)
     parents: dict[Digest, set[Digest]] = field(default_factory=dict)
+    #: index -> its children not followed (``policy.platforms`` or ``policy.absent``)
+    left_out: dict[Digest, frozenset[Digest]] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> set[Digest]:
+        """Index children left out by the platform filter and not walked through another
+        index either: what the sink lacks on purpose (a version records them absent)."""
+        return {c for cs in self.left_out.values() for c in cs if c not in self.manifests}
 
 
 class InFlight:
@@ -179,7 +194,7 @@ class _Walk:
         root_set = set(roots)
         level, depth = roots, 1
         while level:
-            wanted = [d for d in level if d not in r.manifests]
+            wanted = [d for d in level if d not in r.manifests and d not in r.held]
             held = self.sink.manifests_held(wanted) if wanted else set()
             to_fetch: list[Digest] = []
             fresh: list[AnyManifest] = []
@@ -215,7 +230,7 @@ class _Walk:
                 index = r.manifests.get(d)
                 if not isinstance(index, Index):
                     continue
-                if depth > policy.max_depth and index.children():
+                if depth > policy.max_depth and self.children(index):
                     error = ManifestInvalid(
                         f"indexes nested more than {policy.max_depth} deep at {source.location('manifest', d)}",
                         hint="the index chain is malformed or hostile; nothing was committed")
@@ -223,13 +238,27 @@ class _Walk:
                         raise self.fail("manifest", d, error)
                     self._failed(d, error)
                     continue
-                for child in index.children():
+                for child in self.children(index):
                     self.owner.setdefault(child, self.label(d))
                     r.parents.setdefault(child, set()).add(d)
                     if child not in r.manifests:
                         next_level.append(child)
             level, depth = list(dict.fromkeys(next_level)), depth + 1
         r.fetched = [m for fresh in reversed(levels) for m in fresh]
+
+    def children(self, index: Index) -> tuple[Digest, ...]:
+        """The children of ``index`` to walk: those the platform filter selects (all
+        without one) less those the source lacks on purpose."""
+        platforms, absent = self.policy.platforms, self.policy.absent
+        if platforms is None:
+            children = index.children()
+        else:
+            children = tuple(dict.fromkeys(e.digest for e in platforms.split(index).followed))
+        left = frozenset(index.children()) - frozenset(children) | (absent & frozenset(children))
+        if left:
+            self.result.left_out[index.digest] = left
+            children = tuple(c for c in children if c not in left)
+        return children
 
     def _failed(self, d: Digest, error: ReconcilerError) -> None:
         """(keep_going) ``d`` failed: so does every root above it."""

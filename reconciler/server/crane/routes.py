@@ -1,4 +1,4 @@
-"""Crane's routing table (original-system.md 11.3, 11.5, 11.7) as pure functions.
+"""Crane's routing table (docs/original-system.md, "Crane routes") as pure functions.
 
 ``handle(snapshot, config, request) -> Reply``. v2 paths are split by shape, not by
 substring: the last two components are the file (``manifests/<ref>``, ``blobs/<digest>``,
@@ -64,17 +64,19 @@ def _v2(snapshot: Snapshot, config: CraneConfig, req: CraneRequest) -> Reply:
     name, kind, ref = "/".join(parts[:-2]), parts[-2], parts[-1]
     app = snapshot.v2.get(name)
     if app is None or not req.may_read(name, app.protected):
-        return v2_error(404)  # protected and not authorised looks the same as unknown (11.6)
+        # protected and not authorised looks the same as unknown
+        # (docs/original-system.md, "Protection")
+        return v2_error(404)
     if kind == "tags":
         if ref != "list":
             return v2_error(404)
         sub, media_type, file_kind = "tags/list", "application/json", "file"
     elif kind == "blobs":
-        if not DIGEST_RE.match(ref):
+        if not DIGEST_RE.fullmatch(ref):
             return v2_error(404)
         sub, media_type, file_kind = f"blobs/{ref}", "application/octet-stream", "blob"
     else:
-        if not (TAG_RE.match(ref) or DIGEST_RE.match(ref)):
+        if not (TAG_RE.fullmatch(ref) or DIGEST_RE.fullmatch(ref)):
             return v2_error(404)
         sub, chosen = choose_manifest(app, ref, parse_accept(req.accept))
         media_type, file_kind = chosen or "application/json", "manifest"
@@ -106,7 +108,8 @@ def redirect_base(url: str) -> str:
 
 
 def _catalog(snapshot: Snapshot, req: CraneRequest) -> Reply:
-    """Not in Crane (13.10): the v2 names this client may pull, paged by ``n``/``last``."""
+    """Not in Crane (docs/original-system.md, "Crane routes"): the v2 names this client may
+    pull, paged by ``n``/``last``."""
     names = sorted(n for n, app in snapshot.v2.items() if req.may_read(n, app.protected))
     last = req.param("last")
     if last:
@@ -125,13 +128,17 @@ def _catalog(snapshot: Snapshot, req: CraneRequest) -> Reply:
 
 def _admin(snapshot: Snapshot, req: CraneRequest, v2_only: bool) -> Reply:
     """``/crane/repositories[/v1]`` (v1 repositories) and ``/crane/repositories/v2``:
-    JSON when ``Accept`` is exactly ``application/json``, else an HTML page (11.7)."""
+    JSON when ``Accept`` is exactly ``application/json``, else an HTML page
+    (docs/original-system.md, "Crane routes").
+    Only the repositories this client may read are listed (Crane listed all of them,
+    protected ones with their v1 tags and image ids, to anyone who could reach it)."""
     data: dict[str, dict[str, object]]
     if v2_only:
-        data = {name: {"protected": app.protected} for name, app in sorted(snapshot.v2.items())}
+        data = {name: {"protected": app.protected} for name, app in sorted(snapshot.v2.items())
+                if req.may_read(name, app.protected)}
     else:
         data = {name: {"image_ids": list(app.images), "tags": dict(app.tags), "protected": app.protected}
-                for name, app in sorted(snapshot.v1.items())}
+                for name, app in sorted(snapshot.v1.items()) if req.may_read(name, app.protected)}
     if req.accept == "application/json":
         return json_reply(200, data)
     rows = "".join(f"<tr><td>{escape(name)}</td><td><pre>{escape(json.dumps(info, indent=1))}</pre></td></tr>"

@@ -1,5 +1,5 @@
-"""Crane's Docker registry v1 endpoints (original-system.md 11.5), served from version 1
-app files, as pure functions.
+"""Crane's Docker registry v1 endpoints (docs/original-system.md, "The v1 pull API"),
+served from version 1 app files, as pure functions.
 
 Every answer carries ``X-Docker-Registry-Version: 0.6.6`` and
 ``X-Docker-Registry-Config: common``; 200s are ``application/json``; errors are the
@@ -87,7 +87,7 @@ def _repository(snapshot: Snapshot, config: CraneConfig, req: CraneRequest, rest
 
 def _image_file(snapshot: Snapshot, config: CraneConfig, req: CraneRequest, rest: str) -> Reply:
     image_id, _, filename = rest.partition("/")
-    if filename not in IMAGE_FILES or not _IMAGE_ID_RE.match(image_id):
+    if filename not in IMAGE_FILES or not _IMAGE_ID_RE.fullmatch(image_id):
         return text_error(404)
     for registry_id in snapshot.images.get(image_id, ()):
         app = snapshot.v1[registry_id]

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from reconciler.model.content import ContentSet, TagEntry, V1Content
+from reconciler.model.digest import Digest
 from reconciler.model.repository import PublicationChange, Repository, RepositoryVersion, VersionHistory, VersionInfo
 from reconciler.model.v1image import V1Image
 
@@ -46,10 +47,10 @@ class VersionStore(Protocol):
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
                        tags: Mapping[str, TagEntry], operation: str,
                        provenance: Mapping[str, str] | None = None,
-                       drop: Iterable[int] = ()) -> VersionInfo | None:
-        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in
-        the same transaction, drop the versions ``drop`` (as ``versions_drop``).
-        ``provenance``: where an apply's version came from (recorded with it)."""
+                       drop: Iterable[int] = (), absent: Iterable[Digest] = ()) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in the same transaction,
+        drop the versions ``drop`` (as ``versions_drop``). ``provenance``: where an apply's version came from
+        (recorded with it); ``absent``: index children it lacks on purpose (kept while its indexes list them)."""
         ...
 
     # -- version lifecycle (retention) -----------------------------------------------------
@@ -79,7 +80,7 @@ class VersionStore(Protocol):
         published one and those still in a grace period."""
         ...
 
-    # -- Docker v1 images (original-system.md 3.1) -----------------------------------------
+    # -- Docker v1 images (docs/original-system.md, "v1 images and tags") ---------------------
     def v1_images_put(self, images: Sequence[V1Image]) -> None:
         """Record v1 images (idempotent); each one's layer blob must be stored already."""
         ...

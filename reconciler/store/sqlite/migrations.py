@@ -117,9 +117,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     ),
     (
-        # Docker v1 images (original-system.md 3.1) and their per-version membership and
-        # tags, in the same range representation as repo_content / repo_tags. The layer
-        # is a row of ``blobs`` (gc keeps the layers of live images).
+        # Docker v1 images (docs/original-system.md, "v1 images and tags") and their
+        # per-version membership and tags, in the same range representation as
+        # repo_content / repo_tags. The layer is a row of ``blobs`` (gc keeps the layers of
+        # live images).
         "0005_v1_images",
         """
         CREATE TABLE v1_images (
@@ -171,6 +172,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         # (``reconciler watch`` records the commit it applied); NULL for one-off commands
         "0007_version_provenance",
         "ALTER TABLE versions ADD COLUMN provenance TEXT;",
+    ),
+    (
+        # index children a version deliberately lacks: a platform subset (sql/absent.py)
+        "0008_repo_absent",
+        """
+        CREATE TABLE repo_absent (
+            repo_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL,
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
+        """,
     ),
 ]
 
