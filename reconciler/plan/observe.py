@@ -179,9 +179,9 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         refused: dict[str, str] = {}
         sizes: dict[Digest, int] = {}
         if spec.platforms is not None:
-            refused = refused_tags(store, source, name, {t: d for t, d in view.tags.items() if d not in bad_roots},
+            refused = refused_tags(store, content, {t: d for t, d in view.tags.items() if d not in bad_roots},
                                    known, spec.platforms)
-            sizes = skipped_sizes(store, source, name, stored.skipped_new, jobs,
+            sizes = skipped_sizes(store, content, stored.skipped_new, jobs,
                                   {b.digest for m in known.values() if isinstance(m, Manifest) for b in m.blobs()})
         failed = dict(view.failed)
         by_digest = {d: t for t, d in sorted(view.tags.items(), reverse=True)}  # the first tag by name

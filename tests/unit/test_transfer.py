@@ -301,3 +301,50 @@ def test_file_source_is_an_upload_file_as_content(tmp_path: Path) -> None:
         sink = MemSink()
         transfer(source, sink, [image.digest])
         assert sink.put_blobs == {Digest.parse(d): b for d, b in image.blobs.items()}
+
+
+def test_the_policy_platforms_follow_only_the_selected_children_and_keep_the_index() -> None:
+    """Issue 18's filter in the walk: the index moves byte for byte, only the selected
+    platform's manifest and blobs are read, and the result names what was left out."""
+    from reconciler.model.platforms import PlatformFilter
+
+    top = build_multiarch("plat")
+    amd64, arm64, ppc = top.children
+    source, sink = MemSource(top), MemSink()
+    result = transfer(source, sink, [top.digest],
+                      policy=TransferPolicy(platforms=PlatformFilter.parse(["linux/amd64"])))
+    assert [m.digest for m in sink.put_manifests] == [amd64.digest, top.digest]
+    assert sink.put_manifests[-1].raw == top.manifest.raw
+    assert set(sink.put_blobs) == {Digest.parse(d) for d in amd64.blobs}
+    assert result.left_out == {top.digest: frozenset({arm64.digest, ppc.digest})}
+    assert result.skipped == {arm64.digest, ppc.digest}
+    assert {d for kind, d in source.reads if kind == "manifest"} == {top.digest, amd64.digest}
+
+
+def test_a_child_left_out_of_an_index_but_walked_another_way_is_not_skipped() -> None:
+    """A tag pointing straight at the ppc64le image of an index mirrored for amd64: the
+    image is moved, and not reported as left out (the version must not call it absent)."""
+    from reconciler.model.platforms import PlatformFilter
+
+    top = build_multiarch("twice")
+    ppc = top.children[2]
+    result = transfer(MemSource(top), MemSink(), [top.digest, ppc.digest],
+                      policy=TransferPolicy(platforms=PlatformFilter.parse(["linux/amd64"])))
+    assert ppc.digest in result.left_out[top.digest]
+    assert ppc.digest in result.manifests and result.skipped == {top.children[1].digest}
+
+
+def test_absent_children_of_a_stored_subset_are_not_read() -> None:
+    """A stored platform subset (``TransferPolicy.absent``): the index is moved as it is,
+    and the children the source lacks on purpose are never asked for."""
+    top = build_multiarch("subset")
+    amd64, arm64, ppc = top.children
+    source = MemSource(top)
+    for gone in (arm64, ppc):
+        del source.manifests[gone.digest]
+    sink = MemSink()
+    result = transfer(source, sink, [top.digest], policy=TransferPolicy(absent=frozenset({arm64.digest, ppc.digest})))
+    assert [m.digest for m in sink.put_manifests] == [amd64.digest, top.digest]
+    assert result.skipped == {arm64.digest, ppc.digest}
+    with pytest.raises(TransferFailed):  # without the absent set, the gap is an error
+        transfer(source, MemSink(), [top.digest])
