@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import pytest
 
 from reconciler.errors import DigestMismatch, InvalidInput, NotFound
-from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.parallel import ProgressEvent
+from reconciler.ops.transfer.interface import Resolved
 from reconciler.ops.transfer.walk import InFlight, TransferFailed, TransferPolicy, transfer
 from tests.support.imagegen import Image, build_image, build_index, build_multiarch
 
@@ -49,7 +50,7 @@ class MemSource:
     def tags(self) -> list[str]:
         return []
 
-    def resolve(self, tag: str) -> Descriptor | None:
+    def resolve(self, tag: str, *, read: bool = False) -> Resolved | None:
         return None
 
     def manifest(self, digest: Digest) -> AnyManifest:
@@ -276,8 +277,13 @@ def test_registry_source_resolves_and_lists_tags(send_digest: bool) -> None:
     source = RegistrySource(upstream, "team/app")
     assert source.tags() == ["v1", "v2"]
     found = source.resolve("v1")
-    assert found is not None and (found.digest, found.size) == (image.digest, len(image.manifest.raw))
-    assert source.resolve("nope") is None
+    assert found is not None and found.digest == image.digest
+    assert (found.manifest is None) == send_digest  # without the header the bytes were read and hashed
+    upstream.stats.counts.clear()
+    read = source.resolve("v2", read=True)  # a new tag: one GET, its manifest handed on
+    assert read is not None and read.manifest is not None and read.manifest.raw == image.manifest.raw
+    assert upstream.stats.counts == {"manifest_get": 1}
+    assert source.resolve("nope") is None and source.resolve("nope", read=True) is None
     sink = MemSink()
     transfer(source, sink, [image.digest])
     assert set(sink.put_blobs) == {Digest.parse(d) for d in image.all_blobs()}

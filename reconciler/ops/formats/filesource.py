@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TypeVar
 
 from reconciler.errors import NotFound
-from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.formats.upload_formats import Parsed
-from reconciler.ops.transfer.interface import Consume
+from reconciler.ops.transfer.interface import Consume, Resolved
 
 T = TypeVar("T")
 _CHUNK = 1 << 20
@@ -33,10 +33,10 @@ class FileSource:
     def tags(self) -> list[str]:
         return sorted(self.parsed.tags)
 
-    def resolve(self, tag: str) -> Descriptor | None:
+    def resolve(self, tag: str, *, read: bool = False) -> Resolved | None:
         digest = self.parsed.tags.get(tag)
         m = self._manifests.get(digest) if digest is not None else None
-        return Descriptor(m.media_type, m.digest, len(m.raw)) if m is not None else None
+        return Resolved(m.digest, m) if m is not None else None  # parsed already: the manifest costs nothing
 
     def manifest(self, digest: Digest) -> Manifest | Index:
         m = self._manifests.get(digest)

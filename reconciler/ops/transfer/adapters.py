@@ -10,11 +10,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from reconciler.errors import ContentNotFound
-from reconciler.model import Descriptor, Digest, Index
+from reconciler.errors import ContentNotFound, ReconcilerError
+from reconciler.model import Digest, Index
 from reconciler.model.content import ContentSet, Kind, TagEntry
 from reconciler.model.repository import RepositoryVersion
-from reconciler.ops.transfer.interface import AnyManifest, Consume
+from reconciler.ops.transfer.interface import AnyManifest, Consume, Resolved, is_not_found
 from reconciler.ops.transfer.walk import TransferPolicy
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
@@ -38,14 +38,22 @@ class RegistrySource:
     def tags(self) -> list[str]:
         return self.upstream.tag_list(self.name)
 
-    def resolve(self, tag: str) -> Descriptor | None:
+    def resolve(self, tag: str, *, read: bool = False) -> Resolved | None:
+        if read:
+            try:
+                m = self.upstream.manifest_get(self.name, tag)
+            except ReconcilerError as exc:
+                if is_not_found(exc):
+                    return None
+                raise
+            return Resolved(m.digest, m)
+        # one HEAD; the client settles a doubtful answer with a GET and hands its manifest on
         head = self.upstream.manifest_head(self.name, tag)
         if head is None:
             return None
-        if head.digest is None or head.media_type is None or head.size is None:
-            m = head.manifest or self.upstream.manifest_get(self.name, tag)  # no digest header: hash the bytes
-            return Descriptor(m.media_type, m.digest, len(m.raw))
-        return Descriptor(head.media_type, head.digest, head.size)
+        if head.digest is None:
+            return self.resolve(tag, read=True)  # no Docker-Content-Digest: the digest is the hash of the bytes
+        return Resolved(head.digest, head.manifest)
 
     def manifest(self, digest: Digest) -> AnyManifest:
         return self.upstream.manifest_get(self.name, str(digest))
@@ -97,12 +105,11 @@ class StoreSource:
     def tags(self) -> list[str]:
         return sorted(self._tags)
 
-    def resolve(self, tag: str) -> Descriptor | None:
+    def resolve(self, tag: str, *, read: bool = False) -> Resolved | None:
         entry = self._tags.get(tag)
         if entry is None:
             return None
-        media_type, raw = self.store.manifest_raw(entry.digest)
-        return Descriptor(media_type, entry.digest, len(raw))
+        return Resolved(entry.digest, self.manifest(entry.digest) if read else None)
 
     def _held(self, digest: Digest) -> None:
         if digest not in self.content:

@@ -33,15 +33,32 @@ How the next ones plug in (not built yet):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from reconciler.model import Descriptor, Digest, Index, Manifest
+from reconciler.errors import NotFound, RegistryError
+from reconciler.model import Digest, Index, Manifest
 
 T = TypeVar("T")
 
 AnyManifest = Manifest | Index
 #: reads a blob's chunks to the end and returns what it made of them
 Consume = Callable[[Iterator[bytes]], T]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a tag points at: its digest, and its manifest when resolving read it (asked
+    for with ``read``, or a registry that sends no digest header, whose bytes are then
+    hashed). A walk takes that manifest as ``prefetched`` rather than reading it again."""
+
+    digest: Digest
+    manifest: AnyManifest | None = None
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """A source's "no such thing": ``NotFound``, or a registry's 404 however it came."""
+    return isinstance(exc, NotFound) or (isinstance(exc, RegistryError) and exc.status == 404)
 
 
 class ContentSource(Protocol):
@@ -55,8 +72,10 @@ class ContentSource(Protocol):
         """Every tag name."""
         ...
 
-    def resolve(self, tag: str) -> Descriptor | None:
-        """The descriptor ``tag`` points at; None when there is no such tag."""
+    def resolve(self, tag: str, *, read: bool = False) -> Resolved | None:
+        """What ``tag`` points at; None when there is no such tag. ``read``: its manifest
+        is wanted too (a registry then GETs the tag once instead of a HEAD now and a
+        GET later); without it a registry answers from a HEAD."""
         ...
 
     def manifest(self, digest: Digest) -> AnyManifest:

@@ -37,9 +37,8 @@ from reconciler.model import Descriptor, Digest, Index, Manifest, VerifiedStream
 from reconciler.model.manifest import MAX_INDEX_DEPTH
 from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
-from reconciler.ops.refresh import is_not_found
 from reconciler.ops.stop import StopToken, check
-from reconciler.ops.transfer.interface import AnyManifest, ContentSink, ContentSource
+from reconciler.ops.transfer.interface import AnyManifest, ContentSink, ContentSource, is_not_found
 
 
 @dataclass(frozen=True)
