@@ -29,6 +29,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "ops": BASE | {"store.protocol", "store.roles", "registry.protocol"},
     # the content interface: protocols over the model, nothing else
     "ops.transfer.interface": BASE,
+    # the one walk knows only the interface: no store, registry or file (those are adapters)
+    "ops.transfer.walk": BASE | {"ops.transfer.interface", "ops.parallel", "ops.stop"},
     # file formats: read and write files (an export reads the store's read view), and are
     # the content interface's file sources and sinks (they know no operation, no walk)
     "ops.formats": BASE | {"store.roles.read", "ops.transfer.interface"},
@@ -49,7 +51,7 @@ ALLOWED: dict[str, set[str] | None] = {
 }
 #: sub-layers below their own package: they may not import the rest of it (a file format
 #: knows no operation; a store role knows no backend)
-SEALED = {"ops.formats", "store.roles", "ops.transfer.interface"}
+SEALED = {"ops.formats", "store.roles", "ops.transfer.interface", "ops.transfer.walk"}
 #: libraries that are an adapter's job (HTTP clients, database drivers, S3): the layers
 #: that must reach them only through the registry and store protocols may not import them
 ADAPTER_LIBRARIES = {"requests", "urllib3", "httpx", "http.client", "sqlite3", "psycopg", "psycopg_pool",
@@ -158,6 +160,12 @@ def test_package_obeys_layering() -> None:
     ("ops.transfer.interface", "from reconciler.ops.fetch import fetch_content\n"),
     # the walk and its adapters: no store backend, no HTTP client
     ("ops.transfer.walk", "from reconciler.store.sqlite.store import SQLiteStore\n"),
+    # the walk knows only the interface: the store, a registry, a file format and the
+    # operations reach it through adapters
+    ("ops.transfer.walk", "from reconciler.store.protocol import Store\n"),
+    ("ops.transfer.walk", "from reconciler.registry.protocol import UpstreamSource\n"),
+    ("ops.transfer.walk", "from reconciler.ops.transfer.adapters import StoreSink\n"),
+    ("ops.transfer.walk", "from reconciler.ops.refresh import is_not_found\n"),
     ("ops.transfer.adapters", "from reconciler.registry.client import RegistryClient\n"),
     ("ops.transfer.adapters", "from reconciler.store.blobs.local import ContentFiles\n"),
 ])
@@ -179,6 +187,8 @@ def test_checker_allows_the_rule() -> None:
     # file formats implement the content interface; operations use the walk
     assert violations("ops.formats.filesource", "from reconciler.ops.transfer.interface import Consume\n") == []
     assert violations("ops.upload", "from reconciler.ops.transfer.walk import transfer\n") == []
+    assert violations("ops.transfer.walk", "from reconciler.ops.parallel import run_bounded\n") == []
+    assert violations("ops.transfer.walk", "from reconciler.ops.transfer.interface import ContentSink\n") == []
 
 
 @pytest.mark.parametrize("module,source", [
