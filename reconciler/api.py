@@ -20,7 +20,7 @@ from reconciler.model.reference import check_upstream_name, normalize_upstream_n
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
-from reconciler.registry.protocol import UpstreamSource
+from reconciler.registry.protocol import PushTarget, UpstreamSource
 from reconciler.store.protocol import Store
 
 if TYPE_CHECKING:
@@ -371,6 +371,17 @@ class UpstreamPool:
         self._lock = threading.Lock()
         #: bundle feeds, opened (and their members indexed) once per plan or apply
         self._bundles: dict[str, UpstreamSource] = {}
+        #: push clients, one per target registry (the plan's HEADs and apply's pushes share it)
+        self._push: dict[RegistryConfig, PushTarget] = {}
+
+    def push_target(self, spec: RegistryConfig) -> PushTarget:
+        """The push client of a target registry (``plan.pushes.PushTargets``)."""
+        with self._lock:
+            if spec not in self._push:
+                from reconciler.registry.push import PushClient
+
+                self._push[spec] = PushClient(spec)
+            return self._push[spec]
 
     def __call__(self, spec: RegistryConfig) -> UpstreamSource:
         with self._lock:  # called from the refresh's and the apply's worker threads
@@ -387,6 +398,8 @@ class UpstreamPool:
     def close(self) -> None:
         if self.shared is not None:
             self.shared.close()
+        for client in self._push.values():
+            client.close()
 
     def __enter__(self) -> UpstreamPool:
         return self

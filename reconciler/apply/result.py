@@ -36,6 +36,8 @@ class ApplyResult:
     exit_code: int = 1
     #: tags the plan already knew failed (``Plan.failed_tags``), reported as failed actions
     planned_failures: int = 0
+    #: push target (``harbor/team/app``) -> what was pushed there and deleted (journaled per target)
+    pushes: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def status(self, status: str) -> list[ActionResult]:
         return [r for r in self.results if r.status == status]
@@ -73,6 +75,7 @@ class ApplyResult:
         return {"ok": self.ok, "plan_digest": self.plan_digest, "journal_id": self.journal_id,
                 "versions": self.versions, "published": self.published, "publications": self.publications,
                 **({"stopped": self.stopped} if self.stopped is not None else {}),
+                **({"pushes": self.pushes} if self.pushes else {}),
                 "actions": [r.to_json() for r in self.results]}
 
     def journal(self) -> dict[str, object]:

@@ -42,6 +42,7 @@ from typing import Protocol
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
 from reconciler.apply.observer import Observer, current
+from reconciler.apply.pushing import Pusher
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
@@ -62,10 +63,12 @@ from reconciler.plan.actions import (
     Action,
     ContentAction,
     CreateRepository,
+    DeletePushedTag,
     DeleteRepository,
     DropVersions,
     PublicationAction,
     Publish,
+    PushTag,
     SyncTag,
     Unpublish,
     UpdateRepository,
@@ -159,6 +162,7 @@ class Runner:
         self.prefetched: set[str] = set()
         #: publication actions whose repository has been applied (a handover waits for all)
         self.reached: set[str] = set()
+        self.pusher = Pusher(self, sources)  # push targets (issue 23), with clients from ``sources``
 
     # -- bookkeeping -------------------------------------------------------------------
     def _blocked(self, a: Action) -> bool:
@@ -308,6 +312,8 @@ class Runner:
         steps: list[ContentAction] = []
         drop_action: DropVersions | None = None
         for a in actions:
+            if isinstance(a, (PushTag, DeletePushedTag)):
+                continue  # after the new version and its publication (apply.pushing)
             if isinstance(a, (Publish, Unpublish)):
                 late.append(a)  # checked when their turn comes (a handover waits for others)
                 continue
@@ -361,6 +367,7 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
+        self.pusher.run(repo, [a for a in actions if isinstance(a, (PushTag, DeletePushedTag))])
         if drop_action is not None:
             self._retain(repo, drop_action, dropped)
 

@@ -14,7 +14,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.desired.model import ALL, CopySpec, DesiredState, Removal, RepositorySpec, Selection, TagPin, Upload
+from reconciler.desired.model import (
+    ALL,
+    CopySpec,
+    DesiredState,
+    PushSpec,
+    Removal,
+    RepositorySpec,
+    Selection,
+    TagPin,
+    Upload,
+)
 from reconciler.desired.semantic import BUNDLE_FEED, effective, effective_feed, parse_pin
 from reconciler.desired.yamlpos import Positions
 from reconciler.model import Digest
@@ -54,6 +64,19 @@ def _filter(value: dict[str, Any] | None) -> TagFilter:
 
 def _platforms(value: list[str] | None) -> PlatformFilter | None:
     return PlatformFilter.parse(value) if value else None
+
+
+def _push_tags(value: Any) -> TagFilter:
+    if value is None or value == ALL:
+        return TagFilter()
+    if isinstance(value, list):
+        return TagFilter(tuple(value))
+    return _filter(value)
+
+
+def _pushes(value: list[dict[str, Any]], registries: dict[str, RegistryConfig]) -> tuple[PushSpec, ...]:
+    return tuple(PushSpec(registries[p["registry"]], p["name"], _push_tags(p.get("tags")), bool(p.get("prune", False)))
+                 for p in value)
 
 
 def _pins(value: dict[str, str]) -> tuple[TagPin, ...]:
@@ -98,6 +121,7 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
         publish=repo.get("publish"),
         protected=bool(effective(repo, defaults, "protected", False)),
         retain_versions=effective(repo, defaults, "retain_versions"),
+        push=_pushes(repo.get("push", []), registries),
     )
 
 

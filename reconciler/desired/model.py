@@ -66,6 +66,23 @@ class Removal:
 
 
 @dataclass(frozen=True)
+class PushSpec:
+    """One ``push:`` target: repository ``name`` of ``registry`` holds the repository's
+    tags ``tags`` selects; ``prune`` also deletes tags we pushed there that it no longer
+    selects."""
+
+    registry: RegistryConfig
+    name: str
+    tags: TagFilter = field(default_factory=TagFilter)
+    prune: bool = False
+
+    @property
+    def label(self) -> str:
+        """``harbor/team/app``: the ``registries:`` key and the name, as the plan shows it."""
+        return f"{self.registry.name or self.registry.url}/{self.name}"
+
+
+@dataclass(frozen=True)
 class RepositorySpec:
     id: str
     feed: RegistryConfig | None = None
@@ -86,6 +103,8 @@ class RepositorySpec:
     protected: bool = False
     #: keep only the newest N versions (None: keep every version); see ops/retention.py
     retain_versions: int | None = None
+    #: registries this repository is pushed to (issue 23)
+    push: tuple[PushSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,42 @@ def check_references(data: dict[str, Any], rep: Reporter, base_dir: FsPath) -> N
     for repo_id, repo in repositories.items():
         if isinstance(repo, dict):
             _check_repository(repo_id, repo, defaults, registries, repositories, rep, base_dir)
+    _check_pushes(repositories, registries, rep)
+
+
+def _check_pushes(repositories: dict[str, Any], registries: dict[str, Any], rep: Reporter) -> None:
+    """A push target names a ``registries:`` entry, and no two targets (in one repository
+    or across them) push to the same repository of the same registry: each would undo
+    the other's tags on every apply."""
+    seen: dict[tuple[str, str], str] = {}
+    for repo_id, repo in repositories.items():
+        for i, target in enumerate(as_list(as_dict(repo).get("push"))):
+            here: Path = ("repositories", repo_id, "push", i)
+            registry, name = as_dict(target).get("registry"), as_dict(target).get("name")
+            if not isinstance(registry, str):
+                continue
+            if registry not in registries:
+                if _ID.fullmatch(registry):
+                    known = ", ".join(sorted(registries)) or "none defined"
+                    rep.value(here + ("registry",), f"unknown registry {registry!r}: a push target names a "
+                                                    f"registries entry (known: {known})")
+                continue
+            tags = as_dict(target).get("tags")
+            if isinstance(tags, dict):
+                _check_filter(tags, here + ("tags",), rep)
+            for j, pattern in enumerate(as_list(tags)):
+                if isinstance(pattern, str) and pattern:
+                    try:
+                        compile_pattern(pattern)
+                    except InvalidInput as exc:
+                        rep.value(here + ("tags", j), _with_hint(exc))
+            if not isinstance(name, str):
+                continue
+            url = str(as_dict(registries[registry]).get("url", registry)).rstrip("/")
+            other = seen.setdefault((url, name), f"{repo_id} push {i}")
+            if other != f"{repo_id} push {i}":
+                rep.value(here + ("name",), f"{registry}/{name} is already a push target of {other.replace(' push ', ' (push entry ')})"
+                                            "; two targets would overwrite each other's tags")
 
 
 def _check_registries(registries: dict[str, Any], rep: Reporter) -> None:

@@ -31,3 +31,17 @@ class RegistryConfig:
     #: in place: that text); a label for messages, not part of how to reach the registry,
     #: so two names for one registry compare equal and share one client
     name: str = field(default="", compare=False)
+
+
+def registry_key(url: str) -> str:
+    """The registry a URL names, as push records key it: ``harbor.example.com/`` and
+    ``https://harbor.example.com`` are one registry (``https://`` unless it says
+    ``http://``; no trailing ``/`` or ``/v2``; no ``user:password@``)."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    host = host.rsplit("@", 1)[-1].lower()
+    path = path.rstrip("/").removesuffix("v2").rstrip("/")
+    return f"{scheme.lower()}://{host}" + (f"/{path}" if path else "")

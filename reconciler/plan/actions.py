@@ -53,6 +53,8 @@ class Op(str, enum.Enum):
     PUBLISH = "publish"                          # switch the publication to the new version
     UNPUBLISH = "unpublish"
     DROP_VERSIONS = "drop_versions"              # retain_versions: drop old versions (gc frees their bytes)
+    PUSH_TAG = "push_tag"                        # push a tag and its content to a push target
+    DELETE_PUSHED_TAG = "delete_pushed_tag"      # prune: delete at a push target a tag we pushed there
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class Download:
 JSON_KEYS = ("id", "op", "change", "repo", "reason", "depends_on", "tag", "digest", "old_digest", "old_origin",
              "source_repo", "source_tag", "kind", "digests", "file", "file_digest", "publish_name", "protected",
              "feed", "upstream_name", "mask_id", "release_from", "handover", "v1_tags", "upload_tags", "cascade",
-             "download", "removes", "adds", "versions", "frees_bytes", "skipped", "platforms_skipped", "saved_bytes")
+             "download", "removes", "adds", "versions", "frees_bytes", "skipped", "platforms_skipped", "saved_bytes",
+             "target", "registry", "target_name", "push_blobs", "push_bytes", "blobs_present")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -365,20 +368,58 @@ class DropVersions(BaseAction):
     frees_bytes: int | None = None
 
 
+# -- push targets (after the repository's new version) -----------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushTag(BaseAction):
+    """Push ``tag`` (its manifest or index and everything under it) to repository
+    ``target_name`` of the ``registries:`` entry ``registry``: blobs the target lacks,
+    then manifests, then the tag (``old_digest``: where it pointed there before)."""
+
+    op: ClassVar[Op] = Op.PUSH_TAG
+    #: ``harbor/team/app``, as shown
+    target: str
+    registry: str
+    target_name: str
+    tag: str
+    digest: Digest
+    old_digest: Digest | None = None
+    #: blobs of the closure and their bytes (None: not known when planned, an upload's
+    #: content), and how many of them the target holds already
+    push_blobs: int | None = None
+    push_bytes: int | None = None
+    blobs_present: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeletePushedTag(BaseAction):
+    """``prune: true``: delete at the target a tag we pushed there that is no longer selected."""
+
+    op: ClassVar[Op] = Op.DELETE_PUSHED_TAG
+    target: str
+    registry: str
+    target_name: str
+    tag: str
+    old_digest: Digest
+
+
 #: the tagged union of every action (the tag is ``op``)
 Action: TypeAlias = (CreateRepository | UpdateRepository | DeleteRepository | SyncTag | Upload | CopyTag | CopyContent
-                     | PinTag | RemoveTag | RemoveContent | V1Upload | V1Sync | Publish | Unpublish | DropVersions)
+                     | PinTag | RemoveTag | RemoveContent | V1Upload | V1Sync | Publish | Unpublish | DropVersions
+                     | PushTag | DeletePushedTag)
 
 #: the content actions: together they make one new version of their repository
 ContentAction: TypeAlias = SyncTag | Upload | CopyTag | CopyContent | PinTag | RemoveTag | RemoveContent
 #: each makes a version of its own
 V1Action: TypeAlias = V1Upload | V1Sync
 PublicationAction: TypeAlias = Publish | Unpublish
+#: run after the repository's new version, one push target at a time
+PushAction: TypeAlias = PushTag | DeletePushedTag
 
 #: op -> its type
 BY_OP: dict[Op, type[Action]] = {cls.op: cls for cls in (
     CreateRepository, UpdateRepository, DeleteRepository, SyncTag, Upload, CopyTag, CopyContent, PinTag, RemoveTag,
-    RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions)}
+    RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions, PushTag, DeletePushedTag)}
 assert set(BY_OP) == set(Op), "every op has its type"
 
 

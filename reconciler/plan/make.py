@@ -7,6 +7,7 @@ reads only what the plan will look at.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from reconciler.plan.diff import diff, plan_scope
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import RefreshProgress, SourceFactory, refresh
 from reconciler.plan.observed import Observed
+from reconciler.plan.pushes import PushTargets, plan_pushes
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.store.protocol import Store
 
@@ -34,4 +36,9 @@ def make_plan(store: Store, desired: DesiredState, sources: SourceFactory, *, ta
                        progress=progress, stop=stop, publish_grace=publish_grace)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
+    if upstreams and isinstance(sources, PushTargets):  # push targets are read as upstreams are
+        plan = plan_pushes(plan, observed, desired, store, sources)
+    elif any(spec.push for spec in desired.repositories.values()):
+        plan = dataclasses.replace(plan, warnings=plan.warnings + (
+            "push targets not read (--no-refresh): pushes are not shown",))
     return plan, observed

@@ -23,11 +23,13 @@ from reconciler.plan.actions import (
     CopyContent,
     CopyTag,
     CreateRepository,
+    DeletePushedTag,
     DeleteRepository,
     DropVersions,
     Op,
     PinTag,
     Publish,
+    PushTag,
     RemoveContent,
     RemoveTag,
     SetTag,
@@ -171,6 +173,25 @@ def _pin_tag(a: PinTag, c: _Context) -> str:
 def _remove_tag(a: RemoveTag, c: _Context) -> str:
     return _line(f"tag {a.tag}", c.short(a.old_digest), _join(a.reason, _download_text(a), _cascade_text(a)),
                  c.after(a))
+
+
+@_words.register
+def _push_tag(a: PushTag, c: _Context) -> str:
+    """``push 1.2.5 -> harbor/team/app   sha256:... (2 blobs, 48.0 MiB, 1 already there)``."""
+    if a.push_blobs is None:
+        sizes = "sizes known once the upload is imported"
+    else:
+        sizes = _join(_plural(a.push_blobs, "blob"), human_bytes(a.push_bytes or 0),
+                      f"{a.blobs_present} already there" if a.blobs_present else "")
+        sizes = sizes.replace("; ", ", ")
+    digests = f"{c.short(a.old_digest)} -> {c.short(a.digest)}" if a.old_digest else c.short(a.digest)
+    verb = "push" if a.old_digest is None else "move"
+    return _line(f"{verb} {a.tag} -> {a.target}", f"{digests} ({sizes})", c.after(a))
+
+
+@_words.register
+def _delete_pushed_tag(a: DeletePushedTag, c: _Context) -> str:
+    return _line(f"delete {a.tag} at {a.target}", c.short(a.old_digest), a.reason)
 
 
 @_words.register

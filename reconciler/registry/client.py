@@ -183,15 +183,15 @@ class RegistryClient:
                 self._ping_attempt()
                 self._pinged = True
 
-    def _send(self, method: str, url: str, *, kind: str, scope: str, headers: dict[str, str] | None = None
-              ) -> requests.Response:
+    def _send(self, method: str, url: str, *, kind: str, scope: str, headers: dict[str, str] | None = None,
+              data: bytes | None = None) -> requests.Response:
         limited = self._limited
         if limited is not None and time.time() < limited.until:
             # the registry said when it lets us back in: asking before then only counts against us
             raise RateLimited(method, url, limited.status, until=limited.until, wait=limited.until - time.time(),
                               codes=limited.codes)
         self._ensure_pinged()
-        return self._session.send(method, url, kind=kind, scope=scope, headers=headers)
+        return self._session.send(method, url, kind=kind, scope=scope, headers=headers, data=data)
 
     def _retry(self, fn: Callable[[], T], what: str) -> T:
         """``call_with_retry``, remembering a rate limit for the requests still to come."""

@@ -65,3 +65,41 @@ class UpstreamSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class PushTarget(Protocol):
+    """The push side of the distribution API, for one target registry (``registry.push.
+    PushClient``): what a registry sink (``ops.transfer.registrysink``) needs. Every
+    method retries temporary failures itself; ``name`` is the repository at the target."""
+
+    stats: RequestStats
+    #: the registry's base URL, for messages and for the record of what was pushed where
+    base: str
+
+    def blob_exists(self, name: str, digest: Digest) -> bool:
+        """HEAD the blob: whether ``name`` holds it."""
+        ...
+
+    def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
+        """Mount ``digest`` from ``from_name`` on the same registry (no bytes move);
+        False when the registry would not (the blob is then uploaded)."""
+        ...
+
+    def blob_upload(self, name: str, digest: Digest, chunks: Iterator[bytes], size: int | None) -> int:
+        """Upload one blob from ``chunks`` (read once), verified by the registry's
+        ``Docker-Content-Digest``; returns the bytes sent."""
+        ...
+
+    def manifest_exists(self, name: str, reference: str) -> Digest | None:
+        """HEAD a manifest by tag or digest: its digest, None when absent."""
+        ...
+
+    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
+        """PUT a manifest by digest or tag, verified by ``Docker-Content-Digest``."""
+        ...
+
+    def tag_delete(self, name: str, tag: str) -> None:
+        """Delete one tag (never another tag on the same manifest)."""
+        ...
+
+    def close(self) -> None: ...

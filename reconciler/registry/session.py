@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode, urljoin, urlsplit, urlunsplit
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = "reconciler-registry-client/0.1"
+#: a request body (pushes): bytes, or an iterator of chunks sent once
+Body = bytes | Iterator[bytes] | None
 
 
 def base_url(url: str) -> str:
@@ -185,7 +187,10 @@ class AuthSession:
                                 detail="the registry's token realm is not https; credentials withheld",
                                 hint=f"{self.host} names a plain-HTTP token service; fix the registry's auth "
                                      "config to use an https realm, or pull anonymously")
-        params = {k: v for k, v in (("service", challenge.params.get("service")), ("scope", scope)) if v}
+        # several scopes (a cross-repository mount wants push on one, pull on the other)
+        # go as several ``scope`` parameters, as the token protocol has it
+        params = [(k, v) for k, v in (("service", challenge.params.get("service")),
+                                      *(("scope", s) for s in scope.split())) if v]
         basic = self.credentials.basic_header() if self.credentials else None
         url = realm + ("&" if urlsplit(realm).query else "?") + urlencode(params) if params else realm
         # credentials go to the realm's origin only, also across its redirects
@@ -215,11 +220,13 @@ class AuthSession:
     # -- sending ------------------------------------------------------------------------------
 
     def send(self, method: str, url: str, *, kind: str, scope: str | None, headers: dict[str, str] | None = None,
-             stream: bool = True) -> requests.Response:
+             stream: bool = True, data: Body = None) -> requests.Response:
         """Send one logical request; returns the final response whatever its status, except
-        that a 401 the credentials cannot answer raises ``RegistryError``."""
+        that a 401 the credentials cannot answer raises ``RegistryError``. ``data``: a body
+        (a push); one that is not ``bytes`` can be sent once only, so a 401 to it is a
+        temporary error (the caller's retry starts its upload again, now authorized)."""
         sent_auth = self._authorization(scope)
-        resp = self.send_following(method, url, headers or {}, sent_auth, kind, stream)
+        resp = self.send_following(method, url, headers or {}, sent_auth, kind, stream, data=data)
         if resp.status_code != 401:
             return resp
         challenges = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
@@ -238,7 +245,10 @@ class AuthSession:
         if retry_auth is None or retry_auth == sent_auth:
             raise self._name_credentials(error_from_response(method, url, resp))
         finish(resp)
-        resp = self.send_following(method, url, headers or {}, retry_auth, kind, stream)
+        if data is not None and not isinstance(data, bytes):
+            raise RegistryError(method, url, 401, temporary=True,
+                                detail="authorization expired while a streamed body was sent")
+        resp = self.send_following(method, url, headers or {}, retry_auth, kind, stream, data=data)
         if resp.status_code == 401:
             raise self._name_credentials(error_from_response(method, url, resp))
         return resp
@@ -255,7 +265,8 @@ class AuthSession:
         err.args = (err.message,)
         return err
 
-    def _request(self, method: str, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
+    def _request(self, method: str, url: str, headers: dict[str, str], stream: bool, data: Body = None
+                 ) -> requests.Response:
         """What ``Session.request`` does, minus what registry traffic never uses.
 
         ``Session.request`` also merges the session's cookie jar into every request and looks
@@ -268,7 +279,7 @@ class AuthSession:
         merged = CaseInsensitiveDict(self.http.headers)  # the session's, then the request's
         merged.update(headers)
         prepared = requests.PreparedRequest()
-        prepared.prepare(method=method, url=url, headers=merged)
+        prepared.prepare(method=method, url=url, headers=merged, data=data)
         # the registry's own TLS choice (ca_file, tls_verify: false) is passed per request:
         # given only on the session, requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
         # it (psf/requests#3829), and a private CA was refused wherever those are set
@@ -277,7 +288,8 @@ class AuthSession:
         return self.http.send(prepared, allow_redirects=False, timeout=self.timeout, **settings)
 
     def send_following(self, method: str, url: str, headers: dict[str, str], authorization: str | None,
-                       kind: str, stream: bool, *, origin: str | None = None) -> requests.Response:
+                       kind: str, stream: bool, *, origin: str | None = None, data: Body = None
+                       ) -> requests.Response:
         """Send one request and follow its redirects; ``authorization`` goes only to
         ``origin``'s scheme and host (default: the registry's). Counts ``kind`` for the
         first request and ``redirect`` for each hop."""
@@ -288,7 +300,7 @@ class AuthSession:
             if auth:
                 h["Authorization"] = auth
             try:
-                resp = self._request(method, current, h, stream)
+                resp = self._request(method, current, h, stream, data)
             except requests.RequestException as exc:
                 raise connection_error(method, current, exc) from exc
             finally:

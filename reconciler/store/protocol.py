@@ -8,6 +8,7 @@ small roles (``reconciler.store.roles``), so each caller can say which part it n
 | ``VersionStore`` | ``roles.versions`` | repositories, versions, retention, publications; the lock and the generation | apply, the one-off commands, the plan |
 | ``Journal`` | ``roles.journal`` | what each apply and command did | apply, ``history``, ``drift`` |
 | ``Maintenance`` | ``roles.maintenance`` | ``store check``, ``gc``, ``du`` | the CLI |
+| ``PushRecords`` | ``roles.pushes`` | which tags we pushed where (push targets) | the plan's prune, apply's pushes |
 
 ``Store`` is what a backend implements and what the wiring (``reconciler.api``, the CLI)
 hands around. Content is global and deduplicated; a repository is a sequence of
@@ -24,11 +25,12 @@ from typing import Protocol
 from reconciler.store.roles.content import ContentStore
 from reconciler.store.roles.journal import Journal
 from reconciler.store.roles.maintenance import Maintenance
+from reconciler.store.roles.pushes import PushRecords
 from reconciler.store.roles.read import ReadView
 from reconciler.store.roles.versions import VersionStore
 
 __all__ = ["Store"]
 
 
-class Store(ReadView, ContentStore, VersionStore, Journal, Maintenance, Protocol):
+class Store(ReadView, ContentStore, VersionStore, Journal, Maintenance, PushRecords, Protocol):
     """Interface of every store backend (embedded SQLite; PostgreSQL + S3): every role."""

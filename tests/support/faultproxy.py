@@ -21,7 +21,12 @@ the way real upstreams and networks do:
                (``limit=0``: any ``n``); otherwise forward
 ``hold``       wait (``held`` is set) until ``release()``, then forward: keeps a client
                in flight for as long as a test needs
+``truncate``   forward only the first ``after`` bytes of the *request* body (an upload cut
+               short on its way), then reset the client's connection without an answer
 =============  ==============================================================================
+
+``keep_host``: forward the client's ``Host`` header, so a registry that builds absolute
+URLs from it (upload ``Location``) sends the client back through the proxy.
 
 ``times`` is how many matching requests a fault hits (None: every one); ``hits`` counts
 them, ``log`` records ``"METHOD /path[?query] -> what"`` for every request. Waits are bounded:
@@ -45,7 +50,8 @@ import requests
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate",
                "proxy-authorization", "content-length"}
-KINDS = {"status", "reset", "stall", "corrupt", "not_found", "empty_tags", "null_tags", "strip", "page_limit", "hold"}
+KINDS = {"status", "reset", "stall", "corrupt", "not_found", "empty_tags", "null_tags", "strip", "page_limit", "hold",
+         "truncate"}
 #: no wait in the proxy lasts longer than this, whatever a test forgets
 MAX_WAIT = 60.0
 
@@ -97,6 +103,7 @@ class FaultProxy:
     upstream: str
     faults: list[Fault] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    keep_host: bool = False
 
     def start(self) -> FaultProxy:
         self._session = requests.Session()
@@ -162,7 +169,16 @@ class FaultProxy:
                     fault = None
                 if fault is not None and fault.kind in ("status", "not_found", "empty_tags", "null_tags", "page_limit"):
                     return self._answer(fault)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                dropped_in = ("content-length",) if proxy.keep_host else ("host", "content-length")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped_in}
+                if fault is not None and fault.kind == "truncate":
+                    cut = (body or b"")[:fault.after]
+                    try:
+                        proxy._session.request(self.command, proxy.upstream + self.path, headers=headers, data=cut,
+                                               allow_redirects=False, timeout=30).close()
+                    finally:
+                        self._reset()
+                    return
                 resp = proxy._session.request(self.command, proxy.upstream + self.path, headers=headers, data=body,
                                               allow_redirects=False, timeout=30)
                 with resp:

@@ -178,6 +178,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
         """,
     ),
+    (
+        # which tag we pushed to which repository of which registry (push targets, issue 23):
+        # a push target's prune deletes only these; written before the tag moves
+        "0009_push_records",
+        """
+        CREATE TABLE push_records (
+            registry TEXT COLLATE "C" NOT NULL,
+            name TEXT COLLATE "C" NOT NULL,
+            tag TEXT COLLATE "C" NOT NULL,
+            digest TEXT NOT NULL,
+            pushed TEXT NOT NULL,
+            PRIMARY KEY (registry, name, tag)
+        );
+        """,
+    ),
 ]
 
 

@@ -36,6 +36,7 @@ from reconciler.store.sql.groupcommit import GroupCommit
 from reconciler.store.sql.hooks import BackendHooks
 from reconciler.store.sql.lifecycle_methods import VersionLifecycle
 from reconciler.store.sql.lookup import IN_VERSION, VersionLookups
+from reconciler.store.sql.pushes import PushRecordsSQL
 from reconciler.store.sql.v1 import V1Images
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publication.PublicationSwitch):
+class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publication.PublicationSwitch,
+               PushRecordsSQL):
     """The shared part of ``SQLiteStore`` and ``PostgresStore`` (see the module doc)."""
 
     location: str

@@ -1,0 +1,148 @@
+"""Push tags of a stored repository version to a target registry (issue 23), through the
+transfer walk: ``StoreSource`` -> ``RegistrySink``.
+
+Order, as the distribution spec needs it and so the target never shows a tag whose
+content is not all there: the blobs the target lacks (HEAD each; mounted from another
+repository of the registry we pushed, or uploaded), then child manifests by digest, then
+indexes, then the tags. Each tag's push record is written just before the tag moves
+(write-ahead, ``store.roles.pushes``). A failure before the tags leaves every tag of the
+target where it was; a failure while moving tags leaves those moved moved, the rest
+untouched, and says which (``PushFailed.tagged``).
+
+Deleting a tag we pushed (``prune``) goes through ``PushTarget.tag_delete`` (never
+another tag on the same manifest); its record goes after.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from reconciler.errors import ReconcilerError, RegistryError, StalePlan
+from reconciler.model import Digest, Index
+from reconciler.model.registry import registry_key
+from reconciler.model.repository import RepositoryVersion
+from reconciler.ops.parallel import Progress
+from reconciler.ops.stop import StopToken
+from reconciler.ops.transfer.adapters import StoreSource
+from reconciler.ops.transfer.interface import AnyManifest
+from reconciler.ops.transfer.registrysink import MountIndex, RegistrySink
+from reconciler.ops.transfer.walk import TransferFailed, TransferPolicy, transfer
+from reconciler.registry.protocol import PushTarget
+from reconciler.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PushOutcome:
+    """What one push to one target did."""
+
+    tagged: list[str] = field(default_factory=list)
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+    mounted: int = 0
+    present: int = 0
+    manifests: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {"tags": self.tagged, "blobs_uploaded": self.uploaded, "bytes_uploaded": self.uploaded_bytes,
+                "blobs_mounted": self.mounted, "blobs_present": self.present, "manifests_put": self.manifests}
+
+
+class PushFailed(ReconcilerError):
+    """A push failed; ``outcome.tagged`` names the tags that were moved before it did."""
+
+    def __init__(self, message: str, outcome: PushOutcome, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.outcome = outcome
+
+
+def seed_mounts(store: Store, mounts: MountIndex, registry: str) -> None:
+    """Tell ``mounts`` which blobs repositories of ``registry`` hold because we pushed
+    them there (the closures of recorded tags the store still has)."""
+    for record in store.pushed(registry):
+        stack, seen = [record.digest], set()
+        while stack:
+            d = stack.pop()
+            if d in seen or not store.manifest_has(d):
+                continue
+            seen.add(d)
+            m = store.manifest_get(d)
+            if isinstance(m, Index):
+                stack += m.children()
+            else:
+                mounts.add(registry, record.name, [b.digest for b in m.blobs()])
+
+
+def push_tags(store: Store, version: RepositoryVersion, target: PushTarget, name: str, tags: Mapping[str, Digest], *,
+              jobs: int = 6, mounts: MountIndex | None = None, stop: StopToken | None = None,
+              progress: Progress | None = None, attempts: int = 3) -> PushOutcome:
+    """Push ``tags`` (tag -> the digest it must have, as planned) of ``version`` to
+    repository ``name`` of ``target``. A walk that failed on a temporary error before any
+    tag moved is walked again (at most ``attempts`` walks): only what the target still
+    lacks goes."""
+    key = registry_key(target.base)
+    for tag, digest in sorted(tags.items()):
+        entry = version.tags.get(tag)
+        if entry is None or entry.digest != digest:
+            now = entry.digest if entry else "absent"
+            raise StalePlan(f"{version.repo_id}: tag {tag} is {now} in version {version.number}, the plan pushes "
+                            f"{digest}", hint="plan again")
+    source = StoreSource.of_version(store, version)
+    manifests: dict[str, AnyManifest] = {t: source.manifest(d) for t, d in tags.items()}
+
+    def record(tag: str, m: AnyManifest) -> None:
+        store.push_record(key, name, tag, m.digest)  # before the tag moves: never an unrecorded tag of ours
+
+    outcome = PushOutcome()
+    for attempt in range(1, max(1, attempts) + 1):
+        sink = RegistrySink(target, name, jobs=jobs, mounts=mounts, tags=manifests, on_tag=record)
+        try:
+            return _push(source, sink, tags, jobs, stop, progress, outcome)
+        except PushFailed as exc:
+            cause = exc.__cause__
+            error = cause.error if isinstance(cause, TransferFailed) else cause
+            if attempt >= attempts or not (isinstance(error, RegistryError) and error.temporary) or outcome.tagged:
+                raise
+            # a blob upload the registry could not resume: walk again (what went up is HEADed, not sent)
+            log.warning("%s; pushing again (attempt %d of %d)", exc.message, attempt + 1, attempts)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _push(source: StoreSource, sink: RegistrySink, tags: Mapping[str, Digest], jobs: int, stop: StopToken | None,
+          progress: Progress | None, outcome: PushOutcome) -> PushOutcome:
+    target, name = sink.target, sink.name
+    try:
+        try:
+            transfer(source, sink, sorted(set(tags.values()), key=str), policy=source.policy(TransferPolicy(jobs=jobs)),
+                     progress=progress, stop=stop, labels={d: t for t, d in sorted(tags.items(), reverse=True)})
+            sink.commit()
+        finally:
+            outcome.tagged += sink.tagged
+            outcome.uploaded += len(sink.uploaded)
+            outcome.uploaded_bytes += sum(sink.uploaded.values())
+            outcome.mounted += len(sink.mounted)
+            outcome.present, outcome.manifests = len(sink.present), outcome.manifests + len(sink.put)
+    except TransferFailed as exc:
+        error = exc.error
+        text = error.message if isinstance(error, ReconcilerError) else str(error)
+        tag = f"tag {exc.label}: " if exc.label else ""
+        raise PushFailed(f"push to {target.base}/{name}: {tag}{exc.kind} {exc.digest}: {text}", outcome,
+                         hint=getattr(error, "hint", None) or "no tag was moved at the target; apply again") from exc
+    except ReconcilerError as exc:
+        moved = f" (moved before it failed: {', '.join(outcome.tagged)})" if outcome.tagged else ""
+        raise PushFailed(f"push to {target.base}/{name}: {exc.message}{moved}", outcome, hint=exc.hint) from exc
+    return outcome
+
+
+def delete_tags(store: Store, target: PushTarget, name: str, tags: Iterable[str]) -> list[str]:
+    """Delete ``tags`` at the target and forget their records; returns those deleted."""
+    key = registry_key(target.base)
+    done = []
+    for tag in tags:
+        target.tag_delete(name, tag)
+        store.push_record(key, name, tag, None)
+        done.append(tag)
+    return done

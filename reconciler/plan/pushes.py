@@ -1,0 +1,186 @@
+"""Push targets in the plan (issue 23): after the diff, what each ``push:`` target of each
+planned repository needs, as ``PushTag`` / ``DeletePushedTag`` actions.
+
+The tags a repository will have after this plan (the store's, with the plan's tag
+actions applied) are selected by each target's ``tags``; the target is read with one
+manifest HEAD per selected tag (and per recorded tag ``prune`` may delete). A tag the
+target already points at the same digest costs nothing more; for a tag that must go, the
+blobs of its closure are HEADed once each, so the plan can say how many are there
+already. Sizes come from the manifests (the store's, or those the refresh fetched).
+
+``prune`` deletes only tags the store's push records say we pushed (``store.pushed``),
+and only while the target still points them at the digest we pushed: a tag someone
+moved since is left alone, with a note. A target that cannot be read makes the plan
+incomplete (``PlanError`` kind ``refresh``), like an upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+from reconciler.desired.model import DesiredState, PushSpec
+from reconciler.errors import ReconcilerError
+from reconciler.model import Digest, Index, Manifest
+from reconciler.model.registry import RegistryConfig, registry_key
+from reconciler.ops.parallel import ItemFailed, run_bounded
+from reconciler.plan.actions import (
+    Action,
+    Change,
+    DeletePushedTag,
+    Op,
+    PushTag,
+    RemoveTag,
+    SetTag,
+    Upload,
+)
+from reconciler.plan.model import Plan, PlanError
+from reconciler.plan.observed import Observed
+from reconciler.registry.protocol import PushTarget
+from reconciler.store.protocol import Store
+
+PUSH = "push to {target}"
+MOVE = "moved here, {target} still has the old digest"
+PRUNED = "pushed by us, no longer selected (prune)"
+
+
+@runtime_checkable
+class PushTargets(Protocol):
+    """Makes (or lends) the push client of a target registry (``api.UpstreamPool``)."""
+
+    def push_target(self, spec: RegistryConfig) -> PushTarget: ...
+
+
+def tags_after(plan: Plan, observed: Observed, repo: str) -> dict[str, Digest]:
+    """The tags ``repo`` will have once ``plan`` is applied."""
+    obs = observed.repos.get(repo)
+    tags = {t: e.digest for t, e in obs.state.tags.items()} if obs is not None else {}
+    for a in plan.actions_for(repo):
+        if isinstance(a, SetTag):
+            tags[a.tag] = a.digest
+        elif isinstance(a, RemoveTag):
+            tags.pop(a.tag, None)
+        elif isinstance(a, Upload):
+            tags.update({t: Digest.parse(d) for t, d in a.upload_tags.items()})
+            if a.tag and a.digest:
+                tags[a.tag] = a.digest
+        elif a.op is Op.DELETE_REPOSITORY:
+            tags.clear()
+    return tags
+
+
+def closure_blobs(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> dict[Digest, int] | None:
+    """Every blob under ``root`` with its size; None when a manifest is unknown yet."""
+    blobs: dict[Digest, int] = {}
+    stack, seen = [root], set()
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        m = lookup(d)
+        if m is None:
+            if d == root:
+                return None
+            continue  # an index child the repository lacks on purpose (a platform subset)
+        if isinstance(m, Index):
+            stack += m.children()
+        else:
+            blobs.update({b.digest: b.size or 0 for b in m.blobs()})
+    return blobs
+
+
+def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: Store, targets: PushTargets) -> Plan:
+    """``plan`` with the push targets' actions added (see the module doc)."""
+    started = time.monotonic()
+    actions: list[Action] = []
+    errors: list[PlanError] = []
+    notes: dict[str, list[str]] = {}
+    requests = 0
+
+    def lookup(d: Digest) -> Manifest | Index | None:
+        found = observed.manifests.get(d) or observed.indexes.get(d)
+        if found is None and store.manifest_has(d):
+            found = store.manifest_get(d)
+        return found
+
+    planned = [r.id for r in plan.repositories if r.status != "!"]
+    for repo in planned:
+        spec = desired.repositories.get(repo)
+        if spec is None or not spec.push:
+            continue
+        tags = tags_after(plan, observed, repo)
+        setters = {a.tag: a.id for a in plan.actions_for(repo) if isinstance(a, (SetTag, Upload)) and a.tag}
+        for target in spec.push:
+            client = targets.push_target(target.registry)
+            before = client.stats.total
+            try:
+                got, said = _target(repo, target, tags, setters, client, store, lookup)
+            except ReconcilerError as exc:
+                errors.append(PlanError(f"push target {target.label}: {exc.message}", repo=repo, kind="refresh",
+                                        where=desired.where("repositories", repo, "push"), hint=exc.hint))
+                continue
+            finally:
+                requests += client.stats.total - before
+            actions += got
+            notes.setdefault(repo, []).extend(said)
+    if not actions and not errors and not notes:
+        return plan
+    changed = {a.repo for a in actions}
+    summaries = tuple(dataclasses.replace(r, status="~" if r.id in changed and r.status == "=" else r.status,
+                                          notes=r.notes + tuple(notes.get(r.id, ())))
+                      for r in plan.repositories)
+    refresh = dataclasses.replace(plan.refresh, requests=plan.refresh.requests + requests,
+                                  seconds=plan.refresh.seconds + time.monotonic() - started)
+    return dataclasses.replace(plan, actions=plan.actions + tuple(actions), repositories=summaries,
+                               errors=plan.errors + tuple(errors), refresh=refresh)
+
+
+def _heads(client: PushTarget, name: str, tags: Iterable[str], jobs: int) -> dict[str, Digest | None]:
+    try:
+        return dict(run_bounded(lambda t: client.manifest_exists(name, t), sorted(set(tags)), jobs=jobs))
+    except ItemFailed as failed:
+        raise failed.error from None
+
+
+def _target(repo: str, target: PushSpec, tags: Mapping[str, Digest], setters: Mapping[str, str],
+            client: PushTarget, store: Store, lookup: Callable[[Digest], Manifest | Index | None],
+            ) -> tuple[list[Action], list[str]]:
+    key, name, label = registry_key(target.registry.url), target.name, target.label
+    jobs = target.registry.max_concurrency
+    selected = target.tags.select(sorted(tags))
+    records = {r.tag: r.digest for r in store.pushed(key, name)} if target.prune else {}
+    stale = sorted(t for t in records if t not in selected)
+    there = _heads(client, name, [*selected, *stale], jobs)
+    registry = target.registry.name or key
+    out: list[Action] = []
+    pushing = [t for t in selected if there.get(t) != tags[t]]
+    closures = {t: closure_blobs(tags[t], lookup) for t in pushing}
+    blobs = {b for c in closures.values() if c for b in c}
+    try:
+        present = {b for b, held in run_bounded(lambda b: client.blob_exists(name, b), sorted(blobs, key=str),
+                                                jobs=jobs) if held}
+    except ItemFailed as failed:
+        raise failed.error from None
+    for t in pushing:
+        old, closure = there.get(t), closures[t]
+        out.append(PushTag(
+            id=f"{repo}/{Op.PUSH_TAG.value}/{label}:{t}", repo=repo,
+            change=Change.CREATE if old is None else Change.UPDATE,
+            reason=PUSH.format(target=label) if old is None else MOVE.format(target=label),
+            depends_on=(setters[t],) if t in setters else (), tag=t, digest=tags[t], old_digest=old,
+            push_blobs=None if closure is None else len(closure),
+            push_bytes=None if closure is None else sum(closure.values()),
+            blobs_present=None if closure is None else len(present & closure.keys()),
+            target=label, registry=registry, target_name=name))
+    notes = []
+    for t in stale:
+        if there.get(t) == records[t]:
+            out.append(DeletePushedTag(id=f"{repo}/{Op.DELETE_PUSHED_TAG.value}/{label}:{t}", repo=repo,
+                                       change=Change.DELETE, reason=PRUNED, tag=t, old_digest=records[t],
+                                       target=label, registry=registry, target_name=name))
+        elif there.get(t) is not None:
+            notes.append(f"{label}:{t} was pushed by us but moved at the target since; prune leaves it alone")
+    return out, notes

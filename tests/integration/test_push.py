@@ -1,0 +1,228 @@
+"""Push targets end to end (issue 23): the real CLI syncs from one distribution registry
+and pushes into another (plain, htpasswd Basic, Bearer tokens), skopeo reads the target
+back, the target's access log counts what a no-change run costs, and a fault proxy
+between us and the target breaks uploads on their way."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.faultproxy import FaultProxy
+from tests.support.imagegen import build_image, build_multiarch
+from tests.support.pusher import push_image
+from tests.support.registry import RunningRegistry, require_binary, start_registry
+
+IMAGES = {n: build_image(f"push-e2e-{n}") for n in ("a", "b", "c")}
+IMAGES["multi"] = build_multiarch("push-e2e-multi")
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """A fresh, empty target registry (its access log is this test's alone)."""
+    reg = start_registry(tmp_path / "target")
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def write_yaml(path: Path, source: RunningRegistry, upstream: str, target_url: str, *, push: str = "",
+               extra: str = "") -> Path:
+    path.write_text(f"""version: 1
+registries:
+  up:
+    url: {source.url}
+    tls_verify: false
+  tgt:
+    url: {target_url}
+    tls_verify: false
+    retries: 3
+{extra}repositories:
+  app:
+    feed: up
+    upstream_name: {upstream}
+    mirror: true
+    push:
+      - {{registry: tgt, name: team/app{push}}}
+""")
+    return path
+
+
+def skopeo_raw(url: str, ref: str, *, creds: tuple[str, str] | None = None) -> bytes:
+    skopeo = require_binary("skopeo", "skopeo")
+    args = [skopeo, "inspect", "--raw", "--tls-verify=false"]
+    if creds:
+        args += ["--creds", f"{creds[0]}:{creds[1]}"]
+    return subprocess.run(args + [f"docker://{url.split('://', 1)[1]}/{ref}"], check=True,
+                          capture_output=True, timeout=60).stdout
+
+
+def skopeo_copy(url: str, ref: str, dest: Path, *, creds: tuple[str, str] | None = None) -> None:
+    """Copy every platform out of the target: fails unless every blob is there."""
+    skopeo = require_binary("skopeo", "skopeo")
+    args = [skopeo, "copy", "--all", "--src-tls-verify=false"]
+    if creds:
+        args += ["--src-creds", f"{creds[0]}:{creds[1]}"]
+    subprocess.run(args + [f"docker://{url.split('://', 1)[1]}/{ref}", f"oci:{dest}:x"], check=True,
+                   capture_output=True, timeout=120)
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if re.match(r"\s+[+~-] (push|move|delete) ", line)]
+
+
+def test_apply_pushes_everything_and_a_second_run_is_heads_only(
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    push_image(registry.url, repo_name, IMAGES["a"], ["1.0", "1.1"])
+    push_image(registry.url, repo_name, IMAGES["multi"], ["2.0", "latest"])
+    yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, target.url)
+    store = tmp_path / "store"
+
+    plan = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    lines = push_lines(plan.stdout)
+    assert len(lines) == 4, plan.stdout
+    multi_blobs = len({b.digest for c in IMAGES["multi"].children for b in c.manifest.blobs()})
+    assert any(re.match(rf"\+ push 2\.0 -> tgt/team/app   {re.escape(IMAGES['multi'].digest.short())} "
+                        rf"\({multi_blobs} blobs, [\d.]+ (B|KiB|MiB)\)$", line) for line in lines), lines
+
+    applied = run_cli("apply", "-f", str(yaml), store=store)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    for tag, image in (("1.0", IMAGES["a"]), ("1.1", IMAGES["a"]), ("2.0", IMAGES["multi"]),
+                       ("latest", IMAGES["multi"])):
+        assert sha(skopeo_raw(target.url, f"team/app:{tag}")) == str(image.digest)
+    skopeo_copy(target.url, "team/app:latest", tmp_path / "out-multi")
+    skopeo_copy(target.url, "team/app:1.0", tmp_path / "out-a")
+    history = json.loads(run_cli("history", "--json", store=store, check=True).stdout)
+    pushed = history[0]["details"]["pushes"]["tgt/team/app"]
+    assert sorted(pushed["tags"]) == ["1.0", "1.1", "2.0", "latest"]
+    assert pushed["blobs_uploaded"] == multi_blobs + len({b.digest for b in IMAGES["a"].manifest.blobs()}) - \
+        len({b.digest for b in IMAGES["a"].manifest.blobs()} & {b.digest for c in IMAGES["multi"].children
+                                                                  for b in c.manifest.blobs()})
+
+    mark = target.mark()
+    again = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.rstrip().endswith("No changes.")
+    seen = target.requests_since(mark)
+    assert [(a.method, a.kind) for a in seen if a.kind != "ping"] == [("HEAD", "manifest")] * 4, seen
+    assert len(seen) <= 5  # one HEAD per tag, and at most one /v2/ ping
+
+    mark = target.mark()
+    rerun = run_cli("apply", "-f", str(yaml), store=store)
+    assert rerun.returncode == 0 and "No changes." in rerun.stdout, rerun.stdout + rerun.stderr
+    assert {(a.method, a.kind) for a in target.requests_since(mark)} <= {("HEAD", "manifest"), ("GET", "ping")}
+
+
+def test_moved_tags_follow_and_prune_deletes_only_tags_we_pushed(
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    push_image(registry.url, repo_name, IMAGES["a"], ["1.0", "1.1", "latest"])
+    push_image(target.url, "team/app", IMAGES["c"], ["theirs"])  # not ours: prune never touches it
+    yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, target.url, push=", prune: true")
+    store = tmp_path / "store"
+    run_cli("apply", "-f", str(yaml), store=store, check=True)
+
+    push_image(registry.url, repo_name, IMAGES["b"], ["latest"])  # latest moves upstream
+    plan = run_cli("plan", "-f", str(yaml), store=store, check=True)
+    assert any(line.startswith("~ move latest -> tgt/team/app   "
+                               f"{IMAGES['a'].digest.short()} -> {IMAGES['b'].digest.short()}")
+               for line in push_lines(plan.stdout)), plan.stdout
+    run_cli("apply", "-f", str(yaml), store=store, check=True)
+    assert sha(skopeo_raw(target.url, "team/app:latest")) == str(IMAGES["b"].digest)
+
+    # 1.0 is no longer selected: it goes at the target, 1.1 (same manifest) and theirs stay
+    write_yaml(yaml, registry, repo_name, target.url, push=", prune: true, tags: ['1.1', latest]")
+    plan = run_cli("plan", "-f", str(yaml), store=store, check=True)
+    assert push_lines(plan.stdout) == [
+        f"- delete 1.0 at tgt/team/app   {IMAGES['a'].digest.short()}   pushed by us, no longer selected (prune)"]
+    run_cli("apply", "-f", str(yaml), store=store, check=True)
+    gone = subprocess.run([require_binary("skopeo", "skopeo"), "inspect", "--raw", "--tls-verify=false",
+                           f"docker://{target.host}/team/app:1.0"], capture_output=True, timeout=60)
+    assert gone.returncode != 0
+    assert sha(skopeo_raw(target.url, "team/app:1.1")) == str(IMAGES["a"].digest)
+    assert sha(skopeo_raw(target.url, "team/app:theirs")) == str(IMAGES["c"].digest)
+    final = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
+    assert final.returncode == 0, final.stdout
+
+
+@pytest.mark.parametrize("kind", ["basic_registry", "token_registry"])
+def test_push_with_credentials(kind: str, request: pytest.FixtureRequest, registry: RunningRegistry,
+                               repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    secured: RunningRegistry = request.getfixturevalue(kind)
+    assert secured.credentials is not None
+    push_image(registry.url, repo_name, IMAGES["multi"], ["2.0"])
+    yaml = tmp_path / "repos.yaml"
+    write_yaml(yaml, registry, repo_name, secured.url)
+    text = yaml.read_text().replace("    retries: 3\n", "    retries: 3\n    username_env: T_USER\n"
+                                                         "    password_env: T_PASS\n")
+    yaml.write_text(text.replace("name: team/app", f"name: {repo_name}-pushed"))
+    env = {"T_USER": secured.credentials[0], "T_PASS": secured.credentials[1]}
+    applied = run_cli("apply", "-f", str(yaml), store=tmp_path / "store", env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    raw = skopeo_raw(secured.url, f"{repo_name}-pushed:2.0", creds=secured.credentials)
+    assert sha(raw) == str(IMAGES["multi"].digest)
+    skopeo_copy(secured.url, f"{repo_name}-pushed:2.0", tmp_path / "out", creds=secured.credentials)
+    if secured.token_server is not None:
+        scopes = {s for r in secured.token_server.requests for s in r.scopes}
+        assert f"repository:{repo_name}-pushed:push,pull" in scopes, scopes
+
+
+def test_faults_between_us_and_the_target_are_survived(
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    # a layer that does not compress: ~300 KiB, pushed in 64 KiB PATCH chunks
+    noise = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(10_000))
+    big = build_image("push-e2e-big", shared=(noise,))
+    push_image(registry.url, repo_name, big, ["big"])
+    push_image(registry.url, repo_name, IMAGES["a"], ["small"])
+    proxy = FaultProxy(target.url, keep_host=True).start()
+    try:
+        yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, proxy.url)
+        proxy.add(r"^PUT /v2/team/app/blobs/uploads/", "status", status=503, times=1)
+        proxy.add(r"^POST /v2/team/app/blobs/uploads/", "reset", times=1)
+        proxy.add(r"^PATCH /v2/team/app/blobs/uploads/", "truncate", after=1000, times=1)
+        proxy.add(r"^PUT /v2/team/app/manifests/", "status", status=502, times=1)
+        env = {"RECONCILER_PUSH_CHUNK": "65536"}  # the big layer goes in PATCH chunks
+        applied = run_cli("apply", "-f", str(yaml), store=tmp_path / "store", env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert all(f.hits == 1 for f in proxy.faults), [(f.pattern, f.hits) for f in proxy.faults]
+        assert any(e.startswith("PATCH ") for e in proxy.log)
+        assert sha(skopeo_raw(target.url, "team/app:big")) == str(big.digest)
+        skopeo_copy(target.url, "team/app:big", tmp_path / "out-big")
+        skopeo_copy(target.url, "team/app:small", tmp_path / "out-small")
+    finally:
+        proxy.stop()
+
+
+def test_a_push_that_keeps_failing_moves_no_tag(
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    push_image(registry.url, repo_name, IMAGES["a"], ["1.0"])
+    push_image(registry.url, repo_name, IMAGES["multi"], ["2.0"])
+    proxy = FaultProxy(target.url, keep_host=True).start()
+    try:
+        yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, proxy.url)
+        # the index's PUT always fails: blobs and child manifests go up, no tag may move
+        proxy.add(rf"^PUT /v2/team/app/manifests/{IMAGES['multi'].digest}", "status", status=500, times=None)
+        applied = run_cli("apply", "-f", str(yaml), store=tmp_path / "store")
+        assert applied.returncode == 1, applied.stdout + applied.stderr
+        tags = [e for e in proxy.log if re.match(r"PUT /v2/team/app/manifests/(?!sha256:)", e)]
+        assert tags == [], tags
+        history = json.loads(run_cli("history", "--json", store=tmp_path / "store", check=True).stdout)
+        assert history[0]["result"] == "partial"
+        assert "error" in history[0]["details"]["pushes"]["tgt/team/app"]
+        proxy.clear()
+        fixed = run_cli("apply", "-f", str(yaml), store=tmp_path / "store")
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert sha(skopeo_raw(target.url, "team/app:2.0")) == str(IMAGES["multi"].digest)
+    finally:
+        proxy.stop()
