@@ -501,3 +501,36 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
                              progress=progress, stop=stop, skip_unavailable=skip_unavailable, on_plan=on_plan,
                              v1_sources=v1_source)
     return plan, result
+
+
+def push_repository(store: Store, repo_id: str, to: str, *, tags: Sequence[str] = (),
+                    username_env: str | None = None, password_env: str | None = None, auth_file: str | None = None,
+                    tls_verify: bool = True, ca_file: str | None = None, timeout: float = 60.0, retries: int = 4,
+                    jobs: int = 6, lock_timeout: float = 60.0) -> tuple[Plan, ApplyResult]:
+    """``reconciler push REPO --to REGISTRY_URL/NAME``: the one-off push, planned and
+    applied as a ``push:`` target of repos.yaml is (``apply.pushcmd``)."""
+    from reconciler.apply.pushcmd import push_one_off
+
+    url, name = split_push_target(to)
+    config = RegistryConfig(url=url, username_env=username_env, password_env=password_env, auth_file=auth_file,
+                            tls_verify=tls_verify, ca_file=ca_file, timeout=timeout, retries=retries,
+                            max_concurrency=jobs, name=url.split("://", 1)[-1])
+    with UpstreamPool() as pool:
+        return push_one_off(store, repo_id, config, name, TagFilter(tuple(tags)), pool, lock_timeout=lock_timeout,
+                            command=f"push {repo_id} --to {to}")
+
+
+def split_push_target(to: str) -> tuple[str, str]:
+    """``https://harbor.example.com/team/app`` -> (registry URL, ``team/app``); a URL
+    without a scheme is https (``http://`` must be written)."""
+    text = to.strip().rstrip("/")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "https", text
+    host, _, name = rest.partition("/")
+    if not host or not name:
+        raise InvalidInput(f"--to {to!r}: expected REGISTRY_URL/NAME, e.g. https://harbor.example.com/team/app")
+    from reconciler.model import validate_repository_name
+
+    validate_repository_name(name, what="target repository name")
+    return f"{scheme}://{host}", name

@@ -26,7 +26,7 @@ from reconciler.store.roles.content import ContentBatch
 GUARDED = frozenset({"blobs_missing", "blob_put", "manifest_put", "manifests_put", "version_commit",
                      "repository_create", "repository_update", "repository_delete", "publish", "unpublish",
                      "publications_switch",
-                     "v1_images_put", "v1_commit", "record_content", "versions_drop"})
+                     "v1_images_put", "v1_commit", "record_content", "versions_drop", "push_record"})
 
 
 #: the apply's stop token (``ops.stop.StopToken``, shared with the downloads it runs)

@@ -31,6 +31,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "remove": ("content_cmds",),
     "validate": ("validate_cmd",),
     "sync": ("sync_cmds",),
+    "push": ("push_cmd",),
     "plan": ("plan_cmds",),
     "apply": ("plan_cmds",),
     "history": ("plan_cmds",),

@@ -226,3 +226,37 @@ def test_a_push_that_keeps_failing_moves_no_tag(
         assert sha(skopeo_raw(target.url, "team/app:2.0")) == str(IMAGES["multi"].digest)
     finally:
         proxy.stop()
+
+
+def test_one_off_push_mounts_blobs_we_pushed_to_another_repository(
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    push_image(registry.url, repo_name, IMAGES["multi"], ["2.0", "latest"])
+    yaml = tmp_path / "repos.yaml"
+    yaml.write_text(f"version: 1\nrepositories:\n  app:\n    feed: {registry.url}\n    upstream_name: {repo_name}\n")
+    store = tmp_path / "store"
+    run_cli("apply", "-f", str(yaml), store=store, check=True)
+
+    first = run_cli("push", "app", "--to", f"{target.url}/team/one", "--no-tls-verify", "--json", store=store)
+    assert first.returncode == 0, first.stdout + first.stderr
+    doc = json.loads(first.stdout)
+    assert doc["ok"] and {a["tag"] for a in doc["plan"]} == {"2.0", "latest"}
+    assert doc["result"]["pushes"]["127.0.0.1:%d/team/one" % target.port]["blobs_mounted"] == 0
+
+    mark = target.mark()
+    second = run_cli("push", "app", "--to", f"{target.url}/team/two", "--tags", "2.*", store=store)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "+ push 2.0 -> 127.0.0.1:%d/team/two" % target.port in second.stdout
+    seen = target.requests_since(mark)
+    mounts = [a for a in seen if a.method == "POST" and "mount=" in a.path]
+    blob_count = len({b.digest for c in IMAGES["multi"].children for b in c.manifest.blobs()})
+    assert len(mounts) == blob_count and all(a.status == 201 for a in mounts), seen
+    assert not [a for a in seen if a.method in ("PUT", "PATCH") and "/blobs/uploads/" in a.path], seen
+    assert sha(skopeo_raw(target.url, "team/two:2.0")) == str(IMAGES["multi"].digest)
+    skopeo_copy(target.url, "team/two:2.0", tmp_path / "out")
+
+    mark = target.mark()
+    again = run_cli("push", "app", "--to", f"{target.url}/team/two", "--tags", "2.*", store=store)
+    assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+    assert {(a.method, a.kind) for a in target.requests_since(mark)} <= {("HEAD", "manifest"), ("GET", "ping")}
+    missing = run_cli("push", "nope", "--to", f"{target.url}/team/x", store=store)
+    assert missing.returncode == 1 and "no repository 'nope'" in missing.stderr

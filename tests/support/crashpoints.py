@@ -52,7 +52,7 @@ GC_LOG_ENV = "RECONCILER_GC_WRITE_LOG"
 #: the store methods that write (each call is one write event)
 WRITE_METHODS = frozenset({"manifest_put", "manifests_put", "version_commit", "repository_create",
                            "repository_update", "repository_delete", "publish", "unpublish", "publications_switch",
-                           "v1_images_put", "v1_commit", "versions_drop"})
+                           "v1_images_put", "v1_commit", "versions_drop", "push_record"})
 
 
 class KillSwitch:

@@ -20,12 +20,14 @@ from reconciler.plan.actions import (
     CopyContent,
     CopyTag,
     CreateRepository,
+    DeletePushedTag,
     DeleteRepository,
     Download,
     DropVersions,
     Op,
     PinTag,
     Publish,
+    PushTag,
     RemoveContent,
     RemoveTag,
     SyncTag,
@@ -73,6 +75,11 @@ SAMPLES: list[Action] = [
             release_from="old", handover="team/web", **HEAD),
     Unpublish(id="web/unpublish/team/web", change=Change.DELETE, publish_name="team/web", **HEAD),
     DropVersions(id="web/drop_versions/versions", change=Change.DELETE, versions=(1, 2, 4), frees_bytes=0, **HEAD),
+    PushTag(id="web/push_tag/harbor/team/web:v1", change=Change.UPDATE, target="harbor/team/web", registry="harbor",
+            target_name="team/web", tag="v1", digest=B, old_digest=A, push_blobs=3, push_bytes=4096,
+            blobs_present=1, **HEAD),
+    DeletePushedTag(id="web/delete_pushed_tag/harbor/team/web:old", change=Change.DELETE, target="harbor/team/web",
+                    registry="harbor", target_name="team/web", tag="old", old_digest=A, **HEAD),
 ]
 
 
