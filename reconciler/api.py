@@ -506,7 +506,8 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
 def push_repository(store: Store, repo_id: str, to: str, *, tags: Sequence[str] = (),
                     username_env: str | None = None, password_env: str | None = None, auth_file: str | None = None,
                     tls_verify: bool = True, ca_file: str | None = None, timeout: float = 60.0, retries: int = 4,
-                    jobs: int = 6, lock_timeout: float = 60.0) -> tuple[Plan, ApplyResult]:
+                    jobs: int = 6, lock_timeout: float = 60.0,
+                    progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
     """``reconciler push REPO --to REGISTRY_URL/NAME``: the one-off push, planned and
     applied as a ``push:`` target of repos.yaml is (``apply.pushcmd``)."""
     from reconciler.apply.pushcmd import push_one_off
@@ -517,7 +518,7 @@ def push_repository(store: Store, repo_id: str, to: str, *, tags: Sequence[str] 
                             max_concurrency=jobs, name=url.split("://", 1)[-1])
     with UpstreamPool() as pool:
         return push_one_off(store, repo_id, config, name, TagFilter(tuple(tags)), pool, lock_timeout=lock_timeout,
-                            command=f"push {repo_id} --to {to}")
+                            command=f"push {repo_id} --to {to}", progress=progress)
 
 
 def split_push_target(to: str) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from reconciler.apply.result import ApplyResult
-from reconciler.apply.runner import Runner
+from reconciler.apply.runner import RepoProgress, Runner
 from reconciler.apply.session import locked
 from reconciler.desired.model import DesiredState, PushSpec, RepositorySpec
 from reconciler.errors import RepositoryNotFound
@@ -38,8 +38,8 @@ def push_desired(repo_id: str, registry: RegistryConfig, name: str, tags: TagFil
 
 
 def push_one_off(store: Store, repo_id: str, registry: RegistryConfig, name: str, tags: TagFilter,
-                 targets: PushTargets, *, lock_timeout: float = 60.0, command: str = "push"
-                 ) -> tuple[Plan, ApplyResult]:
+                 targets: PushTargets, *, lock_timeout: float = 60.0, command: str = "push",
+                 progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
     """Plan and apply the push of ``repo_id``'s selected tags under the store lock."""
     desired = push_desired(repo_id, registry, name, tags)
     with locked(store, lock_timeout, None):
@@ -54,6 +54,6 @@ def push_one_off(store: Store, repo_id: str, registry: RegistryConfig, name: str
             return plan, ApplyResult(plan.digest())
         if not plan.actions:
             return plan, ApplyResult(plan.digest())
-        runner = Runner(plan, store, desired, command=command)
+        runner = Runner(plan, store, desired, command=command, progress=progress)
         runner.pusher.targets = targets  # (no upstream: nothing is synced)
         return plan, runner.run()

@@ -78,8 +78,10 @@ class Pusher:
             outcome = PushOutcome()
             try:
                 version = runner.store.version_get(repo)
+                report = runner.progress
                 outcome = push_tags(runner.store, version, client, spec.name, {a.tag: a.digest for a in pushes},
-                                    jobs=spec.registry.max_concurrency, mounts=self.mounts, stop=runner.stop)
+                                    jobs=spec.registry.max_concurrency, mounts=self.mounts, stop=runner.stop,
+                                    progress=(lambda e: report(f"{repo} -> {label}", e)) if report else None)
                 for a in pushes:
                     runner._done(a)
             except PushFailed as exc:

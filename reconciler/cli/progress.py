@@ -27,7 +27,11 @@ from typing import TextIO
 from reconciler.cli.context import human_bytes
 from reconciler.ops.parallel import Progress, ProgressEvent
 
-_PHASES = {"tags": "resolving tags", "manifests": "fetching manifests", "blobs": "downloading blobs"}
+_PHASES = {"tags": "resolving tags", "manifests": "fetching manifests", "blobs": "downloading blobs",
+           "upload": "uploading blobs"}
+#: phase -> (starting, done, nothing to move): a download, or a push's upload (issue 23)
+_VERBS = {"blobs": ("downloading", "downloaded", "already stored"),
+          "upload": ("uploading", "uploaded", "already there")}
 
 
 def _blobs(n: int) -> str:
@@ -40,6 +44,7 @@ class _Repo:
     blobs_total: int = 0
     bytes: int = 0
     finished: bool = False
+    phase: str = "blobs"
 
 
 class ProgressRenderer:
@@ -68,7 +73,7 @@ class ProgressRenderer:
     # -- one repository, every phase ---------------------------------------------------
     def _phase(self, event: ProgressEvent) -> None:
         label = _PHASES.get(event.phase, event.phase)
-        size = f" ({human_bytes(event.bytes)})" if event.bytes and event.phase == "blobs" else ""
+        size = f" ({human_bytes(event.bytes)})" if event.bytes and event.phase in _VERBS else ""
         count = f"{label}: {event.done}/{event.total}{size}"
         if self.tty:
             if event.done == event.total:
@@ -87,26 +92,29 @@ class ProgressRenderer:
     # -- several repositories, their downloads -----------------------------------------
     def _download(self, repo: str, event: ProgressEvent) -> None:
         state = self._repos.setdefault(repo, _Repo())
-        if event.phase != "blobs":
+        if event.phase not in _VERBS:
             return
+        starting_verb, done_verb, nothing = _VERBS[event.phase]
         starting = event.done == 0
         state.blobs_done, state.blobs_total, state.bytes = event.done, event.total, event.bytes
+        state.phase = event.phase
         if starting and not self.tty:
-            self._line(f"{repo}: downloading {_blobs(event.total)}")
+            self._line(f"{repo}: {starting_verb} {_blobs(event.total)}")
         if event.done == event.total and not state.finished:
             state.finished = True
             if event.bytes:
-                self._line(f"{repo}: downloaded {_blobs(event.total)}, {human_bytes(event.bytes)}")
+                self._line(f"{repo}: {done_verb} {_blobs(event.total)}, {human_bytes(event.bytes)}")
             else:  # another repository's download (or an earlier run) brought them
-                self._line(f"{repo}: {_blobs(event.total)} already stored")
+                self._line(f"{repo}: {_blobs(event.total)} {nothing}")
         elif self.tty:
             self._status()
 
     def _status(self) -> None:
-        active = [f"{r} {s.blobs_done}/{s.blobs_total} {human_bytes(s.bytes)}"
-                  for r, s in self._repos.items() if not s.finished and s.blobs_total]
+        moving = [s for s in self._repos.items() if not s[1].finished and s[1].blobs_total]
+        active = [f"{r} {s.blobs_done}/{s.blobs_total} {human_bytes(s.bytes)}" for r, s in moving]
         if active:
-            self._show("downloading: " + " | ".join(active))
+            verbs = {_VERBS[s.phase][0] for _, s in moving}
+            self._show(f"{verbs.pop() if len(verbs) == 1 else 'transferring'}: " + " | ".join(active))
         else:
             self._erase()
 

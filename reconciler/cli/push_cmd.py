@@ -3,10 +3,13 @@ registry once, planned and applied as a ``push:`` target of repos.yaml is (issue
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from reconciler import api
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
+from reconciler.cli.progress import ProgressRenderer
 from reconciler.plan.render_text import action_line
 
 
@@ -45,10 +48,15 @@ def push_cmd(app: AppContext, repo_id: str, to: str, tags: tuple[str, ...], user
           --password-env HARBOR_TOKEN
       reconciler push web --to http://127.0.0.1:5000/mirror/web --tags 'v1.*' --json
     """
-    plan, result = api.push_repository(app.store, repo_id, to, tags=tags, username_env=username_env,
-                                       password_env=password_env, auth_file=auth_file, tls_verify=tls_verify,
-                                       ca_file=ca_file, timeout=timeout, retries=retries, jobs=jobs,
-                                       lock_timeout=lock_timeout)
+    renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty(), phases=True)
+    try:
+        plan, result = api.push_repository(app.store, repo_id, to, tags=tags, username_env=username_env,
+                                           password_env=password_env, auth_file=auth_file, tls_verify=tls_verify,
+                                           ca_file=ca_file, timeout=timeout, retries=retries, jobs=jobs,
+                                           lock_timeout=lock_timeout, progress=renderer)
+    finally:
+        if renderer is not None:
+            renderer.close()
     if as_json:
         echo_json({"ok": not plan.errors and result.ok, "plan": [a.to_json() for a in plan.actions],
                    "errors": [e.to_json() for e in plan.errors], "requests": plan.refresh.requests,

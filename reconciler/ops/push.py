@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.errors import ReconcilerError, RegistryError, StalePlan
 from reconciler.model import Digest, Index
@@ -91,6 +91,9 @@ def push_tags(store: Store, version: RepositoryVersion, target: PushTarget, name
             raise StalePlan(f"{version.repo_id}: tag {tag} is {now} in version {version.number}, the plan pushes "
                             f"{digest}", hint="plan again")
     source = StoreSource.of_version(store, version)
+    if progress is not None:  # the walk's blob phase is an upload here
+        report = progress
+        progress = lambda e: report(replace(e, phase="upload")) if e.phase == "blobs" else None  # noqa: E731
     manifests: dict[str, AnyManifest] = {t: source.manifest(d) for t, d in tags.items()}
 
     def record(tag: str, m: AnyManifest) -> None:

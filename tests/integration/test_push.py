@@ -99,6 +99,9 @@ def test_apply_pushes_everything_and_a_second_run_is_heads_only(
 
     applied = run_cli("apply", "-f", str(yaml), store=store)
     assert applied.returncode == 0, applied.stdout + applied.stderr
+    # not a terminal: plain lines, as for downloads
+    assert re.search(r"^app -> tgt/team/app: uploaded \d+ blobs, [\d.]+ (B|KiB)$", applied.stderr, re.M), \
+        applied.stderr
     for tag, image in (("1.0", IMAGES["a"]), ("1.1", IMAGES["a"]), ("2.0", IMAGES["multi"]),
                        ("latest", IMAGES["multi"])):
         assert sha(skopeo_raw(target.url, f"team/app:{tag}")) == str(image.digest)
