@@ -91,6 +91,13 @@ TARGETS = (
     Target("startup", "`reconciler --version` under 100 ms", ("version", "wall_s"), "<", 0.1, "s", issue=24),
     Target("startup", "`reconciler validate -f examples/demo.yaml` under 100 ms", ("validate_demo", "wall_s"), "<",
            0.1, "s", issue=24),
+    # issue 23
+    Target("push", "Cold push of the fixture set faster than `regsync once` into an empty registry",
+           ("ratios", "regsync_cold_wall_over_ours"), ">=", 1, "x", issue=23, peer="regsync"),
+    Target("push", "No-change push (`apply`) no slower than a `regsync once` re-run",
+           ("ratios", "regsync_rerun_wall_over_ours_apply"), ">=", 1, "x", issue=23, peer="regsync"),
+    Target("push", "No-change push (`apply`) at least 5x faster than a `skopeo sync --dest docker` re-run",
+           ("ratios", "skopeo_rerun_wall_over_ours_apply"), ">=", 5, "x", issue=23),
     *(t for backend in ("sqlite", "postgresql") for t in (
         Target("large_store", f"{backend}, 100,000 manifests: manifest GET p99 under 10 ms at 16 connections",
                (backend, "serve", "latency_p99_ms"), "<", 10, "ms", issue=24,
@@ -177,7 +184,14 @@ def _detail(name: str, sec: dict[str, Any]) -> list[str]:
 
 def _tables(name: str, sec: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    if name in ("cold_sync", "refresh", "latency", "cold_sync_big"):
+    if name == "push":
+        cols = ["wall_s", "cpu_s", "peak_rss_mb", "requests", "manifest_requests", "blob_requests",
+                "source_requests", "source_get_bytes", "requests_per_tag"]
+        rows = [[k] + [v.get(c) for c in cols] for k, v in sec.items() if isinstance(v, dict) and "wall_s" in v]
+        out += ["Requests are the target registry's (`source_*`: the upstream's; ours reads blobs from its store).",
+                ""]
+        out += _table(["client"] + cols, rows)
+    elif name in ("cold_sync", "refresh", "latency", "cold_sync_big"):
         cols = ["wall_s", "cpu_s", "peak_rss_mb", "mb_per_s", "requests", "manifest_requests", "blob_requests",
                 "get_bytes", "requests_per_tag", "manifest_requests_per_tag"]
         rows = [[k] + [v.get(c) for c in cols] for k, v in sec.items() if isinstance(v, dict) and "wall_s" in v]

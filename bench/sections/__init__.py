@@ -7,6 +7,7 @@ from bench.sections import (
     latency,
     memory,
     plan_scale,
+    push,
     refresh,
     serving,
     serving_scaleout,
@@ -17,6 +18,7 @@ from bench.sections import (
 ALL = {
     "cold_sync": cold_sync.run,
     "refresh": refresh.run,
+    "push": push.run,
     "latency": latency.run,
     "cold_sync_big": cold_sync_big.run,
     "plan_scale": plan_scale.run,

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 #: every section (their reconciler commands are all on main: apply, plan, serve, publish, store du)
-SECTIONS = ("cold_sync", "refresh", "latency", "cold_sync_big", "plan_scale", "serving", "memory", "serving_scaleout",
+SECTIONS = ("cold_sync", "refresh", "push", "latency", "cold_sync_big", "plan_scale", "serving", "memory", "serving_scaleout",
             "store_du", "startup", "large_store")
 
 
@@ -122,13 +122,23 @@ def check_serving_scaleout(s: dict[str, Any]) -> None:
               "cached_manifest_get_rps", "cached_blob_mb_per_s")
 
 
+def check_push(s: dict[str, Any]) -> None:
+    for run in ("ours_cold", "skopeo_cold", "ours_plan", "ours_apply", "skopeo"):
+        _positive(s[run], "wall_s", "requests")
+    assert s["ours_cold"]["blob_requests"] > 0
+    # nothing to change: one HEAD per tag at the target (and a ping), never a blob
+    assert set(s["ours_apply"]["target_by_method"]) <= {"HEAD", "GET"} and s["ours_apply"]["blob_requests"] == 0
+    assert s["ours_plan"]["manifest_requests"] == s["tags"]
+    _positive(s["ratios"], "skopeo_cold_wall_over_ours", "skopeo_rerun_wall_over_ours_apply")
+
+
 def check_store_du(s: dict[str, Any]) -> None:
     [scale] = [v for v in s.values() if isinstance(v, dict) and "repos" in v]
     _positive(scale, "wall_s", "peak_rss_mb", "total_bytes", "old_versions_bytes")
     assert scale["manifests"] == scale["repos"] * 10  # the smoke scale: 10 manifests per repository
 
 
-CHECKS = {"cold_sync": check_cold_sync, "refresh": check_refresh, "latency": check_latency,
+CHECKS = {"cold_sync": check_cold_sync, "refresh": check_refresh, "push": check_push, "latency": check_latency,
           "cold_sync_big": check_cold_sync_big, "startup": check_startup, "large_store": check_large_store, "plan_scale": check_plan_scale,
           "serving": check_serving, "memory": check_memory, "serving_scaleout": check_serving_scaleout,
           "store_du": check_store_du}
