@@ -1,6 +1,9 @@
-"""Apply's push targets (issue 23): after a repository's new version is committed (and
-published), its ``PushTag`` / ``DeletePushedTag`` actions run target by target, each
-target through one transfer walk (``ops.push``): the content first, then the tags.
+"""Apply's push targets (issue 23): once every repository's new version is committed (and
+published), the ``PushTag`` / ``DeletePushedTag`` actions run target by target, several
+targets at once (``MAX_PARALLEL_TARGETS``; each with its registry's ``max_concurrency``),
+each target through one transfer walk (``ops.push``): the content first, then the tags.
+A repository's pushes wait for its own version only, but pushing them all together lets
+targets on a slow registry overlap instead of queueing behind each other.
 
 Each target is journaled on its own (``ApplyResult.pushes``: tags moved, blobs uploaded,
 mounted or present, manifests put, tags deleted, the error). A failed push fails that
@@ -11,6 +14,8 @@ holds them completely); other targets and repositories go on.
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from reconciler.desired.model import PushSpec
@@ -20,11 +25,17 @@ from reconciler.ops.push import PushFailed, PushOutcome, delete_tags, push_tags,
 from reconciler.ops.transfer.registrysink import MountIndex
 from reconciler.plan.actions import DeletePushedTag, PushAction, PushTag
 from reconciler.plan.pushes import PushTargets
+from reconciler.registry.protocol import PushTarget
 
 if TYPE_CHECKING:
     from reconciler.apply.runner import Runner
 
 log = logging.getLogger(__name__)
+
+__all__ = ["MAX_PARALLEL_TARGETS", "DeletePushedTag", "PushTag", "Pusher"]  # (the runner takes the types from here)
+
+#: push targets pushed at once
+MAX_PARALLEL_TARGETS = 4
 
 
 class Pusher:
@@ -36,6 +47,9 @@ class Pusher:
         self.targets = sources if isinstance(sources, PushTargets) else None
         self.mounts = MountIndex()
         self._seeded: set[str] = set()
+        self._queued: list[tuple[str, list[PushAction]]] = []
+        #: the runner's bookkeeping is not thread-safe: one target reports at a time
+        self._lock = threading.Lock()
 
     def _spec(self, repo: str, a: PushAction) -> PushSpec:
         spec = self.runner.desired.repositories.get(repo)
@@ -44,58 +58,85 @@ class Pusher:
                 return p
         raise ConfigError(f"{repo}: no push target {a.target} in repos.yaml any more", hint="plan again")
 
-    def run(self, repo: str, actions: list[PushAction]) -> None:
+    def queue(self, repo: str, actions: list[PushAction]) -> None:
+        """``repo``'s push actions, run by ``flush`` once every repository is applied."""
         groups: dict[tuple[str, str], list[PushAction]] = {}
         for a in actions:
             groups.setdefault((a.registry, a.target_name), []).append(a)
-        for group in groups.values():
-            self._target(repo, group)
+        self._queued += [(repo, group) for group in groups.values()]
+
+    def flush(self) -> None:
+        """Push every queued target, ``MAX_PARALLEL_TARGETS`` at once; a requested stop
+        leaves those not started to the runner (reported skipped)."""
+        work, self._queued = self._queued, []
+        if not work:
+            return
+        if len(work) == 1:
+            self._target(*work[0])
+            return
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TARGETS, len(work)),
+                                thread_name_prefix="apply-push") as pool:
+            for future in [pool.submit(self._target, repo, group) for repo, group in work]:
+                future.result()
+        self.runner.stop.check()
 
     def _target(self, repo: str, group: list[PushAction]) -> None:
         runner = self.runner
-        ready = [a for a in group if not runner._blocked(a)]
+        with self._lock:
+            if runner.stop.is_set():
+                return  # not started: the runner reports it skipped
+            ready = [a for a in group if not runner._blocked(a)]
         if not ready:
             return
         label = ready[0].target
         record: dict[str, object] = {}
-        runner.result.pushes[label] = record
+        done: list[PushAction] = []
+        failed: list[tuple[PushAction, ReconcilerError]] = []
         try:
             spec = self._spec(repo, ready[0])
             if self.targets is None:
                 raise ConfigError(f"{repo}: no registry client to push to {label}")
             client = self.targets.push_target(spec.registry)
-            key = registry_key(client.base)
-            if key not in self._seeded:
-                seed_mounts(runner.store, self.mounts, key)
-                self._seeded.add(key)
+            with self._lock:
+                key = registry_key(spec.registry.url)
+                if key not in self._seeded:  # blobs of what we pushed there before, to mount
+                    seed_mounts(runner.store, self.mounts, key)
+                    self._seeded.add(key)
         except ReconcilerError as exc:
             record["error"] = exc.message
-            for a in ready:
-                runner._failed(a, exc)
-            return
+            failed = [(a, exc) for a in ready]
+        else:
+            self._push(repo, spec, client, label, ready, record, done, failed)
+        with self._lock:
+            runner.result.pushes[label] = record
+            for a in done:
+                runner._done(a)
+            for a, error in failed:
+                runner._failed(a, error)
+        log.info("%s: %s", label, record)
+
+    def _push(self, repo: str, spec: PushSpec, client: PushTarget, label: str, ready: list[PushAction],
+              record: dict[str, object], done: list[PushAction], failed: list[tuple[PushAction, ReconcilerError]],
+              ) -> None:
+        runner = self.runner
         pushes = [a for a in ready if isinstance(a, PushTag)]
         if pushes:
             outcome = PushOutcome()
+            report = runner.progress
             try:
-                version = runner.store.version_get(repo)
-                report = runner.progress
-                outcome = push_tags(runner.store, version, client, spec.name, {a.tag: a.digest for a in pushes},
-                                    jobs=spec.registry.max_concurrency, mounts=self.mounts, stop=runner.stop,
+                outcome = push_tags(runner.store, runner.store.version_get(repo), client, spec.name,
+                                    {a.tag: a.digest for a in pushes}, jobs=spec.registry.max_concurrency,
+                                    mounts=self.mounts, stop=runner.stop,
                                     progress=(lambda e: report(f"{repo} -> {label}", e)) if report else None)
-                for a in pushes:
-                    runner._done(a)
+                done += pushes
             except PushFailed as exc:
                 outcome = exc.outcome
                 record["error"] = exc.message
-                for a in pushes:
-                    if a.tag in outcome.tagged:
-                        runner._done(a)
-                    else:
-                        runner._failed(a, exc)
+                done += [a for a in pushes if a.tag in outcome.tagged]  # complete at the target
+                failed += [(a, exc) for a in pushes if a.tag not in outcome.tagged]
             except ReconcilerError as exc:
                 record["error"] = exc.message
-                for a in pushes:
-                    runner._failed(a, exc)
+                failed += [(a, exc) for a in pushes]
             record.update(outcome.to_json())
         deleted: list[str] = []
         for a in ready:
@@ -103,10 +144,9 @@ class Pusher:
                 continue
             try:
                 deleted += delete_tags(runner.store, client, spec.name, [a.tag])
-                runner._done(a)
+                done.append(a)
             except ReconcilerError as exc:
                 record.setdefault("error", exc.message)
-                runner._failed(a, exc)
+                failed.append((a, exc))
         if deleted:
             record["deleted"] = deleted
-        log.info("%s: %s", label, record)

@@ -42,7 +42,7 @@ from typing import Protocol
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
 from reconciler.apply.observer import Observer, current
-from reconciler.apply.pushing import Pusher
+from reconciler.apply.pushing import DeletePushedTag, Pusher, PushTag
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
@@ -63,12 +63,10 @@ from reconciler.plan.actions import (
     Action,
     ContentAction,
     CreateRepository,
-    DeletePushedTag,
     DeleteRepository,
     DropVersions,
     PublicationAction,
     Publish,
-    PushTag,
     SyncTag,
     Unpublish,
     UpdateRepository,
@@ -221,6 +219,7 @@ class Runner:
                     self.stop.check()
                     self._repository(repo, actions)
                     self.observer.event("apply", f"repo:{repo}")
+            self.pusher.flush()  # every repository's new version is in: push targets, several at once
         except Interrupted as exc:
             self.result.stopped, self.result.exit_code = exc.message, exc.exit_code
             seen = {r.id for r in self.result.results}
@@ -367,7 +366,7 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
-        self.pusher.run(repo, [a for a in actions if isinstance(a, (PushTag, DeletePushedTag))])
+        self.pusher.queue(repo, [a for a in actions if isinstance(a, (PushTag, DeletePushedTag))])
         if drop_action is not None:
             self._retain(repo, drop_action, dropped)
 

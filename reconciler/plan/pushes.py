@@ -41,6 +41,8 @@ from reconciler.plan.observed import Observed
 from reconciler.registry.protocol import PushTarget
 from reconciler.store.protocol import Store
 
+#: push targets read at once
+MAX_PARALLEL_TARGETS = 4
 PUSH = "push to {target}"
 MOVE = "moved here, {target} still has the old digest"
 PRUNED = "pushed by us, no longer selected (prune)"
@@ -98,7 +100,6 @@ def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: St
     actions: list[Action] = []
     errors: list[PlanError] = []
     notes: dict[str, list[str]] = {}
-    requests = 0
 
     def lookup(d: Digest) -> Manifest | Index | None:
         found = observed.manifests.get(d) or observed.indexes.get(d)
@@ -107,25 +108,33 @@ def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: St
         return found
 
     planned = [r.id for r in plan.repositories if r.status != "!"]
+    work: list[tuple[str, PushSpec, dict[str, Digest], dict[str, str]]] = []
     for repo in planned:
         spec = desired.repositories.get(repo)
         if spec is None or not spec.push:
             continue
         tags = tags_after(plan, observed, repo)
         setters = {a.tag: a.id for a in plan.actions_for(repo) if isinstance(a, (SetTag, Upload)) and a.tag}
-        for target in spec.push:
-            client = targets.push_target(target.registry)
-            before = client.stats.total
-            try:
-                got, said = _target(repo, target, tags, setters, client, store, lookup)
-            except ReconcilerError as exc:
-                errors.append(PlanError(f"push target {target.label}: {exc.message}", repo=repo, kind="refresh",
-                                        where=desired.where("repositories", repo, "push"), hint=exc.hint))
-                continue
-            finally:
-                requests += client.stats.total - before
-            actions += got
-            notes.setdefault(repo, []).extend(said)
+        work += [(repo, target, tags, setters) for target in spec.push]
+    clients = {id(c): c for c in (targets.push_target(t.registry) for _, t, _, _ in work)}
+    before = {k: c.stats.total for k, c in clients.items()}
+
+    def one(item: tuple[str, PushSpec, dict[str, Digest], dict[str, str]]) -> tuple[list[Action], list[str]] | PlanError:
+        repo, target, tags, setters = item
+        try:
+            return _target(repo, target, tags, setters, targets.push_target(target.registry), store, lookup)
+        except ReconcilerError as exc:
+            return PlanError(f"push target {target.label}: {exc.message}", repo=repo, kind="refresh",
+                             where=desired.where("repositories", repo, "push"), hint=exc.hint)
+
+    # targets are read several at once (each with its registry's max_concurrency)
+    for (repo, _, _, _), got in run_bounded(one, work, jobs=MAX_PARALLEL_TARGETS):
+        if isinstance(got, PlanError):
+            errors.append(got)
+        else:
+            actions += got[0]
+            notes.setdefault(repo, []).extend(got[1])
+    requests = sum(c.stats.total - before[k] for k, c in clients.items())
     if not actions and not errors and not notes:
         return plan
     changed = {a.repo for a in actions}

@@ -78,6 +78,11 @@ class PushClient(RegistryClient):
                  timeout: tuple[float, float] | None = None) -> None:
         super().__init__(config, retry=retry, timeout=timeout)
         self.chunk_threshold, self.push_chunk = chunk_threshold, max(1, chunk_size)
+        #: (name, blob) -> whether the target holds it, as this client last heard or made it
+        #: so: the plan's HEADs (``apply -f`` and ``push`` plan and apply with one client)
+        #: are not sent again by the walk. A blob that went away in between fails the
+        #: manifest PUT (the registry checks its references), so no tag moves; re-run.
+        self._blobs: dict[tuple[str, Digest], bool] = {}
 
     def _push_url(self, name: str, tail: str) -> tuple[str, str]:
         name = normalize_upstream_name(self.base, name)
@@ -109,6 +114,9 @@ class PushClient(RegistryClient):
 
     # -- blobs ---------------------------------------------------------------------------
     def blob_exists(self, name: str, digest: Digest) -> bool:
+        known = self._blobs.get((name, digest))
+        if known is not None:
+            return known
         url, scope = self._push_url(name, f"blobs/{digest}")
 
         def attempt() -> bool:
@@ -120,7 +128,9 @@ class PushClient(RegistryClient):
                     return False
                 raise self._error("HEAD", url, resp)
 
-        return self._retry(attempt, f"HEAD {url}")
+        held = self._retry(attempt, f"HEAD {url}")
+        self._blobs[(name, digest)] = held
+        return held
 
     def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
         url, scope = self._push_url(name, "blobs/uploads/")
@@ -139,7 +149,10 @@ class PushClient(RegistryClient):
                     return False
                 raise self._error("POST", url, resp)
 
-        return self._retry(attempt, f"POST {url}")
+        mounted = self._retry(attempt, f"POST {url}")
+        if mounted:
+            self._blobs[(name, digest)] = True
+        return mounted
 
     def _cancel(self, location: str, scope: str) -> None:
         try:
@@ -164,8 +177,11 @@ class PushClient(RegistryClient):
         if size is not None and size <= self.chunk_threshold:
             data = b"".join(chunks)  # (the walk's check raises here when the bytes are wrong)
             self._retry(lambda: self._monolithic(name, digest, data), f"upload {digest} to {name}")
-            return len(data)
-        return self._chunked(name, digest, chunks)
+            sent = len(data)
+        else:
+            sent = self._chunked(name, digest, chunks)
+        self._blobs[(name, digest)] = True
+        return sent
 
     def _monolithic(self, name: str, digest: Digest, data: bytes) -> None:
         location, scope = self._start(name)

@@ -263,3 +263,43 @@ def test_one_off_push_mounts_blobs_we_pushed_to_another_repository(
     assert {(a.method, a.kind) for a in target.requests_since(mark)} <= {("HEAD", "manifest"), ("GET", "ping")}
     missing = run_cli("push", "nope", "--to", f"{target.url}/team/x", store=store)
     assert missing.returncode == 1 and "no repository 'nope'" in missing.stderr
+
+
+def test_sigkill_while_pushing_then_rerun_converges(
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    """Killed right after a push record is written (the tag not moved yet), at each one:
+    the store stays sound, no tag points at missing content, and the next apply finishes
+    the push (the record was written ahead, so prune would know the tag is ours)."""
+    from tests.support.crashpoints import LOG_ENV, MODULE
+
+    push_image(registry.url, repo_name, IMAGES["a"], ["1.0"])
+    push_image(registry.url, repo_name, IMAGES["multi"], ["2.0"])
+    yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, target.url, push=", prune: true")
+    log = tmp_path / "writes.log"
+    counted = run_cli("apply", "-f", str(yaml), store=tmp_path / "counted", module=MODULE, env={LOG_ENV: str(log)})
+    assert counted.returncode == 0, counted.stderr
+    points = [line.split()[0] for line in log.read_text().splitlines() if line.split()[1] == "push_record"]
+    assert len(points) == 2  # one per tag, each before its tag moves
+    for n in points:
+        here = start_registry(tmp_path / f"target-{n}")
+        try:
+            store = tmp_path / f"store-{n}"
+            yaml_n = write_yaml(tmp_path / f"repos-{n}.yaml", registry, repo_name, here.url, push=", prune: true")
+            killed = run_cli("apply", "-f", str(yaml_n), store=store, module=MODULE,
+                             env={"RECONCILER_APPLY_KILL_AT": f"write:{n}"})
+            assert killed.returncode == -9, killed.stdout + killed.stderr
+            for tag, image in (("1.0", IMAGES["a"]), ("2.0", IMAGES["multi"])):
+                got = subprocess.run([require_binary("skopeo", "skopeo"), "inspect", "--raw", "--tls-verify=false",
+                                      f"docker://{here.host}/team/app:{tag}"], capture_output=True, timeout=60)
+                if got.returncode == 0:  # a tag that is there is complete
+                    assert sha(got.stdout) == str(image.digest)
+                    skopeo_copy(here.url, f"team/app:{tag}", tmp_path / f"out-{n}-{tag}")
+            assert run_cli("store", "check", store=store).returncode == 0
+            rerun = run_cli("apply", "-f", str(yaml_n), store=store)
+            assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+            assert sha(skopeo_raw(here.url, "team/app:2.0")) == str(IMAGES["multi"].digest)
+            assert sha(skopeo_raw(here.url, "team/app:1.0")) == str(IMAGES["a"].digest)
+            final = run_cli("plan", "-f", str(yaml_n), "--detailed-exitcode", store=store)
+            assert final.returncode == 0, final.stdout
+        finally:
+            here.stop()
