@@ -158,6 +158,18 @@ def test_moved_tags_follow_and_prune_deletes_only_tags_we_pushed(
     final = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
     assert final.returncode == 0, final.stdout
 
+    # someone moves a tag we pushed, at the target: drift says so; a saved plan puts it back
+    push_image(target.url, "team/app", IMAGES["c"], ["1.1"])
+    drift = json.loads(run_cli("drift", "-f", str(yaml), "--json", store=store).stdout)
+    [item] = [i for items in drift["causes"].values() for i in items]
+    assert item["cause"] == "manual" and "changed at the target" in item["why"], drift
+    saved = tmp_path / "plan.json"
+    run_cli("plan", "-f", str(yaml), "--out", str(saved), store=store, check=True)
+    assert any(a["op"] == "push_tag" and a["tag"] == "1.1" and a["old_digest"] == str(IMAGES["c"].digest)
+               for a in json.loads(saved.read_text())["actions"])
+    run_cli("apply", str(saved), store=store, check=True)
+    assert sha(skopeo_raw(target.url, "team/app:1.1")) == str(IMAGES["a"].digest)
+
 
 @pytest.mark.parametrize("kind", ["basic_registry", "token_registry"])
 def test_push_with_credentials(kind: str, request: pytest.FixtureRequest, registry: RunningRegistry,
