@@ -94,10 +94,13 @@ class PushClient(RegistryClient):
             raise RegistryError("POST", url, resp.status_code, temporary=False,
                                 detail="upload session answered without a Location")
         target = urljoin(url, location)
-        if urlsplit(target).netloc != urlsplit(self.base).netloc:
-            # our token goes only to the registry: an upload elsewhere is not followed
+        there, home = urlsplit(target), urlsplit(self.base)
+        if (there.scheme, there.netloc.lower()) != (home.scheme, home.netloc.lower()):
+            # our credentials go only to the registry, and never in clear text
             raise RegistryError("POST", url, resp.status_code, temporary=False,
-                                detail=f"upload location on another host ({urlsplit(target).netloc})")
+                                detail=f"the upload location is not on the registry ({there.scheme}://{there.netloc})",
+                                hint="the registry (or a proxy in front of it) builds upload URLs for another "
+                                     "host or scheme; fix its external URL setting")
         return target
 
     def _check_digest(self, method: str, url: str, resp: requests.Response, expected: Digest) -> None:

@@ -255,12 +255,12 @@ def test_one_off_push_mounts_blobs_we_pushed_to_another_repository(
     assert first.returncode == 0, first.stdout + first.stderr
     doc = json.loads(first.stdout)
     assert doc["ok"] and {a["tag"] for a in doc["plan"]} == {"2.0", "latest"}
-    assert doc["result"]["pushes"]["127.0.0.1:%d/team/one" % target.port]["blobs_mounted"] == 0
+    assert doc["result"]["pushes"][f"127.0.0.1:{target.port}/team/one"]["blobs_mounted"] == 0
 
     mark = target.mark()
     second = run_cli("push", "app", "--to", f"{target.url}/team/two", "--tags", "2.*", store=store)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "+ push 2.0 -> 127.0.0.1:%d/team/two" % target.port in second.stdout
+    assert f"+ push 2.0 -> 127.0.0.1:{target.port}/team/two" in second.stdout
     seen = target.requests_since(mark)
     mounts = [a for a in seen if a.method == "POST" and "mount=" in a.path]
     blob_count = len({b.digest for c in IMAGES["multi"].children for b in c.manifest.blobs()})
