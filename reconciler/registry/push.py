@@ -116,10 +116,7 @@ class PushClient(RegistryClient):
             raise DigestMismatch(str(expected), str(got), where=f"{method} {url}")
 
     # -- blobs ---------------------------------------------------------------------------
-    def blob_exists(self, name: str, digest: Digest) -> bool:
-        known = self._blobs.get((name, digest))
-        if known is not None:
-            return known
+    def _blob_exists(self, name: str, digest: Digest) -> bool:
         url, scope = self._push_url(name, f"blobs/{digest}")
 
         def attempt() -> bool:
@@ -135,7 +132,7 @@ class PushClient(RegistryClient):
         self._blobs[(name, digest)] = held
         return held
 
-    def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
+    def _blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
         url, scope = self._push_url(name, "blobs/uploads/")
         source = normalize_upstream_name(self.base, from_name)
         query = f"{url}?{urlencode({'mount': str(digest), 'from': source})}"
@@ -176,7 +173,7 @@ class PushClient(RegistryClient):
 
         return self._retry(attempt, f"POST {url}"), scope
 
-    def blob_upload(self, name: str, digest: Digest, chunks: Iterator[bytes], size: int | None) -> int:
+    def _blob_upload(self, name: str, digest: Digest, chunks: Iterator[bytes], size: int | None) -> int:
         if size is not None and size <= self.chunk_threshold:
             data = b"".join(chunks)  # (the walk's check raises here when the bytes are wrong)
             self._retry(lambda: self._monolithic(name, digest, data), f"upload {digest} to {name}")
@@ -268,7 +265,7 @@ class PushClient(RegistryClient):
             return int(end) + 1 if end.isdigit() else None
 
     # -- manifests and tags ------------------------------------------------------------------
-    def manifest_exists(self, name: str, reference: str) -> Digest | None:
+    def _manifest_exists(self, name: str, reference: str) -> Digest | None:
         url, scope = self._push_url(name, f"manifests/{reference}")
 
         def attempt() -> Digest | None:
@@ -286,7 +283,7 @@ class PushClient(RegistryClient):
 
         return self._retry(attempt, f"HEAD {url}")
 
-    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
+    def _manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
         url, scope = self._push_url(name, f"manifests/{reference}")
 
         def attempt() -> None:
@@ -299,9 +296,7 @@ class PushClient(RegistryClient):
 
         self._retry(attempt, f"PUT {url}")
 
-    def manifest_delete(self, name: str, reference: str) -> bool:
-        """DELETE a manifest; False when the registry does not delete by this reference
-        (400/405, ``UNSUPPORTED``); a 404 counts as deleted."""
+    def _manifest_delete(self, name: str, reference: str) -> bool:
         url, scope = self._push_url(name, f"manifests/{reference}")
         scope = repository_scope(normalize_upstream_name(self.base, name), "delete,push,pull")
 
@@ -316,6 +311,38 @@ class PushClient(RegistryClient):
             raise error
 
         return self._retry(attempt, f"DELETE {url}")
+
+    # -- every request holds one of the client's ``max_concurrency`` slots (as pulls do,
+    # ``registry.shared``): several targets pushed at once never exceed the registry's
+    # limit, and the connection pool (as large as the slots) never churns --------------
+    def blob_exists(self, name: str, digest: Digest) -> bool:
+        known = self._blobs.get((name, digest))
+        if known is not None:
+            return known
+        with self.slots:
+            return self._blob_exists(name, digest)
+
+    def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
+        with self.slots:
+            return self._blob_mount(name, digest, from_name)
+
+    def blob_upload(self, name: str, digest: Digest, chunks: Iterator[bytes], size: int | None) -> int:
+        with self.slots:
+            return self._blob_upload(name, digest, chunks, size)
+
+    def manifest_exists(self, name: str, reference: str) -> Digest | None:
+        with self.slots:
+            return self._manifest_exists(name, reference)
+
+    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
+        with self.slots:
+            self._manifest_put(name, reference, manifest)
+
+    def manifest_delete(self, name: str, reference: str) -> bool:
+        """DELETE a manifest; False when the registry does not delete by this reference
+        (400/405, ``UNSUPPORTED``); a 404 counts as deleted."""
+        with self.slots:
+            return self._manifest_delete(name, reference)
 
     def tag_delete(self, name: str, tag: str) -> None:
         if self.manifest_delete(name, tag):
