@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from reconciler.errors import ReconcilerError, RegistryError, StalePlan
+from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.model import Digest, Index
 from reconciler.model.registry import registry_key
 from reconciler.model.repository import RepositoryVersion
@@ -29,7 +29,7 @@ from reconciler.ops.transfer.adapters import StoreSource
 from reconciler.ops.transfer.interface import AnyManifest
 from reconciler.ops.transfer.registrysink import MountIndex, RegistrySink
 from reconciler.ops.transfer.walk import TransferFailed, TransferPolicy, transfer
-from reconciler.registry.protocol import PushTarget
+from reconciler.registry.protocol import PushTarget, UploadLost
 from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,9 @@ def push_tags(store: Store, version: RepositoryVersion, target: PushTarget, name
               jobs: int = 6, mounts: MountIndex | None = None, stop: StopToken | None = None,
               progress: Progress | None = None, attempts: int = 3) -> PushOutcome:
     """Push ``tags`` (tag -> the digest it must have, as planned) of ``version`` to
-    repository ``name`` of ``target``. A walk that failed on a temporary error before any
-    tag moved is walked again (at most ``attempts`` walks): only what the target still
-    lacks goes."""
+    repository ``name`` of ``target``. A walk that failed on an upload the registry could
+    not resume (``UploadLost``), before any tag moved, is walked again (at most
+    ``attempts`` walks): only what the target still lacks goes."""
     key = registry_key(target.base)
     for tag, digest in sorted(tags.items()):
         entry = version.tags.get(tag)
@@ -107,8 +107,8 @@ def push_tags(store: Store, version: RepositoryVersion, target: PushTarget, name
         except PushFailed as exc:
             cause = exc.__cause__
             error = cause.error if isinstance(cause, TransferFailed) else cause
-            if attempt >= attempts or not (isinstance(error, RegistryError) and error.temporary) or outcome.tagged:
-                raise
+            if attempt >= attempts or not isinstance(error, UploadLost) or outcome.tagged:
+                raise  # (other temporary failures were retried by the client already)
             # a blob upload the registry could not resume: walk again (what went up is HEADed, not sent)
             log.warning("%s; pushing again (attempt %d of %d)", exc.message, attempt + 1, attempts)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from reconciler.errors import RegistryError
 from reconciler.model import Digest, Index, Manifest
 
 T = TypeVar("T")
@@ -65,6 +66,12 @@ class UpstreamSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class UploadLost(RegistryError):
+    """A chunked upload failed and the registry cannot say how much of it arrived, so it
+    cannot be resumed: the blob must be sent again from its start (``ops.push`` walks
+    again, reading it from the source anew)."""
 
 
 class PushTarget(Protocol):

@@ -55,6 +55,7 @@ from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.registry.auth import repository_scope
 from reconciler.registry.client import RegistryClient
+from reconciler.registry.protocol import UploadLost
 from reconciler.registry.retry import RetryPolicy
 from reconciler.registry.transport import released
 
@@ -215,7 +216,7 @@ class PushClient(RegistryClient):
                     have = self._status(location, scope)  # how much of the upload the registry holds
                     if have is None or have < sent:
                         # (distribution 2.x: the session's state moved on with the lost answer)
-                        raise RegistryError("PATCH", location, exc.status, temporary=True,
+                        raise UploadLost("PATCH", location, exc.status, temporary=True,
                                             detail=f"chunked upload failed ({exc.detail}) and the registry cannot "
                                                    "say how much it received; the blob is sent again") from exc
                     log.warning("PATCH %s failed (%s); resuming at byte %d", location, exc.detail, have)

@@ -9,7 +9,8 @@ The walk hands it what to write in the order a registry needs:
   repository of the same registry holds (``MountIndex``: repositories we pushed) is
   mounted there and then (no bytes move), so the walk never reads it;
 - ``blob_put``: an upload of the verified stream (``PushTarget.blob_upload``);
-- ``manifests_put``: PUT by digest, children before the indexes that list them;
+- ``manifests_put``: PUT by digest, children before the indexes that list them (a
+  manifest a tag names is put by that tag instead, unless an index lists it);
 - ``commit``: only then the tags (``tags``), each PUT by name. A failure anywhere before
   leaves every tag where it was: a tag never points at a manifest whose blobs are not
   there. ``on_tag`` is told before each tag moves (the record of what we pushed).
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
-from reconciler.model import Digest
+from reconciler.model import Digest, Index
 from reconciler.ops.parallel import ItemFailed, run_bounded
 from reconciler.ops.transfer.interface import AnyManifest
 from reconciler.registry.protocol import PushTarget
@@ -114,9 +115,14 @@ class RegistrySink:
         return n
 
     def manifests_put(self, manifests: Sequence[AnyManifest]) -> None:
+        # a manifest a tag will name is put by that tag in ``commit`` (one request, not two),
+        # unless an index put here lists it: children go before the indexes listing them
+        listed = {c for m in manifests if isinstance(m, Index) for c in m.children()}
+        tagged = {m.digest for m in self.tags.values()} - listed
         for m in manifests:  # children first, as the walk hands them (a registry checks references)
-            self.target.manifest_put(self.name, str(m.digest), m)
-            self.put.append(m.digest)
+            if m.digest not in tagged:
+                self.target.manifest_put(self.name, str(m.digest), m)
+                self.put.append(m.digest)
 
     def commit(self) -> None:
         for tag, m in sorted(self.tags.items()):
