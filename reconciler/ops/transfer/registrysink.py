@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from reconciler.model import Digest, Index
+from reconciler.model.registry import registry_key
 from reconciler.ops.parallel import ItemFailed, run_bounded
 from reconciler.ops.transfer.interface import AnyManifest
 from reconciler.registry.protocol import PushTarget
@@ -39,7 +40,7 @@ def _bounded(fn: Callable[[Digest], T], items: list[Digest], jobs: int) -> list[
 
 
 class MountIndex:
-    """Blobs known to be in repositories of one registry (``registry base URL``), so a
+    """Blobs known to be in repositories of a registry (``model.registry.registry_key``), so a
     push to another repository there mounts them instead of uploading. Filled from what
     we pushed before (the caller seeds it) and from each sink's blobs as it goes.
     Thread-safe."""
@@ -77,6 +78,8 @@ class RegistrySink:
         self.put: list[Digest] = []
         self.tagged: list[str] = []
         self._lock = threading.Lock()
+        #: the registry, as push records and the mount index name it
+        self._key = registry_key(target.base)
 
     def manifests_held(self, digests: Iterable[Digest]) -> set[Digest]:
         wanted = list(digests)
@@ -87,7 +90,7 @@ class RegistrySink:
         return None  # the registry holds the closure of what it holds: not walked below
 
     def blobs_missing(self, digests: Iterable[Digest]) -> set[Digest]:
-        base = self.target.base
+        base = self._key
 
         def missing(d: Digest) -> bool:
             if self.target.blob_exists(self.name, d):
@@ -111,7 +114,7 @@ class RegistrySink:
         with self._lock:
             self.uploaded[digest] = n
         if self.mounts is not None:
-            self.mounts.add(self.target.base, self.name, [digest])
+            self.mounts.add(self._key, self.name, [digest])
         return n
 
     def manifests_put(self, manifests: Sequence[AnyManifest]) -> None:
