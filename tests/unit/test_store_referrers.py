@@ -112,3 +112,23 @@ def test_an_older_postgres_store_gets_its_subjects_recorded(postgres_url: str, t
         assert [r.digest for r in store.version_referrers("app", 1, image.digest)] == [sbom.digest]
     finally:
         store.close()
+
+
+def test_artifacts_upload_from_an_oci_layout_and_copy_like_images(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from reconciler.ops.copy import copy
+    from reconciler.ops.upload import upload
+    from tests.support.archives import oci_layout_dir
+
+    image, sbom, bundle, _ = _signed()
+    layout = oci_layout_dir(tmp_path / "layout", [(image, "1.0"), (sbom, None), (bundle, "bundle")])
+    upload(store, "up", layout)
+    held = store.version_get("up")
+    assert {sbom.digest, bundle.digest, image.digest} <= held.content.manifests
+    assert sorted(r.digest for r in store.version_referrers("up", held.number, image.digest)) == \
+        sorted([sbom.digest, bundle.digest], key=str)
+    # the empty config and the artifact's layer are blobs of the version, checked like any
+    assert {Digest.parse(d) for d in sbom.blobs} <= held.content.blobs
+    assert store.check().ok
+    copy(store, source="up", target="down", kind="manifest", names=[str(sbom.digest)])
+    down = store.version_get("down")
+    assert [r.digest for r in store.version_referrers("down", down.number, image.digest)] == [sbom.digest]
