@@ -28,7 +28,7 @@ from typing import TypeVar
 from reconciler.bundle import SCHEME
 from reconciler.bundle import format as bf
 from reconciler.errors import BundleBaseMissing, InvalidInput, NotFound
-from reconciler.model import Digest, Index, Manifest, parse_manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest, parse_manifest
 from reconciler.model.registry import RegistryConfig
 from reconciler.ops.formats.tarsafe import Limits, check_members, compressed_size, safe_tarinfo
 from reconciler.registry.protocol import ManifestHead, RequestStats
@@ -240,6 +240,11 @@ class BundleSource:
         source = self._member(digest, "blob")
         self._count("blob", source.size(blob_member(digest)))
         return sink(source.chunks(blob_member(digest)))
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        """None: a bundle has no referrers API (its tags carry the tag-schema indexes and
+        cosign's tags, and its manifests their subjects)."""
+        return None
 
     def close(self) -> None:
         pass

@@ -50,6 +50,21 @@ class Referrer:
         return out
 
 
+@dataclass(frozen=True)
+class ReferrerPolicy:
+    """Which referrers a sync takes (``referrers:`` in repos.yaml): none, all, or only
+    those of some artifact types."""
+
+    enabled: bool = True
+    #: keep only these artifact types (empty: every type)
+    artifact_types: tuple[str, ...] = ()
+
+    def wants(self, artifact_type: str | None) -> bool:
+        if not self.enabled:
+            return False
+        return not self.artifact_types or artifact_type in self.artifact_types
+
+
 def referrers_index(referrers: Iterable[Referrer]) -> bytes:
     """The OCI image index listing ``referrers`` (the referrers API's answer body)."""
     doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [r.to_json() for r in referrers]}

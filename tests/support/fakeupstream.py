@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from reconciler.errors import RegistryError
-from reconciler.model import Digest, Index, Manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest
 from reconciler.registry.protocol import ManifestHead, RequestStats
 from tests.support.imagegen import Image
 
@@ -100,6 +100,11 @@ class FakeUpstream:
         if d is None:
             raise RegistryError("GET", self._url(name, f"manifests/{reference}"), 404, codes=["MANIFEST_UNKNOWN"])
         return self.manifests[d]
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        """None: like the distribution registry, no referrers API."""
+        self._count("referrers")
+        return None
 
     def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
         self._count("blob_get")
