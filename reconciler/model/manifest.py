@@ -32,7 +32,7 @@ MAX_INDEX_ENTRIES = 10_000
 #: a hostile upstream could otherwise chain indexes for as long as it likes
 MAX_INDEX_DEPTH = 8
 #: RFC 6838 type/subtype (what ``artifactType`` must be), parameters not allowed
-_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#&^_.+-]{0,126}")
 
 
 @dataclass(frozen=True)
