@@ -14,7 +14,7 @@ from reconciler.ops.referrers import Found
 from reconciler.ops.state import RepoState
 from reconciler.plan.actions import RemoveContent, RemoveTag, SyncReferrers
 from reconciler.plan.diff import diff
-from reconciler.plan.observed import Observed, UpstreamTags
+from reconciler.plan.observed import Observed
 from reconciler.plan.render_text import action_line
 from tests.support import supplychain as sc
 from tests.support.planworld import IMAGES, desired, digest, observed, repo, synced
