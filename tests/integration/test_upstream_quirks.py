@@ -37,7 +37,8 @@ def kinds(requests_sent: list[str]) -> Counter[str]:
     for r in requests_sent:
         method, path = r.split(" ", 1)
         what = ("/v2/" if path == "/v2/" else "tags" if "/tags/list" in path else
-                "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else path)
+                "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else
+                "referrers" if "/referrers/" in path else path)
         out[f"{method} {what}"] += 1
     return out
 
@@ -76,8 +77,10 @@ def test_head_404_is_no_deletion_and_a_mirror_keeps_every_live_tag(
     quirks.forget()
     plan = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
     assert plan.returncode == 0 and "No changes." in plan.stdout, plan.stdout + plan.stderr
-    # one HEAD shows HEAD is wrong here; the GET that confirms it and one GET per other tag
-    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 1, "GET manifest": 5}
+    # one HEAD shows HEAD is wrong here; the GET that confirms it and one GET per other tag;
+    # one referrers probe (404: no referrers API, so no more lookups)
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 1, "GET manifest": 5,
+                                        "GET referrers": 1}
 
     synced = sync(run_cli, quirks, repo_name, store, "--mirror", repo="mirror")
     assert synced.returncode == 0, synced.stderr
@@ -194,7 +197,7 @@ repositories:
 
     quirks.forget()
     assert run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store).returncode == 0
-    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 2}
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 2, "GET referrers": 1}
 
     with run_server(store, tmp_path / "serve.log", workers=1) as server:
         for tag, img in (("mixed", mixed), ("sbom", unknown)):
@@ -275,8 +278,10 @@ def test_one_bad_tag_fails_that_tag_not_the_repository_or_the_apply(
     quirks.forget()  # what the failed tags cost a plan that changes nothing else
     again = run_cli("plan", "-f", str(yaml), store=store)
     assert again.returncode == 1 and "Plan: 0 to add, 0 to change, 0 to remove. 3 tags failed." in again.stdout
-    # 5 HEADs (good, bad, kid, fresh; other's v1), the new tag GOT, the moved ones' manifests GOT by digest
-    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 2, "HEAD manifest": 5, "GET manifest": 4}
+    # 5 HEADs (good, bad, kid, fresh; other's v1), the new tag GOT, the moved ones' manifests GOT by
+    # digest; a referrers probe per repository (404: no referrers API)
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 2, "HEAD manifest": 5, "GET manifest": 4,
+                                        "GET referrers": 2}
 
 
 def push_list_of_broken(registry: RunningRegistry, name: str, tag: str, stem: str) -> None:

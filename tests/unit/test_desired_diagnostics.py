@@ -27,7 +27,8 @@ GOLDEN: dict[str, list[str]] = {
         "3:44: registries.hub.tls_verfy: unknown key 'tls_verfy': did you mean 'tls_verify'? allowed keys: "
         "auth_file, ca_file, client_cert, client_key, max_concurrency, password_env, retries, timeout, tls_verify, url, username_env",
         "8:5: repositories.web.mirorr: unknown key 'mirorr': did you mean 'mirror'? allowed keys: allow_empty, copy, "
-        "enable_v1, feed, mirror, pins, platforms, protected, prune, publish, remove, retain_versions, tags, uploads, "
+        "enable_v1, feed, mirror, pins, platforms, protected, prune, publish, referrers, remove, retain_versions, tags, "
+        "uploads, "
         "upstream_name",
         "9:30: repositories.web.tags.stable: unknown key 'stable' in the sync tag filter (allowed: exclude, include, "
         f"latest, prereleases, semver, semver_suffix, sort): {FILTER_HINT}",
