@@ -160,3 +160,20 @@ def test_from_reconciler_serve_through_the_referrers_api(tmp_path: Path, run_cli
     # the no-change plan asked the referrers API once per digest it knows: the image, the
     # SBOM, the two signatures
     assert log.count("/referrers/") == 2 * 4, log
+
+
+def test_across_an_air_gap_a_bundle_answers_for_its_referrers(registry: RunningRegistry, repo_name: str,
+                                                              tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    s = Signed("syncref-gap")
+    s.push(registry, repo_name)
+    near = write_yaml(tmp_path / "near.yaml", registry.url, repo_name)
+    assert run_cli("apply", "-f", str(near), store=tmp_path / "near").returncode == 0
+    bundle = tmp_path / "bundle.tar"
+    assert run_cli("export", "--all", "-o", str(bundle), store=tmp_path / "near").returncode == 0
+    far = write_yaml(tmp_path / "far.yaml", f"bundle:{bundle}", "app")
+    applied = run_cli("apply", "-f", str(far), store=tmp_path / "far")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "3 referrers of 1.0: signature, SBOM" in applied.stdout
+    assert held(tmp_path / "far") == held(tmp_path / "near")
+    again = run_cli("plan", "-f", str(far), "--detailed-exitcode", store=tmp_path / "far")
+    assert again.returncode == 0, again.stdout
