@@ -23,15 +23,13 @@ from reconciler.model.content import ContentSet, Origin
 from reconciler.model.referrers import COSIGN_SUFFIXES
 from reconciler.ops.cascade import unreferenced
 from reconciler.ops.referrers import Found
+from reconciler.plan import model as pm
 from reconciler.plan import steps
 from reconciler.plan.actions import Change, Op, SyncReferrers
 from reconciler.plan.observed import UpstreamTags
 
 if TYPE_CHECKING:
     from reconciler.plan.diff_repo import RepoDiff
-
-REASON = "referrers upstream"
-
 
 def closure(found: Mapping[Digest, tuple[Found, ...]], root: Digest) -> list[Found]:
     """The referrers of ``root`` and of theirs, breadth first, each once."""
@@ -81,7 +79,7 @@ def plan_referrers(diff: RepoDiff, upstream: UpstreamTags, selected: Mapping[str
         setter = diff.ledger.tag_setter.get((diff.repo, tag))
         action_id, depends_on = diff._ids(Op.SYNC_REFERRERS, tag, [setter] if setter else [])
         kinds = {f.digest: f.artifact_type or "" for f in found}
-        action = SyncReferrers(id=action_id, repo=diff.repo, change=Change.CREATE, reason=REASON,
+        action = SyncReferrers(id=action_id, repo=diff.repo, change=Change.CREATE, reason=pm.REFERRERS_UPSTREAM,
                                depends_on=depends_on, tag=tag, digest=selected[tag], digests=digests,
                                referrer_tags=moved, artifact_types=tuple(kinds[d] for d in digests),
                                download=diff.ledger.download_for(added),

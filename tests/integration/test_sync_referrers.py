@@ -115,6 +115,10 @@ def test_a_new_signature_upstream_is_planned_as_a_referrer_line(registry: Runnin
     assert len(actions) == 1 and actions[0]["tag"] == "1.0"
     assert actions[0]["referrer_tags"] == {s.sig_tag: str(s.sig.digest)}
     assert actions[0]["artifact_types"] == [sc.SIMPLE_SIGNING]
+    drift = run_cli("drift", "-f", str(yaml), "--json", "--detailed-exitcode", store=store)
+    assert drift.returncode == 2, drift.stdout + drift.stderr
+    causes = {c: [i["action"] for i in items] for c, items in json.loads(drift.stdout)["causes"].items() if items}
+    assert causes["upstream"][0] == "app/sync_referrers/1.0"  # a new signature upstream is upstream drift
     assert run_cli("apply", "-f", str(yaml), store=store).returncode == 0
     assert held(store)[0] == {"1.0", s.sig_tag}
 
