@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from reconciler.model import Digest, Index, Manifest, parse_manifest
 from reconciler.model import mediatypes as mt
@@ -44,7 +44,21 @@ def new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+COSIGN_REFERRER_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+
+def sign(key: PrivateKey, payload: bytes) -> bytes:
+    """What cosign signs with each kind of key: ECDSA with SHA-256, RSA PKCS#1 v1.5 with
+    SHA-256, Ed25519 over the bytes."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(payload)
+
+
+def public_pem(key: PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -85,7 +99,7 @@ def subject_descriptor(subject: Image) -> dict[str, object]:
     return {"mediaType": m.media_type, "size": len(m.raw), "digest": str(m.digest)}
 
 
-def cosign_signature(subject: Image | Digest, key: ec.EllipticCurvePrivateKey | None = None, *,
+def cosign_signature(subject: Image | Digest, key: PrivateKey | None = None, *,
                      docker_reference: str = "registry.example/app", payload: bytes | None = None,
                      signature: bytes | None = None, layer_type: str = SIMPLE_SIGNING) -> Image:
     """cosign's classic signature image for ``subject`` (push it under ``cosign_tag``).
@@ -95,8 +109,7 @@ def cosign_signature(subject: Image | Digest, key: ec.EllipticCurvePrivateKey | 
     digest = subject.digest if isinstance(subject, Image) else subject
     body = payload if payload is not None else simple_signing_payload(digest, docker_reference)
     if signature is None:
-        signer = key or new_key()
-        signature = signer.sign(body, ec.ECDSA(hashes.SHA256()))
+        signature = sign(key or new_key(), body)
     layer = _desc(layer_type, body, {COSIGN_SIGNATURE_ANNOTATION: base64.b64encode(signature).decode()})
     config = json.dumps({"architecture": "", "created": "0001-01-01T00:00:00Z",
                          "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
@@ -152,3 +165,15 @@ def tag_schema_index(referrers: list[Image]) -> Image:
     idx = parse_manifest(json.dumps(doc, separators=(",", ":")).encode())
     assert isinstance(idx, Index)
     return Image(idx, {}, [])
+
+
+def cosign_referrer_signature(subject: Image, key: PrivateKey, *, docker_reference: str = "registry.example/app",
+                              payload: bytes | None = None) -> Image:
+    """cosign's signature in its OCI 1.1 form (``--registry-referrers-mode=oci-1-1``): the
+    same simple-signing layer and annotation, on an artifact manifest with the empty
+    config and a ``subject`` instead of a ``.sig`` tag."""
+    body = payload if payload is not None else simple_signing_payload(subject.digest, docker_reference)
+    layer = _desc(SIMPLE_SIGNING, body, {COSIGN_SIGNATURE_ANNOTATION: base64.b64encode(sign(key, body)).decode()})
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "artifactType": COSIGN_REFERRER_SIG,
+           "config": _desc(EMPTY_CONFIG, EMPTY_BYTES), "layers": [layer], "subject": subject_descriptor(subject)}
+    return Image(_manifest(doc), {sha(body): body, sha(EMPTY_BYTES): EMPTY_BYTES})
