@@ -286,11 +286,10 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
                 tags[tag] = digest
         referrers = {subject: tuple(f for f in fs if f.digest not in bad_roots)
                      for subject, fs in found.by_subject.items()}
-        for f in found.all():
-            if f.digest in bad_roots:
-                log.warning("%s: referrer %s of %s is not synced: %s", spec.id, f.digest, f.subject, bad_roots[f.digest])
+        not_synced = [f"referrer {f.digest} of {f.subject} is not synced: {bad_roots[f.digest]}"
+                      for f in found.all() if f.digest in bad_roots]
         return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=view.dropped,
-                                                     notes=tuple(skipped_notes(known.values(), by_digest)),
+                                                     notes=(*skipped_notes(known.values(), by_digest), *not_synced),
                                                      outranked=view.outranked, selection=view.selection,
                                                      refused=refused, referrers=referrers,
                                                      referrers_error=referrers_error),

@@ -16,7 +16,7 @@ from reconciler.model import Digest
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import supplychain as sc
 from tests.support.imagegen import build_image
-from tests.support.pusher import push_image
+from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import RunningRegistry
 from tests.support.serving import commit_tags, run_server
 
@@ -181,3 +181,18 @@ def test_across_an_air_gap_a_bundle_answers_for_its_referrers(registry: RunningR
     assert held(tmp_path / "far") == held(tmp_path / "near")
     again = run_cli("plan", "-f", str(far), "--detailed-exitcode", store=tmp_path / "far")
     assert again.returncode == 0, again.stdout
+
+
+def test_a_referrer_that_cannot_be_fetched_is_a_warning_not_a_failure(registry: RunningRegistry, repo_name: str,
+                                                                      tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    s = Signed("syncref-gone")
+    s.push(registry, repo_name)
+    delete_manifest(registry.url, repo_name, str(s.sbom.digest))  # the tag-schema index still lists it
+    yaml = write_yaml(tmp_path / "repos.yaml", registry.url, repo_name)
+    applied = run_cli("apply", "-f", str(yaml), store=tmp_path / "store")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"referrer {s.sbom.digest} of {s.image.digest} is not synced" in applied.stdout + applied.stderr
+    tags, manifests = held(tmp_path / "store")
+    assert tags == {"1.0", s.sig_tag} and s.sig.digest in manifests
+    # nor what refers to it: a referrer never points at a subject the repository lacks
+    assert s.sbom.digest not in manifests and s.sbom_sig.digest not in manifests
