@@ -81,3 +81,16 @@ def test_off_adds_nothing_and_prune_then_removes_the_untagged_ones() -> None:
     assert [a for a in plan.actions if isinstance(a, RemoveTag)] == []
     removed = [a for a in plan.actions if isinstance(a, RemoveContent)]
     assert len(removed) == 1 and set(removed[0].digests) == {SBOM.digest, SBOM_SIG.digest}
+
+
+def test_with_prune_the_referrers_of_an_image_no_longer_synced_go() -> None:
+    from reconciler.model.tagfilter import TagFilter
+
+    # upstream 1.0 moved from a (signed, with an SBOM) to b; a mirror with prune follows
+    obs = world(held_everything())
+    up = dataclasses.replace(obs.upstreams["r"], tags={"1.0": digest("b"), "latest": digest("b")}, referrers={})
+    obs = dataclasses.replace(obs, upstreams={"r": up})
+    plan = diff(desired(spec(prune=True, mirror=True, tag_filter=TagFilter(("1.*", "latest")))), obs)
+    assert [a.tag for a in plan.actions if isinstance(a, RemoveTag)] == [SIG_TAG]
+    removed = {d for a in plan.actions if isinstance(a, RemoveContent) for d in a.digests}
+    assert {SBOM.digest, SBOM_SIG.digest} <= removed
