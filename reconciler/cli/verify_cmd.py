@@ -34,9 +34,9 @@ def verify_cmd(app: AppContext, repo_id: str, tags: tuple[str, ...], keys: tuple
     """
     from reconciler.ops.verify import load_keys, verify_tags
 
-    loaded = load_keys(keys)
     store = app.store
     repo = store.repository_get(repo_id)
+    loaded = load_keys(keys)
     if number is None:
         number = repo.published_version if repo.published_version is not None else repo.latest_version
     verdicts = verify_tags(store, store.version_get(repo_id, number), loaded, list(tags) or None)

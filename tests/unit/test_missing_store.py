@@ -38,6 +38,7 @@ def test_drift_on_a_missing_store_compares_with_an_empty_one_and_creates_nothing
 @pytest.mark.parametrize("args", [
     ["repo", "list"], ["repo", "show", "web"], ["repo", "history", "web"], ["history"], ["store", "check"],
     ["store", "gc"], ["serve", "--port", "0"], ["export", "web", "-o", "out.tar"], ["tag", "web", "v1", "sha256:" + "a" * 64],
+    ["verify", "web", "--key", "k.pub"],
 ], ids=lambda a: "-".join(a[:2]))
 def test_read_commands_on_a_missing_store_fail_and_create_nothing(args: list[str], tmp_path: Path,
                                                                  run_cli) -> None:  # type: ignore[no-untyped-def]
