@@ -90,6 +90,22 @@ def tag_schema_tag(digest: Digest) -> str:
     return f"{digest.algorithm}-{digest.hex}"
 
 
+def is_cosign_tag(name: str) -> bool:
+    """``sha256-<hex>.sig`` / ``.att`` / ``.sbom``: one of cosign's classic tags."""
+    base, _, suffix = name.rpartition(".")
+    return suffix in COSIGN_SUFFIXES and _is_digest_tag(base)
+
+
+def is_tag_schema_tag(name: str) -> bool:
+    """``sha256-<hex>``: a referrers tag-schema index's tag."""
+    return _is_digest_tag(name)
+
+
+def _is_digest_tag(name: str) -> bool:
+    algorithm, _, hex_ = name.partition("-")
+    return algorithm in ("sha256", "sha512") and len(hex_) in (64, 128) and all(c in "0123456789abcdef" for c in hex_)
+
+
 def cosign_tags(digest: Digest) -> tuple[str, ...]:
     """cosign's classic tags of ``digest``: ``sha256-<hex>.sig``, ``.att``, ``.sbom``."""
     base = tag_schema_tag(digest)

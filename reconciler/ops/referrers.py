@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler.model import Digest, Index, Manifest
-from reconciler.model.referrers import COSIGN_SUFFIXES, ReferrerPolicy, tag_schema_tag
+from reconciler.model.referrers import ReferrerPolicy, cosign_tags, tag_schema_tag
 from reconciler.registry.protocol import UpstreamSource
 
 #: levels of referrers of referrers followed below a root (a signature of an attestation
@@ -102,8 +102,7 @@ def _of(upstream: UpstreamSource, name: str, tagset: set[str], subject: Digest, 
         index = upstream.manifest_get(name, schema_tag)
         if isinstance(index, Index):
             found += [Found(subject, d.digest, d.artifact_type) for d in index.manifests]
-    for suffix in COSIGN_SUFFIXES:
-        tag = f"{schema_tag}.{suffix}"
+    for tag in cosign_tags(subject):
         if tag not in tagset:
             continue
         out.requests += 1

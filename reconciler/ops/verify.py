@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
-from reconciler.model.referrers import tag_schema_tag
+from reconciler.model.referrers import is_cosign_tag, is_tag_schema_tag, tag_schema_tag
 from reconciler.model.repository import RepositoryVersion
 from reconciler.store.roles.read import ReadView
 
@@ -93,8 +93,7 @@ def load_keys(paths: Iterable[str | Path]) -> list[Key]:
 
 def is_signature_tag(name: str) -> bool:
     """Tags that carry signatures, attestations or referrer indexes rather than images."""
-    base, dot, suffix = name.partition(".")
-    return base.startswith(("sha256-", "sha512-")) and (not dot or suffix in ("sig", "att", "sbom"))
+    return is_cosign_tag(name) or is_tag_schema_tag(name)
 
 
 def verify_tags(store: ReadView, version: RepositoryVersion, keys: Sequence[Key],

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin
-from reconciler.model.referrers import COSIGN_SUFFIXES
+from reconciler.model.referrers import is_cosign_tag
 from reconciler.ops.cascade import unreferenced
 from reconciler.ops.referrers import Found
 from reconciler.plan import model as pm
@@ -45,12 +45,6 @@ def closure(found: Mapping[Digest, tuple[Found, ...]], root: Digest) -> list[Fou
                     nxt.append(f.digest)
         level = nxt
     return out
-
-
-def is_referrer_tag(name: str) -> bool:
-    """``sha256-<hex>.sig`` / ``.att`` / ``.sbom``: a cosign classic tag."""
-    base, _, suffix = name.rpartition(".")
-    return suffix in COSIGN_SUFFIXES and base.startswith(("sha256-", "sha512-"))
 
 
 def plan_referrers(diff: RepoDiff, upstream: UpstreamTags, selected: Mapping[str, Digest], excluded: set[str]) -> None:
@@ -91,7 +85,7 @@ def plan_referrers(diff: RepoDiff, upstream: UpstreamTags, selected: Mapping[str
 
 def keep_unseen(diff: RepoDiff) -> None:
     """Referrers cannot be seen now: what may be one stays declared."""
-    diff.declared_tags |= {t for t, e in diff.state.tags.items() if e.origin is Origin.SYNC and is_referrer_tag(t)}
+    diff.declared_tags |= {t for t, e in diff.state.tags.items() if e.origin is Origin.SYNC and is_cosign_tag(t)}
     orphans = unreferenced(diff.state, diff.graph)
     diff.declared_roots |= set(orphans.manifests | orphans.indexes)
 

@@ -97,3 +97,13 @@ def test_tag_names_of_the_tag_schema_and_cosign() -> None:
     assert cosign_tags(d) == tuple(f"sha256-{d.hex}.{s}" for s in ("sig", "att", "sbom"))
     body = json.loads(referrers_index([]))
     assert body == {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
+
+
+def test_which_tags_are_cosign_or_tag_schema_tags() -> None:
+    from reconciler.model.referrers import is_cosign_tag, is_tag_schema_tag
+
+    d = Digest.of(b"x")
+    assert all(is_cosign_tag(t) for t in cosign_tags(d)) and is_tag_schema_tag(tag_schema_tag(d))
+    for other in ("latest", "sha256-abc.sig", f"sha256-{d.hex}.sig.old", f"md5-{d.hex}.sig", f"{tag_schema_tag(d)}.txt"):
+        assert not is_cosign_tag(other), other
+    assert not is_tag_schema_tag(f"sha256-{d.hex}.sig") and not is_tag_schema_tag("sha256-latest")

@@ -47,8 +47,8 @@ _INSERT = ("INSERT INTO manifest_subjects (digest, subject, artifact_type, annot
 
 def subject_rows(manifests: Iterable[Manifest | Index]) -> list[tuple[str, str, str | None, str | None]]:
     """The ``manifest_subjects`` rows of those of ``manifests`` that have a subject."""
-    return [(str(m.digest), str(m.subject.digest), m.referrer_type, annotations_text(m.annotations))
-            for m in manifests if m.subject is not None]
+    return [(str(r.digest), str(m.subject.digest), r.artifact_type, annotations_text(r.annotations))
+            for m in manifests if m.subject is not None for r in (Referrer.of(m),)]
 
 
 def record(conn: Connection, rows: Sequence[tuple[str, str, str | None, str | None]]) -> None:
