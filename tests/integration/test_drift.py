@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
@@ -36,7 +37,7 @@ repositories:
 """
 
 
-def drift(run_cli, store: Path, yaml: Path) -> tuple[int, dict]:  # type: ignore[no-untyped-def, type-arg]
+def drift(run_cli: RunCli, store: Path, yaml: Path) -> tuple[int, dict]:  # type: ignore[type-arg]
     proc = run_cli("drift", "-f", str(yaml), "--json", "--detailed-exitcode", store=store)
     assert proc.returncode in (0, 2), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
@@ -47,7 +48,7 @@ def causes(report: dict) -> dict[str, list[str]]:  # type: ignore[type-arg]
 
 
 def test_drift_names_each_cause(registry: RunningRegistry, repo_name: str, tmp_path: Path,
-                                run_cli) -> None:  # type: ignore[no-untyped-def]
+                                run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["a"], ["v1"])
     push_image(registry.url, repo_name, IMAGES["b"], ["v2"])
     yaml, store = tmp_path / "repos.yaml", tmp_path / "store"

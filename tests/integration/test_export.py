@@ -17,6 +17,7 @@ from reconciler.model import mediatypes as mt
 from reconciler.ops.export import export
 from reconciler.ops.upload import upload
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image, build_index, build_multiarch, build_schema1
 from tests.support.serving import commit_tags, require_binary
 
@@ -167,7 +168,7 @@ def test_converted_oci_layout_index(repo, tmp_path: Path) -> None:  # type: igno
         assert f"blobs/sha256/{d['digest'].split(':')[1]}" in names
 
 
-def test_failed_export_leaves_no_file(repo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_failed_export_leaves_no_file(repo, tmp_path: Path, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
     store, _, _, root = repo
     out = tmp_path / "keep.tar"
     out.write_bytes(b"old")

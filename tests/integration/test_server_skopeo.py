@@ -94,7 +94,7 @@ def test_copy_docker_list_all(server, tmp_path: Path) -> None:  # type: ignore[n
     for child in img.children:
         assert (tmp_path / "dir" / f"{child.digest.hex}.manifest.json").read_bytes() == child.manifest.raw
     skopeo("copy", "--src-tls-verify=false", "--all", ref, f"oci:{tmp_path / 'layout'}:v1")
-    layers = {d.digest.hex for child in img.children for d in child.manifest.layers}  # type: ignore[union-attr]
+    layers = {d.digest.hex for child in img.children for d in child.manifest.layers}
     assert layers and all((tmp_path / "layout" / "blobs" / "sha256" / h).is_file() for h in layers)
 
 

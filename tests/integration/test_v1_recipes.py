@@ -10,11 +10,12 @@ from pathlib import Path
 
 import requests
 
+from tests.support.cli import RunCli
 from tests.support.serving import run_server
 from tests.support.v1images import build_chain, v1_save_tar
 
 
-def test_v1_recipes_upload_mask_export_serve(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_v1_recipes_upload_mask_export_serve(run_cli: RunCli, tmp_path: Path) -> None:
     store = tmp_path / "store"
     busybox = build_chain("busybox", length=4)
     tutorial = build_chain("tutorial", length=5)

@@ -131,7 +131,7 @@ def hostile_tar(path: Path, kind: str, base: dict[str, bytes]) -> Path:
         if kind == "huge":
             # a header claiming 1 TiB; the data is not there (the check must not need it)
             info.size = 1 << 40
-            tf.fileobj.write(info.tobuf(tarfile.GNU_FORMAT))  # type: ignore[union-attr]
+            tf.fileobj.write(info.tobuf(tarfile.GNU_FORMAT))
             return path
         data = b"x" * 16 if info.isfile() else b""
         info.size = len(data)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler.desired.model import CopySpec, DesiredState, RepositorySpec, TagPin
-from reconciler.model import Digest
+from reconciler.model import Digest, Manifest
 from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
@@ -62,11 +62,12 @@ def observed(repos: Mapping[str, ObservedRepo] = {}, upstreams: Mapping[str, Map
     present = present.union(content_of(*in_store)) if in_store else present
     everything = content_of(*IMAGES)
     missing = everything.difference(present)
-    sizes = {}
+    sizes: dict[Digest, int] = {}
     for img in IMAGES.values():
         for m in img.all_manifests():
-            if hasattr(m, "blobs"):
+            if isinstance(m, Manifest):
                 for d in m.blobs():
+                    assert d.size is not None  # only schema1 layers lack one; IMAGES has none
                     sizes[d.digest] = d.size
     ups = {}
     if upstreams is not None:

@@ -35,7 +35,7 @@ def test_gc_waits_for_a_running_backup(store: Store) -> None:
     try:
         assert held.wait(30)
         with pytest.raises(LockTimeout, match="a backup of it is running"):
-            store.gc(lock_timeout=0.3)  # type: ignore[call-arg]
+            store.gc(lock_timeout=0.3)
         commit_tags(store, "r", {"v2": build_image("gc-waits-2")})  # writes go on meanwhile
     finally:
         done.set()

@@ -15,11 +15,12 @@ from reconciler.ops import tag as tag_op
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.copy import copy_state
 from reconciler.ops.state import RepoState
+from reconciler.store.protocol import Store
 from tests.support import imagegen as ig
 
 
 @pytest.fixture
-def containers(store):  # type: ignore[no-untyped-def]
+def containers(store: Store):  # type: ignore[no-untyped-def]
     """Repository ``containers``: a multi-arch index tagged ``latest``, its amd64 child also
     tagged ``amd64``, a standalone image tagged ``solo``, and an untagged image; the images
     share a base layer."""
@@ -38,12 +39,12 @@ def containers(store):  # type: ignore[no-untyped-def]
     return {"multi": multi, "solo": solo, "loose": loose}
 
 
-def versions(store, repo: str) -> int:  # type: ignore[no-untyped-def]
+def versions(store: Store, repo: str) -> int:
     return store.repository_get(repo).latest_version
 
 
 # -- tag ------------------------------------------------------------------------------
-def test_tag_creates_then_moves_one_tag_per_name(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_tag_creates_then_moves_one_tag_per_name(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     solo, loose = containers["solo"], containers["loose"]
     r = tag_op.tag(store, "containers", "1.2", str(solo.digest))
     assert r.summary.added["tags"] == 1 and r.version and r.version.number == 2
@@ -56,7 +57,7 @@ def test_tag_creates_then_moves_one_tag_per_name(store, containers) -> None:  # 
     assert versions(store, "containers") == 3
 
 
-def test_tag_an_index_and_errors(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_tag_an_index_and_errors(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     multi = containers["multi"]
     assert tag_op.tag(store, "containers", "list", multi.digest).changed
     blob = next(iter(multi.children[0].blobs))
@@ -69,7 +70,7 @@ def test_tag_an_index_and_errors(store, containers) -> None:  # type: ignore[no-
 
 
 # -- copy: the recipe --------------------------------------------------------------------
-def test_copy_all_manifests_copies_their_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_all_manifests_copies_their_blobs_and_no_tags(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     r = copy_op.copy(store, source="containers", target="containers2", kind="manifest", names="all")
     src = store.version_get("containers")
     dst = store.version_get("containers2")
@@ -80,7 +81,7 @@ def test_copy_all_manifests_copies_their_blobs_and_no_tags(store, containers) ->
     assert versions(store, "containers2") == 1 and r.details["created_target"] is True
 
 
-def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     multi = containers["multi"]
     copy_op.copy(store, source="containers", target="c2", kind="index", names=[str(multi.digest)])
     dst = store.version_get("c2")
@@ -91,7 +92,7 @@ def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store, containers
 
 
 @pytest.mark.parametrize("tag,image", [("latest", "multi"), ("solo", "solo")])
-def test_copy_tag_brings_everything(store, containers, tag: str, image: str) -> None:  # type: ignore[no-untyped-def]
+def test_copy_tag_brings_everything(store: Store, containers, tag: str, image: str) -> None:  # type: ignore[no-untyped-def]
     img = containers[image]
     r = copy_op.copy(store, source="containers", target="c2", kind="tag", names=[tag])
     dst = store.version_get("c2")
@@ -101,14 +102,14 @@ def test_copy_tag_brings_everything(store, containers, tag: str, image: str) -> 
     assert store.check().ok
 
 
-def test_copy_tag_repoints_an_existing_target_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_tag_repoints_an_existing_target_tag(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
     tag_op.tag(store, "containers", "solo", containers["loose"].digest)
     copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
     assert store.version_get("c2").tags["solo"].digest == containers["loose"].digest
 
 
-def test_copy_unknown_names_change_nothing(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_unknown_names_change_nothing(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     gen = store.generation()
     with pytest.raises(ContentNotFound, match="nope"):
         copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo", "nope"])
@@ -132,7 +133,7 @@ def test_copy_resolves_in_the_source_and_fails_on_a_missing_reference() -> None:
 
 
 # -- remove: the recipe --------------------------------------------------------------------
-def test_remove_tag_removes_only_the_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_tag_removes_only_the_tag(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     before = store.version_get("containers")
     r = remove_op.remove(store, "containers", "tag", ["latest"])
     after = store.version_get("containers")
@@ -140,7 +141,7 @@ def test_remove_tag_removes_only_the_tag(store, containers) -> None:  # type: ig
     assert r.summary.removed == {"blobs": 0, "manifests": 0, "indexes": 0, "tags": 1}
 
 
-def test_remove_index_keeps_tagged_child_and_removes_the_rest(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_index_keeps_tagged_child_and_removes_the_rest(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     multi = containers["multi"]
     amd64, others = multi.children[0], multi.children[1:]
     r = remove_op.remove(store, "containers", "index", ["latest"])  # a tag name resolves to its index
@@ -155,7 +156,7 @@ def test_remove_index_keeps_tagged_child_and_removes_the_rest(store, containers)
     assert store.check().ok
 
 
-def test_remove_manifest_listed_by_an_index_is_refused(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_manifest_listed_by_an_index_is_refused(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     multi = containers["multi"]
     gen = store.generation()
     with pytest.raises(RemovalRefused, match=str(multi.digest)):
@@ -163,7 +164,7 @@ def test_remove_manifest_listed_by_an_index_is_refused(store, containers) -> Non
     assert store.generation() == gen
 
 
-def test_remove_manifest_removes_its_tags_and_unshared_blobs(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_manifest_removes_its_tags_and_unshared_blobs(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     solo = containers["solo"]
     r = remove_op.remove(store, "containers", "manifest", [str(solo.digest)])
     v = store.version_get("containers")
@@ -174,7 +175,7 @@ def test_remove_manifest_removes_its_tags_and_unshared_blobs(store, containers) 
     assert versions(store, "containers") == 2
 
 
-def test_remove_unknown_names_are_all_listed(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_unknown_names_are_all_listed(store: Store, containers) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ContentNotFound, match="nope.*gone|gone.*nope"):
         remove_op.remove(store, "containers", "tag", ["solo", "nope", "gone"])
     assert versions(store, "containers") == 1

@@ -220,7 +220,7 @@ def plan_of(w: World, prune: bool) -> tuple[Plan, object, object]:
     path = w.root / "repos.yaml"
     path.write_text(w.model.yaml(w.upstream.config.url))
     desired = load_desired(path)
-    observed = refresh(w.store, desired, lambda _spec: w.upstream)  # type: ignore[arg-type, return-value]
+    observed = refresh(w.store, desired, lambda _spec: w.upstream)
     return diff(desired, observed, prune_repositories=prune), desired, observed
 
 
@@ -249,7 +249,7 @@ def apply_once(w: World, prune: bool) -> None:
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        result = Runner(plan, w.store, desired, sources=lambda _spec: w.upstream,  # type: ignore[arg-type, return-value]
+        result = Runner(plan, w.store, desired, sources=lambda _spec: w.upstream,  # type: ignore[arg-type]
                         manifests=observed.manifests, parallel_repos=2).run()  # type: ignore[attr-defined]
     finally:
         done.set()

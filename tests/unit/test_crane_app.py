@@ -17,6 +17,7 @@ from reconciler.model import mediatypes as mt
 from reconciler.server.access import load_access
 from reconciler.server.auth import Htpasswd
 from reconciler.server.crane import CraneApp, CraneConfig
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image, build_schema1
 from tests.support.serving import wsgi_call
 
@@ -139,7 +140,7 @@ def test_a_bug_is_a_logged_500(served: tuple[Path, Path], caplog: pytest.LogCapt
     assert status == 500 and "boom" in caplog.text
 
 
-def test_cli_errors_before_starting(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_errors_before_starting(run_cli: RunCli, tmp_path: Path) -> None:
     missing = run_cli("serve", "--crane-data-dir", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "crane data directory" in missing.stderr and "nope" in missing.stderr
     conf = tmp_path / "crane.conf"

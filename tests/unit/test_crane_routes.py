@@ -99,7 +99,7 @@ CFG = CraneConfig()
 
 
 def call(path: str, *, accept: str | None = None, method: str = "GET", authorised: bool = False,
-         config: CraneConfig = CFG, query: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
+         config: CraneConfig = CFG, query: dict[str, list[str]] | None = None):
     return handle(SNAP, config, CraneRequest(method=method, path=path, query=query or {}, accept=accept,
                                              host="crane.example.com:5000",
                                              user="alice" if authorised else None))

@@ -14,6 +14,7 @@ from reconciler.desired.loader import MAX_DESIRED_BYTES
 from reconciler.desired.yamlpos import MAX_DEPTH
 from reconciler.errors import ConfigError
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 
 DATA = Path(__file__).parent / "data" / "desired"
 DEEP = f"more than {MAX_DEPTH} levels deep"
@@ -105,7 +106,7 @@ def _generation(path: Path) -> tuple[int, list[str]]:
 
 @pytest.mark.parametrize("command", ["plan", "apply"])
 @pytest.mark.parametrize("name", ["alias-bomb", "deep-flow", "huge", "duplicate-key"])
-def test_plan_and_apply_refuse_and_change_nothing(tmp_path: Path, store_path: Path, run_cli, name: str,  # type: ignore[no-untyped-def]
+def test_plan_and_apply_refuse_and_change_nothing(tmp_path: Path, store_path: Path, run_cli: RunCli, name: str,
                                                    command: str) -> None:
     writer, expected = CASES[name]
     path = tmp_path / "repos.yaml"

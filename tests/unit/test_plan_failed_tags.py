@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.apply.runner import FAILED, Runner
+from reconciler.apply.result import FAILED
+from reconciler.apply.runner import Runner
 from reconciler.desired.model import CopySpec, TagPin
+from reconciler.model import Digest
 from reconciler.model.content import Origin
 from reconciler.plan.actions import Change
 from reconciler.plan.diff import diff
@@ -21,6 +23,7 @@ from reconciler.plan.observed import Observed, UpstreamTags
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
 from reconciler.store.protocol import Store
+from tests.support.fakeupstream import NoUpstream
 from tests.support.imagegen import store_image
 from tests.support.planworld import IMAGES, RepositorySpec, desired, observed, repo, state, synced
 
@@ -81,17 +84,10 @@ def test_apply_applies_the_rest_and_reports_the_tag(store: Store) -> None:
     spec = desired(synced("web"))
     plan = dataclasses.replace(_plan_with_a_failed_tag(), store_generation=store.generation())
 
-    def fetch(store: Store, source: object, name: str, digests: list[object], jobs: int, **_: object) -> None:
+    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **_: object) -> None:
         store_image(store, IMAGES["a"])
 
-    class Source:
-        from reconciler.registry.protocol import RequestStats
-        stats = RequestStats()
-
-        def close(self) -> None:
-            pass
-
-    result = Runner(plan, store, spec, sources=lambda _: Source(), fetcher=fetch).run()  # type: ignore[arg-type, return-value]
+    result = Runner(plan, store, spec, sources=lambda _: NoUpstream(), fetcher=fetch).run()
     status = {r.id: (r.status, r.error) for r in result.results}
     assert status["web/sync_tag/v2"] == (FAILED, WHY)
     assert status["web/sync_tag/v1"] == ("done", None)

@@ -9,13 +9,15 @@ import pytest
 
 from reconciler.errors import Conflict, NameInvalid, NotFound
 from reconciler.ops import publish as ops
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.serving import commit_tags
 
 
 @pytest.fixture
-def two_versions(store):  # type: ignore[no-untyped-def]
+def two_versions(store: Store):  # type: ignore[no-untyped-def]
     commit_tags(store, "web", {"v1": build_image("a")})
     commit_tags(store, "web", {"v1": build_image("b")})
     return store
@@ -47,7 +49,7 @@ def test_publish_refuses_bad_input(two_versions, kwargs, error) -> None:  # type
     assert two_versions.repository_get("web").published_version is None
 
 
-def test_repo_id_that_is_no_valid_name_needs_name(store) -> None:  # type: ignore[no-untyped-def]
+def test_repo_id_that_is_no_valid_name_needs_name(store: Store) -> None:
     commit_tags(store, "Web_App", {"v1": build_image("a")})
     with pytest.raises(NameInvalid, match="not a valid publish name") as exc:
         ops.publish(store, "Web_App")
@@ -72,7 +74,7 @@ def test_rollback_and_unpublish(two_versions) -> None:  # type: ignore[no-untype
     assert two_versions.publication_get("team/web") is None
 
 
-def test_cli_publish_rollback_unpublish(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_publish_rollback_unpublish(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "store"
     s = SQLiteStore(path)
     commit_tags(s, "web", {"v1": build_image("a")})
@@ -89,7 +91,7 @@ def test_cli_publish_rollback_unpublish(run_cli, tmp_path: Path) -> None:  # typ
     assert bad.returncode == 1 and "error: invalid publish name" in bad.stderr and "hint:" in bad.stderr
 
 
-def test_publications_switch_swaps_two_names_in_one_transaction(store) -> None:  # type: ignore[no-untyped-def]
+def test_publications_switch_swaps_two_names_in_one_transaction(store: Store) -> None:
     from reconciler.model.repository import PublicationChange
 
     commit_tags(store, "blue", {"v1": build_image("a")})
@@ -104,7 +106,7 @@ def test_publications_switch_swaps_two_names_in_one_transaction(store) -> None: 
     assert store.generation() == before + 1  # one write
 
 
-def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_name(store) -> None:  # type: ignore[no-untyped-def]
+def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_name(store: Store) -> None:
     from reconciler.model.repository import PublicationChange
 
     commit_tags(store, "a", {"v1": build_image("a")})
@@ -120,7 +122,7 @@ def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_na
     assert pub is not None and pub.repo_id == "b" and store.repository_get("c").publish_name is None
 
 
-def test_unpublish_release_frees_the_name_for_another_repository(store) -> None:  # type: ignore[no-untyped-def]
+def test_unpublish_release_frees_the_name_for_another_repository(store: Store) -> None:
     commit_tags(store, "old", {"v1": build_image("a")})
     commit_tags(store, "new", {"v1": build_image("b")})
     ops.publish(store, "old", name="prod/app")

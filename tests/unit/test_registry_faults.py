@@ -337,7 +337,7 @@ def _manifest_urls(rsps: responses.RequestsMock, tags: tuple[str, ...], *, head:
         url = f"{BASE}/v2/lib/app/manifests/{t}"
         rsps.add(responses.HEAD, url, status=head_status, headers=head or {})
         rsps.add(responses.GET, url, body=m.raw, headers={"Content-Type": m.media_type})
-    return images  # type: ignore[return-value]
+    return images
 
 
 @pytest.mark.parametrize("head,status", [({"Content-Type": mt.DOCKER_SCHEMA2}, 200), (None, 405), (None, 404)],

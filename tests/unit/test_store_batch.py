@@ -11,10 +11,11 @@ import pytest
 
 from reconciler.errors import DigestMismatch, InvalidInput
 from reconciler.model import Digest
+from reconciler.store.protocol import Store
 from tests.support.imagegen import build_multiarch
 
 
-def test_staged_content_is_invisible_until_commit_then_known_in_one_transaction(store, tmp_path: Path) -> None:
+def test_staged_content_is_invisible_until_commit_then_known_in_one_transaction(store: Store, tmp_path: Path) -> None:
     img = build_multiarch("app")
     try:
         generation = store.generation()
@@ -37,7 +38,7 @@ def test_staged_content_is_invisible_until_commit_then_known_in_one_transaction(
         store.close()
 
 
-def test_an_uncommitted_batch_leaves_no_file_and_no_row(store, tmp_path: Path) -> None:
+def test_an_uncommitted_batch_leaves_no_file_and_no_row(store: Store, tmp_path: Path) -> None:
     data = b"layer" * 1000
     d = Digest.of(data)
     try:
@@ -54,7 +55,7 @@ def test_an_uncommitted_batch_leaves_no_file_and_no_row(store, tmp_path: Path) -
     (b"layer" * 1000 + b"x", 5000, InvalidInput),
     (b"layer" * 999, 5000, InvalidInput),
 ], ids=["wrong-digest", "too-long", "cut-short"])
-def test_a_bad_blob_is_refused_and_leaves_nothing(store, tmp_path: Path, body: bytes, size: int | None,
+def test_a_bad_blob_is_refused_and_leaves_nothing(store: Store, tmp_path: Path, body: bytes, size: int | None,
                                                    error: type[Exception]) -> None:
     d = Digest.of(b"layer" * 1000)
     try:
@@ -69,7 +70,7 @@ def test_a_bad_blob_is_refused_and_leaves_nothing(store, tmp_path: Path, body: b
         store.close()
 
 
-def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(store, tmp_path: Path,
+def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(store: Store, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.errors import StoreError
     from reconciler.store.sql import batch as batch_mod

@@ -19,6 +19,7 @@ from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.registry.retry import RetryPolicy
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import Image, build_image, store_image
 
@@ -65,16 +66,16 @@ def upstream():  # type: ignore[no-untyped-def]
         yield Upstream(rsps)
 
 
-def run_sync(store, upstream: Upstream, repo: str = "app"):  # type: ignore[no-untyped-def]
+def run_sync(store: Store, upstream: Upstream, repo: str = "app"):  # type: ignore[no-untyped-def]
     return api.sync_repository(store, repo, feed=BASE, upstream_name=NAME, source_factory=upstream.factory)
 
 
-def snapshot(store, repo: str):  # type: ignore[no-untyped-def]
+def snapshot(store: Store, repo: str):  # type: ignore[no-untyped-def]
     v = store.version_get(repo)
     return v.number, dict(v.tags), v.content
 
 
-def test_429_with_retry_after_then_success(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_429_with_retry_after_then_success(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     upstream.tags("v1")
     layer = next(iter(img.blobs))
@@ -86,7 +87,7 @@ def test_429_with_retry_after_then_success(store, upstream: Upstream) -> None:  
     assert store.check().ok
 
 
-def test_503_twice_then_success(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_503_twice_then_success(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     upstream.tags(status=503)
     upstream.tags(status=503)
@@ -98,7 +99,7 @@ def test_503_twice_then_success(store, upstream: Upstream) -> None:  # type: ign
     assert store.check().ok
 
 
-def test_truncated_blob_is_retried_then_succeeds(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_blob_is_retried_then_succeeds(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     layer, data = next(iter(img.blobs.items()))
     upstream.tags("v1")
@@ -109,7 +110,7 @@ def test_truncated_blob_is_retried_then_succeeds(store, upstream: Upstream) -> N
     assert store.blob_has(Digest.parse(layer)) and store.check().ok
 
 
-def test_blob_always_truncated_fails_and_changes_nothing(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_blob_always_truncated_fails_and_changes_nothing(store: Store, upstream: Upstream) -> None:
     old, new = build_image("old"), build_image("new")
     upstream.tags("v1")
     upstream.image(old, "v1")
@@ -130,7 +131,7 @@ def test_blob_always_truncated_fails_and_changes_nothing(store, upstream: Upstre
     assert store.check().ok
 
 
-def test_blob_with_wrong_digest_fails_and_stores_nothing(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_blob_with_wrong_digest_fails_and_stores_nothing(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     layer, data = next(iter(img.blobs.items()))
     upstream.tags("v1")
@@ -168,7 +169,7 @@ def test_wrong_digest_through_the_cli_exits_1(upstream: Upstream, tmp_path: Path
 @pytest.mark.parametrize("gone_at", ["get-by-tag", "head", "get"],
                          ids=["new-tag-deleted-before-get", "known-tag-deleted-before-head",
                               "known-tag-moved-then-deleted-before-get"])
-def test_tag_deleted_between_listing_and_fetching(store, upstream: Upstream, gone_at: str) -> None:  # type: ignore[no-untyped-def]
+def test_tag_deleted_between_listing_and_fetching(store: Store, upstream: Upstream, gone_at: str) -> None:
     """A new tag is resolved by GET, a tag the repository holds by HEAD (then GET by
     digest when it moved): a 404 at any of them drops the tag, and the rest syncs."""
     kept, gone, old = build_image("kept"), build_image("gone"), build_image("old")
@@ -213,7 +214,7 @@ def test_json_summary(upstream: Upstream, tmp_path: Path, capsys: pytest.Capture
     assert out["requests"] == 1 + 1 + 2 + len(img.blobs)
 
 
-def test_a_client_that_cannot_be_opened_leaves_no_repository(store) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_that_cannot_be_opened_leaves_no_repository(store: Store) -> None:
     """The repository a sync creates is removed again whatever fails after its creation,
     opening the registry client included (a bad credentials file, a missing CA file)."""
     from reconciler.errors import ConfigError
