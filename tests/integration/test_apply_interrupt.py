@@ -34,7 +34,7 @@ def start_apply(yaml: Path, store: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=yaml.parent)
 
 
-def wait_for(condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"

@@ -137,7 +137,7 @@ def test_unknown_name_is_cranes_404(world: World) -> None:
         assert resp.json() == {"errors": [{"code": "404", "message": "Not Found"}]}
 
 
-def _wait_for(check, what: str, server: Server):  # type: ignore[no-untyped-def]
+def _wait_for(check, what: str, server: Server):
     deadline = time.monotonic() + 30
     while not check():
         if time.monotonic() > deadline:

@@ -37,13 +37,13 @@ repositories:
 """
 
 
-def drift(run_cli: RunCli, store: Path, yaml: Path) -> tuple[int, dict]:  # type: ignore[type-arg]
+def drift(run_cli: RunCli, store: Path, yaml: Path) -> tuple[int, dict]:
     proc = run_cli("drift", "-f", str(yaml), "--json", "--detailed-exitcode", store=store)
     assert proc.returncode in (0, 2), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
-def causes(report: dict) -> dict[str, list[str]]:  # type: ignore[type-arg]
+def causes(report: dict) -> dict[str, list[str]]:
     return {c: sorted(i["action"] or i["what"] for i in items) for c, items in report["causes"].items() if items}
 
 

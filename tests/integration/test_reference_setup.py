@@ -102,7 +102,7 @@ def _wait(ready: object, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
         except requests.RequestException:
             pass

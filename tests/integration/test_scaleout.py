@@ -118,7 +118,7 @@ def test_client_alternating_between_replicas_gets_the_stores_digests(
         nonlocal turn
         server = servers[turn % 2]
         turn += 1
-        resp = requests.get(server.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        resp = requests.get(server.url + path, timeout=30, **kwargs)
         assert resp.status_code == 200, f"{server.url}{path}: {resp.status_code} {resp.text[:300]}"
         return resp
 

@@ -89,7 +89,7 @@ def replicas(world: World) -> Iterator[tuple[Server, Server]]:
 
 def _timed(method: str, url: str, **kwargs: object) -> tuple[requests.Response, float]:
     started = time.monotonic()
-    resp = requests.request(method, url, timeout=30, **kwargs)  # type: ignore[arg-type]
+    resp = requests.request(method, url, timeout=30, **kwargs)
     return resp, time.monotonic() - started
 
 

@@ -34,7 +34,7 @@ class Clients:
         self.made: list[RegistryClient] = []
 
     def __call__(self, config: RegistryConfig) -> UpstreamSource:
-        client = RegistryClient(config, **self.kwargs)  # type: ignore[arg-type]
+        client = RegistryClient(config, **self.kwargs)
         self.made.append(client)
         return client
 
@@ -46,7 +46,7 @@ class Clients:
 def do_sync(store: Store, feed: str, repo: str, name: str, clients: Callable[[RegistryConfig], UpstreamSource] | None = None,
             **kwargs: object) -> SyncResult:
     return api.sync_repository(store, repo, feed=feed, upstream_name=name,
-                               source_factory=clients or Clients(), **kwargs)  # type: ignore[arg-type]
+                               source_factory=clients or Clients(), **kwargs)
 
 
 def tags_of(store: Store, repo: str) -> dict[str, Digest]:

@@ -51,7 +51,7 @@ def skopeo_dir_tarball(registry: RunningRegistry, name: str, fmt: str, tmp_path:
     ("v2s2", "application/vnd.docker.distribution.manifest.v2+json"),
     ("v2s1", "application/vnd.docker.distribution.manifest.v1+json"),
 ])
-def test_upload_real_skopeo_dir_tarball(registry, upstream, store: Store, tmp_path: Path, run_cli: RunCli,  # type: ignore[no-untyped-def]
+def test_upload_real_skopeo_dir_tarball(registry, upstream, store: Store, tmp_path: Path, run_cli: RunCli,
                                         fmt: str, media_type: str) -> None:
     path = skopeo_dir_tarball(registry, f"{BUSYBOX}:latest", fmt, tmp_path)
     store.close()
@@ -73,7 +73,7 @@ def test_upload_real_skopeo_dir_tarball(registry, upstream, store: Store, tmp_pa
         s.close()
 
 
-def test_upload_real_oci_archive_of_an_index(registry, upstream, store: Store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_upload_real_oci_archive_of_an_index(registry, upstream, store: Store, tmp_path: Path) -> None:
     from reconciler.ops.upload import upload
 
     archive = tmp_path / "multi.tar"
@@ -90,7 +90,7 @@ def test_upload_real_oci_archive_of_an_index(registry, upstream, store: Store, t
     assert not upload(store, "multi", layout).changed  # nothing new: same digests, same tag
 
 
-def test_done_when_flow_through_the_cli(registry, upstream, tmp_path: Path, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+def test_done_when_flow_through_the_cli(registry, upstream, tmp_path: Path, run_cli: RunCli) -> None:
     """An image uploaded from a skopeo v2s2 tarball, tagged, copied to a second repository
     and removed there leaves the first repository intact and `store check` clean."""
     path = skopeo_dir_tarball(registry, f"{BUSYBOX}:latest", "v2s2", tmp_path)

@@ -50,7 +50,7 @@ def push_tags(registry: RunningRegistry, name: str, stem: str, tags: list[str]) 
     return images
 
 
-def sync(run_cli: RunCli, proxy: QuirkProxy, name: str, store: Path, *extra: str, repo: str = "app"):  # type: ignore[no-untyped-def]
+def sync(run_cli: RunCli, proxy: QuirkProxy, name: str, store: Path, *extra: str, repo: str = "app"):
     return run_cli("sync", repo, "--feed", proxy.url, "--upstream-name", name, "--no-tls-verify", "--timeout", "5",
                    "--retries", "1", "--json", *extra, store=store)
 
@@ -226,7 +226,7 @@ def _without_layer_size(img: Image, registry: RunningRegistry, name: str) -> dic
         pusher.session.close()
     doc = json.loads(img.manifest.raw)
     del doc["layers"][0]["size"]
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def push_broken(registry: RunningRegistry, name: str, tag: str, stem: str) -> None:

@@ -43,7 +43,7 @@ def test_v1_recipes_upload_mask_export_serve(run_cli: RunCli, tmp_path: Path) ->
     assert "4 v1 images" in out
     with tarfile.open(export) as tf:
         names = set(tf.getnames())
-        app = json.loads(tf.extractfile("busybox.json").read())  # type: ignore[union-attr]
+        app = json.loads(tf.extractfile("busybox.json").read())
     assert app["version"] == 1 and app["tags"] == {"latest": busybox.leaf}
     assert {f"web/{i}/{f}" for i in busybox.ids for f in ("ancestry", "json", "layer")} <= names
 

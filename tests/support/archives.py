@@ -41,7 +41,7 @@ def skopeo_dir_tar(path: Path, image: Image, *, version: str = "1.1", omit: Iter
     return write_tar(path, skopeo_dir_files(image, version=version, omit=omit), prefix=prefix)
 
 
-def _manifests(image: Image) -> list:  # type: ignore[type-arg]
+def _manifests(image: Image) -> list:
     """Every manifest and index under ``image``, nested indexes included."""
     out = [image.manifest]
     for child in image.children:

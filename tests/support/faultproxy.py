@@ -89,7 +89,7 @@ class _Server(ThreadingHTTPServer):
         """A client that gave up (its read timeout fired, or it saw a reset) and closed
         the connection is what the faults are for, not an error worth a traceback."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -113,7 +113,7 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def add(self, pattern: str, kind: str, **kw: object) -> Fault:
-        fault = Fault(pattern, kind, **kw)  # type: ignore[arg-type]
+        fault = Fault(pattern, kind, **kw)
         with self._lock:
             self.faults.append(fault)
         return fault

@@ -30,10 +30,10 @@ class _Pusher:
 
     def request(self, method: str, url: str, **kwargs: object) -> requests.Response:
         """One request, answering one auth challenge if the registry sends it."""
-        headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
+        headers = dict(kwargs.pop("headers", None) or {})
         if self._authorization:
             headers["Authorization"] = self._authorization
-        resp = self.session.request(method, url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        resp = self.session.request(method, url, headers=headers, timeout=30, **kwargs)
         if resp.status_code != 401:
             return resp
         challenge = resp.headers.get("WWW-Authenticate", "")
@@ -51,7 +51,7 @@ class _Pusher:
             headers["Authorization"] = self._authorization
         else:
             return resp
-        return self.session.request(method, url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return self.session.request(method, url, headers=headers, timeout=30, **kwargs)
 
     def push_blob(self, digest: str, data: bytes) -> None:
         head = self.request("HEAD", f"{self.base}/v2/{self.name}/blobs/{digest}")

@@ -32,7 +32,7 @@ class _Handler(SimpleHTTPRequestHandler):
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.requests_seen.append(self.path)  # type: ignore[attr-defined]
+        self.server.requests_seen.append(self.path)
 
 
 class StaticHost:
@@ -41,13 +41,13 @@ class StaticHost:
     def __init__(self, root: Path) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
         self.server.daemon_threads = True
-        self.server.requests_seen = []  # type: ignore[attr-defined]
+        self.server.requests_seen = []
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def requests_seen(self) -> list[str]:
-        return self.server.requests_seen  # type: ignore[attr-defined, no-any-return]
+        return self.server.requests_seen
 
     def __enter__(self) -> StaticHost:
         self._thread.start()

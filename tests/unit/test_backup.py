@@ -26,7 +26,7 @@ def test_gc_waits_for_a_running_backup(store: Store) -> None:
     held, done = threading.Event(), threading.Event()
 
     def backup() -> None:
-        with store.backup_hold():  # type: ignore[attr-defined]
+        with store.backup_hold():
             held.set()
             done.wait(30)
 

@@ -24,7 +24,7 @@ IMAGES = {"s2": build_image("b-s2"), "list": build_multiarch("b-list"), "old": b
 
 
 @pytest.fixture
-def source_store(tmp_path: Path):  # type: ignore[no-untyped-def]
+def source_store(tmp_path: Path):
     store = SQLiteStore(tmp_path / "a")
     version = commit_tags(store, "web", IMAGES)
     store.publish("web", name="team/web", version=version, protected=True)
@@ -35,7 +35,7 @@ def source_store(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def members(path: Path) -> dict[str, bytes]:
     with tarfile.open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
 def rewrite(path: Path, changes: dict[str, bytes]) -> None:

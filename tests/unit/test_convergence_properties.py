@@ -126,7 +126,7 @@ class Model:
         return out
 
 
-def edit(m: Model, upstream: FakeUpstream, op: tuple) -> None:  # type: ignore[type-arg]
+def edit(m: Model, upstream: FakeUpstream, op: tuple) -> None:
     kind, *a = op
     if kind == "add":
         repo_id = m.new_id()
@@ -166,7 +166,7 @@ def edit(m: Model, upstream: FakeUpstream, op: tuple) -> None:  # type: ignore[t
             m.repos[target].pin_from = source
 
 
-def upstream_edit(upstream: FakeUpstream, op: tuple) -> None:  # type: ignore[type-arg]
+def upstream_edit(upstream: FakeUpstream, op: tuple) -> None:
     kind, *a = op
     if kind == "push":
         upstream.push(UPSTREAM, IMAGES[a[0]], a[1])
@@ -249,8 +249,8 @@ def apply_once(w: World, prune: bool) -> None:
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        result = Runner(plan, w.store, desired, sources=lambda _spec: w.upstream,  # type: ignore[arg-type]
-                        manifests=observed.manifests, parallel_repos=2).run()  # type: ignore[attr-defined]
+        result = Runner(plan, w.store, desired, sources=lambda _spec: w.upstream,
+                        manifests=observed.manifests, parallel_repos=2).run()
     finally:
         done.set()
         poller.join()
@@ -272,7 +272,7 @@ def apply_once(w: World, prune: bool) -> None:
 
 @PROFILE
 @given(steps=st.lists(STEP, min_size=1, max_size=6))
-def test_one_apply_converges_from_any_state_and_never_unserves_a_declared_name(steps: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_one_apply_converges_from_any_state_and_never_unserves_a_declared_name(steps: list[tuple]) -> None:
     with world() as w:
         apply_once(w, False)
         for edits, upstream_edits, prune in steps:

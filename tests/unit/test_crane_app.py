@@ -49,7 +49,7 @@ def served(tmp_path: Path) -> tuple[Path, Path]:
 def make_app(served: tuple[Path, Path], **kwargs: object) -> CraneApp:
     data, v2 = served
     config = CraneConfig(data_dir=str(data), serve_content=True, content_dir_v2=str(v2), content_dir_v1=str(v2))
-    return CraneApp(config, **kwargs)  # type: ignore[arg-type]
+    return CraneApp(config, **kwargs)
 
 
 def test_manifest_served_with_digest_and_its_own_media_type(served: tuple[Path, Path]) -> None:

@@ -274,8 +274,8 @@ def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path, caplog: pyt
         loader.join(20)
     assert loaded, "loading the data directory hung"
     snap = loaded[0]
-    assert sorted(snap.v2) == ["ns/good"]  # type: ignore[attr-defined]
-    errors = "\n".join(snap.errors)  # type: ignore[attr-defined]
+    assert sorted(snap.v2) == ["ns/good"]
+    errors = "\n".join(snap.errors)
     assert "fifo.json: not a regular file (a FIFO)" in errors
     assert "zero.json: not a regular file (a character device)" in errors
     assert "huge.json: over 32 MiB" in errors

@@ -152,7 +152,7 @@ def test_index_chains_are_bounded(store: Store, upstream: Upstream, depth: int, 
 
 @pytest.mark.parametrize("depth,ok", [(MAX_INDEX_DEPTH, True), (MAX_INDEX_DEPTH + 1, False)],
                          ids=["at-limit", "one-deeper"])
-def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_path, depth: int,  # type: ignore[no-untyped-def]
+def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_path, depth: int,
                                           ok: bool) -> None:
     """The plan's refresh GETs the manifests it lacks level by level, before apply's fetch
     ever runs: it had no bound, so a hostile upstream could chain indexes for as long as
@@ -179,7 +179,7 @@ def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_
 
 @pytest.mark.parametrize("packaging", ["json-file", "skopeo-dir-tar", "oci-layout-tar"])
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path, name: str, packaging: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path, name: str, packaging: str) -> None:
     """The same manifests, uploaded: a manifest/index JSON file, a skopeo dir: tarball's
     manifest.json, or an OCI layout's index.json entry pointing at them."""
     from reconciler.errors import InvalidInput
@@ -214,7 +214,7 @@ def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path, name: st
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
 
-def test_deeply_nested_json_elsewhere_is_a_clear_error(store: Store, upstream: Upstream, tmp_path, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+def test_deeply_nested_json_elsewhere_is_a_clear_error(store: Store, upstream: Upstream, tmp_path, run_cli: RunCli) -> None:
     """Python's JSON decoder recurses per level: a tag list, an OCI layout's index.json or
     a saved plan nested 100,000 deep is reported as invalid JSON, not a RecursionError."""
     from reconciler.errors import UploadInvalid

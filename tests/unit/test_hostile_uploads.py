@@ -38,7 +38,7 @@ def footprint(store: Store) -> tuple[int, int, frozenset[str]]:
     return blobs, manifests, files
 
 
-def refused(store: Store, path: Path, match: str, **kw) -> UploadInvalid:  # type: ignore[no-untyped-def]
+def refused(store: Store, path: Path, match: str, **kw) -> UploadInvalid:
     before, gen = footprint(store), store.generation()
     with pytest.raises(UploadInvalid, match=match) as info:
         upload(store, "r", path, **kw)
@@ -97,7 +97,7 @@ def test_gzip_bomb_is_refused_at_its_header(store: Store, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("compress", [gzip.compress, bz2.compress], ids=["gzip", "bzip2"])
-def test_ratio_bound_uses_the_compressed_size(store: Store, tmp_path: Path, compress) -> None:  # type: ignore[no-untyped-def]
+def test_ratio_bound_uses_the_compressed_size(store: Store, tmp_path: Path, compress) -> None:
     """An image of zero-filled layers compresses far beyond the ratio: with a low floor
     it is refused; the same file under the default limits is accepted."""
     img = ig.build_image("zeros")

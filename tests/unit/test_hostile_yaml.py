@@ -27,7 +27,7 @@ def _huge(path: Path) -> None:
         f.truncate(50 * 1000 * 1000)
 
 
-def _write(text: str):  # type: ignore[no-untyped-def]
+def _write(text: str):
     return lambda path: path.write_text(text)
 
 

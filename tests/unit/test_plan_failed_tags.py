@@ -33,7 +33,7 @@ WHY = "GET http://up/v2/lib/web/manifests/v2: manifest: descriptor sha256:ab lac
 
 def with_upstream(obs: Observed, repo_id: str, **kw: object) -> Observed:
     ups = dict(obs.upstreams)
-    ups[repo_id] = dataclasses.replace(ups[repo_id], **kw)  # type: ignore[arg-type]
+    ups[repo_id] = dataclasses.replace(ups[repo_id], **kw)
     return dataclasses.replace(obs, upstreams=ups)
 
 

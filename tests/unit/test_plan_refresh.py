@@ -43,7 +43,7 @@ def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: S
     def resolver(source: object, spec: object, jobs: int, known: object) -> UpstreamView:
         return UpstreamView("web", {"latest": img.digest}, manifests={img.digest: img.manifest}, listed=1)
 
-    obs = refresh(store, desired(synced("web")), lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]
+    obs = refresh(store, desired(synced("web")), lambda _: upstream, resolver=resolver)
     children = sorted(str(c.digest) for c in img.children)
     assert sorted(upstream.asked) == children  # each child once; the index not again
     assert obs.missing_manifests == {img.digest, *(c.digest for c in img.children)}

@@ -61,7 +61,7 @@ RENDERERS = {
 @pytest.mark.parametrize("fmt", sorted(RENDERERS))
 def test_golden(name: str, make: object, fmt: str) -> None:
     render, ext = RENDERERS[fmt]
-    out = render(make())  # type: ignore[operator]
+    out = render(make())
     path = GOLDEN / f"{name}.{ext}"
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(out)

@@ -131,7 +131,7 @@ OPS = st.one_of(
 )
 
 
-def apply_op(w: World, op: tuple) -> None:  # type: ignore[type-arg]
+def apply_op(w: World, op: tuple) -> None:
     kind, *args = op
     s = w.store
     if kind == "upload":
@@ -188,7 +188,7 @@ def incomplete(store: SQLiteStore) -> list[str]:
 
 @settings(CI)
 @given(ops=st.lists(OPS, min_size=1, max_size=12))
-def test_every_version_stays_complete_and_every_file_verifies(ops: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_every_version_stays_complete_and_every_file_verifies(ops: list[tuple]) -> None:
     with world() as w:
         for op in ops:
             before = snapshot(w.store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -17,24 +18,29 @@ from tests.support.serving import commit_tags
 
 
 @pytest.fixture
-def two_versions(store: Store):  # type: ignore[no-untyped-def]
+def two_versions(store: Store) -> Store:
     commit_tags(store, "web", {"v1": build_image("a")})
     commit_tags(store, "web", {"v1": build_image("b")})
     return store
 
 
-def test_publish_defaults_to_repo_id_and_latest(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_publish_defaults_to_repo_id_and_latest(two_versions: Store) -> None:
     repo = ops.publish(two_versions, "web")
     assert (repo.publish_name, repo.published_version, repo.protected) == ("web", 2, False)
     pub = two_versions.publication_get("web")
     assert pub is not None and (pub.repo_id, pub.version) == ("web", 2)
 
 
-def test_publish_keeps_stored_name_and_flag(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_publish_keeps_stored_name_and_flag(two_versions: Store) -> None:
     ops.publish(two_versions, "web", name="team/web", version=1, protected=True)
     repo = ops.publish(two_versions, "web")  # no options: same name, same flag, latest version
     assert (repo.publish_name, repo.published_version, repo.protected) == ("team/web", 2, True)
     assert ops.publish(two_versions, "web", protected=False).protected is False
+
+
+class PublishArgs(TypedDict, total=False):
+    name: str
+    version: int
 
 
 @pytest.mark.parametrize("kwargs,error", [
@@ -43,7 +49,7 @@ def test_publish_keeps_stored_name_and_flag(two_versions) -> None:  # type: igno
     ({"name": "../x"}, NameInvalid),
     ({"version": 7}, NotFound),
 ])
-def test_publish_refuses_bad_input(two_versions, kwargs, error) -> None:  # type: ignore[no-untyped-def]
+def test_publish_refuses_bad_input(two_versions: Store, kwargs: PublishArgs, error: type[Exception]) -> None:
     with pytest.raises(error):
         ops.publish(two_versions, "web", **kwargs)
     assert two_versions.repository_get("web").published_version is None
@@ -56,14 +62,14 @@ def test_repo_id_that_is_no_valid_name_needs_name(store: Store) -> None:
     assert "--name" in (exc.value.hint or "")
 
 
-def test_publish_names_are_unique(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_publish_names_are_unique(two_versions: Store) -> None:
     commit_tags(two_versions, "other", {"v1": build_image("c")})
     ops.publish(two_versions, "web", name="shared")
     with pytest.raises(Conflict, match="already used by repository 'web'"):
         ops.publish(two_versions, "other", name="shared")
 
 
-def test_rollback_and_unpublish(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_and_unpublish(two_versions: Store) -> None:
     with pytest.raises(Conflict, match="not published"):
         ops.rollback(two_versions, "web", to=1)
     ops.publish(two_versions, "web", name="team/web", protected=True)

@@ -97,7 +97,7 @@ def test_a_client_mid_pull_across_a_publish_gets_the_old_layers(store: Store,
     monkeypatch.setenv(GRACE_ENV, "0")
     v3 = commit_tags(store, "app", {"latest": new, "again": new})
     store.publish("app", name="team/app", version=v3, protected=False)
-    with store._write() as conn:  # type: ignore[attr-defined]  # the grace of v1 ran out
+    with store._write() as conn:  # the grace of v1 ran out
         conn.execute("UPDATE publication_history SET serve_until = 0")
     status, _, body = wsgi_call(app, "GET", f"/v2/team/app/blobs/{old.manifest.layers[0].digest}")
     assert status == 404 and json.loads(body)["errors"][0]["code"] == "BLOB_UNKNOWN"

@@ -43,7 +43,7 @@ def sleeps() -> list[float]:
 
 def make_client(sleeps: list[float], url: str = BASE, **kw: object) -> RegistryClient:
     return RegistryClient(RegistryConfig(url), retry=RetryPolicy(attempts=4, initial=0.5, maximum=4.0,
-                                                                  sleep=sleeps.append), **kw)  # type: ignore[arg-type]
+                                                                  sleep=sleeps.append), **kw)
 
 
 def calls(rsps: responses.RequestsMock, url_prefix: str) -> int:
@@ -251,8 +251,8 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
     User-Agent, the caller's headers, the environment's proxy and the TLS settings still
     reach the transport; cookies and ~/.netrc, which registry clients do not use, do not."""
     home = tmp_path
-    (home / ".netrc").write_text("machine reg.example login netrc-user password netrc-pw\n")  # type: ignore[operator]
-    (home / ".netrc").chmod(0o600)  # type: ignore[operator]
+    (home / ".netrc").write_text("machine reg.example login netrc-user password netrc-pw\n")
+    (home / ".netrc").chmod(0o600)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     rsps.add(responses.GET, TAGS_URL, json=tags_body("v1"), headers={"Set-Cookie": "lb=abc; Path=/"})
@@ -266,13 +266,13 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
     with make_client(sleeps) as client:  # a cookie set by the ping is not sent back either
         assert client.tag_list("lib/app") == ["v1"]
     sent = list(rsps.calls)
-    assert [c.request.url.split("/v2/")[1].split("?")[0] for c in sent] == [  # type: ignore[union-attr]
+    assert [c.request.url.split("/v2/")[1].split("?")[0] for c in sent] == [
         "", "lib/app/tags/list", "lib/app/manifests/v1", "", "lib/app/tags/list"]
     for call in sent:
         request = call.request
         assert request.headers["User-Agent"].startswith("reconciler-registry-client/")
         assert "Cookie" not in request.headers and "Authorization" not in request.headers
-        kwargs = request.req_kwargs  # type: ignore[attr-defined]
+        kwargs = request.req_kwargs
         assert kwargs["proxies"].get("https") == "http://proxy.test:3128"
         # True, or the CA bundle REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE names: what requests works out
         assert kwargs["verify"] == requests.Session().merge_environment_settings(
@@ -295,10 +295,10 @@ def test_the_registry_tls_settings_win_over_the_ca_bundle_variables(
     variable applies as in requests."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/env-bundle.pem")
     rsps.add(responses.GET, TAGS_URL, json=tags_body("v1"))
-    config = RegistryConfig(BASE, **settings)  # type: ignore[arg-type]
+    config = RegistryConfig(BASE, **settings)
     with RegistryClient(config, retry=RetryPolicy(attempts=1, sleep=sleeps.append)) as client:
         assert client.tag_list("lib/app") == ["v1"]
-    assert [c.request.req_kwargs["verify"] for c in rsps.calls] == [expected, expected]  # type: ignore[attr-defined]
+    assert [c.request.req_kwargs["verify"] for c in rsps.calls] == [expected, expected]
 
 
 @pytest.mark.parametrize(("target", "credentials_follow"), [

@@ -30,7 +30,7 @@ class _Zeros(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buf) -> int:
         n = min(len(buf), self.left)
         buf[:n] = self.fill * n
         self.left -= n
@@ -50,7 +50,7 @@ def sleeps() -> list[float]:
 
 def client(sleeps: list[float], **kw: object) -> RegistryClient:
     return RegistryClient(RegistryConfig(BASE), retry=RetryPolicy(attempts=3, sleep=sleeps.append),
-                          **kw)  # type: ignore[arg-type]
+                          **kw)
 
 
 def test_huge_manifest_is_refused_after_a_bounded_read(sleeps: list[float]) -> None:
@@ -138,7 +138,7 @@ def test_every_request_has_a_timeout(sleeps: list[float]) -> None:
         with client(sleeps, timeout=(3.0, 7.0)) as c:
             c.tag_list("lib/app")
             c.manifest_head("lib/app", "a")
-        timeouts = [call.request.req_kwargs.get("timeout") for call in rsps.calls]  # type: ignore[attr-defined]
+        timeouts = [call.request.req_kwargs.get("timeout") for call in rsps.calls]
     assert len(timeouts) == 5 and all(t == (3.0, 7.0) for t in timeouts)
 
 

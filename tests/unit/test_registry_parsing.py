@@ -199,10 +199,10 @@ def test_token_cache_expiry_and_invalidation() -> None:
     ({"client_cert": "/both.pem"}, True, "/both.pem"),
 ], ids=["verify-by-default", "ca-file", "verify-off", "cert-and-key", "combined-cert"])
 def test_session_tls_options(kw: dict[str, object], verify: object, cert: object) -> None:
-    session = make_session(RegistryConfig("https://reg.example", max_concurrency=9, **kw))  # type: ignore[arg-type]
+    session = make_session(RegistryConfig("https://reg.example", max_concurrency=9, **kw))
     try:
         assert session.verify == verify and session.cert == cert
-        assert session.get_adapter("https://reg.example")._pool_maxsize == 9  # type: ignore[attr-defined]
+        assert session.get_adapter("https://reg.example")._pool_maxsize == 9
     finally:
         session.close()
 

@@ -78,7 +78,7 @@ SIZES = {A: 100, B: 20, C: 3, D: 4000}
 def test_freed_bytes(rows: tuple[tuple[Digest, int, int | None], ...], dropped: list[int],
                      kw: dict[str, object], freed: int) -> None:
     h = history(range(1, 5), rows=rows, sizes=SIZES)
-    assert freed_bytes(h, dropped, **kw) == freed  # type: ignore[arg-type]
+    assert freed_bytes(h, dropped, **kw) == freed
 
 
 def test_content_another_repository_holds_is_never_counted() -> None:

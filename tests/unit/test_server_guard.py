@@ -201,7 +201,7 @@ def test_every_write_and_every_download_start_is_guarded() -> None:
 def test_a_lost_lock_stops_the_next_guarded_call_but_not_reads() -> None:
     raw = LockLosingStore()
     flag = StopFlag()
-    store = StoppingStore(raw, flag, raw)  # type: ignore[arg-type]
+    store = StoppingStore(raw, flag, raw)
     store.blobs_missing([])
     raw.lost = True
     # the stop carries the lost lock's message and hint (Interrupted: no action handler swallows it)

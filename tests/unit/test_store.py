@@ -24,7 +24,7 @@ from reconciler.store.protocol import Store
 from tests.support.imagegen import build_image, build_multiarch, build_schema1, store_image
 
 
-def content_of(*images) -> ContentSet:  # type: ignore[no-untyped-def]
+def content_of(*images) -> ContentSet:
     blobs, manifests, indexes = set(), set(), set()
     for img in images:
         for d in img.all_blobs():
@@ -274,7 +274,7 @@ def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store: Store) ->
         store.blob_put(VerifiedStream(iter([data]), d), other)
 
 
-def test_migration_backfills_the_compact_references_of_older_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_migration_backfills_the_compact_references_of_older_stores(tmp_path) -> None:
     import sqlite3
 
     from reconciler.store.sqlite import SQLiteStore

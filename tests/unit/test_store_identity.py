@@ -155,7 +155,7 @@ def test_a_moved_store_claims_its_blobs_only_when_the_original_is_gone(tmp_path:
         b.close()
 
 
-def identity_blobs(path: Path):  # type: ignore[no-untyped-def]
+def identity_blobs(path: Path):
     from reconciler.store.blobs import open_blobs
 
     return open_blobs(path)

@@ -164,7 +164,7 @@ def test_usage_says_where_the_bytes_are(store: Store) -> None:
     usage = store.usage()
     assert usage.unreferenced_bytes == size_of(store, garbage)
     assert usage.total_bytes == size_of(store, *web, base, lone, garbage)
-    assert usage.to_json()["repositories"][0] == {  # type: ignore[index]
+    assert usage.to_json()["repositories"][0] == {
         "id": "lonely", "versions": 3, "bytes": 0, "unique_bytes": size_of(store, lone), "old_versions_bytes": 0}
     # after dropping and gc, the old bytes are gone from every column
     store.versions_drop("web", [0, 1, 2])

@@ -162,7 +162,7 @@ def test_concurrent_fetches_share_in_flight_blobs(store: Store) -> None:
     from reconciler.ops.fetch import InFlight, fetch_content
 
     class SlowUpstream(FakeUpstream):
-        def blob_fetch(self, name, digest, sink):  # type: ignore[no-untyped-def]
+        def blob_fetch(self, name, digest, sink):
             time.sleep(0.05)  # keep both fetches' downloads in flight together
             return super().blob_fetch(name, digest, sink)
 

@@ -61,16 +61,16 @@ class Upstream:
 
 
 @pytest.fixture
-def upstream():  # type: ignore[no-untyped-def]
+def upstream():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield Upstream(rsps)
 
 
-def run_sync(store: Store, upstream: Upstream, repo: str = "app"):  # type: ignore[no-untyped-def]
+def run_sync(store: Store, upstream: Upstream, repo: str = "app"):
     return api.sync_repository(store, repo, feed=BASE, upstream_name=NAME, source_factory=upstream.factory)
 
 
-def snapshot(store: Store, repo: str):  # type: ignore[no-untyped-def]
+def snapshot(store: Store, repo: str):
     v = store.version_get(repo)
     return v.number, dict(v.tags), v.content
 

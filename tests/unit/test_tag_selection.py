@@ -64,7 +64,7 @@ TAGS = ["1.0.0", "1.2.0", "1.2.3", "v1.2.4", "1.3", "1", "1.9.9", "1.10.0", "2.0
 ], ids=["range", "caret", "tilde", "x-range-and-include", "alternatives", "prereleases", "suffix", "suffix-glob-with-dash",
         "newest-2-versions", "newest-1", "newest-1-with-prereleases", "alphanumeric"])
 def test_selection_steps(kwargs: dict[str, object], selected: list[str], outranked: list[str]) -> None:
-    f = TagFilter(**kwargs)  # type: ignore[arg-type]
+    f = TagFilter(**kwargs)
     result = f.selection(TAGS)
     assert list(result.selected) == selected
     assert list(result.outranked) == outranked
@@ -100,7 +100,7 @@ def test_date_stamps_by_name() -> None:
         "caret-in-exclude"])
 def test_refused_filters(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput) as info:
-        TagFilter(**kwargs)  # type: ignore[arg-type]
+        TagFilter(**kwargs)
     assert message in info.value.message and info.value.hint
 
 

@@ -77,7 +77,7 @@ def test_mask_id_skips_the_masked_image_and_all_its_ancestors(store: Store, tmp_
     assert v1.masked == {CHAIN.ids[2]}
     # the tag on a masked image is not imported (it would dangle), and the user is told
     assert dict(v1.tags) == {"latest": CHAIN.leaf}
-    assert any("base" in n for n in result.details["notes"])  # type: ignore[attr-defined]
+    assert any("base" in n for n in result.details["notes"])
     assert store.check().ok
     assert inspect_v1(path, mask_id=CHAIN.ids[2]).images == (CHAIN.ids[3], CHAIN.ids[4])
 
@@ -126,7 +126,7 @@ def test_upload_refuses_a_chain_whose_parent_is_nowhere(store: Store, tmp_path: 
     (lambda f: f.pop(f"{CHAIN.ids[0]}/layer.tar"), "no layer.tar"),
     (lambda f: [f.pop(n) for n in list(f) if n.endswith("/json")], "no v1 image directories"),
 ], ids=["two-repositories", "bad-json", "no-layer", "no-images"])
-def test_malformed_tarballs_are_refused_and_store_nothing(store: Store, tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_tarballs_are_refused_and_store_nothing(store: Store, tmp_path: Path, mutate, message: str) -> None:
     files = v1_save_files(CHAIN)
     mutate(files)
     with pytest.raises(UploadInvalid, match=message):
@@ -194,10 +194,10 @@ def test_export_crane_v1_writes_the_v1_app_file_and_the_web_tree(busybox: Store,
     assert result.v1_images == 5 and result.tags == 2
     with tarfile.open(out) as tf:
         names = set(tf.getnames())
-        app = json.loads(tf.extractfile("busybox.json").read())  # type: ignore[union-attr]
-        ancestry = json.loads(tf.extractfile(f"web/{CHAIN.leaf}/ancestry").read())  # type: ignore[union-attr]
-        image_json = tf.extractfile(f"web/{CHAIN.leaf}/json").read()  # type: ignore[union-attr]
-        layer = tf.extractfile(f"web/{CHAIN.leaf}/layer").read()  # type: ignore[union-attr]
+        app = json.loads(tf.extractfile("busybox.json").read())
+        ancestry = json.loads(tf.extractfile(f"web/{CHAIN.leaf}/ancestry").read())
+        image_json = tf.extractfile(f"web/{CHAIN.leaf}/json").read()
+        layer = tf.extractfile(f"web/{CHAIN.leaf}/layer").read()
     assert app == {"type": "pulp-docker-redirect", "version": 1, "repository": "busybox",
                    "repo-registry-id": "busybox", "url": "https://cdn.example.com/v1/busybox/", "protected": False,
                    "images": [{"id": i} for i in sorted(CHAIN.ids)],
@@ -216,7 +216,7 @@ def test_export_crane_v1_of_a_repository_without_v1_images_says_so(store: Store,
 
 def test_store_check_reports_a_missing_layer_blob(busybox: Store) -> None:
     layer = busybox.v1_image_get(CHAIN.leaf).layer
-    busybox.blob_files.path(layer).unlink()  # type: ignore[attr-defined]
+    busybox.blob_files.path(layer).unlink()
     problems = busybox.check().problems
     assert any(p.subject == str(layer) and p.kind == "missing" for p in problems)
 

@@ -29,7 +29,7 @@ class FakeGit:
         item = self.commits.pop(0)
         if isinstance(item, Exception):
             raise item
-        self.commit = item  # type: ignore[assignment]
+        self.commit = item
         return item
 
 
@@ -52,7 +52,7 @@ def test_a_git_outage_keeps_reconciling_the_last_commit() -> None:
         seen.append((path, dict(prov)))
         return Outcome()
 
-    loop = WatchLoop("deploy/repos.yaml", reconcile, git=git, interval=5)  # type: ignore[arg-type]
+    loop = WatchLoop("deploy/repos.yaml", reconcile, git=git, interval=5)
     first, second = loop.tick(), loop.tick()
     assert first.result == NO_CHANGES and first.commit == "abc123"
     assert second.result == FAILED and second.commit == "abc123" and "git fetch" in second.errors[0]
@@ -63,7 +63,7 @@ def test_a_git_outage_keeps_reconciling_the_last_commit() -> None:
 def test_no_commit_yet_means_nothing_is_applied() -> None:
     git = FakeGit([GitError("git clone failed")])
     loop = WatchLoop("repos.yaml", lambda p, prov: pytest.fail("reconciled without a checkout"),
-                     git=git)  # type: ignore[arg-type]
+                     git=git)
     assert loop.tick().result == FAILED
 
 
@@ -108,7 +108,7 @@ def test_an_abandoned_apply_is_journaled_interrupted(tmp_path: Path) -> None:
             raise Abandon
 
         with pytest.raises(Abandon):
-            Runner(plan, store, desired, uploader=uploader).run()  # type: ignore[arg-type]
+            Runner(plan, store, desired, uploader=uploader).run()
         entry = store.journal_list(1)[0]
         assert entry.result == "interrupted"
         assert entry.details["desired_digest"] == desired.digest and "desired_repos" in entry.details
