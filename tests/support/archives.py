@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from reconciler.model import Manifest
+from reconciler.model import Index, Manifest
 from tests.support.imagegen import MTIME, Image, sha
 
 
@@ -41,9 +41,9 @@ def skopeo_dir_tar(path: Path, image: Image, *, version: str = "1.1", omit: Iter
     return write_tar(path, skopeo_dir_files(image, version=version, omit=omit), prefix=prefix)
 
 
-def _manifests(image: Image) -> list:
+def _manifests(image: Image) -> list[Manifest | Index]:
     """Every manifest and index under ``image``, nested indexes included."""
-    out = [image.manifest]
+    out: list[Manifest | Index] = [image.manifest]
     for child in image.children:
         out += _manifests(child)
     return out
