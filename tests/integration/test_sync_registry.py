@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -26,10 +27,25 @@ from tests.support.registry import AccessLine, RunningRegistry
 from tests.support.tagproxy import TagPagingProxy
 
 
+class ClientOptions(TypedDict, total=False):
+    """The ``RegistryClient`` options these tests set."""
+
+    tag_page_size: int | None
+
+
+class SyncOptions(TypedDict, total=False):
+    """The ``api.sync_repository`` options these tests set."""
+
+    tag_filter: TagFilter
+    mirror: bool
+    username_env: str | None
+    password_env: str | None
+
+
 class Clients:
     """A source factory that keeps the clients it made, so tests can read their counts."""
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Unpack[ClientOptions]) -> None:
         self.kwargs = kwargs
         self.made: list[RegistryClient] = []
 
@@ -44,7 +60,7 @@ class Clients:
 
 
 def do_sync(store: Store, feed: str, repo: str, name: str, clients: Callable[[RegistryConfig], UpstreamSource] | None = None,
-            **kwargs: object) -> SyncResult:
+            **kwargs: Unpack[SyncOptions]) -> SyncResult:
     return api.sync_repository(store, repo, feed=feed, upstream_name=name,
                                source_factory=clients or Clients(), **kwargs)
 
@@ -200,7 +216,7 @@ def test_sync_with_token_auth(store: Store, token_registry: RunningRegistry, rep
     assert token_registry.credentials is not None and token_registry.token_server is not None
     img = build_multiarch(repo_name)
     push_image(token_registry.url, repo_name, img, tags=("latest", "v1"), auth=token_registry.credentials)
-    kwargs: dict[str, object] = {}
+    kwargs: SyncOptions = {}
     if with_credentials:
         monkeypatch.setenv("TOK_USER", token_registry.credentials[0])
         monkeypatch.setenv("TOK_PASS", token_registry.credentials[1])

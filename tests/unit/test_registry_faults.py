@@ -8,7 +8,9 @@ import email.utils
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 import requests
@@ -21,6 +23,7 @@ from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.retry import RetryPolicy
 from tests.support.imagegen import build_image
+from tests.support.narrow import narrow
 
 BASE = "https://reg.example"
 BLOB = b"layer bytes " * 1000
@@ -41,7 +44,16 @@ def sleeps() -> list[float]:
     return []
 
 
-def make_client(sleeps: list[float], url: str = BASE, **kw: object) -> RegistryClient:
+class ClientOptions(TypedDict, total=False):
+    """``RegistryClient`` options besides its retry policy."""
+
+    env: Mapping[str, str] | None
+    tag_page_size: int | None
+    timeout: tuple[float, float] | None
+    chunk_size: int
+
+
+def make_client(sleeps: list[float], url: str = BASE, **kw: Unpack[ClientOptions]) -> RegistryClient:
     return RegistryClient(RegistryConfig(url), retry=RetryPolicy(attempts=4, initial=0.5, maximum=4.0,
                                                                   sleep=sleeps.append), **kw)
 
@@ -246,7 +258,7 @@ def test_bearer_token_refreshed_on_401_and_access_token_accepted(sleeps: list[fl
 
 
 def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
-        rsps: responses.RequestsMock, sleeps: list[float], tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+        rsps: responses.RequestsMock, sleeps: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Registry requests are prepared without ``Session.request`` (for speed): the session's
     User-Agent, the caller's headers, the environment's proxy and the TLS settings still
     reach the transport; cookies and ~/.netrc, which registry clients do not use, do not."""
@@ -266,19 +278,24 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
     with make_client(sleeps) as client:  # a cookie set by the ping is not sent back either
         assert client.tag_list("lib/app") == ["v1"]
     sent = list(rsps.calls)
-    assert [c.request.url.split("/v2/")[1].split("?")[0] for c in sent] == [
+    assert [narrow(str, c.request.url).split("/v2/")[1].split("?")[0] for c in sent] == [
         "", "lib/app/tags/list", "lib/app/manifests/v1", "", "lib/app/tags/list"]
     for call in sent:
         request = call.request
         assert request.headers["User-Agent"].startswith("reconciler-registry-client/")
         assert "Cookie" not in request.headers and "Authorization" not in request.headers
-        kwargs = request.req_kwargs
+        kwargs = request.req_kwargs  # type: ignore[attr-defined]  # responses records them; not in its types
         assert kwargs["proxies"].get("https") == "http://proxy.test:3128"
         # True, or the CA bundle REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE names: what requests works out
         assert kwargs["verify"] == requests.Session().merge_environment_settings(
             request.url, {}, True, None, None)["verify"]
         assert kwargs["verify"] is not False and kwargs["stream"] is True
     assert sent[2].request.headers["Accept"].startswith("application/")
+
+
+class TLSSettings(TypedDict, total=False):
+    ca_file: str
+    tls_verify: bool
 
 
 @pytest.mark.parametrize(("settings", "expected"), [
@@ -288,7 +305,7 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
 ], ids=["ca_file", "no-verify", "default"])
 def test_the_registry_tls_settings_win_over_the_ca_bundle_variables(
         rsps: responses.RequestsMock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch,
-        settings: dict[str, object], expected: object) -> None:
+        settings: TLSSettings, expected: object) -> None:
     """requests lets REQUESTS_CA_BUNDLE override a session's own CA (psf/requests#3829): a
     registry's ``ca_file`` was ignored, and its private CA refused, wherever that variable
     is set (Debian and CI images often set it). The registry's config wins; without one, the
@@ -298,7 +315,8 @@ def test_the_registry_tls_settings_win_over_the_ca_bundle_variables(
     config = RegistryConfig(BASE, **settings)
     with RegistryClient(config, retry=RetryPolicy(attempts=1, sleep=sleeps.append)) as client:
         assert client.tag_list("lib/app") == ["v1"]
-    assert [c.request.req_kwargs["verify"] for c in rsps.calls] == [expected, expected]
+    # req_kwargs: responses records them on each request; not in its types
+    assert [c.request.req_kwargs["verify"] for c in rsps.calls] == [expected, expected]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("target", "credentials_follow"), [
