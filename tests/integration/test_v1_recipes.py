@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from tests.support.archives import member_bytes
 from tests.support.cli import RunCli
 from tests.support.serving import run_server
 from tests.support.v1images import build_chain, v1_save_tar
@@ -43,7 +44,7 @@ def test_v1_recipes_upload_mask_export_serve(run_cli: RunCli, tmp_path: Path) ->
     assert "4 v1 images" in out
     with tarfile.open(export) as tf:
         names = set(tf.getnames())
-        app = json.loads(tf.extractfile("busybox.json").read())
+        app = json.loads(member_bytes(tf, "busybox.json"))
     assert app["version"] == 1 and app["tags"] == {"latest": busybox.leaf}
     assert {f"web/{i}/{f}" for i in busybox.ids for f in ("ancestry", "json", "layer")} <= names
 

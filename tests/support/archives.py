@@ -137,3 +137,11 @@ def hostile_tar(path: Path, kind: str, base: dict[str, bytes]) -> Path:
         info.size = len(data)
         tf.addfile(info, io.BytesIO(data) if data else None)
     return path
+
+
+def member_bytes(tar: tarfile.TarFile, member: str | tarfile.TarInfo) -> bytes:
+    """The content of a regular file in ``tar`` (a test failure naming it otherwise)."""
+    f = tar.extractfile(member)
+    assert f is not None, f"{member} is not a regular file in {tar.name!r}"
+    with f:
+        return f.read()

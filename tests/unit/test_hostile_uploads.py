@@ -11,16 +11,18 @@ import bz2
 import gzip
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from reconciler.errors import UploadInvalid
-from reconciler.ops.formats.tarsafe import Limits
+from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.upload import upload
 from reconciler.store.protocol import Store
 from tests.support import archives as ar
 from tests.support import imagegen as ig
+from tests.support.backends import local_root, sql_backend
 from tests.support.cli import RunCli
 
 MiB = 1024 * 1024
@@ -30,18 +32,19 @@ GiB = 1024 * MiB
 def footprint(store: Store) -> tuple[int, int, frozenset[str]]:
     """(blob rows, manifest rows, every content or temp file under the store root: the
     SQLite store's directory, the PostgreSQL store's blobs folder)."""
-    conn = store._conn()  # either backend's connection speaks the shared SQL
+    conn = sql_backend(store)._conn()  # either backend's connection speaks the shared SQL
     blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
     manifests = conn.execute("SELECT count(*) FROM manifests").fetchone()[0]
-    files = frozenset(str(p.relative_to(store.root)) for p in store.root.rglob("*")
+    root = local_root(store)
+    files = frozenset(str(p.relative_to(root)) for p in root.rglob("*")
                       if p.is_file() and not p.name.startswith("store.db") and p.suffix != ".lock" and p.name != "lock")
     return blobs, manifests, files
 
 
-def refused(store: Store, path: Path, match: str, **kw) -> UploadInvalid:
+def refused(store: Store, path: Path, match: str, limits: Limits = DEFAULT_LIMITS) -> UploadInvalid:
     before, gen = footprint(store), store.generation()
     with pytest.raises(UploadInvalid, match=match) as info:
-        upload(store, "r", path, **kw)
+        upload(store, "r", path, limits=limits)
     assert footprint(store) == before, "a refused upload left rows or files in the store"
     assert store.generation() == gen and store.repository_find("r") is None
     assert "nothing was stored" in (info.value.hint or "")
@@ -97,7 +100,7 @@ def test_gzip_bomb_is_refused_at_its_header(store: Store, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("compress", [gzip.compress, bz2.compress], ids=["gzip", "bzip2"])
-def test_ratio_bound_uses_the_compressed_size(store: Store, tmp_path: Path, compress) -> None:
+def test_ratio_bound_uses_the_compressed_size(store: Store, tmp_path: Path, compress: Callable[[bytes], bytes]) -> None:
     """An image of zero-filled layers compresses far beyond the ratio: with a low floor
     it is refused; the same file under the default limits is accepted."""
     img = ig.build_image("zeros")
@@ -118,7 +121,7 @@ def test_oversized_pax_header_is_refused_before_it_is_read(store: Store, tmp_pat
     refused(store, path, match="extended header of 67108864 bytes")
 
 
-def _layout_with_blob(img: ig.Image, data: bytes) -> dict[str, bytes]:
+def _layout_with_blob(img: ig.ManifestImage, data: bytes) -> dict[str, bytes]:
     files = ar.oci_layout_files([(img, "latest")])
     files[f"blobs/sha256/{img.manifest.layers[0].digest.hex}"] = data
     return files

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,12 +21,18 @@ from reconciler.errors import (
 )
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.descriptor import Descriptor
+from reconciler.model.repository import Repository
 from reconciler.store.protocol import Store
-from tests.support.imagegen import build_image, build_multiarch, build_schema1, store_image
+from tests.support.backends import local_root
+from tests.support.imagegen import Image, build_image, build_multiarch, build_schema1, store_image
+from tests.support.narrow import narrow
 
 
-def content_of(*images) -> ContentSet:
-    blobs, manifests, indexes = set(), set(), set()
+def content_of(*images: Image) -> ContentSet:
+    blobs: set[Digest] = set()
+    manifests: set[Digest] = set()
+    indexes: set[Digest] = set()
     for img in images:
         for d in img.all_blobs():
             blobs.add(Digest.parse(d))
@@ -55,7 +62,7 @@ def test_blob_mismatch_leaves_nothing(store: Store) -> None:
     assert store.blob_path(wrong) is None
     with pytest.raises(InvalidInput):
         store.blob_put(io.BytesIO(b"short"), Digest.of(b"short!"), size=6)
-    assert list((store.root / "tmp").iterdir()) == []
+    assert list((local_root(store) / "tmp").iterdir()) == []
 
 
 def test_manifest_roundtrip_every_kind(store: Store) -> None:
@@ -126,7 +133,7 @@ def test_publish_unique_names_and_rollback(store: Store) -> None:
         store.repository_create(rid)
     repo = store.publish("a", name="team/app", version=0, protected=True)
     assert (repo.publish_name, repo.published_version, repo.protected) == ("team/app", 0, True)
-    assert store.repository_by_publish_name("team/app").id == "a"
+    assert narrow(Repository, store.repository_by_publish_name("team/app")).id == "a"
     with pytest.raises(Conflict, match="already used"):
         store.publish("b", name="team/app", version=0, protected=False)
     with pytest.raises(NameInvalid):
@@ -158,15 +165,16 @@ def test_check_reports_corrupt_and_missing(store: Store) -> None:
     store_image(store, img)
     store.version_commit("r", base=0, content=content_of(img), tags={}, operation="x")
     layer = img.manifest.layers[0].digest
-    path = store.blob_path(layer)
+    path = narrow(Path, store.blob_path(layer))
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    store.blob_path(img.manifest.config.digest).unlink()
+    config = narrow(Descriptor, img.manifest.config)
+    narrow(Path, store.blob_path(config.digest)).unlink()
     report = store.check()
     subjects = {(p.kind, p.subject) for p in report.problems}
     assert ("corrupt", str(layer)) in subjects
-    assert ("missing", str(img.manifest.config.digest)) in subjects
+    assert ("missing", str(config.digest)) in subjects
 
 
 def test_repository_delete(store: Store) -> None:
@@ -264,7 +272,7 @@ def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store: Store) ->
 
     with pytest.raises(DigestMismatch):
         store.blob_put(VerifiedStream(lying(), d), d)
-    assert not store.blob_has(d) and list((store.root / "tmp").iterdir()) == []
+    assert not store.blob_has(d) and list((local_root(store) / "tmp").iterdir()) == []
     assert store.blob_put(VerifiedStream(iter([data[:7], data[7:]]), d), d, size=len(data)) == len(data)
     with store.blob_open(d) as f:
         assert f.read() == data
@@ -274,7 +282,7 @@ def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store: Store) ->
         store.blob_put(VerifiedStream(iter([data]), d), other)
 
 
-def test_migration_backfills_the_compact_references_of_older_stores(tmp_path) -> None:
+def test_migration_backfills_the_compact_references_of_older_stores(tmp_path: Path) -> None:
     import sqlite3
 
     from reconciler.store.sqlite import SQLiteStore

@@ -12,6 +12,7 @@ import pytest
 from reconciler.errors import DigestMismatch, InvalidInput
 from reconciler.model import Digest
 from reconciler.store.protocol import Store
+from tests.support.backends import local_root
 from tests.support.imagegen import build_multiarch
 
 
@@ -32,7 +33,7 @@ def test_staged_content_is_invisible_until_commit_then_known_in_one_transaction(
         assert all(store.manifest_has(m.digest) for m in img.all_manifests())
         assert store.generation() == generation + 1  # every row in one transaction
         assert store.manifest_refs([img.digest])[img.digest].children == tuple(c.digest for c in img.children)
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
         assert store.check().ok
     finally:
         store.close()
@@ -45,7 +46,7 @@ def test_an_uncommitted_batch_leaves_no_file_and_no_row(store: Store, tmp_path: 
         with store.content_batch() as batch:
             batch.blob_put(io.BytesIO(data), d, size=len(data))
         assert not store.blob_has(d) and store.blob_path(d) is None
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
     finally:
         store.close()
 
@@ -65,7 +66,7 @@ def test_a_bad_blob_is_refused_and_leaves_nothing(store: Store, tmp_path: Path, 
             assert not batch.blob_has(d)
             batch.commit()
         assert not store.blob_has(d)
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
     finally:
         store.close()
 
@@ -73,7 +74,6 @@ def test_a_bad_blob_is_refused_and_leaves_nothing(store: Store, tmp_path: Path, 
 def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(store: Store, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.errors import StoreError
-    from reconciler.store.sql import batch as batch_mod
 
     def full(src: str, dst: object) -> None:
         raise OSError(28, "No space left on device")
@@ -83,11 +83,11 @@ def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(store: St
     try:
         with store.content_batch() as batch:
             batch.blob_put(io.BytesIO(data), d, size=len(data))
-            monkeypatch.setattr(batch_mod.os, "replace", full)
+            monkeypatch.setattr("reconciler.store.sql.batch.os.replace", full)
             with pytest.raises(StoreError, match="No space left on device") as raised:
                 batch.commit()
             assert raised.value.hint and "free space" in raised.value.hint
         assert not store.blob_has(d)
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
     finally:
         store.close()
