@@ -8,9 +8,9 @@ import email.utils
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Unpack
 
 import pytest
 import requests
@@ -24,6 +24,7 @@ from reconciler.registry.client import RegistryClient
 from reconciler.registry.retry import RetryPolicy
 from tests.support.imagegen import build_image
 from tests.support.narrow import narrow
+from tests.support.options import ClientOptions, TLSOptions
 
 BASE = "https://reg.example"
 BLOB = b"layer bytes " * 1000
@@ -42,15 +43,6 @@ def rsps() -> Iterator[responses.RequestsMock]:
 @pytest.fixture
 def sleeps() -> list[float]:
     return []
-
-
-class ClientOptions(TypedDict, total=False):
-    """``RegistryClient`` options besides its retry policy."""
-
-    env: Mapping[str, str] | None
-    tag_page_size: int | None
-    timeout: tuple[float, float] | None
-    chunk_size: int
 
 
 def make_client(sleeps: list[float], url: str = BASE, **kw: Unpack[ClientOptions]) -> RegistryClient:
@@ -293,11 +285,6 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
     assert sent[2].request.headers["Accept"].startswith("application/")
 
 
-class TLSSettings(TypedDict, total=False):
-    ca_file: str
-    tls_verify: bool
-
-
 @pytest.mark.parametrize(("settings", "expected"), [
     ({"ca_file": "/etc/private-ca.pem"}, "/etc/private-ca.pem"),
     ({"tls_verify": False}, False),
@@ -305,7 +292,7 @@ class TLSSettings(TypedDict, total=False):
 ], ids=["ca_file", "no-verify", "default"])
 def test_the_registry_tls_settings_win_over_the_ca_bundle_variables(
         rsps: responses.RequestsMock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch,
-        settings: TLSSettings, expected: object) -> None:
+        settings: TLSOptions, expected: object) -> None:
     """requests lets REQUESTS_CA_BUNDLE override a session's own CA (psf/requests#3829): a
     registry's ``ca_file`` was ignored, and its private CA refused, wherever that variable
     is set (Debian and CI images often set it). The registry's config wins; without one, the

@@ -4,6 +4,8 @@ versions go, which never do, and what dropping them gives back once gc runs."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
+from typing import TypedDict
 
 import pytest
 
@@ -66,6 +68,12 @@ A, B, C, D = (Digest.of(x) for x in (b"a", b"b", b"c", b"d"))
 SIZES = {A: 100, B: 20, C: 3, D: 4000}
 
 
+class FreedArgs(TypedDict, total=False):
+    new_version: bool
+    removing: Collection[Digest]
+    adding: Collection[Digest]
+
+
 @pytest.mark.parametrize(("rows", "dropped", "kw", "freed"), [
     # A held by 1-2 only, B by 1-4 (into the kept 3), C from 3 on, D only by 2
     (((A, 1, 3), (B, 1, 5), (C, 3, None), (D, 2, 3)), [1, 2], {}, 100 + 4000),
@@ -76,7 +84,7 @@ SIZES = {A: 100, B: 20, C: 3, D: 4000}
     (((A, 1, 3), (C, 3, None)), [1, 2, 3, 4], {"new_version": True}, 100),
 ], ids=["old-only-content", "still-held", "new-version-removes-and-readds", "new-version-carries-over"])
 def test_freed_bytes(rows: tuple[tuple[Digest, int, int | None], ...], dropped: list[int],
-                     kw: dict[str, object], freed: int) -> None:
+                     kw: FreedArgs, freed: int) -> None:
     h = history(range(1, 5), rows=rows, sizes=SIZES)
     assert freed_bytes(h, dropped, **kw) == freed
 
