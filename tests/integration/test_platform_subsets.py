@@ -18,7 +18,7 @@ from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.cli import RunCli
-from tests.support.imagegen import Image, build_image, canonical
+from tests.support.imagegen import Image, ManifestImage, build_image, canonical
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry, require_binary
 from tests.support.serving import run_server
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 PLATFORMS = (("amd64", None), ("arm64", "v8"), ("ppc64le", None))
 
 
-def attested_index(name: str, *, oci: bool) -> tuple[Image, dict[str, Image], dict[str, Image]]:
+def attested_index(name: str, *, oci: bool) -> tuple[Image, dict[str, ManifestImage], dict[str, ManifestImage]]:
     """An index of three platforms; the OCI one also lists a BuildKit attestation manifest
     per platform (``unknown/unknown``, ``vnd.docker.reference.digest``). Returns the index
     and the images and attestations by platform."""

@@ -20,8 +20,8 @@ import pytest
 from reconciler.model import Digest
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.cli import RunCli
-from tests.support.faultproxy import FaultProxy
-from tests.support.imagegen import Image, build_image
+from tests.support.faultproxy import FaultDetails, FaultOptions, FaultProxy
+from tests.support.imagegen import ManifestImage, build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
 
@@ -55,7 +55,7 @@ def assert_store_clean(store: Path) -> None:
     assert list((store / "tmp").iterdir()) == []
 
 
-def last_layer(img: Image) -> Digest:
+def last_layer(img: ManifestImage) -> Digest:
     return img.manifest.layers[-1].digest
 
 
@@ -65,7 +65,7 @@ def sync_args(proxy: FaultProxy, upstream: str, *extra: str, repo: str = "app") 
 
 
 # (fault kind, what it hits, options): every one of them ends before the retries run out
-TEMPORARY = {
+TEMPORARY: dict[str, tuple[str, str, FaultOptions]] = {
     "503-burst-on-tag-list": ("status", "tags", {"times": 2, "status": 503}),
     "502-burst-on-blob": ("status", "blob", {"times": 3, "status": 502}),
     "429-retry-after-on-manifest": ("status", "manifest", {"times": 1, "status": 429,
@@ -100,7 +100,7 @@ def test_temporary_faults_are_retried_and_the_sync_completes(
 
 
 # faults that last: the blob of the moved tag never arrives intact
-PERMANENT = {
+PERMANENT: dict[str, tuple[str, FaultDetails]] = {
     "blob-404": ("not_found", {}),
     "blob-reset-every-time": ("reset", {"after": 20}),
     "blob-stalls-every-time": ("stall", {"after": 20}),
@@ -198,7 +198,7 @@ def test_apply_fails_only_the_repositories_whose_upstream_fails_and_a_rerun_conv
 
 
 # what the upstream's tag list does: (fault kind, options, apply's exit code)
-OUTAGES = {
+OUTAGES: dict[str, tuple[str, FaultDetails, int]] = {
     "empty-tag-list": ("empty_tags", {}, 0),
     "503-forever": ("status", {"status": 503}, 1),
     "404-name-unknown": ("not_found", {}, 1),

@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ from reconciler.model import mediatypes as mt
 from reconciler.model import parse_manifest
 from tests.integration.test_upstream_faults import assert_store_clean, tags_of, write_yaml
 from tests.support.cli import RunCli
-from tests.support.imagegen import Image, build_image, build_index, canonical
+from tests.support.imagegen import Image, ManifestImage, build_image, build_index, canonical
 from tests.support.pusher import _Pusher, push_image
 from tests.support.quirkproxy import QuirkProxy
 from tests.support.registry import RunningRegistry
@@ -43,14 +44,15 @@ def kinds(requests_sent: list[str]) -> Counter[str]:
     return out
 
 
-def push_tags(registry: RunningRegistry, name: str, stem: str, tags: list[str]) -> dict[str, Image]:
+def push_tags(registry: RunningRegistry, name: str, stem: str, tags: list[str]) -> dict[str, ManifestImage]:
     images = {t: build_image(f"{stem}-{t}") for t in tags}
     for t, img in images.items():
         push_image(registry.url, name, img, [t])
     return images
 
 
-def sync(run_cli: RunCli, proxy: QuirkProxy, name: str, store: Path, *extra: str, repo: str = "app"):
+def sync(run_cli: RunCli, proxy: QuirkProxy, name: str, store: Path, *extra: str,
+         repo: str = "app") -> subprocess.CompletedProcess[str]:
     return run_cli("sync", repo, "--feed", proxy.url, "--upstream-name", name, "--no-tls-verify", "--timeout", "5",
                    "--retries", "1", "--json", *extra, store=store)
 
@@ -141,7 +143,7 @@ def test_a_head_without_the_digest_header_costs_one_head_not_one_per_tag(
 def docker_list_of_oci_manifests(stem: str) -> Image:
     """A Docker manifest list whose children are OCI image manifests (older `buildx
     imagetools create` made these; Docker Hub serves them)."""
-    kids = [build_image(f"{stem}-amd64", oci=True), build_image(f"{stem}-arm64", oci=True, arch="arm64")]
+    kids: list[Image] = [build_image(f"{stem}-amd64", oci=True), build_image(f"{stem}-arm64", oci=True, arch="arm64")]
     oci = build_index(kids, oci=True)
     doc = json.loads(oci.manifest.raw)
     doc["mediaType"] = mt.DOCKER_MANIFEST_LIST
@@ -224,7 +226,7 @@ def _without_layer_size(img: Image, registry: RunningRegistry, name: str) -> dic
             pusher.push_blob(digest, data)
     finally:
         pusher.session.close()
-    doc = json.loads(img.manifest.raw)
+    doc: dict[str, Any] = json.loads(img.manifest.raw)
     del doc["layers"][0]["size"]
     return doc
 

@@ -8,7 +8,7 @@ import gzip
 import io
 import json
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from reconciler.model import Index, Manifest
@@ -49,7 +49,7 @@ def _manifests(image: Image) -> list[Manifest | Index]:
     return out
 
 
-def oci_layout_files(entries: list[tuple[Image, str | None]]) -> dict[str, bytes]:
+def oci_layout_files(entries: Sequence[tuple[Image, str | None]]) -> dict[str, bytes]:
     """An OCI image layout holding ``entries`` (image, ref name annotation or None)."""
     files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
     descs = []
@@ -66,14 +66,14 @@ def oci_layout_files(entries: list[tuple[Image, str | None]]) -> dict[str, bytes
     return files
 
 
-def oci_layout_dir(path: Path, entries: list[tuple[Image, str | None]]) -> Path:
+def oci_layout_dir(path: Path, entries: Sequence[tuple[Image, str | None]]) -> Path:
     for name, data in oci_layout_files(entries).items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_bytes(data)
     return path
 
 
-def docker_save_tar(path: Path, images: list[tuple[Image, list[str]]], *, corrupt_layer: bool = False) -> Path:
+def docker_save_tar(path: Path, images: Sequence[tuple[Image, list[str]]], *, corrupt_layer: bool = False) -> Path:
     """A ``docker save`` tarball: per image a config ``<hex>.json`` and uncompressed
     ``<n>/layer.tar`` files, plus ``manifest.json`` with RepoTags."""
     files: dict[str, bytes] = {}

@@ -93,15 +93,18 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class FaultOptions(TypedDict, total=False):
-    """What ``FaultProxy.add`` may set on a ``Fault`` besides its pattern and kind."""
+class FaultDetails(TypedDict, total=False):
+    """What ``FaultProxy.add`` may set on a ``Fault`` besides its pattern, kind and times."""
 
-    times: int | None
     status: int
     headers: dict[str, str]
     after: int
     code: str
     limit: int
+
+
+class FaultOptions(FaultDetails, total=False):
+    times: int | None
 
 
 @dataclass

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import DigestMismatch, ManifestInvalid, TagInvalid, UploadInvalid
-from reconciler.model import Digest
+from reconciler.model import Digest, Manifest
 from reconciler.ops.formats.tarsafe import Limits
 from reconciler.ops.upload import upload
 from reconciler.store.protocol import Store
 from tests.support import archives as ar
 from tests.support import imagegen as ig
+from tests.support.narrow import narrow
 
 
 def unchanged(store: Store, generation: int, repo: str = "r") -> None:
@@ -100,7 +101,7 @@ def test_docker_save_makes_schema2_manifests_with_gzip_layers_and_repotags(store
     upload(store, "saved", path)
     v = store.version_get("saved")
     assert set(v.tags) == {"latest", "3.20", "v1"}
-    m = store.manifest_get(v.tags["latest"].digest)
+    m = narrow(Manifest, store.manifest_get(v.tags["latest"].digest))
     assert m.media_type == "application/vnd.docker.distribution.manifest.v2+json"
     for layer in m.layers:
         with store.blob_open(layer.digest) as f:
@@ -153,7 +154,7 @@ def test_index_json_that_is_not_a_manifest_is_refused(store: Store, tmp_path: Pa
     ({"manifest.json": b"[]"}, "lists no images"),
     ({"index.json": b'{"manifests": []}'}, "lists no manifests"),
 ], ids=["no-known-files", "empty-docker-save", "empty-oci-index"])
-def test_unrecognised_archives_are_refused(store: Store, tmp_path: Path, files: dict, match: str) -> None:
+def test_unrecognised_archives_are_refused(store: Store, tmp_path: Path, files: dict[str, bytes], match: str) -> None:
     with pytest.raises(UploadInvalid, match=match):
         upload(store, "r", ar.write_tar(tmp_path / "x.tar", files))
     assert store.repository_find("r") is None
