@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,13 +38,13 @@ repositories:
 """
 
 
-def drift(run_cli: RunCli, store: Path, yaml: Path) -> tuple[int, dict]:
+def drift(run_cli: RunCli, store: Path, yaml: Path) -> tuple[int, dict[str, Any]]:
     proc = run_cli("drift", "-f", str(yaml), "--json", "--detailed-exitcode", store=store)
     assert proc.returncode in (0, 2), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
-def causes(report: dict) -> dict[str, list[str]]:
+def causes(report: dict[str, Any]) -> dict[str, list[str]]:
     return {c: sorted(i["action"] or i["what"] for i in items) for c, items in report["causes"].items() if items}
 
 

@@ -15,7 +15,7 @@ from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import RunningRegistry
 
-IMAGES = {n: build_image(f"plan-e2e-{n}") for n in ("a", "b", "c", "d")}
+IMAGES: dict[str, Image] = {n: build_image(f"plan-e2e-{n}") for n in ("a", "b", "c", "d")}
 IMAGES["multi"] = build_multiarch("plan-e2e-multi")
 
 
@@ -50,7 +50,8 @@ RegistryLike = RunningRegistry
 
 def tags_of(run_cli: RunCli, store: Path, repo: str) -> dict[str, str]:
     proc = run_cli("repo", "show", repo, "--json", store=store, check=True)
-    return json.loads(proc.stdout)["tags"]
+    tags: dict[str, str] = json.loads(proc.stdout)["tags"]
+    return tags
 
 
 def test_apply_converges_and_plans_show_exactly_the_upstream_changes(

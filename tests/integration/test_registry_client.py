@@ -5,7 +5,7 @@ registry's own access log."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ def client(registry: RunningRegistry) -> Iterator[RegistryClient]:
         yield c
 
 
-KINDS = {
+KINDS: dict[str, Callable[[str], Image]] = {
     "docker-schema2": lambda n: build_image(n),
     "oci-manifest": lambda n: build_image(n, oci=True),
     "docker-list": lambda n: build_multiarch(n),

@@ -10,6 +10,7 @@ Since one bad tag fails only that tag, the sync itself returns: the tag is in
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from reconciler.model import mediatypes as mt
 from reconciler.model.manifest import MAX_INDEX_DEPTH, MAX_INDEX_ENTRIES
 from reconciler.store.protocol import Store
 from tests.support.cli import RunCli
-from tests.support.imagegen import build_image, build_index
+from tests.support.imagegen import Image, build_image, build_index
 from tests.unit.test_hostile_uploads import footprint
 from tests.unit.test_sync_faults import BASE, NAME, Upstream, run_sync
 from tests.unit.test_sync_faults import upstream as upstream  # noqa: F401  (the fixture)
@@ -132,7 +133,7 @@ def test_index_cycle_is_a_digest_mismatch(store: Store, upstream: Upstream) -> N
                          ids=["at-limit", "one-deeper"])
 def test_index_chains_are_bounded(store: Store, upstream: Upstream, depth: int, ok: bool) -> None:
     img = build_image("leaf", oci=True)
-    chain = [img]
+    chain: list[Image] = [img]
     for _ in range(depth):
         chain.append(build_index([chain[-1]], oci=True))
     upstream.tags("v1")
@@ -152,14 +153,14 @@ def test_index_chains_are_bounded(store: Store, upstream: Upstream, depth: int, 
 
 @pytest.mark.parametrize("depth,ok", [(MAX_INDEX_DEPTH, True), (MAX_INDEX_DEPTH + 1, False)],
                          ids=["at-limit", "one-deeper"])
-def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_path, depth: int,
+def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_path: Path, depth: int,
                                           ok: bool) -> None:
     """The plan's refresh GETs the manifests it lacks level by level, before apply's fetch
     ever runs: it had no bound, so a hostile upstream could chain indexes for as long as
     it liked. The same bound now fails that tag in the plan (the others are planned)."""
     from reconciler import api
 
-    chain = [build_image("leaf", oci=True)]
+    chain: list[Image] = [build_image("leaf", oci=True)]
     for _ in range(depth):
         chain.append(build_index([chain[-1]], oci=True))
     upstream.tags("v1")
@@ -179,7 +180,7 @@ def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_
 
 @pytest.mark.parametrize("packaging", ["json-file", "skopeo-dir-tar", "oci-layout-tar"])
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path, name: str, packaging: str) -> None:
+def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path: Path, name: str, packaging: str) -> None:
     """The same manifests, uploaded: a manifest/index JSON file, a skopeo dir: tarball's
     manifest.json, or an OCI layout's index.json entry pointing at them."""
     from reconciler.errors import InvalidInput
@@ -214,7 +215,7 @@ def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path, name: st
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
 
-def test_deeply_nested_json_elsewhere_is_a_clear_error(store: Store, upstream: Upstream, tmp_path, run_cli: RunCli) -> None:
+def test_deeply_nested_json_elsewhere_is_a_clear_error(store: Store, upstream: Upstream, tmp_path: Path, run_cli: RunCli) -> None:
     """Python's JSON decoder recurses per level: a tag list, an OCI layout's index.json or
     a saved plan nested 100,000 deep is reported as invalid JSON, not a RecursionError."""
     from reconciler.errors import UploadInvalid

@@ -6,6 +6,7 @@ leaves the repository exactly as it was and ``store check`` passes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from reconciler.cli import main
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.model.registry import RegistryConfig
+from reconciler.ops.sync import SyncResult
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.registry.retry import RetryPolicy
@@ -61,16 +63,16 @@ class Upstream:
 
 
 @pytest.fixture
-def upstream():
+def upstream() -> Iterator[Upstream]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield Upstream(rsps)
 
 
-def run_sync(store: Store, upstream: Upstream, repo: str = "app"):
+def run_sync(store: Store, upstream: Upstream, repo: str = "app") -> SyncResult:
     return api.sync_repository(store, repo, feed=BASE, upstream_name=NAME, source_factory=upstream.factory)
 
 
-def snapshot(store: Store, repo: str):
+def snapshot(store: Store, repo: str) -> tuple[int, dict[str, TagEntry], ContentSet]:
     v = store.version_get(repo)
     return v.number, dict(v.tags), v.content
 
