@@ -42,7 +42,8 @@ def snapshot(root: Path) -> dict[str, RepoState]:
         out = {}
         for repo in store.repository_list():
             latest = store.version_get(repo.id)
-            pub_content, pub_tags = None, ()
+            pub_content: ContentSet | None = None
+            pub_tags: tuple[tuple[str, TagEntry], ...] = ()
             if repo.published_version is not None:
                 pub = store.version_get(repo.id, repo.published_version)
                 pub_content, pub_tags = pub.content, tuple(sorted(pub.tags.items()))

@@ -14,7 +14,7 @@ import bcrypt
 import pytest
 
 from reconciler.model import mediatypes as mt
-from reconciler.server.access import load_access
+from reconciler.server.access import AccessRules, load_access
 from reconciler.server.auth import Htpasswd
 from reconciler.server.crane import CraneApp, CraneConfig
 from tests.support.cli import RunCli
@@ -46,10 +46,11 @@ def served(tmp_path: Path) -> tuple[Path, Path]:
     return data, v2
 
 
-def make_app(served: tuple[Path, Path], **kwargs: object) -> CraneApp:
+def make_app(served: tuple[Path, Path], *, htpasswd: Htpasswd | None = None,
+             access: AccessRules | None = None) -> CraneApp:
     data, v2 = served
     config = CraneConfig(data_dir=str(data), serve_content=True, content_dir_v2=str(v2), content_dir_v1=str(v2))
-    return CraneApp(config, **kwargs)
+    return CraneApp(config, htpasswd=htpasswd, access=access)
 
 
 def test_manifest_served_with_digest_and_its_own_media_type(served: tuple[Path, Path]) -> None:

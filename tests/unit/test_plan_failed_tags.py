@@ -7,7 +7,9 @@ Also the empty tag list of a new repository: warned about, not created unless al
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -31,7 +33,13 @@ S = Origin.SYNC
 WHY = "GET http://up/v2/lib/web/manifests/v2: manifest: descriptor sha256:ab lacks 'size'"
 
 
-def with_upstream(obs: Observed, repo_id: str, **kw: object) -> Observed:
+class UpstreamFields(TypedDict, total=False):
+    failed: Mapping[str, str]
+    dropped: tuple[str, ...]
+    listed: int
+
+
+def with_upstream(obs: Observed, repo_id: str, **kw: Unpack[UpstreamFields]) -> Observed:
     ups = dict(obs.upstreams)
     ups[repo_id] = dataclasses.replace(ups[repo_id], **kw)
     return dataclasses.replace(obs, upstreams=ups)

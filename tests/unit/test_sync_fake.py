@@ -3,6 +3,9 @@ what a failure leaves behind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
 import pytest
 
 from reconciler.model import Digest
@@ -12,6 +15,8 @@ from reconciler.ops.sync import ProgressEvent, refresh_upstream, sync
 from reconciler.store.protocol import Store
 from tests.support.fakeupstream import FakeUpstream
 from tests.support.imagegen import build_image, build_multiarch
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -162,7 +167,7 @@ def test_concurrent_fetches_share_in_flight_blobs(store: Store) -> None:
     from reconciler.ops.fetch import InFlight, fetch_content
 
     class SlowUpstream(FakeUpstream):
-        def blob_fetch(self, name, digest, sink):
+        def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
             time.sleep(0.05)  # keep both fetches' downloads in flight together
             return super().blob_fetch(name, digest, sink)
 
