@@ -37,6 +37,7 @@ from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.platforms import refused_tags
 from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
+from reconciler.ops.transfer.adapters import RegistrySource
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
 
@@ -173,7 +174,8 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
         upstream = refresh_upstream(source, upstream_name, tag_filter, jobs=jobs, progress=progress,
                                     known=state.tags)
         if platforms is not None:
-            refused = refused_tags(store, source, upstream_name, upstream.tags, upstream.manifests, platforms)
+            refused = refused_tags(store, RegistrySource(source, upstream_name), upstream.tags, upstream.manifests,
+                                   platforms)
             if refused:
                 upstream = dataclasses.replace(upstream, refused=refused, tags={
                     t: d for t, d in upstream.tags.items() if t not in refused})

@@ -164,7 +164,8 @@ def test_concurrent_fetches_share_in_flight_blobs(store: Store) -> None:
     from collections import Counter
     from concurrent.futures import ThreadPoolExecutor
 
-    from reconciler.ops.fetch import InFlight, fetch_content
+    from reconciler.ops.fetch import fetch_content
+    from reconciler.ops.transfer.walk import InFlight
 
     class SlowUpstream(FakeUpstream):
         def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
