@@ -121,3 +121,30 @@ class FakeUpstream:
     def close(self) -> None:
         pass
 
+
+
+class NoUpstream:
+    """An ``UpstreamSource`` for tests whose fetcher or resolver is faked too, so nothing is
+    read from it: each read fails the test, naming the call. Subclass it and override the
+    calls a test does expect (``manifest_get`` for a refresh that parses a manifest)."""
+
+    def __init__(self) -> None:
+        self.stats = RequestStats()
+
+    def _unexpected(self, call: str) -> AssertionError:
+        return AssertionError(f"{type(self).__name__}.{call}: this test's upstream is never read")
+
+    def tag_list(self, name: str) -> list[str]:
+        raise self._unexpected("tag_list")
+
+    def manifest_head(self, name: str, reference: str) -> ManifestHead | None:
+        raise self._unexpected("manifest_head")
+
+    def manifest_get(self, name: str, reference: str) -> Manifest | Index:
+        raise self._unexpected("manifest_get")
+
+    def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
+        raise self._unexpected("blob_fetch")
+
+    def close(self) -> None:
+        pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -40,11 +41,21 @@ from reconciler.plan.actions import (
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plan-json.md"
 A, B = Digest.of(b"a"), Digest.of(b"b")
-HEAD = {"repo": "web", "reason": "declared in repos.yaml", "depends_on": ("web/create_repository/repository",)}
+
+
+class Head(TypedDict):
+    """The fields every action type shares, given to each sample with ``**``."""
+
+    repo: str
+    reason: str
+    depends_on: tuple[str, ...]
+
+
+HEAD: Head = {"repo": "web", "reason": "declared in repos.yaml", "depends_on": ("web/create_repository/repository",)}
 
 SAMPLES: list[Action] = [
     CreateRepository(id="web/create_repository/repository", change=Change.CREATE, feed="http://up", upstream_name="lib/web",
-                     **{**HEAD, "depends_on": ()}),
+                     repo=HEAD["repo"], reason=HEAD["reason"], depends_on=()),
     UpdateRepository(id="web/update_repository/repository", change=Change.UPDATE, feed=None, upstream_name=None, **HEAD),
     DeleteRepository(id="old/delete_repository/repository", change=Change.DELETE, publish_name="team/old",
                      removes={"tags": 2, "blobs": 3}, **HEAD),
