@@ -14,7 +14,9 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import oras.client
@@ -27,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
 from tests.support import supplychain as sc
-from tests.support.imagegen import Image, build_image
+from tests.support.imagegen import Image, ManifestImage, build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
-from tests.support.serving import REPO_ROOT, require_binary, run_server
+from tests.support.serving import REPO_ROOT, Server, require_binary, run_server
 
 pytestmark = pytest.mark.integration
 
@@ -67,8 +69,13 @@ def oras_attach(registry: RunningRegistry, name: str, subject: Image, tmp: Path)
     return Digest.parse(resp.headers["Docker-Content-Digest"])
 
 
+# the server, the repository's name, the image, its cosign signature, its SBOM, the ORAS
+# artifact's digest, the signing key, the fixture's folder
+Mirrored = tuple[Server, str, ManifestImage, ManifestImage, ManifestImage, Digest, ec.EllipticCurvePrivateKey, Path]
+
+
 @pytest.fixture(scope="module")
-def mirrored(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def mirrored(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirrored]:
     require_binary("skopeo", "skopeo")
     root = tmp_path_factory.mktemp("referrers-serve")
     name = "supply/app"
@@ -90,15 +97,16 @@ def mirrored(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory
         yield srv, name, image, sig, sbom, scan, key, root
 
 
-def referrers(srv, name: str, digest: Digest, query: str = "") -> tuple[dict[str, str], list[dict[str, object]]]:  # type: ignore[no-untyped-def]
+def referrers(srv: Server, name: str, digest: Digest, query: str = "") -> tuple[dict[str, str], list[dict[str, Any]]]:
     resp = requests.get(f"{srv.url}/v2/{name}/referrers/{digest}" + (f"?{query}" if query else ""), timeout=30)
     assert resp.status_code == 200 and resp.headers["Content-Type"] == mt.OCI_INDEX
     doc = resp.json()
     assert doc["schemaVersion"] == 2 and doc["mediaType"] == mt.OCI_INDEX
-    return dict(resp.headers), doc["manifests"]
+    listed: list[dict[str, Any]] = doc["manifests"]  # JSON: str, int or a map per key
+    return dict(resp.headers), listed
 
 
-def test_referrers_api_lists_the_mirrored_sbom_and_the_oras_artifact(mirrored) -> None:  # type: ignore[no-untyped-def]
+def test_referrers_api_lists_the_mirrored_sbom_and_the_oras_artifact(mirrored: Mirrored) -> None:
     srv, name, image, _, sbom, scan, _, _ = mirrored
     headers, listed = referrers(srv, name, image.digest)
     assert sorted(str(d["digest"]) for d in listed) == sorted([str(sbom.digest), str(scan)])
@@ -114,7 +122,7 @@ def test_referrers_api_lists_the_mirrored_sbom_and_the_oras_artifact(mirrored) -
     assert listed == []
 
 
-def test_skopeo_agrees_with_the_referrers_descriptors(mirrored) -> None:  # type: ignore[no-untyped-def]
+def test_skopeo_agrees_with_the_referrers_descriptors(mirrored: Mirrored) -> None:
     srv, name, image, _, _, _, _, _ = mirrored
     _, listed = referrers(srv, name, image.digest)
     for d in listed:
@@ -127,7 +135,7 @@ def test_skopeo_agrees_with_the_referrers_descriptors(mirrored) -> None:  # type
         assert doc["subject"]["digest"] == str(image.digest)
 
 
-def test_the_mirrored_cosign_signature_still_verifies(mirrored) -> None:  # type: ignore[no-untyped-def]
+def test_the_mirrored_cosign_signature_still_verifies(mirrored: Mirrored) -> None:
     srv, name, image, sig, _, _, key, root = mirrored
     out = root / "sig-dir"
     skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{srv.host}/{name}:{sc.cosign_tag(image.digest)}",
@@ -142,7 +150,7 @@ def test_the_mirrored_cosign_signature_still_verifies(mirrored) -> None:  # type
     key.public_key().verify(signature, payload, ec.ECDSA(hashes.SHA256()))  # raises when it does not verify
 
 
-def test_an_oci_export_carries_the_referrers(mirrored) -> None:  # type: ignore[no-untyped-def]
+def test_an_oci_export_carries_the_referrers(mirrored: Mirrored) -> None:
     _, _, image, sig, sbom, scan, _, root = mirrored
     out = root / "app.tar"
     reconciler(root / "store", "export", "app", "-o", str(out), "--format", "oci")

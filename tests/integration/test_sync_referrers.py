@@ -15,6 +15,7 @@ import requests
 from reconciler.model import Digest
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import supplychain as sc
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import RunningRegistry
@@ -63,7 +64,7 @@ def held(store: Path) -> tuple[set[str], set[Digest]]:
 
 
 def test_from_a_registry_without_the_api(registry: RunningRegistry, repo_name: str, tmp_path: Path,
-                                         run_cli) -> None:  # type: ignore[no-untyped-def]
+                                         run_cli: RunCli) -> None:
     s = Signed("syncref-dist")
     s.push(registry, repo_name)
     yaml = write_yaml(tmp_path / "repos.yaml", registry.url, repo_name)
@@ -102,7 +103,7 @@ def test_from_a_registry_without_the_api(registry: RunningRegistry, repo_name: s
 
 
 def test_a_new_signature_upstream_is_planned_as_a_referrer_line(registry: RunningRegistry, repo_name: str,
-                                                                tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+                                                                tmp_path: Path, run_cli: RunCli) -> None:
     s = Signed("syncref-later")
     push_image(registry.url, repo_name, s.image, tags=("1.0",))
     yaml = write_yaml(tmp_path / "repos.yaml", registry.url, repo_name)
@@ -124,7 +125,7 @@ def test_a_new_signature_upstream_is_planned_as_a_referrer_line(registry: Runnin
 
 
 def test_artifact_types_and_off(registry: RunningRegistry, repo_name: str, tmp_path: Path,
-                                run_cli) -> None:  # type: ignore[no-untyped-def]
+                                run_cli: RunCli) -> None:
     s = Signed("syncref-types")
     s.push(registry, repo_name)
     only = write_yaml(tmp_path / "only.yaml", registry.url, repo_name, f"{{artifact_types: [{sc.SPDX}]}}")
@@ -141,7 +142,7 @@ def test_artifact_types_and_off(registry: RunningRegistry, repo_name: str, tmp_p
     assert tags == {"1.0"} and manifests == {s.image.digest}
 
 
-def test_from_reconciler_serve_through_the_referrers_api(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_from_reconciler_serve_through_the_referrers_api(tmp_path: Path, run_cli: RunCli) -> None:
     s = Signed("syncref-api")
     upstream_store = SQLiteStore(tmp_path / "upstream")
     try:
@@ -167,7 +168,7 @@ def test_from_reconciler_serve_through_the_referrers_api(tmp_path: Path, run_cli
 
 
 def test_across_an_air_gap_a_bundle_answers_for_its_referrers(registry: RunningRegistry, repo_name: str,
-                                                              tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+                                                              tmp_path: Path, run_cli: RunCli) -> None:
     s = Signed("syncref-gap")
     s.push(registry, repo_name)
     near = write_yaml(tmp_path / "near.yaml", registry.url, repo_name)
@@ -184,7 +185,7 @@ def test_across_an_air_gap_a_bundle_answers_for_its_referrers(registry: RunningR
 
 
 def test_a_referrer_that_cannot_be_fetched_is_a_warning_not_a_failure(registry: RunningRegistry, repo_name: str,
-                                                                      tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+                                                                      tmp_path: Path, run_cli: RunCli) -> None:
     s = Signed("syncref-gone")
     s.push(registry, repo_name)
     delete_manifest(registry.url, repo_name, str(s.sbom.digest))  # the tag-schema index still lists it

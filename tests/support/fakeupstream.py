@@ -146,5 +146,8 @@ class NoUpstream:
     def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
         raise self._unexpected("blob_fetch")
 
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        raise self._unexpected("referrers")
+
     def close(self) -> None:
         pass

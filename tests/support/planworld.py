@@ -10,6 +10,7 @@ from typing import TypedDict, Unpack
 from reconciler.desired.model import CopySpec, DesiredState, Removal, RepositorySpec, TagPin, Upload
 from reconciler.model import Digest, Manifest, PlatformFilter
 from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.referrers import ReferrerPolicy
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
 from reconciler.model.tagfilter import TagFilter
@@ -98,6 +99,7 @@ class SpecFields(TypedDict, total=False):
     publish: str | None
     protected: bool
     retain_versions: int | None
+    referrers: ReferrerPolicy
 
 
 def synced(repo_id: str, **kw: Unpack[SpecFields]) -> RepositorySpec:

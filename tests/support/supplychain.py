@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from reconciler.model import Digest, Index, Manifest, parse_manifest
 from reconciler.model import mediatypes as mt
-from tests.support.imagegen import Image, sha
+from tests.support.imagegen import Image, IndexImage, ManifestImage, sha
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -101,7 +101,7 @@ def subject_descriptor(subject: Image) -> dict[str, object]:
 
 def cosign_signature(subject: Image | Digest, key: PrivateKey | None = None, *,
                      docker_reference: str = "registry.example/app", payload: bytes | None = None,
-                     signature: bytes | None = None, layer_type: str = SIMPLE_SIGNING) -> Image:
+                     signature: bytes | None = None, layer_type: str = SIMPLE_SIGNING) -> ManifestImage:
     """cosign's classic signature image for ``subject`` (push it under ``cosign_tag``).
 
     ``payload`` overrides the simple-signing payload (a payload for another digest),
@@ -117,12 +117,12 @@ def cosign_signature(subject: Image | Digest, key: PrivateKey | None = None, *,
                         separators=(",", ":")).encode()
     doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
            "config": _desc(mt.OCI_CONFIG, config), "layers": [layer]}
-    return Image(_manifest(doc), {sha(config): config, sha(body): body})
+    return ManifestImage(_manifest(doc), {sha(config): config, sha(body): body})
 
 
 def oci_referrer(subject: Image, artifact_type: str, data: bytes, *, layer_type: str | None = None,
                  annotations: Mapping[str, str] | None = None, empty_config: bool = True,
-                 config_type: str | None = None) -> Image:
+                 config_type: str | None = None) -> ManifestImage:
     """An OCI 1.1 artifact that refers to ``subject`` (what ``oras attach`` or ``cosign
     attest --registry-referrers-mode=oci-1-1`` push). ``empty_config=False`` with
     ``config_type``: the older form, a config blob of the artifact's own type and no
@@ -141,7 +141,7 @@ def oci_referrer(subject: Image, artifact_type: str, data: bytes, *, layer_type:
     doc["subject"] = subject_descriptor(subject)
     if annotations:
         doc["annotations"] = dict(annotations)
-    return Image(_manifest(doc), blobs)
+    return ManifestImage(_manifest(doc), blobs)
 
 
 def referrer_descriptor(referrer: Image) -> dict[str, object]:
@@ -157,18 +157,18 @@ def referrer_descriptor(referrer: Image) -> dict[str, object]:
     return out
 
 
-def tag_schema_index(referrers: list[Image]) -> Image:
+def tag_schema_index(referrers: list[Image]) -> IndexImage:
     """The index an OCI 1.1 client maintains under ``sha256-<hex>`` of the subject when the
     registry has no referrers API: the referrers' descriptors (they are not children
     to fetch through this index: they are pushed by digest on their own)."""
     doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [referrer_descriptor(r) for r in referrers]}
     idx = parse_manifest(json.dumps(doc, separators=(",", ":")).encode())
     assert isinstance(idx, Index)
-    return Image(idx, {}, [])
+    return IndexImage(idx, {}, [])
 
 
 def cosign_referrer_signature(subject: Image, key: PrivateKey, *, docker_reference: str = "registry.example/app",
-                              payload: bytes | None = None) -> Image:
+                              payload: bytes | None = None) -> ManifestImage:
     """cosign's signature in its OCI 1.1 form (``--registry-referrers-mode=oci-1-1``): the
     same simple-signing layer and annotation, on an artifact manifest with the empty
     config and a ``subject`` instead of a ``.sig`` tag."""
@@ -176,4 +176,4 @@ def cosign_referrer_signature(subject: Image, key: PrivateKey, *, docker_referen
     layer = _desc(SIMPLE_SIGNING, body, {COSIGN_SIGNATURE_ANNOTATION: base64.b64encode(sign(key, body)).decode()})
     doc = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "artifactType": COSIGN_REFERRER_SIG,
            "config": _desc(EMPTY_CONFIG, EMPTY_BYTES), "layers": [layer], "subject": subject_descriptor(subject)}
-    return Image(_manifest(doc), {sha(body): body, sha(EMPTY_BYTES): EMPTY_BYTES})
+    return ManifestImage(_manifest(doc), {sha(body): body, sha(EMPTY_BYTES): EMPTY_BYTES})

@@ -5,6 +5,7 @@ keeps referrers, and keeps what may be one while the upstream cannot be seen."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Unpack
 
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
@@ -17,7 +18,7 @@ from reconciler.plan.diff import diff
 from reconciler.plan.observed import Observed
 from reconciler.plan.render_text import action_line
 from tests.support import supplychain as sc
-from tests.support.planworld import IMAGES, desired, digest, observed, repo, synced
+from tests.support.planworld import IMAGES, RepositorySpec, SpecFields, desired, digest, observed, repo, synced
 
 IMAGE = digest("a")
 IMG = IMAGES["a"]
@@ -37,8 +38,10 @@ def world(held: RepoState | None, *, error: str | None = None, referrers_error: 
     return dataclasses.replace(base, upstreams={"r": up}, graph=graph)
 
 
-def spec(**kw: object):  # type: ignore[no-untyped-def]
-    return synced("r", referrers=ReferrerPolicy(), **kw)
+def spec(**kw: Unpack[SpecFields]) -> RepositorySpec:
+    """Repository ``r``, synced with referrers on (``kw`` sets the rest)."""
+    fields: SpecFields = {"referrers": ReferrerPolicy(), **kw}
+    return synced("r", **fields)
 
 
 def held_everything() -> RepoState:

@@ -6,15 +6,18 @@ served as ordinary tags."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from reconciler.model import Digest
+from reconciler.model import Descriptor, Digest
 from reconciler.model import mediatypes as mt
 from reconciler.server import RegistryApp, referrers
 from tests.support import supplychain as sc
 from tests.support.imagegen import build_image, build_multiarch
+from tests.support.narrow import narrow
 from tests.support.serving import backend_opener, commit_tags, wsgi_call
 
 
@@ -33,8 +36,11 @@ class World:
         self.later = sc.oci_referrer(self.image, sc.IN_TOTO, b'{"later":1}')
 
 
+Served = tuple[RegistryApp, World]
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("referrers")
     w = World()
     with backend_opener(request, root) as opener:
@@ -56,13 +62,15 @@ def get(app: RegistryApp, path: str, query: str = "") -> tuple[int, dict[str, st
     return wsgi_call(app, "GET", path, query=query)
 
 
-def descriptors(body: bytes) -> list[dict[str, object]]:
+def descriptors(body: bytes) -> list[dict[str, Any]]:
+    """The descriptors of a referrers response (JSON: their values are str, int or a map)."""
     doc = json.loads(body)
     assert doc["schemaVersion"] == 2 and doc["mediaType"] == mt.OCI_INDEX
-    return doc["manifests"]  # type: ignore[no-any-return]
+    listed: list[dict[str, Any]] = doc["manifests"]
+    return listed
 
 
-def test_referrers_of_an_image(served) -> None:  # type: ignore[no-untyped-def]
+def test_referrers_of_an_image(served: Served) -> None:
     app, w = served
     status, headers, body = get(app, f"/v2/team/app/referrers/{w.image.digest}")
     assert status == 200 and headers["Content-Type"] == mt.OCI_INDEX
@@ -77,7 +85,7 @@ def test_referrers_of_an_image(served) -> None:  # type: ignore[no-untyped-def]
     assert str(w.later.digest) not in by_digest
 
 
-def test_referrers_of_an_index_and_of_a_referrer(served) -> None:  # type: ignore[no-untyped-def]
+def test_referrers_of_an_index_and_of_a_referrer(served: Served) -> None:
     app, w = served
     _, _, body = get(app, f"/v2/team/app/referrers/{w.multi.digest}")
     assert [d["digest"] for d in descriptors(body)] == [str(w.on_index.digest)]
@@ -85,7 +93,7 @@ def test_referrers_of_an_index_and_of_a_referrer(served) -> None:  # type: ignor
     assert descriptors(body) == []
 
 
-def test_artifact_type_filter(served) -> None:  # type: ignore[no-untyped-def]
+def test_artifact_type_filter(served: Served) -> None:
     app, w = served
     status, headers, body = get(app, f"/v2/team/app/referrers/{w.image.digest}",
                                  urlencode({"artifactType": sc.SPDX}))
@@ -95,7 +103,7 @@ def test_artifact_type_filter(served) -> None:  # type: ignore[no-untyped-def]
     assert headers["OCI-Filters-Applied"] == "artifactType" and descriptors(body) == []
 
 
-def test_unknown_digest_is_an_empty_index_and_bad_ones_are_refused(served) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_digest_is_an_empty_index_and_bad_ones_are_refused(served: Served) -> None:
     app, _ = served
     status, headers, body = get(app, f"/v2/team/app/referrers/{Digest.of(b'nothing')}")
     assert (status, descriptors(body)) == (200, []) and headers["Content-Type"] == mt.OCI_INDEX
@@ -105,7 +113,7 @@ def test_unknown_digest_is_an_empty_index_and_bad_ones_are_refused(served) -> No
     assert status == 404 and json.loads(body)["errors"][0]["code"] == "NAME_UNKNOWN"
 
 
-def test_pages_follow_the_link(served, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_pages_follow_the_link(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     app, w = served
     monkeypatch.setattr(referrers, "PAGE", 2)
     path, query, seen = f"/v2/team/app/referrers/{w.image.digest}", "", []
@@ -124,7 +132,7 @@ def test_pages_follow_the_link(served, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Link" not in headers
 
 
-def test_tag_schema_and_cosign_tags_are_ordinary_tags(served) -> None:  # type: ignore[no-untyped-def]
+def test_tag_schema_and_cosign_tags_are_ordinary_tags(served: Served) -> None:
     app, w = served
     _, _, body = get(app, "/v2/team/app/tags/list")
     tags = json.loads(body)["tags"]
@@ -135,7 +143,8 @@ def test_tag_schema_and_cosign_tags_are_ordinary_tags(served) -> None:  # type: 
         assert (status, body) == (200, img.manifest.raw)
         assert headers["Docker-Content-Digest"] == str(img.digest)
     # the simple-signing layer and the empty config are served as blobs
-    for blob in (*w.cosign_sig.blobs, str(sc.oci_referrer(w.image, sc.SPDX, b"").manifest.config.digest)):  # type: ignore[union-attr]
+    empty_config = narrow(Descriptor, sc.oci_referrer(w.image, sc.SPDX, b"").manifest.config)
+    for blob in (*w.cosign_sig.blobs, str(empty_config.digest)):
         status, _, data = get(app, f"/v2/team/app/blobs/{blob}")
         assert status == 200 and Digest.of(data) == Digest.parse(blob)
 

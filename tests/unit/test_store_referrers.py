@@ -4,19 +4,23 @@ migration 0009 gets the subjects of what it holds recorded when it is next opene
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from reconciler.model import Digest
+from reconciler.store.protocol import Store
 from reconciler.store.sql import referrers as sql_referrers
+from reconciler.store.sql.connection import Connection
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import supplychain as sc
+from tests.support.backends import sql_backend
 from tests.support.imagegen import Image, build_image
 from tests.support.serving import commit_tags
 
 
-def _commit(store, repo: str, images: list[Image], tags: dict[str, Image]) -> int:  # type: ignore[no-untyped-def]
+def _commit(store: Store, repo: str, images: list[Image], tags: dict[str, Image]) -> int:
     return commit_tags(store, repo, tags, extra=tuple(images))
 
 
@@ -28,7 +32,7 @@ def _signed() -> tuple[Image, Image, Image, Image]:
     return image, sbom, bundle, sig_of_sbom
 
 
-def test_referrers_are_listed_per_version_filtered_and_paged(store) -> None:  # type: ignore[no-untyped-def]
+def test_referrers_are_listed_per_version_filtered_and_paged(store: Store) -> None:
     image, sbom, bundle, sig_of_sbom = _signed()
     v1 = _commit(store, "app", [image, sbom], {"1.0": image})
     v2 = _commit(store, "app", [image, sbom, bundle, sig_of_sbom], {"1.0": image})
@@ -51,13 +55,14 @@ def test_referrers_are_listed_per_version_filtered_and_paged(store) -> None:  # 
     assert store.version_referrers("other", 1, image.digest) == []
 
 
-def test_subject_rows_go_with_the_manifest(store) -> None:  # type: ignore[no-untyped-def]
+def test_subject_rows_go_with_the_manifest(store: Store) -> None:
     image, sbom, _, _ = _signed()
     _commit(store, "app", [image, sbom], {"1.0": image})
     _commit(store, "app", [image], {"1.0": image})
     store.repository_delete("app")
     store.gc()
-    assert store._conn().execute("SELECT count(*) FROM manifest_subjects").fetchone()[0] == 0
+    # either backend's connection speaks the shared SQL
+    assert sql_backend(store)._conn().execute("SELECT count(*) FROM manifest_subjects").fetchone()[0] == 0
     store.repository_create("again")
     _commit(store, "again", [image, sbom], {"1.0": image})
     assert [r.digest for r in store.version_referrers("again", 1, image.digest)] == [sbom.digest]
@@ -79,7 +84,7 @@ def test_an_older_store_gets_its_subjects_recorded_once(tmp_path: Path, monkeypa
     _as_before_0009(tmp_path / "s")
 
     # a crash in the backfill's transaction records nothing and keeps the mark
-    def boom(conn, rows):  # type: ignore[no-untyped-def]
+    def boom(conn: Connection, rows: Sequence[tuple[str, str, str | None, str | None]]) -> None:
         raise KeyboardInterrupt
     monkeypatch.setattr(sql_referrers, "record", boom)
     with pytest.raises(KeyboardInterrupt):
@@ -114,7 +119,7 @@ def test_an_older_postgres_store_gets_its_subjects_recorded(postgres_url: str, t
         store.close()
 
 
-def test_artifacts_upload_from_an_oci_layout_and_copy_like_images(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_artifacts_upload_from_an_oci_layout_and_copy_like_images(store: Store, tmp_path: Path) -> None:
     from reconciler.ops.copy import copy
     from reconciler.ops.upload import upload
     from tests.support.archives import oci_layout_dir

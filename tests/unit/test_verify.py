@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -16,12 +17,22 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from reconciler.ops.verify import is_signature_tag, load_keys
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import supplychain as sc
+from tests.support.cli import RunCli
 from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.serving import commit_tags
 
 
+class VerdictJson(TypedDict):
+    """One tag of ``verify --json`` (``Verdict.to_json``)."""
+
+    tag: str
+    digest: str | None
+    ok: bool
+    reason: str
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("verify")
     key, other = sc.new_key(), sc.new_key()
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -32,11 +43,11 @@ def world(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
            ("classic", "referrer", "unsigned", "otherkey", "wrongdigest", "tampered", "rsa", "ed", "copied")}
     multi, half = build_multiarch("verify-multi", oci=True), build_multiarch("verify-half", oci=True)
     tampered_sig = sc.cosign_signature(img["tampered"], key)
-    body = tampered_sig.blobs[str(tampered_sig.manifest.layers[0].digest)]  # type: ignore[union-attr]
+    body = tampered_sig.blobs[str(tampered_sig.manifest.layers[0].digest)]
     altered = body.replace(b'"optional":null', b'"optional":{"x":1}')
     # the same signature annotation over other bytes: what tampering with the payload gives
     tampered = sc.cosign_signature(img["tampered"], payload=altered, signature=base64.b64decode(
-        tampered_sig.manifest.layers[0].annotations[sc.COSIGN_SIGNATURE_ANNOTATION]))  # type: ignore[union-attr]
+        tampered_sig.manifest.layers[0].annotations[sc.COSIGN_SIGNATURE_ANNOTATION]))
     tags: dict[str, Image] = {n: i for n, i in img.items()}
     tags |= {"multi": multi, "half": half}
     sigs: dict[str, Image] = {
@@ -62,31 +73,32 @@ def world(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     return root
 
 
-def verify(run_cli, root: Path, *args: str) -> tuple[int, dict[str, dict[str, object]]]:  # type: ignore[no-untyped-def]
+def verify(run_cli: RunCli, root: Path, *args: str) -> tuple[int, dict[str, VerdictJson]]:
     proc = run_cli("verify", "app", *args, "--json", store=root / "store")
-    return proc.returncode, {v["tag"]: v for v in json.loads(proc.stdout)}
+    verdicts: list[VerdictJson] = json.loads(proc.stdout)
+    return proc.returncode, {v["tag"]: v for v in verdicts}
 
 
-def test_each_case_with_its_reason(world: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_each_case_with_its_reason(world: Path, run_cli: RunCli) -> None:
     key = str(world / "release.pub")
     rc, got = verify(run_cli, world, "--key", key)
     assert rc == 1
     ok = {t for t, v in got.items() if v["ok"]}
     assert ok == {"classic", "referrer", "multi"}
-    assert got["classic"]["reason"].startswith(f"verified by {key}")  # type: ignore[union-attr]
-    assert "has no cosign signature" in got["unsigned"]["reason"]  # type: ignore[operator]
-    assert got["unsigned"]["reason"].startswith(f"no signature verified by {key}")  # type: ignore[union-attr]
-    assert "does not verify with the key" in got["otherkey"]["reason"]  # type: ignore[operator]
-    assert "payload is for" in got["wrongdigest"]["reason"]  # type: ignore[operator]
-    assert "does not verify with the key" in got["tampered"]["reason"]  # type: ignore[operator]
-    assert "has no cosign signature" in got["copied"]["reason"]  # type: ignore[operator]
+    assert got["classic"]["reason"].startswith(f"verified by {key}")
+    assert "has no cosign signature" in got["unsigned"]["reason"]
+    assert got["unsigned"]["reason"].startswith(f"no signature verified by {key}")
+    assert "does not verify with the key" in got["otherkey"]["reason"]
+    assert "payload is for" in got["wrongdigest"]["reason"]
+    assert "does not verify with the key" in got["tampered"]["reason"]
+    assert "has no cosign signature" in got["copied"]["reason"]
     assert got["multi"]["reason"] == "every child verified"
-    assert not got["half"]["ok"] and "its child" in got["half"]["reason"]  # type: ignore[operator]
+    assert not got["half"]["ok"] and "its child" in got["half"]["reason"]
     # the signatures' own tags are not images to verify
     assert not any(is_signature_tag(t) for t in got)
 
 
-def test_rsa_and_ed25519_keys_and_several_keys(world: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_rsa_and_ed25519_keys_and_several_keys(world: Path, run_cli: RunCli) -> None:
     rc, got = verify(run_cli, world, "rsa", "ed", "otherkey", "--key", str(world / "rsa.pub"),
                      "--key", str(world / "ed.pub"), "--key", str(world / "other.pub"))
     assert rc == 0 and all(v["ok"] for v in got.values()) and set(got) == {"rsa", "ed", "otherkey"}
@@ -94,7 +106,7 @@ def test_rsa_and_ed25519_keys_and_several_keys(world: Path, run_cli) -> None:  #
     assert proc.returncode == 0 and proc.stdout.startswith("ok    classic")
 
 
-def test_bad_keys_are_clear_errors(world: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_bad_keys_are_clear_errors(world: Path, run_cli: RunCli) -> None:
     (world / "private.pem").write_text("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")
     proc = run_cli("verify", "app", "--key", str(world / "private.pem"), store=world / "store")
     assert proc.returncode == 1 and "is not a PEM public key" in proc.stderr and "hint:" in proc.stderr
@@ -104,7 +116,7 @@ def test_bad_keys_are_clear_errors(world: Path, run_cli) -> None:  # type: ignor
         load_keys([])
 
 
-def test_an_unknown_tag_fails(world: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_tag_fails(world: Path, run_cli: RunCli) -> None:
     rc, got = verify(run_cli, world, "nope", "--key", str(world / "release.pub"))
-    assert rc == 1 and got["nope"]["reason"].startswith("no tag nope")  # type: ignore[union-attr]
+    assert rc == 1 and got["nope"]["reason"].startswith("no tag nope")
     assert got["nope"]["digest"] is None
