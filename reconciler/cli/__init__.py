@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "copy": ("content_cmds",),
     "remove": ("content_cmds",),
     "validate": ("validate_cmd",),
+    "verify": ("verify_cmd",),
     "sync": ("sync_cmds",),
     "push": ("push_cmd",),
     "plan": ("plan_cmds",),

@@ -34,6 +34,7 @@ from reconciler.plan.actions import (
     PushTag,
     RemoveTag,
     SetTag,
+    SyncReferrers,
     Upload,
 )
 from reconciler.plan.model import Plan, PlanError
@@ -64,6 +65,8 @@ def tags_after(plan: Plan, observed: Observed, repo: str) -> dict[str, Digest]:
             tags[a.tag] = a.digest
         elif isinstance(a, RemoveTag):
             tags.pop(a.tag, None)
+        elif isinstance(a, SyncReferrers):  # cosign's tags (``sha256-<hex>.sig``) are tags like any other
+            tags.update({t: Digest.parse(d) for t, d in a.referrer_tags.items()})
         elif isinstance(a, Upload):
             tags.update({t: Digest.parse(d) for t, d in a.upload_tags.items()})
             if a.tag and a.digest:

@@ -1,5 +1,5 @@
 """``Store.pushed`` / ``push_record`` of ``SQLStore`` (mixed in): the ``push_records``
-table (migration 0009), one row per (registry, name, tag)."""
+table (migration 0010), one row per (registry, name, tag)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from reconciler.store.sql.referrers import MARK_BACKFILL
 from reconciler.store.sql.refs import refs_text
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -186,10 +187,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
         """,
     ),
+
+    (
+        # which manifest refers to which subject (OCI 1.1 ``subject``): the referrers of
+        # a digest in one version are one indexed query (sql/referrers.py); a store that
+        # holds OCI manifests already is marked for the backfill of their subjects
+        "0009_manifest_subjects",
+        """
+        CREATE TABLE manifest_subjects (
+            digest TEXT PRIMARY KEY REFERENCES manifests(digest) ON DELETE CASCADE,
+            subject TEXT NOT NULL,
+            artifact_type TEXT,
+            annotations TEXT
+        );
+        CREATE INDEX manifest_subjects_by_subject ON manifest_subjects (subject, digest);
+        """ + MARK_BACKFILL,
+    ),
     (
         # which tag we pushed to which repository of which registry (push targets, issue 23):
         # a push target's prune deletes only these; written before the tag moves
-        "0009_push_records",
+        "0010_push_records",
         """
         CREATE TABLE push_records (
             registry TEXT NOT NULL,
