@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import RunCli
 from tests.support.faultproxy import FaultProxy
-from tests.support.imagegen import build_image, build_multiarch
+from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry, require_binary, start_registry
 
-IMAGES = {n: build_image(f"push-e2e-{n}") for n in ("a", "b", "c")}
+IMAGES: dict[str, Image] = {n: build_image(f"push-e2e-{n}") for n in ("a", "b", "c")}
 IMAGES["multi"] = build_multiarch("push-e2e-multi")
 
 
@@ -74,6 +75,11 @@ def skopeo_copy(url: str, ref: str, dest: Path, *, creds: tuple[str, str] | None
                    capture_output=True, timeout=120)
 
 
+def blobs_of(image: Image) -> set[str]:
+    """Every blob an image (or an index's images) needs, config included."""
+    return set(image.all_blobs())
+
+
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -83,7 +89,7 @@ def push_lines(text: str) -> list[str]:
 
 
 def test_apply_pushes_everything_and_a_second_run_is_heads_only(
-        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["a"], ["1.0", "1.1"])
     push_image(registry.url, repo_name, IMAGES["multi"], ["2.0", "latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, target.url)
@@ -93,7 +99,7 @@ def test_apply_pushes_everything_and_a_second_run_is_heads_only(
     assert plan.returncode == 2, plan.stdout + plan.stderr
     lines = push_lines(plan.stdout)
     assert len(lines) == 4, plan.stdout
-    multi_blobs = len({b.digest for c in IMAGES["multi"].children for b in c.manifest.blobs()})
+    multi_blobs = len(blobs_of(IMAGES["multi"]))
     assert any(re.match(rf"\+ push 2\.0 -> tgt/team/app   {re.escape(IMAGES['multi'].digest.short())} "
                         rf"\({multi_blobs} blobs, [\d.]+ (B|KiB|MiB)\)$", line) for line in lines), lines
 
@@ -110,9 +116,8 @@ def test_apply_pushes_everything_and_a_second_run_is_heads_only(
     history = json.loads(run_cli("history", "--json", store=store, check=True).stdout)
     pushed = history[0]["details"]["pushes"]["tgt/team/app"]
     assert sorted(pushed["tags"]) == ["1.0", "1.1", "2.0", "latest"]
-    assert pushed["blobs_uploaded"] == multi_blobs + len({b.digest for b in IMAGES["a"].manifest.blobs()}) - \
-        len({b.digest for b in IMAGES["a"].manifest.blobs()} & {b.digest for c in IMAGES["multi"].children
-                                                                  for b in c.manifest.blobs()})
+    assert pushed["blobs_uploaded"] == multi_blobs + len(blobs_of(IMAGES["a"])) - \
+        len(blobs_of(IMAGES["a"]) & blobs_of(IMAGES["multi"]))
 
     mark = target.mark()
     again = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
@@ -129,7 +134,7 @@ def test_apply_pushes_everything_and_a_second_run_is_heads_only(
 
 
 def test_moved_tags_follow_and_prune_deletes_only_tags_we_pushed(
-        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["a"], ["1.0", "1.1", "latest"])
     push_image(target.url, "team/app", IMAGES["c"], ["theirs"])  # not ours: prune never touches it
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, target.url, push=", prune: true")
@@ -173,7 +178,7 @@ def test_moved_tags_follow_and_prune_deletes_only_tags_we_pushed(
 
 @pytest.mark.parametrize("kind", ["basic_registry", "token_registry"])
 def test_push_with_credentials(kind: str, request: pytest.FixtureRequest, registry: RunningRegistry,
-                               repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+                               repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     secured: RunningRegistry = request.getfixturevalue(kind)
     assert secured.credentials is not None
     push_image(registry.url, repo_name, IMAGES["multi"], ["2.0"])
@@ -194,7 +199,7 @@ def test_push_with_credentials(kind: str, request: pytest.FixtureRequest, regist
 
 
 def test_faults_between_us_and_the_target_are_survived(
-        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     # a layer that does not compress: ~300 KiB, pushed in 64 KiB PATCH chunks
     noise = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(10_000))
     big = build_image("push-e2e-big", shared=(noise,))
@@ -222,7 +227,7 @@ def test_faults_between_us_and_the_target_are_survived(
 
 
 def test_a_push_that_keeps_failing_moves_no_tag(
-        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["a"], ["1.0"])
     push_image(registry.url, repo_name, IMAGES["multi"], ["2.0"])
     proxy = FaultProxy(target.url, keep_host=True).start()
@@ -247,7 +252,7 @@ def test_a_push_that_keeps_failing_moves_no_tag(
 
 
 def test_one_off_push_mounts_blobs_we_pushed_to_another_repository(
-        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["multi"], ["2.0", "latest"])
     yaml = tmp_path / "repos.yaml"
     yaml.write_text(f"version: 1\nrepositories:\n  app:\n    feed: {registry.url}\n    upstream_name: {repo_name}\n")
@@ -266,7 +271,7 @@ def test_one_off_push_mounts_blobs_we_pushed_to_another_repository(
     assert f"+ push 2.0 -> 127.0.0.1:{target.port}/team/two" in second.stdout
     seen = target.requests_since(mark)
     mounts = [a for a in seen if a.method == "POST" and "mount=" in a.path]
-    blob_count = len({b.digest for c in IMAGES["multi"].children for b in c.manifest.blobs()})
+    blob_count = len(blobs_of(IMAGES["multi"]))
     assert len(mounts) == blob_count and all(a.status == 201 for a in mounts), seen
     assert not [a for a in seen if a.method in ("PUT", "PATCH") and "/blobs/uploads/" in a.path], seen
     assert sha(skopeo_raw(target.url, "team/two:2.0")) == str(IMAGES["multi"].digest)
@@ -281,7 +286,7 @@ def test_one_off_push_mounts_blobs_we_pushed_to_another_repository(
 
 
 def test_sigkill_while_pushing_then_rerun_converges(
-        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, target: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     """Killed right after a push record is written (the tag not moved yet), at each one:
     the store stays sound, no tag points at missing content, and the next apply finishes
     the push (the record was written ahead, so prune would know the tag is ours)."""

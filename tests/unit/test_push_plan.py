@@ -70,6 +70,22 @@ class FakeTarget:
     def push_target(self, spec: RegistryConfig) -> FakeTarget:
         return self
 
+    # the push side: a plan never writes
+    def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
+        raise AssertionError("the plan mounted a blob")
+
+    def blob_upload(self, name: str, digest: Digest, chunks: Iterator[bytes], size: int | None) -> int:
+        raise AssertionError("the plan uploaded a blob")
+
+    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
+        raise AssertionError("the plan put a manifest")
+
+    def tag_delete(self, name: str, tag: str) -> None:
+        raise AssertionError("the plan deleted a tag")
+
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture
 def sqlite(tmp_path: Path) -> Iterator[SQLiteStore]:
@@ -116,7 +132,7 @@ def test_new_and_moved_tags_with_sizes_and_blobs_already_there(sqlite: SQLiteSto
     by_tag = {a.tag: a for a in plan.actions if isinstance(a, PushTag)}
     assert sorted(by_tag) == ["1.0", "2.0", "latest"]  # dev is not selected
     a = by_tag["1.0"]
-    blobs = {d.digest: d.size for d in IMG["a"].manifest.blobs()}  # type: ignore[union-attr]
+    blobs = {d.digest: d.size or 0 for d in IMG["a"].manifest.blobs()}
     assert (a.change, a.push_blobs, a.push_bytes, a.blobs_present) == (Change.CREATE, len(blobs),
                                                                        sum(blobs.values()), 1)
     moved = by_tag["latest"]
