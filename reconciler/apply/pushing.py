@@ -21,9 +21,17 @@ from typing import TYPE_CHECKING
 from reconciler.desired.model import PushSpec
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.model.registry import registry_key
-from reconciler.ops.push import PushFailed, PushOutcome, delete_tags, push_tags, seed_mounts
+from reconciler.ops.push import (
+    PushFailed,
+    PushOutcome,
+    ReferrersOutcome,
+    delete_tags,
+    push_referrers,
+    push_tags,
+    seed_mounts,
+)
 from reconciler.ops.transfer.registrysink import MountIndex
-from reconciler.plan.actions import DeletePushedTag, PushAction, PushTag
+from reconciler.plan.actions import DeletePushedTag, PushAction, PushReferrers, PushTag
 from reconciler.plan.pushes import PushTargets
 from reconciler.registry.protocol import PushTarget
 
@@ -32,10 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_PARALLEL_TARGETS", "DeletePushedTag", "PushTag", "Pusher"]  # (the runner takes the types from here)
+__all__ = ["MAX_PARALLEL_TARGETS", "PUSH_ACTIONS", "Pusher"]
 
 #: push targets pushed at once
 MAX_PARALLEL_TARGETS = 4
+#: the actions the runner leaves to the ``Pusher``
+PUSH_ACTIONS = (PushTag, DeletePushedTag, PushReferrers)
 
 
 class Pusher:
@@ -138,6 +148,25 @@ class Pusher:
                 record["error"] = exc.message
                 failed += [(a, exc) for a in pushes]
             record.update(outcome.to_json())
+        # referrers after the tags (as a signer pushes a signature after its image)
+        referred = ReferrersOutcome()
+        for a in ready:
+            if not isinstance(a, PushReferrers):
+                continue
+            if set(a.depends_on) & {f.id for f, _ in failed}:
+                failed.append((a, ReconcilerError(f"not pushed: the push of {a.tag} to {label} failed")))
+                continue
+            try:
+                got = push_referrers(runner.store, runner.store.version_get(repo), client, spec.name, a.digests,
+                                     jobs=spec.registry.max_concurrency, mounts=self.mounts, stop=runner.stop)
+                referred.pushed, referred.indexes = referred.pushed + got.pushed, referred.indexes + got.indexes
+                referred.listed_by = got.listed_by or referred.listed_by
+                done.append(a)
+            except ReconcilerError as exc:
+                record.setdefault("error", exc.message)
+                failed.append((a, exc))
+        if any(isinstance(a, PushReferrers) for a in ready):
+            record.update(referred.to_json())
         deleted: list[str] = []
         for a in ready:
             if not isinstance(a, DeletePushedTag):

@@ -42,7 +42,7 @@ from typing import Protocol
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
 from reconciler.apply.observer import Observer, current
-from reconciler.apply.pushing import DeletePushedTag, Pusher, PushTag
+from reconciler.apply.pushing import PUSH_ACTIONS, Pusher
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
@@ -325,7 +325,7 @@ class Runner:
         steps: list[ContentAction] = []
         drop_action: DropVersions | None = None
         for a in actions:
-            if isinstance(a, (PushTag, DeletePushedTag)):
+            if isinstance(a, PUSH_ACTIONS):
                 continue  # after the new version and its publication (apply.pushing)
             if isinstance(a, (Publish, Unpublish)):
                 late.append(a)  # checked when their turn comes (a handover waits for others)
@@ -380,7 +380,7 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
-        self.pusher.queue(repo, [a for a in actions if isinstance(a, (PushTag, DeletePushedTag))])
+        self.pusher.queue(repo, [a for a in actions if isinstance(a, PUSH_ACTIONS)])
         if drop_action is not None:
             self._retain(repo, drop_action, dropped)
 

@@ -11,16 +11,25 @@ untouched, and says which (``PushFailed.tagged``).
 
 Deleting a tag we pushed (``prune``) goes through ``PushTarget.tag_delete`` (never
 another tag on the same manifest); its record goes after.
+
+Referrers (``push_referrers``) go after the tags, as a signer pushes a signature after
+its image: through the same walk (their blobs, then the manifests by digest, each after
+its subject). A registry with the referrers API says so in its answer to each PUT
+(``OCI-Subject``); on one without it, the referrers tag schema's index of each subject
+(tag ``sha256-<hex>``) is read, the new referrers added, and put again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.errors import ReconcilerError, StalePlan
-from reconciler.model import Digest, Index
+from reconciler.model import Digest, Index, parse_manifest
+from reconciler.model import mediatypes as mt
+from reconciler.model.referrers import Referrer, tag_schema_tag
 from reconciler.model.registry import registry_key
 from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.parallel import Progress
@@ -149,3 +158,80 @@ def delete_tags(store: Store, target: PushTarget, name: str, tags: Iterable[str]
         store.push_record(key, name, tag, None)
         done.append(tag)
     return done
+
+
+@dataclass
+class ReferrersOutcome:
+    """What pushing referrers to one target did."""
+
+    pushed: int = 0
+    #: how the target lists them: ``api`` (the referrers API), ``tag schema`` (indexes we updated)
+    listed_by: str = ""
+    indexes: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {"referrers_pushed": self.pushed, "referrers_listed_by": self.listed_by,
+                "referrer_indexes_put": self.indexes}
+
+
+def push_referrers(store: Store, version: RepositoryVersion, target: PushTarget, name: str,
+                   digests: Sequence[Digest], *, jobs: int = 6, mounts: MountIndex | None = None,
+                   stop: StopToken | None = None, progress: Progress | None = None) -> ReferrersOutcome:
+    """Push the referrer manifests ``digests`` of ``version`` (each after its subject, as
+    planned) to ``name`` at ``target`` and make the target list them (see the module doc)."""
+    held = version.content.manifests | version.content.indexes
+    gone = [d for d in digests if d not in held]
+    if gone:
+        raise StalePlan(f"{version.repo_id}: version {version.number} no longer holds the referrer {gone[0]} "
+                        "the plan pushes", hint="plan again")
+    source = StoreSource.of_version(store, version)
+    sink = RegistrySink(target, name, jobs=jobs, mounts=mounts)
+    try:
+        transfer(source, sink, list(digests), policy=source.policy(TransferPolicy(jobs=jobs)), progress=progress,
+                 stop=stop)
+    except TransferFailed as exc:
+        error = exc.error
+        text = error.message if isinstance(error, ReconcilerError) else str(error)
+        raise ReconcilerError(f"push to {target.base}/{name}: referrer: {exc.kind} {exc.digest}: {text}",
+                              hint=getattr(error, "hint", None) or "apply again") from exc
+    outcome = ReferrersOutcome(pushed=len(sink.put))
+    if sink.listed:
+        outcome.listed_by = "api"
+        return outcome
+    manifests = [source.manifest(d) for d in digests]
+    by_subject: dict[Digest, list[AnyManifest]] = {}
+    for m in manifests:
+        if m.subject is not None:
+            by_subject.setdefault(m.subject.digest, []).append(m)
+    if not by_subject:
+        return outcome
+    if not sink.put and target.referrers(name, next(iter(by_subject))) is not None:
+        outcome.listed_by = "api"  # nothing was put (all there): the registry lists them itself
+        return outcome
+    outcome.listed_by = "tag schema"
+    for subject, referrers in by_subject.items():
+        if _list_in_tag_schema(target, name, subject, referrers):
+            outcome.indexes += 1
+    return outcome
+
+
+def _list_in_tag_schema(target: PushTarget, name: str, subject: Digest, referrers: Sequence[AnyManifest]) -> bool:
+    """Add ``referrers`` to the tag-schema index of ``subject`` at the target (kept as it
+    is otherwise); returns whether it was put."""
+    tag = tag_schema_tag(subject)
+    old = target.manifest_read(name, tag)
+    entries: list[object] = []
+    if isinstance(old, Index):
+        doc = json.loads(old.raw)
+        entries = list(doc.get("manifests") or [])
+    elif old is not None:
+        log.warning("%s/%s: %s is not an index; replacing it with the referrers index", target.base, name, tag)
+    listed = {str(e.get("digest")) for e in entries if isinstance(e, dict)}
+    new = [Referrer.of(m).to_json() for m in referrers if str(m.digest) not in listed]
+    if not new:
+        return False
+    raw = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries + new},
+                     separators=(",", ":")).encode()
+    index = parse_manifest(raw, mt.OCI_INDEX)
+    target.manifest_put(name, tag, index)
+    return True

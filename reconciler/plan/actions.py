@@ -56,6 +56,7 @@ class Op(str, enum.Enum):
     DROP_VERSIONS = "drop_versions"              # retain_versions: drop old versions (gc frees their bytes)
     PUSH_TAG = "push_tag"                        # push a tag and its content to a push target
     DELETE_PUSHED_TAG = "delete_pushed_tag"      # prune: delete at a push target a tag we pushed there
+    PUSH_REFERRERS = "push_referrers"            # push the referrers of a tag's image to a push target
 
 
 @dataclass(frozen=True)
@@ -424,10 +425,29 @@ class DeletePushedTag(BaseAction):
     old_digest: Digest
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushReferrers(BaseAction):
+    """The referrers (signatures, SBOMs: manifests whose ``subject`` is the image ``tag``
+    names, and theirs) the target lacks, each with its blobs; listed with the referrers
+    API where the target has it, else in the referrers tag schema's index (``sha256-<hex>``)."""
+
+    op: ClassVar[Op] = Op.PUSH_REFERRERS
+    target: str
+    registry: str
+    target_name: str
+    #: the tag whose image they refer to, and that image
+    tag: str
+    digest: Digest
+    #: the referrer manifests to push, each after its own subject
+    digests: tuple[Digest, ...] = ()
+    #: one artifact type each, in ``digests``' order ("" when unknown)
+    artifact_types: tuple[str, ...] = ()
+
+
 #: the tagged union of every action (the tag is ``op``)
 Action: TypeAlias = (CreateRepository | UpdateRepository | DeleteRepository | SyncTag | SyncReferrers | Upload
                      | CopyTag | CopyContent | PinTag | RemoveTag | RemoveContent | V1Upload | V1Sync | Publish
-                     | Unpublish | DropVersions | PushTag | DeletePushedTag)
+                     | Unpublish | DropVersions | PushTag | DeletePushedTag | PushReferrers)
 
 #: the content actions: together they make one new version of their repository
 ContentAction: TypeAlias = (SyncTag | SyncReferrers | Upload | CopyTag | CopyContent | PinTag | RemoveTag
@@ -438,12 +458,13 @@ UpstreamAction: TypeAlias = SyncTag | SyncReferrers
 V1Action: TypeAlias = V1Upload | V1Sync
 PublicationAction: TypeAlias = Publish | Unpublish
 #: run after the repository's new version, one push target at a time
-PushAction: TypeAlias = PushTag | DeletePushedTag
+PushAction: TypeAlias = PushTag | DeletePushedTag | PushReferrers
 
 #: op -> its type
 BY_OP: dict[Op, type[Action]] = {cls.op: cls for cls in (
     CreateRepository, UpdateRepository, DeleteRepository, SyncTag, SyncReferrers, Upload, CopyTag, CopyContent, PinTag,
-    RemoveTag, RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions, PushTag, DeletePushedTag)}
+    RemoveTag, RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions, PushTag, DeletePushedTag,
+    PushReferrers)}
 assert set(BY_OP) == set(Op), "every op has its type"
 
 

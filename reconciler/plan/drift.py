@@ -33,7 +33,7 @@ from reconciler.model import Digest
 from reconciler.model.reports import JournalEntry, Problem
 from reconciler.model.repository import version_ranges
 from reconciler.plan import model as pm
-from reconciler.plan.actions import Action, DeletePushedTag, DropVersions, Op, PushTag, Upload, V1Upload
+from reconciler.plan.actions import Action, DeletePushedTag, DropVersions, Op, PushReferrers, PushTag, Upload, V1Upload
 from reconciler.plan.model import Plan
 from reconciler.store.protocol import Store
 
@@ -284,6 +284,8 @@ class _Classifier:
             return DESIRED, f"the upload file {a.file} is not in the repository as repos.yaml declares it"
         if isinstance(a, (PushTag, DeletePushedTag)) and self.last.result in (None, "ok") and self.last.repos:
             return MANUAL, f"{a.target} does not hold {a.tag} as the last apply left it (changed at the target)"
+        if isinstance(a, PushReferrers) and self.last.result in (None, "ok") and self.last.repos:
+            return MANUAL, f"{a.target} lacks referrers of {a.tag} the last apply pushed (changed at the target)"
         if self.last.result not in (None, "ok"):
             return DESIRED, f"not applied yet: the last apply (journal {self.last.entry_id}) ended {self.last.result}"
         return DESIRED, "declared in repos.yaml and not in the store"

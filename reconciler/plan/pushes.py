@@ -31,6 +31,7 @@ from reconciler.plan.actions import (
     Change,
     DeletePushedTag,
     Op,
+    PushReferrers,
     PushTag,
     RemoveTag,
     SetTag,
@@ -39,6 +40,7 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.model import Plan, PlanError
 from reconciler.plan.observed import Observed
+from reconciler.plan.push_referrers import PlannedReferrer, ReferrersAfter, with_cosign_tags
 from reconciler.registry.protocol import PushTarget
 from reconciler.store.protocol import Store
 
@@ -47,6 +49,7 @@ MAX_PARALLEL_TARGETS = 4
 PUSH = "push to {target}"
 MOVE = "moved here, {target} still has the old digest"
 PRUNED = "pushed by us, no longer selected (prune)"
+REFERRERS = "{target} lacks them"
 
 
 @runtime_checkable
@@ -111,27 +114,30 @@ def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: St
         return found
 
     planned = [r.id for r in plan.repositories if r.status != "!"]
-    work: list[tuple[str, PushSpec, dict[str, Digest], dict[str, str]]] = []
+    work: list[tuple[str, PushSpec, dict[str, Digest], dict[str, str], ReferrersAfter]] = []
     for repo in planned:
         spec = desired.repositories.get(repo)
         if spec is None or not spec.push:
             continue
         tags = tags_after(plan, observed, repo)
         setters = {a.tag: a.id for a in plan.actions_for(repo) if isinstance(a, (SetTag, Upload)) and a.tag}
-        work += [(repo, target, tags, setters) for target in spec.push]
-    clients = {id(c): c for c in (targets.push_target(t.registry) for _, t, _, _ in work)}
+        referrers = ReferrersAfter(plan, observed, store, repo, lookup)
+        work += [(repo, target, tags, setters, referrers) for target in spec.push]
+    clients = {id(c): c for c in (targets.push_target(t.registry) for _, t, _, _, _ in work)}
     before = {k: c.stats.total for k, c in clients.items()}
 
-    def one(item: tuple[str, PushSpec, dict[str, Digest], dict[str, str]]) -> tuple[list[Action], list[str]] | PlanError:
-        repo, target, tags, setters = item
+    def one(item: tuple[str, PushSpec, dict[str, Digest], dict[str, str], ReferrersAfter],
+            ) -> tuple[list[Action], list[str]] | PlanError:
+        repo, target, tags, setters, referrers = item
         try:
-            return _target(repo, target, tags, setters, targets.push_target(target.registry), store, lookup)
+            return _target(repo, target, tags, setters, targets.push_target(target.registry), store, lookup,
+                           referrers)
         except ReconcilerError as exc:
             return PlanError(f"push target {target.label}: {exc.message}", repo=repo, kind="refresh",
                              where=desired.where("repositories", repo, "push"), hint=exc.hint)
 
     # targets are read several at once (each with its registry's max_concurrency)
-    for (repo, _, _, _), got in run_bounded(one, work, jobs=MAX_PARALLEL_TARGETS):
+    for (repo, _, _, _, _), got in run_bounded(one, work, jobs=MAX_PARALLEL_TARGETS):
         if isinstance(got, PlanError):
             errors.append(got)
         else:
@@ -159,10 +165,10 @@ def _heads(client: PushTarget, name: str, tags: Iterable[str], jobs: int) -> dic
 
 def _target(repo: str, target: PushSpec, tags: Mapping[str, Digest], setters: Mapping[str, str],
             client: PushTarget, store: Store, lookup: Callable[[Digest], Manifest | Index | None],
-            ) -> tuple[list[Action], list[str]]:
+            referrers: ReferrersAfter) -> tuple[list[Action], list[str]]:
     key, name, label = registry_key(target.registry.url), target.name, target.label
     jobs = target.registry.max_concurrency
-    selected = target.tags.select(sorted(tags))
+    selected = with_cosign_tags(target.tags.select(sorted(tags)), tags)
     records = {r.tag: r.digest for r in store.pushed(key, name)} if target.prune else {}
     stale = sorted(t for t in records if t not in selected)
     there = _heads(client, name, [*selected, *stale], jobs)
@@ -187,6 +193,8 @@ def _target(repo: str, target: PushSpec, tags: Mapping[str, Digest], setters: Ma
             push_bytes=None if closure is None else sum(closure.values()),
             blobs_present=None if closure is None else len(present & closure.keys()),
             target=label, registry=registry, target_name=name))
+    out += _referrers(repo, label, registry, name, selected, tags, referrers, client, jobs,
+                      {a.tag: a.id for a in out if isinstance(a, PushTag)})
     notes = []
     for t in stale:
         if there.get(t) == records[t]:
@@ -196,3 +204,32 @@ def _target(repo: str, target: PushSpec, tags: Mapping[str, Digest], setters: Ma
         elif there.get(t) is not None:
             notes.append(f"{label}:{t} was pushed by us but moved at the target since; prune leaves it alone")
     return out, notes
+
+
+def _referrers(repo: str, label: str, registry: str, name: str, selected: list[str], tags: Mapping[str, Digest],
+               referrers: ReferrersAfter, client: PushTarget, jobs: int, pushed: Mapping[str, str]) -> list[Action]:
+    """One ``PushReferrers`` per selected tag whose image has referrers the target lacks
+    (a manifest HEAD each; those of a tag pushed in this plan are not asked: they are new there)."""
+    wanted: dict[str, list[PlannedReferrer]] = {}
+    claimed: set[Digest] = set()
+    for t in selected:
+        found = [r for r in referrers.of(tags[t]) if r.digest not in claimed]
+        claimed |= {r.digest for r in found}
+        if found:
+            wanted[t] = found
+    # (the walk HEADs each manifest again before putting it: a tag pushed now has its referrers planned unasked)
+    asked = sorted({r.digest for t, rs in wanted.items() if t not in pushed for r in rs}, key=str)
+    held = set(_heads(client, name, [str(d) for d in asked], jobs).items()) if asked else set()
+    there = {Digest.parse(ref) for ref, d in held if d is not None}
+    out: list[Action] = []
+    for t, found in wanted.items():
+        missing = [r for r in found if r.digest not in there]
+        if not missing:
+            continue
+        depends = ([pushed[t]] if t in pushed else []) + sorted({r.added_by for r in missing if r.added_by})
+        out.append(PushReferrers(
+            id=f"{repo}/{Op.PUSH_REFERRERS.value}/{label}:{t}", repo=repo, change=Change.CREATE,
+            reason=REFERRERS.format(target=label), depends_on=tuple(depends), tag=t, digest=tags[t],
+            digests=tuple(r.digest for r in missing), artifact_types=tuple(r.artifact_type for r in missing),
+            target=label, registry=registry, target_name=name))
+    return out

@@ -29,6 +29,7 @@ from reconciler.plan.actions import (
     Op,
     PinTag,
     Publish,
+    PushReferrers,
     PushTag,
     RemoveContent,
     RemoveTag,
@@ -216,6 +217,14 @@ def _push_tag(a: PushTag, c: _Context) -> str:
     digests = f"{c.short(a.old_digest)} -> {c.short(a.digest)}" if a.old_digest else c.short(a.digest)
     verb = "push" if a.old_digest is None else "move"
     return _line(f"{verb} {a.tag} -> {a.target}", f"{digests} ({sizes})", c.after(a))
+
+
+@_words.register
+def _push_referrers(a: PushReferrers, c: _Context) -> str:
+    """``push 2 referrers of 1.2.5 -> harbor/team/app: signature, SBOM``."""
+    kinds = referrer_kinds(a.artifact_types)
+    return _line(f"push {_plural(len(a.digests), 'referrer')} of {a.tag} -> {a.target}" + (f": {kinds}" if kinds else ""),
+                 c.short(a.digest), a.reason)
 
 
 @_words.register

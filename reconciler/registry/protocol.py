@@ -107,12 +107,22 @@ class PushTarget(Protocol):
         """HEAD a manifest by tag or digest: its digest, None when absent."""
         ...
 
-    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
-        """PUT a manifest by digest or tag, verified by ``Docker-Content-Digest``."""
+    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> Digest | None:
+        """PUT a manifest by digest or tag, verified by ``Docker-Content-Digest``; returns
+        the ``OCI-Subject`` the registry answered (it lists the manifest as a referrer of
+        that subject: the referrers API), None when it did not."""
+        ...
+
+    def manifest_read(self, name: str, reference: str) -> Manifest | Index | None:
+        """GET a manifest by tag or digest; None when there is none (404)."""
         ...
 
     def tag_delete(self, name: str, tag: str) -> None:
         """Delete one tag (never another tag on the same manifest)."""
+        ...
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        """The referrers API's list for ``digest``; None when the registry has no such API."""
         ...
 
     def close(self) -> None: ...

@@ -284,18 +284,34 @@ class PushClient(RegistryClient):
 
         return self._retry(attempt, f"HEAD {url}")
 
-    def _manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
+    def _manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> Digest | None:
         url, scope = self._push_url(name, f"manifests/{reference}")
 
-        def attempt() -> None:
+        def attempt() -> Digest | None:
             resp = self._send("PUT", url, kind="manifest_put", scope=scope, data=manifest.raw,
                               headers={"Content-Type": manifest.media_type, "Content-Length": str(len(manifest.raw))})
             with released(resp):
                 if resp.status_code not in (200, 201):
                     raise self._error("PUT", url, resp)
                 self._check_digest("PUT", url, resp, manifest.digest)
+                subject = resp.headers.get("OCI-Subject")
+            if not subject or manifest.subject is None:
+                return None
+            try:  # the registry lists it as a referrer of that subject (the referrers API)
+                return Digest.parse(subject.strip())
+            except DigestInvalid:
+                log.warning("PUT %s: ignoring invalid OCI-Subject %r", url, subject)
+                return None
 
-        self._retry(attempt, f"PUT {url}")
+        return self._retry(attempt, f"PUT {url}")
+
+    def _manifest_read(self, name: str, reference: str) -> Manifest | Index | None:
+        try:
+            return self.manifest_get(name, reference)
+        except RegistryError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def _manifest_delete(self, name: str, reference: str) -> bool:
         url, scope = self._push_url(name, f"manifests/{reference}")
@@ -335,9 +351,13 @@ class PushClient(RegistryClient):
         with self.slots:
             return self._manifest_exists(name, reference)
 
-    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> None:
+    def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> Digest | None:
         with self.slots:
-            self._manifest_put(name, reference, manifest)
+            return self._manifest_put(name, reference, manifest)
+
+    def manifest_read(self, name: str, reference: str) -> Manifest | Index | None:
+        with self.slots:
+            return self._manifest_read(name, reference)
 
     def manifest_delete(self, name: str, reference: str) -> bool:
         """DELETE a manifest; False when the registry does not delete by this reference

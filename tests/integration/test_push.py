@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.model import Digest
 from tests.support.cli import RunCli
 from tests.support.faultproxy import FaultProxy
 from tests.support.imagegen import Image, build_image, build_multiarch
@@ -323,3 +324,77 @@ def test_sigkill_while_pushing_then_rerun_converges(
             assert final.returncode == 0, final.stdout
         finally:
             here.stop()
+
+
+def test_signatures_and_sboms_go_along(registry: RunningRegistry, target: RunningRegistry, repo_name: str,
+                                       tmp_path: Path, run_cli: RunCli) -> None:
+    """A signed image with an SBOM (OCI 1.1 referrers, and a signature of the SBOM) and a
+    cosign signature tag, synced with its referrers, then pushed with ``tags: ['1.*']``:
+    the cosign tag goes with the image it signs, the referrers go by digest, and the
+    distribution registry (no referrers API) gets the tag schema's indexes. A signature
+    made later upstream is pushed alone on the next apply."""
+    from tests.support import supplychain as sc
+
+    image = build_image("push-e2e-signed", oci=True)
+    sig, sig_tag = sc.cosign_signature(image), sc.cosign_tag(image.digest)
+    sbom = sc.oci_referrer(image, sc.SPDX, b'{"spdxVersion":"SPDX-2.3","name":"push-e2e"}')
+    sbom_sig = sc.oci_referrer(sbom, sc.SIGSTORE_BUNDLE, b'{"bundle":"push-e2e"}')
+    push_image(registry.url, repo_name, image, ["1.0"])
+    push_image(registry.url, repo_name, sig, [sig_tag])
+    for referrer in (sbom, sbom_sig):
+        push_image(registry.url, repo_name, referrer)
+    push_image(registry.url, repo_name, sc.tag_schema_index([sbom]), [sc.tag_schema_tag(image.digest)])
+    push_image(registry.url, repo_name, sc.tag_schema_index([sbom_sig]), [sc.tag_schema_tag(sbom.digest)])
+    yaml = tmp_path / "repos.yaml"
+    yaml.write_text(f"""version: 1
+registries:
+  tgt: {{url: {target.url}, tls_verify: false}}
+repositories:
+  app:
+    feed: {registry.url}
+    upstream_name: {repo_name}
+    tags: {{include: ["1.*"]}}
+    push:
+      - {{registry: tgt, name: team/app, tags: ["1.*"]}}
+""")
+    store = tmp_path / "store"
+    plan = run_cli("plan", "-f", str(yaml), store=store, check=True)
+    assert "+ push 2 referrers of 1.0 -> tgt/team/app: signature, SBOM" in plan.stdout, plan.stdout
+    assert f"+ push {sig_tag} -> tgt/team/app" in plan.stdout, plan.stdout
+    applied = run_cli("apply", "-f", str(yaml), store=store)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    assert sha(skopeo_raw(target.url, "team/app:1.0")) == str(image.digest)
+    assert sha(skopeo_raw(target.url, f"team/app:{sig_tag}")) == str(sig.digest)
+    for referrer in (sbom, sbom_sig):
+        assert sha(skopeo_raw(target.url, f"team/app@{referrer.digest}")) == str(referrer.digest)
+    skopeo_copy(target.url, f"team/app@{sbom.digest}", tmp_path / "out-sbom")
+
+    def listed(subject: Digest) -> list[str]:
+        index = json.loads(skopeo_raw(target.url, f"team/app:{sc.tag_schema_tag(subject)}"))
+        return [e["digest"] for e in index["manifests"]]
+
+    assert listed(image.digest) == [str(sbom.digest)]
+    assert listed(sbom.digest) == [str(sbom_sig.digest)]
+    pushed = json.loads(run_cli("history", "--json", store=store, check=True).stdout)[0]["details"]["pushes"]
+    assert pushed["tgt/team/app"]["referrers_pushed"] == 2
+    assert pushed["tgt/team/app"]["referrers_listed_by"] == "tag schema"
+
+    mark = target.mark()
+    again = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
+    assert again.returncode == 0 and again.stdout.rstrip().endswith("No changes."), again.stdout + again.stderr
+    # a HEAD per tag (1.0 and its signature's) and per referrer
+    assert [(a.method, a.kind) for a in target.requests_since(mark) if a.kind != "ping"] == [("HEAD", "manifest")] * 4
+
+    # signed again later (an attestation, OCI 1.1): only it goes, the index lists both
+    attestation = sc.oci_referrer(image, sc.IN_TOTO, b'{"predicateType":"push-e2e"}')
+    push_image(registry.url, repo_name, attestation)
+    push_image(registry.url, repo_name, sc.tag_schema_index([sbom, attestation]), [sc.tag_schema_tag(image.digest)])
+    plan = run_cli("plan", "-f", str(yaml), store=store, check=True)
+    lines = push_lines(plan.stdout)
+    assert lines == [f"+ push 1 referrer of 1.0 -> tgt/team/app: attestation   {image.digest.short()}   "
+                     "tgt/team/app lacks them"], plan.stdout
+    mark = target.mark()
+    run_cli("apply", "-f", str(yaml), store=store, check=True)
+    assert not [a for a in target.requests_since(mark) if a.method == "PUT" and "/manifests/1.0" in a.path]
+    assert listed(image.digest) == [str(sbom.digest), str(attestation.digest)]

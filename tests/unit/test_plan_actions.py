@@ -28,6 +28,7 @@ from reconciler.plan.actions import (
     Op,
     PinTag,
     Publish,
+    PushReferrers,
     PushTag,
     RemoveContent,
     RemoveTag,
@@ -95,6 +96,9 @@ SAMPLES: list[Action] = [
             blobs_present=1, **HEAD),
     DeletePushedTag(id="web/delete_pushed_tag/harbor/team/web:old", change=Change.DELETE, target="harbor/team/web",
                     registry="harbor", target_name="team/web", tag="old", old_digest=A, **HEAD),
+    PushReferrers(id="web/push_referrers/harbor/team/web:v1", change=Change.CREATE, target="harbor/team/web",
+                  registry="harbor", target_name="team/web", tag="v1", digest=B, digests=(A,),
+                  artifact_types=("application/spdx+json",), **HEAD),
 ]
 
 

@@ -10,7 +10,9 @@ The walk hands it what to write in the order a registry needs:
   mounted there and then (no bytes move), so the walk never reads it;
 - ``blob_put``: an upload of the verified stream (``PushTarget.blob_upload``);
 - ``manifests_put``: PUT by digest, children before the indexes that list them (a
-  manifest a tag names is put by that tag instead, unless an index lists it);
+  manifest a tag names is put by that tag instead, unless an index lists it); a
+  referrer the registry answers with ``OCI-Subject`` is listed by its referrers API
+  (``listed``), the others need the tag schema's index (``ops.push.push_referrers``);
 - ``commit``: only then the tags (``tags``), each PUT by name. A failure anywhere before
   leaves every tag where it was: a tag never points at a manifest whose blobs are not
   there. ``on_tag`` is told before each tag moves (the record of what we pushed).
@@ -77,6 +79,8 @@ class RegistrySink:
         self.uploaded: dict[Digest, int] = {}
         self.put: list[Digest] = []
         self.tagged: list[str] = []
+        #: referrers the registry said it lists under their subject (``OCI-Subject``: the referrers API)
+        self.listed: set[Digest] = set()
         self._lock = threading.Lock()
         #: the registry, as push records and the mount index name it
         self._key = registry_key(target.base)
@@ -124,7 +128,8 @@ class RegistrySink:
         tagged = {m.digest for m in self.tags.values()} - listed
         for m in manifests:  # children first, as the walk hands them (a registry checks references)
             if m.digest not in tagged:
-                self.target.manifest_put(self.name, str(m.digest), m)
+                if self.target.manifest_put(self.name, str(m.digest), m) is not None:
+                    self.listed.add(m.digest)
                 self.put.append(m.digest)
 
     def commit(self) -> None:
