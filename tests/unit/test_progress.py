@@ -74,3 +74,26 @@ def test_a_sync_on_a_terminal_rewrites_one_line_and_keeps_each_finished_phase() 
     kept = [line.split("\r\x1b[K")[-1] for line in out.getvalue().split("\n")][:-1]
     assert kept == ["resolving tags: 2/2", "fetching manifests: 1/1", "downloading blobs: 20/20 (20.0 KiB)"]
     assert "\r\x1b[Kdownloading blobs: 7/20 (7.0 KiB)" in out.getvalue()  # the live status line
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["log", "terminal"])
+def test_a_push_shows_its_uploads_per_target(tty: bool) -> None:
+    """Push targets (issue 23) report their uploads like downloads, with the push's words."""
+    out = io.StringIO()
+    progress = ProgressRenderer(tty=tty, stream=out)
+    for event in (ProgressEvent("manifests", 0, 3), ProgressEvent("upload", 0, 2),
+                  ProgressEvent("upload", 1, 2, 1024), ProgressEvent("upload", 2, 2, 5 * 1024 * 1024)):
+        progress("web -> harbor/team/web", event)
+    progress("db -> harbor/team/db", ProgressEvent("upload", 0, 4))
+    progress("db -> harbor/team/db", ProgressEvent("upload", 4, 4, 0))
+    progress.close()
+    text = out.getvalue()
+    lines = [line.split("\r\x1b[K")[-1] for line in text.split("\n") if line.split("\r\x1b[K")[-1]]
+    assert "web -> harbor/team/web: uploaded 2 blobs, 5.0 MiB" in lines
+    assert "db -> harbor/team/db: 4 blobs already there" in lines  # not "uploaded 4 blobs, 0 B"
+    assert "download" not in text
+    if tty:
+        assert "uploading: web -> harbor/team/web 1/2 1.0 KiB" in text  # the live status line
+    else:
+        assert "\r" not in text and "\x1b" not in text
+        assert lines[0] == "web -> harbor/team/web: uploading 2 blobs"
