@@ -100,6 +100,41 @@ def closure_blobs(root: Digest, lookup: Callable[[Digest], Manifest | Index | No
     return blobs
 
 
+def absent_after(plan: Plan, observed: Observed, repo: str) -> frozenset[Digest]:
+    """Index children ``repo`` will lack on purpose once ``plan`` is applied (a platform subset)."""
+    obs = observed.repos.get(repo)
+    absent = set(obs.state.absent) if obs is not None else set()
+    for a in plan.actions_for(repo):
+        absent |= set(getattr(a, "skipped", ()) or ())
+    return frozenset(absent)
+
+
+def _without(lookup: Callable[[Digest], Manifest | Index | None], absent: frozenset[Digest],
+             ) -> Callable[[Digest], Manifest | Index | None]:
+    return (lambda d: None if d in absent else lookup(d)) if absent else lookup
+
+
+def absent_children(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> int:
+    """How many manifests the index ``root`` (and the indexes under it) lists that are not
+    known here (0 for a manifest, or an index whose children are all here)."""
+    missing, stack, seen = 0, [root], set()
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        m = lookup(d)
+        if m is None:
+            missing += d != root
+        elif isinstance(m, Index):
+            stack += m.children()
+    return missing
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: Store, targets: PushTargets) -> Plan:
     """``plan`` with the push targets' actions added (see the module doc)."""
     started = time.monotonic()
@@ -121,7 +156,7 @@ def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: St
             continue
         tags = tags_after(plan, observed, repo)
         setters = {a.tag: a.id for a in plan.actions_for(repo) if isinstance(a, (SetTag, Upload)) and a.tag}
-        referrers = ReferrersAfter(plan, observed, store, repo, lookup)
+        referrers = ReferrersAfter(plan, observed, store, repo, _without(lookup, absent_after(plan, observed, repo)))
         work += [(repo, target, tags, setters, referrers) for target in spec.push]
     clients = {id(c): c for c in (targets.push_target(t.registry) for _, t, _, _, _ in work)}
     before = {k: c.stats.total for k, c in clients.items()}
@@ -130,8 +165,8 @@ def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: St
             ) -> tuple[list[Action], list[str]] | PlanError:
         repo, target, tags, setters, referrers = item
         try:
-            return _target(repo, target, tags, setters, targets.push_target(target.registry), store, lookup,
-                           referrers)
+            return _target(repo, target, tags, setters, targets.push_target(target.registry), store,
+                           referrers.lookup, referrers)
         except ReconcilerError as exc:
             return PlanError(f"push target {target.label}: {exc.message}", repo=repo, kind="refresh",
                              where=desired.where("repositories", repo, "push"), hint=exc.hint)
@@ -175,6 +210,10 @@ def _target(repo: str, target: PushSpec, tags: Mapping[str, Digest], setters: Ma
     registry = target.registry.name or key
     out: list[Action] = []
     pushing = [t for t in selected if there.get(t) != tags[t]]
+    # an index whose children the repository lacks on purpose (a platform subset) would
+    # leave the target incomplete (or be refused there): not pushed, and the plan says so
+    partial = {t: n for t in pushing if (n := absent_children(tags[t], lookup))}
+    pushing = [t for t in pushing if t not in partial]
     closures = {t: closure_blobs(tags[t], lookup) for t in pushing}
     blobs = {b for c in closures.values() if c for b in c}
     try:
@@ -195,7 +234,8 @@ def _target(repo: str, target: PushSpec, tags: Mapping[str, Digest], setters: Ma
             target=label, registry=registry, target_name=name))
     out += _referrers(repo, label, registry, name, selected, tags, referrers, client, jobs,
                       {a.tag: a.id for a in out if isinstance(a, PushTag)})
-    notes = []
+    notes = [f"{label}:{t} not pushed: its index lists {_plural(n, 'manifest')} this repository does not hold "
+             "(a platform subset); the target would hold an incomplete image" for t, n in sorted(partial.items())]
     for t in stale:
         if there.get(t) == records[t]:
             out.append(DeletePushedTag(id=f"{repo}/{Op.DELETE_PUSHED_TAG.value}/{label}:{t}", repo=repo,

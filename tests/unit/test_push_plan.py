@@ -212,3 +212,23 @@ def test_push_spec_label_is_the_registry_key_and_name() -> None:
     assert spec.label == "harbor/team/app"
     assert dataclasses.replace(spec, registry=RegistryConfig(url="https://x.example")).label == \
         "https://x.example/team/app"
+
+
+def test_an_index_held_as_a_platform_subset_is_not_pushed_and_the_plan_says_why(sqlite: SQLiteStore) -> None:
+    """The target would hold an index whose other platforms are missing (distribution and
+    Harbor refuse it; a lenient registry would keep an incomplete image)."""
+    amd64, *others = MULTI.children
+    sqlite.repository_create("app")
+    store_image(sqlite, IMG["a"])
+    store_image(sqlite, amd64)
+    sqlite.manifest_put(MULTI.manifest)
+    content = dataclasses.replace(RepoState().content, manifests=frozenset({IMG["a"].digest, amd64.digest}),
+                                  indexes=frozenset({MULTI.digest}),
+                                  blobs=frozenset(Digest.parse(d) for i in (IMG["a"], amd64) for d in i.all_blobs()))
+    sqlite.version_commit("app", base=0, content=content, operation="test", absent=[o.digest for o in others],
+                          tags={"1.0": TagEntry(IMG["a"].digest), "2.0": TagEntry(MULTI.digest)})
+    plan = plan_for(sqlite, FakeTarget(), PushSpec(HARBOR, "team/app"))
+    assert [(type(a), a.tag) for a in plan.actions] == [(PushTag, "1.0")]  # type: ignore[union-attr]
+    [summary] = plan.repositories
+    assert summary.notes == ("harbor/team/app:2.0 not pushed: its index lists 2 manifests this repository does "
+                             "not hold (a platform subset); the target would hold an incomplete image",)
