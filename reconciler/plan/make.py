@@ -17,6 +17,7 @@ from reconciler.plan.diff import diff, plan_scope
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import RefreshProgress, SourceFactory, refresh
 from reconciler.plan.observed import Observed
+from reconciler.plan.push_heads import EarlyHeads
 from reconciler.plan.pushes import PushTargets, plan_pushes
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.store.protocol import Store
@@ -32,12 +33,14 @@ def make_plan(store: Store, desired: DesiredState, sources: SourceFactory, *, ta
     repo_ids = None
     if targets:
         repo_ids = plan_scope(desired, {r.id: r.publish_name for r in store.repository_list()}, targets)
+    # push targets are read as upstreams are: their tag HEADs go out while the upstreams are refreshed
+    early = EarlyHeads(store, desired, sources, repo_ids) if upstreams and isinstance(sources, PushTargets) else None
     observed = refresh(store, desired, sources, upstreams=upstreams, repo_ids=repo_ids, v1_sources=v1_sources,
                        progress=progress, stop=stop, publish_grace=publish_grace)
     plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
                 created=datetime.now(UTC).isoformat(timespec="seconds"))
-    if upstreams and isinstance(sources, PushTargets):  # push targets are read as upstreams are
-        plan = plan_pushes(plan, observed, desired, store, sources)
+    if upstreams and isinstance(sources, PushTargets):
+        plan = plan_pushes(plan, observed, desired, store, sources, early=early)
     elif any(spec.push for spec in desired.repositories.values()):
         plan = dataclasses.replace(plan, warnings=plan.warnings + (
             "push targets not read (--no-refresh): pushes are not shown",))

@@ -40,6 +40,7 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.model import Plan, PlanError
 from reconciler.plan.observed import Observed
+from reconciler.plan.push_heads import EarlyHeads, HeadKey
 from reconciler.plan.push_referrers import PlannedReferrer, ReferrersAfter, with_cosign_tags
 from reconciler.registry.protocol import PushTarget
 from reconciler.store.protocol import Store
@@ -135,9 +136,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: Store, targets: PushTargets) -> Plan:
-    """``plan`` with the push targets' actions added (see the module doc)."""
+def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: Store, targets: PushTargets, *,
+                early: EarlyHeads | None = None) -> Plan:
+    """``plan`` with the push targets' actions added (see the module doc). ``early``: the
+    tag HEADs asked while the upstreams were refreshed (only the others are asked now)."""
     started = time.monotonic()
+    known = early.known() if early is not None else {}
     actions: list[Action] = []
     errors: list[PlanError] = []
     notes: dict[str, list[str]] = {}
@@ -159,14 +163,14 @@ def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: St
         referrers = ReferrersAfter(plan, observed, store, repo, _without(lookup, absent_after(plan, observed, repo)))
         work += [(repo, target, tags, setters, referrers) for target in spec.push]
     clients = {id(c): c for c in (targets.push_target(t.registry) for _, t, _, _, _ in work)}
-    before = {k: c.stats.total for k, c in clients.items()}
+    before = {k: (early.before.get(k, c.stats.total) if early else c.stats.total) for k, c in clients.items()}
 
     def one(item: tuple[str, PushSpec, dict[str, Digest], dict[str, str], ReferrersAfter],
             ) -> tuple[list[Action], list[str]] | PlanError:
         repo, target, tags, setters, referrers = item
         try:
             return _target(repo, target, tags, setters, targets.push_target(target.registry), store,
-                           referrers.lookup, referrers)
+                           referrers.lookup, referrers, known)
         except ReconcilerError as exc:
             return PlanError(f"push target {target.label}: {exc.message}", repo=repo, kind="refresh",
                              where=desired.where("repositories", repo, "push"), hint=exc.hint)
@@ -191,22 +195,26 @@ def plan_pushes(plan: Plan, observed: Observed, desired: DesiredState, store: St
                                errors=plan.errors + tuple(errors), refresh=refresh)
 
 
-def _heads(client: PushTarget, name: str, tags: Iterable[str], jobs: int) -> dict[str, Digest | None]:
+def _heads(client: PushTarget, name: str, tags: Iterable[str], jobs: int,
+           known: Mapping[HeadKey, Digest | None] | None = None) -> dict[str, Digest | None]:
+    known = known or {}
+    heard = {t: known[(id(client), name, t)] for t in set(tags) if (id(client), name, t) in known}
     try:
-        return dict(run_bounded(lambda t: client.manifest_exists(name, t), sorted(set(tags)), jobs=jobs))
+        asked = run_bounded(lambda t: client.manifest_exists(name, t), sorted(set(tags) - set(heard)), jobs=jobs)
     except ItemFailed as failed:
         raise failed.error from None
+    return {**heard, **dict(asked)}
 
 
 def _target(repo: str, target: PushSpec, tags: Mapping[str, Digest], setters: Mapping[str, str],
             client: PushTarget, store: Store, lookup: Callable[[Digest], Manifest | Index | None],
-            referrers: ReferrersAfter) -> tuple[list[Action], list[str]]:
+            referrers: ReferrersAfter, known: Mapping[HeadKey, Digest | None]) -> tuple[list[Action], list[str]]:
     key, name, label = registry_key(target.registry.url), target.name, target.label
     jobs = target.registry.max_concurrency
     selected = with_cosign_tags(target.tags.select(sorted(tags)), tags)
     records = {r.tag: r.digest for r in store.pushed(key, name)} if target.prune else {}
     stale = sorted(t for t in records if t not in selected)
-    there = _heads(client, name, [*selected, *stale], jobs)
+    there = _heads(client, name, [*selected, *stale], jobs, known)
     registry = target.registry.name or key
     out: list[Action] = []
     pushing = [t for t in selected if there.get(t) != tags[t]]

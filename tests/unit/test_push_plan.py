@@ -232,3 +232,27 @@ def test_an_index_held_as_a_platform_subset_is_not_pushed_and_the_plan_says_why(
     [summary] = plan.repositories
     assert summary.notes == ("harbor/team/app:2.0 not pushed: its index lists 2 manifests this repository does "
                              "not hold (a platform subset); the target would hold an incomplete image",)
+
+
+def test_tag_heads_asked_early_are_not_asked_again_and_a_failure_early_is_asked_again(
+        sqlite: SQLiteStore) -> None:
+    """``make_plan`` sends the targets' tag HEADs while the upstreams are refreshed
+    (``EarlyHeads``); the plan then asks only what it lacks, and counts them all."""
+    from reconciler.plan.push_heads import EarlyHeads
+
+    stored(sqlite, {"1.0": IMG["a"], "2.0": MULTI})
+    spec = PushSpec(HARBOR, "team/app")
+    desired = DesiredState(path=Path("repos.yaml"), digest="", version=1, registries={"harbor": HARBOR},
+                           repositories={"app": RepositorySpec(id="app", push=(spec,))})
+    target = FakeTarget({"1.0": IMG["a"].digest, "2.0": MULTI.digest})
+    early = EarlyHeads(sqlite, desired, target)
+    observed = refresh(sqlite, desired, None, upstreams=False)
+    plan = Plan(desired_path="repos.yaml", desired_digest="", store_generation=observed.generation,
+                repositories=(RepoSummary("app", "="),))
+    planned = plan_pushes(plan, observed, desired, sqlite, target, early=early)
+    assert planned.actions == () and target.stats.counts == {"manifest_head": 2}
+    assert planned.refresh.requests == 2
+
+    down = FakeTarget(fail=True)
+    planned = plan_pushes(plan, observed, desired, sqlite, down, early=EarlyHeads(sqlite, desired, down))
+    assert [e.kind for e in planned.errors] == ["refresh"] and "down" in planned.errors[0].message
