@@ -110,7 +110,7 @@ def push_tags(store: Store, version: RepositoryVersion, target: PushTarget, name
 
     outcome = PushOutcome()
     for attempt in range(1, max(1, attempts) + 1):
-        sink = RegistrySink(target, name, jobs=jobs, mounts=mounts, tags=manifests, on_tag=record)
+        sink = RegistrySink(target, name, jobs=jobs, mounts=mounts, tags=manifests, on_tag=record, read=source.manifest)
         try:
             return _push(source, sink, tags, jobs, stop, progress, outcome)
         except PushFailed as exc:

@@ -93,6 +93,10 @@ class PushTarget(Protocol):
         """HEAD the blob: whether ``name`` holds it."""
         ...
 
+    def blob_known(self, name: str, digest: Digest) -> bool | None:
+        """Whether ``name`` holds the blob, as this client last heard (no request); None: not asked."""
+        ...
+
     def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
         """Mount ``digest`` from ``from_name`` on the same registry (no bytes move);
         False when the registry would not (the blob is then uploaded)."""

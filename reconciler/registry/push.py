@@ -339,6 +339,9 @@ class PushClient(RegistryClient):
         with self.slots:
             return self._blob_exists(name, digest)
 
+    def blob_known(self, name: str, digest: Digest) -> bool | None:
+        return self._blobs.get((name, digest))
+
     def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
         with self.slots:
             return self._blob_mount(name, digest, from_name)

@@ -70,6 +70,9 @@ class FakeTarget:
     def push_target(self, spec: RegistryConfig) -> FakeTarget:
         return self
 
+    def blob_known(self, name: str, digest: Digest) -> bool | None:
+        return None
+
     # the push side: a plan never writes
     def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
         raise AssertionError("the plan mounted a blob")

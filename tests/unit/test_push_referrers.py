@@ -20,7 +20,7 @@ from reconciler.model.content import TagEntry
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.graph import load_graph, with_closure
-from reconciler.ops.push import push_referrers
+from reconciler.ops.push import push_referrers, push_tags
 from reconciler.ops.state import RepoState
 from reconciler.plan.actions import PushReferrers, PushTag
 from reconciler.plan.model import Plan, RepoSummary
@@ -49,6 +49,8 @@ class MemRegistry:
         self.blobs: set[Digest] = set()
         self.manifests: dict[Digest, Manifest | Index] = {}
         self.tags: dict[str, Digest] = {}
+        #: blob answers heard (``blob_known``), as the push client keeps them
+        self.heard: dict[Digest, bool] = {}
         self.stats = RequestStats()
         self.base = HARBOR.url
 
@@ -73,8 +75,14 @@ class MemRegistry:
         return self.manifests[d] if d is not None else None
 
     def blob_exists(self, name: str, digest: Digest) -> bool:
+        if digest in self.heard:  # as the push client: an answer heard is not asked again
+            return self.heard[digest]
         self.stats.add("blob_head")
-        return digest in self.blobs
+        self.heard[digest] = digest in self.blobs
+        return self.heard[digest]
+
+    def blob_known(self, name: str, digest: Digest) -> bool | None:
+        return self.heard.get(digest)
 
     def blob_mount(self, name: str, digest: Digest, from_name: str) -> bool:
         return False
@@ -83,6 +91,7 @@ class MemRegistry:
         self.stats.add("upload")
         n = sum(len(c) for c in chunks)
         self.blobs.add(digest)
+        self.heard[digest] = True
         return n
 
     def manifest_put(self, name: str, reference: str, manifest: Manifest | Index) -> Digest | None:
@@ -195,3 +204,16 @@ def test_a_referrer_the_version_no_longer_holds_makes_the_plan_stale(store: SQLi
     with pytest.raises(StalePlan, match="no longer holds the referrer"):
         push_referrers(store, store.version_get("app"), MemRegistry(api=True), "team/app",
                        [sc.oci_referrer(OTHER, sc.SPDX, b"{}").digest])
+
+
+def test_a_manifest_with_a_blob_the_target_lacks_is_put_without_asking(store: SQLiteStore) -> None:
+    """The plan's blob HEADs said the target lacks them: the walk sends no manifest HEAD
+    for an image whose blob is missing (a registry holding a manifest holds its blobs)."""
+    target = MemRegistry(api=False)
+    for d in OTHER.all_blobs():
+        target.blob_exists("team/app", Digest.parse(d))
+    target.stats = RequestStats()
+    push_tags(store, store.version_get("app"), target, "team/app", {"2.0": OTHER.digest})
+    assert target.tags["2.0"] == OTHER.digest
+    assert "manifest_head" not in target.stats.counts and "blob_head" not in target.stats.counts
+    assert target.stats.counts == {"upload": len(OTHER.all_blobs()), "manifest_put": 1}

@@ -4,7 +4,9 @@ behind ``registry.protocol.PushTarget`` as ``RegistrySource`` is behind ``Upstre
 The walk hands it what to write in the order a registry needs:
 
 - ``manifests_held``: one HEAD per manifest (children of a held index are not walked:
-  ``manifest_read`` returns None, since a registry keeps the closure of what it holds);
+  ``manifest_read`` returns None, since a registry keeps the closure of what it holds),
+  but none for a manifest (``read`` from the source) with a blob the client already heard
+  the target lacks (the plan's HEADs): a registry holding a manifest holds its blobs;
 - ``blobs_missing``: one HEAD per blob, in parallel; a blob the target lacks that another
   repository of the same registry holds (``MountIndex``: repositories we pushed) is
   mounted there and then (no bytes move), so the walk never reads it;
@@ -24,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
-from reconciler.model import Digest, Index
+from reconciler.model import Digest, Index, Manifest
 from reconciler.model.registry import registry_key
 from reconciler.ops.parallel import ItemFailed, run_bounded
 from reconciler.ops.transfer.interface import AnyManifest
@@ -68,8 +70,10 @@ class RegistrySink:
 
     def __init__(self, target: PushTarget, name: str, *, jobs: int = 6, mounts: MountIndex | None = None,
                  tags: Mapping[str, AnyManifest] | None = None,
-                 on_tag: Callable[[str, AnyManifest], None] | None = None) -> None:
+                 on_tag: Callable[[str, AnyManifest], None] | None = None,
+                 read: Callable[[Digest], AnyManifest] | None = None) -> None:
         self.target, self.name, self.jobs = target, name, max(1, jobs)
+        self.read = read
         self.mounts = mounts
         self.tags = dict(tags or {})
         self.on_tag = on_tag
@@ -86,9 +90,14 @@ class RegistrySink:
         self._key = registry_key(target.base)
 
     def manifests_held(self, digests: Iterable[Digest]) -> set[Digest]:
-        wanted = list(digests)
+        wanted = [d for d in digests if not self._lacks(d)]
         found = _bounded(lambda d: self.target.manifest_exists(self.name, str(d)) == d, wanted, self.jobs)
         return {d for d, held in found if held}
+
+    def _lacks(self, digest: Digest) -> bool:
+        """Known absent without a request: an image manifest with a blob the target lacks."""
+        m = self.read(digest) if self.read is not None else None
+        return isinstance(m, Manifest) and any(self.target.blob_known(self.name, b.digest) is False for b in m.blobs())
 
     def manifest_read(self, digest: Digest) -> AnyManifest | None:
         return None  # the registry holds the closure of what it holds: not walked below
