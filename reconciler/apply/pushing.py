@@ -168,14 +168,18 @@ class Pusher:
         if any(isinstance(a, PushReferrers) for a in ready):
             record.update(referred.to_json())
         deleted: list[str] = []
+        left: list[str] = []
         for a in ready:
             if not isinstance(a, DeletePushedTag):
                 continue
             try:
-                deleted += delete_tags(runner.store, client, spec.name, [a.tag])
+                gone, kept = delete_tags(runner.store, client, spec.name, {a.tag: a.old_digest})
+                deleted, left = deleted + gone, left + kept
                 done.append(a)
             except ReconcilerError as exc:
                 record.setdefault("error", exc.message)
                 failed.append((a, exc))
         if deleted:
             record["deleted"] = deleted
+        if left:  # moved at the target since the plan: not ours any more
+            record["left_alone"] = left

@@ -10,7 +10,8 @@ target where it was; a failure while moving tags leaves those moved moved, the r
 untouched, and says which (``PushFailed.tagged``).
 
 Deleting a tag we pushed (``prune``) goes through ``PushTarget.tag_delete`` (never
-another tag on the same manifest); its record goes after.
+another tag on the same manifest), after a HEAD shows the tag is still where we left it
+(a saved plan may be applied hours after it was made); its record goes after.
 
 Referrers (``push_referrers``) go after the tags, as a signer pushes a signature after
 its image: through the same walk (their blobs, then the manifests by digest, each after
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.errors import ReconcilerError, StalePlan
@@ -149,15 +150,24 @@ def _push(source: StoreSource, sink: RegistrySink, tags: Mapping[str, Digest], j
     return outcome
 
 
-def delete_tags(store: Store, target: PushTarget, name: str, tags: Iterable[str]) -> list[str]:
-    """Delete ``tags`` at the target and forget their records; returns those deleted."""
+def delete_tags(store: Store, target: PushTarget, name: str, tags: Mapping[str, Digest]) -> tuple[list[str], list[str]]:
+    """Delete ``tags`` (tag -> the digest we pushed, as planned) at the target and forget
+    their records; returns (deleted, left alone). A tag the target no longer points at
+    that digest (someone pushed it since the plan) is left alone and no longer ours: its
+    record goes too."""
     key = registry_key(target.base)
-    done = []
-    for tag in tags:
-        target.tag_delete(name, tag)
+    done, left = [], []
+    for tag, digest in sorted(tags.items()):
+        now = target.manifest_exists(name, tag)
+        if now == digest:
+            target.tag_delete(name, tag)
+            done.append(tag)
+        elif now is not None:
+            log.warning("%s/%s: %s now points at %s, not %s as we pushed it; left alone", target.base, name, tag,
+                        now, digest)
+            left.append(tag)
         store.push_record(key, name, tag, None)
-        done.append(tag)
-    return done
+    return done, left
 
 
 @dataclass

@@ -1,10 +1,11 @@
-"""Referrers go along with a push (issue 23), below the network: what the plan puts in
+"""Pushing below the network (issue 23). Referrers go along with a push: what the plan puts in
 ``push_referrers`` actions (OCI 1.1 referrers of an image and of theirs, cosign's tags
 with the image they sign whatever ``tags`` selects), and how ``ops.push.push_referrers``
 makes a target list them: its referrers API (``OCI-Subject`` answered) or the referrers
 tag schema's index, extended without losing what others listed there. The target is an
 in-memory registry (the distribution registry of the integration tests has no referrers
-API, so that side is proved here)."""
+API, so that side is proved here). And the walk's and prune's care at the target: no
+manifest HEAD where the answer is known, no deletion of a tag someone moved since."""
 
 from __future__ import annotations
 
@@ -217,3 +218,20 @@ def test_a_manifest_with_a_blob_the_target_lacks_is_put_without_asking(store: SQ
     assert target.tags["2.0"] == OTHER.digest
     assert "manifest_head" not in target.stats.counts and "blob_head" not in target.stats.counts
     assert target.stats.counts == {"upload": len(OTHER.all_blobs()), "manifest_put": 1}
+
+
+def test_prune_deletes_a_tag_only_while_it_is_where_we_left_it(store: SQLiteStore) -> None:
+    """A saved plan may be applied hours later: a tag someone pushed again since is theirs."""
+    from reconciler.model.registry import registry_key
+    from reconciler.ops.push import delete_tags
+
+    target = MemRegistry(api=False)
+    target.hold(IMAGE, "old")
+    target.hold(OTHER, "moved")  # we pushed IMAGE as "moved"; someone pushed OTHER there since
+    key = registry_key(target.base)
+    for tag in ("old", "moved", "gone"):
+        store.push_record(key, "team/app", tag, IMAGE.digest)
+    deleted, left = delete_tags(store, target, "team/app", {t: IMAGE.digest for t in ("old", "moved", "gone")})
+    assert (deleted, left) == (["old"], ["moved"])
+    assert target.tags == {"moved": OTHER.digest}
+    assert store.pushed(key) == []  # none of them is ours any more
