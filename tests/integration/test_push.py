@@ -394,7 +394,10 @@ repositories:
     lines = push_lines(plan.stdout)
     assert lines == [f"+ push 1 referrer of 1.0 -> tgt/team/app: attestation   {image.digest.short()}   "
                      "tgt/team/app lacks them"], plan.stdout
+    saved = tmp_path / "plan.json"  # reviewed, then applied as saved
+    run_cli("plan", "-f", str(yaml), "--out", str(saved), store=store, check=True)
+    assert [a["op"] for a in json.loads(saved.read_text())["actions"]] == ["sync_referrers", "push_referrers"]
     mark = target.mark()
-    run_cli("apply", "-f", str(yaml), store=store, check=True)
+    run_cli("apply", str(saved), store=store, check=True)
     assert not [a for a in target.requests_since(mark) if a.method == "PUT" and "/manifests/1.0" in a.path]
     assert listed(image.digest) == [str(sbom.digest), str(attestation.digest)]
