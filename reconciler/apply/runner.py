@@ -45,7 +45,7 @@ from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
-from reconciler.errors import Interrupted, ReconcilerError, StalePlan
+from reconciler.errors import Interrupted, RateLimited, ReconcilerError, StalePlan
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
@@ -132,8 +132,12 @@ class Runner:
                  parallel_repos: int = MAX_PARALLEL_REPOS,
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
                  v1_sources: V1SourceFactory | None = None, stop: StopToken | None = None,
-                 skip_unavailable: bool = False, provenance: Mapping[str, str] | None = None) -> None:
+                 skip_unavailable: bool = False, provenance: Mapping[str, str] | None = None,
+                 one_off: str | None = None) -> None:
         self.plan, self.desired = plan, desired
+        #: the one-off command this run applies (``apply.oneoff``): no journal entry, its
+        #: versions are committed with this operation name and no provenance
+        self.one_off = one_off
         #: recorded with every version this apply makes, and in its journal entry
         #: (``git_commit`` from ``reconciler watch``; the desired file's digest always)
         self.provenance = {"desired_digest": plan.desired_digest, **(provenance or {})}
@@ -157,6 +161,9 @@ class Runner:
         self.parallel_repos = max(1, parallel_repos)
         #: repositories whose sync content is all in the store already (fetched in one batch)
         self.prefetched: set[str] = set()
+        #: repository -> why its batch failed, when fetching again tag by tag cannot help
+        #: (a batch of one tag, or a rate limit): its sync actions fail with that at once
+        self.prefetch_failed: dict[str, ReconcilerError] = {}
         #: publication actions whose repository has been applied (a handover waits for all)
         self.reached: set[str] = set()
 
@@ -177,7 +184,8 @@ class Runner:
         return "a dependency failed" if any(d in self.bad for d in a.depends_on) else None
 
     def _failed(self, a: Action, exc: ReconcilerError) -> None:
-        log.error("%s failed: %s", a.id, exc.message)
+        # a one-off command reports its failures itself (``sync``: one line per tag)
+        log.log(logging.INFO if self.one_off else logging.ERROR, "%s failed: %s", a.id, exc.message)
         self.bad.add(a.id)
         self.result.results.append(ActionResult(a.id, FAILED, exc.message))
 
@@ -189,6 +197,11 @@ class Runner:
         """Apply the plan; the result says what was done. A requested stop ends it before
         the next download or write, and it is journaled as ``interrupted``."""
         left_out = check_complete(self.plan, skip_unavailable=self.skip_unavailable)
+        if self.one_off is not None:
+            try:
+                return self._actions(left_out)
+            finally:
+                self.observer.close()
         store = self.raw_store
         for entry in store.journal_list(limit=20):
             if entry.result == "running":  # we hold the lock: whoever wrote it is gone
@@ -200,6 +213,20 @@ class Runner:
         self.result.journal_id = store.journal_start(command=self.command, plan_digest=self.result.plan_digest,
                                                      details=started)
         abandoned = False
+        try:
+            self._actions(left_out)
+        except BaseException as exc:
+            # a signal that abandons the apply (watch's second SIGTERM, Ctrl-C), not a bug
+            abandoned = not isinstance(exc, Exception)
+            raise
+        finally:
+            outcome = "interrupted" if abandoned else self.result.outcome
+            store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.journal()})
+            self.observer.close()
+        return self.result
+
+    def _actions(self, left_out: set[str]) -> ApplyResult:
+        """Every action of the plan, repository by repository (the run without its journal entry)."""
         for failed in self.plan.failed_tags:  # failed when planned: the rest is applied, this is reported
             self.bad.add(failed.action_id)
             self.result.results.append(ActionResult(failed.action_id, FAILED, failed.error))
@@ -222,16 +249,9 @@ class Runner:
             seen = {r.id for r in self.result.results}
             self.result.results += [ActionResult(a.id, SKIPPED, NOT_STARTED) for a in self.plan.actions
                                     if a.id not in seen]
-        except BaseException as exc:
-            # a signal that abandons the apply (watch's second SIGTERM, Ctrl-C), not a bug
-            abandoned = not isinstance(exc, Exception)
-            raise
         finally:
             if self.stop.is_set() and self.result.stopped is None:
                 self.result.stopped = self.stop.reason
-            outcome = "interrupted" if abandoned else self.result.outcome
-            store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.journal()})
-            self.observer.close()
         return self.result
 
     def _tags(self, repo: str) -> dict[Digest, str]:
@@ -273,6 +293,9 @@ class Runner:
                 finally:
                     source.close()
             except ReconcilerError as exc:
+                if len(digests) == 1 or isinstance(getattr(exc, "cause", exc), RateLimited):
+                    self.prefetch_failed[repo] = exc
+                    return repo, False
                 log.warning("%s: fetching %d tags at once failed (%s); trying tag by tag", repo, len(digests),
                             exc.message)
                 return repo, False
@@ -453,6 +476,8 @@ class Runner:
                 if self._blocked(a):
                     continue
                 try:
+                    if isinstance(a, SyncTag) and repo in self.prefetch_failed:
+                        raise self.prefetch_failed[repo]
                     if isinstance(a, SyncTag) and repo not in self.prefetched:
                         assert spec is not None and spec.feed is not None and spec.upstream_name
                         if source is None:
@@ -478,8 +503,8 @@ class Runner:
             drop = retain.with_commit(store, repo, retain_action, why_not=self._why_not(retain_action),
                                       changes=state != RepoState.of(base))
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,
-                                        operation=f"apply {self.result.plan_digest[:19]}",
-                                        provenance=self.provenance, drop=drop)
+                                        operation=self.one_off or f"apply {self.result.plan_digest[:19]}",
+                                        provenance=None if self.one_off else self.provenance, drop=drop)
         except ReconcilerError as exc:
             for a in done:
                 self._failed(a, exc)

@@ -37,7 +37,7 @@ from reconciler.model.registry import RegistryConfig
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
-from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
+from reconciler.ops.refresh import UpstreamView, failure_text, is_not_found, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
 from reconciler.plan.model import RefreshInfo
@@ -91,11 +91,14 @@ def file_sha256(path: Path) -> str:
 
 
 def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, roots: Iterable[Digest],
-                             known: dict[Digest, Manifest | Index], jobs: int) -> dict[Digest, str]:
+                             known: dict[Digest, Manifest | Index], jobs: int,
+                             gone: set[Digest] | None = None) -> dict[Digest, str]:
     """GET, level by level, the manifests under ``roots`` that neither the store nor
     ``known`` holds (``known`` may hold indexes the resolver GOT: their children are
     walked); adds them to ``known`` (in memory only). Returns the roots whose content
-    could not be fetched, with why: only the tags on those fail, the others are planned."""
+    could not be fetched, with why: only the tags on those fail, the others are planned.
+    A root the upstream no longer has (404: deleted since its tag was resolved) goes into
+    ``gone`` instead: its tags were deleted while we looked, as ``ops.fetch`` drops them."""
     parents: dict[Digest, set[Digest]] = {}
     failures: dict[Digest, str] = {}
     level = list(dict.fromkeys(roots))
@@ -117,7 +120,9 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
             if missing:
                 pool = pool or ThreadPoolExecutor(max_workers=max(1, jobs))
                 for d, got in zip(missing, pool.map(get, missing), strict=True):
-                    if isinstance(got, ReconcilerError):
+                    if isinstance(got, ReconcilerError) and depth == 0 and gone is not None and is_not_found(got):
+                        gone.add(d)
+                    elif isinstance(got, ReconcilerError):
                         failures[d] = failure_text(got)  # names the URL, and with it the digest
                     else:
                         known[d] = got
@@ -176,17 +181,21 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         known: dict[Digest, Manifest | Index] = {d: m for d, m in view.manifests.items()
                                                  if not store.manifest_has(d)}
         name = upstream_name(spec)
-        bad_roots = _fetch_missing_manifests(store, source, name, view.tags.values(), known, jobs)
+        gone: set[Digest] = set()
+        bad_roots = _fetch_missing_manifests(store, source, name, view.tags.values(), known, jobs, gone)
         failed = dict(view.failed)
+        dropped = view.dropped + tuple(sorted(t for t, d in view.tags.items() if d in gone))
         by_digest = {d: t for t, d in sorted(view.tags.items(), reverse=True)}  # the first tag by name
         tags: dict[str, Digest] = {}
         for tag, digest in view.tags.items():
-            if digest in bad_roots:
+            if digest in gone:
+                log.info("%s: tag %s was deleted upstream meanwhile: skipped", spec.id, tag)
+            elif digest in bad_roots:
                 log.info("%s: tag %s failed: %s", spec.id, tag, bad_roots[digest])  # the plan shows it
                 failed[tag] = bad_roots[digest]
             else:
                 tags[tag] = digest
-        return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=view.dropped,
+        return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=dropped,
                                                      notes=tuple(skipped_notes(known.values(), by_digest))),
                                known, source.stats.total - before)
     finally:

@@ -1,0 +1,44 @@
+"""One way in: a one-off command as a one-repository desired change.
+
+``reconciler sync ID --mirror`` means what this repos.yaml entry means, for that one
+repository (as ``terraform apply -target`` does):
+
+    repositories:
+      ID: {feed: URL, upstream_name: NAME, mirror: true}
+
+So a one-off command does not transform the store itself: it builds the ``RepositorySpec``
+here, and ``apply.oneoff`` plans and applies it with the same diff and the same apply
+runner as ``reconciler apply -f``. What the command does not speak about stays as it is:
+its tags are kept (no ``prune``), its publication is not switched (the apply of a one-off
+change leaves publish and unpublish actions out, as the one-off commands always have) and
+no old version is dropped (no ``retain_versions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from reconciler.desired.model import DesiredState, RepositorySpec
+from reconciler.model.registry import RegistryConfig
+from reconciler.model.tagfilter import ALL_TAGS, TagFilter
+
+#: the ``desired_path`` a one-off change's plan names (no file: the command line)
+COMMAND_LINE = "<command line>"
+
+
+def sync_spec(repo_id: str, feed: RegistryConfig, upstream_name: str, *, tag_filter: TagFilter = ALL_TAGS,
+              mirror: bool = False, allow_empty: bool = False) -> RepositorySpec:
+    """``reconciler sync ID --feed URL --upstream-name NAME [filters] [--mirror]`` as the
+    repos.yaml entry ``{feed, upstream_name, tags, mirror, allow_empty}``."""
+    return RepositorySpec(id=repo_id, feed=feed, upstream_name=upstream_name, tag_filter=tag_filter,
+                          mirror=mirror, allow_empty=allow_empty)
+
+
+def one_repository(spec: RepositorySpec, command: str) -> DesiredState:
+    """A desired state that declares ``spec`` only (its plan is targeted at it).
+    ``command``: the command line it stands for; its digest is the state's digest, so
+    two runs of one command plan alike."""
+    digest = "sha256:" + hashlib.sha256(f"{command}\n{spec!r}".encode()).hexdigest()
+    return DesiredState(path=Path(COMMAND_LINE), digest=digest, version=1, registries={},
+                        repositories={spec.id: spec}, file=command)

@@ -1,0 +1,175 @@
+"""One way in: a one-off command and the equivalent repos.yaml line leave the same
+repository, on a real distribution registry upstream.
+
+The differential property test drives the same random operation sequences through both
+roads (the one-off commands through the real CLI on one store; for each step the
+repos.yaml entry that says the same thing, applied with ``apply -f``, on another) and
+compares what each repository holds: its tags with their digests and origins, and its
+content. The mirror case of issue 17 is the example the two roads disagreed on."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler import api
+from reconciler.cli import cli
+from reconciler.model.content import Origin
+from reconciler.store.protocol import Store
+from tests.support.imagegen import Image, build_image, build_multiarch
+from tests.support.pusher import push_image
+from tests.support.registry import RunningRegistry
+
+pytestmark = pytest.mark.integration
+
+#: the upstream's images: two single images sharing a base layer, one multi-platform index
+POOL: dict[str, Image] = {
+    "a": build_image("oneway-a", shared=(b"oneway base",)),
+    "b": build_image("oneway-b", oci=True, shared=(b"oneway base",)),
+    "m": build_multiarch("oneway-m"),
+}
+TAGS = ("v1", "v2", "latest")
+_names = itertools.count()
+
+
+def run(store: Path, *args: str) -> str:
+    """One command through the real CLI, in this process; it must succeed."""
+    result = CliRunner().invoke(cli, ["--store", str(store), "--quiet", *args], catch_exceptions=False)
+    assert result.exit_code == 0, f"reconciler {' '.join(args)}: {result.output}"
+    return result.output
+
+
+def apply_yaml(store: Path, folder: Path, body: str) -> None:
+    """Apply a repos.yaml of one repository entry (indented under ``repositories:``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step{next(_names)}.yaml"
+    path.write_text(f"version: 1\nrepositories:\n{body}")
+    run(store, "apply", "-f", str(path))
+
+
+def contents(location: Path) -> dict[str, object]:
+    """Every repository: tag -> (digest, origin), and its content by kind."""
+    s: Store = api.open_store(str(location), create=False)
+    try:
+        out: dict[str, object] = {}
+        for repo in s.repository_list():
+            version = s.version_get(repo.id)
+            out[repo.id] = ({n: (str(e.digest), e.origin.value) for n, e in version.tags.items()},
+                            {k: sorted(map(str, getattr(version.content, k))) for k in ("blobs", "manifests",
+                                                                                          "indexes")})
+        return out
+    finally:
+        s.close()
+
+
+def counts(location: Path, repo: str) -> dict[str, int]:
+    s = api.open_store(str(location), create=False)
+    try:
+        return s.version_get(repo).content.counts()
+    finally:
+        s.close()
+
+
+def upstream(registry: RunningRegistry, tags: dict[str, str]) -> str:
+    """A new upstream repository whose tags point at these images of the pool."""
+    name = f"oneway/u{next(_names)}"
+    for key, image in POOL.items():
+        wanted = tuple(t for t, k in tags.items() if k == key)
+        if wanted:
+            push_image(registry.url, name, image, tags=wanted)
+    return name
+
+
+# -- the mirror case ----------------------------------------------------------------------
+
+def test_sync_mirror_over_a_hand_made_tag_leaves_what_mirror_true_leaves(registry: RunningRegistry,
+                                                                         tmp_path: Path) -> None:
+    """A hand-made tag v1 that the mirrored upstream also has: the mirror moves it to the
+    upstream's image, and the image it pointed at (held by nothing else) goes with the
+    cascade, on both roads. (Before one way in, ``sync --mirror`` kept that image: the
+    old target of a tag only counted when sync had set the tag.)"""
+    first = upstream(registry, {"old": "a"})
+    later = upstream(registry, {"v1": "b", "latest": "m"})
+    one_off, declared = tmp_path / "one-off", tmp_path / "declared"
+    for store in (one_off, declared):
+        run(store, "sync", "r", "--feed", registry.url, "--upstream-name", first)
+        run(store, "tag", "r", "v1", str(POOL["a"].digest))  # by hand
+        run(store, "remove", "tag", "r", "old")  # now only the hand-made v1 holds image a
+    run(one_off, "sync", "r", "--feed", registry.url, "--upstream-name", later, "--mirror")
+    apply_yaml(declared, tmp_path / "yaml",
+               f"  r: {{feed: {registry.url}, upstream_name: {later}, mirror: true}}\n")
+    index = POOL["m"]
+    want = {"manifests": 1 + len(index.children), "indexes": 1,
+            "blobs": len(POOL["b"].all_blobs()) + len(index.all_blobs())}
+    assert counts(declared, "r") == want, "repos.yaml mirror: true drops image a"
+    assert counts(one_off, "r") == want, "sync --mirror leaves what mirror: true leaves"
+    assert contents(one_off) == contents(declared)
+    tags = contents(one_off)["r"][0]  # type: ignore[index]
+    assert tags["v1"] == (str(POOL["b"].digest), Origin.SYNC.value)
+
+
+# -- the differential property test ---------------------------------------------------------
+
+upstream_states = st.dictionaries(st.sampled_from(TAGS), st.sampled_from(sorted(POOL)), min_size=1, max_size=3)
+operation = st.one_of(
+    st.tuples(st.just("upstream"), upstream_states),
+    st.tuples(st.just("sync"), st.booleans(), st.sampled_from([None, "v*", "latest"])),
+    st.tuples(st.just("copy"), st.sampled_from(TAGS)),
+    st.tuples(st.just("remove-tag"), st.sampled_from(TAGS)),
+    st.tuples(st.just("remove-manifest"), st.sampled_from(["a", "b"])),
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield tmp_path_factory.mktemp("oneway")
+
+
+@settings(max_examples=18, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(steps=st.lists(operation, min_size=1, max_size=6))
+def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
+        registry: RunningRegistry, folder: Path, steps: list[tuple[object, ...]]) -> None:
+    case = folder / f"case{next(_names)}"
+    one_off, declared, yamls = case / "one-off", case / "declared", case / "yaml"
+    name = upstream(registry, {"v1": "a"})
+    for store in (one_off, declared):  # both start from one sync
+        run(store, "sync", "r", "--feed", registry.url, "--upstream-name", name)
+    for step in steps:
+        held = contents(one_off)
+        repo_r = held.get("r")
+        tags_r: dict[str, tuple[str, str]] = repo_r[0] if repo_r else {}  # type: ignore[index]
+        manifests_r: list[str] = repo_r[1]["manifests"] if repo_r else []  # type: ignore[index]
+        match step:
+            case ("upstream", dict() as tags):
+                name = upstream(registry, tags)  # type: ignore[arg-type]
+            case ("sync", bool() as mirror, include):
+                args = ["sync", "r", "--feed", registry.url, "--upstream-name", name, "--allow-empty"]
+                line = f"feed: {registry.url}, upstream_name: {name}, allow_empty: true"
+                if mirror:
+                    args.append("--mirror")
+                    line += ", mirror: true"
+                if include:
+                    args += ["--include", str(include)]
+                    line += f", tags: {{include: ['{include}']}}"
+                run(one_off, *args)
+                apply_yaml(declared, yamls, f"  r: {{{line}}}\n")
+            case ("copy", str() as tag) if tag in tags_r:
+                run(one_off, "copy", "tag", "--from", "r", "--to", "c", tag)
+                apply_yaml(declared, yamls, f"  r: {{}}\n  c: {{copy: [{{from: r, tags: [{tag}]}}]}}\n")
+            case ("remove-tag", str() as tag) if tag in tags_r:
+                run(one_off, "remove", "tag", "r", tag)
+                apply_yaml(declared, yamls, f"  r: {{remove: {{tags: [{tag}]}}}}\n")
+            case ("remove-manifest", str() as key) if str(POOL[key].digest) in manifests_r:
+                digest = str(POOL[key].digest)
+                run(one_off, "remove", "manifest", "r", digest)
+                apply_yaml(declared, yamls, f"  r: {{remove: {{manifests: ['{digest}']}}}}\n")
+            case _:
+                continue  # not possible in this state (the tag or manifest is not there)
+        assert contents(one_off) == contents(declared), f"after {step}"
