@@ -15,7 +15,9 @@ Examples::
 
 Scenarios: ``cold`` (``reconciler apply -f repos.yaml`` into an empty store), ``refresh``
 (``reconciler plan`` after a cold apply: the no-change refresh), ``raw`` (curl fetching
-every unique blob once, ``--parallel-max 6``, as the full harness).
+every unique blob once, ``--parallel-max 6``, as the full harness), ``serve`` (the serving
+section's three loads against ``reconciler serve`` of each checkout over one store, and
+against the distribution registry, in turn, each run; medians and ratios to the registry).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 from bench import desired, fixtures, proc
 from bench.harness import Context, Params
 from bench.registry import Registry
+from bench.sections import serving
 from bench.sections.cold_sync import raw_fetch
 
 
@@ -63,10 +66,39 @@ def _one(scenario: str, checkout: Path, ctx: Context, n: int) -> proc.Run:
         shutil.rmtree(store, ignore_errors=True)
 
 
+def _serve(checkouts: list[tuple[str, Path]], ctx: Context, runs: int) -> None:
+    """The serving loads, each checkout's server and the registry in turn, ``runs`` times."""
+    first = checkouts[0][1]
+    _reconciler(first, ctx.store, "apply", "-f", str(ctx.repos_yaml))
+    serving.ensure_published(ctx.store, list(ctx.fixtures.repos))
+    tag_paths, blob_paths = serving.load_paths(ctx)
+    loads = {"manifest_get": "requests_per_s", "manifest_head": "requests_per_s", "blob_get": "mb_per_s"}
+    got: dict[str, dict[str, list[float]]] = {n: {k: [] for k in loads} for n in ["registry", *dict(checkouts)]}
+    for i in range(runs):
+        for name, path in [("registry", None), *(checkouts if i % 2 == 0 else checkouts[::-1])]:
+            if path is None:
+                result = serving.hammer(ctx, ctx.upstream.url, tag_paths, blob_paths)
+            else:
+                url, server = serving.start_server(ctx, ctx.store, f"serve-{name}", env=_env(path), cwd=path)
+                try:
+                    result = serving.hammer(ctx, url, tag_paths, blob_paths)
+                finally:
+                    proc.stop_server(server)
+            for load, unit in loads.items():
+                got[name][load].append(float(result[load][unit]))
+            print(f"run {i} {name}: " + ", ".join(f"{load} {got[name][load][-1]:.1f}" for load in loads)
+                  + f" load {os.getloadavg()[0]:.2f}", flush=True)
+    for name in got:
+        medians = {load: statistics.median(values) for load, values in got[name].items()}
+        ratios = {load: medians[load] / statistics.median(got["registry"][load]) for load in loads}
+        print(f"serve {name}: " + ", ".join(f"{load} {medians[load]:.1f} ({ratios[load]:.2f}x the registry)"
+                                            for load in loads) + f", median of {runs} runs")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", choices=["cold", "refresh", "raw"], default="cold")
+    ap.add_argument("--scenario", choices=["cold", "refresh", "raw", "serve"], default="cold")
     ap.add_argument("--checkout", action="append", default=[], metavar="NAME=PATH",
                     help="a checkout to measure (repeatable; default: this one)")
     ap.add_argument("--runs", type=int, default=5)
@@ -97,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.hold:
             print(f"upstream {upstream.url}; desired state {ctx.repos_yaml}; held {a.hold:.0f} s", flush=True)
             time.sleep(a.hold)
+            return 0
+        if a.scenario == "serve":
+            _serve(checkouts, ctx, a.runs)
             return 0
         walls: dict[str, list[float]] = {name: [] for name, _ in checkouts}
         cpus: dict[str, list[float]] = {name: [] for name, _ in checkouts}

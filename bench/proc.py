@@ -126,9 +126,10 @@ def tool_version(cmd: list[str]) -> str:
     return (r.stdout.strip() or r.stderr.strip()).splitlines()[0] if (r.stdout or r.stderr) else "?"
 
 
-def popen_server(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def popen_server(cmd: list[str], log: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> subprocess.Popen[bytes]:
     with open(log, "ab") as f:
-        return subprocess.Popen(cmd, stdout=f, stderr=f, stdin=subprocess.DEVNULL, env=env)
+        return subprocess.Popen(cmd, stdout=f, stderr=f, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from reconciler.bundle import SCHEME as BUNDLE_SCHEME
 from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import check_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from reconciler.server import RegistryApp
     from reconciler.server.access import AccessRules
     from reconciler.server.crane import CraneApp, CraneConfig
+    from reconciler.server.limits import ClientLimits
 
 DEFAULT_STORE = "./.reconciler"
 STORE_ENV = "RECONCILER_STORE"
@@ -121,11 +123,10 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
                     tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, allow_empty: bool = False,
-                    jobs: int = 6,
+                    jobs: int = 6, platforms: PlatformFilter | None = None,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
-                    timeout: float = 60.0, retries: int = 4,
-                    progress: Progress | None = None, lock_timeout: float = 60.0,
+                    timeout: float = 60.0, retries: int = 4, progress: Progress | None = None, lock_timeout: float = 60.0,
                     source_factory: Callable[[RegistryConfig], UpstreamSource] | None = None) -> SyncResult:
     """``reconciler sync``: the repos.yaml entry ``{feed, upstream_name, tags, mirror,
     allow_empty}`` for this one repository, planned and applied under the store lock
@@ -140,7 +141,8 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                             retries=retries)
     return sync_command(store, repo_id, feed=feed_location(feed) if feed else None, upstream=upstream_name,
                         config=config, factory=source_factory or registry_client, tag_filter=tag_filter,
-                        mirror=mirror, allow_empty=allow_empty, progress=progress, lock_timeout=lock_timeout)
+                        mirror=mirror, allow_empty=allow_empty, platforms=platforms, progress=progress,
+                        lock_timeout=lock_timeout)
 
 
 def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
@@ -231,21 +233,20 @@ def make_server_app(location: str | None = None, *, htpasswd: str | None = None,
 def serve(location: str | None = None, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
           threads: int = 4, htpasswd: str | None = None, blobs: str | None = None,
           blob_redirect: int | None = None, access: str | None = None, s3_timeout: float = 3.0,
-          s3_attempts: int = 2, manifest_cache: int | None = None) -> None:
-    """Run the registry server under gunicorn until SIGTERM/SIGINT. ``access``: an
-    access file (per-repository read rules), read once here, before the workers fork.
-    Each worker has ``threads`` database connections at most, S3 requests of
-    ``s3_timeout`` seconds per attempt and ``s3_attempts`` attempts, and keeps
-    ``manifest_cache`` bytes of manifests (default 64 MiB)."""
+          s3_attempts: int = 2, manifest_cache: int | None = None, clients: ClientLimits | None = None) -> None:
+    """Run the registry server under gunicorn until SIGTERM/SIGINT. ``access``: an access file (per-repository
+    read rules), read once here, before the workers fork. Each worker has ``threads`` database connections at
+    most, S3 requests of ``s3_timeout`` seconds per attempt and ``s3_attempts`` attempts, and keeps
+    ``manifest_cache`` bytes of manifests (default 64 MiB). ``clients``: ``ClientLimits``."""
     with _metrics_folder():  # first: the env var must be set before prometheus_client is imported
         _serve(location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd, blobs=blobs,
                blob_redirect=blob_redirect, access=access, s3_timeout=s3_timeout, s3_attempts=s3_attempts,
-               manifest_cache=manifest_cache)
+               manifest_cache=manifest_cache, clients=clients)
 
 
 def _serve(location: str | None, *, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
            blobs: str | None, blob_redirect: int | None, access: str | None, s3_timeout: float,
-           s3_attempts: int, manifest_cache: int | None) -> None:
+           s3_attempts: int, manifest_cache: int | None, clients: ClientLimits | None) -> None:
     from reconciler.model.content import Kind
     from reconciler.server.auth import Htpasswd
     from reconciler.server.gunicorn_app import GunicornServer, setup_access_log
@@ -268,7 +269,7 @@ def _serve(location: str | None, *, host: str, port: int, workers: int, threads:
     setup_access_log()
     GunicornServer(lambda: make_server_app(loc, htpasswd=htpasswd, blobs=blobs, blob_redirect=blob_redirect,
                                            access=rules, limits=limits, manifest_cache=manifest_cache),
-                   host=host, port=port, workers=workers, threads=threads).run()
+                   host=host, port=port, workers=workers, threads=threads, clients=clients).run()
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -319,8 +320,8 @@ def make_crane_app(config: CraneConfig, *, htpasswd: str | None = None, access: 
     return CraneApp(config, htpasswd=Htpasswd(htpasswd) if htpasswd else None, access=access)
 
 
-def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-                threads: int = 4, htpasswd: str | None = None, access: str | None = None) -> None:
+def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 5000, workers: int = 2, threads: int = 4,
+                htpasswd: str | None = None, access: str | None = None, clients: ClientLimits | None = None) -> None:
     """Run Crane compatibility mode under gunicorn until SIGTERM/SIGINT (no store)."""
     import logging
 
@@ -335,7 +336,7 @@ def serve_crane(config: CraneConfig, *, host: str = "127.0.0.1", port: int = 500
             logging.getLogger("reconciler.server.crane").setLevel(logging.DEBUG)
         setup_access_log()
         GunicornServer(lambda: make_crane_app(config, htpasswd=htpasswd, access=rules), host=host, port=port,
-                       workers=workers, threads=threads).run()
+                       workers=workers, threads=threads, clients=clients).run()
 
 
 # -- plan and apply -----------------------------------------------------------------------

@@ -21,17 +21,19 @@ from bench.harness import Context, SectionError, require_commands, require_tool
 from bench.registry import free_port, proc_peak_rss_kib
 
 
-def start_server(ctx: Context, store: Path, name: str) -> tuple[str, Any]:
+def start_server(ctx: Context, store: Path, name: str, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> tuple[str, Any]:
+    """``reconciler serve`` of ``store``: this checkout, or the one ``env``/``cwd`` name."""
     port = free_port()
     return started_server(ctx, proc.reconciler_cmd(store, "serve", "--port", str(port)), port, name,
-                          proc.reconciler_env())
+                          env or proc.reconciler_env(), cwd=cwd)
 
 
 def started_server(ctx: Context, cmd: list[str], port: int, name: str, env: dict[str, str], *,
-                   ready: str = "/v2/", wait: float = 30) -> tuple[str, Any]:
-    """Start ``cmd`` (a ``reconciler serve`` on ``port``), stopped by the context's cleanups;
-    (its URL, the process) once ``ready`` answers 200."""
-    server = proc.popen_server(cmd, ctx.work / f"{name}.log", env=env)
+                   ready: str = "/v2/", wait: float = 30, cwd: Path | None = None) -> tuple[str, Any]:
+    """Start ``cmd`` (a ``reconciler serve`` on ``port``, in ``cwd``), stopped by the context's
+    cleanups; (its URL, the process) once ``ready`` answers 200."""
+    server = proc.popen_server(cmd, ctx.work / f"{name}.log", env=env, cwd=cwd)
     ctx.cleanups.append(lambda: proc.stop_server(server))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + wait

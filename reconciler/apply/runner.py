@@ -46,7 +46,7 @@ from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionRe
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
 from reconciler.errors import Interrupted, RateLimited, ReconcilerError, StalePlan
-from reconciler.model import Digest, Index, Manifest
+from reconciler.model import Digest, Index, Manifest, PlatformFilter
 from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
@@ -93,8 +93,8 @@ class Fetcher(Protocol):
     def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                  progress: Progress | None = None, inflight: InFlight | None = None,
                  prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                 tags_by_digest: Mapping[Digest, str] | None = None,
-                 batch: ContentBatch | None = None, stop: StopToken | None = None) -> None: ...
+                 tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
+                 stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None: ...
 
 
 #: (repository id, event) for every progress event of that repository's fetch
@@ -109,12 +109,12 @@ Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Map
 def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
                     progress: Progress | None = None, inflight: InFlight | None = None,
                     prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                    tags_by_digest: Mapping[Digest, str] | None = None,
-                    batch: ContentBatch | None = None, stop: StopToken | None = None) -> None:
+                    tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
+                    stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None:
     from reconciler.ops.fetch import fetch_content
 
     fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop)
+                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop, platforms=platforms)
 
 
 def default_uploader(store: Store, path: Path, existing: ContentSet,
@@ -289,7 +289,8 @@ class Runner:
                 try:
                     self.fetcher(self.store, source, upstream_name(spec), digests, spec.feed.max_concurrency,
                                  progress=progress, inflight=inflight, prefetched=self.manifests,
-                                 tags_by_digest=self._tags(repo), batch=batch, stop=self.stop)
+                                 tags_by_digest=self._tags(repo), batch=batch, stop=self.stop,
+                                 platforms=spec.platforms)
                 finally:
                     source.close()
             except ReconcilerError as exc:
@@ -486,7 +487,7 @@ class Runner:
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
                         self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
-                                     tags_by_digest={a.digest: a.tag}, stop=self.stop)
+                                     tags_by_digest={a.digest: a.tag}, stop=self.stop, platforms=spec.platforms)
                     if isinstance(a, Upload):
                         state, graph = self._upload(a, state, graph)
                     else:
@@ -504,7 +505,8 @@ class Runner:
                                       changes=state != RepoState.of(base))
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,
                                         operation=self.one_off or f"apply {self.result.plan_digest[:19]}",
-                                        provenance=None if self.one_off else self.provenance, drop=drop)
+                                        provenance=None if self.one_off else self.provenance, drop=drop,
+                                        absent=state.absent)
         except ReconcilerError as exc:
             for a in done:
                 self._failed(a, exc)

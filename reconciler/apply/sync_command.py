@@ -23,6 +23,7 @@ from reconciler.desired.oneoff import one_repository, sync_spec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import Origin
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import check_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
@@ -74,7 +75,8 @@ class _Client:
 
 def sync_command(store: Store, repo_id: str, *, feed: str | None, upstream: str | None, config: RegistryConfig,
                  factory: Callable[[RegistryConfig], UpstreamSource], tag_filter: TagFilter = ALL_TAGS,
-                 mirror: bool = False, allow_empty: bool = False, progress: Progress | None = None,
+                 mirror: bool = False, allow_empty: bool = False, platforms: PlatformFilter | None = None,
+                 progress: Progress | None = None,
                  lock_timeout: float = 60.0, command: str = "sync") -> SyncResult:
     """Sync ``repo_id`` (see the module docstring). ``feed``/``upstream``: as given on
     the command line (None: the repository's); ``config``: how to reach the feed, its
@@ -91,7 +93,7 @@ def sync_command(store: Store, repo_id: str, *, feed: str | None, upstream: str 
                                hint=f"give them: reconciler sync {repo_id} {EXAMPLE}")
         check_upstream_name(name, url)  # before the registry answers a bare 404 (or an empty list)
         spec = sync_spec(repo_id, dataclasses.replace(config, url=url, name=url), name,
-                         tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty)
+                         tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty, platforms=platforms)
         spec_of.append(spec)
         found.append(repo)
         return one_repository(spec, command)
@@ -112,10 +114,11 @@ def sync_command(store: Store, repo_id: str, *, feed: str | None, upstream: str 
               progress: Progress | None = None, inflight: InFlight | None = None,
               prefetched: Mapping[Digest, Manifest | Index] | None = None,
               tags_by_digest: Mapping[Digest, str] | None = None,
-              batch: ContentBatch | None = None, stop: StopToken | None = None) -> None:
+              batch: ContentBatch | None = None, stop: StopToken | None = None,
+              platforms: PlatformFilter | None = None) -> None:
         client.fetches.append(fetch_content(store, source, name, digests, jobs=jobs, progress=progress,
-                                            inflight=inflight, prefetched=prefetched,
-                                            tags_by_digest=tags_by_digest, batch=batch, stop=stop))
+                                            inflight=inflight, prefetched=prefetched, tags_by_digest=tags_by_digest,
+                                            batch=batch, stop=stop, platforms=platforms))
 
     def report(repo: str, event: ProgressEvent) -> None:
         if progress is not None:
@@ -144,6 +147,7 @@ def _result(store: Store, run: OneOffRun, spec: RepositorySpec, repo: Repository
     fetched = merge_fetches(client.fetches)
     version = run.result.versions.get(repo_id)
     warnings = list(upstream.notes)
+    warnings += [f"tag {t} not synced: {why}" for t, why in sorted(upstream.refused.items())]
     synced = sorted(n for n, e in (run.before.tags.items() if run.before else ())
                     if e.origin == Origin.SYNC and spec.tag_filter.matches(n))
     held_back = (spec.mirror and not upstream.tags and not upstream.unresolved and not spec.allow_empty
@@ -154,6 +158,11 @@ def _result(store: Store, run: OneOffRun, spec: RepositorySpec, repo: Repository
     if not upstream.listed and not spec.allow_empty and not held_back:
         warnings.append(f"upstream {upstream.name} lists no tags: nothing to sync (a wrong upstream name looks "
                         "exactly like this on registries that answer an unknown name with an empty list)")
+    kept = sorted(n for n in upstream.outranked if run.before is not None and n in run.before.tags
+                  and run.before.tags[n].origin == Origin.SYNC)
+    if kept and (not spec.mirror or held_back):
+        warnings.append(f"tag{'' if len(kept) == 1 else 's'} {', '.join(kept)} dropped out of the newest "
+                        f"{spec.tag_filter.latest}: kept, because mirror is off")
     if failed and version is None:  # tags failed and nothing else happened: it changes nothing
         if run.created:
             store.repository_delete(repo_id)
@@ -173,5 +182,6 @@ def _result(store: Store, run: OneOffRun, spec: RepositorySpec, repo: Repository
         requests=client.requests,
         content_added=dict(summary.added) if summary else {},
         content_removed=dict(summary.removed) if summary else {},
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), selection=upstream.selection, tags_refused=dict(upstream.refused),
+        children_skipped=len(fetched.skipped),
     )

@@ -223,7 +223,9 @@ class BundleSource:
     def manifest_get(self, name: str, reference: str) -> Manifest | Index:
         repo, digest = self._resolve(name, reference)
         if digest is None:
-            raise NotFound(f"{self.chain.head.where}: repository {name!r} has no manifest {reference!r}")
+            raise NotFound(f"{self.chain.head.where}: repository {name!r} has no manifest {reference!r}",
+                           hint="an index entry the bundle lacks is a platform its writer did not mirror: "
+                                "select the same platforms (platforms: in repos.yaml) or fewer")
         raw = self._member(digest, "manifest").read(blob_member(digest), limit=LIMITS.json_bytes)
         self._count("manifest", len(raw))
         manifest = parse_manifest(raw, repo.manifests.get(digest))

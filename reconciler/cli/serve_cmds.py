@@ -6,6 +6,7 @@ import click
 
 from reconciler import api
 from reconciler.cli.context import AppContext, pass_app
+from reconciler.server.limits import ClientLimits, TrustedProxies
 
 
 @click.command("serve")
@@ -32,6 +33,17 @@ from reconciler.cli.context import AppContext, pass_app
               help="Attempts per S3 request (1: no retry).")
 @click.option("--manifest-cache", type=click.IntRange(0, 65536), default=64, show_default=True, metavar="MIB",
               help="Manifest bytes each worker keeps in memory (0: none); manifests are immutable by digest.")
+@click.option("--forwarded-allow-ips", default="", metavar="ADDRESSES",
+              help="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For (the client) "
+                   "and X-Forwarded-Proto are believed (e.g. 127.0.0.1 for nginx on this host). Default: none.")
+@click.option("--client-timeout", type=click.IntRange(1, 3600), default=10, show_default=True, metavar="SECONDS",
+              help="Time a client has to send a whole request (then 408 and close); slow clients hold no thread "
+                   "meanwhile.")
+@click.option("--keepalive", type=click.IntRange(0, 3600), default=30, show_default=True, metavar="SECONDS",
+              help="How long an idle kept-alive connection stays open (0: close after each answer).")
+@click.option("--max-client-connections", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              metavar="N", help="Open connections one client address may hold in each worker process "
+                                "(trusted proxies exempt); more are refused with 429.")
 @click.option("--crane-data-dir", type=click.Path(file_okay=False), default=None,
               help="Crane compatibility mode: serve the app files (*.json, v1-v4) under this directory "
                    "instead of the store.")
@@ -43,7 +55,8 @@ from reconciler.cli.context import AppContext, pass_app
 @pass_app
 def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int, htpasswd: str | None,
               access: str | None, blob_redirect: bool, redirect_expires: int, s3_timeout: float,
-              s3_attempts: int, manifest_cache: int, crane_data_dir: str | None,
+              s3_attempts: int, manifest_cache: int, forwarded_allow_ips: str, client_timeout: int, keepalive: int,
+              max_client_connections: int, crane_data_dir: str | None,
               crane_poll_interval: int | None, crane_config: str | None) -> None:
     """Serve published repositories over the registry pull API (read-only).
 
@@ -63,6 +76,10 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
     --access FILE limits each protected repository to the users its rules name
     (docs/server.md, "Per-repository access"); public repositories stay public.
 
+    Slow and idle clients hold no request thread: each worker reads requests in an event
+    loop and hands only whole ones to its threads (docs/server.md, "Slow and idle
+    clients"). Behind a reverse proxy, name it with --forwarded-allow-ips.
+
     \b
     Example:
       reconciler serve --port 5000 --workers 4 --htpasswd /etc/reconciler/htpasswd
@@ -73,18 +90,22 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
     """
     if access is not None and htpasswd is None:
         raise click.UsageError("--access needs --htpasswd: the access file names users of an htpasswd file")
+    clients = ClientLimits(request_timeout=client_timeout, keepalive=keepalive,
+                           max_client_connections=max_client_connections,
+                           trusted_proxies=TrustedProxies.parse(forwarded_allow_ips))
     if crane_data_dir is not None or crane_config is not None:
         if blob_redirect:
             raise click.UsageError("--blob-redirect is for the store's blobs; Crane mode redirects as its app files say")
         config = api.crane_config(crane_config, data_dir=crane_data_dir, polling_interval=crane_poll_interval)
         api.serve_crane(config, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
-                          access=access)
+                        access=access, clients=clients)
         return
     if crane_poll_interval is not None:
         raise click.UsageError("--crane-poll-interval needs --crane-data-dir or --crane-config")
     api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
               access=access, blobs=app.blobs_location, blob_redirect=redirect_expires if blob_redirect else None,
-              s3_timeout=s3_timeout, s3_attempts=s3_attempts, manifest_cache=manifest_cache * 1024 * 1024)
+              s3_timeout=s3_timeout, s3_attempts=s3_attempts, manifest_cache=manifest_cache * 1024 * 1024,
+              clients=clients)
 
 
 def register(cli: click.Group) -> None:

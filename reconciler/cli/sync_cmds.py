@@ -11,6 +11,7 @@ from reconciler import api
 from reconciler.cli.content_cmds import render
 from reconciler.cli.context import AppContext, echo_json, human_bytes, pass_app
 from reconciler.cli.progress import ProgressRenderer
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.sync import SyncResult
 
@@ -27,6 +28,8 @@ def render_summary(result: SyncResult) -> None:
         click.echo(f"{result.repo_id}: no changes (upstream {result.upstream_name}, {result.tags_selected} tags)")
     else:
         click.echo(f"{result.repo_id}: new version {result.version} (upstream {result.upstream_name})")
+    if result.selection:
+        click.echo(f"  {result.selection}")
     click.echo(f"  tags: {len(result.tags_added)} added{_names(result.tags_added)}, "
                f"{len(result.tags_moved)} moved{_names(result.tags_moved)}, "
                f"{len(result.tags_removed)} removed{_names(result.tags_removed)}")
@@ -38,6 +41,8 @@ def render_summary(result: SyncResult) -> None:
                f"{human_bytes(result.bytes_downloaded)}")
     if result.foreign_layers:
         click.echo(f"  foreign layers recorded, not downloaded: {result.foreign_layers}")
+    if result.children_skipped:
+        click.echo(f"  index entries of platforms not mirrored, left out: {result.children_skipped}")
     if result.content_added or result.content_removed:
         added = ", ".join(f"{n} {k}" for k, n in result.content_added.items() if n and k != "tags") or "nothing"
         removed = ", ".join(f"{n} {k}" for k, n in result.content_removed.items() if n and k != "tags") or "nothing"
@@ -65,6 +70,15 @@ def report_failed_tags(result: SyncResult) -> None:
 @click.option("--upstream-name", metavar="NAME", help="Repository name upstream (default: the repository's).")
 @click.option("--include", multiple=True, metavar="GLOB", help="Sync only matching tags (repeatable; 're:' = regex).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching tags (repeatable; 're:' = regex).")
+@click.option("--semver", "semver", metavar="RANGE",
+              help="Sync only tags that are versions in this npm-style range ('>=1.2.0 <2.0.0', '^1.2', '~1.2', '1.x').")
+@click.option("--semver-suffix", metavar="GLOB", help="Version tags carry this variant suffix ('alpine': 1.2.3-alpine).")
+@click.option("--prereleases", is_flag=True, help="Also select prerelease versions (2.1.0-rc1) with --semver/--latest.")
+@click.option("--latest", type=int, metavar="N", help="Keep only the N highest versions left after the other filters.")
+@click.option("--sort", type=click.Choice(["semver", "alphanumeric"]), default=None,
+              help="How --latest ranks tags (default semver; alphanumeric for date stamps).")
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
+              help="Sync only this platform of multi-platform images (repeatable); the index is kept byte for byte.")
 @click.option("--mirror", is_flag=True, help="Also remove synced tags that vanished upstream (within the filter).")
 @click.option("--allow-empty", is_flag=True,
               help="Accept an upstream that lists no tags: create the repository empty, and with --mirror "
@@ -85,13 +99,16 @@ def report_failed_tags(result: SyncResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str | None,
-             include: tuple[str, ...], exclude: tuple[str, ...], mirror: bool, allow_empty: bool, jobs: int, v1: bool,
+             include: tuple[str, ...], exclude: tuple[str, ...], semver: str | None, semver_suffix: str | None,
+             prereleases: bool, latest: int | None, sort: str | None, platforms: tuple[str, ...],
+             mirror: bool, allow_empty: bool, jobs: int, v1: bool,
              username_env: str | None, password_env: str | None, auth_file: str | None, tls_verify: bool,
              ca_file: str | None, timeout: float, retries: int, lock_timeout: float, as_json: bool) -> None:
     """Sync REPO_ID from an upstream registry (creating the repository if needed).
 
-    Lists the upstream tags, selects them with --include/--exclude, resolves each with a
-    HEAD, downloads only the manifests and blobs the store does not already hold, verifies
+    Lists the upstream tags, selects them with --include/--exclude, then --semver, then
+    --latest, resolves each with a HEAD, downloads only the manifests and blobs the store
+    does not already hold (with --platform, only those platforms' of an index), verifies
     every digest, and commits one new repository version (none when nothing changed).
     Additive unless --mirror; a mirror whose upstream selects no tag removes nothing
     unless --allow-empty (an outage or lost credentials must not wipe a mirror), and a
@@ -104,22 +121,32 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
           --include 'latest' --include '1.36*' --exclude '*-uclibc'
       reconciler sync synctest            # again, with the stored feed and upstream name
       reconciler sync synctest --mirror --json
+      reconciler sync nginx --semver '^1.26' --semver-suffix alpine --latest 3 --mirror
+      reconciler sync alpine --platform linux/amd64 --platform linux/arm64/v8
       reconciler sync busybox-v1 --v1 --feed https://crane.example.com --upstream-name busybox
     """
     if v1:
-        if include or exclude or mirror or allow_empty:
-            raise click.UsageError("--v1 syncs every upstream v1 tag, additively: no --include/--exclude/--mirror")
+        if include or exclude or mirror or allow_empty or semver or latest or platforms:
+            raise click.UsageError("--v1 syncs every upstream v1 tag, additively: no --include/--exclude/--semver/"
+                                   "--latest/--platform/--mirror")
         v1_result = api.sync_v1_repository(
             app.creating_store, repo_id, feed=feed, upstream_name=upstream_name, username_env=username_env,
             password_env=password_env, auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
             timeout=timeout, retries=retries, lock_timeout=lock_timeout)
         render(v1_result, as_json)
         return
+    if (semver_suffix or prereleases) and not (semver or (latest and sort != "alphanumeric")):
+        raise click.UsageError("--semver-suffix and --prereleases need --semver, or --latest ranked by semver")
+    if sort and latest is None:
+        raise click.UsageError("--sort ranks the tags --latest keeps: give --latest N")
+    tag_filter = TagFilter(include=include, exclude=exclude, semver=semver, semver_suffix=semver_suffix,
+                           prereleases=prereleases, latest=latest, sort=sort or "semver")
+    platform_filter = PlatformFilter.parse(platforms) if platforms else None
     renderer = None if app.quiet else ProgressRenderer(tty=sys.stderr.isatty(), phases=True)
     try:
         result = api.sync_repository(
-            app.creating_store, repo_id, feed=feed, upstream_name=upstream_name,
-            tag_filter=TagFilter(include=include, exclude=exclude), mirror=mirror, allow_empty=allow_empty, jobs=jobs,
+            app.creating_store, repo_id, feed=feed, upstream_name=upstream_name, platforms=platform_filter,
+            tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty, jobs=jobs,
             username_env=username_env, password_env=password_env, auth_file=auth_file,
             tls_verify=tls_verify, ca_file=ca_file, timeout=timeout, retries=retries,
             progress=renderer.for_repository(repo_id) if renderer else None,

@@ -3,7 +3,7 @@
 Only called when validation found nothing, so every value has its schema shape here.
 Merging is key by key: a repository's own value replaces the default whole (its ``tags``
 filter is not combined with the default filter). Sync-only settings (filter, mirror,
-allow_empty) are reset for repositories without a feed, so the frozen values never claim
+allow_empty, platforms) are reset for repositories without a feed, so the frozen values never claim
 a behaviour that cannot happen.
 """
 
@@ -18,6 +18,7 @@ from reconciler.desired.model import ALL, CopySpec, DesiredState, Removal, Repos
 from reconciler.desired.semantic import BUNDLE_FEED, effective, effective_feed, parse_pin
 from reconciler.desired.yamlpos import Positions
 from reconciler.model import Digest
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 
@@ -46,7 +47,13 @@ def _selection(value: Any) -> Selection:
 
 def _filter(value: dict[str, Any] | None) -> TagFilter:
     value = value or {}
-    return TagFilter(tuple(value.get("include", ())), tuple(value.get("exclude", ())))
+    return TagFilter(tuple(value.get("include", ())), tuple(value.get("exclude", ())), semver=value.get("semver"),
+                     semver_suffix=value.get("semver_suffix"), prereleases=bool(value.get("prereleases", False)),
+                     latest=value.get("latest"), sort=value.get("sort", "semver"))
+
+
+def _platforms(value: list[str] | None) -> PlatformFilter | None:
+    return PlatformFilter.parse(value) if value else None
 
 
 def _pins(value: dict[str, str]) -> tuple[TagPin, ...]:
@@ -77,11 +84,13 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
         tag_filter=_filter(effective(repo, defaults, "tags")) if feed else TagFilter(),
         mirror=bool(effective(repo, defaults, "mirror", False)) if feed else False,
         allow_empty=bool(effective(repo, defaults, "allow_empty", False)) if feed else False,
+        platforms=_platforms(effective(repo, defaults, "platforms")) if feed else None,
         enable_v1=bool(repo.get("enable_v1", False)) if feed else False,
         uploads=tuple(Upload((base_dir / u["file"]).resolve(), u.get("tag"), bool(u.get("v1", False)), u.get("mask_id"))
                       for u in repo.get("uploads", ())),
         copies=tuple(CopySpec(c["from"], _selection(c.get("tags", ())), _selection(c.get("manifests", ())),
-                              _selection(c.get("indexes", ()))) for c in repo.get("copy", ())),
+                              _selection(c.get("indexes", ())), _platforms(c.get("platforms")))
+                     for c in repo.get("copy", ())),
         pins=_pins(repo.get("pins", {})),
         remove=Removal(tuple(remove.get("tags", ())), tuple(Digest.parse(d) for d in remove.get("manifests", ())),
                        tuple(Digest.parse(d) for d in remove.get("indexes", ()))),

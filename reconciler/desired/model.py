@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.model import Digest
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 
@@ -42,6 +43,8 @@ class CopySpec:
     tags: Selection = ()
     manifests: Selection = ()
     indexes: Selection = ()
+    #: copy only these platforms of the copied indexes (None: what the source holds)
+    platforms: PlatformFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class RepositorySpec:
     tag_filter: TagFilter = field(default_factory=TagFilter)
     mirror: bool = False
     allow_empty: bool = False
+    #: sync only these platforms of multi-platform indexes (None: every platform)
+    platforms: PlatformFilter | None = None
     #: also sync v1 images and v1 tags from the feed's v1 API
     enable_v1: bool = False
     uploads: tuple[Upload, ...] = ()

@@ -20,6 +20,7 @@ import hashlib
 from pathlib import Path
 
 from reconciler.desired.model import DesiredState, RepositorySpec
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
 
@@ -28,11 +29,13 @@ COMMAND_LINE = "<command line>"
 
 
 def sync_spec(repo_id: str, feed: RegistryConfig, upstream_name: str, *, tag_filter: TagFilter = ALL_TAGS,
-              mirror: bool = False, allow_empty: bool = False) -> RepositorySpec:
-    """``reconciler sync ID --feed URL --upstream-name NAME [filters] [--mirror]`` as the
-    repos.yaml entry ``{feed, upstream_name, tags, mirror, allow_empty}``."""
+              mirror: bool = False, allow_empty: bool = False,
+              platforms: PlatformFilter | None = None) -> RepositorySpec:
+    """``reconciler sync ID --feed URL --upstream-name NAME [filters] [--platform ...]
+    [--mirror]`` as the repos.yaml entry ``{feed, upstream_name, tags, platforms, mirror,
+    allow_empty}``."""
     return RepositorySpec(id=repo_id, feed=feed, upstream_name=upstream_name, tag_filter=tag_filter,
-                          mirror=mirror, allow_empty=allow_empty)
+                          mirror=mirror, allow_empty=allow_empty, platforms=platforms)
 
 
 def one_repository(spec: RepositorySpec, command: str) -> DesiredState:

@@ -58,6 +58,7 @@ def _pattern_kinds() -> dict[str, str]:
         repo["feed"]["pattern"]: "feed",
         repo["copy"]["items"]["properties"]["from"]["pattern"]: "id",
         defs["registry"]["properties"]["url"]["pattern"]: "url",
+        defs["tagFilter"]["properties"]["semver_suffix"]["pattern"]: "suffix",
     }
 
 
@@ -176,10 +177,17 @@ def _translate(error: Any, positions: Positions) -> Iterator[Found]:
         yield from _any_of(error, positions)
     elif kind == "minLength":
         yield at_value, path, "must not be empty"
+    elif kind == "minItems":
+        n = error.validator_value
+        yield at_value, path, f"must list at least {n} item{'' if n == 1 else 's'} (leave the key out instead)"
     elif kind == "maxLength":
         yield at_value, path, f"is longer than {error.validator_value} characters"
     elif kind == "minimum":
-        yield at_value, path, f"must be at least {error.validator_value}, got {instance}"
+        hint = " (latest: N keeps the N newest tags; leave it out to keep every tag)" if path[-1:] == ("latest",) else ""
+        yield at_value, path, f"must be at least {error.validator_value}, got {instance}{hint}"
+    elif kind == "enum":
+        choices = ", ".join(str(c) for c in error.validator_value)
+        yield at_value, path, f"expected one of {choices}, got {_describe(instance)}"
     elif kind == "maximum":
         yield at_value, path, f"must be at most {error.validator_value}, got {instance}"
     else:
@@ -189,12 +197,13 @@ def _translate(error: Any, positions: Positions) -> Iterator[Found]:
 def _unknown_key(key: str, allowed: list[str], path: Path) -> str:
     if key.lower() in SECRET_KEYS or any(s in key.lower() for s in ("password", "token", "secret")):
         return f"inline credential {key!r} is not allowed: {SECRET_HINT}"
-    if path and path[-1] == "tags" and set(allowed) == {"include", "exclude"}:
-        return (f"unknown key {key!r} in the sync tag filter (only include, exclude): "
-                f"tag pins go under 'pins:', e.g. pins: {{{key}: REPO:TAG}}")
     import difflib  # only to explain an error
 
     close = difflib.get_close_matches(key, allowed, n=1)
+    if not close and path and path[-1] == "tags" and {"include", "exclude"} <= set(allowed):
+        # a tag name under the filter: most likely a pin written the way DESIGN.md sketched it
+        return (f"unknown key {key!r} in the sync tag filter (allowed: {', '.join(allowed)}): "
+                f"tag pins go under 'pins:', e.g. pins: {{{key}: REPO:TAG}}")
     suggestion = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key {key!r}: {suggestion}allowed keys: {', '.join(allowed)}"
 
@@ -211,6 +220,9 @@ def _bad_pattern(pattern: str, value: str, path: Path) -> str:
             return upstream_name_message(value)
         elif kind == "name":
             validate_repository_name(value, what={"publish": "publish name"}.get(field, field.replace("_", " ")))
+        elif kind == "suffix":
+            return (f"invalid semver_suffix {value!r}: the part of a tag after its version and a '-' (letters, "
+                    "digits, '.', '_', '-'), or a glob of it, e.g. alpine or alpine*")
         elif kind == "env":
             return (f"{field} must be the name of an environment variable ([A-Za-z_][A-Za-z0-9_]*), "
                     f"not the secret itself (the value is not shown); {SECRET_HINT}")

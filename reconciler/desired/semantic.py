@@ -20,8 +20,10 @@ from reconciler.desired.schema import upstream_name_message
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest
 from reconciler.model.digest import ALGORITHMS
+from reconciler.model.platforms import parse_platform
 from reconciler.model.reference import NAME_RE, is_valid_tag
 from reconciler.model.tagfilter import compile_pattern
+from reconciler.model.tagversion import compile_range
 
 _URL = re.compile(r"^https?://")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -79,6 +81,7 @@ def check_references(data: dict[str, Any], rep: Reporter, base_dir: FsPath) -> N
     defaults = as_dict(data.get("defaults"))
     _check_registries(registries, rep)
     _check_filter(defaults.get("tags"), ("defaults", "tags"), rep)
+    _check_platforms(defaults.get("platforms"), ("defaults", "platforms"), rep)
     if isinstance(defaults.get("feed"), str):
         _check_feed(defaults["feed"], ("defaults", "feed"), registries, rep, base_dir)
     for repo_id, repo in repositories.items():
@@ -112,14 +115,46 @@ def _check_feed(feed: str, path: Path, registries: dict[str, Any], rep: Reporter
                         "https:// URL and not bundle:PATH")
 
 
+def _with_hint(exc: InvalidInput) -> str:
+    return exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+
+
 def _check_filter(tag_filter: Any, path: Path, rep: Reporter) -> None:
+    spec = as_dict(tag_filter)
     for which in ("include", "exclude"):
-        for i, pattern in enumerate(as_list(as_dict(tag_filter).get(which))):
+        for i, pattern in enumerate(as_list(spec.get(which))):
             if isinstance(pattern, str) and pattern:
                 try:
                     compile_pattern(pattern)
                 except InvalidInput as exc:
-                    rep.value(path + (which, i), exc.message)
+                    rep.value(path + (which, i), _with_hint(exc))
+    if isinstance(spec.get("semver"), str) and spec["semver"].strip():
+        try:
+            compile_range(spec["semver"])
+        except InvalidInput as exc:
+            rep.value(path + ("semver",), _with_hint(exc))
+    versions = "semver" in spec or ("latest" in spec and spec.get("sort", "semver") == "semver")
+    for key in ("semver_suffix", "prereleases"):
+        if key in spec and not versions:
+            rep.key(path + (key,), f"{key} only applies with semver, or latest with sort: semver (it says which "
+                                   "tags are versions)")
+    if "sort" in spec and "latest" not in spec:
+        rep.key(path + ("sort",), "sort only applies with latest (it ranks the tags latest keeps)")
+
+
+def _check_platforms(platforms: Any, path: Path, rep: Reporter) -> None:
+    seen: set[str] = set()
+    for i, text in enumerate(as_list(platforms)):
+        if not isinstance(text, str) or not text:
+            continue  # the schema reported it
+        try:
+            parse_platform(text)
+        except InvalidInput as exc:
+            rep.value(path + (i,), _with_hint(exc))
+            continue
+        if text in seen:
+            rep.value(path + (i,), f"platform {text!r} is listed twice")
+        seen.add(text)
 
 
 def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], registries: dict[str, Any],
@@ -141,10 +176,11 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
         if message:  # a registry host in front of a well-formed name
             rep.value(here + ("upstream_name",), message)
     if feed is None:
-        for key in ("tags", "mirror", "allow_empty", "enable_v1"):
+        for key in ("tags", "mirror", "allow_empty", "enable_v1", "platforms"):
             if key in repo:
                 rep.key(here + (key,), f"{key!r} only applies to a repository with a feed (it filters or mirrors the sync)")
     _check_filter(repo.get("tags"), here + ("tags",), rep)
+    _check_platforms(repo.get("platforms"), here + ("platforms",), rep)
     for i, upload in enumerate(as_list(repo.get("uploads"))):
         file = as_dict(upload).get("file")
         if isinstance(file, str) and file and not (base_dir / file).exists():
@@ -157,12 +193,16 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
             rep.key(here + ("uploads", i, "tag"),
                     "a v1 upload takes its v1 tags from the tarball's repositories file; remove tag")
     for i, copy in enumerate(as_list(repo.get("copy"))):
+        _check_platforms(as_dict(copy).get("platforms"), here + ("copy", i, "platforms"), rep)
+        if "platforms" in as_dict(copy) and not ({"tags", "indexes"} & as_dict(copy).keys()):
+            rep.key(here + ("copy", i, "platforms"), "platforms only applies to copied tags and indexes "
+                                                      "(a copied manifest is one platform already)")
         source = as_dict(copy).get("from")
         if not isinstance(source, str):
             continue
         if source == repo_id:
             rep.value(here + ("copy", i, "from"), "a repository cannot copy from itself")
-        elif source not in repositories and _ID.match(source):
+        elif source not in repositories and _ID.fullmatch(source):
             rep.value(here + ("copy", i, "from"), _unknown_repo(source, repositories))
     for name, value in as_dict(repo.get("pins")).items():
         if not isinstance(value, str) or not value:
@@ -172,7 +212,7 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
         except InvalidInput as exc:
             rep.value(here + ("pins", name), exc.message)
             continue
-        if isinstance(target, tuple) and target[0] not in repositories and _ID.match(target[0]):
+        if isinstance(target, tuple) and target[0] not in repositories and _ID.fullmatch(target[0]):
             rep.value(here + ("pins", name), _unknown_repo(target[0], repositories))
 
 

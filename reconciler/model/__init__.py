@@ -6,6 +6,7 @@ parsed manifest so that digests are always of the bytes, never of a re-serialisa
 from reconciler.model.descriptor import Descriptor, Platform
 from reconciler.model.digest import Digest, DigestHasher, VerifiedStream
 from reconciler.model.manifest import Index, Manifest, parse_manifest
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import (
     Reference,
     parse_reference,
@@ -20,6 +21,7 @@ __all__ = [
     "Index",
     "Manifest",
     "Platform",
+    "PlatformFilter",
     "Reference",
     "VerifiedStream",
     "parse_manifest",

@@ -37,7 +37,7 @@ class Digest:
                 f"unsupported digest algorithm {self.algorithm!r}",
                 hint=f"use one of {', '.join(sorted(ALGORITHMS))}",
             )
-        if len(self.hex) != want or not _HEX.match(self.hex):
+        if len(self.hex) != want or not _HEX.fullmatch(self.hex):
             raise DigestInvalid(
                 f"invalid {self.algorithm} digest {self.algorithm}:{self.hex!r}: "
                 f"expected {want} lowercase hex characters",

@@ -26,7 +26,7 @@ def validate_repository_name(name: str, *, what: str = "repository name") -> str
         raise NameInvalid(f"{what} must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise NameInvalid(f"{what} {name!r} is longer than {MAX_NAME_LENGTH} characters")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise NameInvalid(
             f"invalid {what} {name!r}",
             hint="use lowercase letters and digits, separated by '.', '_', '__' or '-', in '/'-joined components, e.g. 'pulpdemo/synctest'",
@@ -36,7 +36,7 @@ def validate_repository_name(name: str, *, what: str = "repository name") -> str
 
 def validate_tag(tag: str) -> str:
     """Return ``tag`` if it obeys ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``."""
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise TagInvalid(
             f"invalid tag {tag!r}",
             hint="a tag starts with a letter, digit or '_' and has at most 128 characters from [A-Za-z0-9._-]",
@@ -45,7 +45,7 @@ def validate_tag(tag: str) -> str:
 
 
 def is_valid_tag(tag: str) -> bool:
-    return isinstance(tag, str) and bool(TAG_RE.match(tag))
+    return isinstance(tag, str) and bool(TAG_RE.fullmatch(tag))
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def parse_reference(text: str) -> Reference:
     host = None
     first, slash, remainder = rest.partition("/")
     if slash and (("." in first or ":" in first) or first == "localhost"):
-        if not _HOST_RE.match(first):
+        if not _HOST_RE.fullmatch(first):
             raise ReferenceInvalid(f"invalid reference {text!r}: bad registry host {first!r}")
         host, rest = first, remainder
     tag = None
@@ -109,7 +109,7 @@ def is_docker_hub(url: str) -> bool:
     rest = url.split("://", 1)[-1]
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
     host = host.split(":", 1)[0] if not host.startswith("[") else host
-    return bool(_DOCKER_HUB_HOST_RE.match(host))
+    return bool(_DOCKER_HUB_HOST_RE.fullmatch(host))
 
 
 def normalize_upstream_name(url: str, name: str) -> str:

@@ -48,6 +48,8 @@ class RepositoryVersion:
     number: int
     content: ContentSet
     tags: Mapping[str, TagEntry]
+    #: index children left out on purpose (a platform subset): the one exception to "an index's children are held"
+    absent: frozenset[Digest] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ _V1_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 def is_image_id(text: object) -> bool:
-    return isinstance(text, str) and bool(_IMAGE_ID.match(text))
+    return isinstance(text, str) and bool(_IMAGE_ID.fullmatch(text))
 
 
 def validate_image_id(text: object, *, where: str = "") -> str:
@@ -37,7 +37,7 @@ def validate_image_id(text: object, *, where: str = "") -> str:
 
 
 def validate_v1_tag(name: object, *, where: str = "") -> str:
-    if not isinstance(name, str) or not _V1_TAG.match(name):
+    if not isinstance(name, str) or not _V1_TAG.fullmatch(name):
         at = f"{where}: " if where else ""
         raise InvalidInput(f"{at}{name!r} is not a valid v1 tag name",
                            hint="tags are [A-Za-z0-9_][A-Za-z0-9._-]{0,127}")

@@ -19,7 +19,7 @@ Nothing here touches a store; ``reconciler.ops.graph.load_graph`` builds the gra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.errors import RemovalRefused
@@ -107,9 +107,10 @@ class RefGraph:
         """Every graph node that references ``digest``."""
         return self._parents.get(digest, frozenset())
 
-    def closure(self, roots: Iterable[Digest]) -> ContentSet:
+    def closure(self, roots: Iterable[Digest], skip: Container[Digest] = ()) -> ContentSet:
         """``roots`` and everything under them, by kind. Roots not in the graph count as
-        manifests unless their kind is known (from an index entry)."""
+        manifests unless their kind is known (from an index entry). ``skip``: index
+        children not to follow (a platform subset; ``left_out`` names those met)."""
         # the hot loop of a big plan (every repository's tags, for prune): ``kind`` and
         # ``children`` inlined
         out: dict[Kind, set[Digest]] = {Kind.BLOB: set(), Kind.MANIFEST: set(), Kind.INDEX: set()}
@@ -127,10 +128,16 @@ class RefGraph:
                 continue
             default = Kind.BLOB if kind is Kind.MANIFEST else Kind.MANIFEST
             for child in node[1]:
-                if child not in seen:
+                if child not in seen and not (kind is Kind.INDEX and child in skip):
                     found = nodes.get(child)
                     stack.append((child, found[0] if found is not None else child_kinds.get(child, default)))
         return ContentSet(frozenset(out[Kind.BLOB]), frozenset(out[Kind.MANIFEST]), frozenset(out[Kind.INDEX]))
+
+
+    def left_out(self, content: ContentSet, skip: Container[Digest]) -> frozenset[Digest]:
+        """Children of ``content``'s indexes in ``skip`` that ``content`` lacks: what a
+        closure with ``skip`` left out (a version records them as absent)."""
+        return frozenset(c for i in content.indexes for c in self.children(i) if c in skip and c not in content)
 
 
 @dataclass(frozen=True)
@@ -208,7 +215,7 @@ def cascade_remove(state: RepoState, graph: RefGraph, *, tags: Iterable[str] = (
     used = {b for m in (content.manifests - gone_m) for b in graph.children(m)}
     gone_b = frozenset(b for m in gone_m for b in graph.children(m) if b in content.blobs and b not in used)
     removed = ContentSet(gone_b, gone_m, gone_i)
-    new_state = RepoState(content.difference(removed), remaining_tags)
+    new_state = RepoState(content.difference(removed), remaining_tags, state.absent)
     return Removal(new_state, frozenset(n for n in removed_tags if n in state.tags), removed)
 
 
@@ -220,5 +227,6 @@ def unreferenced(state: RepoState, graph: RefGraph) -> ContentSet:
 
 
 def missing_references(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) -> ContentSet:
-    """What ``roots`` need (themselves included) that is not in ``state``."""
-    return graph.closure(roots).difference(state.content)
+    """What ``roots`` need (themselves included) that is not in ``state`` (an index
+    child ``state`` lacks on purpose, a platform it did not mirror, is not needed)."""
+    return graph.closure(roots, state.absent).difference(state.content)

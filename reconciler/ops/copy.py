@@ -34,7 +34,9 @@ def copy_state(source: RepoState, target: RepoState, source_graph: RefGraph, kin
     """``target`` plus the named content of ``source`` and everything it needs."""
     roots, tags = _roots(source, kind, names, source_id)
     check_references(source, source_graph, roots, kind, source_id=source_id)
-    new = target.with_content(source_graph.closure(roots))
+    # platforms the source does not mirror are not copied (and the target records them absent)
+    closure = source_graph.closure(roots, source.absent)
+    new = target.with_content(closure, source_graph.left_out(closure, source.absent))
     if tags:
         new = new.with_tags({n: TagEntry(source.tags[n].digest, origin) for n in tags})
     return new

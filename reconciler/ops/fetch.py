@@ -14,6 +14,11 @@ the store lacks.
    manifest files, then every row in one transaction. A caller may pass its own batch
    (apply: one for all repositories) and commit it itself.
 
+With ``platforms`` (a ``PlatformFilter``), an index's entries of other platforms are not
+followed (``PlatformFilter.split``: the one policy every walk uses): the index is stored
+as it came, and ``FetchResult.skipped`` names the children left out, which the version
+records as absent.
+
 Content stored here is global and invisible: only a repository version that references
 it makes it visible, and the caller commits that version after this returns. A failure
 raises ``SyncFailed`` naming the tag, digest and URL; what was stored so far stays
@@ -31,6 +36,7 @@ from reconciler.errors import DigestMismatch, ReconcilerError, SyncFailed
 from reconciler.model import Descriptor, Digest, Index, Manifest
 from reconciler.model.content import ContentSet
 from reconciler.model.manifest import MAX_INDEX_DEPTH
+from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
 from reconciler.ops.refresh import is_not_found
@@ -62,6 +68,8 @@ class FetchResult:
     #: what the user should know about the content: index entries of media types that
     #: are not manifests, kept in the index's bytes but not fetched
     notes: tuple[str, ...] = ()
+    #: index children not followed: platforms the filter did not select
+    skipped: frozenset[Digest] = frozenset()
 
 
 def merge_fetches(results: Iterable[FetchResult]) -> FetchResult:
@@ -71,7 +79,8 @@ def merge_fetches(results: Iterable[FetchResult]) -> FetchResult:
         out = FetchResult(out.closure.union(r.closure), out.manifests_added + r.manifests_added,
                           out.blobs_added + r.blobs_added, out.bytes_downloaded + r.bytes_downloaded,
                           out.foreign_layers | r.foreign_layers, out.graph.merged(r.graph),
-                          out.missing_roots | r.missing_roots, tuple(sorted({*out.notes, *r.notes})))
+                          out.missing_roots | r.missing_roots, tuple(sorted({*out.notes, *r.notes})),
+                          out.skipped | r.skipped)
     return out
 
 
@@ -122,37 +131,41 @@ def fetch_content(store: Store, source: UpstreamSource, upstream_name: str, dige
                   prefetched: Mapping[Digest, AnyManifest] | None = None,
                   tags_by_digest: Mapping[Digest, str] | None = None,
                   skip_missing_roots: bool = False, inflight: InFlight | None = None,
-                  batch: ContentBatch | None = None, stop: StopToken | None = None) -> FetchResult:
+                  batch: ContentBatch | None = None, stop: StopToken | None = None,
+                  platforms: PlatformFilter | None = None) -> FetchResult:
     """See the module docstring. ``prefetched`` are manifests already fetched (by the
     refresh); ``tags_by_digest`` names a tag for each root so errors can say which;
     ``inflight`` is shared with fetches running at the same time (no blob twice);
     ``batch``: put the content there and leave the commit to the caller (without it,
     this call commits a batch of its own before it returns); ``stop``: checked before
-    every download and between a blob's chunks (``ops.stop``)."""
+    every download and between a blob's chunks (``ops.stop``); ``platforms``: follow only
+    those platforms' entries of an index."""
     if batch is None:
         with store.content_batch() as own:
             try:
                 result = _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
-                                skip_missing_roots, inflight, own, stop)
+                                skip_missing_roots, inflight, own, stop, platforms)
             except ReconcilerError:
                 own.commit()  # the blobs verified before the failure stay: the next attempt reuses them
                 raise
             own.commit()
             return result
     return _fetch(store, source, upstream_name, digests, jobs, progress, prefetched, tags_by_digest,
-                  skip_missing_roots, inflight, batch, stop)
+                  skip_missing_roots, inflight, batch, stop, platforms)
 
 
 def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: Iterable[Digest], jobs: int,
            progress: Progress | None, prefetched: Mapping[Digest, AnyManifest] | None,
            tags_by_digest: Mapping[Digest, str] | None, skip_missing_roots: bool, inflight: InFlight | None,
-           batch: ContentBatch, stop: StopToken | None = None) -> FetchResult:
+           batch: ContentBatch, stop: StopToken | None = None,
+           platforms: PlatformFilter | None = None) -> FetchResult:
     prefetched = prefetched or {}
     owner: dict[Digest, str] = dict(tags_by_digest or {})
     roots = list(dict.fromkeys(digests))
     known: dict[Digest, AnyManifest] = {}
     new_levels: list[list[AnyManifest]] = []
     missing_roots: set[Digest] = set()
+    skipped: set[Digest] = set()
     manifest_bytes = 0
 
     def label(d: Digest) -> str:
@@ -205,7 +218,12 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         for d in level:
             m = known.get(d)
             if isinstance(m, Index):
-                for child in m.children():
+                children = m.children()
+                if platforms is not None:
+                    split = platforms.split(m)
+                    skipped |= split.skipped_digests
+                    children = tuple(dict.fromkeys(e.digest for e in split.followed))
+                for child in children:
                     owner.setdefault(child, owner.get(d, ""))
                     if child not in known:
                         next_level.append(child)
@@ -286,6 +304,7 @@ def _fetch(store: Store, source: UpstreamSource, upstream_name: str, digests: It
         graph=RefGraph.from_manifests(known.values()),
         missing_roots=frozenset(missing_roots),
         notes=tuple(skipped_notes((m for fresh in new_levels for m in fresh), tags_by_digest or {})),
+        skipped=frozenset(skipped - known.keys()),
     )
 
 

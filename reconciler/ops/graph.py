@@ -36,6 +36,7 @@ def with_closure(store: ContentStore, graph: RefGraph, roots: list[Digest]) -> R
     """``graph`` plus the closure of the ``roots`` it lacks. A node already in it brings
     its closure along (the graph is built from complete versions and closures), so the
     common case (an apply of many tags whose content the graph holds) reads nothing and
-    copies no graph."""
-    missing = [d for d in roots if d not in graph]
+    copies no graph. Children an index in it lacks (platforms it did not mirror) are read too."""
+    missing = [d for d in roots if d not in graph] + [
+        c for d in roots if d in graph and graph.kind(d) is Kind.INDEX for c in graph.children(d) if c not in graph]
     return graph.merged(closure_graph(store, missing)) if missing else graph

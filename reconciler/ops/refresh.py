@@ -47,11 +47,17 @@ class UpstreamView:
     dropped: tuple[str, ...] = ()
     listed: int = 0
     failed: Mapping[str, str] = field(default_factory=dict)
+    #: tags within the filter that are not among its newest N (``latest``)
+    outranked: tuple[str, ...] = ()
+    #: which filters decided, e.g. "12 upstream tags, 5 selected: semver ^1.2, newest 5"
+    selection: str = ""
+    #: tag -> why it is not synced: a single-platform image of a platform not mirrored
+    refused: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def unresolved(self) -> frozenset[str]:
         """Selected tags the tag list names but that have no digest here: never "gone"."""
-        return frozenset(self.dropped) | frozenset(self.failed)
+        return frozenset(self.dropped) | frozenset(self.failed) | frozenset(self.refused)
 
 
 def failure_text(exc: ReconcilerError) -> str:
@@ -75,7 +81,8 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
         listed = source.tag_list(upstream_name)
     except ReconcilerError as exc:
         raise SyncFailed(f"listing the tags of {upstream_name!r} failed: {exc.message}", cause=exc) from exc
-    selected = sorted(set(tag_filter.select(listed)))
+    chosen = tag_filter.selection(listed)
+    selected = sorted(chosen.selected)
     counter = Counter("tags", len(selected), progress)
 
     def get(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
@@ -132,5 +139,5 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
         tags[tag] = digest
         if manifest is not None:
             manifests[digest] = manifest
-    return UpstreamView(upstream_name, tags, source.stats.total - before, manifests, tuple(dropped), len(listed),
-                        failures)
+    return UpstreamView(upstream_name, tags, source.stats.total - before, manifests, tuple(dropped), chosen.listed,
+                        failures, tuple(sorted(chosen.outranked)), chosen.summary)

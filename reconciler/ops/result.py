@@ -45,7 +45,7 @@ def commit_state(store: Store, before: RepositoryVersion, after: RepoState, *, o
                  details: Mapping[str, object] | None = None) -> OpResult:
     """Make ``after`` the next version of ``before.repo_id`` (one ``version_commit``)."""
     info = store.version_commit(before.repo_id, base=before.number, content=after.content,
-                                tags=after.tags, operation=operation)
+                                tags=after.tags, operation=operation, absent=after.absent)
     summary = info.summary if info else after.summary_against(RepoState.of(before))
     return OpResult(before.repo_id, info, summary, dict(details or {}))
 

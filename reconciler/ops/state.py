@@ -22,17 +22,23 @@ def _frozen_tags(tags: Mapping[str, TagEntry]) -> Mapping[str, TagEntry]:
 
 @dataclass(frozen=True)
 class RepoState:
-    """Content (blobs, manifests, indexes) plus the tag map ``name -> TagEntry``."""
+    """Content (blobs, manifests, indexes) plus the tag map ``name -> TagEntry``, and
+    ``absent``: index children the repository deliberately does not hold (platforms it
+    does not mirror; never anything the content holds)."""
 
     content: ContentSet = field(default_factory=ContentSet)
     tags: Mapping[str, TagEntry] = field(default_factory=dict)
+    absent: frozenset[Digest] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _frozen_tags(self.tags))
+        if self.absent:
+            held = self.content
+            object.__setattr__(self, "absent", frozenset(d for d in self.absent if d not in held))
 
     @classmethod
     def of(cls, version: RepositoryVersion) -> RepoState:
-        return cls(version.content, version.tags)
+        return cls(version.content, version.tags, version.absent)
 
     # -- derived views ---------------------------------------------------------------
     def kind_of(self, digest: Digest) -> str | None:
@@ -49,19 +55,20 @@ class RepoState:
         return frozenset(n for n, e in self.tags.items() if e.digest in wanted)
 
     # -- transformations (all return new states) -------------------------------------
-    def with_content(self, added: ContentSet) -> RepoState:
-        return RepoState(self.content.union(added), self.tags)
+    def with_content(self, added: ContentSet, absent: Iterable[Digest] = ()) -> RepoState:
+        """``added`` held; ``absent``: index children of it left out on purpose."""
+        return RepoState(self.content.union(added), self.tags, self.absent.union(absent))
 
     def without_content(self, removed: ContentSet) -> RepoState:
-        return RepoState(self.content.difference(removed), self.tags)
+        return RepoState(self.content.difference(removed), self.tags, self.absent)
 
     def with_tags(self, tags: Mapping[str, TagEntry]) -> RepoState:
         """Create or move the given tags (one tag per name: a same-name tag is replaced)."""
-        return RepoState(self.content, {**self.tags, **tags})
+        return RepoState(self.content, {**self.tags, **tags}, self.absent)
 
     def without_tags(self, names: Iterable[str]) -> RepoState:
         drop = set(names)
-        return RepoState(self.content, {n: e for n, e in self.tags.items() if n not in drop})
+        return RepoState(self.content, {n: e for n, e in self.tags.items() if n not in drop}, self.absent)
 
     def summary_against(self, before: RepoState) -> ContentSummary:
         """What going from ``before`` to this state adds and removes, per kind

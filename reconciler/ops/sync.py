@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from reconciler.errors import RateLimited, ReconcilerError
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
 from reconciler.ops.cascade import RefGraph, cascade_remove
 from reconciler.ops.fetch import FetchResult, fetch_content, merge_fetches
 from reconciler.ops.parallel import Progress, ProgressEvent
+from reconciler.ops.platforms import refused_tags
 from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.registry.protocol import UpstreamSource
@@ -46,7 +48,8 @@ log = logging.getLogger(__name__)
 
 
 def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, tag_filter: TagFilter = ALL_TAGS,
-               *, mirror: bool = False, graph: RefGraph | None = None) -> RepoState:
+               *, mirror: bool = False, graph: RefGraph | None = None,
+               absent: frozenset[Digest] = frozenset()) -> RepoState:
     """The repository state after a sync (pure).
 
     Every upstream tag is set to its digest with origin ``sync`` (a tag that already
@@ -54,7 +57,8 @@ def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, ta
     closure is added. With ``mirror``, synced tags that match the filter but are gone
     upstream are removed, and the cascade removes what only they, or the old targets of
     moved synced tags, needed (the ops cascade, ``with_targets``); ``graph`` (the
-    reference graph of the old content and the closure) is required then."""
+    reference graph of the old content and the closure) is required then. ``absent``:
+    index children the fetch left out (platforms not mirrored)."""
     tags: dict[str, TagEntry] = dict(state.tags)
     moved_from: set[Digest] = set()
     for name, digest in upstream.tags.items():
@@ -64,7 +68,7 @@ def sync_state(state: RepoState, upstream: UpstreamView, closure: ContentSet, ta
         if old is not None and old.origin == Origin.SYNC:
             moved_from.add(old.digest)
         tags[name] = TagEntry(digest, Origin.SYNC)
-    new = RepoState(state.content.union(closure), tags)
+    new = RepoState(state.content.union(closure), tags, state.absent | absent)
     if not mirror:
         return new
     if graph is None:
@@ -108,6 +112,10 @@ class SyncResult:
     tags_dropped: tuple[str, ...] = ()
     #: tag -> why it could not be synced (it keeps its old target)
     tags_failed: Mapping[str, str] = field(default_factory=dict)
+    #: tag -> why it was not synced (a single-platform image of a platform not mirrored)
+    tags_refused: Mapping[str, str] = field(default_factory=dict)
+    #: index entries left out (platforms not mirrored)
+    children_skipped: int = 0
     #: how many tags the upstream listed, before the filter
     tags_listed: int = 0
     manifests_added: int = 0
@@ -119,6 +127,8 @@ class SyncResult:
     content_removed: Mapping[str, int] = field(default_factory=dict)
     #: things the user should know, e.g. a mirror removal held back by an empty upstream
     warnings: tuple[str, ...] = ()
+    #: which tag filters decided ("12 upstream tags, 5 selected: semver ^1.2, newest 5")
+    selection: str = ""
 
     @property
     def changed(self) -> bool:
@@ -129,6 +139,7 @@ class SyncResult:
         for key in ("tags_added", "tags_moved", "tags_removed", "tags_dropped", "warnings"):
             out[key] = list(out[key])
         out["tags_failed"] = dict(self.tags_failed)
+        out["tags_refused"] = dict(self.tags_refused)
         out["content_added"] = dict(self.content_added)
         out["content_removed"] = dict(self.content_removed)
         out["changed"] = self.changed
@@ -137,7 +148,8 @@ class SyncResult:
 
 def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: str,
          tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, allow_empty: bool = False, jobs: int = 6,
-         pinned: Mapping[str, Digest] | None = None, progress: Progress | None = None) -> SyncResult:
+         pinned: Mapping[str, Digest] | None = None, progress: Progress | None = None,
+         platforms: PlatformFilter | None = None) -> SyncResult:
     """Sync ``repo_id`` from ``upstream_name`` on ``source``, committing one new version
     (or none when nothing changed). The caller holds the store lock.
 
@@ -146,7 +158,11 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
     the upstream no longer has is an error rather than a skipped tag.
 
     A mirror whose upstream selects no tag at all removes nothing unless ``allow_empty``:
-    an outage, a wrong filter or lost credentials must not wipe a mirror."""
+    an outage, a wrong filter or lost credentials must not wipe a mirror.
+
+    ``platforms``: only those platforms of an index are fetched (the index is kept byte
+    for byte, the others recorded as absent), and a tag on a single image of another
+    platform is refused (``tags_refused``), never removed by a mirror."""
     before = source.stats.total
     version = store.version_get(repo_id)
     state = RepoState.of(version)
@@ -155,13 +171,18 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
     else:
         upstream = refresh_upstream(source, upstream_name, tag_filter, jobs=jobs, progress=progress,
                                     known=state.tags)
+        if platforms is not None:
+            refused = refused_tags(store, source, upstream_name, upstream.tags, upstream.manifests, platforms)
+            if refused:
+                upstream = dataclasses.replace(upstream, refused=refused, tags={
+                    t: d for t, d in upstream.tags.items() if t not in refused})
     tags_by_digest: dict[Digest, str] = {}
     for tag, digest in sorted(upstream.tags.items()):
         tags_by_digest.setdefault(digest, tag)
     roots = sorted(set(upstream.tags.values()), key=str)
     fetch = functools.partial(fetch_content, store, source, upstream_name, jobs=jobs, progress=progress,
                               prefetched=upstream.manifests, tags_by_digest=tags_by_digest,
-                              skip_missing_roots=pinned is None)
+                              skip_missing_roots=pinned is None, platforms=platforms)
     failed_roots: dict[Digest, str] = {}
     try:
         fetched = fetch(roots)
@@ -183,6 +204,7 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
                             if d not in fetched.missing_roots and d not in failed_roots},
             dropped=upstream.dropped + tuple(gone), failed={**upstream.failed, **failed})
     warnings: list[str] = list(fetched.notes)
+    warnings += [f"tag {t} not synced: {why}" for t, why in sorted(upstream.refused.items())]
     held_back = False
     if mirror and not upstream.tags and not upstream.unresolved and not allow_empty:
         synced = sorted(n for n, e in state.tags.items() if e.origin == Origin.SYNC and tag_filter.matches(n))
@@ -196,16 +218,21 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
         warnings.append(f"upstream {upstream_name} lists no tags: nothing to sync (a wrong upstream name looks "
                         "exactly like this on registries that answer an unknown name with an empty list)")
         log.info("%s", warnings[-1])  # a warning of the result: the caller shows it
+    kept = sorted(n for n in upstream.outranked if n in state.tags and state.tags[n].origin == Origin.SYNC)
+    if kept and not mirror:
+        warnings.append(f"tag{'' if len(kept) == 1 else 's'} {', '.join(kept)} dropped out of the newest "
+                        f"{tag_filter.latest}: kept, because mirror is off")
     graph: RefGraph | None = None
     if mirror:
         # the old content's references as the store recorded them (one query, nothing
         # parsed): the same graph the plan builds with load_graph
         old = [d for d in state.content.manifests | state.content.indexes if d not in fetched.graph]
         graph = fetched.graph.merged(RefGraph.from_refs(store.manifest_refs(old)))
-    new_state = sync_state(state, upstream, fetched.closure, tag_filter, mirror=mirror, graph=graph)
+    new_state = sync_state(state, upstream, fetched.closure, tag_filter, mirror=mirror, graph=graph,
+                           absent=fetched.skipped)
     added, moved, removed = tag_changes(state, new_state)
     info = store.version_commit(repo_id, base=version.number, content=new_state.content, tags=new_state.tags,
-                                operation="sync")
+                                operation="sync", absent=new_state.absent)
     if info is None:
         log.info("sync of %s from %s: no changes", repo_id, upstream_name)
     else:
@@ -219,7 +246,8 @@ def sync(store: Store, source: UpstreamSource, repo_id: str, *, upstream_name: s
         requests=source.stats.total - before,
         content_added={k: v for k, v in info.summary.added.items()} if info else {},
         content_removed={k: v for k, v in info.summary.removed.items()} if info else {},
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), selection=upstream.selection, tags_refused=dict(upstream.refused),
+        children_skipped=len(fetched.skipped),
     )
 
 

@@ -76,7 +76,7 @@ class Download:
 JSON_KEYS = ("id", "op", "change", "repo", "reason", "depends_on", "tag", "digest", "old_digest", "old_origin",
              "source_repo", "source_tag", "kind", "digests", "file", "file_digest", "publish_name", "protected",
              "feed", "upstream_name", "mask_id", "release_from", "handover", "v1_tags", "upload_tags", "cascade",
-             "download", "removes", "adds", "versions", "frees_bytes")
+             "download", "removes", "adds", "versions", "frees_bytes", "skipped", "platforms_skipped", "saved_bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,9 +140,9 @@ class BaseAction:
                 value = value.value
             elif isinstance(value, Digest):
                 value = str(value)
-            elif name == "digests":
+            elif name in ("digests", "skipped"):
                 value = [str(d) for d in value]
-            elif name in ("depends_on", "versions"):
+            elif name in ("depends_on", "versions", "platforms_skipped"):
                 value = list(value)
             elif isinstance(value, Download):
                 if value.empty:
@@ -210,6 +210,11 @@ class SetTag(BaseAction):
     old_digest: Digest | None = None
     #: the tag's origin before, when only that changes (same digest)
     old_origin: str | None = None
+    #: index children it leaves out (platforms not mirrored; the version records them as
+    #: absent), the platforms they are for, and what leaving them out saves
+    skipped: tuple[Digest, ...] = ()
+    platforms_skipped: tuple[str, ...] = ()
+    saved_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,6 +274,11 @@ class CopyContent(BaseAction):
     kind: str
     #: the ones it copies (those the repository lacks)
     digests: tuple[Digest, ...] = ()
+    #: index children it leaves out (platforms not mirrored; the version records them as
+    #: absent), the platforms they are for, and what leaving them out saves
+    skipped: tuple[Digest, ...] = ()
+    platforms_skipped: tuple[str, ...] = ()
+    saved_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -392,10 +402,12 @@ def action_from_json(obj: Mapping[str, Any]) -> Action:
         for name in ("digest", "old_digest"):
             if kw.get(name) is not None:
                 kw[name] = Digest.parse(kw[name])
-        if "digests" in kw:
-            kw["digests"] = tuple(Digest.parse(d) for d in kw["digests"])
-        if "depends_on" in kw:
-            kw["depends_on"] = tuple(kw["depends_on"])
+        for name in ("digests", "skipped"):
+            if name in kw:
+                kw[name] = tuple(Digest.parse(d) for d in kw[name])
+        for name in ("depends_on", "platforms_skipped"):
+            if name in kw:
+                kw[name] = tuple(kw[name])
         if "versions" in kw:
             kw["versions"] = tuple(int(n) for n in kw["versions"])
         if "download" in kw:

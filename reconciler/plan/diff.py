@@ -128,7 +128,10 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
             unmanaged.append(rd.unmanaged)
         status = "+" if obs is None else ("~" if repo_actions else "=")
         error = ledger.errors.get(repo_id)
-        summaries.append(RepoSummary(repo_id, "!" if error else status, _label(spec), spec.publish, error))
+        upstream = observed.upstreams.get(repo_id)
+        summaries.append(RepoSummary(repo_id, "!" if error else status, _label(spec), spec.publish, error,
+                                     selection=upstream.selection or None if upstream else None,
+                                     notes=tuple(rd.notes)))
     errors += [PlanError(e, repo=r, kind="refresh") for r, e in sorted(ledger.errors.items()) if r in selected]
 
     extra = sorted(r for r in observed.repos if r not in desired.repositories)

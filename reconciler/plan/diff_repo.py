@@ -14,14 +14,15 @@ from collections.abc import Iterable
 
 from reconciler.desired.model import ALL, RepositorySpec, Selection
 from reconciler.errors import ContentNotFound
-from reconciler.model import Digest
+from reconciler.model import Descriptor, Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import unreferenced
 from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.plan import model as pm
-from reconciler.plan import steps
+from reconciler.plan import steps, subsets
 from reconciler.plan.actions import (
     Action,
     Change,
@@ -39,22 +40,10 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.diff_publish import publish_step
 from reconciler.plan.diff_retain import retain_step
+from reconciler.plan.diff_sync import few, outranked_note, sync_reason, sync_warnings
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.observed import ObservedRepo
-
-
-def _kept(tags: list[str]) -> str:
-    return "1 tag kept" if len(tags) == 1 else f"{len(tags)} tags kept"
-
-
-def _few(tags: Iterable[str], limit: int = 10) -> str:
-    """Some tag names for an error message: ``a, b, c and 41 more``, ``no tags``."""
-    names = sorted(tags)
-    if not names:
-        return "no tags"
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _counts(content: ContentSet, tags: int = 0) -> dict[str, int]:
@@ -80,6 +69,8 @@ class RepoDiff:
         self.unmanaged: pm.Unmanaged | None = None
         #: action id -> (content, tags count) it removes at its step (before ``_recount``)
         self.removed: dict[str, tuple[ContentSet, int]] = {}
+        #: lines for the repository's block that are not actions (RepoSummary.notes)
+        self.notes: list[str] = []
 
     # -- helpers --------------------------------------------------------------------------
     def _ids(self, op: Op, subject: str, deps: Iterable[str] = ()) -> tuple[str, tuple[str, ...]]:
@@ -126,37 +117,49 @@ class RepoDiff:
                                                     f"{what}: tag {tag} failed there: {cause.error}"))
         return True
 
+    def _skips(self, roots: Iterable[Digest], platforms: PlatformFilter | None,
+               absent: frozenset[Digest] = frozenset()) -> tuple[frozenset[Digest], tuple[Descriptor, ...]]:
+        return subsets.skips(self.graph, self.ledger.observed, roots, platforms, absent)
+
     def _set_tag(self, kind: type[SetTag], tag: str, digest: Digest, reason: str, *,
-                 deps: Iterable[str] = (), cascade: bool = False, source: tuple[str, str] | None = None) -> None:
+                 deps: Iterable[str] = (), cascade: bool = False, source: tuple[str, str] | None = None,
+                 skip: frozenset[Digest] = frozenset(), entries: tuple[Descriptor, ...] = ()) -> None:
         """A ``SyncTag`` (``cascade``: a mirror), ``CopyTag`` or ``PinTag`` (``source``:
-        the repository and tag it copies or pins to) of ``tag`` to ``digest``."""
+        the repository and tag it copies or pins to) of ``tag`` to ``digest``, leaving out
+        the index children ``skip`` (``entries``: the index entries naming them)."""
         current = self.state.tags.get(tag)
-        step = steps.set_tag(self.state, self.graph, tag, digest, kind.origin, cascade=cascade)
+        step = steps.set_tag(self.state, self.graph, tag, digest, kind.origin, cascade=cascade, skip=skip)
         if step.state == self.state:
             return
+        if step.state.tags == self.state.tags and step.state.content == self.state.content:
+            return  # only what the version records as absent changed: nothing to do
         new = step.state.content.difference(self.state.content)
         change = Change.CREATE if current is None else Change.UPDATE
-        before = self.state
+        before, same = self.state, current is not None and current.digest == digest
         action_id, depends_on = self._ids(kind.op, tag, deps)
-        old_digest = current.digest if current and current.digest != digest else None
-        old_origin = current.origin.value if current and current.digest == digest else None
+        old_digest = current.digest if current and not same else None
+        old_origin = current.origin.value if current and same and current.origin != kind.origin else None
         adds, removes = _counts(new), _counts(step.removed)
+        sk = subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries)
         action: SetTag
         if kind is SyncTag:
             action = SyncTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
                              tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin,
                              download=self.ledger.download_for(new), adds=adds, removes=removes,
-                             cascade=cascade and bool(len(step.removed)))
+                             cascade=cascade and bool(len(step.removed)), skipped=sk.digests,
+                             platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
         elif kind is CopyTag:
             assert source is not None  # a copy always names its source
             action = CopyTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
                              tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
-                             removes=removes, source_repo=source[0], source_tag=source[1])
+                             removes=removes, source_repo=source[0], source_tag=source[1], skipped=sk.digests,
+                             platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
         else:
             action = PinTag(id=action_id, repo=self.repo, change=change, reason=reason, depends_on=depends_on,
                             tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
                             removes=removes, source_repo=source[0] if source else None,
-                            source_tag=source[1] if source else None)
+                            source_tag=source[1] if source else None, skipped=sk.digests,
+                            platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
         self._add(action)
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
@@ -259,46 +262,29 @@ class RepoDiff:
         for tag in sorted(t for t in upstream.failed if t in unresolved):
             self.ledger.failed_tags.append(pm.FailedTag(self.repo, tag, upstream.failed[tag]))
         self.ledger.warnings += [f"{self.repo}: {note}" for note in upstream.notes]
+        for tag, why in sorted(upstream.refused.items()):
+            if tag in unresolved:
+                self.notes.append(f"tag {tag} not synced: {why}")
         for tag in sorted(selected):
-            current = self.state.tags.get(tag)
-            if current is not None:
-                reason = pm.TAG_MOVED_UPSTREAM
-            elif self.obs is not None and selected[tag] in self.obs.state.content and \
-                    all(e.digest != selected[tag] for e in self.obs.state.tags.values()):
-                reason = pm.TAG_MISSING_HERE  # its image is here untagged: the tag was removed here
-            else:
-                reason = pm.NEW_UPSTREAM_TAG
-            self._set_tag(SyncTag, tag, selected[tag], reason, cascade=spec.mirror)
+            reason = sync_reason(self.state.tags.get(tag), selected[tag], self.obs)
+            skip, entries = self._skips([selected[tag]], spec.platforms)
+            self._set_tag(SyncTag, tag, selected[tag], reason, cascade=spec.mirror, skip=skip, entries=entries)
         gone = sorted(synced_here - set(selected) - unresolved)
         refused = spec.mirror and bool(gone) and not selected and not unresolved and not spec.allow_empty
-        if not upstream.listed:
-            if refused:
-                self.ledger.warnings.append(
-                    f"{self.repo}: upstream {upstream.name} returned no tags matching the filter; the mirror "
-                    f"removes nothing ({_kept(gone)}) unless allow_empty: true")
-            elif not spec.allow_empty:
-                self.ledger.warnings.append(
-                    f"{self.repo}: upstream {upstream.name} lists no tags: nothing to sync (a wrong upstream_name "
-                    "looks exactly like this on registries that answer an unknown name with an empty list)")
-        elif not matching and not unresolved and not (spec.mirror and spec.allow_empty):
-            # a typo in a filter silently stops a mirror from syncing: say it on every plan
-            text = (f"{self.repo}: the tag filter selects none of the {upstream.listed} tags upstream "
-                    f"{upstream.name} lists, so nothing is synced (check the filter for a typo)")
-            if refused:
-                text += f"; the mirror removes nothing ({_kept(gone)}) unless allow_empty: true"
-            self.ledger.warnings.append(text)
-        elif refused:
-            self.ledger.warnings.append(f"{self.repo}: every upstream tag the filter selects is pinned or removed "
-                                        f"in repos.yaml; the mirror removes nothing ({_kept(gone)}) "
-                                        "unless allow_empty: true")
+        self.ledger.warnings += sync_warnings(self.repo, spec, upstream, matching=bool(matching),
+                                              unresolved=bool(unresolved), gone=gone, refused=refused)
+        outranked = sorted(t for t in gone if t in upstream.outranked)
         if not spec.mirror:
             self.declared_tags |= synced_here  # additive sync: vanished tags stay and stay declared
+            if outranked:
+                self.notes.append(outranked_note(outranked, spec.tag_filter.latest))
             return
         if refused:
             self.declared_tags |= synced_here
             return
         for tag in gone:
-            self._remove_tag(tag, pm.TAG_GONE_UPSTREAM, cascade=True)
+            reason = pm.OUTRANKED.format(n=spec.tag_filter.latest) if tag in outranked else pm.TAG_GONE_UPSTREAM
+            self._remove_tag(tag, reason, cascade=True)
 
     def _uploads(self) -> None:
         for upload in self.spec.uploads:
@@ -357,15 +343,17 @@ class RepoDiff:
                 if entry is None:
                     raise Unplannable(
                         f"copies tag {tag!r} from {source!r}, which will not have it "
-                        f"after this plan (it has {_few(src.tags)})", path=(*at, "tags", i),
+                        f"after this plan (it has {few(src.tags)})", path=(*at, "tags", i),
                         hint="fix the tag name in repos.yaml or make the source repository provide it")
                 self.declared_tags.add(tag)
                 self._check_references(src, [entry.digest], "tag", source, (*at, "tags", i))
-                closure = self.graph.closure([entry.digest])
+                skip, entries = self._skips([entry.digest], copy.platforms, src.absent)
+                closure = self.graph.closure([entry.digest], skip)
                 deps = [*self._providers(source, closure)]
                 if (source, tag) in self.ledger.tag_setter:
                     deps.append(self.ledger.tag_setter[(source, tag)])
-                self._set_tag(CopyTag, tag, entry.digest, pm.DECLARED, deps=deps, source=(source, tag))
+                self._set_tag(CopyTag, tag, entry.digest, pm.DECLARED, deps=deps, source=(source, tag), skip=skip,
+                              entries=entries)
             for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
                                           ("index", copy.indexes, src.content.indexes)):
                 if selection != ALL and not selection:
@@ -378,18 +366,21 @@ class RepoDiff:
                                       hint="fix the digest in repos.yaml or make the source repository hold it")
                 self._check_references(src, digests, kind, source, at)
                 self.declared_roots |= set(digests)
-                closure = self.graph.closure(digests)
+                skip, entries = self._skips(digests, copy.platforms if kind == "index" else None, src.absent)
+                closure = self.graph.closure(digests, skip)
                 new = closure.difference(self.state.content)
                 if not len(new):
                     continue
                 before = self.state
                 action_id, depends_on = self._ids(Op.COPY_CONTENT, f"{kind}-from-{source}",
                                                   self._providers(source, closure))
+                sk = subsets.skipped_fields(self.graph, self.ledger.observed, digests, skip, entries)
                 action = self._add(CopyContent(id=action_id, repo=self.repo, change=Change.CREATE,
                                                reason=pm.DECLARED, depends_on=depends_on, source_repo=source,
                                                kind=kind, digests=tuple(d for d in digests if d in new),
-                                               adds=_counts(new)))
-                self.state = self.state.with_content(closure)
+                                               adds=_counts(new), skipped=sk.digests,
+                                               platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes))
+                self.state = self.state.with_content(closure, self.graph.left_out(closure, skip))
                 self._bring(action, before)
 
     def _check_references(self, src: RepoState, digests: list[Digest], kind: str, source: str,
@@ -412,23 +403,23 @@ class RepoDiff:
                 if entry is None:
                     raise Unplannable(f"pins tag {pin.name!r} to {pin.source_repo}:{pin.source_tag}, a tag that "
                                       f"will not exist after this plan ({pin.source_repo} will have "
-                                      f"{_few(src.tags)})", path=at, hint="fix the tag in repos.yaml")
+                                      f"{few(src.tags)})", path=at, hint="fix the tag in repos.yaml")
                 digest = entry.digest
-                closure = self.graph.closure([digest])
+                closure = self.graph.closure([digest], src.absent)
                 deps = self._providers(pin.source_repo, closure)
                 setter = self.ledger.tag_setter.get((pin.source_repo, pin.source_tag))
                 if setter:
                     deps.append(setter)
                 self._set_tag(PinTag, pin.name, digest, pm.DECLARED, deps=deps,
-                              source=(pin.source_repo, pin.source_tag))
+                              source=(pin.source_repo, pin.source_tag), skip=src.absent)
             else:
                 assert pin.digest is not None
                 if pin.digest not in self.state.content.manifests | self.state.content.indexes:
                     raise Unplannable(f"pins tag {pin.name!r} to {pin.digest}, which the repository will not "
                                       "hold after this plan", path=at,
                                       hint="copy or upload that manifest first, or fix the digest")
-                deps = self._providers(self.repo, self.graph.closure([pin.digest]))
-                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps)
+                deps = self._providers(self.repo, self.graph.closure([pin.digest], self.state.absent))
+                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps, skip=self.state.absent)
 
     def _removals(self) -> None:
         rm = self.spec.remove

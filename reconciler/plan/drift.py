@@ -42,6 +42,13 @@ CAUSES = (UPSTREAM, MANUAL, DESIRED, STORE)
 #: how many journal entries drift reads back to find each repository's last apply
 JOURNAL_DEPTH = 200
 _UPSTREAM_REASONS = {pm.NEW_UPSTREAM_TAG, pm.TAG_MOVED_UPSTREAM, pm.TAG_GONE_UPSTREAM}
+#: ``latest: N``: newer upstream versions outranked a tag (an upstream cause too)
+_OUTRANKED = pm.OUTRANKED.split("{", 1)[0]
+
+
+#: spec fields added after fingerprints were first journaled: left out while they hold
+#: their default, so that upgrading reconciler does not look like a changed repos.yaml
+_LATER_FIELDS = frozenset({"platforms", "semver", "semver_suffix", "prereleases", "latest", "sort"})
 
 
 def _canonical(value: Any, base: Path) -> Any:
@@ -50,7 +57,8 @@ def _canonical(value: Any, base: Path) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         # private fields (TagFilter's compiled patterns) are derived from the public ones
         return {f.name: _canonical(getattr(value, f.name), base) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")}
+                if not f.name.startswith("_")
+                and not (f.name in _LATER_FIELDS and getattr(value, f.name) == f.default)}
     if isinstance(value, Path):
         try:
             return value.relative_to(base).as_posix()
@@ -260,7 +268,7 @@ class _Classifier:
                                        Op.COPY_CONTENT, Op.REMOVE_CONTENT, Op.UPLOAD))):
             return MANUAL, manual.describe()
         changed = self.spec_changed(repo)
-        if a.reason in _UPSTREAM_REASONS:
+        if a.reason in _UPSTREAM_REASONS or a.reason.startswith(_OUTRANKED):
             if changed and a.reason == pm.NEW_UPSTREAM_TAG:
                 return DESIRED, changed
             return UPSTREAM, f"{a.reason} ({a.repo}'s feed)"

@@ -34,6 +34,10 @@ NEW_UPSTREAM_TAG = "new upstream tag"
 TAG_MOVED_UPSTREAM = "tag moved upstream"
 TAG_GONE_UPSTREAM = "tag gone upstream (mirror)"
 TAG_MISSING_HERE = "tag missing here, restored from upstream"
+#: ``latest: N``: a newer version took its place (mirror)
+OUTRANKED = "dropped out of the newest {n} (mirror)"
+#: ``platforms``: platforms the index lists that the repository now selects
+PLATFORMS_ADDED = "platforms added"
 DECLARED = "declared in repos.yaml"
 REMOVED_FROM_DESIRED = "removed from repos.yaml"
 
@@ -80,10 +84,23 @@ class RepoSummary:
     publish_name: str | None = None
     #: why this repository could not be planned (its upstream refresh failed)
     error: str | None = None
+    #: which tag filters decided ("12 upstream tags, 5 selected: semver ^1.2, newest 5")
+    selection: str | None = None
+    #: what the reviewer should know that is not an action (tags kept outside the newest
+    #: N, tags not synced for their platform)
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in (("id", self.id), ("status", self.status), ("label", self.label),
-                                  ("publish_name", self.publish_name), ("error", self.error)) if v is not None}
+        out: dict[str, Any] = {k: v for k, v in (("id", self.id), ("status", self.status), ("label", self.label),
+                                                 ("publish_name", self.publish_name), ("error", self.error),
+                                                 ("selection", self.selection)) if v is not None}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> RepoSummary:
+        return cls(**{**obj, "notes": tuple(obj.get("notes", ()))})
 
 
 @dataclass(frozen=True)
@@ -240,7 +257,7 @@ class Plan:
                 desired_digest=obj["desired"]["digest"],
                 store_generation=int(obj["store_generation"]),
                 actions=tuple(action_from_json(a) for a in obj.get("actions", ())),
-                repositories=tuple(RepoSummary(**r) for r in obj.get("repositories", ())),
+                repositories=tuple(RepoSummary.from_json(r) for r in obj.get("repositories", ())),
                 unmanaged=tuple(Unmanaged(u["repo"], tuple(u.get("tags", ())), u.get("untagged_manifests", 0),
                                           u.get("untagged_indexes", 0)) for u in obj.get("unmanaged", ())),
                 unknown_repositories=tuple(obj.get("unknown_repositories", ())),

@@ -30,13 +30,15 @@ from pathlib import Path
 from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
-from reconciler.model.content import ContentSet
+from reconciler.model.content import ContentSet, Kind
 from reconciler.model.manifest import MAX_INDEX_DEPTH
+from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
+from reconciler.ops.platforms import refused_tags, skipped_sizes
 from reconciler.ops.refresh import UpstreamView, failure_text, is_not_found, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
@@ -76,6 +78,9 @@ class _UpstreamResult:
     tags: UpstreamTags
     manifests: dict[Digest, Manifest | Index] = field(default_factory=dict)
     requests: int = 0
+    stored: StoredWalk | None = None
+    #: bytes a platform filter saves, per index child left out of new content
+    skipped_sizes: dict[Digest, int] = field(default_factory=dict)
 
 
 def file_sha256(path: Path) -> str:
@@ -90,15 +95,37 @@ def file_sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+@dataclass
+class StoredWalk:
+    """What the walk met in the store: parsed indexes (their children the store lacks, or
+    a platform filter must judge them) and every stored manifest/index passed through
+    (their recorded references join the plan's graph)."""
+
+    indexes: dict[Digest, Index] = field(default_factory=dict)
+    seen: set[Digest] = field(default_factory=set)
+    #: children a platform filter left out of indexes this refresh fetched (new content):
+    #: what the plan says it does not download
+    skipped_new: set[Digest] = field(default_factory=set)
+    #: some repository lacks index children on purpose (a platform subset), so a stored
+    #: index may lack children in the store too
+    partial: bool = False
+
+
 def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, roots: Iterable[Digest],
                              known: dict[Digest, Manifest | Index], jobs: int,
+                             platforms: PlatformFilter | None = None, stored: StoredWalk | None = None,
                              gone: set[Digest] | None = None) -> dict[Digest, str]:
     """GET, level by level, the manifests under ``roots`` that neither the store nor
     ``known`` holds (``known`` may hold indexes the resolver GOT: their children are
     walked); adds them to ``known`` (in memory only). Returns the roots whose content
     could not be fetched, with why: only the tags on those fail, the others are planned.
-    A root the upstream no longer has (404: deleted since its tag was resolved) goes into
-    ``gone`` instead: its tags were deleted while we looked, as ``ops.fetch`` drops them."""
+    With ``platforms`` an index's other platforms are not walked (``PlatformFilter.split``,
+    as the apply's fetch does). A stored index is walked too when the store lacks some of
+    its children (another repository mirrors a platform subset of it) or a filter must
+    judge it; ``stored`` collects what was read from the store. A root the upstream no
+    longer has (404: deleted since its tag was resolved) goes into ``gone`` instead: its
+    tags were deleted while we looked, as ``ops.fetch`` drops them."""
+    stored = stored if stored is not None else StoredWalk()
     parents: dict[Digest, set[Digest]] = {}
     failures: dict[Digest, str] = {}
     level = list(dict.fromkeys(roots))
@@ -116,7 +143,8 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
 
     try:
         while level:
-            missing = [d for d in level if d not in known and not store.manifest_has(d)]
+            in_store = {d for d in level if d not in known and store.manifest_has(d)}
+            missing = [d for d in level if d not in known and d not in in_store]
             if missing:
                 pool = pool or ThreadPoolExecutor(max_workers=max(1, jobs))
                 for d, got in zip(missing, pool.map(get, missing), strict=True):
@@ -126,7 +154,9 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
                         failures[d] = failure_text(got)  # names the URL, and with it the digest
                     else:
                         known[d] = got
+            stored.seen |= in_store
             indexes = [m for d in level if isinstance(m := known.get(d), Index)]
+            indexes += _stored_indexes(store, in_store, platforms is not None, stored)
             if indexes:
                 depth += 1
             nxt: list[Digest] = []
@@ -135,7 +165,13 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
                     failures[index.digest] = (f"indexes nested more than {MAX_INDEX_DEPTH} deep at manifest "
                                               f"{index.digest} (the upstream's index chain is malformed or hostile)")
                     continue
-                for child in index.children():
+                children = index.children()
+                if platforms is not None:
+                    split = platforms.split(index)
+                    children = tuple(dict.fromkeys(e.digest for e in split.followed))
+                    if index.digest in known:
+                        stored.skipped_new |= {d for d in split.skipped_digests if not store.manifest_has(d)}
+                for child in children:
                     parents.setdefault(child, set()).add(index.digest)
                     if child not in seen:
                         seen.add(child)
@@ -145,6 +181,29 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
         if pool is not None:
             pool.shutdown()
     return {root: failures[bad] for bad in failures for root in _ancestors(bad, parents)}
+
+
+def _stored_indexes(store: Store, digests: set[Digest], judged: bool, stored: StoredWalk) -> list[Index]:
+    """The stored indexes among ``digests`` to walk: (``judged``: a platform filter
+    decides) all of them, else those whose children the store lacks (only a platform
+    subset leaves such indexes: ``stored.partial`` says whether the store has any);
+    parsed once."""
+    if not digests or not (judged or stored.partial):
+        return []
+    refs = {d: r for d, r in store.manifest_refs(digests).items() if r.kind is Kind.INDEX}
+    if not judged:
+        children = {c for r in refs.values() for c in r.children}
+        held = store.manifest_refs(children).keys() if children else set()
+        refs = {d: r for d, r in refs.items() if not held >= set(r.children)}
+    out: list[Index] = []
+    for d in refs:
+        if d not in stored.indexes:
+            m = store.manifest_get(d)
+            if isinstance(m, Index):
+                stored.indexes[d] = m
+        if d in stored.indexes:
+            out.append(stored.indexes[d])
+    return out
 
 
 def _ancestors(digest: Digest, parents: Mapping[Digest, set[Digest]]) -> set[Digest]:
@@ -159,11 +218,11 @@ def _ancestors(digest: Digest, parents: Mapping[Digest, set[Digest]]) -> set[Dig
 
 
 def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,
-                 held_tags: Container[str]) -> _UpstreamResult:
+                 held_tags: Container[str], partial: bool = False) -> _UpstreamResult:
     """One repository's upstream; a failure is recorded on its result (the plan shows that
     repository with the error and plans the others) instead of ending the whole plan."""
     try:
-        return _refresh_upstream(store, spec, sources, resolver, held_tags)
+        return _refresh_upstream(store, spec, sources, resolver, held_tags, partial)
     except ReconcilerError as exc:
         # the plan reports it (once); a log line too would print it twice
         log.info("%s: refreshing upstream %s failed: %s", spec.id, spec.upstream_name, exc.message)
@@ -171,7 +230,7 @@ def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, res
 
 
 def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory,
-                      resolver: Resolver, held_tags: Container[str]) -> _UpstreamResult:
+                      resolver: Resolver, held_tags: Container[str], partial: bool = False) -> _UpstreamResult:
     assert spec.feed is not None and spec.upstream_name is not None
     jobs = spec.feed.max_concurrency
     source = sources(spec.feed)
@@ -181,8 +240,17 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         known: dict[Digest, Manifest | Index] = {d: m for d, m in view.manifests.items()
                                                  if not store.manifest_has(d)}
         name = upstream_name(spec)
+        stored = StoredWalk(partial=partial)
         gone: set[Digest] = set()
-        bad_roots = _fetch_missing_manifests(store, source, name, view.tags.values(), known, jobs, gone)
+        bad_roots = _fetch_missing_manifests(store, source, name, view.tags.values(), known, jobs, spec.platforms,
+                                             stored, gone)
+        refused: dict[str, str] = {}
+        sizes: dict[Digest, int] = {}
+        if spec.platforms is not None:
+            refused = refused_tags(store, source, name, {t: d for t, d in view.tags.items() if d not in bad_roots},
+                                   known, spec.platforms)
+            sizes = skipped_sizes(store, source, name, stored.skipped_new, jobs,
+                                  {b.digest for m in known.values() if isinstance(m, Manifest) for b in m.blobs()})
         failed = dict(view.failed)
         dropped = view.dropped + tuple(sorted(t for t, d in view.tags.items() if d in gone))
         by_digest = {d: t for t, d in sorted(view.tags.items(), reverse=True)}  # the first tag by name
@@ -193,13 +261,44 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
             elif digest in bad_roots:
                 log.info("%s: tag %s failed: %s", spec.id, tag, bad_roots[digest])  # the plan shows it
                 failed[tag] = bad_roots[digest]
-            else:
+            elif tag not in refused:
                 tags[tag] = digest
         return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=dropped,
-                                                     notes=tuple(skipped_notes(known.values(), by_digest))),
-                               known, source.stats.total - before)
+                                                     notes=tuple(skipped_notes(known.values(), by_digest)),
+                                                     outranked=view.outranked, selection=view.selection,
+                                                     refused=refused),
+                               known, source.stats.total - before, stored, sizes)
     finally:
         source.close()
+
+
+def platform_facts(store: Store, desired: DesiredState, wanted: set[str], repos: Mapping[str, ObservedRepo],
+                   results: Iterable[_UpstreamResult], fetched: Mapping[Digest, Manifest | Index], graph: RefGraph,
+                   ) -> tuple[dict[Digest, Index], RefGraph, dict[Digest, int]]:
+    """What the diff needs to split indexes by platform: every parsed index at hand
+    (fetched, or read from the store by the walks), the graph with the stored content
+    the walks passed through, and the sizes of what platform filters leave out. The
+    indexes of repositories that ``copy`` entries with ``platforms`` read are loaded too."""
+    indexes = {d: m for d, m in fetched.items() if isinstance(m, Index)}
+    seen: set[Digest] = set()
+    sizes: dict[Digest, int] = {}
+    for res in results:
+        if res.stored is not None:
+            indexes.update(res.stored.indexes)
+            seen |= res.stored.seen
+        sizes.update(res.skipped_sizes)
+    sources = {c.from_repo for r, spec in desired.repositories.items() if r in wanted
+               for c in spec.copies if c.platforms is not None}
+    for source in sorted(sources):
+        for d in repos[source].state.content.indexes if source in repos else ():
+            if d not in indexes:
+                m = store.manifest_get(d)
+                if isinstance(m, Index):
+                    indexes[d] = m
+    seen = {d for d in seen if d not in graph}
+    if seen:
+        graph = graph.merged(RefGraph.from_refs(store.manifest_refs(seen)))
+    return indexes, graph, sizes
 
 
 def observe_store(store: Store) -> tuple[int, dict[str, ObservedRepo]]:
@@ -240,8 +339,12 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         done = [0]
         count = threading.Lock()
 
+        # a repository mirroring a platform subset leaves stored indexes without some children
+        partial = any(r.state.absent for r in repos.values())
+
         def one(spec: RepositorySpec) -> _UpstreamResult:
-            result = _refresh_one(store, spec, sources, resolver, repos[spec.id].state.tags if spec.id in repos else ())
+            result = _refresh_one(store, spec, sources, resolver, repos[spec.id].state.tags if spec.id in repos else (),
+                                  partial)
             if progress is not None:
                 with count:
                     done[0] += 1
@@ -262,6 +365,7 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         fetched.update(res.manifests)
     if fetched:
         graph = graph.merged(RefGraph.from_manifests(fetched.values()))
+    indexes, graph, skipped = platform_facts(store, desired, wanted, repos, results, fetched, graph)
     sizes: dict[Digest, int] = {}
     for m in fetched.values():
         if isinstance(m, Manifest):
@@ -305,4 +409,5 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         upstreams={r.repo_id: r.tags for r in results},
         uploads=uploads, refresh=info, v1=v1, v1_uploads=v1_uploads, v1_upstreams=v1_upstreams,
         history=history, publish_grace=publish_grace,
+        indexes=indexes, skipped_sizes=skipped,
     )

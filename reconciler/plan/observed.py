@@ -43,11 +43,17 @@ class UpstreamTags:
     failed: Mapping[str, str] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: tags within the filter but not among its newest N (``latest``)
+    outranked: tuple[str, ...] = ()
+    #: which filters decided ("12 upstream tags, 5 selected: ..."); "" without a filter
+    selection: str = ""
+    #: tag -> why it is not synced: a single-platform image of a platform not mirrored
+    refused: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def unresolved(self) -> frozenset[str]:
         """Tags the tag list names that have no digest here: never "gone upstream"."""
-        return frozenset(self.failed) | frozenset(self.dropped)
+        return frozenset(self.failed) | frozenset(self.dropped) | frozenset(self.refused)
 
 
 @dataclass(frozen=True)
@@ -110,3 +116,7 @@ class Observed:
     #: whether a publish that moves a publication starts a grace period for the version it
     #: leaves (``RECONCILER_PUBLISH_GRACE`` > 0): retention then keeps that version for now
     publish_grace: bool = True
+    #: parsed indexes a platform filter may judge (fetched upstream, or read from the store)
+    indexes: Mapping[Digest, Index] = field(default_factory=dict)
+    #: index children a platform filter leaves out of new content -> bytes not downloaded
+    skipped_sizes: Mapping[Digest, int] = field(default_factory=dict)

@@ -58,6 +58,11 @@ def _notes(plan: Plan) -> list[str]:
                   f"{'tag' if len(plan.failed_tags) == 1 else 'tags'}** (kept as they are; the rest is applied):"]
         lines += [f"> - `{f.repo}` tag `{f.tag}`: {f.error}" for f in plan.failed_tags]
         lines.append("")
+    selections = [r for r in plan.repositories if r.selection or r.notes]
+    if selections:
+        for r in selections:
+            lines += [f"- `{_cell(r.id)}`: {text}" for text in ((r.selection or ""), *r.notes) if text]
+        lines.append("")
     if plan.unmanaged or plan.unknown_repositories or plan.warnings:
         for u in plan.unmanaged:
             if u.tags:

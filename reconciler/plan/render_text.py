@@ -76,6 +76,16 @@ def _download_text(a: BaseAction) -> str:
     return f"{_plural(d.manifests, 'manifest')} to download"
 
 
+def _skipped_text(a: SetTag | CopyContent) -> str:
+    """``platforms not mirrored: linux/arm/v7, linux/s390x (41.0 MiB not downloaded)``."""
+    if not a.skipped:
+        return ""
+    n = len(a.skipped)
+    what = ", ".join(a.platforms_skipped) or f"{n} index {'entry' if n == 1 else 'entries'}"
+    saved = f" ({human_bytes(a.saved_bytes)} not downloaded)" if a.saved_bytes else ""
+    return f"platforms not mirrored: {what}{saved}"
+
+
 def _cascade_text(a: BaseAction) -> str:
     rest = {k: v for k, v in a.removes.items() if k != "tags"}
     text = counts_text(rest)
@@ -136,7 +146,7 @@ def _set_tag(a: SetTag, c: _Context, head: str, target: str = "", source: str = 
         digests = f"{c.short(a.old_digest)} -> {c.short(a.digest)}" + (f" ({source})" if source else "")
     else:
         digests = target or c.short(a.digest)
-    return _line(head, digests, _join(a.reason, _download_text(a), _cascade_text(a)), c.after(a))
+    return _line(head, digests, _join(a.reason, _download_text(a), _skipped_text(a), _cascade_text(a)), c.after(a))
 
 
 @_words.register
@@ -166,7 +176,7 @@ def _remove_tag(a: RemoveTag, c: _Context) -> str:
 @_words.register
 def _copy_content(a: CopyContent, c: _Context) -> str:
     head = f"copy {_plural(len(a.digests), a.kind or 'manifest')} from {a.source_repo}"
-    return _line(head, _join(a.reason, counts_text(dict(a.adds))), c.after(a))
+    return _line(head, _join(a.reason, counts_text(dict(a.adds)), _skipped_text(a)), c.after(a))
 
 
 @_words.register
@@ -313,6 +323,9 @@ def render_text(plan: Plan, *, color: bool = False, refresh_line: bool = True) -
         failed.setdefault(f.repo, []).append(f"! tag {f.tag}   FAILED: {f.error}")
     for repo in plan.repositories:
         lines.append("  " + paint(repo.status, _header(repo, repo.id in failed)))
+        if repo.selection:
+            lines.append(f"      {repo.selection}")
+        lines += [f"      {note}" for note in repo.notes]
         for a in plan.actions_for(repo.id):
             if a.op in (Op.CREATE_REPOSITORY, Op.DELETE_REPOSITORY) and repo.status in ("+", "-"):
                 continue  # the header already says it

@@ -9,7 +9,7 @@ ops ones (``cascade_remove``, ``unreferenced``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from reconciler.model import Digest
@@ -46,12 +46,20 @@ def orphans_under(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) ->
     return intersect(unreferenced(state, graph), graph.closure(roots))
 
 
+def _with_closure(state: RepoState, graph: RefGraph, roots: Iterable[Digest], skip: Container[Digest]) -> RepoState:
+    """``state`` plus the closure of ``roots`` without the index children in ``skip``
+    (platforms not mirrored), which it records as absent."""
+    closure = graph.closure(roots, skip)
+    return state.with_content(closure, graph.left_out(closure, skip))
+
+
 def set_tag(state: RepoState, graph: RefGraph, tag: str, digest: Digest, origin: Origin, *,
-            cascade: bool = False) -> Step:
-    """Point ``tag`` at ``digest`` and add its closure. With ``cascade`` (a mirror), the
-    old target's content that nothing else needs any more goes (as ops' sync does)."""
+            cascade: bool = False, skip: Container[Digest] = ()) -> Step:
+    """Point ``tag`` at ``digest`` and add its closure (``skip``: index children left
+    out). With ``cascade`` (a mirror), the old target's content that nothing else needs
+    any more goes (as ops' sync does)."""
     old = state.tags.get(tag)
-    new = state.with_content(graph.closure([digest])).with_tags({tag: TagEntry(digest, origin)})
+    new = _with_closure(state, graph, [digest], skip).with_tags({tag: TagEntry(digest, origin)})
     if cascade and old is not None and old.digest != digest:
         return drop_content(new, graph, orphans_under(new, graph, [old.digest]))
     return Step(new)
@@ -62,8 +70,8 @@ def remove_tag(state: RepoState, graph: RefGraph, tag: str, *, cascade: bool = F
     return Step(removal.state, removal.content, len(removal.tags))
 
 
-def add_content(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) -> Step:
-    return Step(state.with_content(graph.closure(roots)))
+def add_content(state: RepoState, graph: RefGraph, roots: Iterable[Digest], skip: Container[Digest] = ()) -> Step:
+    return Step(_with_closure(state, graph, roots, skip))
 
 
 def remove_content(state: RepoState, graph: RefGraph, kind: str, digests: Iterable[Digest]) -> Step:
@@ -88,13 +96,14 @@ def run_step(action: ContentAction, state: RepoState, graph: RefGraph) -> Step:
     file first, then sets its tags with ``set_tag``)."""
     match action:
         case SyncTag():
-            return set_tag(state, graph, action.tag, action.digest, action.origin, cascade=action.cascade)
+            return set_tag(state, graph, action.tag, action.digest, action.origin, cascade=action.cascade,
+                           skip=frozenset(action.skipped))
         case CopyTag() | PinTag():
-            return set_tag(state, graph, action.tag, action.digest, action.origin)
+            return set_tag(state, graph, action.tag, action.digest, action.origin, skip=frozenset(action.skipped))
         case RemoveTag():
             return remove_tag(state, graph, action.tag, cascade=action.cascade)
         case CopyContent():
-            return add_content(state, graph, action.digests)
+            return add_content(state, graph, action.digests, frozenset(action.skipped))
         case RemoveContent():
             return remove_content(state, graph, action.kind, action.digests)
     raise ValueError(f"{action.op.value} is not a pure state step")

@@ -94,7 +94,7 @@ def may_read(name: str, protected: bool, user: str | None, access: AccessRules |
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     """The regular expression for a pattern; ``ValueError`` saying what is wrong."""
-    if not _PATTERN_CHARS.match(pattern):
+    if not _PATTERN_CHARS.fullmatch(pattern):
         bad = sorted({c for c in pattern if not re.match(r"[a-z0-9._*/-]", c)})
         raise ValueError(f"pattern {pattern!r} has {', '.join(repr(c) for c in bad) or 'no characters'}: "
                          "only lower-case letters, digits, '.', '_', '-', '/' and '*' can match a repository name")

@@ -27,6 +27,7 @@ from reconciler.server.errors import RegistryHTTPError
 from reconciler.server.guard import StorageGuard
 from reconciler.server.httpio import Request, Response
 from reconciler.server.listing import catalog, tags_list
+from reconciler.server.logins import LoginGuard
 from reconciler.server.manifestcache import DEFAULT_BYTES, ManifestCache
 from reconciler.server.manifests import get_manifest
 from reconciler.server.metrics import ServerMetrics
@@ -64,6 +65,7 @@ class RegistryApp:
         self.manifest_cache = ManifestCache(manifest_cache)
         self.guard = StorageGuard(slots=storage_slots)
         self.htpasswd = htpasswd
+        self.logins = LoginGuard(htpasswd) if htpasswd is not None else None
         self.access = access
         self.realm = realm
         #: /metrics (metrics.py): public, aggregates only; /ui/ (catalog/): the web catalog
@@ -175,12 +177,18 @@ class RegistryApp:
         return self._catalog.handle(req)  # type: ignore[no-any-return]
 
     def _authenticate(self, req: Request) -> str | None:
-        """The user name for valid credentials, None for anonymous; 401 for wrong ones."""
+        """The user name for valid credentials, None for anonymous; 401 for wrong ones,
+        429 when this address or user name failed too often (reconciler/server/logins.py)."""
         creds = parse_basic(req.header("Authorization"))
-        if creds is None or self.htpasswd is None:
+        if creds is None or self.logins is None:
             return None  # without a user list, credentials mean nothing: anonymous
         user, password = creds
-        if not self.htpasswd.check(user, password):
+        login = self.logins.check(user, password, req.client)
+        if login.user is None:
+            req.tried_user = user
+            if login.retry_after:
+                raise RegistryHTTPError("TOOMANYREQUESTS", "too many failed logins: try again later",
+                                        headers={"Retry-After": str(login.retry_after)})
             raise self._challenge("invalid username or password")
         return user
 

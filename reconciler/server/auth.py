@@ -7,7 +7,9 @@ the file changes while the server runs, such a line is logged as an error and sk
 (the other entries apply, so removing a user takes effect at once). bcrypt is slow on
 purpose (tens of milliseconds a check), so a successful check is remembered per (user,
 password digest) until the file changes; a failed one is never cached. An unknown user
-costs one bcrypt check too, so response times do not tell which user names exist. The
+costs one bcrypt check too, against a dummy hash at the file's highest cost, so response
+times do not tell which user names exist even when users' costs differ. (Throttling
+failed logins is ``reconciler.server.logins``' job.) The
 file is re-read when its mtime or size changes, so users can be added without a restart;
 deleting it revokes every login until it exists again.
 """
@@ -19,6 +21,7 @@ import binascii
 import hashlib
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -31,6 +34,13 @@ log = logging.getLogger(__name__)
 REALM = "reconciler"
 _CACHE_MAX = 1024
 _BCRYPT_MAX_BYTES = 72
+_COST = re.compile(r"\$2[aby]\$(\d\d)\$")
+
+
+def dummy_hash(cost: int) -> bytes:
+    """A well-formed bcrypt hash at ``cost`` that no password matches (an all-zero salt
+    and checksum): checking it takes exactly as long as checking a real one."""
+    return f"$2b${cost:02d}${'.' * 53}".encode()
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -60,6 +70,7 @@ class Htpasswd:
         self._lock = threading.Lock()
         self._stamp: tuple[float, int] | None = None
         self._users: dict[str, bytes] = {}
+        self._dummy: bytes | None = None
         self._ok: set[tuple[str, bytes]] = set()
         self._load(strict=True)
 
@@ -86,6 +97,8 @@ class Htpasswd:
             users[user] = hashed.encode()
         if not users:
             log.warning("%s has no users: protected repositories cannot be pulled until one is added", self.path)
+        costs = [int(m.group(1)) for m in map(_COST.match, (h.decode() for h in users.values())) if m]
+        self._dummy = dummy_hash(min(31, max(4, *costs))) if costs else None
         self._users, self._ok = users, set()
         self._stamp = (st.st_mtime, st.st_size)
 
@@ -97,7 +110,7 @@ class Htpasswd:
             # removing the user list revokes access; a new file is read when it appears
             if self._stamp is not None:
                 log.error("%s is gone: no user can log in until it exists again", self.path)
-            self._users, self._ok, self._stamp = {}, set(), None
+            self._users, self._ok, self._stamp, self._dummy = {}, set(), None, None
             return
         except OSError:
             return  # unreadable for a moment: keep the last good copy
@@ -110,6 +123,13 @@ class Htpasswd:
             self._refresh()
             return frozenset(self._users)
 
+    def remembered(self, user: str, password: str) -> bool:
+        """True when these credentials already passed a check since the file last
+        changed: valid, and no bcrypt needed to know it."""
+        with self._lock:
+            self._refresh()
+            return user in self._users and (user, hashlib.sha256(password.encode()).digest()) in self._ok
+
     def check(self, user: str, password: str) -> bool:
         with self._lock:
             self._refresh()
@@ -117,9 +137,9 @@ class Htpasswd:
             key = (user, hashlib.sha256(password.encode()).digest())
             if hashed is not None and key in self._ok:
                 return True
-            # an unknown user still pays for one bcrypt check (against some user's hash,
-            # whose result is ignored) so that timing does not reveal which names exist
-            against = hashed if hashed is not None else next(iter(self._users.values()), None)
+            # an unknown user still pays for one bcrypt check, at the file's highest cost,
+            # so that timing does not reveal which names exist
+            against = hashed if hashed is not None else self._dummy
         try:
             # bcrypt uses at most 72 bytes, and htpasswd -B hashes just those; the bcrypt
             # module refuses longer input instead of truncating, so truncate as htpasswd did

@@ -42,7 +42,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     ``RegistryHTTPError`` 416 when the range cannot be satisfied."""
     if not header:
         return None
-    m = _RANGE.match(header.strip().replace(" ", ""))
+    m = _RANGE.fullmatch(header.strip().replace(" ", ""))
     if m is None or (not m[1] and not m[2]):
         return None
     if not m[1]:  # suffix: the last N bytes

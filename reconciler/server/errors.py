@@ -21,6 +21,7 @@ CODES: dict[str, tuple[int, str]] = {
     "UNSUPPORTED": (405, "the operation is unsupported"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
     "RANGE_INVALID": (416, "requested range not satisfiable"),
+    "TOOMANYREQUESTS": (429, "too many requests"),
     "NOT_FOUND": (404, "not found"),
     "UNKNOWN": (500, "unknown error"),
     # not in the OCI table; the distribution registry's code for 503 (with Retry-After)

@@ -1,11 +1,16 @@
 """Run a WSGI application under gunicorn in this process tree (``reconciler serve``).
 
-A ``BaseApplication`` with our settings instead of gunicorn's command line: ``gthread``
-workers (keep-alive, a few threads each; blob bodies go out with ``sendfile``), the app
-built by ``load()`` in every worker after the fork (so each worker opens its own store),
-closed by the ``worker_exit`` hook. SIGTERM makes the master stop accepting, let workers
-finish in-flight requests (``graceful_timeout``), and exit 0; SIGINT (Ctrl-C) and SIGQUIT
-are gunicorn's quick shutdown, which cuts in-flight transfers.
+A ``BaseApplication`` with our settings instead of gunicorn's command line: our own
+worker class (``reconciler.server.worker``: requests read whole by an event loop, then
+answered by a few threads each; blob bodies go out with ``sendfile``), the app built by
+``load()`` in every worker after the fork (so each worker opens its own store), closed
+by the ``worker_exit`` hook. gunicorn itself trusts no forwarding header from anyone
+(it trusts loopback peers by default): ``X-Forwarded-For`` and ``X-Forwarded-Proto`` from
+the configured proxies are read by our worker, and ``SCRIPT_NAME`` / ``PATH_INFO``
+headers are never used: the registry API lives at the root of its host, so no proxy has
+a prefix to tell us about. SIGTERM makes the master
+stop accepting, let workers finish in-flight requests (``graceful_timeout``), and exit 0;
+SIGINT (Ctrl-C) and SIGQUIT are gunicorn's quick shutdown, which cuts in-flight transfers.
 """
 
 from __future__ import annotations
@@ -18,22 +23,33 @@ from typing import Any
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from reconciler import logfmt
+from reconciler.server.limits import ClientLimits
+from reconciler.server.worker import BufferingWorker
 
 AppFactory = Callable[[], Any]
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, factory: AppFactory, *, host: str, port: int, workers: int, threads: int = 4,
-                 graceful_timeout: int = 10) -> None:
+                 graceful_timeout: int = 10, clients: ClientLimits | None = None) -> None:
         self._factory = factory
         self._app: Any = None
+        limits = clients or ClientLimits()
+        # the worker reads its limits from the class: it is built in the master and forked
+        worker = type("BufferingWorker", (BufferingWorker,), {"limits": limits})
         self._options = {
             "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": worker,
             "threads": threads,
             "graceful_timeout": graceful_timeout,
-            "keepalive": 30,
+            # whole seconds in gunicorn; 0 turns keep-alive off
+            "keepalive": int(limits.keepalive) if limits.keepalive >= 1 else 0,
+            # gunicorn trusts loopback peers by default (FORWARDED_ALLOW_IPS) to set the
+            # scheme and SCRIPT_NAME; the worker reads X-Forwarded-For and -Proto from
+            # --forwarded-allow-ips itself, and SCRIPT_NAME from nobody
+            "forwarded_allow_ips": "",
+            "forwarder_headers": "",
             "accesslog": None,  # our own access log (reconciler.server.accesslog) goes to stderr
             "errorlog": "-",
             "loglevel": "info",

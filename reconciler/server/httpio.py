@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs
 
@@ -24,6 +25,8 @@ class Request:
     query: Mapping[str, list[str]]
     environ: Mapping[str, Any]
     user: str | None = None
+    #: the user name of credentials that were refused (wrong, or throttled): logged
+    tried_user: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, Any]) -> Request:
@@ -33,6 +36,11 @@ class Request:
             query=parse_qs(str(environ.get("QUERY_STRING", "")), keep_blank_values=True),
             environ=environ,
         )
+
+    @property
+    def client(self) -> str:
+        """The client's address (the proxy's client when the peer is a trusted proxy)."""
+        return str(self.environ.get("REMOTE_ADDR") or "-")
 
     def header(self, name: str) -> str | None:
         key = "HTTP_" + name.upper().replace("-", "_")
@@ -96,11 +104,18 @@ REASONS = {200: "OK", 201: "Created", 206: "Partial Content", 302: "Found", 304:
            503: "Service Unavailable"}
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
 def send(response: Response, environ: Mapping[str, Any], start_response: Callable[..., Any],
          on_done: Callable[[], None]) -> Iterable[bytes]:
     """Start the WSGI response and return its body iterable; ``on_done`` runs once the
     body has been sent (or at once for small bodies)."""
-    status = f"{response.status} {REASONS.get(response.status, 'Unknown')}"
+    status = f"{response.status} {REASONS.get(response.status) or _phrase(response.status)}"
     start_response(status, list(response.headers.items()))
     body = response.body
     if isinstance(body, FileBody):

@@ -9,7 +9,8 @@ commas (the WSGI server does that), which is the same list. When a
 client that does not accept index types asks for a *tag* pointing at an index, it gets
 the index's first linux/amd64 child if it accepts that child's type: Crane's fallback for
 index-unaware clients (original-system.md 11.4 step 3). Anything else is 404
-``MANIFEST_UNKNOWN``: a digest reference is never answered with other bytes than the
+``MANIFEST_UNKNOWN`` (saying so when the digest is an index entry of a platform the
+repository does not mirror): a digest reference is never answered with other bytes than the
 digest names, and we never convert between formats.
 """
 
@@ -81,6 +82,10 @@ def get_manifest(content: Content, pub: Publication, route: Route, accept: str |
     if route.digest is not None:
         digest = route.digest
         if content.holds(pub, digest) not in (Kind.MANIFEST, Kind.INDEX):
+            if content.store.version_left_out(pub.repo_id, pub.version, digest):
+                # an index entry of a platform this repository does not mirror: say so
+                raise _unknown(route, "manifest unknown: the index lists it, but its platform was not mirrored "
+                                      "(the repository keeps a platform subset)")
             raise _unknown(route, "manifest unknown")
     else:
         found = content.store.version_tag(pub.repo_id, pub.version, route.reference)

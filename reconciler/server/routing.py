@@ -54,10 +54,10 @@ def route(path: str) -> Route:
         return Route("base")
     if path == "/v2/_catalog":
         return Route("catalog")
-    if _UPLOADS.match(path):
+    if _UPLOADS.fullmatch(path):
         raise RegistryHTTPError("UNSUPPORTED", "this registry is read-only: uploads are not accepted",
                                 headers={"Allow": ""})
-    m = _ROUTE.match(path)
+    m = _ROUTE.fullmatch(path)
     if m is None:
         raise RegistryHTTPError("NOT_FOUND", f"no such endpoint: {path[:200]}")
     name = _name(m["name"])

@@ -74,7 +74,7 @@ def _dispatch(store: ReadView, req: Request, allowed: Callable[[Publication], No
         return _json(True, headers={"X-Docker-Registry-Standalone": "True"})
     if path in ("/v1/users", "/v1/users/"):
         return _json("OK")
-    m = _REPO.match(path)
+    m = _REPO.fullmatch(path)
     if m:
         pub, content = _repository(store, m["name"], allowed)
         if m["what"] == "images":
@@ -88,7 +88,7 @@ def _dispatch(store: ReadView, req: Request, allowed: Callable[[Publication], No
         if image_id is None:
             raise V1Error(404, "Tag not found")
         return _json(image_id)
-    m = _IMAGE.match(path)
+    m = _IMAGE.fullmatch(path)
     if m and m["file"] in ("ancestry", "json", "layer") and is_image_id(m["id"]):
         return _image_file(store, m["id"], m["file"], visible)
     raise V1Error(404, "Not Found")

@@ -70,7 +70,8 @@ def test_two_replicas_behind_haproxy_with_the_documented_readiness_check(
     assert haproxy, "haproxy is not installed: apt-get install haproxy (scripts/setup.sh --test does it)"
     url, blobs, image = published
     env = {**s3_env.env, "RECONCILER_BLOBS": blobs}
-    args = ["--blob-redirect", "--threads", "4", "--s3-timeout", "3", "--s3-attempts", "2"]
+    args = ["--blob-redirect", "--threads", "4", "--s3-timeout", "3", "--s3-attempts", "2",
+            "--forwarded-allow-ips", "127.0.0.1"]  # HAProxy's address here
     with run_server(url, tmp_path / "a.log", workers=1, serve_args=args, env=env) as a, \
             run_server(url, tmp_path / "b.log", workers=1, serve_args=args, env=env) as b:
         port = free_port()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import bcrypt
 import pytest
 
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.serving import Fixture, Server, fill_store, run_server
+from tests.support.serving import Fixture, Server, fill_store, raw_http, run_server
 
 pytestmark = pytest.mark.integration
 
@@ -53,16 +52,7 @@ def store_digest(hexpart: str):  # type: ignore[no-untyped-def]
 
 def raw_request(server: Server, request_line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """Send exactly these bytes; (status, body). The connection is closed after."""
-    host, port = server.host.split(":")
-    lines = [request_line, f"Host: {server.host}", "Connection: close",
-             *(f"{k}: {v}" for k, v in (headers or {}).items()), "", ""]
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall("\r\n".join(lines).encode("latin-1"))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
+    status, _, body = raw_http(server.host, request_line, headers)
     return status, body
 
 
@@ -178,6 +168,39 @@ def test_hostile_range_headers(hostile_server, rng: str) -> None:  # type: ignor
     assert status in (200, 206, 416)
     if status == 200:
         assert body == data
+
+
+@pytest.mark.parametrize("path", [
+    "/v2/test/docker/manifests/latest%0a", "/v2/test/docker/manifests/latest%0d%0aX-Injected:%201",
+    "/v2/test/docker%0a/tags/list", "/v2/test/docker/tags/list%0a",
+    "/v1/repositories/test/docker/tags/latest%0a",
+])
+def test_a_newline_after_a_valid_part_is_refused(hostile_server, path: str) -> None:  # type: ignore[no-untyped-def]
+    """Patterns match whole names, tags and digests (``$`` alone also matches before a
+    trailing newline, which then reached lookups and headers)."""
+    server, _, _ = hostile_server
+    status, body = raw_request(server, f"GET {path} HTTP/1.1")
+    assert_clean(server, status, body)
+    assert status in (400, 404), (path, status, body[:200])
+
+
+@pytest.mark.parametrize("script_name", ["/v2/x", "/elsewhere"], ids=["prefix", "mismatch"])
+def test_script_name_headers_are_ignored(hostile_server, script_name: str) -> None:  # type: ignore[no-untyped-def]
+    """gunicorn let loopback peers set SCRIPT_NAME, rewriting the path the application
+    sees (past a proxy that only exposes /v2/), or failing with a 500 when it did not fit."""
+    server, _, _ = hostile_server
+    status, body = raw_request(server, "GET /v2/x/v2/test/docker/tags/list HTTP/1.1", {"SCRIPT_NAME": script_name})
+    assert status == 404 and json.loads(body)["errors"][0]["code"] == "NAME_UNKNOWN", (status, body[:200])
+    status, body = raw_request(server, "GET /v2/test/docker/tags/list HTTP/1.1", {"SCRIPT_NAME": script_name})
+    assert status == 200 and json.loads(body)["name"] == "test/docker"
+
+
+def test_credentials_in_an_absolute_form_target_are_not_logged(hostile_server) -> None:  # type: ignore[no-untyped-def]
+    server, _, _ = hostile_server
+    status, _ = raw_request(server, "GET http://alice:alicepw@example.com/v2/test/docker/tags/list HTTP/1.1")
+    assert status == 200
+    log = server.log()
+    assert "alicepw" not in log and '"GET http://***@example.com/v2/test/docker/tags/list HTTP/1.1" 200' in log
 
 
 def test_the_server_logged_no_traceback(hostile_server) -> None:  # type: ignore[no-untyped-def]

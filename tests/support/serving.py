@@ -100,6 +100,33 @@ def backend_opener(request: Any, root: Path) -> Iterator[Callable[[], Store]]:
         pg.checkin(url)
 
 
+def filled_store(root: Path) -> Path:
+    """A SQLite store at ``root/store`` filled by ``fill_store``; its path."""
+    from reconciler.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(root / "store")
+    try:
+        fill_store(store)
+    finally:
+        store.close()
+    return root / "store"
+
+
+def raw_http(host: str, request_line: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    """Send exactly this request (``Host`` and ``Connection: close`` added) to ``host``
+    (``ip:port``), so no client library normalises it first; (status, head, body)."""
+    ip, port = host.rsplit(":", 1)
+    lines = [request_line, f"Host: {host}", "Connection: close",
+             *(f"{k}: {v}" for k, v in (headers or {}).items()), "", ""]
+    with socket.create_connection((ip, int(port)), timeout=30) as sock:
+        sock.sendall("\r\n".join(lines).encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -179,12 +206,12 @@ def stop(proc: subprocess.Popen[Any]) -> int:
 
 
 def wsgi_call(app: Any, method: str, path: str, *, headers: Mapping[str, str] | None = None,
-              query: str = "") -> tuple[int, dict[str, str], bytes]:
+              query: str = "", remote_addr: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
     """Call a WSGI app in-process: (status, headers, body). Streams bodies fully and
     closes the response iterable as a WSGI server would."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "wsgi.input": io.BytesIO(b""), "SERVER_NAME": "test", "SERVER_PORT": "80",
+        "REMOTE_ADDR": remote_addr, "wsgi.input": io.BytesIO(b""), "SERVER_NAME": "test", "SERVER_PORT": "80",
     }
     for k, v in (headers or {}).items():
         environ["HTTP_" + k.upper().replace("-", "_")] = v

@@ -148,3 +148,39 @@ def test_cli_errors_before_starting(run_cli, tmp_path: Path) -> None:  # type: i
     assert bad.returncode == 1 and f"{conf}: [general] data_dir_polling_interval" in bad.stderr
     usage = run_cli("serve", "--crane-poll-interval", "5")
     assert usage.returncode == 2 and "--crane-poll-interval needs --crane-data-dir" in usage.stderr
+
+
+@pytest.mark.parametrize("target", [
+    "../../../../../../../../etc/passwd",     # anything on the machine
+    "../../../secret/manifests/2/{digest}",    # a protected repository's manifest, through a public name
+], ids=["etc-passwd", "protected-manifest"])
+def test_an_app_file_cannot_make_the_server_read_outside_its_repository(
+        served: tuple[Path, Path], target: str, caplog: pytest.LogCaptureFixture) -> None:
+    data, v2 = served
+    secret_tree = v2 / "secret" / "manifests" / "2"
+    secret_tree.mkdir(parents=True)
+    (secret_tree / str(S1.digest)).write_bytes(b"PROTECTED-MANIFEST")
+    evil = {"type": "pulp-docker-redirect", "version": 4, "repository": "synctest", "repo-registry-id": "pub/app",
+            "url": "https://cdn.example.com/synctest/", "protected": False, "schema2_data": [],
+            "manifest_list_data": ["multi"], "manifest_list_amd64_tags": {"passwd": [target.format(digest=S1.digest), 2]}}
+    (data / "evil.json").write_text(json.dumps(evil))
+    with caplog.at_level(logging.ERROR, "reconciler.server.crane"):
+        app = make_app(served)
+    for accept in (mt.DOCKER_SCHEMA2, "application/json"):
+        status, _, body = wsgi_call(app, "GET", "/v2/pub/app/manifests/passwd", headers={"Accept": accept})
+        assert status == 404 and b"root:" not in body and b"PROTECTED" not in body
+    assert any("evil.json" in r.getMessage() and "manifest_list_amd64_tags" in r.getMessage() for r in caplog.records)
+    # the other files still load
+    assert wsgi_call(app, "GET", "/v2/pulpdemo/synctest/manifests/oci", headers={"Accept": mt.DOCKER_SCHEMA2})[0] == 200
+
+
+def test_content_paths_never_leave_the_repository_directory() -> None:
+    """The backstop behind the app-file checks: whatever ``sub`` holds, the normalised
+    path stays under ``<content_dir>/<repository>/``."""
+    from reconciler.server.crane.appfile import AppFile
+    from reconciler.server.crane.values import content_file
+
+    app = AppFile(path="x.json", version=4, registry_id="a", url="/x/", repository="repo")
+    assert content_file("/srv/v2", app, "manifests/2/latest") == "/srv/v2/repo/manifests/2/latest"
+    for sub in ("../other/manifests/2/x", "manifests/../../other/x", "/etc/passwd", "..", ""):
+        assert content_file("/srv/v2", app, sub) is None, sub

@@ -16,6 +16,7 @@ from reconciler.server.crane.config import CraneConfig, read_config
 from reconciler.server.crane.index import Watcher, load_snapshot
 
 D = "sha256:" + "d" * 64
+I1, I2 = "a" * 64, "b" * 64  # v1 image ids
 COMMON = {"type": "pulp-docker-redirect", "repository": "synctest", "repo-registry-id": "pulpdemo/synctest",
           "url": "https://pulp.example.com/pulp/docker/v2/synctest/"}
 
@@ -29,8 +30,8 @@ def raw(doc: object) -> bytes:
 
 
 def test_parse_every_version() -> None:
-    v1 = parse_app_file(raw(app(1, images=[{"id": "abc"}, {"id": "def"}], tags={"latest": "abc"})), "v1.json")
-    assert (v1.images, dict(v1.tags), v1.schema2_data, v1.is_v1) == (("abc", "def"), {"latest": "abc"}, None, True)
+    v1 = parse_app_file(raw(app(1, images=[{"id": I1}, {"id": I2}], tags={"latest": I1})), "v1.json")
+    assert (v1.images, dict(v1.tags), v1.schema2_data, v1.is_v1) == ((I1, I2), {"latest": I1}, None, True)
     v2 = parse_app_file(raw(app(2, protected=True)), "v2.json")
     assert (v2.protected, v2.schema2_data, v2.url_path) == (True, None, "/pulp/docker/v2/synctest/")
     v3 = parse_app_file(raw(app(3, schema2_data=[D, "latest"])), "v3.json")
@@ -85,11 +86,11 @@ def test_walk_is_recursive_follows_symlinks_and_survives_loops(tmp_path: Path) -
     write(tmp_path / "elsewhere/b.json", v4("ns/b"))
     (data / "linked").symlink_to(tmp_path / "elsewhere")
     (data / "v2/app/loop").symlink_to(data)          # a symlink loop: walked once, not forever
-    write(data / "v1/app/c.json", app(1, images=[{"id": "i1"}], tags={}, **{"repo-registry-id": "c"}))
+    write(data / "v1/app/c.json", app(1, images=[{"id": I1}], tags={}, **{"repo-registry-id": "c"}))
     (data / "notes.txt").write_text("not an app file")
     snap = load_snapshot(str(data))
     assert sorted(snap.v2) == ["ns/a", "ns/b"] and sorted(snap.v1) == ["c"]
-    assert snap.images == {"i1": ("c",)} and snap.errors == ()
+    assert snap.images == {I1: ("c",)} and snap.errors == ()
 
 
 def test_duplicate_registry_id_is_logged_and_the_later_path_wins(tmp_path: Path,
@@ -218,3 +219,64 @@ def test_config_check(tmp_path: Path) -> None:
         CraneConfig(data_dir=str(tmp_path), serve_content=True, content_dir_v1=str(tmp_path / "no")).check()
     with pytest.raises(CraneDataInvalid, match="cannot read crane config"):
         read_config(tmp_path / "missing.conf")
+
+
+TRAVERSAL = "../../../../../../../../etc/passwd"
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (app(4, schema2_data=[], manifest_list_data=[], manifest_list_amd64_tags={"passwd": [TRAVERSAL, 2]}),
+     "manifest_list_amd64_tags['passwd'] must be [digest, 1 or 2] under a valid tag"),
+    (app(4, schema2_data=[], manifest_list_data=[], manifest_list_amd64_tags={"../x": [D, 2]}),
+     "manifest_list_amd64_tags['../x']"),
+    (app(4, schema2_data=[], manifest_list_data=[], manifest_list_amd64_tags={"t": ["sha256:" + "d" * 64 + "\n", 2]}),
+     "manifest_list_amd64_tags['t']"),
+    (app(3, schema2_data=[D, TRAVERSAL]), f"schema2_data[1] = {TRAVERSAL!r} is neither a tag nor"),
+    (app(3, schema2_data=["latest\n"]), "schema2_data[0] = 'latest\\n' is neither a tag nor"),
+    (app(4, schema2_data=[], manifest_list_data=["../../secret/manifests/2/" + D], manifest_list_amd64_tags={}),
+     "manifest_list_data[0]"),
+    (app(1, images=[{"id": "../../etc"}], tags={}), "images[0] id '../../etc' is not a v1 image id"),
+    (app(1, images=[{"id": I1}], tags={"latest": "../" + I1}), "is not a v1 image id"),
+    (app(1, images=[{"id": I1}], tags={"a b": I1}), "tags: 'a b' is not a valid tag name"),
+    ({**app(2), "url": "https://cdn.example.com/x/\r\nSet-Cookie: a=b"}, "'url'"),
+    ({**app(2), "url": "javascript:alert(1)"}, "'url'"),
+    ({**app(2), "url": "https://cdn.example.com/a b/"}, "'url'"),
+    ({**app(2), "repo-registry-id": "../secret"}, "invalid repo-registry-id '../secret'"),
+    ({**app(2), "repo-registry-id": "ns/app\n"}, "invalid repo-registry-id"),
+], ids=["amd64-digest-traversal", "amd64-tag-traversal", "amd64-digest-newline", "schema2-traversal",
+        "schema2-newline", "list-traversal", "v1-image-id", "v1-tag-value", "v1-tag-name", "url-crlf",
+        "url-scheme", "url-space", "registry-id-traversal", "registry-id-newline"])
+def test_values_that_become_paths_or_urls_are_validated(doc: dict[str, object], message: str) -> None:
+    """A digest, tag, image id or URL in an app file becomes a file path (serve-content
+    mode) or a Location header (redirect mode): a bad one rejects the whole file."""
+    with pytest.raises(CraneDataInvalid) as err:
+        parse_app_file(raw(doc), "evil.json")
+    assert err.value.message.startswith("evil.json: ") and message in err.value.message, err.value.message
+
+
+def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A FIFO would hang every worker at boot and a symlink to /dev/zero would exhaust
+    their memory: both are skipped with a log line naming them, as is an oversized file,
+    and the good files load (in bounded time: a hang fails the test, not the suite)."""
+    import threading
+
+    from reconciler.server.crane.appfile import MAX_APP_FILE
+
+    write(tmp_path / "good.json", v4("ns/good"))
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    with open(tmp_path / "huge.json", "wb") as f:
+        f.truncate(MAX_APP_FILE + 1)  # sparse: no disk used
+    loaded: list[object] = []
+    with caplog.at_level(logging.ERROR, "reconciler.server.crane"):
+        loader = threading.Thread(target=lambda: loaded.append(load_snapshot(str(tmp_path))), daemon=True)
+        loader.start()
+        loader.join(20)
+    assert loaded, "loading the data directory hung"
+    snap = loaded[0]
+    assert sorted(snap.v2) == ["ns/good"]  # type: ignore[attr-defined]
+    errors = "\n".join(snap.errors)  # type: ignore[attr-defined]
+    assert "fifo.json: not a regular file (a FIFO)" in errors
+    assert "zero.json: not a regular file (a character device)" in errors
+    assert "huge.json: over 32 MiB" in errors
+    assert sum("skipping crane app file" in r.getMessage() for r in caplog.records) == 3

@@ -269,22 +269,28 @@ def test_v1_image_redirects(image: str, authorised: bool, location: str) -> None
     assert (reply.status, reply.headers["Location"]) == (302, location)
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("/crane/repositories", {"busybox": {"image_ids": ["img1", "img2"], "tags": {"latest": "img1"}, "protected": False},
-                             "ns/secret": {"image_ids": ["img2", "img3"], "tags": {"x": "img3"}, "protected": True}}),
-    ("/crane/repositories/v1", {"busybox": {"image_ids": ["img1", "img2"], "tags": {"latest": "img1"},
-                                            "protected": False},
-                                "ns/secret": {"image_ids": ["img2", "img3"], "tags": {"x": "img3"},
-                                              "protected": True}}),
-    ("/crane/repositories/v2", {"ns/secret": {"protected": True}, "old/v2": {"protected": False},
-                                "old/v3": {"protected": False}, "pulpdemo/synctest": {"protected": False},
-                                "x/blobstore": {"protected": False}}),
-], ids=["default", "v1", "v2"])
-def test_admin_views(path: str, expected: dict[str, object]) -> None:
-    reply = call(path, accept="application/json")
+BUSYBOX = {"image_ids": ["img1", "img2"], "tags": {"latest": "img1"}, "protected": False}
+SECRET_V1 = {"image_ids": ["img2", "img3"], "tags": {"x": "img3"}, "protected": True}
+PUBLIC_V2 = {"old/v2": {"protected": False}, "old/v3": {"protected": False},
+             "pulpdemo/synctest": {"protected": False}, "x/blobstore": {"protected": False}}
+
+
+@pytest.mark.parametrize(("path", "authorised", "expected"), [
+    ("/crane/repositories", True, {"busybox": BUSYBOX, "ns/secret": SECRET_V1}),
+    ("/crane/repositories/v1", True, {"busybox": BUSYBOX, "ns/secret": SECRET_V1}),
+    ("/crane/repositories/v2", True, {"ns/secret": {"protected": True}, **PUBLIC_V2}),
+    # anonymous clients see the public repositories only: Crane showed protected ones'
+    # names, v1 tags and image ids to anyone
+    ("/crane/repositories", False, {"busybox": BUSYBOX}),
+    ("/crane/repositories/v1", False, {"busybox": BUSYBOX}),
+    ("/crane/repositories/v2", False, PUBLIC_V2),
+], ids=["default", "v1", "v2", "default-anonymous", "v1-anonymous", "v2-anonymous"])
+def test_admin_views(path: str, authorised: bool, expected: dict[str, object]) -> None:
+    reply = call(path, accept="application/json", authorised=authorised)
     assert (reply.status, json.loads(reply.body)) == (200, expected)
-    page = call(path, accept="text/html,application/json")   # JSON only for exactly application/json
+    page = call(path, accept="text/html,application/json", authorised=authorised)  # JSON only for exactly that
     assert page.headers["Content-Type"].startswith("text/html") and b"<table>" in page.body
+    assert (b"ns/secret" in page.body) is authorised
 
 
 def test_v1_routes_follow_the_access_rules() -> None:

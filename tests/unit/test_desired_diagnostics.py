@@ -27,9 +27,10 @@ GOLDEN: dict[str, list[str]] = {
         "3:44: registries.hub.tls_verfy: unknown key 'tls_verfy': did you mean 'tls_verify'? allowed keys: "
         "auth_file, ca_file, client_cert, client_key, max_concurrency, password_env, retries, timeout, tls_verify, url, username_env",
         "8:5: repositories.web.mirorr: unknown key 'mirorr': did you mean 'mirror'? allowed keys: allow_empty, copy, "
-        "enable_v1, feed, mirror, pins, protected, prune, publish, remove, retain_versions, tags, uploads, upstream_name",
-        f"9:30: repositories.web.tags.stable: unknown key 'stable' in the sync tag filter (only include, exclude): "
-        f"{FILTER_HINT}",
+        "enable_v1, feed, mirror, pins, platforms, protected, prune, publish, remove, retain_versions, tags, uploads, "
+        "upstream_name",
+        "9:30: repositories.web.tags.stable: unknown key 'stable' in the sync tag filter (allowed: exclude, include, "
+        f"latest, prereleases, semver, semver_suffix, sort): {FILTER_HINT}",
     ],
     "duplicate_keys": [
         "6:5: repositories.web.publish: duplicate key 'publish' (first defined at line 4); "
@@ -199,3 +200,49 @@ def test_libyaml_and_pure_readers_agree(name: str) -> None:
     assert [d.render() for d in fast.diagnostics] == [d.render() for d in pure.diagnostics]
     if name == "anchors":
         assert yamlpos._read_fast(text, "f.yaml") is not None  # the fast path was taken
+
+
+_FEED = "version: 1\nrepositories:\n  web:\n    feed: https://r.example\n    upstream_name: web\n"
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("    tags: {includes: ['1.*']}\n",
+     ["6:12: repositories.web.tags.includes: unknown key 'includes': did you mean 'include'? allowed keys: exclude, "
+      "include, latest, prereleases, semver, semver_suffix, sort"]),
+    ("    tags: {semvar: '^1'}\n",
+     ["6:12: repositories.web.tags.semvar: unknown key 'semvar': did you mean 'semver'? allowed keys: exclude, "
+      "include, latest, prereleases, semver, semver_suffix, sort"]),
+    ("    tags: {semver: '>=1.2 <'}\n",
+     ["6:20: repositories.web.tags.semver: invalid semver range '>=1.2 <': Invalid comparator: < (hint: npm range "
+      "syntax: comparators (>=1.2.0 <2.0.0), ^1.2, ~1.2, 1.x, 1.2 - 1.4, alternatives joined by ||)"]),
+    ("    tags: {include: ['>=1.2 <2']}\n",
+     ["6:22: repositories.web.tags.include[0]: pattern '>=1.2 <2' can never match a tag (tags hold only letters, "
+      "digits, '_', '.' and '-') (hint: for a version range use semver: '>=1.2 <2')"]),
+    ("    tags: {latest: 0}\n",
+     ["6:20: repositories.web.tags.latest: must be at least 1, got 0 (latest: N keeps the N newest tags; leave it "
+      "out to keep every tag)"]),
+    ("    tags: {latest: 3, sort: newest}\n",
+     ["6:29: repositories.web.tags.sort: expected one of semver, alphanumeric, got a string ('newest')"]),
+    ("    tags: {include: [x], prereleases: true, sort: alphanumeric}\n",
+     ["6:26: repositories.web.tags.prereleases: prereleases only applies with semver, or latest with sort: semver "
+      "(it says which tags are versions)",
+      "6:45: repositories.web.tags.sort: sort only applies with latest (it ranks the tags latest keeps)"]),
+    ("    platforms: [linux, linux/amd64, linux/amd64]\n",
+     ["6:17: repositories.web.platforms[0]: invalid platform 'linux': expected OS/ARCH or OS/ARCH/VARIANT (hint: "
+      "write OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64, linux/arm64/v8, windows/amd64)",
+      "6:37: repositories.web.platforms[2]: platform 'linux/amd64' is listed twice"]),
+    ("    platforms: []\n", ["6:16: repositories.web.platforms: must list at least 1 item (leave the key out instead)"]),
+], ids=["includes", "semvar", "bad-range", "range-as-glob", "latest-0", "sort-enum", "options-without-their-step",
+        "platforms", "no-platforms"])
+def test_tag_selection_and_platform_diagnostics(extra: str, expected: list[str], tmp_path: Path) -> None:
+    assert check(_FEED + extra, tmp_path) == expected
+
+
+def test_platforms_need_a_feed_and_copy_platforms_need_tags_or_indexes(tmp_path: Path) -> None:
+    text = ("version: 1\nrepositories:\n  a: {}\n  web:\n    platforms: [linux/amd64]\n"
+            "    copy: [{from: a, manifests: all, platforms: [linux/amd64]}]\n")
+    assert check(text, tmp_path) == [
+        "5:5: repositories.web.platforms: 'platforms' only applies to a repository with a feed (it filters or "
+        "mirrors the sync)",
+        "6:38: repositories.web.copy[0].platforms: platforms only applies to copied tags and indexes (a copied "
+        "manifest is one platform already)"]

@@ -7,10 +7,19 @@ import json
 
 import pytest
 
-from reconciler.errors import DigestInvalid, DigestMismatch, ManifestInvalid, NameInvalid, ReferenceInvalid, TagInvalid
+from reconciler.errors import (
+    DigestInvalid,
+    DigestMismatch,
+    InvalidInput,
+    ManifestInvalid,
+    NameInvalid,
+    ReferenceInvalid,
+    TagInvalid,
+)
 from reconciler.model import Digest, DigestHasher, Index, Manifest, Platform, parse_manifest, parse_reference
 from reconciler.model import mediatypes as mt
-from reconciler.model.reference import validate_repository_name, validate_tag
+from reconciler.model.reference import is_valid_tag, validate_repository_name, validate_tag
+from reconciler.model.v1image import is_image_id, validate_image_id, validate_v1_tag
 from tests.support.imagegen import build_image, build_index, build_multiarch, build_schema1
 
 HEX = "a" * 64
@@ -216,3 +225,31 @@ def test_reference_parse(text: str, host: str | None, name: str, tag: str | None
 def test_reference_errors(text: str) -> None:
     with pytest.raises(ReferenceInvalid):
         parse_reference(text)
+
+
+def _accepts(check):  # type: ignore[no-untyped-def]
+    def accepts(text: str) -> bool:
+        try:
+            result = check(text)
+        except InvalidInput:
+            return False
+        return result is not False
+    return accepts
+
+
+@pytest.mark.parametrize(("accepts", "valid"), [
+    (_accepts(validate_repository_name), "pulpdemo/synctest"),
+    (_accepts(validate_tag), "latest"),
+    (is_valid_tag, "latest"),
+    (_accepts(Digest.parse), "sha256:" + "a" * 64),
+    (_accepts(parse_reference), "registry.example.com/ns/app:v1"),
+    (_accepts(validate_image_id), "b" * 64),
+    (is_image_id, "b" * 64),
+    (_accepts(validate_v1_tag), "latest"),
+], ids=["name", "tag", "is-tag", "digest", "reference", "v1-image-id", "is-v1-image-id", "v1-tag"])
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", "\nX-Injected: 1"], ids=["lf", "crlf", "header"])
+def test_validators_match_the_whole_text(accepts, valid: str, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    """``re.match`` with ``$`` also matches before a trailing newline: every validator must
+    refuse what it would otherwise pass on into a path, a URL or a header."""
+    assert accepts(valid)
+    assert not accepts(valid + suffix)

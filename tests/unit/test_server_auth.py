@@ -22,6 +22,19 @@ def _bcrypt(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
 
 
+def record_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The hashes every bcrypt check from now on is made against (the checks still run)."""
+    checks: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def recording(password: bytes, hashed: bytes) -> bool:
+        checks.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(auth.bcrypt, "checkpw", recording)
+    return checks
+
+
 @pytest.mark.parametrize("line", [
     "bob:$apr1$abc$0123456789abcdef012345",       # htpasswd -m (MD5)
     "bob:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=",     # htpasswd -s
@@ -58,14 +71,7 @@ def test_unknown_user_costs_a_bcrypt_check(tmp_path: Path, monkeypatch: pytest.M
     path = tmp_path / "htpasswd"
     path.write_text(f"alice:{_bcrypt('secret')}\n")
     users = Htpasswd(path)
-    checks: list[bytes] = []
-    real = bcrypt.checkpw
-
-    def counting(password: bytes, hashed: bytes) -> bool:
-        checks.append(hashed)
-        return real(password, hashed)
-
-    monkeypatch.setattr(auth.bcrypt, "checkpw", counting)
+    checks = record_checks(monkeypatch)
     assert not users.check("alice", "wrong")
     assert not users.check("mallory", "whatever")
     assert len(checks) == 2  # the unknown user went through bcrypt too
@@ -96,3 +102,18 @@ def test_deleting_the_htpasswd_file_revokes_access(tmp_path: Path) -> None:
     assert not users.check("alice", "secret")
     path.write_text(f"alice:{_bcrypt('secret')}\n")
     assert users.check("alice", "secret")
+
+
+def test_an_unknown_user_is_checked_at_the_files_highest_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users' costs differ (cost 4 and cost 6): an unknown name must cost what the most
+    expensive real one costs, or response times tell which names exist (before: the
+    first user's hash, 3 ms against 251 ms for a cost-12 user)."""
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{_bcrypt('secret')}\nbob:{bcrypt.hashpw(b'pw', bcrypt.gensalt(6)).decode()}\n")
+    users = Htpasswd(path)
+    checked = record_checks(monkeypatch)
+    assert not users.check("mallory", "whatever")
+    assert not users.check("", "x")
+    assert [h[:7] for h in checked] == [b"$2b$06$", b"$2b$06$"]
+    # it is a real bcrypt hash that no password matches, not an error that returns early
+    assert bcrypt.checkpw(b"", checked[0]) is False and auth.dummy_hash(6) == checked[0]

@@ -20,11 +20,14 @@ from reconciler.model import mediatypes as mt
 from reconciler.server import RegistryApp
 from reconciler.server.access import load_access
 from reconciler.server.auth import Htpasswd
+from reconciler.server.logins import LoginGuard
+from reconciler.server.throttle import Rate
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import Image, build_image
 from tests.support.serving import commit_tags, wsgi_call
 
 BASE_LAYER = (b"shared base layer",)
+UNTHROTTLED = Rate(capacity=10**6, per_second=10**6)
 
 
 def basic(user: str, password: str) -> str:
@@ -64,6 +67,10 @@ def world(tmp_path: Path) -> Iterator[World]:
     pw = tmp_path / "htpasswd"
     pw.write_text("alice:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode() + "\n")
     app = RegistryApp(lambda: SQLiteStore(tmp_path / "store"), htpasswd=Htpasswd(pw))
+    # these tests send dozens of wrong passwords from one address on purpose; the
+    # throttle that would answer most of them 429 has tests of its own (test_server_logins.py)
+    assert app.logins is not None
+    app.logins = LoginGuard(app.logins.htpasswd, address_rate=UNTHROTTLED, user_rate=UNTHROTTLED)
     yield World(app, store, public, secret)
     app.close()
     store.close()

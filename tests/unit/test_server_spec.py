@@ -218,6 +218,12 @@ def test_head_errors_have_no_body(served) -> None:  # type: ignore[no-untyped-de
     "/v2/test/docker/manifests/%2e%2e",
     "/etc/passwd",
     "/v2/test/docker/blobs/" + "/etc/passwd",
+    # a newline (%0a, decoded by the WSGI server) after a valid part: matched in full or not at all
+    "/v2/test/docker/manifests/latest\n",
+    "/v2/test/docker\n/tags/list",
+    "/v2/test/docker/blobs/sha256:" + "a" * 64 + "\n",
+    "/v2/test/docker/tags/list\n",
+    "/v2/test/docker/blobs/uploads/\n",
 ])
 def test_path_safety(served, path: str) -> None:  # type: ignore[no-untyped-def]
     """Nothing outside the published content is ever served; every such path is an

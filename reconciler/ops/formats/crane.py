@@ -64,7 +64,7 @@ def app_file(version: RepositoryVersion, manifests: Mapping[Digest, tuple[str, b
         elif where == "list":
             lists.append(tag)
             child = _amd64_child(media_type, raw)
-            if child is not None:
+            if child is not None and child[0] in manifests:  # not a platform the version left out
                 amd64[tag] = [str(child[0]), mt.schema_version(child[1])]
     return {"type": APP_FILE_TYPE, "version": 4, "repository": version.repo_id, "repo-registry-id": registry_id,
             "url": url, "protected": protected, "schema2_data": schema2, "manifest_list_data": lists,

@@ -7,7 +7,10 @@ Docker content the way ``skopeo copy`` into an ``oci:`` layout would: media type
 rebuilt over the converted children. The converted manifests get new digests; OCI content
 is exported byte for byte, except an OCI index with Docker children, which is rebuilt
 over their OCI forms (its old bytes would point at digests the layout does not hold).
-Schema1 has no OCI form and is left out.
+Schema1 has no OCI form and is left out. An index entry the repository version left out
+on purpose (a platform not mirrored, ``absent``) keeps its descriptor when it is OCI
+already (so an OCI index stays byte for byte); a Docker one cannot be converted without
+its bytes and is dropped from the rebuilt index.
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ def _dump(doc: dict[str, object]) -> bytes:
 
 
 def convert(media_type: str, raw: bytes, load: Callable[[Digest], tuple[str, bytes]],
-            out: dict[Digest, tuple[str, bytes]]) -> tuple[str, bytes] | None:
+            out: dict[Digest, tuple[str, bytes]], absent: frozenset[Digest] = frozenset()) -> tuple[str, bytes] | None:
     """The OCI form of a manifest (``(media_type, bytes)``), or None for schema1. Every
-    converted manifest, children included, is added to ``out`` by its new digest."""
+    converted manifest, children included, is added to ``out`` by its new digest;
+    ``absent``: index entries not held (see the module docstring)."""
     if mt.is_schema1(media_type):
         return None
     if media_type == mt.OCI_MANIFEST:
         result = (media_type, raw)
     elif media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST):
-        result = _index(media_type, raw, load, out)
+        result = _index(media_type, raw, load, out, absent)
     elif media_type == mt.DOCKER_SCHEMA2:
         doc = json.loads(raw)
         doc["mediaType"] = mt.OCI_MANIFEST
@@ -52,13 +56,17 @@ def convert(media_type: str, raw: bytes, load: Callable[[Digest], tuple[str, byt
 
 
 def _index(media_type: str, raw: bytes, load: Callable[[Digest], tuple[str, bytes]],
-           out: dict[Digest, tuple[str, bytes]]) -> tuple[str, bytes]:
+           out: dict[Digest, tuple[str, bytes]], absent: frozenset[Digest]) -> tuple[str, bytes]:
     """An index over the OCI forms of its children: the same bytes when it is an OCI
     index whose children all kept theirs, else rebuilt (new digest)."""
     doc = json.loads(raw)
     entries = []
     for entry in doc["manifests"]:
-        child = convert(*load(Digest.parse(entry["digest"])), load, out)
+        if Digest.parse(entry["digest"]) in absent:
+            if entry.get("mediaType") in (mt.OCI_MANIFEST, mt.OCI_INDEX):
+                entries.append(entry)
+            continue
+        child = convert(*load(Digest.parse(entry["digest"])), load, out, absent)
         if child is None:
             continue  # a schema1 child has no OCI form
         entries.append({**entry, "mediaType": child[0], "digest": str(Digest.of(child[1])), "size": len(child[1])})

@@ -71,7 +71,7 @@ def write_version(w: TarWriter, store: ReadView, version: RepositoryVersion, *, 
     manifests: dict[Digest, tuple[str, bytes]] = {}
     descriptors = []
     for tag, entry in sorted(version.tags.items()):
-        converted = convert(*store.manifest_raw(entry.digest), store.manifest_raw, manifests)
+        converted = convert(*store.manifest_raw(entry.digest), store.manifest_raw, manifests, version.absent)
         if converted is None:
             log.warning("tag %s of %s is a Docker schema1 manifest, which has no OCI form; skipped",
                         tag, version.repo_id)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from reconciler.server.crane.index import Watcher
 from reconciler.server.crane.routes import handle
 from reconciler.server.crane.values import CraneRequest, Reply, text_error, v2_error
 from reconciler.server.httpio import FileBody, Request, Response
+from reconciler.server.logins import LoginGuard
 from reconciler.server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class CraneApp:
                  access: AccessRules | None = None, watcher: Watcher | None = None) -> None:
         self.config = config
         self.htpasswd = htpasswd
+        self.logins = LoginGuard(htpasswd) if htpasswd is not None else None
         self.access = access
         self.watcher = watcher or Watcher(config.data_dir, config.polling_interval)
         #: /metrics: requests by route and status, bytes, latency (no store: no served counts)
@@ -68,7 +71,10 @@ class CraneApp:
             return probes.answer(req, self._ready)
         if req.path == "/metrics" and req.method in ("GET", "HEAD"):
             return self.metrics.response()
-        req.user = self._user(req)
+        retry_after = self._login(req)
+        if retry_after:
+            return _response(Reply(429, {"Content-Type": "text/plain; charset=utf-8", "Retry-After": str(retry_after)},
+                                   b"too many failed logins: try again later"))
         crane_req = CraneRequest(method=req.method, path=req.path, query=req.query, accept=req.header("Accept"),
                                  host=req.header("Host"), user=req.user, access=self.access, time=time.time())
         if self.config.debug:
@@ -87,24 +93,38 @@ class CraneApp:
         self.watcher.current()
         return None
 
-    def _user(self, req: Request) -> str | None:
-        """Valid Basic credentials (``--htpasswd``) make protected repositories visible
-        (those ``--access`` grants the user, when given); anything else is anonymous. Crane never challenged, so neither do we."""
+    def _login(self, req: Request) -> int:
+        """Sets ``req.user``: valid Basic credentials (``--htpasswd``) make protected
+        repositories visible (those ``--access`` grants the user, when given); anything
+        else is anonymous (Crane never challenged, so neither do we). Returns the
+        Retry-After seconds of a throttled login (reconciler/server/logins.py), else 0."""
         creds = parse_basic(req.header("Authorization"))
-        if creds is None or self.htpasswd is None:
-            return None
-        return creds[0] if self.htpasswd.check(*creds) else None
+        if creds is None or self.logins is None:
+            return 0
+        login = self.logins.check(creds[0], creds[1], req.client)
+        req.user = login.user
+        if login.user is None:
+            req.tried_user = creds[0]
+        return login.retry_after
 
     def _file(self, reply: Reply, v2: bool) -> Response:
         assert reply.file is not None
         not_found = v2_error(404) if v2 else text_error(404)
         try:
-            f = open(reply.file, "rb")  # noqa: SIM115 - handed to FileBody, closed after sending
+            # without blocking, and only a regular file: a FIFO or a device in the content
+            # tree must not hang or flood the thread
+            fd = os.open(reply.file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return _response(not_found)
+        f = os.fdopen(fd, "rb")
         headers = dict(reply.headers)
         try:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                f.close()
+                log.error("%s is not a regular file: not served", reply.file)
+                return _response(not_found)
+            size = st.st_size
             if reply.kind == "manifest":
                 with f:
                     body = f.read(MAX_MANIFEST + 1)

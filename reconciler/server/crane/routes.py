@@ -70,11 +70,11 @@ def _v2(snapshot: Snapshot, config: CraneConfig, req: CraneRequest) -> Reply:
             return v2_error(404)
         sub, media_type, file_kind = "tags/list", "application/json", "file"
     elif kind == "blobs":
-        if not DIGEST_RE.match(ref):
+        if not DIGEST_RE.fullmatch(ref):
             return v2_error(404)
         sub, media_type, file_kind = f"blobs/{ref}", "application/octet-stream", "blob"
     else:
-        if not (TAG_RE.match(ref) or DIGEST_RE.match(ref)):
+        if not (TAG_RE.fullmatch(ref) or DIGEST_RE.fullmatch(ref)):
             return v2_error(404)
         sub, chosen = choose_manifest(app, ref, parse_accept(req.accept))
         media_type, file_kind = chosen or "application/json", "manifest"
@@ -125,13 +125,16 @@ def _catalog(snapshot: Snapshot, req: CraneRequest) -> Reply:
 
 def _admin(snapshot: Snapshot, req: CraneRequest, v2_only: bool) -> Reply:
     """``/crane/repositories[/v1]`` (v1 repositories) and ``/crane/repositories/v2``:
-    JSON when ``Accept`` is exactly ``application/json``, else an HTML page (11.7)."""
+    JSON when ``Accept`` is exactly ``application/json``, else an HTML page (11.7).
+    Only the repositories this client may read are listed (Crane listed all of them,
+    protected ones with their v1 tags and image ids, to anyone who could reach it)."""
     data: dict[str, dict[str, object]]
     if v2_only:
-        data = {name: {"protected": app.protected} for name, app in sorted(snapshot.v2.items())}
+        data = {name: {"protected": app.protected} for name, app in sorted(snapshot.v2.items())
+                if req.may_read(name, app.protected)}
     else:
         data = {name: {"image_ids": list(app.images), "tags": dict(app.tags), "protected": app.protected}
-                for name, app in sorted(snapshot.v1.items())}
+                for name, app in sorted(snapshot.v1.items()) if req.may_read(name, app.protected)}
     if req.accept == "application/json":
         return json_reply(200, data)
     rows = "".join(f"<tr><td>{escape(name)}</td><td><pre>{escape(json.dumps(info, indent=1))}</pre></td></tr>"

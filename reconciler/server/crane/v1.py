@@ -87,7 +87,7 @@ def _repository(snapshot: Snapshot, config: CraneConfig, req: CraneRequest, rest
 
 def _image_file(snapshot: Snapshot, config: CraneConfig, req: CraneRequest, rest: str) -> Reply:
     image_id, _, filename = rest.partition("/")
-    if filename not in IMAGE_FILES or not _IMAGE_ID_RE.match(image_id):
+    if filename not in IMAGE_FILES or not _IMAGE_ID_RE.fullmatch(image_id):
         return text_error(404)
     for registry_id in snapshot.images.get(image_id, ()):
         app = snapshot.v1[registry_id]

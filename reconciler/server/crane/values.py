@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import html
 import json
+import os.path
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import PurePosixPath
+from urllib.parse import quote
 
 from reconciler.server.access import AccessRules, may_read
 from reconciler.server.crane.appfile import AppFile
 
 SAFE_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-
+#: what may stay as it is in a Location header: RFC 3986's reserved and unreserved
+#: characters and '%'; anything else (spaces, controls, non-ASCII) is percent-encoded
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,10 @@ def text_error(status: int, message: str | None = None) -> Reply:
 
 
 def redirect(url: str) -> Reply:
-    """302 with the HTML stub Flask's ``redirect()`` writes."""
+    """302 with the HTML stub Flask's ``redirect()`` writes. Every part of ``url`` was
+    validated (app files when loaded, references by the routes); encoding what is left
+    anyway means no text can ever split the ``Location`` header."""
+    url = quote(url, safe=_URL_SAFE)
     quoted = html.escape(url)
     body = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>Redirecting...</title>\n'
             f'<h1>Redirecting...</h1>\n<p>You should be redirected automatically to target URL: '
@@ -88,10 +94,16 @@ def redirect(url: str) -> Reply:
 
 def content_file(content_dir: str, app: AppFile, sub: str) -> str | None:
     """``<content_dir>/<repository>/<sub>``, or None when the app file's ``repository``
-    is missing or is not one plain path component (no ``..``, no ``/``). ``sub`` is built
-    from validated parts only; symlinks inside the tree are followed as the publisher
-    made them (Pulp links blobs into its content store)."""
+    is missing or is not one plain path component (no ``..``, no ``/``), or when the
+    normalised path is not inside ``<content_dir>/<repository>/``. ``sub`` is built from
+    validated parts only (the second check is the backstop should one ever slip
+    through). Symlinks the publisher put inside the tree are followed (Pulp links blobs
+    into its content store): the file system is the publisher's, the path text is not."""
     repository = app.repository
-    if repository is None or not SAFE_COMPONENT_RE.match(repository):
+    if repository is None or not SAFE_COMPONENT_RE.fullmatch(repository):
         return None
-    return str(PurePosixPath(content_dir) / repository / sub)
+    root = os.path.normpath(os.path.join(content_dir, repository))
+    path = os.path.normpath(os.path.join(root, sub))
+    if not path.startswith(root + os.sep):
+        return None
+    return path

@@ -165,6 +165,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         "0007_version_provenance",
         "ALTER TABLE versions ADD COLUMN provenance TEXT;",
     ),
+    (
+        # index children a version deliberately lacks: a platform subset (sql/absent.py)
+        "0008_repo_absent",
+        """
+        CREATE TABLE repo_absent (
+            repo_id TEXT COLLATE "C" NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest TEXT COLLATE "C" NOT NULL,
+            added INTEGER NOT NULL,
+            removed INTEGER
+        );
+        CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
+        """,
+    ),
 ]
 
 

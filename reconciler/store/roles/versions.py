@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from reconciler.model.content import ContentSet, TagEntry, V1Content
+from reconciler.model.digest import Digest
 from reconciler.model.repository import PublicationChange, Repository, RepositoryVersion, VersionHistory, VersionInfo
 from reconciler.model.v1image import V1Image
 
@@ -46,10 +47,10 @@ class VersionStore(Protocol):
     def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
                        tags: Mapping[str, TagEntry], operation: str,
                        provenance: Mapping[str, str] | None = None,
-                       drop: Iterable[int] = ()) -> VersionInfo | None:
-        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in
-        the same transaction, drop the versions ``drop`` (as ``versions_drop``).
-        ``provenance``: where an apply's version came from (recorded with it)."""
+                       drop: Iterable[int] = (), absent: Iterable[Digest] = ()) -> VersionInfo | None:
+        """Make ``content`` + ``tags`` the next version (None if nothing changed) and, in the same transaction,
+        drop the versions ``drop`` (as ``versions_drop``). ``provenance``: where an apply's version came from
+        (recorded with it); ``absent``: index children it lacks on purpose (kept while its indexes list them)."""
         ...
 
     # -- version lifecycle (retention) -----------------------------------------------------

@@ -23,19 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from reconciler.errors import (
-    Conflict,
-    ContentNotFound,
-    NotFound,
-    RepositoryNotFound,
-    StoreError,
-)
+from reconciler.errors import Conflict, ContentNotFound, NotFound, RepositoryNotFound, StoreError
 from reconciler.model import Digest, Index, Manifest, parse_manifest, validate_repository_name
 from reconciler.model.content import ContentSet, Kind, Origin, TagEntry
 from reconciler.model.digest import parse_recorded
 from reconciler.model.reports import CheckReport, GcReport, JournalEntry, Problem
 from reconciler.model.repository import ContentSummary, Repository, RepositoryVersion, VersionInfo
-from reconciler.store.sql import grace, identity, lifecycle, maintenance, publication
+from reconciler.store.sql import absent, grace, identity, lifecycle, maintenance, publication
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
@@ -179,6 +173,7 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
         with self._write() as conn:
             conn.execute("DELETE FROM repo_tags WHERE repo_id = ?", (repo_id,))
             conn.execute("DELETE FROM repo_content WHERE repo_id = ?", (repo_id,))
+            conn.execute("DELETE FROM repo_absent WHERE repo_id = ?", (repo_id,))
             conn.execute("DELETE FROM versions WHERE repo_id = ?", (repo_id,))
             conn.execute("DELETE FROM publication_history WHERE repo_id = ?", (repo_id,))
             conn.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))
@@ -211,7 +206,8 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
                 raise NotFound(f"repository {repo_id!r} has no version {n}",
                                hint=f"see `reconciler repo history {repo_id}`")
             content, tags = self._version_rows(conn, repo_id, n, latest=n == repo.latest_version)
-        return RepositoryVersion(repo_id, n, content, tags)
+            left_out = absent.live(conn, repo_id, None if n == repo.latest_version else n)
+        return RepositoryVersion(repo_id, n, content, tags, left_out)
 
     def versions_latest(self) -> dict[str, RepositoryVersion]:
         """Two scans of the live rows instead of two queries per repository."""
@@ -228,8 +224,10 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
             for repo_id, name, digest, origin in conn.execute(
                     "SELECT repo_id, name, digest, origin FROM repo_tags WHERE removed IS NULL"):
                 tags[repo_id][name] = TagEntry(parse(digest), origins[origin])
+            left_out = absent.live_all(conn)
         return {r: RepositoryVersion(r, n, ContentSet(frozenset(content[r]["blob"]), frozenset(content[r]["manifest"]),
-                                                      frozenset(content[r]["index"])), tags[r])
+                                                      frozenset(content[r]["index"])), tags[r],
+                                     left_out.get(r, frozenset()))
                 for r, n in latest.items()}
 
     def version_list(self, repo_id: str) -> list[VersionInfo]:
@@ -244,15 +242,15 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
                                    json.loads(provenance) if provenance else {}))
         return out
 
-    def version_commit(self, repo_id: str, *, base: int, content: ContentSet,
-                       tags: Mapping[str, TagEntry], operation: str,
-                       provenance: Mapping[str, str] | None = None,
-                       drop: Iterable[int] = ()) -> VersionInfo | None:
+    def version_commit(self, repo_id: str, *, base: int, content: ContentSet, tags: Mapping[str, TagEntry],
+                       operation: str, provenance: Mapping[str, str] | None = None, drop: Iterable[int] = (),
+                       absent: Iterable[Digest] = ()) -> VersionInfo | None:
         """The next version of ``repo_id`` (None: no change), ``drop`` dropped in its transaction.
-        ``provenance``: where an apply's version came from (recorded with it as JSON)."""
+        ``provenance``: where an apply's version came from (recorded with it as JSON);
+        ``absent``: index children left out on purpose (``sql/absent.py``)."""
         drop = list(drop)
         try:
-            return self._commit(repo_id, base, content, tags, operation, dict(provenance or {}), drop)
+            return self._commit(repo_id, base, content, tags, operation, dict(provenance or {}), drop, absent)
         except _NoChange:
             self.versions_drop(repo_id, drop)  # nothing new, but the planned retention still applies
             return None
@@ -270,9 +268,8 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
                            f"(version {base} -> {latest})", hint="run the command again")
         return latest
 
-    def _commit(self, repo_id: str, base: int, content: ContentSet,
-                tags: Mapping[str, TagEntry], operation: str, provenance: dict[str, str],
-                drop: Iterable[int] = ()) -> VersionInfo:
+    def _commit(self, repo_id: str, base: int, content: ContentSet, tags: Mapping[str, TagEntry], operation: str,
+                provenance: dict[str, str], drop: Iterable[int] = (), left_out: Iterable[Digest] = ()) -> VersionInfo:
         """Make ``content`` + ``tags`` the next version of ``repo_id`` if anything changed.
 
         Refuses (``Conflict``) when the repository moved past ``base`` meanwhile, and
@@ -288,8 +285,10 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
             tag_added = {n for n, e in tags.items() if old_tags.get(n) != e}
             if not len(added) and not len(removed) and not tag_removed and not tag_added:
                 raise _NoChange
-            maintenance.validate_new_state(conn, content, added, removed, tags)
+            old_absent, new_absent = absent.live(conn, repo_id), absent.normalize(conn, content, left_out)
+            maintenance.validate_new_state(conn, content, added, removed, tags, new_absent)
             new = latest + 1
+            absent.record(conn, repo_id, new, old_absent, new_absent)
             for digest, kind in removed.items():
                 conn.execute("UPDATE repo_content SET removed = ? WHERE repo_id = ? AND digest = ? AND kind = ? "
                              "AND removed IS NULL", (new, repo_id, str(digest), kind.value))

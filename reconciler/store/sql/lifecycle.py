@@ -47,8 +47,8 @@ HELD_ROWS = (
     "JOIN v1_images i ON i.image_id = r.image_id WHERE r.role = 'image'"
 )
 
-#: the tables whose rows carry version ranges
-_RANGED = ("repo_content", "repo_tags", "repo_v1_images", "repo_v1_tags")
+#: the tables whose rows carry version ranges (repo_absent: index children left out, sql/absent.py)
+_RANGED = ("repo_content", "repo_tags", "repo_v1_images", "repo_v1_tags", "repo_absent")
 
 
 def protected_versions(conn: Connection, repo_id: str | None = None) -> dict[str, dict[int, tuple[str, ...]]]:

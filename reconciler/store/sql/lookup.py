@@ -51,6 +51,11 @@ class VersionLookups:
             "WHERE publish_name IS NOT NULL AND published_version IS NOT NULL ORDER BY publish_name")
         return [Publication(r[0], r[1], r[2], bool(r[3])) for r in rows]
 
+    def version_left_out(self, repo_id: str, version: int, digest: Digest) -> bool:
+        """Whether that version deliberately lacks ``digest`` (a platform it did not mirror)."""
+        return self._conn().execute(f"SELECT 1 FROM repo_absent WHERE digest = ? AND {IN_VERSION}",
+                                    (str(digest), repo_id, version, version)).fetchone() is not None
+
     def version_tag(self, repo_id: str, version: int, name: str) -> Digest | None:
         """What tag ``name`` points at in that version, or None."""
         row = self._conn().execute(

@@ -15,6 +15,7 @@ from reconciler.errors import InvalidInput, StoreError
 from reconciler.model import Digest, DigestHasher, Index, Manifest, parse_manifest
 from reconciler.model.content import ContentSet, Kind, TagEntry
 from reconciler.model.reports import CheckReport, GcReport, Problem
+from reconciler.store.sql import absent
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.v1 import check_v1, gc_v1
 
@@ -42,8 +43,9 @@ def manifest_refs(m: Manifest | Index) -> list[tuple[str, int, str, str, str | N
     return rows
 
 
-def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet,
-                       removed: ContentSet, tags: Mapping[str, TagEntry]) -> None:
+def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet, removed: ContentSet,
+                       tags: Mapping[str, TagEntry], absent: frozenset[Digest] = frozenset()) -> None:
+    """``absent``: index children the new version lacks on purpose (``sql/absent.py``)."""
     problems: list[str] = []
     # added content must be known to the store, with the right kind
     for kind, table_kind in ((Kind.MANIFEST, "manifest"), (Kind.INDEX, "index")):
@@ -73,7 +75,7 @@ def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet,
                 continue
             child_d = Digest.parse(child)
             ok = child_d in content.blobs if child_kind == "blob" else (
-                child_d in content.manifests or child_d in content.indexes)
+                child_d in content.manifests or child_d in content.indexes or child_d in absent)
             if not ok:
                 problems.append(f"{parent} needs {child_kind} {child}, which the new version lacks")
     # removed content must not be referenced by what remains
@@ -84,7 +86,7 @@ def validate_new_state(conn: Connection, content: ContentSet, added: ContentSet,
         for parent, child in conn.execute(
             f"SELECT parent, child FROM manifest_refs WHERE child IN ({marks}) AND child_kind != 'foreign'", chunk
         ):
-            if Digest.parse(parent) in remaining:
+            if Digest.parse(parent) in remaining and Digest.parse(child) not in absent:
                 problems.append(f"{child} is removed but {parent} still refers to it")
     for name, entry in tags.items():
         if entry.digest not in content.manifests and entry.digest not in content.indexes:
@@ -152,10 +154,13 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
                                     (repo_id,)).fetchall()
         tag_rows = conn.execute("SELECT name, digest, added, removed FROM repo_tags WHERE repo_id = ?",
                                 (repo_id,)).fetchall()
+        absent_rows = absent.ranges(conn, repo_id)
         for n in numbers.get(repo_id, ()):
             versions += 1
             live = {(d, k) for d, k, a, r in content_rows if a <= n and (r is None or r > n)}
             live_digests = {d for d, _ in live}
+            # index children left out on purpose (a platform subset) may be missing; nothing else
+            left_out = {d for d, a, r in absent_rows if a <= n and (r is None or r > n)}
             where = f"{repo_id}@{n}"
             for d, k in live:
                 if k == "blob":
@@ -166,6 +171,8 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
                     problems.append(Problem("dangling", where, f"{k} {d} is not in the store"))
                     continue
                 for child, child_kind in refs.get(d, ()):
+                    if child_kind == "manifest" and k == "index" and child in left_out:
+                        continue
                     if child_kind != "foreign" and child not in live_digests:
                         problems.append(Problem("incomplete", where, f"{d} refers to {child_kind} {child}, "
                                                                      "which the version lacks"))
