@@ -10,7 +10,9 @@ What differs from an apply is only what the one-off commands always did differen
   one-off command makes ``manual`` by their operation, e.g. ``sync``);
 - the versions are committed with the command's operation name and no provenance;
 - publications are left alone (a one-off command never switched one; the diff's publish
-  and unpublish actions are not applied). ``retain_versions`` is never declared here.
+  and unpublish actions are not applied), and so are the feed and upstream name of a
+  repository a content command changes (only ``sync`` records them). ``retain_versions``
+  is never declared here.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from reconciler.apply.content_in import Fetcher, default_fetcher
 from reconciler.apply.result import ApplyResult
-from reconciler.apply.runner import Fetcher, RepoProgress, Runner, default_fetcher
+from reconciler.apply.runner import RepoProgress, Runner
 from reconciler.apply.session import locked
 from reconciler.desired.model import DesiredState
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.repository import Repository
 from reconciler.ops.state import RepoState
-from reconciler.plan.actions import Publish, Unpublish
-from reconciler.plan.diff import diff
+from reconciler.plan.actions import Action, Publish, Unpublish, UpdateRepository
+from reconciler.plan.diff import diff, sources_of
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import Resolver, SourceFactory, default_resolver, refresh
 from reconciler.plan.observed import Observed
@@ -57,15 +60,22 @@ class OneOffRun:
         return self.before is None and self.after is not None
 
 
+#: what a one-off command never does to the repositories it changes: switch their
+#: publications, or (but ``sync``, which records its feed) rewrite their feed and upstream name
+LEFT_ALONE: tuple[type[Action], ...] = (Publish, Unpublish, UpdateRepository)
+
+
 def plan_change(store: Store, desired: DesiredState, repo_id: str, sources: SourceFactory | None, *,
-                resolver: Resolver = default_resolver, publish_grace: bool = True) -> tuple[Plan, Observed]:
-    """The plan of a one-off change: targeted at ``repo_id``, without publication actions.
-    Writes nothing."""
-    observed = refresh(store, desired, sources, upstreams=sources is not None, repo_ids=[repo_id],
+                resolver: Resolver = default_resolver, publish_grace: bool = True,
+                left_alone: tuple[type[Action], ...] = LEFT_ALONE) -> tuple[Plan, Observed]:
+    """The plan of a one-off change: targeted at ``repo_id`` (and the repositories it
+    reads), without the ``left_alone`` actions (nothing depends on them). Writes nothing."""
+    # the repositories it copies or pins from are read too (as ``--target`` widens to them)
+    scope = [repo_id, *sorted(sources_of(desired.repositories[repo_id]))]
+    observed = refresh(store, desired, sources, upstreams=sources is not None, repo_ids=scope,
                        resolver=resolver, publish_grace=publish_grace)
     plan = diff(desired, observed, targets=(repo_id,), created=datetime.now(UTC).isoformat(timespec="seconds"))
-    # nothing else depends on a publication action: leaving it out keeps every other one
-    kept = tuple(a for a in plan.actions if not isinstance(a, (Publish, Unpublish)))
+    kept = tuple(a for a in plan.actions if not isinstance(a, left_alone))
     return dataclasses.replace(plan, actions=kept), observed
 
 
@@ -74,7 +84,7 @@ def run_one_off(store: Store, change: Callable[[Repository | None], DesiredState
                 sources: SourceFactory | None = None, resolver: Resolver = default_resolver,
                 fetcher: Fetcher = default_fetcher, progress: RepoProgress | None = None,
                 check: Callable[[Plan, Observed], None] | None = None,
-                finish: Callable[[OneOffRun], R]) -> R:
+                left_alone: tuple[type[Action], ...] = LEFT_ALONE, finish: Callable[[OneOffRun], R]) -> R:
     """Plan and apply the one-repository change ``change`` makes of the repository as the
     store has it (None: there is none) under the store lock, as the one-off command
     ``operation``; ``check`` may refuse the plan before anything is applied (raise);
@@ -84,7 +94,7 @@ def run_one_off(store: Store, change: Callable[[Repository | None], DesiredState
         found = store.repository_find(repo_id)
         desired = change(found)
         before = RepoState.of(store.version_get(repo_id)) if found is not None else None
-        plan, observed = plan_change(store, desired, repo_id, sources, resolver=resolver)
+        plan, observed = plan_change(store, desired, repo_id, sources, resolver=resolver, left_alone=left_alone)
         if check is not None:
             check(plan, observed)
         result = Runner(plan, store, desired, sources=sources, fetcher=fetcher, manifests=observed.manifests,

@@ -24,7 +24,7 @@
   lost, see ``apply.stop``) is checked before every repository, download, store write and
   version commit; downloads in flight are abandoned, not waited for. What is left is
   skipped, ``stopped`` in the result says why, and the journal entry is ``interrupted``.
-- Every apply is journaled (``journal_start``/``journal_finish``) with a summary of what it
+- Every apply is journaled (a one-off command's run, ``one_off``, is not: ``apply.oneoff``) (``journal_start``/``journal_finish``) with a summary of what it
   did (``ApplyResult.journal``); entries left ``running`` by a killed apply are closed as
   ``interrupted`` by the next one.
 - Re-running after a crash converges: content is global and idempotent to store,
@@ -37,17 +37,16 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
 
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
+from reconciler.apply.content_in import Fetcher, Uploader, default_fetcher, default_uploader
 from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
 from reconciler.errors import Interrupted, RateLimited, ReconcilerError, StalePlan
-from reconciler.model import Digest, Index, Manifest, PlatformFilter
-from reconciler.model.content import ContentSet
+from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import load_graph, with_closure
@@ -82,49 +81,14 @@ from reconciler.plan.steps import run_step, set_tag
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
-from reconciler.store.roles.content import ContentBatch
 
 log = logging.getLogger(__name__)
-
-class Fetcher(Protocol):
-    """Fetch the closure of ``digests`` from an upstream into the store
-    (``ops.fetch.fetch_content``)."""
-
-    def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
-                 progress: Progress | None = None, inflight: InFlight | None = None,
-                 prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                 tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
-                 stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None: ...
-
 
 #: (repository id, event) for every progress event of that repository's fetch
 RepoProgress = Callable[[str, ProgressEvent], None]
 
 #: at most this many repositories fetch their content at once (each with its feed's jobs)
 MAX_PARALLEL_REPOS = 4
-#: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)
-Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
-
-
-def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
-                    progress: Progress | None = None, inflight: InFlight | None = None,
-                    prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                    tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
-                    stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None:
-    from reconciler.ops.fetch import fetch_content
-
-    fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop, platforms=platforms)
-
-
-def default_uploader(store: Store, path: Path, existing: ContentSet,
-                     tag: str | None) -> tuple[ContentSet, Mapping[str, Digest]]:
-    from reconciler.ops.upload import upload_content
-
-    result = upload_content(store, path, existing=existing, tag=tag)
-    return result.content, result.tags
-
-
 class Runner:
     def __init__(self, plan: Plan, store: Store, desired: DesiredState, *, sources: SourceFactory | None = None,
                  fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,

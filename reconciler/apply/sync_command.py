@@ -34,7 +34,7 @@ from reconciler.ops.refresh import UpstreamView, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken
 from reconciler.ops.sync import SyncResult
-from reconciler.plan.actions import SyncTag
+from reconciler.plan.actions import Publish, SyncTag, Unpublish
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import upstream_name
 from reconciler.plan.observed import Observed, UpstreamTags
@@ -130,7 +130,7 @@ def sync_command(store: Store, repo_id: str, *, feed: str | None, upstream: str 
     try:
         return run_one_off(store, change, repo_id, operation="sync", lock_timeout=lock_timeout, sources=client,
                            resolver=resolve, fetcher=fetch, progress=report if progress else None, check=check,
-                           finish=finish)
+                           left_alone=(Publish, Unpublish), finish=finish)
     finally:
         client.close()
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import click
 
+from reconciler.apply.content_commands import copy_command, remove_command
 from reconciler.cli.context import AppContext, echo_json, pass_app
-from reconciler.ops import copy as copy_op
-from reconciler.ops import remove as remove_op
 from reconciler.ops import tag as tag_op
 from reconciler.ops import upload as upload_op
 from reconciler.ops.result import OpResult
@@ -139,14 +138,14 @@ def copy_cmd(app: AppContext, kind: str, names: tuple[str, ...], source: str, ta
     """
     if copy_all == bool(names):
         raise click.UsageError("give NAME_OR_DIGEST arguments or --all (not both)")
-    with app.store.lock(lock_timeout):
-        if kind.startswith("v1-"):
+    if kind.startswith("v1-"):
+        with app.store.lock(lock_timeout):
             result = v1content.copy_v1(app.store, source=source, target=target,
                                        kind=kind[3:],  # type: ignore[arg-type]
                                        names="all" if copy_all else list(names))
-        else:
-            result = copy_op.copy(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
-                                  names="all" if copy_all else list(names))
+    else:  # the repos.yaml `copy:` entry, planned and applied (apply.content_commands)
+        result = copy_command(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
+                              names="all" if copy_all else list(names), lock_timeout=lock_timeout)
     render(result, as_json)
 
 
@@ -173,11 +172,12 @@ def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...],
       reconciler remove v1-tag busybox old
       reconciler remove index containers sha256:c152ddeda2b828fbb610cb9e4cb121e1879dd5301d336f0a6c070b2844a0f56d
     """
-    with app.store.lock(lock_timeout):
-        if kind.startswith("v1-"):
+    if kind.startswith("v1-"):
+        with app.store.lock(lock_timeout):
             result = v1content.remove_v1(app.store, repo_id, kind[3:], list(names))  # type: ignore[arg-type]
-        else:
-            result = remove_op.remove(app.store, repo_id, kind, list(names))  # type: ignore[arg-type]
+    else:  # the repos.yaml `remove:` entry, planned and applied (apply.content_commands)
+        result = remove_command(app.store, repo_id, kind, list(names),  # type: ignore[arg-type]
+                                lock_timeout=lock_timeout)
     render(result, as_json)
 
 

@@ -1,0 +1,88 @@
+"""``reconciler copy`` and ``reconciler remove`` as one-repository changes (the repos.yaml
+entries ``copy: [{from, tags|manifests|indexes}]`` and ``remove: {tags|manifests|indexes}``),
+planned and applied by ``apply.oneoff`` like repos.yaml.
+
+The request is checked first with the operations' own pure functions (``ops.copy``,
+``ops.remove``): unknown names, missing references and a manifest a remaining index lists
+are refused before anything is planned, with the messages the commands always gave, and
+their answer (what is copied, what the cascade removes) is the result's ``details``. The
+change itself is the plan's, so the repository ends up as the repos.yaml line leaves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from reconciler.apply.oneoff import OneOffRun, run_one_off
+from reconciler.desired.model import ALL, CopySpec, DesiredState, Removal, RepositorySpec
+from reconciler.desired.oneoff import one_repository
+from reconciler.errors import InvalidInput, ReconcilerError
+from reconciler.model.repository import Repository, RepositoryVersion
+from reconciler.ops.copy import CopyKind, copy_state
+from reconciler.ops.graph import load_graph
+from reconciler.ops.remove import RemoveKind, remove_state
+from reconciler.ops.result import OpResult, resolve_digests
+from reconciler.ops.state import RepoState
+from reconciler.store.protocol import Store
+
+
+def _op_result(store: Store, run: OneOffRun, details: dict[str, object]) -> OpResult:
+    """The command's ``OpResult``; a failed action of the plan is the command's error."""
+    for r in run.result.results:
+        if r.error is not None:
+            raise ReconcilerError(r.error)
+    number = run.result.versions.get(run.repo_id)
+    info = next((v for v in store.version_list(run.repo_id) if v.number == number), None) if number else None
+    summary = info.summary if info else (run.after or RepoState()).summary_against(run.before or RepoState())
+    return OpResult(run.repo_id, info, summary, details)
+
+
+def remove_command(store: Store, repo_id: str, kind: RemoveKind, names: Sequence[str], *,
+                   lock_timeout: float = 60.0) -> OpResult:
+    """``reconciler remove KIND REPO NAME...``: exactly one new version, or an error and no change."""
+    details: dict[str, object] = {}
+
+    def change(repo: Repository | None) -> DesiredState:
+        state = RepoState.of(store.version_get(repo_id))  # a missing repository: its usual error
+        where = f"repository {repo_id!r}"
+        removal = remove_state(state, load_graph(store, state.content), kind, names, repo_id=where)
+        details.update({"kind": kind, "names": list(names), "removed": removal.to_json()})
+        if kind == "tag":
+            spec = Removal(tags=tuple(dict.fromkeys(names)))
+        else:
+            digests = tuple(dict.fromkeys(resolve_digests(state, names, kind=kind, where=where)))
+            spec = Removal(manifests=digests) if kind == "manifest" else Removal(indexes=digests)
+        return one_repository(RepositorySpec(id=repo_id, remove=spec), f"remove {kind} {repo_id}")
+
+    return run_one_off(store, change, repo_id, operation=f"remove {kind}", lock_timeout=lock_timeout,
+                       finish=lambda run: _op_result(store, run, details))
+
+
+def copy_command(store: Store, *, source: str, target: str, kind: CopyKind,
+                 names: Sequence[str] | Literal["all"], lock_timeout: float = 60.0) -> OpResult:
+    """``reconciler copy KIND --from SOURCE --to TARGET``: the target (created when missing)
+    gets exactly one new version."""
+    if source == target:
+        raise InvalidInput(f"cannot copy repository {source!r} into itself", hint="give a different --to repository")
+    details: dict[str, object] = {}
+
+    def change(repo: Repository | None) -> DesiredState:
+        src_version = store.version_get(source)
+        src = RepoState.of(src_version)
+        base = store.version_get(target) if repo else RepositoryVersion(target, 0, RepoState().content, {})
+        after = copy_state(src, RepoState.of(base), load_graph(store, src.content), kind, names,
+                           source_id=f"repository {source!r}")
+        details.update({"source": source, "source_version": src_version.number, "kind": kind,
+                        "names": "all" if names == "all" else list(names), "created_target": repo is None,
+                        "copied": after.summary_against(RepoState.of(base)).added})
+        selected: tuple[str, ...] | str = ALL if names == "all" else tuple(dict.fromkeys(names))
+        if kind != "tag" and names != "all":
+            selected = tuple(str(d) for d in dict.fromkeys(
+                resolve_digests(src, names, kind=kind, where=f"repository {source!r}")))
+        copy = CopySpec(from_repo=source, **{"tags" if kind == "tag" else f"{kind}s" if kind == "manifest"
+                                             else "indexes": selected})  # type: ignore[arg-type]
+        return one_repository(RepositorySpec(id=target, copies=(copy,)), f"copy {kind} {source} {target}")
+
+    return run_one_off(store, change, target, operation=f"copy {kind} from {source}", lock_timeout=lock_timeout,
+                       finish=lambda run: _op_result(store, run, details))

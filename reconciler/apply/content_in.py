@@ -1,0 +1,52 @@
+"""The apply's two ways content enters the store, as seams the runner is given (tests
+and one-off commands pass their own): ``Fetcher`` (an upstream's content,
+``ops.fetch.fetch_content``) and ``Uploader`` (an upload file, ``ops.upload``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.model import Digest, Index, Manifest, PlatformFilter
+from reconciler.model.content import ContentSet
+from reconciler.ops.fetch import InFlight
+from reconciler.ops.parallel import Progress
+from reconciler.ops.stop import StopToken
+from reconciler.registry.protocol import UpstreamSource
+from reconciler.store.protocol import Store
+from reconciler.store.roles.content import ContentBatch
+
+
+class Fetcher(Protocol):
+    """Fetch the closure of ``digests`` from an upstream into the store
+    (``ops.fetch.fetch_content``)."""
+
+    def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
+                 progress: Progress | None = None, inflight: InFlight | None = None,
+                 prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                 tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
+                 stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None: ...
+
+
+#: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)
+Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
+
+
+def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
+                    progress: Progress | None = None, inflight: InFlight | None = None,
+                    prefetched: Mapping[Digest, Manifest | Index] | None = None,
+                    tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
+                    stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None:
+    from reconciler.ops.fetch import fetch_content
+
+    fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
+                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop, platforms=platforms)
+
+
+def default_uploader(store: Store, path: Path, existing: ContentSet,
+                     tag: str | None) -> tuple[ContentSet, Mapping[str, Digest]]:
+    from reconciler.ops.upload import upload_content
+
+    result = upload_content(store, path, existing=existing, tag=tag)
+    return result.content, result.tags
