@@ -9,10 +9,10 @@ test:
 setup:
 	bash scripts/setup.sh --test
 
-# The full benchmark (a few minutes): bench/results/full.json and BENCHMARKS.md.
+# The full benchmark (20-30 minutes): bench/results/full.json and BENCHMARKS.md.
 bench: setup
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
-# The tiny run the test suite also does (about 20 s): bench/results/smoke.json.
+# The tiny run the test suite also does (about a minute): bench/results/smoke.json.
 bench-smoke: setup
 	$(PYTHON) -m bench --smoke $(BENCH_ARGS)

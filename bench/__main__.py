@@ -4,8 +4,8 @@ change the exit code: they are results, reported as MISS).
 
 Examples::
 
-    python -m bench                          # the full run (a few minutes)
-    python -m bench --smoke --name smoke     # tiny parameters, ~20 s
+    python -m bench                          # the full run (20-30 minutes)
+    python -m bench --smoke --name smoke     # tiny parameters, ~1 minute
     python -m bench --sections cold_sync,serving --big-layer-size 64MiB
 """
 

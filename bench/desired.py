@@ -15,8 +15,11 @@ def repo_id(upstream_name: str) -> str:
     return upstream_name.replace("/", "-")
 
 
-def write_mirror(path: Path, upstream_url: str, upstream_names: list[str], *, publish: bool = True) -> None:
-    lines = ["version: 1", "registries:", "  upstream:", f"    url: {upstream_url}", "repositories:"]
+def write_mirror(path: Path, upstream_url: str, upstream_names: list[str], *, publish: bool = True,
+                 max_concurrency: int | None = None) -> None:
+    lines = ["version: 1", "registries:", "  upstream:", f"    url: {upstream_url}"]
+    lines += [f"    max_concurrency: {max_concurrency}"] if max_concurrency else []
+    lines += ["repositories:"]
     for name in upstream_names:
         lines += [f"  {repo_id(name)}:", "    feed: upstream", f"    upstream_name: {name}"]
         if publish:

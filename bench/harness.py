@@ -49,11 +49,22 @@ class Params:
     ours: str = "apply"
     #: store du: (repositories, manifests of each, versions of each)
     du_scale: tuple[int, int, int] = (1000, 100, 4)
+    #: runs of each sub-second command in the refresh, latency and startup sections (median reported)
+    refresh_runs: int = 3
+    #: latency: the round trip the proxy adds to every request (bench/latency.py)
+    latency_rtt_ms: float = 50.0
+    #: cold_sync_big: (repositories, tags, layers, layer size) of the large-layer fixture shape
+    big_shape: tuple[int, int, int, int] = (4, 2, 3, 16 * MiB)
+    #: startup: runs of each command (median reported)
+    startup_runs: int = 7
+    #: large_store: (repositories, manifests of each)
+    large_store: tuple[int, int] = (5000, 20)
 
     @classmethod
     def smoke(cls) -> Params:
         return cls(repos=2, tags=2, layer_size=64 * 1024, plan_scales=((20, 5),), wrk_seconds=1, serving_rounds=1,
-                   wrk_connections=4, big_layer_size=4 * MiB, big_clients=2, raw_parallel=2, du_scale=(20, 10, 3))
+                   wrk_connections=4, big_layer_size=4 * MiB, big_clients=2, raw_parallel=2, du_scale=(20, 10, 3),
+                   refresh_runs=1, startup_runs=2, big_shape=(1, 1, 3, 256 * 1024), large_store=(20, 5))
 
 
 @dataclass

@@ -6,6 +6,8 @@ into an empty destination, by
 * ``skopeo_dir``: ``skopeo sync --all --src yaml --dest dir`` into a fresh directory;
 * ``skopeo_docker``: ``skopeo sync --all --dest docker`` into a fresh second registry (also
   the base of the no-change refresh section);
+* ``regsync``: ``regsync once`` (regclient) into a fresh second registry, where the binary
+  is there (``bench/regsync.py``; otherwise ``regsync_note`` says why the row is missing);
 * ``ours``: ``reconciler apply -f repos.yaml`` (or one ``reconciler sync`` per repository).
 
 Wall time and client CPU come from the child process, requests and GET body bytes from the
@@ -19,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from bench import desired, proc
+from bench import desired, proc, regsync
 from bench.harness import Context, SectionError, require_commands, require_tool
 from bench.registry import Registry
 
@@ -37,6 +39,21 @@ def _measure(ctx: Context, fn: Any) -> dict[str, Any]:
     return {"wall_s": round(wall, 3), "cpu_s": round(sum(r.cpu_s for r in runs), 2),
             "peak_rss_mb": round(max(r.peak_rss_kib for r in runs) / 1024, 1),
             "mb_per_s": round(traffic.get_bytes / wall / 1e6, 1), "processes": len(runs), **traffic.to_json()}
+
+
+def measure_interleaved(ctx: Context, fns: dict[str, Any], runs: int) -> dict[str, dict[str, Any]]:
+    """Each of ``fns`` (name -> ``fn`` as for ``_measure``) ``runs`` times, interleaved run by
+    run (so all see the same minute of machine load); per name, the run with the median
+    wall time, with every run's wall time in ``walls_s``."""
+    seen: dict[str, list[dict[str, Any]]] = {name: [] for name in fns}
+    for i in range(runs):
+        for name in (list(fns) if i % 2 == 0 else list(fns)[::-1]):
+            seen[name].append(_measure(ctx, fns[name]))
+    out = {}
+    for name, ms in seen.items():
+        ordered = sorted(ms, key=lambda m: float(m["wall_s"]))
+        out[name] = {**ordered[len(ordered) // 2], "runs": runs, "walls_s": [m["wall_s"] for m in ms]}
+    return out
 
 
 def raw_fetch(ctx: Context) -> proc.Run:
@@ -76,6 +93,20 @@ def ours_cold(ctx: Context, store: Path) -> list[proc.Run]:
             for n in names]
 
 
+def regsync_cold(ctx: Context, out: dict[str, Any]) -> None:
+    """regsync into a fresh registry (left for the refresh and latency sections), or the note
+    saying why there is no regsync row."""
+    if regsync.binary() is None:
+        out["regsync_note"] = regsync.missing_note()
+        return
+    dst = Registry(ctx.work / "regsync-dst")
+    dst.start()
+    ctx.cleanups.append(dst.stop)
+    cfg = regsync.write_config(ctx.work / "regsync.yml", ctx.upstream.host, dst.host, list(ctx.fixtures.repos))
+    out["regsync"] = _measure(ctx, lambda: regsync.once(cfg))
+    ctx.shared["regsync_dst"] = dst
+
+
 def run(ctx: Context, out: dict[str, Any]) -> None:
     require_tool("curl", "curl")
     require_tool("skopeo", "skopeo")
@@ -95,6 +126,7 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
         y, "--dest", "docker", "--dest-tls-verify=false", f"{dst.host}/mirror"))
     ctx.shared["skopeo_yaml"] = y
     ctx.shared["skopeo_dst"] = dst
+    regsync_cold(ctx, out)
 
     if ctx.params.ours == "apply":
         require_commands(("apply",))
@@ -110,6 +142,7 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
     out["ratios"] = {
         "skopeo_dir_wall_over_ours": round(sk["wall_s"] / ours["wall_s"], 2),
         "skopeo_docker_wall_over_ours": round(out["skopeo_docker"]["wall_s"] / ours["wall_s"], 2),
+        **({"regsync_wall_over_ours": round(out["regsync"]["wall_s"] / ours["wall_s"], 2)} if "regsync" in out else {}),
         # throughput relative to the physical limit, on unique bytes (what each must move)
         "ours_of_raw_throughput": round(raw["wall_s"] / ours["wall_s"], 3),
     }

@@ -201,7 +201,7 @@ def _unknown_key(key: str, allowed: list[str], path: Path) -> str:
 
     close = difflib.get_close_matches(key, allowed, n=1)
     if not close and path and path[-1] == "tags" and {"include", "exclude"} <= set(allowed):
-        # a tag name under the filter: most likely a pin written the way DESIGN.md sketched it
+        # a tag name under the filter: most likely a pin written the way the first design sketch wrote it
         return (f"unknown key {key!r} in the sync tag filter (allowed: {', '.join(allowed)}): "
                 f"tag pins go under 'pins:', e.g. pins: {{{key}: REPO:TAG}}")
     suggestion = f"did you mean {close[0]!r}? " if close else ""

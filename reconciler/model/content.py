@@ -73,7 +73,8 @@ class ContentSet:
 
 @dataclass(frozen=True)
 class V1Content:
-    """The Docker v1 side of one repository version (original-system.md 3.1).
+    """The Docker v1 side of one repository version (docs/original-system.md, "v1 images
+    and tags").
 
     ``images`` are v1 image ids; ``tags`` map a v1 tag name to an image id (one image
     per name: re-tagging replaces). ``masked`` are ids deliberately left out by an

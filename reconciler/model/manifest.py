@@ -3,7 +3,8 @@
 ``parse_manifest(raw, media_type)`` returns a ``Manifest`` (Docker schema1 signed or
 unsigned, Docker schema2, OCI image manifest) or an ``Index`` (Docker manifest list, OCI
 image index). The digest is of the raw bytes, except for signed schema1 manifests whose
-digest is over the payload without the JWS signature block (original-system.md 3.6).
+digest is over the payload without the JWS signature block (docs/original-system.md,
+"Manifest digests").
 """
 
 from __future__ import annotations

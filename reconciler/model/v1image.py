@@ -1,4 +1,4 @@
-"""Docker v1 images (original-system.md 3.1): pure values, no I/O.
+"""Docker v1 images (docs/original-system.md, "v1 images and tags"): pure values, no I/O.
 
 A v1 image is identified by a 64-hex image id (random, not a content hash); it has an
 image JSON (kept byte for byte, as served at ``/v1/images/<id>/json``), an ancestry

@@ -4,7 +4,7 @@ The graph is ``tags -> indexes -> manifests -> blobs`` (an OCI index may also li
 another index). ``cascade_remove`` walks it the way Pulp 3's ``recursive_remove`` does:
 it works out what *must remain* (everything a remaining tag or a remaining index needs,
 and everything the caller did not name or cascade into) and removes the rest of the
-candidates. The rules it implements (DESIGN.md section 3, original-system.md section 9):
+candidates. The rules it implements (docs/original-system.md, "The cascade rules"):
 
 - removing a tag removes only the tag (``with_targets=True`` also drops the tag's target
   when nothing else needs it: the mirror rule);

@@ -1,4 +1,5 @@
-"""``copy``: bring tags, manifests or indexes from repository A into B (original-system.md 8).
+"""``copy``: bring tags, manifests or indexes from repository A into B
+(docs/original-system.md, "Copy").
 
 - a tag brings the tag, its manifest or index, the index's manifests and all their blobs;
 - a manifest brings its blobs and no tags;
@@ -6,7 +7,7 @@
 
 References are resolved in the *source* repository's content, and a missing one is an
 error naming every missing digest (the original looked them up globally and silently
-copied incomplete images, original-system.md 13.5).
+copied incomplete images).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Export one repository version as a tar: Crane's static tree or an OCI image layout.
 
-``crane`` (original-system.md 10.1 and 10.3): Crane's static tree, an app file, blobs
-and manifests by digest, tag symlinks (``ops.formats.crane``).
+``crane`` (docs/original-system.md, "Crane app files and the static tree"): Crane's static
+tree, an app file, blobs and manifests by digest, tag symlinks (``ops.formats.crane``).
 
 ``crane-v1``: the version's Docker v1 images, see ``ops.v1.export``.
 

@@ -1,5 +1,5 @@
 """``remove``: take tags, manifests or indexes out of a repository with the cascade rules
-of ``reconciler.ops.cascade`` (original-system.md 9 as DESIGN.md 3 amends it)."""
+of ``reconciler.ops.cascade`` (docs/original-system.md, "The cascade rules")."""
 
 from __future__ import annotations
 

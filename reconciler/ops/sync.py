@@ -1,4 +1,5 @@
-"""Sync: make a repository hold what an upstream repository offers (DESIGN.md section 3).
+"""Sync: make a repository hold what an upstream repository offers
+(docs/original-system.md, "Sync").
 
 ``sync`` = ``refresh_upstream`` (tag list, filter, HEAD per tag) + ``fetch_content``
 (only what the store lacks, verified) + ``sync_state`` (pure: new tag map and content) +

@@ -1,5 +1,5 @@
 """``tag``: create or move a tag to a manifest or index that is in the repository
-(original-system.md 7; one tag per name, DESIGN.md 2)."""
+(docs/original-system.md, "Tag" and "One tag per name")."""
 
 from __future__ import annotations
 

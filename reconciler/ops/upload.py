@@ -1,5 +1,5 @@
 """``upload``: put an image file into a repository, detecting the format by content
-(original-system.md 6, DESIGN.md 3).
+(docs/original-system.md, "Upload").
 
 - a directory or tar with ``index.json``: an OCI image layout (``oci-archive:``);
 - a tar whose ``manifest.json`` is an object: a skopeo ``dir:`` tarball (v2s2, v2s1);

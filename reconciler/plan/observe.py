@@ -56,8 +56,19 @@ SourceFactory = Callable[[RegistryConfig], UpstreamSource]
 #: could not be resolved
 Resolver = Callable[[UpstreamSource, RepositorySpec, int, Container[str]], UpstreamView]
 
-#: at most this many upstream repositories are refreshed at once (each with its own jobs)
+#: at least this many upstream repositories are refreshed at once (each with its own jobs)
 MAX_PARALLEL_REPOS = 4
+
+
+def repos_in_flight(feeds: Iterable[RepositorySpec]) -> int:
+    """How many repositories to refresh at once: enough that every registry's
+    ``max_concurrency`` slots stay busy. A repository starts with one tag list and only
+    then knows its HEADs, so with fewer repositories than slots in flight the slots idle
+    a round trip per repository (across 50 ms, 4 at once took 20 round trips for the
+    fixture set's 121 requests where 8 suffice). The slots, not these threads, bound
+    the requests a registry sees."""
+    slots = {s.feed.url: s.feed.max_concurrency for s in feeds if s.feed is not None}
+    return max(MAX_PARALLEL_REPOS, sum(slots.values()))
 
 
 def default_resolver(source: UpstreamSource, spec: RepositorySpec, jobs: int, known: Container[str]) -> UpstreamView:
@@ -351,7 +362,7 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
                     progress(done[0], len(feeds), spec.id)
             return result
 
-        pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_REPOS, len(feeds)))
+        pool = ThreadPoolExecutor(max_workers=min(repos_in_flight(feeds), len(feeds)))
         try:
             futures = [pool.submit(one, s) for s in feeds]
             wait_all(futures, stop)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Human rendering of a ``Plan`` in the Terraform style (DESIGN.md section 5).
+"""Human rendering of a ``Plan`` in the Terraform style (docs/architecture.md, "The plan").
 
 Pure: ``render_text(plan, color=False) -> str``. One block per repository (``+`` new,
 ``~`` changed, ``-`` deleted, ``=`` unchanged), one line per action with shortened

@@ -262,7 +262,10 @@ class RegistryClient:
         digest, HEAD is not used again by this client (see the module docstring)."""
         if not self._head_settled:
             with self._head_probe:
-                return self._manifest_head(name, reference)
+                # HEADs that queued here while the first one was out must not go one at a
+                # time once it settled: across 50 ms that serialised a third of a refresh
+                if not self._head_settled:
+                    return self._manifest_head(name, reference)
         return self._manifest_head(name, reference)
 
     def _manifest_head(self, name: str, reference: str) -> ManifestHead | None:

@@ -1,5 +1,6 @@
-"""A pull client for the Docker Registry v1 API (original-system.md 5.5): what v1 sync
-reads from a Crane, an old docker-registry, or another ``reconciler serve``.
+"""A pull client for the Docker Registry v1 API (docs/original-system.md, "Sync from a v1
+registry"): what v1 sync reads from a Crane, an old docker-registry, or another
+``reconciler serve``.
 
 ``GET /v1/_ping``; ``GET /v1/repositories/<name>/tags`` (an object ``{tag: id}`` or the
 older list of ``{"name", "layer"}``); ``GET /v1/images/<id>/ancestry|json|layer``.

@@ -8,7 +8,7 @@ registries label them interchangeably). Several ``Accept`` headers arrive joined
 commas (the WSGI server does that), which is the same list. When a
 client that does not accept index types asks for a *tag* pointing at an index, it gets
 the index's first linux/amd64 child if it accepts that child's type: Crane's fallback for
-index-unaware clients (original-system.md 11.4 step 3). Anything else is 404
+index-unaware clients (docs/original-system.md, "Manifest negotiation", step 3). Anything else is 404
 ``MANIFEST_UNKNOWN`` (saying so when the digest is an index entry of a platform the
 repository does not mirror): a digest reference is never answered with other bytes than the
 digest names, and we never convert between formats.

@@ -1,5 +1,5 @@
-"""The Docker Registry v1 pull API, as Crane answered it (original-system.md 11.5), for
-published repositories that hold v1 images.
+"""The Docker Registry v1 pull API, as Crane answered it (docs/original-system.md, "The v1
+pull API"), for published repositories that hold v1 images.
 
 =========================================  ==============================================
 ``GET /v1/_ping``                          200 ``true``, ``X-Docker-Registry-Standalone``

@@ -1,5 +1,6 @@
-"""``reconciler export``: the Crane tree and app file (original-system.md 10.1/10.3), and an
-OCI layout tar that skopeo accepts with the store's digests."""
+"""``reconciler export``: the Crane tree and app file (docs/original-system.md, "Crane app
+files and the static tree"), and an OCI layout tar that skopeo accepts with the store's
+digests."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def test_crane_export_layout_and_app_file(repo, tmp_path: Path) -> None:  # type
         "manifest_list_amd64_tags": {"idx": [str(imgs["idx"].children[0].digest), 2],
                                      "latest": [str(amd64.digest), 2]},
     }
-    # schema1 is served from manifests/1: listed in neither array (10.3)
+    # schema1 is served from manifests/1: listed in neither array
+    # (docs/original-system.md, "App file versions")
     assert "old" not in app["schema2_data"] + app["manifest_list_data"]
 
 

@@ -1,8 +1,9 @@
 """A static file server standing in for the Apache that served Pulp's published tree
-(original-system.md 10.4): Python's ``http.server`` on a free loopback port, with the
-``Content-Type`` forced per directory as ``pulp_docker.conf`` did (``manifests/1`` ->
-schema1 signed, ``manifests/2`` -> schema2, ``manifests/list`` -> manifest list) and
-the ``Docker-Distribution-API-Version`` header. Symlinks (tag entries) are followed."""
+(docs/original-system.md, "The static tree"): Python's ``http.server`` on a free loopback
+port, with the ``Content-Type`` forced per directory as ``pulp_docker.conf`` did
+(``manifests/1`` -> schema1 signed, ``manifests/2`` -> schema2, ``manifests/list`` ->
+manifest list) and the ``Docker-Distribution-API-Version`` header. Symlinks (tag entries)
+are followed."""
 
 from __future__ import annotations
 

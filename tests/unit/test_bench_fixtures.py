@@ -70,3 +70,15 @@ def _result(section: dict[str, object] | None, **params: object) -> dict[str, ob
 def test_target_status(section: dict[str, object] | None, params: dict[str, object], status: str) -> None:
     rows = [r for r in report.evaluate(_result(section, **params)) if r["section"] == "memory"]
     assert [r["status"] for r in rows] == [status]
+
+
+@pytest.mark.parametrize("section,status", [
+    ({"status": "ok", "ratios": {"regsync_wall_over_ours_plan": 1.4}, "regsync": {"wall_s": 0.5}}, "pass"),
+    ({"status": "ok", "ratios": {"regsync_wall_over_ours_plan": 0.6}, "regsync": {"wall_s": 0.5}}, "MISS"),
+    ({"status": "ok", "ratios": {}, "regsync_note": "regsync rows left out: no executable"}, "n/a (no regsync)"),
+    ({"status": "ok", "ratios": {}, "regsync": {"wall_s": 0.5}}, "error"),
+], ids=["faster", "slower", "no-regsync", "regsync-ran-but-no-ratio"])
+def test_a_missing_peer_is_not_a_failure(section: dict[str, object], status: str) -> None:
+    result = {"params": {"plan_scales": [], "big_layer_size": 0}, "sections": {"refresh": section}}
+    rows = [r for r in report.evaluate(result) if r["target"].startswith("No-change `plan` no slower than `regsync")]
+    assert [r["status"] for r in rows] == [status]

@@ -1,5 +1,6 @@
-"""Table tests for the cascade rules (original-system.md 9, DESIGN.md 3) over a small
-hand-made reference graph. Names stand for digests so the tables read like the rules.
+"""Table tests for the cascade rules (docs/original-system.md, "The cascade rules") over a
+small hand-made reference graph. Names stand for digests so the tables read like the
+rules.
 
     tags:     latest -> I1, a -> mA, d -> mD, nest -> I3
     I3 (OCI index) lists I1 and mE

@@ -1,6 +1,6 @@
-"""tag, copy and remove against a real store: the recipes of seed-recipes.txt that need
-no internet, the rules of original-system.md 7-9 as DESIGN.md 3 keeps them, and one new
-version per operation."""
+"""tag, copy and remove against a real store: the recipes of pulp_docker's user guide that
+need no internet, the rules of docs/original-system.md ("Tag", "Copy", "The cascade
+rules"), and one new version per operation."""
 
 from __future__ import annotations
 

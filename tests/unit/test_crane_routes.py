@@ -1,6 +1,7 @@
-"""Crane mode's routing table: every branch of the Accept negotiation of
-original-system.md 11.4, the v2 / v1 / admin routes of 11.3, 11.5 and 11.7, and the
-error bodies of 11.6, through the pure ``handle`` function."""
+"""Crane mode's routing table: every branch of the Accept negotiation
+(docs/original-system.md, "Manifest negotiation"), the v2 / v1 / admin routes and the
+error bodies (docs/original-system.md, "Crane routes"), through the pure ``handle``
+function."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ NONE: frozenset[str] = frozenset()
     (V4, "multi", frozenset({S1}), "manifests/1/multi", None),                  # s2 not accepted, v2 child
     (V4, "multi", NONE, "manifests/1/multi", None),                             # an old client
     (V4, "both", frozenset({S2}), f"manifests/2/{D_AMD}", S2),                  # step 3 wins over step 4
-    # a list digest asked by a list-unaware client: the amd64 table has tags only -> schema1 (13.13)
+    # a list digest asked by a list-unaware client: the amd64 table has tags only -> schema1
     (V4, D_LIST, frozenset({S2}), f"manifests/1/{D_LIST}", None),
     # a list tag without amd64 child, list not accepted -> 5
     (V4, "multi2", frozenset({S2}), "manifests/1/multi2", None),
@@ -120,12 +121,12 @@ def test_v2_redirects(path: str, accept: str | None, location: str) -> None:
     reply = call(path, accept=accept)
     assert (reply.status, reply.headers["Location"]) == (302, location)
     assert reply.headers["Content-Type"].startswith("text/html") and location.encode() in reply.body
-    assert "Docker-Distribution-API-Version" not in reply.headers   # only 200s carry it (11.3)
+    assert "Docker-Distribution-API-Version" not in reply.headers   # only 200s carry it
 
 
 @pytest.mark.parametrize("path", [
     "/v2/nope/manifests/latest",                        # unknown name
-    "/v2/ns/secret/manifests/latest",                   # protected, not authorised: hidden (11.6)
+    "/v2/ns/secret/manifests/latest",                   # protected, not authorised: hidden
     "/v2/pulpdemo/synctest",                            # no file part
     "/v2/pulpdemo/synctest/manifests",
     "/v2/pulpdemo/synctest/layers/x",
@@ -256,7 +257,7 @@ def test_v1_errors(path: str, status: int) -> None:
     reply = call(path, query={"q": [q[2:]]} if q else None)
     assert reply.status == status
     assert V1_HEADERS.items() <= reply.headers.items()
-    assert not reply.headers["Content-Type"].startswith("application/json")   # plain reason phrase (11.6)
+    assert not reply.headers["Content-Type"].startswith("application/json")   # plain reason phrase
 
 
 @pytest.mark.parametrize(("image", "authorised", "location"), [

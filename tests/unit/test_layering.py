@@ -1,4 +1,4 @@
-"""DESIGN.md's layering rule, enforced by reading imports:
+"""The layering rule (docs/architecture.md, "Layers"), enforced by reading imports:
 errors <- model <- store roles <- store protocol <- ops <- plan <- apply <- watch <- cli;
 adapters (store backends, registry client) import only the protocols and the model; the
 server imports only the store's read view (``store.roles.read``) and the model; ops

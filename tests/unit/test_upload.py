@@ -1,4 +1,4 @@
-"""Upload flows (original-system.md 6, DESIGN.md 3) with files built by the suite:
+"""Upload flows (docs/original-system.md, "Upload") with files built by the suite:
 skopeo dir: tarballs, OCI layouts, docker save tarballs, index JSON, hostile tars."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Crane's static tree (original-system.md 10.1 and 10.3), as ``export --format crane``
-writes it::
+"""Crane's static tree (docs/original-system.md, "Crane app files and the static tree"),
+as ``export --format crane`` writes it::
 
     <repo_id>.json                   Crane app file, version 4
     blobs/<digest>                   every blob of the version
@@ -34,7 +34,8 @@ def crane_dir(media_type: str) -> str:
 
 
 def default_url(repo_id: str) -> str:
-    """Pulp's default: the web directory is named by repository id (10.1), not registry name."""
+    """Pulp's default: the web directory is named by repository id, not registry name
+    (docs/original-system.md, "The static tree")."""
     return f"https://{socket.getfqdn()}/pulp/docker/v2/{repo_id}/"
 
 
@@ -90,6 +91,7 @@ def write_crane(w: TarWriter, store: ReadView, version: RepositoryVersion, *, ur
     for d, (media_type, raw) in manifests.items():
         w.data(f"manifests/{crane_dir(media_type)}/{d}", raw)
     for tag, entry in sorted(version.tags.items()):
-        # relative link in the same directory, as publish made them (10.1)
+        # a relative link in the same directory, as publish made them
+        # (docs/original-system.md, "The static tree")
         w.symlink(f"manifests/{crane_dir(manifests[entry.digest][0])}/{tag}", str(entry.digest))
     w.data("tags/list", json.dumps({"name": registry_id, "tags": sorted(version.tags)}).encode())

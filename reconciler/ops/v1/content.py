@@ -1,4 +1,5 @@
-"""Copy and remove of Docker v1 images and tags (original-system.md 8 and 9).
+"""Copy and remove of Docker v1 images and tags (docs/original-system.md, "Copy and remove
+of v1 images").
 
 - copy of an image brings all its ancestors (walking the parents in the source
   repository) and no v1 tags, as the original did; copy of a v1 tag brings the tag (it

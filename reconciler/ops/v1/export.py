@@ -1,5 +1,5 @@
 """``export --format crane-v1``: a repository version's Docker v1 images as Pulp's v1
-export distributor wrote them (original-system.md 10.3 and 10.5)::
+export distributor wrote them (docs/original-system.md, "The v1 export")::
 
     <repo_id>.json                   Crane app file, version 1
     web/<image_id>/ancestry          JSON list: the image id, then its parents' to the root

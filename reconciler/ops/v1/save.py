@@ -1,4 +1,5 @@
-"""Read a ``docker save`` tarball as Docker v1 images (original-system.md 6.1).
+"""Read a ``docker save`` tarball as Docker v1 images (docs/original-system.md, "Uploading
+docker save as v1").
 
 Both layouts are read: the legacy one (``repositories`` + ``<id>/{VERSION,json,layer.tar}``)
 and the one Docker 1.10-24 wrote, which adds ``manifest.json`` and ``<sha>.json``

@@ -1,5 +1,6 @@
-"""v1 sync (original-system.md 5.5): a repository's Docker v1 images and tags from an
-upstream that speaks the v1 registry API (``enable_v1: true`` on a repository with a feed).
+"""v1 sync (docs/original-system.md, "Sync from a v1 registry"): a repository's Docker v1
+images and tags from an upstream that speaks the v1 registry API (``enable_v1: true`` on a
+repository with a feed).
 
 Read the upstream tags (``{tag: image_id}``), take the union of the tagged images'
 ancestries as the images needed, download ``json`` and ``layer`` of each one the store

@@ -1,5 +1,6 @@
 """``upload --v1``: a ``docker save`` tarball into a repository as Docker v1 images
-(original-system.md 6.1; the reading and the ``--mask-id`` rule are in ``ops.v1.save``).
+(docs/original-system.md, "Uploading docker save as v1"; the reading and the ``--mask-id``
+rule are in ``ops.v1.save``).
 
 Everything is checked before anything is stored: the tar members (``tarsafe``), every
 image JSON, that the tarball names one repository, and that each imported image's parent

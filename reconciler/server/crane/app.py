@@ -4,9 +4,10 @@ only) the one file a reply names.
 It needs no store: everything comes from the app files under the data directory
 (``Watcher``) and, in serve-content mode, from the content directories. Files are sent
 with ``sendfile`` through the server's file wrapper; manifests are read whole (they are
-small) so that their digest goes out as ``Docker-Content-Digest``, which Crane never
-sent (13.10), and their ``Content-Type`` is the body's own media type when it names
-one (Crane labelled schema1 ``application/json`` and knew no OCI types).
+small) so that their digest goes out as ``Docker-Content-Digest``, which Crane never sent
+(docs/original-system.md, "Crane routes"), and their ``Content-Type`` is the body's own
+media type when it names one (Crane labelled schema1 ``application/json`` and knew no OCI
+types).
 """
 
 from __future__ import annotations

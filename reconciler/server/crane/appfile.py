@@ -1,10 +1,11 @@
 """Parse and validate one Crane app ("redirect") file, versions 1 to 4.
 
 The JSON Pulp's publish (and ``reconciler export --format crane``) writes for Crane
-(original-system.md 10.3): common keys ``version``, ``repo-registry-id``, ``url``,
-``protected`` (optional, default false) and ``repository`` (the Pulp repository id,
-needed only by serve-content mode); v1 adds ``images`` and ``tags``; v3 adds
-``schema2_data``; v4 adds ``manifest_list_data`` and ``manifest_list_amd64_tags``.
+(docs/original-system.md, "App file versions"): common keys ``version``,
+``repo-registry-id``, ``url``, ``protected`` (optional, default false) and ``repository``
+(the Pulp repository id, needed only by serve-content mode); v1 adds ``images`` and
+``tags``; v3 adds ``schema2_data``; v4 adds ``manifest_list_data`` and
+``manifest_list_amd64_tags``.
 Every error is a ``CraneDataInvalid`` whose message names the file and the key.
 
 Everything in an app file that later becomes part of a file path or a redirect URL is

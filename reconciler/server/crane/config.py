@@ -1,6 +1,7 @@
 """Read a ``crane.conf`` (INI) file into a ``CraneConfig``.
 
-The keys and defaults of Crane's ``default_config.conf`` (original-system.md 11.1):
+The keys and defaults of Crane's ``default_config.conf`` (docs/original-system.md,
+"crane.conf"):
 
 ``[general]`` ``debug`` (bool, false), ``data_dir`` (``/var/lib/crane/metadata/``),
 ``data_dir_polling_interval`` (seconds, 60), ``endpoint`` (``host[:port]`` for the v1

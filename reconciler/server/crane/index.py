@@ -1,18 +1,18 @@
 """The app files Crane mode serves: one immutable snapshot, reloaded when the data
 directory changes.
 
-``load_snapshot`` walks the data directory recursively, following symlinks (as Crane
-did, 11.2), reads every ``*.json`` file, and builds the v1 table (plus image id ->
-repositories) and the v2 table keyed by ``repo-registry-id``. A bad file is skipped with
-an error log naming it; the others load (pulp.plan.io #3111).
+``load_snapshot`` walks the data directory recursively, following symlinks (as Crane did:
+docs/original-system.md, "Loading app files"), reads every ``*.json`` file, and builds the
+v1 table (plus image id -> repositories) and the v2 table keyed by ``repo-registry-id``. A
+bad file is skipped with an error log naming it; the others load (pulp.plan.io #3111).
 
 ``Watcher`` hands out the current snapshot; at most once per polling interval a request
 re-stats the tree and, if anything changed, loads a new snapshot and swaps it in whole.
 Fixes over Crane: the fingerprint covers every directory **and every ``*.json`` file**
 (mtime, size, inode), so an in-place edit is noticed (Crane compared directory mtimes
-only, 13.11); a symlink loop is walked once instead of forever; files are read in sorted
+only); a symlink loop is walked once instead of forever; files are read in sorted
 order and a duplicate ``repo-registry-id`` is logged, the later path winning, instead of
-depending on the filesystem's walk order (15.9).
+depending on the filesystem's walk order.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Crane's manifest negotiation (original-system.md 11.4), exactly, as a pure function.
+"""Crane's manifest negotiation (docs/original-system.md, "Manifest negotiation"),
+exactly, as a pure function.
 
 ``choose_manifest(app, ref, accept)`` returns the path under the app file's ``url``
 (``manifests/<1|2|list>/<ref or digest>``, or ``manifests/<ref>`` for a version-2 file)

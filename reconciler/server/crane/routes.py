@@ -1,4 +1,4 @@
-"""Crane's routing table (original-system.md 11.3, 11.5, 11.7) as pure functions.
+"""Crane's routing table (docs/original-system.md, "Crane routes") as pure functions.
 
 ``handle(snapshot, config, request) -> Reply``. v2 paths are split by shape, not by
 substring: the last two components are the file (``manifests/<ref>``, ``blobs/<digest>``,
@@ -64,7 +64,9 @@ def _v2(snapshot: Snapshot, config: CraneConfig, req: CraneRequest) -> Reply:
     name, kind, ref = "/".join(parts[:-2]), parts[-2], parts[-1]
     app = snapshot.v2.get(name)
     if app is None or not req.may_read(name, app.protected):
-        return v2_error(404)  # protected and not authorised looks the same as unknown (11.6)
+        # protected and not authorised looks the same as unknown
+        # (docs/original-system.md, "Protection")
+        return v2_error(404)
     if kind == "tags":
         if ref != "list":
             return v2_error(404)
@@ -106,7 +108,8 @@ def redirect_base(url: str) -> str:
 
 
 def _catalog(snapshot: Snapshot, req: CraneRequest) -> Reply:
-    """Not in Crane (13.10): the v2 names this client may pull, paged by ``n``/``last``."""
+    """Not in Crane (docs/original-system.md, "Crane routes"): the v2 names this client may
+    pull, paged by ``n``/``last``."""
     names = sorted(n for n, app in snapshot.v2.items() if req.may_read(n, app.protected))
     last = req.param("last")
     if last:
@@ -125,7 +128,8 @@ def _catalog(snapshot: Snapshot, req: CraneRequest) -> Reply:
 
 def _admin(snapshot: Snapshot, req: CraneRequest, v2_only: bool) -> Reply:
     """``/crane/repositories[/v1]`` (v1 repositories) and ``/crane/repositories/v2``:
-    JSON when ``Accept`` is exactly ``application/json``, else an HTML page (11.7).
+    JSON when ``Accept`` is exactly ``application/json``, else an HTML page
+    (docs/original-system.md, "Crane routes").
     Only the repositories this client may read are listed (Crane listed all of them,
     protected ones with their v1 tags and image ids, to anyone who could reach it)."""
     data: dict[str, dict[str, object]]

@@ -1,5 +1,5 @@
-"""Crane's Docker registry v1 endpoints (original-system.md 11.5), served from version 1
-app files, as pure functions.
+"""Crane's Docker registry v1 endpoints (docs/original-system.md, "The v1 pull API"),
+served from version 1 app files, as pure functions.
 
 Every answer carries ``X-Docker-Registry-Version: 0.6.6`` and
 ``X-Docker-Registry-Config: common``; 200s are ``application/json``; errors are the

@@ -71,7 +71,8 @@ def json_reply(status: int, obj: object, headers: Mapping[str, str] | None = Non
 
 
 def v2_error(status: int, message: str | None = None) -> Reply:
-    """Crane's v2 error body: the HTTP status as the code (11.6), no version header."""
+    """Crane's v2 error body: the HTTP status as the code, no version header
+    (docs/original-system.md, "Crane routes")."""
     return json_reply(status, {"errors": [{"code": str(status), "message": message or reason(status)}]})
 
 

@@ -80,7 +80,7 @@ class VersionStore(Protocol):
         published one and those still in a grace period."""
         ...
 
-    # -- Docker v1 images (original-system.md 3.1) -----------------------------------------
+    # -- Docker v1 images (docs/original-system.md, "v1 images and tags") ---------------------
     def v1_images_put(self, images: Sequence[V1Image]) -> None:
         """Record v1 images (idempotent); each one's layer blob must be stored already."""
         ...

@@ -117,9 +117,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     ),
     (
-        # Docker v1 images (original-system.md 3.1) and their per-version membership and
-        # tags, in the same range representation as repo_content / repo_tags. The layer
-        # is a row of ``blobs`` (gc keeps the layers of live images).
+        # Docker v1 images (docs/original-system.md, "v1 images and tags") and their
+        # per-version membership and tags, in the same range representation as
+        # repo_content / repo_tags. The layer is a row of ``blobs`` (gc keeps the layers of
+        # live images).
         "0005_v1_images",
         """
         CREATE TABLE v1_images (
