@@ -152,20 +152,23 @@ def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, u
     """``reconciler sync --v1``: v1 images and v1 tags from the feed's v1 API (what
     ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
     to the repository's and are recorded on a repository this call creates. A failed sync
-    of a repository it created removes it again."""
+    of a repository it created removes it again. (No plan: ``apply.commands``.)"""
+    from reconciler.apply.oneoff import run_command
     from reconciler.ops.v1.sync import v1_sync
     from reconciler.registry.v1client import V1Client
 
-    with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,
-                                                "--v1 --feed https://crane.example.com --upstream-name busybox"
-                                                ) as (_, feed, upstream_name):
-        source = V1Client(RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                         auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
-                                         timeout=timeout, retries=retries))
-        try:
-            return v1_sync(store, source, repo_id, upstream_name)
-        finally:
-            source.close()
+    def sync(store: Store) -> OpResult:
+        with _sync_target(store, repo_id, feed, upstream_name,
+                          "--v1 --feed https://crane.example.com --upstream-name busybox") as (_, url, name):
+            source = V1Client(RegistryConfig(url=url, username_env=username_env, password_env=password_env,
+                                             auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
+                                             timeout=timeout, retries=retries))
+            try:
+                return v1_sync(store, source, repo_id, name)
+            finally:
+                source.close()
+
+    return run_command(store, sync, lock_timeout=lock_timeout)
 
 
 @contextmanager

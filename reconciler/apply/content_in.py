@@ -1,6 +1,7 @@
 """The apply's two ways content enters the store, as seams the runner is given (tests
 and one-off commands pass their own): ``Fetcher`` (an upstream's content,
-``ops.fetch.fetch_content``) and ``Uploader`` (an upload file, ``ops.upload``)."""
+``ops.fetch.fetch_content``) and ``Uploader`` (an upload file, ``ops.upload``); and the
+upload action's step (``upload_step``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.errors import StalePlan
 from reconciler.model import Digest, Index, Manifest, PlatformFilter
 from reconciler.model.content import ContentSet
+from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
+from reconciler.ops.graph import with_closure
 from reconciler.ops.parallel import Progress
+from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken
+from reconciler.plan.actions import Upload
+from reconciler.plan.steps import set_tag
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
 from reconciler.store.roles.content import ContentBatch
@@ -50,3 +57,21 @@ def default_uploader(store: Store, path: Path, existing: ContentSet,
 
     result = upload_content(store, path, existing=existing, tag=tag)
     return result.content, result.tags
+
+
+def upload_step(uploader: Uploader, store: Store, a: Upload, state: RepoState,
+                graph: RefGraph) -> tuple[RepoState, RefGraph]:
+    """Import the file and set the tags the plan reviewed: every tag the file names, or
+    just ``tag`` (``ops.uploadtags``); a file that now sets others makes the plan stale."""
+    content, named = uploader(store, Path(a.file), state.content, a.tag)
+    wanted = {a.tag: named[a.tag]} if a.tag else dict(named)
+    got = {t: str(d) for t, d in sorted(wanted.items())}
+    planned = dict(a.upload_tags) or ({a.tag: str(a.digest)} if a.tag and a.digest else got)
+    if got != planned:
+        raise StalePlan(f"upload {a.file} now sets {got}, the plan said {planned}",
+                        hint="plan again and review what the file holds now")
+    state = state.with_content(content)
+    graph = with_closure(store, graph, list(wanted.values()))
+    for tag, digest in wanted.items():
+        state = set_tag(state, graph, tag, digest, Upload.origin).state
+    return state, graph

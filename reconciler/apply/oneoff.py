@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from reconciler.apply.content_in import Fetcher, default_fetcher
+from reconciler.apply.content_in import Fetcher, Uploader, default_fetcher, default_uploader
 from reconciler.apply.result import ApplyResult
 from reconciler.apply.runner import RepoProgress, Runner
 from reconciler.apply.session import locked
@@ -79,10 +79,19 @@ def plan_change(store: Store, desired: DesiredState, repo_id: str, sources: Sour
     return dataclasses.replace(plan, actions=kept), observed
 
 
+def run_command(store: Store, command: Callable[[Store], R], *, lock_timeout: float = 60.0) -> R:
+    """Run ``command`` under the store lock, waited for ``lock_timeout`` seconds (Ctrl-C ends
+    the wait): the one place a one-off command takes the lock. ``command``: the plan and
+    apply of ``run_one_off``, or an action of ``apply.commands``."""
+    with locked(store, lock_timeout, None):
+        return command(store)
+
+
 def run_one_off(store: Store, change: Callable[[Repository | None], DesiredState], repo_id: str, *, operation: str,
                 lock_timeout: float = 60.0,
                 sources: SourceFactory | None = None, resolver: Resolver = default_resolver,
-                fetcher: Fetcher = default_fetcher, progress: RepoProgress | None = None,
+                fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
+                progress: RepoProgress | None = None,
                 check: Callable[[Plan, Observed], None] | None = None,
                 left_alone: tuple[type[Action], ...] = LEFT_ALONE, finish: Callable[[OneOffRun], R]) -> R:
     """Plan and apply the one-repository change ``change`` makes of the repository as the
@@ -90,17 +99,20 @@ def run_one_off(store: Store, change: Callable[[Repository | None], DesiredState
     ``operation``; ``check`` may refuse the plan before anything is applied (raise);
     ``finish`` turns the run into the command's result, still under the lock (it may undo
     what a failed command must not leave behind)."""
-    with locked(store, lock_timeout, None):
+    def run(store: Store) -> R:
         found = store.repository_find(repo_id)
         desired = change(found)
         before = RepoState.of(store.version_get(repo_id)) if found is not None else None
         plan, observed = plan_change(store, desired, repo_id, sources, resolver=resolver, left_alone=left_alone)
         if check is not None:
             check(plan, observed)
-        result = Runner(plan, store, desired, sources=sources, fetcher=fetcher, manifests=observed.manifests,
+        result = Runner(plan, store, desired, sources=sources, fetcher=fetcher, uploader=uploader,
+                        manifests=observed.manifests,
                         progress=progress, one_off=operation).run()
         after = RepoState.of(store.version_get(repo_id)) if store.repository_find(repo_id) is not None else None
         return finish(OneOffRun(repo_id, plan, observed, result, before, after))
+
+    return run_command(store, run, lock_timeout=lock_timeout)
 
 
 class LentSource:
@@ -111,6 +123,8 @@ class LentSource:
     def __init__(self, source: UpstreamSource) -> None:
         self.source = source
         self.stats: RequestStats = source.stats
+        #: where it reads from (errors name the URL)
+        self.config = getattr(source, "config", None)
 
     def tag_list(self, name: str) -> list[str]:
         return self.source.tag_list(name)

@@ -24,9 +24,9 @@
   lost, see ``apply.stop``) is checked before every repository, download, store write and
   version commit; downloads in flight are abandoned, not waited for. What is left is
   skipped, ``stopped`` in the result says why, and the journal entry is ``interrupted``.
-- Every apply is journaled (a one-off command's run, ``one_off``, is not: ``apply.oneoff``) (``journal_start``/``journal_finish``) with a summary of what it
-  did (``ApplyResult.journal``); entries left ``running`` by a killed apply are closed as
-  ``interrupted`` by the next one.
+- Every apply is journaled (``journal_start``/``journal_finish``) with a summary of what it
+  did (``ApplyResult.journal``; a one-off command's run, ``one_off``, is not: ``apply.oneoff``);
+  entries left ``running`` by a killed apply are closed as ``interrupted`` by the next one.
 - Re-running after a crash converges: content is global and idempotent to store,
   versions commit atomically, and the next plan starts from whatever was committed.
 """
@@ -40,14 +40,15 @@ from pathlib import Path
 
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
-from reconciler.apply.content_in import Fetcher, Uploader, default_fetcher, default_uploader
+from reconciler.apply.content_in import Fetcher, Uploader, default_fetcher, default_uploader, upload_step
 from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
-from reconciler.errors import Interrupted, RateLimited, ReconcilerError, StalePlan
+from reconciler.errors import Interrupted, RateLimited, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
-from reconciler.ops.cascade import RefGraph
+from reconciler.model.content import ContentSet
+from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import load_graph, with_closure
 from reconciler.ops.parallel import Progress, ProgressEvent
@@ -77,7 +78,7 @@ from reconciler.plan.actions import (
 from reconciler.plan.drift import spec_fingerprints
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import SourceFactory, upstream_name
-from reconciler.plan.steps import run_step, set_tag
+from reconciler.plan.steps import run_step
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
@@ -89,6 +90,8 @@ RepoProgress = Callable[[str, ProgressEvent], None]
 
 #: at most this many repositories fetch their content at once (each with its feed's jobs)
 MAX_PARALLEL_REPOS = 4
+
+
 class Runner:
     def __init__(self, plan: Plan, store: Store, desired: DesiredState, *, sources: SourceFactory | None = None,
                  fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
@@ -130,6 +133,8 @@ class Runner:
         self.prefetch_failed: dict[str, ReconcilerError] = {}
         #: publication actions whose repository has been applied (a handover waits for all)
         self.reached: set[str] = set()
+        #: a one-off command's repository to create or update with its version (``_content``)
+        self.deferred: dict[str, list[CreateRepository | UpdateRepository]] = {}
 
     # -- bookkeeping -------------------------------------------------------------------
     def _blocked(self, a: Action) -> bool:
@@ -152,9 +157,18 @@ class Runner:
         log.log(logging.INFO if self.one_off else logging.ERROR, "%s failed: %s", a.id, exc.message)
         self.bad.add(a.id)
         self.result.results.append(ActionResult(a.id, FAILED, exc.message))
+        self.result.errors[a.id] = exc
 
     def _done(self, a: Action) -> None:
         self.result.results.append(ActionResult(a.id, DONE))
+
+    def _deferred(self, repo: str) -> None:
+        for a in self.deferred.pop(repo):
+            if isinstance(a, CreateRepository):
+                self.store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
+            else:
+                self.store.repository_update(repo, feed=a.feed, upstream_name=a.upstream_name)
+            self._done(a)
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> ApplyResult:
@@ -302,6 +316,9 @@ class Runner:
                 continue
             try:
                 match a:
+                    case CreateRepository() | UpdateRepository() if self.one_off is not None:
+                        self.deferred.setdefault(repo, []).append(a)  # with its version (``_content``)
+                        continue
                     case CreateRepository():
                         if store.repository_find(repo) is None:  # a killed earlier run may have made it
                             store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
@@ -322,6 +339,11 @@ class Runner:
             except ReconcilerError as exc:
                 self._failed(a, exc)
         dropped = self._content(repo, steps, retain_action=None if v1 else drop_action) if steps else []
+        if repo in self.deferred:  # no version made: a one-off command that failed changes nothing
+            if any(s.id in self.bad for s in steps) or any(f.repo == repo for f in self.plan.failed_tags):
+                self.result.results += [ActionResult(a.id, SKIPPED, "its content failed") for a in self.deferred.pop(repo)]
+            else:
+                self._deferred(repo)
         for a in v1:  # each makes its own version, after the OCI one (store.v1_commit)
             if self._blocked(a):
                 continue
@@ -401,28 +423,13 @@ class Runner:
         if result.version is not None:
             self.result.versions[repo] = result.version.number
 
-    def _upload(self, a: Upload, state: RepoState, graph: RefGraph) -> tuple[RepoState, RefGraph]:
-        """Import the file and set the tags the plan reviewed: every tag the file names, or
-        just ``tag`` (``ops.uploadtags``); a file that now sets others makes the plan stale."""
-        content, named = self.uploader(self.store, Path(a.file), state.content, a.tag)
-        wanted = {a.tag: named[a.tag]} if a.tag else dict(named)
-        got = {t: str(d) for t, d in sorted(wanted.items())}
-        planned = dict(a.upload_tags) or ({a.tag: str(a.digest)} if a.tag and a.digest else got)
-        if got != planned:
-            raise StalePlan(f"upload {a.file} now sets {got}, the plan said {planned}",
-                            hint="plan again and review what the file holds now")
-        state = state.with_content(content)
-        graph = with_closure(self.store, graph, list(wanted.values()))
-        for tag, digest in wanted.items():
-            state = set_tag(state, graph, tag, digest, Upload.origin).state
-        return state, graph
-
     def _content(self, repo: str, actions: list[ContentAction], *,
                  retain_action: DropVersions | None = None) -> list[int]:
         """Run the content actions, commit one new version; return the versions of ``retain_action`` dropped with it."""
         store = self.store
+        create = any(isinstance(a, CreateRepository) for a in self.deferred.get(repo, ()))
         try:
-            base = store.version_get(repo)
+            base = RepositoryVersion(repo, 0, ContentSet(), {}) if create else store.version_get(repo)
             state = RepoState.of(base)
             # the graph of every root the actions name that is stored already (copies,
             # prefetched syncs), in one walk; content fetched or uploaded below is added then
@@ -453,7 +460,7 @@ class Runner:
                         self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
                                      tags_by_digest={a.digest: a.tag}, stop=self.stop, platforms=spec.platforms)
                     if isinstance(a, Upload):
-                        state, graph = self._upload(a, state, graph)
+                        state, graph = upload_step(self.uploader, store, a, state, graph)
                     else:
                         graph = with_closure(store, graph, content_roots([a]))
                         state = run_step(a, state, graph).state
@@ -465,6 +472,11 @@ class Runner:
                 source.close()
         self.stop.check()  # nothing of this repository is visible yet: stopping here loses nothing
         try:
+            if repo in self.deferred:  # a one-off command's repository changes go with its version
+                if not done:
+                    return []
+                self._deferred(repo)
+                base = store.version_get(repo) if create else base
             drop = retain.with_commit(store, repo, retain_action, why_not=self._why_not(retain_action),
                                       changes=state != RepoState.of(base))
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,

@@ -2,8 +2,8 @@
 planned and applied by ``apply.oneoff`` like the repos.yaml entry it stands for; this
 module turns that run into the command's ``SyncResult`` and keeps the command's promises:
 
-- a failure changes nothing: a repository the command created is removed again when
-  nothing could be synced, and the feed and upstream name it recorded are restored;
+- a failure changes nothing: the repository is created, and its feed and upstream name
+  recorded, only with the sync's version, or when nothing failed (``Runner.deferred``);
 - a new repository whose upstream lists no tags is not created unless ``allow_empty``;
 - the upstream's tag list failing, or its client failing to open, is the command's
   error (an apply would plan the other repositories; a one-off command has only this one);
@@ -163,12 +163,8 @@ def _result(store: Store, run: OneOffRun, spec: RepositorySpec, repo: Repository
     if kept and (not spec.mirror or held_back):
         warnings.append(f"tag{'' if len(kept) == 1 else 's'} {', '.join(kept)} dropped out of the newest "
                         f"{spec.tag_filter.latest}: kept, because mirror is off")
-    if failed and version is None:  # tags failed and nothing else happened: it changes nothing
-        if run.created:
-            store.repository_delete(repo_id)
-        elif repo is not None and run.after is not None:
-            store.repository_update(repo_id, feed=repo.feed, upstream_name=repo.upstream_name)
-    elif repo is None and run.after is None and not upstream.listed and not spec.allow_empty:
+    # tags failed and nothing else happened: the runner made no repository change either
+    if repo is None and not failed and run.after is None and not upstream.listed and not spec.allow_empty:
         warnings.append(f"repository {repo_id} was not created: the upstream lists no tags "
                         "(--allow-empty creates it empty)")
     added, moved, removed = tag_changes(run.before, run.after)

@@ -1,7 +1,8 @@
-"""``reconciler upload|tag|copy|remove``: the imperative content operations.
+"""``reconciler upload|tag|copy|remove``: the content commands.
 
-Each command takes the store lock, calls one ``reconciler.ops`` function, and prints the
-new version's content summary (added/removed per kind), or JSON with ``--json``.
+Each is the repos.yaml entry that says the same, planned and applied under the store lock
+(``apply.content_commands``; the v1 kinds: ``apply.commands``), and prints the new
+version's content summary (added/removed per kind), or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from pathlib import Path
 
 import click
 
-from reconciler.apply.content_commands import copy_command, remove_command
+from reconciler.apply import commands
+from reconciler.apply.content_commands import copy_command, remove_command, tag_command, upload_command
+from reconciler.apply.oneoff import run_command
 from reconciler.cli.context import AppContext, echo_json, pass_app
-from reconciler.ops import tag as tag_op
-from reconciler.ops import upload as upload_op
 from reconciler.ops.result import OpResult
-from reconciler.ops.v1 import content as v1content
-from reconciler.ops.v1 import upload as v1upload
 
 _KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag",
                "v1_images": "v1 image", "v1_tags": "v1 tag"}
@@ -86,11 +85,10 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
     if as_v1 and tag_name is not None:
         raise click.UsageError("--tag does not apply to --v1 (v1 tags come from the tarball's repositories file)")
     store = app.creating_store
-    with store.lock(lock_timeout):
-        if as_v1:
-            result = v1upload.upload_v1(store, repo_id, path, mask_id=mask_id)
-        else:
-            result = upload_op.upload(store, repo_id, path, tag=tag_name)
+    if as_v1:
+        result = run_command(store, commands.V1Upload(repo_id, path, mask_id), lock_timeout=lock_timeout)
+    else:  # the repos.yaml `uploads:` entry, planned and applied (apply.content_commands)
+        result = upload_command(store, repo_id, path, tag=tag_name, lock_timeout=lock_timeout)
     render(result, as_json)
 
 
@@ -108,8 +106,8 @@ def tag_cmd(app: AppContext, repo_id: str, tag_name: str, digest: str, lock_time
     Example:
       reconciler tag schema2 latest sha256:d5483f2ed144c808d4b077f5ec6821d2b3c378ca6cd5a3a5ef9927b99ac28f99
     """
-    with app.store.lock(lock_timeout):
-        result = tag_op.tag(app.store, repo_id, tag_name, digest)
+    # the repos.yaml `pins:` entry TAG: DIGEST (origin manual), planned and applied
+    result = tag_command(app.store, repo_id, tag_name, digest, lock_timeout=lock_timeout)
     render(result, as_json)
 
 
@@ -139,10 +137,8 @@ def copy_cmd(app: AppContext, kind: str, names: tuple[str, ...], source: str, ta
     if copy_all == bool(names):
         raise click.UsageError("give NAME_OR_DIGEST arguments or --all (not both)")
     if kind.startswith("v1-"):
-        with app.store.lock(lock_timeout):
-            result = v1content.copy_v1(app.store, source=source, target=target,
-                                       kind=kind[3:],  # type: ignore[arg-type]
-                                       names="all" if copy_all else list(names))
+        copy = commands.V1Copy(source, target, kind[3:], "all" if copy_all else list(names))  # type: ignore[arg-type]
+        result = run_command(app.store, copy, lock_timeout=lock_timeout)
     else:  # the repos.yaml `copy:` entry, planned and applied (apply.content_commands)
         result = copy_command(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
                               names="all" if copy_all else list(names), lock_timeout=lock_timeout)
@@ -173,8 +169,8 @@ def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...],
       reconciler remove index containers sha256:c152ddeda2b828fbb610cb9e4cb121e1879dd5301d336f0a6c070b2844a0f56d
     """
     if kind.startswith("v1-"):
-        with app.store.lock(lock_timeout):
-            result = v1content.remove_v1(app.store, repo_id, kind[3:], list(names))  # type: ignore[arg-type]
+        result = run_command(app.store, commands.V1Remove(repo_id, kind[3:], list(names)),  # type: ignore[arg-type]
+                                      lock_timeout=lock_timeout)
     else:  # the repos.yaml `remove:` entry, planned and applied (apply.content_commands)
         result = remove_command(app.store, repo_id, kind, list(names),  # type: ignore[arg-type]
                                 lock_timeout=lock_timeout)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from reconciler.desired.model import DesiredState, RepositorySpec
+from reconciler.desired.model import DesiredState, RepositorySpec, TagPin, Upload
+from reconciler.model import Digest
+from reconciler.model.content import Origin
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
@@ -36,6 +38,20 @@ def sync_spec(repo_id: str, feed: RegistryConfig, upstream_name: str, *, tag_fil
     allow_empty}``."""
     return RepositorySpec(id=repo_id, feed=feed, upstream_name=upstream_name, tag_filter=tag_filter,
                           mirror=mirror, allow_empty=allow_empty, platforms=platforms)
+
+
+def tag_spec(repo_id: str, tag: str, digest: Digest) -> RepositorySpec:
+    """``reconciler tag ID TAG DIGEST`` as the repos.yaml entry ``{pins: {TAG: DIGEST}}``,
+    with the origin the command has always recorded (``manual``; a declared pin's is ``pin``)."""
+    return RepositorySpec(id=repo_id, pins=(TagPin(tag, digest=digest, origin=Origin.MANUAL),))
+
+
+def upload_spec(repo_id: str, file: Path, tag: str | None = None) -> RepositorySpec:
+    """``reconciler upload ID FILE [--tag T]`` as the repos.yaml entry ``{uploads: [{file},
+    {file, tag: T}]}``: the command sets the tags the file names, and T too (an entry
+    with ``tag:`` sets only T)."""
+    entries = (Upload(file.resolve()),) + ((Upload(file.resolve(), tag),) if tag else ())
+    return RepositorySpec(id=repo_id, uploads=entries)
 
 
 def one_repository(spec: RepositorySpec, command: str) -> DesiredState:

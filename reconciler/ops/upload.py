@@ -11,6 +11,8 @@ and that every blob and child the new manifests need is in the file or already i
 repository (a blob already in the repository need not be in the file). Blobs are then
 streamed to the store and verified; a mismatch raises ``DigestMismatch`` and no version
 is made (blobs stored before it are unreferenced and invisible until ``store gc``).
+The command plans and applies the repos.yaml ``uploads:`` entry
+(``apply.content_commands.upload_command``), which stores the file with ``upload_content``.
 """
 
 from __future__ import annotations
@@ -22,14 +24,11 @@ from pathlib import Path
 
 from reconciler.errors import UploadInvalid
 from reconciler.model import Digest, Index, Manifest, validate_tag
-from reconciler.model.content import ContentSet, Origin, TagEntry
-from reconciler.model.repository import RepositoryVersion
+from reconciler.model.content import ContentSet
 from reconciler.ops.formats.archive import Archive, open_archive
 from reconciler.ops.formats.dockersave import read_docker_save
 from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.formats.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
-from reconciler.ops.result import OpResult, commit_state
-from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.store.protocol import Store
 
@@ -194,20 +193,3 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
         if archive is not None:
             archive.close()
 
-
-def upload(store: Store, repo_id: str, path: Path | str, *, tag: str | None = None,
-           limits: Limits = DEFAULT_LIMITS) -> OpResult:
-    """Upload ``path`` into ``repo_id`` (created if missing): one new version."""
-    existing_repo = store.repository_find(repo_id)
-    before = store.version_get(repo_id) if existing_repo else RepositoryVersion(repo_id, 0, ContentSet(), {})
-    result = upload_content(store, Path(path), existing=before.content, tag=tag, limits=limits)
-    if existing_repo is None:
-        store.repository_create(repo_id)
-        before = store.version_get(repo_id)
-    after = RepoState.of(before).with_content(result.content).with_tags(
-        {n: TagEntry(d, Origin.UPLOAD) for n, d in result.tags.items()})
-    details = {"format": result.format, "file": str(path), "roots": [str(d) for d in result.roots],
-               "tags": {n: str(d) for n, d in sorted(result.tags.items())},
-               "blobs_stored": result.blobs_stored, "blobs_reused": result.blobs_reused,
-               "notes": list(result.notes), "created_repository": existing_repo is None}
-    return commit_state(store, before, after, operation=f"upload {Path(path).name}", details=details)

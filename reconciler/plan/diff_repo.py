@@ -123,12 +123,15 @@ class RepoDiff:
 
     def _set_tag(self, kind: type[SetTag], tag: str, digest: Digest, reason: str, *,
                  deps: Iterable[str] = (), cascade: bool = False, source: tuple[str, str] | None = None,
-                 skip: frozenset[Digest] = frozenset(), entries: tuple[Descriptor, ...] = ()) -> None:
+                 skip: frozenset[Digest] = frozenset(), entries: tuple[Descriptor, ...] = (),
+                 origin: Origin | None = None) -> None:
         """A ``SyncTag`` (``cascade``: a mirror), ``CopyTag`` or ``PinTag`` (``source``:
-        the repository and tag it copies or pins to) of ``tag`` to ``digest``, leaving out
-        the index children ``skip`` (``entries``: the index entries naming them)."""
+        the repository and tag it copies or pins to; ``origin``: another than ``pin``) of
+        ``tag`` to ``digest``, leaving out the index children ``skip`` (``entries``: the
+        index entries naming them)."""
         current = self.state.tags.get(tag)
-        step = steps.set_tag(self.state, self.graph, tag, digest, kind.origin, cascade=cascade, skip=skip)
+        origin = origin or kind.origin
+        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade, skip=skip)
         if step.state == self.state:
             return
         if step.state.tags == self.state.tags and step.state.content == self.state.content:
@@ -138,7 +141,7 @@ class RepoDiff:
         before, same = self.state, current is not None and current.digest == digest
         action_id, depends_on = self._ids(kind.op, tag, deps)
         old_digest = current.digest if current and not same else None
-        old_origin = current.origin.value if current and same and current.origin != kind.origin else None
+        old_origin = current.origin.value if current and same and current.origin != origin else None
         adds, removes = _counts(new), _counts(step.removed)
         sk = subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries)
         action: SetTag
@@ -159,7 +162,8 @@ class RepoDiff:
                             tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
                             removes=removes, source_repo=source[0] if source else None,
                             source_tag=source[1] if source else None, skipped=sk.digests,
-                            platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
+                            platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes,
+                            tag_origin=None if origin is PinTag.origin else origin.value)
         self._add(action)
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
@@ -411,7 +415,7 @@ class RepoDiff:
                 if setter:
                     deps.append(setter)
                 self._set_tag(PinTag, pin.name, digest, pm.DECLARED, deps=deps,
-                              source=(pin.source_repo, pin.source_tag), skip=src.absent)
+                              source=(pin.source_repo, pin.source_tag), skip=src.absent, origin=pin.origin)
             else:
                 assert pin.digest is not None
                 if pin.digest not in self.state.content.manifests | self.state.content.indexes:
@@ -419,7 +423,8 @@ class RepoDiff:
                                       "hold after this plan", path=at,
                                       hint="copy or upload that manifest first, or fix the digest")
                 deps = self._providers(self.repo, self.graph.closure([pin.digest], self.state.absent))
-                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps, skip=self.state.absent)
+                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps, skip=self.state.absent,
+                              origin=pin.origin)
 
     def _removals(self) -> None:
         rm = self.spec.remove

@@ -1,11 +1,15 @@
 """One way in: a one-off command and the equivalent repos.yaml line leave the same
 repository, on a real distribution registry upstream.
 
-The differential property test drives the same random operation sequences through both
-roads (the one-off commands through the real CLI on one store; for each step the
-repos.yaml entry that says the same thing, applied with ``apply -f``, on another) and
-compares what each repository holds: its tags with their digests and origins, and its
-content. The mirror case of issue 17 is the example the two roads disagreed on."""
+The differential property test drives the same random operation sequences (sync, with
+and without mirror and filters; upload, with and without --tag; tag; copy; remove tag and
+manifest) through both roads (the one-off commands through the real CLI on one store;
+for each step the repos.yaml entry that says the same thing, applied with ``apply -f``,
+on another) and compares what each repository holds: its tags with their digests and
+origins, and its content. The one difference by design: ``reconciler tag`` records origin
+``manual`` where the repos.yaml pin records ``pin`` (the command's origin is kept), so the
+declared store's ``pin`` is read as ``manual``. The mirror case of issue 17 is the
+example the two roads disagreed on."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from reconciler import api
 from reconciler.cli import cli
 from reconciler.model.content import Origin
 from reconciler.store.protocol import Store
+from tests.support import archives as ar
 from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
@@ -53,14 +58,16 @@ def apply_yaml(store: Path, folder: Path, body: str) -> None:
     run(store, "apply", "-f", str(path))
 
 
-def contents(location: Path) -> dict[str, object]:
-    """Every repository: tag -> (digest, origin), and its content by kind."""
+def contents(location: Path, *, pins_are_manual: bool = False) -> dict[str, object]:
+    """Every repository: tag -> (digest, origin), and its content by kind
+    (``pins_are_manual``: origin ``pin`` read as ``manual``, see the module doc)."""
     s: Store = api.open_store(str(location), create=False)
     try:
         out: dict[str, object] = {}
         for repo in s.repository_list():
             version = s.version_get(repo.id)
-            out[repo.id] = ({n: (str(e.digest), e.origin.value) for n, e in version.tags.items()},
+            origin = {Origin.PIN: Origin.MANUAL} if pins_are_manual else {}
+            out[repo.id] = ({n: (str(e.digest), origin.get(e.origin, e.origin).value) for n, e in version.tags.items()},
                             {k: sorted(map(str, getattr(version.content, k))) for k in ("blobs", "manifests",
                                                                                           "indexes")})
         return out
@@ -123,7 +130,22 @@ operation = st.one_of(
     st.tuples(st.just("copy"), st.sampled_from(TAGS)),
     st.tuples(st.just("remove-tag"), st.sampled_from(TAGS)),
     st.tuples(st.just("remove-manifest"), st.sampled_from(["a", "b"])),
+    st.tuples(st.just("tag"), st.sampled_from(TAGS), st.sampled_from(sorted(POOL))),
+    st.tuples(st.just("upload"), st.sampled_from(sorted(POOL)), st.sampled_from([None, *TAGS])),
 )
+
+
+def upload_file(folder: Path, key: str) -> Path:
+    """An upload file of the pool's image ``key``: a skopeo dir tarball (names no tag) for
+    a, an oci-archive naming the tag ``up-KEY`` for the others."""
+    path = folder / f"{key}.tar"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        if key == "a":
+            ar.skopeo_dir_tar(path, POOL[key])
+        else:
+            ar.write_tar(path, ar.oci_layout_files([(POOL[key], f"up-{key}")]))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +168,7 @@ def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
         repo_r = held.get("r")
         tags_r: dict[str, tuple[str, str]] = repo_r[0] if repo_r else {}  # type: ignore[index]
         manifests_r: list[str] = repo_r[1]["manifests"] if repo_r else []  # type: ignore[index]
+        indexes_r: list[str] = repo_r[1]["indexes"] if repo_r else []  # type: ignore[index]
         match step:
             case ("upstream", dict() as tags):
                 name = upstream(registry, tags)  # type: ignore[arg-type]
@@ -170,6 +193,15 @@ def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
                 digest = str(POOL[key].digest)
                 run(one_off, "remove", "manifest", "r", digest)
                 apply_yaml(declared, yamls, f"  r: {{remove: {{manifests: ['{digest}']}}}}\n")
+            case ("tag", str() as tag, str() as key) if str(POOL[key].digest) in manifests_r + indexes_r:
+                digest = str(POOL[key].digest)
+                run(one_off, "tag", "r", tag, digest)
+                apply_yaml(declared, yamls, f"  r: {{pins: {{{tag}: '{digest}'}}}}\n")
+            case ("upload", str() as key, tag):
+                file = upload_file(case / "files", key)
+                run(one_off, "upload", "r", str(file), *(["--tag", str(tag)] if tag else []))
+                entries = f"{{file: '{file}'}}" + (f", {{file: '{file}', tag: {tag}}}" if tag else "")
+                apply_yaml(declared, yamls, f"  r: {{uploads: [{entries}]}}\n")
             case _:
                 continue  # not possible in this state (the tag or manifest is not there)
-        assert contents(one_off) == contents(declared), f"after {step}"
+        assert contents(one_off) == contents(declared, pins_are_manual=True), f"after {step}"

@@ -72,7 +72,7 @@ def test_upload_real_skopeo_dir_tarball(registry, upstream, store, tmp_path: Pat
 
 
 def test_upload_real_oci_archive_of_an_index(registry, upstream, store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from reconciler.ops.upload import upload
+    from reconciler.apply.content_commands import upload_command as upload
 
     archive = tmp_path / "multi.tar"
     skopeo("copy", "--src-tls-verify=false", "--all", f"docker://{registry.host}/{MULTI}:1.0",

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from reconciler.apply.content_commands import copy_command, remove_command, tag_command
 from reconciler.errors import ContentNotFound, RemovalRefused, TagInvalid
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
-from reconciler.ops import copy as copy_op
-from reconciler.ops import remove as remove_op
-from reconciler.ops import tag as tag_op
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.copy import copy_state
 from reconciler.ops.state import RepoState
@@ -45,32 +43,32 @@ def versions(store, repo: str) -> int:  # type: ignore[no-untyped-def]
 # -- tag ------------------------------------------------------------------------------
 def test_tag_creates_then_moves_one_tag_per_name(store, containers) -> None:  # type: ignore[no-untyped-def]
     solo, loose = containers["solo"], containers["loose"]
-    r = tag_op.tag(store, "containers", "1.2", str(solo.digest))
+    r = tag_command(store, "containers", "1.2", str(solo.digest))
     assert r.summary.added["tags"] == 1 and r.version and r.version.number == 2
-    r = tag_op.tag(store, "containers", "1.2", loose.digest)
+    r = tag_command(store, "containers", "1.2", loose.digest)
     assert r.details["previous"] == str(solo.digest)
     v = store.version_get("containers")
     assert v.tags["1.2"] == TagEntry(loose.digest, Origin.MANUAL)
     # the same tag again changes nothing and makes no version
-    assert not tag_op.tag(store, "containers", "1.2", loose.digest).changed
+    assert not tag_command(store, "containers", "1.2", loose.digest).changed
     assert versions(store, "containers") == 3
 
 
 def test_tag_an_index_and_errors(store, containers) -> None:  # type: ignore[no-untyped-def]
     multi = containers["multi"]
-    assert tag_op.tag(store, "containers", "list", multi.digest).changed
+    assert tag_command(store, "containers", "list", multi.digest).changed
     blob = next(iter(multi.children[0].blobs))
     with pytest.raises(ContentNotFound, match="is a blob"):
-        tag_op.tag(store, "containers", "x", blob)
+        tag_command(store, "containers", "x", blob)
     with pytest.raises(ContentNotFound, match="not a manifest or index in"):
-        tag_op.tag(store, "containers", "x", Digest.of(b"elsewhere"))
+        tag_command(store, "containers", "x", Digest.of(b"elsewhere"))
     with pytest.raises(TagInvalid):
-        tag_op.tag(store, "containers", "bad tag", multi.digest)
+        tag_command(store, "containers", "bad tag", multi.digest)
 
 
 # -- copy: the recipe --------------------------------------------------------------------
 def test_copy_all_manifests_copies_their_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
-    r = copy_op.copy(store, source="containers", target="containers2", kind="manifest", names="all")
+    r = copy_command(store, source="containers", target="containers2", kind="manifest", names="all")
     src = store.version_get("containers")
     dst = store.version_get("containers2")
     assert dst.content.manifests == src.content.manifests
@@ -82,7 +80,7 @@ def test_copy_all_manifests_copies_their_blobs_and_no_tags(store, containers) ->
 
 def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
     multi = containers["multi"]
-    copy_op.copy(store, source="containers", target="c2", kind="index", names=[str(multi.digest)])
+    copy_command(store, source="containers", target="c2", kind="index", names=[str(multi.digest)])
     dst = store.version_get("c2")
     assert dst.content.indexes == {multi.digest}
     assert dst.content.manifests == {c.digest for c in multi.children}
@@ -93,7 +91,7 @@ def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store, containers
 @pytest.mark.parametrize("tag,image", [("latest", "multi"), ("solo", "solo")])
 def test_copy_tag_brings_everything(store, containers, tag: str, image: str) -> None:  # type: ignore[no-untyped-def]
     img = containers[image]
-    r = copy_op.copy(store, source="containers", target="c2", kind="tag", names=[tag])
+    r = copy_command(store, source="containers", target="c2", kind="tag", names=[tag])
     dst = store.version_get("c2")
     assert dst.tags == {tag: TagEntry(img.digest, Origin.COPY)}
     assert {str(b) for b in dst.content.blobs} == set(img.all_blobs())
@@ -102,18 +100,18 @@ def test_copy_tag_brings_everything(store, containers, tag: str, image: str) -> 
 
 
 def test_copy_tag_repoints_an_existing_target_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
-    copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
-    tag_op.tag(store, "containers", "solo", containers["loose"].digest)
-    copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
+    copy_command(store, source="containers", target="c2", kind="tag", names=["solo"])
+    tag_command(store, "containers", "solo", containers["loose"].digest)
+    copy_command(store, source="containers", target="c2", kind="tag", names=["solo"])
     assert store.version_get("c2").tags["solo"].digest == containers["loose"].digest
 
 
 def test_copy_unknown_names_change_nothing(store, containers) -> None:  # type: ignore[no-untyped-def]
     gen = store.generation()
     with pytest.raises(ContentNotFound, match="nope"):
-        copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo", "nope"])
+        copy_command(store, source="containers", target="c2", kind="tag", names=["solo", "nope"])
     with pytest.raises(ContentNotFound, match="is a index|not a manifest"):
-        copy_op.copy(store, source="containers", target="c2", kind="manifest", names=[str(containers["multi"].digest)])
+        copy_command(store, source="containers", target="c2", kind="manifest", names=[str(containers["multi"].digest)])
     assert store.repository_find("c2") is None and store.generation() == gen
 
 
@@ -134,7 +132,7 @@ def test_copy_resolves_in_the_source_and_fails_on_a_missing_reference() -> None:
 # -- remove: the recipe --------------------------------------------------------------------
 def test_remove_tag_removes_only_the_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
     before = store.version_get("containers")
-    r = remove_op.remove(store, "containers", "tag", ["latest"])
+    r = remove_command(store, "containers", "tag", ["latest"])
     after = store.version_get("containers")
     assert after.content == before.content and set(after.tags) == {"amd64", "solo"}
     assert r.summary.removed == {"blobs": 0, "manifests": 0, "indexes": 0, "tags": 1}
@@ -143,7 +141,7 @@ def test_remove_tag_removes_only_the_tag(store, containers) -> None:  # type: ig
 def test_remove_index_keeps_tagged_child_and_removes_the_rest(store, containers) -> None:  # type: ignore[no-untyped-def]
     multi = containers["multi"]
     amd64, others = multi.children[0], multi.children[1:]
-    r = remove_op.remove(store, "containers", "index", ["latest"])  # a tag name resolves to its index
+    r = remove_command(store, "containers", "index", ["latest"])  # a tag name resolves to its index
     v = store.version_get("containers")
     assert multi.digest not in v.content.indexes and "latest" not in v.tags
     assert amd64.digest in v.content.manifests  # still tagged amd64
@@ -159,13 +157,13 @@ def test_remove_manifest_listed_by_an_index_is_refused(store, containers) -> Non
     multi = containers["multi"]
     gen = store.generation()
     with pytest.raises(RemovalRefused, match=str(multi.digest)):
-        remove_op.remove(store, "containers", "manifest", [str(multi.children[1].digest)])
+        remove_command(store, "containers", "manifest", [str(multi.children[1].digest)])
     assert store.generation() == gen
 
 
 def test_remove_manifest_removes_its_tags_and_unshared_blobs(store, containers) -> None:  # type: ignore[no-untyped-def]
     solo = containers["solo"]
-    r = remove_op.remove(store, "containers", "manifest", [str(solo.digest)])
+    r = remove_command(store, "containers", "manifest", [str(solo.digest)])
     v = store.version_get("containers")
     assert "solo" not in v.tags and solo.digest not in v.content.manifests
     base = solo.manifest.layers[0].digest
@@ -176,5 +174,5 @@ def test_remove_manifest_removes_its_tags_and_unshared_blobs(store, containers) 
 
 def test_remove_unknown_names_are_all_listed(store, containers) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ContentNotFound, match="nope.*gone|gone.*nope"):
-        remove_op.remove(store, "containers", "tag", ["solo", "nope", "gone"])
+        remove_command(store, "containers", "tag", ["solo", "nope", "gone"])
     assert versions(store, "containers") == 1

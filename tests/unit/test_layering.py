@@ -143,7 +143,7 @@ def test_package_obeys_layering() -> None:
     ("server.content", "from reconciler.store.roles.content import ContentStore\n"),
     ("server.catalog.views", "from reconciler.store.roles.versions import VersionStore\n"),
     ("store.roles.read", "from reconciler.store.protocol import Store\n"),
-    ("ops.formats.archive", "from reconciler.ops.result import commit_state\n"),
+    ("ops.formats.archive", "from reconciler.ops.result import OpResult\n"),
     ("ops.formats.crane", "from reconciler.store.protocol import Store\n"),
 ])
 def test_checker_catches_violations(module: str, source: str) -> None:

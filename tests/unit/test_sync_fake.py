@@ -1,16 +1,29 @@
-"""The sync operation over an in-memory upstream: what gets fetched, what is counted,
-what a failure leaves behind."""
+"""``reconciler sync`` (``api.sync_repository``: the repos.yaml entry planned and applied,
+docs/architecture.md "One way in") over an in-memory upstream: what gets fetched, what
+is counted, what a failure leaves behind."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from reconciler import api
 from reconciler.model import Digest
 from reconciler.model.content import Origin
 from reconciler.model.tagfilter import TagFilter
-from reconciler.ops.sync import ProgressEvent, refresh_upstream, sync
+from reconciler.ops.parallel import ProgressEvent
+from reconciler.ops.refresh import refresh_upstream
+from reconciler.ops.sync import SyncResult
+from reconciler.store.protocol import Store
 from tests.support.fakeupstream import FakeUpstream
 from tests.support.imagegen import build_image, build_multiarch
+
+
+def sync(store: Store, upstream: FakeUpstream, repo: str, *, upstream_name: str, **kw: Any) -> SyncResult:
+    """The one-off sync of ``repo`` from ``upstream_name`` on the fake upstream."""
+    return api.sync_repository(store, repo, feed=upstream.config.url, upstream_name=upstream_name,
+                               source_factory=lambda _config: upstream, **kw)  # type: ignore[arg-type,return-value]
 
 
 @pytest.fixture
@@ -44,7 +57,8 @@ def test_first_sync_fetches_everything_once_and_commits_one_version(store, upstr
     # a tag the repository lacks is resolved by GET (its manifest is needed anyway), not HEAD + GET
     # (6 by tag + the 6 children of the 2 indexes: 12 requests where HEAD then GET made 16)
     assert "head" not in upstream.stats.counts and upstream.stats.counts["manifest_get"] == 12
-    assert {e.phase for e in events} == {"tags", "manifests", "blobs"}
+    # the manifests are fetched while the change is planned (reported with the tags), the blobs when applied
+    assert {e.phase for e in events} == {"tags", "blobs"}
     assert store.check().ok
 
 
@@ -133,15 +147,6 @@ def test_foreign_layers_are_recorded_not_downloaded(store) -> None:  # type: ign
     foreign = img.manifest.foreign_layers()[0].digest  # type: ignore[union-attr]
     assert foreign not in up.blob_log and not store.blob_has(foreign)
     assert store.check().ok
-
-
-def test_pinned_digests_are_fetched_without_resolving(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
-    store.repository_create("app")
-    pinned = {"v1": upstream.repos["lib/app"].tags["v1"]}
-    upstream.push("lib/app", build_image("moved"), "v1")  # moved after the plan was made
-    sync(store, upstream, "app", upstream_name="lib/app", pinned=pinned)
-    assert tags_of(store, "app") == pinned
-    assert "tags" not in upstream.stats.counts and "head" not in upstream.stats.counts
 
 
 def test_refresh_returns_selected_tags_and_request_count(upstream: FakeUpstream) -> None:
