@@ -153,9 +153,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("oneway")
 
 
-@settings(max_examples=18, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
-@given(steps=st.lists(operation, min_size=1, max_size=6))
+@given(steps=st.lists(operation, min_size=3, max_size=8))
 def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
         registry: RunningRegistry, folder: Path, steps: list[tuple[object, ...]]) -> None:
     case = folder / f"case{next(_names)}"
