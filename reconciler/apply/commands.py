@@ -12,8 +12,8 @@ way in").
 - ``CreateRepository``/``DeleteRepository`` (``repo create``/``repo delete``): an empty
   repository with a feed but no sync, and a deletion repos.yaml makes only with
   ``--prune-repositories``;
-- the Docker v1 commands (``sync --v1``, ``upload --v1``, ``copy``/``remove v1-*``): they
-  keep their own operations (``ops.v1``), see the architecture note.
+- the Docker v1 commands ``copy``/``remove v1-image|v1-tag`` (no repos.yaml line) and
+  ``sync --v1`` (``api.sync_v1_repository``, not planned yet: see the architecture note).
 
 Each ``run`` is the operation it always was; only where the lock is taken moved here.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from reconciler.model.repository import Repository
@@ -30,7 +29,6 @@ from reconciler.ops import publish as publish_ops
 from reconciler.ops.result import OpResult
 from reconciler.ops.retention import PruneResult, prune_versions
 from reconciler.ops.v1 import content as v1content
-from reconciler.ops.v1.upload import upload_v1
 from reconciler.store.protocol import Store
 
 
@@ -92,16 +90,6 @@ class DeleteRepository:
 
     def __call__(self, store: Store) -> None:
         store.repository_delete(self.repo_id)
-
-
-@dataclass(frozen=True)
-class V1Upload:
-    repo_id: str
-    path: Path
-    mask_id: str | None = None
-
-    def __call__(self, store: Store) -> OpResult:
-        return upload_v1(store, self.repo_id, self.path, mask_id=self.mask_id)
 
 
 @dataclass(frozen=True)

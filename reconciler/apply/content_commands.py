@@ -1,5 +1,5 @@
-"""``reconciler upload``, ``tag``, ``copy`` and ``remove`` as one-repository changes (the
-repos.yaml entries ``uploads: [{file, tag}]``, ``pins: {TAG: DIGEST}``, ``copy: [{from,
+"""``reconciler upload`` (``--v1`` too), ``tag``, ``copy`` and ``remove`` as one-repository
+changes (the repos.yaml entries ``uploads: [{file, tag}]`` and ``[{file, v1, mask_id}]``, ``pins: {TAG: DIGEST}``, ``copy: [{from,
 tags|manifests|indexes}]`` and ``remove: {tags|manifests|indexes}``), planned and applied by
 ``apply.oneoff`` like repos.yaml.
 
@@ -14,17 +14,18 @@ same exception) is the command's, and the repository is created only with its ve
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from reconciler.apply.oneoff import OneOffRun, run_one_off
 from reconciler.desired.model import ALL, CopySpec, DesiredState, Removal, RepositorySpec
-from reconciler.desired.oneoff import one_repository, tag_spec, upload_spec
+from reconciler.desired.oneoff import one_repository, tag_spec, upload_spec, v1_upload_spec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, validate_tag
 from reconciler.model.content import ContentSet
-from reconciler.model.repository import Repository, RepositoryVersion
+from reconciler.model.repository import ContentSummary, Repository, RepositoryVersion
 from reconciler.ops.copy import CopyKind, copy_state
 from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.graph import load_graph
@@ -34,6 +35,7 @@ from reconciler.ops.state import RepoState
 from reconciler.ops.tag import tag_state
 from reconciler.ops.upload import UploadResult, upload_content
 from reconciler.ops.uploadtags import entry_tags
+from reconciler.ops.v1.upload import upload_v1
 from reconciler.store.protocol import Store
 
 
@@ -147,3 +149,35 @@ def upload_command(store: Store, repo_id: str, path: Path | str, *, tag: str | N
 
     return run_one_off(store, change, repo_id, operation=f"upload {path.name}", lock_timeout=lock_timeout,
                        uploader=uploader, finish=lambda run: _op_result(store, run, details))
+
+
+def v1_upload_command(store: Store, repo_id: str, path: Path | str, *, mask_id: str | None = None,
+                      lock_timeout: float = 60.0) -> OpResult:
+    """``reconciler upload REPO FILE --v1 [--mask-id IMAGE]``: the v1 images of a docker save
+    tarball into ``repo_id`` (created if missing); one new version, none when the file
+    brings nothing new (then ``details`` says what the file holds, as the plan read it)."""
+    path = given = Path(path)
+    done: list[OpResult] = []
+
+    def change(repo: Repository | None) -> DesiredState:
+        return one_repository(v1_upload_spec(repo_id, path, mask_id), f"upload --v1 {repo_id} {path}")
+
+    def v1_uploader(store: Store, repo_id: str, path: Path | str, *, mask_id: str | None = None) -> OpResult:
+        result = upload_v1(store, repo_id, path, mask_id=mask_id)
+        done.append(result := dataclasses.replace(result, details={**result.details, "file": str(given)}))
+        return result
+
+    def finish(run: OneOffRun) -> OpResult:
+        _op_result(store, run, {})  # a failed import is the command's error
+        if done:
+            return done[-1]
+        info = run.observed.v1_uploads.get((repo_id, str(path.resolve())))
+        details: dict[str, object] = {"format": "docker-save-v1", "file": str(path), "masked": mask_id,
+                                      "images": list(info.images) if info else [],
+                                      "tags": dict(sorted(info.tags.items())) if info else {},
+                                      "images_stored": 0, "notes": list(info.notes) if info else [],
+                                      "created_repository": False}
+        return OpResult(repo_id, None, ContentSummary(), details)
+
+    return run_one_off(store, change, repo_id, operation=f"upload {path.name}", lock_timeout=lock_timeout,
+                       v1_uploader=v1_uploader, finish=finish)

@@ -1,7 +1,7 @@
 """The apply's two ways content enters the store, as seams the runner is given (tests
 and one-off commands pass their own): ``Fetcher`` (an upstream's content,
 ``ops.fetch.fetch_content``) and ``Uploader`` (an upload file, ``ops.upload``); and the
-upload action's step (``upload_step``)."""
+upload action's step (``upload_step``); a v1 import (``V1Uploader``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import with_closure
 from reconciler.ops.parallel import Progress
+from reconciler.ops.result import OpResult
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken
 from reconciler.plan.actions import Upload
@@ -34,6 +35,13 @@ class Fetcher(Protocol):
                  prefetched: Mapping[Digest, Manifest | Index] | None = None,
                  tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
                  stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None: ...
+
+
+class V1Uploader(Protocol):
+    """Import a docker save tarball's v1 images into a repository: one new version
+    (``ops.v1.upload.upload_v1``)."""
+
+    def __call__(self, store: Store, repo_id: str, path: Path | str, *, mask_id: str | None = None) -> OpResult: ...
 
 
 #: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from reconciler.apply.content_in import Fetcher, Uploader, default_fetcher, default_uploader
+from reconciler.apply.content_in import Fetcher, Uploader, V1Uploader, default_fetcher, default_uploader
 from reconciler.apply.result import ApplyResult
 from reconciler.apply.runner import RepoProgress, Runner
 from reconciler.apply.session import locked
@@ -31,6 +31,7 @@ from reconciler.desired.model import DesiredState
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.repository import Repository
 from reconciler.ops.state import RepoState
+from reconciler.ops.v1.upload import upload_v1
 from reconciler.plan.actions import Action, Publish, Unpublish, UpdateRepository
 from reconciler.plan.diff import diff, sources_of
 from reconciler.plan.model import Plan
@@ -91,7 +92,7 @@ def run_one_off(store: Store, change: Callable[[Repository | None], DesiredState
                 lock_timeout: float = 60.0,
                 sources: SourceFactory | None = None, resolver: Resolver = default_resolver,
                 fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
-                progress: RepoProgress | None = None,
+                v1_uploader: V1Uploader = upload_v1, progress: RepoProgress | None = None,
                 check: Callable[[Plan, Observed], None] | None = None,
                 left_alone: tuple[type[Action], ...] = LEFT_ALONE, finish: Callable[[OneOffRun], R]) -> R:
     """Plan and apply the one-repository change ``change`` makes of the repository as the
@@ -107,7 +108,7 @@ def run_one_off(store: Store, change: Callable[[Repository | None], DesiredState
         if check is not None:
             check(plan, observed)
         result = Runner(plan, store, desired, sources=sources, fetcher=fetcher, uploader=uploader,
-                        manifests=observed.manifests,
+                        v1_uploader=v1_uploader, manifests=observed.manifests,
                         progress=progress, one_off=operation).run()
         after = RepoState.of(store.version_get(repo_id)) if store.repository_find(repo_id) is not None else None
         return finish(OneOffRun(repo_id, plan, observed, result, before, after))

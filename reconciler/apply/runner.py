@@ -40,7 +40,7 @@ from pathlib import Path
 
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
-from reconciler.apply.content_in import Fetcher, Uploader, default_fetcher, default_uploader, upload_step
+from reconciler.apply.content_in import Fetcher, Uploader, V1Uploader, default_fetcher, default_uploader, upload_step
 from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
@@ -100,7 +100,7 @@ class Runner:
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
                  v1_sources: V1SourceFactory | None = None, stop: StopToken | None = None,
                  skip_unavailable: bool = False, provenance: Mapping[str, str] | None = None,
-                 one_off: str | None = None) -> None:
+                 one_off: str | None = None, v1_uploader: V1Uploader = upload_v1) -> None:
         self.plan, self.desired = plan, desired
         #: the one-off command this run applies (``apply.oneoff``): no journal entry, its
         #: versions are committed with this operation name and no provenance
@@ -118,7 +118,7 @@ class Runner:
         self.store: Store = StoppingStore(inner, self.stop, store)  # type: ignore[assignment]
         self.raw_store = store
         self.sources, self.fetcher, self.uploader = sources, fetcher, uploader
-        self.v1_sources = v1_sources
+        self.v1_sources, self.v1_uploader = v1_sources, v1_uploader
         self.command = command
         self.result = ApplyResult(plan.digest())
         self.bad: set[str] = set()  # failed or skipped action ids
@@ -164,8 +164,9 @@ class Runner:
 
     def _deferred(self, repo: str) -> None:
         for a in self.deferred.pop(repo):
-            if isinstance(a, CreateRepository):
-                self.store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
+            if isinstance(a, CreateRepository):  # a v1 import makes it itself
+                if self.store.repository_find(repo) is None:
+                    self.store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
             else:
                 self.store.repository_update(repo, feed=a.feed, upstream_name=a.upstream_name)
             self._done(a)
@@ -339,11 +340,6 @@ class Runner:
             except ReconcilerError as exc:
                 self._failed(a, exc)
         dropped = self._content(repo, steps, retain_action=None if v1 else drop_action) if steps else []
-        if repo in self.deferred:  # no version made: a one-off command that failed changes nothing
-            if any(s.id in self.bad for s in steps) or any(f.repo == repo for f in self.plan.failed_tags):
-                self.result.results += [ActionResult(a.id, SKIPPED, "its content failed") for a in self.deferred.pop(repo)]
-            else:
-                self._deferred(repo)
         for a in v1:  # each makes its own version, after the OCI one (store.v1_commit)
             if self._blocked(a):
                 continue
@@ -352,6 +348,11 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
+        if repo in self.deferred:  # no version made: a one-off command that failed changes nothing
+            if any(s.id in self.bad for s in [*steps, *v1]) or any(f.repo == repo for f in self.plan.failed_tags):
+                self.result.results += [ActionResult(a.id, SKIPPED, "its content failed") for a in self.deferred.pop(repo)]
+            else:
+                self._deferred(repo)
         self.observer.event("apply", f"commit:{repo}")
         for a in late:
             if publications.grouped(a):
@@ -408,7 +409,7 @@ class Runner:
     def _v1(self, repo: str, a: V1Action) -> None:
         if isinstance(a, V1Upload):
             # the file is the one reviewed (check_fresh compared its sha256), so it sets a.v1_tags
-            result = upload_v1(self.store, repo, Path(a.file), mask_id=a.mask_id)
+            result = self.v1_uploader(self.store, repo, Path(a.file), mask_id=a.mask_id)
         else:
             spec = self.desired.repositories.get(repo)
             if spec is None or spec.feed is None or not a.upstream_name:

@@ -13,7 +13,13 @@ from pathlib import Path
 import click
 
 from reconciler.apply import commands
-from reconciler.apply.content_commands import copy_command, remove_command, tag_command, upload_command
+from reconciler.apply.content_commands import (
+    copy_command,
+    remove_command,
+    tag_command,
+    upload_command,
+    v1_upload_command,
+)
 from reconciler.apply.oneoff import run_command
 from reconciler.cli.context import AppContext, echo_json, pass_app
 from reconciler.ops.result import OpResult
@@ -85,8 +91,8 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
     if as_v1 and tag_name is not None:
         raise click.UsageError("--tag does not apply to --v1 (v1 tags come from the tarball's repositories file)")
     store = app.creating_store
-    if as_v1:
-        result = run_command(store, commands.V1Upload(repo_id, path, mask_id), lock_timeout=lock_timeout)
+    if as_v1:  # the repos.yaml `uploads:` entry with v1: true, planned and applied
+        result = v1_upload_command(store, repo_id, path, mask_id=mask_id, lock_timeout=lock_timeout)
     else:  # the repos.yaml `uploads:` entry, planned and applied (apply.content_commands)
         result = upload_command(store, repo_id, path, tag=tag_name, lock_timeout=lock_timeout)
     render(result, as_json)

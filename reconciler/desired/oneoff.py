@@ -54,6 +54,12 @@ def upload_spec(repo_id: str, file: Path, tag: str | None = None) -> RepositoryS
     return RepositorySpec(id=repo_id, uploads=entries)
 
 
+def v1_upload_spec(repo_id: str, file: Path, mask_id: str | None = None) -> RepositorySpec:
+    """``reconciler upload ID FILE --v1 [--mask-id IMAGE]`` as the repos.yaml entry
+    ``{uploads: [{file, v1: true, mask_id}]}``."""
+    return RepositorySpec(id=repo_id, uploads=(Upload(file.resolve(), v1=True, mask_id=mask_id),))
+
+
 def one_repository(spec: RepositorySpec, command: str) -> DesiredState:
     """A desired state that declares ``spec`` only (its plan is targeted at it).
     ``command``: the command line it stands for; its digest is the state's digest, so
