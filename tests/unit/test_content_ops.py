@@ -52,6 +52,8 @@ def test_tag_creates_then_moves_one_tag_per_name(store, containers) -> None:  # 
     # the same tag again changes nothing and makes no version
     assert not tag_command(store, "containers", "1.2", loose.digest).changed
     assert versions(store, "containers") == 3
+    # each version is the command's (what drift calls manual), not an apply's
+    assert [v.operation for v in store.version_list("containers")][-2:] == ["tag 1.2", "tag 1.2"]
 
 
 def test_tag_an_index_and_errors(store, containers) -> None:  # type: ignore[no-untyped-def]
