@@ -56,10 +56,6 @@ class OneOffRun:
     before: RepoState | None
     after: RepoState | None
 
-    @property
-    def created(self) -> bool:
-        return self.before is None and self.after is not None
-
 
 #: what a one-off command never does to the repositories it changes: switch their
 #: publications, or (but ``sync``, which records its feed) rewrite their feed and upstream name

@@ -125,7 +125,7 @@ def sync_command(store: Store, repo_id: str, *, feed: str | None, upstream: str 
             progress(event)
 
     def finish(run: OneOffRun) -> SyncResult:
-        return _result(store, run, spec_of[-1], found[-1], client)
+        return _result(run, spec_of[-1], found[-1], client)
 
     try:
         return run_one_off(store, change, repo_id, operation="sync", lock_timeout=lock_timeout, sources=client,
@@ -135,9 +135,8 @@ def sync_command(store: Store, repo_id: str, *, feed: str | None, upstream: str 
         client.close()
 
 
-def _result(store: Store, run: OneOffRun, spec: RepositorySpec, repo: Repository | None,
-            client: _Client) -> SyncResult:
-    """The command's result; undoes what a failed sync must not leave (under the lock)."""
+def _result(run: OneOffRun, spec: RepositorySpec, repo: Repository | None, client: _Client) -> SyncResult:
+    """The command's result (a failed sync left nothing to undo: ``Runner.deferred``)."""
     repo_id = run.repo_id
     upstream = run.observed.upstreams.get(repo_id) or UpstreamTags(upstream_name(spec))
     by_id = {a.id: a for a in run.plan.actions if isinstance(a, SyncTag)}
