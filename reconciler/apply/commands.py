@@ -12,8 +12,9 @@ way in").
 - ``CreateRepository``/``DeleteRepository`` (``repo create``/``repo delete``): an empty
   repository with a feed but no sync, and a deletion repos.yaml makes only with
   ``--prune-repositories``;
-- the Docker v1 commands ``copy``/``remove v1-image|v1-tag`` (no repos.yaml line) and
-  ``sync --v1`` (``api.sync_v1_repository``, not planned yet: see the architecture note).
+- the Docker v1 commands ``copy``/``remove v1-image|v1-tag`` and ``sync --v1``
+  (``api.sync_v1_repository``): repos.yaml has no line that says only this (a feed
+  always syncs its v2 tags; ``enable_v1`` adds the v1 side to that sync).
 
 Each ``run`` is the operation it always was; only where the lock is taken moved here.
 """
