@@ -13,12 +13,12 @@ from reconciler.errors import StalePlan
 from reconciler.model import Digest, Index, Manifest, PlatformFilter
 from reconciler.model.content import ContentSet
 from reconciler.ops.cascade import RefGraph
-from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import with_closure
 from reconciler.ops.parallel import Progress
 from reconciler.ops.result import OpResult
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken
+from reconciler.ops.transfer.walk import InFlight
 from reconciler.plan.actions import Upload
 from reconciler.plan.steps import set_tag
 from reconciler.registry.protocol import UpstreamSource

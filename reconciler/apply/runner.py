@@ -49,13 +49,13 @@ from reconciler.errors import Interrupted, RateLimited, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
 from reconciler.model.repository import RepositoryVersion
-from reconciler.ops.fetch import InFlight
 from reconciler.ops.graph import load_graph, with_closure
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
 from reconciler.ops.publish import unpublish as unpublish_op
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
+from reconciler.ops.transfer.walk import InFlight
 from reconciler.ops.v1.sync import v1_sync
 from reconciler.ops.v1.upload import upload_v1
 from reconciler.plan.actions import (

@@ -28,12 +28,13 @@ from reconciler.model.reference import check_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
-from reconciler.ops.fetch import FetchResult, InFlight, fetch_content, merge_fetches
+from reconciler.ops.fetch import FetchResult, fetch_content, merge_fetches
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.refresh import UpstreamView, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken
 from reconciler.ops.sync import SyncResult
+from reconciler.ops.transfer.walk import InFlight
 from reconciler.plan.actions import Publish, SyncTag, Unpublish
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import upstream_name

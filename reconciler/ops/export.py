@@ -12,8 +12,9 @@ every digest is kept. With ``convert_docker`` Docker content is written in OCI f
 instead (``ops.formats.ociconvert``, new digests; schema1 tags left out with a warning), for readers
 such as skopeo 1.9 that take only OCI media types from a layout's ``index.json``.
 
-The tar is written streaming (blob files are copied from the store, never held in
-memory) into a temporary file next to the target, fsynced, then renamed into place: a
+The content moves through the one transfer walk (``ops.transfer``) from the store
+version (``StoreSource``) into an export writer (``ops.formats.tarsinks``). The tar is
+written streaming (blob files are copied from the store, never held in memory) into a temporary file next to the target, fsynced, then renamed into place: a
 crash leaves the old file (or none), never a partial one.
 """
 
@@ -24,9 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import InvalidInput
-from reconciler.ops.formats.crane import default_url, redirect_base, write_crane
-from reconciler.ops.formats.ocilayout import write_version
+from reconciler.model.repository import RepositoryVersion
+from reconciler.ops.formats.crane import default_url, redirect_base, write_app_file
+from reconciler.ops.formats.ocilayout import write_converted, write_version_index
 from reconciler.ops.formats.tarout import atomic_tar
+from reconciler.ops.formats.tarsinks import CraneSink, LayoutSink, TarSink
+from reconciler.ops.transfer.adapters import StoreSource
+from reconciler.ops.transfer.walk import TransferPolicy, transfer
 from reconciler.ops.v1.export import default_v1_url, write_crane_v1
 from reconciler.store.roles.read import ReadView
 
@@ -71,10 +76,14 @@ def export(store: ReadView, repo_id: str, output: str | Path, *, format: str = "
             v1 = write_crane_v1(writer, store, repo_id, number, url=redirect_base(url or default_v1_url(repo_id)),
                                 protected=repo.protected, registry_id=registry_id)
         elif format == "crane":
-            write_crane(writer, store, content, url=redirect_base(url or default_url(repo_id)),
-                        protected=repo.protected, registry_id=registry_id)
+            write_app_file(writer, store, content, url=redirect_base(url or default_url(repo_id)),
+                           protected=repo.protected, registry_id=registry_id)
+            _transfer(store, content, CraneSink(writer, content, registry_id=registry_id))
+        elif convert_docker:
+            write_converted(writer, store, content)
         else:
-            write_version(writer, store, content, convert_docker=convert_docker)
+            write_version_index(writer, store, content)
+            _transfer(store, content, LayoutSink(writer))
     if format == "crane-v1":
         result = ExportResult(str(target), format, repo_id, number, len(v1.tags), 0, 0, writer.bytes, len(v1.images))
     else:
@@ -83,3 +92,13 @@ def export(store: ReadView, repo_id: str, output: str | Path, *, format: str = "
                               len(content.content.blobs), writer.bytes)
     log.info("exported %s version %d as %s to %s", repo_id, number, format, target)
     return result
+
+
+def _transfer(store: ReadView, version: RepositoryVersion, sink: TarSink) -> None:
+    """The version's content into ``sink``: every manifest and index is a root (a version
+    may hold untagged ones), one blob at a time (a tar has one write position); an index's
+    children of platforms the version does not hold are not followed (its bytes list them)."""
+    roots = sorted(version.content.manifests | version.content.indexes)
+    source = StoreSource.of_version(store, version)
+    transfer(source, sink, roots, policy=source.policy(TransferPolicy(jobs=1)))
+    sink.commit()

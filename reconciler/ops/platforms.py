@@ -8,6 +8,9 @@ manifest. Such an image of a platform the repository does not mirror is *refused
 tag is not synced, and the plan and the sync summary say why, instead of the tag being
 dropped in silence. An image whose platform cannot be told (an artifact, a config that
 is not an image config) is kept: nothing says it is of another platform.
+
+The upstream is read through the content interface (``ContentSource``: manifests by
+digest, blobs with ``read_blob``), as every walk reads it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from reconciler.model import Descriptor, Digest, Index, Manifest, Platform
 from reconciler.model.content import Kind
 from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import RefGraph
-from reconciler.registry.protocol import UpstreamSource
+from reconciler.ops.transfer.interface import ContentSource
 from reconciler.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,7 @@ def _config_platform(raw: bytes) -> Platform | None:
     return Platform(os_, arch, variant if isinstance(variant, str) and variant else None)
 
 
-def image_platform(store: Store, source: UpstreamSource, name: str, manifest: Manifest) -> Platform | None:
+def image_platform(store: Store, source: ContentSource, manifest: Manifest) -> Platform | None:
     """The platform of a single image (None when it cannot be told): from the store's copy
     of the config blob, else from the upstream (one small GET, nothing stored)."""
     if manifest.architecture:  # schema1 says it in the body (and is always linux)
@@ -65,15 +68,15 @@ def image_platform(store: Store, source: UpstreamSource, name: str, manifest: Ma
         return bytes(data)
 
     try:
-        raw = source.blob_fetch(name, config.digest, collect)
+        raw = source.read_blob(config.digest, collect)
     except ReconcilerError as exc:
-        log.info("reading the config %s of %s failed (%s): its platform is not known", config.digest, name,
-                 exc.message)
+        log.info("reading the config %s failed (%s): its platform is not known",
+                 source.location("blob", config.digest), exc.message)
         return None
     return _config_platform(raw)
 
 
-def refused_tags(store: Store, source: UpstreamSource, name: str, tags: Mapping[str, Digest],
+def refused_tags(store: Store, source: ContentSource, tags: Mapping[str, Digest],
                  manifests: Mapping[Digest, Manifest | Index], platforms: PlatformFilter) -> dict[str, str]:
     """tag -> why it is not synced, for the tags that point at a single image of a
     platform ``platforms`` does not select. ``manifests``: the parsed roots at hand (the
@@ -83,7 +86,7 @@ def refused_tags(store: Store, source: UpstreamSource, name: str, tags: Mapping[
     for tag, digest in sorted(tags.items()):
         if digest not in verdicts:
             try:
-                verdicts[digest] = _verdict(store, source, name, digest, manifests, platforms)
+                verdicts[digest] = _verdict(store, source, digest, manifests, platforms)
             except ReconcilerError:
                 verdicts[digest] = None  # the fetch fails this tag, with its own error
         if verdicts[digest] is not None:
@@ -91,20 +94,20 @@ def refused_tags(store: Store, source: UpstreamSource, name: str, tags: Mapping[
     return out
 
 
-def _verdict(store: Store, source: UpstreamSource, name: str, digest: Digest,
+def _verdict(store: Store, source: ContentSource, digest: Digest,
              manifests: Mapping[Digest, Manifest | Index], platforms: PlatformFilter) -> str | None:
     m = manifests.get(digest)
     if m is None:
-        m = store.manifest_get(digest) if store.manifest_has(digest) else source.manifest_get(name, str(digest))
+        m = store.manifest_get(digest) if store.manifest_has(digest) else source.manifest(digest)
     if isinstance(m, Index):
         return None
-    platform = image_platform(store, source, name, m)
+    platform = image_platform(store, source, m)
     if platform is None or platforms.matches(platform):
         return None
     return f"a single-platform image for {platform}, not one of the platforms {platforms}"
 
 
-def skipped_sizes(store: Store, source: UpstreamSource, name: str, children: Iterable[Digest],
+def skipped_sizes(store: Store, source: ContentSource, children: Iterable[Digest],
                   jobs: int, fetched: Iterable[Digest] = ()) -> dict[Digest, int]:
     """child -> blob bytes a sync would have downloaded for it (the blobs the store lacks,
     other than ``fetched``, which the selected platforms download anyway): what leaving a
@@ -116,7 +119,7 @@ def skipped_sizes(store: Store, source: UpstreamSource, name: str, children: Ite
 
     def get(d: Digest) -> Manifest | Index | None:
         try:
-            return source.manifest_get(name, str(d))
+            return source.manifest(d)
         except ReconcilerError:
             return None
 

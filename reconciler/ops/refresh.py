@@ -14,6 +14,10 @@ or keeps failing) fails that tag only: it is recorded in ``failed`` with the rea
 the other tags are resolved. Dropped and failed tags were still *listed*: a mirror must
 not take them for tags gone upstream (``UpstreamView.unresolved``). Only a rate limit
 ends the whole refresh (every other tag would hit it too).
+
+The upstream is read through the content interface (``ops.transfer``): the tag list is
+``RegistrySource.tags`` and each tag's lookup ``RegistrySource.resolve`` (``read`` for a
+new tag), the same adapter whose manifests and blobs the transfer walk then reads.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import logging
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
-from reconciler.errors import NotFound, RateLimited, ReconcilerError, RegistryError, SyncFailed
+from reconciler.errors import RateLimited, ReconcilerError, SyncFailed
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
 from reconciler.ops.parallel import Counter, ItemFailed, Progress, run_bounded
+from reconciler.ops.transfer.adapters import RegistrySource
 from reconciler.registry.protocol import UpstreamSource
 
 log = logging.getLogger(__name__)
@@ -65,11 +70,6 @@ def failure_text(exc: ReconcilerError) -> str:
     return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
 
 
-def is_not_found(exc: BaseException) -> bool:
-    """A 404 from the upstream, whichever way the source reports it."""
-    return isinstance(exc, NotFound) or (isinstance(exc, RegistryError) and exc.status == 404)
-
-
 def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: TagFilter = ALL_TAGS, *,
                      jobs: int = 6, progress: Progress | None = None,
                      known: Container[str] | None = None) -> UpstreamView:
@@ -77,32 +77,19 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
     the names of the tags the caller holds already (HEADed, the others GOT); None: HEAD
     every tag."""
     before = source.stats.total
+    content = RegistrySource(source, upstream_name)
     try:
-        listed = source.tag_list(upstream_name)
+        listed = content.tags()
     except ReconcilerError as exc:
         raise SyncFailed(f"listing the tags of {upstream_name!r} failed: {exc.message}", cause=exc) from exc
     chosen = tag_filter.selection(listed)
     selected = sorted(chosen.selected)
     counter = Counter("tags", len(selected), progress)
 
-    def get(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
-        try:
-            manifest = source.manifest_get(upstream_name, tag)
-        except ReconcilerError as exc:
-            if not is_not_found(exc):
-                raise
-            return None, None
-        return manifest.digest, manifest
-
     def lookup(tag: str) -> tuple[Digest | None, Manifest | Index | None]:
-        if known is not None and tag not in known:
-            return get(tag)  # a new tag: its manifest is needed anyway
-        head = source.manifest_head(upstream_name, tag)
-        if head is None:
-            return None, None
-        if head.digest is not None:
-            return head.digest, head.manifest
-        return get(tag)  # no Docker-Content-Digest: the digest is the hash of the bytes
+        # a new tag's manifest is needed anyway: read it now (one GET, not HEAD + GET)
+        found = content.resolve(tag, read=known is not None and tag not in known)
+        return (found.digest, found.manifest) if found is not None else (None, None)
 
     def resolve(tag: str) -> tuple[Digest | None, Manifest | Index | None] | ReconcilerError:
         try:

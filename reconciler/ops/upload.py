@@ -8,9 +8,11 @@
 
 Everything is checked before anything is stored: tar members (``tarsafe``), manifests,
 and that every blob and child the new manifests need is in the file or already in the
-repository (a blob already in the repository need not be in the file). Blobs are then
-streamed to the store and verified; a mismatch raises ``DigestMismatch`` and no version
-is made (blobs stored before it are unreferenced and invisible until ``store gc``).
+repository (a blob already in the repository need not be in the file), and that each
+blob in the file is the size its manifest declares. The content then moves through the
+one transfer walk (``ops.transfer``: the file as a ``FileSource`` into the store's
+content batch): only what the store lacks is read from the file, each blob verified on
+the way; a mismatch raises ``DigestMismatch`` and nothing is committed, no version made.
 The command plans and applies the repos.yaml ``uploads:`` entry
 (``apply.content_commands.upload_command``), which stores the file with ``upload_content``.
 """
@@ -22,13 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.errors import UploadInvalid
+from reconciler.errors import InvalidInput, UploadInvalid
 from reconciler.model import Digest, Index, Manifest, validate_tag
 from reconciler.model.content import ContentSet
 from reconciler.ops.formats.archive import Archive, open_archive
 from reconciler.ops.formats.dockersave import read_docker_save
+from reconciler.ops.formats.filesource import FileSource
 from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.formats.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
+from reconciler.ops.transfer.adapters import StoreSink
+from reconciler.ops.transfer.walk import TransferFailed, TransferPolicy, size_problem, transfer
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.store.protocol import Store
 
@@ -141,20 +146,18 @@ def _needed(parsed: Parsed, existing: ContentSet) -> tuple[ContentSet, list[str]
 
 
 def _check_sizes(parsed: Parsed, path: Path) -> None:
-    """Refuse a file whose blob is not the size its manifest declares, before anything
-    is stored: streaming it would only find out at the end, after writing what may be a
-    many-gigabyte member the manifest says is a few bytes."""
-    for m in parsed.manifests:
-        if isinstance(m, Index):
-            continue
-        for d in m.blobs():
-            source = parsed.blobs.get(d.digest)
-            if source is not None and d.size is not None and source.size is not None and source.size != d.size:
-                raise UploadInvalid(
-                    f"{source.where}: blob {d.digest} is {source.size} bytes in the file, but manifest "
-                    f"{m.digest} declares {d.size}",
-                    hint="the file is corrupt or was tampered with; recreate it with skopeo copy or docker save; "
-                         "nothing was stored")
+    """Refuse a file whose blob is not the size its manifest declares (the transfer
+    walk's check, ``size_problem``), before anything is stored."""
+    problem = size_problem(FileSource(parsed, str(path)), parsed.manifests)
+    if problem is not None:
+        raise _invalid(problem[1])
+
+
+def _invalid(error: BaseException) -> BaseException:
+    """An upload's refusal: ``UploadInvalid`` for what the file gets wrong."""
+    if type(error) is InvalidInput:
+        return UploadInvalid(error.message, hint=error.hint)
+    return error
 
 
 def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str | None = None,
@@ -177,17 +180,19 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
             _check_sizes(parsed, path)
             # the file's own tags, and ``tag`` on the image it names (ops.uploadtags)
             tags = {**parsed.tags, **(entry_tags(tag, parsed.roots, parsed.tags, where=str(path)) if tag else {})}
-            stored = reused = 0
-            for digest in sorted(content.blobs):
-                source = parsed.blobs.get(digest)
-                if source is None:  # already in the repository
-                    reused += 1
-                    continue
-                with source.open() as stream:
-                    store.blob_put(stream, digest, size=source.size, where=source.where)
-                stored += 1
-            for m in parsed.manifests:  # children first, as the readers add them
-                store.manifest_put(m)
+            # counted as the user reads them: from the file, and already in the repository
+            reused = sum(1 for d in content.blobs if d not in parsed.blobs)
+            stored = len(content.blobs) - reused
+            # every manifest of the file is a root: the walk moves each and what it needs
+            # (what the store holds already, it does not read from the file again)
+            roots = [m.digest for m in parsed.manifests]
+            with store.content_batch() as batch:
+                try:
+                    transfer(FileSource(parsed, str(path)), StoreSink(store, batch), roots,
+                             policy=TransferPolicy(jobs=1))
+                except TransferFailed as failed:
+                    raise _invalid(failed.error) from failed.error
+                batch.commit()
             return UploadResult(fmt, content, tuple(parsed.roots), tags, stored, reused, tuple(parsed.notes))
     finally:
         if archive is not None:

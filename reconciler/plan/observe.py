@@ -31,8 +31,7 @@ from pathlib import Path
 from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
-from reconciler.model.content import ContentSet, Kind
-from reconciler.model.manifest import MAX_INDEX_DEPTH
+from reconciler.model.content import ContentSet
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.registry import RegistryConfig
@@ -40,9 +39,11 @@ from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
 from reconciler.ops.platforms import refused_tags, skipped_sizes
-from reconciler.ops.refresh import UpstreamView, failure_text, is_not_found, refresh_upstream
+from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
+from reconciler.ops.transfer.adapters import MemorySink, RegistrySource
+from reconciler.ops.transfer.walk import TransferPolicy, transfer
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
 from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
@@ -139,7 +140,7 @@ class StoredWalk:
     partial: bool = False
 
 
-def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, roots: Iterable[Digest],
+def _fetch_missing_manifests(store: Store, source: RegistrySource, roots: Iterable[Digest],
                              known: dict[Digest, Manifest | Index], jobs: int,
                              platforms: PlatformFilter | None = None, stored: StoredWalk | None = None,
                              gone: set[Digest] | None = None) -> dict[Digest, str]:
@@ -147,102 +148,28 @@ def _fetch_missing_manifests(store: Store, source: UpstreamSource, name: str, ro
     ``known`` holds (``known`` may hold indexes the resolver GOT: their children are
     walked); adds them to ``known`` (in memory only). Returns the roots whose content
     could not be fetched, with why: only the tags on those fail, the others are planned.
-    With ``platforms`` an index's other platforms are not walked (``PlatformFilter.split``,
-    as the apply's fetch does). A stored index is walked too when the store lacks some of
-    its children (another repository mirrors a platform subset of it) or a filter must
-    judge it; ``stored`` collects what was read from the store. A root the upstream no
-    longer has (404: deleted since its tag was resolved) goes into ``gone`` instead: its
-    tags were deleted while we looked, as ``ops.fetch`` drops them."""
+    The walk is the one every content move uses (``ops.transfer``), into a sink that
+    writes nothing, bounded in depth as the apply's fetch and uploads are. With
+    ``platforms`` an index's other platforms are not walked (the walk's policy, as the
+    apply's fetch). A stored index is walked too when the store lacks some of its
+    children (another repository mirrors a platform subset of it) or a filter must judge
+    it; ``stored`` collects what was read from the store. A root the upstream no longer
+    has (404: deleted since its tag was resolved) goes into ``gone`` instead: its tags
+    were deleted while we looked, as a sync drops them."""
     stored = stored if stored is not None else StoredWalk()
-    parents: dict[Digest, set[Digest]] = {}
-    failures: dict[Digest, str] = {}
-    level = list(dict.fromkeys(roots))
-    seen = set(level)
-    # index levels walked: bounded as the apply's fetch and uploads are, or a hostile
-    # upstream could chain indexes forever
-    depth = 0
-    pool: ThreadPoolExecutor | None = None  # started only when something is missing
-
-    def get(d: Digest) -> Manifest | Index | ReconcilerError:
-        try:
-            return source.manifest_get(name, str(d))
-        except ReconcilerError as exc:
-            return exc
-
-    try:
-        while level:
-            in_store = {d for d in level if d not in known and store.manifest_has(d)}
-            missing = [d for d in level if d not in known and d not in in_store]
-            if missing:
-                pool = pool or ThreadPoolExecutor(max_workers=max(1, jobs))
-                for d, got in zip(missing, pool.map(get, missing), strict=True):
-                    if isinstance(got, ReconcilerError) and depth == 0 and gone is not None and is_not_found(got):
-                        gone.add(d)
-                    elif isinstance(got, ReconcilerError):
-                        failures[d] = failure_text(got)  # names the URL, and with it the digest
-                    else:
-                        known[d] = got
-            stored.seen |= in_store
-            indexes = [m for d in level if isinstance(m := known.get(d), Index)]
-            indexes += _stored_indexes(store, in_store, platforms is not None, stored)
-            if indexes:
-                depth += 1
-            nxt: list[Digest] = []
-            for index in indexes:
-                if depth > MAX_INDEX_DEPTH:
-                    failures[index.digest] = (f"indexes nested more than {MAX_INDEX_DEPTH} deep at manifest "
-                                              f"{index.digest} (the upstream's index chain is malformed or hostile)")
-                    continue
-                children = index.children()
-                if platforms is not None:
-                    split = platforms.split(index)
-                    children = tuple(dict.fromkeys(e.digest for e in split.followed))
-                    if index.digest in known:
-                        stored.skipped_new |= {d for d in split.skipped_digests if not store.manifest_has(d)}
-                for child in children:
-                    parents.setdefault(child, set()).add(index.digest)
-                    if child not in seen:
-                        seen.add(child)
-                        nxt.append(child)
-            level = nxt
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    return {root: failures[bad] for bad in failures for root in _ancestors(bad, parents)}
-
-
-def _stored_indexes(store: Store, digests: set[Digest], judged: bool, stored: StoredWalk) -> list[Index]:
-    """The stored indexes among ``digests`` to walk: (``judged``: a platform filter
-    decides) all of them, else those whose children the store lacks (only a platform
-    subset leaves such indexes: ``stored.partial`` says whether the store has any);
-    parsed once."""
-    if not digests or not (judged or stored.partial):
-        return []
-    refs = {d: r for d, r in store.manifest_refs(digests).items() if r.kind is Kind.INDEX}
-    if not judged:
-        children = {c for r in refs.values() for c in r.children}
-        held = store.manifest_refs(children).keys() if children else set()
-        refs = {d: r for d, r in refs.items() if not held >= set(r.children)}
-    out: list[Index] = []
-    for d in refs:
-        if d not in stored.indexes:
-            m = store.manifest_get(d)
-            if isinstance(m, Index):
-                stored.indexes[d] = m
-        if d in stored.indexes:
-            out.append(stored.indexes[d])
-    return out
-
-
-def _ancestors(digest: Digest, parents: Mapping[Digest, set[Digest]]) -> set[Digest]:
-    """``digest`` and every node above it, up to the roots (which have no parents)."""
-    out, stack = set(), [digest]
-    while stack:
-        d = stack.pop()
-        if d not in out:
-            out.add(d)
-            stack += parents.get(d, ())
-    return out
+    sink = MemorySink(store, read_indexes=platforms is not None, partial=stored.partial)
+    policy = TransferPolicy(jobs=jobs, blobs=False, keep_going=True, platforms=platforms,
+                            skip_missing_roots=gone is not None)
+    moved = transfer(source, sink, roots, policy=policy, prefetched=dict(known))
+    if gone is not None:
+        gone |= moved.missing_roots
+    fetched = {m.digest: m for m in moved.fetched}
+    known.update(fetched)
+    stored.seen |= sink.seen
+    stored.indexes.update(sink.indexes)
+    stored.skipped_new |= {c for parent, left in moved.left_out.items() if parent in fetched
+                           for c in left if not store.manifest_has(c)}
+    return {root: failure_text(exc) for root, exc in moved.failed.items()}
 
 
 def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,
@@ -269,15 +196,16 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
                                                  if not store.manifest_has(d)}
         name = upstream_name(spec)
         stored = StoredWalk(partial=partial)
+        content = RegistrySource(source, name)
         gone: set[Digest] = set()
-        bad_roots = _fetch_missing_manifests(store, source, name, view.tags.values(), known, jobs, spec.platforms,
-                                             stored, gone)
+        bad_roots = _fetch_missing_manifests(store, content, view.tags.values(), known, jobs, spec.platforms, stored,
+                                             gone)
         refused: dict[str, str] = {}
         sizes: dict[Digest, int] = {}
         if spec.platforms is not None:
-            refused = refused_tags(store, source, name, {t: d for t, d in view.tags.items() if d not in bad_roots},
+            refused = refused_tags(store, content, {t: d for t, d in view.tags.items() if d not in bad_roots},
                                    known, spec.platforms)
-            sizes = skipped_sizes(store, source, name, stored.skipped_new, jobs,
+            sizes = skipped_sizes(store, content, stored.skipped_new, jobs,
                                   {b.digest for m in known.values() if isinstance(m, Manifest) for b in m.blobs()})
         failed = dict(view.failed)
         dropped = view.dropped + tuple(sorted(t for t, d in view.tags.items() if d in gone))

@@ -3,8 +3,9 @@ errors <- model <- store roles <- store protocol <- ops <- plan <- apply <- watc
 adapters (store backends, registry client) import only the protocols and the model; the
 server imports only the store's read view (``store.roles.read``) and the model; ops
 import no store backend and no HTTP client (neither ours nor an HTTP, database or S3
-library: ``ADAPTER_LIBRARIES``); wiring happens in ``reconciler.api`` and the
-CLI."""
+library: ``ADAPTER_LIBRARIES``); the content interface (``ops.transfer.interface``)
+knows only the model, and the file formats may use it but not the walk; wiring happens
+in ``reconciler.api`` and the CLI."""
 
 from __future__ import annotations
 
@@ -26,8 +27,13 @@ ALLOWED: dict[str, set[str] | None] = {
     "registry": BASE,
     "desired": BASE,
     "ops": BASE | {"store.protocol", "store.roles", "registry.protocol"},
-    # file formats: read and write files (an export reads the store's read view), nothing else
-    "ops.formats": BASE | {"store.roles.read"},
+    # the content interface: protocols over the model, nothing else
+    "ops.transfer.interface": BASE,
+    # the one walk knows only the interface: no store, registry or file (those are adapters)
+    "ops.transfer.walk": BASE | {"ops.transfer.interface", "ops.parallel", "ops.stop"},
+    # file formats: read and write files (an export reads the store's read view), and are
+    # the content interface's file sources and sinks (they know no operation, no walk)
+    "ops.formats": BASE | {"store.roles.read", "ops.transfer.interface"},
     "plan": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired"},
     "apply": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops", "desired", "plan"},
     # a server only reads: the read view, never the writing roles or the whole Store
@@ -45,7 +51,7 @@ ALLOWED: dict[str, set[str] | None] = {
 }
 #: sub-layers below their own package: they may not import the rest of it (a file format
 #: knows no operation; a store role knows no backend)
-SEALED = {"ops.formats", "store.roles"}
+SEALED = {"ops.formats", "store.roles", "ops.transfer.interface", "ops.transfer.walk"}
 #: libraries that are an adapter's job (HTTP clients, database drivers, S3): the layers
 #: that must reach them only through the registry and store protocols may not import them
 ADAPTER_LIBRARIES = {"requests", "urllib3", "httpx", "http.client", "sqlite3", "psycopg", "psycopg_pool",
@@ -145,6 +151,23 @@ def test_package_obeys_layering() -> None:
     ("store.roles.read", "from reconciler.store.protocol import Store\n"),
     ("ops.formats.archive", "from reconciler.ops.result import OpResult\n"),
     ("ops.formats.crane", "from reconciler.store.protocol import Store\n"),
+    # a file format is a source or a sink of the content interface, never the walk
+    ("ops.formats.filesource", "from reconciler.ops.transfer.walk import transfer\n"),
+    ("ops.formats.filesource", "from reconciler.ops.transfer.adapters import StoreSink\n"),
+    # the content interface knows no store, no registry, no operation
+    ("ops.transfer.interface", "from reconciler.store.protocol import Store\n"),
+    ("ops.transfer.interface", "from reconciler.registry.protocol import UpstreamSource\n"),
+    ("ops.transfer.interface", "from reconciler.ops.fetch import fetch_content\n"),
+    # the walk and its adapters: no store backend, no HTTP client
+    ("ops.transfer.walk", "from reconciler.store.sqlite.store import SQLiteStore\n"),
+    # the walk knows only the interface: the store, a registry, a file format and the
+    # operations reach it through adapters
+    ("ops.transfer.walk", "from reconciler.store.protocol import Store\n"),
+    ("ops.transfer.walk", "from reconciler.registry.protocol import UpstreamSource\n"),
+    ("ops.transfer.walk", "from reconciler.ops.transfer.adapters import StoreSink\n"),
+    ("ops.transfer.walk", "from reconciler.ops.refresh import is_not_found\n"),
+    ("ops.transfer.adapters", "from reconciler.registry.client import RegistryClient\n"),
+    ("ops.transfer.adapters", "from reconciler.store.blobs.local import ContentFiles\n"),
 ])
 def test_checker_catches_violations(module: str, source: str) -> None:
     assert violations(module, source), f"{module} importing that must be a violation"
@@ -161,6 +184,11 @@ def test_checker_allows_the_rule() -> None:
     assert violations("server.content", "from reconciler.store.roles.read import ReadView\n") == []
     assert violations("ops.export", "from reconciler.store.roles.read import ReadView\n") == []
     assert violations("ops.graph", "from reconciler.store.roles.content import ContentStore\n") == []
+    # file formats implement the content interface; operations use the walk
+    assert violations("ops.formats.filesource", "from reconciler.ops.transfer.interface import Consume\n") == []
+    assert violations("ops.upload", "from reconciler.ops.transfer.walk import transfer\n") == []
+    assert violations("ops.transfer.walk", "from reconciler.ops.parallel import run_bounded\n") == []
+    assert violations("ops.transfer.walk", "from reconciler.ops.transfer.interface import ContentSink\n") == []
 
 
 @pytest.mark.parametrize("module,source", [

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from reconciler import api
-from reconciler.model import Digest
+from reconciler.errors import RegistryError
+from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import Origin
 from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.parallel import ProgressEvent
@@ -163,7 +164,8 @@ def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignor
     from collections import Counter
     from concurrent.futures import ThreadPoolExecutor
 
-    from reconciler.ops.fetch import InFlight, fetch_content
+    from reconciler.ops.fetch import fetch_content
+    from reconciler.ops.transfer.walk import InFlight
 
     class SlowUpstream(FakeUpstream):
         def blob_fetch(self, name, digest, sink):  # type: ignore[no-untyped-def]
@@ -207,3 +209,25 @@ def test_mirror_with_an_empty_upstream_removes_nothing_unless_allowed(store, ups
         assert result.version is None and tags_of(store, "app") == before
         assert len(result.warnings) == 1 and "selected no tags" in result.warnings[0]
     assert store.check().ok
+
+
+def test_a_tag_whose_manifest_is_gone_when_fetched_is_dropped_not_failed(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    """v1 moved upstream, and its new manifest was deleted between the HEAD that resolved
+    it and the GET: the tag was deleted while we looked, so it is dropped (kept as it was),
+    not a failure."""
+    only_v1 = TagFilter(include=("v1",))
+    sync(store, upstream, "app", upstream_name="lib/app", tag_filter=only_v1)
+    before = tags_of(store, "app")
+    moved = upstream.push("lib/app", build_image("app-v1-moved"), "v1")
+    get = upstream.manifest_get
+
+    def deleted(name: str, reference: str) -> Manifest | Index:
+        if reference == str(moved):
+            raise RegistryError("GET", f"http://fake.invalid/v2/{name}/manifests/{reference}", 404,
+                                codes=["MANIFEST_UNKNOWN"])
+        return get(name, reference)
+
+    upstream.manifest_get = deleted  # type: ignore[method-assign]
+    result = sync(store, upstream, "app", upstream_name="lib/app", tag_filter=only_v1)
+    assert result.tags_dropped == ("v1",) and not result.tags_failed and not result.changed
+    assert tags_of(store, "app") == before

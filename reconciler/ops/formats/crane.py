@@ -81,17 +81,8 @@ def _amd64_child(media_type: str, raw: bytes) -> tuple[Digest, str] | None:
     return (child.digest, child.media_type) if child else None
 
 
-def write_crane(w: TarWriter, store: ReadView, version: RepositoryVersion, *, url: str, protected: bool,
-                registry_id: str) -> None:
-    manifests = _manifests(store, version)
-    app = app_file(version, manifests, registry_id=registry_id, url=url, protected=protected)
+def write_app_file(w: TarWriter, store: ReadView, version: RepositoryVersion, *, url: str, protected: bool,
+                   registry_id: str) -> None:
+    """The app file, the first member of a Crane tree (the rest: ``tarsinks.CraneSink``)."""
+    app = app_file(version, _manifests(store, version), registry_id=registry_id, url=url, protected=protected)
     w.data(f"{version.repo_id}.json", json.dumps(app, indent=2).encode() + b"\n")
-    for d in sorted(version.content.blobs):
-        w.stream(f"blobs/{d}", store.blob_size(d), store.blob_open(d))
-    for d, (media_type, raw) in manifests.items():
-        w.data(f"manifests/{crane_dir(media_type)}/{d}", raw)
-    for tag, entry in sorted(version.tags.items()):
-        # a relative link in the same directory, as publish made them
-        # (docs/original-system.md, "The static tree")
-        w.symlink(f"manifests/{crane_dir(manifests[entry.digest][0])}/{tag}", str(entry.digest))
-    w.data("tags/list", json.dumps({"name": registry_id, "tags": sorted(version.tags)}).encode())

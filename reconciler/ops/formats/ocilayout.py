@@ -4,7 +4,8 @@ A layout (image-spec ``image-layout.md``) is ``oci-layout``, ``index.json`` and
 ``blobs/<algorithm>/<hex>``. Any content may live under ``blobs/`` byte for byte,
 whatever its media type: Docker schema2 manifests and manifest lists, even schema1, keep
 their exact bytes and so their digests, which is what signatures and digest pins need.
-``write_version`` writes one repository version as a layout (``export --format oci``).
+``write_version_index`` starts one repository version as a layout (``export --format oci``;
+its content follows through ``tarsinks.LayoutSink``), ``write_converted`` writes one in OCI form.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Mapping
 
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
-from reconciler.model.content import ContentSet
 from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.formats.ociconvert import convert
 from reconciler.ops.formats.tarout import TarWriter
@@ -51,23 +51,17 @@ def write_index(w: TarWriter, descriptors: list[dict[str, object]], *, index: by
     w.data("index.json", index if index is not None else index_bytes(descriptors))
 
 
-def write_content(w: TarWriter, store: ReadView, content: ContentSet) -> None:
-    """Every blob (streamed from the store) and every manifest and index of ``content``,
-    exact bytes, under ``blobs/``."""
-    for d in sorted(content.blobs):
-        w.stream(blob_path(d), store.blob_size(d), store.blob_open(d))
-    for d in sorted(content.manifests | content.indexes):
-        w.data(blob_path(d), store.manifest_raw(d)[1])
+def write_version_index(w: TarWriter, store: ReadView, version: RepositoryVersion) -> None:
+    """``oci-layout`` and ``index.json`` of the version with every digest kept (one
+    descriptor per tag); its content follows through ``tarsinks.LayoutSink``."""
+    write_index(w, [descriptor(*_typed(store, entry.digest), annotations={REF_NAME: tag})
+                    for tag, entry in sorted(version.tags.items())])
 
 
-def write_version(w: TarWriter, store: ReadView, version: RepositoryVersion, *, convert_docker: bool) -> None:
-    """The version as an OCI layout: exact bytes, or (``convert_docker``) Docker content in
-    OCI form, for readers that take only OCI media types from a layout."""
-    if not convert_docker:
-        write_index(w, [descriptor(*_typed(store, entry.digest), annotations={REF_NAME: tag})
-                        for tag, entry in sorted(version.tags.items())])
-        write_content(w, store, version.content)
-        return
+def write_converted(w: TarWriter, store: ReadView, version: RepositoryVersion) -> None:
+    """The version as an OCI layout with Docker content in OCI form (new digests), for
+    readers that take only OCI media types from a layout. Not a transfer: the manifests
+    written are made here, not moved."""
     manifests: dict[Digest, tuple[str, bytes]] = {}
     descriptors = []
     for tag, entry in sorted(version.tags.items()):

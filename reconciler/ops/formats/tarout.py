@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from reconciler.errors import InvalidInput
 
@@ -44,10 +44,56 @@ class TarWriter:
             self.tar.addfile(self._info(name, size), file)
         self.bytes += size
 
+    def chunks(self, name: str, size: int, chunks: Iterator[bytes]) -> int:
+        """A member of ``size`` bytes from ``chunks``, read to their end (a verified
+        stream raises there when its bytes are wrong; the file is then never renamed
+        into place)."""
+        reader = _ChunkReader(chunks)
+        self.tar.addfile(self._info(name, size), reader)
+        for extra in reader.rest():
+            if extra:
+                raise InvalidInput(f"{name}: more than the announced {size} bytes")
+        self.bytes += size
+        return size
+
     def symlink(self, name: str, target: str) -> None:
         info = self._info(name)
         info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
         self.tar.addfile(info)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over an iterator of byte chunks (what ``tarfile`` reads a member from)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._chunk = memoryview(b"")
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        # whole buffers until the end: tarfile takes a short read for the end of the data
+        done, want = 0, len(buffer)
+        while done < want:
+            if self._at >= len(self._chunk):
+                try:
+                    self._chunk, self._at = memoryview(next(self._chunks)), 0
+                except StopIteration:
+                    break
+                continue
+            n = min(want - done, len(self._chunk) - self._at)
+            buffer[done:done + n] = self._chunk[self._at:self._at + n]
+            self._at += n
+            done += n
+        return done
+
+    def rest(self) -> Iterator[bytes]:
+        """What is left, to the end of the chunks."""
+        yield bytes(self._chunk[self._at:])
+        self._chunk, self._at = memoryview(b""), 0
+        yield from self._chunks
 
 
 def _umask() -> int:
