@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.postgres import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +40,9 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store; the conformance suite runs once per backend."""
+    s: Store
     if request.param == "sqlite":
         s = SQLiteStore(tmp_path / "store")
     else:
@@ -51,7 +54,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-un
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+def run_cli(tmp_path: Path) -> RunCli:
     """Run ``python -m reconciler`` in a subprocess (real exit codes, real stdout);
     ``module``: another entry point that runs the same CLI (``tests.support.crashpoints``)."""
 

@@ -28,7 +28,7 @@ from reconciler.apply.result import ApplyResult
 from reconciler.apply.runner import RepoProgress, Runner
 from reconciler.apply.session import locked
 from reconciler.desired.model import DesiredState
-from reconciler.model import Digest, Index, Manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest
 from reconciler.model.repository import Repository
 from reconciler.ops.state import RepoState
 from reconciler.ops.v1.upload import upload_v1
@@ -134,6 +134,9 @@ class LentSource:
 
     def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
         return self.source.blob_fetch(name, digest, sink)
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        return self.source.referrers(name, digest)
 
     def close(self) -> None:
         """Nothing: the command closes the client it lent."""

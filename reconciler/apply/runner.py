@@ -66,6 +66,7 @@ from reconciler.plan.actions import (
     DropVersions,
     PublicationAction,
     Publish,
+    SyncReferrers,
     SyncTag,
     Unpublish,
     UpdateRepository,
@@ -90,6 +91,16 @@ RepoProgress = Callable[[str, ProgressEvent], None]
 
 #: at most this many repositories fetch their content at once (each with its feed's jobs)
 MAX_PARALLEL_REPOS = 4
+
+
+def _fetched(a: Action) -> list[Digest]:
+    """What an action fetches from the upstream: a synced tag's digest, a sync of
+    referrers' manifests (exactly the reviewed digests)."""
+    if isinstance(a, SyncTag):
+        return [a.digest]
+    if isinstance(a, SyncReferrers):
+        return sorted(set(a.digests) | {Digest.parse(d) for d in a.referrer_tags.values()}, key=str)
+    return []
 
 
 class Runner:
@@ -240,6 +251,9 @@ class Runner:
         for a in sorted(self.plan.actions_for(repo), key=lambda a: a.tag or ""):
             if isinstance(a, SyncTag):
                 tags.setdefault(a.digest, a.tag)
+            elif isinstance(a, SyncReferrers):
+                for d in _fetched(a):
+                    tags.setdefault(d, f"{a.tag} (a referrer of it)")
         return tags
 
     # -- content, fetched before any repository changes ----------------------------------
@@ -249,7 +263,7 @@ class Runner:
         actions then fetch tag by tag and fail (or succeed) one by one."""
         work: list[tuple[str, list[Digest]]] = []
         for repo in [r.id for r in self.plan.repositories]:
-            digests = [a.digest for a in self.plan.actions_for(repo) if isinstance(a, SyncTag)]
+            digests = [d for a in self.plan.actions_for(repo) for d in _fetched(a)]
             spec = self.desired.repositories.get(repo)
             if digests and spec is not None and spec.feed is not None and spec.upstream_name and self.sources:
                 work.append((repo, sorted(set(digests), key=str)))
@@ -449,17 +463,18 @@ class Runner:
                 if self._blocked(a):
                     continue
                 try:
-                    if isinstance(a, SyncTag) and repo in self.prefetch_failed:
+                    if isinstance(a, (SyncTag, SyncReferrers)) and repo in self.prefetch_failed:
                         raise self.prefetch_failed[repo]
-                    if isinstance(a, SyncTag) and repo not in self.prefetched:
+                    if isinstance(a, (SyncTag, SyncReferrers)) and repo not in self.prefetched:
                         assert spec is not None and spec.feed is not None and spec.upstream_name
                         if source is None:
                             if self.sources is None:
                                 raise ReconcilerError(f"{repo}: no upstream client to sync from")
                             source = self.sources(spec.feed)
                         # exactly the reviewed digest, even if the upstream tag moved since
-                        self.fetcher(store, source, upstream_name(spec), [a.digest], spec.feed.max_concurrency,
-                                     tags_by_digest={a.digest: a.tag}, stop=self.stop, platforms=spec.platforms)
+                        self.fetcher(store, source, upstream_name(spec), _fetched(a), spec.feed.max_concurrency,
+                                     tags_by_digest={d: a.tag for d in _fetched(a)}, stop=self.stop,
+                                     platforms=spec.platforms)
                     if isinstance(a, Upload):
                         state, graph = upload_step(self.uploader, store, a, state, graph)
                     else:

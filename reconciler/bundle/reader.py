@@ -28,7 +28,8 @@ from typing import TypeVar
 from reconciler.bundle import SCHEME
 from reconciler.bundle import format as bf
 from reconciler.errors import BundleBaseMissing, InvalidInput, NotFound
-from reconciler.model import Digest, Index, Manifest, parse_manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest, parse_manifest
+from reconciler.model.mediatypes import OCI_INDEX, OCI_MANIFEST
 from reconciler.model.registry import RegistryConfig
 from reconciler.ops.formats.tarsafe import Limits, check_members, compressed_size, safe_tarinfo
 from reconciler.registry.protocol import ManifestHead, RequestStats
@@ -171,6 +172,8 @@ class BundleSource:
         self.config = RegistryConfig(url=SCHEME + str(self.path))
         self.stats = RequestStats()
         self._lock = threading.Lock()
+        #: repository -> subject -> its referrers (``referrers``)
+        self._subjects: dict[str, dict[Digest, list[Descriptor]]] = {}
 
     def _count(self, kind: str, n: int = 0) -> None:
         with self._lock:
@@ -240,6 +243,30 @@ class BundleSource:
         source = self._member(digest, "blob")
         self._count("blob", source.size(blob_member(digest)))
         return sink(source.chunks(blob_member(digest)))
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        """A bundle answers like a registry with the referrers API: from the subjects of
+        the OCI manifests and indexes it lists for the repository (read once per
+        repository; one it lists but does not carry, a delta's base, is left out)."""
+        with self._lock:
+            subjects = self._subjects.get(name)
+        if subjects is None:
+            subjects = {}
+            for d, media_type in sorted(self._repo(name).manifests.items(), key=lambda kv: str(kv[0])):
+                if media_type not in (OCI_MANIFEST, OCI_INDEX):
+                    continue
+                try:
+                    m = self.manifest_get(name, str(d))
+                except (BundleBaseMissing, NotFound):
+                    continue
+                if m.subject is not None:
+                    subjects.setdefault(m.subject.digest, []).append(Descriptor(
+                        m.media_type, m.digest, len(m.raw), annotations=dict(m.annotations),
+                        artifact_type=m.referrer_type))
+            with self._lock:
+                self._subjects[name] = subjects
+        self._count("referrers")
+        return list(subjects.get(digest, ()))
 
     def close(self) -> None:
         pass

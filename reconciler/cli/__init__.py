@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "copy": ("content_cmds",),
     "remove": ("content_cmds",),
     "validate": ("validate_cmd",),
+    "verify": ("verify_cmd",),
     "sync": ("sync_cmds",),
     "plan": ("plan_cmds",),
     "apply": ("plan_cmds",),

@@ -3,7 +3,7 @@
 Only called when validation found nothing, so every value has its schema shape here.
 Merging is key by key: a repository's own value replaces the default whole (its ``tags``
 filter is not combined with the default filter). Sync-only settings (filter, mirror,
-allow_empty, platforms) are reset for repositories without a feed, so the frozen values never claim
+allow_empty, platforms, referrers) are reset for repositories without a feed, so the frozen values never claim
 a behaviour that cannot happen.
 """
 
@@ -19,6 +19,7 @@ from reconciler.desired.semantic import BUNDLE_FEED, effective, effective_feed, 
 from reconciler.desired.yamlpos import Positions
 from reconciler.model import Digest
 from reconciler.model.platforms import PlatformFilter
+from reconciler.model.referrers import ReferrerPolicy
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 
@@ -50,6 +51,13 @@ def _filter(value: dict[str, Any] | None) -> TagFilter:
     return TagFilter(tuple(value.get("include", ())), tuple(value.get("exclude", ())), semver=value.get("semver"),
                      semver_suffix=value.get("semver_suffix"), prereleases=bool(value.get("prereleases", False)),
                      latest=value.get("latest"), sort=value.get("sort", "semver"))
+
+
+def _referrers(value: bool | dict[str, Any] | None) -> ReferrerPolicy:
+    """``referrers:``: absent or true takes every referrer, false none, a mapping some types."""
+    if isinstance(value, dict):
+        return ReferrerPolicy(True, tuple(value["artifact_types"]))
+    return ReferrerPolicy(value is not False)
 
 
 def _platforms(value: list[str] | None) -> PlatformFilter | None:
@@ -85,6 +93,7 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
         mirror=bool(effective(repo, defaults, "mirror", False)) if feed else False,
         allow_empty=bool(effective(repo, defaults, "allow_empty", False)) if feed else False,
         platforms=_platforms(effective(repo, defaults, "platforms")) if feed else None,
+        referrers=_referrers(effective(repo, defaults, "referrers")) if feed else ReferrerPolicy(False),
         enable_v1=bool(repo.get("enable_v1", False)) if feed else False,
         uploads=tuple(Upload((base_dir / u["file"]).resolve(), u.get("tag"), bool(u.get("v1", False)), u.get("mask_id"))
                       for u in repo.get("uploads", ())),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from reconciler.model import Digest
 from reconciler.model.content import Origin
 from reconciler.model.platforms import PlatformFilter
+from reconciler.model.referrers import ReferrerPolicy
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.tagfilter import TagFilter
 
@@ -79,6 +80,9 @@ class RepositorySpec:
     allow_empty: bool = False
     #: sync only these platforms of multi-platform indexes (None: every platform)
     platforms: PlatformFilter | None = None
+    #: which referrers (signatures, SBOMs, attestations) come with each synced image;
+    #: repos.yaml's default is all (build.py), a spec made in code asks for them explicitly
+    referrers: ReferrerPolicy = field(default_factory=lambda: ReferrerPolicy(enabled=False))
     #: also sync v1 images and v1 tags from the feed's v1 API
     enable_v1: bool = False
     uploads: tuple[Upload, ...] = ()

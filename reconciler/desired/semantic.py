@@ -176,7 +176,7 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
         if message:  # a registry host in front of a well-formed name
             rep.value(here + ("upstream_name",), message)
     if feed is None:
-        for key in ("tags", "mirror", "allow_empty", "enable_v1", "platforms"):
+        for key in ("tags", "mirror", "allow_empty", "enable_v1", "platforms", "referrers"):
             if key in repo:
                 rep.key(here + (key,), f"{key!r} only applies to a repository with a feed (it filters or mirrors the sync)")
     _check_filter(repo.get("tags"), here + ("tags",), rep)

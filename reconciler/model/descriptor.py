@@ -77,6 +77,8 @@ class Descriptor:
     platform: Platform | None = None
     urls: tuple[str, ...] = ()
     annotations: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    #: what the content is, for an artifact (the referrers API lists it per referrer)
+    artifact_type: str | None = field(default=None, compare=False, hash=False)
 
     @property
     def foreign(self) -> bool:
@@ -104,7 +106,10 @@ class Descriptor:
             platform = Platform.from_json(obj["platform"], where=f"{where}.platform")
         urls = obj.get("urls") or ()
         annotations = obj.get("annotations") or {}
-        return cls(media_type, digest, size, platform, tuple(urls), dict(annotations))
+        artifact_type = obj.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise ManifestInvalid(f"{where}: 'artifactType' must be a string")
+        return cls(media_type, digest, size, platform, tuple(urls), dict(annotations), artifact_type or None)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest)}
@@ -116,4 +121,6 @@ class Descriptor:
             out["urls"] = list(self.urls)
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ MAX_INDEX_ENTRIES = 10_000
 #: indexes nested deeper are refused (uploads, sync, plan): real ones nest one level, and
 #: a hostile upstream could otherwise chain indexes for as long as it likes
 MAX_INDEX_DEPTH = 8
+#: RFC 6838 type/subtype (what ``artifactType`` must be), parameters not allowed
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#&^_.+-]{0,126}")
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,16 @@ class Manifest:
     artifact_type: str | None = None
     #: schema1 only: the platform written in the manifest body
     architecture: str | None = None
+    #: (OCI) the manifest this one refers to: a signature, SBOM or attestation of it
+    subject: Descriptor | None = None
 
     is_index = False
+
+    @property
+    def referrer_type(self) -> str | None:
+        """The ``artifactType`` the referrers API lists for it: the manifest's own, else
+        its config's media type (image spec, "Listing referrers")."""
+        return self.artifact_type or (self.config.media_type if self.config else None)
 
     @property
     def schema_version(self) -> int:
@@ -86,9 +97,16 @@ class Index:
     manifests: tuple[Descriptor, ...]
     annotations: tuple[tuple[str, str], ...] = ()
     skipped: tuple[Descriptor, ...] = ()
+    artifact_type: str | None = None
+    #: (OCI) the manifest this index refers to
+    subject: Descriptor | None = None
 
     is_index = True
     schema_version = 2
+
+    @property
+    def referrer_type(self) -> str | None:
+        return self.artifact_type
 
     def children(self) -> tuple[Digest, ...]:
         """The child digests in order, each once (a dict, not a list scan: linear time)."""
@@ -203,6 +221,28 @@ def _annotations(doc: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in ann.items()))
 
 
+def _artifact_type(doc: dict[str, Any]) -> str | None:
+    """``artifactType``: a media type (``type/subtype``) when present."""
+    value = doc.get("artifactType")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _MEDIA_TYPE.fullmatch(value):
+        raise ManifestInvalid(f"'artifactType' must be a media type such as application/spdx+json, not {value!r}")
+    return value
+
+
+def _subject(doc: dict[str, Any], media_type: str) -> Descriptor | None:
+    """``subject`` of an OCI manifest or index: a full descriptor of a manifest (its
+    digest, size and media type are what a referrers lookup and a copy need). Docker's
+    formats have no such field: there it is left in the bytes and not followed."""
+    if media_type not in (mt.OCI_MANIFEST, mt.OCI_INDEX) or doc.get("subject") is None:
+        return None
+    d = Descriptor.from_json(doc["subject"], where="subject")
+    if d.size is None or not d.media_type:
+        raise ManifestInvalid("subject: 'mediaType' and 'size' are required")
+    return d
+
+
 def _parse_index(raw: bytes, doc: dict[str, Any], media_type: str) -> Index:
     if doc.get("schemaVersion") != 2:
         raise ManifestInvalid("index: 'schemaVersion' must be 2")
@@ -225,7 +265,8 @@ def _parse_index(raw: bytes, doc: dict[str, Any], media_type: str) -> Index:
         if media_type == mt.DOCKER_MANIFEST_LIST and d.platform is None:
             raise ManifestInvalid(f"manifests[{i}]: 'platform' with 'os' and 'architecture' is required")
         manifests.append(d)
-    return Index(media_type, raw, Digest.of(raw), tuple(manifests), _annotations(doc), tuple(skipped))
+    return Index(media_type, raw, Digest.of(raw), tuple(manifests), _annotations(doc), tuple(skipped),
+                 _artifact_type(doc), _subject(doc, media_type))
 
 
 def _parse_image(raw: bytes, doc: dict[str, Any], media_type: str) -> Manifest:
@@ -239,11 +280,8 @@ def _parse_image(raw: bytes, doc: dict[str, Any], media_type: str) -> Manifest:
     for d in (config, *layers):
         if d.size is None:
             raise ManifestInvalid(f"manifest: descriptor {d.digest} lacks 'size'")
-    artifact = doc.get("artifactType")
-    return Manifest(
-        media_type, raw, Digest.of(raw), config, layers, _annotations(doc),
-        artifact if isinstance(artifact, str) else None,
-    )
+    return Manifest(media_type, raw, Digest.of(raw), config, layers, _annotations(doc), _artifact_type(doc),
+                    None, _subject(doc, media_type))
 
 
 def _parse_schema1(raw: bytes, doc: dict[str, Any], media_type: str) -> Manifest:

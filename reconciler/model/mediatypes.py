@@ -15,6 +15,8 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+#: the empty config of artifacts (image spec 1.1): the two bytes ``{}``
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"

@@ -58,6 +58,8 @@ class UpstreamView:
     selection: str = ""
     #: tag -> why it is not synced: a single-platform image of a platform not mirrored
     refused: Mapping[str, str] = field(default_factory=dict)
+    #: every tag the upstream listed (referrer discovery looks for ``sha256-<hex>`` names)
+    names: frozenset[str] = frozenset()
 
     @property
     def unresolved(self) -> frozenset[str]:
@@ -127,4 +129,4 @@ def refresh_upstream(source: UpstreamSource, upstream_name: str, tag_filter: Tag
         if manifest is not None:
             manifests[digest] = manifest
     return UpstreamView(upstream_name, tags, source.stats.total - before, manifests, tuple(dropped), chosen.listed,
-                        failures, tuple(sorted(chosen.outranked)), chosen.summary)
+                        failures, tuple(sorted(chosen.outranked)), chosen.summary, names=frozenset(listed))

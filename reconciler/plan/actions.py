@@ -42,6 +42,7 @@ class Op(str, enum.Enum):
     UPDATE_REPOSITORY = "update_repository"      # feed / upstream name recorded on the repository
     DELETE_REPOSITORY = "delete_repository"
     SYNC_TAG = "sync_tag"                        # set a tag to an upstream digest (fetch its content)
+    SYNC_REFERRERS = "sync_referrers"            # the referrers of a synced image (signatures, SBOMs, ...)
     UPLOAD = "upload"                            # import a file's images
     COPY_TAG = "copy_tag"                        # a tag and everything under it from another repository
     COPY_CONTENT = "copy_content"                # manifests or indexes (no tags) from another repository
@@ -74,8 +75,9 @@ class Download:
 
 #: the keys of an action's JSON form, in their order (docs/plan-json.md)
 JSON_KEYS = ("id", "op", "change", "repo", "reason", "depends_on", "tag", "digest", "old_digest", "old_origin",
-             "tag_origin", "source_repo", "source_tag", "kind", "digests", "file", "file_digest", "publish_name", "protected",
-             "feed", "upstream_name", "mask_id", "release_from", "handover", "v1_tags", "upload_tags", "cascade",
+             "tag_origin", "source_repo", "source_tag", "kind", "digests", "file", "file_digest", "publish_name",
+             "protected", "feed", "upstream_name", "mask_id", "release_from", "handover", "v1_tags", "upload_tags",
+             "referrer_tags", "artifact_types", "cascade",
              "download", "removes", "adds", "versions", "frees_bytes", "skipped", "platforms_skipped", "saved_bytes")
 
 
@@ -142,7 +144,7 @@ class BaseAction:
                 value = str(value)
             elif name in ("digests", "skipped"):
                 value = [str(d) for d in value]
-            elif name in ("depends_on", "versions", "platforms_skipped"):
+            elif name in ("depends_on", "versions", "platforms_skipped", "artifact_types"):
                 value = list(value)
             elif isinstance(value, Download):
                 if value.empty:
@@ -230,6 +232,25 @@ class SyncTag(SetTag):
     origin: ClassVar[Origin] = Origin.SYNC
     #: a mirror: the old target's content that nothing else needs any more goes too
     cascade: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncReferrers(BaseAction):
+    """The referrers upstream of the image a synced tag points at, and theirs
+    (``referrers:``; ops/referrers.py): the manifests as content of the repository, cosign's
+    classic tags (``sha256-<hex>.sig``, ...) as tags."""
+
+    op: ClassVar[Op] = Op.SYNC_REFERRERS
+    #: the tag whose image they refer to, and that image
+    tag: str
+    digest: Digest
+    #: the referrer manifests and indexes it adds (those the repository lacks)
+    digests: tuple[Digest, ...] = ()
+    #: cosign's tags it sets or moves (tag -> digest)
+    referrer_tags: Mapping[str, str] = field(default_factory=dict)
+    #: what the referrers it adds are, one artifact type each (in ``digests``' order;
+    #: "" when unknown)
+    artifact_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,19 +399,23 @@ class DropVersions(BaseAction):
 
 
 #: the tagged union of every action (the tag is ``op``)
-Action: TypeAlias = (CreateRepository | UpdateRepository | DeleteRepository | SyncTag | Upload | CopyTag | CopyContent
-                     | PinTag | RemoveTag | RemoveContent | V1Upload | V1Sync | Publish | Unpublish | DropVersions)
+Action: TypeAlias = (CreateRepository | UpdateRepository | DeleteRepository | SyncTag | SyncReferrers | Upload
+                     | CopyTag | CopyContent | PinTag | RemoveTag | RemoveContent | V1Upload | V1Sync | Publish
+                     | Unpublish | DropVersions)
 
 #: the content actions: together they make one new version of their repository
-ContentAction: TypeAlias = SyncTag | Upload | CopyTag | CopyContent | PinTag | RemoveTag | RemoveContent
+ContentAction: TypeAlias = (SyncTag | SyncReferrers | Upload | CopyTag | CopyContent | PinTag | RemoveTag
+                            | RemoveContent)
+#: the actions that fetch content from the repository's upstream
+UpstreamAction: TypeAlias = SyncTag | SyncReferrers
 #: each makes a version of its own
 V1Action: TypeAlias = V1Upload | V1Sync
 PublicationAction: TypeAlias = Publish | Unpublish
 
 #: op -> its type
 BY_OP: dict[Op, type[Action]] = {cls.op: cls for cls in (
-    CreateRepository, UpdateRepository, DeleteRepository, SyncTag, Upload, CopyTag, CopyContent, PinTag, RemoveTag,
-    RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions)}
+    CreateRepository, UpdateRepository, DeleteRepository, SyncTag, SyncReferrers, Upload, CopyTag, CopyContent, PinTag,
+    RemoveTag, RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions)}
 assert set(BY_OP) == set(Op), "every op has its type"
 
 
@@ -398,7 +423,7 @@ def content_roots(actions: Iterable[Action]) -> list[Digest]:
     """The manifests and indexes the actions point tags at, copy or remove."""
     out: list[Digest] = []
     for a in actions:
-        if isinstance(a, (CopyContent, RemoveContent)):
+        if isinstance(a, (CopyContent, RemoveContent, SyncReferrers)):
             out += a.digests
         if a.digest:
             out.append(a.digest)
@@ -417,7 +442,7 @@ def action_from_json(obj: Mapping[str, Any]) -> Action:
         for name in ("digests", "skipped"):
             if name in kw:
                 kw[name] = tuple(Digest.parse(d) for d in kw[name])
-        for name in ("depends_on", "platforms_skipped"):
+        for name in ("depends_on", "platforms_skipped", "artifact_types"):
             if name in kw:
                 kw[name] = tuple(kw[name])
         if "versions" in kw:

@@ -39,6 +39,7 @@ from reconciler.plan.actions import (
     Upload,
 )
 from reconciler.plan.diff_publish import publish_step
+from reconciler.plan.diff_referrers import keep_unseen, plan_referrers
 from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_sync import few, outranked_note, sync_reason, sync_warnings
 from reconciler.plan.diff_v1 import v1_steps
@@ -253,6 +254,8 @@ class RepoDiff:
         if upstream is None or upstream.error:
             # not refreshed (or the refresh failed): what was synced stays declared, nothing moves
             self.declared_tags |= synced_here
+            if spec.referrers.enabled:
+                keep_unseen(self)
             if upstream is not None and upstream.error:
                 self.ledger.errors[self.repo] = f"refreshing upstream {upstream.name} failed: {upstream.error}"
             return
@@ -273,6 +276,8 @@ class RepoDiff:
             reason = sync_reason(self.state.tags.get(tag), selected[tag], self.obs)
             skip, entries = self._skips([selected[tag]], spec.platforms)
             self._set_tag(SyncTag, tag, selected[tag], reason, cascade=spec.mirror, skip=skip, entries=entries)
+        if spec.referrers.enabled:
+            plan_referrers(self, upstream, selected, excluded)
         gone = sorted(synced_here - set(selected) - unresolved)
         refused = spec.mirror and bool(gone) and not selected and not unresolved and not spec.allow_empty
         self.ledger.warnings += sync_warnings(self.repo, spec, upstream, matching=bool(matching),

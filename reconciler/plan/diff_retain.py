@@ -31,6 +31,7 @@ from reconciler.plan.actions import (
     Publish,
     RemoveContent,
     RemoveTag,
+    SyncReferrers,
     SyncTag,
     Unpublish,
     Upload,
@@ -39,7 +40,7 @@ from reconciler.plan.actions import (
 )
 
 #: actions that change a repository's content: together they make one new version
-CONTENT = (SyncTag, Upload, CopyTag, CopyContent, PinTag, RemoveTag, RemoveContent)
+CONTENT = (SyncTag, SyncReferrers, Upload, CopyTag, CopyContent, PinTag, RemoveTag, RemoveContent)
 #: each of these makes a version of its own
 V1 = (V1Upload, V1Sync)
 

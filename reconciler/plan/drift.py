@@ -41,7 +41,7 @@ UPSTREAM, MANUAL, DESIRED, STORE = "upstream", "manual", "desired", "store"
 CAUSES = (UPSTREAM, MANUAL, DESIRED, STORE)
 #: how many journal entries drift reads back to find each repository's last apply
 JOURNAL_DEPTH = 200
-_UPSTREAM_REASONS = {pm.NEW_UPSTREAM_TAG, pm.TAG_MOVED_UPSTREAM, pm.TAG_GONE_UPSTREAM}
+_UPSTREAM_REASONS = {pm.NEW_UPSTREAM_TAG, pm.TAG_MOVED_UPSTREAM, pm.TAG_GONE_UPSTREAM, pm.REFERRERS_UPSTREAM}
 #: ``latest: N``: newer upstream versions outranked a tag (an upstream cause too)
 _OUTRANKED = pm.OUTRANKED.split("{", 1)[0]
 
@@ -269,7 +269,7 @@ class _Classifier:
             return MANUAL, manual.describe()
         changed = self.spec_changed(repo)
         if a.reason in _UPSTREAM_REASONS or a.reason.startswith(_OUTRANKED):
-            if changed and a.reason == pm.NEW_UPSTREAM_TAG:
+            if changed and a.reason in (pm.NEW_UPSTREAM_TAG, pm.REFERRERS_UPSTREAM):
                 return DESIRED, changed
             return UPSTREAM, f"{a.reason} ({a.repo}'s feed)"
         if changed:

@@ -39,6 +39,8 @@ OUTRANKED = "dropped out of the newest {n} (mirror)"
 #: ``platforms``: platforms the index lists that the repository now selects
 PLATFORMS_ADDED = "platforms added"
 DECLARED = "declared in repos.yaml"
+#: a synced image has referrers (signatures, SBOMs, ...) upstream the repository lacks
+REFERRERS_UPSTREAM = "referrers upstream"
 REMOVED_FROM_DESIRED = "removed from repos.yaml"
 
 

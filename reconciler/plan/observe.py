@@ -39,6 +39,7 @@ from reconciler.ops.cascade import RefGraph
 from reconciler.ops.fetch import skipped_notes
 from reconciler.ops.graph import load_graph
 from reconciler.ops.platforms import refused_tags, skipped_sizes
+from reconciler.ops.referrers import Discovered, discover
 from reconciler.ops.refresh import UpstreamView, failure_text, refresh_upstream
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken, wait_all
@@ -184,6 +185,22 @@ def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, res
         return _UpstreamResult(spec.id, UpstreamTags(upstream_name(spec), {}, 0, error=exc.message))
 
 
+def _discover(store: Store, source: UpstreamSource, name: str, spec: RepositorySpec, view: UpstreamView,
+              known: dict[Digest, Manifest | Index]) -> tuple[Discovered, str | None]:
+    """The referrers upstream of the selected tags' images (``referrers:``; ops/referrers.py),
+    and why they could not be looked up (the tags are planned all the same). The cosign
+    manifests read on the way join ``known``."""
+    if not spec.referrers.enabled:
+        return Discovered(), None
+    try:
+        found = discover(source, name, view.names, sorted(set(view.tags.values()), key=str), spec.referrers)
+    except ReconcilerError as exc:
+        log.info("%s: looking up referrers failed: %s", spec.id, exc.message)  # the plan warns
+        return Discovered(), failure_text(exc)
+    known.update({d: m for d, m in found.manifests.items() if not store.manifest_has(d)})
+    return found, None
+
+
 def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory,
                       resolver: Resolver, held_tags: Container[str], partial: bool = False) -> _UpstreamResult:
     assert spec.feed is not None and spec.upstream_name is not None
@@ -195,11 +212,12 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         known: dict[Digest, Manifest | Index] = {d: m for d, m in view.manifests.items()
                                                  if not store.manifest_has(d)}
         name = upstream_name(spec)
+        found, referrers_error = _discover(store, source, name, spec, view, known)
         stored = StoredWalk(partial=partial)
         content = RegistrySource(source, name)
+        roots = [*view.tags.values(), *(f.digest for f in found.all())]
         gone: set[Digest] = set()
-        bad_roots = _fetch_missing_manifests(store, content, view.tags.values(), known, jobs, spec.platforms, stored,
-                                             gone)
+        bad_roots = _fetch_missing_manifests(store, content, roots, known, jobs, spec.platforms, stored, gone)
         refused: dict[str, str] = {}
         sizes: dict[Digest, int] = {}
         if spec.platforms is not None:
@@ -219,10 +237,16 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
                 failed[tag] = bad_roots[digest]
             elif tag not in refused:
                 tags[tag] = digest
+        # a referrer deleted upstream meanwhile (``gone``) is simply not there any more
+        referrers = {subject: tuple(f for f in fs if f.digest not in bad_roots and f.digest not in gone)
+                     for subject, fs in found.by_subject.items()}
+        not_synced = [f"referrer {f.digest} of {f.subject} is not synced: {bad_roots[f.digest]}"
+                      for f in found.all() if f.digest in bad_roots]
         return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=dropped,
-                                                     notes=tuple(skipped_notes(known.values(), by_digest)),
+                                                     notes=(*skipped_notes(known.values(), by_digest), *not_synced),
                                                      outranked=view.outranked, selection=view.selection,
-                                                     refused=refused),
+                                                     refused=refused, referrers=referrers,
+                                                     referrers_error=referrers_error),
                                known, source.stats.total - before, stored, sizes)
     finally:
         source.close()

@@ -16,6 +16,7 @@ from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet, V1Content
 from reconciler.model.repository import Repository, VersionHistory
 from reconciler.ops.cascade import RefGraph
+from reconciler.ops.referrers import Found
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
 
@@ -49,6 +50,10 @@ class UpstreamTags:
     selection: str = ""
     #: tag -> why it is not synced: a single-platform image of a platform not mirrored
     refused: Mapping[str, str] = field(default_factory=dict)
+    #: subject digest -> its referrers upstream (``referrers:``; ops/referrers.py)
+    referrers: Mapping[Digest, tuple[Found, ...]] = field(default_factory=dict)
+    #: why the referrers could not be looked up (the tags were refreshed all the same)
+    referrers_error: str | None = None
 
     @property
     def unresolved(self) -> frozenset[str]:

@@ -9,7 +9,7 @@ colour (a TTY and no ``NO_COLOR``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import singledispatch
 from pathlib import Path
@@ -31,6 +31,7 @@ from reconciler.plan.actions import (
     RemoveContent,
     RemoveTag,
     SetTag,
+    SyncReferrers,
     SyncTag,
     Unpublish,
     UpdateRepository,
@@ -152,6 +153,34 @@ def _set_tag(a: SetTag, c: _Context, head: str, target: str = "", source: str = 
 @_words.register
 def _sync_tag(a: SyncTag, c: _Context) -> str:
     return _set_tag(a, c, f"tag {a.tag}")
+
+
+@_words.register
+def _sync_referrers(a: SyncReferrers, c: _Context) -> str:
+    n = len(set(a.digests) | {Digest.parse(d) for d in a.referrer_tags.values()})
+    kinds = referrer_kinds(a.artifact_types)
+    head = f"{_plural(n, 'referrer')} of {a.tag}" + (f": {kinds}" if kinds else "")
+    return _line(head, _join(a.reason, _download_text(a)))
+
+
+def referrer_kinds(artifact_types: Iterable[str]) -> str:
+    """``signature, SBOM``: what referrers are, in words people use, each kind once."""
+    words = set(referrer_kind(t) for t in artifact_types)
+    return ", ".join(sorted(words, key=lambda w: (_KIND_ORDER.index(w) if w in _KIND_ORDER else len(_KIND_ORDER), w)))
+
+
+_KIND_ORDER = ("signature", "SBOM", "attestation", "scan report")
+
+
+def referrer_kind(artifact_type: str) -> str:
+    t = artifact_type.lower()
+    for needles, word in ((("simplesigning", "sigstore.bundle", "signature", "notary"), "signature"),
+                          (("spdx", "cyclonedx", "syft", "sbom"), "SBOM"),
+                          (("in-toto", "dsse", "attestation", "provenance"), "attestation"),
+                          (("vuln", "sarif", "scan"), "scan report")):
+        if any(n in t for n in needles):
+            return word
+    return artifact_type or "referrer"
 
 
 @_words.register

@@ -9,14 +9,23 @@ ops ones (``cascade_remove``, ``unreferenced``).
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.ops.cascade import RefGraph, cascade_remove, unreferenced
 from reconciler.ops.state import RepoState
-from reconciler.plan.actions import ContentAction, CopyContent, CopyTag, PinTag, RemoveContent, RemoveTag, SyncTag
+from reconciler.plan.actions import (
+    ContentAction,
+    CopyContent,
+    CopyTag,
+    PinTag,
+    RemoveContent,
+    RemoveTag,
+    SyncReferrers,
+    SyncTag,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,14 @@ def add_content(state: RepoState, graph: RefGraph, roots: Iterable[Digest], skip
     return Step(_with_closure(state, graph, roots, skip))
 
 
+def add_referrers(state: RepoState, graph: RefGraph, digests: Iterable[Digest], tags: Mapping[str, str]) -> Step:
+    """The referrers ``digests`` with their closures, and cosign's ``tags`` (synced tags)."""
+    new = _with_closure(state, graph, digests, ())
+    for tag, digest in sorted(tags.items()):
+        new = set_tag(new, graph, tag, Digest.parse(digest), Origin.SYNC).state
+    return Step(new)
+
+
 def remove_content(state: RepoState, graph: RefGraph, kind: str, digests: Iterable[Digest]) -> Step:
     """``kind`` "manifest"/"index": declared removals (refused when an index lists one);
     "untagged": prune of content no tag needs (the digests plus their orphaned blobs)."""
@@ -98,6 +115,8 @@ def run_step(action: ContentAction, state: RepoState, graph: RefGraph) -> Step:
         case SyncTag():
             return set_tag(state, graph, action.tag, action.digest, action.origin, cascade=action.cascade,
                            skip=frozenset(action.skipped))
+        case SyncReferrers():
+            return add_referrers(state, graph, action.digests, action.referrer_tags)
         case CopyTag() | PinTag():
             return set_tag(state, graph, action.tag, action.digest, action.new_origin, skip=frozenset(action.skipped))
         case RemoveTag():

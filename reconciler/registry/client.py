@@ -46,9 +46,9 @@ import requests
 import urllib3
 
 from reconciler.errors import DigestInvalid, DigestMismatch, ManifestInvalid, RateLimited, RegistryError
-from reconciler.model import Digest, Index, Manifest, VerifiedStream, jsonsafe, parse_manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest, VerifiedStream, jsonsafe, parse_manifest
 from reconciler.model.manifest import MAX_MANIFEST_BYTES
-from reconciler.model.mediatypes import ACCEPT_ALL
+from reconciler.model.mediatypes import ACCEPT_ALL, OCI_INDEX
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.registry.auth import parse_www_authenticate, repository_scope
@@ -322,6 +322,47 @@ class RegistryClient:
             self.head_distrusted = why
             log.warning("%s: %s; using GET instead of HEAD for the rest of this run", self.base, why)
         self._head_settled = True
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        """``GET /v2/<name>/referrers/<digest>``, every page (``Link``); None on a 404: the
+        registry has no referrers API (one that has it answers 200 for any digest)."""
+        name, url, scope = self._url(name, f"referrers/{digest}")
+        out: list[Descriptor] = []
+        next_url: str | None = url
+        seen: set[str] = set()
+        while next_url is not None:
+            if next_url in seen or len(seen) >= MAX_TAG_PAGES:
+                raise RegistryError("GET", next_url, 200, detail="referrers pagination loops or never ends",
+                                    temporary=False)
+            seen.add(next_url)
+            page = self._retry(functools.partial(self._referrers_page, next_url, scope), f"GET {next_url}")
+            if page is None:
+                return None
+            doc, link = page
+            entries = doc.get("manifests") if isinstance(doc, dict) else None
+            if not isinstance(entries, list):
+                raise RegistryError("GET", next_url, 200, detail="the referrers answer is not an image index",
+                                    temporary=False)
+            try:
+                out += [Descriptor.from_json(e, where=f"GET {next_url}: manifests[{i}]") for i, e in enumerate(entries)]
+            except ManifestInvalid as exc:
+                raise RegistryError("GET", next_url, 200, detail=exc.message, temporary=False) from exc
+            target = parse_link_next(link)
+            next_url = resolve_link(self.base, target) if target else None
+        return out
+
+    def _referrers_page(self, url: str, scope: str) -> tuple[Any, str | None] | None:
+        resp = self._send("GET", url, kind="referrers", scope=scope, headers={"Accept": OCI_INDEX})
+        with released(resp):
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise self._error("GET", url, resp)
+            body = self._read_body(resp, url, MAX_MANIFEST_BYTES)
+        try:
+            return jsonsafe.loads(body), resp.headers.get("Link")
+        except ValueError as exc:
+            raise RegistryError("GET", url, 200, detail=f"invalid JSON: {exc}", temporary=False) from exc
 
     def manifest_get(self, name: str, reference: str) -> Manifest | Index:
         """GET and parse a manifest or index; by digest, the bytes must hash to it."""

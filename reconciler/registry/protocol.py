@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from reconciler.model import Digest, Index, Manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest
 
 T = TypeVar("T")
 
@@ -62,6 +62,12 @@ class UpstreamSource(Protocol):
 
     def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
         """Stream a blob's body into ``sink`` (retrying temporary failures)."""
+        ...
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        """The descriptors the upstream's referrers API lists for ``digest`` (every page);
+        None when it has no referrers API (a 404: a registry with the API answers 200,
+        with an empty index, for any digest)."""
         ...
 
     def close(self) -> None: ...

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Self, TypeVar
 
-from reconciler.model import Digest, Index, Manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest
 from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.protocol import ManifestHead, RequestStats
@@ -54,6 +54,9 @@ class BorrowedClient:
 
     def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
         return self._call(lambda: self.client.blob_fetch(name, digest, sink))
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        return self._call(lambda: self.client.referrers(name, digest))
 
     def close(self) -> None:
         """Nothing: the client belongs to the ``SharedClients`` that lent it."""

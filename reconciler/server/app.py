@@ -31,6 +31,7 @@ from reconciler.server.logins import LoginGuard
 from reconciler.server.manifestcache import DEFAULT_BYTES, ManifestCache
 from reconciler.server.manifests import get_manifest
 from reconciler.server.metrics import ServerMetrics
+from reconciler.server.referrers import get_referrers
 from reconciler.server.routing import Route, route
 from reconciler.store.roles.read import ReadView
 
@@ -148,6 +149,8 @@ class RegistryApp:
             return get_manifest(self.content, pub, r, req.header("Accept"), head=head)
         if r.kind == "blob":
             return get_blob(self.content, pub, r, req.header("Range"), redirect_expires=self.blob_redirect, head=head)
+        if r.kind == "referrers":
+            return get_referrers(self.store, pub, r, req)
         return tags_list(self.store, pub, req)
 
     @staticmethod

@@ -35,7 +35,7 @@ PATH = "/metrics"
 #: request latency buckets, seconds: manifests and HEADs answer in milliseconds, blobs take longer
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
-_V2 = re.compile(r"^/v2/.+/(?:(?P<kind>manifests|blobs)/(?P<ref>[^/]+)|(?P<tags>tags/list))$")
+_V2 = re.compile(r"^/v2/.+/(?:(?P<kind>manifests|blobs|referrers)/(?P<ref>[^/]+)|(?P<tags>tags/list))$")
 
 
 def route_of(path: str) -> str:
@@ -50,7 +50,9 @@ def route_of(path: str) -> str:
         m = _V2.match(path)
         if m is None:
             return "other"
-        return "tags" if m["tags"] else ("manifest" if m["kind"] == "manifests" else "blob")
+        if m["tags"]:
+            return "tags"
+        return {"manifests": "manifest", "blobs": "blob", "referrers": "referrers"}[m["kind"]]
     for prefix, name in (("/v1", "v1"), ("/ui", "ui"), ("/crane", "crane")):
         if path == prefix or path.startswith(prefix + "/"):
             return name

@@ -1,7 +1,7 @@
 """Map a request path to a route of the pull API.
 
 ``/v2/<name>/manifests/<reference>``, ``/v2/<name>/blobs/<digest>``,
-``/v2/<name>/tags/list``, ``/v2/_catalog`` and ``/v2/``. A repository name may itself
+``/v2/<name>/referrers/<digest>``, ``/v2/<name>/tags/list``, ``/v2/_catalog`` and ``/v2/``. A repository name may itself
 contain ``manifests`` or ``blobs`` components, so the split is at the right-most
 route keyword, as Crane and the distribution registry do. Names are validated with
 Docker's rules before anything is looked up, so ``..``, ``%2e%2e`` (decoded by the
@@ -19,13 +19,13 @@ from reconciler.model import Digest, validate_repository_name
 from reconciler.model.reference import is_valid_tag
 from reconciler.server.errors import RegistryHTTPError
 
-_ROUTE = re.compile(r"^/v2/(?P<name>.+)/(?:(?P<kind>manifests|blobs)/(?P<ref>[^/]+)|(?P<tags>tags/list))$")
+_ROUTE = re.compile(r"^/v2/(?P<name>.+)/(?:(?P<kind>manifests|blobs|referrers)/(?P<ref>[^/]+)|(?P<tags>tags/list))$")
 _UPLOADS = re.compile(r"^/v2/.+/blobs/uploads(?:/.*)?$")
 
 
 @dataclass(frozen=True)
 class Route:
-    """``kind`` is one of base, catalog, manifest, blob, tags."""
+    """``kind`` is one of base, catalog, manifest, blob, referrers, tags."""
 
     kind: str
     name: str = ""
@@ -66,6 +66,8 @@ def route(path: str) -> Route:
     ref = m["ref"]
     if m["kind"] == "blobs":
         return Route("blob", name, ref, parse_digest(ref))
+    if m["kind"] == "referrers":
+        return Route("referrers", name, ref, parse_digest(ref))
     if ":" in ref:
         return Route("manifest", name, ref, parse_digest(ref))
     if not is_valid_tag(ref):

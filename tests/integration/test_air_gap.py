@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from tests.support.serving import REPO_ROOT, require_binary, run_server
 
 pytestmark = pytest.mark.integration
 
-KINDS = {"docker": lambda n: build_image(n), "list": lambda n: build_multiarch(n),
+KINDS: dict[str, Callable[[str], Image]] = {"docker": lambda n: build_image(n), "list": lambda n: build_multiarch(n),
          "oci": lambda n: build_image(n, oci=True), "index": lambda n: build_multiarch(n, oci=True)}
 
 

@@ -18,6 +18,7 @@ import pytest
 from reconciler import api
 from reconciler.model.content import ContentSet, TagEntry
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.crashpoints import MODULE as CRASHPOINTS
 from tests.support.imagegen import build_image, build_multiarch
 from tests.support.pusher import push_image
@@ -41,7 +42,8 @@ def snapshot(root: Path) -> dict[str, RepoState]:
         out = {}
         for repo in store.repository_list():
             latest = store.version_get(repo.id)
-            pub_content, pub_tags = None, ()
+            pub_content: ContentSet | None = None
+            pub_tags: tuple[tuple[str, TagEntry], ...] = ()
             if repo.published_version is not None:
                 pub = store.version_get(repo.id, repo.published_version)
                 pub_content, pub_tags = pub.content, tuple(sorted(pub.tags.items()))
@@ -87,7 +89,7 @@ def kill_points(events: list[str]) -> list[int]:
 
 
 def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, build_image("crash-v1"), ["v1"])
     push_image(registry.url, repo_name, build_multiarch("crash-multi"), ["v2", "latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name)
@@ -139,7 +141,7 @@ def test_sigkill_at_every_point_of_an_apply_then_rerun_converges(
 ], ids=["third-blob-in-a-temporary-file", "content-recorded-no-version-yet"])
 def test_store_gc_cli_removes_what_a_killed_apply_left(point: str, temp_files: int, removed: str,
                                                       registry: RunningRegistry, repo_name: str, tmp_path: Path,
-                                                      run_cli) -> None:  # type: ignore[no-untyped-def]
+                                                      run_cli: RunCli) -> None:
     img = build_image("crash-gc")
     push_image(registry.url, repo_name, img, ["v1"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name, prod=False)

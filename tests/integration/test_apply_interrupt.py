@@ -11,11 +11,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.support.cli import RunCli
 from tests.support.faultproxy import FaultProxy
 from tests.support.imagegen import build_image
 from tests.support.pusher import push_image
@@ -33,7 +35,7 @@ def start_apply(yaml: Path, store: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=yaml.parent)
 
 
-def wait_for(condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], object], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -43,7 +45,7 @@ def wait_for(condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyp
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["sigint", "sigterm"])
 def test_a_signal_stops_the_apply_at_once_journals_it_and_the_next_apply_converges(
         sig: signal.Signals, code: int, proxy: FaultProxy, registry: RunningRegistry, repo_name: str,
-        tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, run_cli: RunCli) -> None:
     image = build_image(f"interrupt-{repo_name}", layers=3)
     push_image(registry.url, repo_name, image, ["v1"])
     yaml = tmp_path / "repos.yaml"
@@ -97,7 +99,7 @@ repositories:
     assert run_cli("store", "check", store=store).returncode == 0
 
 
-def test_ctrl_c_while_waiting_for_the_lock_stops_the_wait(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_while_waiting_for_the_lock_stops_the_wait(tmp_path: Path, run_cli: RunCli) -> None:
     from reconciler.store.sqlite import SQLiteStore
 
     yaml = tmp_path / "repos.yaml"

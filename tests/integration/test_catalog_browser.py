@@ -15,6 +15,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 import requests
+from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from reconciler.store.sqlite import SQLiteStore
@@ -68,7 +69,7 @@ def png_ink(png: bytes) -> tuple[int, int, int]:
     return width, height, len(set(zlib.decompress(idat)))
 
 
-def shows(driver, text: str) -> None:  # type: ignore[no-untyped-def]
+def shows(driver: webdriver.Chrome, text: str) -> None:
     """``text`` is rendered: in the page's text, and its element's screenshot has ink."""
     assert text in visible_text(driver), f"{text!r} not on the page:\n{visible_text(driver)}"
     element = driver.find_element(By.XPATH, f"//*[contains(text(), '{text}')]")
@@ -76,7 +77,7 @@ def shows(driver, text: str) -> None:  # type: ignore[no-untyped-def]
     assert width > 10 and height > 5 and ink > 8, f"{text!r} is not visibly rendered ({width}x{height}, {ink})"
 
 
-def snapshot(driver, tmp_path: Path, name: str) -> None:  # type: ignore[no-untyped-def]
+def snapshot(driver: webdriver.Chrome, tmp_path: Path, name: str) -> None:
     path = tmp_path / f"{name}.png"
     driver.save_screenshot(str(path))
     width, height, ink = png_ink(path.read_bytes())

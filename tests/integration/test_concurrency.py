@@ -25,6 +25,7 @@ from reconciler.errors import LockTimeout
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model.mediatypes import ACCEPT_ALL
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.imagegen import build_image, build_multiarch, store_image
 from tests.support.pusher import push_image
@@ -82,7 +83,7 @@ def temp_files(store: Path) -> set[str]:
 
 def test_a_second_apply_and_gc_wait_for_the_lock_or_fail_naming_the_holder(
         proxy: FaultProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     img = build_image("lock-held")
     push_image(registry.url, repo_name, img, ["v1"])
     yaml = write_yaml(tmp_path / "repos.yaml", proxy, repo_name)
@@ -200,7 +201,7 @@ class Puller:
 
 def test_serve_clients_never_see_a_partial_version_during_apply_and_gc(
         proxy: FaultProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     old, multi, new = build_image("serve-old"), build_multiarch("serve-multi"), build_image("serve-new")
     push_image(registry.url, repo_name, old, ["v1", "latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", proxy, repo_name)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +137,7 @@ def test_unknown_name_is_cranes_404(world: World) -> None:
         assert resp.json() == {"errors": [{"code": "404", "message": "Not Found"}]}
 
 
-def _wait_for(check, what: str, server: Server):  # type: ignore[no-untyped-def]
+def _wait_for(check: Callable[[], object], what: str, server: Server) -> None:
     deadline = time.monotonic() + 30
     while not check():
         if time.monotonic() > deadline:
@@ -205,7 +205,10 @@ def test_v1_app_file_through_both_modes(world: World) -> None:
             return resp.status_code
 
     for server in (world.crane, world.sender):
-        _wait_for(lambda server=server: tags(server) == 200, "the v1 app file was not served", server)
+        def v1_served(server: Server = server) -> bool:
+            return tags(server) == 200
+
+        _wait_for(v1_served, "the v1 app file was not served", server)
         with requests.get(f"{server.url}/v1/repositories/busybox/images", timeout=10) as resp:
             assert resp.json() == [{"id": image_id}] and resp.headers["X-Docker-Endpoints"] == server.host
         with requests.get(f"{server.url}/v1/repositories/busybox/tags/latest", timeout=10) as resp:

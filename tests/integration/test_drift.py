@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
@@ -36,18 +38,18 @@ repositories:
 """
 
 
-def drift(run_cli, store: Path, yaml: Path) -> tuple[int, dict]:  # type: ignore[no-untyped-def, type-arg]
+def drift(run_cli: RunCli, store: Path, yaml: Path) -> tuple[int, dict[str, Any]]:
     proc = run_cli("drift", "-f", str(yaml), "--json", "--detailed-exitcode", store=store)
     assert proc.returncode in (0, 2), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
-def causes(report: dict) -> dict[str, list[str]]:  # type: ignore[type-arg]
+def causes(report: dict[str, Any]) -> dict[str, list[str]]:
     return {c: sorted(i["action"] or i["what"] for i in items) for c, items in report["causes"].items() if items}
 
 
 def test_drift_names_each_cause(registry: RunningRegistry, repo_name: str, tmp_path: Path,
-                                run_cli) -> None:  # type: ignore[no-untyped-def]
+                                run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["a"], ["v1"])
     push_image(registry.url, repo_name, IMAGES["b"], ["v2"])
     yaml, store = tmp_path / "repos.yaml", tmp_path / "store"

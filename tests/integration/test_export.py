@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,19 @@ from reconciler.apply.content_commands import upload_command as upload
 from reconciler.model import mediatypes as mt
 from reconciler.ops.export import export
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.imagegen import build_image, build_index, build_multiarch, build_schema1
+from tests.support.cli import RunCli
+from tests.support.imagegen import Image, ManifestImage, build_image, build_index, build_multiarch, build_schema1
 from tests.support.serving import commit_tags, require_binary
 
 pytestmark = pytest.mark.integration
 
 
+#: the store, its tagged images by tag, the untagged image, the directory
+Exported = tuple[SQLiteStore, dict[str, Image], ManifestImage, Path]
+
+
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
     root = tmp_path_factory.mktemp("export")
     store = SQLiteStore(root / "store")
     imgs = {
@@ -54,7 +60,7 @@ def read(path: Path, name: str) -> bytes:
             return f.read()
 
 
-def test_crane_export_layout_and_app_file(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_crane_export_layout_and_app_file(repo: Exported, tmp_path: Path) -> None:
     store, imgs, untagged, _ = repo
     out = tmp_path / "synctest.tar"
     result = export(store, "synctest", out, format="crane", url="https://pulp.example.com/pulp/docker/v2/synctest/")
@@ -74,8 +80,8 @@ def test_crane_export_layout_and_app_file(repo, tmp_path: Path) -> None:  # type
         assert link.issym() and link.linkname == str(img.digest)
     for d, m in manifests.items():
         assert read(out, f"manifests/{where[m.media_type]}/{d}") == m.raw
-    for d, data in blobs.items():
-        assert read(out, f"blobs/{d}") == data
+    for name, data in blobs.items():
+        assert read(out, f"blobs/{name}") == data
     assert json.loads(read(out, "tags/list")) == {"name": "pulpdemo/synctest", "tags": sorted(imgs)}
 
     app = json.loads(read(out, "synctest.json"))
@@ -96,7 +102,7 @@ def test_crane_export_layout_and_app_file(repo, tmp_path: Path) -> None:  # type
     assert "old" not in app["schema2_data"] + app["manifest_list_data"]
 
 
-def test_crane_export_extracts_safely(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_crane_export_extracts_safely(repo: Exported, tmp_path: Path) -> None:
     store, imgs, _, _ = repo
     out = tmp_path / "t.tar"
     export(store, "synctest", out)
@@ -107,7 +113,7 @@ def test_crane_export_extracts_safely(repo, tmp_path: Path) -> None:  # type: ig
 
 @pytest.mark.parametrize(("tag", "convert"), [("oci", False), ("idx", False), ("oci", True), ("idx", True),
                                              ("s2", True), ("latest", True)])
-def test_oci_export_accepted_by_skopeo(repo, tmp_path: Path, tag: str, convert: bool) -> None:  # type: ignore[no-untyped-def]
+def test_oci_export_accepted_by_skopeo(repo: Exported, tmp_path: Path, tag: str, convert: bool) -> None:
     """OCI tags come out byte-exact either way; with --convert-docker, Docker tags in OCI
     form with every layer unchanged (skopeo 1.9 skips Docker types in index.json)."""
     require_binary("skopeo", "skopeo")
@@ -131,7 +137,7 @@ def test_oci_export_accepted_by_skopeo(repo, tmp_path: Path, tag: str, convert: 
         assert (dest / d.split(":")[1]).read_bytes() == data
 
 
-def test_oci_layout_keeps_every_digest(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_oci_layout_keeps_every_digest(repo: Exported, tmp_path: Path) -> None:
     """Every tag, Docker schema2, manifest list and schema1 included, keeps its exact bytes,
     media type and digest (a signature or a digest pin still holds on the far side)."""
     store, imgs, untagged, _ = repo
@@ -151,7 +157,7 @@ def test_oci_layout_keeps_every_digest(repo, tmp_path: Path) -> None:  # type: i
     assert not _reachable(out, names) - names
 
 
-def test_converted_oci_layout_index(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_converted_oci_layout_index(repo: Exported, tmp_path: Path) -> None:
     store, imgs, _, _ = repo
     out = tmp_path / "o.tar"
     export(store, "synctest", out, format="oci", convert_docker=True)
@@ -167,7 +173,7 @@ def test_converted_oci_layout_index(repo, tmp_path: Path) -> None:  # type: igno
         assert f"blobs/sha256/{d['digest'].split(':')[1]}" in names
 
 
-def test_failed_export_leaves_no_file(repo, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_failed_export_leaves_no_file(repo: Exported, tmp_path: Path, run_cli: RunCli) -> None:
     store, _, _, root = repo
     out = tmp_path / "keep.tar"
     out.write_bytes(b"old")
@@ -178,7 +184,7 @@ def test_failed_export_leaves_no_file(repo, tmp_path: Path, run_cli) -> None:  #
     assert json.loads(ok.stdout)["tags"] == 5 and tarfile.is_tarfile(out)
 
 
-def test_crane_default_url_is_under_the_repository_id(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_crane_default_url_is_under_the_repository_id(repo: Exported, tmp_path: Path) -> None:
     """Pulp's default redirect URL is https://HOST/pulp/docker/v2/<repo id>/ (the web
     directory is named by repo id, 10.1/10.3), not by the registry name."""
     store, _, _, _ = repo
@@ -187,7 +193,7 @@ def test_crane_default_url_is_under_the_repository_id(repo, tmp_path: Path) -> N
     assert url.startswith("https://") and url.endswith("/pulp/docker/v2/synctest/")
 
 
-def test_crane_url_gets_its_trailing_slash(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_crane_url_gets_its_trailing_slash(repo: Exported, tmp_path: Path) -> None:
     """Crane appends 'manifests/...' to url as a string: without the slash every redirect
     would point at .../synctestmanifests/..."""
     store, _, _, _ = repo
@@ -233,7 +239,7 @@ def test_oci_index_with_docker_children_is_complete(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_export_file_mode_follows_the_umask(repo, tmp_path: Path) -> None:
+def test_export_file_mode_follows_the_umask(repo: Exported, tmp_path: Path) -> None:
     """The tar is written to a private temporary file and renamed; it must still end up
     with the mode any other new file gets (a web server user has to read a Crane tree)."""
     store, _, _, _ = repo
@@ -247,7 +253,7 @@ def test_export_file_mode_follows_the_umask(repo, tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "m.oci.tar").stat().st_mode) == 0o644
 
 
-def test_oci_export_round_trips_through_upload_with_every_digest(repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_oci_export_round_trips_through_upload_with_every_digest(repo: Exported, tmp_path: Path) -> None:
     """The far side of an air gap: uploading the exact export gives every tag its digest."""
     store, imgs, _, _ = repo
     out = tmp_path / "o.tar"

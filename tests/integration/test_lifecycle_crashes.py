@@ -19,6 +19,7 @@ from reconciler import api
 from reconciler.store.sql.grace import GRACE_ENV
 from reconciler.store.sqlite import SQLiteStore
 from tests.integration.test_apply_crashes import kill_points, snapshot
+from tests.support.cli import RunCli
 from tests.support.crashpoints import MODULE as CRASHPOINTS
 from tests.support.imagegen import build_image
 from tests.support.pusher import push_image
@@ -51,7 +52,7 @@ def files(root: Path) -> set[str]:
 
 
 def test_sigkill_at_every_point_of_an_apply_that_drops_versions_then_rerun_converges(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli,  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(GRACE_ENV, "0")  # for the subprocesses (run_cli passes the environment on) and the re-runs
     push_image(registry.url, repo_name, build_image("drop-1"), ["latest"])
@@ -93,7 +94,7 @@ def test_sigkill_at_every_point_of_an_apply_that_drops_versions_then_rerun_conve
         assert len(versions(store)) == 1, (n, events[n - 1], versions(store))
 
 
-def test_sigkill_at_every_step_of_gc_then_gc_again_converges(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_at_every_step_of_gc_then_gc_again_converges(tmp_path: Path, run_cli: RunCli) -> None:
     from tests.support.serving import commit_tags
 
     before = tmp_path / "before"

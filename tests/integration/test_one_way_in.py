@@ -171,7 +171,7 @@ def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
         indexes_r: list[str] = repo_r[1]["indexes"] if repo_r else []  # type: ignore[index]
         match step:
             case ("upstream", dict() as tags):
-                name = upstream(registry, tags)  # type: ignore[arg-type]
+                name = upstream(registry, tags)
             case ("sync", bool() as mirror, include):
                 args = ["sync", "r", "--feed", registry.url, "--upstream-name", name, "--allow-empty"]
                 line = f"feed: {registry.url}, upstream_name: {name}, allow_empty: true"

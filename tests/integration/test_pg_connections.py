@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from reconciler.store.postgres import PostgresStore
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
@@ -55,7 +56,7 @@ class PeakConnections:
 
 
 def test_apply_of_40_repositories_stays_within_the_documented_connections(
-        registry: RunningRegistry, postgres_url: str, tmp_path: Path, run_cli, repo_name: str) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, postgres_url: str, tmp_path: Path, run_cli: RunCli, repo_name: str) -> None:
     lines = ["version: 1", "registries:", "  up:", f"    url: {registry.url}", "    tls_verify: false",
              "repositories:"]
     for i in range(REPOSITORIES):

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import RunCli
 from tests.support.crashpoints import MODULE as CRASHPOINTS
 from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import RunningRegistry
 
-IMAGES = {n: build_image(f"plan-e2e-{n}") for n in ("a", "b", "c", "d")}
+IMAGES: dict[str, Image] = {n: build_image(f"plan-e2e-{n}") for n in ("a", "b", "c", "d")}
 IMAGES["multi"] = build_multiarch("plan-e2e-multi")
 
 
@@ -47,13 +48,14 @@ repositories:
 RegistryLike = RunningRegistry
 
 
-def tags_of(run_cli, store: Path, repo: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def tags_of(run_cli: RunCli, store: Path, repo: str) -> dict[str, str]:
     proc = run_cli("repo", "show", repo, "--json", store=store, check=True)
-    return json.loads(proc.stdout)["tags"]
+    tags: dict[str, str] = json.loads(proc.stdout)["tags"]
+    return tags
 
 
 def test_apply_converges_and_plans_show_exactly_the_upstream_changes(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["a"], ["v1"])
     push_image(registry.url, repo_name, IMAGES["b"], ["v2", "latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name)
@@ -100,7 +102,7 @@ def test_apply_converges_and_plans_show_exactly_the_upstream_changes(
 
 
 def test_saved_plan_lands_the_reviewed_digests_and_a_stale_plan_is_refused(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["b"], ["v2", "latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name)
     store = tmp_path / "store"
@@ -131,7 +133,7 @@ def test_saved_plan_lands_the_reviewed_digests_and_a_stale_plan_is_refused(
                          ids=["between-blobs", "content-files-in-place-rows-not-yet", "during-publish",
                               "between-repositories"])
 def test_sigkill_then_rerun_converges(point: str, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-                                     run_cli) -> None:  # type: ignore[no-untyped-def]
+                                     run_cli: RunCli) -> None:
     push_image(registry.url, repo_name, IMAGES["multi"], ["v2", "latest"])
     yaml = write_yaml(tmp_path / "repos.yaml", registry, repo_name)
     store = tmp_path / "store"
@@ -169,7 +171,7 @@ repositories:
 
 
 def test_an_unreachable_upstream_fails_its_repository_only_and_apply_refuses_the_plan(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     yaml, closed = with_an_unreachable_feed(registry, repo_name, tmp_path / "repos.yaml", f"""\
   web: {{feed: up, upstream_name: {repo_name}}}
   lost: {{feed: gone, upstream_name: lib/lost}}
@@ -198,7 +200,7 @@ def test_an_unreachable_upstream_fails_its_repository_only_and_apply_refuses_the
 
 
 def test_skip_unavailable_applies_what_does_not_depend_on_a_failed_upstream(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     yaml, _ = with_an_unreachable_feed(registry, repo_name, tmp_path / "repos.yaml", f"""\
   web: {{feed: up, upstream_name: {repo_name}, publish: team/web}}
   lost: {{feed: gone, upstream_name: lib/lost}}

@@ -17,7 +17,8 @@ import pytest
 from reconciler.model import Digest, Index, parse_manifest
 from reconciler.model import mediatypes as mt
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.imagegen import Image, build_image, canonical
+from tests.support.cli import RunCli
+from tests.support.imagegen import Image, ManifestImage, build_image, canonical
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry, require_binary
 from tests.support.serving import run_server
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.integration
 PLATFORMS = (("amd64", None), ("arm64", "v8"), ("ppc64le", None))
 
 
-def attested_index(name: str, *, oci: bool) -> tuple[Image, dict[str, Image], dict[str, Image]]:
+def attested_index(name: str, *, oci: bool) -> tuple[Image, dict[str, ManifestImage], dict[str, ManifestImage]]:
     """An index of three platforms; the OCI one also lists a BuildKit attestation manifest
     per platform (``unknown/unknown``, ``vnd.docker.reference.digest``). Returns the index
     and the images and attestations by platform."""
@@ -91,7 +92,7 @@ def content(store_path: Path, repo: str) -> tuple[set[Digest], set[Digest], set[
 
 @pytest.mark.parametrize("oci", [False, True], ids=["docker-manifest-list", "oci-index-with-attestations"])
 def test_platform_subset_keeps_the_index_exact_stores_only_the_selected_platforms_and_serves_them(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli, oci: bool) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli, oci: bool) -> None:
     require_binary("skopeo", "skopeo")
     index, kids, atts = attested_index(repo_name.replace("/", "-"), oci=oci)
     push_image(registry.url, repo_name, index, ["v1"])
@@ -153,7 +154,7 @@ def test_platform_subset_keeps_the_index_exact_stores_only_the_selected_platform
 
 
 def test_adding_a_platform_fetches_it_for_tags_already_mirrored_and_removing_platforms_completes_the_index(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     index, kids, _ = attested_index(repo_name.replace("/", "-"), oci=True)
     push_image(registry.url, repo_name, index, ["v1"])
     store = tmp_path / "store"
@@ -180,7 +181,7 @@ def test_adding_a_platform_fetches_it_for_tags_already_mirrored_and_removing_pla
 
 
 def test_a_single_platform_image_of_another_platform_is_refused_with_a_plan_line(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     index, kids, _ = attested_index(repo_name.replace("/", "-"), oci=False)
     push_image(registry.url, repo_name, index, ["v1"])
     push_image(registry.url, repo_name, build_image(f"{repo_name}-s390x", arch="s390x"), ["s390x-only"])
@@ -198,7 +199,7 @@ def test_a_single_platform_image_of_another_platform_is_refused_with_a_plan_line
 
 
 def test_one_off_sync_with_platform_flags(registry: RunningRegistry, repo_name: str, tmp_path: Path,
-                                          run_cli) -> None:  # type: ignore[no-untyped-def]
+                                          run_cli: RunCli) -> None:
     index, kids, atts = attested_index(repo_name.replace("/", "-"), oci=True)
     push_image(registry.url, repo_name, index, ["v1"])
     store = tmp_path / "store"
@@ -216,7 +217,7 @@ def test_one_off_sync_with_platform_flags(registry: RunningRegistry, repo_name: 
 
 
 def test_a_bundle_of_a_platform_subset_feeds_the_far_side_with_the_same_subset_and_a_semver_filter(
-        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     index, kids, atts = attested_index(repo_name.replace("/", "-"), oci=True)
     push_image(registry.url, repo_name, index, ["v1", "2.0.0"])
     push_image(registry.url, repo_name, build_image(f"{repo_name}-old", arch="amd64"), ["0.9.0"])

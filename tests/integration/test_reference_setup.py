@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -98,11 +98,11 @@ def test_two_replicas_behind_haproxy_with_the_documented_readiness_check(
     assert "is DOWN" in lb_log.read_text(errors="replace")  # HAProxy saw it go, by the readiness check
 
 
-def _wait(ready: object, what: str, timeout: float = 30) -> None:
+def _wait(ready: Callable[[], object], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
         except requests.RequestException:
             pass

@@ -30,7 +30,7 @@ def collect(chunks: Iterator[bytes]) -> bytes:
 def _pushed(reg: RunningRegistry, name: str) -> Digest:
     image = build_image(name, layers=1)
     push_image(reg.url, name, image, tags=("v1", "v2"), auth=reg.credentials)
-    return image.manifest.layers[0].digest  # type: ignore[union-attr]
+    return image.manifest.layers[0].digest
 
 
 def test_basic_auth_with_env_credentials(basic_registry: RunningRegistry, repo_name: str) -> None:

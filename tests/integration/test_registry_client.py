@@ -5,7 +5,7 @@ registry's own access log."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ def client(registry: RunningRegistry) -> Iterator[RegistryClient]:
         yield c
 
 
-KINDS = {
+KINDS: dict[str, Callable[[str], Image]] = {
     "docker-schema2": lambda n: build_image(n),
     "oci-manifest": lambda n: build_image(n, oci=True),
     "docker-list": lambda n: build_multiarch(n),
@@ -64,7 +64,7 @@ def test_manifest_head_and_get_every_kind(registry: RunningRegistry, client: Reg
 def test_blob_fetch_streams_verified_bytes_with_one_get(registry: RunningRegistry, repo_name: str) -> None:
     image = build_image(repo_name, layers=1, payload=4096)
     push_image(registry.url, repo_name, image, tags=("v1",))
-    layer = image.manifest.layers[0]  # type: ignore[union-attr]
+    layer = image.manifest.layers[0]
     chunks: list[int] = []
 
     def sink(stream: Iterator[bytes]) -> bytes:
@@ -137,7 +137,7 @@ def test_blob_shared_between_repositories(registry: RunningRegistry, client: Reg
     b = build_image(repo_name + "b", shared=(b"common base",))
     push_image(registry.url, repo_name + "/a", a, tags=("v1",))
     push_image(registry.url, repo_name + "/b", b, tags=("v1",))
-    common = b.manifest.layers[0].digest  # type: ignore[union-attr]
+    common = b.manifest.layers[0].digest
     assert str(common) in a.all_blobs()
     for repo in (repo_name + "/a", repo_name + "/b"):
         data = client.blob_fetch(repo, common, collect)

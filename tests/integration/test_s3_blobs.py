@@ -25,6 +25,7 @@ from reconciler.server.auth import Htpasswd
 from reconciler.store.blobs import open_blobs
 from reconciler.store.blobs.s3 import MIB, S3Blobs
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.s3server import S3Server
 from tests.support.serving import commit_tags, wsgi_call
@@ -309,7 +310,7 @@ def test_without_redirect_the_server_streams_from_s3(published: tuple[SQLiteStor
     assert got_status == status and body == data[window[0]:window[1]]
 
 
-def test_blob_redirect_with_local_blobs_is_a_startup_error(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_blob_redirect_with_local_blobs_is_a_startup_error(run_cli: RunCli, tmp_path: Path) -> None:
     run_cli("repo", "create", "r", store=tmp_path / "store", check=True)  # serve needs an existing store
     proc = run_cli("serve", "--blob-redirect", "--port", "0", store=tmp_path / "store")
     assert proc.returncode == 1

@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import bcrypt
@@ -29,6 +29,7 @@ from reconciler import api
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
 from reconciler.store.protocol import Store
+from tests.support.narrow import narrow
 from tests.support.postgres import PostgresServer
 from tests.support.s3server import S3Server
 from tests.support.serving import REPO_ROOT, Server, require_binary, run_server
@@ -114,11 +115,11 @@ def test_client_alternating_between_replicas_gets_the_stores_digests(
     servers = list(replicas)
     turn = 0
 
-    def get(path: str, **kwargs: object) -> requests.Response:
+    def get(path: str, headers: Mapping[str, str] | None = None) -> requests.Response:
         nonlocal turn
         server = servers[turn % 2]
         turn += 1
-        resp = requests.get(server.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+        resp = requests.get(server.url + path, timeout=30, headers=headers)
         assert resp.status_code == 200, f"{server.url}{path}: {resp.status_code} {resp.text[:300]}"
         return resp
 
@@ -172,6 +173,7 @@ def test_skopeo_copy_through_a_replica(applied: tuple[str, str, Store], replicas
     # skopeo got the image or index with everything it references, all held by that version
     held = store.version_get(pub.repo_id, pub.version).content
     copied = {f"sha256:{p.name}" for p in (layout / "blobs" / "sha256").iterdir()}
+    expected = narrow(Digest, expected)
     refs = store.manifest_refs([expected])[expected].children
     child_refs = store.manifest_refs(refs)
     needed = {str(expected), *map(str, refs), *(str(d) for r in child_refs.values() for d in r.children)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ import requests
 
 from reconciler.model import mediatypes as mt
 from reconciler.store.postgres import PostgresStore
-from tests.support.imagegen import Image, build_image
+from tests.support.imagegen import ManifestImage, build_image
 from tests.support.s3server import S3Server, aws_env
 from tests.support.serving import Server, commit_tags, run_server
 from tests.support.tcpproxy import TcpProxy
@@ -47,7 +47,7 @@ class World:
     blobs: str
     proxy: TcpProxy
     env: dict[str, str]
-    images: dict[str, Image]
+    images: dict[str, ManifestImage]
     logs: Path
 
 
@@ -87,13 +87,13 @@ def replicas(world: World) -> Iterator[tuple[Server, Server]]:
             next(gen, None)
 
 
-def _timed(method: str, url: str, **kwargs: object) -> tuple[requests.Response, float]:
+def _timed(method: str, url: str, headers: Mapping[str, str] | None = None) -> tuple[requests.Response, float]:
     started = time.monotonic()
-    resp = requests.request(method, url, timeout=30, **kwargs)  # type: ignore[arg-type]
+    resp = requests.request(method, url, timeout=30, headers=headers)
     return resp, time.monotonic() - started
 
 
-def _blob(img: Image, i: int = -1) -> str:
+def _blob(img: ManifestImage, i: int = -1) -> str:
     return img.manifest.layers[i].digest.__str__()
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from reconciler.model import Digest
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.narrow import narrow
 from tests.support.serving import Fixture, Server, fill_store, raw_http, run_server
 
 pytestmark = pytest.mark.integration
@@ -31,7 +33,7 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     store = SQLiteStore(root / "store")
     try:
         fx = fill_store(store)
-        planted = store.blob_files.path(store_digest(SECRET_HEX))
+        planted = narrow(Path, store.blob_files.path(store_digest(SECRET_HEX)))  # local blobs: a file
     finally:
         store.close()
     (root / "secret.txt").write_bytes(SECRET)  # next to the store
@@ -44,9 +46,7 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
         yield server, fx, root
 
 
-def store_digest(hexpart: str):  # type: ignore[no-untyped-def]
-    from reconciler.model import Digest
-
+def store_digest(hexpart: str) -> Digest:
     return Digest.parse(f"sha256:{hexpart}")
 
 
@@ -90,7 +90,7 @@ def assert_clean(server: Server, status: int, body: bytes) -> None:
 
 
 @pytest.mark.parametrize("path", TRAVERSAL)
-def test_traversal_never_reaches_a_file(hostile_server, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_traversal_never_reaches_a_file(hostile_server: tuple[Server, Fixture, Path], path: str) -> None:
     server, _, _ = hostile_server
     for method in ("GET", "HEAD"):
         status, body = raw_request(server, f"{method} {path} HTTP/1.1")
@@ -99,7 +99,7 @@ def test_traversal_never_reaches_a_file(hostile_server, path: str) -> None:  # t
 
 
 @pytest.mark.parametrize("digest", INVALID_DIGESTS)
-def test_invalid_digests_are_digest_invalid(hostile_server, digest: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_digests_are_digest_invalid(hostile_server: tuple[Server, Fixture, Path], digest: str) -> None:
     server, _, _ = hostile_server
     for kind in ("blobs", "manifests"):
         status, body = raw_request(server, f"GET /v2/test/docker/{kind}/{digest} HTTP/1.1")
@@ -115,14 +115,14 @@ def test_invalid_digests_are_digest_invalid(hostile_server, digest: str) -> None
                                   "/v2/test/docker/blobs/uploads/abc?digest=sha256:" + SECRET_HEX,
                                   "/v2/test/docker/blobs/sha256:" + SECRET_HEX, "/v2/", "/v2/_catalog",
                                   "/v2/newrepo/manifests/v1"])
-def test_writes_are_unsupported(hostile_server, method: str, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_writes_are_unsupported(hostile_server: tuple[Server, Fixture, Path], method: str, path: str) -> None:
     server, _, _ = hostile_server
     status, body = raw_request(server, f"{method} {path} HTTP/1.1", {"Content-Length": "0"})
     assert status == 405 and json.loads(body)["errors"][0]["code"] == "UNSUPPORTED"
 
 
 @pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "CONNECT", "PROPFIND", "FOO"])
-def test_other_methods_are_refused_cleanly(hostile_server, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_other_methods_are_refused_cleanly(hostile_server: tuple[Server, Fixture, Path], method: str) -> None:
     server, _, _ = hostile_server
     status, body = raw_request(server, f"{method} /v2/test/docker/manifests/latest HTTP/1.1")
     assert_clean(server, status, body)
@@ -130,7 +130,7 @@ def test_other_methods_are_refused_cleanly(hostile_server, method: str) -> None:
 
 
 @pytest.mark.parametrize("what", ["header-value", "many-headers", "request-line", "auth-header"])
-def test_oversized_requests_are_refused_by_gunicorn(hostile_server, what: str) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_requests_are_refused_by_gunicorn(hostile_server: tuple[Server, Fixture, Path], what: str) -> None:
     server, _, _ = hostile_server
     line, headers = "GET /v2/test/docker/tags/list HTTP/1.1", {}
     if what == "header-value":
@@ -150,7 +150,7 @@ def test_oversized_requests_are_refused_by_gunicorn(hostile_server, what: str) -
 
 @pytest.mark.parametrize("query", ["n=-1", "n=abc", "n=" + "9" * 40, "n=1e9", "last=%00", "n=1&n=2",
                                    "last=" + "z" * 3000, "last=..%2f..%2fsecret.txt"])
-def test_hostile_pagination_queries(hostile_server, query: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_pagination_queries(hostile_server: tuple[Server, Fixture, Path], query: str) -> None:
     server, _, _ = hostile_server
     for path in ("/v2/_catalog", "/v2/test/docker/tags/list"):
         status, body = raw_request(server, f"GET {path}?{query} HTTP/1.1")
@@ -160,7 +160,7 @@ def test_hostile_pagination_queries(hostile_server, query: str) -> None:  # type
 
 @pytest.mark.parametrize("rng", ["bytes=0-99999999999999999999999", "bytes=-0", "bytes=5-1", "bytes=-",
                                  "bytes=" + ",".join(["0-0"] * 500), "bytes=abc", "items=0-1", "bytes=0--1"])
-def test_hostile_range_headers(hostile_server, rng: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_range_headers(hostile_server: tuple[Server, Fixture, Path], rng: str) -> None:
     server, fx, _ = hostile_server
     digest, data = next(iter(fx.images["test/docker"]["v1"].blobs.items()))
     status, body = raw_request(server, f"GET /v2/test/docker/blobs/{digest} HTTP/1.1", {"Range": rng})
@@ -175,7 +175,7 @@ def test_hostile_range_headers(hostile_server, rng: str) -> None:  # type: ignor
     "/v2/test/docker%0a/tags/list", "/v2/test/docker/tags/list%0a",
     "/v1/repositories/test/docker/tags/latest%0a",
 ])
-def test_a_newline_after_a_valid_part_is_refused(hostile_server, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_newline_after_a_valid_part_is_refused(hostile_server: tuple[Server, Fixture, Path], path: str) -> None:
     """Patterns match whole names, tags and digests (``$`` alone also matches before a
     trailing newline, which then reached lookups and headers)."""
     server, _, _ = hostile_server
@@ -185,7 +185,7 @@ def test_a_newline_after_a_valid_part_is_refused(hostile_server, path: str) -> N
 
 
 @pytest.mark.parametrize("script_name", ["/v2/x", "/elsewhere"], ids=["prefix", "mismatch"])
-def test_script_name_headers_are_ignored(hostile_server, script_name: str) -> None:  # type: ignore[no-untyped-def]
+def test_script_name_headers_are_ignored(hostile_server: tuple[Server, Fixture, Path], script_name: str) -> None:
     """gunicorn let loopback peers set SCRIPT_NAME, rewriting the path the application
     sees (past a proxy that only exposes /v2/), or failing with a 500 when it did not fit."""
     server, _, _ = hostile_server
@@ -195,7 +195,7 @@ def test_script_name_headers_are_ignored(hostile_server, script_name: str) -> No
     assert status == 200 and json.loads(body)["name"] == "test/docker"
 
 
-def test_credentials_in_an_absolute_form_target_are_not_logged(hostile_server) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_in_an_absolute_form_target_are_not_logged(hostile_server: tuple[Server, Fixture, Path]) -> None:
     server, _, _ = hostile_server
     status, _ = raw_request(server, "GET http://alice:alicepw@example.com/v2/test/docker/tags/list HTTP/1.1")
     assert status == 200
@@ -203,7 +203,7 @@ def test_credentials_in_an_absolute_form_target_are_not_logged(hostile_server) -
     assert "alicepw" not in log and '"GET http://***@example.com/v2/test/docker/tags/list HTTP/1.1" 200' in log
 
 
-def test_the_server_logged_no_traceback(hostile_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_logged_no_traceback(hostile_server: tuple[Server, Fixture, Path]) -> None:
     """Runs after the others in this module (file order): nothing above was a crash."""
     server, _, _ = hostile_server
     raw_request(server, "GET /v2/test/docker/blobs/sha256:" + "%00" * 64 + " HTTP/1.1")

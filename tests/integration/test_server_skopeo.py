@@ -11,24 +11,26 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
 import requests
 
-from reconciler.model import Digest
+from reconciler.model import Digest, Manifest
 from reconciler.model import mediatypes as mt
 from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image, build_multiarch
-from tests.support.serving import commit_tags, content_of, fill_store, require_binary, run_server, stop
+from tests.support.narrow import narrow
+from tests.support.serving import Fixture, Server, commit_tags, content_of, fill_store, require_binary, run_server, stop
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Fixture, SQLiteStore]]:
     require_binary("skopeo", "skopeo")
     root = tmp_path_factory.mktemp("skopeo-srv")
     store = SQLiteStore(root / "store")
@@ -56,7 +58,7 @@ def layout_digests(layout: Path, ref: str) -> str:
 
 
 @pytest.mark.parametrize("name", ["test/docker", "test/oci", "test/list", "test/index"])
-def test_inspect_raw_returns_the_stored_bytes(server, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_inspect_raw_returns_the_stored_bytes(server: tuple[Server, Fixture, SQLiteStore], name: str) -> None:
     srv, fx, _ = server
     m = fx.images[name]["v1"].manifest
     out = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{srv.host}/{name}:v1")
@@ -68,7 +70,7 @@ def test_inspect_raw_returns_the_stored_bytes(server, name: str) -> None:  # typ
 @pytest.mark.parametrize("name,all_", [
     ("test/docker", False), ("test/oci", False), ("test/index", True),
 ], ids=["docker-schema2", "oci-manifest", "oci-index-all"])
-def test_copy_by_tag_keeps_digests(server, tmp_path: Path, name: str, all_: bool) -> None:  # type: ignore[no-untyped-def]
+def test_copy_by_tag_keeps_digests(server: tuple[Server, Fixture, SQLiteStore], tmp_path: Path, name: str, all_: bool) -> None:
     srv, fx, _ = server
     img = fx.images[name]["v1"]
     layout = tmp_path / "layout"
@@ -82,7 +84,7 @@ def test_copy_by_tag_keeps_digests(server, tmp_path: Path, name: str, all_: bool
         assert (layout / "blobs" / algo / hexpart).is_file(), f"{digest} not copied"
 
 
-def test_copy_docker_list_all(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_copy_docker_list_all(server: tuple[Server, Fixture, SQLiteStore], tmp_path: Path) -> None:
     """An OCI layout cannot hold a Docker manifest list unchanged (skopeo converts it and
     its children to OCI), so the exact digests are checked with a dir: copy, and the
     oci: copy must still carry every layer blob byte for byte."""
@@ -94,11 +96,11 @@ def test_copy_docker_list_all(server, tmp_path: Path) -> None:  # type: ignore[n
     for child in img.children:
         assert (tmp_path / "dir" / f"{child.digest.hex}.manifest.json").read_bytes() == child.manifest.raw
     skopeo("copy", "--src-tls-verify=false", "--all", ref, f"oci:{tmp_path / 'layout'}:v1")
-    layers = {d.digest.hex for child in img.children for d in child.manifest.layers}  # type: ignore[union-attr]
+    layers = {d.digest.hex for child in img.children for d in narrow(Manifest, child.manifest).layers}
     assert layers and all((tmp_path / "layout" / "blobs" / "sha256" / h).is_file() for h in layers)
 
 
-def test_copy_by_digest(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_copy_by_digest(server: tuple[Server, Fixture, SQLiteStore], tmp_path: Path) -> None:
     srv, fx, _ = server
     img = fx.images["test/index"]["v1"]
     child = img.children[1]  # arm64 child, pulled directly by digest
@@ -108,7 +110,7 @@ def test_copy_by_digest(server, tmp_path: Path) -> None:  # type: ignore[no-unty
     assert layout_digests(layout, "arm") == str(child.digest)
 
 
-def test_protected_repository_needs_credentials(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_protected_repository_needs_credentials(server: tuple[Server, Fixture, SQLiteStore], tmp_path: Path) -> None:
     srv, fx, _ = server
     img = fx.images["test/secret"]["v1"]
     ref = f"docker://{srv.host}/test/secret:v1"
@@ -124,13 +126,13 @@ def test_protected_repository_needs_credentials(server, tmp_path: Path) -> None:
     skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{srv.host}/test/docker:v1")
 
 
-def test_list_tags(server) -> None:  # type: ignore[no-untyped-def]
+def test_list_tags(server: tuple[Server, Fixture, SQLiteStore]) -> None:
     srv, _, _ = server
     out = json.loads(skopeo("list-tags", "--tls-verify=false", f"docker://{srv.host}/test/docker").stdout)
     assert out["Tags"] == ["latest", "v1"]
 
 
-def test_access_log_written(server) -> None:  # type: ignore[no-untyped-def]
+def test_access_log_written(server: tuple[Server, Fixture, SQLiteStore]) -> None:
     srv, _, _ = server
     requests.get(srv.url + "/v2/test/docker/tags/list", headers={"User-Agent": "access-log-probe"}, timeout=10).close()
     assert '"GET /v2/test/docker/tags/list HTTP/1.1" 200 ' in srv.log()
@@ -236,7 +238,7 @@ def _raw_request(host: str, method: str, path: str, headers: list[tuple[str, str
     return resp
 
 
-def test_several_accept_headers_count_as_one_list(server) -> None:  # type: ignore[no-untyped-def]
+def test_several_accept_headers_count_as_one_list(server: tuple[Server, Fixture, SQLiteStore]) -> None:
     """Docker sends one Accept header per media type; all of them count."""
     srv, fx, _ = server
     index = fx.images["test/list"]["v1"].manifest
@@ -246,7 +248,7 @@ def test_several_accept_headers_count_as_one_list(server) -> None:  # type: igno
 
 
 @pytest.mark.parametrize("path", ["manifests/v1", "blobs/"], ids=["manifest", "blob"])
-def test_head_through_gunicorn_keeps_content_length(server, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_head_through_gunicorn_keeps_content_length(server: tuple[Server, Fixture, SQLiteStore], path: str) -> None:
     srv, fx, _ = server
     img = fx.images["test/docker"]["v1"]
     blob_digest, blob = next(iter(img.blobs.items()))
@@ -257,7 +259,7 @@ def test_head_through_gunicorn_keeps_content_length(server, path: str) -> None: 
 
 
 @pytest.mark.parametrize("path", ["manifests/v1", "blobs/"], ids=["manifest", "blob"])
-def test_head_keeps_the_connection_alive_and_sends_no_body(server, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_head_keeps_the_connection_alive_and_sends_no_body(server: tuple[Server, Fixture, SQLiteStore], path: str) -> None:
     """HEADs then a GET on one keep-alive connection, as load generators and pulling
     clients do: every answer comes back on the same socket (a HEAD that closed the
     connection would cost a reconnect per request), the HEADs carry the GET's headers,

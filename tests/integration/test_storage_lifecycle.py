@@ -22,9 +22,12 @@ import pytest
 
 from reconciler import api
 from reconciler.model.content import ContentSet
+from reconciler.plan.actions import DropVersions
 from reconciler.store.protocol import Store
 from reconciler.store.sql.grace import GRACE_ENV
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
+from tests.support.narrow import narrow
 from tests.support.postgres import PostgresServer
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
@@ -102,7 +105,7 @@ def stored_bytes(location: str, blobs: str | None, s3: S3Server | None) -> tuple
 
 def test_moving_tag_20_times_with_retain_2_keeps_two_versions_of_bytes(
         backend: tuple[str, str | None, dict[str, str]], registry: RunningRegistry, repo_name: str,
-        tmp_path: Path, request: pytest.FixtureRequest, run_cli) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, request: pytest.FixtureRequest, run_cli: RunCli) -> None:
     location, blobs, env = backend
     s3: S3Server | None = request.getfixturevalue("s3_server") if blobs else None
     yaml = yaml_for(tmp_path / "repos.yaml", registry, repo_name)
@@ -116,7 +119,7 @@ def test_moving_tag_20_times_with_retain_2_keeps_two_versions_of_bytes(
             plan, result = api.apply_file(store, yaml)
             assert result.ok, result.to_json()
             if i >= 2:  # from the third round on, each apply drops the version two before it
-                drop = plan.action("web/drop_versions/versions")
+                drop = narrow(DropVersions, plan.action("web/drop_versions/versions"))
                 assert len(drop.versions) == 1 and drop.frees_bytes and drop.frees_bytes > LAYER
         repo = store.repository_get("web")
         versions = [v.number for v in store.version_list("web")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -18,21 +19,38 @@ from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.sync import SyncResult
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.protocol import UpstreamSource
+from reconciler.store.protocol import Store
+from tests.support.cli import RunCli
 from tests.support.imagegen import Image, build_image, build_multiarch
 from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import AccessLine, RunningRegistry
 from tests.support.tagproxy import TagPagingProxy
 
 
+class ClientOptions(TypedDict, total=False):
+    """The ``RegistryClient`` options these tests set."""
+
+    tag_page_size: int | None
+
+
+class SyncOptions(TypedDict, total=False):
+    """The ``api.sync_repository`` options these tests set."""
+
+    tag_filter: TagFilter
+    mirror: bool
+    username_env: str | None
+    password_env: str | None
+
+
 class Clients:
     """A source factory that keeps the clients it made, so tests can read their counts."""
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Unpack[ClientOptions]) -> None:
         self.kwargs = kwargs
         self.made: list[RegistryClient] = []
 
     def __call__(self, config: RegistryConfig) -> UpstreamSource:
-        client = RegistryClient(config, **self.kwargs)  # type: ignore[arg-type]
+        client = RegistryClient(config, **self.kwargs)
         self.made.append(client)
         return client
 
@@ -41,13 +59,13 @@ class Clients:
         return dict(self.made[-1].stats.counts)
 
 
-def do_sync(store, feed: str, repo: str, name: str, clients: Callable[[RegistryConfig], UpstreamSource] | None = None,
-            **kwargs: object) -> SyncResult:  # type: ignore[no-untyped-def]
+def do_sync(store: Store, feed: str, repo: str, name: str, clients: Callable[[RegistryConfig], UpstreamSource] | None = None,
+            **kwargs: Unpack[SyncOptions]) -> SyncResult:
     return api.sync_repository(store, repo, feed=feed, upstream_name=name,
-                               source_factory=clients or Clients(), **kwargs)  # type: ignore[arg-type]
+                               source_factory=clients or Clients(), **kwargs)
 
 
-def tags_of(store, repo: str) -> dict[str, Digest]:  # type: ignore[no-untyped-def]
+def tags_of(store: Store, repo: str) -> dict[str, Digest]:
     return {n: e.digest for n, e in store.version_get(repo).tags.items()}
 
 
@@ -70,7 +88,7 @@ def fill_all_kinds(registry: RunningRegistry, name: str) -> dict[str, Image]:
 
 
 def test_sync_every_kind_through_paged_tag_list_then_no_change_resync(
-        store, registry: RunningRegistry, paging_registry: TagPagingProxy, repo_name: str) -> None:  # type: ignore[no-untyped-def]
+        store: Store, registry: RunningRegistry, paging_registry: TagPagingProxy, repo_name: str) -> None:
     images = fill_all_kinds(registry, repo_name)
     want = {"v1": images["schema2"].digest, "list": images["list"].digest, "index": images["index"].digest,
             **{t: images["oci"].digest for t in ("v2", "latest", "stable", "2", "2.0")}}
@@ -105,8 +123,8 @@ def test_sync_every_kind_through_paged_tag_list_then_no_change_resync(
     assert second.requests == sum(counts.values())
 
 
-def test_blobs_shared_between_repositories_are_downloaded_once(store, registry: RunningRegistry,
-                                                               repo_name: str) -> None:  # type: ignore[no-untyped-def]
+def test_blobs_shared_between_repositories_are_downloaded_once(store: Store, registry: RunningRegistry,
+                                                               repo_name: str) -> None:
     base = (f"{repo_name} shared base".encode(),)
     one, two = build_image(f"{repo_name}-a", shared=base), build_image(f"{repo_name}-b", shared=base)
     push_image(registry.url, f"{repo_name}/one", one, tags=("latest",))
@@ -123,8 +141,8 @@ def test_blobs_shared_between_repositories_are_downloaded_once(store, registry: 
 
 
 @pytest.mark.parametrize("mirror", [False, True], ids=["additive", "mirror"])
-def test_upstream_changes_between_syncs(store, registry: RunningRegistry, repo_name: str,
-                                        mirror: bool) -> None:  # type: ignore[no-untyped-def]
+def test_upstream_changes_between_syncs(store: Store, registry: RunningRegistry, repo_name: str,
+                                        mirror: bool) -> None:
     v1, v2, v3 = (build_image(f"{repo_name}-{t}") for t in ("v1", "v2", "v3"))
     for img, tag in ((v1, "v1"), (v2, "v2"), (v3, "v3")):
         push_image(registry.url, repo_name, img, tags=(tag,))
@@ -150,7 +168,7 @@ def test_upstream_changes_between_syncs(store, registry: RunningRegistry, repo_n
     assert store.check().ok
 
 
-def test_tag_filter_and_stored_feed(store, registry: RunningRegistry, repo_name: str) -> None:  # type: ignore[no-untyped-def]
+def test_tag_filter_and_stored_feed(store: Store, registry: RunningRegistry, repo_name: str) -> None:
     img = build_image(repo_name)
     push_image(registry.url, repo_name, img, tags=("1.36.0", "1.36.1", "1.36.1-uclibc", "1.35", "latest"))
     clients = Clients()
@@ -169,8 +187,8 @@ def test_tag_filter_and_stored_feed(store, registry: RunningRegistry, repo_name:
     assert clients.last["manifest_head"] == 3 and clients.last["manifest_get"] == 2
 
 
-def test_sync_with_basic_auth_through_the_cli(basic_registry: RunningRegistry, repo_name: str, run_cli,
-                                              tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sync_with_basic_auth_through_the_cli(basic_registry: RunningRegistry, repo_name: str, run_cli: RunCli,
+                                              tmp_path: Path) -> None:
     assert basic_registry.credentials is not None
     img = build_multiarch(repo_name, oci=True)
     push_image(basic_registry.url, repo_name, img, tags=("latest",), auth=basic_registry.credentials)
@@ -193,12 +211,12 @@ def test_sync_with_basic_auth_through_the_cli(basic_registry: RunningRegistry, r
 
 
 @pytest.mark.parametrize("with_credentials", [False, True], ids=["anonymous-token", "credentials-token"])
-def test_sync_with_token_auth(store, token_registry: RunningRegistry, repo_name: str,
-                              with_credentials: bool, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_sync_with_token_auth(store: Store, token_registry: RunningRegistry, repo_name: str,
+                              with_credentials: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     assert token_registry.credentials is not None and token_registry.token_server is not None
     img = build_multiarch(repo_name)
     push_image(token_registry.url, repo_name, img, tags=("latest", "v1"), auth=token_registry.credentials)
-    kwargs: dict[str, object] = {}
+    kwargs: SyncOptions = {}
     if with_credentials:
         monkeypatch.setenv("TOK_USER", token_registry.credentials[0])
         monkeypatch.setenv("TOK_PASS", token_registry.credentials[1])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.pusher import delete_manifest, push_image
 from tests.support.registry import RunningRegistry, require_binary
@@ -31,7 +32,7 @@ def versions(registry: RunningRegistry, repo_name: str) -> str:
     return repo_name
 
 
-def synced(run_cli, store: Path, registry: RunningRegistry, name: str, *flags: str) -> list[str]:  # type: ignore[no-untyped-def]
+def synced(run_cli: RunCli, store: Path, registry: RunningRegistry, name: str, *flags: str) -> list[str]:
     out = run_cli("sync", "r", "--feed", registry.url, "--upstream-name", name, *flags, "--json", store=store,
                   check=True)
     result = json.loads(out.stdout)
@@ -53,13 +54,13 @@ def synced(run_cli, store: Path, registry: RunningRegistry, name: str, *flags: s
     (["--exclude", "1*", "--semver", "*"], ["2.0.0", "2.1.0", "20261130", "20261201", "v1.2.4"]),
 ], ids=["range", "caret", "tilde", "x-range", "major-2", "prereleases", "suffix", "suffix-prereleases",
         "newest-2-of-caret", "newest-date-stamp", "exclude-then-semver"])
-def test_one_off_sync_selects_by_semver(run_cli, registry: RunningRegistry, versions: str, tmp_path: Path,
-                                        flags: list[str], want: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_one_off_sync_selects_by_semver(run_cli: RunCli, registry: RunningRegistry, versions: str, tmp_path: Path,
+                                        flags: list[str], want: list[str]) -> None:
     assert synced(run_cli, tmp_path / "store", registry, versions, *flags) == want
 
 
 def test_a_range_in_include_and_a_bad_range_are_refused_before_anything_happens(
-        run_cli, registry: RunningRegistry, versions: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli, registry: RunningRegistry, versions: str, tmp_path: Path) -> None:
     store = tmp_path / "store"
     glob = run_cli("sync", "r", "--feed", registry.url, "--upstream-name", versions, "--include", ">=1.2 <2",
                    store=store)
@@ -89,7 +90,7 @@ repositories:
 
 @pytest.mark.parametrize("mirror", [True, False], ids=["mirror", "additive"])
 def test_newest_n_follows_the_upstream_as_tags_appear_and_disappear(
-        run_cli, registry: RunningRegistry, versions: str, tmp_path: Path, mirror: bool) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli, registry: RunningRegistry, versions: str, tmp_path: Path, mirror: bool) -> None:
     require_binary("skopeo", "skopeo")
     store = tmp_path / "store"
     yaml = write_yaml(tmp_path / "repos.yaml", registry, versions, mirror=mirror)
@@ -133,8 +134,8 @@ def test_newest_n_follows_the_upstream_as_tags_appear_and_disappear(
     assert run_cli("store", "check", store=store).returncode == 0
 
 
-def test_one_off_sync_latest_with_and_without_mirror(run_cli, registry: RunningRegistry, versions: str,
-                                                     tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_one_off_sync_latest_with_and_without_mirror(run_cli: RunCli, registry: RunningRegistry, versions: str,
+                                                     tmp_path: Path) -> None:
     flags = ("--semver", "^1", "--latest", "2")
     mirrored, additive = tmp_path / "mirrored", tmp_path / "additive"
     assert synced(run_cli, mirrored, registry, versions, *flags, "--mirror") == ["1.3", "1.9.9"]

@@ -9,11 +9,16 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
+from reconciler.model import Manifest
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import imagegen as ig
+from tests.support.cli import RunCli
+from tests.support.narrow import narrow
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry, require_binary
 
@@ -21,9 +26,16 @@ BUSYBOX = "lib/busybox"
 MULTI = "lib/multi"
 
 
+class Upstream(TypedDict):
+    """The images pushed to the session registry, by repository."""
+
+    busybox: ig.ManifestImage
+    multi: ig.IndexImage
+
+
 @pytest.fixture(scope="module")
-def upstream(registry: RunningRegistry) -> Iterator[dict[str, ig.Image]]:
-    images = {"busybox": ig.build_image("busybox"), "multi": ig.build_multiarch("multi")}
+def upstream(registry: RunningRegistry) -> Iterator[Upstream]:
+    images: Upstream = {"busybox": ig.build_image("busybox"), "multi": ig.build_multiarch("multi")}
     push_image(registry.url, BUSYBOX, images["busybox"], ["latest"])
     push_image(registry.url, MULTI, images["multi"], ["1.0"])
     yield images
@@ -49,7 +61,7 @@ def skopeo_dir_tarball(registry: RunningRegistry, name: str, fmt: str, tmp_path:
     ("v2s2", "application/vnd.docker.distribution.manifest.v2+json"),
     ("v2s1", "application/vnd.docker.distribution.manifest.v1+json"),
 ])
-def test_upload_real_skopeo_dir_tarball(registry, upstream, store, tmp_path: Path, run_cli,  # type: ignore[no-untyped-def]
+def test_upload_real_skopeo_dir_tarball(registry: RunningRegistry, upstream: Upstream, store: Store, tmp_path: Path, run_cli: RunCli,
                                         fmt: str, media_type: str) -> None:
     path = skopeo_dir_tarball(registry, f"{BUSYBOX}:latest", fmt, tmp_path)
     store.close()
@@ -60,7 +72,7 @@ def test_upload_real_skopeo_dir_tarball(registry, upstream, store, tmp_path: Pat
     s = SQLiteStore(tmp_path / "store")
     try:
         v = s.version_get("schema")
-        m = s.manifest_get(v.tags["latest"].digest)
+        m = narrow(Manifest, s.manifest_get(v.tags["latest"].digest))
         assert m.media_type.startswith(media_type.rsplit("+", 1)[0])
         layers = {str(d.digest) for d in m.layers}
         assert layers == {str(d.digest) for d in upstream["busybox"].manifest.layers}
@@ -71,7 +83,7 @@ def test_upload_real_skopeo_dir_tarball(registry, upstream, store, tmp_path: Pat
         s.close()
 
 
-def test_upload_real_oci_archive_of_an_index(registry, upstream, store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_upload_real_oci_archive_of_an_index(registry: RunningRegistry, upstream: Upstream, store: Store, tmp_path: Path) -> None:
     from reconciler.apply.content_commands import upload_command as upload
 
     archive = tmp_path / "multi.tar"
@@ -88,7 +100,7 @@ def test_upload_real_oci_archive_of_an_index(registry, upstream, store, tmp_path
     assert not upload(store, "multi", layout).changed  # nothing new: same digests, same tag
 
 
-def test_done_when_flow_through_the_cli(registry, upstream, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_done_when_flow_through_the_cli(registry: RunningRegistry, upstream: Upstream, tmp_path: Path, run_cli: RunCli) -> None:
     """An image uploaded from a skopeo v2s2 tarball, tagged, copied to a second repository
     and removed there leaves the first repository intact and `store check` clean."""
     path = skopeo_dir_tarball(registry, f"{BUSYBOX}:latest", "v2s2", tmp_path)

@@ -19,8 +19,9 @@ import pytest
 
 from reconciler.model import Digest
 from reconciler.store.sqlite import SQLiteStore
-from tests.support.faultproxy import FaultProxy
-from tests.support.imagegen import Image, build_image
+from tests.support.cli import RunCli
+from tests.support.faultproxy import FaultDetails, FaultOptions, FaultProxy
+from tests.support.imagegen import ManifestImage, build_image
 from tests.support.pusher import push_image
 from tests.support.registry import RunningRegistry
 
@@ -54,7 +55,7 @@ def assert_store_clean(store: Path) -> None:
     assert list((store / "tmp").iterdir()) == []
 
 
-def last_layer(img: Image) -> Digest:
+def last_layer(img: ManifestImage) -> Digest:
     return img.manifest.layers[-1].digest
 
 
@@ -64,7 +65,7 @@ def sync_args(proxy: FaultProxy, upstream: str, *extra: str, repo: str = "app") 
 
 
 # (fault kind, what it hits, options): every one of them ends before the retries run out
-TEMPORARY = {
+TEMPORARY: dict[str, tuple[str, str, FaultOptions]] = {
     "503-burst-on-tag-list": ("status", "tags", {"times": 2, "status": 503}),
     "502-burst-on-blob": ("status", "blob", {"times": 3, "status": 502}),
     "429-retry-after-on-manifest": ("status", "manifest", {"times": 1, "status": 429,
@@ -77,7 +78,7 @@ TEMPORARY = {
 @pytest.mark.parametrize("case", list(TEMPORARY), ids=list(TEMPORARY))
 def test_temporary_faults_are_retried_and_the_sync_completes(
         case: str, proxy: FaultProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     img = build_image(f"faults-{case}")
     push_image(registry.url, repo_name, img, ["v1", "latest"])
     kind, target, options = TEMPORARY[case]
@@ -99,7 +100,7 @@ def test_temporary_faults_are_retried_and_the_sync_completes(
 
 
 # faults that last: the blob of the moved tag never arrives intact
-PERMANENT = {
+PERMANENT: dict[str, tuple[str, FaultDetails]] = {
     "blob-404": ("not_found", {}),
     "blob-reset-every-time": ("reset", {"after": 20}),
     "blob-stalls-every-time": ("stall", {"after": 20}),
@@ -112,7 +113,7 @@ EXPECTED_ERROR = {"blob-404": "BLOB_UNKNOWN", "blob-reset-every-time": "Connecti
 @pytest.mark.parametrize("case", list(PERMANENT), ids=list(PERMANENT))
 def test_a_lasting_fault_fails_the_sync_changes_nothing_and_a_rerun_completes(
         case: str, proxy: FaultProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     old, new = build_image(f"lasting-old-{case}"), build_image(f"lasting-new-{case}")
     push_image(registry.url, repo_name, old, ["v1"])
     store = tmp_path / "store"
@@ -158,7 +159,7 @@ repositories:
 
 def test_apply_fails_only_the_repositories_whose_upstream_fails_and_a_rerun_converges(
         proxy: FaultProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     faults = {"gone": "not_found", "cut": "reset", "stalled": "stall", "bad": "corrupt"}
     repos = ["fine", *faults]
     upstreams = {r: f"{repo_name}-{r}" for r in repos}
@@ -197,7 +198,7 @@ def test_apply_fails_only_the_repositories_whose_upstream_fails_and_a_rerun_conv
 
 
 # what the upstream's tag list does: (fault kind, options, apply's exit code)
-OUTAGES = {
+OUTAGES: dict[str, tuple[str, FaultDetails, int]] = {
     "empty-tag-list": ("empty_tags", {}, 0),
     "503-forever": ("status", {"status": 503}, 1),
     "404-name-unknown": ("not_found", {}, 1),
@@ -206,7 +207,7 @@ OUTAGES = {
 
 @pytest.mark.parametrize("case", list(OUTAGES), ids=list(OUTAGES))
 def test_a_mirror_is_never_wiped_by_an_outage(case: str, proxy: FaultProxy, registry: RunningRegistry,
-                                             repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+                                             repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     imgs = [build_image(f"mirror-{case}-{i}") for i in range(2)]
     push_image(registry.url, repo_name, imgs[0], ["v1"])
     push_image(registry.url, repo_name, imgs[1], ["v2"])

@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,7 +25,8 @@ import requests
 from reconciler.model import mediatypes as mt
 from reconciler.model import parse_manifest
 from tests.integration.test_upstream_faults import assert_store_clean, tags_of, write_yaml
-from tests.support.imagegen import Image, build_image, build_index, canonical
+from tests.support.cli import RunCli
+from tests.support.imagegen import Image, ManifestImage, build_image, build_index, canonical
 from tests.support.pusher import _Pusher, push_image
 from tests.support.quirkproxy import QuirkProxy
 from tests.support.registry import RunningRegistry
@@ -37,19 +39,21 @@ def kinds(requests_sent: list[str]) -> Counter[str]:
     for r in requests_sent:
         method, path = r.split(" ", 1)
         what = ("/v2/" if path == "/v2/" else "tags" if "/tags/list" in path else
-                "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else path)
+                "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else
+                "referrers" if "/referrers/" in path else path)
         out[f"{method} {what}"] += 1
     return out
 
 
-def push_tags(registry: RunningRegistry, name: str, stem: str, tags: list[str]) -> dict[str, Image]:
+def push_tags(registry: RunningRegistry, name: str, stem: str, tags: list[str]) -> dict[str, ManifestImage]:
     images = {t: build_image(f"{stem}-{t}") for t in tags}
     for t, img in images.items():
         push_image(registry.url, name, img, [t])
     return images
 
 
-def sync(run_cli, proxy: QuirkProxy, name: str, store: Path, *extra: str, repo: str = "app"):  # type: ignore[no-untyped-def]
+def sync(run_cli: RunCli, proxy: QuirkProxy, name: str, store: Path, *extra: str,
+         repo: str = "app") -> subprocess.CompletedProcess[str]:
     return run_cli("sync", repo, "--feed", proxy.url, "--upstream-name", name, "--no-tls-verify", "--timeout", "5",
                    "--retries", "1", "--json", *extra, store=store)
 
@@ -58,7 +62,7 @@ def sync(run_cli, proxy: QuirkProxy, name: str, store: Path, *extra: str, repo: 
 
 def test_head_404_is_no_deletion_and_a_mirror_keeps_every_live_tag(
         quirks: QuirkProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     """Nexus answers a manifest HEAD with 404 while GET works. Before, a mirror then took
     every known tag for deleted and removed it (``latest v1 v2 v3`` became ``v9``)."""
     images = push_tags(registry, repo_name, "nexus", ["latest", "v1", "v2", "v3"])
@@ -76,8 +80,10 @@ def test_head_404_is_no_deletion_and_a_mirror_keeps_every_live_tag(
     quirks.forget()
     plan = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
     assert plan.returncode == 0 and "No changes." in plan.stdout, plan.stdout + plan.stderr
-    # one HEAD shows HEAD is wrong here; the GET that confirms it and one GET per other tag
-    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 1, "GET manifest": 5}
+    # one HEAD shows HEAD is wrong here; the GET that confirms it and one GET per other tag;
+    # one referrers probe (404: no referrers API, so no more lookups)
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 1, "GET manifest": 5,
+                                        "GET referrers": 1}
 
     synced = sync(run_cli, quirks, repo_name, store, "--mirror", repo="mirror")
     assert synced.returncode == 0, synced.stderr
@@ -88,7 +94,7 @@ def test_head_404_is_no_deletion_and_a_mirror_keeps_every_live_tag(
 @pytest.mark.parametrize("quirk", ["head-405", "head-403", "head-501"])
 def test_a_head_the_registry_refuses_falls_back_to_get(
         quirk: str, quirks: QuirkProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     """Old distribution behind token auth answers HEAD with 405: before, every sync after
     the first (the first GETs its new tags) failed with ``HTTP 405``."""
     images = push_tags(registry, repo_name, quirk, ["a", "b", "c", "d", "e"])
@@ -111,7 +117,7 @@ def test_a_head_the_registry_refuses_falls_back_to_get(
 
 def test_a_403_to_an_anonymous_client_does_not_blame_credentials(
         quirks: QuirkProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     push_tags(registry, repo_name, "denied", ["a"])
     quirks.add(r"^(GET|HEAD) /v2/.+/manifests/", "status", times=None, status=403, code="DENIED")
     failed = sync(run_cli, quirks, repo_name, tmp_path / "store")
@@ -121,7 +127,7 @@ def test_a_403_to_an_anonymous_client_does_not_blame_credentials(
 
 def test_a_head_without_the_digest_header_costs_one_head_not_one_per_tag(
         quirks: QuirkProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     """``Docker-Content-Digest`` is optional. Before, every tag cost a HEAD and a GET on
     every sync (12 requests for 5 tags instead of 7); now the registry is asked by GET
     from the second tag on (8)."""
@@ -140,7 +146,7 @@ def test_a_head_without_the_digest_header_costs_one_head_not_one_per_tag(
 def docker_list_of_oci_manifests(stem: str) -> Image:
     """A Docker manifest list whose children are OCI image manifests (older `buildx
     imagetools create` made these; Docker Hub serves them)."""
-    kids = [build_image(f"{stem}-amd64", oci=True), build_image(f"{stem}-arm64", oci=True, arch="arm64")]
+    kids: list[Image] = [build_image(f"{stem}-amd64", oci=True), build_image(f"{stem}-arm64", oci=True, arch="arm64")]
     oci = build_index(kids, oci=True)
     doc = json.loads(oci.manifest.raw)
     doc["mediaType"] = mt.DOCKER_MANIFEST_LIST
@@ -166,7 +172,7 @@ def index_with_an_unknown_entry(stem: str, registry: RunningRegistry, name: str)
 
 def test_real_index_shapes_are_stored_and_served_byte_for_byte(
         quirks: QuirkProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     """Before, a Docker list of OCI manifests was refused ("invalid mediaType ... in a
     Docker manifest list") and so was an index with an entry of an unknown media type;
     the plan then refused every repository."""
@@ -194,7 +200,7 @@ repositories:
 
     quirks.forget()
     assert run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store).returncode == 0
-    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 2}
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 1, "HEAD manifest": 2, "GET referrers": 1}
 
     with run_server(store, tmp_path / "serve.log", workers=1) as server:
         for tag, img in (("mixed", mixed), ("sbom", unknown)):
@@ -223,9 +229,9 @@ def _without_layer_size(img: Image, registry: RunningRegistry, name: str) -> dic
             pusher.push_blob(digest, data)
     finally:
         pusher.session.close()
-    doc = json.loads(img.manifest.raw)
+    doc: dict[str, Any] = json.loads(img.manifest.raw)
     del doc["layers"][0]["size"]
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def push_broken(registry: RunningRegistry, name: str, tag: str, stem: str) -> None:
@@ -240,7 +246,7 @@ def push_broken(registry: RunningRegistry, name: str, tag: str, stem: str) -> No
 
 def test_one_bad_tag_fails_that_tag_not_the_repository_or_the_apply(
         quirks: QuirkProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     app, other = f"{repo_name}-app", f"{repo_name}-other"
     good = push_tags(registry, app, "good", ["good", "bad", "kid"])
     other_images = push_tags(registry, other, "other", ["v1"])
@@ -275,8 +281,10 @@ def test_one_bad_tag_fails_that_tag_not_the_repository_or_the_apply(
     quirks.forget()  # what the failed tags cost a plan that changes nothing else
     again = run_cli("plan", "-f", str(yaml), store=store)
     assert again.returncode == 1 and "Plan: 0 to add, 0 to change, 0 to remove. 3 tags failed." in again.stdout
-    # 5 HEADs (good, bad, kid, fresh; other's v1), the new tag GOT, the moved ones' manifests GOT by digest
-    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 2, "HEAD manifest": 5, "GET manifest": 4}
+    # 5 HEADs (good, bad, kid, fresh; other's v1), the new tag GOT, the moved ones' manifests GOT by
+    # digest; a referrers probe per repository (404: no referrers API)
+    assert kinds(quirks.requests()) == {"GET /v2/": 1, "GET tags": 2, "HEAD manifest": 5, "GET manifest": 4,
+                                        "GET referrers": 2}
 
 
 def push_list_of_broken(registry: RunningRegistry, name: str, tag: str, stem: str) -> None:
@@ -298,7 +306,7 @@ def push_list_of_broken(registry: RunningRegistry, name: str, tag: str, stem: st
 
 def test_a_rate_limit_that_resets_in_hours_fails_at_once(
         quirks: QuirkProxy, registry: RunningRegistry, repo_name: str, tmp_path: Path,
-        run_cli) -> None:  # type: ignore[no-untyped-def]
+        run_cli: RunCli) -> None:
     """Docker Hub's pull limit answers 429 with ``Retry-After: 21600``. Before, each
     request waited 4 x 120 s and failed anyway."""
     push_tags(registry, repo_name, "limited", ["a", "b", "c"])
@@ -315,7 +323,7 @@ def test_a_rate_limit_that_resets_in_hours_fails_at_once(
 
 @pytest.mark.parametrize("quirk", ["tags-null", "tags-empty"])
 def test_an_empty_tag_list_warns_and_creates_nothing_unless_allowed(
-        quirk: str, quirks: QuirkProxy, repo_name: str, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        quirk: str, quirks: QuirkProxy, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
     """A wrong upstream name on a registry that answers 200 with no tags looks exactly
     like an empty repository: say so, and do not make an empty repository of it."""
     quirks.emulate(quirk)
@@ -346,7 +354,7 @@ def test_an_empty_tag_list_warns_and_creates_nothing_unless_allowed(
                                          ("no-page-size", ["n=1000", "n=100", ""])])
 def test_a_refused_page_size_is_retried_smaller_then_without(
         quirk: str, pages: list[str], quirks: QuirkProxy, registry: RunningRegistry, repo_name: str,
-        tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, run_cli: RunCli) -> None:
     images = push_tags(registry, repo_name, quirk, ["a", "b"])
     quirks.emulate(quirk)
     synced = sync(run_cli, quirks, repo_name, tmp_path / "store")

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import requests
 
+from tests.support.archives import member_bytes
+from tests.support.cli import RunCli
 from tests.support.serving import run_server
 from tests.support.v1images import build_chain, v1_save_tar
 
 
-def test_v1_recipes_upload_mask_export_serve(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_v1_recipes_upload_mask_export_serve(run_cli: RunCli, tmp_path: Path) -> None:
     store = tmp_path / "store"
     busybox = build_chain("busybox", length=4)
     tutorial = build_chain("tutorial", length=5)
@@ -42,7 +44,7 @@ def test_v1_recipes_upload_mask_export_serve(run_cli, tmp_path: Path) -> None:  
     assert "4 v1 images" in out
     with tarfile.open(export) as tf:
         names = set(tf.getnames())
-        app = json.loads(tf.extractfile("busybox.json").read())  # type: ignore[union-attr]
+        app = json.loads(member_bytes(tf, "busybox.json"))
     assert app["version"] == 1 and app["tags"] == {"latest": busybox.leaf}
     assert {f"web/{i}/{f}" for i in busybox.ids for f in ("ancestry", "json", "layer")} <= names
 

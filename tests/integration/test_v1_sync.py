@@ -9,13 +9,14 @@ from pathlib import Path
 
 import requests
 
+from tests.support.cli import RunCli
 from tests.support.serving import run_server
 from tests.support.v1images import build_chain, v1_save_tar
 
 UPSTREAM = build_chain("busybox", length=5, tags={"latest": 4, "1.0": 1})
 
 
-def test_v1_upload_and_v1_sync_through_plan_and_apply(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_v1_upload_and_v1_sync_through_plan_and_apply(run_cli: RunCli, tmp_path: Path) -> None:
     upstream_store, store = tmp_path / "upstream", tmp_path / "store"
     run_cli("upload", "busybox", str(v1_save_tar(tmp_path / "busybox.tar", UPSTREAM)), "--v1",
             store=upstream_store, check=True)

@@ -181,8 +181,12 @@ def test_watch_follows_git_survives_outages_and_stops_on_sigterm(
         # 5. an upstream outage: ticks fail, waits double up to --max-backoff, no spinning
         n = len(w.ticks())
         proxy.add(".", "status", times=None, status=503)
-        failed = [w.wait_tick(lambda t, k=k: t["result"] == "failed" and t["failures"] == k, after=n)
-                  for k in (1, 2, 3)]
+
+        def failed_for(k: int) -> Callable[[dict[str, Any]], bool]:
+            """The k-th failed tick in a row."""
+            return lambda t: t["result"] == "failed" and t["failures"] == k
+
+        failed = [w.wait_tick(failed_for(k), after=n) for k in (1, 2, 3)]
         assert [t["next_in_s"] for t in failed] == [2.0, 4.0, 4.0]
         assert all("refreshing upstream" in " ".join(t["errors"]) for t in failed)
         gap = _started(failed[2]) - _started(failed[1])

@@ -8,10 +8,10 @@ import gzip
 import io
 import json
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from reconciler.model import Manifest
+from reconciler.model import Index, Manifest
 from tests.support.imagegen import MTIME, Image, sha
 
 
@@ -41,15 +41,15 @@ def skopeo_dir_tar(path: Path, image: Image, *, version: str = "1.1", omit: Iter
     return write_tar(path, skopeo_dir_files(image, version=version, omit=omit), prefix=prefix)
 
 
-def _manifests(image: Image) -> list:  # type: ignore[type-arg]
+def _manifests(image: Image) -> list[Manifest | Index]:
     """Every manifest and index under ``image``, nested indexes included."""
-    out = [image.manifest]
+    out: list[Manifest | Index] = [image.manifest]
     for child in image.children:
         out += _manifests(child)
     return out
 
 
-def oci_layout_files(entries: list[tuple[Image, str | None]]) -> dict[str, bytes]:
+def oci_layout_files(entries: Sequence[tuple[Image, str | None]]) -> dict[str, bytes]:
     """An OCI image layout holding ``entries`` (image, ref name annotation or None)."""
     files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
     descs = []
@@ -66,14 +66,14 @@ def oci_layout_files(entries: list[tuple[Image, str | None]]) -> dict[str, bytes
     return files
 
 
-def oci_layout_dir(path: Path, entries: list[tuple[Image, str | None]]) -> Path:
+def oci_layout_dir(path: Path, entries: Sequence[tuple[Image, str | None]]) -> Path:
     for name, data in oci_layout_files(entries).items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_bytes(data)
     return path
 
 
-def docker_save_tar(path: Path, images: list[tuple[Image, list[str]]], *, corrupt_layer: bool = False) -> Path:
+def docker_save_tar(path: Path, images: Sequence[tuple[Image, list[str]]], *, corrupt_layer: bool = False) -> Path:
     """A ``docker save`` tarball: per image a config ``<hex>.json`` and uncompressed
     ``<n>/layer.tar`` files, plus ``manifest.json`` with RepoTags."""
     files: dict[str, bytes] = {}
@@ -131,9 +131,17 @@ def hostile_tar(path: Path, kind: str, base: dict[str, bytes]) -> Path:
         if kind == "huge":
             # a header claiming 1 TiB; the data is not there (the check must not need it)
             info.size = 1 << 40
-            tf.fileobj.write(info.tobuf(tarfile.GNU_FORMAT))  # type: ignore[union-attr]
+            tf.fileobj.write(info.tobuf(tarfile.GNU_FORMAT))
             return path
         data = b"x" * 16 if info.isfile() else b""
         info.size = len(data)
         tf.addfile(info, io.BytesIO(data) if data else None)
     return path
+
+
+def member_bytes(tar: tarfile.TarFile, member: str | tarfile.TarInfo) -> bytes:
+    """The content of a regular file in ``tar`` (a test failure naming it otherwise)."""
+    f = tar.extractfile(member)
+    assert f is not None, f"{member} is not a regular file in {tar.name!r}"
+    with f:
+        return f.read()

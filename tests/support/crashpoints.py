@@ -202,7 +202,7 @@ class CrashPoints(Observer):
         self.gc = gc_switch()
 
     def store(self, store: Store) -> Store:
-        return CountingStore(store, self.apply) if self.apply else store  # type: ignore[return-value]
+        return CountingStore(store, self.apply) if self.apply else store
 
     def event(self, scope: str, what: str) -> None:
         if scope == "gc":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from reconciler.errors import RegistryError
-from reconciler.model import Digest, Index, Manifest
+from reconciler.model import Descriptor, Digest, Index, Manifest
 from reconciler.registry.protocol import ManifestHead, RequestStats
 from tests.support.imagegen import Image
 
@@ -101,6 +101,11 @@ class FakeUpstream:
             raise RegistryError("GET", self._url(name, f"manifests/{reference}"), 404, codes=["MANIFEST_UNKNOWN"])
         return self.manifests[d]
 
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        """None: like the distribution registry, no referrers API."""
+        self._count("referrers")
+        return None
+
     def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
         self._count("blob_get")
         self._repo(name, "GET", f"blobs/{digest}")
@@ -116,3 +121,33 @@ class FakeUpstream:
     def close(self) -> None:
         pass
 
+
+
+class NoUpstream:
+    """An ``UpstreamSource`` for tests whose fetcher or resolver is faked too, so nothing is
+    read from it: each read fails the test, naming the call. Subclass it and override the
+    calls a test does expect (``manifest_get`` for a refresh that parses a manifest)."""
+
+    def __init__(self) -> None:
+        self.stats = RequestStats()
+
+    def _unexpected(self, call: str) -> AssertionError:
+        return AssertionError(f"{type(self).__name__}.{call}: this test's upstream is never read")
+
+    def tag_list(self, name: str) -> list[str]:
+        raise self._unexpected("tag_list")
+
+    def manifest_head(self, name: str, reference: str) -> ManifestHead | None:
+        raise self._unexpected("manifest_head")
+
+    def manifest_get(self, name: str, reference: str) -> Manifest | Index:
+        raise self._unexpected("manifest_get")
+
+    def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
+        raise self._unexpected("blob_fetch")
+
+    def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        raise self._unexpected("referrers")
+
+    def close(self) -> None:
+        pass

@@ -39,6 +39,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypedDict, Unpack
 from urllib.parse import parse_qs
 
 import requests
@@ -85,11 +86,25 @@ class Fault:
 
 
 class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
         """A client that gave up (its read timeout fired, or it saw a reset) and closed
         the connection is what the faults are for, not an error worth a traceback."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
+            super().handle_error(request, client_address)
+
+
+class FaultDetails(TypedDict, total=False):
+    """What ``FaultProxy.add`` may set on a ``Fault`` besides its pattern, kind and times."""
+
+    status: int
+    headers: dict[str, str]
+    after: int
+    code: str
+    limit: int
+
+
+class FaultOptions(FaultDetails, total=False):
+    times: int | None
 
 
 @dataclass
@@ -112,8 +127,8 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def add(self, pattern: str, kind: str, **kw: object) -> Fault:
-        fault = Fault(pattern, kind, **kw)  # type: ignore[arg-type]
+    def add(self, pattern: str, kind: str, **kw: Unpack[FaultOptions]) -> Fault:
+        fault = Fault(pattern, kind, **kw)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -190,6 +205,7 @@ class FaultProxy:
             def _answer(self, fault: Fault) -> None:
                 if fault.kind in ("empty_tags", "null_tags"):
                     name = self.path.split("?", 1)[0].split("/v2/", 1)[-1].rsplit("/tags/list", 1)[0]
+                    doc: dict[str, object]
                     status, doc = 200, {"name": name, "tags": [] if fault.kind == "empty_tags" else None}
                 elif fault.kind == "page_limit":
                     status, doc = 400, {"errors": [{"code": "PAGINATION_NUMBER_INVALID",

@@ -10,10 +10,12 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reconciler.model import Digest, Index, Manifest, parse_manifest
 from reconciler.model import mediatypes as mt
+from reconciler.store.protocol import Store
 
 MTIME = 1700000000
 
@@ -62,9 +64,25 @@ class Image:
         return out
 
 
+# what the builders return: a test reads .layers of an image or .manifests of an index
+# without narrowing, and a mix of both is a plain Image
+@dataclass
+class ManifestImage(Image):
+    """An image with one manifest (no children)."""
+
+    manifest: Manifest
+
+
+@dataclass
+class IndexImage(Image):
+    """An index (manifest list) and its child images."""
+
+    manifest: Index
+
+
 def build_image(name: str, *, oci: bool = False, arch: str = "amd64", variant: str | None = None,
                 layers: int = 2, shared: tuple[bytes, ...] = (), payload: int = 64,
-                foreign: bool = False) -> Image:
+                foreign: bool = False) -> ManifestImage:
     """An image whose unique layers derive from ``name``; ``shared`` adds given layer
     file contents first (shared between images that pass the same bytes)."""
     blobs: dict[str, bytes] = {}
@@ -98,10 +116,10 @@ def build_image(name: str, *, oci: bool = False, arch: str = "amd64", variant: s
     raw = canonical(doc)
     m = parse_manifest(raw)
     assert isinstance(m, Manifest)
-    return Image(m, blobs)
+    return ManifestImage(m, blobs)
 
 
-def build_index(children: list[Image], *, oci: bool = False) -> Image:
+def build_index(children: Sequence[Image], *, oci: bool = False) -> IndexImage:
     entries = []
     for c in children:
         m = c.manifest
@@ -114,10 +132,10 @@ def build_index(children: list[Image], *, oci: bool = False) -> Image:
     doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX if oci else mt.DOCKER_MANIFEST_LIST, "manifests": entries}
     idx = parse_manifest(canonical(doc))
     assert isinstance(idx, Index)
-    return Image(idx, {}, list(children))
+    return IndexImage(idx, {}, list(children))
 
 
-def build_multiarch(name: str, *, oci: bool = False, shared: tuple[bytes, ...] = (b"base",)) -> Image:
+def build_multiarch(name: str, *, oci: bool = False, shared: tuple[bytes, ...] = (b"base",)) -> IndexImage:
     """An index with linux/amd64, linux/arm64/v8 and linux/ppc64le children sharing a layer."""
     kids = [build_image(f"{name}-{a}", oci=oci, arch=a, variant=v, shared=shared)
             for a, v in (("amd64", None), ("arm64", "v8"), ("ppc64le", None))]
@@ -128,7 +146,7 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def build_schema1(name: str, *, signed: bool = True, tag: str = "latest") -> Image:
+def build_schema1(name: str, *, signed: bool = True, tag: str = "latest") -> ManifestImage:
     """A Docker schema1 manifest (signature bytes are fake: only the structure matters
     for the digest, which is over the payload without the signature block)."""
     blob, _ = make_layer({f"{name}/s1.txt": name.encode() * 16})
@@ -143,7 +161,7 @@ def build_schema1(name: str, *, signed: bool = True, tag: str = "latest") -> Ima
     if not signed:
         m = parse_manifest(payload, mt.DOCKER_SCHEMA1)
         assert isinstance(m, Manifest)
-        return Image(m, blobs)
+        return ManifestImage(m, blobs)
     # the signed form: the payload's closing "\n}" is replaced by ',\n   "signatures": [...]\n}'
     format_length = len(payload) - 2
     format_tail = payload[format_length:]
@@ -155,10 +173,10 @@ def build_schema1(name: str, *, signed: bool = True, tag: str = "latest") -> Ima
     m = parse_manifest(raw, mt.DOCKER_SCHEMA1_SIGNED)
     assert isinstance(m, Manifest)
     assert m.digest == Digest.of(payload)
-    return Image(m, blobs)
+    return ManifestImage(m, blobs)
 
 
-def store_image(store, image: Image) -> None:  # type: ignore[no-untyped-def]
+def store_image(store: Store, image: Image) -> None:
     """Put every blob and manifest of ``image`` into ``store`` (no repository version)."""
     for digest, data in image.all_blobs().items():
         if not store.blob_has(Digest.parse(digest)):

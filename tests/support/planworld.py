@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict, Unpack
 
-from reconciler.desired.model import CopySpec, DesiredState, RepositorySpec, TagPin
-from reconciler.model import Digest
+from reconciler.desired.model import CopySpec, DesiredState, Removal, RepositorySpec, TagPin, Upload
+from reconciler.model import Digest, Manifest, PlatformFilter
 from reconciler.model.content import ContentSet, Origin, TagEntry
+from reconciler.model.referrers import ReferrerPolicy
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
+from reconciler.model.tagfilter import TagFilter
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.state import RepoState
 from reconciler.plan.model import RefreshInfo
@@ -62,11 +65,12 @@ def observed(repos: Mapping[str, ObservedRepo] = {}, upstreams: Mapping[str, Map
     present = present.union(content_of(*in_store)) if in_store else present
     everything = content_of(*IMAGES)
     missing = everything.difference(present)
-    sizes = {}
+    sizes: dict[Digest, int] = {}
     for img in IMAGES.values():
         for m in img.all_manifests():
-            if hasattr(m, "blobs"):
+            if isinstance(m, Manifest):
                 for d in m.blobs():
+                    assert d.size is not None  # only schema1 layers lack one; IMAGES has none
                     sizes[d.digest] = d.size
     ups = {}
     if upstreams is not None:
@@ -79,8 +83,27 @@ def observed(repos: Mapping[str, ObservedRepo] = {}, upstreams: Mapping[str, Map
                                         tags=sum(len(u.tags) for u in ups.values()), seconds=0.2))
 
 
-def synced(repo_id: str, **kw: object) -> RepositorySpec:
-    return RepositorySpec(id=repo_id, feed=HUB, upstream_name=f"lib/{repo_id}", **kw)  # type: ignore[arg-type]
+class SpecFields(TypedDict, total=False):
+    """What a test may set on a ``synced`` repository besides its feed."""
+
+    tag_filter: TagFilter
+    mirror: bool
+    allow_empty: bool
+    platforms: PlatformFilter | None
+    enable_v1: bool
+    uploads: tuple[Upload, ...]
+    copies: tuple[CopySpec, ...]
+    pins: tuple[TagPin, ...]
+    remove: Removal
+    prune: bool
+    publish: str | None
+    protected: bool
+    retain_versions: int | None
+    referrers: ReferrerPolicy
+
+
+def synced(repo_id: str, **kw: Unpack[SpecFields]) -> RepositorySpec:
+    return RepositorySpec(id=repo_id, feed=HUB, upstream_name=f"lib/{repo_id}", **kw)
 
 
 def desired(*specs: RepositorySpec) -> DesiredState:

@@ -10,6 +10,7 @@ answered with ``auth=(user, password)``; a Bearer token is asked for ``pull,push
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -28,12 +29,13 @@ class _Pusher:
     session: requests.Session = field(default_factory=requests.Session)
     _authorization: str | None = None
 
-    def request(self, method: str, url: str, **kwargs: object) -> requests.Response:
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                params: Mapping[str, str] | None = None, data: bytes | None = None) -> requests.Response:
         """One request, answering one auth challenge if the registry sends it."""
-        headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
+        headers = dict(headers or {})
         if self._authorization:
             headers["Authorization"] = self._authorization
-        resp = self.session.request(method, url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        resp = self.session.request(method, url, headers=headers, params=params, data=data, timeout=30)
         if resp.status_code != 401:
             return resp
         challenge = resp.headers.get("WWW-Authenticate", "")
@@ -51,7 +53,7 @@ class _Pusher:
             headers["Authorization"] = self._authorization
         else:
             return resp
-        return self.session.request(method, url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        return self.session.request(method, url, headers=headers, params=params, data=data, timeout=30)
 
     def push_blob(self, digest: str, data: bytes) -> None:
         head = self.request("HEAD", f"{self.base}/v2/{self.name}/blobs/{digest}")

@@ -18,8 +18,14 @@ from reconciler.model import mediatypes as mt
 _BY_DIRECTORY = {"1": mt.DOCKER_SCHEMA1_SIGNED, "2": mt.DOCKER_SCHEMA2, "list": mt.DOCKER_MANIFEST_LIST}
 
 
-class _Handler(SimpleHTTPRequestHandler):
+class _Server(ThreadingHTTPServer):
+    """Remembers the path of every request its handlers logged."""
+
     requests_seen: list[str]
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    server: _Server
 
     def guess_type(self, path: Any) -> str:
         parts = str(path).split("/")
@@ -32,22 +38,22 @@ class _Handler(SimpleHTTPRequestHandler):
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
-        self.server.requests_seen.append(self.path)  # type: ignore[attr-defined]
+        self.server.requests_seen.append(self.path)
 
 
 class StaticHost:
     """``with StaticHost(root) as host: host.url`` -> ``http://127.0.0.1:PORT``."""
 
     def __init__(self, root: Path) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
+        self.server = _Server(("127.0.0.1", 0), partial(_Handler, directory=str(root)))
         self.server.daemon_threads = True
-        self.server.requests_seen = []  # type: ignore[attr-defined]
+        self.server.requests_seen = []
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def requests_seen(self) -> list[str]:
-        return self.server.requests_seen  # type: ignore[attr-defined, no-any-return]
+        return self.server.requests_seen
 
     def __enter__(self) -> StaticHost:
         self._thread.start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+from collections.abc import Callable
 
 from tests.support.serving import free_port
 
@@ -60,8 +61,8 @@ class TcpProxy:
         for t in self._threads:
             t.join(timeout=5)
 
-    def _spawn(self, target: object, *args: object) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[..., object], *args: object) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
         self._threads.append(t)
         t.start()
 

@@ -9,40 +9,39 @@ import time
 
 import pytest
 
-from reconciler.apply.runner import FAILED, SKIPPED, Runner
+from reconciler.apply.result import FAILED, SKIPPED
+from reconciler.apply.runner import Runner
 from reconciler.desired.model import DesiredState
 from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.refresh import UpstreamView
-from reconciler.plan.actions import Op
+from reconciler.plan.actions import DropVersions, Op
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import refresh
-from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
 from reconciler.store.sql.grace import GRACE_ENV, grace_seconds
+from tests.support.fakeupstream import NoUpstream
+from tests.support.narrow import narrow
 from tests.support.planworld import IMAGES, desired, digest, synced
 from tests.unit.test_apply_runner import fetcher
 
 
-class Upstream:
+class Upstream(NoUpstream):
     """A fake upstream whose ``latest`` points where the test says."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.tags: dict[str, str] = {}
-        self.stats = RequestStats()
 
     def manifest_get(self, name: str, reference: str) -> Manifest | Index:
         return next(m for img in IMAGES.values() for m in img.all_manifests() if str(m.digest) == reference)
-
-    def close(self) -> None:
-        pass
 
 
 def plan_now(store: Store, spec: DesiredState, upstream: Upstream) -> Plan:
     def resolver(source: object, rspec: object, jobs: int, known: object) -> UpstreamView:
         return UpstreamView("lib/web", {t: digest(n) for t, n in upstream.tags.items()}, listed=len(upstream.tags))
 
-    observed = refresh(store, spec, lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]
+    observed = refresh(store, spec, lambda _: upstream, resolver=resolver)
     return diff(spec, dataclasses.replace(observed, publish_grace=grace_seconds() > 0))  # as api does
 
 
@@ -56,7 +55,7 @@ def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
 def apply_now(store: Store, spec: DesiredState, upstream: Upstream, fail: frozenset[Digest] = frozenset()
               ) -> tuple[Plan, dict[str, str]]:
     plan = plan_now(store, spec, upstream)
-    result = Runner(plan, store, spec, sources=lambda _: upstream, fetcher=fetcher(set(fail))).run()  # type: ignore[arg-type, return-value]
+    result = Runner(plan, store, spec, sources=lambda _: upstream, fetcher=fetcher(set(fail))).run()
     return plan, {r.id: r.status for r in result.results}
 
 
@@ -78,8 +77,8 @@ def test_retain_1_keeps_only_the_published_latest_through_moves(store: Store, no
         assert store.version_get("web").tags["latest"].digest == digest(image)
         assert store.check().ok
         # the first apply drops the empty version 0 it starts from, each later one the one before
-        assert plan.action("web/drop_versions/versions").versions == (i - 1,)
-        assert {"id": "web/drop_versions/versions", "status": "done"} in store.journal_list()[0].details["actions"]
+        assert narrow(DropVersions, plan.action("web/drop_versions/versions")).versions == (i - 1,)
+        assert {"id": "web/drop_versions/versions", "status": "done"} in narrow(list, store.journal_list()[0].details["actions"])
         assert not plan_now(store, spec, up).has_changes  # converged: the next plan is empty
     # what the dropped versions held alone is now unreferenced: gc gives it back
     assert store.gc().manifests_removed == 2  # b and c; a is held again
@@ -123,7 +122,7 @@ def test_a_drop_only_plan_runs_alone(store: Store) -> None:
     assert numbers(store) == [0, 1, 2, 3]
     spec = desired(synced("web", retain_versions=2))
     plan = plan_now(store, spec, up)
-    assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS] and plan.actions[0].versions == (0, 1)
+    assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS] and narrow(DropVersions, plan.actions[0]).versions == (0, 1)
     _, status = apply_now(store, spec, up)
     assert status == {"web/drop_versions/versions": "done"} and numbers(store) == [2, 3]
 
@@ -143,6 +142,6 @@ def test_with_a_grace_period_the_version_a_publish_left_goes_once_it_ended(
     assert not plan_now(store, spec, up).has_changes
     time.sleep(0.6)
     plan = plan_now(store, spec, up)  # the grace period ended: retention takes it now
-    assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS] and plan.actions[0].versions == (1,)
+    assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS] and narrow(DropVersions, plan.actions[0]).versions == (1,)
     apply_now(store, spec, up)
     assert numbers(store) == [2] and store.check().ok

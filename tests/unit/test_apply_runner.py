@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply.checks import check_fresh
+from reconciler.apply.content_in import Fetcher
 from reconciler.apply.result import FAILED, SKIPPED
 from reconciler.apply.runner import Runner
 from reconciler.desired.model import CopySpec
@@ -17,23 +18,20 @@ from reconciler.model import Digest
 from reconciler.ops.state import RepoState
 from reconciler.plan.diff import diff
 from reconciler.plan.observe import observe_store
+from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
+from tests.support.fakeupstream import NoUpstream
 from tests.support.imagegen import store_image
 from tests.support.planworld import IMAGES, RepositorySpec, desired, digest, observed, repo, synced
 
 
-class FakeSource:
-    def __init__(self) -> None:
-        from reconciler.registry.protocol import RequestStats
-        self.stats = RequestStats()
-
-    def close(self) -> None:
-        pass
+class FakeSource(NoUpstream):
+    """The upstream of a test whose fetcher is faked too: never read."""
 
 
-def fetcher(fail: set[Digest]):  # type: ignore[no-untyped-def]
+def fetcher(fail: set[Digest]) -> Fetcher:
     """Puts an image's content into the store, or fails like an upstream 500."""
-    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **_: object) -> None:
+    def fetch(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, **_: object) -> None:
         for d in digests:
             if d in fail:
                 raise RegistryError("GET", f"http://up/v2/{name}/manifests/{d}", 500)
@@ -47,7 +45,7 @@ def test_failure_skips_dependents_and_finishes_independent_actions(store: Store)
     spec = desired(synced("src"), synced("other"), RepositorySpec("prod", copies=(CopySpec("src", tags=("v1",)),)))
     plan = diff(spec, observed({}, {"src": {"v1": "a", "v2": "b"}, "other": {"v1": "c"}}))
     plan = dataclasses.replace(plan, store_generation=store.generation())
-    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetcher({digest("a")})).run()  # type: ignore[arg-type, return-value]
+    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetcher({digest("a")})).run()
     status = {r.id: r.status for r in result.results}
     assert status["src/sync_tag/v1"] == FAILED
     assert status["prod/copy_tag/v1"] == SKIPPED  # it copies what the failed sync would have set
@@ -82,11 +80,11 @@ def test_one_fetch_per_repository_with_every_sync_digest(store: Store) -> None:
     calls: list[tuple[str, list[Digest]]] = []
     inner = fetcher(set())
 
-    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
+    def fetch(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
         calls.append((name, sorted(digests, key=str)))
         inner(store, source, name, digests, jobs)
 
-    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch).run()  # type: ignore[arg-type]
+    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch).run()
     assert result.ok
     # one batch per repository (not one call per tag), every planned digest in it
     assert sorted(calls) == sorted([("lib/src", sorted([digest("a"), digest("b")], key=str)),
@@ -100,11 +98,11 @@ def test_failed_batch_falls_back_to_tag_by_tag(store: Store) -> None:
     calls: list[int] = []
     inner = fetcher({digest("a")})
 
-    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
+    def fetch(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
         calls.append(len(digests))
         inner(store, source, name, digests, jobs)
 
-    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch).run()  # type: ignore[arg-type]
+    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch).run()
     status = {r.id: r.status for r in result.results}
     assert status == {**status, "src/sync_tag/v1": FAILED, "src/sync_tag/v2": "done"}
     assert calls[0] == 2 and calls[1:] == [1, 1]  # the batch, then one fetch per tag
@@ -119,7 +117,7 @@ def test_a_plan_with_errors_is_refused_before_anything_happens(store: Store) -> 
     plan = dataclasses.replace(plan, store_generation=store.generation(),
                                errors=(PlanError("refresh failed", repo="other"),))
     with pytest.raises(PlanIncomplete, match="refusing a plan with errors: other: refresh failed"):
-        Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetcher(set())).run()  # type: ignore[arg-type]
+        Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetcher(set())).run()
     assert store.repository_list() == [] and store.journal_list() == []
 
 
@@ -132,11 +130,11 @@ def test_a_stop_requested_during_the_downloads_commits_nothing_and_is_journaled(
     stop = StopToken()
     inner = fetcher(set())
 
-    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
+    def fetch(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, **kw: object) -> None:
         inner(store, source, name, digests, jobs)
         stop.request("stopped by SIGINT", exit_code=130)  # Ctrl-C while the content arrives
 
-    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch, stop=stop).run()  # type: ignore[arg-type]
+    result = Runner(plan, store, spec, sources=lambda _: FakeSource(), fetcher=fetch, stop=stop).run()
     assert result.stopped == "stopped by SIGINT" and result.exit_code == 130 and not result.ok
     # no new download or write started: no repository, no version, no publication
     assert store.repository_list() == [] and store.publication_list() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from reconciler.bundle.writer import write_bundle
 from reconciler.errors import BundleBaseMissing, InvalidInput, NotFound, RepositoryNotFound
 from reconciler.model import Digest
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.archives import member_bytes
 from tests.support.imagegen import build_image, build_multiarch, build_schema1
 from tests.support.serving import commit_tags
 
@@ -24,7 +26,7 @@ IMAGES = {"s2": build_image("b-s2"), "list": build_multiarch("b-list"), "old": b
 
 
 @pytest.fixture
-def source_store(tmp_path: Path):  # type: ignore[no-untyped-def]
+def source_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     store = SQLiteStore(tmp_path / "a")
     version = commit_tags(store, "web", IMAGES)
     store.publish("web", name="team/web", version=version, protected=True)
@@ -35,7 +37,7 @@ def source_store(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def members(path: Path) -> dict[str, bytes]:
     with tarfile.open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+        return {m.name: member_bytes(tar, m) for m in tar.getmembers() if m.isfile()}
 
 
 def rewrite(path: Path, changes: dict[str, bytes]) -> None:

@@ -12,6 +12,7 @@ rules.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 
@@ -73,8 +74,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("kwargs,tags,indexes,manifests,blobs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_cascade_remove(kwargs: dict, tags: set, indexes: set, manifests: set, blobs: set) -> None:
-    args = dict(kwargs)
+def test_cascade_remove(kwargs: dict[str, Any], tags: set[str], indexes: set[str], manifests: set[str],
+                        blobs: set[str]) -> None:
+    args = dict(kwargs)  # cascade_remove keyword arguments, the digests by name
     for key in ("manifests", "indexes"):
         if key in args:
             args[key] = [D(n) for n in args[key]]
@@ -101,8 +103,8 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("kwargs,listing", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
-def test_removal_refused_names_the_indexes(kwargs: dict, listing: list[str]) -> None:
-    args = {k: [D(n) for n in v] for k, v in kwargs.items()}
+def test_removal_refused_names_the_indexes(kwargs: dict[str, list[str]], listing: list[str]) -> None:
+    args: dict[str, Any] = {k: [D(n) for n in v] for k, v in kwargs.items()}
     with pytest.raises(RemovalRefused) as info:
         cascade_remove(state(), graph(), **args)
     for index in listing:

@@ -4,20 +4,30 @@ rules"), and one new version per operation."""
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 import pytest
 
 from reconciler.apply.content_commands import copy_command, remove_command, tag_command
 from reconciler.errors import ContentNotFound, RemovalRefused, TagInvalid
-from reconciler.model import Digest
+from reconciler.model import Digest, Manifest
 from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.copy import copy_state
 from reconciler.ops.state import RepoState
+from reconciler.store.protocol import Store
 from tests.support import imagegen as ig
+from tests.support.narrow import narrow
+
+
+class Containers(TypedDict):
+    multi: ig.IndexImage
+    solo: ig.ManifestImage
+    loose: ig.ManifestImage
 
 
 @pytest.fixture
-def containers(store):  # type: ignore[no-untyped-def]
+def containers(store: Store) -> Containers:
     """Repository ``containers``: a multi-arch index tagged ``latest``, its amd64 child also
     tagged ``amd64``, a standalone image tagged ``solo``, and an untagged image; the images
     share a base layer."""
@@ -36,12 +46,12 @@ def containers(store):  # type: ignore[no-untyped-def]
     return {"multi": multi, "solo": solo, "loose": loose}
 
 
-def versions(store, repo: str) -> int:  # type: ignore[no-untyped-def]
+def versions(store: Store, repo: str) -> int:
     return store.repository_get(repo).latest_version
 
 
 # -- tag ------------------------------------------------------------------------------
-def test_tag_creates_then_moves_one_tag_per_name(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_tag_creates_then_moves_one_tag_per_name(store: Store, containers: Containers) -> None:
     solo, loose = containers["solo"], containers["loose"]
     r = tag_command(store, "containers", "1.2", str(solo.digest))
     assert r.summary.added["tags"] == 1 and r.version and r.version.number == 2
@@ -56,7 +66,7 @@ def test_tag_creates_then_moves_one_tag_per_name(store, containers) -> None:  # 
     assert [v.operation for v in store.version_list("containers")][-2:] == ["tag 1.2", "tag 1.2"]
 
 
-def test_tag_an_index_and_errors(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_tag_an_index_and_errors(store: Store, containers: Containers) -> None:
     multi = containers["multi"]
     assert tag_command(store, "containers", "list", multi.digest).changed
     blob = next(iter(multi.children[0].blobs))
@@ -69,7 +79,7 @@ def test_tag_an_index_and_errors(store, containers) -> None:  # type: ignore[no-
 
 
 # -- copy: the recipe --------------------------------------------------------------------
-def test_copy_all_manifests_copies_their_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_all_manifests_copies_their_blobs_and_no_tags(store: Store, containers: Containers) -> None:
     r = copy_command(store, source="containers", target="containers2", kind="manifest", names="all")
     src = store.version_get("containers")
     dst = store.version_get("containers2")
@@ -80,7 +90,7 @@ def test_copy_all_manifests_copies_their_blobs_and_no_tags(store, containers) ->
     assert versions(store, "containers2") == 1 and r.details["created_target"] is True
 
 
-def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store: Store, containers: Containers) -> None:
     multi = containers["multi"]
     copy_command(store, source="containers", target="c2", kind="index", names=[str(multi.digest)])
     dst = store.version_get("c2")
@@ -91,7 +101,7 @@ def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store, containers
 
 
 @pytest.mark.parametrize("tag,image", [("latest", "multi"), ("solo", "solo")])
-def test_copy_tag_brings_everything(store, containers, tag: str, image: str) -> None:  # type: ignore[no-untyped-def]
+def test_copy_tag_brings_everything(store: Store, containers: Containers, tag: str, image: Literal["multi", "solo"]) -> None:
     img = containers[image]
     r = copy_command(store, source="containers", target="c2", kind="tag", names=[tag])
     dst = store.version_get("c2")
@@ -101,14 +111,14 @@ def test_copy_tag_brings_everything(store, containers, tag: str, image: str) -> 
     assert store.check().ok
 
 
-def test_copy_tag_repoints_an_existing_target_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_tag_repoints_an_existing_target_tag(store: Store, containers: Containers) -> None:
     copy_command(store, source="containers", target="c2", kind="tag", names=["solo"])
     tag_command(store, "containers", "solo", containers["loose"].digest)
     copy_command(store, source="containers", target="c2", kind="tag", names=["solo"])
     assert store.version_get("c2").tags["solo"].digest == containers["loose"].digest
 
 
-def test_copy_unknown_names_change_nothing(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_copy_unknown_names_change_nothing(store: Store, containers: Containers) -> None:
     gen = store.generation()
     with pytest.raises(ContentNotFound, match="nope"):
         copy_command(store, source="containers", target="c2", kind="tag", names=["solo", "nope"])
@@ -132,7 +142,7 @@ def test_copy_resolves_in_the_source_and_fails_on_a_missing_reference() -> None:
 
 
 # -- remove: the recipe --------------------------------------------------------------------
-def test_remove_tag_removes_only_the_tag(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_tag_removes_only_the_tag(store: Store, containers: Containers) -> None:
     before = store.version_get("containers")
     r = remove_command(store, "containers", "tag", ["latest"])
     after = store.version_get("containers")
@@ -140,7 +150,7 @@ def test_remove_tag_removes_only_the_tag(store, containers) -> None:  # type: ig
     assert r.summary.removed == {"blobs": 0, "manifests": 0, "indexes": 0, "tags": 1}
 
 
-def test_remove_index_keeps_tagged_child_and_removes_the_rest(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_index_keeps_tagged_child_and_removes_the_rest(store: Store, containers: Containers) -> None:
     multi = containers["multi"]
     amd64, others = multi.children[0], multi.children[1:]
     r = remove_command(store, "containers", "index", ["latest"])  # a tag name resolves to its index
@@ -149,13 +159,13 @@ def test_remove_index_keeps_tagged_child_and_removes_the_rest(store, containers)
     assert amd64.digest in v.content.manifests  # still tagged amd64
     assert not {c.digest for c in others} & v.content.manifests
     # the shared base layer stays: solo and loose use it
-    base = others[0].manifest.layers[0].digest
+    base = narrow(Manifest, others[0].manifest).layers[0].digest
     assert base == containers["solo"].manifest.layers[0].digest and base in v.content.blobs
     assert r.summary.removed["manifests"] == 2 and r.summary.removed["tags"] == 1
     assert store.check().ok
 
 
-def test_remove_manifest_listed_by_an_index_is_refused(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_manifest_listed_by_an_index_is_refused(store: Store, containers: Containers) -> None:
     multi = containers["multi"]
     gen = store.generation()
     with pytest.raises(RemovalRefused, match=str(multi.digest)):
@@ -163,7 +173,7 @@ def test_remove_manifest_listed_by_an_index_is_refused(store, containers) -> Non
     assert store.generation() == gen
 
 
-def test_remove_manifest_removes_its_tags_and_unshared_blobs(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_manifest_removes_its_tags_and_unshared_blobs(store: Store, containers: Containers) -> None:
     solo = containers["solo"]
     r = remove_command(store, "containers", "manifest", [str(solo.digest)])
     v = store.version_get("containers")
@@ -174,7 +184,7 @@ def test_remove_manifest_removes_its_tags_and_unshared_blobs(store, containers) 
     assert versions(store, "containers") == 2
 
 
-def test_remove_unknown_names_are_all_listed(store, containers) -> None:  # type: ignore[no-untyped-def]
+def test_remove_unknown_names_are_all_listed(store: Store, containers: Containers) -> None:
     with pytest.raises(ContentNotFound, match="nope.*gone|gone.*nope"):
         remove_command(store, "containers", "tag", ["solo", "nope", "gone"])
     assert versions(store, "containers") == 1

@@ -31,16 +31,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply.runner import Runner
 from reconciler.desired.loader import load_desired
+from reconciler.desired.model import DesiredState
 from reconciler.ops.publish import release
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import refresh
+from reconciler.plan.observed import Observed
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import archives as ar
 from tests.support import imagegen as ig
@@ -126,7 +129,7 @@ class Model:
         return out
 
 
-def edit(m: Model, upstream: FakeUpstream, op: tuple) -> None:  # type: ignore[type-arg]
+def edit(m: Model, upstream: FakeUpstream, op: tuple[Any, ...]) -> None:
     kind, *a = op
     if kind == "add":
         repo_id = m.new_id()
@@ -166,7 +169,7 @@ def edit(m: Model, upstream: FakeUpstream, op: tuple) -> None:  # type: ignore[t
             m.repos[target].pin_from = source
 
 
-def upstream_edit(upstream: FakeUpstream, op: tuple) -> None:  # type: ignore[type-arg]
+def upstream_edit(upstream: FakeUpstream, op: tuple[Any, ...]) -> None:
     kind, *a = op
     if kind == "push":
         upstream.push(UPSTREAM, IMAGES[a[0]], a[1])
@@ -216,11 +219,11 @@ def world() -> Iterator[World]:
             store.close()
 
 
-def plan_of(w: World, prune: bool) -> tuple[Plan, object, object]:
+def plan_of(w: World, prune: bool) -> tuple[Plan, DesiredState, Observed]:
     path = w.root / "repos.yaml"
     path.write_text(w.model.yaml(w.upstream.config.url))
     desired = load_desired(path)
-    observed = refresh(w.store, desired, lambda _spec: w.upstream)  # type: ignore[arg-type, return-value]
+    observed = refresh(w.store, desired, lambda _spec: w.upstream)
     return diff(desired, observed, prune_repositories=prune), desired, observed
 
 
@@ -249,8 +252,8 @@ def apply_once(w: World, prune: bool) -> None:
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        result = Runner(plan, w.store, desired, sources=lambda _spec: w.upstream,  # type: ignore[arg-type, return-value]
-                        manifests=observed.manifests, parallel_repos=2).run()  # type: ignore[attr-defined]
+        result = Runner(plan, w.store, desired, sources=lambda _spec: w.upstream,
+                        manifests=observed.manifests, parallel_repos=2).run()
     finally:
         done.set()
         poller.join()
@@ -272,7 +275,7 @@ def apply_once(w: World, prune: bool) -> None:
 
 @PROFILE
 @given(steps=st.lists(STEP, min_size=1, max_size=6))
-def test_one_apply_converges_from_any_state_and_never_unserves_a_declared_name(steps: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_one_apply_converges_from_any_state_and_never_unserves_a_declared_name(steps: list[tuple[Any, ...]]) -> None:
     with world() as w:
         apply_once(w, False)
         for edits, upstream_edits, prune in steps:

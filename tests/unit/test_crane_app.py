@@ -14,9 +14,10 @@ import bcrypt
 import pytest
 
 from reconciler.model import mediatypes as mt
-from reconciler.server.access import load_access
+from reconciler.server.access import AccessRules, load_access
 from reconciler.server.auth import Htpasswd
 from reconciler.server.crane import CraneApp, CraneConfig
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image, build_schema1
 from tests.support.serving import wsgi_call
 
@@ -45,10 +46,11 @@ def served(tmp_path: Path) -> tuple[Path, Path]:
     return data, v2
 
 
-def make_app(served: tuple[Path, Path], **kwargs: object) -> CraneApp:
+def make_app(served: tuple[Path, Path], *, htpasswd: Htpasswd | None = None,
+             access: AccessRules | None = None) -> CraneApp:
     data, v2 = served
     config = CraneConfig(data_dir=str(data), serve_content=True, content_dir_v2=str(v2), content_dir_v1=str(v2))
-    return CraneApp(config, **kwargs)  # type: ignore[arg-type]
+    return CraneApp(config, htpasswd=htpasswd, access=access)
 
 
 def test_manifest_served_with_digest_and_its_own_media_type(served: tuple[Path, Path]) -> None:
@@ -139,7 +141,7 @@ def test_a_bug_is_a_logged_500(served: tuple[Path, Path], caplog: pytest.LogCapt
     assert status == 500 and "boom" in caplog.text
 
 
-def test_cli_errors_before_starting(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_errors_before_starting(run_cli: RunCli, tmp_path: Path) -> None:
     missing = run_cli("serve", "--crane-data-dir", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "crane data directory" in missing.stderr and "nope" in missing.stderr
     conf = tmp_path / "crane.conf"

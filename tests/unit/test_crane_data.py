@@ -13,7 +13,7 @@ import pytest
 from reconciler.errors import CraneDataInvalid
 from reconciler.server.crane.appfile import parse_app_file
 from reconciler.server.crane.config import CraneConfig, read_config
-from reconciler.server.crane.index import Watcher, load_snapshot
+from reconciler.server.crane.index import Snapshot, Watcher, load_snapshot
 
 D = "sha256:" + "d" * 64
 I1, I2 = "a" * 64, "b" * 64  # v1 image ids
@@ -35,10 +35,10 @@ def test_parse_every_version() -> None:
     v2 = parse_app_file(raw(app(2, protected=True)), "v2.json")
     assert (v2.protected, v2.schema2_data, v2.url_path) == (True, None, "/pulp/docker/v2/synctest/")
     v3 = parse_app_file(raw(app(3, schema2_data=[D, "latest"])), "v3.json")
-    assert (v3.schema2_data, v3.manifest_list_data) == ({D, "latest"}, frozenset())
+    assert (v3.schema2_data, v3.manifest_list_data) == (frozenset({D, "latest"}), frozenset())
     v4 = parse_app_file(raw(app(4, schema2_data=[], manifest_list_data=[D, "multi"],
                                 manifest_list_amd64_tags={"multi": [D, 2]})), "v4.json")
-    assert (v4.manifest_list_data, dict(v4.amd64_tags), v4.protected) == ({D, "multi"}, {"multi": (D, 2)}, False)
+    assert (v4.manifest_list_data, dict(v4.amd64_tags), v4.protected) == (frozenset({D, "multi"}), {"multi": (D, 2)}, False)
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -267,15 +267,15 @@ def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path, caplog: pyt
     (tmp_path / "zero.json").symlink_to("/dev/zero")
     with open(tmp_path / "huge.json", "wb") as f:
         f.truncate(MAX_APP_FILE + 1)  # sparse: no disk used
-    loaded: list[object] = []
+    loaded: list[Snapshot] = []
     with caplog.at_level(logging.ERROR, "reconciler.server.crane"):
         loader = threading.Thread(target=lambda: loaded.append(load_snapshot(str(tmp_path))), daemon=True)
         loader.start()
         loader.join(20)
     assert loaded, "loading the data directory hung"
     snap = loaded[0]
-    assert sorted(snap.v2) == ["ns/good"]  # type: ignore[attr-defined]
-    errors = "\n".join(snap.errors)  # type: ignore[attr-defined]
+    assert sorted(snap.v2) == ["ns/good"]
+    errors = "\n".join(snap.errors)
     assert "fifo.json: not a regular file (a FIFO)" in errors
     assert "zero.json: not a regular file (a character device)" in errors
     assert "huge.json: over 32 MiB" in errors

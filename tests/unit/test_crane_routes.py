@@ -17,7 +17,7 @@ from reconciler.server.crane.config import CraneConfig
 from reconciler.server.crane.index import Snapshot
 from reconciler.server.crane.negotiate import choose_manifest, parse_accept
 from reconciler.server.crane.routes import handle
-from reconciler.server.crane.values import CraneRequest
+from reconciler.server.crane.values import CraneRequest, Reply
 
 S2, LIST, S1 = mt.DOCKER_SCHEMA2, mt.DOCKER_MANIFEST_LIST, mt.DOCKER_SCHEMA1_SIGNED
 D_LIST, D_S2, D_AMD = "sha256:" + "a" * 64, "sha256:" + "b" * 64, "sha256:" + "c" * 64
@@ -99,7 +99,7 @@ CFG = CraneConfig()
 
 
 def call(path: str, *, accept: str | None = None, method: str = "GET", authorised: bool = False,
-         config: CraneConfig = CFG, query: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
+         config: CraneConfig = CFG, query: dict[str, list[str]] | None = None) -> Reply:
     return handle(SNAP, config, CraneRequest(method=method, path=path, query=query or {}, accept=accept,
                                              host="crane.example.com:5000",
                                              user="alice" if authorised else None))

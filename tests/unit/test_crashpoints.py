@@ -21,7 +21,8 @@ NOT_EVENTS = {"blob_has", "blob_open", "blob_path", "blob_size", "blob_url", "bl
               "manifest_has", "manifest_raw", "manifest_refs", "publication_get", "publication_list",
               "replaced", "repository_by_publish_name", "repository_find", "repository_get", "repository_list",
               "v1_image_get", "v1_image_publications", "v1_images_get", "v1_version_get", "v1_versions_latest",
-              "version_get", "version_holds", "version_left_out", "version_list", "version_tag", "version_tag_names",
+              "version_get", "version_holds", "version_left_out", "version_list", "version_referrers", "version_tag",
+              "version_tag_names",
               "versions_latest",
               "lock_lost", "check_blob_storage", "ping", "bytes_remote", "manifest_meta", "grace_versions",
               "versions_pinned"}

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from reconciler.desired import check_text, load_desired
+from reconciler.desired.diagnostics import Diagnostic
 from reconciler.desired.yamlpos import read_yaml
 from reconciler.errors import ConfigError
+from tests.support.narrow import narrow_all
 
 DATA = Path(__file__).parent / "data" / "desired"
 FILTER_HINT = "tag pins go under 'pins:', e.g. pins: {stable: REPO:TAG}"
@@ -27,7 +29,8 @@ GOLDEN: dict[str, list[str]] = {
         "3:44: registries.hub.tls_verfy: unknown key 'tls_verfy': did you mean 'tls_verify'? allowed keys: "
         "auth_file, ca_file, client_cert, client_key, max_concurrency, password_env, retries, timeout, tls_verify, url, username_env",
         "8:5: repositories.web.mirorr: unknown key 'mirorr': did you mean 'mirror'? allowed keys: allow_empty, copy, "
-        "enable_v1, feed, mirror, pins, platforms, protected, prune, publish, remove, retain_versions, tags, uploads, "
+        "enable_v1, feed, mirror, pins, platforms, protected, prune, publish, referrers, remove, retain_versions, tags, "
+        "uploads, "
         "upstream_name",
         "9:30: repositories.web.tags.stable: unknown key 'stable' in the sync tag filter (allowed: exclude, include, "
         f"latest, prereleases, semver, semver_suffix, sort): {FILTER_HINT}",
@@ -89,7 +92,7 @@ def test_golden_diagnostics(name: str) -> None:
     path = DATA / f"{name}.yaml"
     with pytest.raises(ConfigError) as info:
         load_desired(path)
-    rendered = [d.render() for d in info.value.diagnostics]
+    rendered = [d.render() for d in narrow_all(Diagnostic, info.value.diagnostics)]
     assert rendered == [f"{path}:{line}" for line in GOLDEN[name]]
     # the error's own message lists them too, so plan/apply show every problem
     assert all(line in info.value.message for line in rendered)

@@ -22,6 +22,7 @@ from reconciler.desired.schema import load_schema
 from reconciler.errors import InvalidInput
 from reconciler.model import Digest
 from reconciler.model.reference import NAME_RE, TAG_RE
+from tests.support.archives import member_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -116,9 +117,9 @@ def test_demo_loads_into_the_expected_frozen_values() -> None:
     assert (containers2.publish, containers2.protected) == ("prod/hello", True)
     assert all(r.feed is None and not r.mirror and r.tag_filter.is_all for r in state.repositories.values())
     with pytest.raises(dataclasses.FrozenInstanceError):
-        containers2.publish = "x"  # type: ignore[misc]
+        containers2.publish = "x"  # type: ignore[misc]  # on purpose: the spec is frozen
     with pytest.raises(TypeError):
-        state.repositories["x"] = containers2  # type: ignore[index]
+        state.repositories["x"] = containers2  # type: ignore[index]  # on purpose: a read-only mapping
 
 
 def test_repos_example_merges_defaults_once() -> None:
@@ -158,7 +159,7 @@ def test_demo_images_are_reproducible(tmp_path: Path) -> None:
 
 def _members(path: Path) -> dict[str, bytes]:
     with tarfile.open(path) as tf:
-        return {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}  # type: ignore[union-attr]
+        return {m.name: member_bytes(tf, m) for m in tf.getmembers() if m.isfile()}
 
 
 def test_demo_images_have_the_documented_shape() -> None:

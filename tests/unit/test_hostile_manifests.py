@@ -10,6 +10,7 @@ Since one bad tag fails only that tag, the sync itself returns: the tag is in
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ from reconciler.errors import ReconcilerError
 from reconciler.model import Digest
 from reconciler.model import mediatypes as mt
 from reconciler.model.manifest import MAX_INDEX_DEPTH, MAX_INDEX_ENTRIES
-from tests.support.imagegen import build_image, build_index
+from reconciler.store.protocol import Store
+from tests.support.cli import RunCli
+from tests.support.imagegen import Image, build_image, build_index
 from tests.unit.test_hostile_uploads import footprint
 from tests.unit.test_sync_faults import BASE, NAME, Upstream, run_sync
 from tests.unit.test_sync_faults import upstream as upstream  # noqa: F401  (the fixture)
@@ -71,7 +74,7 @@ def _serve(upstream: Upstream, body: bytes, content_type: str) -> Digest:
     return digest
 
 
-def refused(store, upstream: Upstream, match: str) -> str:  # type: ignore[no-untyped-def]
+def refused(store: Store, upstream: Upstream, match: str) -> str:
     """The sync of an existing repository fails its tag v1 with ``match`` in the reason,
     and the store is untouched: same generation, same version, no new row or file."""
     store.repository_create("app")
@@ -86,7 +89,7 @@ def refused(store, upstream: Upstream, match: str) -> str:  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_manifest_fails_the_sync_and_stores_nothing(store, upstream: Upstream, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_manifest_fails_the_sync_and_stores_nothing(store: Store, upstream: Upstream, name: str) -> None:
     body, content_type, what = HOSTILE[name]
     upstream.tags("v1")
     _serve(upstream, body, content_type)
@@ -95,7 +98,7 @@ def test_hostile_manifest_fails_the_sync_and_stores_nothing(store, upstream: Ups
     assert why.count("; ") >= 1  # and the hint: what next
 
 
-def test_blob_longer_than_its_descriptor_is_cut_off_and_not_stored(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_blob_longer_than_its_descriptor_is_cut_off_and_not_stored(store: Store, upstream: Upstream) -> None:
     """The store stops writing at the declared size: a lying upstream cannot fill the
     disk. (Other, verified blobs of the image may stay, unreferenced, until store gc.)"""
     img = build_image("app")
@@ -113,7 +116,7 @@ def test_blob_longer_than_its_descriptor_is_cut_off_and_not_stored(store, upstre
     assert store.check().ok
 
 
-def test_index_cycle_is_a_digest_mismatch(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_index_cycle_is_a_digest_mismatch(store: Store, upstream: Upstream) -> None:
     """Digests make a real cycle impossible; an upstream that answers a child's digest
     with its parent's bytes (the only way to fake one) is caught by verification."""
     child = build_image("child", oci=True)
@@ -128,9 +131,9 @@ def test_index_cycle_is_a_digest_mismatch(store, upstream: Upstream) -> None:  #
 
 @pytest.mark.parametrize("depth,ok", [(MAX_INDEX_DEPTH, True), (MAX_INDEX_DEPTH + 1, False)],
                          ids=["at-limit", "one-deeper"])
-def test_index_chains_are_bounded(store, upstream: Upstream, depth: int, ok: bool) -> None:  # type: ignore[no-untyped-def]
+def test_index_chains_are_bounded(store: Store, upstream: Upstream, depth: int, ok: bool) -> None:
     img = build_image("leaf", oci=True)
-    chain = [img]
+    chain: list[Image] = [img]
     for _ in range(depth):
         chain.append(build_index([chain[-1]], oci=True))
     upstream.tags("v1")
@@ -150,14 +153,14 @@ def test_index_chains_are_bounded(store, upstream: Upstream, depth: int, ok: boo
 
 @pytest.mark.parametrize("depth,ok", [(MAX_INDEX_DEPTH, True), (MAX_INDEX_DEPTH + 1, False)],
                          ids=["at-limit", "one-deeper"])
-def test_the_plan_bounds_index_chains_too(store, upstream: Upstream, tmp_path, depth: int,  # type: ignore[no-untyped-def]
+def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_path: Path, depth: int,
                                           ok: bool) -> None:
     """The plan's refresh GETs the manifests it lacks level by level, before apply's fetch
     ever runs: it had no bound, so a hostile upstream could chain indexes for as long as
     it liked. The same bound now fails that tag in the plan (the others are planned)."""
     from reconciler import api
 
-    chain = [build_image("leaf", oci=True)]
+    chain: list[Image] = [build_image("leaf", oci=True)]
     for _ in range(depth):
         chain.append(build_index([chain[-1]], oci=True))
     upstream.tags("v1")
@@ -177,7 +180,7 @@ def test_the_plan_bounds_index_chains_too(store, upstream: Upstream, tmp_path, d
 
 @pytest.mark.parametrize("packaging", ["json-file", "skopeo-dir-tar", "oci-layout-tar"])
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_manifest_upload_stores_nothing(store, tmp_path, name: str, packaging: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path: Path, name: str, packaging: str) -> None:
     """The same manifests, uploaded: a manifest/index JSON file, a skopeo dir: tarball's
     manifest.json, or an OCI layout's index.json entry pointing at them."""
     from reconciler.apply.content_commands import upload_command as upload
@@ -212,7 +215,7 @@ def test_hostile_manifest_upload_stores_nothing(store, tmp_path, name: str, pack
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
 
-def test_deeply_nested_json_elsewhere_is_a_clear_error(store, upstream: Upstream, tmp_path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_deeply_nested_json_elsewhere_is_a_clear_error(store: Store, upstream: Upstream, tmp_path: Path, run_cli: RunCli) -> None:
     """Python's JSON decoder recurses per level: a tag list, an OCI layout's index.json or
     a saved plan nested 100,000 deep is reported as invalid JSON, not a RecursionError."""
     from reconciler.apply.content_commands import upload_command as upload

@@ -11,35 +11,40 @@ import bz2
 import gzip
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import UploadInvalid
-from reconciler.ops.formats.tarsafe import Limits
+from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
+from reconciler.store.protocol import Store
 from tests.support import archives as ar
 from tests.support import imagegen as ig
+from tests.support.backends import local_root, sql_backend
+from tests.support.cli import RunCli
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
-def footprint(store) -> tuple[int, int, frozenset[str]]:  # type: ignore[no-untyped-def]
+def footprint(store: Store) -> tuple[int, int, frozenset[str]]:
     """(blob rows, manifest rows, every content or temp file under the store root: the
     SQLite store's directory, the PostgreSQL store's blobs folder)."""
-    conn = store._conn()  # either backend's connection speaks the shared SQL
+    conn = sql_backend(store)._conn()  # either backend's connection speaks the shared SQL
     blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
     manifests = conn.execute("SELECT count(*) FROM manifests").fetchone()[0]
-    files = frozenset(str(p.relative_to(store.root)) for p in store.root.rglob("*")
+    root = local_root(store)
+    files = frozenset(str(p.relative_to(root)) for p in root.rglob("*")
                       if p.is_file() and not p.name.startswith("store.db") and p.suffix != ".lock" and p.name != "lock")
     return blobs, manifests, files
 
 
-def refused(store, path: Path, match: str, **kw) -> UploadInvalid:  # type: ignore[no-untyped-def]
+def refused(store: Store, path: Path, match: str, limits: Limits = DEFAULT_LIMITS) -> UploadInvalid:
     before, gen = footprint(store), store.generation()
     with pytest.raises(UploadInvalid, match=match) as info:
-        upload(store, "r", path, **kw)
+        upload(store, "r", path, limits=limits)
     assert footprint(store) == before, "a refused upload left rows or files in the store"
     assert store.generation() == gen and store.repository_find("r") is None
     assert "nothing was stored" in (info.value.hint or "")
@@ -54,7 +59,7 @@ def _gzip(path: Path) -> Path:
 
 @pytest.mark.parametrize("compress", [False, True], ids=["tar", "tar.gz"])
 @pytest.mark.parametrize("kind", ar.HOSTILE_KINDS)
-def test_hostile_member_leaves_no_trace(store, tmp_path: Path, kind: str, compress: bool) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_member_leaves_no_trace(store: Store, tmp_path: Path, kind: str, compress: bool) -> None:
     img = ig.build_image("busybox")
     upload(store, "other", ar.skopeo_dir_tar(tmp_path / "ok.tar", ig.build_image("ok")))  # a non-empty store
     path = ar.hostile_tar(tmp_path / "evil.tar", kind, ar.skopeo_dir_files(img))
@@ -79,7 +84,7 @@ def _members(files: dict[str, bytes]) -> bytes:
     return out
 
 
-def test_gzip_bomb_is_refused_at_its_header(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_gzip_bomb_is_refused_at_its_header(store: Store, tmp_path: Path) -> None:
     """2 GiB of zeros in a ~4 MB .tar.gz: refused when the header declares it, before a
     byte of it is decompressed (ratio 100, floor 1 GiB by default)."""
     img = ig.build_image("busybox")
@@ -95,7 +100,7 @@ def test_gzip_bomb_is_refused_at_its_header(store, tmp_path: Path) -> None:  # t
 
 
 @pytest.mark.parametrize("compress", [gzip.compress, bz2.compress], ids=["gzip", "bzip2"])
-def test_ratio_bound_uses_the_compressed_size(store, tmp_path: Path, compress) -> None:  # type: ignore[no-untyped-def]
+def test_ratio_bound_uses_the_compressed_size(store: Store, tmp_path: Path, compress: Callable[[bytes], bytes]) -> None:
     """An image of zero-filled layers compresses far beyond the ratio: with a low floor
     it is refused; the same file under the default limits is accepted."""
     img = ig.build_image("zeros")
@@ -107,7 +112,7 @@ def test_ratio_bound_uses_the_compressed_size(store, tmp_path: Path, compress) -
     assert store.check().ok
 
 
-def test_oversized_pax_header_is_refused_before_it_is_read(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_pax_header_is_refused_before_it_is_read(store: Store, tmp_path: Path) -> None:
     """tarfile reads a pax header into memory whole; one declaring 64 MiB is refused first."""
     pax = tarfile.TarInfo("././@PaxHeader")
     pax.type, pax.size = tarfile.XHDTYPE, 64 * MiB
@@ -116,14 +121,14 @@ def test_oversized_pax_header_is_refused_before_it_is_read(store, tmp_path: Path
     refused(store, path, match="extended header of 67108864 bytes")
 
 
-def _layout_with_blob(img: ig.Image, data: bytes) -> dict[str, bytes]:
+def _layout_with_blob(img: ig.ManifestImage, data: bytes) -> dict[str, bytes]:
     files = ar.oci_layout_files([(img, "latest")])
     files[f"blobs/sha256/{img.manifest.layers[0].digest.hex}"] = data
     return files
 
 
 @pytest.mark.parametrize("fmt", ["skopeo-dir", "oci-layout"])
-def test_blob_larger_than_its_manifest_declares_is_refused_before_storing(store, tmp_path: Path, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def test_blob_larger_than_its_manifest_declares_is_refused_before_storing(store: Store, tmp_path: Path, fmt: str) -> None:
     img = ig.build_image("busybox", oci=fmt == "oci-layout")
     layer = img.manifest.layers[0]
     grown = img.all_blobs()[str(layer.digest)] + bytes(4 * MiB)
@@ -142,7 +147,7 @@ def test_blob_larger_than_its_manifest_declares_is_refused_before_storing(store,
         inspect_upload(path)
 
 
-def test_index_json_with_too_many_entries_is_refused(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_index_json_with_too_many_entries_is_refused(store: Store, tmp_path: Path) -> None:
     from reconciler.model.manifest import MAX_INDEX_ENTRIES
 
     entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1,
@@ -158,7 +163,7 @@ def test_index_json_with_too_many_entries_is_refused(store, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("command", ["plan", "apply"])
-def test_hostile_upload_declared_in_repos_yaml_refuses_the_whole_plan(tmp_path: Path, run_cli, command: str) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_upload_declared_in_repos_yaml_refuses_the_whole_plan(tmp_path: Path, run_cli: RunCli, command: str) -> None:
     """A repos.yaml that declares a hostile upload next to a good one: plan and apply exit
     1 naming the file and the member, and the store gets neither repository."""
     from reconciler.store.sqlite import SQLiteStore
@@ -185,7 +190,7 @@ def test_hostile_upload_declared_in_repos_yaml_refuses_the_whole_plan(tmp_path: 
 
 
 @pytest.mark.parametrize("kind", ["blob-symlink-out", "blob-symlink-dev-zero", "blobs-dir-symlink-out", "blob-fifo"])
-def test_oci_layout_directory_never_reads_outside_itself(store, tmp_path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_oci_layout_directory_never_reads_outside_itself(store: Store, tmp_path: Path, kind: str) -> None:
     """An OCI layout given as a directory: a link that leads out of it is refused even
     when what it points at holds the right bytes; a FIFO is never opened (no hang)."""
     import os
@@ -225,7 +230,7 @@ def _docker_save_with_gzip_layer(path: Path, uncompressed: bytes) -> Path:
                                "l/layer.tar": gzip.compress(uncompressed, 9)})
 
 
-def test_gzip_layer_bomb_in_docker_save_is_bounded(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_gzip_layer_bomb_in_docker_save_is_bounded(store: Store, tmp_path: Path) -> None:
     """A gzip'd layer is inflated (to check its diff_id) a chunk at a time and at most to
     the ratio bound: 8 MiB of zeros in 8 KiB is refused under a 2x ratio, accepted by default."""
     path = _docker_save_with_gzip_layer(tmp_path / "save.tar", bytes(8 * MiB))

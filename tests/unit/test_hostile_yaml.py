@@ -5,15 +5,19 @@ exit 1 with that message and leave the store exactly as it was (same generation)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from reconciler.desired import load_desired
+from reconciler.desired.diagnostics import Diagnostic
 from reconciler.desired.loader import MAX_DESIRED_BYTES
 from reconciler.desired.yamlpos import MAX_DEPTH
 from reconciler.errors import ConfigError
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
+from tests.support.narrow import narrow_all
 
 DATA = Path(__file__).parent / "data" / "desired"
 DEEP = f"more than {MAX_DEPTH} levels deep"
@@ -26,7 +30,7 @@ def _huge(path: Path) -> None:
         f.truncate(50 * 1000 * 1000)
 
 
-def _write(text: str):  # type: ignore[no-untyped-def]
+def _write(text: str) -> Callable[[Path], object]:
     return lambda path: path.write_text(text)
 
 
@@ -66,7 +70,7 @@ def test_hostile_file_is_a_positioned_config_error(tmp_path: Path, name: str) ->
     writer(path)
     with pytest.raises(ConfigError) as info:
         load_desired(path)
-    got = [(d.line, d.column, d.render()) for d in info.value.diagnostics]
+    got = [(d.line, d.column, d.render()) for d in narrow_all(Diagnostic, info.value.diagnostics)]
     assert [(line, col) for line, col, _ in got] == [(line, col) for line, col, _ in expected], got
     for (_, _, rendered), (line, col, fragment) in zip(got, expected, strict=True):
         assert rendered.startswith(f"{path}:{line}:{col}: ") and fragment in rendered
@@ -80,7 +84,7 @@ def test_nesting_at_the_limit_is_accepted_by_the_reader(tmp_path: Path) -> None:
     path.write_text("version: 1\nrepositories: {x: " + "[" * depth + "]" * depth + "}\n")
     with pytest.raises(ConfigError) as info:
         load_desired(path)
-    assert all(DEEP not in d.render() for d in info.value.diagnostics)
+    assert all(DEEP not in d.render() for d in narrow_all(Diagnostic, info.value.diagnostics))
 
 
 @pytest.fixture
@@ -105,7 +109,7 @@ def _generation(path: Path) -> tuple[int, list[str]]:
 
 @pytest.mark.parametrize("command", ["plan", "apply"])
 @pytest.mark.parametrize("name", ["alias-bomb", "deep-flow", "huge", "duplicate-key"])
-def test_plan_and_apply_refuse_and_change_nothing(tmp_path: Path, store_path: Path, run_cli, name: str,  # type: ignore[no-untyped-def]
+def test_plan_and_apply_refuse_and_change_nothing(tmp_path: Path, store_path: Path, run_cli: RunCli, name: str,
                                                    command: str) -> None:
     writer, expected = CASES[name]
     path = tmp_path / "repos.yaml"

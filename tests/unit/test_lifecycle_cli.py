@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.serving import commit_tags
 
@@ -28,7 +29,7 @@ def filled(path: Path, versions: int = 5) -> list[int]:
         s.close()
 
 
-def test_prune_versions_then_gc_gives_the_bytes_back(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_prune_versions_then_gc_gives_the_bytes_back(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "store"
     sizes = filled(path)
     run_cli("publish", "web", "--version", "2", "--name", "team/web", store=path, check=True)
@@ -60,7 +61,7 @@ def test_prune_versions_then_gc_gives_the_bytes_back(run_cli, tmp_path: Path) ->
     assert refused.returncode == 2 and "0 is not in the range x>=1" in refused.stderr
 
 
-def test_store_du(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_store_du(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "store"
     sizes = filled(path, versions=3)
     usage = json.loads(run_cli("store", "du", "--json", store=path, check=True).stdout)
@@ -75,7 +76,7 @@ def test_store_du(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
     assert text[-1].startswith("total ") and "unreferenced (freed by `store gc`) 0 B" in text[-1]
 
 
-def test_repo_diff_tag_by_tag(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_repo_diff_tag_by_tag(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "store"
     s = SQLiteStore(path)
     a, b, c = build_image("a"), build_image("b"), build_image("c")
@@ -98,7 +99,7 @@ def test_repo_diff_tag_by_tag(run_cli, tmp_path: Path) -> None:  # type: ignore[
     assert same.splitlines()[-1] == "  no changes"
 
 
-def test_history_prune_before(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_history_prune_before(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "store"
     s = SQLiteStore(path)
     for _ in range(3):
@@ -114,7 +115,7 @@ def test_history_prune_before(run_cli, tmp_path: Path) -> None:  # type: ignore[
     assert bad.returncode == 1 and "not a date or time" in bad.stderr and "hint: give YYYY-MM-DD" in bad.stderr
 
 
-def test_retain_versions_must_be_at_least_one(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_retain_versions_must_be_at_least_one(run_cli: RunCli, tmp_path: Path) -> None:
     yaml = tmp_path / "repos.yaml"
     yaml.write_text("version: 1\ndefaults: {retain_versions: 0}\nrepositories:\n  web: {retain_versions: 2}\n")
     out = run_cli("validate", "-f", str(yaml))

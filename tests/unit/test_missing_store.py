@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.support.cli import RunCli
 
 DEMO = REPO_ROOT / "examples" / "demo.yaml"
 
 
-def test_plan_on_a_missing_store_creates_nothing_and_says_so(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_plan_on_a_missing_store_creates_nothing_and_says_so(tmp_path: Path, run_cli: RunCli) -> None:
     typo = tmp_path / "typo"
     plan = run_cli("plan", "-f", str(DEMO), "--detailed-exitcode", "--out", str(tmp_path / "p.json"), store=typo)
     assert plan.returncode == 2, plan.stderr
@@ -27,7 +28,7 @@ def test_plan_on_a_missing_store_creates_nothing_and_says_so(tmp_path: Path, run
 
 
 def test_drift_on_a_missing_store_compares_with_an_empty_one_and_creates_nothing(
-        tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, run_cli: RunCli) -> None:
     typo = tmp_path / "typo"
     drift = run_cli("drift", "-f", str(DEMO), "--detailed-exitcode", store=typo)
     assert drift.returncode == 2, drift.stdout + drift.stderr  # all of repos.yaml is still to be applied
@@ -38,9 +39,10 @@ def test_drift_on_a_missing_store_compares_with_an_empty_one_and_creates_nothing
 @pytest.mark.parametrize("args", [
     ["repo", "list"], ["repo", "show", "web"], ["repo", "history", "web"], ["history"], ["store", "check"],
     ["store", "gc"], ["serve", "--port", "0"], ["export", "web", "-o", "out.tar"], ["tag", "web", "v1", "sha256:" + "a" * 64],
+    ["verify", "web", "--key", "k.pub"],
 ], ids=lambda a: "-".join(a[:2]))
 def test_read_commands_on_a_missing_store_fail_and_create_nothing(args: list[str], tmp_path: Path,
-                                                                 run_cli) -> None:  # type: ignore[no-untyped-def]
+                                                                 run_cli: RunCli) -> None:
     typo = tmp_path / "typo"
     proc = run_cli(*args, store=typo)
     assert proc.returncode == 1, proc.stdout + proc.stderr

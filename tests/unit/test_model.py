@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -20,7 +21,7 @@ from reconciler.model import Digest, DigestHasher, Index, Manifest, Platform, pa
 from reconciler.model import mediatypes as mt
 from reconciler.model.reference import is_valid_tag, validate_repository_name, validate_tag
 from reconciler.model.v1image import is_image_id, validate_image_id, validate_v1_tag
-from tests.support.imagegen import build_image, build_index, build_multiarch, build_schema1
+from tests.support.imagegen import Image, build_image, build_index, build_multiarch, build_schema1
 
 HEX = "a" * 64
 
@@ -75,7 +76,7 @@ def test_digest_streaming_and_verify() -> None:
     assert d.short() == f"sha256:{d.hex[:12]}…"  # 12 hex digits, as docker shows ids
 
 
-def _cases():  # type: ignore[no-untyped-def]
+def _cases() -> list[tuple[str, Image, str, bool, int]]:
     docker = build_image("d")
     oci = build_image("o", oci=True)
     foreign = build_image("f", foreign=True)
@@ -95,7 +96,7 @@ def _cases():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("name,image,media_type,is_index,refs", _cases(), ids=lambda x: x if isinstance(x, str) else "")
-def test_parse_every_media_type(name: str, image, media_type: str, is_index: bool, refs: int) -> None:  # type: ignore[no-untyped-def]
+def test_parse_every_media_type(name: str, image: Image, media_type: str, is_index: bool, refs: int) -> None:
     m = parse_manifest(image.manifest.raw)
     assert m.media_type == media_type
     assert m.raw == image.manifest.raw
@@ -227,7 +228,7 @@ def test_reference_errors(text: str) -> None:
         parse_reference(text)
 
 
-def _accepts(check):  # type: ignore[no-untyped-def]
+def _accepts(check: Callable[[str], object]) -> Callable[[str], bool]:
     def accepts(text: str) -> bool:
         try:
             result = check(text)
@@ -248,7 +249,7 @@ def _accepts(check):  # type: ignore[no-untyped-def]
     (_accepts(validate_v1_tag), "latest"),
 ], ids=["name", "tag", "is-tag", "digest", "reference", "v1-image-id", "is-v1-image-id", "v1-tag"])
 @pytest.mark.parametrize("suffix", ["\n", "\r\n", "\nX-Injected: 1"], ids=["lf", "crlf", "header"])
-def test_validators_match_the_whole_text(accepts, valid: str, suffix: str) -> None:  # type: ignore[no-untyped-def]
+def test_validators_match_the_whole_text(accepts: Callable[[str], bool], valid: str, suffix: str) -> None:
     """``re.match`` with ``$`` also matches before a trailing newline: every validator must
     refuse what it would otherwise pass on into a path, a URL or a header."""
     assert accepts(valid)

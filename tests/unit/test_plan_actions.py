@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -28,6 +29,7 @@ from reconciler.plan.actions import (
     Publish,
     RemoveContent,
     RemoveTag,
+    SyncReferrers,
     SyncTag,
     Unpublish,
     UpdateRepository,
@@ -39,17 +41,30 @@ from reconciler.plan.actions import (
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plan-json.md"
 A, B = Digest.of(b"a"), Digest.of(b"b")
-HEAD = {"repo": "web", "reason": "declared in repos.yaml", "depends_on": ("web/create_repository/repository",)}
+
+
+class Head(TypedDict):
+    """The fields every action type shares, given to each sample with ``**``."""
+
+    repo: str
+    reason: str
+    depends_on: tuple[str, ...]
+
+
+HEAD: Head = {"repo": "web", "reason": "declared in repos.yaml", "depends_on": ("web/create_repository/repository",)}
 
 SAMPLES: list[Action] = [
     CreateRepository(id="web/create_repository/repository", change=Change.CREATE, feed="http://up", upstream_name="lib/web",
-                     **{**HEAD, "depends_on": ()}),
+                     repo=HEAD["repo"], reason=HEAD["reason"], depends_on=()),
     UpdateRepository(id="web/update_repository/repository", change=Change.UPDATE, feed=None, upstream_name=None, **HEAD),
     DeleteRepository(id="old/delete_repository/repository", change=Change.DELETE, publish_name="team/old",
                      removes={"tags": 2, "blobs": 3}, **HEAD),
     SyncTag(id="web/sync_tag/v1", change=Change.UPDATE, tag="v1", digest=B, old_digest=A, cascade=True,
             download=Download(2, 300, 1), adds={"manifests": 1, "blobs": 2}, removes={"manifests": 1}, **HEAD),
     SyncTag(id="web/sync_tag/v2", change=Change.UPDATE, tag="v2", digest=A, old_origin="pin", **HEAD),
+    SyncReferrers(id="web/sync_referrers/v1", change=Change.CREATE, tag="v1", digest=B, digests=(A,),
+                  referrer_tags={f"sha256-{B.hex}.sig": str(A)}, artifact_types=("application/spdx+json",),
+                  download=Download(1, 20, 1), adds={"manifests": 1, "tags": 1}, **HEAD),
     Upload(id="web/upload/f.tar", change=Change.CREATE, file="/x/f.tar", file_digest="sha256:" + "0" * 64, tag="1.0",
            digest=A, upload_tags={"1.0": str(A)}, adds={"blobs": 1}, **HEAD),
     Upload(id="web/upload/g.tar", change=Change.CREATE, file="/x/g.tar", **HEAD),

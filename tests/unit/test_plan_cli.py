@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.support.cli import RunCli
 
 DEMO = REPO_ROOT / "examples" / "demo.yaml"
 
 
-def test_plan_outputs_and_detailed_exit_codes(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_plan_outputs_and_detailed_exit_codes(tmp_path: Path, run_cli: RunCli) -> None:
     store = tmp_path / "store"
     as_json = run_cli("plan", "-f", str(DEMO), "--json", "--detailed-exitcode", "--out", str(tmp_path / "p.json"),
                       store=store)

@@ -8,11 +8,13 @@ import pytest
 
 from reconciler.desired.model import ALL, CopySpec, Removal, TagPin
 from reconciler.errors import ConfigError, InvalidInput, RemovalRefused
-from reconciler.model.content import Origin
+from reconciler.model import Digest
+from reconciler.model.content import ContentSet, Origin
 from reconciler.model.tagfilter import TagFilter
-from reconciler.plan.actions import Change
+from reconciler.plan.actions import Change, CopyContent, PinTag, RemoveContent, SyncTag
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
+from tests.support.narrow import narrow
 from tests.support.planworld import (
     RepositorySpec,
     content_of,
@@ -30,7 +32,7 @@ S, C, P, U = Origin.SYNC, Origin.COPY, Origin.PIN, Origin.UPLOAD
 def lines(plan: Plan) -> list[tuple[str, str, str, str | None, str | None, str | None]]:
     """(repo, symbol+op, tag, old, new, reason) per action: what the text shows."""
     return [(a.repo, f"{a.change.value}{a.op.value}", a.tag or a.kind or a.publish_name or "",
-             a.old_digest and a.old_digest.short(), a.digest and a.digest.short(), a.reason) for a in plan.actions]
+             a.old_digest.short() if a.old_digest else None, a.digest.short() if a.digest else None, a.reason) for a in plan.actions]
 
 
 def sh(name: str) -> str:
@@ -137,7 +139,7 @@ def test_copy_all_manifests_and_indexes_without_tags() -> None:
     dst = RepositorySpec("dst", copies=(CopySpec("src", indexes=ALL),))
     plan = diff(desired(RepositorySpec("src", pins=(TagPin("m", digest=digest("multi")),
                                                     TagPin("v1", digest=digest("a")))), dst), obs)
-    copy = plan.action("dst/copy_content/index-from-src")
+    copy = narrow(CopyContent, plan.action("dst/copy_content/index-from-src"))
     assert copy.kind == "index" and copy.digests == (digest("multi"),)
     assert copy.adds == {"indexes": 1, "manifests": 3, "blobs": len(content_of("multi").blobs)}
 
@@ -173,7 +175,7 @@ def test_pruning(prune: bool, expect_ops: list[str], unmanaged: tuple[str, ...] 
     assert [f"{a.change.value}{a.op.value}" for a in plan.actions] == expect_ops
     if prune:
         assert plan.action("r/remove_tag/old").reason == "removed from repos.yaml"
-        untagged = plan.action("r/remove_content/untagged")
+        untagged = narrow(RemoveContent, plan.action("r/remove_content/untagged"))
         assert set(untagged.digests) == {digest("b"), digest("c")}
         assert plan.unmanaged == ()
     else:
@@ -261,7 +263,7 @@ def test_mirror_moved_tag_drops_old_content_only_when_nothing_else_needs_it() ->
     obs = observed({"web": repo("web", st, feed="http://127.0.0.1:5000", upstream="lib/web")},
                    {"web": {"v1": "c", "v2": "c"}})
     plan = diff(desired(synced("web", mirror=True, tag_filter=TagFilter(include=("v*",)))), obs)
-    v1, v2 = plan.action("web/sync_tag/v1"), plan.action("web/sync_tag/v2")
+    v1, v2 = narrow(SyncTag, plan.action("web/sync_tag/v1")), narrow(SyncTag, plan.action("web/sync_tag/v2"))
     assert v1.cascade and v1.removes == {"manifests": 1, "blobs": len(content_of("a").blobs)}
     assert not v2.cascade and v2.removes == {}  # "also" still needs b
 
@@ -282,8 +284,7 @@ def test_copy_from_a_source_lacking_a_referenced_item_is_a_plan_error(copy: Copy
     assert error.repo == "dst" and re.search(f"cannot copy from repository 'src'.*manifest {child}", error.message)
 
 
-def content_of_digest(d):  # type: ignore[no-untyped-def]
-    from reconciler.model.content import ContentSet
+def content_of_digest(d: Digest) -> ContentSet:
     return ContentSet(manifests=frozenset([d]))
 
 
@@ -318,7 +319,7 @@ def test_cascade_counts_leave_out_what_a_later_action_of_the_plan_keeps() -> Non
     keeps = RepositorySpec("web", feed=synced("web").feed, upstream_name="lib/web", mirror=True,
                            copies=(CopySpec("other", tags=("x",)),))
     plan = diff(desired(RepositorySpec("other", pins=(TagPin("x", digest=digest("a")),)), keeps), obs)
-    moved = plan.action("web/sync_tag/latest")
+    moved = narrow(SyncTag, plan.action("web/sync_tag/latest"))
     assert moved.cascade and moved.removes == {}  # the apply still cascades; nothing is lost
     drops = diff(desired(synced("web", mirror=True)), obs)
     assert drops.action("web/sync_tag/latest").removes["manifests"] == 1  # without the copy, a goes
@@ -368,6 +369,7 @@ def test_a_tag_that_only_changes_origin_shows_the_change() -> None:
     obs = observed({"web": repo("web", state({"latest": ("a", S)}))})
     plan = diff(desired(RepositorySpec("web", pins=(TagPin("latest", digest=digest("a")),))), obs)
     [pin] = plan.actions
+    pin = narrow(PinTag, pin)
     assert (pin.change, pin.old_digest, pin.old_origin) == (Change.UPDATE, None, "sync")
     assert f"~ tag latest   {sh('a')}   origin sync -> pin   declared in repos.yaml" in render_text(plan)
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from reconciler.plan.model import FORMAT_VERSION
 from tests.conftest import REPO_ROOT
+from tests.support.cli import RunCli
 
 IMAGES = REPO_ROOT / "examples" / "images"
 
 
 def test_a_copy_of_a_tag_the_source_will_not_have_is_located_and_the_rest_is_planned(
-        tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, run_cli: RunCli) -> None:
     yaml = tmp_path / "repos.yaml"
     yaml.write_text(f"""version: 1
 repositories:
@@ -42,7 +43,7 @@ repositories:
                               "hint": "fix the tag name in repos.yaml or make the source repository provide it"}]
 
 
-def test_plan_json_prints_an_error_document_when_there_is_no_plan(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_plan_json_prints_an_error_document_when_there_is_no_plan(tmp_path: Path, run_cli: RunCli) -> None:
     yaml = tmp_path / "repos.yaml"
     yaml.write_text("version: 1\nrepositories:\n  web:\n    feed: nowhere\n    upstream_name: lib/web\n")
     proc = run_cli("plan", "-f", str(yaml), "--json", store=tmp_path / "store")
@@ -56,7 +57,7 @@ def test_plan_json_prints_an_error_document_when_there_is_no_plan(tmp_path: Path
     assert json.loads(missing.stdout)["errors"][0]["message"].endswith("nope.yaml: no such file")
 
 
-def test_markdown_fits_a_pull_request_comment(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_markdown_fits_a_pull_request_comment(tmp_path: Path, run_cli: RunCli) -> None:
     yaml = tmp_path / "repos.yaml"
     text = "version: 1\nrepositories:\n"
     for i in range(1500):

@@ -7,12 +7,16 @@ Also the empty tag list of a new repository: warned about, not created unless al
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
-from reconciler.apply.runner import FAILED, Runner
+from reconciler.apply.result import FAILED
+from reconciler.apply.runner import Runner
 from reconciler.desired.model import CopySpec, TagPin
+from reconciler.model import Digest
 from reconciler.model.content import Origin
 from reconciler.plan.actions import Change
 from reconciler.plan.diff import diff
@@ -21,6 +25,7 @@ from reconciler.plan.observed import Observed, UpstreamTags
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
 from reconciler.store.protocol import Store
+from tests.support.fakeupstream import NoUpstream
 from tests.support.imagegen import store_image
 from tests.support.planworld import IMAGES, RepositorySpec, desired, observed, repo, state, synced
 
@@ -28,9 +33,15 @@ S = Origin.SYNC
 WHY = "GET http://up/v2/lib/web/manifests/v2: manifest: descriptor sha256:ab lacks 'size'"
 
 
-def with_upstream(obs: Observed, repo_id: str, **kw: object) -> Observed:
+class UpstreamFields(TypedDict, total=False):
+    failed: Mapping[str, str]
+    dropped: tuple[str, ...]
+    listed: int
+
+
+def with_upstream(obs: Observed, repo_id: str, **kw: Unpack[UpstreamFields]) -> Observed:
     ups = dict(obs.upstreams)
-    ups[repo_id] = dataclasses.replace(ups[repo_id], **kw)  # type: ignore[arg-type]
+    ups[repo_id] = dataclasses.replace(ups[repo_id], **kw)
     return dataclasses.replace(obs, upstreams=ups)
 
 
@@ -81,17 +92,10 @@ def test_apply_applies_the_rest_and_reports_the_tag(store: Store) -> None:
     spec = desired(synced("web"))
     plan = dataclasses.replace(_plan_with_a_failed_tag(), store_generation=store.generation())
 
-    def fetch(store: Store, source: object, name: str, digests: list[object], jobs: int, **_: object) -> None:
+    def fetch(store: Store, source: object, name: str, digests: list[Digest], jobs: int, **_: object) -> None:
         store_image(store, IMAGES["a"])
 
-    class Source:
-        from reconciler.registry.protocol import RequestStats
-        stats = RequestStats()
-
-        def close(self) -> None:
-            pass
-
-    result = Runner(plan, store, spec, sources=lambda _: Source(), fetcher=fetch).run()  # type: ignore[arg-type, return-value]
+    result = Runner(plan, store, spec, sources=lambda _: NoUpstream(), fetcher=fetch).run()
     status = {r.id: (r.status, r.error) for r in result.results}
     assert status["web/sync_tag/v2"] == (FAILED, WHY)
     assert status["web/sync_tag/v1"] == ("done", None)

@@ -10,10 +10,12 @@ import pytest
 from reconciler.desired.loader import load_desired
 from reconciler.desired.model import TagPin
 from reconciler.model.content import Origin
-from reconciler.plan.actions import Op
+from reconciler.plan.actions import Publish, Unpublish
 from reconciler.plan.diff import diff, plan_scope
 from reconciler.plan.model import Plan
+from reconciler.plan.observed import ObservedRepo
 from reconciler.plan.render_text import render_text
+from tests.support.narrow import narrow
 from tests.support.planworld import RepositorySpec, desired, digest, observed, repo, state
 
 P = Origin.PIN
@@ -23,13 +25,13 @@ def pinned(repo_id: str, publish: str | None = None, image: str = "a") -> Reposi
     return RepositorySpec(repo_id, pins=(TagPin("v1", digest=digest(image)),), publish=publish)
 
 
-def held(repo_id: str, name: str | None, *, published: bool = True, image: str = "a"):  # type: ignore[no-untyped-def]
+def held(repo_id: str, name: str | None, *, published: bool = True, image: str = "a") -> ObservedRepo:
     return repo(repo_id, state({"v1": (image, P)}), publish=name, published=1 if published else None)
 
 
 def publications(plan: Plan) -> list[tuple[str, str, str | None, str | None, str | None]]:
     return [(a.repo, a.op.value, a.publish_name, a.release_from, a.handover) for a in plan.actions
-            if a.op in (Op.PUBLISH, Op.UNPUBLISH)]
+            if isinstance(a, Publish | Unpublish)]  # the op of these two types
 
 
 def test_a_renamed_repository_takes_its_name_over_from_the_pruned_one() -> None:
@@ -49,7 +51,7 @@ def test_two_repositories_swap_their_names_in_one_switch() -> None:
     plan = diff(spec, obs)
     assert sorted(publications(plan)) == [("blue", "publish", "prod/next", "green", "prod/live"),
                                           ("green", "publish", "prod/live", "blue", "prod/live")]
-    blue, green = plan.action("blue/publish/prod/next"), plan.action("green/publish/prod/live")
+    blue, green = narrow(Publish, plan.action("blue/publish/prod/next")), narrow(Publish, plan.action("green/publish/prod/live"))
     assert blue.handover == green.handover  # applied together, in one store transaction
     assert "in one switch with green" in render_text(plan)
 

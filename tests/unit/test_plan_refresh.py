@@ -12,26 +12,23 @@ from reconciler.model import Digest, Index, Manifest
 from reconciler.ops.refresh import UpstreamView
 from reconciler.plan.observe import refresh
 from reconciler.plan.observed import UploadInfo
-from reconciler.registry.protocol import RequestStats
 from reconciler.store.protocol import Store
+from tests.support.fakeupstream import NoUpstream
 from tests.support.imagegen import build_multiarch
 from tests.support.planworld import RepositorySpec, desired, synced
 
 
-class Upstream:
+class Upstream(NoUpstream):
     """Serves manifests by digest and records which it was asked for."""
 
     def __init__(self, manifests: list[Manifest | Index]) -> None:
+        super().__init__()
         self.manifests = {str(m.digest): m for m in manifests}
         self.asked: list[str] = []
-        self.stats = RequestStats()
 
     def manifest_get(self, name: str, reference: str) -> Manifest | Index:
         self.asked.append(reference)
         return self.manifests[reference]
-
-    def close(self) -> None:
-        pass
 
 
 def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: Store) -> None:
@@ -43,7 +40,7 @@ def test_children_of_an_index_the_resolver_already_got_are_fetched_once(store: S
     def resolver(source: object, spec: object, jobs: int, known: object) -> UpstreamView:
         return UpstreamView("web", {"latest": img.digest}, manifests={img.digest: img.manifest}, listed=1)
 
-    obs = refresh(store, desired(synced("web")), lambda _: upstream, resolver=resolver)  # type: ignore[arg-type, return-value]
+    obs = refresh(store, desired(synced("web")), lambda _: upstream, resolver=resolver)
     children = sorted(str(c.digest) for c in img.children)
     assert sorted(upstream.asked) == children  # each child once; the index not again
     assert obs.missing_manifests == {img.digest, *(c.digest for c in img.children)}

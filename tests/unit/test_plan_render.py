@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def no_change_plan() -> Plan:
                 created="2026-01-01T00:00:00+00:00")
 
 
-RENDERERS = {
+RENDERERS: dict[str, tuple[Callable[[Plan], str], str]] = {
     "text": (lambda p: render_text(p), "txt"),
     "json": (render_json, "json"),
     "markdown": (render_markdown, "md"),
@@ -59,9 +60,9 @@ RENDERERS = {
 
 @pytest.mark.parametrize("name,make", [("example", example_plan), ("nochange", no_change_plan)])
 @pytest.mark.parametrize("fmt", sorted(RENDERERS))
-def test_golden(name: str, make: object, fmt: str) -> None:
+def test_golden(name: str, make: Callable[[], Plan], fmt: str) -> None:
     render, ext = RENDERERS[fmt]
-    out = render(make())  # type: ignore[operator]
+    out = render(make())
     path = GOLDEN / f"{name}.{ext}"
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(out)

@@ -11,6 +11,7 @@ import pytest
 from reconciler.errors import PlanTampered
 from reconciler.plan import seal
 from tests.conftest import REPO_ROOT
+from tests.support.cli import RunCli
 
 DEMO = REPO_ROOT / "examples" / "demo.yaml"
 
@@ -26,11 +27,11 @@ def rename_a_tag(path: Path, *, rehash: bool = False) -> None:
     path.write_text(json.dumps(doc, indent=2))
 
 
-def tags(run_cli, store: Path, repo: str) -> set[str]:  # type: ignore[no-untyped-def]
+def tags(run_cli: RunCli, store: Path, repo: str) -> set[str]:
     return set(json.loads(run_cli("repo", "show", repo, "--json", store=store, check=True).stdout)["tags"])
 
 
-def test_an_edited_plan_is_refused_and_nothing_is_applied(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_an_edited_plan_is_refused_and_nothing_is_applied(tmp_path: Path, run_cli: RunCli) -> None:
     store, saved = tmp_path / "store", tmp_path / "plan.json"
     assert run_cli("plan", "-f", str(DEMO), "--out", str(saved), store=store).returncode == 0
     assert json.loads(saved.read_text())["digest"].startswith("sha256:")
@@ -42,7 +43,7 @@ def test_an_edited_plan_is_refused_and_nothing_is_applied(tmp_path: Path, run_cl
     assert json.loads(run_cli("repo", "list", "--json", store=store, check=True).stdout) == []
 
 
-def test_with_a_key_only_plans_signed_with_it_are_applied(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_with_a_key_only_plans_signed_with_it_are_applied(tmp_path: Path, run_cli: RunCli) -> None:
     store = tmp_path / "store"
     ci = {"RECONCILER_PLAN_KEY": "s3cret"}
     signed, unsigned, forged = tmp_path / "signed.json", tmp_path / "unsigned.json", tmp_path / "forged.json"

@@ -19,6 +19,7 @@ from reconciler.ops.cascade import RefGraph
 from reconciler.ops.export import export
 from reconciler.ops.platforms import skips_under
 from reconciler.server import RegistryApp
+from reconciler.store.protocol import Store
 from tests.support.imagegen import Image, build_image, build_index, canonical, store_image
 from tests.support.serving import wsgi_call
 
@@ -97,7 +98,7 @@ def test_the_walk_skips_below_nested_indexes_and_keeps_what_another_entry_follow
     assert graph.left_out(closure, skip) == {arm.digest}
 
 
-def test_store_records_children_left_out_and_refuses_any_other_gap(store) -> None:  # type: ignore[no-untyped-def]
+def test_store_records_children_left_out_and_refuses_any_other_gap(store: Store) -> None:
     amd, arm = build_image("s-amd", arch="amd64"), build_image("s-arm", arch="arm64", variant="v8")
     idx = build_index([amd, arm])
     store_image(store, idx)
@@ -133,7 +134,7 @@ def test_store_records_children_left_out_and_refuses_any_other_gap(store) -> Non
     assert store.check().ok
 
 
-def test_server_says_a_child_left_out_was_not_mirrored_and_serves_the_rest(store) -> None:  # type: ignore[no-untyped-def]
+def test_server_says_a_child_left_out_was_not_mirrored_and_serves_the_rest(store: Store) -> None:
     amd, arm = build_image("srv-amd", arch="amd64"), build_image("srv-arm", arch="arm64", variant="v8")
     idx = build_index([amd, arm], oci=True)
     store_image(store, idx)
@@ -163,7 +164,7 @@ def test_server_says_a_child_left_out_was_not_mirrored_and_serves_the_rest(store
     assert status == 404
 
 
-def _subset(store, oci: bool) -> tuple[Image, Image, Image]:  # type: ignore[no-untyped-def]
+def _subset(store: Store, oci: bool) -> tuple[Image, Image, Image]:
     """A repository ``r`` holding the arm64 half of a two-platform index, as a sync with
     ``platforms: [linux/arm64]`` leaves it (the amd64 manifest is nowhere in the store)."""
     amd, arm = build_image("x-amd", arch="amd64", oci=oci), build_image("x-arm", arch="arm64", variant="v8", oci=oci)
@@ -183,7 +184,7 @@ def _members(path: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("oci", [False, True], ids=["docker-manifest-list", "oci-index"])
-def test_exports_of_a_platform_subset(store, tmp_path: Path, oci: bool) -> None:  # type: ignore[no-untyped-def]
+def test_exports_of_a_platform_subset(store: Store, tmp_path: Path, oci: bool) -> None:
     idx, amd, arm = _subset(store, oci)
     # the exact OCI layout: the index byte for byte, only the held platform's content
     export(store, "r", tmp_path / "exact.tar", format="oci")

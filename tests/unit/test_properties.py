@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +36,7 @@ from reconciler.apply.content_commands import tag_command as tag
 from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import ReconcilerError
 from reconciler.model import Digest, Index, Manifest
+from reconciler.model.content import ContentSet
 from reconciler.ops.retention import prune_versions
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import archives as ar
@@ -131,7 +133,7 @@ OPS = st.one_of(
 )
 
 
-def apply_op(w: World, op: tuple) -> None:  # type: ignore[type-arg]
+def apply_op(w: World, op: tuple[Any, ...]) -> None:
     kind, *args = op
     s = w.store
     if kind == "upload":
@@ -156,7 +158,7 @@ def apply_op(w: World, op: tuple) -> None:  # type: ignore[type-arg]
             prune_versions(s, args[0], args[1])
 
 
-def snapshot(store: SQLiteStore) -> dict[str, tuple[int, dict[str, Digest], object]]:
+def snapshot(store: SQLiteStore) -> dict[str, tuple[int, dict[str, Digest], ContentSet]]:
     out = {}
     for r in store.repository_list():
         v = store.version_get(r.id)
@@ -188,7 +190,7 @@ def incomplete(store: SQLiteStore) -> list[str]:
 
 @settings(CI)
 @given(ops=st.lists(OPS, min_size=1, max_size=12))
-def test_every_version_stays_complete_and_every_file_verifies(ops: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_every_version_stays_complete_and_every_file_verifies(ops: list[tuple[Any, ...]]) -> None:
     with world() as w:
         for op in ops:
             before = snapshot(w.store)

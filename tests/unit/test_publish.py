@@ -4,35 +4,43 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
 from reconciler.errors import Conflict, NameInvalid, NotFound
 from reconciler.ops import publish as ops
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image
 from tests.support.serving import commit_tags
 
 
 @pytest.fixture
-def two_versions(store):  # type: ignore[no-untyped-def]
+def two_versions(store: Store) -> Store:
     commit_tags(store, "web", {"v1": build_image("a")})
     commit_tags(store, "web", {"v1": build_image("b")})
     return store
 
 
-def test_publish_defaults_to_repo_id_and_latest(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_publish_defaults_to_repo_id_and_latest(two_versions: Store) -> None:
     repo = ops.publish(two_versions, "web")
     assert (repo.publish_name, repo.published_version, repo.protected) == ("web", 2, False)
     pub = two_versions.publication_get("web")
     assert pub is not None and (pub.repo_id, pub.version) == ("web", 2)
 
 
-def test_publish_keeps_stored_name_and_flag(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_publish_keeps_stored_name_and_flag(two_versions: Store) -> None:
     ops.publish(two_versions, "web", name="team/web", version=1, protected=True)
     repo = ops.publish(two_versions, "web")  # no options: same name, same flag, latest version
     assert (repo.publish_name, repo.published_version, repo.protected) == ("team/web", 2, True)
     assert ops.publish(two_versions, "web", protected=False).protected is False
+
+
+class PublishArgs(TypedDict, total=False):
+    name: str
+    version: int
 
 
 @pytest.mark.parametrize("kwargs,error", [
@@ -41,27 +49,27 @@ def test_publish_keeps_stored_name_and_flag(two_versions) -> None:  # type: igno
     ({"name": "../x"}, NameInvalid),
     ({"version": 7}, NotFound),
 ])
-def test_publish_refuses_bad_input(two_versions, kwargs, error) -> None:  # type: ignore[no-untyped-def]
+def test_publish_refuses_bad_input(two_versions: Store, kwargs: PublishArgs, error: type[Exception]) -> None:
     with pytest.raises(error):
         ops.publish(two_versions, "web", **kwargs)
     assert two_versions.repository_get("web").published_version is None
 
 
-def test_repo_id_that_is_no_valid_name_needs_name(store) -> None:  # type: ignore[no-untyped-def]
+def test_repo_id_that_is_no_valid_name_needs_name(store: Store) -> None:
     commit_tags(store, "Web_App", {"v1": build_image("a")})
     with pytest.raises(NameInvalid, match="not a valid publish name") as exc:
         ops.publish(store, "Web_App")
     assert "--name" in (exc.value.hint or "")
 
 
-def test_publish_names_are_unique(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_publish_names_are_unique(two_versions: Store) -> None:
     commit_tags(two_versions, "other", {"v1": build_image("c")})
     ops.publish(two_versions, "web", name="shared")
     with pytest.raises(Conflict, match="already used by repository 'web'"):
         ops.publish(two_versions, "other", name="shared")
 
 
-def test_rollback_and_unpublish(two_versions) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_and_unpublish(two_versions: Store) -> None:
     with pytest.raises(Conflict, match="not published"):
         ops.rollback(two_versions, "web", to=1)
     ops.publish(two_versions, "web", name="team/web", protected=True)
@@ -72,7 +80,7 @@ def test_rollback_and_unpublish(two_versions) -> None:  # type: ignore[no-untype
     assert two_versions.publication_get("team/web") is None
 
 
-def test_cli_publish_rollback_unpublish(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_publish_rollback_unpublish(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "store"
     s = SQLiteStore(path)
     commit_tags(s, "web", {"v1": build_image("a")})
@@ -89,7 +97,7 @@ def test_cli_publish_rollback_unpublish(run_cli, tmp_path: Path) -> None:  # typ
     assert bad.returncode == 1 and "error: invalid publish name" in bad.stderr and "hint:" in bad.stderr
 
 
-def test_publications_switch_swaps_two_names_in_one_transaction(store) -> None:  # type: ignore[no-untyped-def]
+def test_publications_switch_swaps_two_names_in_one_transaction(store: Store) -> None:
     from reconciler.model.repository import PublicationChange
 
     commit_tags(store, "blue", {"v1": build_image("a")})
@@ -104,7 +112,7 @@ def test_publications_switch_swaps_two_names_in_one_transaction(store) -> None: 
     assert store.generation() == before + 1  # one write
 
 
-def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_name(store) -> None:  # type: ignore[no-untyped-def]
+def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_name(store: Store) -> None:
     from reconciler.model.repository import PublicationChange
 
     commit_tags(store, "a", {"v1": build_image("a")})
@@ -120,7 +128,7 @@ def test_publications_switch_never_takes_a_name_from_a_repository_it_does_not_na
     assert pub is not None and pub.repo_id == "b" and store.repository_get("c").publish_name is None
 
 
-def test_unpublish_release_frees_the_name_for_another_repository(store) -> None:  # type: ignore[no-untyped-def]
+def test_unpublish_release_frees_the_name_for_another_repository(store: Store) -> None:
     commit_tags(store, "old", {"v1": build_image("a")})
     commit_tags(store, "new", {"v1": build_image("b")})
     ops.publish(store, "old", name="prod/app")

@@ -13,6 +13,7 @@ from reconciler.errors import InvalidInput
 from reconciler.server import RegistryApp
 from reconciler.store.protocol import Store
 from reconciler.store.sql.grace import GRACE_ENV, grace_seconds
+from tests.support.backends import sql_backend
 from tests.support.imagegen import build_image
 from tests.support.serving import commit_tags, wsgi_call
 
@@ -97,7 +98,7 @@ def test_a_client_mid_pull_across_a_publish_gets_the_old_layers(store: Store,
     monkeypatch.setenv(GRACE_ENV, "0")
     v3 = commit_tags(store, "app", {"latest": new, "again": new})
     store.publish("app", name="team/app", version=v3, protected=False)
-    with store._write() as conn:  # type: ignore[attr-defined]  # the grace of v1 ran out
+    with sql_backend(store)._write() as conn:  # the grace of v1 ran out
         conn.execute("UPDATE publication_history SET serve_until = 0")
     status, _, body = wsgi_call(app, "GET", f"/v2/team/app/blobs/{old.manifest.layers[0].digest}")
     assert status == 404 and json.loads(body)["errors"][0]["code"] == "BLOB_UNKNOWN"

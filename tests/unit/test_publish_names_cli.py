@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.support.cli import RunCli
 
 IMAGES = REPO_ROOT / "examples" / "images"
 
@@ -23,19 +24,19 @@ def write(path: Path, repos: dict[str, str | None], *, extra: str = "") -> Path:
     return path
 
 
-def served(run_cli, store: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def served(run_cli: RunCli, store: Path) -> dict[str, str]:
     repos = json.loads(run_cli("repo", "list", "--json", store=store, check=True).stdout)
     return {r["publish_name"]: r["id"] for r in repos if r.get("publish_name") and r.get("published_version")}
 
 
-def converges(run_cli, yaml: Path, store: Path, *args: str) -> None:  # type: ignore[no-untyped-def]
+def converges(run_cli: RunCli, yaml: Path, store: Path, *args: str) -> None:
     applied = run_cli("apply", "-f", str(yaml), *args, store=store)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     again = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", *args, store=store)
     assert again.returncode == 0 and again.stdout.rstrip().endswith("No changes."), again.stdout + again.stderr
 
 
-def test_renaming_a_repository_key_hands_its_name_over_in_one_apply(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_renaming_a_repository_key_hands_its_name_over_in_one_apply(tmp_path: Path, run_cli: RunCli) -> None:
     store = tmp_path / "store"
     yaml = write(tmp_path / "repos.yaml", {"app": "prod/app"})
     converges(run_cli, yaml, store)
@@ -51,7 +52,7 @@ def test_renaming_a_repository_key_hands_its_name_over_in_one_apply(tmp_path: Pa
                                        "from_version": 1} in last["details"]["publications"]
 
 
-def test_swapping_two_names_converges_in_one_apply(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_swapping_two_names_converges_in_one_apply(tmp_path: Path, run_cli: RunCli) -> None:
     store = tmp_path / "store"
     yaml = write(tmp_path / "repos.yaml", {"blue": "prod/live", "green": "prod/next"})
     converges(run_cli, yaml, store)
@@ -60,7 +61,7 @@ def test_swapping_two_names_converges_in_one_apply(tmp_path: Path, run_cli) -> N
     assert served(run_cli, store) == {"prod/live": "green", "prod/next": "blue"}
 
 
-def test_moving_a_name_to_another_repository_converges(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_moving_a_name_to_another_repository_converges(tmp_path: Path, run_cli: RunCli) -> None:
     store = tmp_path / "store"
     yaml = write(tmp_path / "repos.yaml", {"old": "prod/app", "new": None})
     converges(run_cli, yaml, store)
@@ -70,7 +71,7 @@ def test_moving_a_name_to_another_repository_converges(tmp_path: Path, run_cli) 
 
 
 def test_a_name_held_by_an_undeclared_repository_is_a_plan_error_whose_hint_works(
-        tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, run_cli: RunCli) -> None:
     store = tmp_path / "store"
     yaml = write(tmp_path / "repos.yaml", {"app": "prod/app"})
     converges(run_cli, yaml, store)

@@ -9,6 +9,8 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Unpack
 
 import pytest
 import requests
@@ -21,6 +23,8 @@ from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.retry import RetryPolicy
 from tests.support.imagegen import build_image
+from tests.support.narrow import narrow
+from tests.support.options import ClientOptions, TLSOptions
 
 BASE = "https://reg.example"
 BLOB = b"layer bytes " * 1000
@@ -41,9 +45,9 @@ def sleeps() -> list[float]:
     return []
 
 
-def make_client(sleeps: list[float], url: str = BASE, **kw: object) -> RegistryClient:
+def make_client(sleeps: list[float], url: str = BASE, **kw: Unpack[ClientOptions]) -> RegistryClient:
     return RegistryClient(RegistryConfig(url), retry=RetryPolicy(attempts=4, initial=0.5, maximum=4.0,
-                                                                  sleep=sleeps.append), **kw)  # type: ignore[arg-type]
+                                                                  sleep=sleeps.append), **kw)
 
 
 def calls(rsps: responses.RequestsMock, url_prefix: str) -> int:
@@ -246,13 +250,13 @@ def test_bearer_token_refreshed_on_401_and_access_token_accepted(sleeps: list[fl
 
 
 def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
-        rsps: responses.RequestsMock, sleeps: list[float], tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+        rsps: responses.RequestsMock, sleeps: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Registry requests are prepared without ``Session.request`` (for speed): the session's
     User-Agent, the caller's headers, the environment's proxy and the TLS settings still
     reach the transport; cookies and ~/.netrc, which registry clients do not use, do not."""
     home = tmp_path
-    (home / ".netrc").write_text("machine reg.example login netrc-user password netrc-pw\n")  # type: ignore[operator]
-    (home / ".netrc").chmod(0o600)  # type: ignore[operator]
+    (home / ".netrc").write_text("machine reg.example login netrc-user password netrc-pw\n")
+    (home / ".netrc").chmod(0o600)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     rsps.add(responses.GET, TAGS_URL, json=tags_body("v1"), headers={"Set-Cookie": "lb=abc; Path=/"})
@@ -266,13 +270,13 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
     with make_client(sleeps) as client:  # a cookie set by the ping is not sent back either
         assert client.tag_list("lib/app") == ["v1"]
     sent = list(rsps.calls)
-    assert [c.request.url.split("/v2/")[1].split("?")[0] for c in sent] == [  # type: ignore[union-attr]
+    assert [narrow(str, c.request.url).split("/v2/")[1].split("?")[0] for c in sent] == [
         "", "lib/app/tags/list", "lib/app/manifests/v1", "", "lib/app/tags/list"]
     for call in sent:
         request = call.request
         assert request.headers["User-Agent"].startswith("reconciler-registry-client/")
         assert "Cookie" not in request.headers and "Authorization" not in request.headers
-        kwargs = request.req_kwargs  # type: ignore[attr-defined]
+        kwargs = request.req_kwargs  # type: ignore[attr-defined]  # responses records them; not in its types
         assert kwargs["proxies"].get("https") == "http://proxy.test:3128"
         # True, or the CA bundle REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE names: what requests works out
         assert kwargs["verify"] == requests.Session().merge_environment_settings(
@@ -288,16 +292,17 @@ def test_requests_carry_session_headers_and_proxy_but_no_cookies_or_netrc(
 ], ids=["ca_file", "no-verify", "default"])
 def test_the_registry_tls_settings_win_over_the_ca_bundle_variables(
         rsps: responses.RequestsMock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch,
-        settings: dict[str, object], expected: object) -> None:
+        settings: TLSOptions, expected: object) -> None:
     """requests lets REQUESTS_CA_BUNDLE override a session's own CA (psf/requests#3829): a
     registry's ``ca_file`` was ignored, and its private CA refused, wherever that variable
     is set (Debian and CI images often set it). The registry's config wins; without one, the
     variable applies as in requests."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/env-bundle.pem")
     rsps.add(responses.GET, TAGS_URL, json=tags_body("v1"))
-    config = RegistryConfig(BASE, **settings)  # type: ignore[arg-type]
+    config = RegistryConfig(BASE, **settings)
     with RegistryClient(config, retry=RetryPolicy(attempts=1, sleep=sleeps.append)) as client:
         assert client.tag_list("lib/app") == ["v1"]
+    # req_kwargs: responses records them on each request; not in its types
     assert [c.request.req_kwargs["verify"] for c in rsps.calls] == [expected, expected]  # type: ignore[attr-defined]
 
 
@@ -337,7 +342,7 @@ def _manifest_urls(rsps: responses.RequestsMock, tags: tuple[str, ...], *, head:
         url = f"{BASE}/v2/lib/app/manifests/{t}"
         rsps.add(responses.HEAD, url, status=head_status, headers=head or {})
         rsps.add(responses.GET, url, body=m.raw, headers={"Content-Type": m.media_type})
-    return images  # type: ignore[return-value]
+    return images
 
 
 @pytest.mark.parametrize("head,status", [({"Content-Type": mt.DOCKER_SCHEMA2}, 200), (None, 405), (None, 404)],

@@ -33,7 +33,7 @@ def test_heads_queued_behind_the_probe_run_in_parallel_once_it_settles() -> None
         client._head_settled = True  # what a HEAD answer with a digest does
         return ManifestHead(None, "", None)
 
-    client._manifest_head = fake_head  # type: ignore[method-assign]
+    client._manifest_head = fake_head  # type: ignore[method-assign]  # on purpose: a stand-in for the round trip
     try:
         probe = threading.Thread(target=client.manifest_head, args=("x", "probe"))
         probe.start()

@@ -5,6 +5,7 @@ request carries a timeout, and only temporary statuses are retried."""
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING, Unpack
 
 import pytest
 import responses
@@ -14,6 +15,10 @@ from reconciler.model.manifest import MAX_MANIFEST_BYTES
 from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.retry import RetryPolicy
+from tests.support.options import ClientOptions
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 BASE = "https://reg.example"
 REALM = "https://auth.example/token"
@@ -30,9 +35,10 @@ class _Zeros(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
-        n = min(len(buf), self.left)
-        buf[:n] = self.fill * n
+    def readinto(self, buf: WriteableBuffer) -> int:
+        view = memoryview(buf)
+        n = min(len(view), self.left)
+        view[:n] = self.fill * n
         self.left -= n
         self.read_bytes += n
         return n
@@ -48,9 +54,9 @@ def sleeps() -> list[float]:
     return []
 
 
-def client(sleeps: list[float], **kw: object) -> RegistryClient:
+def client(sleeps: list[float], **kw: Unpack[ClientOptions]) -> RegistryClient:
     return RegistryClient(RegistryConfig(BASE), retry=RetryPolicy(attempts=3, sleep=sleeps.append),
-                          **kw)  # type: ignore[arg-type]
+                          **kw)
 
 
 def test_huge_manifest_is_refused_after_a_bounded_read(sleeps: list[float]) -> None:
@@ -138,6 +144,7 @@ def test_every_request_has_a_timeout(sleeps: list[float]) -> None:
         with client(sleeps, timeout=(3.0, 7.0)) as c:
             c.tag_list("lib/app")
             c.manifest_head("lib/app", "a")
+        # req_kwargs: responses records them on each request; not in its types
         timeouts = [call.request.req_kwargs.get("timeout") for call in rsps.calls]  # type: ignore[attr-defined]
     assert len(timeouts) == 5 and all(t == (3.0, 7.0) for t in timeouts)
 

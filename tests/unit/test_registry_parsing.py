@@ -16,6 +16,7 @@ from reconciler.registry.auth import Challenge, Credentials, TokenCache, parse_a
 from reconciler.registry.retry import RetryPolicy
 from reconciler.registry.session import base_url, make_session, url_credentials
 from reconciler.registry.transport import parse_link_next, parse_retry_after, resolve_link
+from tests.support.options import TLSOptions
 
 HUB = 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"'
 
@@ -198,10 +199,11 @@ def test_token_cache_expiry_and_invalidation() -> None:
     ({"client_cert": "/c.pem", "client_key": "/k.pem"}, True, ("/c.pem", "/k.pem")),
     ({"client_cert": "/both.pem"}, True, "/both.pem"),
 ], ids=["verify-by-default", "ca-file", "verify-off", "cert-and-key", "combined-cert"])
-def test_session_tls_options(kw: dict[str, object], verify: object, cert: object) -> None:
-    session = make_session(RegistryConfig("https://reg.example", max_concurrency=9, **kw))  # type: ignore[arg-type]
+def test_session_tls_options(kw: TLSOptions, verify: object, cert: object) -> None:
+    session = make_session(RegistryConfig("https://reg.example", max_concurrency=9, **kw))
     try:
         assert session.verify == verify and session.cert == cert
+        # requests keeps the pool size in a private attribute its types do not name
         assert session.get_adapter("https://reg.example")._pool_maxsize == 9  # type: ignore[attr-defined]
     finally:
         session.close()

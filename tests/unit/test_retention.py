@@ -4,6 +4,8 @@ versions go, which never do, and what dropping them gives back once gc runs."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
+from typing import TypedDict
 
 import pytest
 
@@ -12,11 +14,12 @@ from reconciler.model import Digest
 from reconciler.model.content import Origin
 from reconciler.model.repository import VersionHistory, version_ranges
 from reconciler.ops.retention import GRACE, LATEST, PUBLISHED, choose, freed_bytes
-from reconciler.plan.actions import Change, Op
+from reconciler.plan.actions import Change, DropVersions, Op
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
 from reconciler.plan.render_markdown import render_markdown
 from reconciler.plan.render_text import render_text
+from tests.support.narrow import narrow
 from tests.support.planworld import desired, digest, observed, repo, state, synced
 
 S = Origin.SYNC
@@ -65,6 +68,12 @@ A, B, C, D = (Digest.of(x) for x in (b"a", b"b", b"c", b"d"))
 SIZES = {A: 100, B: 20, C: 3, D: 4000}
 
 
+class FreedArgs(TypedDict, total=False):
+    new_version: bool
+    removing: Collection[Digest]
+    adding: Collection[Digest]
+
+
 @pytest.mark.parametrize(("rows", "dropped", "kw", "freed"), [
     # A held by 1-2 only, B by 1-4 (into the kept 3), C from 3 on, D only by 2
     (((A, 1, 3), (B, 1, 5), (C, 3, None), (D, 2, 3)), [1, 2], {}, 100 + 4000),
@@ -75,9 +84,9 @@ SIZES = {A: 100, B: 20, C: 3, D: 4000}
     (((A, 1, 3), (C, 3, None)), [1, 2, 3, 4], {"new_version": True}, 100),
 ], ids=["old-only-content", "still-held", "new-version-removes-and-readds", "new-version-carries-over"])
 def test_freed_bytes(rows: tuple[tuple[Digest, int, int | None], ...], dropped: list[int],
-                     kw: dict[str, object], freed: int) -> None:
+                     kw: FreedArgs, freed: int) -> None:
     h = history(range(1, 5), rows=rows, sizes=SIZES)
-    assert freed_bytes(h, dropped, **kw) == freed  # type: ignore[arg-type]
+    assert freed_bytes(h, dropped, **kw) == freed
 
 
 def test_content_another_repository_holds_is_never_counted() -> None:
@@ -106,7 +115,7 @@ def plan_for(keep: int, *, upstream: dict[str, str], numbers: list[int], publish
 
 def test_plan_drops_old_versions_counting_the_new_one_and_the_moving_publication() -> None:
     plan = plan_for(2, upstream={"latest": "b"}, numbers=[1, 2, 3, 4, 5], published=5, tags={"latest": "a"})
-    drop = plan.action("web/drop_versions/versions")
+    drop = narrow(DropVersions, plan.action("web/drop_versions/versions"))
     # v6 comes and stays with v5; the publish moves from 5 to 6, so 5 is no longer pinned
     assert drop.versions == (1, 2, 3, 4) and drop.change is Change.DELETE
     assert drop.reason == "retain_versions: 2"
@@ -121,7 +130,7 @@ def test_plan_drops_old_versions_counting_the_new_one_and_the_moving_publication
 
 def test_plan_with_keep_1_and_no_grace_period_drops_the_old_latest_and_counts_what_it_held() -> None:
     plan = plan_for(1, upstream={"latest": "b"}, numbers=[3, 4], published=4, tags={"latest": "a"}, grace=False)
-    drop = plan.action("web/drop_versions/versions")
+    drop = narrow(DropVersions, plan.action("web/drop_versions/versions"))
     assert drop.versions == (3, 4)
     # the old image's blobs are held by no kept version and not by the new one
     assert drop.frees_bytes == 10 * len(state({"latest": ("a", S)}).content.blobs)
@@ -130,12 +139,12 @@ def test_plan_with_keep_1_and_no_grace_period_drops_the_old_latest_and_counts_wh
 def test_the_version_a_publish_leaves_stays_for_its_grace_period() -> None:
     # the publish moves off 4, which is then served by digest for the grace period: kept now
     plan = plan_for(1, upstream={"latest": "b"}, numbers=[3, 4], published=4, tags={"latest": "a"})
-    drop = plan.action("web/drop_versions/versions")
+    drop = narrow(DropVersions, plan.action("web/drop_versions/versions"))
     assert drop.versions == (3,) and drop.frees_bytes == 0
     # a version still in a grace period is never chosen; once it ended, it goes
     plan = plan_for(1, upstream={"latest": "a"}, numbers=[3, 4, 5], published=5, tags={"latest": "a"},
                     in_grace=(4,))
-    assert plan.action("web/drop_versions/versions").versions == (3,)
+    assert narrow(DropVersions, plan.action("web/drop_versions/versions")).versions == (3,)
     plan = plan_for(1, upstream={"latest": "a"}, numbers=[4, 5], published=5, tags={"latest": "a"}, in_grace=(4,))
     assert not plan.has_changes
 
@@ -143,7 +152,7 @@ def test_the_version_a_publish_leaves_stays_for_its_grace_period() -> None:
 def test_saved_plan_keeps_the_exact_versions() -> None:
     plan = plan_for(1, upstream={"latest": "b"}, numbers=[3, 4], published=4, tags={"latest": "a"}, grace=False)
     again = Plan.loads(plan.dumps())
-    assert again.action("web/drop_versions/versions").versions == (3, 4)
+    assert narrow(DropVersions, again.action("web/drop_versions/versions")).versions == (3, 4)
     assert again.digest() == plan.digest()
     assert plan.to_json()["actions"][-1]["op"] == "drop_versions"
 
@@ -154,14 +163,14 @@ def test_nothing_to_drop_means_no_action_and_no_changes() -> None:
     # no new version and 3 versions over 2: the unpublished oldest one goes, alone
     plan = plan_for(2, upstream={"latest": "a"}, numbers=[3, 4, 5], published=5, tags={"latest": "a"})
     assert [a.op for a in plan.actions] == [Op.DROP_VERSIONS]
-    assert plan.actions[0].versions == (3,) and plan.actions[0].depends_on == ()
+    assert narrow(DropVersions, plan.actions[0]).versions == (3,) and plan.actions[0].depends_on == ()
 
 
 def test_an_unpublish_releases_the_published_version_after_it_runs() -> None:
     # published at 2 (a rollback); repos.yaml no longer publishes: the unpublish frees 2
     plan = plan_for(1, upstream={"latest": "a"}, numbers=[1, 2, 3, 4], published=2, tags={"latest": "a"},
                     publish=False)
-    drop = plan.action("web/drop_versions/versions")
+    drop = narrow(DropVersions, plan.action("web/drop_versions/versions"))
     assert drop.versions == (1, 2, 3)
     assert "web/unpublish/team/web" in drop.depends_on
 

@@ -31,7 +31,7 @@ def record_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
         checks.append(hashed)
         return real(password, hashed)
 
-    monkeypatch.setattr(auth.bcrypt, "checkpw", recording)
+    monkeypatch.setattr("reconciler.server.auth.bcrypt.checkpw", recording)
     return checks
 
 

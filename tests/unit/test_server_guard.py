@@ -36,8 +36,8 @@ def test_failures_in_a_row_open_the_circuit_then_requests_fail_fast() -> None:
     clock = Clock()
     guard = StorageGuard(slots=2, failures=3, cooldown=10, clock=clock)
     for _ in range(2):
-        err = _fail(guard)
-        assert err.status == 503 and err.code == "UNAVAILABLE" and "Read timeout" in err.message
+        failure = _fail(guard)
+        assert failure.status == 503 and failure.code == "UNAVAILABLE" and "Read timeout" in failure.message
     assert guard.state == CLOSED
     _fail(guard)
     assert guard.state == OPEN
@@ -201,7 +201,7 @@ def test_every_write_and_every_download_start_is_guarded() -> None:
 def test_a_lost_lock_stops_the_next_guarded_call_but_not_reads() -> None:
     raw = LockLosingStore()
     flag = StopFlag()
-    store = StoppingStore(raw, flag, raw)  # type: ignore[arg-type]
+    store = StoppingStore(raw, flag, raw)  # type: ignore[arg-type]  # a stand-in with the methods the proxy calls
     store.blobs_missing([])
     raw.lost = True
     # the stop carries the lost lock's message and hint (Interrupted: no action handler swallows it)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import bcrypt
@@ -155,7 +155,7 @@ EXPECT = {
 
 
 class Granted:
-    def __init__(self, app: RegistryApp, images: dict[str, Image]) -> None:
+    def __init__(self, app: RegistryApp, images: Mapping[str, Image]) -> None:
         self.app, self.images = app, images
 
     def get(self, path: str, who: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:

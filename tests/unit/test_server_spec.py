@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -17,15 +19,17 @@ import pytest
 from reconciler.model import mediatypes as mt
 from reconciler.server import RegistryApp
 from reconciler.server.auth import Htpasswd
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import build_image
-from tests.support.serving import backend_opener, commit_tags, fill_store, wsgi_call
+from tests.support.serving import Fixture, backend_opener, commit_tags, fill_store, wsgi_call
 
 ALL = mt.ACCEPT_ALL
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[RegistryApp, Fixture, Store]]:
     """The app over a filled store, on each backend (the point lookups are SQL)."""
     root = tmp_path_factory.mktemp("srv")
     with backend_opener(request, root) as opener:
@@ -39,7 +43,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         store.close()
 
 
-def call(app: RegistryApp, method: str, path: str, **kw):  # type: ignore[no-untyped-def]
+def call(app: RegistryApp, method: str, path: str, **kw: Any) -> tuple[int, dict[str, str], bytes]:
     return wsgi_call(app, method, path, **kw)
 
 
@@ -54,7 +58,7 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def test_base_endpoint(served) -> None:  # type: ignore[no-untyped-def]
+def test_base_endpoint(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, _, _ = served
     status, headers, body = call(app, "GET", "/v2/", headers={"Authorization": basic("alice", "secret")})
     assert (status, body) == (200, b"{}")
@@ -69,7 +73,7 @@ def test_base_endpoint(served) -> None:  # type: ignore[no-untyped-def]
     ("test/docker", "latest"), ("test/docker", "v1"), ("test/oci", "v1"), ("test/list", "v1"), ("test/index", "v1"),
 ])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_manifest_by_tag_and_digest(served, name: str, tag: str, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_by_tag_and_digest(served: tuple[RegistryApp, Fixture, Store], name: str, tag: str, method: str) -> None:
     app, fx, _ = served
     m = fx.images[name][tag].manifest
     for ref in (tag, str(m.digest)):
@@ -82,7 +86,7 @@ def test_manifest_by_tag_and_digest(served, name: str, tag: str, method: str) ->
         assert body == (m.raw if method == "GET" else b"")
 
 
-def test_if_none_match_is_not_required_but_etag_is_stable(served) -> None:  # type: ignore[no-untyped-def]
+def test_if_none_match_is_not_required_but_etag_is_stable(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, fx, _ = served
     first = call(app, "GET", "/v2/test/docker/manifests/v1", headers={"Accept": ALL})
     second = call(app, "GET", "/v2/test/docker/manifests/v1", headers={"Accept": ALL})
@@ -108,7 +112,7 @@ def test_if_none_match_is_not_required_but_etag_is_stable(served) -> None:  # ty
     ("test/oci", f"*/*;q=0, {mt.OCI_MANIFEST};q=0.1", "self"),
 ], ids=["list-s2-only", "index-oci-only", "index-s2-only", "oci-s2-only", "docker-oci-only", "no-accept",
         "wildcard", "q-params", "q0-list", "q0-manifest", "q0-wildcard", "q0-wildcard-but-named"])
-def test_negotiation(served, name: str, accept: str, want: object) -> None:  # type: ignore[no-untyped-def]
+def test_negotiation(served: tuple[RegistryApp, Fixture, Store], name: str, accept: str, want: object) -> None:
     app, fx, _ = served
     img = fx.images[name]["v1"]
     headers = {"Accept": accept} if accept else {}
@@ -121,7 +125,7 @@ def test_negotiation(served, name: str, accept: str, want: object) -> None:  # t
     assert hdrs["Docker-Content-Digest"] == str(expected.digest) and hdrs["Content-Type"] == expected.media_type
 
 
-def test_index_by_digest_never_falls_back(served) -> None:  # type: ignore[no-untyped-def]
+def test_index_by_digest_never_falls_back(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, fx, _ = served
     idx = fx.images["test/list"]["v1"].manifest
     status, _, body = call(app, "GET", f"/v2/test/list/manifests/{idx.digest}", headers={"Accept": mt.DOCKER_SCHEMA2})
@@ -129,7 +133,7 @@ def test_index_by_digest_never_falls_back(served) -> None:  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_blob_whole(served, method: str) -> None:  # type: ignore[no-untyped-def]
+def test_blob_whole(served: tuple[RegistryApp, Fixture, Store], method: str) -> None:
     app, fx, _ = served
     digest, data = next(iter(fx.images["test/docker"]["v1"].blobs.items()))
     status, headers, body = call(app, method, f"/v2/test/docker/blobs/{digest}")
@@ -154,7 +158,7 @@ def test_blob_whole(served, method: str) -> None:  # type: ignore[no-untyped-def
     ("bytes=" + "0" * 5000 + "3-9", (206, slice(3, 10))),
 ], ids=["first10", "from10", "suffix5", "past-end", "one-byte", "unsatisfiable", "multi-ignored", "unit-ignored",
         "huge-first", "huge-last", "huge-suffix", "leading-zeros"])
-def test_blob_range(served, rng: str, expect) -> None:  # type: ignore[no-untyped-def]
+def test_blob_range(served: tuple[RegistryApp, Fixture, Store], rng: str, expect: tuple[int, slice | None]) -> None:
     app, fx, _ = served
     digest, data = max(fx.images["test/docker"]["v1"].blobs.items(), key=lambda kv: len(kv[1]))
     status, headers, body = call(app, "GET", f"/v2/test/docker/blobs/{digest}", headers={"Range": rng})
@@ -163,6 +167,7 @@ def test_blob_range(served, rng: str, expect) -> None:  # type: ignore[no-untype
     if status == 416:
         assert headers["Content-Range"] == f"bytes */{len(data)}"
         return
+    assert window is not None  # the table gives one for every status but 416
     assert body == data[window] and headers["Content-Length"] == str(len(body))
     if status == 206:
         first = data.index(body) if window.start is None or window.start >= 0 else len(data) + window.start
@@ -188,7 +193,7 @@ def test_blob_range(served, rng: str, expect) -> None:  # type: ignore[no-untype
     ("GET", "/v2/test/secret/manifests/v1", 401, "UNAUTHORIZED"),
     ("GET", "/v2/test/secret/tags/list", 401, "UNAUTHORIZED"),
 ], ids=lambda v: v if isinstance(v, str) and v.isupper() else None)
-def test_errors(served, method: str, path: str, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+def test_errors(served: tuple[RegistryApp, Fixture, Store], method: str, path: str, status: int, code: str) -> None:
     app, _, _ = served
     got, headers, body = call(app, method, path, headers={"Accept": ALL})
     assert got == status and errors_of(body) == [code]
@@ -199,7 +204,7 @@ def test_errors(served, method: str, path: str, status: int, code: str) -> None:
         assert headers["WWW-Authenticate"].startswith("Basic realm=")
 
 
-def test_head_errors_have_no_body(served) -> None:  # type: ignore[no-untyped-def]
+def test_head_errors_have_no_body(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, _, _ = served
     status, headers, body = call(app, "HEAD", "/v2/test/docker/manifests/nope")
     assert status == 404 and body == b"" and int(headers["Content-Length"]) > 0
@@ -225,7 +230,7 @@ def test_head_errors_have_no_body(served) -> None:  # type: ignore[no-untyped-de
     "/v2/test/docker/tags/list\n",
     "/v2/test/docker/blobs/uploads/\n",
 ])
-def test_path_safety(served, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_path_safety(served: tuple[RegistryApp, Fixture, Store], path: str) -> None:
     """Nothing outside the published content is ever served; every such path is an
     OCI error (the WSGI server has already decoded %2e, so it arrives as '.')."""
     app, _, _ = served
@@ -236,7 +241,7 @@ def test_path_safety(served, path: str) -> None:  # type: ignore[no-untyped-def]
     assert b"root:" not in body
 
 
-def test_blob_only_under_a_name_whose_version_holds_it(served) -> None:  # type: ignore[no-untyped-def]
+def test_blob_only_under_a_name_whose_version_holds_it(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, fx, _ = served
     secret_blob = next(iter(fx.images["test/secret"]["v1"].blobs))
     status, _, body = call(app, "GET", f"/v2/test/docker/blobs/{secret_blob}")
@@ -250,7 +255,7 @@ def test_blob_only_under_a_name_whose_version_holds_it(served) -> None:  # type:
     (None, 401), (basic("alice", "wrong"), 401), (basic("bob", "secret"), 401), ("Bearer abc", 401),
     (basic("alice", "secret"), 200),
 ], ids=["anonymous", "wrong-password", "unknown-user", "bearer", "valid"])
-def test_protected_repository(served, auth: str | None, status: int) -> None:  # type: ignore[no-untyped-def]
+def test_protected_repository(served: tuple[RegistryApp, Fixture, Store], auth: str | None, status: int) -> None:
     app, fx, _ = served
     headers = {"Accept": ALL, **({"Authorization": auth} if auth else {})}
     got, hdrs, body = call(app, "GET", "/v2/test/secret/manifests/v1", headers=headers)
@@ -261,7 +266,7 @@ def test_protected_repository(served, auth: str | None, status: int) -> None:  #
         assert hdrs["WWW-Authenticate"] == 'Basic realm="reconciler"'
 
 
-def test_wrong_credentials_are_refused_even_for_public_names(served) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_credentials_are_refused_even_for_public_names(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, _, _ = served
     status, _, _ = call(app, "GET", "/v2/test/docker/tags/list", headers={"Authorization": basic("alice", "x")})
     assert status == 401
@@ -314,7 +319,7 @@ def test_tags_pagination(tmp_path: Path, query: str, tags: list[str], link: str 
         store.close()
 
 
-def test_catalog_pagination_and_visibility(served) -> None:  # type: ignore[no-untyped-def]
+def test_catalog_pagination_and_visibility(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, _, _ = served
     public = ["test/docker", "test/index", "test/list", "test/oci"]
     status, headers, body = call(app, "GET", "/v2/_catalog")
@@ -328,7 +333,7 @@ def test_catalog_pagination_and_visibility(served) -> None:  # type: ignore[no-u
     assert json.loads(authed[2])["repositories"] == sorted(public + ["test/secret"])
 
 
-def test_publish_switch_and_unpublish_are_seen_immediately(served) -> None:  # type: ignore[no-untyped-def]
+def test_publish_switch_and_unpublish_are_seen_immediately(served: tuple[RegistryApp, Fixture, Store]) -> None:
     app, fx, store = served
     old = fx.images["test/oci"]["v1"]
     new = build_image("oci-v2", oci=True)
@@ -342,7 +347,7 @@ def test_publish_switch_and_unpublish_are_seen_immediately(served) -> None:  # t
     store.publish("oci", name="test/oci", version=version - 1, protected=False)
 
 
-def test_access_log_line(served, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_access_log_line(served: tuple[RegistryApp, Fixture, Store], caplog: pytest.LogCaptureFixture) -> None:
     app, fx, _ = served
     digest = next(iter(fx.images["test/docker"]["v1"].blobs))
     with caplog.at_level(logging.INFO, logger="reconciler.server.access"):

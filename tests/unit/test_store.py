@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,11 +21,18 @@ from reconciler.errors import (
 )
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
-from tests.support.imagegen import build_image, build_multiarch, build_schema1, store_image
+from reconciler.model.descriptor import Descriptor
+from reconciler.model.repository import Repository
+from reconciler.store.protocol import Store
+from tests.support.backends import local_root
+from tests.support.imagegen import Image, build_image, build_multiarch, build_schema1, store_image
+from tests.support.narrow import narrow
 
 
-def content_of(*images) -> ContentSet:  # type: ignore[no-untyped-def]
-    blobs, manifests, indexes = set(), set(), set()
+def content_of(*images: Image) -> ContentSet:
+    blobs: set[Digest] = set()
+    manifests: set[Digest] = set()
+    indexes: set[Digest] = set()
     for img in images:
         for d in img.all_blobs():
             blobs.add(Digest.parse(d))
@@ -33,7 +41,7 @@ def content_of(*images) -> ContentSet:  # type: ignore[no-untyped-def]
     return ContentSet(frozenset(blobs), frozenset(manifests), frozenset(indexes))
 
 
-def test_blob_put_verifies_and_is_idempotent(store) -> None:  # type: ignore[no-untyped-def]
+def test_blob_put_verifies_and_is_idempotent(store: Store) -> None:
     data = b"hello world" * 1000
     d = Digest.of(data)
     gen = store.generation()
@@ -46,7 +54,7 @@ def test_blob_put_verifies_and_is_idempotent(store) -> None:  # type: ignore[no-
     assert store.blobs_missing([d, Digest.of(b"other")]) == {Digest.of(b"other")}
 
 
-def test_blob_mismatch_leaves_nothing(store) -> None:  # type: ignore[no-untyped-def]
+def test_blob_mismatch_leaves_nothing(store: Store) -> None:
     wrong = Digest.of(b"something else")
     with pytest.raises(DigestMismatch):
         store.blob_put(io.BytesIO(b"actual bytes"), wrong)
@@ -54,10 +62,10 @@ def test_blob_mismatch_leaves_nothing(store) -> None:  # type: ignore[no-untyped
     assert store.blob_path(wrong) is None
     with pytest.raises(InvalidInput):
         store.blob_put(io.BytesIO(b"short"), Digest.of(b"short!"), size=6)
-    assert list((store.root / "tmp").iterdir()) == []
+    assert list((local_root(store) / "tmp").iterdir()) == []
 
 
-def test_manifest_roundtrip_every_kind(store) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_roundtrip_every_kind(store: Store) -> None:
     for img in (build_image("a"), build_image("b", oci=True), build_multiarch("c"), build_schema1("d")):
         store_image(store, img)
         got = store.manifest_get(img.digest)
@@ -65,7 +73,7 @@ def test_manifest_roundtrip_every_kind(store) -> None:  # type: ignore[no-untype
         assert got.media_type == img.manifest.media_type
 
 
-def test_repository_lifecycle_and_versions(store) -> None:  # type: ignore[no-untyped-def]
+def test_repository_lifecycle_and_versions(store: Store) -> None:
     repo = store.repository_create("web", feed="https://r.example", upstream_name="lib/web")
     assert repo.latest_version == 0 and repo.feed == "https://r.example"
     with pytest.raises(Conflict):
@@ -98,7 +106,7 @@ def test_repository_lifecycle_and_versions(store) -> None:  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("breakage", ["missing-blob", "missing-child", "dangling-tag", "unknown-manifest"])
-def test_commit_refuses_inconsistent_versions(store, breakage: str) -> None:  # type: ignore[no-untyped-def]
+def test_commit_refuses_inconsistent_versions(store: Store, breakage: str) -> None:
     store.repository_create("r")
     multi = build_multiarch("m")
     store_image(store, multi)
@@ -120,12 +128,12 @@ def test_commit_refuses_inconsistent_versions(store, breakage: str) -> None:  # 
     assert store.generation() == gen
 
 
-def test_publish_unique_names_and_rollback(store) -> None:  # type: ignore[no-untyped-def]
+def test_publish_unique_names_and_rollback(store: Store) -> None:
     for rid in ("a", "b"):
         store.repository_create(rid)
     repo = store.publish("a", name="team/app", version=0, protected=True)
     assert (repo.publish_name, repo.published_version, repo.protected) == ("team/app", 0, True)
-    assert store.repository_by_publish_name("team/app").id == "a"
+    assert narrow(Repository, store.repository_by_publish_name("team/app")).id == "a"
     with pytest.raises(Conflict, match="already used"):
         store.publish("b", name="team/app", version=0, protected=False)
     with pytest.raises(NameInvalid):
@@ -137,7 +145,7 @@ def test_publish_unique_names_and_rollback(store) -> None:  # type: ignore[no-un
         store.unpublish("zzz")
 
 
-def test_check_and_gc(store) -> None:  # type: ignore[no-untyped-def]
+def test_check_and_gc(store: Store) -> None:
     store.repository_create("r")
     keep, drop = build_image("keep"), build_image("drop")
     store_image(store, keep)
@@ -151,24 +159,25 @@ def test_check_and_gc(store) -> None:  # type: ignore[no-untyped-def]
     assert store.check().ok
 
 
-def test_check_reports_corrupt_and_missing(store) -> None:  # type: ignore[no-untyped-def]
+def test_check_reports_corrupt_and_missing(store: Store) -> None:
     store.repository_create("r")
     img = build_image("c")
     store_image(store, img)
     store.version_commit("r", base=0, content=content_of(img), tags={}, operation="x")
     layer = img.manifest.layers[0].digest
-    path = store.blob_path(layer)
+    path = narrow(Path, store.blob_path(layer))
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    store.blob_path(img.manifest.config.digest).unlink()
+    config = narrow(Descriptor, img.manifest.config)
+    narrow(Path, store.blob_path(config.digest)).unlink()
     report = store.check()
     subjects = {(p.kind, p.subject) for p in report.problems}
     assert ("corrupt", str(layer)) in subjects
-    assert ("missing", str(img.manifest.config.digest)) in subjects
+    assert ("missing", str(config.digest)) in subjects
 
 
-def test_repository_delete(store) -> None:  # type: ignore[no-untyped-def]
+def test_repository_delete(store: Store) -> None:
     store.repository_create("gone")
     store.repository_delete("gone")
     assert store.repository_find("gone") is None
@@ -176,14 +185,14 @@ def test_repository_delete(store) -> None:  # type: ignore[no-untyped-def]
         store.version_get("gone")
 
 
-def test_journal(store) -> None:  # type: ignore[no-untyped-def]
+def test_journal(store: Store) -> None:
     jid = store.journal_start(command="apply", plan_digest="sha256:x", details={"n": 1})
     store.journal_finish(jid, result="ok", details={"n": 2})
     (entry,) = store.journal_list()
     assert entry.result == "ok" and entry.finished and entry.details == {"n": 2}
 
 
-def test_parallel_blob_puts_are_all_recorded(store) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_blob_puts_are_all_recorded(store: Store) -> None:
     """Parallel downloads record their blobs through shared (group) commits: every one
     is recorded when its blob_put returns, and they count as store writes."""
     from concurrent.futures import ThreadPoolExecutor
@@ -202,7 +211,7 @@ def test_parallel_blob_puts_are_all_recorded(store) -> None:  # type: ignore[no-
     assert gen < store.generation() <= gen + len(datas)
 
 
-def test_manifests_put_stores_an_index_with_its_children(store) -> None:  # type: ignore[no-untyped-def]
+def test_manifests_put_stores_an_index_with_its_children(store: Store) -> None:
     img = build_multiarch("m")
     for d, data in img.all_blobs().items():
         store.blob_put(io.BytesIO(data), Digest.parse(d))
@@ -212,7 +221,7 @@ def test_manifests_put_stores_an_index_with_its_children(store) -> None:  # type
     assert store.manifest_get(img.digest).digest == img.digest
 
 
-def test_manifest_refs_give_the_graph_parsing_gives(store) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_refs_give_the_graph_parsing_gives(store: Store) -> None:
     """The plan builds its graph from the recorded references instead of parsing every
     manifest: both must agree, for every kind (nested index kinds, schema1 included)."""
     from reconciler.ops.cascade import RefGraph
@@ -236,7 +245,7 @@ def test_manifest_refs_give_the_graph_parsing_gives(store) -> None:  # type: ign
     assert store.manifest_refs([]) == {}
 
 
-def test_versions_latest_matches_version_get(store) -> None:  # type: ignore[no-untyped-def]
+def test_versions_latest_matches_version_get(store: Store) -> None:
     img = build_image("x")
     store_image(store, img)
     for repo in ("one", "two"):
@@ -249,7 +258,7 @@ def test_versions_latest_matches_version_get(store) -> None:  # type: ignore[no-
         assert latest[repo] == store.version_get(repo)
 
 
-def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store) -> None:  # type: ignore[no-untyped-def]
+def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store: Store) -> None:
     """The store skips re-hashing a stream the registry client verifies; the stream's own
     failure at its end must still leave nothing behind."""
     from reconciler.model import VerifiedStream
@@ -263,7 +272,7 @@ def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store) -> None: 
 
     with pytest.raises(DigestMismatch):
         store.blob_put(VerifiedStream(lying(), d), d)
-    assert not store.blob_has(d) and list((store.root / "tmp").iterdir()) == []
+    assert not store.blob_has(d) and list((local_root(store) / "tmp").iterdir()) == []
     assert store.blob_put(VerifiedStream(iter([data[:7], data[7:]]), d), d, size=len(data)) == len(data)
     with store.blob_open(d) as f:
         assert f.read() == data
@@ -273,7 +282,7 @@ def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store) -> None: 
         store.blob_put(VerifiedStream(iter([data]), d), other)
 
 
-def test_migration_backfills_the_compact_references_of_older_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_migration_backfills_the_compact_references_of_older_stores(tmp_path: Path) -> None:
     import sqlite3
 
     from reconciler.store.sqlite import SQLiteStore
@@ -295,7 +304,7 @@ def test_migration_backfills_the_compact_references_of_older_stores(tmp_path) ->
         store.close()
 
 
-def test_gc_takes_the_store_lock_unless_this_thread_holds_it(store) -> None:  # type: ignore[no-untyped-def]
+def test_gc_takes_the_store_lock_unless_this_thread_holds_it(store: Store) -> None:
     """gc between another writer's 'bytes stored' and 'version committed' would delete
     what that writer is about to commit: gc waits for the lock, the holder's own does not."""
     outcome: list[BaseException | None] = []

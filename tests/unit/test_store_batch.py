@@ -11,10 +11,12 @@ import pytest
 
 from reconciler.errors import DigestMismatch, InvalidInput
 from reconciler.model import Digest
+from reconciler.store.protocol import Store
+from tests.support.backends import local_root
 from tests.support.imagegen import build_multiarch
 
 
-def test_staged_content_is_invisible_until_commit_then_known_in_one_transaction(store, tmp_path: Path) -> None:
+def test_staged_content_is_invisible_until_commit_then_known_in_one_transaction(store: Store, tmp_path: Path) -> None:
     img = build_multiarch("app")
     try:
         generation = store.generation()
@@ -31,20 +33,20 @@ def test_staged_content_is_invisible_until_commit_then_known_in_one_transaction(
         assert all(store.manifest_has(m.digest) for m in img.all_manifests())
         assert store.generation() == generation + 1  # every row in one transaction
         assert store.manifest_refs([img.digest])[img.digest].children == tuple(c.digest for c in img.children)
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
         assert store.check().ok
     finally:
         store.close()
 
 
-def test_an_uncommitted_batch_leaves_no_file_and_no_row(store, tmp_path: Path) -> None:
+def test_an_uncommitted_batch_leaves_no_file_and_no_row(store: Store, tmp_path: Path) -> None:
     data = b"layer" * 1000
     d = Digest.of(data)
     try:
         with store.content_batch() as batch:
             batch.blob_put(io.BytesIO(data), d, size=len(data))
         assert not store.blob_has(d) and store.blob_path(d) is None
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
     finally:
         store.close()
 
@@ -54,7 +56,7 @@ def test_an_uncommitted_batch_leaves_no_file_and_no_row(store, tmp_path: Path) -
     (b"layer" * 1000 + b"x", 5000, InvalidInput),
     (b"layer" * 999, 5000, InvalidInput),
 ], ids=["wrong-digest", "too-long", "cut-short"])
-def test_a_bad_blob_is_refused_and_leaves_nothing(store, tmp_path: Path, body: bytes, size: int | None,
+def test_a_bad_blob_is_refused_and_leaves_nothing(store: Store, tmp_path: Path, body: bytes, size: int | None,
                                                    error: type[Exception]) -> None:
     d = Digest.of(b"layer" * 1000)
     try:
@@ -64,15 +66,14 @@ def test_a_bad_blob_is_refused_and_leaves_nothing(store, tmp_path: Path, body: b
             assert not batch.blob_has(d)
             batch.commit()
         assert not store.blob_has(d)
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
     finally:
         store.close()
 
 
-def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(store, tmp_path: Path,
+def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(store: Store, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.errors import StoreError
-    from reconciler.store.sql import batch as batch_mod
 
     def full(src: str, dst: object) -> None:
         raise OSError(28, "No space left on device")
@@ -82,11 +83,11 @@ def test_a_disk_failure_at_commit_is_a_store_error_and_records_nothing(store, tm
     try:
         with store.content_batch() as batch:
             batch.blob_put(io.BytesIO(data), d, size=len(data))
-            monkeypatch.setattr(batch_mod.os, "replace", full)
+            monkeypatch.setattr("reconciler.store.sql.batch.os.replace", full)
             with pytest.raises(StoreError, match="No space left on device") as raised:
                 batch.commit()
             assert raised.value.hint and "free space" in raised.value.hint
         assert not store.blob_has(d)
-        assert list((store.root / "tmp").iterdir()) == []
+        assert list((local_root(store) / "tmp").iterdir()) == []
     finally:
         store.close()

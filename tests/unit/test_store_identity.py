@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StoreIdentityError
+from reconciler.store.blobs.protocol import BlobStorage
 from reconciler.store.sql import identity
 from reconciler.store.sql.identity import State, Step, decide
 from reconciler.store.sqlite import SQLiteStore
@@ -155,7 +156,7 @@ def test_a_moved_store_claims_its_blobs_only_when_the_original_is_gone(tmp_path:
         b.close()
 
 
-def identity_blobs(path: Path):  # type: ignore[no-untyped-def]
+def identity_blobs(path: Path) -> BlobStorage:
     from reconciler.store.blobs import open_blobs
 
     return open_blobs(path)

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import Conflict, NotFound
+from reconciler.model.descriptor import Descriptor
 from reconciler.ops.retention import prune_versions
 from reconciler.ops.v1.content import remove_v1
 from reconciler.ops.v1.upload import upload_v1
 from reconciler.store.protocol import Store
-from tests.support.imagegen import Image, build_image, build_multiarch, store_image
+from tests.support.imagegen import Image, ManifestImage, build_image, build_multiarch, store_image
+from tests.support.narrow import narrow
 from tests.support.serving import commit_tags, content_of
 from tests.support.v1images import build_chain, v1_save_tar
 
@@ -26,7 +28,7 @@ def size_of(store: Store, *images: Image) -> int:
             + sum(len(store.manifest_raw(d)[1]) for d in content.manifests | content.indexes))
 
 
-def moving_tag(store: Store, repo_id: str, n: int, *, shared: Image | None = None) -> list[Image]:
+def moving_tag(store: Store, repo_id: str, n: int, *, shared: Image | None = None) -> list[ManifestImage]:
     """Versions 1..n of ``repo_id``: tag ``latest`` on a new image each time (and tag
     ``base`` on ``shared`` in every version when given)."""
     images = [build_image(f"{repo_id}-{i}", payload=256) for i in range(1, n + 1)]
@@ -60,7 +62,7 @@ def test_dropping_versions_keeps_the_others_exactly_and_gc_frees_what_only_they_
     for img in images[:3]:
         assert not store.manifest_has(img.digest)
     for img in (*images[3:], base):
-        assert store.manifest_has(img.digest) and store.blob_has(img.manifest.config.digest)
+        assert store.manifest_has(img.digest) and store.blob_has(narrow(Descriptor, img.manifest.config).digest)
     assert store.check().ok
 
 
@@ -164,7 +166,7 @@ def test_usage_says_where_the_bytes_are(store: Store) -> None:
     usage = store.usage()
     assert usage.unreferenced_bytes == size_of(store, garbage)
     assert usage.total_bytes == size_of(store, *web, base, lone, garbage)
-    assert usage.to_json()["repositories"][0] == {  # type: ignore[index]
+    assert narrow(list, usage.to_json()["repositories"])[0] == {
         "id": "lonely", "versions": 3, "bytes": 0, "unique_bytes": size_of(store, lone), "old_versions_bytes": 0}
     # after dropping and gc, the old bytes are gone from every column
     store.versions_drop("web", [0, 1, 2])

@@ -16,6 +16,7 @@ from reconciler.errors import LockTimeout
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet
 from reconciler.store.sqlite import SQLiteStore
+from tests.support.cli import RunCli
 from tests.support.imagegen import build_image, store_image
 
 WRITER = textwrap.dedent("""
@@ -84,7 +85,7 @@ def test_lock_released_when_holder_is_killed(tmp_path: Path) -> None:
     store.close()
 
 
-def test_cli_store_check_names_corrupt_blob(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_cli_store_check_names_corrupt_blob(tmp_path: Path, run_cli: RunCli) -> None:
     root = tmp_path / "store"
     store = SQLiteStore(root)
     img = build_image("cli")
@@ -107,7 +108,7 @@ def test_cli_store_check_names_corrupt_blob(tmp_path: Path, run_cli) -> None:  #
     assert js.returncode == 1 and str(victim) in js.stdout and '"ok": false' in js.stdout
 
 
-def test_cli_basics(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+def test_cli_basics(tmp_path: Path, run_cli: RunCli) -> None:
     root = tmp_path / "s"
     v = run_cli("--version")
     assert v.returncode == 0 and "reconciler" in v.stdout

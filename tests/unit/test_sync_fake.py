@@ -4,7 +4,8 @@ is counted, what a failure leaves behind."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,11 +21,13 @@ from reconciler.store.protocol import Store
 from tests.support.fakeupstream import FakeUpstream
 from tests.support.imagegen import build_image, build_multiarch
 
+T = TypeVar("T")
+
 
 def sync(store: Store, upstream: FakeUpstream, repo: str, *, upstream_name: str, **kw: Any) -> SyncResult:
     """The one-off sync of ``repo`` from ``upstream_name`` on the fake upstream."""
     return api.sync_repository(store, repo, feed=upstream.config.url, upstream_name=upstream_name,
-                               source_factory=lambda _config: upstream, **kw)  # type: ignore[arg-type,return-value]
+                               source_factory=lambda _config: upstream, **kw)
 
 
 @pytest.fixture
@@ -37,11 +40,11 @@ def upstream() -> FakeUpstream:
     return up
 
 
-def tags_of(store, repo: str) -> dict[str, Digest]:  # type: ignore[no-untyped-def]
+def tags_of(store: Store, repo: str) -> dict[str, Digest]:
     return {n: e.digest for n, e in store.version_get(repo).tags.items()}
 
 
-def test_first_sync_fetches_everything_once_and_commits_one_version(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+def test_first_sync_fetches_everything_once_and_commits_one_version(store: Store, upstream: FakeUpstream) -> None:
     store.repository_create("app")
     events: list[ProgressEvent] = []
     result = sync(store, upstream, "app", upstream_name="lib/app", progress=events.append)
@@ -63,7 +66,7 @@ def test_first_sync_fetches_everything_once_and_commits_one_version(store, upstr
     assert store.check().ok
 
 
-def test_second_sync_without_change_costs_only_tag_list_and_heads(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+def test_second_sync_without_change_costs_only_tag_list_and_heads(store: Store, upstream: FakeUpstream) -> None:
     store.repository_create("app")
     sync(store, upstream, "app", upstream_name="lib/app")
     upstream.stats.counts.clear()
@@ -76,7 +79,7 @@ def test_second_sync_without_change_costs_only_tag_list_and_heads(store, upstrea
     assert store.generation() == generation
 
 
-def test_blobs_shared_between_repositories_are_downloaded_once(store) -> None:  # type: ignore[no-untyped-def]
+def test_blobs_shared_between_repositories_are_downloaded_once(store: Store) -> None:
     up = FakeUpstream()
     base = (b"common base layer",)
     up.push("one", build_image("one", shared=base), "latest")
@@ -90,7 +93,7 @@ def test_blobs_shared_between_repositories_are_downloaded_once(store) -> None:  
     assert len(shared) == 1
 
 
-def test_registry_without_digest_header_costs_one_get_per_tag(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+def test_registry_without_digest_header_costs_one_get_per_tag(store: Store, upstream: FakeUpstream) -> None:
     upstream.send_digest = False
     store.repository_create("app")
     sync(store, upstream, "app", upstream_name="lib/app", tag_filter=TagFilter(include=("v1",)))
@@ -99,7 +102,7 @@ def test_registry_without_digest_header_costs_one_get_per_tag(store, upstream: F
     assert tags_of(store, "app") == {"v1": upstream.repos["lib/app"].tags["v1"]}
 
 
-def test_filter_selects_tags(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+def test_filter_selects_tags(store: Store, upstream: FakeUpstream) -> None:
     store.repository_create("app")
     result = sync(store, upstream, "app", upstream_name="lib/app",
                   tag_filter=TagFilter(include=("v*", "re:multi|latest"), exclude=("v2",)))
@@ -109,7 +112,7 @@ def test_filter_selects_tags(store, upstream: FakeUpstream) -> None:  # type: ig
     assert "head" not in upstream.stats.counts and upstream.stats.counts["manifest_get"] == 3 + 3
 
 
-def test_corrupt_blob_fails_and_leaves_repository_unchanged(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_blob_fails_and_leaves_repository_unchanged(store: Store, upstream: FakeUpstream) -> None:
     store.repository_create("app")
     sync(store, upstream, "app", upstream_name="lib/app", tag_filter=TagFilter(include=("v1",)))
     before = store.version_get("app")
@@ -129,7 +132,7 @@ def test_corrupt_blob_fails_and_leaves_repository_unchanged(store, upstream: Fak
     assert store.check().ok
 
 
-def test_tag_deleted_between_listing_and_head_is_skipped(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+def test_tag_deleted_between_listing_and_head_is_skipped(store: Store, upstream: FakeUpstream) -> None:
     upstream.after_list = lambda name: upstream.delete_tag(name, "v1")
     store.repository_create("app")
     result = sync(store, upstream, "app", upstream_name="lib/app")
@@ -138,14 +141,14 @@ def test_tag_deleted_between_listing_and_head_is_skipped(store, upstream: FakeUp
     assert len(tags_of(store, "app")) == 5
 
 
-def test_foreign_layers_are_recorded_not_downloaded(store) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_layers_are_recorded_not_downloaded(store: Store) -> None:
     up = FakeUpstream()
     img = build_image("win", foreign=True)
     up.push("win", img, "latest")
     store.repository_create("win")
     result = sync(store, up, "win", upstream_name="win")
     assert result.foreign_layers == 1
-    foreign = img.manifest.foreign_layers()[0].digest  # type: ignore[union-attr]
+    foreign = img.manifest.foreign_layers()[0].digest
     assert foreign not in up.blob_log and not store.blob_has(foreign)
     assert store.check().ok
 
@@ -156,7 +159,7 @@ def test_refresh_returns_selected_tags_and_request_count(upstream: FakeUpstream)
     assert view.requests == 3 + 4 and view.listed == 6
 
 
-def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_fetches_share_in_flight_blobs(store: Store) -> None:
     """Apply fetches several repositories at once, into one content batch; a blob they
     share is downloaded once."""
     import threading
@@ -168,7 +171,7 @@ def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignor
     from reconciler.ops.transfer.walk import InFlight
 
     class SlowUpstream(FakeUpstream):
-        def blob_fetch(self, name, digest, sink):  # type: ignore[no-untyped-def]
+        def blob_fetch(self, name: str, digest: Digest, sink: Callable[[Iterator[bytes]], T]) -> T:
             time.sleep(0.05)  # keep both fetches' downloads in flight together
             return super().blob_fetch(name, digest, sink)
 
@@ -193,7 +196,7 @@ def test_concurrent_fetches_share_in_flight_blobs(store) -> None:  # type: ignor
 
 
 @pytest.mark.parametrize("allow_empty", [False, True], ids=["held-back", "allow-empty"])
-def test_mirror_with_an_empty_upstream_removes_nothing_unless_allowed(store, upstream: FakeUpstream,  # type: ignore[no-untyped-def]
+def test_mirror_with_an_empty_upstream_removes_nothing_unless_allowed(store: Store, upstream: FakeUpstream,
                                                                       allow_empty: bool) -> None:
     store.repository_create("app")
     sync(store, upstream, "app", upstream_name="lib/app", mirror=True)

@@ -6,6 +6,7 @@ leaves the repository exactly as it was and ``store check`` passes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ from reconciler.cli import main
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.model.registry import RegistryConfig
+from reconciler.ops.sync import SyncResult
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.registry.retry import RetryPolicy
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.imagegen import Image, build_image, store_image
 
@@ -60,21 +63,21 @@ class Upstream:
 
 
 @pytest.fixture
-def upstream():  # type: ignore[no-untyped-def]
+def upstream() -> Iterator[Upstream]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield Upstream(rsps)
 
 
-def run_sync(store, upstream: Upstream, repo: str = "app"):  # type: ignore[no-untyped-def]
+def run_sync(store: Store, upstream: Upstream, repo: str = "app") -> SyncResult:
     return api.sync_repository(store, repo, feed=BASE, upstream_name=NAME, source_factory=upstream.factory)
 
 
-def snapshot(store, repo: str):  # type: ignore[no-untyped-def]
+def snapshot(store: Store, repo: str) -> tuple[int, dict[str, TagEntry], ContentSet]:
     v = store.version_get(repo)
     return v.number, dict(v.tags), v.content
 
 
-def test_429_with_retry_after_then_success(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_429_with_retry_after_then_success(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     upstream.tags("v1")
     layer = next(iter(img.blobs))
@@ -86,7 +89,7 @@ def test_429_with_retry_after_then_success(store, upstream: Upstream) -> None:  
     assert store.check().ok
 
 
-def test_503_twice_then_success(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_503_twice_then_success(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     upstream.tags(status=503)
     upstream.tags(status=503)
@@ -98,7 +101,7 @@ def test_503_twice_then_success(store, upstream: Upstream) -> None:  # type: ign
     assert store.check().ok
 
 
-def test_truncated_blob_is_retried_then_succeeds(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_blob_is_retried_then_succeeds(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     layer, data = next(iter(img.blobs.items()))
     upstream.tags("v1")
@@ -109,7 +112,7 @@ def test_truncated_blob_is_retried_then_succeeds(store, upstream: Upstream) -> N
     assert store.blob_has(Digest.parse(layer)) and store.check().ok
 
 
-def test_blob_always_truncated_fails_and_changes_nothing(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_blob_always_truncated_fails_and_changes_nothing(store: Store, upstream: Upstream) -> None:
     old, new = build_image("old"), build_image("new")
     upstream.tags("v1")
     upstream.image(old, "v1")
@@ -130,7 +133,7 @@ def test_blob_always_truncated_fails_and_changes_nothing(store, upstream: Upstre
     assert store.check().ok
 
 
-def test_blob_with_wrong_digest_fails_and_stores_nothing(store, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+def test_blob_with_wrong_digest_fails_and_stores_nothing(store: Store, upstream: Upstream) -> None:
     img = build_image("app")
     layer, data = next(iter(img.blobs.items()))
     upstream.tags("v1")
@@ -168,7 +171,7 @@ def test_wrong_digest_through_the_cli_exits_1(upstream: Upstream, tmp_path: Path
 @pytest.mark.parametrize("gone_at", ["get-by-tag", "head", "get"],
                          ids=["new-tag-deleted-before-get", "known-tag-deleted-before-head",
                               "known-tag-moved-then-deleted-before-get"])
-def test_tag_deleted_between_listing_and_fetching(store, upstream: Upstream, gone_at: str) -> None:  # type: ignore[no-untyped-def]
+def test_tag_deleted_between_listing_and_fetching(store: Store, upstream: Upstream, gone_at: str) -> None:
     """A new tag is resolved by GET, a tag the repository holds by HEAD (then GET by
     digest when it moved): a 404 at any of them drops the tag, and the rest syncs."""
     kept, gone, old = build_image("kept"), build_image("gone"), build_image("old")
@@ -213,7 +216,7 @@ def test_json_summary(upstream: Upstream, tmp_path: Path, capsys: pytest.Capture
     assert out["requests"] == 1 + 1 + 2 + len(img.blobs)
 
 
-def test_a_client_that_cannot_be_opened_leaves_no_repository(store) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_that_cannot_be_opened_leaves_no_repository(store: Store) -> None:
     """The repository a sync creates is removed again whatever fails after its creation,
     opening the registry client included (a bad credentials file, a missing CA file)."""
     from reconciler.errors import ConfigError

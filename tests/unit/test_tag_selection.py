@@ -3,6 +3,8 @@ variants, newest N by version and by name, the plan's words, and refused inputs.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import pytest
 
 from reconciler.errors import InvalidInput
@@ -43,11 +45,23 @@ TAGS = ["1.0.0", "1.2.0", "1.2.3", "v1.2.4", "1.3", "1", "1.9.9", "1.10.0", "2.0
         "1.2.3-alpine", "1.3.0-alpine", "latest", "v1.9.9"]
 
 
+class FilterArgs(TypedDict, total=False):
+    """``TagFilter``'s fields, as the tables give them."""
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    semver: str | None
+    semver_suffix: str | None
+    prereleases: bool
+    latest: int | None
+    sort: str
+
+
 @pytest.mark.parametrize("kwargs, selected, outranked", [
     ({"semver": ">=1.2.0 <2.0.0"}, ["1.2.0", "1.2.3", "v1.2.4", "1.3", "1.9.9", "1.10.0", "v1.9.9"], []),
     ({"semver": "^1.2"}, ["1.2.0", "1.2.3", "v1.2.4", "1.3", "1.9.9", "1.10.0", "v1.9.9"], []),
     ({"semver": "~1.2"}, ["1.2.0", "1.2.3", "v1.2.4"], []),
-    ({"semver": "1.x", "include": ["v*"]}, ["v1.2.4", "v1.9.9"], []),
+    ({"semver": "1.x", "include": ("v*",)}, ["v1.2.4", "v1.9.9"], []),
     ({"semver": "<1.0.0 || >=2"}, ["2.0.0", "2.1.0"], []),
     ({"semver": ">=2", "prereleases": True}, ["2.0.0", "2.1.0-rc1", "2.1.0"], []),
     ({"semver": "^1", "semver_suffix": "alpine"}, ["1.2.3-alpine", "1.3.0-alpine"], []),
@@ -59,12 +73,12 @@ TAGS = ["1.0.0", "1.2.0", "1.2.3", "v1.2.4", "1.3", "1", "1.9.9", "1.10.0", "2.0
                                 "v1.9.9"]),
     ({"latest": 1, "prereleases": True}, ["2.1.0"], ["1.0.0", "1.2.0", "1.2.3", "v1.2.4", "1.3", "1", "1.9.9",
                                                       "1.10.0", "2.0.0", "2.1.0-rc1", "v1.9.9"]),
-    ({"include": ["1.*"], "exclude": ["*-alpine"], "latest": 2, "sort": "alphanumeric"}, ["1.9.9", "1.10.0"],
+    ({"include": ("1.*",), "exclude": ("*-alpine",), "latest": 2, "sort": "alphanumeric"}, ["1.9.9", "1.10.0"],
      ["1.0.0", "1.2.0", "1.2.3", "1.3"]),
 ], ids=["range", "caret", "tilde", "x-range-and-include", "alternatives", "prereleases", "suffix", "suffix-glob-with-dash",
         "newest-2-versions", "newest-1", "newest-1-with-prereleases", "alphanumeric"])
-def test_selection_steps(kwargs: dict[str, object], selected: list[str], outranked: list[str]) -> None:
-    f = TagFilter(**kwargs)  # type: ignore[arg-type]
+def test_selection_steps(kwargs: FilterArgs, selected: list[str], outranked: list[str]) -> None:
+    f = TagFilter(**kwargs)
     result = f.selection(TAGS)
     assert list(result.selected) == selected
     assert list(result.outranked) == outranked
@@ -98,9 +112,9 @@ def test_date_stamps_by_name() -> None:
     ({"exclude": ("^1.2",)}, "pattern '^1.2' can never match a tag"),
 ], ids=["truncated-range", "not-a-range", "empty-range", "latest-0", "latest-bool", "sort", "range-in-include",
         "caret-in-exclude"])
-def test_refused_filters(kwargs: dict[str, object], message: str) -> None:
+def test_refused_filters(kwargs: FilterArgs, message: str) -> None:
     with pytest.raises(InvalidInput) as info:
-        TagFilter(**kwargs)  # type: ignore[arg-type]
+        TagFilter(**kwargs)
     assert message in info.value.message and info.value.hint
 
 

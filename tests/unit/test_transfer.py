@@ -110,7 +110,7 @@ class MemSink:
 
 def chain(depth: int) -> tuple[Image, list[Image]]:
     """An image under ``depth`` nested indexes: (the top index, every level)."""
-    levels = [build_image("deep", layers=1)]
+    levels: list[Image] = [build_image("deep", layers=1)]
     for _ in range(depth):
         levels.append(build_index([levels[-1]], oci=True))
     return levels[-1], levels
@@ -161,7 +161,7 @@ def test_depth_bound_with_keep_going_fails_that_root_only() -> None:
 
 def test_lying_descriptor_size_is_refused_before_anything_is_written() -> None:
     image = build_image("liar")
-    layer = image.manifest.blobs()[-1]  # type: ignore[union-attr]
+    layer = image.manifest.blobs()[-1]
     source = MemSource(image, blob_sizes={layer.digest: (layer.size or 0) + 1000})
     sink = MemSink()
     with pytest.raises(TransferFailed) as failed:
@@ -174,7 +174,7 @@ def test_lying_descriptor_size_is_refused_before_anything_is_written() -> None:
 
 def test_blob_of_another_digest_is_refused() -> None:
     image = build_image("swapped")
-    layer = image.manifest.blobs()[-1]  # type: ignore[union-attr]
+    layer = image.manifest.blobs()[-1]
     source = MemSource(image)
     good = source.blobs[layer.digest]
     source.blobs[layer.digest] = bytes(reversed(good))  # same size, other bytes
@@ -185,7 +185,7 @@ def test_blob_of_another_digest_is_refused() -> None:
 
 def test_blob_longer_than_declared_is_refused() -> None:
     image = build_image("long")
-    layer = image.manifest.blobs()[-1]  # type: ignore[union-attr]
+    layer = image.manifest.blobs()[-1]
     source = MemSource(image)
     source.blobs[layer.digest] += b"more"
     with pytest.raises(TransferFailed, match="more than the announced"):

@@ -11,13 +11,15 @@ import pytest
 
 from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import DigestMismatch, ManifestInvalid, TagInvalid, UploadInvalid
-from reconciler.model import Digest
+from reconciler.model import Digest, Manifest
 from reconciler.ops.formats.tarsafe import Limits
+from reconciler.store.protocol import Store
 from tests.support import archives as ar
 from tests.support import imagegen as ig
+from tests.support.narrow import narrow
 
 
-def unchanged(store, generation: int, repo: str = "r") -> None:  # type: ignore[no-untyped-def]
+def unchanged(store: Store, generation: int, repo: str = "r") -> None:
     """A refused upload leaves no repository, no version and no metadata change."""
     assert store.repository_find(repo) is None
     assert store.generation() == generation
@@ -25,7 +27,7 @@ def unchanged(store, generation: int, repo: str = "r") -> None:  # type: ignore[
 
 @pytest.mark.parametrize("version", ["1.0", "1.1"], ids=["transport-1.0-hex.tar", "transport-1.1-bare-hex"])
 @pytest.mark.parametrize("prefix", ["", "./"], ids=["tar-star", "tar-dot"])
-def test_skopeo_dir_v2s2_stores_manifest_and_blobs_untagged(store, tmp_path: Path, version: str, prefix: str) -> None:
+def test_skopeo_dir_v2s2_stores_manifest_and_blobs_untagged(store: Store, tmp_path: Path, version: str, prefix: str) -> None:
     img = ig.build_image("busybox")
     path = ar.skopeo_dir_tar(tmp_path / "bb.tar", img, version=version, prefix=prefix)
     result = upload(store, "schema2", path)
@@ -39,14 +41,14 @@ def test_skopeo_dir_v2s2_stores_manifest_and_blobs_untagged(store, tmp_path: Pat
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
-def test_skopeo_dir_v2s1(store, tmp_path: Path, signed: bool) -> None:
+def test_skopeo_dir_v2s1(store: Store, tmp_path: Path, signed: bool) -> None:
     img = ig.build_schema1("busybox", signed=signed)
     result = upload(store, "schema1", ar.skopeo_dir_tar(tmp_path / "s1.tar", img), tag="latest")
     assert result.summary.added["manifests"] == 1 and result.summary.added["blobs"] == 1
     assert store.version_get("schema1").tags["latest"].digest == img.digest
 
 
-def test_blobs_already_in_the_repository_need_not_be_in_the_tarball(store, tmp_path: Path) -> None:
+def test_blobs_already_in_the_repository_need_not_be_in_the_tarball(store: Store, tmp_path: Path) -> None:
     shared = (b"common base layer",)
     first, second = ig.build_image("one", shared=shared), ig.build_image("two", shared=shared)
     upload(store, "r", ar.skopeo_dir_tar(tmp_path / "1.tar", first))
@@ -56,7 +58,7 @@ def test_blobs_already_in_the_repository_need_not_be_in_the_tarball(store, tmp_p
     assert second.digest in store.version_get("r").content.manifests
 
 
-def test_blob_missing_from_tarball_and_repository_is_listed(store, tmp_path: Path) -> None:
+def test_blob_missing_from_tarball_and_repository_is_listed(store: Store, tmp_path: Path) -> None:
     img = ig.build_image("busybox")
     layer = str(img.manifest.layers[1].digest)
     gen = store.generation()
@@ -65,7 +67,7 @@ def test_blob_missing_from_tarball_and_repository_is_listed(store, tmp_path: Pat
     unchanged(store, gen)
 
 
-def test_corrupted_blob_stores_no_version(store, tmp_path: Path) -> None:
+def test_corrupted_blob_stores_no_version(store: Store, tmp_path: Path) -> None:
     img = ig.build_image("busybox")
     files = ar.skopeo_dir_files(img)
     victim = img.manifest.layers[0].digest.hex
@@ -75,7 +77,7 @@ def test_corrupted_blob_stores_no_version(store, tmp_path: Path) -> None:
     assert store.repository_find("r") is None
 
 
-def test_oci_layout_directory_and_archive_with_several_manifests_and_nested_index(store, tmp_path: Path) -> None:
+def test_oci_layout_directory_and_archive_with_several_manifests_and_nested_index(store: Store, tmp_path: Path) -> None:
     multi = ig.build_multiarch("multi", oci=True)
     nested = ig.build_index([multi], oci=True)  # an OCI index that lists an index
     single = ig.build_image("single", oci=True)
@@ -92,14 +94,14 @@ def test_oci_layout_directory_and_archive_with_several_manifests_and_nested_inde
     assert store.check().ok
 
 
-def test_docker_save_makes_schema2_manifests_with_gzip_layers_and_repotags(store, tmp_path: Path) -> None:
+def test_docker_save_makes_schema2_manifests_with_gzip_layers_and_repotags(store: Store, tmp_path: Path) -> None:
     a, b = ig.build_image("alpha"), ig.build_image("beta")
     path = ar.docker_save_tar(tmp_path / "save.tar", [(a, ["lib/alpha:latest", "lib/alpha:3.20"]),
                                                       (b, ["localhost:5000/beta:v1"])])
     upload(store, "saved", path)
     v = store.version_get("saved")
     assert set(v.tags) == {"latest", "3.20", "v1"}
-    m = store.manifest_get(v.tags["latest"].digest)
+    m = narrow(Manifest, store.manifest_get(v.tags["latest"].digest))
     assert m.media_type == "application/vnd.docker.distribution.manifest.v2+json"
     for layer in m.layers:
         with store.blob_open(layer.digest) as f:
@@ -112,7 +114,7 @@ def test_docker_save_makes_schema2_manifests_with_gzip_layers_and_repotags(store
     assert store.check().ok
 
 
-def test_docker_save_layer_not_matching_diff_id_stores_nothing(store, tmp_path: Path) -> None:
+def test_docker_save_layer_not_matching_diff_id_stores_nothing(store: Store, tmp_path: Path) -> None:
     path = ar.docker_save_tar(tmp_path / "s.tar", [(ig.build_image("a"), ["a:latest"])], corrupt_layer=True)
     gen = store.generation()
     with pytest.raises(DigestMismatch, match="diff_id"):
@@ -120,7 +122,7 @@ def test_docker_save_layer_not_matching_diff_id_stores_nothing(store, tmp_path: 
     unchanged(store, gen)
 
 
-def test_index_json_needs_its_children_in_the_repository(store, tmp_path: Path) -> None:
+def test_index_json_needs_its_children_in_the_repository(store: Store, tmp_path: Path) -> None:
     multi = ig.build_multiarch("multi")
     index_file = tmp_path / "list.json"
     index_file.write_bytes(multi.manifest.raw)
@@ -140,7 +142,7 @@ def test_index_json_needs_its_children_in_the_repository(store, tmp_path: Path) 
     assert store.manifest_get(multi.digest).raw == multi.manifest.raw  # byte for byte
 
 
-def test_index_json_that_is_not_a_manifest_is_refused(store, tmp_path: Path) -> None:
+def test_index_json_that_is_not_a_manifest_is_refused(store: Store, tmp_path: Path) -> None:
     p = tmp_path / "x.json"
     p.write_text(json.dumps({"hello": "world"}))
     with pytest.raises(ManifestInvalid):
@@ -152,13 +154,13 @@ def test_index_json_that_is_not_a_manifest_is_refused(store, tmp_path: Path) -> 
     ({"manifest.json": b"[]"}, "lists no images"),
     ({"index.json": b'{"manifests": []}'}, "lists no manifests"),
 ], ids=["no-known-files", "empty-docker-save", "empty-oci-index"])
-def test_unrecognised_archives_are_refused(store, tmp_path: Path, files: dict, match: str) -> None:
+def test_unrecognised_archives_are_refused(store: Store, tmp_path: Path, files: dict[str, bytes], match: str) -> None:
     with pytest.raises(UploadInvalid, match=match):
         upload(store, "r", ar.write_tar(tmp_path / "x.tar", files))
     assert store.repository_find("r") is None
 
 
-def test_tag_option_needs_one_image_and_a_valid_name(store, tmp_path: Path) -> None:
+def test_tag_option_needs_one_image_and_a_valid_name(store: Store, tmp_path: Path) -> None:
     entries = [(ig.build_image("a"), None), (ig.build_image("b"), None)]
     d = ar.oci_layout_dir(tmp_path / "two", entries)
     with pytest.raises(UploadInvalid, match="one image"):
@@ -173,7 +175,7 @@ HOSTILE = ["absolute", "traversal", "nested-traversal", "symlink-out", "symlink-
 
 
 @pytest.mark.parametrize("kind", HOSTILE)
-def test_hostile_tars_are_refused_before_anything_is_stored(store, tmp_path: Path, kind: str) -> None:
+def test_hostile_tars_are_refused_before_anything_is_stored(store: Store, tmp_path: Path, kind: str) -> None:
     img = ig.build_image("busybox")
     path = ar.hostile_tar(tmp_path / "evil.tar", kind, ar.skopeo_dir_files(img))
     gen = store.generation()
@@ -184,7 +186,7 @@ def test_hostile_tars_are_refused_before_anything_is_stored(store, tmp_path: Pat
     assert not store.blob_has(img.manifest.layers[0].digest)
 
 
-def test_member_and_total_size_limits(store, tmp_path: Path) -> None:
+def test_member_and_total_size_limits(store: Store, tmp_path: Path) -> None:
     img = ig.build_image("busybox", payload=4096)
     path = ar.skopeo_dir_tar(tmp_path / "bb.tar", img)
     biggest = max(len(b) for b in img.all_blobs().values())
@@ -196,7 +198,7 @@ def test_member_and_total_size_limits(store, tmp_path: Path) -> None:
     assert upload(store, "r", path).changed
 
 
-def test_symlink_inside_the_archive_is_followed(store, tmp_path: Path) -> None:
+def test_symlink_inside_the_archive_is_followed(store: Store, tmp_path: Path) -> None:
     """Docker 25's docker save links <id>/layer.tar to blobs/sha256/<hex>; links that stay
     inside the archive are fine."""
     import io
@@ -216,7 +218,7 @@ def test_symlink_inside_the_archive_is_followed(store, tmp_path: Path) -> None:
     assert Digest.parse(f"sha256:{victim}") in store.version_get("r").content.blobs
 
 
-def test_inspect_upload_predicts_the_import_and_stores_nothing(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_inspect_upload_predicts_the_import_and_stores_nothing(store: Store, tmp_path: Path) -> None:
     from reconciler.ops.upload import inspect_upload
 
     a, b = ig.build_image("alpha"), ig.build_image("beta")

@@ -15,10 +15,11 @@ import pytest
 from reconciler import api
 from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import ReconcilerError
-from reconciler.plan.actions import Op
+from reconciler.plan.actions import Op, Upload
 from reconciler.store.protocol import Store
 from tests.support.archives import oci_layout_files, write_tar
 from tests.support.imagegen import Image, build_image, build_multiarch
+from tests.support.narrow import narrow
 
 IMAGES = {"v1": build_image("one"), "v2": build_image("two", oci=True), "v3": build_multiarch("three")}
 
@@ -48,6 +49,7 @@ def test_an_untagged_upload_sets_every_tag_the_file_names(store: Store, tmp_path
     assert not api.make_plan(store, yaml).has_changes
     # the plan showed the tags it set (and a saved plan carries them for apply to check)
     (action,) = [a for a in plan.actions if a.op is Op.UPLOAD]
+    action = narrow(Upload, action)
     assert dict(action.upload_tags) == {t: str(i.digest) for t, i in IMAGES.items()}
 
 
@@ -55,7 +57,7 @@ def test_one_entry_per_tag_selects_the_image_the_file_names(store: Store, tmp_pa
     three_tags(tmp_path)
     yaml = write_yaml(tmp_path, "      - {file: three.tar, tag: v1}\n      - {file: three.tar, tag: v3}\n")
     plan = api.make_plan(store, yaml)
-    assert sorted(a.tag for a in plan.actions if a.op is Op.UPLOAD) == ["v1", "v3"]  # type: ignore[type-var]
+    assert sorted(a.tag or "" for a in plan.actions if a.op is Op.UPLOAD) == ["v1", "v3"]  # "": an untagged one
     _, result = api.apply_file(store, yaml)
     assert result.ok, result.to_json()
     assert tags_of(store) == {"v1": str(IMAGES["v1"].digest), "v3": str(IMAGES["v3"].digest)}

@@ -15,19 +15,20 @@ from reconciler.desired.model import Upload
 from reconciler.errors import RegistryError
 from reconciler.model.content import V1Content
 from reconciler.model.registry import RegistryConfig
-from reconciler.plan.actions import Op
+from reconciler.plan.actions import Op, V1Upload
 from reconciler.plan.diff import diff
 from reconciler.plan.model import Plan
-from reconciler.plan.observed import V1UploadInfo, V1Upstream
+from reconciler.plan.observed import Observed, V1UploadInfo, V1Upstream
 from reconciler.plan.render_text import render_text
 from reconciler.registry.v1client import V1Client
+from tests.support.narrow import narrow
 from tests.support.planworld import RepositorySpec, desired, observed, repo, state, synced
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 FILE = Path("/work/tutorial.tar")
 
 
-def _observed(v1: V1Content | None, *, upload: V1UploadInfo | None = None, upstream: V1Upstream | None = None):  # type: ignore[no-untyped-def]
+def _observed(v1: V1Content | None, *, upload: V1UploadInfo | None = None, upstream: V1Upstream | None = None) -> Observed:
     base = observed({"r": repo("r", state({}))})
     return dataclasses.replace(
         base, v1={"r": v1} if v1 is not None else {},
@@ -44,12 +45,13 @@ V1_SPEC = RepositorySpec(id="r", uploads=(Upload(FILE, v1=True, mask_id=A),))
     (V1Content(frozenset({B, C}), {"latest": B}), [("~", {"v1_tags": 1})]),
     (V1Content(frozenset({B, C}), {"latest": C}, frozenset({A})), []),
 ], ids=["new", "tag-moved-back", "in-place"])
-def test_v1_upload_is_planned_only_when_it_changes_something(have: V1Content, expect: list) -> None:  # type: ignore[type-arg]
+def test_v1_upload_is_planned_only_when_it_changes_something(have: V1Content,
+                                                              expect: list[tuple[str, dict[str, int]]]) -> None:
     plan = diff(desired(V1_SPEC), _observed(have, upload=UPLOAD))
     got = [(a.change.value, dict(a.adds)) for a in plan.actions if a.op is Op.V1_UPLOAD]
     assert got == expect
     if expect:
-        a = next(a for a in plan.actions if a.op is Op.V1_UPLOAD)
+        a = narrow(V1Upload, next(a for a in plan.actions if a.op is Op.V1_UPLOAD))
         assert (a.mask_id, dict(a.v1_tags), a.file_digest) == (A, {"latest": C}, UPLOAD.file_digest)
 
 
@@ -158,6 +160,7 @@ def test_a_saved_plan_is_stale_when_its_v1_upload_file_changed() -> None:
             return 7
 
     plan = diff(desired(V1_SPEC), _observed(V1Content(), upload=UPLOAD))
+    # a stand-in store with the one method check_fresh reads
     check_fresh(plan, Generation(), desired(V1_SPEC), lambda p: UPLOAD.file_digest)  # type: ignore[arg-type]
     with pytest.raises(StalePlan, match="tutorial.tar changed"):
         check_fresh(plan, Generation(), desired(V1_SPEC), lambda p: "sha256:" + "0" * 64)  # type: ignore[arg-type]

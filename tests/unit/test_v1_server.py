@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Iterator
 
 import bcrypt
 import pytest
@@ -23,7 +24,7 @@ SECRET = build_chain("secret", length=2)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryApp]:
     """The app over a store with v1 images, on each backend (the v1 lookups are SQL)."""
     root = tmp_path_factory.mktemp("v1srv")
     with backend_opener(request, root) as opener:
@@ -136,7 +137,7 @@ def test_head_has_no_body_and_writes_are_refused(app: RegistryApp) -> None:
 
 
 @pytest.fixture(scope="module")
-def granted_app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def granted_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryApp]:
     """``serve --access``: alice may read the protected ``secret``; bob is a valid user
     without that right."""
     from reconciler.server.access import load_access

@@ -13,6 +13,9 @@ from reconciler import api
 from reconciler.apply.runner import Runner
 from reconciler.desired.loader import load_desired
 from reconciler.errors import GitError, RegistryError
+from reconciler.model import Digest
+from reconciler.model.content import ContentSet
+from reconciler.store.protocol import Store
 from reconciler.store.sqlite import SQLiteStore
 from reconciler.watch.loop import APPLIED, FAILED, NO_CHANGES, PARTIAL, Abandon, Outcome, StopFlag, WatchLoop
 
@@ -20,16 +23,19 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
 
 class FakeGit:
+    """A stand-in for ``GitCheckout`` (the parts the loop reads), passed where one goes."""
+
     shown_url, ref = "https://git.example/x.git", "main"
 
     def __init__(self, commits: list[str | Exception]) -> None:
-        self.commits, self.commit, self.root = commits, None, Path("/checkout")
+        self.commits, self.root = commits, Path("/checkout")
+        self.commit: str | None = None
 
     def update(self) -> str:
         item = self.commits.pop(0)
         if isinstance(item, Exception):
             raise item
-        self.commit = item  # type: ignore[assignment]
+        self.commit = item
         return item
 
 
@@ -52,7 +58,7 @@ def test_a_git_outage_keeps_reconciling_the_last_commit() -> None:
         seen.append((path, dict(prov)))
         return Outcome()
 
-    loop = WatchLoop("deploy/repos.yaml", reconcile, git=git, interval=5)  # type: ignore[arg-type]
+    loop = WatchLoop("deploy/repos.yaml", reconcile, git=git, interval=5)  # type: ignore[arg-type]  # FakeGit stands in for a GitCheckout
     first, second = loop.tick(), loop.tick()
     assert first.result == NO_CHANGES and first.commit == "abc123"
     assert second.result == FAILED and second.commit == "abc123" and "git fetch" in second.errors[0]
@@ -63,7 +69,7 @@ def test_a_git_outage_keeps_reconciling_the_last_commit() -> None:
 def test_no_commit_yet_means_nothing_is_applied() -> None:
     git = FakeGit([GitError("git clone failed")])
     loop = WatchLoop("repos.yaml", lambda p, prov: pytest.fail("reconciled without a checkout"),
-                     git=git)  # type: ignore[arg-type]
+                     git=git)  # type: ignore[arg-type]  # FakeGit stands in for a GitCheckout
     assert loop.tick().result == FAILED
 
 
@@ -104,11 +110,12 @@ def test_an_abandoned_apply_is_journaled_interrupted(tmp_path: Path) -> None:
         desired = load_desired(DEMO)
         plan = api.make_plan(store, DEMO)
 
-        def uploader(*args: object) -> object:
+        def uploader(store: Store, path: Path, existing: ContentSet, tag: str | None
+                     ) -> tuple[ContentSet, Mapping[str, Digest]]:
             raise Abandon
 
         with pytest.raises(Abandon):
-            Runner(plan, store, desired, uploader=uploader).run()  # type: ignore[arg-type]
+            Runner(plan, store, desired, uploader=uploader).run()
         entry = store.journal_list(1)[0]
         assert entry.result == "interrupted"
         assert entry.details["desired_digest"] == desired.digest and "desired_repos" in entry.details

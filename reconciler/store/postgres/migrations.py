@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from reconciler.store.sql.referrers import MARK_BACKFILL
+
 #: pg_advisory_xact_lock key serialising migrations (the apply lock uses another)
 MIGRATE_LOCK_KEY = 0x52454D47  # "REMG"
 
@@ -178,7 +180,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
         """,
     ),
-]
+
+    (
+        # which manifest refers to which subject (OCI 1.1 ``subject``): the referrers of
+        # a digest in one version are one indexed query (sql/referrers.py); a store that
+        # holds OCI manifests already is marked for the backfill of their subjects
+        "0009_manifest_subjects",
+        """
+        CREATE TABLE manifest_subjects (
+            digest TEXT COLLATE "C" PRIMARY KEY REFERENCES manifests(digest) ON DELETE CASCADE,
+            subject TEXT COLLATE "C" NOT NULL,
+            artifact_type TEXT,
+            annotations TEXT
+        );
+        CREATE INDEX manifest_subjects_by_subject ON manifest_subjects (subject, digest);
+        """ + MARK_BACKFILL,
+    ),]
 
 
 def migrate(conn: psycopg.Connection[Any]) -> list[str]:

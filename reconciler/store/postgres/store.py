@@ -164,6 +164,7 @@ class PostgresStore(SQLStore):
             raw.close()
         self._pool = Pool(url, self.location, max_size=max_connections, wait=pool_wait)
         self._statements = _Statements(self._pool)
+        self._backfill_subjects()
 
     @property
     def max_connections(self) -> int:

@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import Kind, V1Content
+from reconciler.model.referrers import Referrer
 from reconciler.model.repository import Publication, Repository, RepositoryVersion, VersionInfo
 from reconciler.model.v1image import V1Image
 
@@ -44,6 +45,13 @@ class ReadView(Protocol):
     def version_holds(self, repo_id: str, version: int, digest: Digest) -> Kind | None: ...
     def version_left_out(self, repo_id: str, version: int, digest: Digest) -> bool:
         """Whether ``digest`` is an index child the version left out (a platform not mirrored)."""
+        ...
+
+    def version_referrers(self, repo_id: str, version: int, subject: Digest, *, artifact_type: str | None = None,
+                          after: Digest | None = None, limit: int | None = None) -> list[Referrer]:
+        """The manifests and indexes of that version whose ``subject`` is ``subject``
+        (whether or not the version holds the subject), by digest; only those listed
+        with ``artifact_type`` when given; those after ``after``, at most ``limit``."""
         ...
 
     # -- content ---------------------------------------------------------------------------

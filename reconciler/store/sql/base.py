@@ -29,7 +29,7 @@ from reconciler.model.content import ContentSet, Kind, Origin, TagEntry
 from reconciler.model.digest import parse_recorded
 from reconciler.model.reports import CheckReport, GcReport, JournalEntry, Problem
 from reconciler.model.repository import ContentSummary, Repository, RepositoryVersion, VersionInfo
-from reconciler.store.sql import absent, grace, identity, lifecycle, maintenance, publication
+from reconciler.store.sql import absent, grace, identity, lifecycle, maintenance, publication, referrers
 from reconciler.store.sql.batch import SQLContentBatch, content_rows
 from reconciler.store.sql.connection import Connection, chunks
 from reconciler.store.sql.groupcommit import GroupCommit
@@ -104,6 +104,11 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
         storage, where each read is a request that can stall (``path`` is None there)."""
         files = self.blob_files if kind is Kind.BLOB else self.manifest_files
         return files.path(_ANY_DIGEST) is None
+
+    def _backfill_subjects(self) -> None:
+        """Record the subjects of manifests stored before they were recorded (once; see
+        ``sql/referrers.py``). A binding write: it adds no content, so no new generation."""
+        referrers.backfill(self._conn, lambda: self._write(binding=True), self.manifest_files)
 
     def _journal_write(self) -> AbstractContextManager[Connection]:
         """The transaction that closes a journal entry (a backend may relax its lock check)."""

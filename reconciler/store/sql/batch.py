@@ -36,7 +36,7 @@ from reconciler.errors import StoreError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.mediatypes import is_index
 from reconciler.store.blobs.local import ContentFiles, discard, fsync_path
-from reconciler.store.sql import maintenance
+from reconciler.store.sql import maintenance, referrers
 from reconciler.store.sql.connection import Connection
 from reconciler.store.sql.refs import refs_text
 
@@ -176,6 +176,7 @@ def content_rows(blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manife
     rows = [(str(m.digest), m.media_type, "index" if is_index(m.media_type) else "manifest", len(m.raw),
              refs_text((r[2], r[3], r[4]) for r in mrefs)) for m, mrefs in zip(manifests, per_manifest, strict=True)]
     refs = [r for mrefs in per_manifest for r in mrefs]
+    subjects = referrers.subject_rows(manifests)
 
     def record(conn: Connection) -> None:
         conn.executemany("INSERT INTO blobs (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING", blob_rows)
@@ -184,6 +185,7 @@ def content_rows(blobs: Iterable[tuple[Digest, int]], manifests: Sequence[Manife
         conn.executemany("DELETE FROM manifest_refs WHERE parent = ?", [(r[0],) for r in rows])
         conn.executemany("INSERT INTO manifest_refs (parent, position, child, child_kind, media_type, size, platform)"
                          " VALUES (?, ?, ?, ?, ?, ?, ?)", refs)
+        referrers.record(conn, subjects)
 
     return record
 

@@ -16,7 +16,9 @@ from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
 from reconciler.model.content import Kind, ManifestRefs
 from reconciler.model.digest import parse_recorded
+from reconciler.model.referrers import Referrer
 from reconciler.model.repository import Publication
+from reconciler.store.sql import referrers
 from reconciler.store.sql.connection import Connection
 
 if TYPE_CHECKING:
@@ -84,6 +86,12 @@ class VersionLookups:
             f"SELECT kind FROM repo_content WHERE digest = ? AND {IN_VERSION}",
             (str(digest), repo_id, version, version)).fetchone()
         return Kind(row[0]) if row else None
+
+    def version_referrers(self, repo_id: str, version: int, subject: Digest, *, artifact_type: str | None = None,
+                          after: Digest | None = None, limit: int | None = None) -> list[Referrer]:
+        """The referrers of ``subject`` that version holds, by digest (``sql/referrers.py``)."""
+        return referrers.version_referrers(self._conn(), repo_id, version, subject, artifact_type=artifact_type,
+                                           after=str(after) if after is not None else None, limit=limit)
 
     def manifest_refs(self, digests: Iterable[Digest]) -> dict[Digest, ManifestRefs]:
         """See the protocol. One row per manifest (its ``refs`` column). A few digests

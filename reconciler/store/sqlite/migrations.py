@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from reconciler.store.sql.referrers import MARK_BACKFILL
 from reconciler.store.sql.refs import refs_text
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -186,7 +187,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX repo_absent_live ON repo_absent (repo_id, removed, digest);
         """,
     ),
-]
+
+    (
+        # which manifest refers to which subject (OCI 1.1 ``subject``): the referrers of
+        # a digest in one version are one indexed query (sql/referrers.py); a store that
+        # holds OCI manifests already is marked for the backfill of their subjects
+        "0009_manifest_subjects",
+        """
+        CREATE TABLE manifest_subjects (
+            digest TEXT PRIMARY KEY REFERENCES manifests(digest) ON DELETE CASCADE,
+            subject TEXT NOT NULL,
+            artifact_type TEXT,
+            annotations TEXT
+        );
+        CREATE INDEX manifest_subjects_by_subject ON manifest_subjects (subject, digest);
+        """ + MARK_BACKFILL,
+    ),]
 
 #: migrations that also need Python: name -> function run in the same transaction
 BACKFILLS: dict[str, Callable[[sqlite3.Connection], None]] = {}

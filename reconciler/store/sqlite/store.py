@@ -74,6 +74,7 @@ class SQLiteStore(SQLStore):
         with exclusive_lock(self.root / "migrate.lock", timeout=60):
             migrate(self._conn())
             blobs = self._blobs_setting(blobs)
+            self._backfill_subjects()
         db = os.stat(self.root / "store.db")
         self._db_file = (db.st_dev, db.st_ino)
         self.blobs_internal = not blobs
