@@ -218,6 +218,9 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         roots = [*view.tags.values(), *(f.digest for f in found.all())]
         gone: set[Digest] = set()
         bad_roots = _fetch_missing_manifests(store, content, roots, known, jobs, spec.platforms, stored, gone)
+        for d in gone - set(view.tags.values()):  # a listed referrer that is gone: a warning, as any not fetched
+            bad_roots.setdefault(d, f"the upstream no longer has manifest {d} (404)")
+        gone &= set(view.tags.values())
         refused: dict[str, str] = {}
         sizes: dict[Digest, int] = {}
         if spec.platforms is not None:
@@ -237,8 +240,7 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
                 failed[tag] = bad_roots[digest]
             elif tag not in refused:
                 tags[tag] = digest
-        # a referrer deleted upstream meanwhile (``gone``) is simply not there any more
-        referrers = {subject: tuple(f for f in fs if f.digest not in bad_roots and f.digest not in gone)
+        referrers = {subject: tuple(f for f in fs if f.digest not in bad_roots)
                      for subject, fs in found.by_subject.items()}
         not_synced = [f"referrer {f.digest} of {f.subject} is not synced: {bad_roots[f.digest]}"
                       for f in found.all() if f.digest in bad_roots]
