@@ -295,3 +295,27 @@ def test_upload_tag_over_a_synced_tag_at_the_same_digest_takes_it_on_both_roads(
         tags = contents(store)["r"][0]  # type: ignore[index]
         assert tags["v1"] == (str(POOL["a"].digest), Origin.UPLOAD.value), "the mirror keeps the uploaded tag"
     assert contents(one_off) == contents(declared)
+
+
+@pytest.mark.parametrize("entry", ["{file: 'FILE', tag: v1}", "{file: 'FILE'}"], ids=["upload-tag", "file-names-it"])
+def test_a_feed_and_an_upload_of_one_tag_settle(registry: RunningRegistry, tmp_path: Path, entry: str) -> None:
+    """A repository whose upstream has v1 and whose upload declares v1 too (by ``tag:``,
+    or because the file names it): the upload owns v1, as a pin would, and the sync leaves
+    it alone, so the second plan has nothing to do (the sync and the upload no longer take
+    the tag back from each other on every plan)."""
+    name = upstream(registry, {"v1": "a", "latest": "a"})
+    file = tmp_path / "b.tar"
+    ar.write_tar(file, ar.oci_layout_files([(POOL["b"], "v1")]))
+    location = tmp_path / "store"
+    body = (f"  r: {{feed: {registry.url}, upstream_name: {name}, mirror: true, "
+            f"uploads: [{entry.replace('FILE', str(file))}]}}\n")
+    apply_yaml(location, tmp_path / "yaml", body)
+    tags = contents(location)["r"][0]  # type: ignore[index]
+    assert tags == {"v1": (str(POOL["b"].digest), Origin.UPLOAD.value), "latest": (str(POOL["a"].digest), "sync")}
+    (tmp_path / "again.yaml").write_text(f"version: 1\nrepositories:\n{body}")
+    s = api.open_store(str(location), create=False)
+    try:
+        plan = api.make_plan(s, tmp_path / "again.yaml")
+    finally:
+        s.close()
+    assert not plan.has_changes, [a.id for a in plan.actions]
