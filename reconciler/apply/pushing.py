@@ -31,7 +31,7 @@ from reconciler.ops.push import (
     seed_mounts,
 )
 from reconciler.ops.transfer.registrysink import MountIndex
-from reconciler.plan.actions import DeletePushedTag, PushAction, PushReferrers, PushTag
+from reconciler.plan.actions import Action, DeletePushedTag, PushAction, PushReferrers, PushTag, RepositoryAction
 from reconciler.plan.pushes import PushTargets
 from reconciler.registry.protocol import PushTarget
 
@@ -67,6 +67,11 @@ class Pusher:
             if (p.registry.name or registry_key(p.registry.url)) == a.registry and p.name == a.target_name:
                 return p
         raise ConfigError(f"{repo}: no push target {a.target} in repos.yaml any more", hint="plan again")
+
+    def take(self, repo: str, actions: list[Action]) -> list[RepositoryAction]:
+        """Queue ``repo``'s push actions (``queue``); the others are returned, for the runner."""
+        self.queue(repo, [a for a in actions if isinstance(a, (PushTag, DeletePushedTag, PushReferrers))])
+        return [a for a in actions if not isinstance(a, (PushTag, DeletePushedTag, PushReferrers))]
 
     def queue(self, repo: str, actions: list[PushAction]) -> None:
         """``repo``'s push actions, run by ``flush`` once every repository is applied."""

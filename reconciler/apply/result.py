@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.errors import ReconcilerError
+
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 #: the error of an action skipped because the apply stopped first
 NOT_STARTED = "not started: the apply stopped"
@@ -38,6 +40,9 @@ class ApplyResult:
     planned_failures: int = 0
     #: push target (``harbor/team/app``) -> what was pushed there and deleted (journaled per target)
     pushes: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: action id -> the error it failed with (a one-off command raises it: its type, hint
+    #: and exit code); not part of the JSON form
+    errors: dict[str, ReconcilerError] = field(default_factory=dict, repr=False)
 
     def status(self, status: str) -> list[ActionResult]:
         return [r for r in self.results if r.status == status]

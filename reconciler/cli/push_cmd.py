@@ -40,7 +40,8 @@ def push_cmd(app: AppContext, repo_id: str, to: str, tags: tuple[str, ...], user
     One HEAD per tag at the target decides what must go; for those, the blobs the target
     lacks go first (mounted from another repository of the target we pushed to, when it
     holds them), then manifests, then the tags, each verified by the target's digest. A
-    failure leaves every tag not yet moved where it was. Journaled like an apply.
+    failure leaves every tag not yet moved where it was. Like every one-off command it
+    makes no journal entry: the output (--json) says per target what was pushed.
 
     \b
     Examples:

@@ -282,6 +282,9 @@ def test_one_off_push_mounts_blobs_we_pushed_to_another_repository(
     again = run_cli("push", "app", "--to", f"{target.url}/team/two", "--tags", "2.*", store=store)
     assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
     assert {(a.method, a.kind) for a in target.requests_since(mark)} <= {("HEAD", "manifest"), ("GET", "ping")}
+    # one way in: no journal entry (the apply's is the only one), as for every one-off command
+    assert [e["command"] for e in json.loads(run_cli("history", "--json", store=store, check=True).stdout)] == [
+        f"apply -f {yaml}"]
     missing = run_cli("push", "nope", "--to", f"{target.url}/team/x", store=store)
     assert missing.returncode == 1 and "no repository 'nope'" in missing.stderr
 
