@@ -35,10 +35,15 @@ class RefGraph:
     and a manifest (unknown to this graph) when its parent is an index."""
 
     def __init__(self, nodes: Mapping[Digest, tuple[Kind, Iterable[Digest]]],
-                 child_kinds: Mapping[Digest, Kind] | None = None) -> None:
+                 child_kinds: Mapping[Digest, Kind] | None = None,
+                 subjects: Mapping[Digest, tuple[Digest, str | None]] | None = None) -> None:
         self._nodes = {d: (Kind(k), tuple(children)) for d, (k, children) in nodes.items()}
         self._child_kinds = dict(child_kinds or {})
+        #: referrer -> (its OCI ``subject``, its artifact type): not a reference (a referrer
+        #: follows its subject when it is copied or removed, the subject never needs it)
+        self._subjects = dict(subjects or {})
         self._parents_map: dict[Digest, frozenset[Digest]] | None = None  # built on first use
+        self._referrers_map: dict[Digest, tuple[Digest, ...]] | None = None
 
     @property
     def _parents(self) -> dict[Digest, frozenset[Digest]]:
@@ -51,9 +56,11 @@ class RefGraph:
         return self._parents_map
 
     @classmethod
-    def from_refs(cls, refs: Mapping[Digest, ManifestRefs]) -> RefGraph:
-        """Build from the store's recorded references (``Store.manifest_refs``): the same
-        graph ``from_manifests`` gives for those manifests, without parsing any."""
+    def from_refs(cls, refs: Mapping[Digest, ManifestRefs],
+                  subjects: Mapping[Digest, tuple[Digest, str | None]] | None = None) -> RefGraph:
+        """Build from the store's recorded references (``Store.manifest_refs``) and
+        subjects (``Store.manifest_subjects``): the same graph ``from_manifests`` gives
+        for those manifests, without parsing any."""
         nodes: dict[Digest, tuple[Kind, tuple[Digest, ...]]] = {}
         kinds: dict[Digest, Kind] = {}
         for d, r in refs.items():
@@ -63,6 +70,7 @@ class RefGraph:
                     kinds.setdefault(child, kind)
         graph = cls.__new__(cls)
         graph._nodes, graph._child_kinds, graph._parents_map = nodes, kinds, None
+        graph._subjects, graph._referrers_map = dict(subjects or {}), None
         return graph
 
     @classmethod
@@ -71,21 +79,25 @@ class RefGraph:
         OCI index stays an index even when it is not itself in the graph)."""
         nodes: dict[Digest, tuple[Kind, tuple[Digest, ...]]] = {}
         kinds: dict[Digest, Kind] = {}
+        subjects: dict[Digest, tuple[Digest, str | None]] = {}
         for m in manifests:
+            if m.subject is not None:
+                subjects[m.digest] = (m.subject.digest, m.referrer_type)
             if isinstance(m, Index):
                 nodes[m.digest] = (Kind.INDEX, m.children())
                 for d in m.manifests:
                     kinds.setdefault(d.digest, Kind.INDEX if is_index(d.media_type) else Kind.MANIFEST)
             else:
                 nodes[m.digest] = (Kind.MANIFEST, m.references())
-        return cls(nodes, kinds)
+        return cls(nodes, kinds, subjects)
 
     def merged(self, other: RefGraph) -> RefGraph:
         """A graph with both graphs' nodes (for copies: source and target together)."""
         graph = RefGraph.__new__(RefGraph)
         graph._nodes = {**other._nodes, **self._nodes}
         graph._child_kinds = {**other._child_kinds, **self._child_kinds}
-        graph._parents_map = None
+        graph._subjects = {**other._subjects, **self._subjects}
+        graph._parents_map = graph._referrers_map = None
         return graph
 
     # -- queries ----------------------------------------------------------------------
@@ -102,6 +114,25 @@ class RefGraph:
     def children(self, digest: Digest) -> tuple[Digest, ...]:
         node = self._nodes.get(digest)
         return node[1] if node else ()
+
+    def subject(self, digest: Digest) -> Digest | None:
+        """The OCI ``subject`` of a referrer (None: not a referrer, or not known)."""
+        found = self._subjects.get(digest)
+        return found[0] if found is not None else None
+
+    def artifact_type(self, digest: Digest) -> str | None:
+        """A referrer's artifact type, as the referrers API lists it (None: not known)."""
+        found = self._subjects.get(digest)
+        return found[1] if found is not None else None
+
+    def referrers(self, digest: Digest) -> tuple[Digest, ...]:
+        """The known manifests and indexes whose ``subject`` is ``digest``, by digest."""
+        if self._referrers_map is None:
+            found: dict[Digest, list[Digest]] = {}
+            for r, (subject, _) in self._subjects.items():
+                found.setdefault(subject, []).append(r)
+            self._referrers_map = {d: tuple(sorted(rs, key=str)) for d, rs in found.items()}
+        return self._referrers_map.get(digest, ())
 
     def parents(self, digest: Digest) -> frozenset[Digest]:
         """Every graph node that references ``digest``."""
