@@ -26,6 +26,7 @@ from reconciler.errors import RemovalRefused
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet, Kind, ManifestRefs
 from reconciler.model.mediatypes import is_index
+from reconciler.model.referrers import cosign_tags
 from reconciler.ops.state import RepoState
 
 
@@ -201,18 +202,49 @@ def cascade_remove(state: RepoState, graph: RefGraph, *, tags: Iterable[str] = (
                    with_targets: bool = False) -> Removal:
     """Remove the named tags, manifests and indexes with the cascade rules above.
 
+    What refers to removed content goes with it: the referrers whose ``subject`` is a
+    removed manifest or index, and cosign's classic tags of a removed digest
+    (``sha256-<hex>.sig``, ``.att``, ``.sbom``) with what they point at, and so on for
+    theirs, unless a remaining tag or index still needs one (so no referrer is left
+    pointing at a subject the repository no longer holds).
+
     Names and digests must be in ``state`` (callers resolve and report unknown ones).
     Raises ``RemovalRefused`` naming the remaining indexes that list an explicitly named
     manifest or index.
     """
-    content = state.content
     explicit = frozenset(manifests) | frozenset(indexes)
+    removed_tags = set(tags)
+    followers: set[Digest] = set()
+    while True:
+        removal = _cascade(state, graph, removed_tags, explicit, followers, with_targets)
+        more_tags, more = _followers(state, graph, removal)
+        if more_tags <= removed_tags and more <= followers:
+            return removal
+        removed_tags |= more_tags
+        followers |= more
+
+
+def _followers(state: RepoState, graph: RefGraph, removal: Removal) -> tuple[set[str], set[Digest]]:
+    """The cosign tags of what ``removal`` removes, and the referrers of it (with the
+    targets of those tags) the state still holds."""
+    gone = removal.manifests | removal.indexes
+    held = removal.state.content.manifests | removal.state.content.indexes
+    tags = {name for d in gone for name in cosign_tags(d) if name in state.tags}
+    digests = {r for d in gone for r in graph.referrers(d) if r in held}
+    digests |= {state.tags[name].digest for name in tags}
+    return tags, digests
+
+
+def _cascade(state: RepoState, graph: RefGraph, tags: set[str], explicit: frozenset[Digest],
+             followers: set[Digest], with_targets: bool) -> Removal:
+    content = state.content
     removed_tags = set(tags) | set(state.tags_of(explicit))
     remaining_tags = {n: e for n, e in state.tags.items() if n not in removed_tags}
 
-    # candidates: what was named, what the removed indexes list (recursively), and with
-    # with_targets what the removed tags pointed at
-    roots = set(explicit)
+    # candidates: what was named, what the removed indexes list (recursively), what
+    # follows removed content (referrers), and with with_targets what the removed tags
+    # pointed at
+    roots = set(explicit) | followers
     if with_targets:
         roots |= {state.tags[n].digest for n in removed_tags if n in state.tags}
     reach = graph.closure(roots)
