@@ -1,7 +1,8 @@
 """The apply's two ways content enters the store, as seams the runner is given (tests
 and one-off commands pass their own): ``Fetcher`` (an upstream's content,
 ``ops.fetch.fetch_content``) and ``Uploader`` (an upload file, ``ops.upload``); and the
-upload action's step (``upload_step``); a v1 import (``V1Uploader``)."""
+upload action's step (``upload_step``); a v1 import (``V1Uploader``); what a sync action
+fetches (``fetched_digests``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from reconciler.ops.result import OpResult
 from reconciler.ops.state import RepoState
 from reconciler.ops.stop import StopToken
 from reconciler.ops.transfer.walk import InFlight
-from reconciler.plan.actions import Upload
+from reconciler.plan.actions import Action, SyncReferrers, SyncTag, Upload
 from reconciler.plan.steps import set_tag
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
@@ -83,3 +84,13 @@ def upload_step(uploader: Uploader, store: Store, a: Upload, state: RepoState,
     for tag, digest in wanted.items():
         state = set_tag(state, graph, tag, digest, Upload.origin).state
     return state, graph
+
+
+def fetched_digests(a: Action) -> list[Digest]:
+    """What an action fetches from the upstream: a synced tag's digest, a sync of
+    referrers' manifests (exactly the reviewed digests)."""
+    if isinstance(a, SyncTag):
+        return [a.digest]
+    if isinstance(a, SyncReferrers):
+        return sorted(set(a.digests) | {Digest.parse(d) for d in a.referrer_tags.values()}, key=str)
+    return []

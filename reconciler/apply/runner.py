@@ -41,6 +41,7 @@ from pathlib import Path
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
 from reconciler.apply.content_in import Fetcher, Uploader, V1Uploader, default_fetcher, default_uploader, upload_step
+from reconciler.apply.content_in import fetched_digests as _fetched
 from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
@@ -93,16 +94,6 @@ RepoProgress = Callable[[str, ProgressEvent], None]
 MAX_PARALLEL_REPOS = 4
 
 
-def _fetched(a: Action) -> list[Digest]:
-    """What an action fetches from the upstream: a synced tag's digest, a sync of
-    referrers' manifests (exactly the reviewed digests)."""
-    if isinstance(a, SyncTag):
-        return [a.digest]
-    if isinstance(a, SyncReferrers):
-        return sorted(set(a.digests) | {Digest.parse(d) for d in a.referrer_tags.values()}, key=str)
-    return []
-
-
 class Runner:
     def __init__(self, plan: Plan, store: Store, desired: DesiredState, *, sources: SourceFactory | None = None,
                  fetcher: Fetcher = default_fetcher, uploader: Uploader = default_uploader,
@@ -113,8 +104,7 @@ class Runner:
                  skip_unavailable: bool = False, provenance: Mapping[str, str] | None = None,
                  one_off: str | None = None, v1_uploader: V1Uploader = upload_v1) -> None:
         self.plan, self.desired = plan, desired
-        #: the one-off command this run applies (``apply.oneoff``): no journal entry, its
-        #: versions are committed with this operation name and no provenance
+        #: the one-off command run (``apply.oneoff``): no journal entry; its versions' operation, no provenance
         self.one_off = one_off
         #: recorded with every version this apply makes, and in its journal entry
         #: (``git_commit`` from ``reconciler watch``; the desired file's digest always)
@@ -175,11 +165,10 @@ class Runner:
 
     def _deferred(self, repo: str) -> None:
         for a in self.deferred.pop(repo):
-            if isinstance(a, CreateRepository):  # a v1 import makes it itself
-                if self.store.repository_find(repo) is None:
-                    self.store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
-            else:
+            if isinstance(a, UpdateRepository):
                 self.store.repository_update(repo, feed=a.feed, upstream_name=a.upstream_name)
+            elif self.store.repository_find(repo) is None:  # a v1 import may have made it already
+                self.store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
             self._done(a)
 
     # -- the run ------------------------------------------------------------------------

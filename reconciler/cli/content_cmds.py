@@ -176,7 +176,7 @@ def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...],
     """
     if kind.startswith("v1-"):
         result = run_command(app.store, commands.V1Remove(repo_id, kind[3:], list(names)),  # type: ignore[arg-type]
-                                      lock_timeout=lock_timeout)
+                             lock_timeout=lock_timeout)
     else:  # the repos.yaml `remove:` entry, planned and applied (apply.content_commands)
         result = remove_command(app.store, repo_id, kind, list(names),  # type: ignore[arg-type]
                                 lock_timeout=lock_timeout)

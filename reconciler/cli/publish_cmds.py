@@ -43,8 +43,7 @@ def publish_cmd(app: AppContext, repo_id: str, name: str | None, version: int | 
     Example:
       reconciler publish synctest --name pulpdemo/synctest --version 3 --protected
     """
-    repo = run_command(app.store, commands.Publish(repo_id, name, version, protected),
-                                lock_timeout=lock_timeout)
+    repo = run_command(app.store, commands.Publish(repo_id, name, version, protected), lock_timeout=lock_timeout)
     _render(repo, as_json, "published")
 
 

@@ -128,7 +128,7 @@ def prune_versions_cmd(app: AppContext, repo_id: str, keep: int, dry_run: bool, 
     from reconciler.apply.oneoff import run_command
 
     result = run_command(app.existing_store, commands.PruneVersions(repo_id, keep, dry_run),
-                                  lock_timeout=lock_timeout)
+                         lock_timeout=lock_timeout)
     if as_json:
         echo_json(result.to_json())
         return

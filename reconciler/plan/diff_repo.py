@@ -321,13 +321,18 @@ class RepoDiff:
             wanted = entry_tags(upload.tag, info.roots, info.tags, where=str(upload.file))
             self.declared_tags |= set(wanted)
             moved = {t: d for t, d in wanted.items() if (cur := self.state.tags.get(t)) is None or cur.digest != d}
+            # a tag already at its target that another origin set becomes the upload's, as a
+            # pin or copy of it does (and the one-off ``upload --tag`` always did): a mirror
+            # must not remove a tag the file declares when the upstream drops it
+            taken = {t for t, d in wanted.items() if (cur := self.state.tags.get(t)) is not None
+                     and cur.digest == d and cur.origin is not Origin.UPLOAD}
             new = info.content.difference(self.state.content)
-            if not len(new) and not moved:
+            if not len(new) and not moved and not taken:
                 continue
             target = wanted.get(upload.tag) if upload.tag else None
             current = self.state.tags.get(upload.tag) if upload.tag else None
             before = self.state
-            change = Change.UPDATE if any(t in self.state.tags for t in moved) else Change.CREATE
+            change = Change.UPDATE if taken or any(t in self.state.tags for t in moved) else Change.CREATE
             action_id, depends_on = self._ids(Op.UPLOAD, str(upload.file))
             action = self._add(Upload(id=action_id, repo=self.repo, change=change, reason=pm.DECLARED,
                                       depends_on=depends_on, file=str(upload.file), tag=upload.tag, digest=target,

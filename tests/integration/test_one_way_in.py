@@ -2,8 +2,8 @@
 repository, on a real distribution registry upstream.
 
 The differential property test drives the same random operation sequences (sync, with
-and without mirror and filters; upload, with and without --tag; tag; copy; remove tag and
-manifest) through both roads (the one-off commands through the real CLI on one store;
+and without mirror, a tag filter and a platform subset; upload, with and without --tag;
+tag; copy of a tag, a manifest and an index; remove of a tag, a manifest and an index) through both roads (the one-off commands through the real CLI on one store;
 for each step the repos.yaml entry that says the same thing, applied with ``apply -f``,
 on another) and compares what each repository holds: its tags with their digests and
 origins, and its content. The one difference by design: ``reconciler tag`` records origin
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from reconciler import api
@@ -121,16 +121,52 @@ def test_sync_mirror_over_a_hand_made_tag_leaves_what_mirror_true_leaves(registr
     assert tags["v1"] == (str(POOL["b"].digest), Origin.SYNC.value)
 
 
+#: issue 17's numbers: three upstream images sharing a base layer (1 + 3 + 2 + 2 = 8
+#: blobs), and the image a hand-made v1 points at (its config and own layer: 2 more)
+ISSUE = {"b": build_image("issue17-b", shared=(b"issue17 base",)),
+         "c": build_image("issue17-c", layers=1, shared=(b"issue17 base",)),
+         "d": build_image("issue17-d", layers=1, shared=(b"issue17 base",)),
+         "hand": build_image("issue17-hand", layers=1, shared=(b"issue17 base",))}
+
+
+def test_issue_17_example_three_manifests_and_eight_blobs_both_ways(registry: RunningRegistry,
+                                                                    tmp_path: Path) -> None:
+    """The issue's own example: a hand-made tag v1 that a mirrored upstream also has.
+    ``sync r --mirror`` used to leave 4 manifests and 10 blobs (the hand-made target
+    kept) where repos.yaml ``mirror: true`` leaves 3 and 8; now both leave 3 and 8."""
+    first, later = f"oneway/issue{next(_names)}", f"oneway/issue{next(_names)}"
+    push_image(registry.url, first, ISSUE["hand"], tags=("old",))
+    for key, tag in (("b", "v1"), ("c", "v2"), ("d", "latest")):
+        push_image(registry.url, later, ISSUE[key], tags=(tag,))
+    one_off, declared = tmp_path / "one-off", tmp_path / "declared"
+    for store in (one_off, declared):
+        run(store, "sync", "r", "--feed", registry.url, "--upstream-name", first)
+        run(store, "tag", "r", "v1", str(ISSUE["hand"].digest))  # by hand
+        run(store, "remove", "tag", "r", "old")  # only the hand-made v1 holds that image now
+        assert counts(store, "r") == {"blobs": 3, "manifests": 1, "indexes": 0}
+    run(one_off, "sync", "r", "--feed", registry.url, "--upstream-name", later, "--mirror")
+    apply_yaml(declared, tmp_path / "yaml", f"  r: {{feed: {registry.url}, upstream_name: {later}, mirror: true}}\n")
+    want = {"blobs": 8, "manifests": 3, "indexes": 0}
+    assert counts(declared, "r") == want, "repos.yaml mirror: true"
+    assert counts(one_off, "r") == want, "sync --mirror (it used to leave 4 manifests and 10 blobs)"
+    assert contents(one_off) == contents(declared)
+
+
 # -- the differential property test ---------------------------------------------------------
 
+PICK = st.integers(min_value=0, max_value=7)
 upstream_states = st.dictionaries(st.sampled_from(TAGS), st.sampled_from(sorted(POOL)), min_size=1, max_size=3)
 operation = st.one_of(
     st.tuples(st.just("upstream"), upstream_states),
-    st.tuples(st.just("sync"), st.booleans(), st.sampled_from([None, "v*", "latest"])),
-    st.tuples(st.just("copy"), st.sampled_from(TAGS)),
-    st.tuples(st.just("remove-tag"), st.sampled_from(TAGS)),
-    st.tuples(st.just("remove-manifest"), st.sampled_from(["a", "b"])),
-    st.tuples(st.just("tag"), st.sampled_from(TAGS), st.sampled_from(sorted(POOL))),
+    st.tuples(st.just("sync"), st.booleans(), st.sampled_from([None, "v*", "latest"]),
+              st.sampled_from([None, "linux/amd64"])),
+    # PICK chooses among what the repository holds at that step (modulo their number)
+    st.tuples(st.just("copy"), PICK),
+    st.tuples(st.just("copy-content"), PICK),
+    st.tuples(st.just("remove-tag"), PICK),
+    st.tuples(st.just("remove-manifest"), PICK),
+    st.tuples(st.just("remove-index"), PICK),
+    st.tuples(st.just("tag"), st.sampled_from(TAGS), PICK),
     st.tuples(st.just("upload"), st.sampled_from(sorted(POOL)), st.sampled_from([None, *TAGS])),
 )
 
@@ -146,6 +182,13 @@ def upload_file(folder: Path, key: str) -> Path:
         else:
             ar.write_tar(path, ar.oci_layout_files([(POOL[key], f"up-{key}")]))
     return path
+
+
+def removable_manifests(manifests: list[str], indexes: list[str]) -> list[str]:
+    """The manifests ``remove manifest`` takes: not the children of a held index (both
+    roads refuse those)."""
+    listed = {str(c.digest) for c in POOL["m"].children} if str(POOL["m"].digest) in indexes else set()
+    return [d for d in manifests if d not in listed]
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +215,7 @@ def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
         match step:
             case ("upstream", dict() as tags):
                 name = upstream(registry, tags)
-            case ("sync", bool() as mirror, include):
+            case ("sync", bool() as mirror, include, platform):
                 args = ["sync", "r", "--feed", registry.url, "--upstream-name", name, "--allow-empty"]
                 line = f"feed: {registry.url}, upstream_name: {name}, allow_empty: true"
                 if mirror:
@@ -181,20 +224,34 @@ def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
                 if include:
                     args += ["--include", str(include)]
                     line += f", tags: {{include: ['{include}']}}"
+                if platform:
+                    args += ["--platform", str(platform)]
+                    line += f", platforms: [{platform}]"
                 run(one_off, *args)
                 apply_yaml(declared, yamls, f"  r: {{{line}}}\n")
-            case ("copy", str() as tag) if tag in tags_r:
+            case ("copy", int() as pick) if tags_r:
+                tag = sorted(tags_r)[pick % len(tags_r)]
                 run(one_off, "copy", "tag", "--from", "r", "--to", "c", tag)
                 apply_yaml(declared, yamls, f"  r: {{}}\n  c: {{copy: [{{from: r, tags: [{tag}]}}]}}\n")
-            case ("remove-tag", str() as tag) if tag in tags_r:
+            case ("copy-content", int() as pick) if manifests_r or indexes_r:
+                digest = sorted(manifests_r + indexes_r)[pick % len(manifests_r + indexes_r)]
+                kind, plural = ("index", "indexes") if digest in indexes_r else ("manifest", "manifests")
+                run(one_off, "copy", kind, "--from", "r", "--to", "c", digest)
+                apply_yaml(declared, yamls, f"  r: {{}}\n  c: {{copy: [{{from: r, {plural}: ['{digest}']}}]}}\n")
+            case ("remove-tag", int() as pick) if tags_r:
+                tag = sorted(tags_r)[pick % len(tags_r)]
                 run(one_off, "remove", "tag", "r", tag)
                 apply_yaml(declared, yamls, f"  r: {{remove: {{tags: [{tag}]}}}}\n")
-            case ("remove-manifest", str() as key) if str(POOL[key].digest) in manifests_r:
-                digest = str(POOL[key].digest)
+            case ("remove-manifest", int() as pick) if (free := removable_manifests(manifests_r, indexes_r)):
+                digest = free[pick % len(free)]
                 run(one_off, "remove", "manifest", "r", digest)
                 apply_yaml(declared, yamls, f"  r: {{remove: {{manifests: ['{digest}']}}}}\n")
-            case ("tag", str() as tag, str() as key) if str(POOL[key].digest) in manifests_r + indexes_r:
-                digest = str(POOL[key].digest)
+            case ("remove-index", int() as pick) if indexes_r:
+                digest = indexes_r[pick % len(indexes_r)]
+                run(one_off, "remove", "index", "r", digest)
+                apply_yaml(declared, yamls, f"  r: {{remove: {{indexes: ['{digest}']}}}}\n")
+            case ("tag", str() as tag, int() as pick) if manifests_r or indexes_r:
+                digest = sorted(manifests_r + indexes_r)[pick % len(manifests_r + indexes_r)]
                 run(one_off, "tag", "r", tag, digest)
                 apply_yaml(declared, yamls, f"  r: {{pins: {{{tag}: '{digest}'}}}}\n")
             case ("upload", str() as key, tag):
@@ -203,5 +260,28 @@ def test_one_off_commands_and_repos_yaml_leave_the_same_repositories(
                 entries = f"{{file: '{file}'}}" + (f", {{file: '{file}', tag: {tag}}}" if tag else "")
                 apply_yaml(declared, yamls, f"  r: {{uploads: [{entries}]}}\n")
             case _:
-                continue  # not possible in this state (the tag or manifest is not there)
+                continue  # not possible in this state (the repository holds nothing of that kind)
+        event(f"ran {step[0]}")  # --hypothesis-show-statistics: how often each operation ran
         assert contents(one_off) == contents(declared, pins_are_manual=True), f"after {step}"
+
+
+def test_upload_tag_over_a_synced_tag_at_the_same_digest_takes_it_on_both_roads(registry: RunningRegistry,
+                                                                                tmp_path: Path) -> None:
+    """``upload --tag v1`` of the image a synced v1 already points at makes v1 the
+    upload's (origin ``upload``, one new version), as the one-off upload always did and
+    as a pin or copy does; repos.yaml ``uploads: [{file, tag: v1}]`` does the same. So a
+    mirror whose upstream later drops v1 keeps it. (The differential test found the roads
+    disagreeing here before one way in.)"""
+    first, empty = upstream(registry, {"v1": "a"}), upstream(registry, {"latest": "b"})
+    file = upload_file(tmp_path / "files", "a")
+    one_off, declared = tmp_path / "one-off", tmp_path / "declared"
+    for store in (one_off, declared):
+        run(store, "sync", "r", "--feed", registry.url, "--upstream-name", first)
+    run(one_off, "upload", "r", str(file), "--tag", "v1")
+    apply_yaml(declared, tmp_path / "yaml", f"  r: {{uploads: [{{file: '{file}', tag: v1}}]}}\n")
+    for store in (one_off, declared):
+        assert contents(store)["r"][0] == {"v1": (str(POOL["a"].digest), Origin.UPLOAD.value)}  # type: ignore[index]
+        run(store, "sync", "r", "--feed", registry.url, "--upstream-name", empty, "--mirror")
+        tags = contents(store)["r"][0]  # type: ignore[index]
+        assert tags["v1"] == (str(POOL["a"].digest), Origin.UPLOAD.value), "the mirror keeps the uploaded tag"
+    assert contents(one_off) == contents(declared)
