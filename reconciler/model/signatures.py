@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,10 +51,16 @@ PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519Public
 
 @dataclass(frozen=True)
 class Key:
-    """A public key and the name it is shown by (the file as the user wrote it)."""
+    """A public key, the name it is shown by (the file as the user wrote it) and the
+    sha256 of its DER form (its identity: a drift fingerprint changes with the key)."""
 
     name: str
-    key: PublicKey = field(compare=False, repr=False)
+    sha256: str
+    _key: PublicKey = field(compare=False, repr=False)
+
+    @property
+    def key(self) -> PublicKey:
+        return self._key
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ def parse_key(data: bytes, name: str) -> Key:
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         raise InvalidInput(f"{name}: {type(key).__name__} keys are not supported",
                            hint="use an ECDSA, RSA or Ed25519 public key")
-    return Key(name, key)
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return Key(name, hashlib.sha256(der).hexdigest(), key)
 
 
 def signature_layers(m: Manifest | Index) -> tuple[SignatureLayer, ...]:
