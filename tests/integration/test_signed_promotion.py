@@ -62,6 +62,15 @@ repositories:
     publish: edge/app
 """)
     store = tmp_path / "store"
+    # the plan checks the signature it is about to bring in: the refresh reads the one
+    # payload the store lacks (and no other blob), and writes nothing
+    mark = registry.mark()
+    planned = run_cli("plan", "-f", str(yaml), "--json", store=store)
+    assert planned.returncode == 1, planned.stderr
+    payload_digest = sig.manifest.layers[0].digest
+    blobs = [a.path for a in registry.requests_since(mark) if a.kind == "blob"]
+    assert blobs == [f"/v2/{repo_name}/blobs/{payload_digest}"], blobs
+    assert not store.exists()
     applied = run_cli("apply", "-f", str(yaml), "--json", store=store)
     # the refused repository makes the apply exit 1; everything else is applied
     assert applied.returncode == 1, applied.stdout + applied.stderr
@@ -83,7 +92,6 @@ repositories:
             got = requests.get(f"{srv.url}/v2/{name}/manifests/{sig_tag}", headers={"Accept": MANIFEST_ACCEPT},
                                timeout=30)
             assert got.status_code == 200 and got.content == sig.manifest.raw, name
-            payload_digest = sig.manifest.layers[0].digest
             payload = requests.get(f"{srv.url}/v2/{name}/blobs/{payload_digest}", timeout=30)
             assert payload.status_code == 200 and payload.content == sig.blobs[str(payload_digest)]
             sbom_got = requests.get(f"{srv.url}/v2/{name}/manifests/{sbom.digest}",
@@ -99,9 +107,12 @@ repositories:
 
     verified = run_cli("verify", "prod", "--key", str(tmp_path / "keys" / "release.pub"), store=store)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    # a second apply has nothing to add; the refusal stands until 2.0 is signed
+    # a second plan has nothing to add and reads the payload from the store (no blob
+    # request); the refusal stands until 2.0 is signed
+    mark = registry.mark()
     again = run_cli("plan", "-f", str(yaml), "--json", store=store)
     assert again.returncode == 1 and json.loads(again.stdout)["actions"] == []
+    assert [a.path for a in registry.requests_since(mark) if a.kind == "blob"] == []
 
 
 def release_key(root: Path) -> Key:
