@@ -183,3 +183,28 @@ def test_copy_brings_classic_tags_and_referrers_recursively_by_type(world: dict[
     # the referrers are declared: a second plan has nothing to do
     again = run_cli("plan", "-f", str(path), "--json", store=store)
     assert again.returncode == 0 and json.loads(again.stdout)["actions"] == []
+
+
+def test_the_one_off_copy_brings_the_signatures_too(world: dict[str, Any], tmp_path: Path, run_cli: RunCli) -> None:
+    shutil.copytree(world["root"] / "store", tmp_path / "store")
+    store = tmp_path / "store"
+    run_cli("copy", "tag", "--from", "app", "--to", "one", "classic", "referrer", store=store, check=True)
+    proc = run_cli("verify", "one", "--key", str(world["root"] / "keys" / "release.pub"), store=store)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    s = SQLiteStore(store)
+    try:
+        v = s.version_get("one")
+        assert sc.cosign_tag(world["img"]["classic"].digest) in v.tags
+        assert {world["referrer_sig"].digest, world["sbom"].digest} <= v.content.manifests
+    finally:
+        s.close()
+    # what a later removal of the image takes with it
+    run_cli("remove", "manifest", "one", str(world["img"]["classic"].digest), store=store, check=True)
+    s = SQLiteStore(store)
+    try:
+        v = s.version_get("one")
+        assert not any(t.startswith("sha256-") for t in v.tags) and set(v.tags) == {"referrer"}
+        assert world["stray"].digest not in v.content.manifests
+    finally:
+        s.close()
+    assert run_cli("store", "check", store=store).returncode == 0
