@@ -22,7 +22,7 @@ from reconciler.plan import model as pm
 from reconciler.plan import names
 from reconciler.plan.actions import Action, Change, DeleteRepository, Op
 from reconciler.plan.diff_repo import RepoDiff
-from reconciler.plan.diff_verify import Refused
+from reconciler.plan.diff_verify import Refused, check_policy
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.model import Plan, PlanError, RepoSummary
 from reconciler.plan.observed import Observed
@@ -106,6 +106,7 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
         waits_for = sorted(s for s in sources_of(spec) if s in unavailable)
         try:
             repo_actions = rd.run()
+            check_policy(spec.verify, rd.state, ledger.graph, observed)  # a refusal undoes the repository
         except Refused as exc:
             # the verify: policy refuses tags it would hold: none of its actions are applied,
             # each tag is reported (as a failed tag: the rest of the plan is applied, exit 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from reconciler.desired.model import ALL
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin
 from reconciler.model.referrers import ReferrerPolicy, cosign_tags, is_cosign_tag
@@ -147,6 +148,30 @@ def copy_referrers(diff: RepoDiff, src: RepoState, source: str, roots: Iterable[
     diff.actions.append(action)
     diff.state = step.state
     diff._bring(action, before)
+
+
+def copies_with_referrers(diff: RepoDiff) -> None:
+    """The repository's copy step: its copies (``RepoDiff._copies``), then for each copy
+    entry the referrers of what it copies (``copy_referrers``), tag by tag and for its
+    manifests and indexes."""
+    diff._copies()
+    for n, copy in enumerate(diff.spec.copies):
+        src = diff._source_state(copy.from_repo, ("repositories", diff.repo, "copy", n))
+        for tag in diff._names(copy.tags, src.tags):
+            entry = src.tags.get(tag)
+            if entry is None:
+                continue  # failed upstream: the copy said so
+            skip, _ = diff._skips([entry.digest], copy.platforms, src.absent)
+            setter = diff.ledger.tag_setter.get((copy.from_repo, tag))
+            copy_referrers(diff, src, copy.from_repo, [entry.digest], skip, copy.referrers, tag=tag,
+                           deps=[setter] if setter else [])
+        for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
+                                      ("index", copy.indexes, src.content.indexes)):
+            if selection != ALL and not selection:
+                continue
+            digests = sorted(pool) if selection == ALL else [Digest.parse(d) for d in selection]
+            skip, _ = diff._skips(digests, copy.platforms if kind == "index" else None, src.absent)
+            copy_referrers(diff, src, copy.from_repo, digests, skip, copy.referrers)
 
 
 def keep_unseen(diff: RepoDiff) -> None:

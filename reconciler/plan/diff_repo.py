@@ -39,11 +39,10 @@ from reconciler.plan.actions import (
     Upload,
 )
 from reconciler.plan.diff_publish import publish_step
-from reconciler.plan.diff_referrers import copy_referrers, keep_unseen, plan_referrers
+from reconciler.plan.diff_referrers import copies_with_referrers, keep_unseen, plan_referrers
 from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_sync import few, outranked_note, sync_reason, sync_warnings
 from reconciler.plan.diff_v1 import v1_steps
-from reconciler.plan.diff_verify import check_policy
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.observed import ObservedRepo
 
@@ -189,12 +188,10 @@ class RepoDiff:
         self._repository()
         self._sync()
         self._uploads()
-        self._copies()
+        copies_with_referrers(self)  # the copies, then what refers to what they bring
         self._pins()
         self._removals()
         self._prune()
-        if self.spec.verify is not None:  # raises Refused: nothing of this repository is applied
-            check_policy(self.spec.verify, self.state, self.graph, self.ledger.observed)
         self._v1()
         self._publish()
         self._recount()
@@ -371,7 +368,6 @@ class RepoDiff:
                     deps.append(self.ledger.tag_setter[(source, tag)])
                 self._set_tag(CopyTag, tag, entry.digest, pm.DECLARED, deps=deps, source=(source, tag), skip=skip,
                               entries=entries)
-                copy_referrers(self, src, source, [entry.digest], skip, copy.referrers, tag=tag, deps=deps)
             for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
                                           ("index", copy.indexes, src.content.indexes)):
                 if selection != ALL and not selection:
@@ -400,13 +396,6 @@ class RepoDiff:
                                                platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes))
                 self.state = self.state.with_content(closure, self.graph.left_out(closure, skip))
                 self._bring(action, before)
-            for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
-                                          ("index", copy.indexes, src.content.indexes)):
-                if selection != ALL and not selection:
-                    continue
-                digests = sorted(pool) if selection == ALL else [Digest.parse(d) for d in selection]
-                skip, _ = self._skips(digests, copy.platforms if kind == "index" else None, src.absent)
-                copy_referrers(self, src, source, digests, skip, copy.referrers)
 
     def _check_references(self, src: RepoState, digests: list[Digest], kind: str, source: str,
                           at: tuple[str | int, ...]) -> None:
