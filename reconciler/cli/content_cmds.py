@@ -79,6 +79,9 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
     layout (directory or oci-archive tar), a docker save tarball, or a manifest list /
     OCI index JSON file whose children are already in the repository.
 
+    It is the repos.yaml entry uploads: [{file}] ([{file}, {file, tag}] with --tag),
+    planned and applied: the tags it sets get origin upload, also one already at that image.
+
     \b
     Example:
       skopeo copy docker://busybox:latest dir:bb && tar -C bb -cf busybox.tar .
@@ -108,6 +111,9 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
 def tag_cmd(app: AppContext, repo_id: str, tag_name: str, digest: str, lock_timeout: float, as_json: bool) -> None:
     """Create or move TAG in REPO_ID to DIGEST (a manifest or index in the repository).
 
+    It is the repos.yaml entry pins: {TAG: DIGEST}, planned and applied; the tag gets
+    origin manual.
+
     \b
     Example:
       reconciler tag schema2 latest sha256:d5483f2ed144c808d4b077f5ec6821d2b3c378ca6cd5a3a5ef9927b99ac28f99
@@ -133,6 +139,7 @@ def copy_cmd(app: AppContext, kind: str, names: tuple[str, ...], source: str, ta
     A tag brings its manifest or index and everything under it; a manifest brings its
     blobs and no tags; an index brings its manifests and their blobs and no tags.
     A v1-image brings all its ancestors and no v1 tags; a v1-tag brings its image chain.
+    The v2 kinds are the target's repos.yaml copy: entry, planned and applied.
 
     \b
     Examples:
@@ -166,7 +173,8 @@ def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...],
     manifest uses. An index removes its tags, the manifests it lists that are untagged
     and not listed by another index, and their orphaned blobs. Removing a manifest that
     a remaining index lists is refused. A v1-image removes the image and its v1 tags,
-    not its parents (refused while a remaining image has it as parent).
+    not its parents (refused while a remaining image has it as parent). The v2 kinds are
+    the repos.yaml remove: entry, planned and applied.
 
     \b
     Examples:

@@ -41,7 +41,7 @@ from reconciler.plan.actions import (
 from reconciler.plan.diff_publish import publish_step
 from reconciler.plan.diff_referrers import copies_with_referrers, keep_unseen, plan_referrers
 from reconciler.plan.diff_retain import retain_step
-from reconciler.plan.diff_sync import few, outranked_note, sync_reason, sync_warnings
+from reconciler.plan.diff_sync import few, outranked_note, owned_elsewhere, sync_reason, sync_warnings
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.observed import ObservedRepo
@@ -240,8 +240,8 @@ class RepoDiff:
         return True
 
     def _excluded(self) -> set[str]:
-        """Tag names another declaration owns: a pin or a removal wins over the sync."""
-        return {p.name for p in self.spec.pins} | set(self.spec.remove.tags)
+        """Tag names another declaration owns: a pin, an upload or a removal wins over the sync."""
+        return owned_elsewhere(self.spec, self.ledger.observed.uploads)
 
     def _sync(self) -> None:
         spec = self.spec
