@@ -188,7 +188,11 @@ def test_copy_brings_classic_tags_and_referrers_recursively_by_type(world: dict[
 def test_the_one_off_copy_brings_the_signatures_too(world: dict[str, Any], tmp_path: Path, run_cli: RunCli) -> None:
     shutil.copytree(world["root"] / "store", tmp_path / "store")
     store = tmp_path / "store"
-    run_cli("copy", "tag", "--from", "app", "--to", "one", "classic", "referrer", store=store, check=True)
+    copied = run_cli("copy", "tag", "--from", "app", "--to", "one", "classic", "referrer", "--json", store=store,
+                     check=True)
+    # the images, their signatures (classic and OCI 1.1) and the SBOM, and the classic tag
+    added = json.loads(copied.stdout)["details"]["copied"]
+    assert added["manifests"] == 6 and added["tags"] == 3, added
     proc = run_cli("verify", "one", "--key", str(world["root"] / "keys" / "release.pub"), store=store)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     s = SQLiteStore(store)
