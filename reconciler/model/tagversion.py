@@ -27,8 +27,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import nodesemver
-
 from reconciler.errors import InvalidInput
 
 _NUMBERS = re.compile(r"^[vV]?(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?(?:\.(0|[1-9][0-9]*))?(?:-(.+))?$")
@@ -54,6 +52,13 @@ class TagVersion:
         return result
 
 
+def _nodesemver() -> Any:
+    # imported on first use: ~11 ms of start-up (python -X importtime) that every plan,
+    # apply and validate paid, also without a semver filter or newest-N selection
+    import nodesemver
+    return nodesemver
+
+
 def _read(text: str) -> Any | None:
     m = _NUMBERS.match(text)
     if m is None:
@@ -62,6 +67,7 @@ def _read(text: str) -> Any | None:
     if pre is not None and not _PRERELEASE.match(pre):
         return None  # a variant such as -alpine: only semver_suffix makes it a version
     canonical = f"{major}.{minor or 0}.{patch or 0}" + (f"-{pre}" if pre else "")
+    nodesemver = _nodesemver()
     try:
         return nodesemver.make_semver(canonical, True)
     except (ValueError, TypeError):
@@ -97,6 +103,7 @@ def compile_range(text: str) -> Any:
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput(f"invalid semver range {text!r}: must not be empty",
                            hint="e.g. '>=1.2.0 <2.0.0', '^1.2', '~1.2' or '1.x'")
+    nodesemver = _nodesemver()
     try:
         return nodesemver.make_range(text.strip(), False)
     except (ValueError, TypeError) as exc:

@@ -3,6 +3,9 @@ variants, newest N by version and by name, the plan's words, and refused inputs.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import TypedDict
 
 import pytest
@@ -122,3 +125,19 @@ def test_globs_and_regexes_still_work() -> None:
     f = TagFilter(include=("1.2*", "re:v1\\.9\\.[0-9]+", "[l]atest"))
     assert f.select(TAGS) == ["1.2.0", "1.2.3", "1.2.3-alpine", "latest", "v1.9.9"]
     assert TagFilter(include=("re:a|b",)).matches("a")  # '|' in a regex is fine
+
+
+def test_node_semver_is_imported_only_where_a_tag_is_read_as_a_version(tmp_path: Path) -> None:
+    # ~11 ms of every command's start-up: a repos.yaml without semver filters or newest-N
+    # selection never needs it
+    code = ("import sys\nfrom reconciler.cli import main\n"
+            "try:\n    main(['validate', '-f', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+            "print('nodesemver' in sys.modules)")
+    demo = Path(__file__).resolve().parents[2] / "examples"
+
+    def imported(path: Path) -> str:
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    assert imported(demo / "demo.yaml") == "False"
+    assert imported(demo / "repos.yaml") == "True"  # declares semver: ">=1.26.0 <2.0.0"
