@@ -97,8 +97,14 @@ def copy_command(store: Store, *, source: str, target: str, kind: CopyKind,
                                              else "indexes": selected})  # type: ignore[arg-type]
         return one_repository(RepositorySpec(id=target, copies=(copy,)), f"copy {kind} {source} {target}")
 
+    def finish(run: OneOffRun) -> OpResult:
+        # what the copy brought, as applied: the referrers that came along included
+        if run.after is not None:
+            details["copied"] = run.after.summary_against(run.before or RepoState()).added
+        return _op_result(store, run, details)
+
     return run_one_off(store, change, target, operation=f"copy {kind} from {source}", lock_timeout=lock_timeout,
-                       finish=lambda run: _op_result(store, run, details))
+                       finish=finish)
 
 
 def tag_command(store: Store, repo_id: str, tag: str, digest: Digest | str, *, lock_timeout: float = 60.0) -> OpResult:

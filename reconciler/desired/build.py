@@ -24,6 +24,7 @@ from reconciler.desired.model import (
     Selection,
     TagPin,
     Upload,
+    VerifyPolicy,
 )
 from reconciler.desired.semantic import BUNDLE_FEED, effective, effective_feed, parse_pin
 from reconciler.desired.yamlpos import Positions
@@ -31,6 +32,7 @@ from reconciler.model import Digest
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.referrers import ReferrerPolicy
 from reconciler.model.registry import RegistryConfig
+from reconciler.model.signatures import parse_key
 from reconciler.model.tagfilter import TagFilter
 
 _REGISTRY_OPTIONS = ("auth_file", "tls_verify", "ca_file", "client_cert", "client_key", "max_concurrency",
@@ -68,6 +70,15 @@ def _referrers(value: bool | dict[str, Any] | None) -> ReferrerPolicy:
     if isinstance(value, dict):
         return ReferrerPolicy(True, tuple(value["artifact_types"]))
     return ReferrerPolicy(value is not False)
+
+
+def _verify(value: dict[str, Any] | None, base_dir: Path) -> VerifyPolicy | None:
+    """``verify:``: the keys, read where repos.yaml says (the checks made sure they parse);
+    each named as written, so the plan's reasons say ``keys/release.pub``."""
+    if not value:
+        return None
+    return VerifyPolicy(tuple(parse_key((base_dir / os.path.expanduser(name)).read_bytes(), name)
+                              for name in value["cosign_keys"]))
 
 
 def _platforms(value: list[str] | None) -> PlatformFilter | None:
@@ -121,7 +132,8 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
         uploads=tuple(Upload((base_dir / u["file"]).resolve(), u.get("tag"), bool(u.get("v1", False)), u.get("mask_id"))
                       for u in repo.get("uploads", ())),
         copies=tuple(CopySpec(c["from"], _selection(c.get("tags", ())), _selection(c.get("manifests", ())),
-                              _selection(c.get("indexes", ())), _platforms(c.get("platforms")))
+                              _selection(c.get("indexes", ())), _platforms(c.get("platforms")),
+                              _referrers(c.get("referrers")))
                      for c in repo.get("copy", ())),
         pins=_pins(repo.get("pins", {})),
         remove=Removal(tuple(remove.get("tags", ())), tuple(Digest.parse(d) for d in remove.get("manifests", ())),
@@ -131,6 +143,7 @@ def _repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, Any], re
         protected=bool(effective(repo, defaults, "protected", False)),
         retain_versions=effective(repo, defaults, "retain_versions"),
         push=_pushes(repo.get("push", []), registries),
+        verify=_verify(repo.get("verify"), base_dir),
     )
 
 

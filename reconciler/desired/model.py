@@ -17,6 +17,7 @@ from reconciler.model.content import Origin
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.referrers import ReferrerPolicy
 from reconciler.model.registry import RegistryConfig
+from reconciler.model.signatures import Key
 from reconciler.model.tagfilter import TagFilter
 
 if TYPE_CHECKING:
@@ -47,6 +48,21 @@ class CopySpec:
     indexes: Selection = ()
     #: copy only these platforms of the copied indexes (None: what the source holds)
     platforms: PlatformFilter | None = None
+    #: which referrers of what is copied come with it (signatures, SBOMs, attestations,
+    #: and cosign's classic tags of the copied images): all unless said otherwise
+    referrers: ReferrerPolicy = field(default_factory=ReferrerPolicy)
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """``verify: {cosign_keys: [...]}``: every tag the repository holds after apply must
+    point to an image with a cosign signature one of ``keys`` verifies (docs/signatures.md)."""
+
+    keys: tuple[Key, ...]
+
+    @property
+    def names(self) -> str:
+        return ", ".join(k.name for k in self.keys)
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,8 @@ class RepositorySpec:
     retain_versions: int | None = None
     #: registries this repository is pushed to (issue 23)
     push: tuple[PushSpec, ...] = ()
+    #: signature-gated content (None: no policy); checked by the plan
+    verify: VerifyPolicy | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from reconciler.model import Digest
 from reconciler.model.digest import ALGORITHMS
 from reconciler.model.platforms import parse_platform
 from reconciler.model.reference import NAME_RE, is_valid_tag
+from reconciler.model.signatures import parse_key
 from reconciler.model.tagfilter import compile_pattern
 from reconciler.model.tagversion import compile_range
 
@@ -240,6 +241,7 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
             rep.value(here + ("copy", i, "from"), "a repository cannot copy from itself")
         elif source not in repositories and _ID.fullmatch(source):
             rep.value(here + ("copy", i, "from"), _unknown_repo(source, repositories))
+    _check_keys(as_dict(repo.get("verify")).get("cosign_keys"), here + ("verify", "cosign_keys"), rep, base_dir)
     for name, value in as_dict(repo.get("pins")).items():
         if not isinstance(value, str) or not value:
             continue
@@ -250,6 +252,24 @@ def _check_repository(repo_id: str, repo: dict[str, Any], defaults: dict[str, An
             continue
         if isinstance(target, tuple) and target[0] not in repositories and _ID.fullmatch(target[0]):
             rep.value(here + ("pins", name), _unknown_repo(target[0], repositories))
+
+
+def _check_keys(keys: Any, path: Path, rep: Reporter, base_dir: FsPath) -> None:
+    """Each ``verify.cosign_keys`` file exists and is a supported PEM public key."""
+    for i, name in enumerate(as_list(keys)):
+        if not isinstance(name, str) or not name:
+            continue  # the schema reported it
+        file = base_dir / FsPath(name).expanduser()
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            rep.value(path + (i,), f"cannot read the key {name!r} ({exc.strerror or exc}; looked for {file}); "
+                                   "paths are relative to the YAML file")
+            continue
+        try:
+            parse_key(data, name)
+        except InvalidInput as exc:
+            rep.value(path + (i,), _with_hint(exc))
 
 
 def _unknown_repo(name: str, repositories: dict[str, Any]) -> str:

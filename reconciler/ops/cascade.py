@@ -26,6 +26,7 @@ from reconciler.errors import RemovalRefused
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet, Kind, ManifestRefs
 from reconciler.model.mediatypes import is_index
+from reconciler.model.referrers import cosign_tags
 from reconciler.ops.state import RepoState
 
 
@@ -35,10 +36,15 @@ class RefGraph:
     and a manifest (unknown to this graph) when its parent is an index."""
 
     def __init__(self, nodes: Mapping[Digest, tuple[Kind, Iterable[Digest]]],
-                 child_kinds: Mapping[Digest, Kind] | None = None) -> None:
+                 child_kinds: Mapping[Digest, Kind] | None = None,
+                 subjects: Mapping[Digest, tuple[Digest, str | None]] | None = None) -> None:
         self._nodes = {d: (Kind(k), tuple(children)) for d, (k, children) in nodes.items()}
         self._child_kinds = dict(child_kinds or {})
+        #: referrer -> (its OCI ``subject``, its artifact type): not a reference (a referrer
+        #: follows its subject when it is copied or removed, the subject never needs it)
+        self._subjects = dict(subjects or {})
         self._parents_map: dict[Digest, frozenset[Digest]] | None = None  # built on first use
+        self._referrers_map: dict[Digest, tuple[Digest, ...]] | None = None
 
     @property
     def _parents(self) -> dict[Digest, frozenset[Digest]]:
@@ -51,9 +57,11 @@ class RefGraph:
         return self._parents_map
 
     @classmethod
-    def from_refs(cls, refs: Mapping[Digest, ManifestRefs]) -> RefGraph:
-        """Build from the store's recorded references (``Store.manifest_refs``): the same
-        graph ``from_manifests`` gives for those manifests, without parsing any."""
+    def from_refs(cls, refs: Mapping[Digest, ManifestRefs],
+                  subjects: Mapping[Digest, tuple[Digest, str | None]] | None = None) -> RefGraph:
+        """Build from the store's recorded references (``Store.manifest_refs``) and
+        subjects (``Store.manifest_subjects``): the same graph ``from_manifests`` gives
+        for those manifests, without parsing any."""
         nodes: dict[Digest, tuple[Kind, tuple[Digest, ...]]] = {}
         kinds: dict[Digest, Kind] = {}
         for d, r in refs.items():
@@ -63,6 +71,7 @@ class RefGraph:
                     kinds.setdefault(child, kind)
         graph = cls.__new__(cls)
         graph._nodes, graph._child_kinds, graph._parents_map = nodes, kinds, None
+        graph._subjects, graph._referrers_map = dict(subjects or {}), None
         return graph
 
     @classmethod
@@ -71,21 +80,25 @@ class RefGraph:
         OCI index stays an index even when it is not itself in the graph)."""
         nodes: dict[Digest, tuple[Kind, tuple[Digest, ...]]] = {}
         kinds: dict[Digest, Kind] = {}
+        subjects: dict[Digest, tuple[Digest, str | None]] = {}
         for m in manifests:
+            if m.subject is not None:
+                subjects[m.digest] = (m.subject.digest, m.referrer_type)
             if isinstance(m, Index):
                 nodes[m.digest] = (Kind.INDEX, m.children())
                 for d in m.manifests:
                     kinds.setdefault(d.digest, Kind.INDEX if is_index(d.media_type) else Kind.MANIFEST)
             else:
                 nodes[m.digest] = (Kind.MANIFEST, m.references())
-        return cls(nodes, kinds)
+        return cls(nodes, kinds, subjects)
 
     def merged(self, other: RefGraph) -> RefGraph:
         """A graph with both graphs' nodes (for copies: source and target together)."""
         graph = RefGraph.__new__(RefGraph)
         graph._nodes = {**other._nodes, **self._nodes}
         graph._child_kinds = {**other._child_kinds, **self._child_kinds}
-        graph._parents_map = None
+        graph._subjects = {**other._subjects, **self._subjects}
+        graph._parents_map = graph._referrers_map = None
         return graph
 
     # -- queries ----------------------------------------------------------------------
@@ -102,6 +115,25 @@ class RefGraph:
     def children(self, digest: Digest) -> tuple[Digest, ...]:
         node = self._nodes.get(digest)
         return node[1] if node else ()
+
+    def subject(self, digest: Digest) -> Digest | None:
+        """The OCI ``subject`` of a referrer (None: not a referrer, or not known)."""
+        found = self._subjects.get(digest)
+        return found[0] if found is not None else None
+
+    def artifact_type(self, digest: Digest) -> str | None:
+        """A referrer's artifact type, as the referrers API lists it (None: not known)."""
+        found = self._subjects.get(digest)
+        return found[1] if found is not None else None
+
+    def referrers(self, digest: Digest) -> tuple[Digest, ...]:
+        """The known manifests and indexes whose ``subject`` is ``digest``, by digest."""
+        if self._referrers_map is None:
+            found: dict[Digest, list[Digest]] = {}
+            for r, (subject, _) in self._subjects.items():
+                found.setdefault(subject, []).append(r)
+            self._referrers_map = {d: tuple(sorted(rs, key=str)) for d, rs in found.items()}
+        return self._referrers_map.get(digest, ())
 
     def parents(self, digest: Digest) -> frozenset[Digest]:
         """Every graph node that references ``digest``."""
@@ -170,18 +202,49 @@ def cascade_remove(state: RepoState, graph: RefGraph, *, tags: Iterable[str] = (
                    with_targets: bool = False) -> Removal:
     """Remove the named tags, manifests and indexes with the cascade rules above.
 
+    What refers to removed content goes with it: the referrers whose ``subject`` is a
+    removed manifest or index, and cosign's classic tags of a removed digest
+    (``sha256-<hex>.sig``, ``.att``, ``.sbom``) with what they point at, and so on for
+    theirs, unless a remaining tag or index still needs one (so no referrer is left
+    pointing at a subject the repository no longer holds).
+
     Names and digests must be in ``state`` (callers resolve and report unknown ones).
     Raises ``RemovalRefused`` naming the remaining indexes that list an explicitly named
     manifest or index.
     """
-    content = state.content
     explicit = frozenset(manifests) | frozenset(indexes)
+    removed_tags = set(tags)
+    followers: set[Digest] = set()
+    while True:
+        removal = _cascade(state, graph, removed_tags, explicit, followers, with_targets)
+        more_tags, more = _followers(state, graph, removal)
+        if more_tags <= removed_tags and more <= followers:
+            return removal
+        removed_tags |= more_tags
+        followers |= more
+
+
+def _followers(state: RepoState, graph: RefGraph, removal: Removal) -> tuple[set[str], set[Digest]]:
+    """The cosign tags of what ``removal`` removes, and the referrers of it (with the
+    targets of those tags) the state still holds."""
+    gone = removal.manifests | removal.indexes
+    held = removal.state.content.manifests | removal.state.content.indexes
+    tags = {name for d in gone for name in cosign_tags(d) if name in state.tags}
+    digests = {r for d in gone for r in graph.referrers(d) if r in held}
+    digests |= {state.tags[name].digest for name in tags}
+    return tags, digests
+
+
+def _cascade(state: RepoState, graph: RefGraph, tags: set[str], explicit: frozenset[Digest],
+             followers: set[Digest], with_targets: bool) -> Removal:
+    content = state.content
     removed_tags = set(tags) | set(state.tags_of(explicit))
     remaining_tags = {n: e for n, e in state.tags.items() if n not in removed_tags}
 
-    # candidates: what was named, what the removed indexes list (recursively), and with
-    # with_targets what the removed tags pointed at
-    roots = set(explicit)
+    # candidates: what was named, what the removed indexes list (recursively), what
+    # follows removed content (referrers), and with with_targets what the removed tags
+    # pointed at
+    roots = set(explicit) | followers
     if with_targets:
         roots |= {state.tags[n].digest for n in removed_tags if n in state.tags}
     reach = graph.closure(roots)

@@ -14,9 +14,10 @@ from reconciler.store.roles.content import ContentStore
 
 def load_graph(store: ContentStore, content: ContentSet) -> RefGraph:
     """The reference graph of every manifest and index in ``content``, from the store's
-    recorded references (one query; no manifest file is read). A digest the store does
+    recorded references and subjects (two queries; no manifest file is read). A digest the store does
     not hold is simply not a node (as a graph built from manifests would lack it)."""
-    return RefGraph.from_refs(store.manifest_refs(content.manifests | content.indexes))
+    digests = content.manifests | content.indexes
+    return RefGraph.from_refs(store.manifest_refs(digests), store.manifest_subjects(digests))
 
 
 def closure_graph(store: ContentStore, roots: Iterable[Digest]) -> RefGraph:
@@ -29,7 +30,7 @@ def closure_graph(store: ContentStore, roots: Iterable[Digest]) -> RefGraph:
         found = store.manifest_refs(level)
         refs.update(found)
         level = {c for r in found.values() if r.kind is Kind.INDEX for c in r.children} - refs.keys()
-    return RefGraph.from_refs(refs)
+    return RefGraph.from_refs(refs, store.manifest_subjects(refs))
 
 
 def with_closure(store: ContentStore, graph: RefGraph, roots: list[Digest]) -> RefGraph:

@@ -47,6 +47,7 @@ class Op(str, enum.Enum):
     UPLOAD = "upload"                            # import a file's images
     COPY_TAG = "copy_tag"                        # a tag and everything under it from another repository
     COPY_CONTENT = "copy_content"                # manifests or indexes (no tags) from another repository
+    COPY_REFERRERS = "copy_referrers"            # the referrers (and cosign's tags) of what a copy brings
     PIN_TAG = "pin_tag"                          # a tag declared in repos.yaml (REPO:TAG or a digest)
     REMOVE_TAG = "remove_tag"                    # the tag, and with cascade the content only it held
     REMOVE_CONTENT = "remove_content"            # manifests / indexes with the remove cascade
@@ -341,6 +342,27 @@ class CopyContent(BaseAction):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+class CopyReferrers(BaseAction):
+    """The referrers in the source repository of what a copy brings (signatures, SBOMs,
+    attestations, and theirs), and cosign's classic tags (``sha256-<hex>.sig``, ...) of the
+    copied images (``copy: [{referrers: ...}]``): the manifests as content, the tags as
+    copied tags."""
+
+    op: ClassVar[Op] = Op.COPY_REFERRERS
+    source_repo: str
+    #: the copied tag whose image they refer to (None: a copy of manifests or indexes),
+    #: and the copied manifest or index they follow (the tag's; the first copied digest)
+    tag: str | None = None
+    digest: Digest | None = None
+    #: the referrer manifests and indexes it adds (those the repository lacks)
+    digests: tuple[Digest, ...] = ()
+    #: cosign's tags it sets or moves (tag -> digest)
+    referrer_tags: Mapping[str, str] = field(default_factory=dict)
+    #: one artifact type per entry of ``digests`` ("" when unknown)
+    artifact_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class RemoveTag(BaseAction):
     op: ClassVar[Op] = Op.REMOVE_TAG
     tag: str
@@ -480,16 +502,16 @@ class PushReferrers(BaseAction):
 
 #: the tagged union of every action (the tag is ``op``)
 Action: TypeAlias = (CreateRepository | UpdateRepository | DeleteRepository | SyncTag | SyncReferrers | Upload
-                     | CopyTag | CopyContent | PinTag | RemoveTag | RemoveContent | V1Upload | V1Sync | Publish
-                     | Unpublish | DropVersions | PushTag | DeletePushedTag | PushReferrers)
+                      | CopyTag | CopyContent | CopyReferrers | PinTag | RemoveTag | RemoveContent | V1Upload
+                      | V1Sync | Publish | Unpublish | DropVersions | PushTag | DeletePushedTag | PushReferrers)
 #: what a repository's turn in the apply runs (every action but the pushes, which go after all)
 RepositoryAction: TypeAlias = (CreateRepository | UpdateRepository | DeleteRepository | SyncTag | SyncReferrers
-                               | Upload | CopyTag | CopyContent | PinTag | RemoveTag | RemoveContent | V1Upload
-                               | V1Sync | Publish | Unpublish | DropVersions)
+                               | Upload | CopyTag | CopyContent | CopyReferrers | PinTag | RemoveTag | RemoveContent
+                               | V1Upload | V1Sync | Publish | Unpublish | DropVersions)
 
 #: the content actions: together they make one new version of their repository
-ContentAction: TypeAlias = (SyncTag | SyncReferrers | Upload | CopyTag | CopyContent | PinTag | RemoveTag
-                            | RemoveContent)
+ContentAction: TypeAlias = (SyncTag | SyncReferrers | Upload | CopyTag | CopyContent | CopyReferrers | PinTag
+                            | RemoveTag | RemoveContent)
 #: the actions that fetch content from the repository's upstream
 UpstreamAction: TypeAlias = SyncTag | SyncReferrers
 #: each makes a version of its own
@@ -500,9 +522,9 @@ PushAction: TypeAlias = PushTag | DeletePushedTag | PushReferrers
 
 #: op -> its type
 BY_OP: dict[Op, type[Action]] = {cls.op: cls for cls in (
-    CreateRepository, UpdateRepository, DeleteRepository, SyncTag, SyncReferrers, Upload, CopyTag, CopyContent, PinTag,
-    RemoveTag, RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions, PushTag, DeletePushedTag,
-    PushReferrers)}
+    CreateRepository, UpdateRepository, DeleteRepository, SyncTag, SyncReferrers, Upload, CopyTag, CopyContent,
+    CopyReferrers, PinTag, RemoveTag, RemoveContent, V1Upload, V1Sync, Publish, Unpublish, DropVersions, PushTag,
+    DeletePushedTag, PushReferrers)}
 assert set(BY_OP) == set(Op), "every op has its type"
 
 
@@ -510,7 +532,7 @@ def content_roots(actions: Iterable[Action]) -> list[Digest]:
     """The manifests and indexes the actions point tags at, copy or remove."""
     out: list[Digest] = []
     for a in actions:
-        if isinstance(a, (CopyContent, RemoveContent, SyncReferrers)):
+        if isinstance(a, (CopyContent, RemoveContent, SyncReferrers, CopyReferrers)):
             out += a.digests
         if a.digest:
             out.append(a.digest)

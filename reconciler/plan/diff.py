@@ -22,6 +22,7 @@ from reconciler.plan import model as pm
 from reconciler.plan import names
 from reconciler.plan.actions import Action, Change, DeleteRepository, Op
 from reconciler.plan.diff_repo import RepoDiff
+from reconciler.plan.diff_verify import Refused, check_policy
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.model import Plan, PlanError, RepoSummary
 from reconciler.plan.observed import Observed
@@ -105,6 +106,19 @@ def diff(desired: DesiredState, observed: Observed, *, targets: Iterable[str] = 
         waits_for = sorted(s for s in sources_of(spec) if s in unavailable)
         try:
             repo_actions = rd.run()
+            check_policy(spec.verify, rd.state, ledger.graph, observed)  # a refusal undoes the repository
+        except Refused as exc:
+            # the verify: policy refuses tags it would hold: none of its actions are applied,
+            # each tag is reported (as a failed tag: the rest of the plan is applied, exit 1)
+            ledger.forget(a.id for a in rd.actions)
+            ledger.after[repo_id] = obs.state if obs else RepoState()
+            ledger.failed_tags += [pm.FailedTag(repo_id, tag, reason, refused=True) for tag, reason in exc.failures]
+            assert spec.verify is not None
+            summaries.append(RepoSummary(repo_id, "!", _label(spec), spec.publish, notes=(
+                f"refused by its verify policy ({spec.verify.names}): "
+                f"{len(exc.failures)} tag{'s' if len(exc.failures) != 1 else ''} without a verified signature; "
+                "nothing of this repository is applied",)))
+            continue
         except Unplannable as exc:
             # this repository is not planned; the others are, against its current state
             ledger.forget(a.id for a in rd.actions)

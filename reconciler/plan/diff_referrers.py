@@ -15,17 +15,19 @@ declared (a prune never removes what it cannot see).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from reconciler.desired.model import ALL
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin
-from reconciler.model.referrers import is_cosign_tag
+from reconciler.model.referrers import ReferrerPolicy, cosign_tags, is_cosign_tag
 from reconciler.ops.cascade import unreferenced
-from reconciler.ops.referrers import Found
+from reconciler.ops.referrers import MAX_DEPTH, Found
+from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
 from reconciler.plan import steps
-from reconciler.plan.actions import Change, Op, SyncReferrers
+from reconciler.plan.actions import Change, CopyReferrers, Op, SyncReferrers
 from reconciler.plan.observed import UpstreamTags
 
 if TYPE_CHECKING:
@@ -81,6 +83,95 @@ def plan_referrers(diff: RepoDiff, upstream: UpstreamTags, selected: Mapping[str
         diff.actions.append(action)
         diff.state = step.state
         diff._bring(action, before)
+
+
+def copy_referrers(diff: RepoDiff, src: RepoState, source: str, roots: Iterable[Digest], skip: Container[Digest],
+                   policy: ReferrerPolicy, *, tag: str | None = None, deps: Iterable[str] = ()) -> None:
+    """One ``CopyReferrers`` for what a copy of ``roots`` from ``source`` (its state
+    ``src`` after this plan) brings, when the source holds referrers of it the repository
+    lacks: the manifests whose recorded ``subject`` is a copied manifest or index (and
+    theirs, at most ``MAX_DEPTH`` levels below), and cosign's classic tags of those digests,
+    as ``policy`` (``referrers:`` of the copy entry) selects them by artifact type."""
+    if not policy.enabled:
+        return
+    graph = diff.graph
+    copied = graph.closure(roots, skip)
+    held = src.content.manifests | src.content.indexes
+    level = sorted(copied.manifests | copied.indexes, key=str)
+    seen: set[Digest] = set(level)
+    found: dict[Digest, str] = {}  # referrer -> artifact type
+    tags: dict[str, Digest] = {}
+    for _ in range(MAX_DEPTH + 1):
+        nxt: list[Digest] = []
+        for d in level:
+            for r in graph.referrers(d):
+                kind = graph.artifact_type(r)
+                if r in held and r not in seen and policy.wants(kind):
+                    seen.add(r)
+                    found[r] = kind or ""
+                    nxt.append(r)
+            for name in cosign_tags(d):
+                entry = src.tags.get(name)
+                if entry is None:
+                    continue
+                kind = diff.ledger.observed.classic_types.get(entry.digest)
+                if not policy.wants(kind):
+                    continue
+                tags[name] = entry.digest
+                if entry.digest not in seen:
+                    seen.add(entry.digest)
+                    found[entry.digest] = kind or ""
+                    nxt.append(entry.digest)
+        if not nxt:
+            break
+        level = nxt
+    if not found:
+        return
+    diff.declared_roots |= set(found)
+    diff.declared_tags |= set(tags)
+    before = diff.state
+    moved = {t: str(d) for t, d in tags.items() if (e := before.tags.get(t)) is None or e.digest != d}
+    digests = tuple(d for d in found if d not in before.content or str(d) in moved.values())
+    if not digests and not moved:
+        return
+    step = steps.add_referrers(before, graph, digests, moved, Origin.COPY)
+    added = step.state.content.difference(before.content)
+    first = next(iter(roots), None)
+    providers = sorted({diff.ledger.provider[(source, d)] for d, _ in graph.closure(digests).items()
+                        if (source, d) in diff.ledger.provider})
+    providers += [diff.ledger.tag_setter[(source, t)] for t in tags if (source, t) in diff.ledger.tag_setter]
+    action_id, depends_on = diff._ids(Op.COPY_REFERRERS, tag or f"{first}", [*deps, *providers])
+    action = CopyReferrers(id=action_id, repo=diff.repo, change=Change.CREATE, reason=pm.DECLARED,
+                           depends_on=depends_on, source_repo=source, tag=tag, digest=first, digests=digests,
+                           referrer_tags=moved, artifact_types=tuple(found.get(d, "") for d in digests),
+                           adds=_adds(added, len(moved)))
+    diff.actions.append(action)
+    diff.state = step.state
+    diff._bring(action, before)
+
+
+def copies_with_referrers(diff: RepoDiff) -> None:
+    """The repository's copy step: its copies (``RepoDiff._copies``), then for each copy
+    entry the referrers of what it copies (``copy_referrers``), tag by tag and for its
+    manifests and indexes."""
+    diff._copies()
+    for n, copy in enumerate(diff.spec.copies):
+        src = diff._source_state(copy.from_repo, ("repositories", diff.repo, "copy", n))
+        for tag in diff._names(copy.tags, src.tags):
+            entry = src.tags.get(tag)
+            if entry is None:
+                continue  # failed upstream: the copy said so
+            skip, _ = diff._skips([entry.digest], copy.platforms, src.absent)
+            setter = diff.ledger.tag_setter.get((copy.from_repo, tag))
+            copy_referrers(diff, src, copy.from_repo, [entry.digest], skip, copy.referrers, tag=tag,
+                           deps=[setter] if setter else [])
+        for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
+                                      ("index", copy.indexes, src.content.indexes)):
+            if selection != ALL and not selection:
+                continue
+            digests = sorted(pool) if selection == ALL else [Digest.parse(d) for d in selection]
+            skip, _ = diff._skips(digests, copy.platforms if kind == "index" else None, src.absent)
+            copy_referrers(diff, src, copy.from_repo, digests, skip, copy.referrers)
 
 
 def keep_unseen(diff: RepoDiff) -> None:

@@ -39,7 +39,7 @@ from reconciler.plan.actions import (
     Upload,
 )
 from reconciler.plan.diff_publish import publish_step
-from reconciler.plan.diff_referrers import keep_unseen, plan_referrers
+from reconciler.plan.diff_referrers import copies_with_referrers, keep_unseen, plan_referrers
 from reconciler.plan.diff_retain import retain_step
 from reconciler.plan.diff_sync import few, outranked_note, owned_elsewhere, sync_reason, sync_warnings
 from reconciler.plan.diff_v1 import v1_steps
@@ -188,7 +188,7 @@ class RepoDiff:
         self._repository()
         self._sync()
         self._uploads()
-        self._copies()
+        copies_with_referrers(self)  # the copies, then what refers to what they bring
         self._pins()
         self._removals()
         self._prune()

@@ -24,6 +24,7 @@ from reconciler.plan.actions import (
     Action,
     Change,
     CopyContent,
+    CopyReferrers,
     CopyTag,
     DropVersions,
     Op,
@@ -40,7 +41,7 @@ from reconciler.plan.actions import (
 )
 
 #: actions that change a repository's content: together they make one new version
-CONTENT = (SyncTag, SyncReferrers, Upload, CopyTag, CopyContent, PinTag, RemoveTag, RemoveContent)
+CONTENT = (SyncTag, SyncReferrers, Upload, CopyTag, CopyContent, CopyReferrers, PinTag, RemoveTag, RemoveContent)
 #: each of these makes a version of its own
 V1 = (V1Upload, V1Sync)
 

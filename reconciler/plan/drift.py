@@ -48,7 +48,18 @@ _OUTRANKED = pm.OUTRANKED.split("{", 1)[0]
 
 #: spec fields added after fingerprints were first journaled: left out while they hold
 #: their default, so that upgrading reconciler does not look like a changed repos.yaml
-_LATER_FIELDS = frozenset({"platforms", "semver", "semver_suffix", "prereleases", "latest", "sort"})
+_LATER_FIELDS = frozenset({"platforms", "semver", "semver_suffix", "prereleases", "latest", "sort", "verify"})
+#: the same for fields whose default comes from a factory: (type, field)
+_LATER_MADE_FIELDS = frozenset({("CopySpec", "referrers")})
+
+
+def _later_default(value: Any, f: dataclasses.Field[Any]) -> bool:
+    """Whether ``f`` of ``value`` is a field added later that holds its default."""
+    if f.name in _LATER_FIELDS and getattr(value, f.name) == f.default:
+        return True
+    made = f.default_factory
+    return ((type(value).__name__, f.name) in _LATER_MADE_FIELDS and made is not dataclasses.MISSING
+            and getattr(value, f.name) == made())
 
 
 def _canonical(value: Any, base: Path) -> Any:
@@ -57,8 +68,7 @@ def _canonical(value: Any, base: Path) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         # private fields (TagFilter's compiled patterns) are derived from the public ones
         return {f.name: _canonical(getattr(value, f.name), base) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")
-                and not (f.name in _LATER_FIELDS and getattr(value, f.name) == f.default)}
+                if not f.name.startswith("_") and not _later_default(value, f)}
     if isinstance(value, Path):
         try:
             return value.relative_to(base).as_posix()

@@ -17,6 +17,7 @@ from reconciler.desired.model import ALL, DesiredState
 from reconciler.plan.actions import (
     Change,
     CopyContent,
+    CopyReferrers,
     CopyTag,
     DeleteRepository,
     PinTag,
@@ -108,7 +109,7 @@ def from_plan(plan: Plan) -> Flow:
             sign = "" if not syncs else ("~" if len(changes) > 1 else changes.pop())
             flow.edge(flow.node(FEED, summary.label), repo, "sync", sign)
         for a in actions:
-            if isinstance(a, (CopyTag, CopyContent, PinTag)) and a.source_repo:
+            if isinstance(a, (CopyTag, CopyContent, CopyReferrers, PinTag)) and a.source_repo:
                 what = "pin " + a.tag if isinstance(a, PinTag) else "copy"
                 flow.edge(flow.node(REPO, a.source_repo), repo, what, a.change.value)
             elif isinstance(a, (Upload, V1Upload)) and a.file:

@@ -124,19 +124,27 @@ class FailedTag:
     """An upstream tag the plan could not resolve or fetch the manifests of (malformed,
     of a type we cannot store, failing every retry). Only this tag fails: it keeps what
     it pointed at, a mirror never removes it, the rest of the plan is applied, and apply
-    reports it as failed (exit 1, journal ``partial``)."""
+    reports it as failed (exit 1, journal ``partial``). A tag the repository's ``verify:``
+    policy refuses (``refused``) is reported the same way, but there the whole repository
+    is left as it is."""
 
     repo: str
     tag: str
     error: str
+    #: refused by the repository's ``verify:`` policy (its whole repository is not applied)
+    refused: bool = False
 
     @property
     def action_id(self) -> str:
-        """The id the sync of this tag would have had (apply reports the failure under it)."""
-        return f"{self.repo}/{Op.SYNC_TAG.value}/{self.tag}"
+        """The id the sync of this tag would have had (apply reports the failure under it);
+        ``REPO/verify/TAG`` for a tag the verify policy refused."""
+        return f"{self.repo}/{'verify' if self.refused else Op.SYNC_TAG.value}/{self.tag}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"repo": self.repo, "tag": self.tag, "error": self.error}
+        out: dict[str, Any] = {"repo": self.repo, "tag": self.tag, "error": self.error}
+        if self.refused:
+            out["refused"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -265,7 +273,8 @@ class Plan:
                 unknown_repositories=tuple(obj.get("unknown_repositories", ())),
                 warnings=tuple(obj.get("warnings", ())),
                 errors=tuple(PlanError.from_json(e) for e in obj.get("errors", ())),
-                failed_tags=tuple(FailedTag(f["repo"], f["tag"], f["error"]) for f in obj.get("failed_tags", ())),
+                failed_tags=tuple(FailedTag(f["repo"], f["tag"], f["error"], bool(f.get("refused", False)))
+                                  for f in obj.get("failed_tags", ())),
                 targets=tuple(obj.get("targets", ())),
                 prune_repositories=bool(obj.get("prune_repositories", False)),
                 refresh=RefreshInfo(**obj.get("refresh", {})),

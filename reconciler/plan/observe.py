@@ -47,6 +47,7 @@ from reconciler.ops.transfer.adapters import MemorySink, RegistrySource
 from reconciler.ops.transfer.walk import TransferPolicy, transfer
 from reconciler.plan.model import RefreshInfo
 from reconciler.plan.observed import Observed, ObservedRepo, UploadInfo, UpstreamTags
+from reconciler.plan.signature_facts import classic_types, fetch_payloads, signature_facts, verify_scope
 from reconciler.plan.v1refresh import V1SourceFactory, refresh_v1
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
@@ -95,6 +96,8 @@ class _UpstreamResult:
     stored: StoredWalk | None = None
     #: bytes a platform filter saves, per index child left out of new content
     skipped_sizes: dict[Digest, int] = field(default_factory=dict)
+    #: payloads of new signatures, for a ``verify:`` policy (plan/signature_facts.py)
+    payloads: dict[Digest, bytes] = field(default_factory=dict)
 
 
 def file_sha256(path: Path) -> str:
@@ -174,11 +177,12 @@ def _fetch_missing_manifests(store: Store, source: RegistrySource, roots: Iterab
 
 
 def _refresh_one(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,
-                 held_tags: Container[str], partial: bool = False) -> _UpstreamResult:
+                 held_tags: Container[str], partial: bool = False, payloads: bool = False) -> _UpstreamResult:
     """One repository's upstream; a failure is recorded on its result (the plan shows that
-    repository with the error and plans the others) instead of ending the whole plan."""
+    repository with the error and plans the others) instead of ending the whole plan.
+    ``payloads``: also read the payloads of new signatures (a ``verify:`` policy reads them)."""
     try:
-        return _refresh_upstream(store, spec, sources, resolver, held_tags, partial)
+        return _refresh_upstream(store, spec, sources, resolver, held_tags, partial, payloads)
     except ReconcilerError as exc:
         # the plan reports it (once); a log line too would print it twice
         log.info("%s: refreshing upstream %s failed: %s", spec.id, spec.upstream_name, exc.message)
@@ -201,8 +205,8 @@ def _discover(store: Store, source: UpstreamSource, name: str, spec: RepositoryS
     return found, None
 
 
-def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory,
-                      resolver: Resolver, held_tags: Container[str], partial: bool = False) -> _UpstreamResult:
+def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory, resolver: Resolver,
+                      held_tags: Container[str], partial: bool = False, payloads: bool = False) -> _UpstreamResult:
     assert spec.feed is not None and spec.upstream_name is not None
     jobs = spec.feed.max_concurrency
     source = sources(spec.feed)
@@ -244,12 +248,13 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
                      for subject, fs in found.by_subject.items()}
         not_synced = [f"referrer {f.digest} of {f.subject} is not synced: {bad_roots[f.digest]}"
                       for f in found.all() if f.digest in bad_roots]
+        signed = fetch_payloads(store, content, known.values()) if payloads else {}
         return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=dropped,
                                                      notes=(*skipped_notes(known.values(), by_digest), *not_synced),
                                                      outranked=view.outranked, selection=view.selection,
                                                      refused=refused, referrers=referrers,
                                                      referrers_error=referrers_error),
-                               known, source.stats.total - before, stored, sizes)
+                               known, source.stats.total - before, stored, sizes, signed)
     finally:
         source.close()
 
@@ -279,7 +284,7 @@ def platform_facts(store: Store, desired: DesiredState, wanted: set[str], repos:
                     indexes[d] = m
     seen = {d for d in seen if d not in graph}
     if seen:
-        graph = graph.merged(RefGraph.from_refs(store.manifest_refs(seen)))
+        graph = graph.merged(RefGraph.from_refs(store.manifest_refs(seen), store.manifest_subjects(seen)))
     return indexes, graph, sizes
 
 
@@ -314,6 +319,7 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     graph = load_graph(store, ContentSet(manifests=frozenset().union(*(c.manifests for c in planned)),
                                          indexes=frozenset().union(*(c.indexes for c in planned))))
     feeds = [s for r, s in sorted(desired.repositories.items()) if r in wanted and s.feed and s.upstream_name]
+    checked = verify_scope(desired, wanted)  # repositories whose signatures a verify: policy reads
     results: list[_UpstreamResult] = []
     if upstreams and feeds:
         if sources is None:
@@ -326,7 +332,7 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
 
         def one(spec: RepositorySpec) -> _UpstreamResult:
             result = _refresh_one(store, spec, sources, resolver, repos[spec.id].state.tags if spec.id in repos else (),
-                                  partial)
+                                  partial, spec.id in checked)
             if progress is not None:
                 with count:
                     done[0] += 1
@@ -377,6 +383,9 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     # retention's input: the versions of the repositories that keep only the newest N
     history = store.version_history(r for r, spec in desired.repositories.items()
                                     if r in wanted and r in repos and spec.retain_versions is not None)
+    signatures, payloads = signature_facts(store, graph, repos, checked, fetched,
+                                           {d: b for r in results for d, b in r.payloads.items()}) \
+        if checked else ({}, {})
     v1, v1_uploads, v1_upstreams = refresh_v1(store, desired, wanted, stored=repos.keys(), file_sha256=file_sha256,
                                               sources=v1_sources, upstreams=upstreams)
     info = RefreshInfo(refreshed=upstreams, upstreams=len(results),
@@ -391,5 +400,6 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
         upstreams={r.repo_id: r.tags for r in results},
         uploads=uploads, refresh=info, v1=v1, v1_uploads=v1_uploads, v1_upstreams=v1_upstreams,
         history=history, publish_grace=publish_grace,
-        indexes=indexes, skipped_sizes=skipped,
+        indexes=indexes, skipped_sizes=skipped, signatures=signatures, payloads=payloads,
+        classic_types=classic_types(store, desired, wanted, repos, fetched, {r.repo_id: r.tags for r in results}),
     )

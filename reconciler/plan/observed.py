@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet, V1Content
 from reconciler.model.repository import Repository, VersionHistory
+from reconciler.model.signatures import SignatureLayer
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.referrers import Found
 from reconciler.ops.state import RepoState
@@ -125,3 +126,11 @@ class Observed:
     indexes: Mapping[Digest, Index] = field(default_factory=dict)
     #: index children a platform filter leaves out of new content -> bytes not downloaded
     skipped_sizes: Mapping[Digest, int] = field(default_factory=dict)
+    #: for the ``verify:`` policy (plan/signature_facts.py): the simple-signing layers of
+    #: every signature manifest the checked repositories (and their sources) hold or will
+    #: get, and those layers' payload bytes
+    signatures: Mapping[Digest, tuple[SignatureLayer, ...]] = field(default_factory=dict)
+    payloads: Mapping[Digest, bytes] = field(default_factory=dict)
+    #: what the manifests of cosign's classic tags are (their first layer's media type), for
+    #: copies that take referrers of some artifact types only (plan/signature_facts.py)
+    classic_types: Mapping[Digest, str] = field(default_factory=dict)

@@ -53,10 +53,18 @@ def _notes(plan: Plan) -> list[str]:
         for e in plan.errors:
             lines.append(f"> - {e}" + (f" (hint: {e.hint})" if e.hint else ""))
         lines.append("")
-    if plan.failed_tags:
-        lines += ["> [!CAUTION]", f"> **{len(plan.failed_tags)} failed "
-                  f"{'tag' if len(plan.failed_tags) == 1 else 'tags'}** (kept as they are; the rest is applied):"]
-        lines += [f"> - `{f.repo}` tag `{f.tag}`: {f.error}" for f in plan.failed_tags]
+    failed = [f for f in plan.failed_tags if not f.refused]
+    refused = [f for f in plan.failed_tags if f.refused]
+    if failed:
+        lines += ["> [!CAUTION]", f"> **{len(failed)} failed "
+                  f"{'tag' if len(failed) == 1 else 'tags'}** (kept as they are; the rest is applied):"]
+        lines += [f"> - `{f.repo}` tag `{f.tag}`: {f.error}" for f in failed]
+        lines.append("")
+    if refused:
+        repos = sorted({f.repo for f in refused})
+        lines += ["> [!CAUTION]", f"> **{len(refused)} {'tag' if len(refused) == 1 else 'tags'} refused by a verify "
+                  f"policy** ({', '.join(f'`{r}`' for r in repos)} not applied; the rest is):"]
+        lines += [f"> - `{f.repo}` tag `{f.tag}`: {f.error}" for f in refused]
         lines.append("")
     selections = [r for r in plan.repositories if r.selection or r.notes]
     if selections:

@@ -21,6 +21,7 @@ from reconciler.plan.actions import (
     BaseAction,
     Change,
     CopyContent,
+    CopyReferrers,
     CopyTag,
     CreateRepository,
     DeletePushedTag,
@@ -177,13 +178,23 @@ _KIND_ORDER = ("signature", "SBOM", "attestation", "scan report")
 
 def referrer_kind(artifact_type: str) -> str:
     t = artifact_type.lower()
-    for needles, word in ((("simplesigning", "sigstore.bundle", "signature", "notary"), "signature"),
+    for needles, word in ((("simplesigning", "sigstore.bundle", "signature", "notary", "cosign.artifact.sig"),
+                           "signature"),
                           (("spdx", "cyclonedx", "syft", "sbom"), "SBOM"),
                           (("in-toto", "dsse", "attestation", "provenance"), "attestation"),
                           (("vuln", "sarif", "scan"), "scan report")):
         if any(n in t for n in needles):
             return word
     return artifact_type or "referrer"
+
+
+@_words.register
+def _copy_referrers(a: CopyReferrers, c: _Context) -> str:
+    n = len(set(a.digests) | {Digest.parse(d) for d in a.referrer_tags.values()})
+    kinds = referrer_kinds(a.artifact_types)
+    of = a.tag if a.tag is not None else c.short(a.digest) if a.digest is not None else "the copied content"
+    head = f"copy {_plural(n, 'referrer')} of {of} from {a.source_repo}" + (f": {kinds}" if kinds else "")
+    return _line(head, _join(a.reason, counts_text(dict(a.adds))), c.after(a))
 
 
 @_words.register
@@ -338,8 +349,11 @@ def summary_line(plan: Plan) -> str:
     d = plan.download
     if d.blobs:
         counts += f" {human_bytes(d.bytes)} to download."
-    if plan.failed_tags:
-        counts += f" {_plural(len(plan.failed_tags), 'tag')} failed."
+    refused = sum(1 for f in plan.failed_tags if f.refused)
+    if len(plan.failed_tags) > refused:
+        counts += f" {_plural(len(plan.failed_tags) - refused, 'tag')} failed."
+    if refused:
+        counts += f" {_plural(refused, 'tag')} refused by a verify policy."
     if plan.errors:
         return f"Plan incomplete: {incomplete_text(plan)}. For the rest: {counts}"
     if not plan.has_changes and not plan.failed_tags:
@@ -379,7 +393,7 @@ def render_text(plan: Plan, *, color: bool = False, refresh_line: bool = True) -
         lines.append("")
     failed: dict[str, list[str]] = {}
     for f in plan.failed_tags:
-        failed.setdefault(f.repo, []).append(f"! tag {f.tag}   FAILED: {f.error}")
+        failed.setdefault(f.repo, []).append(f"! tag {f.tag}   {'REFUSED' if f.refused else 'FAILED'}: {f.error}")
     for repo in plan.repositories:
         lines.append("  " + paint(repo.status, _header(repo, repo.id in failed)))
         if repo.selection:

@@ -19,6 +19,7 @@ from reconciler.ops.state import RepoState
 from reconciler.plan.actions import (
     ContentAction,
     CopyContent,
+    CopyReferrers,
     CopyTag,
     PinTag,
     RemoveContent,
@@ -83,11 +84,13 @@ def add_content(state: RepoState, graph: RefGraph, roots: Iterable[Digest], skip
     return Step(_with_closure(state, graph, roots, skip))
 
 
-def add_referrers(state: RepoState, graph: RefGraph, digests: Iterable[Digest], tags: Mapping[str, str]) -> Step:
-    """The referrers ``digests`` with their closures, and cosign's ``tags`` (synced tags)."""
+def add_referrers(state: RepoState, graph: RefGraph, digests: Iterable[Digest], tags: Mapping[str, str],
+                  origin: Origin = Origin.SYNC) -> Step:
+    """The referrers ``digests`` with their closures, and cosign's ``tags`` (with ``origin``:
+    synced, or copied)."""
     new = _with_closure(state, graph, digests, ())
     for tag, digest in sorted(tags.items()):
-        new = set_tag(new, graph, tag, Digest.parse(digest), Origin.SYNC).state
+        new = set_tag(new, graph, tag, Digest.parse(digest), origin).state
     return Step(new)
 
 
@@ -117,6 +120,8 @@ def run_step(action: ContentAction, state: RepoState, graph: RefGraph) -> Step:
                            skip=frozenset(action.skipped))
         case SyncReferrers():
             return add_referrers(state, graph, action.digests, action.referrer_tags)
+        case CopyReferrers():
+            return add_referrers(state, graph, action.digests, action.referrer_tags, Origin.COPY)
         case CopyTag() | PinTag():
             return set_tag(state, graph, action.tag, action.digest, action.new_origin, skip=frozenset(action.skipped))
         case RemoveTag():

@@ -31,7 +31,7 @@ GOLDEN: dict[str, list[str]] = {
         "8:5: repositories.web.mirorr: unknown key 'mirorr': did you mean 'mirror'? allowed keys: allow_empty, copy, "
         "enable_v1, feed, mirror, pins, platforms, protected, prune, publish, push, referrers, remove, retain_versions, tags, "
         "uploads, "
-        "upstream_name",
+        "upstream_name, verify",
         "9:30: repositories.web.tags.stable: unknown key 'stable' in the sync tag filter (allowed: exclude, include, "
         f"latest, prereleases, semver, semver_suffix, sort): {FILTER_HINT}",
     ],

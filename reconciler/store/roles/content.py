@@ -61,6 +61,12 @@ class ContentStore(Protocol):
         """The references of every stored manifest/index among ``digests`` (others are
         left out), in one query: the plan builds its reference graph from this."""
         ...
+    def manifest_subjects(self, digests: Iterable[Digest]) -> dict[Digest, tuple[Digest, str | None]]:
+        """The ``subject`` and listed artifact type of every stored manifest/index among
+        ``digests`` that has a subject (referrer -> (subject, type); others are left out),
+        in one query: the reference graph knows which referrer follows which image (copy,
+        remove, the verify policy)."""
+        ...
 
     # -- batches ---------------------------------------------------------------------------
     def content_batch(self) -> ContentBatch:

@@ -121,6 +121,21 @@ class VersionLookups:
                 out[parse(digest)] = ManifestRefs(Kind.MANIFEST, tuple([parse(t[1:]) for t in tokens]))
         return out
 
+    def manifest_subjects(self, digests: Iterable[Digest]) -> dict[Digest, tuple[Digest, str | None]]:
+        """See the protocol: rows of ``manifest_subjects`` (only referrers have one), a
+        scan filtered here when many digests are asked for, as ``manifest_refs``."""
+        wanted = {str(d) for d in digests}
+        if not wanted:
+            return {}
+        conn = self._conn()
+        if len(wanted) >= _SCAN_ABOVE:
+            rows = [r for r in conn.execute("SELECT digest, subject, artifact_type FROM manifest_subjects")
+                    if r[0] in wanted]
+        else:
+            rows = conn.execute(f"SELECT digest, subject, artifact_type FROM manifest_subjects WHERE digest IN "
+                                f"({','.join('?' * len(wanted))})", sorted(wanted)).fetchall()
+        return {parse_recorded(d): (parse_recorded(s), t) for d, s, t in rows}
+
     def manifest_meta(self, digest: Digest) -> tuple[str, int] | None:
         """(media type, size) of a stored manifest or index from its row alone: what a
         HEAD needs, without reading the bytes (object storage may be down)."""

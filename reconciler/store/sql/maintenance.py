@@ -112,6 +112,8 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
     refs: dict[str, list[tuple[str, str]]] = {}
     for parent, child, child_kind in conn.execute("SELECT parent, child, child_kind FROM manifest_refs"):
         refs.setdefault(parent, []).append((child, child_kind))
+    # referrer -> its subject: a version must hold the subject of every referrer it holds
+    subjects = dict(conn.execute("SELECT digest, subject FROM manifest_subjects").fetchall())
 
     # 1. every recorded blob is stored (a local file or an object) and hashes to its digest
     for digest, size in blobs.items():
@@ -142,7 +144,7 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
                 problems.append(Problem("corrupt", digest, "manifest bytes do not hash to the digest"))
 
     # 2. every version of every repository is complete (the versions it still has: retention
-    # drops old ones), and its latest and published versions exist
+    # drops old ones; a referrer's subject included), and its latest and published versions exist
     versions = 0
     numbers = existing_versions(conn)
     for (repo_id, latest, published) in conn.execute(
@@ -170,6 +172,10 @@ def check(store: SQLStore, *, verify_content: bool = True) -> CheckReport:
                 if d not in manifests:
                     problems.append(Problem("dangling", where, f"{k} {d} is not in the store"))
                     continue
+                subject = subjects.get(d)
+                if subject is not None and subject not in live_digests and subject not in left_out:
+                    problems.append(Problem("dangling", where, f"referrer {d} refers to subject {subject}, "
+                                                               "which the version lacks"))
                 for child, child_kind in refs.get(d, ()):
                     if child_kind == "manifest" and k == "index" and child in left_out:
                         continue
