@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin
 from reconciler.model.referrers import is_cosign_tag
-from reconciler.ops.cascade import unreferenced
 from reconciler.ops.referrers import Found
 from reconciler.plan import model as pm
 from reconciler.plan import steps
@@ -86,7 +85,7 @@ def plan_referrers(diff: RepoDiff, upstream: UpstreamTags, selected: Mapping[str
 def keep_unseen(diff: RepoDiff) -> None:
     """Referrers cannot be seen now: what may be one stays declared."""
     diff.declared_tags |= {t for t, e in diff.state.tags.items() if e.origin is Origin.SYNC and is_cosign_tag(t)}
-    orphans = unreferenced(diff.state, diff.graph)
+    orphans = diff.unreferenced()
     diff.declared_roots |= set(orphans.manifests | orphans.indexes)
 
 
