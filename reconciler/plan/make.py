@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from reconciler.desired.model import DesiredState
+from reconciler.model.gcpause import paused_gc
 from reconciler.ops.stop import StopToken
 from reconciler.plan.diff import diff, plan_scope
 from reconciler.plan.model import Plan
@@ -32,6 +33,7 @@ def make_plan(store: Store, desired: DesiredState, sources: SourceFactory, *, ta
         repo_ids = plan_scope(desired, {r.id: r.publish_name for r in store.repository_list()}, targets)
     observed = refresh(store, desired, sources, upstreams=upstreams, repo_ids=repo_ids, v1_sources=v1_sources,
                        progress=progress, stop=stop, publish_grace=publish_grace)
-    plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
-                created=datetime.now(UTC).isoformat(timespec="seconds"))
+    with paused_gc():  # pure, and a big plan's states and actions are mostly kept
+        plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
+                    created=datetime.now(UTC).isoformat(timespec="seconds"))
     return plan, observed
