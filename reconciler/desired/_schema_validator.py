@@ -6,7 +6,19 @@ SCHEMA_SHA256 = "54cda9586da0f20e754fef65b01bd923f0a90edf8d757e7023ce9f54bdb0059
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+
+
+class JsonSchemaValueException(ValueError):
+    """The data does not conform (as fastjsonschema's exception of that name)."""
+
+    def __init__(self, message, value=None, name=None, definition=None, rule=None):
+        super().__init__(message)
+        self.message, self.value, self.name, self.definition, self.rule = message, value, name, definition, rule
+
+
+class JsonSchemaValuesException(ValueError):
+    """Several violations at once (fastjsonschema's ``fast_fail=False``; not raised here)."""
+
 
 
 REGEX_PATTERNS = {
