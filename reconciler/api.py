@@ -3,7 +3,6 @@ chosen and put together. The CLI and tests call these functions."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -16,7 +15,7 @@ from reconciler.bundle import SCHEME as BUNDLE_SCHEME
 from reconciler.bundle import feed_location
 from reconciler.errors import InvalidInput, StoreError
 from reconciler.model.platforms import PlatformFilter
-from reconciler.model.reference import check_upstream_name, normalize_upstream_name
+from reconciler.model.reference import check_upstream_name
 from reconciler.model.registry import RegistryConfig
 from reconciler.model.repository import Repository
 from reconciler.model.tagfilter import ALL_TAGS, TagFilter
@@ -129,38 +128,21 @@ def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upst
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
                     timeout: float = 60.0, retries: int = 4, progress: Progress | None = None, lock_timeout: float = 60.0,
                     source_factory: Callable[[RegistryConfig], UpstreamSource] | None = None) -> SyncResult:
-    """``reconciler sync``: take the store lock, create the repository when it does not
-    exist, sync it, and record ``feed``/``upstream_name`` on it after success. The feed
-    and upstream name default to those stored on the repository. A failed sync of a
-    repository this call created removes it again, so a failure changes nothing; so does
-    an upstream that lists no tags, unless ``allow_empty``."""
-    from reconciler.ops.sync import sync
+    """``reconciler sync``: the repos.yaml entry ``{feed, upstream_name, tags, mirror,
+    allow_empty}`` for this one repository, planned and applied under the store lock
+    (``apply.sync_command``); the repository is created when it does not exist, and
+    ``feed``/``upstream_name`` (default: the repository's) are recorded on it. A failed
+    sync changes nothing; neither does an upstream that lists no tags for a new repository,
+    unless ``allow_empty``."""
+    from reconciler.apply.sync_command import sync_command
 
-    with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,
-                                                "--feed https://registry-1.docker.io --upstream-name library/busybox"
-                                                ) as (repo, feed, upstream_name):
-        config = RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs,
-                                timeout=timeout, retries=retries)
-        source = (source_factory or registry_client)(config)
-        try:
-            result = sync(store, source, repo_id, upstream_name=normalize_upstream_name(feed, upstream_name),
-                          tag_filter=tag_filter, mirror=mirror, allow_empty=allow_empty, jobs=jobs,
-                          progress=progress, platforms=platforms)
-        finally:
-            source.close()
-        failed = bool(result.tags_failed) and not result.changed  # tags failed and nothing else happened
-        if repo is None and failed:
-            store.repository_delete(repo_id)  # as any failed sync: it changes nothing
-        elif repo is None and not result.tags_listed and not allow_empty:
-            # a new repository from an upstream that lists no tags: nothing to hold, and a
-            # wrong name on a registry that answers an unknown name with [] looks just like it
-            store.repository_delete(repo_id)
-            return dataclasses.replace(result, warnings=(*result.warnings, f"repository {repo_id} was not created: "
-                                                         "the upstream lists no tags (--allow-empty creates it empty)"))
-        if repo is not None and not failed and (repo.feed, repo.upstream_name) != (feed, upstream_name):
-            store.repository_update(repo_id, feed=feed, upstream_name=upstream_name)
-    return result
+    config = RegistryConfig(url="", username_env=username_env, password_env=password_env, auth_file=auth_file,
+                            tls_verify=tls_verify, ca_file=ca_file, max_concurrency=jobs, timeout=timeout,
+                            retries=retries)
+    return sync_command(store, repo_id, feed=feed_location(feed) if feed else None, upstream=upstream_name,
+                        config=config, factory=source_factory or registry_client, tag_filter=tag_filter,
+                        mirror=mirror, allow_empty=allow_empty, platforms=platforms, progress=progress,
+                        lock_timeout=lock_timeout)
 
 
 def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
@@ -170,20 +152,23 @@ def sync_v1_repository(store: Store, repo_id: str, *, feed: str | None = None, u
     """``reconciler sync --v1``: v1 images and v1 tags from the feed's v1 API (what
     ``enable_v1`` does in repos.yaml), under the store lock; feed and upstream name default
     to the repository's and are recorded on a repository this call creates. A failed sync
-    of a repository it created removes it again."""
+    of a repository it created removes it again. (No plan: ``apply.commands``.)"""
+    from reconciler.apply.oneoff import run_command
     from reconciler.ops.v1.sync import v1_sync
     from reconciler.registry.v1client import V1Client
 
-    with store.lock(lock_timeout), _sync_target(store, repo_id, feed, upstream_name,
-                                                "--v1 --feed https://crane.example.com --upstream-name busybox"
-                                                ) as (_, feed, upstream_name):
-        source = V1Client(RegistryConfig(url=feed, username_env=username_env, password_env=password_env,
-                                         auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
-                                         timeout=timeout, retries=retries))
-        try:
-            return v1_sync(store, source, repo_id, upstream_name)
-        finally:
-            source.close()
+    def sync(store: Store) -> OpResult:
+        with _sync_target(store, repo_id, feed, upstream_name,
+                          "--v1 --feed https://crane.example.com --upstream-name busybox") as (_, url, name):
+            source = V1Client(RegistryConfig(url=url, username_env=username_env, password_env=password_env,
+                                             auth_file=auth_file, tls_verify=tls_verify, ca_file=ca_file,
+                                             timeout=timeout, retries=retries))
+            try:
+                return v1_sync(store, source, repo_id, name)
+            finally:
+                source.close()
+
+    return run_command(store, sync, lock_timeout=lock_timeout)
 
 
 @contextmanager

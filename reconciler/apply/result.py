@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reconciler.errors import ReconcilerError
+
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 #: the error of an action skipped because the apply stopped first
 NOT_STARTED = "not started: the apply stopped"
@@ -36,6 +38,9 @@ class ApplyResult:
     exit_code: int = 1
     #: tags the plan already knew failed (``Plan.failed_tags``), reported as failed actions
     planned_failures: int = 0
+    #: action id -> the error it failed with (a one-off command raises it: its type, hint
+    #: and exit code); not part of the JSON form
+    errors: dict[str, ReconcilerError] = field(default_factory=dict, repr=False)
 
     def status(self, status: str) -> list[ActionResult]:
         return [r for r in self.results if r.status == status]

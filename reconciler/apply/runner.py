@@ -25,8 +25,8 @@
   version commit; downloads in flight are abandoned, not waited for. What is left is
   skipped, ``stopped`` in the result says why, and the journal entry is ``interrupted``.
 - Every apply is journaled (``journal_start``/``journal_finish``) with a summary of what it
-  did (``ApplyResult.journal``); entries left ``running`` by a killed apply are closed as
-  ``interrupted`` by the next one.
+  did (``ApplyResult.journal``; a one-off command's run, ``one_off``, is not: ``apply.oneoff``);
+  entries left ``running`` by a killed apply are closed as ``interrupted`` by the next one.
 - Re-running after a crash converges: content is global and idempotent to store,
   versions commit atomically, and the next plan starts from whatever was committed.
 """
@@ -37,18 +37,19 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
 
 from reconciler.apply import publications, retain
 from reconciler.apply.checks import check_complete
+from reconciler.apply.content_in import Fetcher, Uploader, V1Uploader, default_fetcher, default_uploader, upload_step
+from reconciler.apply.content_in import fetched_digests as _fetched
 from reconciler.apply.observer import Observer, current
 from reconciler.apply.result import DONE, FAILED, NOT_STARTED, SKIPPED, ActionResult, ApplyResult
 from reconciler.apply.stop import StoppingStore
 from reconciler.desired.model import DesiredState
-from reconciler.errors import Interrupted, ReconcilerError, StalePlan
-from reconciler.model import Digest, Index, Manifest, PlatformFilter
+from reconciler.errors import Interrupted, RateLimited, ReconcilerError
+from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
-from reconciler.ops.cascade import RefGraph
+from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.graph import load_graph, with_closure
 from reconciler.ops.parallel import Progress, ProgressEvent
 from reconciler.ops.publish import publish as publish_op
@@ -79,61 +80,18 @@ from reconciler.plan.actions import (
 from reconciler.plan.drift import spec_fingerprints
 from reconciler.plan.model import Plan
 from reconciler.plan.observe import SourceFactory, upstream_name
-from reconciler.plan.steps import run_step, set_tag
+from reconciler.plan.steps import run_step
 from reconciler.plan.v1refresh import V1SourceFactory
 from reconciler.registry.protocol import UpstreamSource
 from reconciler.store.protocol import Store
-from reconciler.store.roles.content import ContentBatch
 
 log = logging.getLogger(__name__)
-
-class Fetcher(Protocol):
-    """Fetch the closure of ``digests`` from an upstream into the store
-    (``ops.fetch.fetch_content``)."""
-
-    def __call__(self, store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
-                 progress: Progress | None = None, inflight: InFlight | None = None,
-                 prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                 tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
-                 stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None: ...
-
 
 #: (repository id, event) for every progress event of that repository's fetch
 RepoProgress = Callable[[str, ProgressEvent], None]
 
 #: at most this many repositories fetch their content at once (each with its feed's jobs)
 MAX_PARALLEL_REPOS = 4
-#: (store, path, existing content, tag) -> (content, tags)  (ops.upload.upload_content)
-Uploader = Callable[[Store, Path, ContentSet, str | None], tuple[ContentSet, Mapping[str, Digest]]]
-
-
-def default_fetcher(store: Store, source: UpstreamSource, name: str, digests: list[Digest], jobs: int, *,
-                    progress: Progress | None = None, inflight: InFlight | None = None,
-                    prefetched: Mapping[Digest, Manifest | Index] | None = None,
-                    tags_by_digest: Mapping[Digest, str] | None = None, batch: ContentBatch | None = None,
-                    stop: StopToken | None = None, platforms: PlatformFilter | None = None) -> None:
-    from reconciler.ops.fetch import fetch_content
-
-    fetch_content(store, source, name, digests, jobs=jobs, progress=progress, inflight=inflight,
-                  prefetched=prefetched, tags_by_digest=tags_by_digest, batch=batch, stop=stop, platforms=platforms)
-
-
-def default_uploader(store: Store, path: Path, existing: ContentSet,
-                     tag: str | None) -> tuple[ContentSet, Mapping[str, Digest]]:
-    from reconciler.ops.upload import upload_content
-
-    result = upload_content(store, path, existing=existing, tag=tag)
-    return result.content, result.tags
-
-
-def _fetched(a: Action) -> list[Digest]:
-    """What an action fetches from the upstream: a synced tag's digest, a sync of
-    referrers' manifests (exactly the reviewed digests)."""
-    if isinstance(a, SyncTag):
-        return [a.digest]
-    if isinstance(a, SyncReferrers):
-        return sorted(set(a.digests) | {Digest.parse(d) for d in a.referrer_tags.values()}, key=str)
-    return []
 
 
 class Runner:
@@ -143,8 +101,11 @@ class Runner:
                  parallel_repos: int = MAX_PARALLEL_REPOS,
                  manifests: Mapping[Digest, Manifest | Index] | None = None,
                  v1_sources: V1SourceFactory | None = None, stop: StopToken | None = None,
-                 skip_unavailable: bool = False, provenance: Mapping[str, str] | None = None) -> None:
+                 skip_unavailable: bool = False, provenance: Mapping[str, str] | None = None,
+                 one_off: str | None = None, v1_uploader: V1Uploader = upload_v1) -> None:
         self.plan, self.desired = plan, desired
+        #: the one-off command run (``apply.oneoff``): no journal entry; its versions' operation, no provenance
+        self.one_off = one_off
         #: recorded with every version this apply makes, and in its journal entry
         #: (``git_commit`` from ``reconciler watch``; the desired file's digest always)
         self.provenance = {"desired_digest": plan.desired_digest, **(provenance or {})}
@@ -158,7 +119,7 @@ class Runner:
         self.store: Store = StoppingStore(inner, self.stop, store)  # type: ignore[assignment]
         self.raw_store = store
         self.sources, self.fetcher, self.uploader = sources, fetcher, uploader
-        self.v1_sources = v1_sources
+        self.v1_sources, self.v1_uploader = v1_sources, v1_uploader
         self.command = command
         self.result = ApplyResult(plan.digest())
         self.bad: set[str] = set()  # failed or skipped action ids
@@ -168,8 +129,13 @@ class Runner:
         self.parallel_repos = max(1, parallel_repos)
         #: repositories whose sync content is all in the store already (fetched in one batch)
         self.prefetched: set[str] = set()
+        #: repository -> why its batch failed, when fetching again tag by tag cannot help
+        #: (a batch of one tag, or a rate limit): its sync actions fail with that at once
+        self.prefetch_failed: dict[str, ReconcilerError] = {}
         #: publication actions whose repository has been applied (a handover waits for all)
         self.reached: set[str] = set()
+        #: a one-off command's repository to create or update with its version (``_content``)
+        self.deferred: dict[str, list[CreateRepository | UpdateRepository]] = {}
 
     # -- bookkeeping -------------------------------------------------------------------
     def _blocked(self, a: Action) -> bool:
@@ -188,18 +154,33 @@ class Runner:
         return "a dependency failed" if any(d in self.bad for d in a.depends_on) else None
 
     def _failed(self, a: Action, exc: ReconcilerError) -> None:
-        log.error("%s failed: %s", a.id, exc.message)
+        # a one-off command reports its failures itself (``sync``: one line per tag)
+        log.log(logging.INFO if self.one_off else logging.ERROR, "%s failed: %s", a.id, exc.message)
         self.bad.add(a.id)
         self.result.results.append(ActionResult(a.id, FAILED, exc.message))
+        self.result.errors[a.id] = exc
 
     def _done(self, a: Action) -> None:
         self.result.results.append(ActionResult(a.id, DONE))
+
+    def _deferred(self, repo: str) -> None:
+        for a in self.deferred.pop(repo):
+            if isinstance(a, UpdateRepository):
+                self.store.repository_update(repo, feed=a.feed, upstream_name=a.upstream_name)
+            elif self.store.repository_find(repo) is None:  # a v1 import may have made it already
+                self.store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
+            self._done(a)
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> ApplyResult:
         """Apply the plan; the result says what was done. A requested stop ends it before
         the next download or write, and it is journaled as ``interrupted``."""
         left_out = check_complete(self.plan, skip_unavailable=self.skip_unavailable)
+        if self.one_off is not None:
+            try:
+                return self._actions(left_out)
+            finally:
+                self.observer.close()
         store = self.raw_store
         for entry in store.journal_list(limit=20):
             if entry.result == "running":  # we hold the lock: whoever wrote it is gone
@@ -211,6 +192,20 @@ class Runner:
         self.result.journal_id = store.journal_start(command=self.command, plan_digest=self.result.plan_digest,
                                                      details=started)
         abandoned = False
+        try:
+            self._actions(left_out)
+        except BaseException as exc:
+            # a signal that abandons the apply (watch's second SIGTERM, Ctrl-C), not a bug
+            abandoned = not isinstance(exc, Exception)
+            raise
+        finally:
+            outcome = "interrupted" if abandoned else self.result.outcome
+            store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.journal()})
+            self.observer.close()
+        return self.result
+
+    def _actions(self, left_out: set[str]) -> ApplyResult:
+        """Every action of the plan, repository by repository (the run without its journal entry)."""
         for failed in self.plan.failed_tags:  # failed when planned: the rest is applied, this is reported
             self.bad.add(failed.action_id)
             self.result.results.append(ActionResult(failed.action_id, FAILED, failed.error))
@@ -233,16 +228,9 @@ class Runner:
             seen = {r.id for r in self.result.results}
             self.result.results += [ActionResult(a.id, SKIPPED, NOT_STARTED) for a in self.plan.actions
                                     if a.id not in seen]
-        except BaseException as exc:
-            # a signal that abandons the apply (watch's second SIGTERM, Ctrl-C), not a bug
-            abandoned = not isinstance(exc, Exception)
-            raise
         finally:
             if self.stop.is_set() and self.result.stopped is None:
                 self.result.stopped = self.stop.reason
-            outcome = "interrupted" if abandoned else self.result.outcome
-            store.journal_finish(self.result.journal_id, result=outcome, details={**started, **self.result.journal()})
-            self.observer.close()
         return self.result
 
     def _tags(self, repo: str) -> dict[Digest, str]:
@@ -288,6 +276,9 @@ class Runner:
                 finally:
                     source.close()
             except ReconcilerError as exc:
+                if len(digests) == 1 or isinstance(getattr(exc, "cause", exc), RateLimited):
+                    self.prefetch_failed[repo] = exc
+                    return repo, False
                 log.warning("%s: fetching %d tags at once failed (%s); trying tag by tag", repo, len(digests),
                             exc.message)
                 return repo, False
@@ -329,6 +320,9 @@ class Runner:
                 continue
             try:
                 match a:
+                    case CreateRepository() | UpdateRepository() if self.one_off is not None:
+                        self.deferred.setdefault(repo, []).append(a)  # with its version (``_content``)
+                        continue
                     case CreateRepository():
                         if store.repository_find(repo) is None:  # a killed earlier run may have made it
                             store.repository_create(repo, feed=a.feed, upstream_name=a.upstream_name)
@@ -357,6 +351,11 @@ class Runner:
                 self._done(a)
             except ReconcilerError as exc:
                 self._failed(a, exc)
+        if repo in self.deferred:  # no version made: a one-off command that failed changes nothing
+            if any(s.id in self.bad for s in [*steps, *v1]) or any(f.repo == repo for f in self.plan.failed_tags):
+                self.result.results += [ActionResult(a.id, SKIPPED, "its content failed") for a in self.deferred.pop(repo)]
+            else:
+                self._deferred(repo)
         self.observer.event("apply", f"commit:{repo}")
         for a in late:
             if publications.grouped(a):
@@ -413,7 +412,7 @@ class Runner:
     def _v1(self, repo: str, a: V1Action) -> None:
         if isinstance(a, V1Upload):
             # the file is the one reviewed (check_fresh compared its sha256), so it sets a.v1_tags
-            result = upload_v1(self.store, repo, Path(a.file), mask_id=a.mask_id)
+            result = self.v1_uploader(self.store, repo, Path(a.file), mask_id=a.mask_id)
         else:
             spec = self.desired.repositories.get(repo)
             if spec is None or spec.feed is None or not a.upstream_name:
@@ -428,28 +427,13 @@ class Runner:
         if result.version is not None:
             self.result.versions[repo] = result.version.number
 
-    def _upload(self, a: Upload, state: RepoState, graph: RefGraph) -> tuple[RepoState, RefGraph]:
-        """Import the file and set the tags the plan reviewed: every tag the file names, or
-        just ``tag`` (``ops.uploadtags``); a file that now sets others makes the plan stale."""
-        content, named = self.uploader(self.store, Path(a.file), state.content, a.tag)
-        wanted = {a.tag: named[a.tag]} if a.tag else dict(named)
-        got = {t: str(d) for t, d in sorted(wanted.items())}
-        planned = dict(a.upload_tags) or ({a.tag: str(a.digest)} if a.tag and a.digest else got)
-        if got != planned:
-            raise StalePlan(f"upload {a.file} now sets {got}, the plan said {planned}",
-                            hint="plan again and review what the file holds now")
-        state = state.with_content(content)
-        graph = with_closure(self.store, graph, list(wanted.values()))
-        for tag, digest in wanted.items():
-            state = set_tag(state, graph, tag, digest, Upload.origin).state
-        return state, graph
-
     def _content(self, repo: str, actions: list[ContentAction], *,
                  retain_action: DropVersions | None = None) -> list[int]:
         """Run the content actions, commit one new version; return the versions of ``retain_action`` dropped with it."""
         store = self.store
+        create = any(isinstance(a, CreateRepository) for a in self.deferred.get(repo, ()))
         try:
-            base = store.version_get(repo)
+            base = RepositoryVersion(repo, 0, ContentSet(), {}) if create else store.version_get(repo)
             state = RepoState.of(base)
             # the graph of every root the actions name that is stored already (copies,
             # prefetched syncs), in one walk; content fetched or uploaded below is added then
@@ -468,6 +452,8 @@ class Runner:
                 if self._blocked(a):
                     continue
                 try:
+                    if isinstance(a, (SyncTag, SyncReferrers)) and repo in self.prefetch_failed:
+                        raise self.prefetch_failed[repo]
                     if isinstance(a, (SyncTag, SyncReferrers)) and repo not in self.prefetched:
                         assert spec is not None and spec.feed is not None and spec.upstream_name
                         if source is None:
@@ -479,7 +465,7 @@ class Runner:
                                      tags_by_digest={d: a.tag for d in _fetched(a)}, stop=self.stop,
                                      platforms=spec.platforms)
                     if isinstance(a, Upload):
-                        state, graph = self._upload(a, state, graph)
+                        state, graph = upload_step(self.uploader, store, a, state, graph)
                     else:
                         graph = with_closure(store, graph, content_roots([a]))
                         state = run_step(a, state, graph).state
@@ -491,11 +477,17 @@ class Runner:
                 source.close()
         self.stop.check()  # nothing of this repository is visible yet: stopping here loses nothing
         try:
+            if repo in self.deferred:  # a one-off command's repository changes go with its version
+                if not done:
+                    return []
+                self._deferred(repo)
+                base = store.version_get(repo) if create else base
             drop = retain.with_commit(store, repo, retain_action, why_not=self._why_not(retain_action),
                                       changes=state != RepoState.of(base))
             info = store.version_commit(repo, base=base.number, content=state.content, tags=state.tags,
-                                        operation=f"apply {self.result.plan_digest[:19]}",
-                                        provenance=self.provenance, drop=drop, absent=state.absent)
+                                        operation=self.one_off or f"apply {self.result.plan_digest[:19]}",
+                                        provenance=None if self.one_off else self.provenance, drop=drop,
+                                        absent=state.absent)
         except ReconcilerError as exc:
             for a in done:
                 self._failed(a, exc)

@@ -1,7 +1,8 @@
-"""``reconciler upload|tag|copy|remove``: the imperative content operations.
+"""``reconciler upload|tag|copy|remove``: the content commands.
 
-Each command takes the store lock, calls one ``reconciler.ops`` function, and prints the
-new version's content summary (added/removed per kind), or JSON with ``--json``.
+Each is the repos.yaml entry that says the same, planned and applied under the store lock
+(``apply.content_commands``; the v1 kinds: ``apply.commands``), and prints the new
+version's content summary (added/removed per kind), or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from pathlib import Path
 
 import click
 
+from reconciler.apply import commands
+from reconciler.apply.content_commands import (
+    copy_command,
+    remove_command,
+    tag_command,
+    upload_command,
+    v1_upload_command,
+)
+from reconciler.apply.oneoff import run_command
 from reconciler.cli.context import AppContext, echo_json, pass_app
-from reconciler.ops import copy as copy_op
-from reconciler.ops import remove as remove_op
-from reconciler.ops import tag as tag_op
-from reconciler.ops import upload as upload_op
 from reconciler.ops.result import OpResult
-from reconciler.ops.v1 import content as v1content
-from reconciler.ops.v1 import upload as v1upload
 
 _KIND_WORDS = {"blobs": "blob", "manifests": "manifest", "indexes": "index", "tags": "tag",
                "v1_images": "v1 image", "v1_tags": "v1 tag"}
@@ -75,6 +79,9 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
     layout (directory or oci-archive tar), a docker save tarball, or a manifest list /
     OCI index JSON file whose children are already in the repository.
 
+    It is the repos.yaml entry uploads: [{file}] ([{file}, {file, tag}] with --tag),
+    planned and applied: the tags it sets get origin upload, also one already at that image.
+
     \b
     Example:
       skopeo copy docker://busybox:latest dir:bb && tar -C bb -cf busybox.tar .
@@ -87,11 +94,10 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
     if as_v1 and tag_name is not None:
         raise click.UsageError("--tag does not apply to --v1 (v1 tags come from the tarball's repositories file)")
     store = app.creating_store
-    with store.lock(lock_timeout):
-        if as_v1:
-            result = v1upload.upload_v1(store, repo_id, path, mask_id=mask_id)
-        else:
-            result = upload_op.upload(store, repo_id, path, tag=tag_name)
+    if as_v1:  # the repos.yaml `uploads:` entry with v1: true, planned and applied
+        result = v1_upload_command(store, repo_id, path, mask_id=mask_id, lock_timeout=lock_timeout)
+    else:  # the repos.yaml `uploads:` entry, planned and applied (apply.content_commands)
+        result = upload_command(store, repo_id, path, tag=tag_name, lock_timeout=lock_timeout)
     render(result, as_json)
 
 
@@ -105,12 +111,15 @@ def upload_cmd(app: AppContext, repo_id: str, path: Path, tag_name: str | None, 
 def tag_cmd(app: AppContext, repo_id: str, tag_name: str, digest: str, lock_timeout: float, as_json: bool) -> None:
     """Create or move TAG in REPO_ID to DIGEST (a manifest or index in the repository).
 
+    It is the repos.yaml entry pins: {TAG: DIGEST}, planned and applied; the tag gets
+    origin manual.
+
     \b
     Example:
       reconciler tag schema2 latest sha256:d5483f2ed144c808d4b077f5ec6821d2b3c378ca6cd5a3a5ef9927b99ac28f99
     """
-    with app.store.lock(lock_timeout):
-        result = tag_op.tag(app.store, repo_id, tag_name, digest)
+    # the repos.yaml `pins:` entry TAG: DIGEST (origin manual), planned and applied
+    result = tag_command(app.store, repo_id, tag_name, digest, lock_timeout=lock_timeout)
     render(result, as_json)
 
 
@@ -130,6 +139,7 @@ def copy_cmd(app: AppContext, kind: str, names: tuple[str, ...], source: str, ta
     A tag brings its manifest or index and everything under it; a manifest brings its
     blobs and no tags; an index brings its manifests and their blobs and no tags.
     A v1-image brings all its ancestors and no v1 tags; a v1-tag brings its image chain.
+    The v2 kinds are the target's repos.yaml copy: entry, planned and applied.
 
     \b
     Examples:
@@ -139,14 +149,12 @@ def copy_cmd(app: AppContext, kind: str, names: tuple[str, ...], source: str, ta
     """
     if copy_all == bool(names):
         raise click.UsageError("give NAME_OR_DIGEST arguments or --all (not both)")
-    with app.store.lock(lock_timeout):
-        if kind.startswith("v1-"):
-            result = v1content.copy_v1(app.store, source=source, target=target,
-                                       kind=kind[3:],  # type: ignore[arg-type]
-                                       names="all" if copy_all else list(names))
-        else:
-            result = copy_op.copy(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
-                                  names="all" if copy_all else list(names))
+    if kind.startswith("v1-"):
+        copy = commands.V1Copy(source, target, kind[3:], "all" if copy_all else list(names))  # type: ignore[arg-type]
+        result = run_command(app.store, copy, lock_timeout=lock_timeout)
+    else:  # the repos.yaml `copy:` entry, planned and applied (apply.content_commands)
+        result = copy_command(app.store, source=source, target=target, kind=kind,  # type: ignore[arg-type]
+                              names="all" if copy_all else list(names), lock_timeout=lock_timeout)
     render(result, as_json)
 
 
@@ -165,7 +173,8 @@ def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...],
     manifest uses. An index removes its tags, the manifests it lists that are untagged
     and not listed by another index, and their orphaned blobs. Removing a manifest that
     a remaining index lists is refused. A v1-image removes the image and its v1 tags,
-    not its parents (refused while a remaining image has it as parent).
+    not its parents (refused while a remaining image has it as parent). The v2 kinds are
+    the repos.yaml remove: entry, planned and applied.
 
     \b
     Examples:
@@ -173,11 +182,12 @@ def remove_cmd(app: AppContext, kind: str, repo_id: str, names: tuple[str, ...],
       reconciler remove v1-tag busybox old
       reconciler remove index containers sha256:c152ddeda2b828fbb610cb9e4cb121e1879dd5301d336f0a6c070b2844a0f56d
     """
-    with app.store.lock(lock_timeout):
-        if kind.startswith("v1-"):
-            result = v1content.remove_v1(app.store, repo_id, kind[3:], list(names))  # type: ignore[arg-type]
-        else:
-            result = remove_op.remove(app.store, repo_id, kind, list(names))  # type: ignore[arg-type]
+    if kind.startswith("v1-"):
+        result = run_command(app.store, commands.V1Remove(repo_id, kind[3:], list(names)),  # type: ignore[arg-type]
+                             lock_timeout=lock_timeout)
+    else:  # the repos.yaml `remove:` entry, planned and applied (apply.content_commands)
+        result = remove_command(app.store, repo_id, kind, list(names),  # type: ignore[arg-type]
+                                lock_timeout=lock_timeout)
     render(result, as_json)
 
 

@@ -1,12 +1,14 @@
-"""``reconciler publish``, ``reconciler unpublish`` and ``reconciler repo rollback``."""
+"""``reconciler publish``, ``reconciler unpublish`` and ``reconciler repo rollback``: each
+an action of ``apply.commands`` run under the store lock (docs/architecture.md, "One way in")."""
 
 from __future__ import annotations
 
 import click
 
+from reconciler.apply import commands
+from reconciler.apply.oneoff import run_command
 from reconciler.cli.context import AppContext, echo_json, pass_app
 from reconciler.model.repository import Repository
-from reconciler.ops import publish as publish_ops
 
 _LOCK_HELP = "Seconds to wait for the store lock."
 
@@ -41,8 +43,7 @@ def publish_cmd(app: AppContext, repo_id: str, name: str | None, version: int | 
     Example:
       reconciler publish synctest --name pulpdemo/synctest --version 3 --protected
     """
-    with app.store.lock(lock_timeout):
-        repo = publish_ops.publish(app.store, repo_id, name=name, version=version, protected=protected)
+    repo = run_command(app.store, commands.Publish(repo_id, name, version, protected), lock_timeout=lock_timeout)
     _render(repo, as_json, "published")
 
 
@@ -63,11 +64,7 @@ def unpublish_cmd(app: AppContext, repo_id: str, release: bool, lock_timeout: fl
       reconciler unpublish synctest
       reconciler unpublish old-app --release
     """
-    with app.store.lock(lock_timeout):
-        if release:
-            repo = publish_ops.release(app.store, repo_id)
-        else:
-            repo = publish_ops.unpublish(app.store, repo_id)
+    repo = run_command(app.store, commands.Unpublish(repo_id, release), lock_timeout=lock_timeout)
     _render(repo, as_json, "unpublished")
 
 
@@ -84,8 +81,7 @@ def rollback_cmd(app: AppContext, repo_id: str, to: int, lock_timeout: float, as
     Example:
       reconciler repo rollback synctest --to 2
     """
-    with app.store.lock(lock_timeout):
-        repo = publish_ops.rollback(app.store, repo_id, to=to)
+    repo = run_command(app.store, commands.Rollback(repo_id, to), lock_timeout=lock_timeout)
     _render(repo, as_json, "rolled back")
 
 

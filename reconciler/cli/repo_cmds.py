@@ -124,11 +124,11 @@ def prune_versions_cmd(app: AppContext, repo_id: str, keep: int, dry_run: bool, 
     Example:
       reconciler repo prune-versions synctest --keep 5 && reconciler store gc
     """
-    from reconciler.ops.retention import prune_versions
+    from reconciler.apply import commands
+    from reconciler.apply.oneoff import run_command
 
-    store = app.existing_store
-    with store.lock(lock_timeout):
-        result = prune_versions(store, repo_id, keep, dry_run=dry_run)
+    result = run_command(app.existing_store, commands.PruneVersions(repo_id, keep, dry_run),
+                         lock_timeout=lock_timeout)
     if as_json:
         echo_json(result.to_json())
         return
@@ -191,9 +191,10 @@ def create_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: s
     """Create an empty repository."""
     if upstream_name is not None:
         check_upstream_name(upstream_name, feed)
-    store = app.creating_store
-    with store.lock():
-        repo = store.repository_create(repo_id, feed=feed, upstream_name=upstream_name)
+    from reconciler.apply import commands
+    from reconciler.apply.oneoff import run_command
+
+    repo = run_command(app.creating_store, commands.CreateRepository(repo_id, feed, upstream_name))
     click.echo(f"created repository {repo.id}")
 
 
@@ -206,8 +207,10 @@ def delete_cmd(app: AppContext, repo_id: str, yes: bool) -> None:
     app.store.repository_get(repo_id)
     if not yes:
         click.confirm(f"delete repository {repo_id} and all its versions?", abort=True)
-    with app.store.lock():
-        app.store.repository_delete(repo_id)
+    from reconciler.apply import commands
+    from reconciler.apply.oneoff import run_command
+
+    run_command(app.store, commands.DeleteRepository(repo_id))
     click.echo(f"deleted repository {repo_id}")
 
 

@@ -115,6 +115,11 @@ def sync_cmd(app: AppContext, repo_id: str, feed: str | None, upstream_name: str
     new repository whose upstream lists no tags is not created unless --allow-empty. A
     tag that cannot be synced keeps what it pointed at; the others are synced; exit 1.
 
+    It is the repos.yaml entry {feed, upstream_name, tags, platforms, mirror,
+    allow_empty} for REPO_ID alone, planned and applied as `apply --target` does, so it
+    leaves what that entry leaves (--mirror moves a tag the upstream has whoever set it,
+    and drops what only its old target needed). docs/architecture.md, "One way in".
+
     \b
     Examples:
       reconciler sync synctest --feed https://registry-1.docker.io --upstream-name busybox \\

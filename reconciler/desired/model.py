@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.model import Digest
+from reconciler.model.content import Origin
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.referrers import ReferrerPolicy
 from reconciler.model.registry import RegistryConfig
@@ -57,6 +58,9 @@ class TagPin:
     source_repo: str | None = None
     source_tag: str | None = None
     digest: Digest | None = None
+    #: the origin the tag gets: ``pin`` from repos.yaml; ``manual`` for the one-off
+    #: ``reconciler tag`` (``desired.oneoff.tag_spec``), as that command always recorded
+    origin: Origin = Origin.PIN
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@
 References are resolved in the *source* repository's content, and a missing one is an
 error naming every missing digest (the original looked them up globally and silently
 copied incomplete images).
+
+The pure functions; the command plans and applies the repos.yaml ``copy:`` entry
+(``apply.content_commands.copy_command``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,9 @@ from typing import Literal
 from reconciler.errors import ContentNotFound, InvalidInput
 from reconciler.model import Digest
 from reconciler.model.content import Origin, TagEntry
-from reconciler.model.repository import RepositoryVersion
 from reconciler.ops.cascade import RefGraph, missing_references
-from reconciler.ops.graph import load_graph
-from reconciler.ops.result import OpResult, commit_state, resolve_digests
+from reconciler.ops.result import resolve_digests
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import Store
 
 CopyKind = Literal["tag", "manifest", "index"]
 KINDS: tuple[CopyKind, ...] = ("tag", "manifest", "index")
@@ -72,26 +72,3 @@ def _roots(source: RepoState, kind: CopyKind, names: Sequence[str] | Literal["al
         return sorted(pool), []
     return resolve_digests(source, names, kind=kind, where=source_id), []
 
-
-def copy(store: Store, *, source: str, target: str, kind: CopyKind,
-         names: Sequence[str] | Literal["all"]) -> OpResult:
-    """Copy into ``target`` (created when missing): exactly one new version of the target."""
-    if source == target:
-        raise InvalidInput(f"cannot copy repository {source!r} into itself",
-                           hint="give a different --to repository")
-    src_version = store.version_get(source)
-    src = RepoState.of(src_version)
-    graph = load_graph(store, src.content)
-    where = f"repository {source!r}"
-    existing = store.repository_find(target)
-    base = store.version_get(target) if existing else RepositoryVersion(target, 0, RepoState().content, {})
-    # decide everything before creating the target, so a bad request changes nothing
-    after = copy_state(src, RepoState.of(base), graph, kind, names, source_id=where)
-    if existing is None:
-        store.repository_create(target)
-        base = store.version_get(target)
-    copied = after.summary_against(RepoState.of(base))
-    details = {"source": source, "source_version": src_version.number, "kind": kind,
-               "names": "all" if names == "all" else list(names), "created_target": existing is None,
-               "copied": copied.added}
-    return commit_state(store, base, after, operation=f"copy {kind} from {source}", details=details)

@@ -1,5 +1,7 @@
 """``remove``: take tags, manifests or indexes out of a repository with the cascade rules
-of ``reconciler.ops.cascade`` (docs/original-system.md, "The cascade rules")."""
+of ``reconciler.ops.cascade`` (docs/original-system.md, "The cascade rules"). The pure
+check; the command plans and applies the repos.yaml ``remove:`` entry
+(``apply.content_commands.remove_command``)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,8 @@ from typing import Literal
 
 from reconciler.errors import ContentNotFound, InvalidInput
 from reconciler.ops.cascade import RefGraph, Removal, cascade_remove
-from reconciler.ops.graph import load_graph
-from reconciler.ops.result import OpResult, commit_state, resolve_digests
+from reconciler.ops.result import resolve_digests
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import Store
 
 RemoveKind = Literal["tag", "manifest", "index"]
 KINDS: tuple[RemoveKind, ...] = ("tag", "manifest", "index")
@@ -36,12 +36,3 @@ def remove_state(state: RepoState, graph: RefGraph, kind: RemoveKind, names: Seq
         return cascade_remove(state, graph, manifests=digests)
     return cascade_remove(state, graph, indexes=digests)
 
-
-def remove(store: Store, repo_id: str, kind: RemoveKind, names: Sequence[str]) -> OpResult:
-    """Remove from ``repo_id``: exactly one new version, or an error and no change."""
-    before = store.version_get(repo_id)
-    state = RepoState.of(before)
-    graph = load_graph(store, state.content)
-    removal = remove_state(state, graph, kind, names, repo_id=f"repository {repo_id!r}")
-    return commit_state(store, before, removal.state, operation=f"remove {kind}",
-                        details={"kind": kind, "names": list(names), "removed": removal.to_json()})

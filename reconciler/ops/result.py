@@ -1,8 +1,6 @@
-"""``OpResult`` and the one place where an operation's final state becomes a version.
-
-Every committing wrapper reads the latest version, transforms its ``RepoState`` and calls
-``commit_state`` once: one operation, one new repository version (none if nothing
-changed), with the same added/removed summary Pulp's ``content_summary`` shows.
+"""``OpResult``: what a one-off content command did to one repository (one new version,
+none if nothing changed, with the same added/removed summary Pulp's ``content_summary``
+shows), and ``commit_v1``, where a v1 operation's content becomes a version.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from dataclasses import dataclass, field
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest
 from reconciler.model.content import V1Content
-from reconciler.model.repository import ContentSummary, RepositoryVersion, VersionInfo
+from reconciler.model.repository import ContentSummary, VersionInfo
 from reconciler.ops.state import RepoState
 from reconciler.store.protocol import Store
 
@@ -39,15 +37,6 @@ class OpResult:
             **self.summary.to_json(),
             "details": dict(self.details),
         }
-
-
-def commit_state(store: Store, before: RepositoryVersion, after: RepoState, *, operation: str,
-                 details: Mapping[str, object] | None = None) -> OpResult:
-    """Make ``after`` the next version of ``before.repo_id`` (one ``version_commit``)."""
-    info = store.version_commit(before.repo_id, base=before.number, content=after.content,
-                                tags=after.tags, operation=operation, absent=after.absent)
-    summary = info.summary if info else after.summary_against(RepoState.of(before))
-    return OpResult(before.repo_id, info, summary, dict(details or {}))
 
 
 def commit_v1(store: Store, repo_id: str, content: V1Content, *, operation: str,

@@ -1,14 +1,13 @@
 """``tag``: create or move a tag to a manifest or index that is in the repository
-(docs/original-system.md, "Tag" and "One tag per name")."""
+(docs/original-system.md, "Tag" and "One tag per name"). The pure check and state change;
+the command plans and applies it as a pin (``apply.content_commands.tag_command``)."""
 
 from __future__ import annotations
 
 from reconciler.errors import ContentNotFound
 from reconciler.model import Digest, validate_tag
 from reconciler.model.content import Origin, TagEntry
-from reconciler.ops.result import OpResult, commit_state
 from reconciler.ops.state import RepoState
-from reconciler.store.protocol import Store
 
 
 def tag_state(state: RepoState, tag: str, digest: Digest | str,
@@ -24,12 +23,3 @@ def tag_state(state: RepoState, tag: str, digest: Digest | str,
                  "upload or copy it in first")
     return state.with_tags({tag: TagEntry(d, origin)})
 
-
-def tag(store: Store, repo_id: str, tag: str, digest: Digest | str, *, origin: Origin = Origin.MANUAL) -> OpResult:
-    """Create or move ``tag`` in ``repo_id``: exactly one new version (none if unchanged)."""
-    before = store.version_get(repo_id)
-    old = before.tags.get(tag)
-    after = tag_state(RepoState.of(before), tag, digest, origin, repo_id=f"repository {repo_id!r}")
-    details = {"tag": tag, "digest": str(after.tags[tag].digest),
-               "previous": str(old.digest) if old else None}
-    return commit_state(store, before, after, operation=f"tag {tag}", details=details)

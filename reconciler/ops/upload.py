@@ -13,6 +13,8 @@ blob in the file is the size its manifest declares. The content then moves throu
 one transfer walk (``ops.transfer``: the file as a ``FileSource`` into the store's
 content batch): only what the store lacks is read from the file, each blob verified on
 the way; a mismatch raises ``DigestMismatch`` and nothing is committed, no version made.
+The command plans and applies the repos.yaml ``uploads:`` entry
+(``apply.content_commands.upload_command``), which stores the file with ``upload_content``.
 """
 
 from __future__ import annotations
@@ -24,15 +26,12 @@ from pathlib import Path
 
 from reconciler.errors import InvalidInput, UploadInvalid
 from reconciler.model import Digest, Index, Manifest, validate_tag
-from reconciler.model.content import ContentSet, Origin, TagEntry
-from reconciler.model.repository import RepositoryVersion
+from reconciler.model.content import ContentSet
 from reconciler.ops.formats.archive import Archive, open_archive
 from reconciler.ops.formats.dockersave import read_docker_save
 from reconciler.ops.formats.filesource import FileSource
 from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
 from reconciler.ops.formats.upload_formats import Parsed, read_manifest_json, read_oci_layout, read_skopeo_dir
-from reconciler.ops.result import OpResult, commit_state
-from reconciler.ops.state import RepoState
 from reconciler.ops.transfer.adapters import StoreSink
 from reconciler.ops.transfer.walk import TransferFailed, TransferPolicy, size_problem, transfer
 from reconciler.ops.uploadtags import entry_tags
@@ -199,20 +198,3 @@ def upload_content(store: Store, path: Path, *, existing: ContentSet, tag: str |
         if archive is not None:
             archive.close()
 
-
-def upload(store: Store, repo_id: str, path: Path | str, *, tag: str | None = None,
-           limits: Limits = DEFAULT_LIMITS) -> OpResult:
-    """Upload ``path`` into ``repo_id`` (created if missing): one new version."""
-    existing_repo = store.repository_find(repo_id)
-    before = store.version_get(repo_id) if existing_repo else RepositoryVersion(repo_id, 0, ContentSet(), {})
-    result = upload_content(store, Path(path), existing=before.content, tag=tag, limits=limits)
-    if existing_repo is None:
-        store.repository_create(repo_id)
-        before = store.version_get(repo_id)
-    after = RepoState.of(before).with_content(result.content).with_tags(
-        {n: TagEntry(d, Origin.UPLOAD) for n, d in result.tags.items()})
-    details = {"format": result.format, "file": str(path), "roots": [str(d) for d in result.roots],
-               "tags": {n: str(d) for n, d in sorted(result.tags.items())},
-               "blobs_stored": result.blobs_stored, "blobs_reused": result.blobs_reused,
-               "notes": list(result.notes), "created_repository": existing_repo is None}
-    return commit_state(store, before, after, operation=f"upload {Path(path).name}", details=details)

@@ -76,9 +76,9 @@ class Download:
 
 #: the keys of an action's JSON form, in their order (docs/plan-json.md)
 JSON_KEYS = ("id", "op", "change", "repo", "reason", "depends_on", "tag", "digest", "old_digest", "old_origin",
-             "source_repo", "source_tag", "kind", "digests", "file", "file_digest", "publish_name", "protected",
-             "feed", "upstream_name", "mask_id", "release_from", "handover", "v1_tags", "upload_tags", "referrer_tags",
-             "artifact_types", "cascade",
+             "tag_origin", "source_repo", "source_tag", "kind", "digests", "file", "file_digest", "publish_name",
+             "protected", "feed", "upstream_name", "mask_id", "release_from", "handover", "v1_tags", "upload_tags",
+             "referrer_tags", "artifact_types", "cascade",
              "download", "removes", "adds", "versions", "frees_bytes", "skipped", "platforms_skipped", "saved_bytes")
 
 
@@ -240,6 +240,11 @@ class SetTag(BaseAction):
     platforms_skipped: tuple[str, ...] = ()
     saved_bytes: int | None = None
 
+    @property
+    def new_origin(self) -> Origin:
+        """The origin the tag gets (a pin may carry another than its type's)."""
+        return self.origin
+
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class SyncTag(SetTag):
@@ -288,6 +293,13 @@ class PinTag(SetTag):
     origin: ClassVar[Origin] = Origin.PIN
     source_repo: str | None = None
     source_tag: str | None = None
+    #: the origin the tag gets when it is not ``pin``: the one-off ``reconciler tag`` is this
+    #: action with ``manual``, the origin that command has always recorded (None: ``pin``)
+    tag_origin: str | None = None
+
+    @property
+    def new_origin(self) -> Origin:
+        return Origin(self.tag_origin) if self.tag_origin else self.origin
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)

@@ -41,7 +41,7 @@ from reconciler.plan.actions import (
 from reconciler.plan.diff_publish import publish_step
 from reconciler.plan.diff_referrers import keep_unseen, plan_referrers
 from reconciler.plan.diff_retain import retain_step
-from reconciler.plan.diff_sync import few, outranked_note, sync_reason, sync_warnings
+from reconciler.plan.diff_sync import few, outranked_note, owned_elsewhere, sync_reason, sync_warnings
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.observed import ObservedRepo
@@ -135,12 +135,15 @@ class RepoDiff:
 
     def _set_tag(self, kind: type[SetTag], tag: str, digest: Digest, reason: str, *,
                  deps: Iterable[str] = (), cascade: bool = False, source: tuple[str, str] | None = None,
-                 skip: frozenset[Digest] = frozenset(), entries: tuple[Descriptor, ...] = ()) -> None:
+                 skip: frozenset[Digest] = frozenset(), entries: tuple[Descriptor, ...] = (),
+                 origin: Origin | None = None) -> None:
         """A ``SyncTag`` (``cascade``: a mirror), ``CopyTag`` or ``PinTag`` (``source``:
-        the repository and tag it copies or pins to) of ``tag`` to ``digest``, leaving out
-        the index children ``skip`` (``entries``: the index entries naming them)."""
+        the repository and tag it copies or pins to; ``origin``: another than ``pin``) of
+        ``tag`` to ``digest``, leaving out the index children ``skip`` (``entries``: the
+        index entries naming them)."""
         current = self.state.tags.get(tag)
-        step = steps.set_tag(self.state, self.graph, tag, digest, kind.origin, cascade=cascade, skip=skip)
+        origin = origin or kind.origin
+        step = steps.set_tag(self.state, self.graph, tag, digest, origin, cascade=cascade, skip=skip)
         if step.state == self.state:
             return
         if step.state.tags == self.state.tags and step.state.content == self.state.content:
@@ -150,7 +153,7 @@ class RepoDiff:
         before, same = self.state, current is not None and current.digest == digest
         action_id, depends_on = self._ids(kind.op, tag, deps)
         old_digest = current.digest if current and not same else None
-        old_origin = current.origin.value if current and same and current.origin != kind.origin else None
+        old_origin = current.origin.value if current and same and current.origin != origin else None
         adds, removes = _counts(new), _counts(step.removed)
         sk = subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries)
         action: SetTag
@@ -171,7 +174,8 @@ class RepoDiff:
                             tag=tag, digest=digest, old_digest=old_digest, old_origin=old_origin, adds=adds,
                             removes=removes, source_repo=source[0] if source else None,
                             source_tag=source[1] if source else None, skipped=sk.digests,
-                            platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes)
+                            platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes,
+                            tag_origin=None if origin is PinTag.origin else origin.value)
         self._add(action)
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
@@ -247,8 +251,8 @@ class RepoDiff:
         return True
 
     def _excluded(self) -> set[str]:
-        """Tag names another declaration owns: a pin or a removal wins over the sync."""
-        return {p.name for p in self.spec.pins} | set(self.spec.remove.tags)
+        """Tag names another declaration owns: a pin, an upload or a removal wins over the sync."""
+        return owned_elsewhere(self.spec, self.ledger.observed.uploads)
 
     def _sync(self) -> None:
         spec = self.spec
@@ -325,13 +329,18 @@ class RepoDiff:
             wanted = entry_tags(upload.tag, info.roots, info.tags, where=str(upload.file))
             self.declared_tags |= set(wanted)
             moved = {t: d for t, d in wanted.items() if (cur := self.state.tags.get(t)) is None or cur.digest != d}
+            # a tag already at its target that another origin set becomes the upload's, as a
+            # pin or copy of it does (and the one-off ``upload --tag`` always did): a mirror
+            # must not remove a tag the file declares when the upstream drops it
+            taken = {t for t, d in wanted.items() if (cur := self.state.tags.get(t)) is not None
+                     and cur.digest == d and cur.origin is not Origin.UPLOAD}
             new = info.content.difference(self.state.content)
-            if not len(new) and not moved:
+            if not len(new) and not moved and not taken:
                 continue
             target = wanted.get(upload.tag) if upload.tag else None
             current = self.state.tags.get(upload.tag) if upload.tag else None
             before = self.state
-            change = Change.UPDATE if any(t in self.state.tags for t in moved) else Change.CREATE
+            change = Change.UPDATE if taken or any(t in self.state.tags for t in moved) else Change.CREATE
             action_id, depends_on = self._ids(Op.UPLOAD, str(upload.file))
             action = self._add(Upload(id=action_id, repo=self.repo, change=change, reason=pm.DECLARED,
                                       depends_on=depends_on, file=str(upload.file), tag=upload.tag, digest=target,
@@ -427,7 +436,7 @@ class RepoDiff:
                 if setter:
                     deps.append(setter)
                 self._set_tag(PinTag, pin.name, digest, pm.DECLARED, deps=deps,
-                              source=(pin.source_repo, pin.source_tag), skip=src.absent)
+                              source=(pin.source_repo, pin.source_tag), skip=src.absent, origin=pin.origin)
             else:
                 assert pin.digest is not None
                 if pin.digest not in self.state.content.manifests | self.state.content.indexes:
@@ -435,7 +444,8 @@ class RepoDiff:
                                       "hold after this plan", path=at,
                                       hint="copy or upload that manifest first, or fix the digest")
                 deps = self._providers(self.repo, self.graph.closure([pin.digest], self.state.absent))
-                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps, skip=self.state.absent)
+                self._set_tag(PinTag, pin.name, pin.digest, pm.DECLARED, deps=deps, skip=self.state.absent,
+                              origin=pin.origin)
 
     def _removals(self) -> None:
         rm = self.spec.remove

@@ -1,5 +1,5 @@
-"""What the sync step of one repository's diff says besides its actions (pure): why a
-synced tag moves, and the warnings and notes a reviewer needs when the upstream or the
+"""What the sync step of one repository's diff says besides its actions (pure): which
+tags it leaves to the repository's other declarations, why a synced tag moves, and the warnings and notes a reviewer needs when the upstream or the
 tag filter selects nothing, a mirror refuses to empty a repository, or tags stay because
 mirror is off.
 
@@ -8,13 +8,22 @@ mirror is off.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from reconciler.desired.model import RepositorySpec
 from reconciler.model import Digest
 from reconciler.model.content import Origin, TagEntry
 from reconciler.plan import model as pm
-from reconciler.plan.observed import ObservedRepo, UpstreamTags
+from reconciler.plan.observed import ObservedRepo, UploadInfo, UpstreamTags
+
+
+def owned_elsewhere(spec: RepositorySpec, uploads: Mapping[tuple[str, str], UploadInfo]) -> set[str]:
+    """Tag names another declaration of the repository owns, so its sync leaves them alone:
+    a pin, a removal, an upload's ``tag:`` and the tags an upload file names (as the refresh
+    read it). Otherwise a sync and an upload of one tag would each take it back on every plan."""
+    named = {t for u in spec.uploads if not u.v1 and u.tag is None
+             and (info := uploads.get((spec.id, str(u.file)))) is not None for t in info.tags}
+    return {p.name for p in spec.pins} | set(spec.remove.tags) | {u.tag for u in spec.uploads if u.tag} | named
 
 
 def few(tags: Iterable[str], limit: int = 10) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Mapping
@@ -98,8 +99,24 @@ class _UpstreamResult:
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 of an upload file; of a directory (an OCI image layout), of its tree: each
+    entry's relative path, and a regular file's bytes, a symbolic link's target, another
+    entry's type (never followed nor read: the upload readers refuse those)."""
     h = hashlib.sha256()
     try:
+        if path.is_dir():
+            entries = [Path(top, n) for top, dirs, files in os.walk(path) for n in dirs + files]  # links not followed
+            for entry in sorted(entries):
+                h.update(f"{entry.relative_to(path)}\0".encode())
+                if entry.is_symlink():
+                    h.update(f"link {os.readlink(entry)}\0".encode())
+                elif entry.is_file():
+                    with open(entry, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            h.update(chunk)
+                else:
+                    h.update(f"{'dir' if entry.is_dir() else 'other'}\0".encode())
+            return "sha256:" + h.hexdigest()
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
@@ -127,8 +144,8 @@ class StoredWalk:
 
 def _fetch_missing_manifests(store: Store, source: RegistrySource, roots: Iterable[Digest],
                              known: dict[Digest, Manifest | Index], jobs: int,
-                             platforms: PlatformFilter | None = None,
-                             stored: StoredWalk | None = None) -> dict[Digest, str]:
+                             platforms: PlatformFilter | None = None, stored: StoredWalk | None = None,
+                             gone: set[Digest] | None = None) -> dict[Digest, str]:
     """GET, level by level, the manifests under ``roots`` that neither the store nor
     ``known`` holds (``known`` may hold indexes the resolver GOT: their children are
     walked); adds them to ``known`` (in memory only). Returns the roots whose content
@@ -138,11 +155,16 @@ def _fetch_missing_manifests(store: Store, source: RegistrySource, roots: Iterab
     ``platforms`` an index's other platforms are not walked (the walk's policy, as the
     apply's fetch). A stored index is walked too when the store lacks some of its
     children (another repository mirrors a platform subset of it) or a filter must judge
-    it; ``stored`` collects what was read from the store."""
+    it; ``stored`` collects what was read from the store. A root the upstream no longer
+    has (404: deleted since its tag was resolved) goes into ``gone`` instead: its tags
+    were deleted while we looked, as a sync drops them."""
     stored = stored if stored is not None else StoredWalk()
     sink = MemorySink(store, read_indexes=platforms is not None, partial=stored.partial)
-    policy = TransferPolicy(jobs=jobs, blobs=False, keep_going=True, platforms=platforms)
+    policy = TransferPolicy(jobs=jobs, blobs=False, keep_going=True, platforms=platforms,
+                            skip_missing_roots=gone is not None)
     moved = transfer(source, sink, roots, policy=policy, prefetched=dict(known))
+    if gone is not None:
+        gone |= moved.missing_roots
     fetched = {m.digest: m for m in moved.fetched}
     known.update(fetched)
     stored.seen |= sink.seen
@@ -195,7 +217,11 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
         stored = StoredWalk(partial=partial)
         content = RegistrySource(source, name)
         roots = [*view.tags.values(), *(f.digest for f in found.all())]
-        bad_roots = _fetch_missing_manifests(store, content, roots, known, jobs, spec.platforms, stored)
+        gone: set[Digest] = set()
+        bad_roots = _fetch_missing_manifests(store, content, roots, known, jobs, spec.platforms, stored, gone)
+        for d in gone - set(view.tags.values()):  # a listed referrer that is gone: a warning, as any not fetched
+            bad_roots.setdefault(d, f"the upstream no longer has manifest {d} (404)")
+        gone &= set(view.tags.values())
         refused: dict[str, str] = {}
         sizes: dict[Digest, int] = {}
         if spec.platforms is not None:
@@ -204,10 +230,13 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
             sizes = skipped_sizes(store, content, stored.skipped_new, jobs,
                                   {b.digest for m in known.values() if isinstance(m, Manifest) for b in m.blobs()})
         failed = dict(view.failed)
+        dropped = view.dropped + tuple(sorted(t for t, d in view.tags.items() if d in gone))
         by_digest = {d: t for t, d in sorted(view.tags.items(), reverse=True)}  # the first tag by name
         tags: dict[str, Digest] = {}
         for tag, digest in view.tags.items():
-            if digest in bad_roots:
+            if digest in gone:
+                log.info("%s: tag %s was deleted upstream meanwhile: skipped", spec.id, tag)
+            elif digest in bad_roots:
                 log.info("%s: tag %s failed: %s", spec.id, tag, bad_roots[digest])  # the plan shows it
                 failed[tag] = bad_roots[digest]
             elif tag not in refused:
@@ -216,7 +245,7 @@ def _refresh_upstream(store: Store, spec: RepositorySpec, sources: SourceFactory
                      for subject, fs in found.by_subject.items()}
         not_synced = [f"referrer {f.digest} of {f.subject} is not synced: {bad_roots[f.digest]}"
                       for f in found.all() if f.digest in bad_roots]
-        return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=view.dropped,
+        return _UpstreamResult(spec.id, UpstreamTags(name, tags, view.listed, failed=failed, dropped=dropped,
                                                      notes=(*skipped_notes(known.values(), by_digest), *not_synced),
                                                      outranked=view.outranked, selection=view.selection,
                                                      refused=refused, referrers=referrers,

@@ -142,7 +142,7 @@ def _set_tag(a: SetTag, c: _Context, head: str, target: str = "", source: str = 
     ``source`` named after a moved one."""
     if a.old_digest is None and a.old_origin is not None and a.change is Change.UPDATE:
         # same digest, another origin: say what changes, or the line shows none
-        digests = f"{c.short(a.digest)}   origin {a.old_origin} -> {a.origin.value}"
+        digests = f"{c.short(a.digest)}   origin {a.old_origin} -> {a.new_origin.value}"
     elif a.old_digest is not None:
         digests = f"{c.short(a.old_digest)} -> {c.short(a.digest)}" + (f" ({source})" if source else "")
     else:

@@ -118,7 +118,7 @@ def run_step(action: ContentAction, state: RepoState, graph: RefGraph) -> Step:
         case SyncReferrers():
             return add_referrers(state, graph, action.digests, action.referrer_tags)
         case CopyTag() | PinTag():
-            return set_tag(state, graph, action.tag, action.digest, action.origin, skip=frozenset(action.skipped))
+            return set_tag(state, graph, action.tag, action.digest, action.new_origin, skip=frozenset(action.skipped))
         case RemoveTag():
             return remove_tag(state, graph, action.tag, cascade=action.cascade)
         case CopyContent():

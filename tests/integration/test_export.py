@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.content_commands import upload_command as upload
 from reconciler.model import mediatypes as mt
 from reconciler.ops.export import export
-from reconciler.ops.upload import upload
 from reconciler.store.sqlite import SQLiteStore
 from tests.support.cli import RunCli
 from tests.support.imagegen import Image, ManifestImage, build_image, build_index, build_multiarch, build_schema1

@@ -84,7 +84,7 @@ def test_upload_real_skopeo_dir_tarball(registry: RunningRegistry, upstream: Ups
 
 
 def test_upload_real_oci_archive_of_an_index(registry: RunningRegistry, upstream: Upstream, store: Store, tmp_path: Path) -> None:
-    from reconciler.ops.upload import upload
+    from reconciler.apply.content_commands import upload_command as upload
 
     archive = tmp_path / "multi.tar"
     skopeo("copy", "--src-tls-verify=false", "--all", f"docker://{registry.host}/{MULTI}:1.0",

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply.checks import check_fresh
+from reconciler.apply.content_in import Fetcher
 from reconciler.apply.result import FAILED, SKIPPED
-from reconciler.apply.runner import Fetcher, Runner
+from reconciler.apply.runner import Runner
 from reconciler.desired.model import CopySpec
 from reconciler.errors import RegistryError, StalePlan
 from reconciler.model import Digest

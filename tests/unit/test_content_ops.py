@@ -8,12 +8,10 @@ from typing import Literal, TypedDict
 
 import pytest
 
+from reconciler.apply.content_commands import copy_command, remove_command, tag_command
 from reconciler.errors import ContentNotFound, RemovalRefused, TagInvalid
 from reconciler.model import Digest, Manifest
 from reconciler.model.content import ContentSet, Origin, TagEntry
-from reconciler.ops import copy as copy_op
-from reconciler.ops import remove as remove_op
-from reconciler.ops import tag as tag_op
 from reconciler.ops.cascade import RefGraph
 from reconciler.ops.copy import copy_state
 from reconciler.ops.state import RepoState
@@ -55,32 +53,34 @@ def versions(store: Store, repo: str) -> int:
 # -- tag ------------------------------------------------------------------------------
 def test_tag_creates_then_moves_one_tag_per_name(store: Store, containers: Containers) -> None:
     solo, loose = containers["solo"], containers["loose"]
-    r = tag_op.tag(store, "containers", "1.2", str(solo.digest))
+    r = tag_command(store, "containers", "1.2", str(solo.digest))
     assert r.summary.added["tags"] == 1 and r.version and r.version.number == 2
-    r = tag_op.tag(store, "containers", "1.2", loose.digest)
+    r = tag_command(store, "containers", "1.2", loose.digest)
     assert r.details["previous"] == str(solo.digest)
     v = store.version_get("containers")
     assert v.tags["1.2"] == TagEntry(loose.digest, Origin.MANUAL)
     # the same tag again changes nothing and makes no version
-    assert not tag_op.tag(store, "containers", "1.2", loose.digest).changed
+    assert not tag_command(store, "containers", "1.2", loose.digest).changed
     assert versions(store, "containers") == 3
+    # each version is the command's (what drift calls manual), not an apply's
+    assert [v.operation for v in store.version_list("containers")][-2:] == ["tag 1.2", "tag 1.2"]
 
 
 def test_tag_an_index_and_errors(store: Store, containers: Containers) -> None:
     multi = containers["multi"]
-    assert tag_op.tag(store, "containers", "list", multi.digest).changed
+    assert tag_command(store, "containers", "list", multi.digest).changed
     blob = next(iter(multi.children[0].blobs))
     with pytest.raises(ContentNotFound, match="is a blob"):
-        tag_op.tag(store, "containers", "x", blob)
+        tag_command(store, "containers", "x", blob)
     with pytest.raises(ContentNotFound, match="not a manifest or index in"):
-        tag_op.tag(store, "containers", "x", Digest.of(b"elsewhere"))
+        tag_command(store, "containers", "x", Digest.of(b"elsewhere"))
     with pytest.raises(TagInvalid):
-        tag_op.tag(store, "containers", "bad tag", multi.digest)
+        tag_command(store, "containers", "bad tag", multi.digest)
 
 
 # -- copy: the recipe --------------------------------------------------------------------
 def test_copy_all_manifests_copies_their_blobs_and_no_tags(store: Store, containers: Containers) -> None:
-    r = copy_op.copy(store, source="containers", target="containers2", kind="manifest", names="all")
+    r = copy_command(store, source="containers", target="containers2", kind="manifest", names="all")
     src = store.version_get("containers")
     dst = store.version_get("containers2")
     assert dst.content.manifests == src.content.manifests
@@ -92,7 +92,7 @@ def test_copy_all_manifests_copies_their_blobs_and_no_tags(store: Store, contain
 
 def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store: Store, containers: Containers) -> None:
     multi = containers["multi"]
-    copy_op.copy(store, source="containers", target="c2", kind="index", names=[str(multi.digest)])
+    copy_command(store, source="containers", target="c2", kind="index", names=[str(multi.digest)])
     dst = store.version_get("c2")
     assert dst.content.indexes == {multi.digest}
     assert dst.content.manifests == {c.digest for c in multi.children}
@@ -103,7 +103,7 @@ def test_copy_index_brings_its_manifests_and_blobs_and_no_tags(store: Store, con
 @pytest.mark.parametrize("tag,image", [("latest", "multi"), ("solo", "solo")])
 def test_copy_tag_brings_everything(store: Store, containers: Containers, tag: str, image: Literal["multi", "solo"]) -> None:
     img = containers[image]
-    r = copy_op.copy(store, source="containers", target="c2", kind="tag", names=[tag])
+    r = copy_command(store, source="containers", target="c2", kind="tag", names=[tag])
     dst = store.version_get("c2")
     assert dst.tags == {tag: TagEntry(img.digest, Origin.COPY)}
     assert {str(b) for b in dst.content.blobs} == set(img.all_blobs())
@@ -112,18 +112,18 @@ def test_copy_tag_brings_everything(store: Store, containers: Containers, tag: s
 
 
 def test_copy_tag_repoints_an_existing_target_tag(store: Store, containers: Containers) -> None:
-    copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
-    tag_op.tag(store, "containers", "solo", containers["loose"].digest)
-    copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo"])
+    copy_command(store, source="containers", target="c2", kind="tag", names=["solo"])
+    tag_command(store, "containers", "solo", containers["loose"].digest)
+    copy_command(store, source="containers", target="c2", kind="tag", names=["solo"])
     assert store.version_get("c2").tags["solo"].digest == containers["loose"].digest
 
 
 def test_copy_unknown_names_change_nothing(store: Store, containers: Containers) -> None:
     gen = store.generation()
     with pytest.raises(ContentNotFound, match="nope"):
-        copy_op.copy(store, source="containers", target="c2", kind="tag", names=["solo", "nope"])
+        copy_command(store, source="containers", target="c2", kind="tag", names=["solo", "nope"])
     with pytest.raises(ContentNotFound, match="is a index|not a manifest"):
-        copy_op.copy(store, source="containers", target="c2", kind="manifest", names=[str(containers["multi"].digest)])
+        copy_command(store, source="containers", target="c2", kind="manifest", names=[str(containers["multi"].digest)])
     assert store.repository_find("c2") is None and store.generation() == gen
 
 
@@ -144,7 +144,7 @@ def test_copy_resolves_in_the_source_and_fails_on_a_missing_reference() -> None:
 # -- remove: the recipe --------------------------------------------------------------------
 def test_remove_tag_removes_only_the_tag(store: Store, containers: Containers) -> None:
     before = store.version_get("containers")
-    r = remove_op.remove(store, "containers", "tag", ["latest"])
+    r = remove_command(store, "containers", "tag", ["latest"])
     after = store.version_get("containers")
     assert after.content == before.content and set(after.tags) == {"amd64", "solo"}
     assert r.summary.removed == {"blobs": 0, "manifests": 0, "indexes": 0, "tags": 1}
@@ -153,7 +153,7 @@ def test_remove_tag_removes_only_the_tag(store: Store, containers: Containers) -
 def test_remove_index_keeps_tagged_child_and_removes_the_rest(store: Store, containers: Containers) -> None:
     multi = containers["multi"]
     amd64, others = multi.children[0], multi.children[1:]
-    r = remove_op.remove(store, "containers", "index", ["latest"])  # a tag name resolves to its index
+    r = remove_command(store, "containers", "index", ["latest"])  # a tag name resolves to its index
     v = store.version_get("containers")
     assert multi.digest not in v.content.indexes and "latest" not in v.tags
     assert amd64.digest in v.content.manifests  # still tagged amd64
@@ -169,13 +169,13 @@ def test_remove_manifest_listed_by_an_index_is_refused(store: Store, containers:
     multi = containers["multi"]
     gen = store.generation()
     with pytest.raises(RemovalRefused, match=str(multi.digest)):
-        remove_op.remove(store, "containers", "manifest", [str(multi.children[1].digest)])
+        remove_command(store, "containers", "manifest", [str(multi.children[1].digest)])
     assert store.generation() == gen
 
 
 def test_remove_manifest_removes_its_tags_and_unshared_blobs(store: Store, containers: Containers) -> None:
     solo = containers["solo"]
-    r = remove_op.remove(store, "containers", "manifest", [str(solo.digest)])
+    r = remove_command(store, "containers", "manifest", [str(solo.digest)])
     v = store.version_get("containers")
     assert "solo" not in v.tags and solo.digest not in v.content.manifests
     base = solo.manifest.layers[0].digest
@@ -186,5 +186,5 @@ def test_remove_manifest_removes_its_tags_and_unshared_blobs(store: Store, conta
 
 def test_remove_unknown_names_are_all_listed(store: Store, containers: Containers) -> None:
     with pytest.raises(ContentNotFound, match="nope.*gone|gone.*nope"):
-        remove_op.remove(store, "containers", "tag", ["solo", "nope", "gone"])
+        remove_command(store, "containers", "tag", ["solo", "nope", "gone"])
     assert versions(store, "containers") == 1

@@ -183,8 +183,8 @@ def test_the_plan_bounds_index_chains_too(store: Store, upstream: Upstream, tmp_
 def test_hostile_manifest_upload_stores_nothing(store: Store, tmp_path: Path, name: str, packaging: str) -> None:
     """The same manifests, uploaded: a manifest/index JSON file, a skopeo dir: tarball's
     manifest.json, or an OCI layout's index.json entry pointing at them."""
+    from reconciler.apply.content_commands import upload_command as upload
     from reconciler.errors import InvalidInput
-    from reconciler.ops.upload import upload
     from tests.support import archives as ar
 
     body, content_type, what = HOSTILE[name]
@@ -218,8 +218,8 @@ DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 def test_deeply_nested_json_elsewhere_is_a_clear_error(store: Store, upstream: Upstream, tmp_path: Path, run_cli: RunCli) -> None:
     """Python's JSON decoder recurses per level: a tag list, an OCI layout's index.json or
     a saved plan nested 100,000 deep is reported as invalid JSON, not a RecursionError."""
+    from reconciler.apply.content_commands import upload_command as upload
     from reconciler.errors import UploadInvalid
-    from reconciler.ops.upload import upload
     from tests.support import archives as ar
 
     upstream.rsps.add("GET", f"{BASE}/v2/{NAME}/tags/list", status=200, body=DEEP_JSON)

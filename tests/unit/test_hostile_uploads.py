@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import UploadInvalid
 from reconciler.ops.formats.tarsafe import DEFAULT_LIMITS, Limits
-from reconciler.ops.upload import upload
 from reconciler.store.protocol import Store
 from tests.support import archives as ar
 from tests.support import imagegen as ig

@@ -149,7 +149,7 @@ def test_package_obeys_layering() -> None:
     ("server.content", "from reconciler.store.roles.content import ContentStore\n"),
     ("server.catalog.views", "from reconciler.store.roles.versions import VersionStore\n"),
     ("store.roles.read", "from reconciler.store.protocol import Store\n"),
-    ("ops.formats.archive", "from reconciler.ops.result import commit_state\n"),
+    ("ops.formats.archive", "from reconciler.ops.result import OpResult\n"),
     ("ops.formats.crane", "from reconciler.store.protocol import Store\n"),
     # a file format is a source or a sink of the content interface, never the walk
     ("ops.formats.filesource", "from reconciler.ops.transfer.walk import transfer\n"),

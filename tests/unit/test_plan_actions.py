@@ -78,6 +78,7 @@ SAMPLES: list[Action] = [
     PinTag(id="web/pin_tag/stable", change=Change.CREATE, tag="stable", digest=A, source_repo="src", source_tag="v1",
            **HEAD),
     PinTag(id="web/pin_tag/fixed", change=Change.CREATE, tag="fixed", digest=A, **HEAD),
+    PinTag(id="web/pin_tag/by-hand", change=Change.CREATE, tag="by-hand", digest=A, tag_origin="manual", **HEAD),
     RemoveTag(id="web/remove_tag/old", change=Change.DELETE, tag="old", old_digest=A, removes={"tags": 1}, **HEAD),
     RemoveContent(id="web/remove_content/untagged", change=Change.DELETE, kind="untagged", removes={"blobs": 1}, **HEAD),
     V1Upload(id="web/v1_upload/s.tar", change=Change.CREATE, file="/x/s.tar", file_digest="sha256:" + "1" * 64,
@@ -134,3 +135,15 @@ def test_docs_name_every_field_of_every_action_type() -> None:
         own = {f.name for f in dataclasses.fields(cls)} - shared
         # download/adds/removes are listed where the op fills them; every other field must be
         assert own - {"download", "adds", "removes"} <= documented[op.value], (op.value, own - documented[op.value])
+
+
+def test_a_pin_carries_the_origin_of_the_one_off_tag_command() -> None:
+    """``reconciler tag`` is a pin that records origin manual, as the command always did;
+    a declared pin records pin (and its JSON has no ``tag_origin``)."""
+    from reconciler.model.content import Origin
+
+    by_hand = next(a for a in SAMPLES if a.id == "web/pin_tag/by-hand")
+    declared = next(a for a in SAMPLES if a.id == "web/pin_tag/fixed")
+    assert isinstance(by_hand, PinTag) and isinstance(declared, PinTag)
+    assert by_hand.new_origin is Origin.MANUAL and by_hand.to_json()["tag_origin"] == "manual"
+    assert declared.new_origin is Origin.PIN and "tag_origin" not in declared.to_json()

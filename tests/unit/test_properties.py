@@ -30,14 +30,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import api
+from reconciler.apply.content_commands import copy_command as copy
+from reconciler.apply.content_commands import remove_command as remove
+from reconciler.apply.content_commands import tag_command as tag
+from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
-from reconciler.ops.copy import copy
-from reconciler.ops.remove import remove
 from reconciler.ops.retention import prune_versions
-from reconciler.ops.tag import tag
-from reconciler.ops.upload import upload
 from reconciler.store.sqlite import SQLiteStore
 from tests.support import archives as ar
 from tests.support import imagegen as ig

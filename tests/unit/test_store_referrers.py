@@ -120,8 +120,8 @@ def test_an_older_postgres_store_gets_its_subjects_recorded(postgres_url: str, t
 
 
 def test_artifacts_upload_from_an_oci_layout_and_copy_like_images(store: Store, tmp_path: Path) -> None:
-    from reconciler.ops.copy import copy
-    from reconciler.ops.upload import upload
+    from reconciler.apply.content_commands import copy_command as copy
+    from reconciler.apply.content_commands import upload_command as upload
     from tests.support.archives import oci_layout_dir
 
     image, sbom, bundle, _ = _signed()

@@ -1,22 +1,33 @@
-"""The sync operation over an in-memory upstream: what gets fetched, what is counted,
-what a failure leaves behind."""
+"""``reconciler sync`` (``api.sync_repository``: the repos.yaml entry planned and applied,
+docs/architecture.md "One way in") over an in-memory upstream: what gets fetched, what
+is counted, what a failure leaves behind."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from reconciler.model import Digest
+from reconciler import api
+from reconciler.errors import RegistryError
+from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import Origin
 from reconciler.model.tagfilter import TagFilter
-from reconciler.ops.sync import ProgressEvent, refresh_upstream, sync
+from reconciler.ops.parallel import ProgressEvent
+from reconciler.ops.refresh import refresh_upstream
+from reconciler.ops.sync import SyncResult
 from reconciler.store.protocol import Store
 from tests.support.fakeupstream import FakeUpstream
 from tests.support.imagegen import build_image, build_multiarch
 
 T = TypeVar("T")
+
+
+def sync(store: Store, upstream: FakeUpstream, repo: str, *, upstream_name: str, **kw: Any) -> SyncResult:
+    """The one-off sync of ``repo`` from ``upstream_name`` on the fake upstream."""
+    return api.sync_repository(store, repo, feed=upstream.config.url, upstream_name=upstream_name,
+                               source_factory=lambda _config: upstream, **kw)
 
 
 @pytest.fixture
@@ -50,7 +61,8 @@ def test_first_sync_fetches_everything_once_and_commits_one_version(store: Store
     # a tag the repository lacks is resolved by GET (its manifest is needed anyway), not HEAD + GET
     # (6 by tag + the 6 children of the 2 indexes: 12 requests where HEAD then GET made 16)
     assert "head" not in upstream.stats.counts and upstream.stats.counts["manifest_get"] == 12
-    assert {e.phase for e in events} == {"tags", "manifests", "blobs"}
+    # the manifests are fetched while the change is planned (reported with the tags), the blobs when applied
+    assert {e.phase for e in events} == {"tags", "blobs"}
     assert store.check().ok
 
 
@@ -141,15 +153,6 @@ def test_foreign_layers_are_recorded_not_downloaded(store: Store) -> None:
     assert store.check().ok
 
 
-def test_pinned_digests_are_fetched_without_resolving(store: Store, upstream: FakeUpstream) -> None:
-    store.repository_create("app")
-    pinned = {"v1": upstream.repos["lib/app"].tags["v1"]}
-    upstream.push("lib/app", build_image("moved"), "v1")  # moved after the plan was made
-    sync(store, upstream, "app", upstream_name="lib/app", pinned=pinned)
-    assert tags_of(store, "app") == pinned
-    assert "tags" not in upstream.stats.counts and "head" not in upstream.stats.counts
-
-
 def test_refresh_returns_selected_tags_and_request_count(upstream: FakeUpstream) -> None:
     view = refresh_upstream(upstream, "lib/app", TagFilter(exclude=("*multi",)))
     assert set(view.tags) == {"v1", "v2", "latest", "stable"}
@@ -209,3 +212,25 @@ def test_mirror_with_an_empty_upstream_removes_nothing_unless_allowed(store: Sto
         assert result.version is None and tags_of(store, "app") == before
         assert len(result.warnings) == 1 and "selected no tags" in result.warnings[0]
     assert store.check().ok
+
+
+def test_a_tag_whose_manifest_is_gone_when_fetched_is_dropped_not_failed(store, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    """v1 moved upstream, and its new manifest was deleted between the HEAD that resolved
+    it and the GET: the tag was deleted while we looked, so it is dropped (kept as it was),
+    not a failure."""
+    only_v1 = TagFilter(include=("v1",))
+    sync(store, upstream, "app", upstream_name="lib/app", tag_filter=only_v1)
+    before = tags_of(store, "app")
+    moved = upstream.push("lib/app", build_image("app-v1-moved"), "v1")
+    get = upstream.manifest_get
+
+    def deleted(name: str, reference: str) -> Manifest | Index:
+        if reference == str(moved):
+            raise RegistryError("GET", f"http://fake.invalid/v2/{name}/manifests/{reference}", 404,
+                                codes=["MANIFEST_UNKNOWN"])
+        return get(name, reference)
+
+    upstream.manifest_get = deleted  # type: ignore[method-assign]
+    result = sync(store, upstream, "app", upstream_name="lib/app", tag_filter=only_v1)
+    assert result.tags_dropped == ("v1",) and not result.tags_failed and not result.changed
+    assert tags_of(store, "app") == before

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import DigestMismatch, ManifestInvalid, TagInvalid, UploadInvalid
 from reconciler.model import Digest, Manifest
 from reconciler.ops.formats.tarsafe import Limits
-from reconciler.ops.upload import upload
 from reconciler.store.protocol import Store
 from tests.support import archives as ar
 from tests.support import imagegen as ig

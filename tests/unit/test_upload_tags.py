@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import api
+from reconciler.apply.content_commands import upload_command as upload
 from reconciler.errors import ReconcilerError
-from reconciler.ops.upload import upload
 from reconciler.plan.actions import Op, Upload
 from reconciler.store.protocol import Store
 from tests.support.archives import oci_layout_files, write_tar
