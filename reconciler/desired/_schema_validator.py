@@ -6,7 +6,19 @@ SCHEMA_SHA256 = "e55a3d228011105f9377c172d6a4d264f1b2da39e044d6596dfc85889f7a776
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+
+
+class JsonSchemaValueException(ValueError):
+    """The data does not conform (as fastjsonschema's exception of that name)."""
+
+    def __init__(self, message, value=None, name=None, definition=None, rule=None):
+        super().__init__(message)
+        self.message, self.value, self.name, self.definition, self.rule = message, value, name, definition, rule
+
+
+class JsonSchemaValuesException(ValueError):
+    """Several violations at once (fastjsonschema's ``fast_fail=False``; not raised here)."""
+
 
 
 REGEX_PATTERNS = {

@@ -24,6 +24,7 @@ from reconciler.desired.schema import schema_diagnostics
 from reconciler.desired.semantic import check_references
 from reconciler.desired.yamlpos import Positions, read_yaml
 from reconciler.errors import ConfigError, InvalidInput
+from reconciler.model.gcpause import paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +86,18 @@ def load_desired(path: str | Path) -> DesiredState:
         raise InvalidInput(f"{file}: cannot read: {exc.strerror}") from exc
     data: Any = None
     positions: Positions | None = None
-    if size > MAX_DESIRED_BYTES:
-        diagnostics = [_too_big(size, str(path))]
-    else:
-        diagnostics, data, positions = _check(raw, str(path), file.resolve().parent)
-    if diagnostics:
-        count = f"{len(diagnostics)} problem{'s' if len(diagnostics) != 1 else ''}"
-        lines = "\n".join(d.render() for d in diagnostics)
-        raise ConfigError(f"{path}: {count}:\n{lines}", diagnostics,
-                          hint=f"fix them, then check again with: reconciler validate -f {path}")
-    state = build_state(data, file.resolve(), "sha256:" + hashlib.sha256(raw).hexdigest(), positions=positions,
-                        file=str(path))
+    # a large file is hundreds of thousands of objects (nodes, values, positions), all kept
+    with paused_gc():
+        if size > MAX_DESIRED_BYTES:
+            diagnostics = [_too_big(size, str(path))]
+        else:
+            diagnostics, data, positions = _check(raw, str(path), file.resolve().parent)
+        if diagnostics:
+            count = f"{len(diagnostics)} problem{'s' if len(diagnostics) != 1 else ''}"
+            lines = "\n".join(d.render() for d in diagnostics)
+            raise ConfigError(f"{path}: {count}:\n{lines}", diagnostics,
+                              hint=f"fix them, then check again with: reconciler validate -f {path}")
+        state = build_state(data, file.resolve(), "sha256:" + hashlib.sha256(raw).hexdigest(),
+                            positions=positions, file=str(path))
     log.debug("loaded %s: %d repositories", path, len(state.repositories))
     return state

@@ -8,8 +8,9 @@ tool ("invalid tag ...").
 
 Speed (issue 8): importing ``jsonschema`` costs 0.15-0.3 s and walking a 1,000-repository
 document with it 0.5 s, on every plan. A valid file - the common case - is first checked
-by a validator that ``fastjsonschema`` compiles from the same schema (a few ms, its
-import 20 ms); only when that check fails is ``jsonschema`` imported and run for the
+by a validator that ``fastjsonschema`` generated ahead from the same schema (a few ms;
+fastjsonschema itself is imported only when the file is out of date with the schema);
+only when that check fails is ``jsonschema`` imported and run for the
 full, located diagnostics. The fast check only decides *whether* to look closer: any
 disagreement in its favour of rejecting still ends in jsonschema's verdict, and the
 tests check that it rejects every invalid golden file.
@@ -79,28 +80,25 @@ def _fast_validator() -> Callable[[Any], Any]:
     # scripts/gen_schema_validator.py: compiling it here cost 50-100 ms per start. Should
     # the file and the schema disagree (an edited schema, not regenerated), compile now:
     # slower, never wrong; tests/unit/test_desired_schema_fast.py fails in that case.
+    from reconciler.desired import _schema_validator as generated
+
+    if generated.SCHEMA_SHA256 == schema_sha256():
+        validate: Callable[[Any], Any] = generated.validate
+        return validate
+
     import fastjsonschema
-
-    try:
-        from reconciler.desired import _schema_validator as generated
-
-        if generated.SCHEMA_SHA256 == schema_sha256():
-            validate: Callable[[Any], Any] = generated.validate
-            return validate
-    except ImportError:  # written by a newer fastjsonschema than the installed one
-        pass
 
     # every keyword the schema uses means the same in draft 7 (no $ref with siblings)
     return fastjsonschema.compile(load_schema(), **VALIDATOR_OPTIONS)
 
 
 def fast_valid(data: Any) -> bool:
-    """True when ``data`` certainly conforms to the schema (the compiled check passed)."""
-    import fastjsonschema
-
+    """True when ``data`` certainly conforms to the schema (the compiled check passed).
+    Its exceptions, the generated file's and fastjsonschema's, are ``ValueError``s; any
+    other ``ValueError`` also means "look closer", never "valid"."""
     try:
         _fast_validator()(data)
-    except fastjsonschema.JsonSchemaException:
+    except ValueError:
         return False
     return True
 

@@ -23,7 +23,7 @@ from reconciler.model.digest import ALGORITHMS
 from reconciler.model.platforms import parse_platform
 from reconciler.model.reference import NAME_RE, is_valid_tag
 from reconciler.model.signatures import parse_key
-from reconciler.model.tagfilter import compile_pattern
+from reconciler.model.tagfilter import compile_pattern, valid_patterns
 from reconciler.model.tagversion import compile_range
 
 _URL = re.compile(r"^https?://")
@@ -159,7 +159,10 @@ def _with_hint(exc: InvalidInput) -> str:
 def _check_filter(tag_filter: Any, path: Path, rep: Reporter) -> None:
     spec = as_dict(tag_filter)
     for which in ("include", "exclude"):
-        for i, pattern in enumerate(as_list(spec.get(which))):
+        patterns = as_list(spec.get(which))
+        if valid_patterns(patterns):
+            continue  # the usual case, and the same list across repositories is checked once
+        for i, pattern in enumerate(patterns):
             if isinstance(pattern, str) and pattern:
                 try:
                     compile_pattern(pattern)

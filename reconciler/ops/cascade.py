@@ -144,7 +144,10 @@ class RefGraph:
         manifests unless their kind is known (from an index entry). ``skip``: index
         children not to follow (a platform subset; ``left_out`` names those met)."""
         # the hot loop of a big plan (every repository's tags, for prune): ``kind`` and
-        # ``children`` inlined
+        # ``children`` inlined, and a child that is not a node (a blob, or a manifest
+        # outside the graph) taken at once instead of going through the stack: it has
+        # nothing below it, and its kind is the same whichever parent reaches it (an
+        # index's children have their kinds recorded), so the result is the same
         out: dict[Kind, set[Digest]] = {Kind.BLOB: set(), Kind.MANIFEST: set(), Kind.INDEX: set()}
         nodes, child_kinds = self._nodes, self._child_kinds
         stack = [(r, self.kind(r, parent_kind=Kind.INDEX)) for r in roots]
@@ -160,9 +163,14 @@ class RefGraph:
                 continue
             default = Kind.BLOB if kind is Kind.MANIFEST else Kind.MANIFEST
             for child in node[1]:
-                if child not in seen and not (kind is Kind.INDEX and child in skip):
-                    found = nodes.get(child)
-                    stack.append((child, found[0] if found is not None else child_kinds.get(child, default)))
+                if child in seen or (kind is Kind.INDEX and child in skip):
+                    continue
+                found = nodes.get(child)
+                if found is None:
+                    seen.add(child)
+                    out[child_kinds.get(child, default)].add(child)
+                else:
+                    stack.append((child, found[0]))
         return ContentSet(frozenset(out[Kind.BLOB]), frozenset(out[Kind.MANIFEST]), frozenset(out[Kind.INDEX]))
 
 

@@ -22,7 +22,6 @@ from reconciler.desired.model import ALL
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin
 from reconciler.model.referrers import ReferrerPolicy, cosign_tags, is_cosign_tag
-from reconciler.ops.cascade import unreferenced
 from reconciler.ops.referrers import MAX_DEPTH, Found
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
@@ -177,7 +176,7 @@ def copies_with_referrers(diff: RepoDiff) -> None:
 def keep_unseen(diff: RepoDiff) -> None:
     """Referrers cannot be seen now: what may be one stays declared."""
     diff.declared_tags |= {t for t, e in diff.state.tags.items() if e.origin is Origin.SYNC and is_cosign_tag(t)}
-    orphans = unreferenced(diff.state, diff.graph)
+    orphans = diff.unreferenced()
     diff.declared_roots |= set(orphans.manifests | orphans.indexes)
 
 

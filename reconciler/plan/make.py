@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from reconciler.desired.model import DesiredState
+from reconciler.model.gcpause import paused_gc
 from reconciler.ops.stop import StopToken
 from reconciler.plan.diff import diff, plan_scope
 from reconciler.plan.model import Plan
@@ -37,8 +38,9 @@ def make_plan(store: Store, desired: DesiredState, sources: SourceFactory, *, ta
     early = EarlyHeads(store, desired, sources, repo_ids) if upstreams and isinstance(sources, PushTargets) else None
     observed = refresh(store, desired, sources, upstreams=upstreams, repo_ids=repo_ids, v1_sources=v1_sources,
                        progress=progress, stop=stop, publish_grace=publish_grace)
-    plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
-                created=datetime.now(UTC).isoformat(timespec="seconds"))
+    with paused_gc():  # pure, and a big plan's states and actions are mostly kept
+        plan = diff(desired, observed, targets=targets, prune_repositories=prune_repositories,
+                    created=datetime.now(UTC).isoformat(timespec="seconds"))
     if upstreams and isinstance(sources, PushTargets):
         plan = plan_pushes(plan, observed, desired, store, sources, early=early)
     elif any(spec.push for spec in desired.repositories.values()):

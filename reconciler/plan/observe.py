@@ -32,6 +32,7 @@ from reconciler.desired.model import DesiredState, RepositorySpec
 from reconciler.errors import InvalidInput, ReconcilerError
 from reconciler.model import Digest, Index, Manifest
 from reconciler.model.content import ContentSet
+from reconciler.model.gcpause import paused_gc
 from reconciler.model.platforms import PlatformFilter
 from reconciler.model.reference import normalize_upstream_name
 from reconciler.model.registry import RegistryConfig
@@ -312,12 +313,13 @@ def refresh(store: Store, desired: DesiredState, sources: SourceFactory | None, 
     ``stop``: a requested stop ends the refresh at once (``Interrupted``), not when the
     slowest upstream answers."""
     started = time.monotonic()
-    generation, repos = observe_store(store)
     wanted = set(repo_ids) if repo_ids is not None else set(desired.repositories)
-    # the graph of what the planned repositories hold (the others are only listed/counted)
-    planned = [r.state.content for repo_id, r in repos.items() if repo_id in wanted]
-    graph = load_graph(store, ContentSet(manifests=frozenset().union(*(c.manifests for c in planned)),
-                                         indexes=frozenset().union(*(c.indexes for c in planned))))
+    with paused_gc():  # a big store's rows become hundreds of thousands of objects, all kept
+        generation, repos = observe_store(store)
+        # the graph of what the planned repositories hold (the others are only listed/counted)
+        planned = [r.state.content for repo_id, r in repos.items() if repo_id in wanted]
+        graph = load_graph(store, ContentSet(manifests=frozenset().union(*(c.manifests for c in planned)),
+                                             indexes=frozenset().union(*(c.indexes for c in planned))))
     feeds = [s for r, s in sorted(desired.repositories.items()) if r in wanted and s.feed and s.upstream_name]
     checked = verify_scope(desired, wanted)  # repositories whose signatures a verify: policy reads
     results: list[_UpstreamResult] = []

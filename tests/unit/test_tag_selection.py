@@ -121,6 +121,17 @@ def test_refused_filters(kwargs: FilterArgs, message: str) -> None:
     assert message in info.value.message and info.value.hint
 
 
+def test_pattern_lists_are_checked_every_time_and_a_non_string_is_refused_by_name() -> None:
+    # the checked lists are cached per list: a refused list is refused again, and a
+    # pattern that is not a string (it cannot be a cache key) gets the same refusal
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match="can never match"):
+            TagFilter(include=("v1", ">=1.2"))
+    with pytest.raises(InvalidInput, match="invalid tag pattern"):
+        TagFilter(include=("v1", ["v2"]))  # type: ignore[arg-type]  # what a broken caller could pass
+    assert TagFilter(include=("v1", "v2*")).matches("v20") and not TagFilter(include=("v1", "v2*")).matches("v3")
+
+
 def test_globs_and_regexes_still_work() -> None:
     f = TagFilter(include=("1.2*", "re:v1\\.9\\.[0-9]+", "[l]atest"))
     assert f.select(TAGS) == ["1.2.0", "1.2.3", "1.2.3-alpine", "latest", "v1.9.9"]
