@@ -52,8 +52,13 @@ def drop_content(state: RepoState, graph: RefGraph, content: ContentSet) -> Step
 
 
 def orphans_under(state: RepoState, graph: RefGraph, roots: Iterable[Digest]) -> ContentSet:
-    """Content below ``roots`` that no tag of ``state`` needs any more."""
-    return intersect(unreferenced(state, graph), graph.closure(roots))
+    """Content below ``roots`` that no tag of ``state`` needs any more, short of what a
+    held index still lists: an index left untagged (a pin moved its tag to one of its
+    children) keeps its children until it goes itself (the mirror's prune), else the
+    cascade refuses to take a child from under it."""
+    orphans = intersect(unreferenced(state, graph), graph.closure(roots))
+    held = state.content.indexes - orphans.indexes
+    return orphans.difference(graph.closure(held)) if held else orphans
 
 
 def _with_closure(state: RepoState, graph: RefGraph, roots: Iterable[Digest], skip: Container[Digest]) -> RepoState:
