@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
 from reconciler.desired.model import DesiredState, PushSpec
@@ -80,9 +80,10 @@ def tags_after(plan: Plan, observed: Observed, repo: str) -> dict[str, Digest]:
     return tags
 
 
-def closure_blobs(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> dict[Digest, int] | None:
-    """Every blob under ``root`` with its size; None when a manifest is unknown yet."""
-    blobs: dict[Digest, int] = {}
+def _walk(root: Digest, lookup: Callable[[Digest], Manifest | Index | None],
+          ) -> Iterator[tuple[Digest, Manifest | Index | None]]:
+    """Each digest under ``root`` (itself included) once, with what ``lookup`` knows of it
+    (None: unknown here); the children of known indexes are walked."""
     stack, seen = [root], set()
     while stack:
         d = stack.pop()
@@ -90,13 +91,18 @@ def closure_blobs(root: Digest, lookup: Callable[[Digest], Manifest | Index | No
             continue
         seen.add(d)
         m = lookup(d)
-        if m is None:
-            if d == root:
-                return None
-            continue  # an index child the repository lacks on purpose (a platform subset)
         if isinstance(m, Index):
             stack += m.children()
-        else:
+        yield d, m
+
+
+def closure_blobs(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> dict[Digest, int] | None:
+    """Every blob under ``root`` with its size; None when a manifest is unknown yet."""
+    blobs: dict[Digest, int] = {}
+    for d, m in _walk(root, lookup):
+        if m is None and d == root:
+            return None
+        if isinstance(m, Manifest):  # None below the root: a child left out on purpose (a platform subset)
             blobs.update({b.digest: b.size or 0 for b in m.blobs()})
     return blobs
 
@@ -118,18 +124,7 @@ def _without(lookup: Callable[[Digest], Manifest | Index | None], absent: frozen
 def absent_children(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> int:
     """How many manifests the index ``root`` (and the indexes under it) lists that are not
     known here (0 for a manifest, or an index whose children are all here)."""
-    missing, stack, seen = 0, [root], set()
-    while stack:
-        d = stack.pop()
-        if d in seen:
-            continue
-        seen.add(d)
-        m = lookup(d)
-        if m is None:
-            missing += d != root
-        elif isinstance(m, Index):
-            stack += m.children()
-    return missing
+    return sum(1 for d, m in _walk(root, lookup) if m is None and d != root)
 
 
 def _plural(n: int, word: str) -> str:
