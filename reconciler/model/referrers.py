@@ -16,8 +16,9 @@ describes every layout.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from reconciler.model import mediatypes as mt
 from reconciler.model.digest import Digest
@@ -110,3 +111,28 @@ def cosign_tags(digest: Digest) -> tuple[str, ...]:
     """cosign's classic tags of ``digest``: ``sha256-<hex>.sig``, ``.att``, ``.sbom``."""
     base = tag_schema_tag(digest)
     return tuple(f"{base}.{suffix}" for suffix in COSIGN_SUFFIXES)
+
+
+class _Referrer(Protocol):
+    @property
+    def digest(self) -> Digest: ...
+
+
+_R = TypeVar("_R", bound=_Referrer)
+
+
+def breadth_first(roots: Iterable[Digest], direct: Callable[[Digest], Iterable[_R]]) -> list[_R]:
+    """The referrers of ``roots`` and of theirs (``direct``: one subject's own), breadth
+    first so each comes after its subject, each once."""
+    level = list(roots)
+    seen, out = set(level), []
+    while level:
+        nxt: list[Digest] = []
+        for subject in level:
+            for r in direct(subject):
+                if r.digest not in seen:
+                    seen.add(r.digest)
+                    out.append(r)
+                    nxt.append(r.digest)
+        level = nxt
+    return out

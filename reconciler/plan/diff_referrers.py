@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from reconciler.desired.model import ALL
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin
-from reconciler.model.referrers import ReferrerPolicy, cosign_tags, is_cosign_tag
+from reconciler.model.referrers import ReferrerPolicy, breadth_first, cosign_tags, is_cosign_tag
 from reconciler.ops.referrers import MAX_DEPTH, Found
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
@@ -34,18 +34,7 @@ if TYPE_CHECKING:
 
 def closure(found: Mapping[Digest, tuple[Found, ...]], root: Digest) -> list[Found]:
     """The referrers of ``root`` and of theirs, breadth first, each once."""
-    out: list[Found] = []
-    seen, level = {root}, [root]
-    while level:
-        nxt: list[Digest] = []
-        for d in level:
-            for f in found.get(d, ()):
-                if f.digest not in seen:
-                    seen.add(f.digest)
-                    out.append(f)
-                    nxt.append(f.digest)
-        level = nxt
-    return out
+    return breadth_first([root], lambda d: found.get(d, ()))
 
 
 def plan_referrers(diff: RepoDiff, upstream: UpstreamTags, selected: Mapping[str, Digest], excluded: set[str]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.model import Digest, Index, Manifest
-from reconciler.model.referrers import is_cosign_tag
+from reconciler.model.referrers import breadth_first, is_cosign_tag
 from reconciler.plan.actions import RemoveContent, SyncReferrers
 from reconciler.plan.model import Plan
 from reconciler.plan.observed import Observed
@@ -76,18 +76,7 @@ class ReferrersAfter:
     def of(self, root: Digest) -> list[PlannedReferrer]:
         """The referrers of ``root``, of the manifests an index ``root`` lists, and of
         theirs, breadth first (each after its subject), each once."""
-        level = _manifests_under(root, self.lookup)
-        seen, out = set(level), []
-        while level:
-            nxt: list[Digest] = []
-            for subject in level:
-                for r in self._direct(subject):
-                    if r.digest not in seen:
-                        seen.add(r.digest)
-                        out.append(r)
-                        nxt.append(r.digest)
-            level = nxt
-        return out
+        return breadth_first(_manifests_under(root, self.lookup), self._direct)
 
 
 def _manifests_under(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> list[Digest]:
