@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pkgutil
 from collections.abc import Callable, Iterator
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from reconciler.desired.diagnostics import Diagnostic, Path, format_path
@@ -39,10 +39,20 @@ SECRET_HINT = "keep credentials out of the file: name environment variables in u
 
 
 @cache
+def _schema_bytes() -> bytes:
+    # through the package's loader (pkgutil), not importlib.resources: that imports
+    # tempfile, shutil, zipfile and the compression modules, and every validate, plan and
+    # apply reads this file (the hash check below)
+    data = pkgutil.get_data("reconciler", "schemas/repos.schema.json")
+    if data is None:  # a loader that cannot read package data; ours always can
+        raise RuntimeError("the packaged schema reconciler/schemas/repos.schema.json cannot be read")
+    return data
+
+
+@cache
 def load_schema() -> dict[str, Any]:
     """The packaged schema (identical to the repository's ``schemas/repos.schema.json``)."""
-    text = resources.files("reconciler").joinpath("schemas/repos.schema.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = json.loads(_schema_bytes().decode("utf-8"))
     return schema
 
 
@@ -70,8 +80,7 @@ VALIDATOR_OPTIONS: dict[str, Any] = {"use_default": False, "use_formats": False}
 @cache
 def schema_sha256() -> str:
     """The hash of the packaged schema's text: names the schema a generated validator checks."""
-    data = resources.files("reconciler").joinpath("schemas/repos.schema.json").read_bytes()
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(_schema_bytes()).hexdigest()
 
 
 @cache

@@ -31,22 +31,26 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler.errors import InvalidInput
 from reconciler.model.digest import Digest
 from reconciler.model.manifest import Index, Manifest
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+# cryptography is imported where a key is read or a signature checked (``parse_key``,
+# ``_verifies``), not here: every plan and validate imports this module for its value types,
+# and cryptography (with bcrypt, which its serialization pulls in) was a tenth of their start-up.
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 #: payloads larger than this are not read (cosign's are a few hundred bytes)
 MAX_PAYLOAD = 1 << 20
 
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+if TYPE_CHECKING:
+    PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class SignatureLayer:
 
 def parse_key(data: bytes, name: str) -> Key:
     """A PEM public key of a supported type; ``InvalidInput`` naming ``name`` otherwise."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as exc:
@@ -176,6 +183,10 @@ def _check(view: SignatureView, digest: Digest, layer: SignatureLayer, keys: Seq
 
 
 def _verifies(key: PublicKey, signature: bytes, payload: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             digest = {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}.get(key.curve.key_size,
