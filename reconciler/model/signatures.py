@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 # cryptography is imported where a key is read or a signature checked (``parse_key``,
 # ``_verifies``), not here: every plan and validate imports this module for its value types,
-# and cryptography (with bcrypt, which its serialization pulls in) was a tenth of their start-up.
+# and cryptography (with bcrypt, which its serialization pulls in) was 8% of validate's
+# instructions and 9 MB of its memory (bench/README.md, "Start-up and imports").
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
