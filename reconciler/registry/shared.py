@@ -56,6 +56,7 @@ class BorrowedClient:
         return self._call(lambda: self.client.blob_fetch(name, digest, sink))
 
     def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        self.client.await_referrers_probe()  # holding no slot while another repository probes
         return self._call(lambda: self.client.referrers(name, digest))
 
     def close(self) -> None:

@@ -57,10 +57,10 @@ def test_plan_and_apply_over_several_repositories_ping_the_registry_once(
     assert [line.kind for line in seen].count("tags") == 3
     # the per-repository counts (each repository's borrowed view) add up to what was sent
     # during the refresh: one ping, three tag lists, six GETs by tag (which also size the
-    # download), one referrers probe per repository (a 404: no referrers API, so no more
-    # lookups); the apply reuses those manifests
-    assert [line.kind for line in seen].count("other") == 3  # the probes
-    assert plan.refresh.requests == 1 + 3 + 6 + 3
+    # download), one referrers probe for the registry (a 404: no referrers API, so no
+    # repository asks again); the apply reuses those manifests
+    assert [line.kind for line in seen].count("other") == 1  # the probe
+    assert plan.refresh.requests == 1 + 3 + 6 + 1
 
 
 def test_views_share_one_client_and_close_only_with_the_pool() -> None:
