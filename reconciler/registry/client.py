@@ -180,7 +180,8 @@ class RegistryClient:
             if version and version != "registry/2.0":
                 log.warning("%s says Docker-Distribution-API-Version %r", url, version)
 
-    def _ensure_pinged(self) -> None:
+    def ensure_pinged(self) -> None:
+        """Ping unless that is done (one attempt; ``registry.shared`` sends it ahead)."""
         # one attempt: every caller runs inside its own retry loop, and retrying here as
         # well multiplied the waits (5 x 5 attempts against a dead upstream)
         if self._pinged:
@@ -197,7 +198,7 @@ class RegistryClient:
             # the registry said when it lets us back in: asking before then only counts against us
             raise RateLimited(method, url, limited.status, until=limited.until, wait=limited.until - time.time(),
                               codes=limited.codes)
-        self._ensure_pinged()
+        self.ensure_pinged()
         return self._session.send(method, url, kind=kind, scope=scope, headers=headers, data=data)
 
     def _retry(self, fn: Callable[[], T], what: str) -> T:
