@@ -123,7 +123,7 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
                     tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, allow_empty: bool = False,
-                    jobs: int = 6, platforms: PlatformFilter | None = None,
+                    jobs: int = 16, platforms: PlatformFilter | None = None,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
                     timeout: float = 60.0, retries: int = 4, progress: Progress | None = None, lock_timeout: float = 60.0,
@@ -512,7 +512,7 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
 def push_repository(store: Store, repo_id: str, to: str, *, tags: Sequence[str] = (),
                     username_env: str | None = None, password_env: str | None = None, auth_file: str | None = None,
                     tls_verify: bool = True, ca_file: str | None = None, timeout: float = 60.0, retries: int = 4,
-                    jobs: int = 6, lock_timeout: float = 60.0,
+                    jobs: int = 16, lock_timeout: float = 60.0,
                     progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
     """``reconciler push REPO --to REGISTRY_URL/NAME``: the one-off push, planned and
     applied as a ``push:`` target of repos.yaml is (``apply.pushcmd``)."""
