@@ -123,7 +123,7 @@ def registry_client(config: RegistryConfig) -> UpstreamSource:
 
 def sync_repository(store: Store, repo_id: str, *, feed: str | None = None, upstream_name: str | None = None,
                     tag_filter: TagFilter = ALL_TAGS, mirror: bool = False, allow_empty: bool = False,
-                    jobs: int = 6, platforms: PlatformFilter | None = None,
+                    jobs: int = 16, platforms: PlatformFilter | None = None,
                     username_env: str | None = None, password_env: str | None = None,
                     auth_file: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
                     timeout: float = 60.0, retries: int = 4, progress: Progress | None = None, lock_timeout: float = 60.0,
@@ -380,6 +380,24 @@ class UpstreamPool:
                 self.shared = SharedClients()
         return self.shared.borrow(spec)
 
+    def connect_ahead(self, desired: DesiredState, targets: Sequence[str] = ()) -> None:
+        """Ping the registries the refresh of ``targets`` (default: every repository) will
+        ask, each on a thread of its own, so the round trips overlap importing the plan's
+        modules and reading the store (``SharedClients.connect_ahead``)."""
+        wanted = set(targets) if targets else None
+        feeds = {s.feed for r, s in desired.repositories.items()
+                 if s.feed is not None and s.upstream_name and (wanted is None or r in wanted)
+                 and not s.feed.url.startswith(BUNDLE_SCHEME)}
+        if not feeds:
+            return
+        with self._lock:
+            if self.shared is None:
+                from reconciler.registry.shared import SharedClients
+
+                self.shared = SharedClients()
+        for feed in sorted(feeds, key=lambda f: f.url):
+            self.shared.connect_ahead(feed)
+
     def close(self) -> None:
         if self.shared is not None:
             self.shared.close()
@@ -403,6 +421,8 @@ def v1_source(spec: RegistryConfig) -> V1Source:
 def _plan(store: Store, desired: DesiredState, *, targets: Sequence[str], refresh: bool,
           prune_repositories: bool, progress: RefreshProgress | None = None) -> Plan:
     with UpstreamPool() as sources:
+        if refresh:
+            sources.connect_ahead(desired, targets)
         return _plan_observed(store, desired, sources, targets=targets, refresh=refresh,
                               prune_repositories=prune_repositories, progress=progress)[0]
 
@@ -464,6 +484,7 @@ def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), l
     desired = load_desired(path)
     # one pool for the plan and the apply: the apply reuses the refresh's connections and tokens
     with UpstreamPool() as sources:
+        sources.connect_ahead(desired, targets)
         return apply_desired(store, desired, sources, command=f"apply -f {path}", targets=targets,
                              lock_timeout=lock_timeout, prune_repositories=prune_repositories, progress=progress,
                              refresh_progress=refresh_progress, stop=stop, skip_unavailable=skip_unavailable,
@@ -491,7 +512,7 @@ def apply_saved_plan(store: Store, plan_path: str | Path, *, lock_timeout: float
 def push_repository(store: Store, repo_id: str, to: str, *, tags: Sequence[str] = (),
                     username_env: str | None = None, password_env: str | None = None, auth_file: str | None = None,
                     tls_verify: bool = True, ca_file: str | None = None, timeout: float = 60.0, retries: int = 4,
-                    jobs: int = 6, lock_timeout: float = 60.0,
+                    jobs: int = 16, lock_timeout: float = 60.0,
                     progress: RepoProgress | None = None) -> tuple[Plan, ApplyResult]:
     """``reconciler push REPO --to REGISTRY_URL/NAME``: the one-off push, planned and
     applied as a ``push:`` target of repos.yaml is (``apply.pushcmd``)."""

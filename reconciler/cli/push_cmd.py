@@ -24,7 +24,7 @@ from reconciler.plan.render_text import action_line
 @click.option("--auth-file", type=click.Path(dir_okay=False), help="A docker/podman auth.json with credentials.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True, help="Verify TLS certificates.")
 @click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for the target's certificate.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=6, show_default=True, help="Parallel requests.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=16, show_default=True, help="Parallel requests.")
 @click.option("--timeout", type=click.FloatRange(0, 3600, min_open=True), default=60.0, show_default=True,
               help="Seconds a response may stall before the attempt fails (and is retried).")
 @click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True,

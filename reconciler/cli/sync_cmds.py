@@ -83,7 +83,7 @@ def report_failed_tags(result: SyncResult) -> None:
 @click.option("--allow-empty", is_flag=True,
               help="Accept an upstream that lists no tags: create the repository empty, and with --mirror "
                    "remove every synced tag.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=6, show_default=True, help="Parallel downloads.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=16, show_default=True, help="Parallel downloads.")
 @click.option("--v1", "v1", is_flag=True,
               help="Sync Docker v1 images and v1 tags from the feed's v1 API instead (repos.yaml: enable_v1).")
 @click.option("--username-env", metavar="VAR", help="Environment variable holding the registry user name.")

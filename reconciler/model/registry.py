@@ -21,7 +21,7 @@ class RegistryConfig:
     ca_file: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
-    max_concurrency: int = 6
+    max_concurrency: int = 16
     #: seconds to wait for the next bytes of a response (a stalled body or an unanswered
     #: request), then fail the attempt as temporary
     timeout: float = 60.0

@@ -6,8 +6,9 @@ ways, as docs/signatures.md describes them:
 
 1. the referrers API (``GET /v2/<name>/referrers/<digest>``) when the upstream answers it.
    A 404 means the registry has none (one with the API answers 200 for every digest), so
-   the first 404 stops asking it for the rest of the discovery: on a registry without the
-   API this costs one request per repository, not one per digest;
+   the first 404 stops asking it for the rest of the discovery; the registry client
+   remembers it too (``RegistryClient.referrers_api``), so on a registry without the API
+   a whole plan costs one such request, not one per repository nor per digest;
 2. otherwise the referrers tag schema: the index tagged ``sha256-<hex>``, when the
    upstream's tag list (already read) names it: one GET;
 3. cosign's classic tags ``sha256-<hex>.sig``, ``.att`` and ``.sbom``, when the tag list
@@ -51,7 +52,9 @@ class Found:
 @dataclass
 class Discovered:
     """Every referrer found, by subject, and the manifests read on the way (cosign's
-    tags), which the walk need not fetch again; ``requests`` made for the discovery."""
+    tags), which the walk need not fetch again; ``requests`` made for the discovery (as
+    the upstream counted them: a referrers call the client answers from what it learnt
+    earlier sends nothing)."""
 
     by_subject: dict[Digest, list[Found]] = field(default_factory=dict)
     manifests: dict[Digest, Manifest | Index] = field(default_factory=dict)
@@ -70,6 +73,7 @@ def discover(upstream: UpstreamSource, name: str, tags: Iterable[str], roots: It
     out = Discovered(api=api)
     if not policy.enabled:
         return out
+    before = upstream.stats.total
     tagset = set(tags)
     level = list(dict.fromkeys(roots))
     seen: set[Digest] = set(level)
@@ -86,26 +90,24 @@ def discover(upstream: UpstreamSource, name: str, tags: Iterable[str], roots: It
         if not next_level:
             break
         level = next_level
+    out.requests = upstream.stats.total - before
     return out
 
 
 def _of(upstream: UpstreamSource, name: str, tagset: set[str], subject: Digest, out: Discovered) -> list[Found]:
     found: list[Found] = []
     if out.api is not False:
-        out.requests += 1
         listed = upstream.referrers(name, subject)
         out.api = listed is not None
         found += [Found(subject, d.digest, d.artifact_type) for d in listed or ()]
     schema_tag = tag_schema_tag(subject)
     if out.api is False and schema_tag in tagset:
-        out.requests += 1
         index = upstream.manifest_get(name, schema_tag)
         if isinstance(index, Index):
             found += [Found(subject, d.digest, d.artifact_type) for d in index.manifests]
     for tag in cosign_tags(subject):
         if tag not in tagset:
             continue
-        out.requests += 1
         m = upstream.manifest_get(name, tag)
         out.manifests[m.digest] = m
         kind = m.layers[0].media_type if isinstance(m, Manifest) and m.layers else m.referrer_type

@@ -28,7 +28,11 @@ it (for the rest of the run, per client, i.e. per registry; docs/reliability.md,
 * a rate limit whose ``Retry-After`` is longer than retries wait fails at once
   (``RateLimited``, naming when it resets), and so does every later request until then;
 * a tag-list page size (``n``) the registry refuses (``PAGINATION_NUMBER_INVALID``, or
-  a 400 about ``n``) is retried smaller, then without ``n``.
+  a 400 about ``n``) is retried smaller, then without ``n``;
+* a 404 to ``GET /v2/<name>/referrers/<digest>`` means the registry has no referrers API
+  (OCI distribution 1.1: one that has it never answers 404 there), so ``referrers`` asks
+  no more and answers None for every repository: one probe per registry, not one per
+  repository. Until the first answer settles it, probes go one at a time.
 """
 
 from __future__ import annotations
@@ -112,6 +116,9 @@ class RegistryClient:
         self._head_probe = threading.Lock()
         #: a rate limit we were told to wait out, for every request until it resets
         self._limited: RateLimited | None = None
+        #: whether the registry has the referrers API: None until an answer settled it
+        self.referrers_api: bool | None = None
+        self._referrers_probe = threading.Lock()
 
     def __enter__(self) -> Self:
         return self
@@ -173,7 +180,8 @@ class RegistryClient:
             if version and version != "registry/2.0":
                 log.warning("%s says Docker-Distribution-API-Version %r", url, version)
 
-    def _ensure_pinged(self) -> None:
+    def ensure_pinged(self) -> None:
+        """Ping unless that is done (one attempt; ``registry.shared`` sends it ahead)."""
         # one attempt: every caller runs inside its own retry loop, and retrying here as
         # well multiplied the waits (5 x 5 attempts against a dead upstream)
         if self._pinged:
@@ -190,7 +198,7 @@ class RegistryClient:
             # the registry said when it lets us back in: asking before then only counts against us
             raise RateLimited(method, url, limited.status, until=limited.until, wait=limited.until - time.time(),
                               codes=limited.codes)
-        self._ensure_pinged()
+        self.ensure_pinged()
         return self._session.send(method, url, kind=kind, scope=scope, headers=headers, data=data)
 
     def _retry(self, fn: Callable[[], T], what: str) -> T:
@@ -324,8 +332,26 @@ class RegistryClient:
         self._head_settled = True
 
     def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
-        """``GET /v2/<name>/referrers/<digest>``, every page (``Link``); None on a 404: the
-        registry has no referrers API (one that has it answers 200 for any digest)."""
+        """``GET /v2/<name>/referrers/<digest>``, every page (``Link``); None when the
+        registry has no referrers API: its first 404 says so (one that has the API answers
+        200 for any digest), and after it no more requests are sent (module docstring)."""
+        if self.referrers_api is None:
+            with self._referrers_probe:
+                # the first probe goes alone: across twenty repositories in flight, the others
+                # would each send a request whose answer the first one is about to give
+                if self.referrers_api is None:
+                    return self._referrers(name, digest)
+        return self._referrers(name, digest) if self.referrers_api else None
+
+    def await_referrers_probe(self) -> None:
+        """Return once no referrers probe is out (at once when the answer is known). A
+        shared client's callers wait here before they take a slot, so no slot idles while
+        they wait for another repository's probe (``registry.shared``)."""
+        if self.referrers_api is None:
+            with self._referrers_probe:
+                pass
+
+    def _referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
         name, url, scope = self._url(name, f"referrers/{digest}")
         out: list[Descriptor] = []
         next_url: str | None = url
@@ -337,7 +363,12 @@ class RegistryClient:
             seen.add(next_url)
             page = self._retry(functools.partial(self._referrers_page, next_url, scope), f"GET {next_url}")
             if page is None:
+                if self.referrers_api is None:
+                    log.info("%s has no referrers API (GET %s: 404): the referrers tag schema for the rest "
+                             "of this run", self.base, next_url)
+                    self.referrers_api = False
                 return None
+            self.referrers_api = True
             doc, link = page
             entries = doc.get("manifests") if isinstance(doc, dict) else None
             if not isinstance(entries, list):

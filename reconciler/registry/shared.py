@@ -13,7 +13,11 @@ one client per ``RegistryConfig`` for the duration of a plan or apply and hands 
   discarded);
 * each view counts the requests made through it (pings and token fetches included) in
   its own ``stats``, so per-repository request counts stay exact while another
-  repository uses the same client from other threads.
+  repository uses the same client from other threads;
+* ``connect_ahead`` sends a registry's ``/v2/`` ping on a thread of its own before
+  anyone needs the client, so its round trips (two on a new connection) overlap what the
+  plan does before its first request (importing the plan's modules, reading the store).
+  The first view to make a call waits for it, if still out, and counts it as its own.
 """
 
 from __future__ import annotations
@@ -30,17 +34,56 @@ from reconciler.registry.protocol import ManifestHead, RequestStats
 T = TypeVar("T")
 
 
+class _PingAhead:
+    """A registry's ping sent ahead (``SharedClients.connect_ahead``), counted apart
+    until one view claims the count."""
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.stats = RequestStats()
+        self._claimed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._ping, args=(client,), name="ping-ahead", daemon=True)
+        self._thread.start()
+
+    def _ping(self, client: RegistryClient) -> None:
+        try:
+            with client.counting(self.stats):
+                client.ensure_pinged()
+        except Exception:  # a RegistryError, or anything else: see below
+            # the first real request pings again, with its retries, and reports what fails;
+            # and a pool closed under this thread (a plan that ended before any request) is
+            # no error of anybody's
+            pass
+
+    def claim(self, stats: RequestStats) -> None:
+        """Wait for the ping (the caller's request would wait for it anyway) and add its
+        count to ``stats``, the first time only."""
+        if self._claimed:
+            return
+        self._thread.join()
+        with self._lock:
+            if not self._claimed:
+                # added before the flag is set: a thread that sees the flag finds the sum done
+                for kind, n in self.stats.counts.items():
+                    stats.add(kind, n)
+                stats.bytes_received += self.stats.bytes_received
+                self._claimed = True
+
+
 class BorrowedClient:
     """A view of a shared ``RegistryClient`` (an ``UpstreamSource``) with its own request
     counts; ``close()`` is a no-op."""
 
-    def __init__(self, client: RegistryClient) -> None:
+    def __init__(self, client: RegistryClient, ahead: _PingAhead | None = None) -> None:
         self.client = client
         self.config = client.config
         self.stats = RequestStats()
+        self._ahead = ahead
 
     def _call(self, fn: Callable[[], T]) -> T:
         with self.client.slots, self.client.counting(self.stats):
+            if self._ahead is not None:
+                self._ahead.claim(self.stats)
             return fn()
 
     def tag_list(self, name: str) -> list[str]:
@@ -56,6 +99,7 @@ class BorrowedClient:
         return self._call(lambda: self.client.blob_fetch(name, digest, sink))
 
     def referrers(self, name: str, digest: Digest) -> list[Descriptor] | None:
+        self.client.await_referrers_probe()  # holding no slot while another repository probes
         return self._call(lambda: self.client.referrers(name, digest))
 
     def close(self) -> None:
@@ -69,14 +113,27 @@ class SharedClients:
     def __init__(self, factory: Callable[[RegistryConfig], RegistryClient] = RegistryClient) -> None:
         self._factory = factory
         self._clients: dict[RegistryConfig, RegistryClient] = {}
+        self._ahead: dict[RegistryConfig, _PingAhead] = {}
         self._lock = threading.Lock()
 
-    def borrow(self, config: RegistryConfig) -> BorrowedClient:
+    def _client(self, config: RegistryConfig) -> RegistryClient:
         with self._lock:
             client = self._clients.get(config)
             if client is None:
                 client = self._clients[config] = self._factory(config)
-        return BorrowedClient(client)
+            return client
+
+    def borrow(self, config: RegistryConfig) -> BorrowedClient:
+        client = self._client(config)
+        return BorrowedClient(client, self._ahead.get(config))
+
+    def connect_ahead(self, config: RegistryConfig) -> None:
+        """Ping ``config``'s registry now, on a thread of its own (module docstring). A
+        failure here is not reported: the first real request meets it again."""
+        client = self._client(config)
+        with self._lock:
+            if config not in self._ahead:
+                self._ahead[config] = _PingAhead(client)
 
     @property
     def clients(self) -> dict[RegistryConfig, RegistryClient]:

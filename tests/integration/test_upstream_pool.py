@@ -5,11 +5,13 @@ one registry cost one ``/v2/`` ping, and the plan's request count stays exact.""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from reconciler import api
+from reconciler.errors import RegistryError
 from reconciler.model.registry import RegistryConfig
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.shared import SharedClients
@@ -57,10 +59,10 @@ def test_plan_and_apply_over_several_repositories_ping_the_registry_once(
     assert [line.kind for line in seen].count("tags") == 3
     # the per-repository counts (each repository's borrowed view) add up to what was sent
     # during the refresh: one ping, three tag lists, six GETs by tag (which also size the
-    # download), one referrers probe per repository (a 404: no referrers API, so no more
-    # lookups); the apply reuses those manifests
-    assert [line.kind for line in seen].count("other") == 3  # the probes
-    assert plan.refresh.requests == 1 + 3 + 6 + 3
+    # download), one referrers probe for the registry (a 404: no referrers API, so no
+    # repository asks again); the apply reuses those manifests
+    assert [line.kind for line in seen].count("other") == 1  # the probe
+    assert plan.refresh.requests == 1 + 3 + 6 + 1
 
 
 def test_views_share_one_client_and_close_only_with_the_pool() -> None:
@@ -102,3 +104,37 @@ def test_max_concurrency_holds_across_every_borrowed_view() -> None:
             t.join(timeout=30)
     assert sorted(r[0] for r in results) == [f"r{i}" for i in range(6)]
     assert peak[0] == 2
+
+
+def test_the_ping_sent_ahead_is_counted_once_by_the_first_view_that_calls(registry: RunningRegistry,
+                                                                           three_repos: list[str]) -> None:
+    """``connect_ahead`` pings before anyone borrows the client (its round trips overlap
+    the plan's start); the first view to make a call counts it, so the per-repository
+    counts still add up to what was sent."""
+    config = RegistryConfig(registry.url)
+    with SharedClients() as shared:
+        mark = registry.mark()
+        shared.connect_ahead(config)
+        shared.connect_ahead(config)  # once per registry
+        first, second = shared.borrow(config), shared.borrow(config)
+        deadline = time.monotonic() + 10
+        while not first.client._pinged and time.monotonic() < deadline:  # no call made: only the ping ahead
+            time.sleep(0.01)
+        sent_ahead = [line.kind for line in registry.requests_since(mark)]
+        assert sorted(second.tag_list(three_repos[1])) == ["v1", "v2"]
+        assert sorted(first.tag_list(three_repos[0])) == ["v1", "v2"]
+    assert sent_ahead == ["ping"]
+    assert second.stats.counts == {"ping": 1, "tags": 1} and first.stats.counts == {"tags": 1}
+    assert [line.kind for line in registry.requests_since(mark)] == ["ping", "tags", "tags"]
+
+
+def test_a_ping_ahead_that_fails_leaves_the_error_to_the_first_request() -> None:
+    """Nothing listens: the ping sent ahead fails quietly, and the first real request pings
+    again and reports the failure as it always did."""
+    config = RegistryConfig("http://127.0.0.1:9", retries=0, timeout=2)
+    with SharedClients() as shared:
+        shared.connect_ahead(config)
+        view = shared.borrow(config)
+        with pytest.raises(RegistryError, match="127.0.0.1:9"):
+            view.tag_list("any/name")
+    assert view.stats.counts["ping"] == 2  # the one ahead and the one the request made
