@@ -2,7 +2,10 @@
 into an empty destination, by
 
 * ``raw``: a plain parallel HTTP client (curl ``--parallel``) fetching every unique blob
-  once: the physical limit of loopback plus the registry;
+  once into /dev/null: the physical limit of loopback plus the registry;
+* ``raw_durable``: the same fetch into files, then every file fsynced (a small Python step):
+  the limit for a client that must keep the bytes across a crash, as our store does. It
+  is a reference row; the targets stay relative to ``raw``;
 * ``skopeo_dir``: ``skopeo sync --all --src yaml --dest dir`` into a fresh directory;
 * ``skopeo_docker``: ``skopeo sync --all --dest docker`` into a fresh second registry (also
   the base of the no-change refresh section);
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +60,9 @@ def measure_interleaved(ctx: Context, fns: dict[str, Any], runs: int) -> dict[st
     return out
 
 
-def raw_fetch(ctx: Context) -> proc.Run:
-    """curl, every unique blob once, ``raw_parallel`` connections."""
+def raw_fetch(ctx: Context, dest: Path | None = None) -> proc.Run:
+    """curl, every unique blob once, ``raw_parallel`` connections, into /dev/null or, with
+    ``dest``, one file per blob in that folder."""
     fs = ctx.fixtures
     cfg = ctx.work / "curl.cfg"
     seen: set[str] = set()
@@ -67,9 +72,33 @@ def raw_fetch(ctx: Context) -> proc.Run:
                 for b in fs.blobs_of(digest):
                     if b not in seen:
                         seen.add(b)
-                        f.write(f'url = "{ctx.upstream.url}/v2/{repo}/blobs/{b}"\noutput = "/dev/null"\n')
+                        target = "/dev/null" if dest is None else str(dest / b.replace(":", "-"))
+                        f.write(f'url = "{ctx.upstream.url}/v2/{repo}/blobs/{b}"\noutput = "{target}"\n')
     return proc.run(["curl", "-sS", "--fail", "--parallel", "--parallel-max", str(ctx.params.raw_parallel),
                      "-K", str(cfg)])
+
+
+# fsync every file of a folder, then the folder: what makes curl's downloads durable
+_FSYNC_ALL = """
+import os, sys
+d = sys.argv[1]
+for n in os.listdir(d):
+    fd = os.open(os.path.join(d, n), os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+fd = os.open(d, os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+"""
+
+
+def raw_durable(ctx: Context) -> list[proc.Run]:
+    """``raw_fetch`` into files of a fresh folder, then each file fsynced: wall and CPU of
+    both processes add up (``_measure``)."""
+    dest = ctx.work / "raw-durable"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir()
+    return [raw_fetch(ctx, dest), proc.run([sys.executable, "-c", _FSYNC_ALL, str(dest)])]
 
 
 def skopeo_yaml(ctx: Context) -> Path:
@@ -114,6 +143,8 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
     out.update({"tags": sum(len(t) for t in fs.repos.values()),
                            "unique_blob_bytes": fs.summary()["blob_bytes"]})
     out["raw"] = _measure(ctx, lambda: raw_fetch(ctx))
+    out["raw_durable"] = _measure(ctx, lambda: raw_durable(ctx))
+    shutil.rmtree(ctx.work / "raw-durable", ignore_errors=True)
     y = skopeo_yaml(ctx)
     dir_dest = ctx.work / "skopeo-dir"
     dir_dest.mkdir()
@@ -145,4 +176,5 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
         **({"regsync_wall_over_ours": round(out["regsync"]["wall_s"] / ours["wall_s"], 2)} if "regsync" in out else {}),
         # throughput relative to the physical limit, on unique bytes (what each must move)
         "ours_of_raw_throughput": round(raw["wall_s"] / ours["wall_s"], 3),
+        "ours_of_raw_durable_throughput": round(out["raw_durable"]["wall_s"] / ours["wall_s"], 3),
     }

@@ -25,11 +25,13 @@ def _positive(d: dict[str, Any], *keys: str) -> None:
 
 
 def check_cold_sync(s: dict[str, Any]) -> None:
-    for client in ("raw", "skopeo_dir", "skopeo_docker", "ours"):
+    for client in ("raw", "raw_durable", "skopeo_dir", "skopeo_docker", "ours"):
         _positive(s[client], "wall_s", "requests", "get_bytes", "mb_per_s")
         assert s[client]["get_bytes"] >= s["unique_blob_bytes"], client
-    assert s["raw"]["blob_requests"] == s["raw"]["requests"]  # every unique blob once, nothing else
-    _positive(s["ratios"], "skopeo_dir_wall_over_ours", "ours_of_raw_throughput")
+    for raw in ("raw", "raw_durable"):  # every unique blob once, nothing else
+        assert s[raw]["blob_requests"] == s[raw]["requests"], raw
+    assert s["raw_durable"]["processes"] == 2  # curl, then the fsync step
+    _positive(s["ratios"], "skopeo_dir_wall_over_ours", "ours_of_raw_throughput", "ours_of_raw_durable_throughput")
 
 
 def check_regsync(s: dict[str, Any], ratio: str | None = None) -> None:
@@ -61,11 +63,11 @@ def check_latency(s: dict[str, Any]) -> None:
 
 
 def check_cold_sync_big(s: dict[str, Any]) -> None:
-    for client in ("raw", "skopeo_dir", "ours"):
+    for client in ("raw", "raw_durable", "skopeo_dir", "ours"):
         _positive(s[client], "wall_s", "get_bytes")
         assert s[client]["get_bytes"] >= s["unique_blob_bytes"], client
     assert s["shape"]["layers"] == 3
-    _positive(s["ratios"], "skopeo_dir_wall_over_ours", "ours_of_raw_throughput")
+    _positive(s["ratios"], "skopeo_dir_wall_over_ours", "ours_of_raw_throughput", "ours_of_raw_durable_throughput")
     check_regsync(s, "regsync_wall_over_ours")
 
 
