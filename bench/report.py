@@ -221,8 +221,10 @@ def _tables(name: str, sec: dict[str, Any]) -> list[str]:
                              sv["latency_p50_ms"], sv["latency_p99_ms"]])
         out += _table(["store", "command", "wall s", "cpu s", "peak RSS MB", "req/s", "p50 ms", "p99 ms"], rows)
         out += ["Populated by bench/large_store.py: " + ", ".join(
-            f"{b} {sec[b].get('repos')} repositories / {sec[b].get('manifests')} manifests in "
-            f"{sec[b].get('populate_s')} s" for b in ("sqlite", "postgresql") if isinstance(sec.get(b), dict))
+            f"{b} {sec[b].get('repos')} repositories / {sec[b].get('manifests')} manifests "
+            + (f"in {sec[b]['populate_s']} s" if "populate_s" in sec[b] else
+               f"restored from BENCH_LARGE_STORE_CACHE in {sec[b].get('restored_s')} s")
+            for b in ("sqlite", "postgresql") if isinstance(sec.get(b), dict))
             + f"; serving load {sec.get('connections')} connections.", ""]
     elif name == "store_du":
         cols = ["repos", "manifests", "versions", "wall_s", "cpu_s", "peak_rss_mb", "populate_s"]

@@ -11,21 +11,31 @@ once in the SQLite store and once in the PostgreSQL store with blobs in a folder
 * ``gc``: ``reconciler store gc`` (everything is held: it scans and frees nothing).
 
 Wall time, CPU and peak RSS of each command; the generator's time is reported too.
+``BENCH_LARGE_STORE_CACHE=DIR`` keeps the populated stores between runs
+(``bench/large_store_cache.py``).
+
+PostgreSQL runs as a user would run it (``BENCH_PG_SETTINGS``: initdb's and Debian's
+defaults, 128 MB of shared buffers, fsync on), not with the test suite's throwaway
+settings; only the generator's own session commits asynchronously.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
-from bench import large_store, proc, wrk
+from bench import large_store, large_store_cache, proc, wrk
 from bench.harness import Context, SectionError, require_commands, require_tool
 from bench.registry import free_port
 from bench.sections.serving import started_server, tree_peak_rss_kib
 
 #: distinct tags the serving load cycles through (spread over all repositories)
 SERVE_PATHS = 5000
+#: the PostgreSQL server's settings: what initdb and Debian's postgresql.conf give a user
+#: on this machine (the suite's are tests.support.postgres.TEST_SETTINGS)
+BENCH_PG_SETTINGS = "-c shared_buffers=128MB -c max_connections=100"
 
 
 def postgres(ctx: Context) -> Any:
@@ -34,7 +44,7 @@ def postgres(ctx: Context) -> Any:
         from tests.support.postgres import PostgresServer
 
         try:
-            pg = PostgresServer.start()
+            pg = PostgresServer.start(settings=BENCH_PG_SETTINGS)
         except BaseException as exc:  # its helpers end a test with pytest.fail, a BaseException
             raise SectionError(f"PostgreSQL could not be started: {exc} (scripts/setup.sh --test installs it)") \
                 from None
@@ -43,16 +53,55 @@ def postgres(ctx: Context) -> Any:
     return ctx.shared["postgres"]
 
 
-def _measure_backend(ctx: Context, name: str, location: str, blobs: str | None, out: dict[str, Any]) -> None:
-    repos, manifests = ctx.params.large_store
-    feed = f"http://127.0.0.1:{free_port()}"  # nothing listens: --no-refresh must not ask it
-    res: dict[str, Any] = {"repos": repos, "manifests": repos * manifests}
-    out[name] = res
+def _populate(location: str, blobs: str | None, feed: str, repos: int, manifests: int) -> dict[str, float]:
     store = large_store.open_fast(location, blobs)
     try:
-        res.update(large_store.populate(store, feed, repos, manifests))
+        return large_store.populate(store, feed, repos, manifests)
     finally:
         store.close()
+
+
+def _sqlite_store(ctx: Context, root: Path, res: dict[str, Any]) -> str:
+    """Populate (or restore) the SQLite store at ``root``; its feed."""
+    repos, manifests = ctx.params.large_store
+    cache = large_store_cache.cache_dir(repos, manifests)
+    kept = large_store_cache.restore_sqlite(cache, root) if cache else None
+    if kept is not None:
+        res["restored_s"] = kept["restored_s"]
+        return str(kept["feed"])
+    feed = f"http://127.0.0.1:{free_port()}"  # nothing listens: --no-refresh must not ask it
+    res.update(_populate(str(root), None, feed, repos, manifests))
+    if cache:
+        large_store_cache.save_sqlite(cache, root, {"feed": feed, "populate_s": res["populate_s"]})
+    return feed
+
+
+def _postgres_store(ctx: Context, pg: Any, blobs: Path, res: dict[str, Any]) -> tuple[str, str]:
+    """Populate (or restore) a PostgreSQL store with its blobs in ``blobs``; (its URL, its feed)."""
+    repos, manifests = ctx.params.large_store
+    cache = large_store_cache.cache_dir(repos, manifests)
+    kept = large_store_cache.restore_postgres(cache, pg, blobs) if cache else None
+    if kept is not None:
+        url, meta = kept
+        res["restored_s"] = meta["restored_s"]
+        large_store_cache.settle_postgres(url)
+        return url, str(meta["feed"])
+    url = pg.new_database()
+    feed = f"http://127.0.0.1:{free_port()}"
+    database = url.rsplit("/", 1)[1]
+    # the generator's sessions only: the measured commands run with the server's settings
+    pg.admin(f"ALTER DATABASE {database} SET synchronous_commit = off")
+    res.update(_populate(url, str(blobs), feed, repos, manifests))
+    pg.admin(f"ALTER DATABASE {database} RESET synchronous_commit")
+    large_store_cache.settle_postgres(url)
+    if cache:
+        large_store_cache.save_postgres(cache, pg, url, blobs, {"feed": feed, "populate_s": res["populate_s"]})
+    return url, feed
+
+
+def _measure_backend(ctx: Context, name: str, location: str, blobs: str | None, feed: str,
+                     res: dict[str, Any]) -> None:
+    repos, manifests = ctx.params.large_store
     yaml = ctx.work / f"large-{name}.yaml"
     large_store.write_yaml(yaml, feed, repos, manifests)
     env = {**proc.reconciler_env(), **({"RECONCILER_BLOBS": blobs} if blobs else {})}
@@ -85,10 +134,17 @@ def run(ctx: Context, out: dict[str, Any]) -> None:
     require_tool("wrk", "wrk")
     require_commands(("serve",), ("plan",), ("store", "check"), ("store", "du"), ("store", "gc"))
     out["connections"] = ctx.params.wrk_connections
+    repos, manifests = ctx.params.large_store
     root = ctx.work / "large-sqlite"
-    _measure_backend(ctx, "sqlite", str(root), None, out)
+    res: dict[str, Any] = {"repos": repos, "manifests": repos * manifests}
+    out["sqlite"] = res
+    feed = _sqlite_store(ctx, root, res)
+    _measure_backend(ctx, "sqlite", str(root), None, feed, res)
     shutil.rmtree(root, ignore_errors=True)
     pg = postgres(ctx)
     blobs = ctx.work / "large-pg-blobs"
-    _measure_backend(ctx, "postgresql", pg.new_database(), str(blobs), out)
+    res = {"repos": repos, "manifests": repos * manifests}
+    out["postgresql"] = res
+    url, feed = _postgres_store(ctx, pg, blobs, res)
+    _measure_backend(ctx, "postgresql", url, str(blobs), feed, res)
     shutil.rmtree(blobs, ignore_errors=True)

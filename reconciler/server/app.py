@@ -143,8 +143,14 @@ class RegistryApp:
             return Response(200, {"Content-Type": "application/json", "Content-Length": "2"}, b"{}")
         if r.kind == "catalog":
             return catalog(self.store, req, lambda p: self._decide(p, req) is Decision.ALLOW)
-        pub = self._publication(r, req)
         head = req.method == "HEAD"
+        if r.kind == "manifest" and r.digest is None:
+            # by tag: the publication and the tag in one read (one database round trip)
+            found = self.store.publication_tag(r.name, r.reference)
+            pub = self._admit(r, req, found[0] if found else None)
+            return get_manifest(self.content, pub, r, req.header("Accept"), head=head,
+                                tagged=found[1] if found else None)
+        pub = self._publication(r, req)
         if r.kind == "manifest":
             return get_manifest(self.content, pub, r, req.header("Accept"), head=head)
         if r.kind == "blob":
@@ -217,7 +223,10 @@ class RegistryApp:
                                  headers={"WWW-Authenticate": f'Basic realm="{self.realm}"'})
 
     def _publication(self, r: Route, req: Request) -> Publication:
-        pub = self.store.publication_get(r.name)
+        return self._admit(r, req, self.store.publication_get(r.name))
+
+    def _admit(self, r: Route, req: Request, pub: Publication | None) -> Publication:
+        """``pub`` (the publication under the route's name) if this request may read it."""
         decision = Decision.ALLOW if pub is None else self._decide(pub, req)
         if pub is None or decision is Decision.HIDDEN:
             # a user without the right gets exactly the answer of a name that does not

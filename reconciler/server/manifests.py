@@ -76,9 +76,11 @@ def _unknown(route: Route, why: str) -> RegistryHTTPError:
 
 
 def get_manifest(content: Content, pub: Publication, route: Route, accept: str | None, *,
-                 head: bool = False) -> Response:
+                 head: bool = False, tagged: Digest | None = None) -> Response:
     """``head``: answered from the manifest's row (digest, size, media type) whenever the
-    stored type is acceptable, so a HEAD never reads bytes from the object storage."""
+    stored type is acceptable, so a HEAD never reads bytes from the object storage.
+    ``tagged``: what the route's tag points at in ``pub``'s version, when the caller read
+    it already (``ReadView.publication_tag``)."""
     if route.digest is not None:
         digest = route.digest
         if content.holds(pub, digest) not in (Kind.MANIFEST, Kind.INDEX):
@@ -88,7 +90,8 @@ def get_manifest(content: Content, pub: Publication, route: Route, accept: str |
                                       "(the repository keeps a platform subset)")
             raise _unknown(route, "manifest unknown")
     else:
-        found = content.store.version_tag(pub.repo_id, pub.version, route.reference)
+        found = tagged if tagged is not None else content.store.version_tag(pub.repo_id, pub.version,
+                                                                             route.reference)
         if found is None:
             raise _unknown(route, "manifest unknown: no such tag")
         digest = found

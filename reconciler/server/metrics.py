@@ -21,6 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -109,6 +110,8 @@ class ServerMetrics:
         self.latency = Histogram("reconciler_http_request_duration_seconds",
                                  "Seconds from the request to the last body byte, by route", ["route"],
                                  buckets=BUCKETS, registry=self.registry)
+        #: (route, method, status) -> its request counter, byte counter and latency histogram
+        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._served = CollectorRegistry(auto_describe=True)
         if store is not None:
             self._served.register(_Served(store))
@@ -116,10 +119,15 @@ class ServerMetrics:
     def observe(self, path: str, method: str, status: int, size: int, seconds: float) -> None:
         route = route_of(path)
         method = method if method in ("GET", "HEAD") else "other"
-        self.requests.labels(route, method, str(status)).inc()
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:  # the library's labels() validates and locks: once per combination
+            series = self._series[key] = (self.requests.labels(route, method, str(status)),
+                                          self.bytes.labels(route), self.latency.labels(route))
+        series[0].inc()
         if size:
-            self.bytes.labels(route).inc(size)
-        self.latency.labels(route).observe(seconds)
+            series[1].inc(size)
+        series[2].observe(seconds)
 
     def exposition(self) -> bytes:
         """The text format of every worker's values (multiprocess mode) or this one's."""

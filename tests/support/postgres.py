@@ -30,6 +30,10 @@ from tests.support.registry import free_port
 
 APT_PACKAGE = "postgresql"
 TEMPLATE = "reconciler_template"
+#: the suite's server: nothing durable (a test server), room for the parallel tests'
+#: connections, small buffers
+TEST_SETTINGS = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+                 "-c shared_buffers=32MB")
 
 
 def server_binaries() -> Path:
@@ -62,15 +66,17 @@ def _run_as() -> tuple[list[str], str | None]:
 
 
 class PostgresServer:
-    def __init__(self, bindir: Path, base: Path, port: int, prefix: list[str]) -> None:
+    def __init__(self, bindir: Path, base: Path, port: int, prefix: list[str], settings: str = TEST_SETTINGS) -> None:
         self.bindir, self.base, self.port, self._prefix = bindir, base, port, prefix
+        self.settings = settings
         self.data = base / "data"
         self.log = base / "server.log"
         self._names = itertools.count(1)
         self._free: list[str] = []
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, settings: str = TEST_SETTINGS) -> PostgresServer:
+        """``settings``: the server's ``-c`` options (the benchmark runs it as a user would)."""
         bindir = server_binaries()
         prefix, user = _run_as()
         # not pytest's tmp_path: its parents are private to root, and the server runs as postgres
@@ -87,7 +93,7 @@ class PostgresServer:
             if init.returncode != 0:
                 raise RuntimeError(f"initdb failed ({init.returncode}):\n{init.stdout}{init.stderr}")
             for attempt in range(5):  # another test run may take the free port first
-                server = cls(bindir, base, free_port(), prefix)
+                server = cls(bindir, base, free_port(), prefix, settings)
                 if server._pg_ctl_start():
                     break
                 if attempt == 4:
@@ -104,8 +110,7 @@ class PostgresServer:
 
     def _pg_ctl_start(self) -> bool:
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.base} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
-                   "-c shared_buffers=32MB")
+                   f"{self.settings}")
         proc = subprocess.run(self._prefix + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
                                               "-w", "-t", "60", "-o", options, "start"],
                               capture_output=True, text=True, timeout=90, cwd=self.base)

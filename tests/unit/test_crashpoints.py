@@ -19,6 +19,7 @@ NOT_EVENTS = {"blob_has", "blob_open", "blob_path", "blob_size", "blob_url", "bl
               "gc", "generation", "journal_finish", "journal_list", "journal_prune", "journal_start", "lock",
               "manifest_get", "protected_versions", "usage", "version_history",
               "manifest_has", "manifest_raw", "manifest_refs", "manifest_subjects", "publication_get", "publication_list",
+              "publication_tag",
               "replaced", "repository_by_publish_name", "repository_find", "repository_get", "repository_list",
               "v1_image_get", "v1_image_publications", "v1_images_get", "v1_version_get", "v1_versions_latest",
               "version_get", "version_holds", "version_left_out", "version_list", "version_referrers", "version_tag",

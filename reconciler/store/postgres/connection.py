@@ -7,11 +7,15 @@ of a proxy): a statement sent outside a transaction that fails because the conne
 gone is sent once more on a new connection. Outside a transaction the shared code only
 reads (every write is in a transaction), so the retry cannot apply anything twice, and a
 server replica's first request after the database came back succeeds instead of failing.
+
+Rows come back through ``Rows``, which hands them over in chunks: psycopg's own cursor
+iteration costs a Python call per row, which made reading 300,000 rows (``store du`` of a
+large store) three times slower than the database took to send them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +41,35 @@ def translate(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+#: rows converted per ``fetchmany`` while iterating (``Rows``)
+CHUNK_ROWS = 2000
+
+
+class Rows:
+    """A statement's result as the shared code reads it (``fetchone``, ``fetchall``,
+    iteration), iterated a chunk of rows at a time."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        fetch = self._cur.fetchmany
+        while rows := fetch(CHUNK_ROWS):
+            yield from rows
+
+    @property
+    def description(self) -> Any:
+        return self._cur.description
+
+
 class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], where: str,
                  reconnect: Callable[[psycopg.Connection[Any]], psycopg.Connection[Any]] | None = None) -> None:
@@ -44,10 +77,10 @@ class PgConnection:
         self.where = where
         self._reconnect = reconnect
 
-    def execute(self, sql: str, parameters: Any = None, /) -> psycopg.Cursor[Any]:
+    def execute(self, sql: str, parameters: Any = None, /) -> Rows:
         idle = self.raw.info.transaction_status == TransactionStatus.IDLE
         try:
-            return self._execute(sql, parameters)
+            return Rows(self._execute(sql, parameters))
         except psycopg.OperationalError as exc:
             if not (idle and self.raw.closed and self._reconnect is not None):
                 raise store_error(exc, self.where) from exc
@@ -58,7 +91,7 @@ class PgConnection:
         except psycopg.Error as exc:
             raise store_error(exc, self.where) from exc
         try:
-            return self._execute(sql, parameters)
+            return Rows(self._execute(sql, parameters))
         except psycopg.Error as exc:
             raise store_error(exc, self.where) from exc
 

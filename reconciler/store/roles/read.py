@@ -27,6 +27,11 @@ class ReadView(Protocol):
 
     # -- publications ----------------------------------------------------------------------
     def publication_get(self, name: str) -> Publication | None: ...
+    def publication_tag(self, name: str, tag: str) -> tuple[Publication, Digest | None] | None:
+        """``publication_get(name)`` and, in its published version, ``version_tag`` of
+        ``tag``, read together."""
+        ...
+
     def publication_list(self) -> list[Publication]: ...
     def grace_versions(self, name: str) -> list[tuple[str, int]]:
         """(repository, version) that ``name`` pointed at before its publication moved,

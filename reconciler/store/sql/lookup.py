@@ -46,6 +46,20 @@ class VersionLookups:
             "WHERE publish_name = ? AND published_version IS NOT NULL", (name,)).fetchone()
         return Publication(row[0], row[1], row[2], bool(row[3])) if row else None
 
+    def publication_tag(self, name: str, tag: str) -> tuple[Publication, Digest | None] | None:
+        """The publication under ``name`` and what ``tag`` points at in its published
+        version, in one statement (a manifest GET by tag: one round trip to a database
+        server instead of two, and both read in the same snapshot); None when nothing is
+        published there."""
+        row = self._conn().execute(
+            "SELECT r.id, r.publish_name, r.published_version, r.protected, t.digest FROM repositories r "
+            "LEFT JOIN repo_tags t ON t.repo_id = r.id AND t.name = ? AND t.added <= r.published_version "
+            "AND (t.removed IS NULL OR t.removed > r.published_version) "
+            "WHERE r.publish_name = ? AND r.published_version IS NOT NULL", (tag, name)).fetchone()
+        if row is None:
+            return None
+        return Publication(row[0], row[1], row[2], bool(row[3])), (Digest.parse(row[4]) if row[4] else None)
+
     def publication_list(self) -> list[Publication]:
         """Every publication, sorted by name."""
         rows = self._conn().execute(

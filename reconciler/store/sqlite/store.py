@@ -75,7 +75,9 @@ class SQLiteStore(SQLStore):
             migrate(self._conn())
             blobs = self._blobs_setting(blobs)
             self._backfill_subjects()
-        db = os.stat(self.root / "store.db")
+        #: a string, not a Path: ``replaced`` stats it on every request of a server
+        self._db_path = str(self.root / "store.db")
+        db = os.stat(self._db_path)
         self._db_file = (db.st_dev, db.st_ino)
         self.blobs_internal = not blobs
         self.blob_files = open_blobs(blobs or self.root, durable=durable, timeouts=s3_timeouts)
@@ -181,7 +183,7 @@ class SQLiteStore(SQLStore):
         """Whether ``store.db`` is another file than the one this object opened (a store
         restored or copied into place under a running server)."""
         try:
-            st = os.stat(self.root / "store.db")
+            st = os.stat(self._db_path)
         except OSError:
             return True
         return (st.st_dev, st.st_ino) != self._db_file
