@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reconciler import api
+from reconciler import api_serve
 from reconciler.cli.context import AppContext, pass_app
 from reconciler.server.limits import ClientLimits, TrustedProxies
 
@@ -23,7 +23,7 @@ from reconciler.server.limits import ClientLimits, TrustedProxies
                    "needs --htpasswd. A user it does not grant a name gets 404, as for a missing name.")
 @click.option("--blob-redirect", is_flag=True,
               help="Answer blob GETs with a 307 redirect to a presigned object-storage URL (S3 blobs only).")
-@click.option("--redirect-expires", type=click.IntRange(1, 7 * 24 * 3600), default=api.DEFAULT_REDIRECT_EXPIRES,
+@click.option("--redirect-expires", type=click.IntRange(1, 7 * 24 * 3600), default=api_serve.DEFAULT_REDIRECT_EXPIRES,
               show_default=True,
               metavar="SECONDS", help="How long a presigned blob URL stays valid.")
 @click.option("--s3-timeout", type=click.FloatRange(0.1, 600), default=3.0, show_default=True, metavar="SECONDS",
@@ -96,13 +96,13 @@ def serve_cmd(app: AppContext, host: str, port: int, workers: int, threads: int,
     if crane_data_dir is not None or crane_config is not None:
         if blob_redirect:
             raise click.UsageError("--blob-redirect is for the store's blobs; Crane mode redirects as its app files say")
-        config = api.crane_config(crane_config, data_dir=crane_data_dir, polling_interval=crane_poll_interval)
-        api.serve_crane(config, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
+        config = api_serve.crane_config(crane_config, data_dir=crane_data_dir, polling_interval=crane_poll_interval)
+        api_serve.serve_crane(config, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
                         access=access, clients=clients)
         return
     if crane_poll_interval is not None:
         raise click.UsageError("--crane-poll-interval needs --crane-data-dir or --crane-config")
-    api.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
+    api_serve.serve(app.store_location, host=host, port=port, workers=workers, threads=threads, htpasswd=htpasswd,
               access=access, blobs=app.blobs_location, blob_redirect=redirect_expires if blob_redirect else None,
               s3_timeout=s3_timeout, s3_attempts=s3_attempts, manifest_cache=manifest_cache * 1024 * 1024,
               clients=clients)

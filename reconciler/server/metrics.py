@@ -9,7 +9,7 @@ why ``/metrics`` needs no credentials, like ``/healthz``.
 
 gunicorn runs several worker processes, each with its own counters. ``reconciler serve``
 therefore runs the library's multiprocess mode: the master sets ``PROMETHEUS_MULTIPROC_DIR``
-to a fresh folder before the workers fork (``api._metrics_folder``), every worker writes
+to a fresh folder before the workers fork (``api_serve._metrics_folder``), every worker writes
 its values to files there, and a scrape, whichever worker answers it, sums them all
 (``MultiProcessCollector``). Without that variable (tests calling the app in-process) the
 values live in this object's own registry.

@@ -45,6 +45,7 @@ ALLOWED: dict[str, set[str] | None] = {
     # bundles: a writer over the store protocol, a reader behind the upstream interface
     "bundle": BASE | {"store.protocol", "store.roles", "registry.protocol", "ops"},
     "api": None,                                  # wiring: anything
+    "api_serve": None,                            # wiring of the server commands (split from api)
     "cli": None,
     "__main__": None,
     "__init__": set(),
