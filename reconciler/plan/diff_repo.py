@@ -260,8 +260,8 @@ class RepoDiff:
             return
         excluded = self._excluded()
         upstream = self.ledger.observed.upstreams.get(self.repo)
-        synced_here = {t for t, e in self.state.tags.items() if e.origin is Origin.SYNC
-                       and spec.tag_filter.matches(t) and t not in excluded}
+        synced_here = spec.tag_filter.matching([t for t, e in self.state.tags.items()
+                                                if e.origin is Origin.SYNC]) - excluded
         if upstream is None or upstream.error:
             # not refreshed (or the refresh failed): what was synced stays declared, nothing moves
             self.declared_tags |= synced_here
