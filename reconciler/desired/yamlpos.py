@@ -268,17 +268,19 @@ if FAST:
         state repeats the same keys and values thousands of times, and PyYAML resolves
         each scalar with regular expressions in Python."""
 
-        _resolved: dict[tuple[object, str, object], str] = {}
+        #: plain scalar text -> its tag (a plain scalar's tag depends on its text alone)
+        _plain: dict[str, str] = {}
 
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-            if kind is not ScalarNode or not isinstance(value, str):
+            if kind is not ScalarNode or self.yaml_path_resolvers:
                 return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-            key = (kind, value, tuple(implicit) if implicit is not None else None)
-            tag = self._resolved.get(key)
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG  # quoted (or tagged '!'): a string, as PyYAML says
+            tag = self._plain.get(value)
             if tag is None:
                 tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-                if len(self._resolved) < 100_000:
-                    self._resolved[key] = tag
+                if len(self._plain) < 100_000:
+                    self._plain[value] = tag
             return tag
 
 

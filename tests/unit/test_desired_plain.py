@@ -87,6 +87,8 @@ def test_plain_reader_gives_the_values_read_yaml_gives(name: str) -> None:
     assert plain is not None, "the plain reader should have taken this document"
     assert plain == doc.data
     assert _types(plain) == _types(doc.data)  # True is not 1, "1" is not 1
+    pure = yamlpos._read_pure(text, "f.yaml").data  # PyYAML's parser and resolver, no memo
+    assert (pure, _types(pure)) == (plain, _types(plain))
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -211,6 +213,9 @@ def test_any_document_reads_the_same_either_way(value: dict[str, Any], flow: boo
         assert doc.diagnostics == []
         assert plain == doc.data
         assert _types(plain) == _types(doc.data)
+        # and what PyYAML's own resolver makes of each scalar (libyaml's loader memoises it)
+        pure = yamlpos._read_pure(text, "f.yaml")
+        assert (pure.data, _types(pure.data)) == (plain, _types(plain))
 
 
 def _types(value: Any) -> Any:
