@@ -48,8 +48,8 @@ class RefGraph:
         #: follows its subject when it is copied or removed, the subject never needs it)
         self._subjects = dict(subjects or {})
         self._parents_map: dict[Digest, frozenset[Digest]] | None = None  # built on first use
-        #: manifest -> ``_plain_blobs`` of its children, filled as closures meet them
-        #: (a graph's nodes do not change once it is built)
+        #: root -> ``_root_blobs`` of it, filled as closures meet them (a graph's nodes
+        #: do not change once it is built)
         self._leaves: dict[Digest, frozenset[Digest] | None] = {}
         #: the nodes' and the recorded kinds' digests as sets, for ``_plain_blobs``
         self._keys: tuple[frozenset[Digest], frozenset[Digest]] | None = None
@@ -155,7 +155,8 @@ class RefGraph:
         manifests unless their kind is known (from an index entry). ``skip``: index
         children not to follow (a platform subset; ``left_out`` names those met)."""
         roots = tuple(roots)
-        return self._manifests_closure(roots) or self._walk(roots, skip)
+        fast = self._manifests_closure(roots)
+        return fast if fast is not None else self._walk(roots, skip)
 
     def _manifests_closure(self, roots: tuple[Digest, ...]) -> ContentSet | None:
         """The closure of roots that are all image manifests whose children are plain
@@ -166,21 +167,13 @@ class RefGraph:
         would take another way) or a digest would be both a blob and a manifest: the
         walk then decides, as it always has. Otherwise it is the walk's result: what it
         reaches does not depend on the order, and here every digest has one kind."""
-        nodes, child_kinds, leaves = self._nodes, self._child_kinds, self._leaves
+        leaves = self._leaves
         manifests: set[Digest] = set()
         blob_sets: list[frozenset[Digest]] = []
         for r in roots:
-            node = nodes.get(r)
-            if node is None:
-                if child_kinds.get(r, Kind.MANIFEST) is not Kind.MANIFEST:
-                    return None
-                manifests.add(r)  # outside the graph: a manifest, with nothing known below it
-                continue
-            if node[0] is not Kind.MANIFEST:
-                return None
             blobs = leaves.get(r, _UNKNOWN)
             if blobs is _UNKNOWN:
-                blobs = leaves[r] = self._plain_blobs(node[1])
+                blobs = leaves[r] = self._root_blobs(r)
             if blobs is None:
                 return None
             manifests.add(r)
@@ -189,6 +182,15 @@ class RefGraph:
         if not all_blobs.isdisjoint(manifests):
             return None
         return ContentSet(all_blobs, frozenset(manifests))
+
+    def _root_blobs(self, root: Digest) -> frozenset[Digest] | None:
+        """What the walk adds below ``root`` when it takes ``root`` as a manifest whose
+        children are plain blobs (nothing for a root outside the graph, which it takes
+        as a manifest unless an index recorded another kind); None otherwise."""
+        node = self._nodes.get(root)
+        if node is None:
+            return frozenset() if self._child_kinds.get(root, Kind.MANIFEST) is Kind.MANIFEST else None
+        return self._plain_blobs(node[1]) if node[0] is Kind.MANIFEST else None
 
     def _plain_blobs(self, children: tuple[Digest, ...]) -> frozenset[Digest] | None:
         """A manifest's children as the walk takes them when each is a blob (not a node,
