@@ -278,6 +278,11 @@ if FAST:
                 return self.DEFAULT_SCALAR_TAG  # quoted (or tagged '!'): a string, as PyYAML says
             tag = self._plain.get(value)
             if tag is None:
+                resolvers = self.yaml_implicit_resolvers
+                if value and value[0] not in resolvers and None not in resolvers:
+                    # no implicit type starts with this character (an id, a name, a URL):
+                    # a string, and not worth remembering (such values are mostly unique)
+                    return self.DEFAULT_SCALAR_TAG
                 tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
                 if len(self._plain) < 100_000:
                     self._plain[value] = tag
