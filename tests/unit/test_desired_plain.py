@@ -157,7 +157,7 @@ def test_a_valid_file_is_read_without_positions(tmp_path: Path, monkeypatch: pyt
     fast path: were a check to ask for a position on a valid file, they would quietly
     pay for the slow one again."""
     asked: list[str] = []
-    real = loader.read_yaml
+    real = read_yaml
 
     def spy(text: str, file: str) -> Any:
         asked.append(file)

@@ -217,31 +217,26 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
         return RepositoryVersion(repo_id, n, content, tags, left_out)
 
     def versions_latest(self) -> dict[str, RepositoryVersion]:
-        """Two scans of the live rows instead of two queries per repository. Each digest's
-        text is parsed once per call (a tag's digest is a content row of its repository
-        too, and blobs are shared between repositories), and the tags of one digest and
-        origin share one ``TagEntry`` (frozen): a big plan reads 150,000 rows here."""
+        """Two scans of the live rows instead of two queries per repository. The tags of
+        one digest and origin share one ``TagEntry`` (frozen; a tag's digest is parsed by
+        then, as a content row of its repository): a big plan reads 150,000 rows here."""
         parse = parse_recorded  # the store validated these when it wrote them
         with self._read() as conn:
             latest = dict(conn.execute("SELECT id, latest_version FROM repositories"))
             content: dict[str, dict[str, set[Digest]]] = {
                 r: {"blob": set(), "manifest": set(), "index": set()} for r in latest}
-            digests: dict[str, Digest] = {}
-            known = digests.get
-            for repo_id, text, kind in conn.execute(
+            for repo_id, digest, kind in conn.execute(
                     "SELECT repo_id, digest, kind FROM repo_content WHERE removed IS NULL"):
-                digest = known(text)
-                if digest is None:
-                    digest = digests[text] = parse(text)
-                content[repo_id][kind].add(digest)
+                content[repo_id][kind].add(parse(digest))
             tags: dict[str, dict[str, TagEntry]] = {r: {} for r in latest}
-            entries: dict[str, dict[str, TagEntry]] = {o.value: {} for o in Origin}
+            # origin text -> (the Origin, digest text -> the entry); ``Origin(text)`` is slow Python
+            entries: dict[str, tuple[Origin, dict[str, TagEntry]]] = {o.value: (o, {}) for o in Origin}
             for repo_id, name, text, origin in conn.execute(
                     "SELECT repo_id, name, digest, origin FROM repo_tags WHERE removed IS NULL"):
-                same = entries[origin]
+                which, same = entries[origin]
                 entry = same.get(text)
                 if entry is None:
-                    entry = same[text] = TagEntry(known(text) or parse(text), Origin(origin))
+                    entry = same[text] = TagEntry(parse(text), which)
                 tags[repo_id][name] = entry
             left_out = absent.live_all(conn)
         return {r: RepositoryVersion(r, n, ContentSet(frozenset(content[r]["blob"]), frozenset(content[r]["manifest"]),
