@@ -217,9 +217,8 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
         return RepositoryVersion(repo_id, n, content, tags, left_out)
 
     def versions_latest(self) -> dict[str, RepositoryVersion]:
-        """Two scans of the live rows instead of two queries per repository. The tags of
-        one digest and origin share one ``TagEntry`` (frozen; a tag's digest is parsed by
-        then, as a content row of its repository): a big plan reads 150,000 rows here."""
+        """Two scans of the live rows instead of two queries per repository; the tags of
+        one digest and origin share one (frozen) ``TagEntry``."""
         parse = parse_recorded  # the store validated these when it wrote them
         with self._read() as conn:
             latest = dict(conn.execute("SELECT id, latest_version FROM repositories"))
@@ -229,7 +228,6 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
                     "SELECT repo_id, digest, kind FROM repo_content WHERE removed IS NULL"):
                 content[repo_id][kind].add(parse(digest))
             tags: dict[str, dict[str, TagEntry]] = {r: {} for r in latest}
-            # origin text -> (the Origin, digest text -> the entry); ``Origin(text)`` is slow Python
             entries: dict[str, tuple[Origin, dict[str, TagEntry]]] = {o.value: (o, {}) for o in Origin}
             for repo_id, name, text, origin in conn.execute(
                     "SELECT repo_id, name, digest, origin FROM repo_tags WHERE removed IS NULL"):
