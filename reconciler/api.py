@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -309,9 +309,14 @@ def make_plan(store: Store, path: str | Path, *, targets: Sequence[str] = (), re
               prune_repositories: bool = False, progress: RefreshProgress | None = None) -> Plan:
     """``reconciler plan``: load repos.yaml, refresh, diff. Writes nothing."""
     from reconciler.desired.loader import load_desired
+    from reconciler.model.gcpause import paused_gc
 
-    return _plan(store, load_desired(path), targets=targets, refresh=refresh, prune_repositories=prune_repositories,
-                 progress=progress)
+    # without the refresh no request is made, nothing makes cyclic garbage worth collecting
+    # early, and nearly everything made is kept: one pause over loading, the store read and
+    # the diff, so the collector walks what they keep once instead of after each of them
+    with paused_gc() if not refresh else nullcontext():
+        return _plan(store, load_desired(path), targets=targets, refresh=refresh,
+                     prune_repositories=prune_repositories, progress=progress)
 
 
 def apply_file(store: Store, path: str | Path, *, targets: Sequence[str] = (), lock_timeout: float = 60.0,

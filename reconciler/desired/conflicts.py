@@ -99,6 +99,11 @@ def _position(rep: Reporter, d: Declared) -> tuple[int, int]:
 
 
 def _check_tag_targets(declared: list[Declared], rep: Reporter) -> None:
+    targets: dict[str, set[tuple[str, ...]]] = {}
+    for d in declared:
+        targets.setdefault(d.tag, set()).add(d.target)
+    if all(len(t) == 1 for t in targets.values()):
+        return  # no tag with two targets: nothing to report, so no need for the file order (positions)
     first: dict[str, Declared] = {}
     for d in sorted(declared, key=lambda d: _position(rep, d)):
         seen = first.setdefault(d.tag, d)

@@ -2,7 +2,9 @@
 
 Every problem is collected before anything is reported: YAML problems (duplicate keys,
 forbidden tags), schema violations, then semantic checks (which skip values the schema
-already rejected). If there is any, ``ConfigError`` carries them all, sorted by position
+already rejected). A valid file goes through all of it without the positions of its
+values (``yamlplain``; they are worked out on first use): the first thing a check would
+report sends the file down the path with positions, which reports it. If there is any, ``ConfigError`` carries them all, sorted by position
 and rendered as ``FILE:LINE:COL: PATH: message``. Otherwise defaults are merged once into
 the frozen ``DesiredState``, whose ``digest`` is the sha256 of the file's bytes (a saved
 plan records it; apply refuses a plan made from a different file).
@@ -18,11 +20,13 @@ from typing import Any
 from reconciler.desired.build import build_state
 from reconciler.desired.conflicts import check_conflicts
 from reconciler.desired.diagnostics import Diagnostic, sort_unique
+from reconciler.desired.diagnostics import Path as DocPath
 from reconciler.desired.model import DesiredState
 from reconciler.desired.reporter import Reporter
-from reconciler.desired.schema import schema_diagnostics
+from reconciler.desired.schema import fast_valid, schema_diagnostics
 from reconciler.desired.semantic import check_references
-from reconciler.desired.yamlpos import Positions, read_yaml
+from reconciler.desired.yamlplain import read_plain
+from reconciler.desired.yamlpos import DeferredPositions, Positions, read_yaml
 from reconciler.errors import ConfigError, InvalidInput
 from reconciler.model.gcpause import paused_gc
 
@@ -59,6 +63,9 @@ def _check(raw: bytes, file: str, base_dir: Path) -> tuple[list[Diagnostic], Any
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         return [Diagnostic(line, 1, "(document)", f"not UTF-8 text: {exc.reason} at byte {exc.start}", file)], None, None
+    plain = read_plain(text)
+    if plain is not None and _valid_plain(plain, file, base_dir):
+        return [], plain, DeferredPositions(text, file)
     doc = read_yaml(text, file)
     diagnostics = list(doc.diagnostics)
     if doc.data is None and diagnostics:
@@ -72,6 +79,37 @@ def _check(raw: bytes, file: str, base_dir: Path) -> tuple[list[Diagnostic], Any
         check_conflicts(doc.data, rep)
         diagnostics += rep.diagnostics
     return sort_unique(diagnostics), doc.data, doc.positions
+
+
+class _PositionsNeeded(Exception):
+    """A check wants a position: the document has a problem to report."""
+
+
+class _Unrecorded(Positions):
+    """The positions of a document read without them: asking for one means a check found
+    a problem, which the caller then reports from the document read with positions."""
+
+    def value(self, path: DocPath) -> tuple[int, int]:
+        raise _PositionsNeeded
+
+    def key(self, path: DocPath) -> tuple[int, int]:
+        raise _PositionsNeeded
+
+
+def _valid_plain(data: Any, file: str, base_dir: Path) -> bool:
+    """True when ``data`` (read without positions) passes the schema and the semantic
+    checks. Every check locates what it reports, so the first position asked for (or a
+    diagnostic) means False: the caller checks the document again with positions, and
+    its messages are exactly those of a file that was never read the fast way."""
+    if not isinstance(data, dict) or not fast_valid(data):
+        return False
+    rep = Reporter(file, _Unrecorded())
+    try:
+        check_references(data, rep, base_dir)
+        check_conflicts(data, rep)
+    except _PositionsNeeded:
+        return False
+    return not rep.diagnostics
 
 
 def load_desired(path: str | Path) -> DesiredState:

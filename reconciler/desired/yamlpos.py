@@ -23,6 +23,7 @@ unquoted date stays the string it was written as.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,37 @@ class Positions:
     def key(self, path: Path) -> tuple[int, int]:
         """Where the key naming ``path`` starts (falls back to the value)."""
         return self.keys.get(path) or self.value(path)
+
+
+class DeferredPositions(Positions):
+    """The positions of a document read without them (``yamlplain.read_plain``), worked
+    out from its text when ``value`` or ``key`` is first asked: a valid file's are needed
+    only for a plan error naming an entry, and recording them cost more than the parse.
+    The text is the one the values were read from, so a file changed on disk since does
+    not move them."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__()
+        self._text: str | None = text
+        self._file = file
+        self._lock = threading.Lock()
+
+    def _fill(self) -> None:
+        with self._lock:
+            if self._text is not None:
+                got = read_yaml(self._text, self._file).positions
+                self.values.update(got.values)
+                self.keys.update(got.keys)
+                self.raw.update(got.raw)
+                self._text = None
+
+    def value(self, path: Path) -> tuple[int, int]:
+        self._fill()
+        return super().value(path)
+
+    def key(self, path: Path) -> tuple[int, int]:
+        self._fill()
+        return super().key(path)
 
 
 class PositionLoader(yaml.SafeLoader):
@@ -219,54 +251,68 @@ def read_yaml(text: str, file: str) -> YamlDocument:
     thousands of repositories. Any YAML error, recursive alias or alias bomb goes to
     the pure-Python reader instead, whose messages and positions are the reference (it
     sees each alias's own position); so is everything when libyaml is missing."""
-    if _FAST:
+    if FAST:
         doc = _read_fast(text, file)
         if doc is not None:
             return doc
     return _read_pure(text, file)
 
 
-_FAST = getattr(yaml, "__with_libyaml__", False)
+#: libyaml is there (PyYAML's C extension): ``CLoader`` composes
+FAST: bool = getattr(yaml, "__with_libyaml__", False)
+_FAST = FAST
 
-if _FAST:
-    class _CLoader(yaml.CSafeLoader):
+if FAST:
+    class CLoader(yaml.CSafeLoader):
         """libyaml's safe loader with implicit-tag resolution memoised: a big desired
         state repeats the same keys and values thousands of times, and PyYAML resolves
         each scalar with regular expressions in Python."""
 
-        _resolved: dict[tuple[object, str, object], str] = {}
+        #: plain scalar text -> its tag (a plain scalar's tag depends on its text alone)
+        _plain: dict[str, str] = {}
 
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-            if kind is not ScalarNode or not isinstance(value, str):
+            if kind is not ScalarNode or self.yaml_path_resolvers:
                 return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-            key = (kind, value, tuple(implicit) if implicit is not None else None)
-            tag = self._resolved.get(key)
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG  # quoted (or tagged '!'): a string, as PyYAML says
+            tag = self._plain.get(value)
             if tag is None:
+                resolvers = self.yaml_implicit_resolvers
+                if value and value[0] not in resolvers and None not in resolvers:
+                    # no implicit type starts with this character (an id, a name, a URL):
+                    # a string, and not worth remembering (such values are mostly unique)
+                    return self.DEFAULT_SCALAR_TAG
                 tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
-                if len(self._resolved) < 100_000:
-                    self._resolved[key] = tag
+                if len(self._plain) < 100_000:
+                    self._plain[value] = tag
             return tag
+
+
+def aliases_within_bounds(node: Node) -> bool:
+    """False when what aliases expand to is recursive, nests too deep or exceeds
+    ``MAX_ALIAS_NODES`` (the pure reader then reports it, with its position)."""
+    memo: dict[int, int] = {}
+    try:
+        _expanded_size(node, memo, set())
+    except (_Recursive, _TooDeep):
+        return False
+    return _alias_expansion(node, memo) <= MAX_ALIAS_NODES
 
 
 def _read_fast(text: str, file: str) -> YamlDocument | None:
     """The document, or None when the pure reader must report a problem."""
     try:
-        node = yaml.compose(text, Loader=_CLoader)
+        node = yaml.compose(text, Loader=CLoader)
     except (yaml.YAMLError, RecursionError):
         return None
     if node is None:
         return YamlDocument(None, Positions(values={(): (1, 1)}), [])
-    if "&" in text:
-        # anchors, hence aliases, are possible: bound what they expand to (and recursion)
-        # before building. Without an ``&`` there is no anchor, so no alias: this walk of
-        # every node was a sixth of loading a 1,000-repository file, for nothing.
-        memo: dict[int, int] = {}
-        try:
-            _expanded_size(node, memo, set())
-        except (_Recursive, _TooDeep):
-            return None
-        if _alias_expansion(node, memo) > MAX_ALIAS_NODES:
-            return None
+    # anchors, hence aliases, are possible: bound what they expand to (and recursion)
+    # before building. Without an ``&`` there is no anchor, so no alias: this walk of
+    # every node was a sixth of loading a 1,000-repository file, for nothing.
+    if "&" in text and not aliases_within_bounds(node):
+        return None
     builder = _Builder(yaml.constructor.SafeConstructor())
     try:
         data = builder.build(node, ())  # bounds the nesting as it goes

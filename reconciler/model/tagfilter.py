@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler.errors import InvalidInput
@@ -167,6 +168,16 @@ class TagFilter:
         if version is None or (version.prerelease and not self.prereleases):
             return False
         return self.semver is None or in_range(version, self.semver, prereleases=self.prereleases)
+
+    def matching(self, tags: Iterable[str]) -> set[str]:
+        """The tags of ``tags`` that ``matches``. A filter of plain names only (the common
+        case) is set operations, not a call per tag: a big plan asks this of every
+        repository's stored tags."""
+        if self._inc or self._exc or self._versions:
+            return {t for t in tags if self.matches(t)}
+        picked = set(self._inc_names.intersection(tags)) if self.include else set(tags)
+        picked -= self._exc_names
+        return picked
 
     def select(self, tags: list[str]) -> list[str]:
         return list(self.selection(tags).selected)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.errors import RemovalRefused
 from reconciler.model import Digest, Index, Manifest
@@ -28,6 +29,9 @@ from reconciler.model.content import ContentSet, Kind, ManifestRefs
 from reconciler.model.mediatypes import is_index
 from reconciler.model.referrers import cosign_tags
 from reconciler.ops.state import RepoState
+
+#: "not worked out yet" in ``RefGraph._leaves`` (None there means "not plain blobs")
+_UNKNOWN: Any = object()
 
 
 class RefGraph:
@@ -44,6 +48,11 @@ class RefGraph:
         #: follows its subject when it is copied or removed, the subject never needs it)
         self._subjects = dict(subjects or {})
         self._parents_map: dict[Digest, frozenset[Digest]] | None = None  # built on first use
+        #: root -> ``_root_blobs`` of it, filled as closures meet them (a graph's nodes
+        #: do not change once it is built)
+        self._leaves: dict[Digest, frozenset[Digest] | None] = {}
+        #: the nodes' and the recorded kinds' digests as sets, for ``_plain_blobs``
+        self._keys: tuple[frozenset[Digest], frozenset[Digest]] | None = None
         self._referrers_map: dict[Digest, tuple[Digest, ...]] | None = None
 
     @property
@@ -70,7 +79,8 @@ class RefGraph:
                 for child, kind in zip(r.children, r.child_kinds, strict=False):
                     kinds.setdefault(child, kind)
         graph = cls.__new__(cls)
-        graph._nodes, graph._child_kinds, graph._parents_map = nodes, kinds, None
+        graph._nodes, graph._child_kinds, graph._parents_map, graph._leaves = nodes, kinds, None, {}
+        graph._keys = None
         graph._subjects, graph._referrers_map = dict(subjects or {}), None
         return graph
 
@@ -99,6 +109,7 @@ class RefGraph:
         graph._child_kinds = {**other._child_kinds, **self._child_kinds}
         graph._subjects = {**other._subjects, **self._subjects}
         graph._parents_map = graph._referrers_map = None
+        graph._leaves, graph._keys = {}, None
         return graph
 
     # -- queries ----------------------------------------------------------------------
@@ -143,6 +154,60 @@ class RefGraph:
         """``roots`` and everything under them, by kind. Roots not in the graph count as
         manifests unless their kind is known (from an index entry). ``skip``: index
         children not to follow (a platform subset; ``left_out`` names those met)."""
+        roots = tuple(roots)
+        fast = self._manifests_closure(roots)
+        return fast if fast is not None else self._walk(roots, skip)
+
+    def _manifests_closure(self, roots: tuple[Digest, ...]) -> ContentSet | None:
+        """The closure of roots that are all image manifests whose children are plain
+        blobs (a repository's tags, nearly always), as the union of each manifest's
+        blob set, worked out once per manifest: the walk hashed every digest four times
+        per tag, in Python (``Digest.__hash__``), and was half of a big plan's diff.
+        None when any root is something else (an index, a manifest with a child the walk
+        would take another way) or a digest would be both a blob and a manifest: the
+        walk then decides, as it always has. Otherwise it is the walk's result: what it
+        reaches does not depend on the order, and here every digest has one kind."""
+        leaves = self._leaves
+        manifests: set[Digest] = set()
+        blob_sets: list[frozenset[Digest]] = []
+        for r in roots:
+            blobs = leaves.get(r, _UNKNOWN)
+            if blobs is _UNKNOWN:
+                blobs = leaves[r] = self._root_blobs(r)
+            if blobs is None:
+                return None
+            manifests.add(r)
+            blob_sets.append(blobs)
+        all_blobs = frozenset().union(*blob_sets)  # the sets' own hashes: no Digest.__hash__ calls
+        if not all_blobs.isdisjoint(manifests):
+            return None
+        return ContentSet(all_blobs, frozenset(manifests))
+
+    def _root_blobs(self, root: Digest) -> frozenset[Digest] | None:
+        """What the walk adds below ``root`` when it takes ``root`` as a manifest whose
+        children are plain blobs (nothing for a root outside the graph, which it takes
+        as a manifest unless an index recorded another kind); None otherwise."""
+        node = self._nodes.get(root)
+        if node is None:
+            return frozenset() if self._child_kinds.get(root, Kind.MANIFEST) is Kind.MANIFEST else None
+        return self._plain_blobs(node[1]) if node[0] is Kind.MANIFEST else None
+
+    def _plain_blobs(self, children: tuple[Digest, ...]) -> frozenset[Digest] | None:
+        """A manifest's children as the walk takes them when each is a blob (not a node,
+        no other kind recorded for it); None otherwise. Set against set: the hashes are
+        the sets' own, so each child is hashed once, when its set is made."""
+        found = frozenset(children)
+        if self._keys is None:
+            self._keys = (frozenset(self._nodes), frozenset(self._child_kinds))
+        nodes, kinds = self._keys
+        if not found.isdisjoint(nodes):
+            return None
+        if not found.isdisjoint(kinds) and any(self._child_kinds.get(c) is not Kind.BLOB for c in found & kinds):
+            return None
+        return found
+
+    def _walk(self, roots: Iterable[Digest], skip: Container[Digest]) -> ContentSet:
+        """The closure by walking the graph (any roots)."""
         # the hot loop of a big plan (every repository's tags, for prune): ``kind`` and
         # ``children`` inlined, and a child that is not a node (a blob, or a manifest
         # outside the graph) taken at once instead of going through the stack: it has

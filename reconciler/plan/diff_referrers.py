@@ -15,13 +15,14 @@ declared (a prune never removes what it cannot see).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Container, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.desired.model import ALL
 from reconciler.model import Digest
 from reconciler.model.content import ContentSet, Origin
-from reconciler.model.referrers import ReferrerPolicy, breadth_first, cosign_tags, is_cosign_tag
+from reconciler.model.referrers import COSIGN_SUFFIXES, ReferrerPolicy, breadth_first, cosign_tags, is_cosign_tag
 from reconciler.ops.referrers import MAX_DEPTH, Found
 from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
@@ -162,9 +163,18 @@ def copies_with_referrers(diff: RepoDiff) -> None:
             copy_referrers(diff, src, copy.from_repo, digests, skip, copy.referrers)
 
 
-def keep_unseen(diff: RepoDiff) -> None:
-    """Referrers cannot be seen now: what may be one stays declared."""
-    diff.declared_tags |= {t for t, e in diff.state.tags.items() if e.origin is Origin.SYNC and is_cosign_tag(t)}
+#: whether a tag ends as every cosign tag does: a test in C before ``is_cosign_tag``'s in
+#: Python (a big ``plan --no-refresh`` asks it of every synced tag)
+_COSIGN_ENDINGS = tuple(f".{suffix}" for suffix in COSIGN_SUFFIXES)
+_ENDS_LIKE_COSIGN = operator.methodcaller("endswith", _COSIGN_ENDINGS)
+
+
+def keep_unseen(diff: RepoDiff, synced: Iterable[str] | None = None) -> None:
+    """Referrers cannot be seen now: what may be one stays declared. ``synced``: the
+    names of the state's tags of origin sync, when the caller has them already."""
+    if synced is None:
+        synced = [t for t, e in diff.state.tags.items() if e.origin is Origin.SYNC]
+    diff.declared_tags |= {t for t in filter(_ENDS_LIKE_COSIGN, synced) if is_cosign_tag(t)}
     orphans = diff.unreferenced()
     diff.declared_roots |= set(orphans.manifests | orphans.indexes)
 

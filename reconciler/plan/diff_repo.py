@@ -260,13 +260,13 @@ class RepoDiff:
             return
         excluded = self._excluded()
         upstream = self.ledger.observed.upstreams.get(self.repo)
-        synced_here = {t for t, e in self.state.tags.items() if e.origin is Origin.SYNC
-                       and spec.tag_filter.matches(t) and t not in excluded}
+        synced = [t for t, e in self.state.tags.items() if e.origin is Origin.SYNC]
+        synced_here = spec.tag_filter.matching(synced) - excluded
         if upstream is None or upstream.error:
             # not refreshed (or the refresh failed): what was synced stays declared, nothing moves
             self.declared_tags |= synced_here
             if spec.referrers.enabled:
-                keep_unseen(self)
+                keep_unseen(self, synced)
             if upstream is not None and upstream.error:
                 self.ledger.errors[self.repo] = f"refreshing upstream {upstream.name} failed: {upstream.error}"
             return

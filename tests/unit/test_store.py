@@ -258,6 +258,25 @@ def test_versions_latest_matches_version_get(store: Store) -> None:
         assert latest[repo] == store.version_get(repo)
 
 
+def test_versions_latest_keeps_each_tags_origin_when_tags_share_a_digest(store: Store) -> None:
+    """The bulk read parses a digest once and shares a tag entry between tags of the same
+    digest and origin: tags of one digest with different origins, in one repository and
+    across repositories, still read back each with its own."""
+    img = build_image("x")
+    store_image(store, img)
+    tags = {"one": {"a": Origin.SYNC, "b": Origin.PIN, "c": Origin.SYNC},
+            "two": {"a": Origin.COPY, "d": Origin.SYNC, "e": Origin.MANUAL}}
+    for repo, named in tags.items():
+        store.repository_create(repo)
+        store.version_commit(repo, base=0, content=content_of(img),
+                             tags={n: TagEntry(img.digest, o) for n, o in named.items()}, operation="test")
+    latest = store.versions_latest()
+    for repo, named in tags.items():
+        assert latest[repo] == store.version_get(repo)
+        assert {n: e.origin for n, e in latest[repo].tags.items()} == named
+        assert {e.digest for e in latest[repo].tags.values()} == {img.digest}
+
+
 def test_a_verified_stream_that_fails_at_its_end_stores_nothing(store: Store) -> None:
     """The store skips re-hashing a stream the registry client verifies; the stream's own
     failure at its end must still leave nothing behind."""

@@ -217,7 +217,8 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
         return RepositoryVersion(repo_id, n, content, tags, left_out)
 
     def versions_latest(self) -> dict[str, RepositoryVersion]:
-        """Two scans of the live rows instead of two queries per repository."""
+        """Two scans of the live rows instead of two queries per repository; the tags of
+        one digest and origin share one (frozen) ``TagEntry``."""
         parse = parse_recorded  # the store validated these when it wrote them
         with self._read() as conn:
             latest = dict(conn.execute("SELECT id, latest_version FROM repositories"))
@@ -227,10 +228,14 @@ class SQLStore(VersionLookups, V1Images, VersionLifecycle, BackendHooks, publica
                     "SELECT repo_id, digest, kind FROM repo_content WHERE removed IS NULL"):
                 content[repo_id][kind].add(parse(digest))
             tags: dict[str, dict[str, TagEntry]] = {r: {} for r in latest}
-            origins = {o.value: o for o in Origin}
-            for repo_id, name, digest, origin in conn.execute(
+            entries: dict[str, tuple[Origin, dict[str, TagEntry]]] = {o.value: (o, {}) for o in Origin}
+            for repo_id, name, text, origin in conn.execute(
                     "SELECT repo_id, name, digest, origin FROM repo_tags WHERE removed IS NULL"):
-                tags[repo_id][name] = TagEntry(parse(digest), origins[origin])
+                which, same = entries[origin]
+                entry = same.get(text)
+                if entry is None:
+                    entry = same[text] = TagEntry(parse(text), which)
+                tags[repo_id][name] = entry
             left_out = absent.live_all(conn)
         return {r: RepositoryVersion(r, n, ContentSet(frozenset(content[r]["blob"]), frozenset(content[r]["manifest"]),
                                                       frozenset(content[r]["index"])), tags[r],

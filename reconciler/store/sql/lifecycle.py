@@ -110,6 +110,8 @@ def drop_versions(conn: Connection, repo_id: str, numbers: Iterable[int]) -> lis
 def version_history(conn: Connection, repo_ids: Iterable[str]) -> dict[str, VersionHistory]:
     """``Store.version_history`` inside one read snapshot."""
     wanted = sorted(set(repo_ids))
+    if not wanted:
+        return {}  # no repository keeps only its newest versions: nothing to read (a plan asks every time)
     numbers: dict[str, list[int]] = {}
     rows: dict[str, list[tuple[Any, int, int | None]]] = {}
     for chunk in chunks(wanted):
