@@ -15,7 +15,7 @@ Two kinds, as sync brings them (docs/signatures.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from reconciler.model import Digest, Index, Manifest
@@ -76,17 +76,20 @@ class ReferrersAfter:
     def of(self, root: Digest) -> list[PlannedReferrer]:
         """The referrers of ``root``, of the manifests an index ``root`` lists, and of
         theirs, breadth first (each after its subject), each once."""
-        return breadth_first(_manifests_under(root, self.lookup), self._direct)
+        return breadth_first([d for d, _ in walk_under(root, self.lookup)], self._direct)
 
 
-def _manifests_under(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> list[Digest]:
-    out, stack = [], [root]
+def walk_under(root: Digest, lookup: Callable[[Digest], Manifest | Index | None],
+               ) -> Iterator[tuple[Digest, Manifest | Index | None]]:
+    """Each digest under ``root`` (itself included) once, with what ``lookup`` knows of it
+    (None: unknown here); the children of known indexes are walked."""
+    stack, seen = [root], set()
     while stack:
         d = stack.pop()
-        if d in out:
+        if d in seen:
             continue
-        out.append(d)
+        seen.add(d)
         m = lookup(d)
         if isinstance(m, Index):
             stack += m.children()
-    return out
+        yield d, m

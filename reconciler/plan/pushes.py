@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from reconciler.desired.model import DesiredState, PushSpec
@@ -41,7 +41,7 @@ from reconciler.plan.actions import (
 from reconciler.plan.model import Plan, PlanError
 from reconciler.plan.observed import Observed
 from reconciler.plan.push_heads import EarlyHeads, HeadKey
-from reconciler.plan.push_referrers import PlannedReferrer, ReferrersAfter, with_cosign_tags
+from reconciler.plan.push_referrers import PlannedReferrer, ReferrersAfter, walk_under, with_cosign_tags
 from reconciler.registry.protocol import PushTarget
 from reconciler.store.protocol import Store
 
@@ -80,26 +80,10 @@ def tags_after(plan: Plan, observed: Observed, repo: str) -> dict[str, Digest]:
     return tags
 
 
-def _walk(root: Digest, lookup: Callable[[Digest], Manifest | Index | None],
-          ) -> Iterator[tuple[Digest, Manifest | Index | None]]:
-    """Each digest under ``root`` (itself included) once, with what ``lookup`` knows of it
-    (None: unknown here); the children of known indexes are walked."""
-    stack, seen = [root], set()
-    while stack:
-        d = stack.pop()
-        if d in seen:
-            continue
-        seen.add(d)
-        m = lookup(d)
-        if isinstance(m, Index):
-            stack += m.children()
-        yield d, m
-
-
 def closure_blobs(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> dict[Digest, int] | None:
     """Every blob under ``root`` with its size; None when a manifest is unknown yet."""
     blobs: dict[Digest, int] = {}
-    for d, m in _walk(root, lookup):
+    for d, m in walk_under(root, lookup):
         if m is None and d == root:
             return None
         if isinstance(m, Manifest):  # None below the root: a child left out on purpose (a platform subset)
@@ -124,7 +108,7 @@ def _without(lookup: Callable[[Digest], Manifest | Index | None], absent: frozen
 def absent_children(root: Digest, lookup: Callable[[Digest], Manifest | Index | None]) -> int:
     """How many manifests the index ``root`` (and the indexes under it) lists that are not
     known here (0 for a manifest, or an index whose children are all here)."""
-    return sum(1 for d, m in _walk(root, lookup) if m is None and d != root)
+    return sum(1 for d, m in walk_under(root, lookup) if m is None and d != root)
 
 
 def _plural(n: int, word: str) -> str:
