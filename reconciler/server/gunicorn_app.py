@@ -8,9 +8,11 @@ by the ``worker_exit`` hook. gunicorn itself trusts no forwarding header from an
 (it trusts loopback peers by default): ``X-Forwarded-For`` and ``X-Forwarded-Proto`` from
 the configured proxies are read by our worker, and ``SCRIPT_NAME`` / ``PATH_INFO``
 headers are never used: the registry API lives at the root of its host, so no proxy has
-a prefix to tell us about. SIGTERM makes the master
-stop accepting, let workers finish in-flight requests (``graceful_timeout``), and exit 0;
-SIGINT (Ctrl-C) and SIGQUIT are gunicorn's quick shutdown, which cuts in-flight transfers.
+a prefix to tell us about. The workers share a connection board
+(``reconciler.server.balance``) so that a burst of connections spreads over all of them.
+SIGTERM makes the master stop accepting, let workers finish in-flight requests
+(``graceful_timeout``), and exit 0; SIGINT (Ctrl-C) and SIGQUIT are gunicorn's quick
+shutdown, which cuts in-flight transfers.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from reconciler import logfmt
+from reconciler.server.balance import ConnectionBoard
 from reconciler.server.limits import ClientLimits
 from reconciler.server.worker import BufferingWorker
 
@@ -35,8 +38,11 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         self._factory = factory
         self._app: Any = None
         limits = clients or ClientLimits()
+        # shared by the workers to spread connections evenly; room for the replacements
+        # gunicorn starts before it stops the old workers (HUP, TTIN)
+        self._board = ConnectionBoard(2 * workers + 2) if workers > 1 else None
         # the worker reads its limits from the class: it is built in the master and forked
-        worker = type("BufferingWorker", (BufferingWorker,), {"limits": limits})
+        worker = type("BufferingWorker", (BufferingWorker,), {"limits": limits, "board": self._board})
         self._options = {
             "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             "workers": workers,
@@ -56,7 +62,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "preload_app": False,
             "proc_name": "reconciler-serve",
             "worker_exit": self._worker_exit,
+            "pre_fork": self._pre_fork,
             "post_fork": self._post_fork,
+            "child_exit": self._child_exit,
         }
         logconfig = logfmt.gunicorn_logconfig()  # --log-format json: gunicorn's own lines too
         if logconfig is not None:
@@ -76,9 +84,19 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         self._app = self._factory()
         return self._app
 
+    def _pre_fork(self, server: Any, worker: Any) -> None:
+        # in the master, before the fork: the new worker is not in WORKERS yet
+        if self._board is not None:
+            worker.board_slot = self._board.assign(w.board_slot for w in server.WORKERS.values())
+
     @staticmethod
     def _post_fork(server: Any, worker: Any) -> None:
         setup_access_log()
+
+    def _child_exit(self, server: Any, worker: Any) -> None:
+        # in the master, once the worker is reaped: its count must not hold others back
+        if self._board is not None:
+            self._board.release(worker.board_slot)
 
     def _worker_exit(self, server: Any, worker: Any) -> None:
         close = getattr(self._app, "close", None)

@@ -51,6 +51,7 @@ from gunicorn.http import wsgi as gwsgi
 from gunicorn.http.errors import NoMoreData  # type: ignore[import-untyped]
 from gunicorn.workers.base import Worker  # type: ignore[import-untyped]
 
+from reconciler.server import balance
 from reconciler.server.framing import HeadTooLarge, find_request
 from reconciler.server.limits import ClientLimits
 
@@ -99,9 +100,13 @@ _BAD = _canned("400 Bad Request", "malformed request\n")
 
 
 class BufferingWorker(Worker):  # type: ignore[misc]
-    """Set ``limits`` on a subclass (``GunicornServer`` does) to change the defaults."""
+    """Set ``limits`` on a subclass (``GunicornServer`` does) to change the defaults, and
+    ``board`` to spread connections over the workers (``reconciler.server.balance``); the
+    master sets each worker's ``board_slot`` before it forks."""
 
     limits: ClassVar[ClientLimits] = ClientLimits()
+    board: ClassVar[balance.ConnectionBoard | None] = None
+    board_slot: int = -1
     alive: bool  # gunicorn's: False once the worker is to stop
 
     # -- process start ------------------------------------------------------------------
@@ -120,6 +125,9 @@ class BufferingWorker(Worker):  # type: ignore[misc]
         self._accepting = False
         self._accept_paused_until = 0.0
         self._max_conns = self._connection_budget(int(self.cfg.worker_connections))
+        self._may_step_back = True
+        if self.board is not None:
+            self.board.claim(self.board_slot, os.getpid())
         for i in range(max(1, int(self.cfg.threads))):
             threading.Thread(target=self._work, name=f"serve-{i}", daemon=True).start()
         super().init_process()
@@ -213,9 +221,12 @@ class BufferingWorker(Worker):  # type: ignore[misc]
         for _ in range(_ACCEPT_BATCH):
             if self._open >= self._max_conns:
                 return
+            if self._step_back():
+                return
             try:
                 sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
+                self._may_step_back = True  # nothing left: other workers took the rest
                 return
             except OSError as exc:
                 if exc.errno == errno.ECONNABORTED:
@@ -225,6 +236,7 @@ class BufferingWorker(Worker):  # type: ignore[misc]
                     self._accept_paused_until = time.monotonic() + 1.0
                     return
                 raise
+            self._may_step_back = True
             sock.setblocking(False)
             peer = addr[0] if isinstance(addr, tuple) else ""
             limits = self.limits
@@ -236,8 +248,23 @@ class BufferingWorker(Worker):  # type: ignore[misc]
                 continue
             conn = _Conn(sock, addr, listener.getsockname(), peer, time.monotonic() + limits.request_timeout)
             self._per_peer[peer] += 1
-            self._open += 1
+            self._count_open(1)
             self._watch(conn)
+
+    def _step_back(self) -> bool:
+        """Leave a connection to a less loaded worker: stop accepting for a moment when
+        this one holds more than its share, but never twice without an accept between."""
+        board = self.board
+        if board is None or not self._may_step_back or not board.should_step_back(self.board_slot, self._open):
+            return False
+        self._may_step_back = False
+        self._accept_paused_until = max(self._accept_paused_until, time.monotonic() + balance.PAUSE)
+        return True
+
+    def _count_open(self, delta: int) -> None:
+        self._open += delta
+        if self.board is not None:
+            self.board.publish(self.board_slot, self._open)
 
     def _watch(self, conn: _Conn) -> None:
         if not conn.watched:
@@ -349,7 +376,7 @@ class BufferingWorker(Worker):  # type: ignore[misc]
     def _close(self, conn: _Conn) -> None:
         self._unwatch(conn)
         util.close(conn.sock)
-        self._open -= 1
+        self._count_open(-1)
         self._per_peer[conn.peer] -= 1
         if self._per_peer[conn.peer] <= 0:
             del self._per_peer[conn.peer]
