@@ -251,8 +251,17 @@ class RepoDiff:
         return True
 
     def _excluded(self) -> set[str]:
-        """Tag names another declaration owns: a pin, an upload or a removal wins over the sync."""
-        return owned_elsewhere(self.spec, self.ledger.observed.uploads)
+        """Tag names another declaration owns: a pin, an upload, a copy or a removal wins
+        over the sync (otherwise the sync and the copy take the tag from each other on
+        every plan, and apply never converges)."""
+        owned = owned_elsewhere(self.spec, self.ledger.observed.uploads)
+        for n, copy in enumerate(self.spec.copies):
+            if copy.tags != ALL:
+                owned.update(copy.tags)
+            elif copy.from_repo != self.repo:
+                # every tag the source will have after this plan (as ``_copies`` reads it)
+                owned.update(self._source_state(copy.from_repo, ("repositories", self.repo, "copy", n)).tags)
+        return owned
 
     def _sync(self) -> None:
         spec = self.spec

@@ -222,3 +222,39 @@ def test_skip_unavailable_applies_what_does_not_depend_on_a_failed_upstream(
     # without the flag the same plan is refused, as before
     refused = run_cli("apply", "-f", str(yaml), store=store)
     assert refused.returncode == 1 and "refusing a plan with errors" in refused.stderr
+
+
+@pytest.mark.parametrize("tags", ["[latest]", "all"])
+def test_a_copied_tag_wins_over_the_sync_of_its_repository(
+        tags: str, registry: RunningRegistry, repo_name: str, tmp_path: Path, run_cli: RunCli) -> None:
+    """``web`` syncs an upstream that has ``latest`` and also copies ``latest`` from
+    ``base``. The copy owns the tag, as a pin or an upload would: the sync leaves it
+    alone, so one apply converges. (Before, the sync took the tag back on every plan and
+    the copy set it again: exit code 2 forever, a new version per apply.)"""
+    push_image(registry.url, repo_name, IMAGES["a"], ["v1", "latest"])
+    push_image(registry.url, f"{repo_name}-base", IMAGES["c"], ["latest"])
+    yaml = tmp_path / "repos.yaml"
+    yaml.write_text(f"""version: 1
+registries:
+  up:
+    url: {registry.url}
+repositories:
+  base:
+    feed: up
+    upstream_name: {repo_name}-base
+  web:
+    feed: up
+    upstream_name: {repo_name}
+    mirror: true
+    copy:
+      - {{from: base, tags: {tags}}}
+""")
+    store = tmp_path / "store"
+    first = run_cli("apply", "-f", str(yaml), store=store)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert tags_of(run_cli, store, "web") == {"v1": str(IMAGES["a"].digest), "latest": str(IMAGES["c"].digest)}
+    for _ in range(2):
+        again = run_cli("plan", "-f", str(yaml), "--detailed-exitcode", store=store)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert run_cli("apply", "-f", str(yaml), store=store).returncode == 0
+    assert tags_of(run_cli, store, "web") == {"v1": str(IMAGES["a"].digest), "latest": str(IMAGES["c"].digest)}
