@@ -106,6 +106,8 @@ class RegistryClient:
         self.slots = threading.BoundedSemaphore(max(1, config.max_concurrency))
         self._ping_lock = threading.Lock()
         self._pinged = False
+        #: how the ping sent ahead failed, raised once by the next ping instead of asking again
+        self._ahead_failure: Exception | None = None
         self._session = AuthSession(config, self._count, env=env, timeout=timeout)
         self.base = self._session.base
         #: why manifest HEADs are not used (any more) in this run, or None while they are
@@ -184,12 +186,31 @@ class RegistryClient:
         """Ping unless that is done (one attempt; ``registry.shared`` sends it ahead)."""
         # one attempt: every caller runs inside its own retry loop, and retrying here as
         # well multiplied the waits (5 x 5 attempts against a dead upstream)
-        if self._pinged:
-            return
+        if not self._pinged:
+            self._ping_once(ahead=False)
+
+    def ping_ahead(self) -> None:
+        """``ensure_pinged`` sent ahead of any request (``registry.shared``). A failure is
+        kept, and the first request's ping raises it instead of pinging again: the attempt
+        made ahead is that request's first, so its retry loop does not wait out a stalled
+        registry once more than it would have without the ping ahead."""
+        if not self._pinged:
+            self._ping_once(ahead=True)
+
+    def _ping_once(self, *, ahead: bool) -> None:
         with self._ping_lock:
-            if not self._pinged:
+            if self._pinged:
+                return
+            failure, self._ahead_failure = self._ahead_failure, None
+            if failure is not None:
+                raise failure
+            try:
                 self._ping_attempt()
-                self._pinged = True
+            except Exception as exc:
+                if ahead:
+                    self._ahead_failure = exc
+                raise
+            self._pinged = True
 
     def _send(self, method: str, url: str, *, kind: str, scope: str, headers: dict[str, str] | None = None,
               data: bytes | None = None) -> requests.Response:

@@ -17,7 +17,9 @@ one client per ``RegistryConfig`` for the duration of a plan or apply and hands 
 * ``connect_ahead`` sends a registry's ``/v2/`` ping on a thread of its own before
   anyone needs the client, so its round trips (two on a new connection) overlap what the
   plan does before its first request (importing the plan's modules, reading the store).
-  The first view to make a call waits for it, if still out, and counts it as its own.
+  The first view to make a call waits for it, if still out, and counts it as its own;
+  if it failed, that failure is the first attempt of the view's call (which retries as
+  always), so a stalled registry is not waited out once more than without the ping ahead.
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ class _PingAhead:
     def _ping(self, client: RegistryClient) -> None:
         try:
             with client.counting(self.stats):
-                client.ensure_pinged()
+                client.ping_ahead()
         except Exception:  # a RegistryError, or anything else: see below
-            # the first real request pings again, with its retries, and reports what fails;
-            # and a pool closed under this thread (a plan that ended before any request) is
-            # no error of anybody's
+            # the first real request meets the failure as its first attempt, retries as
+            # always and reports what fails; and a pool closed under this thread (a plan
+            # that ended before any request) is no error of anybody's
             pass
 
     def claim(self, stats: RequestStats) -> None:

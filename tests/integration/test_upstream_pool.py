@@ -4,6 +4,7 @@ one registry cost one ``/v2/`` ping, and the plan's request count stays exact.""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -129,12 +130,46 @@ def test_the_ping_sent_ahead_is_counted_once_by_the_first_view_that_calls(regist
 
 
 def test_a_ping_ahead_that_fails_leaves_the_error_to_the_first_request() -> None:
-    """Nothing listens: the ping sent ahead fails quietly, and the first real request pings
-    again and reports the failure as it always did."""
+    """Nothing listens: the ping sent ahead fails quietly, and the first real request
+    reports the failure as it always did; with no retries, the ping ahead was its one
+    attempt."""
     config = RegistryConfig("http://127.0.0.1:9", retries=0, timeout=2)
     with SharedClients() as shared:
         shared.connect_ahead(config)
         view = shared.borrow(config)
         with pytest.raises(RegistryError, match="127.0.0.1:9"):
             view.tag_list("any/name")
-    assert view.stats.counts["ping"] == 2  # the one ahead and the one the request made
+    assert view.stats.counts["ping"] == 1
+
+
+def test_a_stalled_registry_is_not_waited_out_once_more_for_the_ping_ahead() -> None:
+    """A registry that accepts connections and never answers: the ping sent ahead times
+    out, and counts as the first request's first attempt. The request then retries once
+    (``retries: 1``), so the registry sees two connections in all, as it did before
+    pings were sent ahead (not three: one more timeout of the user's time)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)  # held open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    config = RegistryConfig(f"http://127.0.0.1:{port}", retries=1, timeout=0.5)
+    try:
+        with SharedClients() as shared:
+            shared.connect_ahead(config)
+            view = shared.borrow(config)
+            with pytest.raises(RegistryError, match=f"127.0.0.1:{port}"):
+                view.tag_list("any/name")
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert len(accepted) == 2
+    assert view.stats.counts["ping"] == 2
