@@ -11,8 +11,8 @@ connections were spread 8:8.
 
 So the workers share a small board: an anonymous shared memory map, made by the master
 before it forks, with one slot per worker that holds its pid and how many connections
-it has open. A worker that holds more than ``slack`` connections beyond the least
-loaded other worker steps back from accepting for a moment (``pause``) so that the
+it has open. A worker that holds more than ``SLACK`` connections beyond the least
+loaded other worker steps back from accepting for a moment (``PAUSE``) so that the
 other one takes the connection; after stepping back it accepts at least one
 connection before it may step back again, so a worker that is hung or gone (its slot
 not yet cleared) slows accepting down but never stops it.
