@@ -28,6 +28,7 @@ from reconciler.ops.state import RepoState
 from reconciler.plan import model as pm
 from reconciler.plan import steps
 from reconciler.plan.actions import Change, CopyReferrers, Op, SyncReferrers
+from reconciler.plan.diff_copy import copy_names, plan_copies
 from reconciler.plan.observed import UpstreamTags
 
 if TYPE_CHECKING:
@@ -140,13 +141,13 @@ def copy_referrers(diff: RepoDiff, src: RepoState, source: str, roots: Iterable[
 
 
 def copies_with_referrers(diff: RepoDiff) -> None:
-    """The repository's copy step: its copies (``RepoDiff._copies``), then for each copy
+    """The repository's copy step: its copies (``diff_copy.plan_copies``), then for each copy
     entry the referrers of what it copies (``copy_referrers``), tag by tag and for its
     manifests and indexes."""
-    diff._copies()
+    plan_copies(diff)
     for n, copy in enumerate(diff.spec.copies):
         src = diff._source_state(copy.from_repo, ("repositories", diff.repo, "copy", n))
-        for tag in diff._names(copy.tags, src.tags):
+        for tag in copy_names(copy.tags, src.tags):
             entry = src.tags.get(tag)
             if entry is None:
                 continue  # failed upstream: the copy said so

@@ -12,13 +12,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from reconciler.desired.model import ALL, RepositorySpec, Selection
-from reconciler.errors import ContentNotFound
+from reconciler.desired.model import RepositorySpec
 from reconciler.model import Descriptor, Digest
 from reconciler.model.content import ContentSet, Origin, TagEntry
 from reconciler.model.platforms import PlatformFilter
 from reconciler.ops.cascade import unreferenced
-from reconciler.ops.copy import check_references
 from reconciler.ops.state import RepoState
 from reconciler.ops.uploadtags import entry_tags
 from reconciler.plan import model as pm
@@ -26,7 +24,6 @@ from reconciler.plan import steps, subsets
 from reconciler.plan.actions import (
     Action,
     Change,
-    CopyContent,
     CopyTag,
     CreateRepository,
     Op,
@@ -38,6 +35,7 @@ from reconciler.plan.actions import (
     UpdateRepository,
     Upload,
 )
+from reconciler.plan.diff_copy import copied_tags
 from reconciler.plan.diff_publish import publish_step
 from reconciler.plan.diff_referrers import copies_with_referrers, keep_unseen, plan_referrers
 from reconciler.plan.diff_retain import retain_step
@@ -45,13 +43,6 @@ from reconciler.plan.diff_sync import few, outranked_note, owned_elsewhere, sync
 from reconciler.plan.diff_v1 import v1_steps
 from reconciler.plan.ledger import Ledger, Unplannable
 from reconciler.plan.observed import ObservedRepo
-
-
-def _counts(content: ContentSet, tags: int = 0) -> dict[str, int]:
-    out = {k: v for k, v in content.counts().items() if v}
-    if tags:
-        out["tags"] = tags
-    return out
 
 
 class RepoDiff:
@@ -154,7 +145,7 @@ class RepoDiff:
         action_id, depends_on = self._ids(kind.op, tag, deps)
         old_digest = current.digest if current and not same else None
         old_origin = current.origin.value if current and same and current.origin != origin else None
-        adds, removes = _counts(new), _counts(step.removed)
+        adds, removes = steps.counts(new), steps.counts(step.removed)
         sk = subsets.skipped_fields(self.graph, self.ledger.observed, [digest], skip, entries)
         action: SetTag
         if kind is SyncTag:
@@ -186,7 +177,7 @@ class RepoDiff:
         action_id, depends_on = self._ids(Op.REMOVE_TAG, tag)
         action = self._add(RemoveTag(id=action_id, repo=self.repo, change=Change.DELETE, reason=reason,
                                      depends_on=depends_on, tag=tag, old_digest=self.state.tags[tag].digest,
-                                     cascade=cascade, removes=_counts(step.removed, tags=step.removed_tags)))
+                                     cascade=cascade, removes=steps.counts(step.removed, tags=step.removed_tags)))
         self.removed[action.id] = (step.removed, step.removed_tags)
         self.state = step.state
 
@@ -218,7 +209,7 @@ class RepoDiff:
         for i, a in enumerate(self.actions):
             removed, tags = self.removed.get(a.id, (ContentSet(), 0))
             if len(removed) and len(removed.difference(final)) != len(removed):
-                self.actions[i] = dataclasses.replace(a, removes=_counts(removed.difference(final), tags=tags))
+                self.actions[i] = dataclasses.replace(a, removes=steps.counts(removed.difference(final), tags=tags))
 
     def _repository(self) -> None:
         spec = self.spec
@@ -254,14 +245,7 @@ class RepoDiff:
         """Tag names another declaration owns: a pin, an upload, a copy or a removal wins
         over the sync (otherwise the sync and the copy take the tag from each other on
         every plan, and apply never converges)."""
-        owned = owned_elsewhere(self.spec, self.ledger.observed.uploads)
-        for n, copy in enumerate(self.spec.copies):
-            if copy.tags != ALL:
-                owned.update(copy.tags)
-            elif copy.from_repo != self.repo:
-                # every tag the source will have after this plan (as ``_copies`` reads it)
-                owned.update(self._source_state(copy.from_repo, ("repositories", self.repo, "copy", n)).tags)
-        return owned
+        return owned_elsewhere(self.spec, self.ledger.observed.uploads) | copied_tags(self)
 
     def _sync(self) -> None:
         spec = self.spec
@@ -356,73 +340,10 @@ class RepoDiff:
                                       file_digest=info.file_digest,
                                       old_digest=current.digest if current and current.digest != target else None,
                                       upload_tags={t: str(d) for t, d in sorted(wanted.items())},
-                                      adds=_counts(new)))
+                                      adds=steps.counts(new)))
             self.state = self.state.with_content(info.content)
             self.state = self.state.with_tags({t: TagEntry(d, Origin.UPLOAD) for t, d in wanted.items()})
             self._bring(action, before)
-
-    @staticmethod
-    def _names(selection: Selection, available: Iterable[str]) -> list[str]:
-        return sorted(available) if selection == ALL else list(selection)
-
-    def _copies(self) -> None:
-        for n, copy in enumerate(self.spec.copies):
-            source = copy.from_repo
-            at: tuple[str | int, ...] = ("repositories", self.repo, "copy", n)
-            src = self._source_state(source, at)
-            for i, tag in enumerate(self._names(copy.tags, src.tags)):
-                entry = src.tags.get(tag)
-                if entry is None and self._failed_upstream(source, tag, f"copy from {source}"):
-                    continue
-                if entry is None:
-                    raise Unplannable(
-                        f"copies tag {tag!r} from {source!r}, which will not have it "
-                        f"after this plan (it has {few(src.tags)})", path=(*at, "tags", i),
-                        hint="fix the tag name in repos.yaml or make the source repository provide it")
-                self.declared_tags.add(tag)
-                self._check_references(src, [entry.digest], "tag", source, (*at, "tags", i))
-                skip, entries = self._skips([entry.digest], copy.platforms, src.absent)
-                closure = self.graph.closure([entry.digest], skip)
-                deps = [*self._providers(source, closure)]
-                if (source, tag) in self.ledger.tag_setter:
-                    deps.append(self.ledger.tag_setter[(source, tag)])
-                self._set_tag(CopyTag, tag, entry.digest, pm.DECLARED, deps=deps, source=(source, tag), skip=skip,
-                              entries=entries)
-            for kind, selection, pool in (("manifest", copy.manifests, src.content.manifests),
-                                          ("index", copy.indexes, src.content.indexes)):
-                if selection != ALL and not selection:
-                    continue
-                digests = sorted(pool) if selection == ALL else [Digest.parse(d) for d in selection]
-                absent = [str(d) for d in digests if d not in pool]
-                if absent:
-                    raise Unplannable(f"copies {kind} {', '.join(absent)} from {source!r}, which will not hold "
-                                      "it after this plan", path=(*at, f"{kind}s" if kind == "manifest" else "indexes"),
-                                      hint="fix the digest in repos.yaml or make the source repository hold it")
-                self._check_references(src, digests, kind, source, at)
-                self.declared_roots |= set(digests)
-                skip, entries = self._skips(digests, copy.platforms if kind == "index" else None, src.absent)
-                closure = self.graph.closure(digests, skip)
-                new = closure.difference(self.state.content)
-                if not len(new):
-                    continue
-                before = self.state
-                action_id, depends_on = self._ids(Op.COPY_CONTENT, f"{kind}-from-{source}",
-                                                  self._providers(source, closure))
-                sk = subsets.skipped_fields(self.graph, self.ledger.observed, digests, skip, entries)
-                action = self._add(CopyContent(id=action_id, repo=self.repo, change=Change.CREATE,
-                                               reason=pm.DECLARED, depends_on=depends_on, source_repo=source,
-                                               kind=kind, digests=tuple(d for d in digests if d in new),
-                                               adds=_counts(new), skipped=sk.digests,
-                                               platforms_skipped=sk.platforms, saved_bytes=sk.saved_bytes))
-                self.state = self.state.with_content(closure, self.graph.left_out(closure, skip))
-                self._bring(action, before)
-
-    def _check_references(self, src: RepoState, digests: list[Digest], kind: str, source: str,
-                          at: tuple[str | int, ...]) -> None:
-        try:
-            check_references(src, self.graph, digests, kind, source_id=f"repository {source!r}")
-        except ContentNotFound as exc:
-            raise Unplannable(exc.message, path=at, hint=exc.hint) from exc
 
     def _pins(self) -> None:
         for pin in self.spec.pins:
@@ -470,7 +391,7 @@ class RepoDiff:
             action_id, depends_on = self._ids(Op.REMOVE_CONTENT, f"{kind}s")
             action = self._add(RemoveContent(id=action_id, repo=self.repo, change=Change.DELETE, reason=pm.DECLARED,
                                              depends_on=depends_on, kind=kind, digests=present,
-                                             removes=_counts(step.removed, tags=step.removed_tags)))
+                                             removes=steps.counts(step.removed, tags=step.removed_tags)))
             self.removed[action.id] = (step.removed, step.removed_tags)
             self.state = step.state
 
@@ -497,7 +418,7 @@ class RepoDiff:
         action_id, depends_on = self._ids(Op.REMOVE_CONTENT, "untagged")
         action = self._add(RemoveContent(id=action_id, repo=self.repo, change=Change.DELETE,
                                          reason=pm.REMOVED_FROM_DESIRED, depends_on=depends_on, kind="untagged",
-                                         digests=roots, removes=_counts(step.removed)))
+                                         digests=roots, removes=steps.counts(step.removed)))
         self.removed[action.id] = (step.removed, 0)
         self.state = step.state
 

@@ -38,6 +38,15 @@ class Step:
     removed_tags: int = 0
 
 
+def counts(content: ContentSet, tags: int = 0) -> dict[str, int]:
+    """What an action adds or removes, for the plan: the non-zero counts by kind, and
+    ``tags`` when some."""
+    out = {k: v for k, v in content.counts().items() if v}
+    if tags:
+        out["tags"] = tags
+    return out
+
+
 def intersect(a: ContentSet, b: ContentSet) -> ContentSet:
     return a.difference(a.difference(b))
 
