@@ -100,7 +100,6 @@ def plan_copies(diff: RepoDiff) -> None:
             diff._bring(action, before)
 
 
-
 def _check_references(diff: RepoDiff, src: RepoState, digests: list[Digest], kind: str, source: str,
                       at: tuple[str | int, ...]) -> None:
     try:
