@@ -87,3 +87,31 @@ class ConnectionBoard:
             return False
         least = self.least_other(slot)
         return least is not None and open_connections > least + SLACK
+
+
+class Seat:
+    """One worker's place on the board, in the worker process: it publishes the worker's
+    count and says when to step back, never twice without an accept in between. Without
+    a board (one worker) it does nothing."""
+
+    def __init__(self, board: ConnectionBoard | None, slot: int, pid: int) -> None:
+        if board is not None:
+            board.claim(slot, pid)
+        self._board = board
+        self._slot = slot
+        self._may_step_back = True
+
+    def publish(self, open_connections: int) -> None:
+        if self._board is not None:
+            self._board.publish(self._slot, open_connections)
+
+    def accepted(self) -> None:
+        """A connection was accepted, or none was left: stepping back is allowed again."""
+        self._may_step_back = True
+
+    def step_back(self, open_connections: int) -> bool:
+        board = self._board
+        if board is None or not self._may_step_back or not board.should_step_back(self._slot, open_connections):
+            return False
+        self._may_step_back = False
+        return True

@@ -125,9 +125,7 @@ class BufferingWorker(Worker):  # type: ignore[misc]
         self._accepting = False
         self._accept_paused_until = 0.0
         self._max_conns = self._connection_budget(int(self.cfg.worker_connections))
-        self._may_step_back = True
-        if self.board is not None:
-            self.board.claim(self.board_slot, os.getpid())
+        self._seat = balance.Seat(self.board, self.board_slot, os.getpid())
         for i in range(max(1, int(self.cfg.threads))):
             threading.Thread(target=self._work, name=f"serve-{i}", daemon=True).start()
         super().init_process()
@@ -226,7 +224,7 @@ class BufferingWorker(Worker):  # type: ignore[misc]
             try:
                 sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
-                self._may_step_back = True  # nothing left: other workers took the rest
+                self._seat.accepted()  # nothing left: other workers took the rest
                 return
             except OSError as exc:
                 if exc.errno == errno.ECONNABORTED:
@@ -236,7 +234,7 @@ class BufferingWorker(Worker):  # type: ignore[misc]
                     self._accept_paused_until = time.monotonic() + 1.0
                     return
                 raise
-            self._may_step_back = True
+            self._seat.accepted()
             sock.setblocking(False)
             peer = addr[0] if isinstance(addr, tuple) else ""
             limits = self.limits
@@ -254,17 +252,14 @@ class BufferingWorker(Worker):  # type: ignore[misc]
     def _step_back(self) -> bool:
         """Leave a connection to a less loaded worker: stop accepting for a moment when
         this one holds more than its share, but never twice without an accept between."""
-        board = self.board
-        if board is None or not self._may_step_back or not board.should_step_back(self.board_slot, self._open):
+        if not self._seat.step_back(self._open):
             return False
-        self._may_step_back = False
         self._accept_paused_until = max(self._accept_paused_until, time.monotonic() + balance.PAUSE)
         return True
 
     def _count_open(self, delta: int) -> None:
         self._open += delta
-        if self.board is not None:
-            self.board.publish(self.board_slot, self._open)
+        self._seat.publish(self._open)
 
     def _watch(self, conn: _Conn) -> None:
         if not conn.watched:
